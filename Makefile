@@ -1,0 +1,48 @@
+# Thin wrapper over CMake. The two commands a newcomer needs: `make run` and `make test`.
+BUILD ?= build
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all build deps run test test-unit sanitize bench-ingest demo-clean clean check
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts the coordinator (with its private PostgreSQL) and one agent for this machine,
+# all state under var/, in the foreground until Ctrl-C.
+run: deps build
+	scripts/run.sh
+
+# Everything that runs in under ten minutes: unit and integration tests.
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+# The suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure
+
+# Static checks on the machine: cppcheck and clang-tidy over the project's sources.
+check: build
+	cppcheck --enable=warning,style,performance --std=c11 --quiet --error-exitcode=1 \
+	    --suppress=missingIncludeSystem -I common -I agent -I coordinator -I coordinator/store \
+	    common agent coordinator cli
+	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'common/*.c' 'agent/*.c' 'coordinator/*.c' 'cli/*.c')
+
+bench-ingest: deps build
+	tests/bench/ingest.sh
+
+clean:
+	rm -rf $(BUILD) build-asan

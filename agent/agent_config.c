@@ -1,0 +1,117 @@
+#include "agent_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "token.h"
+
+#define KEY(path, type, field, min, max, def, help)                                                \
+    {path, type, offsetof(struct agent_config, field), min, max, def, false, help}
+
+#define SEC_MS 1000LL
+#define HOUR_MS (3600LL * SEC_MS)
+#define MIB (1024LL * 1024)
+
+const struct vg_cfg_key agent_config_keys[] = {
+    KEY("node", VG_CFG_STRING, node, 0, 128, "", "node name; empty = this host's name"),
+    KEY("state_dir", VG_CFG_STRING, state_dir, 0, 0, "/var/lib/vigil-agent",
+        "key pair and spool live here"),
+    KEY("user", VG_CFG_STRING, user, 0, 64, "",
+        "user the network-facing process runs as when started as root"),
+    KEY("allow_root", VG_CFG_BOOL, allow_root, 0, 0, "false",
+        "permit running everything as root when no user is set (not recommended)"),
+    KEY("executor_path", VG_CFG_STRING, executor_path, 0, 0, "",
+        "the privileged executor; empty = vigil-agent-exec next to vigil-agent"),
+    KEY("coordinator.endpoint", VG_CFG_STRING, coordinator_endpoint, 0, 256,
+        "tcp://127.0.0.1:7400", "the coordinator's agents endpoint"),
+    {"coordinator.public_key", VG_CFG_STRING, offsetof(struct agent_config, coordinator_public_key),
+     0, 40, NULL, true, "the coordinator's Z85 CURVE public key"},
+    KEY("enrollment.token", VG_CFG_STRING, enrollment_token, 0, 64, "",
+        "bootstrap token (vigilctl token) for this agent's key"),
+    KEY("enrollment.secret_file", VG_CFG_STRING, enrollment_secret_file, 0, 0, "",
+        "file with the cluster's enrollment secret; the agent computes its own token"),
+    KEY("heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
+        "how often to send a heartbeat (the coordinator's value wins once enrolled)"),
+    KEY("self_signals_interval", VG_CFG_DURATION_MS, self_signals_interval_ms, 10, HOUR_MS,
+        "10s", "how often to send the agent's own health as signals"),
+    KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
+        "disk spool bound; oldest metric samples are dropped beyond it"),
+    KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",
+        "spool segment file size; 0 = automatic"),
+    KEY("spool.fsync", VG_CFG_BOOL, spool_fsync, 0, 0, "true",
+        "fsync every append (survives power loss)"),
+    KEY("link.max_inflight", VG_CFG_INT, link_max_inflight, 1, 100000, "256",
+        "messages sent but not yet acknowledged"),
+    KEY("link.ack_timeout", VG_CFG_DURATION_MS, link_ack_timeout_ms, 100, HOUR_MS, "10s",
+        "resend unacknowledged messages after this long"),
+    KEY("link.reconnect_min", VG_CFG_DURATION_MS, link_reconnect_min_ms, 10, HOUR_MS, "500ms",
+        "first reconnect delay (randomised up to twice this)"),
+    KEY("link.reconnect_max", VG_CFG_DURATION_MS, link_reconnect_max_ms, 100, HOUR_MS, "30s",
+        "reconnect backoff ceiling"),
+    KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
+};
+const size_t agent_config_nkeys = sizeof(agent_config_keys) / sizeof(agent_config_keys[0]);
+
+int agent_config_load(const char *path, struct agent_config *cfg, char *err, size_t errlen)
+{
+    enum vg_log_level level;
+    uint8_t token[VG_TOKEN_LEN];
+    int r;
+
+    memset(cfg, 0, sizeof(*cfg));
+    r = vg_config_load(path, agent_config_keys, agent_config_nkeys, cfg, err, errlen);
+    if (r < 0)
+        return r;
+    if (vg_log_level_parse(cfg->log_level, &level) < 0) {
+        snprintf(err, errlen, "%s: \"log.level\": must be debug, info, warn or error (got \"%s\")",
+                 path, cfg->log_level);
+        return -EINVAL;
+    }
+    if (!vg_key_z85_valid(cfg->coordinator_public_key)) {
+        snprintf(err, errlen, "%s: \"coordinator.public_key\": not a Z85 CURVE public key", path);
+        return -EINVAL;
+    }
+    if (cfg->enrollment_token[0] && vg_token_from_hex(cfg->enrollment_token, token) < 0) {
+        snprintf(err, errlen, "%s: \"enrollment.token\": must be 64 hex digits", path);
+        return -EINVAL;
+    }
+    if (cfg->enrollment_token[0] && cfg->enrollment_secret_file[0]) {
+        snprintf(err, errlen,
+                 "%s: set either \"enrollment.token\" or \"enrollment.secret_file\", not both",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->enrollment_secret_file[0]) {
+        r = vg_secret_file_check(cfg->enrollment_secret_file, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    if (cfg->link_reconnect_max_ms < cfg->link_reconnect_min_ms) {
+        snprintf(err, errlen, "%s: \"link.reconnect_max\" must not be below \"link.reconnect_min\"",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->state_dir[0] == '\0') {
+        snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
+        return -EINVAL;
+    }
+    if (cfg->node[0] == '\0') {
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
+        free(cfg->node);
+        cfg->node = strdup(host[0] ? host : "unknown");
+        if (!cfg->node)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void agent_config_free(struct agent_config *cfg)
+{
+    vg_config_free(agent_config_keys, agent_config_nkeys, cfg);
+}

@@ -1,0 +1,40 @@
+/* agent.yaml: every key, its type, bounds and default, in one table (agent_config.c). */
+#ifndef AGENT_CONFIG_H
+#define AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct agent_config {
+    char *node; /* "" = this host's name */
+    char *state_dir;
+    char *user;
+    bool allow_root;
+    char *executor_path; /* "" = vigil-agent-exec next to the vigil-agent binary */
+    char *coordinator_endpoint;
+    char *coordinator_public_key;
+    char *enrollment_token;       /* 64 hex digits, or "" */
+    char *enrollment_secret_file; /* compute the token from the cluster secret, or "" */
+    int64_t heartbeat_interval_ms;
+    int64_t self_signals_interval_ms;
+    int64_t spool_max_bytes;
+    int64_t spool_segment_bytes;
+    bool spool_fsync;
+    int64_t link_max_inflight;
+    int64_t link_ack_timeout_ms;
+    int64_t link_reconnect_min_ms;
+    int64_t link_reconnect_max_ms;
+    char *log_level;
+};
+
+extern const struct vg_cfg_key agent_config_keys[];
+extern const size_t agent_config_nkeys;
+
+/* Loads and cross-checks. 0 or negative errno with err set. */
+int agent_config_load(const char *path, struct agent_config *cfg, char *err, size_t errlen);
+void agent_config_free(struct agent_config *cfg);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * vigil-agent: start-up order matters here.
+ *
+ *   1. read the configuration (and the enrollment secret) while still privileged;
+ *   2. fork + exec the privileged executor (privsep.c), then drop privileges;
+ *   3. only then create or load the key pair, open the spool and touch the network.
+ *
+ * Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage, 71 OS error, 78 configuration error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "agent_config.h"
+#include "keys.h"
+#include "link.h"
+#include "log.h"
+#include "privsep.h"
+#include "spool.h"
+#include "timeutil.h"
+#include "token.h"
+#include "wire.h"
+
+#define EXIT_USAGE 64
+#define EXIT_OSERR 71
+#define EXIT_CONFIG 78
+
+#define EXECUTOR_PING_TIMEOUT_MS 1000
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: vigil-agent [-n] [-c FILE]\n"
+                 "\n"
+                 "Watches this node and reports to the Vigil coordinator over CURVE ZeroMQ.\n"
+                 "\n"
+                 "  -c FILE   configuration file (default /etc/vigil/agent.yaml)\n"
+                 "  -n        check the configuration and exit\n"
+                 "  -V        print the version and exit\n"
+                 "  -h        this help\n"
+                 "\n"
+                 "Exit codes: 0 stopped, 64 usage, 71 OS error, 78 configuration error.\n"
+                 "An annotated example configuration is in deploy/config/agent.yaml.\n");
+}
+
+struct agent {
+    struct agent_config cfg;
+    struct vg_keypair keys;
+    char id[VG_AGENT_ID_LEN + 1];
+    uint8_t token[VG_TOKEN_LEN];
+    bool has_token;
+    char *enroll_secret;
+    size_t enroll_secret_len;
+    privsep_t *privsep;
+    spool_t *spool;
+    void *zmq_ctx;
+    link_t *link;
+    int signal_fd;
+    int64_t started_mono;
+};
+
+/* The state directory belongs to the unprivileged user the agent becomes. */
+static int prepare_state_dir(const struct agent_config *cfg)
+{
+    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+        vg_log(VG_LOG_ERROR, "cannot create %s: %s", cfg->state_dir, strerror(errno));
+        return -errno;
+    }
+    if (geteuid() == 0 && cfg->user[0]) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (!pw) {
+            vg_log(VG_LOG_ERROR, "user %s does not exist", cfg->user);
+            return -ENOENT;
+        }
+        if (chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+            vg_log(VG_LOG_ERROR, "cannot chown %s: %s", cfg->state_dir, strerror(errno));
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+static char *default_executor_path(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    char *path;
+    return asprintf(&path, "%s/vigil-agent-exec", self) < 0 ? NULL : path;
+}
+
+static void add_signal(Vigil__Signal *sig, Vigil__Signal **ptrs, size_t *n, const char *name,
+                       double value, const char *unit, int64_t ts)
+{
+    vigil__signal__init(&sig[*n]);
+    sig[*n].name = (char *)name;
+    sig[*n].value = value;
+    sig[*n].unit = (char *)unit;
+    sig[*n].ts_ms = ts;
+    ptrs[*n] = &sig[*n];
+    (*n)++;
+}
+
+/* The agent's own health, as signals through the spool like any collector's. */
+static void emit_self_signals(struct agent *a, bool executor_ok)
+{
+    Vigil__Signal sigs[6];
+    Vigil__Signal *ptrs[6];
+    size_t n = 0;
+    struct spool_stats st;
+    int64_t now = vg_wall_ms();
+    uint64_t seq;
+
+    spool_stats(a->spool, &st);
+    add_signal(sigs, ptrs, &n, "agent.uptime_s", (double)(vg_mono_ms() - a->started_mono) / 1000,
+               "s", now);
+    add_signal(sigs, ptrs, &n, "agent.spool.depth", (double)st.depth, "messages", now);
+    add_signal(sigs, ptrs, &n, "agent.spool.bytes", (double)st.bytes, "bytes", now);
+    add_signal(sigs, ptrs, &n, "agent.spool.dropped_messages", (double)st.dropped_messages,
+               "messages", now);
+    add_signal(sigs, ptrs, &n, "agent.spool.dropped_samples", (double)st.dropped_samples,
+               "samples", now);
+    add_signal(sigs, ptrs, &n, "agent.executor.up", executor_ok ? 1 : 0, "bool", now);
+
+    Vigil__SignalBatch batch = VIGIL__SIGNAL_BATCH__INIT;
+    batch.signals = ptrs;
+    batch.n_signals = n;
+    if (spool_reserve_seq(a->spool, &seq) < 0)
+        return;
+    Vigil__Envelope env;
+    vg_envelope_init(&env, a->id, seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_SIGNALS;
+    env.signals = &batch;
+    uint8_t *buf;
+    size_t len;
+    if (vg_envelope_encode(&env, &buf, &len) < 0)
+        return;
+    int r = spool_append(a->spool, seq, SPOOL_KIND_SIGNALS, (uint32_t)n, buf, len);
+    if (r < 0)
+        vg_log(VG_LOG_ERROR, "spool append seq=%llu: %s", (unsigned long long)seq, strerror(-r));
+    free(buf);
+}
+
+static int block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int start(struct agent *a)
+{
+    char err[1024];
+    bool created;
+
+    a->started_mono = vg_mono_ms();
+    if (a->cfg.enrollment_secret_file[0] &&
+        vg_secret_file_read(a->cfg.enrollment_secret_file, &a->enroll_secret,
+                            &a->enroll_secret_len, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+    if (prepare_state_dir(&a->cfg) < 0)
+        return EXIT_OSERR;
+
+    char *exec_path = a->cfg.executor_path[0] ? strdup(a->cfg.executor_path)
+                                              : default_executor_path();
+    if (!exec_path) {
+        vg_log(VG_LOG_ERROR, "cannot locate vigil-agent-exec; set executor_path");
+        return EXIT_OSERR;
+    }
+    a->privsep = privsep_start(exec_path, a->cfg.user, a->cfg.allow_root, err, sizeof(err));
+    free(exec_path);
+    if (!a->privsep) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    vg_log(VG_LOG_INFO, "executor pid=%d; network side runs as uid=%d",
+           (int)privsep_executor_pid(a->privsep), (int)getuid());
+
+    /* From here on: unprivileged. */
+    char key_path[PATH_MAX];
+    snprintf(key_path, sizeof(key_path), "%s/agent.key", a->cfg.state_dir);
+    if (vg_keypair_load_or_create(key_path, &a->keys, &created, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+    vg_agent_id_from_key(a->keys.public_key, a->id);
+    vg_log(VG_LOG_INFO, "agent=%s node=%s key %s public=%s", a->id, a->cfg.node,
+           created ? "created" : "loaded", a->keys.public_key);
+
+    if (a->cfg.enrollment_token[0]) {
+        vg_token_from_hex(a->cfg.enrollment_token, a->token);
+        a->has_token = true;
+    } else if (a->enroll_secret) {
+        vg_token_compute(a->enroll_secret, a->enroll_secret_len, a->keys.public_key, a->token);
+        a->has_token = true;
+    }
+
+    char spool_dir[PATH_MAX];
+    snprintf(spool_dir, sizeof(spool_dir), "%s/spool", a->cfg.state_dir);
+    struct spool_limits limits = {
+        .max_bytes = (uint64_t)a->cfg.spool_max_bytes,
+        .segment_bytes = (uint64_t)a->cfg.spool_segment_bytes,
+        .fsync = a->cfg.spool_fsync,
+    };
+    a->spool = spool_open(spool_dir, &limits, err, sizeof(err));
+    if (!a->spool) {
+        vg_log(VG_LOG_ERROR, "spool: %s", err);
+        return EXIT_OSERR;
+    }
+    struct spool_stats st;
+    spool_stats(a->spool, &st);
+    vg_log(VG_LOG_INFO, "spool %s: %llu messages waiting, next seq %llu", spool_dir,
+           (unsigned long long)st.depth, (unsigned long long)st.next_seq);
+
+    a->zmq_ctx = zmq_ctx_new();
+    struct link_config lcfg = {
+        .endpoint = a->cfg.coordinator_endpoint,
+        .server_public_key = a->cfg.coordinator_public_key,
+        .keys = &a->keys,
+        .agent_id = a->id,
+        .node = a->cfg.node,
+        .token = a->has_token ? a->token : NULL,
+        .heartbeat_interval_ms = a->cfg.heartbeat_interval_ms,
+        .max_inflight = a->cfg.link_max_inflight,
+        .ack_timeout_ms = a->cfg.link_ack_timeout_ms,
+        .reconnect_min_ms = a->cfg.link_reconnect_min_ms,
+        .reconnect_max_ms = a->cfg.link_reconnect_max_ms,
+    };
+    a->link = a->zmq_ctx ? link_new(a->zmq_ctx, &lcfg, a->spool, err, sizeof(err)) : NULL;
+    if (!a->link) {
+        vg_log(VG_LOG_ERROR, "%s", a->zmq_ctx ? err : "zmq context");
+        return EXIT_OSERR;
+    }
+    return 0;
+}
+
+static int run_loop(struct agent *a)
+{
+    int64_t next_self = vg_mono_ms();
+    int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
+    bool executor_ok = true;
+
+    for (;;) {
+        zmq_pollitem_t items[] = {
+            {link_socket(a->link), 0, ZMQ_POLLIN, 0},
+            {link_monitor_socket(a->link), 0, ZMQ_POLLIN, 0},
+            {NULL, a->signal_fd, ZMQ_POLLIN, 0},
+        };
+        int64_t now = vg_mono_ms();
+        int64_t wait = link_next_timeout(a->link);
+        if (next_self - now < wait)
+            wait = next_self - now;
+        if (next_ping - now < wait)
+            wait = next_ping - now;
+        if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
+            vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
+            return EXIT_OSERR;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            link_handle_monitor(a->link);
+        if (items[0].revents & ZMQ_POLLIN)
+            link_handle(a->link);
+        if (items[2].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP)
+                    continue;
+                vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
+                return 0;
+            }
+        }
+        now = vg_mono_ms();
+        if (now >= next_ping) {
+            bool ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
+            if (ok != executor_ok)
+                vg_log(ok ? VG_LOG_INFO : VG_LOG_ERROR, "executor %s",
+                       ok ? "answers again" : "does not answer its ping");
+            executor_ok = ok;
+            link_set_executor_ok(a->link, ok);
+            next_ping = now + a->cfg.heartbeat_interval_ms;
+        }
+        if (now >= next_self) {
+            emit_self_signals(a, executor_ok);
+            next_self = now + a->cfg.self_signals_interval_ms;
+        }
+        link_tick(a->link);
+    }
+}
+
+static void stop(struct agent *a)
+{
+    link_destroy(&a->link);
+    if (a->zmq_ctx)
+        zmq_ctx_term(a->zmq_ctx);
+    spool_destroy(&a->spool);
+    privsep_stop(&a->privsep);
+    if (a->signal_fd >= 0)
+        close(a->signal_fd);
+    if (a->enroll_secret) {
+        explicit_bzero(a->enroll_secret, a->enroll_secret_len);
+        free(a->enroll_secret);
+    }
+    explicit_bzero(&a->keys, sizeof(a->keys));
+    agent_config_free(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = "/etc/vigil/agent.yaml";
+    bool check_only = false;
+    struct agent a = {.signal_fd = -1};
+    char err[1024];
+    enum vg_log_level level;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'n':
+            check_only = true;
+            break;
+        case 'V':
+            printf("vigil-agent %s\n", VIGIL_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    vg_log_init("vigil-agent", VG_LOG_INFO, !isatty(STDERR_FILENO));
+    if (agent_config_load(config_path, &a.cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil-agent: %s\n", err);
+        agent_config_free(&a.cfg);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        printf("%s: configuration OK\n", config_path);
+        agent_config_free(&a.cfg);
+        return 0;
+    }
+    vg_log_level_parse(a.cfg.log_level, &level);
+    vg_log_threshold = level;
+
+    a.signal_fd = block_signals();
+    if (a.signal_fd < 0) {
+        vg_log(VG_LOG_ERROR, "signalfd: %s", strerror(errno));
+        agent_config_free(&a.cfg);
+        return EXIT_OSERR;
+    }
+    int code = start(&a);
+    if (code == 0) {
+        vg_log(VG_LOG_INFO, "started version=%s coordinator=%s", VIGIL_VERSION,
+               a.cfg.coordinator_endpoint);
+        code = run_loop(&a);
+    }
+    stop(&a);
+    return code;
+}

@@ -1,0 +1,338 @@
+/*
+ * vigilctl: the operator's command line. Parses the options, finds the command, runs it.
+ * The commands live in cmd_*.c, the coordinator conversation in ctl_admin.c, the
+ * configuration in ctl_config.c and the table/JSON printing in output.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+#include "ctl_admin.h"
+#include "log.h"
+
+#define TIMEOUT_MIN_MS 100
+#define TIMEOUT_MAX_MS (INT64_C(60) * 60 * 1000)
+
+struct command {
+    const char *name;
+    int (*run)(struct ctl_context *ctx, int argc, char **argv);
+    const char *help; /* shown by 'vigilctl help NAME' and 'vigilctl NAME --help' */
+};
+
+static const struct command commands[] = {
+    {
+        "agents",
+        cmd_agents,
+        "Usage: vigilctl agents [list]\n"
+        "       vigilctl agents approve ID\n"
+        "       vigilctl agents revoke ID\n"
+        "\n"
+        "  agents [list]    list the enrolled agents: ID NODE STATE VERSION LAST-SEEN SPOOL.\n"
+        "                   STATE is pending (waiting for approval), active, lost (missed its\n"
+        "                   heartbeats) or revoked; SPOOL is the number of messages the agent\n"
+        "                   holds unacknowledged, and how many it had to drop.\n"
+        "                   With -o json: an array of objects with id, node, state, version,\n"
+        "                   last_seen, spool_depth, dropped_messages, public_key, enrolled_at,\n"
+        "                   state_since (times in RFC 3339 UTC, null for never).\n"
+        "  approve ID       admit a pending agent (one that enrolled without a valid token).\n"
+        "  revoke ID        revoke an agent's key: the coordinator refuses it from then on.\n"
+        "\n"
+        "Needs the configuration file (see 'vigilctl help').\n",
+    },
+    {
+        "keygen",
+        cmd_keygen,
+        "Usage: vigilctl keygen --out FILE\n"
+        "\n"
+        "Makes a CURVE key pair, writes it to FILE (mode 0600; an existing file is never\n"
+        "overwritten) and prints the public key. FILE holds 'public-key' and 'secret-key'; for an\n"
+        "operator, copy them into the configuration file as public_key and secret_key and have\n"
+        "the public key registered with the coordinator. Needs no configuration file.\n",
+    },
+    {
+        "token",
+        cmd_token,
+        "Usage: vigilctl token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
+        "\n"
+        "Prints the 64-hex-digit bootstrap enrollment token for one agent: HMAC-SHA256 of the\n"
+        "agent's public key under the cluster's enrollment secret. An agent that enrolls with\n"
+        "a valid token is admitted at once; without one it waits as pending until\n"
+        "'vigilctl agents approve'.\n"
+        "\n"
+        "  --secret-file FILE   the enrollment secret (mode 0600; trailing newlines ignored)\n"
+        "  --public-key Z85     the agent's public key (40 characters)\n"
+        "  --key-file KEYFILE   or read it from the agent's key file\n"
+        "\n"
+        "Needs no configuration file.\n",
+    },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_help(FILE *out)
+{
+    fputs("vigilctl: the Vigil operator's command line\n"
+          "\n"
+          "Usage: vigilctl [--config FILE] [-o table|json] [--timeout DURATION] COMMAND [ARGS]\n"
+          "\n"
+          "Commands:\n"
+          "  agents [list]           list agents with their state, last contact and spool\n"
+          "  agents approve ID       admit a pending agent\n"
+          "  agents revoke ID        revoke an agent's key\n"
+          "  keygen --out FILE       make a CURVE key pair and print its public key\n"
+          "  token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
+          "                          print the bootstrap enrollment token for an agent key\n"
+          "  help [COMMAND]          this help, or one command's ('vigilctl COMMAND --help')\n"
+          "\n"
+          "Options (before or after the command):\n"
+          "  -c, --config FILE       configuration file (default: $" CTL_CONFIG_ENV ", else\n"
+          "                          ~/" CTL_CONFIG_DEFAULT_RELPATH ")\n"
+          "  -o, --output FORMAT     table (default) or json\n"
+          "      --timeout DURATION  how long to wait for the coordinator, e.g. 500ms, 5s, 1m\n"
+          "                          (default 5s)\n"
+          "  -v, --verbose           debug messages on stderr\n"
+          "  -h, --help              show help\n"
+          "      --version           print the version\n"
+          "\n"
+          "Configuration file (YAML; it holds a secret key, so it must be mode 0600):\n",
+          out);
+    ctl_config_describe(out);
+    fputs("\n"
+          "  For example:\n"
+          "    coordinator: \"tcp://vigil.example.net:7401\"\n"
+          "    coordinator_public_key: \"<the coordinator's public key>\"\n"
+          "    public_key: \"<from 'vigilctl keygen --out FILE'>\"\n"
+          "    secret_key: \"<from the same file>\"\n"
+          "\n"
+          "Environment:\n"
+          "  " CTL_CONFIG_ENV "            configuration file, when --config is not given\n"
+          "\n"
+          "Exit status:\n"
+          "  0  success\n"
+          "  1  the command failed; one line on stderr says why\n"
+          "  2  the command line is wrong\n",
+          out);
+}
+
+static const struct command *command_find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+/* 'vigilctl help [COMMAND]' */
+static int run_help(int argc, char **argv)
+{
+    if (argc == 0) {
+        print_help(stdout);
+        return CTL_EXIT_OK;
+    }
+    const struct command *cmd = command_find(argv[0]);
+    if (cmd == NULL || argc > 1) {
+        output_error("no help for \"%s\"; the commands are agents, keygen and token", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    fputs(cmd->help, stdout);
+    return CTL_EXIT_OK;
+}
+
+int ctl_context_config(struct ctl_context *ctx, const struct ctl_config **ret_cfg)
+{
+    char err[1024] = "";
+    int r;
+
+    if (!ctx->config_loaded) {
+        r = ctl_config_path(ctx->config_flag, &ctx->config_path);
+        if (r == -ENOENT) {
+            output_error("no configuration file: give --config FILE or set " CTL_CONFIG_ENV
+                         " (there is no home directory to look in)");
+            return CTL_EXIT_FAILURE;
+        }
+        if (r < 0) {
+            output_error("out of memory");
+            return CTL_EXIT_FAILURE;
+        }
+        r = ctl_config_load(ctx->config_path, &ctx->config, err, sizeof(err));
+        if (r < 0) {
+            output_error("%s", err);
+            return CTL_EXIT_FAILURE;
+        }
+        ctx->config_loaded = true;
+    }
+    *ret_cfg = &ctx->config;
+    return CTL_EXIT_OK;
+}
+
+enum long_only_option {
+    OPT_TIMEOUT = 256,
+    OPT_VERSION,
+    OPT_OUT,
+    OPT_SECRET_FILE,
+    OPT_PUBLIC_KEY,
+    OPT_KEY_FILE,
+};
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"output", required_argument, NULL, 'o'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_timeout(const char *text, int64_t *ret_ms)
+{
+    int64_t ms;
+
+    if (vg_parse_duration_ms(text, &ms) < 0 || ms < TIMEOUT_MIN_MS || ms > TIMEOUT_MAX_MS) {
+        output_error("--timeout must be a duration between 100ms and 1h, like 5s (got \"%s\")",
+                     text);
+        return -EINVAL;
+    }
+    *ret_ms = ms;
+    return 0;
+}
+
+/* Command-specific options belong to one command: say so rather than ignore them. */
+static int check_option_owner(const char *cmd, const char *owner, const char *option,
+                              const void *value)
+{
+    if (value != NULL && strcmp(cmd, owner) != 0) {
+        output_error("--%s is an option of '%s', not of '%s'", option, owner, cmd);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Parses argv into ctx. Returns -1 to go on with the command in argv[optind...], or an exit
+ * status to stop with. *ret_help is set when --help was given.
+ */
+static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *ret_help)
+{
+    int opt;
+
+    opterr = 0; /* our own one-line messages */
+    while ((opt = getopt_long(argc, argv, ":c:o:vh", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            ctx->config_flag = optarg;
+            break;
+        case 'o':
+            if (output_format_parse(optarg, &ctx->format) < 0) {
+                output_error("-o must be table or json (got \"%s\")", optarg);
+                return CTL_EXIT_USAGE;
+            }
+            break;
+        case OPT_TIMEOUT:
+            if (parse_timeout(optarg, &ctx->timeout_ms) < 0)
+                return CTL_EXIT_USAGE;
+            break;
+        case 'v':
+            vg_log_threshold = VG_LOG_DEBUG;
+            break;
+        case 'h':
+            *ret_help = true;
+            break;
+        case OPT_VERSION:
+            printf("vigilctl %s (protocol %d)\n", VIGIL_VERSION, VG_PROTOCOL_VERSION);
+            return CTL_EXIT_OK;
+        case OPT_OUT:
+            ctx->out_path = optarg;
+            break;
+        case OPT_SECRET_FILE:
+            ctx->secret_file = optarg;
+            break;
+        case OPT_PUBLIC_KEY:
+            ctx->public_key = optarg;
+            break;
+        case OPT_KEY_FILE:
+            ctx->key_file = optarg;
+            break;
+        case ':':
+            output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
+            return CTL_EXIT_USAGE;
+        default:
+            if (optopt != 0)
+                output_error("unknown option -%c; try 'vigilctl help'", optopt);
+            else
+                output_error("unknown option %s; try 'vigilctl help'", argv[optind - 1]);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+static int run(int argc, char **argv, struct ctl_context *ctx)
+{
+    bool help = false;
+    int r = parse_options(argc, argv, ctx, &help);
+    if (r >= 0)
+        return r;
+
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    if (nargs == 0) {
+        if (help) {
+            print_help(stdout);
+            return CTL_EXIT_OK;
+        }
+        output_error("no command given; try 'vigilctl help'");
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(args[0], "help") == 0)
+        return run_help(nargs - 1, args + 1);
+
+    const struct command *cmd = command_find(args[0]);
+    if (cmd == NULL) {
+        output_error("unknown command \"%s\"; try 'vigilctl help'", args[0]);
+        return CTL_EXIT_USAGE;
+    }
+    if (help) {
+        fputs(cmd->help, stdout);
+        return CTL_EXIT_OK;
+    }
+    if (check_option_owner(cmd->name, "keygen", "out", ctx->out_path) < 0 ||
+        check_option_owner(cmd->name, "token", "secret-file", ctx->secret_file) < 0 ||
+        check_option_owner(cmd->name, "token", "public-key", ctx->public_key) < 0 ||
+        check_option_owner(cmd->name, "token", "key-file", ctx->key_file) < 0)
+        return CTL_EXIT_USAGE;
+
+    return cmd->run(ctx, nargs - 1, args + 1);
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_context ctx = {
+        .format = OUTPUT_TABLE,
+        .timeout_ms = CTL_ADMIN_DEFAULT_TIMEOUT_MS,
+    };
+
+    vg_log_init("vigilctl", VG_LOG_WARN, false);
+    int status = run(argc, argv, &ctx);
+
+    if (ctx.config_loaded || ctx.config_path != NULL)
+        ctl_config_free(&ctx.config);
+    free(ctx.config_path);
+    ctx.config_path = NULL;
+
+    /* A full disk or a closed pipe must not pass for success. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (status == CTL_EXIT_OK)
+            output_error("cannot write to standard output: %s", strerror(errno));
+        return CTL_EXIT_FAILURE;
+    }
+    return status;
+}

@@ -1,0 +1,21 @@
+# Writes OUT, a C file defining the migrations as an array of {version, name, sql}.
+# Each file in FILES is named NNN_description.sql; NNN is its version.
+set(body "/* Generated from coordinator/store/sql at build time. Do not edit. */\n")
+string(APPEND body "#include \"migrations.h\"\n\nconst struct migration vigil_migrations[] = {\n")
+set(count 0)
+foreach(f IN LISTS FILES)
+    get_filename_component(name ${f} NAME)
+    string(REGEX MATCH "^([0-9]+)_" _ ${name})
+    if(NOT CMAKE_MATCH_1)
+        message(FATAL_ERROR "migration ${name}: name must start with a number and _")
+    endif()
+    math(EXPR version "${CMAKE_MATCH_1}")
+    file(READ ${f} sql HEX)
+    string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" sql "${sql}")
+    # Split into 16-byte chunks so no string literal line grows without bound.
+    string(REGEX REPLACE "((\\\\x[0-9a-f][0-9a-f]){32})" "\\1\"\n    \"" sql "${sql}")
+    string(APPEND body "  {${version}, \"${name}\",\n    \"${sql}\"},\n")
+    math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND body "};\nconst unsigned vigil_migrations_count = ${count};\n")
+file(WRITE ${OUT} "${body}")

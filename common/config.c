@@ -1,0 +1,829 @@
+/*
+ * Table-driven YAML configuration loader (see config.h).
+ *
+ * The file is parsed into a libfyaml document, then walked: every mapping key is appended to
+ * the dotted path of its parent, and the path must be either a declared key (its value is
+ * converted and stored) or a prefix of declared keys (its value must be a mapping, walked in
+ * turn). Anything else is an error that names the file, line and column.
+ *
+ * Positions: libfyaml 0.7 exposes marks for scalar tokens only, so errors about a scalar value
+ * point at the value, and errors about a mapping or sequence point at the key that holds it.
+ * fy_mark lines and columns are 0-based; diagnostics collected from the parser are already
+ * 1-based. Messages print 1-based positions.
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libfyaml.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define STRING_MAX_DEFAULT 4096
+#define PATH_MAX_LEN 256  /* longest dotted key path we look up */
+#define VALUE_TEXT_MAX 64 /* longest non-string value text we parse */
+#define QUOTE_MAX 48      /* longest value text quoted back in a message */
+#define SUGGEST_MAX_LEN 128
+
+#define MS_PER_S INT64_C(1000)
+#define MS_PER_M (60 * MS_PER_S)
+#define MS_PER_H (60 * MS_PER_M)
+#define MS_PER_D (24 * MS_PER_H)
+
+struct seen {
+    bool set;
+    int line; /* 1-based line where the file set the key */
+};
+
+struct loader {
+    const char *file;
+    const struct vg_cfg_key *keys;
+    size_t nkeys;
+    void *target;
+    struct seen *seen;
+    char *err;
+    size_t errlen;
+};
+
+/* A converted value, before it is stored in the target struct. */
+struct value {
+    int64_t num;
+    bool flag;
+    char *str;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "file:line:col: message" when the position is known, "file: message" otherwise. */
+static void loc_err(struct loader *ld, const struct fy_mark *mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void loc_err(struct loader *ld, const struct fy_mark *mark, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (mark)
+        set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, mark->line + 1, mark->column + 1,
+                msg);
+    else
+        set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
+}
+
+/* Copies text into buf for quoting in a message: bounded, control characters replaced. */
+static const char *quotable(const char *text, size_t len, char *buf, size_t buflen)
+{
+    bool cut = len > buflen - 1;
+    size_t n = cut ? buflen - 1 : len;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        buf[i] = (c < 0x20 || c == 0x7f || c == '"') ? '?' : (char)c;
+    }
+    buf[n] = '\0';
+    if (cut && n >= 3)
+        memcpy(buf + n - 3, "...", 3);
+    return buf;
+}
+
+/* ---- typed value parsers ---- */
+
+/* Unsigned decimal digits at the start of text; *end is set past them. */
+static int parse_digits(const char *text, uint64_t *ret, const char **end)
+{
+    uint64_t v = 0;
+    const char *p = text;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *ret = v;
+    *end = p;
+    return 0;
+}
+
+/* A value with a unit suffix: digits, then exactly one of units[] (an empty suffix allowed
+ * only when listed). A leading '-' before digits is refused as -ERANGE. */
+struct unit {
+    const char *suffix;
+    int64_t scale;
+};
+
+static int parse_with_unit(const char *text, const struct unit *units, size_t nunits, int64_t *ret)
+{
+    uint64_t n;
+    const char *end;
+    int r;
+
+    if (!text)
+        return -EINVAL;
+    if (text[0] == '-')
+        return (text[1] >= '0' && text[1] <= '9') ? -ERANGE : -EINVAL;
+    r = parse_digits(text, &n, &end);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(end, units[i].suffix) != 0)
+            continue;
+        if (n > (uint64_t)(INT64_MAX / units[i].scale))
+            return -ERANGE;
+        *ret = (int64_t)n * units[i].scale;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int vg_parse_duration_ms(const char *text, int64_t *ret_ms)
+{
+    static const struct unit units[] = {
+        {"ms", 1},       {"s", MS_PER_S}, {"m", MS_PER_M},
+        {"h", MS_PER_H}, {"d", MS_PER_D}, {"", MS_PER_S}, /* bare integer = seconds */
+    };
+    return parse_with_unit(text, units, sizeof(units) / sizeof(units[0]), ret_ms);
+}
+
+int vg_parse_size(const char *text, int64_t *ret_bytes)
+{
+    static const struct unit units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KiB", INT64_C(1) << 10},
+        {"MiB", INT64_C(1) << 20},
+        {"GiB", INT64_C(1) << 30},
+        {"KB", INT64_C(1000)},
+        {"MB", INT64_C(1000000)},
+        {"GB", INT64_C(1000000000)},
+    };
+    return parse_with_unit(text, units, sizeof(units) / sizeof(units[0]), ret_bytes);
+}
+
+int vg_parse_bool(const char *text, bool *ret)
+{
+    static const char *const truthy[] = {"true", "yes", "on"};
+    static const char *const falsy[] = {"false", "no", "off"};
+
+    if (!text)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(truthy) / sizeof(truthy[0]); i++) {
+        if (strcasecmp(text, truthy[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (strcasecmp(text, falsy[i]) == 0) {
+            *ret = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int vg_parse_int(const char *text, int64_t *ret)
+{
+    uint64_t n;
+    const char *end;
+    bool negative = false;
+    int r;
+
+    if (!text)
+        return -EINVAL;
+    if (*text == '-' || *text == '+') {
+        negative = *text == '-';
+        text++;
+    }
+    r = parse_digits(text, &n, &end);
+    if (r < 0)
+        return r;
+    if (*end != '\0')
+        return -EINVAL;
+    if (negative) {
+        if (n > (uint64_t)INT64_MAX + 1)
+            return -ERANGE;
+        *ret = n == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)n;
+    } else {
+        if (n > (uint64_t)INT64_MAX)
+            return -ERANGE;
+        *ret = (int64_t)n;
+    }
+    return 0;
+}
+
+/* ---- formatting values back in the key's own units ---- */
+
+static void format_value(enum vg_cfg_type type, int64_t v, char *buf, size_t buflen)
+{
+    if (type == VG_CFG_DURATION_MS) {
+        if (v == 0)
+            snprintf(buf, buflen, "0s");
+        else if (v % MS_PER_H == 0)
+            snprintf(buf, buflen, "%" PRId64 "h", v / MS_PER_H);
+        else if (v % MS_PER_M == 0)
+            snprintf(buf, buflen, "%" PRId64 "m", v / MS_PER_M);
+        else if (v % MS_PER_S == 0)
+            snprintf(buf, buflen, "%" PRId64 "s", v / MS_PER_S);
+        else
+            snprintf(buf, buflen, "%" PRId64 "ms", v);
+    } else if (type == VG_CFG_SIZE) {
+        if (v != 0 && v % (INT64_C(1) << 30) == 0)
+            snprintf(buf, buflen, "%" PRId64 "GiB", v >> 30);
+        else if (v != 0 && v % (INT64_C(1) << 20) == 0)
+            snprintf(buf, buflen, "%" PRId64 "MiB", v >> 20);
+        else if (v != 0 && v % (INT64_C(1) << 10) == 0)
+            snprintf(buf, buflen, "%" PRId64 "KiB", v >> 10);
+        else
+            snprintf(buf, buflen, "%" PRId64 " bytes", v);
+    } else {
+        snprintf(buf, buflen, "%" PRId64, v);
+    }
+}
+
+/* min == max == 0 declares no bounds (durations and sizes still refuse negative values). */
+static bool has_bounds(const struct vg_cfg_key *k)
+{
+    return !(k->min == 0 && k->max == 0);
+}
+
+static void range_msg(const struct vg_cfg_key *k, const char *got, char *msg, size_t msglen)
+{
+    char lo[32], hi[32];
+
+    if (!has_bounds(k)) {
+        snprintf(msg, msglen, "is out of range (got \"%s\")", got);
+        return;
+    }
+    format_value(k->type, k->min, lo, sizeof(lo));
+    format_value(k->type, k->max, hi, sizeof(hi));
+    if (k->max == INT64_MAX)
+        snprintf(msg, msglen, "must be at least %s (got \"%s\")", lo, got);
+    else
+        snprintf(msg, msglen, "must be between %s and %s (got \"%s\")", lo, hi, got);
+}
+
+static const char *type_noun(enum vg_cfg_type type)
+{
+    switch (type) {
+    case VG_CFG_STRING:
+        return "a string";
+    case VG_CFG_INT:
+        return "an integer";
+    case VG_CFG_DURATION_MS:
+        return "a duration";
+    case VG_CFG_SIZE:
+        return "a size";
+    case VG_CFG_BOOL:
+        return "true or false";
+    }
+    return "a value";
+}
+
+static void invalid_msg(const struct vg_cfg_key *k, const char *got, char *msg, size_t msglen)
+{
+    switch (k->type) {
+    case VG_CFG_BOOL:
+        snprintf(msg, msglen, "must be true/false, yes/no or on/off (got \"%s\")", got);
+        break;
+    case VG_CFG_DURATION_MS:
+        snprintf(msg, msglen, "must be a duration such as 250ms, 5s, 2m, 1h or 1d (got \"%s\")",
+                 got);
+        break;
+    case VG_CFG_SIZE:
+        snprintf(msg, msglen, "must be a size such as 512, 64KiB, 16MiB or 1GB (got \"%s\")", got);
+        break;
+    default:
+        snprintf(msg, msglen, "must be an integer (got \"%s\")", got);
+        break;
+    }
+}
+
+/*
+ * Converts text (len bytes, not necessarily NUL-terminated) for key k. On failure writes a
+ * message without location or key name ("must be ... (got ...)") into msg.
+ */
+static int convert(const struct vg_cfg_key *k, const char *text, size_t len, struct value *out,
+                   char *msg, size_t msglen)
+{
+    char got[QUOTE_MAX + 1];
+    char buf[VALUE_TEXT_MAX + 1];
+    int r;
+
+    quotable(text, len, got, sizeof(got));
+    if (memchr(text, '\0', len)) {
+        snprintf(msg, msglen, "must not contain a NUL character (got \"%s\")", got);
+        return -EINVAL;
+    }
+
+    if (k->type == VG_CFG_STRING) {
+        size_t max = k->max > 0 ? (size_t)k->max : STRING_MAX_DEFAULT;
+        if (len > max) {
+            snprintf(msg, msglen, "must be at most %zu characters long (got %zu)", max, len);
+            return -ERANGE;
+        }
+        out->str = strndup(text, len);
+        if (!out->str) {
+            snprintf(msg, msglen, "out of memory");
+            return -ENOMEM;
+        }
+        return 0;
+    }
+
+    /* Every other type is short text: anything longer cannot be valid. */
+    if (len > VALUE_TEXT_MAX) {
+        invalid_msg(k, got, msg, msglen);
+        return -EINVAL;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+
+    switch (k->type) {
+    case VG_CFG_BOOL:
+        r = vg_parse_bool(buf, &out->flag);
+        break;
+    case VG_CFG_INT:
+        r = vg_parse_int(buf, &out->num);
+        break;
+    case VG_CFG_DURATION_MS:
+        r = vg_parse_duration_ms(buf, &out->num);
+        break;
+    case VG_CFG_SIZE:
+        r = vg_parse_size(buf, &out->num);
+        break;
+    default:
+        snprintf(msg, msglen, "has an unknown type %d in the key table", (int)k->type);
+        return -EINVAL;
+    }
+    if (r == -EINVAL) {
+        invalid_msg(k, got, msg, msglen);
+        return r;
+    }
+    if (r == 0 && k->type != VG_CFG_BOOL && has_bounds(k) &&
+        (out->num < k->min || out->num > k->max))
+        r = -ERANGE;
+    if (r < 0)
+        range_msg(k, got, msg, msglen);
+    return r;
+}
+
+/* Stores a converted value; takes ownership of v->str. Frees a string set earlier. */
+static void store(const struct vg_cfg_key *k, void *target, struct value *v)
+{
+    unsigned char *field = (unsigned char *)target + k->offset;
+
+    switch (k->type) {
+    case VG_CFG_STRING: {
+        char *old;
+        memcpy(&old, field, sizeof(old));
+        free(old);
+        memcpy(field, &v->str, sizeof(v->str));
+        v->str = NULL;
+        break;
+    }
+    case VG_CFG_BOOL:
+        memcpy(field, &v->flag, sizeof(v->flag));
+        break;
+    case VG_CFG_INT:
+    case VG_CFG_DURATION_MS:
+    case VG_CFG_SIZE:
+        memcpy(field, &v->num, sizeof(v->num));
+        break;
+    }
+}
+
+int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        const struct vg_cfg_key *k = &keys[i];
+        struct value v = {0};
+        char msg[256];
+        int r;
+
+        if (!k->def)
+            continue;
+        r = convert(k, k->def, strlen(k->def), &v, msg, sizeof(msg));
+        if (r < 0) {
+            set_err(err, errlen, "built-in default of \"%s\" %s", k->path, msg);
+            return r;
+        }
+        store(k, target, &v);
+    }
+    return 0;
+}
+
+void vg_config_free(const struct vg_cfg_key *keys, size_t nkeys, void *target)
+{
+    if (!target)
+        return;
+    for (size_t i = 0; i < nkeys; i++) {
+        if (keys[i].type != VG_CFG_STRING)
+            continue;
+        unsigned char *field = (unsigned char *)target + keys[i].offset;
+        char *s;
+        memcpy(&s, field, sizeof(s));
+        free(s);
+        s = NULL;
+        memcpy(field, &s, sizeof(s));
+    }
+}
+
+/* ---- walking the document ---- */
+
+static ssize_t find_key(const struct loader *ld, const char *path)
+{
+    for (size_t i = 0; i < ld->nkeys; i++)
+        if (strcmp(ld->keys[i].path, path) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* True when some declared key lies under path ("store" for "store.url"). */
+static bool is_prefix(const struct loader *ld, const char *path)
+{
+    size_t n = strlen(path);
+
+    for (size_t i = 0; i < ld->nkeys; i++)
+        if (strncmp(ld->keys[i].path, path, n) == 0 && ld->keys[i].path[n] == '.')
+            return true;
+    return false;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[SUGGEST_MAX_LEN + 1];
+
+    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The declared key closest to path, if it is close enough to be a likely typo. */
+static const char *suggest(const struct loader *ld, const char *path)
+{
+    const char *best = NULL;
+    size_t best_d = 3; /* at most two edits */
+
+    for (size_t i = 0; i < ld->nkeys; i++) {
+        size_t d = edit_distance(path, ld->keys[i].path);
+        if (d < best_d && d < strlen(path)) {
+            best = ld->keys[i].path;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/*
+ * Where a scalar starts, for messages. libfyaml marks a quoted scalar after its opening quote;
+ * step back so the column points at the quote the user typed. Returns NULL when unknown.
+ */
+static const struct fy_mark *scalar_mark(struct fy_node *n, struct fy_mark *buf)
+{
+    struct fy_token *t = n ? fy_node_get_scalar_token(n) : NULL;
+    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+    enum fy_node_style style;
+
+    if (!m)
+        return NULL;
+    *buf = *m;
+    style = fy_node_get_style(n);
+    if ((style == FYNS_SINGLE_QUOTED || style == FYNS_DOUBLE_QUOTED) && buf->column > 0)
+        buf->column--;
+    return buf;
+}
+
+static bool is_empty_value(struct fy_node *n)
+{
+    return !n || (fy_node_is_scalar(n) && !fy_node_is_alias(n) && fy_node_is_null(n));
+}
+
+static const char *kind_of(struct fy_node *n)
+{
+    if (fy_node_is_alias(n))
+        return "an alias";
+    if (fy_node_is_mapping(n))
+        return "a mapping";
+    if (fy_node_is_sequence(n))
+        return "a sequence";
+    return "a scalar";
+}
+
+static int set_key(struct loader *ld, size_t idx, const struct fy_mark *key_mark,
+                   struct fy_node *value)
+{
+    const struct vg_cfg_key *k = &ld->keys[idx];
+    const struct fy_mark *mark = key_mark;
+    struct fy_mark value_mark;
+    const char *text = "";
+    size_t len = 0;
+    struct value v = {0};
+    char msg[256];
+    int r;
+
+    if (ld->seen[idx].set) {
+        loc_err(ld, key_mark, "\"%s\": set twice (first at line %d)", k->path, ld->seen[idx].line);
+        return -EINVAL;
+    }
+    if (!is_empty_value(value)) {
+        if (!fy_node_is_scalar(value) || fy_node_is_alias(value)) {
+            loc_err(ld, key_mark, "\"%s\": must be %s, not %s", k->path, type_noun(k->type),
+                    kind_of(value));
+            return -EINVAL;
+        }
+        text = fy_node_get_scalar(value, &len);
+        if (!text) {
+            loc_err(ld, key_mark, "\"%s\": cannot read the value", k->path);
+            return -EINVAL;
+        }
+        if (scalar_mark(value, &value_mark))
+            mark = &value_mark;
+    }
+    if (k->type == VG_CFG_STRING && k->required && len == 0) {
+        loc_err(ld, mark, "\"%s\": must not be empty", k->path);
+        return -EINVAL;
+    }
+    r = convert(k, text, len, &v, msg, sizeof(msg));
+    if (r < 0) {
+        loc_err(ld, mark, "\"%s\": %s", k->path, msg);
+        return r;
+    }
+    store(k, ld->target, &v);
+    ld->seen[idx].set = true;
+    ld->seen[idx].line = key_mark ? key_mark->line + 1 : 0;
+    return 0;
+}
+
+static int walk_mapping(struct loader *ld, struct fy_node *map, const char *prefix,
+                        const struct fy_mark *map_mark)
+{
+    struct fy_node_pair *pair;
+    void *iter = NULL;
+
+    while ((pair = fy_node_mapping_iterate(map, &iter))) {
+        struct fy_node *key = fy_node_pair_key(pair);
+        struct fy_node *value = fy_node_pair_value(pair);
+        struct fy_mark key_mark_buf;
+        const struct fy_mark *key_mark = scalar_mark(key, &key_mark_buf);
+        const char *name;
+        size_t name_len = 0;
+        char path[PATH_MAX_LEN];
+        char shown[QUOTE_MAX + 1];
+        ssize_t idx;
+        int n, r;
+
+        if (!key || !fy_node_is_scalar(key) || fy_node_is_alias(key) ||
+            !(name = fy_node_get_scalar(key, &name_len))) {
+            loc_err(ld, key_mark ? key_mark : map_mark, "keys must be plain strings");
+            return -EINVAL;
+        }
+        if (memchr(name, '\0', name_len) || name_len >= sizeof(path)) {
+            loc_err(ld, key_mark, "unknown key \"%s\"",
+                    quotable(name, name_len, shown, sizeof(shown)));
+            return -EINVAL;
+        }
+        n = snprintf(path, sizeof(path), "%s%s%.*s", prefix, prefix[0] ? "." : "", (int)name_len,
+                     name);
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            loc_err(ld, key_mark, "unknown key \"%s\"",
+                    quotable(name, name_len, shown, sizeof(shown)));
+            return -EINVAL;
+        }
+
+        idx = find_key(ld, path);
+        if (idx >= 0) {
+            r = set_key(ld, (size_t)idx, key_mark, value);
+        } else if (is_prefix(ld, path)) {
+            if (is_empty_value(value))
+                continue; /* "store:" with everything below commented out */
+            if (!fy_node_is_mapping(value)) {
+                loc_err(ld, key_mark, "\"%s\": is a section and must be a mapping, not %s", path,
+                        kind_of(value));
+                return -EINVAL;
+            }
+            r = walk_mapping(ld, value, path, key_mark);
+        } else {
+            const char *hint = suggest(ld, path);
+            if (hint)
+                loc_err(ld, key_mark, "unknown key \"%s\" (did you mean \"%s\"?)",
+                        quotable(path, strlen(path), shown, sizeof(shown)), hint);
+            else
+                loc_err(ld, key_mark, "unknown key \"%s\"",
+                        quotable(path, strlen(path), shown, sizeof(shown)));
+            return -EINVAL;
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    (void)diag;
+    (void)user;
+    (void)buf;
+    (void)len;
+}
+
+/* Reports the first error libfyaml collected; false when there was none. */
+static bool report_parse_error(struct loader *ld, struct fy_diag *diag)
+{
+    struct fy_diag_error *e;
+    void *iter = NULL;
+
+    while ((e = fy_diag_errors_iterate(diag, &iter))) {
+        if (e->type < FYET_ERROR)
+            continue;
+        const char *msg = e->msg ? e->msg : "YAML syntax error";
+        const char *tok = NULL;
+        size_t tok_len = 0;
+
+        /* "duplicate key" is clearer with the key's name. */
+        if (strcmp(msg, "duplicate key") == 0 && e->fyt)
+            tok = fy_token_get_text(e->fyt, &tok_len);
+        if (tok) {
+            char shown[QUOTE_MAX + 1];
+            set_err(ld->err, ld->errlen, "%s:%d:%d: %s \"%s\"", ld->file, e->line, e->column, msg,
+                    quotable(tok, tok_len, shown, sizeof(shown)));
+        } else if (e->line > 0) {
+            set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, e->line, e->column, msg);
+        } else {
+            set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
+        }
+        return true;
+    }
+    return false;
+}
+
+static int check_required(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->nkeys; i++) {
+        if (ld->keys[i].required && !ld->seen[i].set) {
+            loc_err(ld, NULL, "\"%s\": required key is missing", ld->keys[i].path);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int walk_document(struct loader *ld, struct fy_document *doc)
+{
+    struct fy_node *root = fy_document_root(doc);
+    struct fy_mark mark;
+
+    if (is_empty_value(root))
+        return 0;
+    if (!fy_node_is_mapping(root)) {
+        loc_err(ld, scalar_mark(root, &mark), "the top level must be a mapping of keys, not %s",
+                kind_of(root));
+        return -EINVAL;
+    }
+    return walk_mapping(ld, root, "", NULL);
+}
+
+int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys, void *target,
+                   char *err, size_t errlen)
+{
+    struct loader ld = {
+        .file = path,
+        .keys = keys,
+        .nkeys = nkeys,
+        .target = target,
+        .err = err,
+        .errlen = errlen,
+    };
+    struct fy_diag_cfg dcfg;
+    struct fy_parse_cfg pcfg = {0};
+    struct fy_diag *diag = NULL;
+    struct fy_parser *parser = NULL;
+    struct fy_document *doc = NULL, *extra = NULL;
+    struct stat st;
+    FILE *fp;
+    int r;
+
+    r = vg_config_defaults(keys, nkeys, target, err, errlen);
+    if (r < 0)
+        return r;
+
+    fp = fopen(path, "re");
+    if (!fp) {
+        r = -errno;
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+        return r;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        set_err(err, errlen, "%s: is a directory, not a configuration file", path);
+        r = -EISDIR;
+        goto err_close_file;
+    }
+
+    ld.seen = calloc(nkeys ? nkeys : 1, sizeof(*ld.seen));
+    if (!ld.seen) {
+        set_err(err, errlen, "%s: out of memory", path);
+        r = -ENOMEM;
+        goto err_close_file;
+    }
+
+    /* Collect parse errors instead of printing them, so they can carry file:line:col. */
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = diag_discard;
+    dcfg.level = FYET_ERROR;
+    dcfg.colorize = false;
+    diag = fy_diag_create(&dcfg);
+    if (!diag) {
+        set_err(err, errlen, "%s: cannot create the YAML diagnostics object", path);
+        r = -ENOMEM;
+        goto err_free_seen;
+    }
+    fy_diag_set_collect_errors(diag, true);
+    pcfg.flags = FYPCF_QUIET;
+    pcfg.diag = diag;
+    parser = fy_parser_create(&pcfg);
+    if (!parser || fy_parser_set_input_fp(parser, path, fp) != 0) {
+        set_err(err, errlen, "%s: cannot create the YAML parser", path);
+        r = -ENOMEM;
+        goto err_destroy_parser;
+    }
+
+    doc = fy_parse_load_document(parser);
+    if (doc) {
+        /* A second document would be silently ignored: refuse it. */
+        extra = fy_parse_load_document(parser);
+        if (extra) {
+            struct fy_document_state *fyds = fy_document_get_document_state(extra);
+            loc_err(&ld, fyds ? fy_document_state_start_mark(fyds) : NULL,
+                    "only one YAML document is allowed in a configuration file");
+            r = -EINVAL;
+            goto err_destroy_docs;
+        }
+    }
+    if (fy_parser_get_stream_error(parser) || fy_diag_got_error(diag)) {
+        if (!report_parse_error(&ld, diag))
+            set_err(err, errlen, "%s: cannot parse the YAML", path);
+        r = -EINVAL;
+        goto err_destroy_docs;
+    }
+
+    /* No document at all (empty file, only comments): all defaults. */
+    if (doc) {
+        r = walk_document(&ld, doc);
+        if (r < 0)
+            goto err_destroy_docs;
+    }
+    r = check_required(&ld);
+    if (r == 0)
+        vg_log(VG_LOG_DEBUG, "config loaded file=%s", path);
+
+err_destroy_docs:
+    if (extra)
+        fy_parse_document_destroy(parser, extra);
+    if (doc)
+        fy_parse_document_destroy(parser, doc);
+err_destroy_parser:
+    if (parser)
+        fy_parser_destroy(parser);
+    fy_diag_destroy(diag);
+err_free_seen:
+    free(ld.seen);
+err_close_file:
+    fclose(fp);
+    return r;
+}

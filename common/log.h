@@ -1,0 +1,32 @@
+/* One logger for every Vigil program: level-filtered, key=value structured lines on stderr. */
+#ifndef VG_LOG_H
+#define VG_LOG_H
+
+#include <stdbool.h>
+
+enum vg_log_level {
+    VG_LOG_DEBUG = 0,
+    VG_LOG_INFO = 1,
+    VG_LOG_WARN = 2,
+    VG_LOG_ERROR = 3,
+};
+
+/* Messages below this level are discarded before their arguments are formatted. */
+extern enum vg_log_level vg_log_threshold;
+
+/* prog names the program in every line; timestamps adds an RFC 3339 UTC time prefix. */
+void vg_log_init(const char *prog, enum vg_log_level level, bool timestamps);
+
+/* Parses "debug", "info", "warn", "error". Returns 0 or -EINVAL. */
+int vg_log_level_parse(const char *text, enum vg_log_level *ret_level);
+
+void vg_log_write(enum vg_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define vg_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) >= vg_log_threshold)                                                           \
+            vg_log_write((level), __VA_ARGS__);                                                    \
+    } while (0)
+
+#endif

@@ -1,0 +1,337 @@
+#include "wire.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "keys.h"
+#include "timeutil.h"
+
+static bool str_ok(const char *s, size_t max)
+{
+    return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+static bool sender_ok(const char *sender)
+{
+    /* "coordinator" or an agent id: "ag-" followed by 16 lowercase hex digits. */
+    if (strcmp(sender, "coordinator") == 0)
+        return true;
+    if (strlen(sender) != VG_AGENT_ID_LEN || strncmp(sender, "ag-", 3) != 0)
+        return false;
+    for (const char *p = sender + 3; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static enum vg_decode_error check_signals(const Vigil__SignalBatch *batch, const char **reason)
+{
+    if (batch->n_signals == 0) {
+        *reason = "signal batch is empty";
+        return VG_DECODE_LIMITS;
+    }
+    if (batch->n_signals > VG_MAX_SIGNALS_PER_BATCH) {
+        *reason = "signal batch has too many signals";
+        return VG_DECODE_LIMITS;
+    }
+    for (size_t i = 0; i < batch->n_signals; i++) {
+        const Vigil__Signal *s = batch->signals[i];
+        if (s->name[0] == '\0' || !str_ok(s->name, VG_MAX_NAME_LEN)) {
+            *reason = "signal name empty or too long";
+            return VG_DECODE_LIMITS;
+        }
+        if (!str_ok(s->unit, VG_MAX_NAME_LEN)) {
+            *reason = "signal unit too long";
+            return VG_DECODE_LIMITS;
+        }
+        if (s->n_labels > VG_MAX_LABELS_PER_SIGNAL) {
+            *reason = "signal has too many labels";
+            return VG_DECODE_LIMITS;
+        }
+        for (size_t j = 0; j < s->n_labels; j++) {
+            const Vigil__Label *l = s->labels[j];
+            if (l->key[0] == '\0' || !str_ok(l->key, VG_MAX_NAME_LEN) ||
+                !str_ok(l->value, VG_MAX_VALUE_LEN)) {
+                *reason = "signal label key empty or label too long";
+                return VG_DECODE_LIMITS;
+            }
+        }
+    }
+    return VG_DECODE_OK;
+}
+
+/* Bounds that depend on the body type. Durable bodies need seq >= 1, transient ones seq 0. */
+static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **reason)
+{
+    bool durable = false;
+
+    switch (env->body_case) {
+    case VIGIL__ENVELOPE__BODY_ENROLL:
+        if (!str_ok(env->enroll->node, VG_MAX_NAME_LEN) || env->enroll->node[0] == '\0' ||
+            !str_ok(env->enroll->agent_version, VG_MAX_NAME_LEN)) {
+            *reason = "enroll: node empty or too long, or version too long";
+            return VG_DECODE_LIMITS;
+        }
+        if (env->enroll->token.len != 0 && env->enroll->token.len != 32) {
+            *reason = "enroll: token must be 32 bytes";
+            return VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ENVELOPE__BODY_ENROLL_REPLY:
+        if (!str_ok(env->enroll_reply->agent_id, VG_MAX_NAME_LEN)) {
+            *reason = "enroll reply: agent id too long";
+            return VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ENVELOPE__BODY_HEARTBEAT:
+        if (!str_ok(env->heartbeat->agent_version, VG_MAX_NAME_LEN)) {
+            *reason = "heartbeat: version too long";
+            return VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ENVELOPE__BODY_ACK:
+        if (env->ack->n_ranges > VG_MAX_ACK_RANGES) {
+            *reason = "ack: too many ranges";
+            return VG_DECODE_LIMITS;
+        }
+        for (size_t i = 0; i < env->ack->n_ranges; i++) {
+            if (env->ack->ranges[i]->first == 0 ||
+                env->ack->ranges[i]->first > env->ack->ranges[i]->last) {
+                *reason = "ack: invalid range";
+                return VG_DECODE_LIMITS;
+            }
+        }
+        break;
+    case VIGIL__ENVELOPE__BODY_REFUSAL:
+        if (!str_ok(env->refusal->reason, VG_MAX_VALUE_LEN)) {
+            *reason = "refusal: reason too long";
+            return VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ENVELOPE__BODY_SIGNALS: {
+        enum vg_decode_error e = check_signals(env->signals, reason);
+        if (e != VG_DECODE_OK)
+            return e;
+        durable = true;
+        break;
+    }
+    default:
+        *reason = "unknown message type";
+        return VG_DECODE_UNKNOWN_TYPE;
+    }
+
+    if (durable && env->seq == 0) {
+        *reason = "durable message without a sequence number";
+        return VG_DECODE_LIMITS;
+    }
+    if (!durable && env->seq != 0) {
+        *reason = "transient message with a sequence number";
+        return VG_DECODE_LIMITS;
+    }
+    return VG_DECODE_OK;
+}
+
+enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Envelope **ret,
+                                        const char **reason)
+{
+    const char *why = NULL;
+    enum vg_decode_error e;
+    Vigil__Envelope *env;
+
+    if (len > VG_MAX_MESSAGE_BYTES) {
+        why = "message larger than the protocol limit";
+        e = VG_DECODE_OVERSIZED;
+        goto out;
+    }
+    env = vigil__envelope__unpack(NULL, len, data);
+    if (env == NULL) {
+        why = "not a valid protobuf envelope";
+        e = VG_DECODE_MALFORMED;
+        goto out;
+    }
+    if (env->version != VG_PROTOCOL_VERSION) {
+        why = "unsupported protocol version";
+        e = VG_DECODE_VERSION;
+        goto err_free;
+    }
+    if (!sender_ok(env->sender)) {
+        why = "sender id malformed";
+        e = VG_DECODE_LIMITS;
+        goto err_free;
+    }
+    e = check_body(env, &why);
+    if (e != VG_DECODE_OK)
+        goto err_free;
+    *ret = env;
+    return VG_DECODE_OK;
+
+err_free:
+    vigil__envelope__free_unpacked(env, NULL);
+out:
+    if (reason)
+        *reason = why;
+    return e;
+}
+
+void vg_envelope_free(Vigil__Envelope *env)
+{
+    if (env)
+        vigil__envelope__free_unpacked(env, NULL);
+}
+
+void vg_envelope_init(Vigil__Envelope *env, const char *sender, uint64_t seq)
+{
+    vigil__envelope__init(env);
+    env->version = VG_PROTOCOL_VERSION;
+    env->sender = (char *)sender;
+    env->seq = seq;
+    env->sent_at_ms = vg_wall_ms();
+}
+
+int vg_envelope_encode(const Vigil__Envelope *env, uint8_t **ret_buf, size_t *ret_len)
+{
+    size_t len = vigil__envelope__get_packed_size(env);
+    if (len > VG_MAX_MESSAGE_BYTES)
+        return -EMSGSIZE;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -ENOMEM;
+    vigil__envelope__pack(env, buf);
+    *ret_buf = buf;
+    *ret_len = len;
+    return 0;
+}
+
+enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
+                                             Vigil__AdminRequest **ret, const char **reason)
+{
+    const char *why = NULL;
+    enum vg_decode_error e = VG_DECODE_OK;
+    Vigil__AdminRequest *req = NULL;
+
+    if (len > VG_MAX_MESSAGE_BYTES) {
+        why = "request larger than the protocol limit";
+        e = VG_DECODE_OVERSIZED;
+        goto out;
+    }
+    req = vigil__admin_request__unpack(NULL, len, data);
+    if (!req) {
+        why = "not a valid protobuf request";
+        e = VG_DECODE_MALFORMED;
+        goto out;
+    }
+    if (req->version != VG_PROTOCOL_VERSION) {
+        why = "unsupported protocol version";
+        e = VG_DECODE_VERSION;
+        goto out;
+    }
+    switch (req->body_case) {
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS:
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_APPROVE_AGENT:
+        if (!str_ok(req->approve_agent->id, VG_MAX_NAME_LEN)) {
+            why = "agent id too long";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT:
+        if (!str_ok(req->revoke_agent->id, VG_MAX_NAME_LEN)) {
+            why = "agent id too long";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    default:
+        why = "unknown request type";
+        e = VG_DECODE_UNKNOWN_TYPE;
+        break;
+    }
+out:
+    if (e != VG_DECODE_OK) {
+        if (req)
+            vigil__admin_request__free_unpacked(req, NULL);
+        if (reason)
+            *reason = why;
+        return e;
+    }
+    *ret = req;
+    return VG_DECODE_OK;
+}
+
+enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__AdminReply **ret,
+                                           const char **reason)
+{
+    if (len > VG_MAX_MESSAGE_BYTES) {
+        if (reason)
+            *reason = "reply larger than the protocol limit";
+        return VG_DECODE_OVERSIZED;
+    }
+    Vigil__AdminReply *rep = vigil__admin_reply__unpack(NULL, len, data);
+    if (!rep) {
+        if (reason)
+            *reason = "not a valid protobuf reply";
+        return VG_DECODE_MALFORMED;
+    }
+    if (rep->version != VG_PROTOCOL_VERSION) {
+        vigil__admin_reply__free_unpacked(rep, NULL);
+        if (reason)
+            *reason = "unsupported protocol version";
+        return VG_DECODE_VERSION;
+    }
+    *ret = rep;
+    return VG_DECODE_OK;
+}
+
+const char *vg_decode_error_name(enum vg_decode_error err)
+{
+    switch (err) {
+    case VG_DECODE_OK:
+        return "ok";
+    case VG_DECODE_OVERSIZED:
+        return "oversized";
+    case VG_DECODE_MALFORMED:
+        return "malformed";
+    case VG_DECODE_VERSION:
+        return "version";
+    case VG_DECODE_UNKNOWN_TYPE:
+        return "unknown_type";
+    case VG_DECODE_LIMITS:
+        return "limits";
+    }
+    return "unknown";
+}
+
+static int setopt_int(void *socket, int option, int value)
+{
+    return zmq_setsockopt(socket, option, &value, sizeof(value)) == 0 ? 0 : -zmq_errno();
+}
+
+int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms)
+{
+    int64_t maxmsg = VG_MAX_MESSAGE_BYTES;
+    int r;
+
+    if (zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)
+        return -zmq_errno();
+    if ((r = setopt_int(socket, ZMQ_LINGER, 0)) < 0)
+        return r;
+    if ((r = setopt_int(socket, ZMQ_HEARTBEAT_IVL, heartbeat_ivl_ms)) < 0)
+        return r;
+    if ((r = setopt_int(socket, ZMQ_HEARTBEAT_TIMEOUT, 3 * heartbeat_ivl_ms)) < 0)
+        return r;
+    /* TTL is carried in the PING in units of 100 ms, capped by the protocol at 6553.5 s. */
+    return setopt_int(socket, ZMQ_HEARTBEAT_TTL, 3 * heartbeat_ivl_ms);
+}
+
+int vg_zmq_curve_client(void *socket, const char *public_z85, const char *secret_z85,
+                        const char *server_public_z85)
+{
+    if (zmq_setsockopt(socket, ZMQ_CURVE_SERVERKEY, server_public_z85, VG_KEY_Z85_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_PUBLICKEY, public_z85, VG_KEY_Z85_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, secret_z85, VG_KEY_Z85_LEN) != 0)
+        return -zmq_errno();
+    return 0;
+}

@@ -1,0 +1,77 @@
+/*
+ * The wire: protocol constants, strict envelope decoding, and the socket options every Vigil
+ * ZeroMQ socket gets.
+ *
+ * protobuf-c decodes structure; this module then enforces Vigil's bounds, so a decoded
+ * message is safe to hand to any module: known body type, supported version, sender id of the
+ * right shape, bounded string lengths and repeated-field counts.
+ */
+#ifndef VG_WIRE_H
+#define VG_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil.pb-c.h"
+
+#define VG_PROTOCOL_VERSION 1
+
+#define VG_MAX_MESSAGE_BYTES (4 * 1024 * 1024) /* ZMQ_MAXMSGSIZE on every socket */
+#define VG_MAX_SIGNALS_PER_BATCH 20000
+#define VG_MAX_LABELS_PER_SIGNAL 16
+#define VG_MAX_NAME_LEN 128   /* signal names, label keys, node names */
+#define VG_MAX_VALUE_LEN 1024 /* label values, free text */
+#define VG_MAX_ACK_RANGES 4096
+
+#define VG_PORT_AGENTS 7400
+#define VG_PORT_ADMIN 7401
+#define VG_PORT_HTTP 7480
+
+#define VG_ZAP_DOMAIN_AGENTS "vigil-agents"
+#define VG_ZAP_DOMAIN_ADMIN "vigil-admin"
+
+/* Why decoding refused a message. Names match the coordinator's refusal metric labels. */
+enum vg_decode_error {
+    VG_DECODE_OK = 0,
+    VG_DECODE_OVERSIZED,    /* "oversized" */
+    VG_DECODE_MALFORMED,    /* "malformed": protobuf could not parse it */
+    VG_DECODE_VERSION,      /* "version" */
+    VG_DECODE_UNKNOWN_TYPE, /* "unknown_type": no body or a body type this build does not know */
+    VG_DECODE_LIMITS,       /* "limits": parsed, but a field breaks a bound */
+};
+
+/*
+ * Decodes and validates an Envelope. On success *ret is owned by the caller (free with
+ * vg_envelope_free). On failure returns the error and, if reason is non-NULL, a static
+ * human-readable reason ("signal 3: name longer than 128 bytes").
+ */
+enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Envelope **ret,
+                                        const char **reason);
+void vg_envelope_free(Vigil__Envelope *env);
+
+/* Packs env into a malloc'd buffer. Returns 0 or -ENOMEM / -EMSGSIZE (over the size limit). */
+int vg_envelope_encode(const Vigil__Envelope *env, uint8_t **ret_buf, size_t *ret_len);
+
+/* Fills the common header: version, sender, seq, sent_at_ms = now. */
+void vg_envelope_init(Vigil__Envelope *env, const char *sender, uint64_t seq);
+
+/* Same strict treatment for the admin channel. */
+enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
+                                             Vigil__AdminRequest **ret, const char **reason);
+enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__AdminReply **ret,
+                                           const char **reason);
+
+const char *vg_decode_error_name(enum vg_decode_error err);
+
+/*
+ * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE, linger, ZMTP heartbeats
+ * (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed.
+ * Returns 0 or -errno.
+ */
+int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms);
+
+/* CURVE client: our key pair + the server's public key (Z85). */
+int vg_zmq_curve_client(void *socket, const char *public_z85, const char *secret_z85,
+                        const char *server_public_z85);
+
+#endif

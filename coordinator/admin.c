@@ -1,0 +1,302 @@
+#include "admin.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "timeutil.h"
+#include "wire.h"
+
+#define ROUTING_ID_MAX 255
+
+struct admin {
+    void *socket;
+    registry_t *registry;
+    store_t *store;
+};
+
+admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
+                   int heartbeat_ivl_ms, registry_t *registry, store_t *store, char *err,
+                   size_t errlen)
+{
+    int on = 1;
+    admin_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->registry = registry;
+    self->store = store;
+    self->socket = zmq_socket(ctx, ZMQ_ROUTER);
+    if (!self->socket || vg_zmq_common_options(self->socket, heartbeat_ivl_ms) < 0 ||
+        zmq_setsockopt(self->socket, ZMQ_ROUTER_MANDATORY, &on, sizeof(on)) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_CURVE_SERVER, &on, sizeof(on)) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_CURVE_SECRETKEY, server_keys->secret_key,
+                       VG_KEY_Z85_LEN) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_ZAP_DOMAIN, VG_ZAP_DOMAIN_ADMIN,
+                       strlen(VG_ZAP_DOMAIN_ADMIN)) != 0) {
+        snprintf(err, errlen, "admin socket: %s", zmq_strerror(zmq_errno()));
+        admin_destroy(&self);
+        return NULL;
+    }
+    if (zmq_bind(self->socket, endpoint) != 0) {
+        snprintf(err, errlen, "cannot listen for vigilctl on %s: %s", endpoint,
+                 zmq_strerror(zmq_errno()));
+        admin_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void admin_destroy(admin_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    admin_t *self = *self_p;
+    if (self->socket)
+        zmq_close(self->socket);
+    free(self);
+    *self_p = NULL;
+}
+
+void *admin_socket(admin_t *self)
+{
+    return self->socket;
+}
+
+static void fill_agent_info(Vigil__AgentInfo *info, const struct agent *a)
+{
+    vigil__agent_info__init(info);
+    info->id = (char *)a->id;
+    info->node = (char *)a->node;
+    info->state = a->state;
+    info->agent_version = (char *)a->agent_version;
+    info->last_seen_ms = a->last_seen_ms;
+    info->spool_depth = a->spool_depth;
+    info->dropped_messages = a->dropped_messages;
+    info->public_key = (char *)a->public_key;
+    info->enrolled_at_ms = a->enrolled_at_ms;
+    info->state_since_ms = a->state_since_ms;
+}
+
+/* Reply buffers that live for one request. */
+struct reply {
+    Vigil__AdminReply msg;
+    Vigil__AgentInfo *infos;
+    Vigil__AgentInfo **info_ptrs;
+    char error[256];
+};
+
+__attribute__((format(printf, 3, 4))) static void
+reply_error(struct reply *rep, Vigil__AdminStatus status, const char *fmt, ...)
+{
+    va_list ap;
+
+    rep->msg.status = status;
+    va_start(ap, fmt);
+    vsnprintf(rep->error, sizeof(rep->error), fmt, ap);
+    va_end(ap);
+    rep->msg.error = rep->error;
+}
+
+static void list_agents(admin_t *self, struct reply *rep)
+{
+    size_t n = registry_agent_count(self->registry);
+    rep->infos = calloc(n ? n : 1, sizeof(*rep->infos));
+    rep->info_ptrs = calloc(n ? n : 1, sizeof(*rep->info_ptrs));
+    if (!rep->infos || !rep->info_ptrs) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    size_t i = 0;
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a && i < n;
+         a = registry_agent_next(self->registry, a), i++) {
+        fill_agent_info(&rep->infos[i], a);
+        rep->info_ptrs[i] = &rep->infos[i];
+    }
+    rep->msg.agents = rep->info_ptrs;
+    rep->msg.n_agents = i;
+}
+
+/* approve: pending -> active; revoke: anything -> revoked (effective on the next message). */
+static void change_agent(admin_t *self, const struct operator *op, const char *id,
+                         Vigil__AgentState target, struct reply *rep)
+{
+    struct agent *a = registry_agent(self->registry, id);
+    const char *verb = target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED ? "revoke" : "approve";
+    char actor[160];
+
+    if (!a) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "agent %s not found", id);
+        return;
+    }
+    if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "agent %s is revoked; a revoked key cannot come back (re-enroll with a new key)",
+                    id);
+        return;
+    }
+    if (target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
+        a->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "agent %s is not pending", id);
+        return;
+    }
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    int64_t now = vg_wall_ms();
+    if (store_agent_set_state(self->store, id, target, now, actor,
+                              target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED
+                                  ? "revoked by operator"
+                                  : "approved by operator") < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; nothing changed");
+        return;
+    }
+    a->state = target;
+    a->state_since_ms = now;
+    /* An approved agent starts its liveness period now. */
+    a->last_seen_mono = vg_mono_ms();
+    vg_log(VG_LOG_INFO, "agent=%s node=%s %sd by operator=%s", a->id, a->node, verb, op->name);
+    list_agents(self, rep);
+    /* Only the changed agent goes back. */
+    rep->msg.n_agents = 0;
+    for (size_t i = 0; rep->info_ptrs && i < registry_agent_count(self->registry); i++) {
+        if (rep->infos[i].id && strcmp(rep->infos[i].id, id) == 0) {
+            rep->info_ptrs[0] = &rep->infos[i];
+            rep->msg.n_agents = 1;
+            break;
+        }
+    }
+}
+
+static bool allowed(const struct operator *op, enum operator_role needed, struct reply *rep,
+                    const char *what)
+{
+    if (op->role >= needed)
+        return true;
+    metrics_refused(REFUSE_FORBIDDEN);
+    vg_log(VG_LOG_WARN, "operator=%s role=%s refused: %s needs %s", op->name,
+           operator_role_name(op->role), what, operator_role_name(needed));
+    rep->msg.status = VIGIL__ADMIN_STATUS__ADMIN_FORBIDDEN;
+    snprintf(rep->error, sizeof(rep->error), "%s needs the %s role (you are %s)", what,
+             operator_role_name(needed), operator_role_name(op->role));
+    rep->msg.error = rep->error;
+    return false;
+}
+
+static void handle_request(admin_t *self, const struct operator *op,
+                           const Vigil__AdminRequest *req, struct reply *rep)
+{
+    switch (req->body_case) {
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS:
+        if (allowed(op, ROLE_VIEWER, rep, "listing agents"))
+            list_agents(self, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_APPROVE_AGENT:
+        if (allowed(op, ROLE_ADMIN, rep, "approving agents"))
+            change_agent(self, op, req->approve_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
+                         rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT:
+        if (allowed(op, ROLE_ADMIN, rep, "revoking agents"))
+            change_agent(self, op, req->revoke_agent->id,
+                         VIGIL__AGENT_STATE__AGENT_STATE_REVOKED, rep);
+        break;
+    default:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", "unknown request");
+        break;
+    }
+}
+
+static void send_reply(admin_t *self, const uint8_t *rid, size_t rid_len, struct reply *rep)
+{
+    size_t len = vigil__admin_reply__get_packed_size(&rep->msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    vigil__admin_reply__pack(&rep->msg, buf);
+    if (zmq_send(self->socket, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0)
+        vg_log(VG_LOG_WARN, "admin: reply not delivered: %s", zmq_strerror(zmq_errno()));
+    free(buf);
+}
+
+/* One request: [routing id][AdminRequest]. */
+static bool handle_one(admin_t *self)
+{
+    uint8_t rid[ROUTING_ID_MAX];
+    size_t rid_len;
+    int more = 0;
+    size_t more_len = sizeof(more);
+    zmq_msg_t msg;
+    struct reply rep;
+
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, self->socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
+    rid_len = zmq_msg_size(&msg) < ROUTING_ID_MAX ? zmq_msg_size(&msg) : ROUTING_ID_MAX;
+    memcpy(rid, zmq_msg_data(&msg), rid_len);
+    zmq_msg_close(&msg);
+    zmq_msg_init(&msg);
+    zmq_msg_recv(&msg, self->socket, 0);
+
+    memset(&rep, 0, sizeof(rep));
+    vigil__admin_reply__init(&rep.msg);
+    rep.msg.version = VG_PROTOCOL_VERSION;
+
+    zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+    const char *user_id = zmq_msg_gets(&msg, "User-Id");
+    const struct operator *op = user_id ? registry_operator_by_id(self->registry, user_id) : NULL;
+    Vigil__AdminRequest *req = NULL;
+    const char *why = NULL;
+
+    if (more) {
+        while (more) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, self->socket, 0);
+            zmq_msg_close(&extra);
+            zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+        }
+        metrics_refused(REFUSE_MALFORMED);
+        reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s",
+                    "a request must be exactly one frame");
+    } else if (!op) {
+        /* The operator was removed after its handshake. */
+        metrics_refused(REFUSE_UNKNOWN_KEY);
+        reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_FORBIDDEN, "%s", "unknown operator");
+    } else {
+        enum vg_decode_error e =
+            vg_admin_request_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &req, &why);
+        if (e != VG_DECODE_OK) {
+            metrics_refused(e == VG_DECODE_VERSION ? REFUSE_VERSION : REFUSE_MALFORMED);
+            vg_log(VG_LOG_WARN, "admin: operator=%s request refused: %s", op->name, why);
+            reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", why);
+        } else {
+            metrics_received("admin");
+            rep.msg.request_id = req->request_id;
+            handle_request(self, op, req, &rep);
+        }
+    }
+    zmq_msg_close(&msg);
+    send_reply(self, rid, rid_len, &rep);
+    if (req)
+        vigil__admin_request__free_unpacked(req, NULL);
+    free(rep.infos);
+    free(rep.info_ptrs);
+    return true;
+}
+
+void admin_handle(admin_t *self)
+{
+    /* Bounded, so a flood of requests cannot starve the agents' socket. */
+    for (int i = 0; i < 64 && handle_one(self); i++)
+        ;
+}

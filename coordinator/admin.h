@@ -1,0 +1,26 @@
+/*
+ * vigilctl's socket (ROUTER, CURVE server, ZAP domain VG_ZAP_DOMAIN_ADMIN): one AdminRequest
+ * in, one AdminReply out. The operator is the authenticated User-Id; each request type
+ * names the role it needs (viewer < responder < admin) and is refused below it.
+ */
+#ifndef COORD_ADMIN_H
+#define COORD_ADMIN_H
+
+#include <stddef.h>
+
+#include "keys.h"
+#include "registry.h"
+#include "store.h"
+
+typedef struct admin admin_t;
+
+admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
+                   int heartbeat_ivl_ms, registry_t *registry, store_t *store, char *err,
+                   size_t errlen);
+void admin_destroy(admin_t **self_p);
+void *admin_socket(admin_t *self);
+
+/* Answers every waiting request. */
+void admin_handle(admin_t *self);
+
+#endif

@@ -1,0 +1,91 @@
+#include "coord_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+
+#define KEY(path, type, field, min, max, def, help)                                                \
+    {path, type, offsetof(struct coord_config, field), min, max, def, false, help}
+
+#define HOUR_MS (3600LL * 1000)
+
+const struct vg_cfg_key coord_config_keys[] = {
+    KEY("state_dir", VG_CFG_STRING, state_dir, 0, 0, "/var/lib/vigil",
+        "directory for the server key and the private PostgreSQL cluster"),
+    KEY("server_key_file", VG_CFG_STRING, server_key_file, 0, 0, "",
+        "CURVE key pair of the coordinator; empty = <state_dir>/coordinator.key"),
+    KEY("listen.agents", VG_CFG_STRING, listen_agents, 0, 256, "tcp://*:7400",
+        "ZeroMQ endpoint agents connect to"),
+    KEY("listen.admin", VG_CFG_STRING, listen_admin, 0, 256, "tcp://*:7401",
+        "ZeroMQ endpoint vigilctl connects to"),
+    KEY("http.address", VG_CFG_STRING, http_address, 0, 64, "",
+        "address for /healthz and /metrics; empty = all interfaces"),
+    KEY("http.port", VG_CFG_INT, http_port, 1, 65535, "7480", "HTTP port"),
+    KEY("store.url", VG_CFG_STRING, store_url, 0, 1024, "",
+        "libpq connection string; empty = start a private PostgreSQL under state_dir"),
+    KEY("store.pg_bin_dir", VG_CFG_STRING, store_pg_bin_dir, 0, 0, "",
+        "directory holding initdb and pg_ctl; empty = newest /usr/lib/postgresql/*/bin"),
+    KEY("store.start_timeout", VG_CFG_DURATION_MS, store_start_timeout_ms, 0, 24 * HOUR_MS, "60s",
+        "how long to keep retrying an unreachable database at start"),
+    KEY("enrollment.secret_file", VG_CFG_STRING, enrollment_secret_file, 0, 0, "",
+        "file holding the enrollment secret (mode 0600); empty = every new agent is pending"),
+    KEY("enrollment.rate_per_minute", VG_CFG_INT, enrollment_rate_per_minute, 0, 1000000, "60",
+        "enrollment requests accepted per source address per minute; 0 = unlimited"),
+    KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS,
+        "5s", "how often agents send a heartbeat"),
+    KEY("agents.missed_heartbeats", VG_CFG_INT, missed_heartbeats, 1, 100, "3",
+        "heartbeats an agent may miss before it is marked lost"),
+    KEY("admin.public_key", VG_CFG_STRING, admin_public_key, 0, 40, "",
+        "Z85 public key of the first admin operator (added at start if absent)"),
+    KEY("admin.name", VG_CFG_STRING, admin_name, 0, 64, "admin", "name of that operator"),
+    KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
+};
+const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);
+
+int coord_config_load(const char *path, struct coord_config *cfg, char *err, size_t errlen)
+{
+    enum vg_log_level level;
+    int r;
+
+    memset(cfg, 0, sizeof(*cfg));
+    r = vg_config_load(path, coord_config_keys, coord_config_nkeys, cfg, err, errlen);
+    if (r < 0)
+        return r;
+
+    if (vg_log_level_parse(cfg->log_level, &level) < 0) {
+        snprintf(err, errlen, "%s: \"log.level\": must be debug, info, warn or error (got \"%s\")",
+                 path, cfg->log_level);
+        return -EINVAL;
+    }
+    if (cfg->admin_public_key[0] && !vg_key_z85_valid(cfg->admin_public_key)) {
+        snprintf(err, errlen, "%s: \"admin.public_key\": not a Z85 CURVE public key", path);
+        return -EINVAL;
+    }
+    if (cfg->state_dir[0] == '\0') {
+        snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
+        return -EINVAL;
+    }
+    if (cfg->server_key_file[0] == '\0') {
+        char *derived;
+        if (asprintf(&derived, "%s/coordinator.key", cfg->state_dir) < 0)
+            return -ENOMEM;
+        free(cfg->server_key_file);
+        cfg->server_key_file = derived;
+    }
+    if (cfg->enrollment_secret_file[0]) {
+        r = vg_secret_file_check(cfg->enrollment_secret_file, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+void coord_config_free(struct coord_config *cfg)
+{
+    vg_config_free(coord_config_keys, coord_config_nkeys, cfg);
+}

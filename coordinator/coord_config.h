@@ -1,0 +1,37 @@
+/* coordinator.yaml: every key, its type, bounds and default, in one table (coord_config.c). */
+#ifndef COORD_CONFIG_H
+#define COORD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct coord_config {
+    char *state_dir;
+    char *server_key_file; /* "" = <state_dir>/coordinator.key, created on first start */
+    char *listen_agents;
+    char *listen_admin;
+    char *http_address;
+    int64_t http_port;
+    char *store_url; /* "" = private PostgreSQL cluster under state_dir */
+    char *store_pg_bin_dir;
+    int64_t store_start_timeout_ms;
+    char *enrollment_secret_file; /* "" = no bootstrap tokens: every new agent waits as pending */
+    int64_t enrollment_rate_per_minute; /* per source address; 0 = unlimited */
+    int64_t heartbeat_interval_ms;
+    int64_t missed_heartbeats;
+    char *admin_public_key; /* the first admin operator, added to the store at start */
+    char *admin_name;
+    char *log_level;
+};
+
+extern const struct vg_cfg_key coord_config_keys[];
+extern const size_t coord_config_nkeys;
+
+/* Loads and cross-checks (key formats, secret file permissions). 0 or negative errno + err. */
+int coord_config_load(const char *path, struct coord_config *cfg, char *err, size_t errlen);
+void coord_config_free(struct coord_config *cfg);
+
+#endif

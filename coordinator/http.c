@@ -1,0 +1,229 @@
+/*
+ * The coordinator's HTTP endpoints: /healthz and /metrics, served by libmicrohttpd from its
+ * own polling thread.
+ *
+ * The listening socket is opened here rather than by libmicrohttpd so that a failure to bind
+ * reports the real errno ("cannot listen on 127.0.0.1:7480: Address already in use"); it is
+ * then handed over with MHD_OPTION_LISTEN_SOCKET and libmicrohttpd closes it when stopped.
+ */
+#include "http.h"
+
+#include "log.h"
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HTTP_CONNECTION_LIMIT 64u
+#define HTTP_CONNECTION_TIMEOUT_S 10u
+#define HTTP_LISTEN_BACKLOG 64
+
+#define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+#define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+};
+
+/* libmicrohttpd's own error messages, into the one logger. */
+__attribute__((format(printf, 2, 0))) static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char message[512];
+
+    (void)cls;
+    vsnprintf(message, sizeof(message), fmt, ap);
+    size_t len = strlen(message);
+    while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == '\r'))
+        message[--len] = '\0';
+    vg_log(VG_LOG_WARN, "http: libmicrohttpd: %s", message);
+}
+
+/* Queues a response; body is static text unless mode is MHD_RESPMEM_MUST_FREE. */
+static enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
+                               const char *content_type, char *body, size_t len,
+                               enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer(len, body, mode);
+    if (response == NULL) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
+        (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES)) {
+        MHD_destroy_response(response);
+        return MHD_NO;
+    }
+    enum MHD_Result queued = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return queued;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *connection, unsigned int status,
+                                    const char *text)
+{
+    return respond(connection, status, CONTENT_TYPE_TEXT, (char *)text, strlen(text),
+                   MHD_RESPMEM_PERSISTENT);
+}
+
+static enum MHD_Result serve_metrics(struct MHD_Connection *connection)
+{
+    char *text;
+    size_t len;
+
+    int r = metrics_render(&text, &len);
+    if (r < 0) {
+        vg_log(VG_LOG_WARN, "http: cannot render metrics: %s", strerror(-r));
+        return respond_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render metrics\n");
+    }
+    return respond(connection, MHD_HTTP_OK, CONTENT_TYPE_METRICS, text, len, MHD_RESPMEM_MUST_FREE);
+}
+
+/*
+ * Answers on the first call, as soon as the headers are in: no endpoint takes a body, and a
+ * response queued before the body is read makes libmicrohttpd discard the body and close the
+ * connection, so a client cannot hold a connection open by streaming one.
+ */
+static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **request_state)
+{
+    (void)cls;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)request_state;
+
+    bool healthz = strcmp(url, "/healthz") == 0;
+    bool metrics = strcmp(url, "/metrics") == 0;
+    if (!healthz && !metrics)
+        return respond_text(connection, MHD_HTTP_NOT_FOUND, "not found\n");
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return respond_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    if (metrics)
+        return serve_metrics(connection);
+    if (metrics_store_is_up())
+        return respond_text(connection, MHD_HTTP_OK, "ok\n");
+    return respond_text(connection, MHD_HTTP_SERVICE_UNAVAILABLE, "store unreachable\n");
+}
+
+/* Opens, binds and listens; returns the socket or a negative errno. */
+static int open_listener(const struct sockaddr *addr, socklen_t addr_len)
+{
+    int one = 1;
+
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* Restarting while old connections sit in TIME_WAIT must still work. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, addr, addr_len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+http_server_t *http_server_start(const char *address, uint16_t port, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr = {0};
+    socklen_t addr_len;
+    char where[INET6_ADDRSTRLEN + 16];
+
+    if (err == NULL)
+        errlen = 0;
+    if (address == NULL || address[0] == '\0') {
+        struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+        in->sin_port = htons(port);
+        addr_len = sizeof(*in);
+        snprintf(where, sizeof(where), "*:%u", (unsigned)port);
+    } else if (strlen(address) < INET6_ADDRSTRLEN &&
+               inet_pton(AF_INET, address, &((struct sockaddr_in *)&addr)->sin_addr) == 1) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        addr_len = sizeof(*in);
+        snprintf(where, sizeof(where), "%s:%u", address, (unsigned)port);
+    } else if (strlen(address) < INET6_ADDRSTRLEN &&
+               inet_pton(AF_INET6, address, &((struct sockaddr_in6 *)&addr)->sin6_addr) == 1) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        addr_len = sizeof(*in6);
+        snprintf(where, sizeof(where), "[%s]:%u", address, (unsigned)port);
+    } else {
+        snprintf(err, errlen, "invalid listen address \"%s\": expected an IPv4 or IPv6 address",
+                 address);
+        return NULL;
+    }
+
+    http_server_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        snprintf(err, errlen, "cannot start HTTP server on %s: %s", where, strerror(ENOMEM));
+        return NULL;
+    }
+
+    int fd = open_listener((const struct sockaddr *)&addr, addr_len);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(-fd));
+        goto err_free;
+    }
+
+    /*
+     * libmicrohttpd closes a socket handed to it in MHD_stop_daemon, but when MHD_start_daemon
+     * fails it closes it on some paths (thread creation) and not on others (epoll setup), as
+     * 0.9.75 behaves. Remember which socket it is, so that after a failure it is closed only if
+     * the descriptor still refers to it and not to something another thread opened since.
+     */
+    struct stat listener;
+    if (fstat(fd, &listener) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(errno));
+        close(fd);
+        goto err_free;
+    }
+    self->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, port, NULL, NULL,
+        handle_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    if (self->daemon == NULL) {
+        struct stat now;
+        if (fstat(fd, &now) == 0 && now.st_dev == listener.st_dev && now.st_ino == listener.st_ino)
+            close(fd);
+        snprintf(err, errlen, "cannot start HTTP server on %s (libmicrohttpd logged why)", where);
+        goto err_free;
+    }
+    vg_log(VG_LOG_DEBUG, "http: listening on %s", where);
+    return self;
+
+err_free:
+    free(self);
+    return NULL;
+}
+
+void http_server_stop(http_server_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    http_server_t *self = *self_p;
+    if (self->daemon != NULL)
+        MHD_stop_daemon(self->daemon);
+    self->daemon = NULL;
+    free(self);
+    *self_p = NULL;
+}

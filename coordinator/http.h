@@ -1,0 +1,18 @@
+/*
+ * HTTP on the coordinator (libmicrohttpd, its own thread): /healthz and /metrics.
+ * /healthz answers 200 "ok" only while the main loop's last store check succeeded
+ * (metrics_store_is_up), 503 otherwise. Everything else is 404; methods other than GET/HEAD 405.
+ */
+#ifndef COORD_HTTP_H
+#define COORD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct http_server http_server_t;
+
+/* Listens on address:port (address "" or NULL = all interfaces). NULL on failure, err set. */
+http_server_t *http_server_start(const char *address, uint16_t port, char *err, size_t errlen);
+void http_server_stop(http_server_t **self_p);
+
+#endif

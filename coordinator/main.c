@@ -1,0 +1,331 @@
+/*
+ * vigil-coordinator: wires the modules together and runs the loop.
+ *
+ * Exit codes (also in docs/operations.md):
+ *   0  stopped by SIGINT/SIGTERM        64 usage error
+ *   69 database unreachable at start   71 cannot listen / OS error
+ *   78 configuration error              70 internal error
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "admin.h"
+#include "coord_config.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "router.h"
+#include "store.h"
+#include "timeutil.h"
+#include "zap.h"
+
+#define EXIT_USAGE 64
+#define EXIT_UNAVAILABLE 69
+#define EXIT_SOFTWARE 70
+#define EXIT_OSERR 71
+#define EXIT_CONFIG 78
+
+#define TICK_MS 1000
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vigil-coordinator [-n] [-c FILE]\n"
+            "\n"
+            "Receives agents' signals over CURVE ZeroMQ, stores them in PostgreSQL and\n"
+            "serves vigilctl.\n"
+            "\n"
+            "  -c FILE   configuration file (default /etc/vigil/coordinator.yaml)\n"
+            "  -n        check the configuration and exit\n"
+            "  -V        print the version and exit\n"
+            "  -h        this help\n"
+            "\n"
+            "Ports: 7400 agents, 7401 vigilctl, 7480 HTTP (/healthz, /metrics).\n"
+            "Exit codes: 0 stopped, 64 usage, 69 database unreachable at start,\n"
+            "70 internal error, 71 cannot listen, 78 configuration error.\n"
+            "An annotated example configuration is in deploy/config/coordinator.yaml.\n");
+}
+
+/* The first admin operator comes from the configuration file. */
+static int ensure_initial_admin(const struct coord_config *cfg, store_t *store,
+                                registry_t *registry)
+{
+    struct store_operator row = {0};
+    struct operator op = {0};
+    char id[VG_AGENT_ID_LEN + 1];
+
+    if (cfg->admin_public_key[0] == '\0')
+        return 0;
+    if (registry_operator_by_key(registry, cfg->admin_public_key))
+        return 0;
+    vg_agent_id_from_key(cfg->admin_public_key, id);
+    snprintf(row.id, sizeof(row.id), "op-%s", id + 3);
+    snprintf(row.name, sizeof(row.name), "%s", cfg->admin_name);
+    snprintf(row.public_key, sizeof(row.public_key), "%s", cfg->admin_public_key);
+    snprintf(row.role, sizeof(row.role), "admin");
+    int r = store_operator_ensure(store, &row);
+    if (r < 0)
+        return r;
+    snprintf(op.id, sizeof(op.id), "%s", row.id);
+    snprintf(op.name, sizeof(op.name), "%s", row.name);
+    snprintf(op.public_key, sizeof(op.public_key), "%s", row.public_key);
+    op.role = ROLE_ADMIN;
+    vg_log(VG_LOG_INFO, "operator=%s id=%s role=admin added from the configuration", op.name,
+           op.id);
+    return registry_operator_add(registry, &op);
+}
+
+static int block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Blocked before any thread starts, so every thread inherits the mask. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+struct coordinator {
+    struct coord_config cfg;
+    struct vg_keypair keys;
+    char *enroll_secret;
+    size_t enroll_secret_len;
+    int signal_fd;
+    http_server_t *http;
+    store_t *store;
+    registry_t *registry;
+    void *zmq_ctx;
+    zap_t *zap;
+    router_t *router;
+    admin_t *admin;
+};
+
+static int run_loop(struct coordinator *c)
+{
+    int64_t next_tick = vg_mono_ms() + TICK_MS;
+
+    for (;;) {
+        zmq_pollitem_t items[] = {
+            {zap_socket(c->zap), 0, ZMQ_POLLIN, 0},
+            {router_socket(c->router), 0, ZMQ_POLLIN, 0},
+            {admin_socket(c->admin), 0, ZMQ_POLLIN, 0},
+            {NULL, c->signal_fd, ZMQ_POLLIN, 0},
+        };
+        int64_t wait = next_tick - vg_mono_ms();
+        if (zmq_poll(items, 4, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
+            vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
+            return EXIT_SOFTWARE;
+        }
+        /* ZAP first: handshakes wait on it. */
+        if (items[0].revents & ZMQ_POLLIN)
+            zap_handle(c->zap);
+        if (items[1].revents & ZMQ_POLLIN)
+            router_handle(c->router);
+        if (items[2].revents & ZMQ_POLLIN)
+            admin_handle(c->admin);
+        if (items[3].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    vg_log(VG_LOG_INFO, "SIGHUP: nothing to reload yet");
+                    continue;
+                }
+                vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
+                return 0;
+            }
+        }
+        if (vg_mono_ms() >= next_tick) {
+            metrics_store_up(store_ping(c->store));
+            router_tick(c->router);
+            next_tick = vg_mono_ms() + TICK_MS;
+        }
+    }
+}
+
+static int start(struct coordinator *c)
+{
+    char err[1024];
+    bool created;
+
+    if (mkdir(c->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
+        vg_log(VG_LOG_ERROR, "cannot create state directory %s: %s", c->cfg.state_dir,
+               strerror(errno));
+        return EXIT_OSERR;
+    }
+    if (vg_keypair_load_or_create(c->cfg.server_key_file, &c->keys, &created, err,
+                                  sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+    vg_log(VG_LOG_INFO, "server key %s %s public=%s", c->cfg.server_key_file,
+           created ? "created" : "loaded", c->keys.public_key);
+    if (c->cfg.enrollment_secret_file[0] &&
+        vg_secret_file_read(c->cfg.enrollment_secret_file, &c->enroll_secret,
+                            &c->enroll_secret_len, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+
+    c->signal_fd = block_signals();
+    if (c->signal_fd < 0) {
+        vg_log(VG_LOG_ERROR, "signalfd: %s", strerror(errno));
+        return EXIT_OSERR;
+    }
+    metrics_init();
+    c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port, err, sizeof(err));
+    if (!c->http) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+
+    struct store_config scfg = {
+        .url = c->cfg.store_url,
+        .state_dir = c->cfg.state_dir,
+        .pg_bin_dir = c->cfg.store_pg_bin_dir[0] ? c->cfg.store_pg_bin_dir : NULL,
+        .start_timeout_ms = c->cfg.store_start_timeout_ms,
+    };
+    c->store = store_open(&scfg, err, sizeof(err));
+    if (!c->store) {
+        vg_log(VG_LOG_ERROR, "store: %s", err);
+        return EXIT_UNAVAILABLE;
+    }
+    metrics_store_up(1);
+
+    c->registry = registry_new();
+    if (!c->registry || registry_load(c->registry, c->store) < 0 ||
+        ensure_initial_admin(&c->cfg, c->store, c->registry) < 0) {
+        vg_log(VG_LOG_ERROR, "cannot load agents and operators from the store");
+        return EXIT_UNAVAILABLE;
+    }
+    vg_log(VG_LOG_INFO, "registry: %zu agents loaded", registry_agent_count(c->registry));
+
+    c->zmq_ctx = zmq_ctx_new();
+    if (!c->zmq_ctx) {
+        vg_log(VG_LOG_ERROR, "zmq context: %s", zmq_strerror(zmq_errno()));
+        return EXIT_OSERR;
+    }
+    c->zap = zap_new(c->zmq_ctx, c->registry, err, sizeof(err));
+    if (!c->zap) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    struct router_config rcfg = {
+        .endpoint = c->cfg.listen_agents,
+        .server_keys = &c->keys,
+        .heartbeat_interval_ms = c->cfg.heartbeat_interval_ms,
+        .missed_heartbeats = c->cfg.missed_heartbeats,
+        .enroll_secret = c->enroll_secret,
+        .enroll_secret_len = c->enroll_secret_len,
+        .enroll_rate_per_minute = c->cfg.enrollment_rate_per_minute,
+    };
+    c->router = router_new(c->zmq_ctx, &rcfg, c->registry, c->store, err, sizeof(err));
+    if (!c->router) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    c->admin = admin_new(c->zmq_ctx, c->cfg.listen_admin, &c->keys,
+                         (int)c->cfg.heartbeat_interval_ms, c->registry, c->store, err,
+                         sizeof(err));
+    if (!c->admin) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    vg_log(VG_LOG_INFO, "listening agents=%s admin=%s http=%s:%lld", c->cfg.listen_agents,
+           c->cfg.listen_admin, c->cfg.http_address[0] ? c->cfg.http_address : "*",
+           (long long)c->cfg.http_port);
+    return 0;
+}
+
+static void stop(struct coordinator *c)
+{
+    admin_destroy(&c->admin);
+    router_destroy(&c->router);
+    zap_destroy(&c->zap);
+    if (c->zmq_ctx)
+        zmq_ctx_term(c->zmq_ctx);
+    http_server_stop(&c->http);
+    registry_destroy(&c->registry);
+    store_destroy(&c->store);
+    metrics_fini();
+    if (c->signal_fd >= 0)
+        close(c->signal_fd);
+    if (c->enroll_secret) {
+        explicit_bzero(c->enroll_secret, c->enroll_secret_len);
+        free(c->enroll_secret);
+    }
+    explicit_bzero(&c->keys, sizeof(c->keys));
+    coord_config_free(&c->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = "/etc/vigil/coordinator.yaml";
+    bool check_only = false;
+    struct coordinator c = {.signal_fd = -1};
+    char err[1024];
+    enum vg_log_level level;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'n':
+            check_only = true;
+            break;
+        case 'V':
+            printf("vigil-coordinator %s\n", VIGIL_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    vg_log_init("vigil-coordinator", VG_LOG_INFO, !isatty(STDERR_FILENO));
+    if (coord_config_load(config_path, &c.cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil-coordinator: %s\n", err);
+        coord_config_free(&c.cfg);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        printf("%s: configuration OK\n", config_path);
+        coord_config_free(&c.cfg);
+        return 0;
+    }
+    vg_log_level_parse(c.cfg.log_level, &level);
+    vg_log_threshold = level;
+
+    int code = start(&c);
+    if (code == 0) {
+        vg_log(VG_LOG_INFO, "started version=%s", VIGIL_VERSION);
+        code = run_loop(&c);
+    }
+    stop(&c);
+    vg_log(VG_LOG_INFO, "stopped");
+    return code;
+}

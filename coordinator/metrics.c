@@ -1,0 +1,388 @@
+/*
+ * The coordinator's metrics registry: one global state behind one mutex, rendered in the
+ * Prometheus text exposition format 0.0.4.
+ *
+ * Counters are plain integers updated under the mutex. The per-agent gauges are an array owned
+ * by this module and replaced wholesale by metrics_set_agents; the render formats straight
+ * from it while holding the mutex (a few hundred kilobytes for thousands of agents).
+ */
+#include "metrics.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Distinct message types counted by name; any further type is counted as "other". */
+#define TYPE_SLOTS 16
+#define TYPE_NAME_MAX 32
+
+/* Index into by_state and the "state" label: the AgentState proto enum (0 is unspecified). */
+#define AGENT_STATES 5
+
+static const char *const refuse_names[REFUSE__COUNT] = {
+    [REFUSE_MALFORMED] = "malformed",
+    [REFUSE_VERSION] = "version",
+    [REFUSE_UNKNOWN_TYPE] = "unknown_type",
+    [REFUSE_OVERSIZED] = "oversized",
+    [REFUSE_LIMITS] = "limits",
+    [REFUSE_SENDER] = "sender_mismatch",
+    [REFUSE_NOT_ENROLLED] = "not_enrolled",
+    [REFUSE_REVOKED] = "revoked",
+    [REFUSE_UNKNOWN_KEY] = "unknown_key",
+    [REFUSE_BAD_TOKEN] = "bad_token",
+    [REFUSE_RATE_LIMITED] = "rate_limited",
+    [REFUSE_FORBIDDEN] = "forbidden",
+    [REFUSE_STORE] = "store_error",
+};
+
+static const char *const agent_state_names[AGENT_STATES] = {
+    [1] = "pending",
+    [2] = "active",
+    [3] = "lost",
+    [4] = "revoked",
+};
+
+/* Upper bounds of vigil_store_batch_seconds' finite buckets, as numbers and as "le" labels. */
+static const double batch_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,   0.25,   0.5,   1,    2.5};
+static const char *const batch_bound_labels[] = {
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5"};
+#define BATCH_BUCKETS (sizeof(batch_bounds) / sizeof(batch_bounds[0]))
+_Static_assert(sizeof(batch_bound_labels) / sizeof(batch_bound_labels[0]) == BATCH_BUCKETS,
+               "every histogram bound has its label");
+
+struct type_count {
+    char name[TYPE_NAME_MAX];
+    uint64_t count;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct type_count types[TYPE_SLOTS];
+    size_t types_used;
+    uint64_t received_other;
+    uint64_t refused[REFUSE__COUNT];
+    uint64_t stored_messages;
+    uint64_t stored_signals;
+    uint64_t batch_buckets[BATCH_BUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
+    double batch_sum;
+    uint64_t batch_count;
+    int store_up;
+    uint64_t agents_by_state[AGENT_STATES];
+    struct metrics_agent *agents;
+    size_t agents_len;
+} metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+const char *refuse_reason_name(enum refuse_reason reason)
+{
+    if ((unsigned)reason >= REFUSE__COUNT)
+        return "unknown";
+    return refuse_names[reason];
+}
+
+/* Clears every value; the caller holds the lock. Returns the agents array to free. */
+static struct metrics_agent *reset_locked(void)
+{
+    struct metrics_agent *agents = metrics.agents;
+
+    memset(metrics.types, 0, sizeof(metrics.types));
+    metrics.types_used = 0;
+    metrics.received_other = 0;
+    memset(metrics.refused, 0, sizeof(metrics.refused));
+    metrics.stored_messages = 0;
+    metrics.stored_signals = 0;
+    memset(metrics.batch_buckets, 0, sizeof(metrics.batch_buckets));
+    metrics.batch_sum = 0;
+    metrics.batch_count = 0;
+    metrics.store_up = 0;
+    memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
+    metrics.agents = NULL;
+    metrics.agents_len = 0;
+    return agents;
+}
+
+void metrics_init(void)
+{
+    pthread_mutex_lock(&metrics.lock);
+    struct metrics_agent *old = reset_locked();
+    pthread_mutex_unlock(&metrics.lock);
+    free(old);
+}
+
+void metrics_fini(void)
+{
+    metrics_init();
+}
+
+void metrics_received(const char *type)
+{
+    pthread_mutex_lock(&metrics.lock);
+    if (type == NULL || strlen(type) >= TYPE_NAME_MAX) {
+        metrics.received_other++;
+        goto out;
+    }
+    for (size_t i = 0; i < metrics.types_used; i++) {
+        if (strcmp(metrics.types[i].name, type) == 0) {
+            metrics.types[i].count++;
+            goto out;
+        }
+    }
+    if (metrics.types_used < TYPE_SLOTS) {
+        struct type_count *slot = &metrics.types[metrics.types_used++];
+        memcpy(slot->name, type, strlen(type) + 1);
+        slot->count = 1;
+    } else {
+        metrics.received_other++;
+    }
+out:
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_refused(enum refuse_reason reason)
+{
+    if ((unsigned)reason >= REFUSE__COUNT) {
+        vg_log(VG_LOG_DEBUG, "metrics: refuse reason %d out of range", (int)reason);
+        return;
+    }
+    pthread_mutex_lock(&metrics.lock);
+    metrics.refused[reason]++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_rows_stored(uint64_t messages, uint64_t signals)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.stored_messages += messages;
+    metrics.stored_signals += signals;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_store_batch(double seconds)
+{
+    size_t bucket = 0;
+
+    /* A clock that stepped backwards must not make the sum decrease or turn NaN. */
+    if (!(seconds >= 0))
+        seconds = 0;
+    while (bucket < BATCH_BUCKETS && seconds > batch_bounds[bucket])
+        bucket++;
+
+    pthread_mutex_lock(&metrics.lock);
+    metrics.batch_buckets[bucket]++;
+    metrics.batch_sum += seconds;
+    metrics.batch_count++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_store_up(int up)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.store_up = up != 0;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+int metrics_store_is_up(void)
+{
+    pthread_mutex_lock(&metrics.lock);
+    int up = metrics.store_up;
+    pthread_mutex_unlock(&metrics.lock);
+    return up;
+}
+
+/* Copies by_state (NULL means all zero) into the registry; the caller holds the lock. */
+static void set_by_state_locked(const uint64_t by_state[AGENT_STATES])
+{
+    if (by_state != NULL)
+        memcpy(metrics.agents_by_state, by_state, sizeof(metrics.agents_by_state));
+    else
+        memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
+}
+
+void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5])
+{
+    struct metrics_agent *copy = NULL;
+
+    if (agents == NULL)
+        n = 0;
+    if (n > 0) {
+        copy = calloc(n, sizeof(*copy));
+        if (copy == NULL) {
+            vg_log(VG_LOG_WARN,
+                   "metrics: cannot copy %zu agents: out of memory, "
+                   "keeping the previous per-agent gauges",
+                   n);
+            pthread_mutex_lock(&metrics.lock);
+            set_by_state_locked(by_state);
+            pthread_mutex_unlock(&metrics.lock);
+            return;
+        }
+        memcpy(copy, agents, n * sizeof(*copy));
+    }
+
+    pthread_mutex_lock(&metrics.lock);
+    set_by_state_locked(by_state);
+    struct metrics_agent *old = metrics.agents;
+    metrics.agents = copy;
+    metrics.agents_len = n;
+    pthread_mutex_unlock(&metrics.lock);
+    free(old);
+}
+
+/*
+ * Writes a label value escaped per the exposition format: \\, \" and \n. Reads at most size
+ * bytes: struct metrics_agent's fields are fixed arrays that a full value leaves unterminated.
+ */
+static void put_label_value(FILE *out, const char *value, size_t size)
+{
+    size_t len = strnlen(value, size);
+
+    for (const char *p = value; p < value + len; p++) {
+        switch (*p) {
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        default:
+            fputc(*p, out);
+            break;
+        }
+    }
+}
+
+static void put_agent_labels(FILE *out, const struct metrics_agent *agent)
+{
+    fputs("{agent=\"", out);
+    put_label_value(out, agent->id, sizeof(agent->id));
+    fputs("\",node=\"", out);
+    put_label_value(out, agent->node, sizeof(agent->node));
+    fputs("\"}", out);
+}
+
+/* Writes a float in the shortest form that reads back as the same double. */
+static void put_double(FILE *out, double value)
+{
+    char text[40];
+
+    if (isnan(value)) {
+        fputs("NaN", out);
+        return;
+    }
+    if (isinf(value)) {
+        fputs(value > 0 ? "+Inf" : "-Inf", out);
+        return;
+    }
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(text, sizeof(text), "%.*g", precision, value);
+        if (strtod(text, NULL) == value)
+            break;
+    }
+    fputs(text, out);
+}
+
+static void put_header(FILE *out, const char *name, const char *type, const char *help)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_locked(FILE *out)
+{
+    put_header(out, "vigil_messages_received_total", "counter",
+               "Messages received from agents and operators, by message type.");
+    for (size_t i = 0; i < metrics.types_used; i++) {
+        fputs("vigil_messages_received_total{type=\"", out);
+        put_label_value(out, metrics.types[i].name, sizeof(metrics.types[i].name));
+        fprintf(out, "\"} %" PRIu64 "\n", metrics.types[i].count);
+    }
+    if (metrics.received_other > 0)
+        fprintf(out, "vigil_messages_received_total{type=\"other\"} %" PRIu64 "\n",
+                metrics.received_other);
+
+    put_header(out, "vigil_messages_refused_total", "counter",
+               "Messages and handshakes refused, by reason.");
+    for (size_t i = 0; i < REFUSE__COUNT; i++)
+        fprintf(out, "vigil_messages_refused_total{reason=\"%s\"} %" PRIu64 "\n", refuse_names[i],
+                metrics.refused[i]);
+
+    put_header(out, "vigil_stored_messages_total", "counter", "Messages committed to the store.");
+    fprintf(out, "vigil_stored_messages_total %" PRIu64 "\n", metrics.stored_messages);
+    put_header(out, "vigil_stored_signals_total", "counter", "Signals committed to the store.");
+    fprintf(out, "vigil_stored_signals_total %" PRIu64 "\n", metrics.stored_signals);
+
+    put_header(out, "vigil_store_batch_seconds", "histogram",
+               "Time to commit one batch to the store.");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < BATCH_BUCKETS; i++) {
+        cumulative += metrics.batch_buckets[i];
+        fprintf(out, "vigil_store_batch_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+                batch_bound_labels[i], cumulative);
+    }
+    cumulative += metrics.batch_buckets[BATCH_BUCKETS];
+    fprintf(out, "vigil_store_batch_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    fputs("vigil_store_batch_seconds_sum ", out);
+    put_double(out, metrics.batch_sum);
+    fprintf(out, "\nvigil_store_batch_seconds_count %" PRIu64 "\n", metrics.batch_count);
+
+    put_header(out, "vigil_store_up", "gauge",
+               "1 if the last check of the store succeeded, 0 otherwise.");
+    fprintf(out, "vigil_store_up %d\n", metrics.store_up);
+
+    put_header(out, "vigil_agents", "gauge", "Known agents, by state.");
+    for (size_t state = 1; state < AGENT_STATES; state++)
+        fprintf(out, "vigil_agents{state=\"%s\"} %" PRIu64 "\n", agent_state_names[state],
+                metrics.agents_by_state[state]);
+
+    put_header(out, "vigil_agent_spool_depth", "gauge",
+               "Messages waiting in an agent's spool, as of its last heartbeat.");
+    for (size_t i = 0; i < metrics.agents_len; i++) {
+        const struct metrics_agent *agent = &metrics.agents[i];
+        fputs("vigil_agent_spool_depth", out);
+        put_agent_labels(out, agent);
+        fprintf(out, " %" PRIu64 "\n", agent->spool_depth);
+    }
+
+    put_header(out, "vigil_agent_spool_dropped_messages_total", "counter",
+               "Messages an agent dropped because its spool was full.");
+    for (size_t i = 0; i < metrics.agents_len; i++) {
+        const struct metrics_agent *agent = &metrics.agents[i];
+        fputs("vigil_agent_spool_dropped_messages_total", out);
+        put_agent_labels(out, agent);
+        fprintf(out, " %" PRIu64 "\n", agent->dropped_messages);
+    }
+}
+
+int metrics_render(char **ret, size_t *ret_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    FILE *out = open_memstream(&text, &len);
+    if (out == NULL)
+        return -ENOMEM;
+
+    pthread_mutex_lock(&metrics.lock);
+    render_locked(out);
+    pthread_mutex_unlock(&metrics.lock);
+
+    bool failed = ferror(out) != 0;
+    if (fclose(out) != 0)
+        failed = true;
+    if (failed) {
+        free(text);
+        return -ENOMEM;
+    }
+    *ret = text;
+    *ret_len = len;
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * The coordinator's metrics, rendered in Prometheus text format by http.c.
+ *
+ * Counters are updated from the main loop and read by the HTTP thread, so every update and
+ * the render take one mutex; per-agent gauges are replaced wholesale by the main loop once per
+ * liveness tick (metrics_set_agents), never mutated field by field.
+ */
+#ifndef COORD_METRICS_H
+#define COORD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a message or handshake was refused: the "reason" label of vigil_messages_refused_total. */
+enum refuse_reason {
+    REFUSE_MALFORMED = 0,  /* frame structure or protobuf decoding failed */
+    REFUSE_VERSION,        /* unsupported protocol version */
+    REFUSE_UNKNOWN_TYPE,   /* envelope body not set / unknown message type */
+    REFUSE_OVERSIZED,      /* over the size limit */
+    REFUSE_LIMITS,         /* decoded, but a field is out of bounds (too many signals, ...) */
+    REFUSE_SENDER,         /* sender id does not match the authenticated key */
+    REFUSE_NOT_ENROLLED,   /* key not active: only enrollment is allowed */
+    REFUSE_REVOKED,        /* key revoked (handshake or message) */
+    REFUSE_UNKNOWN_KEY,    /* ZAP: key not known on a socket that requires it */
+    REFUSE_BAD_TOKEN,      /* enrollment token present but wrong */
+    REFUSE_RATE_LIMITED,   /* enrollment requests too frequent */
+    REFUSE_FORBIDDEN,      /* operator lacks the role */
+    REFUSE_STORE,          /* the store could not commit: not acknowledged, agent resends */
+    REFUSE__COUNT
+};
+const char *refuse_reason_name(enum refuse_reason reason);
+
+struct metrics_agent {
+    char id[32];
+    char node[64];
+    uint64_t spool_depth;
+    uint64_t dropped_messages;
+};
+
+/* Initialises the global metrics state. Call once before threads start. */
+void metrics_init(void);
+void metrics_fini(void);
+
+void metrics_received(const char *type);        /* label "type": enroll, heartbeat, signals, ... */
+void metrics_refused(enum refuse_reason reason);
+void metrics_rows_stored(uint64_t messages, uint64_t signals);
+void metrics_store_batch(double seconds);       /* histogram vigil_store_batch_seconds */
+void metrics_store_up(int up);                  /* 1 reachable, 0 not: drives /healthz */
+int metrics_store_is_up(void);
+/* Replaces the per-agent gauges and the count of agents by state. */
+void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5]);
+
+/* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
+int metrics_render(char **ret, size_t *ret_len);
+
+#endif

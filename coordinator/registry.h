@@ -1,0 +1,68 @@
+/*
+ * Who may talk to the coordinator: the in-memory view of the agents and operators tables.
+ *
+ * The registry is loaded from the store at start and is the one owner of agent and operator
+ * state afterwards; every change goes to the store first and then here, so the ZAP handler and
+ * the per-message checks answer from memory without a database round trip.
+ */
+#ifndef COORD_REGISTRY_H
+#define COORD_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "store.h"
+
+struct agent {
+    char id[32]; /* VG_AGENT_ID_LEN used; sized like struct store_agent's */
+    char public_key[VG_KEY_Z85_LEN + 1];
+    char node[256];
+    char agent_version[64];
+    Vigil__AgentState state;
+    int64_t enrolled_at_ms;
+    int64_t state_since_ms;
+    int64_t last_seen_ms;   /* wall clock, for people */
+    int64_t last_seen_mono; /* monotonic, for liveness */
+    uint64_t uptime_s, spool_depth, spool_bytes, dropped_messages, dropped_samples;
+    bool health_dirty; /* health changed since the last flush to the store */
+};
+
+enum operator_role {
+    ROLE_VIEWER = 1,
+    ROLE_RESPONDER = 2,
+    ROLE_ADMIN = 3,
+};
+
+struct operator {
+    char id[32];
+    char name[128];
+    char public_key[VG_KEY_Z85_LEN + 1];
+    enum operator_role role;
+};
+
+typedef struct registry registry_t;
+
+registry_t *registry_new(void);
+void registry_destroy(registry_t **self_p);
+
+/* Loads agents and operators from the store (replacing nothing: call once, at start). */
+int registry_load(registry_t *self, store_t *store);
+
+struct agent *registry_agent(registry_t *self, const char *id);
+/* Adds a new agent entry (copied). NULL on allocation failure. */
+struct agent *registry_agent_add(registry_t *self, const struct agent *agent);
+/* Iteration: pass NULL to start. The table must not change during a walk. */
+struct agent *registry_agent_next(registry_t *self, struct agent *prev);
+size_t registry_agent_count(const registry_t *self);
+
+const struct operator *registry_operator_by_key(registry_t *self, const char *public_z85);
+const struct operator *registry_operator_by_id(registry_t *self, const char *id);
+int registry_operator_add(registry_t *self, const struct operator *op);
+
+const char *agent_state_name(Vigil__AgentState state);
+const char *operator_role_name(enum operator_role role);
+int operator_role_parse(const char *text, enum operator_role *ret);
+
+#endif

@@ -1,0 +1,631 @@
+#include "router.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "timeutil.h"
+#include "token.h"
+#include "wire.h"
+#include "zap.h"
+
+/* One drain stops at whichever comes first; the rest waits for the next poll. */
+#define DRAIN_MAX_MESSAGES 2048
+#define DRAIN_MAX_BYTES (32 * 1024 * 1024)
+#define ROUTING_ID_MAX 255
+#define ENROLL_WINDOW_MS 60000
+
+struct peer {
+    uint8_t routing_id[ROUTING_ID_MAX];
+    size_t routing_id_len;
+    char user_id[64];  /* from ZAP: the agent id its key maps to */
+    char address[64];  /* Peer-Address, for logs and the enrollment rate limit */
+    char public_key[VG_KEY_Z85_LEN + 1]; /* from ZAP metadata (ZAP_PROPERTY_KEY) */
+};
+
+/* A durable message waiting for the batch commit. */
+struct pending {
+    struct peer peer;
+    Vigil__Envelope *env;
+};
+
+struct enroll_window {
+    int64_t start_mono;
+    int64_t count;
+};
+
+struct router {
+    void *socket;
+    struct router_config cfg;
+    registry_t *registry;
+    store_t *store;
+    struct pending *pending;
+    size_t npending;
+    zhashx_t *enroll_windows; /* address -> struct enroll_window */
+};
+
+static void free_entry(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static int setopt_int(void *socket, int option, int value)
+{
+    return zmq_setsockopt(socket, option, &value, sizeof(value));
+}
+
+router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *registry,
+                     store_t *store, char *err, size_t errlen)
+{
+    router_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        goto err_nomem;
+    self->cfg = *cfg;
+    self->registry = registry;
+    self->store = store;
+    self->pending = calloc(DRAIN_MAX_MESSAGES, sizeof(*self->pending));
+    self->enroll_windows = zhashx_new();
+    if (!self->pending || !self->enroll_windows)
+        goto err_nomem;
+    zhashx_set_destructor(self->enroll_windows, free_entry);
+
+    self->socket = zmq_socket(ctx, ZMQ_ROUTER);
+    if (!self->socket)
+        goto err_zmq;
+    /* A send to a vanished agent fails loudly (EHOSTUNREACH) instead of vanishing. Receive
+     * high-water marks stop reading from an agent's connection rather than dropping: the
+     * back-pressure lands in TCP and then in the agent's spool. */
+    if (vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms) < 0 ||
+        setopt_int(self->socket, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        setopt_int(self->socket, ZMQ_RCVHWM, 100000) != 0 ||
+        setopt_int(self->socket, ZMQ_SNDHWM, 100000) != 0 ||
+        setopt_int(self->socket, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_CURVE_SECRETKEY, cfg->server_keys->secret_key,
+                       VG_KEY_Z85_LEN) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_ZAP_DOMAIN, VG_ZAP_DOMAIN_AGENTS,
+                       strlen(VG_ZAP_DOMAIN_AGENTS)) != 0)
+        goto err_zmq;
+    if (zmq_bind(self->socket, cfg->endpoint) != 0) {
+        snprintf(err, errlen, "cannot listen for agents on %s: %s", cfg->endpoint,
+                 zmq_strerror(zmq_errno()));
+        router_destroy(&self);
+        return NULL;
+    }
+    return self;
+
+err_zmq:
+    snprintf(err, errlen, "agents socket: %s", zmq_strerror(zmq_errno()));
+    router_destroy(&self);
+    return NULL;
+err_nomem:
+    snprintf(err, errlen, "out of memory");
+    router_destroy(&self);
+    return NULL;
+}
+
+void router_destroy(router_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    router_t *self = *self_p;
+    for (size_t i = 0; i < self->npending; i++)
+        vg_envelope_free(self->pending[i].env);
+    free(self->pending);
+    zhashx_destroy(&self->enroll_windows);
+    if (self->socket)
+        zmq_close(self->socket);
+    free(self);
+    *self_p = NULL;
+}
+
+void *router_socket(router_t *self)
+{
+    return self->socket;
+}
+
+/* ---- replies ---- */
+
+static void send_envelope(router_t *self, const struct peer *peer, Vigil__Envelope *env)
+{
+    uint8_t *buf;
+    size_t len;
+
+    if (vg_envelope_encode(env, &buf, &len) < 0)
+        return;
+    if (zmq_send(self->socket, peer->routing_id, peer->routing_id_len,
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
+        /* The agent resends whatever it does not hear back about; log and move on. */
+        vg_log(VG_LOG_DEBUG, "agent=%s reply not delivered: %s", peer->user_id,
+               zmq_strerror(zmq_errno()));
+    }
+    free(buf);
+}
+
+static void send_refusal(router_t *self, const struct peer *peer, Vigil__RefusalCode code,
+                         uint64_t seq, const char *reason)
+{
+    Vigil__Refusal refusal = VIGIL__REFUSAL__INIT;
+    Vigil__Envelope env;
+
+    refusal.code = code;
+    refusal.seq = seq;
+    refusal.reason = (char *)reason;
+    vg_envelope_init(&env, "coordinator", 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_REFUSAL;
+    env.refusal = &refusal;
+    send_envelope(self, peer, &env);
+}
+
+static void refuse(router_t *self, const struct peer *peer, enum refuse_reason reason,
+                   Vigil__RefusalCode code, uint64_t seq, const char *text)
+{
+    metrics_refused(reason);
+    vg_log(VG_LOG_WARN, "agent=%s address=%s refused reason=%s seq=%llu: %s", peer->user_id,
+           peer->address, refuse_reason_name(reason), (unsigned long long)seq, text);
+    send_refusal(self, peer, code, seq, text);
+}
+
+static void send_enroll_reply(router_t *self, const struct peer *peer, const struct agent *agent)
+{
+    Vigil__EnrollReply reply = VIGIL__ENROLL_REPLY__INIT;
+    Vigil__Envelope env;
+
+    reply.state = agent->state;
+    reply.agent_id = (char *)agent->id;
+    reply.heartbeat_interval_ms = (uint32_t)self->cfg.heartbeat_interval_ms;
+    vg_envelope_init(&env, "coordinator", 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_ENROLL_REPLY;
+    env.enroll_reply = &reply;
+    send_envelope(self, peer, &env);
+}
+
+static void send_ack(router_t *self, const struct peer *peer, Vigil__SeqRange **ranges,
+                     size_t nranges)
+{
+    Vigil__Ack ack = VIGIL__ACK__INIT;
+    Vigil__Envelope env;
+
+    ack.ranges = ranges;
+    ack.n_ranges = nranges;
+    vg_envelope_init(&env, "coordinator", 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_ACK;
+    env.ack = &ack;
+    send_envelope(self, peer, &env);
+}
+
+/* ---- agent state ---- */
+
+static int set_state(router_t *self, struct agent *agent, Vigil__AgentState state,
+                     const char *reason)
+{
+    int64_t now = vg_wall_ms();
+    int r = store_agent_set_state(self->store, agent->id, state, now, "coordinator", reason);
+    if (r < 0)
+        return r;
+    vg_log(VG_LOG_INFO, "agent=%s node=%s state=%s previous=%s reason=\"%s\"", agent->id,
+           agent->node, agent_state_name(state), agent_state_name(agent->state), reason);
+    agent->state = state;
+    agent->state_since_ms = now;
+    return 0;
+}
+
+/* Any valid message from an agent proves it is alive. */
+static void agent_seen(router_t *self, struct agent *agent)
+{
+    agent->last_seen_mono = vg_mono_ms();
+    agent->last_seen_ms = vg_wall_ms();
+    agent->health_dirty = true;
+    if (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_LOST)
+        set_state(self, agent, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE, "heard from again");
+}
+
+static bool agent_may_send(const struct agent *agent)
+{
+    return agent && (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE ||
+                     agent->state == VIGIL__AGENT_STATE__AGENT_STATE_LOST);
+}
+
+/* ---- enrollment ---- */
+
+static bool enroll_rate_ok(router_t *self, const char *address)
+{
+    if (self->cfg.enroll_rate_per_minute == 0)
+        return true;
+    int64_t now = vg_mono_ms();
+    struct enroll_window *w = zhashx_lookup(self->enroll_windows, address);
+    if (!w) {
+        w = calloc(1, sizeof(*w));
+        if (!w)
+            return false;
+        w->start_mono = now;
+        zhashx_insert(self->enroll_windows, address, w);
+    }
+    if (now - w->start_mono >= ENROLL_WINDOW_MS) {
+        w->start_mono = now;
+        w->count = 0;
+    }
+    return ++w->count <= self->cfg.enroll_rate_per_minute;
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void handle_enroll(router_t *self, const struct peer *peer, struct agent *agent,
+                          const Vigil__Enroll *enroll)
+{
+    const char *public_key = peer->public_key;
+
+    bool has_token = enroll->token.len == VG_TOKEN_LEN;
+    bool token_ok = has_token && self->cfg.enroll_secret &&
+                    vg_token_verify(self->cfg.enroll_secret, self->cfg.enroll_secret_len,
+                                    public_key, enroll->token.data, enroll->token.len);
+
+    if (agent && agent->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
+        refuse(self, peer, REFUSE_REVOKED, VIGIL__REFUSAL_CODE__REFUSAL_REVOKED, 0,
+               "this agent's key is revoked");
+        return;
+    }
+    /* Known, admitted agents re-enroll on every reconnect: not rate limited. */
+    if (!agent_may_send(agent) && !enroll_rate_ok(self, peer->address)) {
+        refuse(self, peer, REFUSE_RATE_LIMITED, VIGIL__REFUSAL_CODE__REFUSAL_RATE_LIMITED, 0,
+               "too many enrollment requests from this address; retry later");
+        return;
+    }
+    if (has_token && self->cfg.enroll_secret && !token_ok) {
+        refuse(self, peer, REFUSE_BAD_TOKEN, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, 0,
+               "enrollment token does not match this agent's key");
+        return;
+    }
+    if (has_token && !self->cfg.enroll_secret)
+        vg_log(VG_LOG_WARN, "agent=%s presented a token but no enrollment secret is configured; "
+                            "it waits for approval",
+               peer->user_id);
+
+    metrics_received("enroll");
+    if (!agent) {
+        struct store_agent row = {0};
+        struct agent fresh = {0};
+
+        copy_text(fresh.id, sizeof(fresh.id), peer->user_id);
+        copy_text(fresh.public_key, sizeof(fresh.public_key), public_key);
+        copy_text(fresh.node, sizeof(fresh.node), enroll->node);
+        copy_text(fresh.agent_version, sizeof(fresh.agent_version), enroll->agent_version);
+        fresh.state = token_ok ? VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE
+                               : VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
+        fresh.enrolled_at_ms = fresh.state_since_ms = vg_wall_ms();
+
+        copy_text(row.id, sizeof(row.id), fresh.id);
+        copy_text(row.public_key, sizeof(row.public_key), fresh.public_key);
+        copy_text(row.node, sizeof(row.node), fresh.node);
+        copy_text(row.agent_version, sizeof(row.agent_version), fresh.agent_version);
+        row.state = fresh.state;
+        row.enrolled_at_ms = row.state_since_ms = fresh.enrolled_at_ms;
+        if (store_agent_upsert(self->store, &row) < 0) {
+            refuse(self, peer, REFUSE_STORE, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, 0,
+                   "the coordinator cannot store the enrollment now; retry");
+            return;
+        }
+        store_audit(self->store, peer->user_id, "agent.enroll", fresh.id,
+                    token_ok ? "bootstrap token valid: active" : "no token: pending approval");
+        agent = registry_agent_add(self->registry, &fresh);
+        if (!agent)
+            return;
+        vg_log(VG_LOG_INFO, "agent=%s node=%s address=%s enrolled state=%s", agent->id,
+               agent->node, peer->address, agent_state_name(agent->state));
+    } else {
+        if (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING && token_ok &&
+            set_state(self, agent, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
+                      "bootstrap token valid") < 0) {
+            refuse(self, peer, REFUSE_STORE, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, 0,
+                   "the coordinator cannot store the enrollment now; retry");
+            return;
+        }
+        if (strcmp(agent->node, enroll->node) != 0 ||
+            strcmp(agent->agent_version, enroll->agent_version) != 0) {
+            copy_text(agent->node, sizeof(agent->node), enroll->node);
+            copy_text(agent->agent_version, sizeof(agent->agent_version), enroll->agent_version);
+            struct store_agent row = {0};
+            copy_text(row.id, sizeof(row.id), agent->id);
+            copy_text(row.public_key, sizeof(row.public_key), agent->public_key);
+            copy_text(row.node, sizeof(row.node), agent->node);
+            copy_text(row.agent_version, sizeof(row.agent_version), agent->agent_version);
+            row.state = agent->state;
+            store_agent_upsert(self->store, &row);
+        }
+    }
+    if (agent_may_send(agent))
+        agent_seen(self, agent);
+    send_enroll_reply(self, peer, agent);
+}
+
+/* ---- receiving ---- */
+
+static void handle_heartbeat(router_t *self, const struct peer *peer, struct agent *agent,
+                             const Vigil__Heartbeat *hb)
+{
+    if (!agent_may_send(agent)) {
+        refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, 0,
+               agent ? "agent is pending approval" : "unknown agent: enroll first");
+        return;
+    }
+    metrics_received("heartbeat");
+    copy_text(agent->agent_version, sizeof(agent->agent_version), hb->agent_version);
+    agent->uptime_s = hb->uptime_s;
+    agent->spool_depth = hb->spool_depth;
+    agent->spool_bytes = hb->spool_bytes;
+    agent->dropped_messages = hb->dropped_messages;
+    agent->dropped_samples = hb->dropped_samples;
+    agent_seen(self, agent);
+    send_ack(self, peer, NULL, 0);
+}
+
+/* Reads one message: [routing id][payload]. Returns payload size, 0 = nothing, -1 = bad. */
+static int receive_one(router_t *self, struct peer *peer, zmq_msg_t *payload)
+{
+    zmq_msg_t rid;
+    int more = 0;
+    size_t more_len = sizeof(more);
+
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, self->socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&rid);
+        return 0;
+    }
+    peer->routing_id_len = zmq_msg_size(&rid);
+    if (peer->routing_id_len > ROUTING_ID_MAX)
+        peer->routing_id_len = ROUTING_ID_MAX;
+    memcpy(peer->routing_id, zmq_msg_data(&rid), peer->routing_id_len);
+    zmq_msg_close(&rid);
+
+    zmq_msg_recv(payload, self->socket, 0);
+    const char *user_id = zmq_msg_gets(payload, "User-Id");
+    const char *address = zmq_msg_gets(payload, "Peer-Address");
+    copy_text(peer->user_id, sizeof(peer->user_id), user_id);
+    copy_text(peer->address, sizeof(peer->address), address);
+    copy_text(peer->public_key, sizeof(peer->public_key), zmq_msg_gets(payload, ZAP_PROPERTY_KEY));
+
+    /* Exactly one payload frame: anything more is drained and refused. */
+    zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+    if (!more)
+        return 1;
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, self->socket, 0);
+        zmq_msg_close(&extra);
+        zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+    }
+    return -1;
+}
+
+static const enum refuse_reason decode_reason[] = {
+    [VG_DECODE_OVERSIZED] = REFUSE_OVERSIZED,     [VG_DECODE_MALFORMED] = REFUSE_MALFORMED,
+    [VG_DECODE_VERSION] = REFUSE_VERSION,         [VG_DECODE_UNKNOWN_TYPE] = REFUSE_UNKNOWN_TYPE,
+    [VG_DECODE_LIMITS] = REFUSE_LIMITS,
+};
+
+/* Handles one message; durable ones are queued. Returns the bytes it took. */
+static size_t dispatch(router_t *self, const struct peer *peer, const void *data, size_t len)
+{
+    Vigil__Envelope *env = NULL;
+    const char *why = NULL;
+    struct agent *agent = registry_agent(self->registry, peer->user_id);
+
+    if (agent && agent->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
+        refuse(self, peer, REFUSE_REVOKED, VIGIL__REFUSAL_CODE__REFUSAL_REVOKED, 0,
+               "this agent's key is revoked");
+        return 0;
+    }
+    enum vg_decode_error e = vg_envelope_decode(data, len, &env, &why);
+    if (e != VG_DECODE_OK) {
+        refuse(self, peer, decode_reason[e],
+               e == VG_DECODE_VERSION ? VIGIL__REFUSAL_CODE__REFUSAL_VERSION
+                                      : VIGIL__REFUSAL_CODE__REFUSAL_INVALID,
+               0, why);
+        return 0;
+    }
+    if (strcmp(env->sender, peer->user_id) != 0) {
+        refuse(self, peer, REFUSE_SENDER, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
+               "sender id does not match the authenticated key");
+        vg_envelope_free(env);
+        return 0;
+    }
+
+    switch (env->body_case) {
+    case VIGIL__ENVELOPE__BODY_ENROLL:
+        handle_enroll(self, peer, agent, env->enroll);
+        break;
+    case VIGIL__ENVELOPE__BODY_HEARTBEAT:
+        handle_heartbeat(self, peer, agent, env->heartbeat);
+        break;
+    case VIGIL__ENVELOPE__BODY_SIGNALS:
+        if (!agent_may_send(agent)) {
+            refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED,
+                   env->seq, agent ? "agent is pending approval" : "unknown agent: enroll first");
+            break;
+        }
+        metrics_received("signals");
+        agent_seen(self, agent);
+        self->pending[self->npending].peer = *peer;
+        self->pending[self->npending].env = env;
+        self->npending++;
+        return len;
+    default:
+        /* Coordinator-to-agent bodies (acks, replies) are not accepted from agents. */
+        refuse(self, peer, REFUSE_UNKNOWN_TYPE, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
+               "message type not accepted from agents");
+        break;
+    }
+    vg_envelope_free(env);
+    return 0;
+}
+
+/* ---- batch commit and acknowledgement ---- */
+
+static int compare_pending(const void *a, const void *b)
+{
+    const struct pending *pa = a, *pb = b;
+    int c = strcmp(pa->env->sender, pb->env->sender);
+    if (c != 0)
+        return c;
+    return pa->env->seq < pb->env->seq ? -1 : pa->env->seq > pb->env->seq;
+}
+
+/* Acknowledges the committed batch: one Ack per agent, its seqs folded into ranges. */
+static void acknowledge(router_t *self)
+{
+    Vigil__SeqRange *range_store = calloc(self->npending, sizeof(*range_store));
+    Vigil__SeqRange **ranges = calloc(self->npending, sizeof(*ranges));
+    if (!range_store || !ranges)
+        goto out;
+
+    qsort(self->pending, self->npending, sizeof(*self->pending), compare_pending);
+    size_t i = 0;
+    while (i < self->npending) {
+        size_t nranges = 0;
+        size_t j = i;
+        const struct peer *latest = &self->pending[i].peer;
+        for (; j < self->npending &&
+               strcmp(self->pending[j].env->sender, self->pending[i].env->sender) == 0;
+             j++) {
+            uint64_t seq = self->pending[j].env->seq;
+            Vigil__SeqRange *last = nranges ? ranges[nranges - 1] : NULL;
+            if (last && (seq == last->last || seq == last->last + 1)) {
+                last->last = seq;
+            } else {
+                Vigil__SeqRange *r = &range_store[nranges];
+                vigil__seq_range__init(r);
+                r->first = r->last = seq;
+                ranges[nranges++] = r;
+            }
+            latest = &self->pending[j].peer;
+        }
+        send_ack(self, latest, ranges, nranges);
+        i = j;
+    }
+out:
+    free(range_store);
+    free(ranges);
+}
+
+static void commit_pending(router_t *self)
+{
+    size_t fresh = 0;
+    int64_t started = vg_mono_ms();
+    uint64_t signals = 0;
+
+    if (self->npending == 0)
+        return;
+    Vigil__Envelope **envs = calloc(self->npending, sizeof(*envs));
+    if (!envs)
+        goto out;
+    for (size_t i = 0; i < self->npending; i++) {
+        envs[i] = self->pending[i].env;
+        signals += envs[i]->signals ? envs[i]->signals->n_signals : 0;
+    }
+    int r = store_ingest(self->store, envs, self->npending, &fresh);
+    free(envs);
+    metrics_store_batch((double)(vg_mono_ms() - started) / 1000.0);
+    if (r < 0) {
+        /* Not acknowledged: every agent still has these in its spool and resends them. */
+        for (size_t i = 0; i < self->npending; i++)
+            metrics_refused(REFUSE_STORE);
+        vg_log(VG_LOG_ERROR, "store: batch of %zu messages not stored (%s); agents will resend",
+               self->npending, strerror(-r));
+        metrics_store_up(0);
+        goto out;
+    }
+    metrics_rows_stored(fresh, signals);
+    acknowledge(self);
+out:
+    for (size_t i = 0; i < self->npending; i++) {
+        vg_envelope_free(self->pending[i].env);
+        self->pending[i].env = NULL;
+    }
+    self->npending = 0;
+}
+
+void router_handle(router_t *self)
+{
+    size_t bytes = 0;
+
+    while (self->npending < DRAIN_MAX_MESSAGES && bytes < DRAIN_MAX_BYTES) {
+        struct peer peer;
+        zmq_msg_t payload;
+        zmq_msg_init(&payload);
+        int got = receive_one(self, &peer, &payload);
+        if (got == 0) {
+            zmq_msg_close(&payload);
+            break;
+        }
+        if (got < 0)
+            refuse(self, &peer, REFUSE_MALFORMED, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, 0,
+                   "a message must be exactly one frame");
+        else
+            bytes += dispatch(self, &peer, zmq_msg_data(&payload), zmq_msg_size(&payload));
+        zmq_msg_close(&payload);
+    }
+    commit_pending(self);
+}
+
+/* ---- liveness ---- */
+
+void router_tick(router_t *self)
+{
+    int64_t now = vg_mono_ms();
+    int64_t lost_after = self->cfg.heartbeat_interval_ms * self->cfg.missed_heartbeats;
+    size_t n = registry_agent_count(self->registry);
+    struct store_agent_health *health = calloc(n ? n : 1, sizeof(*health));
+    struct metrics_agent *gauges = calloc(n ? n : 1, sizeof(*gauges));
+    uint64_t by_state[5] = {0};
+    size_t nhealth = 0, ngauges = 0;
+
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a)) {
+        if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
+            now - a->last_seen_mono > lost_after) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "missed %lld heartbeats",
+                     (long long)self->cfg.missed_heartbeats);
+            set_state(self, a, VIGIL__AGENT_STATE__AGENT_STATE_LOST, reason);
+        }
+        if ((unsigned)a->state < 5)
+            by_state[a->state]++;
+        if (health && a->health_dirty) {
+            health[nhealth++] = (struct store_agent_health){
+                .id = a->id,
+                .last_seen_ms = a->last_seen_ms,
+                .agent_version = a->agent_version,
+                .uptime_s = a->uptime_s,
+                .spool_depth = a->spool_depth,
+                .spool_bytes = a->spool_bytes,
+                .dropped_messages = a->dropped_messages,
+                .dropped_samples = a->dropped_samples,
+            };
+        }
+        if (gauges) {
+            struct metrics_agent *g = &gauges[ngauges++];
+            copy_text(g->id, sizeof(g->id), a->id);
+            copy_text(g->node, sizeof(g->node), a->node);
+            g->spool_depth = a->spool_depth;
+            g->dropped_messages = a->dropped_messages;
+        }
+    }
+    if (nhealth > 0 && store_agents_health(self->store, health, nhealth) == 0) {
+        for (struct agent *a = registry_agent_next(self->registry, NULL); a;
+             a = registry_agent_next(self->registry, a))
+            a->health_dirty = false;
+    }
+    metrics_set_agents(gauges, ngauges, by_state);
+    free(health);
+    free(gauges);
+}

@@ -1,0 +1,44 @@
+/*
+ * The agents' socket (ROUTER, CURVE server, ZAP domain VG_ZAP_DOMAIN_AGENTS): enrollment,
+ * heartbeats and liveness, and ingest of durable messages.
+ *
+ * Every received message is checked against the registry by its authenticated User-Id (ZAP
+ * runs only at the handshake, so a key revoked later is caught here) and against the sender
+ * id it claims. Durable messages are drained in batches, stored in one transaction, and only
+ * then acknowledged: an ack means "committed".
+ */
+#ifndef COORD_ROUTER_H
+#define COORD_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "registry.h"
+#include "store.h"
+
+struct router_config {
+    const char *endpoint;
+    const struct vg_keypair *server_keys;
+    int64_t heartbeat_interval_ms;
+    int64_t missed_heartbeats;
+    const void *enroll_secret; /* NULL = no bootstrap tokens */
+    size_t enroll_secret_len;
+    int64_t enroll_rate_per_minute; /* 0 = unlimited */
+};
+
+typedef struct router router_t;
+
+router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *registry,
+                     store_t *store, char *err, size_t errlen);
+void router_destroy(router_t **self_p);
+
+void *router_socket(router_t *self);
+
+/* Drains what is waiting (bounded), stores durable messages in one batch, acknowledges. */
+void router_handle(router_t *self);
+
+/* Once a second: marks silent agents lost, flushes agent health, refreshes agent metrics. */
+void router_tick(router_t *self);
+
+#endif

@@ -1,0 +1,877 @@
+/*
+ * A private PostgreSQL cluster under the coordinator's state directory.
+ *
+ * Layout: <base>/pgdata (data directory), <base>/pgsock (the only place it listens: a Unix
+ * socket, listen_addresses=''), <base>/postgres.log. <base> is the state directory, unless the
+ * cluster must run as the "postgres" user (we are root) and that user cannot reach the state
+ * directory; then <base> is /var/lib/vigil/pg-<12 hex of SHA-256(realpath(state_dir))> and
+ * <state_dir>/pgdata is a symlink to the data directory, so an operator still finds it.
+ *
+ * initdb and pg_ctl run in a forked child (as "postgres" when we are root) through execve with
+ * a fixed environment: no shell here, and their output is captured so a failure can say why.
+ */
+#include "embedded.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define PG_PORT "5432" /* only part of the socket file's name in our private directory */
+#define PG_SOCKET_NAME "/.s.PGSQL." PG_PORT
+#define PG_BIN_ROOT "/usr/lib/postgresql"
+#define FALLBACK_ROOT "/var/lib/vigil"
+#define PG_USER "postgres"
+#define OUTPUT_TAIL 1024 /* bytes of a child's output kept for an error message */
+#define MAX_GROUPS 64
+#define DB_CONNECT_TIMEOUT_MS 30000
+
+struct embedded_pg {
+    char bin_dir[PATH_MAX];
+    char data_dir[PATH_MAX];
+    char sock_dir[PATH_MAX];
+    char log_path[PATH_MAX];
+    char port[16];
+    char conninfo[PATH_MAX + 64];
+
+    /* Who runs initdb/pg_ctl: ourselves, or (as root) the postgres user. */
+    bool drop_privs;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[MAX_GROUPS];
+    int ngroups;
+
+    /* The children's whole environment. */
+    char env_home[PATH_MAX + 8];
+    char env_tz[256];
+    char *envp[5];
+};
+
+static void __attribute__((format(printf, 3, 4))) seterr(char *err, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Replaces line breaks and tabs with spaces and trims, so text fits in one log line. */
+static char *flatten(char *text)
+{
+    size_t n = 0;
+    for (char *p = text; *p; p++, n++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    while (n > 0 && text[n - 1] == ' ')
+        text[--n] = '\0';
+    char *start = text;
+    while (*start == ' ')
+        start++;
+    return start;
+}
+
+static int path_join(char *out, size_t len, const char *dir, const char *name)
+{
+    int n = snprintf(out, len, "%s/%s", dir, name);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * pg_ctl hands -o to /bin/sh and the server splits unix_socket_directories on commas, so the
+ * directories we name must be made of characters neither of them interprets.
+ */
+static bool path_is_plain(const char *path)
+{
+    if (path[0] != '/')
+        return false;
+    for (const char *p = path; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("/._-+@:=~%", c)))
+            return false;
+    }
+    return true;
+}
+
+static bool socket_path_fits(const char *sock_dir)
+{
+    return strlen(sock_dir) + sizeof(PG_SOCKET_NAME) <= sizeof(((struct sockaddr_un *)0)->sun_path);
+}
+
+/* ---- running initdb / pg_ctl ---- */
+
+/* In the forked child: only async-signal-safe calls from here on. */
+static int drop_to_cluster_user(const embedded_pg_t *pg)
+{
+    if (!pg->drop_privs)
+        return 0;
+    if (setgroups((size_t)pg->ngroups, pg->groups) < 0 || setgid(pg->gid) < 0 ||
+        setuid(pg->uid) < 0)
+        return -1;
+    if (pg->uid != 0 && setuid(0) == 0) /* the drop must not be undoable */
+        return -1;
+    return 0;
+}
+
+static void child_write(const char *text)
+{
+    ssize_t r = write(STDERR_FILENO, text, strlen(text));
+    (void)r;
+}
+
+static void __attribute__((noreturn)) child_exec(const embedded_pg_t *pg, char *const argv[],
+                                                 int out_fd)
+{
+    static const int reset[] = {SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
+        sigaction(reset[i], &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
+    close_range(3, ~0U, 0);
+
+    if (drop_to_cluster_user(pg) < 0) {
+        child_write("vigil: could not switch to the " PG_USER " user\n");
+        _exit(126);
+    }
+    if (chdir("/") < 0)
+        _exit(126);
+    execve(argv[0], argv, pg->envp);
+    child_write("vigil: could not execute ");
+    child_write(argv[0]);
+    child_write("\n");
+    _exit(127);
+}
+
+/* Appends chunk to tail, keeping only the last cap-1 bytes of everything appended. */
+static void keep_tail(char *tail, size_t cap, size_t *used, const char *chunk, size_t n)
+{
+    if (cap <= 1)
+        return;
+    size_t room = cap - 1;
+    if (n >= room) {
+        memcpy(tail, chunk + (n - room), room);
+        *used = room;
+    } else {
+        if (*used + n > room) {
+            size_t drop = *used + n - room;
+            memmove(tail, tail + drop, *used - drop);
+            *used -= drop;
+        }
+        memcpy(tail + *used, chunk, n);
+        *used += n;
+    }
+    tail[*used] = '\0';
+}
+
+/*
+ * Runs argv (argv[0] an absolute path) as the cluster's user and waits for it. The tail of its
+ * stdout and stderr lands in tail. Returns its exit status (0-255), or a negative errno if it
+ * could not be run or was killed by a signal.
+ */
+static int run_tool(const embedded_pg_t *pg, char *const argv[], char *tail, size_t taillen)
+{
+    int fds[2];
+    size_t used = 0;
+
+    if (taillen > 0)
+        tail[0] = '\0';
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return -e;
+    }
+    if (pid == 0)
+        child_exec(pg, argv, fds[1]);
+
+    close(fds[1]);
+    for (;;) {
+        char chunk[512];
+        ssize_t n = read(fds[0], chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        keep_tail(tail, taillen, &used, chunk, (size_t)n);
+    }
+    close(fds[0]);
+
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return -ECANCELED;
+}
+
+/* 1 if the cluster's user may search (traverse) path and every directory above it, else 0. */
+static int cluster_user_can_search(const embedded_pg_t *pg, const char *path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        if (drop_to_cluster_user(pg) < 0)
+            _exit(2);
+        _exit(access(path, X_OK) == 0 ? 0 : 1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        return -EPERM;
+    return WEXITSTATUS(status) == 0;
+}
+
+/* ---- locating the server and the directories ---- */
+
+static bool has_server_tools(const char *dir)
+{
+    static const char *const tools[] = {"initdb", "pg_ctl", "postgres"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
+        if (path_join(path, sizeof(path), dir, tools[i]) < 0 || access(path, X_OK) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* "15" -> 15000, "9.6" -> 9006; -1 if the name is not a version. */
+static long version_rank(const char *name)
+{
+    char *end = NULL;
+    errno = 0;
+    long major = strtol(name, &end, 10);
+    if (errno || end == name || major < 0 || major > 100000)
+        return -1;
+    long minor = 0;
+    if (*end == '.') {
+        const char *m = end + 1;
+        minor = strtol(m, &end, 10);
+        if (errno || end == m || minor < 0 || minor > 999)
+            return -1;
+    }
+    if (*end != '\0')
+        return -1;
+    return major * 1000 + minor;
+}
+
+static int find_bin_dir(embedded_pg_t *pg, const char *configured, char *err, size_t errlen)
+{
+    if (configured && configured[0]) {
+        if (strlen(configured) >= sizeof(pg->bin_dir) || !has_server_tools(configured)) {
+            seterr(err, errlen, "store.pg_bin_dir %s: initdb, pg_ctl and postgres not found there",
+                   configured);
+            return -ENOENT;
+        }
+        snprintf(pg->bin_dir, sizeof(pg->bin_dir), "%s", configured);
+        return 0;
+    }
+
+    DIR *dir = opendir(PG_BIN_ROOT);
+    long best = -1;
+    if (dir) {
+        struct dirent *de;
+        while ((de = readdir(dir)) != NULL) {
+            long rank = version_rank(de->d_name);
+            char bin[PATH_MAX];
+            if (rank <= best ||
+                snprintf(bin, sizeof(bin), PG_BIN_ROOT "/%s/bin", de->d_name) >= (int)sizeof(bin))
+                continue;
+            if (has_server_tools(bin)) {
+                best = rank;
+                snprintf(pg->bin_dir, sizeof(pg->bin_dir), "%s", bin);
+            }
+        }
+        closedir(dir);
+    }
+    if (best < 0) {
+        seterr(err, errlen,
+               "no PostgreSQL server found under " PG_BIN_ROOT "/*/bin: install the PostgreSQL "
+               "server package, set store.pg_bin_dir, or set store.url to an existing database");
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static int resolve_user(embedded_pg_t *pg, char *err, size_t errlen)
+{
+    const char *home;
+
+    pg->drop_privs = geteuid() == 0;
+    if (pg->drop_privs) {
+        struct passwd *pw = getpwnam(PG_USER);
+        if (!pw || pw->pw_uid == 0) {
+            seterr(err, errlen,
+                   "running as root, the private PostgreSQL cluster must run as the \"" PG_USER
+                   "\" user (PostgreSQL refuses root), and there is no such user");
+            return -ENOENT;
+        }
+        pg->uid = pw->pw_uid;
+        pg->gid = pw->pw_gid;
+        pg->ngroups = MAX_GROUPS;
+        if (getgrouplist(pw->pw_name, pw->pw_gid, pg->groups, &pg->ngroups) < 0) {
+            pg->groups[0] = pw->pw_gid;
+            pg->ngroups = 1;
+        }
+        home = pw->pw_dir;
+    } else {
+        pg->uid = geteuid();
+        pg->gid = getegid();
+        home = getenv("HOME");
+    }
+
+    size_t i = 0;
+    pg->envp[i++] = "PATH=/usr/bin:/bin";
+    pg->envp[i++] = "LC_ALL=C";
+    snprintf(pg->env_home, sizeof(pg->env_home), "HOME=%s", home && home[0] ? home : "/");
+    pg->envp[i++] = pg->env_home;
+    const char *tz = getenv("TZ");
+    if (tz && strlen(tz) < sizeof(pg->env_tz) - 4) {
+        snprintf(pg->env_tz, sizeof(pg->env_tz), "TZ=%s", tz);
+        pg->envp[i++] = pg->env_tz;
+    }
+    pg->envp[i] = NULL;
+    return 0;
+}
+
+/*
+ * Creates dir (mode 0700) unless it exists as a directory; as root, hands it to postgres.
+ * Opened with O_NOFOLLOW: a directory the postgres user owns must not lead root's chown
+ * through a symlink it planted.
+ */
+static int ensure_dir(const embedded_pg_t *pg, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        seterr(err, errlen, "cannot create %s: %s", path, strerror(e));
+        return -e;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        seterr(err, errlen, "%s: not a directory (%s)", path, strerror(e));
+        return -ENOTDIR;
+    }
+    if (pg->drop_privs && (st.st_uid != pg->uid || st.st_gid != pg->gid) &&
+        fchown(fd, pg->uid, pg->gid) < 0) {
+        int e = errno;
+        close(fd);
+        seterr(err, errlen, "cannot give %s to the " PG_USER " user: %s", path, strerror(e));
+        return -e;
+    }
+    close(fd);
+    return 0;
+}
+
+/* mkdir -p for the state directory (mode 0700 for what we create). */
+static int make_path(const char *path)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int sha256_hex12(const char *text, char out[13])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+
+    if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen < 6)
+        return -EIO;
+    for (int i = 0; i < 6; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    out[12] = '\0';
+    return 0;
+}
+
+/* Makes link a symlink to target, replacing a stale symlink or an empty directory. */
+static int ensure_symlink(const char *link, const char *target, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(link, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            char cur[PATH_MAX];
+            ssize_t n = readlink(link, cur, sizeof(cur) - 1);
+            if (n >= 0) {
+                cur[n] = '\0';
+                if (strcmp(cur, target) == 0)
+                    return 0;
+            }
+            if (unlink(link) < 0) {
+                int e = errno;
+                seterr(err, errlen, "cannot replace symlink %s: %s", link, strerror(e));
+                return -e;
+            }
+        } else if (S_ISDIR(st.st_mode)) {
+            if (rmdir(link) < 0) {
+                int e = errno;
+                seterr(err, errlen,
+                       "%s holds a PostgreSQL data directory the " PG_USER
+                       " user cannot reach (%s): make every directory above it searchable "
+                       "by " PG_USER " (chmod o+x), or move it to %s",
+                       link, strerror(e), target);
+                return -e;
+            }
+        } else {
+            seterr(err, errlen, "%s exists and is neither a directory nor a symlink", link);
+            return -EEXIST;
+        }
+    } else if (errno != ENOENT) {
+        int e = errno;
+        seterr(err, errlen, "%s: %s", link, strerror(e));
+        return -e;
+    }
+    if (symlink(target, link) < 0) {
+        int e = errno;
+        seterr(err, errlen, "cannot create symlink %s -> %s: %s", link, target, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/*
+ * Decides where data, socket and log live (see the top of this file) and creates the
+ * directories. state_real is the resolved state directory.
+ */
+static int choose_dirs(embedded_pg_t *pg, const char *state_real, char *err, size_t errlen)
+{
+    char base[PATH_MAX];
+    char sock[PATH_MAX];
+    const char *why = NULL;
+    int r;
+
+    if (!path_is_plain(state_real)) {
+        why = "its path contains characters that PostgreSQL's options cannot carry";
+    } else if (path_join(sock, sizeof(sock), state_real, "pgsock") < 0 || !socket_path_fits(sock)) {
+        why = "its path is too long for a Unix socket";
+    } else if (pg->drop_privs) {
+        r = cluster_user_can_search(pg, state_real);
+        if (r < 0) {
+            seterr(err, errlen, "cannot check whether the " PG_USER " user can reach %s: %s",
+                   state_real, strerror(-r));
+            return r;
+        }
+        if (r == 0)
+            why = "the " PG_USER " user cannot search every directory on its path";
+    }
+
+    if (!why) {
+        snprintf(base, sizeof(base), "%s", state_real);
+        char link[PATH_MAX];
+        struct stat st;
+        if (path_join(link, sizeof(link), base, "pgdata") < 0) {
+            seterr(err, errlen, "state directory path too long: %s", state_real);
+            return -ENAMETOOLONG;
+        }
+        /* A symlink left by an earlier fallback keeps pointing at the cluster it made. */
+        if (lstat(link, &st) == 0 && S_ISLNK(st.st_mode)) {
+            if (!realpath(link, pg->data_dir) || !path_is_plain(pg->data_dir)) {
+                seterr(err, errlen, "%s: a symlink to an unusable data directory", link);
+                return -ENOENT;
+            }
+        } else {
+            snprintf(pg->data_dir, sizeof(pg->data_dir), "%s", link);
+        }
+    } else {
+        if (!pg->drop_privs) {
+            seterr(err, errlen, "state directory %s cannot hold the private PostgreSQL cluster: %s",
+                   state_real, why);
+            return -EINVAL;
+        }
+        char hex[13];
+        r = sha256_hex12(state_real, hex);
+        if (r < 0) {
+            seterr(err, errlen, "cannot hash the state directory path");
+            return r;
+        }
+        if (mkdir(FALLBACK_ROOT, 0755) < 0 && errno != EEXIST) {
+            int e = errno;
+            seterr(err, errlen, "cannot create " FALLBACK_ROOT ": %s", strerror(e));
+            return -e;
+        }
+        snprintf(base, sizeof(base), FALLBACK_ROOT "/pg-%s", hex);
+        r = ensure_dir(pg, base, err, errlen);
+        if (r < 0)
+            return r;
+        if (path_join(pg->data_dir, sizeof(pg->data_dir), base, "pgdata") < 0)
+            return -ENAMETOOLONG;
+        char link[PATH_MAX];
+        if (path_join(link, sizeof(link), state_real, "pgdata") < 0) {
+            seterr(err, errlen, "state directory path too long: %s", state_real);
+            return -ENAMETOOLONG;
+        }
+        r = ensure_symlink(link, pg->data_dir, err, errlen);
+        if (r < 0)
+            return r;
+        /* Best effort: the log is found beside the symlink too. */
+        char log_link[PATH_MAX], log_target[PATH_MAX];
+        if (path_join(log_link, sizeof(log_link), state_real, "postgres.log") == 0 &&
+            path_join(log_target, sizeof(log_target), base, "postgres.log") == 0) {
+            struct stat st;
+            if (lstat(log_link, &st) < 0 || S_ISLNK(st.st_mode)) {
+                char ignored[256];
+                ensure_symlink(log_link, log_target, ignored, sizeof(ignored));
+            }
+        }
+        vg_log(VG_LOG_INFO,
+               "store: private cluster placed outside the state directory state_dir=%s "
+               "reason=\"%s\" pgdata=%s link=%s",
+               state_real, why, pg->data_dir, link);
+    }
+
+    if (path_join(pg->sock_dir, sizeof(pg->sock_dir), base, "pgsock") < 0 ||
+        path_join(pg->log_path, sizeof(pg->log_path), base, "postgres.log") < 0) {
+        seterr(err, errlen, "state directory path too long: %s", base);
+        return -ENAMETOOLONG;
+    }
+    r = ensure_dir(pg, pg->data_dir, err, errlen);
+    if (r < 0)
+        return r;
+    r = ensure_dir(pg, pg->sock_dir, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* pg_ctl (as postgres) appends to the log; it may not be able to create it in base. */
+    int fd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int e = errno;
+        seterr(err, errlen, "cannot open %s: %s", pg->log_path, strerror(e));
+        return -e;
+    }
+    if (pg->drop_privs && fchown(fd, pg->uid, pg->gid) < 0) {
+        int e = errno;
+        close(fd);
+        seterr(err, errlen, "cannot give %s to the " PG_USER " user: %s", pg->log_path,
+               strerror(e));
+        return -e;
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- the cluster ---- */
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    return path_join(path, sizeof(path), dir, name) == 0 && access(path, F_OK) == 0;
+}
+
+/* The last bytes of the server log, for an error message. */
+static void read_log_tail(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)(len - 1) ? size - (off_t)(len - 1) : 0;
+    ssize_t n = pread(fd, out, len - 1, from);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+}
+
+static int initdb(const embedded_pg_t *pg, char *err, size_t errlen)
+{
+    char tool[PATH_MAX];
+    char tail[OUTPUT_TAIL];
+
+    if (path_join(tool, sizeof(tool), pg->bin_dir, "initdb") < 0)
+        return -ENAMETOOLONG;
+    char *argv[] = {tool,           "-D", (char *)pg->data_dir, "-U", "vigil", "--auth=trust",
+                    "-E",           "UTF8", "--no-instructions", NULL};
+    vg_log(VG_LOG_INFO, "store: creating private cluster pgdata=%s", pg->data_dir);
+    int r = run_tool(pg, argv, tail, sizeof(tail));
+    if (r != 0) {
+        seterr(err, errlen, "initdb %s failed (%s %d): %s", pg->data_dir,
+               r < 0 ? "error" : "exit", r < 0 ? -r : r, flatten(tail));
+        return -EIO;
+    }
+    return 0;
+}
+
+/* pg_ctl status: 1 running, 0 not. */
+static int cluster_running(const embedded_pg_t *pg)
+{
+    char tool[PATH_MAX];
+    char tail[256];
+    if (path_join(tool, sizeof(tool), pg->bin_dir, "pg_ctl") < 0)
+        return -ENAMETOOLONG;
+    char *argv[] = {tool, "-D", (char *)pg->data_dir, "status", NULL};
+    int r = run_tool(pg, argv, tail, sizeof(tail));
+    if (r < 0)
+        return r;
+    return r == 0;
+}
+
+/*
+ * An adopted cluster may have been started with other settings: take its socket directory
+ * and port from postmaster.pid (lines 4 and 5) when they are usable.
+ */
+static void adopt_socket(embedded_pg_t *pg)
+{
+    char path[PATH_MAX];
+    if (path_join(path, sizeof(path), pg->data_dir, "postmaster.pid") < 0)
+        return;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char line[PATH_MAX];
+    char sock[PATH_MAX] = "";
+    long port = 0;
+    for (int i = 1; i <= 5 && fgets(line, sizeof(line), f); i++) {
+        line[strcspn(line, "\n")] = '\0';
+        if (i == 4) {
+            char *end = NULL;
+            port = strtol(line, &end, 10);
+            if (end == line || *end != '\0')
+                port = 0;
+        } else if (i == 5) {
+            snprintf(sock, sizeof(sock), "%s", line);
+        }
+    }
+    fclose(f);
+    if (port > 0 && port < 65536 && path_is_plain(sock) && socket_path_fits(sock)) {
+        snprintf(pg->port, sizeof(pg->port), "%ld", port);
+        snprintf(pg->sock_dir, sizeof(pg->sock_dir), "%s", sock);
+    }
+}
+
+static int pg_start(const embedded_pg_t *pg, char *err, size_t errlen)
+{
+    char tool[PATH_MAX];
+    char opts[PATH_MAX + 128];
+    char tail[OUTPUT_TAIL];
+
+    if (path_join(tool, sizeof(tool), pg->bin_dir, "pg_ctl") < 0)
+        return -ENAMETOOLONG;
+    /* One string: pg_ctl passes it to the server's command line (through /bin/sh). */
+    snprintf(opts, sizeof(opts),
+             "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%s -c fsync=on",
+             pg->sock_dir, pg->port);
+    char *argv[] = {tool, "-D", (char *)pg->data_dir, "-l", (char *)pg->log_path, "-w", "-t",
+                    "60", "-o", opts, "start", NULL};
+    int r = run_tool(pg, argv, tail, sizeof(tail));
+    if (r != 0) {
+        char log_tail[600];
+        read_log_tail(pg->log_path, log_tail, sizeof(log_tail));
+        seterr(err, errlen, "pg_ctl start %s failed (%s %d): %s; %s: %s", pg->data_dir,
+               r < 0 ? "error" : "exit", r < 0 ? -r : r, flatten(tail), pg->log_path,
+               flatten(log_tail));
+        return -EIO;
+    }
+    vg_log(VG_LOG_INFO, "store: private cluster started pgdata=%s socket=%s", pg->data_dir,
+           pg->sock_dir);
+    return 0;
+}
+
+static void pg_stop(const embedded_pg_t *pg)
+{
+    char tool[PATH_MAX];
+    char tail[OUTPUT_TAIL];
+
+    if (path_join(tool, sizeof(tool), pg->bin_dir, "pg_ctl") < 0)
+        return;
+    char *argv[] = {tool, "-D", (char *)pg->data_dir, "-m", "fast", "-w", "-t", "60", "stop",
+                    NULL};
+    int r = run_tool(pg, argv, tail, sizeof(tail));
+    if (r != 0)
+        vg_log(VG_LOG_WARN, "store: pg_ctl stop failed pgdata=%s status=%d output=\"%s\"",
+               pg->data_dir, r, flatten(tail));
+    else
+        vg_log(VG_LOG_INFO, "store: private cluster stopped pgdata=%s", pg->data_dir);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Creates the "vigil" database unless it exists, through the "postgres" database. */
+static int create_database(const embedded_pg_t *pg, char *err, size_t errlen)
+{
+    char conninfo[PATH_MAX + 64];
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=vigil dbname=postgres",
+             pg->sock_dir, pg->port);
+
+    /* pg_ctl -w has waited for startup, but an adopted cluster may still be starting. */
+    long deadline = mono_ms() + DB_CONNECT_TIMEOUT_MS;
+    long backoff = 100;
+    PGconn *conn;
+    for (;;) {
+        conn = PQconnectdb(conninfo);
+        if (PQstatus(conn) == CONNECTION_OK)
+            break;
+        if (mono_ms() + backoff > deadline) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+            seterr(err, errlen, "cannot connect to the private cluster at %s: %s", pg->sock_dir,
+                   flatten(msg));
+            PQfinish(conn);
+            return -EIO;
+        }
+        PQfinish(conn);
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+
+    int r = 0;
+    PGresult *res = PQexec(conn, "SELECT 1 FROM pg_database WHERE datname = 'vigil'");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+        seterr(err, errlen, "private cluster: %s", flatten(msg));
+        r = -EIO;
+    } else if (PQntuples(res) == 0) {
+        PQclear(res);
+        res = PQexec(conn, "CREATE DATABASE vigil");
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* 42P04 duplicate_database: another coordinator got there first. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && !(state && strcmp(state, "42P04") == 0)) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+            seterr(err, errlen, "private cluster: CREATE DATABASE vigil: %s", flatten(msg));
+            r = -EIO;
+        } else {
+            vg_log(VG_LOG_INFO, "store: created database dbname=vigil socket=%s", pg->sock_dir);
+        }
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return r;
+}
+
+embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, char *err,
+                                 size_t errlen)
+{
+    char state_real[PATH_MAX];
+    int r;
+
+    if (!state_dir || !state_dir[0]) {
+        seterr(err, errlen, "no state directory for the private PostgreSQL cluster");
+        return NULL;
+    }
+    embedded_pg_t *pg = calloc(1, sizeof(*pg));
+    if (!pg) {
+        seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(pg->port, sizeof(pg->port), "%s", PG_PORT);
+
+    if (find_bin_dir(pg, pg_bin_dir, err, errlen) < 0 || resolve_user(pg, err, errlen) < 0)
+        goto err_free;
+    r = make_path(state_dir);
+    if (r < 0) {
+        seterr(err, errlen, "cannot create state directory %s: %s", state_dir, strerror(-r));
+        goto err_free;
+    }
+    if (!realpath(state_dir, state_real)) {
+        seterr(err, errlen, "state directory %s: %s", state_dir, strerror(errno));
+        goto err_free;
+    }
+    if (choose_dirs(pg, state_real, err, errlen) < 0)
+        goto err_free;
+
+    if (!file_exists(pg->data_dir, "PG_VERSION") && initdb(pg, err, errlen) < 0)
+        goto err_free;
+
+    r = file_exists(pg->data_dir, "postmaster.pid") ? cluster_running(pg) : 0;
+    if (r > 0) {
+        adopt_socket(pg);
+        vg_log(VG_LOG_INFO, "store: adopting running cluster pgdata=%s socket=%s", pg->data_dir,
+               pg->sock_dir);
+    } else if (pg_start(pg, err, errlen) < 0) {
+        goto err_free;
+    }
+
+    if (create_database(pg, err, errlen) < 0)
+        goto err_stop;
+    snprintf(pg->conninfo, sizeof(pg->conninfo), "host=%s port=%s user=vigil dbname=vigil",
+             pg->sock_dir, pg->port);
+    return pg;
+
+err_stop:
+    pg_stop(pg);
+err_free:
+    free(pg);
+    return NULL;
+}
+
+const char *embedded_pg_conninfo(const embedded_pg_t *self)
+{
+    return self ? self->conninfo : NULL;
+}
+
+void embedded_pg_stop(embedded_pg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pg_stop(*self_p);
+    free(*self_p);
+    *self_p = NULL;
+}

@@ -1,0 +1,1163 @@
+/*
+ * The coordinator's store: one libpq connection, used synchronously from the main loop.
+ *
+ * Ingest is the hot path: a batch of agent messages is one transaction of a constant number
+ * of round trips — BEGIN; one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING
+ * RETURNING the (agent, seq) pairs that were new; one COPY of the signal samples of those new
+ * messages only; COMMIT. Duplicates (an agent resending what was stored but not yet
+ * acknowledged) are therefore stored once and still count as stored.
+ *
+ * Errors are converted here: libpq's text goes to the log, the caller gets a negative errno.
+ * -EIO means the connection is gone (nothing of the call was stored); the next call reconnects.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "embedded.h"
+#include "log.h"
+#include "migrations.h"
+#include "timeutil.h"
+
+#define APPLICATION_NAME "vigil-coordinator"
+#define COPY_CHUNK (256 * 1024) /* bytes of COPY data handed to libpq at a time */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+/* Timestamps PostgreSQL and we both render plainly: 0001-01-01 .. 9999-12-31 (UTC). */
+#define TS_MIN_MS (-62135596800000LL)
+#define TS_MAX_MS (253402300799999LL)
+
+struct store {
+    PGconn *conn;
+    char *conninfo;      /* store.url, or the embedded cluster's */
+    embedded_pg_t *pg;   /* non-NULL when we started (or adopted) a private cluster */
+};
+
+/* ---- small helpers ---- */
+
+/* libpq messages end in a newline and may span lines: one log line, trimmed. */
+static const char *one_line(const char *msg, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++)
+        buf[n++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return buf;
+}
+
+static void notice_to_log(void *arg, const char *message)
+{
+    char buf[512];
+    (void)arg;
+    vg_log(VG_LOG_DEBUG, "store: server notice=\"%s\"", one_line(message, buf, sizeof(buf)));
+}
+
+/* A growing byte buffer; an allocation failure is sticky and checked once at the end. */
+struct buf {
+    char *data;
+    size_t len, cap;
+    bool oom;
+};
+
+static bool buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    char *data = realloc(b->data, cap);
+    if (!data) {
+        b->oom = true;
+        return false;
+    }
+    b->data = data;
+    b->cap = cap;
+    return true;
+}
+
+static void buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (!buf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_putc(struct buf *b, char c)
+{
+    buf_put(b, &c, 1);
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
+static bool utf8_valid(const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    while (*s) {
+        unsigned char c = *s;
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            s++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* A NUL inside the array: the fixed-size fields of the header's structs. */
+static bool fits(const char *field, size_t size)
+{
+    return strnlen(field, size) < size;
+}
+
+/* "YYYY-MM-DD HH:MM:SS.mmm+00"; -EINVAL outside years 1..9999. */
+static int render_ts(int64_t ms, char *out, size_t len)
+{
+    if (ms < TS_MIN_MS || ms > TS_MAX_MS)
+        return -EINVAL;
+    int64_t sec = ms / 1000;
+    int64_t milli = ms % 1000;
+    if (milli < 0) {
+        milli += 1000;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return -EINVAL;
+    int n = snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)milli);
+    return (n < 0 || (size_t)n >= len) ? -EINVAL : 0;
+}
+
+/* PostgreSQL's bigint holds what an agent can count; clamp the rest rather than fail. */
+static int64_t clamp_u64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static const char *state_name(Vigil__AgentState state)
+{
+    switch (state) {
+    case VIGIL__AGENT_STATE__AGENT_STATE_PENDING:
+        return "pending";
+    case VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE:
+        return "active";
+    case VIGIL__AGENT_STATE__AGENT_STATE_LOST:
+        return "lost";
+    case VIGIL__AGENT_STATE__AGENT_STATE_REVOKED:
+        return "revoked";
+    default:
+        return NULL;
+    }
+}
+
+static Vigil__AgentState state_parse(const char *name)
+{
+    static const Vigil__AgentState states[] = {
+        VIGIL__AGENT_STATE__AGENT_STATE_PENDING, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
+        VIGIL__AGENT_STATE__AGENT_STATE_LOST, VIGIL__AGENT_STATE__AGENT_STATE_REVOKED};
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        if (strcmp(name, state_name(states[i])) == 0)
+            return states[i];
+    return VIGIL__AGENT_STATE__AGENT_STATE_UNSPECIFIED;
+}
+
+static const char *kind_name(Vigil__Envelope__BodyCase body)
+{
+    switch (body) {
+    case VIGIL__ENVELOPE__BODY_SIGNALS:
+        return "signals";
+    case VIGIL__ENVELOPE__BODY_ENROLL:
+        return "enroll";
+    case VIGIL__ENVELOPE__BODY_ENROLL_REPLY:
+        return "enroll_reply";
+    case VIGIL__ENVELOPE__BODY_HEARTBEAT:
+        return "heartbeat";
+    case VIGIL__ENVELOPE__BODY_ACK:
+        return "ack";
+    case VIGIL__ENVELOPE__BODY_REFUSAL:
+        return "refusal";
+    default:
+        return "none";
+    }
+}
+
+static bool parse_i64(const char *text, int64_t *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0')
+        return false;
+    *ret = v;
+    return true;
+}
+
+static uint64_t parse_u64_or_zero(const char *text)
+{
+    int64_t v;
+    return parse_i64(text, &v) && v > 0 ? (uint64_t)v : 0;
+}
+
+/* ---- connection and errors ---- */
+
+static int connect_once(store_t *self, char *msg, size_t msglen)
+{
+    /*
+     * Keywords are applied in order and the last one wins: the first four are defaults the
+     * configured connection string may override; client_encoding comes after it because
+     * everything we send is UTF-8.
+     */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives_idle",
+                                "keepalives_interval", "dbname", "client_encoding", NULL};
+    const char *const values[] = {APPLICATION_NAME, "10", "30", "10", self->conninfo, "UTF8",
+                                  NULL};
+
+    PQfinish(self->conn);
+    self->conn = PQconnectdbParams(keys, values, 1);
+    if (!self->conn) {
+        snprintf(msg, msglen, "out of memory");
+        return -ENOMEM;
+    }
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        one_line(PQerrorMessage(self->conn), msg, msglen);
+        PQfinish(self->conn);
+        self->conn = NULL;
+        return -EIO;
+    }
+    PQsetNoticeProcessor(self->conn, notice_to_log, NULL);
+    return 0;
+}
+
+/* A usable connection, idle outside any transaction; reconnects when the last one broke. */
+static int ensure_conn(store_t *self)
+{
+    if (self->conn && PQstatus(self->conn) == CONNECTION_OK) {
+        PGTransactionStatusType ts = PQtransactionStatus(self->conn);
+        if (ts == PQTRANS_IDLE)
+            return 0;
+        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+            PGresult *res = PQexec(self->conn, "ROLLBACK");
+            PQclear(res);
+            if (PQstatus(self->conn) == CONNECTION_OK &&
+                PQtransactionStatus(self->conn) == PQTRANS_IDLE)
+                return 0;
+        }
+    }
+    char msg[512];
+    if (connect_once(self, msg, sizeof(msg)) < 0) {
+        vg_log(VG_LOG_WARN, "store: database connection failed error=\"%s\"", msg);
+        return -EIO;
+    }
+    vg_log(VG_LOG_INFO, "store: database connection re-established");
+    return 0;
+}
+
+/* Maps a failed result to a negative errno; -EIO whenever the connection is gone. */
+static int result_errno(const store_t *self, const PGresult *res)
+{
+    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK)
+        return -EIO;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state)
+        return -EIO;
+    if (strcmp(state, "23505") == 0) /* unique_violation */
+        return -EEXIST;
+    if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0) /* integrity, data */
+        return -EINVAL;
+    if (strncmp(state, "40", 2) == 0) /* serialization failure, deadlock */
+        return -EAGAIN;
+    if (strncmp(state, "53", 2) == 0) /* insufficient resources */
+        return -ENOSPC;
+    if (strcmp(state, "42501") == 0) /* insufficient_privilege */
+        return -EPERM;
+    return -EIO;
+}
+
+/* Logs libpq's message for a failed step and returns its errno. */
+static int failed(const store_t *self, const PGresult *res, const char *what)
+{
+    char buf[512];
+    const char *text = res ? PQresultErrorMessage(res) : NULL;
+    if (!text || !text[0])
+        text = self->conn ? PQerrorMessage(self->conn) : "no connection";
+    int r = result_errno(self, res);
+    vg_log(VG_LOG_WARN, "store: %s failed errno=%d error=\"%s\"", what, -r,
+           one_line(text, buf, sizeof(buf)));
+    return r;
+}
+
+static void rollback_if_alive(store_t *self)
+{
+    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK ||
+        PQtransactionStatus(self->conn) == PQTRANS_IDLE)
+        return;
+    PGresult *res = PQexec(self->conn, "ROLLBACK");
+    PQclear(res);
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_command(store_t *self, const char *sql, const char *what)
+{
+    PGresult *res = PQexec(self->conn, sql);
+    int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, what);
+    PQclear(res);
+    return r;
+}
+
+/* ---- open / close ---- */
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+store_t *store_open(const struct store_config *cfg, char *err, size_t errlen)
+{
+    char msg[512] = "";
+    int r;
+
+    store_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!cfg->url || !cfg->url[0]) {
+        self->pg = embedded_pg_start(cfg->state_dir, cfg->pg_bin_dir, err, errlen);
+        if (!self->pg)
+            goto err_free;
+        self->conninfo = strdup(embedded_pg_conninfo(self->pg));
+    } else {
+        self->conninfo = strdup(cfg->url);
+    }
+    if (!self->conninfo) {
+        snprintf(err, errlen, "out of memory");
+        goto err_stop;
+    }
+
+    int64_t timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : 0;
+    int64_t deadline = vg_mono_ms() + timeout;
+    int64_t backoff = BACKOFF_FIRST_MS;
+    for (int attempt = 1;; attempt++) {
+        r = connect_once(self, msg, sizeof(msg));
+        if (r == 0)
+            break;
+        vg_log(VG_LOG_WARN, "store: database connection failed attempt=%d error=\"%s\"", attempt,
+               msg);
+        int64_t left = deadline - vg_mono_ms();
+        if (r == -ENOMEM || left <= 0) {
+            snprintf(err, errlen, "database unreachable after %gs: %s", (double)timeout / 1000.0,
+                     msg);
+            goto err_stop;
+        }
+        sleep_ms(backoff < left ? backoff : left);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+
+    r = migrations_apply(self->conn, err, errlen);
+    if (r < 0)
+        goto err_stop;
+    vg_log(VG_LOG_INFO, "store: ready database=%s", self->pg ? "embedded" : "external");
+    return self;
+
+err_stop:
+    PQfinish(self->conn);
+    self->conn = NULL;
+    free(self->conninfo);
+    self->conninfo = NULL;
+    embedded_pg_stop(&self->pg);
+err_free:
+    free(self);
+    return NULL;
+}
+
+void store_destroy(store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    store_t *self = *self_p;
+    PQfinish(self->conn);
+    self->conn = NULL;
+    free(self->conninfo);
+    self->conninfo = NULL;
+    embedded_pg_stop(&self->pg);
+    free(self);
+    *self_p = NULL;
+}
+
+bool store_ping(store_t *self)
+{
+    if (!self)
+        return false;
+    /* A connection that died while idle is only noticed by using it: try twice. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ensure_conn(self) < 0)
+            return false;
+        PGresult *res = PQexec(self->conn, "SELECT 1");
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        if (ok)
+            return true;
+        if (PQstatus(self->conn) == CONNECTION_OK)
+            return false;
+    }
+    return false;
+}
+
+/* ---- agents ---- */
+
+/* Milliseconds since the epoch as a timestamptz; 0 means "now". Exact, no float rounding. */
+#define SQL_TS(p)                                                                                  \
+    "(CASE WHEN " p "::bigint = 0 THEN now() ELSE 'epoch'::timestamptz + " p                     \
+    "::bigint * interval '1 millisecond' END)"
+#define SQL_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
+
+int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, void *userdata),
+                      void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    PGresult *res = PQexec(self->conn,
+                           "SELECT id, public_key, node, state, agent_version, " SQL_MS(
+                               "enrolled_at") ", " SQL_MS("state_since") ", " SQL_MS(
+                               "last_seen") ", spool_depth, dropped_messages FROM agents ORDER BY id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = failed(self, res, "load agents");
+        PQclear(res);
+        return r;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        struct store_agent a;
+        memset(&a, 0, sizeof(a));
+        const char *id = PQgetvalue(res, i, 0);
+        const char *key = PQgetvalue(res, i, 1);
+        if (!fits(id, sizeof(a.id)) || !fits(key, sizeof(a.public_key))) {
+            vg_log(VG_LOG_WARN, "store: agent row skipped: id or key too long agent=%.40s", id);
+            continue;
+        }
+        memcpy(a.id, id, strlen(id) + 1);
+        memcpy(a.public_key, key, strlen(key) + 1);
+        snprintf(a.node, sizeof(a.node), "%s", PQgetvalue(res, i, 2));
+        a.state = state_parse(PQgetvalue(res, i, 3));
+        snprintf(a.agent_version, sizeof(a.agent_version), "%s", PQgetvalue(res, i, 4));
+        if (!parse_i64(PQgetvalue(res, i, 5), &a.enrolled_at_ms) ||
+            !parse_i64(PQgetvalue(res, i, 6), &a.state_since_ms) ||
+            !parse_i64(PQgetvalue(res, i, 7), &a.last_seen_ms))
+            vg_log(VG_LOG_WARN, "store: agent row has unreadable times agent=%s", a.id);
+        a.spool_depth = parse_u64_or_zero(PQgetvalue(res, i, 8));
+        a.dropped_messages = parse_u64_or_zero(PQgetvalue(res, i, 9));
+        r = cb(&a, userdata);
+        if (r != 0)
+            break;
+    }
+    PQclear(res);
+    /* A callback stops the walk with non-zero; a negative value is an error to pass on. */
+    return r < 0 ? r : 0;
+}
+
+int store_agent_upsert(store_t *self, const struct store_agent *agent)
+{
+    if (!self || !agent)
+        return -EINVAL;
+    const char *state = state_name(agent->state);
+    if (!state || !agent->id[0] || !fits(agent->id, sizeof(agent->id)) ||
+        !fits(agent->public_key, sizeof(agent->public_key)) || !agent->public_key[0] ||
+        !fits(agent->node, sizeof(agent->node)) ||
+        !fits(agent->agent_version, sizeof(agent->agent_version)) || !utf8_valid(agent->id) ||
+        !utf8_valid(agent->public_key) || !utf8_valid(agent->node) ||
+        !utf8_valid(agent->agent_version))
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+
+    char enrolled[24], since[24];
+    snprintf(enrolled, sizeof(enrolled), "%" PRId64, agent->enrolled_at_ms);
+    snprintf(since, sizeof(since), "%" PRId64, agent->state_since_ms);
+    const char *params[] = {agent->id,           agent->public_key, agent->node, state,
+                            agent->agent_version, enrolled,          since};
+    /* Same id with another key would be a hash collision or a bug: refuse, change nothing. */
+    PGresult *res = PQexecParams(
+        self->conn,
+        "INSERT INTO agents (id, public_key, node, state, agent_version, enrolled_at, "
+        "state_since) VALUES ($1, $2, $3, $4, $5, " SQL_TS("$6") ", " SQL_TS("$7") ") "
+        "ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, "
+        "agent_version = EXCLUDED.agent_version "
+        "WHERE agents.public_key = EXCLUDED.public_key",
+        7, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        r = failed(self, res, "agent upsert");
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        vg_log(VG_LOG_WARN, "store: agent upsert refused: id exists with another key agent=%s",
+               agent->id);
+        r = -EEXIST;
+    }
+    PQclear(res);
+    return r;
+}
+
+int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state,
+                          int64_t at_ms, const char *actor, const char *reason)
+{
+    const char *name = state_name(state);
+    if (!self || !id || !name || !utf8_valid(id) || (actor && !utf8_valid(actor)) ||
+        (reason && !utf8_valid(reason)))
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+
+    char at[24];
+    snprintf(at, sizeof(at), "%" PRId64, at_ms);
+    const char *params[] = {id, name, at, actor && actor[0] ? actor : "coordinator",
+                            reason ? reason : ""};
+    /* One statement: the state change and its audit row commit together or not at all. */
+    PGresult *res = PQexecParams(
+        self->conn,
+        "WITH changed AS ("
+        " UPDATE agents AS a SET state = $2::text, state_since = " SQL_TS("$3")
+        " FROM agents AS old WHERE a.id = $1::text AND old.id = a.id"
+        " RETURNING a.id, old.state AS old_state) "
+        "INSERT INTO audit_log (actor, action, subject, detail) "
+        "SELECT $4::text, 'agent.state', id, "
+        " format('from=%s to=%s reason=%s', old_state, $2::text, $5::text) FROM changed",
+        5, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = failed(self, res, "agent state change");
+    else if (strcmp(PQcmdTuples(res), "0") == 0)
+        r = -ENOENT;
+    PQclear(res);
+    return r;
+}
+
+/* Appends a quoted element of a PostgreSQL array literal: "..." with \ and " escaped. */
+static void array_put_text(struct buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *p);
+    }
+    buf_putc(b, '"');
+}
+
+static void array_sep(struct buf *b, size_t i)
+{
+    buf_putc(b, i == 0 ? '{' : ',');
+}
+
+static void array_put_i64(struct buf *b, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRId64, v);
+    buf_puts(b, num);
+}
+
+int store_agents_health(store_t *self, const struct store_agent_health *rows, size_t n)
+{
+    if (!self || (n > 0 && !rows))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].id || !utf8_valid(rows[i].id) ||
+            (rows[i].agent_version && !utf8_valid(rows[i].agent_version)))
+            return -EINVAL;
+    }
+
+    enum { ID, SEEN, VERSION, UPTIME, DEPTH, BYTES, DMSG, DSMP, NCOLS };
+    struct buf cols[NCOLS];
+    memset(cols, 0, sizeof(cols));
+    for (size_t i = 0; i < n; i++) {
+        const struct store_agent_health *h = &rows[i];
+        for (int c = 0; c < NCOLS; c++)
+            array_sep(&cols[c], i);
+        array_put_text(&cols[ID], h->id);
+        array_put_i64(&cols[SEEN], h->last_seen_ms);
+        if (h->agent_version)
+            array_put_text(&cols[VERSION], h->agent_version);
+        else
+            buf_puts(&cols[VERSION], "NULL");
+        array_put_i64(&cols[UPTIME], clamp_u64(h->uptime_s));
+        array_put_i64(&cols[DEPTH], clamp_u64(h->spool_depth));
+        array_put_i64(&cols[BYTES], clamp_u64(h->spool_bytes));
+        array_put_i64(&cols[DMSG], clamp_u64(h->dropped_messages));
+        array_put_i64(&cols[DSMP], clamp_u64(h->dropped_samples));
+    }
+    const char *params[NCOLS];
+    bool oom = false;
+    for (int c = 0; c < NCOLS; c++) {
+        buf_putc(&cols[c], '}');
+        oom |= cols[c].oom;
+        params[c] = cols[c].data;
+    }
+
+    int r = oom ? -ENOMEM : ensure_conn(self);
+    if (r == 0) {
+        PGresult *res = PQexecParams(
+            self->conn,
+            "UPDATE agents AS a SET"
+            " last_seen = CASE WHEN u.seen_ms = 0 THEN a.last_seen"
+            "  ELSE 'epoch'::timestamptz + u.seen_ms * interval '1 millisecond' END,"
+            " agent_version = coalesce(nullif(u.version, ''), a.agent_version),"
+            " uptime_s = u.uptime_s, spool_depth = u.spool_depth, spool_bytes = u.spool_bytes,"
+            " dropped_messages = u.dropped_messages, dropped_samples = u.dropped_samples "
+            "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"
+            " $6::bigint[], $7::bigint[], $8::bigint[])"
+            " AS u(id, seen_ms, version, uptime_s, spool_depth, spool_bytes, dropped_messages,"
+            " dropped_samples) "
+            "WHERE a.id = u.id",
+            NCOLS, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            r = failed(self, res, "agent health");
+        PQclear(res);
+    }
+    for (int c = 0; c < NCOLS; c++)
+        buf_free(&cols[c]);
+    return r;
+}
+
+/* ---- operators ---- */
+
+static bool role_valid(const char *role)
+{
+    return strcmp(role, "viewer") == 0 || strcmp(role, "responder") == 0 ||
+           strcmp(role, "admin") == 0;
+}
+
+int store_operators_load(store_t *self,
+                         int (*cb)(const struct store_operator *op, void *userdata),
+                         void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    PGresult *res = PQexec(self->conn, "SELECT id, name, public_key, role, revoked_at IS NOT NULL"
+                                       " FROM operators ORDER BY id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = failed(self, res, "load operators");
+        PQclear(res);
+        return r;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        struct store_operator op;
+        memset(&op, 0, sizeof(op));
+        const char *id = PQgetvalue(res, i, 0);
+        const char *key = PQgetvalue(res, i, 2);
+        const char *role = PQgetvalue(res, i, 3);
+        if (!fits(id, sizeof(op.id)) || !fits(key, sizeof(op.public_key)) ||
+            !fits(role, sizeof(op.role))) {
+            vg_log(VG_LOG_WARN, "store: operator row skipped: field too long operator=%.40s", id);
+            continue;
+        }
+        memcpy(op.id, id, strlen(id) + 1);
+        memcpy(op.public_key, key, strlen(key) + 1);
+        memcpy(op.role, role, strlen(role) + 1);
+        snprintf(op.name, sizeof(op.name), "%s", PQgetvalue(res, i, 1));
+        op.revoked = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+        r = cb(&op, userdata);
+        if (r != 0)
+            break;
+    }
+    PQclear(res);
+    return r < 0 ? r : 0;
+}
+
+int store_operator_ensure(store_t *self, const struct store_operator *op)
+{
+    if (!self || !op || !op->id[0] || !op->public_key[0] || !fits(op->id, sizeof(op->id)) ||
+        !fits(op->name, sizeof(op->name)) || !fits(op->public_key, sizeof(op->public_key)) ||
+        !fits(op->role, sizeof(op->role)) || !role_valid(op->role) || !utf8_valid(op->id) ||
+        !utf8_valid(op->name) || !utf8_valid(op->public_key))
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    const char *params[] = {op->id, op->name, op->public_key, op->role, op->revoked ? "t" : "f"};
+    /* A known key changes nothing; a known id with another key is a conflict (-EEXIST). */
+    PGresult *res = PQexecParams(self->conn,
+                                 "INSERT INTO operators (id, name, public_key, role, revoked_at)"
+                                 " VALUES ($1, $2, $3, $4, CASE WHEN $5::boolean THEN now() END)"
+                                 " ON CONFLICT (public_key) DO NOTHING",
+                                 5, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = failed(self, res, "operator ensure");
+    PQclear(res);
+    return r;
+}
+
+/* ---- audit ---- */
+
+int store_audit(store_t *self, const char *actor, const char *action, const char *subject,
+                const char *detail)
+{
+    if (!self || !actor || !action || !utf8_valid(actor) || !utf8_valid(action) ||
+        (subject && !utf8_valid(subject)) || (detail && !utf8_valid(detail)))
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    const char *params[] = {actor, action, subject, detail}; /* NULL -> SQL NULL */
+    PGresult *res = PQexecParams(self->conn,
+                                 "INSERT INTO audit_log (actor, action, subject, detail)"
+                                 " VALUES ($1, $2, $3, $4)",
+                                 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = failed(self, res, "audit");
+    PQclear(res);
+    return r;
+}
+
+/* ---- ingest ---- */
+
+/* COPY text format: backslash, newline, carriage return and tab are escaped. */
+static void copy_put_text(struct buf *b, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '\\':
+            buf_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_put(b, "\\t", 2);
+            break;
+        default:
+            buf_putc(b, *p);
+        }
+    }
+}
+
+/* A JSON string literal (RFC 8259): quote, backslash and control characters escaped. */
+static void json_put_string(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            buf_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            buf_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_put(b, "\\t", 2);
+            break;
+        case '\b':
+            buf_put(b, "\\b", 2);
+            break;
+        case '\f':
+            buf_put(b, "\\f", 2);
+            break;
+        default:
+            if (*p < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 0xf]};
+                buf_put(b, esc, sizeof(esc));
+            } else {
+                buf_putc(b, (char)*p);
+            }
+        }
+    }
+    buf_putc(b, '"');
+}
+
+/* double precision in COPY text: shortest exact form; NaN and the infinities by name. */
+static void copy_put_double(struct buf *b, double v)
+{
+    char num[32];
+    if (isnan(v))
+        buf_puts(b, "NaN");
+    else if (isinf(v))
+        buf_puts(b, v > 0 ? "Infinity" : "-Infinity");
+    else {
+        snprintf(num, sizeof(num), "%.17g", v);
+        buf_puts(b, num);
+    }
+}
+
+static bool signal_valid(const Vigil__Signal *s)
+{
+    if (!s || !utf8_valid(str_or_empty(s->name)) || !utf8_valid(str_or_empty(s->unit)) ||
+        s->ts_ms < TS_MIN_MS || s->ts_ms > TS_MAX_MS || (s->n_labels > 0 && !s->labels))
+        return false;
+    for (size_t i = 0; i < s->n_labels; i++) {
+        const Vigil__Label *l = s->labels[i];
+        if (!l || !utf8_valid(str_or_empty(l->key)) || !utf8_valid(str_or_empty(l->value)))
+            return false;
+    }
+    return true;
+}
+
+/* Checks what PostgreSQL would refuse, before a transaction is opened. */
+static bool message_valid(const Vigil__Envelope *m)
+{
+    if (!m || !m->sender || !m->sender[0] || !utf8_valid(m->sender) || m->seq < 1 ||
+        m->seq > (uint64_t)INT64_MAX || m->sent_at_ms < TS_MIN_MS || m->sent_at_ms > TS_MAX_MS)
+        return false;
+    if (m->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && m->signals) {
+        const Vigil__SignalBatch *batch = m->signals;
+        if (batch->n_signals > 0 && !batch->signals)
+            return false;
+        for (size_t i = 0; i < batch->n_signals; i++)
+            if (!signal_valid(batch->signals[i]))
+                return false;
+    }
+    return true;
+}
+
+struct msg_key {
+    const char *sender;
+    uint64_t seq;
+    size_t index;
+};
+
+static int msg_key_cmp(const void *a, const void *b)
+{
+    const struct msg_key *x = a, *y = b;
+    int c = strcmp(x->sender, y->sender);
+    if (c)
+        return c;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+/* The first message (lowest index) with this sender and seq, or NULL. */
+static const struct msg_key *msg_key_find(const struct msg_key *keys, size_t n, const char *sender,
+                                          uint64_t seq)
+{
+    size_t lo = 0, hi = n;
+    struct msg_key probe = {sender, seq, 0};
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (msg_key_cmp(&keys[mid], &probe) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && keys[lo].seq == seq && strcmp(keys[lo].sender, sender) == 0)
+        return &keys[lo];
+    return NULL;
+}
+
+/* The four unnest() arrays of the INSERT, as PostgreSQL array literals. */
+static int build_message_arrays(Vigil__Envelope *const *msgs, size_t n, struct buf arrays[4])
+{
+    for (size_t i = 0; i < n; i++) {
+        const Vigil__Envelope *m = msgs[i];
+        char ts[40];
+        if (render_ts(m->sent_at_ms, ts, sizeof(ts)) < 0)
+            return -EINVAL;
+        for (int c = 0; c < 4; c++)
+            array_sep(&arrays[c], i);
+        array_put_text(&arrays[0], m->sender);
+        array_put_i64(&arrays[1], (int64_t)m->seq);
+        array_put_text(&arrays[2], kind_name(m->body_case));
+        array_put_text(&arrays[3], ts);
+    }
+    bool oom = false;
+    for (int c = 0; c < 4; c++) {
+        buf_putc(&arrays[c], '}');
+        oom |= arrays[c].oom;
+    }
+    return oom ? -ENOMEM : 0;
+}
+
+/* One COPY line: agent_id, seq, name, value, unit, labels, ts. */
+static void copy_put_signal(struct buf *line, struct buf *json, const Vigil__Envelope *m,
+                            const Vigil__Signal *s)
+{
+    char num[24], ts[40];
+
+    copy_put_text(line, m->sender);
+    snprintf(num, sizeof(num), "\t%" PRIu64 "\t", m->seq);
+    buf_puts(line, num);
+    copy_put_text(line, str_or_empty(s->name));
+    buf_putc(line, '\t');
+    copy_put_double(line, s->value);
+    buf_putc(line, '\t');
+    copy_put_text(line, str_or_empty(s->unit));
+    buf_putc(line, '\t');
+
+    json->len = 0;
+    buf_putc(json, '{');
+    for (size_t i = 0; i < s->n_labels; i++) {
+        if (i > 0)
+            buf_putc(json, ',');
+        json_put_string(json, str_or_empty(s->labels[i]->key));
+        buf_putc(json, ':');
+        json_put_string(json, str_or_empty(s->labels[i]->value));
+    }
+    buf_putc(json, '}');
+    if (json->oom) {
+        line->oom = true;
+        return;
+    }
+    copy_put_text(line, json->data);
+    buf_putc(line, '\t');
+    render_ts(s->ts_ms, ts, sizeof(ts)); /* validated in message_valid */
+    buf_puts(line, ts);
+    buf_putc(line, '\n');
+}
+
+/*
+ * Streams the signals of the messages marked fresh with one COPY. Returns 0, or a negative
+ * errno with the COPY ended (aborted) and its results consumed.
+ */
+static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
+                        size_t *ret_rows)
+{
+    struct buf data = {0}, json = {0};
+    size_t rows = 0;
+    int r = 0;
+
+    PGresult *res = PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts)"
+                                       " FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        r = failed(self, res, "ingest COPY");
+        PQclear(res);
+        return r;
+    }
+    PQclear(res);
+
+    const char *abort_reason = NULL;
+    for (size_t i = 0; i < n && !abort_reason; i++) {
+        const Vigil__Envelope *m = msgs[i];
+        if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_SIGNALS || !m->signals)
+            continue;
+        for (size_t k = 0; k < m->signals->n_signals; k++) {
+            copy_put_signal(&data, &json, m, m->signals->signals[k]);
+            rows++;
+            if (data.oom) {
+                abort_reason = "out of memory";
+                r = -ENOMEM;
+                break;
+            }
+            if (data.len >= COPY_CHUNK) {
+                if (PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
+                    abort_reason = "send failed";
+                    r = -EIO;
+                    break;
+                }
+                data.len = 0;
+            }
+        }
+    }
+    if (!abort_reason && data.len > 0 &&
+        PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
+        abort_reason = "send failed";
+        r = -EIO;
+    }
+    buf_free(&data);
+    buf_free(&json);
+
+    if (PQputCopyEnd(self->conn, abort_reason) != 1 && r == 0)
+        r = -EIO;
+    /* Consume every result; the COPY's own is the one that says whether rows went in. */
+    for (int guard = 0; guard < 16 && (res = PQgetResult(self->conn)) != NULL; guard++) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && r == 0)
+            r = failed(self, res, "ingest COPY");
+        PQclear(res);
+    }
+    if (r < 0 && abort_reason)
+        vg_log(VG_LOG_WARN, "store: ingest COPY aborted reason=\"%s\"", abort_reason);
+    if (r < 0 && PQstatus(self->conn) != CONNECTION_OK)
+        r = -EIO;
+    if (r == 0)
+        *ret_rows = rows;
+    return r;
+}
+
+int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new)
+{
+    struct buf arrays[4];
+    struct msg_key *keys = NULL;
+    bool *fresh = NULL;
+    size_t inserted = 0, signal_rows = 0;
+    int r;
+
+    if (!self || (n > 0 && !msgs))
+        return -EINVAL;
+    if (n == 0) {
+        if (ret_new)
+            *ret_new = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!message_valid(msgs[i])) {
+            vg_log(VG_LOG_WARN, "store: ingest refused invalid message agent=%.40s seq=%" PRIu64,
+                   msgs[i] && msgs[i]->sender ? msgs[i]->sender : "?",
+                   msgs[i] ? msgs[i]->seq : 0);
+            return -EINVAL;
+        }
+    }
+
+    memset(arrays, 0, sizeof(arrays));
+    keys = calloc(n, sizeof(*keys));
+    fresh = calloc(n, sizeof(*fresh));
+    if (!keys || !fresh) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = build_message_arrays(msgs, n, arrays);
+    if (r < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (struct msg_key){msgs[i]->sender, msgs[i]->seq, i};
+    qsort(keys, n, sizeof(*keys), msg_key_cmp);
+
+    int64_t started = vg_mono_ms();
+    r = ensure_conn(self);
+    if (r < 0)
+        goto out;
+    r = exec_command(self, "BEGIN", "ingest BEGIN");
+    if (r < 0)
+        goto err_rollback;
+
+    const char *params[4] = {arrays[0].data, arrays[1].data, arrays[2].data, arrays[3].data};
+    PGresult *res = PQexecParams(
+        self->conn,
+        "INSERT INTO agent_messages (agent_id, seq, kind, sent_at)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[])"
+        " ON CONFLICT DO NOTHING RETURNING agent_id, seq",
+        4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = failed(self, res, "ingest INSERT");
+        PQclear(res);
+        goto err_rollback;
+    }
+    bool any_signals = false;
+    for (int row = 0; row < PQntuples(res); row++) {
+        int64_t seq;
+        const struct msg_key *k = NULL;
+        if (parse_i64(PQgetvalue(res, row, 1), &seq) && seq > 0)
+            k = msg_key_find(keys, n, PQgetvalue(res, row, 0), (uint64_t)seq);
+        if (!k) {
+            vg_log(VG_LOG_WARN, "store: ingest INSERT returned an unknown message agent=%.40s",
+                   PQgetvalue(res, row, 0));
+            PQclear(res);
+            r = -EPROTO;
+            goto err_rollback;
+        }
+        fresh[k->index] = true;
+        inserted++;
+        const Vigil__Envelope *m = msgs[k->index];
+        if (m->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && m->signals &&
+            m->signals->n_signals > 0)
+            any_signals = true;
+    }
+    PQclear(res);
+
+    if (any_signals) {
+        r = copy_signals(self, msgs, n, fresh, &signal_rows);
+        if (r < 0)
+            goto err_rollback;
+    }
+
+    res = PQexec(self->conn, "COMMIT");
+    /* COMMIT of a transaction that failed answers "ROLLBACK": that is not a success. */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        r = failed(self, res, "ingest COMMIT");
+        if (r == 0)
+            r = -EIO;
+        PQclear(res);
+        goto err_rollback;
+    }
+    PQclear(res);
+    vg_log(VG_LOG_DEBUG, "store: ingest messages=%zu new=%zu signals=%zu ms=%" PRId64, n, inserted,
+           signal_rows, vg_mono_ms() - started);
+    if (ret_new)
+        *ret_new = inserted;
+    r = 0;
+    goto out;
+
+err_rollback:
+    rollback_if_alive(self);
+    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK)
+        r = -EIO;
+out:
+    for (int c = 0; c < 4; c++)
+        buf_free(&arrays[c]);
+    free(keys);
+    free(fresh);
+    return r;
+}

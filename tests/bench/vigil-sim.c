@@ -1,0 +1,410 @@
+/*
+ * vigil-sim: many simulated agents in one process, for the ingest benchmark and for the
+ * integration tests' hostile-input cases.
+ *
+ *   vigil-sim ingest --endpoint E --server-key K --secret-file F [--agents N] [--seconds S]
+ *                    [--signals-per-message M] [--window W]
+ *       N agents (each its own CURVE key and connection) enroll with a bootstrap token, then
+ *       push signal batches for S seconds, keeping W messages in flight each. Afterwards it
+ *       waits for the outstanding acknowledgements and prints one line:
+ *       sim: agents=N messages=X rows=Y seconds=T rows_per_s=R lost=L
+ *       (lost = messages sent but never acknowledged).
+ *
+ *   vigil-sim bad KIND --endpoint E --server-key K [--secret-file F]
+ *       Sends one hostile message and prints the coordinator's refusal ("refused code=N
+ *       reason=..."), exit 0 when refused, 1 when it was accepted or nothing came back.
+ *       KIND: unknown-key (signals from a key that never enrolled), malformed, version,
+ *       unknown-type, oversized, sender (claims another agent's id), bad-token, multipart.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <zmq.h>
+
+#include "keys.h"
+#include "timeutil.h"
+#include "token.h"
+#include "wire.h"
+
+struct sim_agent {
+    void *socket;
+    struct vg_keypair keys;
+    char id[VG_AGENT_ID_LEN + 1];
+    bool active;
+    uint64_t next_seq;
+    uint64_t inflight;
+    uint64_t acked_messages;
+    int64_t last_enroll;
+};
+
+struct options {
+    const char *endpoint;
+    const char *server_key;
+    const char *secret_file;
+    int agents;
+    int seconds;
+    int signals_per_message;
+    int window;
+};
+
+static char *secret;
+static size_t secret_len;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "vigil-sim: %s\n", what);
+    exit(2);
+}
+
+static void *connect_agent(void *ctx, const struct options *o, const struct vg_keypair *keys)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    if (!s || vg_zmq_common_options(s, 5000) < 0 ||
+        vg_zmq_curve_client(s, keys->public_key, keys->secret_key, o->server_key) < 0 ||
+        zmq_connect(s, o->endpoint) != 0)
+        die("cannot create a socket");
+    return s;
+}
+
+static int send_env(void *s, Vigil__Envelope *env)
+{
+    uint8_t *buf;
+    size_t len;
+    if (vg_envelope_encode(env, &buf, &len) < 0)
+        return -1;
+    int r = zmq_send(s, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    return r < 0 ? -1 : 0;
+}
+
+static void send_enroll(struct sim_agent *a, const char *node, bool bad_token)
+{
+    Vigil__Enroll enroll = VIGIL__ENROLL__INIT;
+    uint8_t token[VG_TOKEN_LEN];
+    Vigil__Envelope env;
+
+    enroll.node = (char *)node;
+    enroll.agent_version = "sim";
+    if (secret) {
+        vg_token_compute(secret, secret_len, a->keys.public_key, token);
+        if (bad_token)
+            token[0] ^= 1;
+        enroll.token.data = token;
+        enroll.token.len = sizeof(token);
+    }
+    vg_envelope_init(&env, a->id, 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_ENROLL;
+    env.enroll = &enroll;
+    send_env(a->socket, &env);
+    a->last_enroll = vg_mono_ms();
+}
+
+/* One signal batch shaped like a host collector's output. */
+static int send_batch(struct sim_agent *a, int nsignals, const char *node)
+{
+    Vigil__Signal *sigs = calloc((size_t)nsignals, sizeof(*sigs));
+    Vigil__Signal **ptrs = calloc((size_t)nsignals, sizeof(*ptrs));
+    Vigil__Label labels[2];
+    Vigil__Label *label_ptrs[2] = {&labels[0], &labels[1]};
+    static const char *const names[] = {"host.cpu.busy_pct", "host.mem.used_pct",
+                                        "host.disk.used_pct", "host.load.1m"};
+    int64_t now = vg_wall_ms();
+
+    vigil__label__init(&labels[0]);
+    labels[0].key = "node";
+    labels[0].value = (char *)node;
+    vigil__label__init(&labels[1]);
+    labels[1].key = "mount";
+    labels[1].value = "/var";
+    for (int i = 0; i < nsignals; i++) {
+        vigil__signal__init(&sigs[i]);
+        sigs[i].name = (char *)names[i % 4];
+        sigs[i].value = (double)(i % 100) + 0.5;
+        sigs[i].unit = "percent";
+        sigs[i].labels = label_ptrs;
+        sigs[i].n_labels = 2;
+        sigs[i].ts_ms = now;
+        ptrs[i] = &sigs[i];
+    }
+    Vigil__SignalBatch batch = VIGIL__SIGNAL_BATCH__INIT;
+    batch.signals = ptrs;
+    batch.n_signals = (size_t)nsignals;
+    Vigil__Envelope env;
+    vg_envelope_init(&env, a->id, a->next_seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_SIGNALS;
+    env.signals = &batch;
+    int r = send_env(a->socket, &env);
+    free(sigs);
+    free(ptrs);
+    if (r == 0) {
+        a->next_seq++;
+        a->inflight++;
+    }
+    return r;
+}
+
+static Vigil__Envelope *receive(void *s, int timeout_ms)
+{
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) <= 0)
+        return NULL;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, s, 0) < 0) {
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    Vigil__Envelope *env = NULL;
+    vg_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &env, NULL);
+    zmq_msg_close(&msg);
+    return env;
+}
+
+static void handle_reply(struct sim_agent *a, Vigil__Envelope *env)
+{
+    if (env->body_case == VIGIL__ENVELOPE__BODY_ENROLL_REPLY) {
+        a->active = env->enroll_reply->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    } else if (env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
+        for (size_t i = 0; i < env->ack->n_ranges; i++) {
+            uint64_t n = env->ack->ranges[i]->last - env->ack->ranges[i]->first + 1;
+            a->acked_messages += n;
+            a->inflight -= n <= a->inflight ? n : a->inflight;
+        }
+    } else if (env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL) {
+        fprintf(stderr, "vigil-sim: agent %s refused: %s\n", a->id, env->refusal->reason);
+    }
+}
+
+static void drain(struct sim_agent *agents, int n, zmq_pollitem_t *items, int timeout_ms)
+{
+    if (zmq_poll(items, n, timeout_ms) <= 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN))
+            continue;
+        Vigil__Envelope *env;
+        while ((env = receive(agents[i].socket, 0)) != NULL) {
+            handle_reply(&agents[i], env);
+            vg_envelope_free(env);
+        }
+    }
+}
+
+static int run_ingest(void *ctx, const struct options *o)
+{
+    struct sim_agent *agents = calloc((size_t)o->agents, sizeof(*agents));
+    zmq_pollitem_t *items = calloc((size_t)o->agents, sizeof(*items));
+    char node[64];
+
+    for (int i = 0; i < o->agents; i++) {
+        vg_keypair_generate(&agents[i].keys);
+        vg_agent_id_from_key(agents[i].keys.public_key, agents[i].id);
+        agents[i].socket = connect_agent(ctx, o, &agents[i].keys);
+        agents[i].next_seq = 1;
+        items[i] = (zmq_pollitem_t){agents[i].socket, 0, ZMQ_POLLIN, 0};
+    }
+    /* Enroll everyone (retrying while connections come up), then measure. */
+    int64_t deadline = vg_mono_ms() + 60000;
+    int active = 0;
+    while (active < o->agents && vg_mono_ms() < deadline) {
+        for (int i = 0; i < o->agents; i++) {
+            if (!agents[i].active && vg_mono_ms() - agents[i].last_enroll > 1000) {
+                snprintf(node, sizeof(node), "sim-%d", i);
+                send_enroll(&agents[i], node, false);
+            }
+        }
+        drain(agents, o->agents, items, 100);
+        active = 0;
+        for (int i = 0; i < o->agents; i++)
+            active += agents[i].active;
+    }
+    if (active < o->agents) {
+        fprintf(stderr, "vigil-sim: only %d of %d agents enrolled\n", active, o->agents);
+        return 1;
+    }
+
+    int64_t start = vg_mono_ms();
+    int64_t stop = start + (int64_t)o->seconds * 1000;
+    while (vg_mono_ms() < stop) {
+        for (int i = 0; i < o->agents; i++) {
+            snprintf(node, sizeof(node), "sim-%d", i);
+            while (agents[i].inflight < (uint64_t)o->window &&
+                   send_batch(&agents[i], o->signals_per_message, node) == 0)
+                ;
+        }
+        drain(agents, o->agents, items, 10);
+    }
+    /* Wait for what is still in flight. */
+    int64_t wait_until = vg_mono_ms() + 30000;
+    for (;;) {
+        uint64_t inflight = 0;
+        for (int i = 0; i < o->agents; i++)
+            inflight += agents[i].inflight;
+        if (inflight == 0 || vg_mono_ms() > wait_until)
+            break;
+        drain(agents, o->agents, items, 50);
+    }
+    double seconds = (double)(vg_mono_ms() - start) / 1000.0;
+    uint64_t messages = 0, lost = 0;
+    for (int i = 0; i < o->agents; i++) {
+        messages += agents[i].acked_messages;
+        lost += agents[i].inflight;
+        zmq_close(agents[i].socket);
+    }
+    uint64_t rows = messages * (uint64_t)o->signals_per_message;
+    printf("sim: agents=%d messages=%llu rows=%llu seconds=%.2f rows_per_s=%.0f lost=%llu\n",
+           o->agents, (unsigned long long)messages, (unsigned long long)rows, seconds,
+           (double)rows / seconds, (unsigned long long)lost);
+    free(agents);
+    free(items);
+    return 0;
+}
+
+/* ---- hostile input ---- */
+
+static int expect_refusal(void *s)
+{
+    int64_t deadline = vg_mono_ms() + 5000;
+    while (vg_mono_ms() < deadline) {
+        Vigil__Envelope *env = receive(s, 200);
+        if (!env)
+            continue;
+        if (env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL) {
+            printf("refused code=%d reason=%s\n", env->refusal->code, env->refusal->reason);
+            vg_envelope_free(env);
+            return 0;
+        }
+        printf("answered type=%d\n", env->body_case);
+        vg_envelope_free(env);
+        return 1;
+    }
+    printf("no answer\n");
+    return 1;
+}
+
+static int run_bad(void *ctx, const struct options *o, const char *kind)
+{
+    struct sim_agent a = {0};
+    vg_keypair_generate(&a.keys);
+    vg_agent_id_from_key(a.keys.public_key, a.id);
+    a.socket = connect_agent(ctx, o, &a.keys);
+    a.next_seq = 1;
+
+    if (strcmp(kind, "bad-token") == 0) {
+        send_enroll(&a, "sim-bad-token", true);
+        return expect_refusal(a.socket);
+    }
+    if (strcmp(kind, "unknown-key") == 0) {
+        send_batch(&a, 4, "sim-unknown");
+        return expect_refusal(a.socket);
+    }
+
+    /* The rest come from an enrolled agent, so only the message itself is at fault. */
+    if (secret)
+        send_enroll(&a, "sim-hostile", false);
+    Vigil__Envelope *reply = receive(a.socket, 5000);
+    vg_envelope_free(reply);
+
+    Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+    Vigil__Envelope env;
+    vg_envelope_init(&env, a.id, 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    if (strcmp(kind, "malformed") == 0) {
+        static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+        zmq_send(a.socket, junk, sizeof(junk), 0);
+    } else if (strcmp(kind, "version") == 0) {
+        env.version = 99;
+        send_env(a.socket, &env);
+    } else if (strcmp(kind, "unknown-type") == 0) {
+        env.body_case = VIGIL__ENVELOPE__BODY__NOT_SET;
+        send_env(a.socket, &env);
+    } else if (strcmp(kind, "sender") == 0) {
+        env.sender = "ag-0000000000000000";
+        send_env(a.socket, &env);
+    } else if (strcmp(kind, "multipart") == 0) {
+        zmq_send(a.socket, "a", 1, ZMQ_SNDMORE);
+        zmq_send(a.socket, "b", 1, 0);
+    } else if (strcmp(kind, "oversized") == 0) {
+        size_t len = VG_MAX_MESSAGE_BYTES + 1024;
+        uint8_t *big = calloc(1, len);
+        zmq_send(a.socket, big, len, 0);
+        free(big);
+    } else {
+        die("unknown KIND");
+    }
+    return expect_refusal(a.socket);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: vigil-sim ingest|bad KIND --endpoint E --server-key K "
+                    "[--secret-file F] [--agents N] [--seconds S] [--signals-per-message M] "
+                    "[--window W]\n");
+    exit(64);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {
+        .endpoint = "tcp://127.0.0.1:7400", .agents = 1000, .seconds = 10,
+        .signals_per_message = 50, .window = 4,
+    };
+    const char *mode, *kind = NULL;
+    char err[256];
+
+    if (argc < 2)
+        usage();
+    mode = argv[1];
+    int i = 2;
+    if (strcmp(mode, "bad") == 0) {
+        if (argc < 3)
+            usage();
+        kind = argv[2];
+        i = 3;
+    } else if (strcmp(mode, "ingest") != 0) {
+        usage();
+    }
+    for (; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--endpoint") == 0)
+            o.endpoint = v;
+        else if (strcmp(k, "--server-key") == 0)
+            o.server_key = v;
+        else if (strcmp(k, "--secret-file") == 0)
+            o.secret_file = v;
+        else if (strcmp(k, "--agents") == 0)
+            o.agents = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--seconds") == 0)
+            o.seconds = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--signals-per-message") == 0)
+            o.signals_per_message = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--window") == 0)
+            o.window = (int)strtol(v, NULL, 10);
+        else
+            usage();
+    }
+    if (i != argc || !o.server_key || !vg_key_z85_valid(o.server_key) || o.agents < 1 ||
+        o.signals_per_message < 1 || o.window < 1)
+        usage();
+    if (o.secret_file && vg_secret_file_read(o.secret_file, &secret, &secret_len, err,
+                                             sizeof(err)) < 0)
+        die(err);
+
+    /* Thousands of connections: lift the descriptor and socket limits. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, o.agents + 64);
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
+    int r = kind ? run_bad(ctx, &o, kind) : run_ingest(ctx, &o);
+    zmq_ctx_term(ctx);
+    free(secret);
+    return r;
+}

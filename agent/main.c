@@ -273,7 +273,7 @@ static int run_loop(struct agent *a)
         int64_t wait = link_next_timeout(a->link);
         if (next_self - now < wait)
             wait = next_self - now;
-        if (next_ping - now < wait)
+        if (executor_ok && next_ping - now < wait)
             wait = next_ping - now;
         if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
             vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
@@ -293,13 +293,15 @@ static int run_loop(struct agent *a)
             }
         }
         now = vg_mono_ms();
-        if (now >= next_ping) {
-            bool ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
-            if (ok != executor_ok)
-                vg_log(ok ? VG_LOG_INFO : VG_LOG_ERROR, "executor %s",
-                       ok ? "answers again" : "does not answer its ping");
-            executor_ok = ok;
-            link_set_executor_ok(a->link, ok);
+        /* A failed ping closes the channel for good (privsep.c): the unprivileged agent
+         * cannot start a new executor, so it keeps observing and reports the loss. */
+        if (executor_ok && now >= next_ping) {
+            executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
+            if (!executor_ok) {
+                vg_log(VG_LOG_ERROR, "the privileged executor does not answer; actions are "
+                                     "unavailable until the agent restarts");
+                link_set_executor_ok(a->link, false);
+            }
             next_ping = now + a->cfg.heartbeat_interval_ms;
         }
         if (now >= next_self) {

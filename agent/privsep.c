@@ -43,8 +43,8 @@
 #define PW_BUF_SIZE 16384
 
 struct privsep {
-    int fd;    /* our end of the socketpair; -1 once the channel is broken or closed */
-    pid_t pid; /* the executor; -1 once reaped */
+    int fd;           /* our end of the socketpair; -1 once the channel is broken or closed */
+    pid_t pid;        /* the executor; -1 once reaped */
     uint64_t counter; /* nonce fallback when getrandom cannot answer */
 };
 
@@ -101,6 +101,7 @@ static int lookup_user(const char *name, uid_t *ret_uid, gid_t *ret_gid)
 static void exec_child(const char *exec_path, int sock, int err_pipe, int max_fd)
 {
     int e;
+    int err_fd = err_pipe; /* where a failure is reported */
 
     /* Move both descriptors above the fixed slots first so neither clobbers the other. */
     int sock_hi = fcntl(sock, F_DUPFD_CLOEXEC, EXEC_ERR_FD + 1);
@@ -108,7 +109,10 @@ static void exec_child(const char *exec_path, int sock, int err_pipe, int max_fd
     if (sock_hi < 0 || err_hi < 0)
         goto fail;
     /* dup2 clears close-on-exec: fd 3 is the one descriptor the executor inherits. */
-    if (dup2(sock_hi, PRIVSEP_EXEC_FD) < 0 || dup3(err_hi, EXEC_ERR_FD, O_CLOEXEC) < 0)
+    if (dup3(err_hi, EXEC_ERR_FD, O_CLOEXEC) < 0)
+        goto fail;
+    err_fd = EXEC_ERR_FD;
+    if (dup2(sock_hi, PRIVSEP_EXEC_FD) < 0)
         goto fail;
     if (close_range(EXEC_ERR_FD + 1, ~0U, 0) < 0) {
         /* Kernel before 5.9: close them one by one (the limit was read before fork). */
@@ -130,7 +134,7 @@ static void exec_child(const char *exec_path, int sock, int err_pipe, int max_fd
     execve(exec_path, (char *const *)exec_argv, (char *const *)exec_envp);
 fail:
     e = errno;
-    if (write(EXEC_ERR_FD, &e, sizeof(e)) < 0) {
+    if (write(err_fd, &e, sizeof(e)) < 0) {
         /* nothing more to say: the parent sees EOF and the exit status */
     }
     _exit(127);
@@ -183,8 +187,7 @@ static void close_channel(privsep_t *self)
 static int drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
     if (setgroups(0, NULL) < 0)
-        return fail(err, errlen, -errno, "cannot clear supplementary groups: %s",
-                    strerror(errno));
+        return fail(err, errlen, -errno, "cannot clear supplementary groups: %s", strerror(errno));
     if (setresgid(gid, gid, gid) < 0)
         return fail(err, errlen, -errno, "cannot switch to group %lu of user \"%s\": %s",
                     (unsigned long)gid, user, strerror(errno));
@@ -245,8 +248,7 @@ static int plan_drop(const char *user, bool allow_root, bool *ret_drop, uid_t *r
     }
 
     if (have_user && uid != geteuid())
-        return fail(err, errlen, -EPERM, "cannot switch to user \"%s\": not running as root",
-                    user);
+        return fail(err, errlen, -EPERM, "cannot switch to user \"%s\": not running as root", user);
     *ret_drop = false;
     return 0;
 }
@@ -427,7 +429,7 @@ int privsep_ping(privsep_t *self, int timeout_ms)
     if (r < 0)
         goto err_close;
 
-    struct privsep_msg pong;
+    struct privsep_msg pong = {0};
     r = recv_reply(self, &pong, timeout_ms);
     if (r < 0)
         goto err_close;

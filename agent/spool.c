@@ -11,12 +11,13 @@
  * Record header, little-endian: magic u32 @0, payload length u32 @4, CRC-32C u32 @8 (over bytes
  * 0..7 and 12..24 of the header, then the payload), seq u64 @12, kind u8 @20, samples u32 @21.
  *
- * Sequence numbers are reserved in blocks so that reserving one costs no fsync: "next-seq"
- * holds a ceiling C meaning "no seq >= C has ever been handed out". When the counter reaches
- * the ceiling, C + SEQ_BLOCK is persisted before the next seq is returned. After a restart the
- * counter resumes at C (skipping at most SEQ_BLOCK - 1 unused numbers), or above the highest
- * seq found in a segment if that is larger. Seqs are therefore never reused, whether or not
- * the spool was empty.
+ * Sequence numbers are persisted one at a time: "next-seq" holds a ceiling C meaning "no seq
+ * >= C has ever been handed out", and C = seq + 1 is written (tmp + fsync + rename) before a
+ * reservation returns. After a restart the counter resumes at C, or above the highest seq found
+ * in a segment if that is larger. Seqs are therefore never reused, and the sequence an agent
+ * sends has no holes of its own making: the coordinator can read any gap in the stored
+ * sequence as a lost or dropped message. (Reserving ahead in blocks would save the fsync but
+ * make every restart look like a loss.)
  *
  * The dropped counters are written to "next-seq" after each overflow event, once the dropped
  * records have been removed from disk: a crash between the two undercounts, never overcounts.
@@ -50,7 +51,7 @@
 
 #define REC_MAGIC UINT32_C(0x52534756) /* "VGSR" in file order */
 #define REC_HDR 25u
-#define SEQ_BLOCK UINT64_C(1024)
+#define SEQ_BLOCK UINT64_C(1) /* see "Sequence numbers" above */
 #define SEG_MAX (UINT64_C(1) << 28) /* offsets and lengths fit the index's 28/32-bit fields */
 #define SEG_MIN UINT64_C(256)
 #define SEG_DEFAULT_MIN (UINT64_C(64) << 10)

@@ -37,8 +37,10 @@ static void die(int status, const char *fmt, ...) __attribute__((format(printf, 
 /* One line on stderr, one write (the agent's stderr is shared with ours). */
 static void die(int status, const char *fmt, ...)
 {
+    static const char prefix[] = PROG ": ";
     char line[256];
-    int used = snprintf(line, sizeof(line), PROG ": ");
+    int used = (int)sizeof(prefix) - 1;
+    memcpy(line, prefix, sizeof(prefix) - 1);
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line + used, sizeof(line) - (size_t)used, fmt, ap);
@@ -60,13 +62,11 @@ static void check_channel(void)
     int type = 0;
     int domain = 0;
     socklen_t len = sizeof(type);
-    if (getsockopt(PRIVSEP_EXEC_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        type != SOCK_SEQPACKET)
+    if (getsockopt(PRIVSEP_EXEC_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
         die(EXIT_NOT_STARTED_BY_AGENT, "must be started by vigil-agent (fd %d is not its socket)",
             PRIVSEP_EXEC_FD);
     len = sizeof(domain);
-    if (getsockopt(PRIVSEP_EXEC_FD, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-        domain != AF_UNIX)
+    if (getsockopt(PRIVSEP_EXEC_FD, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
         die(EXIT_NOT_STARTED_BY_AGENT, "must be started by vigil-agent (fd %d is not its socket)",
             PRIVSEP_EXEC_FD);
 
@@ -84,8 +84,7 @@ static void check_channel(void)
     if (getsockopt(PRIVSEP_EXEC_FD, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
         die(EXIT_IO, "getsockopt(SO_PEERCRED): %s", strerror(errno));
     if (getppid() != peer.pid)
-        die(EXIT_CLOSED, "vigil-agent (pid %d) exited before the executor started",
-            (int)peer.pid);
+        die(EXIT_CLOSED, "vigil-agent (pid %d) exited before the executor started", (int)peer.pid);
 }
 
 /* recv returned 0: the agent closed its end, or sent an empty message (SEQPACKET allows it). */

@@ -65,8 +65,8 @@ struct embedded_pg {
     char *envp[5];
 };
 
-static void __attribute__((format(printf, 3, 4))) seterr(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -76,19 +76,21 @@ static void __attribute__((format(printf, 3, 4))) seterr(char *err, size_t errle
     va_end(ap);
 }
 
-/* Replaces line breaks and tabs with spaces and trims, so text fits in one log line. */
+/* Turns line breaks, tabs and runs of spaces into single spaces, so text fits one log line. */
 static char *flatten(char *text)
 {
     size_t n = 0;
-    for (char *p = text; *p; p++, n++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
+    for (const char *p = text; *p; p++) {
+        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (!space)
+            text[n++] = *p;
+        else if (n > 0 && text[n - 1] != ' ')
+            text[n++] = ' ';
+    }
     while (n > 0 && text[n - 1] == ' ')
-        text[--n] = '\0';
-    char *start = text;
-    while (*start == ' ')
-        start++;
-    return start;
+        n--;
+    text[n] = '\0';
+    return text;
 }
 
 static int path_join(char *out, size_t len, const char *dir, const char *name)
@@ -140,8 +142,8 @@ static void child_write(const char *text)
     (void)r;
 }
 
-static void __attribute__((noreturn)) child_exec(const embedded_pg_t *pg, char *const argv[],
-                                                 int out_fd)
+static void __attribute__((noreturn))
+child_exec(const embedded_pg_t *pg, char *const argv[], int out_fd)
 {
     static const int reset[] = {SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
     struct sigaction dfl;
@@ -634,13 +636,13 @@ static int initdb(const embedded_pg_t *pg, char *err, size_t errlen)
 
     if (path_join(tool, sizeof(tool), pg->bin_dir, "initdb") < 0)
         return -ENAMETOOLONG;
-    char *argv[] = {tool,           "-D", (char *)pg->data_dir, "-U", "vigil", "--auth=trust",
-                    "-E",           "UTF8", "--no-instructions", NULL};
+    char *argv[] = {tool, "-D",   (char *)pg->data_dir, "-U", "vigil", "--auth=trust",
+                    "-E", "UTF8", "--no-instructions",  NULL};
     vg_log(VG_LOG_INFO, "store: creating private cluster pgdata=%s", pg->data_dir);
     int r = run_tool(pg, argv, tail, sizeof(tail));
     if (r != 0) {
-        seterr(err, errlen, "initdb %s failed (%s %d): %s", pg->data_dir,
-               r < 0 ? "error" : "exit", r < 0 ? -r : r, flatten(tail));
+        seterr(err, errlen, "initdb %s failed (%s %d): %s", pg->data_dir, r < 0 ? "error" : "exit",
+               r < 0 ? -r : r, flatten(tail));
         return -EIO;
     }
     return 0;
@@ -705,8 +707,18 @@ static int pg_start(const embedded_pg_t *pg, char *err, size_t errlen)
     snprintf(opts, sizeof(opts),
              "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%s -c fsync=on",
              pg->sock_dir, pg->port);
-    char *argv[] = {tool, "-D", (char *)pg->data_dir, "-l", (char *)pg->log_path, "-w", "-t",
-                    "60", "-o", opts, "start", NULL};
+    char *argv[] = {tool,
+                    "-D",
+                    (char *)pg->data_dir,
+                    "-l",
+                    (char *)pg->log_path,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    opts,
+                    "start",
+                    NULL};
     int r = run_tool(pg, argv, tail, sizeof(tail));
     if (r != 0) {
         char log_tail[600];
@@ -728,8 +740,7 @@ static void pg_stop(const embedded_pg_t *pg)
 
     if (path_join(tool, sizeof(tool), pg->bin_dir, "pg_ctl") < 0)
         return;
-    char *argv[] = {tool, "-D", (char *)pg->data_dir, "-m", "fast", "-w", "-t", "60", "stop",
-                    NULL};
+    char *argv[] = {tool, "-D", (char *)pg->data_dir, "-m", "fast", "-w", "-t", "60", "stop", NULL};
     int r = run_tool(pg, argv, tail, sizeof(tail));
     if (r != 0)
         vg_log(VG_LOG_WARN, "store: pg_ctl stop failed pgdata=%s status=%d output=\"%s\"",
@@ -756,8 +767,8 @@ static long mono_ms(void)
 static int create_database(const embedded_pg_t *pg, char *err, size_t errlen)
 {
     char conninfo[PATH_MAX + 64];
-    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=vigil dbname=postgres",
-             pg->sock_dir, pg->port);
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=vigil dbname=postgres", pg->sock_dir,
+             pg->port);
 
     /* pg_ctl -w has waited for startup, but an adopted cluster may still be starting. */
     long deadline = mono_ms() + DB_CONNECT_TIMEOUT_MS;

@@ -23,8 +23,13 @@ static const char *one_line(const char *msg, char *buf, size_t len)
 
     if (len == 0)
         return "";
-    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++)
-        buf[n++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++) {
+        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (!space)
+            buf[n++] = *p;
+        else if (n > 0 && buf[n - 1] != ' ')
+            buf[n++] = ' ';
+    }
     while (n > 0 && buf[n - 1] == ' ')
         n--;
     buf[n] = '\0';
@@ -140,9 +145,9 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             char msg[512];
-            snprintf(err, errlen, "%s: %s", what,
-                     one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg,
-                              sizeof(msg)));
+            snprintf(
+                err, errlen, "%s: %s", what,
+                one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg)));
             PQclear(res);
             r = -EIO;
             goto err_rollback;
@@ -152,8 +157,8 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
         char version[16];
         snprintf(version, sizeof(version), "%d", m->version);
         const char *params[2] = {version, m->name};
-        res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                           2, NULL, params, NULL, NULL, 0);
+        res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                           NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             char msg[512];
             snprintf(err, errlen, "%s: record: %s", what,

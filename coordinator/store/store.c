@@ -37,8 +37,8 @@
 
 struct store {
     PGconn *conn;
-    char *conninfo;      /* store.url, or the embedded cluster's */
-    embedded_pg_t *pg;   /* non-NULL when we started (or adopted) a private cluster */
+    char *conninfo;    /* store.url, or the embedded cluster's */
+    embedded_pg_t *pg; /* non-NULL when we started (or adopted) a private cluster */
 };
 
 /* ---- small helpers ---- */
@@ -47,8 +47,13 @@ struct store {
 static const char *one_line(const char *msg, char *buf, size_t len)
 {
     size_t n = 0;
-    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++)
-        buf[n++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++) {
+        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (!space)
+            buf[n++] = *p;
+        else if (n > 0 && buf[n - 1] != ' ')
+            buf[n++] = ' ';
+    }
     while (n > 0 && buf[n - 1] == ' ')
         n--;
     buf[n] = '\0';
@@ -265,10 +270,14 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
      * configured connection string may override; client_encoding comes after it because
      * everything we send is UTF-8.
      */
-    const char *const keys[] = {"application_name", "connect_timeout", "keepalives_idle",
-                                "keepalives_interval", "dbname", "client_encoding", NULL};
-    const char *const values[] = {APPLICATION_NAME, "10", "30", "10", self->conninfo, "UTF8",
-                                  NULL};
+    const char *const keys[] = {"application_name",
+                                "connect_timeout",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "dbname",
+                                "client_encoding",
+                                NULL};
+    const char *const values[] = {APPLICATION_NAME, "10", "30", "10", self->conninfo, "UTF8", NULL};
 
     PQfinish(self->conn);
     self->conn = PQconnectdbParams(keys, values, 1);
@@ -376,6 +385,10 @@ store_t *store_open(const struct store_config *cfg, char *err, size_t errlen)
     char msg[512] = "";
     int r;
 
+    if (!cfg) {
+        snprintf(err, errlen, "no store configuration");
+        return NULL;
+    }
     store_t *self = calloc(1, sizeof(*self));
     if (!self) {
         snprintf(err, errlen, "out of memory");
@@ -465,11 +478,10 @@ bool store_ping(store_t *self)
 
 /* ---- agents ---- */
 
-/* Milliseconds since the epoch as a timestamptz; 0 means "now". Exact, no float rounding. */
-#define SQL_TS(p)                                                                                  \
-    "(CASE WHEN " p "::bigint = 0 THEN now() ELSE 'epoch'::timestamptz + " p                     \
-    "::bigint * interval '1 millisecond' END)"
-#define SQL_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
+/*
+ * Times cross the boundary as Unix milliseconds: written as 'epoch' + ms * 1 millisecond (0 means
+ * now()), read back as extract(epoch) * 1000. Exact both ways; no float rounding.
+ */
 
 int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, void *userdata),
                       void *userdata)
@@ -479,10 +491,13 @@ int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, 
     int r = ensure_conn(self);
     if (r < 0)
         return r;
-    PGresult *res = PQexec(self->conn,
-                           "SELECT id, public_key, node, state, agent_version, " SQL_MS(
-                               "enrolled_at") ", " SQL_MS("state_since") ", " SQL_MS(
-                               "last_seen") ", spool_depth, dropped_messages FROM agents ORDER BY id");
+    PGresult *res =
+        PQexec(self->conn, "SELECT id, public_key, node, state, agent_version,"
+                           " (extract(epoch FROM enrolled_at) * 1000)::bigint,"
+                           " (extract(epoch FROM state_since) * 1000)::bigint,"
+                           " coalesce((extract(epoch FROM last_seen) * 1000)::bigint, 0),"
+                           " spool_depth, dropped_messages"
+                           " FROM agents ORDER BY id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         r = failed(self, res, "load agents");
         PQclear(res);
@@ -537,17 +552,21 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
     char enrolled[24], since[24];
     snprintf(enrolled, sizeof(enrolled), "%" PRId64, agent->enrolled_at_ms);
     snprintf(since, sizeof(since), "%" PRId64, agent->state_since_ms);
-    const char *params[] = {agent->id,           agent->public_key, agent->node, state,
-                            agent->agent_version, enrolled,          since};
+    const char *params[] = {
+        agent->id, agent->public_key, agent->node, state, agent->agent_version, enrolled, since};
     /* Same id with another key would be a hash collision or a bug: refuse, change nothing. */
-    PGresult *res = PQexecParams(
-        self->conn,
-        "INSERT INTO agents (id, public_key, node, state, agent_version, enrolled_at, "
-        "state_since) VALUES ($1, $2, $3, $4, $5, " SQL_TS("$6") ", " SQL_TS("$7") ") "
-        "ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, "
-        "agent_version = EXCLUDED.agent_version "
-        "WHERE agents.public_key = EXCLUDED.public_key",
-        7, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(self->conn,
+                     "INSERT INTO agents (id, public_key, node, state, agent_version, enrolled_at,"
+                     " state_since) VALUES ($1, $2, $3, $4, $5,"
+                     " CASE WHEN $6::bigint = 0 THEN now()"
+                     "  ELSE 'epoch'::timestamptz + $6::bigint * interval '1 millisecond' END,"
+                     " CASE WHEN $7::bigint = 0 THEN now()"
+                     "  ELSE 'epoch'::timestamptz + $7::bigint * interval '1 millisecond' END)"
+                     " ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node,"
+                     " agent_version = EXCLUDED.agent_version"
+                     " WHERE agents.public_key = EXCLUDED.public_key",
+                     7, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         r = failed(self, res, "agent upsert");
     } else if (strcmp(PQcmdTuples(res), "1") != 0) {
@@ -559,8 +578,8 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
     return r;
 }
 
-int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state,
-                          int64_t at_ms, const char *actor, const char *reason)
+int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state, int64_t at_ms,
+                          const char *actor, const char *reason)
 {
     const char *name = state_name(state);
     if (!self || !id || !name || !utf8_valid(id) || (actor && !utf8_valid(actor)) ||
@@ -578,7 +597,8 @@ int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state
     PGresult *res = PQexecParams(
         self->conn,
         "WITH changed AS ("
-        " UPDATE agents AS a SET state = $2::text, state_since = " SQL_TS("$3")
+        " UPDATE agents AS a SET state = $2::text, state_since = CASE WHEN $3::bigint = 0"
+        "  THEN now() ELSE 'epoch'::timestamptz + $3::bigint * interval '1 millisecond' END"
         " FROM agents AS old WHERE a.id = $1::text AND old.id = a.id"
         " RETURNING a.id, old.state AS old_state) "
         "INSERT INTO audit_log (actor, action, subject, detail) "
@@ -689,8 +709,7 @@ static bool role_valid(const char *role)
            strcmp(role, "admin") == 0;
 }
 
-int store_operators_load(store_t *self,
-                         int (*cb)(const struct store_operator *op, void *userdata),
+int store_operators_load(store_t *self, int (*cb)(const struct store_operator *op, void *userdata),
                          void *userdata)
 {
     if (!self || !cb)
@@ -1022,8 +1041,7 @@ static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, c
             }
         }
     }
-    if (!abort_reason && data.len > 0 &&
-        PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
+    if (!abort_reason && data.len > 0 && PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
         abort_reason = "send failed";
         r = -EIO;
     }
@@ -1065,8 +1083,7 @@ int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *
     for (size_t i = 0; i < n; i++) {
         if (!message_valid(msgs[i])) {
             vg_log(VG_LOG_WARN, "store: ingest refused invalid message agent=%.40s seq=%" PRIu64,
-                   msgs[i] && msgs[i]->sender ? msgs[i]->sender : "?",
-                   msgs[i] ? msgs[i]->seq : 0);
+                   msgs[i] && msgs[i]->sender ? msgs[i]->sender : "?", msgs[i] ? msgs[i]->seq : 0);
             return -EINVAL;
         }
     }

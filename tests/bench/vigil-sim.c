@@ -285,6 +285,8 @@ static int expect_refusal(void *s)
     return 1;
 }
 
+static int send_bad(struct sim_agent *a, const char *kind);
+
 static int run_bad(void *ctx, const struct options *o, const char *kind)
 {
     struct sim_agent a = {0};
@@ -292,6 +294,14 @@ static int run_bad(void *ctx, const struct options *o, const char *kind)
     vg_agent_id_from_key(a.keys.public_key, a.id);
     a.socket = connect_agent(ctx, o, &a.keys);
     a.next_seq = 1;
+    int r = send_bad(&a, kind);
+    zmq_close(a.socket);
+    return r;
+}
+
+static int send_bad(struct sim_agent *sa, const char *kind)
+{
+    struct sim_agent a = *sa;
 
     if (strcmp(kind, "bad-token") == 0) {
         send_enroll(&a, "sim-bad-token", true);

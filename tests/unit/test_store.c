@@ -36,8 +36,9 @@
 #define FALLBACK_ROOT "/var/lib/vigil"
 
 static struct {
-    char dir[64];       /* state dir searchable by postgres (0711): data lives inside it */
-    char crash_dir[64]; /* state dir 0700: as root, the cluster goes to the fallback place */
+    char dir[64];        /* state dir searchable by postgres (0711): data lives inside it */
+    char crash_dir[64];  /* state dir 0700: as root, the cluster goes to the fallback place */
+    char broken_dir[64]; /* state dir whose pgdata initdb refuses */
     bool fallback_root_existed;
     store_t *store;
     PGconn *check; /* our own connection, to look at what the store wrote */
@@ -160,8 +161,7 @@ static PGconn *check_conn(void)
         return t.check;
     PQfinish(t.check);
     char conninfo[256];
-    snprintf(conninfo, sizeof(conninfo), "host=%s/pgsock port=5432 user=vigil dbname=vigil",
-             t.dir);
+    snprintf(conninfo, sizeof(conninfo), "host=%s/pgsock port=5432 user=vigil dbname=vigil", t.dir);
     t.check = PQconnectdb(conninfo);
     if (PQstatus(t.check) != CONNECTION_OK)
         fail_msg("check connection: %s", PQerrorMessage(t.check));
@@ -295,7 +295,11 @@ static struct fx_msg fx[] = {
      .n_signals = 3,
      .signals =
          {
-             {.name = "probe.nan", .value = NAN, .unit = "", .ts_ms = 1700000000003, .n_labels = 1,
+             {.name = "probe.nan",
+              .value = NAN,
+              .unit = "",
+              .ts_ms = 1700000000003,
+              .n_labels = 1,
               .labels = {{"k", "v"}}},
              {.name = "probe.inf", .value = INFINITY, .unit = "s", .ts_ms = 1700000000004},
              {.name = "probe.neginf", .value = -INFINITY, .unit = "s", .ts_ms = 1700000000005},
@@ -344,9 +348,9 @@ static void expect_message_stored(const struct fx_msg *m)
     assert_int_equal(strtoll(PQgetvalue(res, 0, 1), NULL, 10), m->sent_at_ms);
     PQclear(res);
 
-    assert_int_equal(query_int("SELECT count(*) FROM signals WHERE agent_id = $1 AND seq = $2", 2,
-                               p),
-                     (long long)m->n_signals);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM signals WHERE agent_id = $1 AND seq = $2", 2, p),
+        (long long)m->n_signals);
     for (size_t i = 0; i < m->n_signals; i++) {
         const struct fx_signal *s = &m->signals[i];
         p[2] = s->name;
@@ -388,7 +392,9 @@ static void test_unreachable_url_fails_clearly(void **state)
     char err[512] = "";
     store_t *s = store_open(&cfg, err, sizeof(err));
     assert_null(s);
-    assert_true(strncmp(err, "database unreachable after 0.3s: ", 34) == 0);
+    const char *prefix = "database unreachable after 0.3s: ";
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("unexpected error text: %s", err);
     assert_non_null(strstr(err, "/nonexistent-vigil-test")); /* libpq's own words */
 }
 
@@ -484,12 +490,13 @@ static void test_ingest_refuses_invalid_input(void **state)
 {
     (void)state;
     size_t fresh = 99;
-    struct fx_msg bad = {.sender = "ag-test-c",
-                         .seq = 1,
-                         .sent_at_ms = 1,
-                         .n_signals = 1,
-                         .signals = {{.name = "x", .unit = "", .n_labels = 1,
-                                      .labels = {{"k", "bad \xc3\x28 utf8"}}}}};
+    struct fx_msg bad = {
+        .sender = "ag-test-c",
+        .seq = 1,
+        .sent_at_ms = 1,
+        .n_signals = 1,
+        .signals = {
+            {.name = "x", .unit = "", .n_labels = 1, .labels = {{"k", "bad \xc3\x28 utf8"}}}}};
     fx_build(&bad);
     Vigil__Envelope *batch[] = {&bad.env};
     assert_int_equal(store_ingest(t.store, batch, 1, &fresh), -EINVAL);
@@ -607,9 +614,9 @@ static void test_agents_round_trip(void **state)
     assert_int_equal(seen.wanted.last_seen_ms, 1700000002000);
     assert_int_equal(seen.wanted.spool_depth, 7);
     assert_int_equal(seen.wanted.dropped_messages, 3);
-    assert_int_equal(query_int("SELECT dropped_samples FROM agents WHERE id = 'ag-0123456789abcdef'",
-                               0, NULL),
-                     INT64_MAX); /* clamped, not wrapped negative */
+    assert_int_equal(
+        query_int("SELECT dropped_samples FROM agents WHERE id = 'ag-0123456789abcdef'", 0, NULL),
+        INT64_MAX); /* clamped, not wrapped negative */
 
     PGresult *res = query("SELECT actor, detail FROM audit_log"
                           " WHERE action = 'agent.state' AND subject = 'ag-0123456789abcdef'",
@@ -622,9 +629,8 @@ static void test_agents_round_trip(void **state)
     assert_int_equal(store_agent_set_state(t.store, "ag-unknown",
                                            VIGIL__AGENT_STATE__AGENT_STATE_LOST, 0, NULL, NULL),
                      -ENOENT);
-    assert_int_equal(store_agent_set_state(t.store, a.id,
-                                           VIGIL__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0, NULL,
-                                           NULL),
+    assert_int_equal(store_agent_set_state(
+                         t.store, a.id, VIGIL__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0, NULL, NULL),
                      -EINVAL);
 
     /* Same id, other key: refused. Other id, same key: refused. */
@@ -667,9 +673,8 @@ static void test_audit_log_is_append_only(void **state)
         PQclear(res);
     }
     assert_int_equal(query_int("SELECT count(*) FROM audit_log", 0, NULL), before);
-    assert_int_equal(query_int("SELECT count(*) FROM audit_log WHERE detail = 'rewritten'", 0,
-                               NULL),
-                     0);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM audit_log WHERE detail = 'rewritten'", 0, NULL), 0);
 }
 
 struct operators_seen {
@@ -765,8 +770,8 @@ static void test_killed_coordinator_cluster_is_adopted(void **state)
         unsigned int mdlen = 0;
         assert_non_null(realpath(t.crash_dir, real));
         assert_true(EVP_Digest(real, strlen(real), md, &mdlen, EVP_sha256(), NULL));
-        snprintf(expect, sizeof(expect), FALLBACK_ROOT "/pg-%02x%02x%02x%02x%02x%02x/pgdata",
-                 md[0], md[1], md[2], md[3], md[4], md[5]);
+        snprintf(expect, sizeof(expect), FALLBACK_ROOT "/pg-%02x%02x%02x%02x%02x%02x/pgdata", md[0],
+                 md[1], md[2], md[3], md[4], md[5]);
         path_in(link, sizeof(link), t.crash_dir, "pgdata");
         ssize_t n = readlink(link, target, sizeof(target) - 1);
         assert_true(n > 0);
@@ -792,6 +797,36 @@ static void test_killed_coordinator_cluster_is_adopted(void **state)
     assert_true(wait_gone(pid, 10000));
 }
 
+static void test_initdb_failure_explains(void **state)
+{
+    (void)state;
+    char pgdata[PATH_MAX], junk[PATH_MAX], err[1024] = "";
+
+    /* A non-empty data directory without PG_VERSION: initdb refuses it and says so. */
+    path_in(pgdata, sizeof(pgdata), t.broken_dir, "pgdata");
+    path_in(junk, sizeof(junk), pgdata, "junk");
+    assert_int_equal(mkdir(pgdata, 0700), 0);
+    FILE *f = fopen(junk, "w");
+    assert_non_null(f);
+    fclose(f);
+
+    embedded_pg_t *pg = embedded_pg_start(t.broken_dir, NULL, err, sizeof(err));
+    assert_null(pg);
+    print_message("%s\n", err);
+    if (!strstr(err, "initdb") || !strstr(err, "not empty"))
+        fail_msg("unhelpful error: %s", err);
+    assert_int_equal(access(junk, F_OK), 0); /* nothing of the user's removed */
+}
+
+static void test_bad_pg_bin_dir_is_named(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    embedded_pg_t *pg = embedded_pg_start(t.broken_dir, "/nonexistent/bin", err, sizeof(err));
+    assert_null(pg);
+    assert_non_null(strstr(err, "/nonexistent/bin"));
+}
+
 /* ---- group ---- */
 
 static int group_setup(void **state)
@@ -801,10 +836,11 @@ static int group_setup(void **state)
     t.fallback_root_existed = stat(FALLBACK_ROOT, &st) == 0;
     snprintf(t.dir, sizeof(t.dir), "/tmp/vigil-store-XXXXXX");
     snprintf(t.crash_dir, sizeof(t.crash_dir), "/tmp/vigil-store-crash-XXXXXX");
-    if (!mkdtemp(t.dir) || !mkdtemp(t.crash_dir))
+    snprintf(t.broken_dir, sizeof(t.broken_dir), "/tmp/vigil-store-broken-XXXXXX");
+    if (!mkdtemp(t.dir) || !mkdtemp(t.crash_dir) || !mkdtemp(t.broken_dir))
         return -1;
     /* Searchable, not listable, by others: the postgres user can reach pgdata inside. */
-    if (chmod(t.dir, 0711) < 0)
+    if (chmod(t.dir, 0711) < 0 || chmod(t.broken_dir, 0711) < 0)
         return -1;
     return 0;
 }
@@ -815,8 +851,8 @@ static int group_teardown(void **state)
     PQfinish(t.check);
     t.check = NULL;
     store_destroy(&t.store);
-    const char *dirs[] = {t.dir, t.crash_dir};
-    for (size_t i = 0; i < 2; i++) {
+    const char *dirs[] = {t.dir, t.crash_dir, t.broken_dir};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         if (!dirs[i][0])
             continue;
         kill_cluster(dirs[i]);
@@ -847,6 +883,8 @@ int main(void)
         cmocka_unit_test(test_operator_ensure_is_idempotent),
         cmocka_unit_test(test_destroy_stops_cluster),
         cmocka_unit_test(test_killed_coordinator_cluster_is_adopted),
+        cmocka_unit_test(test_initdb_failure_explains),
+        cmocka_unit_test(test_bad_pg_bin_dir_is_named),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

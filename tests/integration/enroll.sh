@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Enrollment and authentication, end to end with real processes:
+# three agents with bootstrap tokens become active; an agent without a token stays pending
+# until an operator approves it; an unknown key is refused; a revoked agent is cut off at once
+# and its next handshake fails; a silent agent is marked lost and comes back.
+source "$(dirname "$0")/../lib/harness.sh"
+h_setup
+h_start_coordinator
+
+for n in node-a node-b node-c; do h_start_agent "$n"; done
+active_count() { [[ $(h_ctl agents -o json | jq '[.[] | select(.state == "active")] | length') == "$1" ]]; }
+h_wait "three agents active" 30 active_count 3
+h_ctl agents -o json | jq -e 'map(.node) | sort == ["node-a","node-b","node-c"]' >/dev/null ||
+    h_fail "agents list does not name the three nodes"
+h_ctl agents -o json | jq -e 'all(.[]; .id != null and .last_seen != null and .version == "0.1.0")' >/dev/null ||
+    h_fail "agents list lacks id, last_seen or version"
+h_pass "three agents with tokens are active"
+
+# Without a token: pending, nothing it sends is stored, until approved.
+H_NO_TOKEN=1 h_start_agent node-p
+state_of() { h_ctl agents -o json | jq -r --arg n "$1" '.[] | select(.node == $n) | .state'; }
+is_state() { [[ $(state_of "$1") == "$2" ]]; }
+h_wait "node-p pending" 30 is_state node-p pending
+pid=$(h_ctl agents -o json | jq -r '.[] | select(.node == "node-p") | .id')
+sleep 2
+stored=$(h_sql "select count(*) from agent_messages where agent_id = '$pid'")
+[[ $stored == 0 ]] || h_fail "a pending agent had $stored messages stored"
+grep -q "vigilctl agents approve $pid" "$H_DIR/agents/node-p/agent.log" ||
+    h_fail "the pending agent's log does not tell how to approve it"
+h_ctl agents approve "$pid" | grep -q approved || h_fail "approve did not confirm"
+h_wait "node-p active after approval" 30 is_state node-p active
+has_rows() { [[ $(h_sql "select count(*) from agent_messages where agent_id = '$pid'") -gt 0 ]]; }
+h_wait "node-p's spooled signals stored after approval" 30 has_rows
+h_pass "an agent without a token is pending until approved"
+
+# An unknown key may only enroll: its signals are refused and counted, nothing stored.
+before=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
+h_sim bad unknown-key | grep -q 'refused code=1' || h_fail "signals from an unknown key were not refused"
+after=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
+((after > before)) || h_fail "refusal of an unknown key was not counted ($before -> $after)"
+# And an operator key the coordinator does not know gets nowhere.
+"$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/stranger.key" >/dev/null
+(umask 077 && sed -e "s|^public_key:.*|public_key: \"$(h_key_public "$H_DIR/stranger.key")\"|" \
+    -e "s|^secret_key:.*|secret_key: \"$(h_key_secret "$H_DIR/stranger.key")\"|" \
+    "$H_DIR/vigilctl.yaml" >"$H_DIR/stranger.yaml")
+if out=$(VIGIL_CONFIG="$H_DIR/stranger.yaml" "$VIGIL_BUILD/vigilctl" agents 2>&1); then
+    h_fail "an unknown operator key listed agents: $out"
+fi
+grep -q "refused this operator key" <<<"$out" || h_fail "unexpected refusal message: $out"
+h_pass "unknown agent and operator keys are refused"
+
+# Revocation: effective on the very next message, and at the next handshake.
+rid=$(h_ctl agents -o json | jq -r '.[] | select(.node == "node-b") | .id')
+h_ctl agents revoke "$rid" >/dev/null
+revoked_at=$(h_sql "select count(*) from agent_messages where agent_id = '$rid'")
+before=$(h_metric 'vigil_messages_refused_total{reason="revoked"}')
+refused_more() { (($(h_metric 'vigil_messages_refused_total{reason="revoked"}') > before)); }
+h_wait "messages from the revoked agent refused" 15 refused_more
+h_wait "the revoked agent logs it" 15 grep -q "revoked this agent's key" "$H_DIR/agents/node-b/agent.log"
+sleep 2
+now=$(h_sql "select count(*) from agent_messages where agent_id = '$rid'")
+[[ $now == "$revoked_at" ]] || h_fail "messages from a revoked agent were stored ($revoked_at -> $now)"
+h_stop_agent node-b
+H_KEEP=1 h_start_agent node-b
+h_wait "the revoked key's handshake is refused" 15 grep -q "refused this agent's key" "$H_DIR/agents/node-b/agent.log"
+[[ $(state_of node-b) == revoked ]] || h_fail "node-b is not shown as revoked"
+h_ctl agents approve "$rid" 2>/dev/null && h_fail "a revoked agent could be approved again"
+h_pass "a revoked agent is cut off"
+
+# Liveness: a silent agent is lost after 3 missed heartbeats (1 s here), and returns.
+kill -STOP "${H_AGENT_PIDS[node-c]}"
+h_wait "node-c lost" 15 is_state node-c lost
+lost_at=$(h_sql "select state_since from agents where node = 'node-c'")
+[[ -n $lost_at ]] || h_fail "the time node-c was lost is not stored"
+kill -CONT "${H_AGENT_PIDS[node-c]}"
+h_wait "node-c active again" 15 is_state node-c active
+h_sql "select count(*) from audit_log where action like 'agent.%' and subject = (select id from agents where node='node-c')" |
+    grep -qv '^0$' || h_fail "the lost/active transitions are not in the audit log"
+h_pass "a silent agent is marked lost and comes back"

@@ -1,0 +1,201 @@
+# Integration test harness: real processes on loopback, in a private temporary directory.
+#
+#   source "$VIGIL_SRC/tests/lib/harness.sh"
+#   h_setup                      # temp dir, free ports, keys, enrollment secret
+#   h_start_coordinator [yaml]   # extra YAML lines appended to the coordinator config
+#   h_start_agent NAME [yaml]    # an agent with node NAME (token from the secret by default)
+#   h_ctl agents -o json         # vigilctl as the admin operator
+#   h_sql "select ..."           # psql against the coordinator's private cluster
+#   h_wait "what" TIMEOUT_S cmd  # poll until cmd succeeds, or fail the test
+# Everything started is stopped on exit, including a PostgreSQL left by a killed coordinator.
+set -euo pipefail
+
+VIGIL_SRC=${VIGIL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+VIGIL_BUILD=${VIGIL_BUILD:-$VIGIL_SRC/build}
+H_TEST=$(basename "$0" .sh)
+
+declare -A H_AGENT_PIDS=()
+H_COORD_PID=""
+
+h_log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$H_TEST" "$*" >&2; }
+h_fail() {
+    h_log "FAIL: $*"
+    h_dump_logs
+    exit 1
+}
+h_pass() { h_log "PASS: $*"; }
+
+h_dump_logs() {
+    local f
+    for f in "$H_DIR"/coordinator.log "$H_DIR"/agents/*/agent.log; do
+        [[ -f $f ]] || continue
+        echo "----- ${f#$H_DIR/} (last 40 lines) -----" >&2
+        tail -n 40 "$f" >&2
+    done
+}
+
+h_free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 30000))
+        (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+h_key_public() { sed -n 's/^public-key: *"\(.*\)"/\1/p' "$1"; }
+h_key_secret() { sed -n 's/^secret-key: *"\(.*\)"/\1/p' "$1"; }
+
+h_setup() {
+    H_DIR=$(mktemp -d /tmp/vigil-it.XXXXXX)
+    # PostgreSQL (as postgres) and agents (as nobody) must be able to traverse it.
+    chmod 711 "$H_DIR"
+    mkdir -p "$H_DIR/coord" "$H_DIR/agents"
+    chmod 711 "$H_DIR/coord"
+    H_PORT_AGENTS=$(h_free_port)
+    H_PORT_ADMIN=$(h_free_port)
+    H_PORT_HTTP=$(h_free_port)
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$H_DIR/enrollment.secret")
+    "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/coord/coordinator.key" >/dev/null
+    "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/admin.key" >/dev/null
+    H_COORD_PUB=$(h_key_public "$H_DIR/coord/coordinator.key")
+    (umask 077 && cat >"$H_DIR/vigilctl.yaml" <<YAML
+coordinator: "tcp://127.0.0.1:$H_PORT_ADMIN"
+coordinator_public_key: "$H_COORD_PUB"
+public_key: "$(h_key_public "$H_DIR/admin.key")"
+secret_key: "$(h_key_secret "$H_DIR/admin.key")"
+YAML
+    )
+    trap h_cleanup EXIT
+    trap "exit 143" TERM INT
+    h_log "dir=$H_DIR agents=:$H_PORT_AGENTS admin=:$H_PORT_ADMIN http=:$H_PORT_HTTP"
+}
+
+h_write_coordinator_config() {
+    cat >"$H_DIR/coordinator.yaml" <<YAML
+state_dir: "$H_DIR/coord"
+listen:
+  agents: "tcp://127.0.0.1:$H_PORT_AGENTS"
+  admin: "tcp://127.0.0.1:$H_PORT_ADMIN"
+http:
+  address: "127.0.0.1"
+  port: $H_PORT_HTTP
+enrollment:
+  secret_file: "$H_DIR/enrollment.secret"
+  rate_per_minute: 0
+agents:
+  heartbeat_interval: ${H_HEARTBEAT:-1s}
+admin:
+  public_key: "$(h_key_public "$H_DIR/admin.key")"
+log:
+  level: ${H_LOG_LEVEL:-info}
+${1:-}
+YAML
+}
+
+h_healthz() { curl -fsS -o /dev/null "http://127.0.0.1:$H_PORT_HTTP/healthz" 2>/dev/null; }
+
+h_start_coordinator() {
+    h_write_coordinator_config "${1:-}"
+    "$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml" >>"$H_DIR/coordinator.log" 2>&1 &
+    H_COORD_PID=$!
+    h_wait "coordinator healthy" 90 h_healthz
+}
+
+h_stop_coordinator() {
+    [[ -n $H_COORD_PID ]] || return 0
+    kill -TERM "$H_COORD_PID" 2>/dev/null || true
+    wait "$H_COORD_PID" 2>/dev/null || true
+    H_COORD_PID=""
+}
+
+h_kill_coordinator() {
+    kill -KILL "$H_COORD_PID"
+    wait "$H_COORD_PID" 2>/dev/null || true
+    H_COORD_PID=""
+}
+
+# h_start_agent NAME [extra yaml]; set H_NO_TOKEN=1 for an agent without a bootstrap token.
+h_start_agent() {
+    local name=$1 extra=${2:-} dir="$H_DIR/agents/$1" enroll=""
+    mkdir -p "$dir"
+    [[ ${H_NO_TOKEN:-0} == 1 ]] || enroll="secret_file: \"$H_DIR/enrollment.secret\""
+    cat >"$dir/agent.yaml" <<YAML
+node: "$name"
+state_dir: "$dir/state"
+user: ""
+allow_root: true
+coordinator:
+  endpoint: "tcp://127.0.0.1:$H_PORT_AGENTS"
+  public_key: "$H_COORD_PUB"
+enrollment:
+  $enroll
+heartbeat_interval: ${H_HEARTBEAT:-1s}
+self_signals_interval: ${H_SELF_INTERVAL:-1s}
+link:
+  reconnect_min: 100ms
+  reconnect_max: 1s
+  ack_timeout: 2s
+$extra
+YAML
+    "$VIGIL_BUILD/vigil-agent" -c "$dir/agent.yaml" >>"$dir/agent.log" 2>&1 &
+    H_AGENT_PIDS[$name]=$!
+}
+
+h_stop_agent() {
+    local pid=${H_AGENT_PIDS[$1]:-}
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "H_AGENT_PIDS[$1]"
+}
+
+h_agent_id() { # the id an agent's key maps to (from its log)
+    sed -n 's/.*agent=\(ag-[0-9a-f]*\) node=.*key.*/\1/p' "$H_DIR/agents/$1/agent.log" | head -1
+}
+
+h_ctl() { VIGIL_CONFIG="$H_DIR/vigilctl.yaml" "$VIGIL_BUILD/vigilctl" "$@"; }
+
+h_sql() {
+    local sock
+    sock=$(readlink -f "$H_DIR/coord/pgdata")/../pgsock
+    [[ -d $H_DIR/coord/pgsock ]] && sock=$H_DIR/coord/pgsock
+    psql -X -q -A -t -h "$sock" -p 5432 -U vigil -d vigil -v ON_ERROR_STOP=1 -c "$1"
+}
+
+h_metric() { # h_metric 'name{labels}' -> value (0 when absent)
+    curl -fsS "http://127.0.0.1:$H_PORT_HTTP/metrics" | awk -v m="$1" '$1 == m { print $2; f=1 } END { if (!f) print 0 }'
+}
+
+h_wait() {
+    local what=$1 timeout=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@"; do
+        ((SECONDS < deadline)) || h_fail "timed out after ${timeout}s waiting for: $what"
+        sleep 0.2
+    done
+}
+
+h_sim() { "$VIGIL_BUILD/vigil-sim" "$@" --endpoint "tcp://127.0.0.1:$H_PORT_AGENTS" --server-key "$H_COORD_PUB"; }
+
+h_cleanup() {
+    local status=$?
+    local name
+    for name in "${!H_AGENT_PIDS[@]}"; do h_stop_agent "$name"; done
+    h_stop_coordinator
+    # A coordinator killed with SIGKILL leaves its private PostgreSQL running.
+    local pgdata
+    pgdata=$(readlink -f "$H_DIR/coord/pgdata" 2>/dev/null || true)
+    if [[ -n $pgdata && -f $pgdata/postmaster.pid ]]; then
+        local bindir
+        bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [[ $status -ne 0 ]]; then
+        h_log "kept $H_DIR for inspection"
+    else
+        rm -rf "$H_DIR"
+        [[ -n $pgdata && $pgdata != $H_DIR/* ]] && rm -rf "$(dirname "$pgdata")"
+    fi
+    exit "$status"
+}

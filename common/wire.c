@@ -311,7 +311,10 @@ static int setopt_int(void *socket, int option, int value)
 
 int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms)
 {
-    int64_t maxmsg = VG_MAX_MESSAGE_BYTES;
+    /* The transport limit sits a quarter above the protocol limit: a message just over the
+     * protocol limit still arrives and is refused with its reason and a metric; anything far
+     * beyond is cut off by libzmq (connection dropped) before it is buffered. */
+    int64_t maxmsg = VG_MAX_MESSAGE_BYTES + VG_MAX_MESSAGE_BYTES / 4;
     int r;
 
     if (zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)

@@ -16,7 +16,7 @@
 
 #define VG_PROTOCOL_VERSION 1
 
-#define VG_MAX_MESSAGE_BYTES (4 * 1024 * 1024) /* ZMQ_MAXMSGSIZE on every socket */
+#define VG_MAX_MESSAGE_BYTES (4 * 1024 * 1024) /* larger messages are refused as oversized */
 #define VG_MAX_SIGNALS_PER_BATCH 20000
 #define VG_MAX_LABELS_PER_SIGNAL 16
 #define VG_MAX_NAME_LEN 128   /* signal names, label keys, node names */
@@ -64,7 +64,7 @@ enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__
 const char *vg_decode_error_name(enum vg_decode_error err);
 
 /*
- * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE, linger, ZMTP heartbeats
+ * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE (1.25 x VG_MAX_MESSAGE_BYTES), linger, ZMTP heartbeats
  * (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed.
  * Returns 0 or -errno.
  */

@@ -40,9 +40,13 @@ after=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
 ((after > before)) || h_fail "refusal of an unknown key was not counted ($before -> $after)"
 # And an operator key the coordinator does not know gets nowhere.
 "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/stranger.key" >/dev/null
-(umask 077 && sed -e "s|^public_key:.*|public_key: \"$(h_key_public "$H_DIR/stranger.key")\"|" \
-    -e "s|^secret_key:.*|secret_key: \"$(h_key_secret "$H_DIR/stranger.key")\"|" \
-    "$H_DIR/vigilctl.yaml" >"$H_DIR/stranger.yaml")
+(umask 077 && cat >"$H_DIR/stranger.yaml" <<YAML
+coordinator: "tcp://127.0.0.1:$H_PORT_ADMIN"
+coordinator_public_key: "$H_COORD_PUB"
+public_key: "$(h_key_public "$H_DIR/stranger.key")"
+secret_key: "$(h_key_secret "$H_DIR/stranger.key")"
+YAML
+)
 if out=$(VIGIL_CONFIG="$H_DIR/stranger.yaml" "$VIGIL_BUILD/vigilctl" agents 2>&1); then
     h_fail "an unknown operator key listed agents: $out"
 fi
@@ -61,7 +65,7 @@ sleep 2
 now=$(h_sql "select count(*) from agent_messages where agent_id = '$rid'")
 [[ $now == "$revoked_at" ]] || h_fail "messages from a revoked agent were stored ($revoked_at -> $now)"
 h_stop_agent node-b
-H_KEEP=1 h_start_agent node-b
+h_start_agent node-b
 h_wait "the revoked key's handshake is refused" 15 grep -q "refused this agent's key" "$H_DIR/agents/node-b/agent.log"
 [[ $(state_of node-b) == revoked ]] || h_fail "node-b is not shown as revoked"
 h_ctl agents approve "$rid" 2>/dev/null && h_fail "a revoked agent could be approved again"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Ingest benchmark: N simulated agents (one process, one CURVE connection each) push signal
+# batches through the coordinator into PostgreSQL; compared in the same run with a raw COPY of
+# the same number of rows of the same shape into the same table.
+#
+#   tests/bench/ingest.sh [AGENTS] [SECONDS]      (defaults 1000 agents, 20 s)
+#
+# Last line: ingest: agents=N rows_per_s=X copy_rows_per_s=Y ratio=R lost=L
+set -euo pipefail
+AGENTS=${1:-${AGENTS:-1000}}
+DURATION=${2:-${DURATION:-20}}
+SIGNALS_PER_MESSAGE=${SIGNALS_PER_MESSAGE:-50}
+export H_HEARTBEAT=5s H_LOG_LEVEL=warn
+source "$(dirname "$0")/../lib/harness.sh"
+h_setup
+h_start_coordinator
+
+h_log "ingest: $AGENTS agents, $DURATION s, $SIGNALS_PER_MESSAGE signals per message"
+sim=$(h_sim ingest --secret-file "$H_DIR/enrollment.secret" --agents "$AGENTS" \
+    --seconds "$DURATION" --signals-per-message "$SIGNALS_PER_MESSAGE" --window 4)
+echo "$sim"
+rows_per_s=$(sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' <<<"$sim")
+rows=$(sed -n 's/.* rows=\([0-9]*\).*/\1/p' <<<"$sim")
+lost=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' <<<"$sim")
+stored=$(h_sql "select count(*) from signals where agent_id in (select id from agents where node like 'sim-%')")
+[[ $stored == "$rows" ]] || h_log "warning: sim counted $rows acknowledged rows, the store holds $stored"
+h_stop_coordinator
+
+# The reference: the same number of rows, same shape, COPY'd into the same (now larger) table.
+copy_file=$H_DIR/copy.tsv
+awk -v n="$rows" -v per="$SIGNALS_PER_MESSAGE" 'BEGIN {
+    split("host.cpu.busy_pct host.mem.used_pct host.disk.used_pct host.load.1m", names, " ")
+    for (i = 0; i < n; i++)
+        printf "ag-%016x\t%d\t%s\t%.1f\tpercent\t{\"node\": \"sim-%d\", \"mount\": \"/var\"}\t2026-01-01 00:00:00+00\n",
+            i % 1000, int(i / per) + 1, names[i % 4 + 1], (i % 100) + 0.5, i % 1000
+}' >"$copy_file"
+chmod 644 "$copy_file"
+h_start_coordinator # the private cluster again, for psql
+start=$(date +%s.%N)
+h_sql "\\copy signals (agent_id, seq, name, value, unit, labels, ts) from '$copy_file'" >/dev/null
+end=$(date +%s.%N)
+copy_rows_per_s=$(awk -v n="$rows" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
+ratio=$(awk -v x="$rows_per_s" -v y="$copy_rows_per_s" 'BEGIN { printf "%.2f", x / y }')
+echo "ingest: agents=$AGENTS rows_per_s=$rows_per_s copy_rows_per_s=$copy_rows_per_s ratio=$ratio lost=$lost"

@@ -254,9 +254,12 @@ static bool enroll_rate_ok(router_t *self, const char *address)
     return ++w->count <= self->cfg.enroll_rate_per_minute;
 }
 
+/* Bounded copy that truncates on purpose (fields of fixed size; the wire bounds them). */
 static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static void handle_enroll(router_t *self, const struct peer *peer, struct agent *agent,

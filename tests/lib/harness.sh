@@ -37,7 +37,8 @@ h_dump_logs() {
 h_free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        # Below Linux's ephemeral range (32768-60999), so outgoing connections never hold it.
+        p=$((20000 + RANDOM % 12000))
         (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
@@ -93,12 +94,16 @@ YAML
 }
 
 h_healthz() { curl -fsS -o /dev/null "http://127.0.0.1:$H_PORT_HTTP/healthz" 2>/dev/null; }
+h_coordinator_healthy() {
+    kill -0 "$H_COORD_PID" 2>/dev/null || h_fail "the coordinator exited during start-up"
+    h_healthz
+}
 
 h_start_coordinator() {
     h_write_coordinator_config "${1:-}"
     "$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml" >>"$H_DIR/coordinator.log" 2>&1 &
     H_COORD_PID=$!
-    h_wait "coordinator healthy" 90 h_healthz
+    h_wait "coordinator healthy" 90 h_coordinator_healthy
 }
 
 h_stop_coordinator() {

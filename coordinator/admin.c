@@ -109,7 +109,7 @@ static void list_agents(admin_t *self, struct reply *rep)
 {
     size_t n = registry_agent_count(self->registry);
     rep->infos = calloc(n ? n : 1, sizeof(*rep->infos));
-    rep->info_ptrs = calloc(n ? n : 1, sizeof(*rep->info_ptrs));
+    rep->info_ptrs = calloc(n ? n : 1, sizeof(Vigil__AgentInfo *));
     if (!rep->infos || !rep->info_ptrs) {
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
         return;

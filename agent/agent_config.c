@@ -39,6 +39,9 @@ const struct vg_cfg_key agent_config_keys[] = {
         "how often to send a heartbeat (the coordinator's value wins once enrolled)"),
     KEY("self_signals_interval", VG_CFG_DURATION_MS, self_signals_interval_ms, 10, HOUR_MS,
         "10s", "how often to send the agent's own health as signals"),
+    KEY("batch_interval", VG_CFG_DURATION_MS, batch_interval_ms, 0, HOUR_MS, "5s",
+        "samples are sent together at most this long after the first (a threshold crossing "
+        "is sent at once); 0 = every collection is sent on its own"),
     KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
         "disk spool bound; oldest metric samples are dropped beyond it"),
     KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",

@@ -25,7 +25,10 @@
 #include "keys.h"
 #include "link.h"
 #include "log.h"
+#include "collect.h"
 #include "privsep.h"
+#include "sigbuf.h"
+#include "thresholds.h"
 #include "spool.h"
 #include "timeutil.h"
 #include "token.h"
@@ -36,6 +39,16 @@
 #define EXIT_CONFIG 78
 
 #define EXECUTOR_PING_TIMEOUT_MS 1000
+
+/* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"). Clear
+ * margins give hysteresis: CPU fires at 80 % and clears below 75 %. */
+static const struct threshold_rule default_thresholds[] = {
+    {"host.cpu.busy_pct", 80, 95, 5, false},
+    {"host.mem.used_pct", 85, 95, 5, false},
+    {"host.disk.used_pct", 80, 90, 2, false},
+    {"http.time_ms", 2000, 5000, 200, false},
+    {"log.error_rate_pct", 1, 5, 0.5, false},
+};
 
 static void usage(FILE *out)
 {
@@ -66,6 +79,10 @@ struct agent {
     link_t *link;
     int signal_fd;
     int64_t started_mono;
+    sigbuf_t *batch;
+    thresholds_t *thresholds;
+    int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
+    int64_t next_self;     /* mono time the agent's own signals are due */
 };
 
 /* The state directory belongs to the unprivileged user the agent becomes. */
@@ -104,56 +121,75 @@ static char *default_executor_path(void)
     return asprintf(&path, "%s/vigil-agent-exec", self) < 0 ? NULL : path;
 }
 
-static void add_signal(Vigil__Signal *sig, Vigil__Signal **ptrs, size_t *n, const char *name,
-                       double value, const char *unit, int64_t ts)
+/* The current batch becomes one durable message in the spool. */
+static void flush_batch(struct agent *a)
 {
-    vigil__signal__init(&sig[*n]);
-    sig[*n].name = (char *)name;
-    sig[*n].value = value;
-    sig[*n].unit = (char *)unit;
-    sig[*n].ts_ms = ts;
-    ptrs[*n] = &sig[*n];
-    (*n)++;
+    uint64_t seq;
+    uint8_t *buf;
+    size_t len;
+    size_t n = sigbuf_count(a->batch);
+
+    a->batch_started = 0;
+    if (n == 0)
+        return;
+    int r = spool_reserve_seq(a->spool, &seq);
+    if (r == 0)
+        r = sigbuf_encode(a->batch, a->id, seq, &buf, &len);
+    if (r == 0) {
+        r = spool_append(a->spool, seq, SPOOL_KIND_SIGNALS, (uint32_t)n, buf, len);
+        free(buf);
+    }
+    if (r < 0)
+        vg_log(VG_LOG_ERROR, "spool: %zu samples not stored: %s", n, strerror(-r));
+    sigbuf_clear(a->batch);
 }
 
 /* The agent's own health, as signals through the spool like any collector's. */
-static void emit_self_signals(struct agent *a, bool executor_ok)
+static void collect_self(struct agent *a, struct collect_ctx *ctx, bool executor_ok)
 {
-    Vigil__Signal sigs[6];
-    Vigil__Signal *ptrs[6];
-    size_t n = 0;
     struct spool_stats st;
-    int64_t now = vg_wall_ms();
-    uint64_t seq;
 
     spool_stats(a->spool, &st);
-    add_signal(sigs, ptrs, &n, "agent.uptime_s", (double)(vg_mono_ms() - a->started_mono) / 1000,
-               "s", now);
-    add_signal(sigs, ptrs, &n, "agent.spool.depth", (double)st.depth, "messages", now);
-    add_signal(sigs, ptrs, &n, "agent.spool.bytes", (double)st.bytes, "bytes", now);
-    add_signal(sigs, ptrs, &n, "agent.spool.dropped_messages", (double)st.dropped_messages,
-               "messages", now);
-    add_signal(sigs, ptrs, &n, "agent.spool.dropped_samples", (double)st.dropped_samples,
-               "samples", now);
-    add_signal(sigs, ptrs, &n, "agent.executor.up", executor_ok ? 1 : 0, "bool", now);
+    collect_emit(ctx, "agent.uptime_s", (double)(vg_mono_ms() - a->started_mono) / 1000, "s",
+                 NULL, 0);
+    collect_emit(ctx, "agent.spool.depth", (double)st.depth, "messages", NULL, 0);
+    collect_emit(ctx, "agent.spool.bytes", (double)st.bytes, "bytes", NULL, 0);
+    collect_emit(ctx, "agent.spool.dropped_messages", (double)st.dropped_messages, "messages",
+                 NULL, 0);
+    collect_emit(ctx, "agent.spool.dropped_samples", (double)st.dropped_samples, "samples", NULL,
+                 0);
+    collect_emit(ctx, "agent.executor.up", executor_ok ? 1 : 0, "bool", NULL, 0);
+}
 
-    Vigil__SignalBatch batch = VIGIL__SIGNAL_BATCH__INIT;
-    batch.signals = ptrs;
-    batch.n_signals = n;
-    if (spool_reserve_seq(a->spool, &seq) < 0)
-        return;
-    Vigil__Envelope env;
-    vg_envelope_init(&env, a->id, seq);
-    env.body_case = VIGIL__ENVELOPE__BODY_SIGNALS;
-    env.signals = &batch;
-    uint8_t *buf;
-    size_t len;
-    if (vg_envelope_encode(&env, &buf, &len) < 0)
-        return;
-    int r = spool_append(a->spool, seq, SPOOL_KIND_SIGNALS, (uint32_t)n, buf, len);
-    if (r < 0)
-        vg_log(VG_LOG_ERROR, "spool append seq=%llu: %s", (unsigned long long)seq, strerror(-r));
-    free(buf);
+/* Runs the collectors that are due; sends the batch at once on a threshold crossing, else
+ * when it is batch_interval old. */
+static void collect_due(struct agent *a, bool executor_ok)
+{
+    int64_t now = vg_mono_ms();
+    struct collect_ctx ctx = {
+        .batch = a->batch, .thresholds = a->thresholds, .now_ms = vg_wall_ms()};
+
+    if (now >= a->next_self) {
+        if (sigbuf_count(a->batch) == 0)
+            a->batch_started = now;
+        collect_self(a, &ctx, executor_ok);
+        a->next_self = now + a->cfg.self_signals_interval_ms;
+    }
+    if (ctx.errors)
+        vg_log(VG_LOG_WARN, "%llu samples dropped: batch full or labels too long",
+               (unsigned long long)ctx.errors);
+    if (ctx.crossed || (a->batch_started && now - a->batch_started >= a->cfg.batch_interval_ms))
+        flush_batch(a);
+}
+
+/* Milliseconds until collect_due has something to do. */
+static int64_t collect_next_timeout(const struct agent *a)
+{
+    int64_t now = vg_mono_ms();
+    int64_t next = a->next_self;
+    if (a->batch_started && a->batch_started + a->cfg.batch_interval_ms < next)
+        next = a->batch_started + a->cfg.batch_interval_ms;
+    return next > now ? next - now : 0;
 }
 
 static int block_signals(void)
@@ -235,6 +271,15 @@ static int start(struct agent *a)
     vg_log(VG_LOG_INFO, "spool %s: %llu messages waiting, next seq %llu", spool_dir,
            (unsigned long long)st.depth, (unsigned long long)st.next_seq);
 
+    a->batch = sigbuf_new();
+    a->thresholds = thresholds_new(default_thresholds, sizeof(default_thresholds) /
+                                                           sizeof(default_thresholds[0]));
+    if (!a->batch || !a->thresholds) {
+        vg_log(VG_LOG_ERROR, "out of memory");
+        return EXIT_OSERR;
+    }
+    a->next_self = vg_mono_ms();
+
     a->zmq_ctx = zmq_ctx_new();
     struct link_config lcfg = {
         .endpoint = a->cfg.coordinator_endpoint,
@@ -259,7 +304,6 @@ static int start(struct agent *a)
 
 static int run_loop(struct agent *a)
 {
-    int64_t next_self = vg_mono_ms();
     int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
     bool executor_ok = true;
 
@@ -271,8 +315,8 @@ static int run_loop(struct agent *a)
         };
         int64_t now = vg_mono_ms();
         int64_t wait = link_next_timeout(a->link);
-        if (next_self - now < wait)
-            wait = next_self - now;
+        if (collect_next_timeout(a) < wait)
+            wait = collect_next_timeout(a);
         if (executor_ok && next_ping - now < wait)
             wait = next_ping - now;
         if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
@@ -304,16 +348,18 @@ static int run_loop(struct agent *a)
             }
             next_ping = now + a->cfg.heartbeat_interval_ms;
         }
-        if (now >= next_self) {
-            emit_self_signals(a, executor_ok);
-            next_self = now + a->cfg.self_signals_interval_ms;
-        }
+        collect_due(a, executor_ok);
         link_tick(a->link);
     }
 }
 
 static void stop(struct agent *a)
 {
+    /* What was measured but not yet batched goes to the spool, to be sent next time. */
+    if (a->batch && a->spool)
+        flush_batch(a);
+    sigbuf_destroy(&a->batch);
+    thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
     if (a->zmq_ctx)
         zmq_ctx_term(a->zmq_ctx);

@@ -136,6 +136,7 @@ enrollment:
   $enroll
 heartbeat_interval: ${H_HEARTBEAT:-1s}
 self_signals_interval: ${H_SELF_INTERVAL:-1s}
+batch_interval: ${H_BATCH_INTERVAL:-0s}
 link:
   reconnect_min: 100ms
   reconnect_max: 1s

@@ -26,6 +26,7 @@
 #include "link.h"
 #include "log.h"
 #include "collect.h"
+#include "host.h"
 #include "privsep.h"
 #include "sigbuf.h"
 #include "thresholds.h"
@@ -82,7 +83,14 @@ struct agent {
     sigbuf_t *batch;
     thresholds_t *thresholds;
     int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
-    int64_t next_self;     /* mono time the agent's own signals are due */
+    bool executor_ok;
+    host_collector_t *host;
+    struct scheduled {
+        const char *name;
+        int64_t interval_ms; /* 0 = disabled */
+        int64_t next_due;    /* mono */
+        void (*run)(struct agent *a, struct collect_ctx *ctx);
+    } collectors[2];
 };
 
 /* The state directory belongs to the unprivileged user the agent becomes. */
@@ -145,7 +153,7 @@ static void flush_batch(struct agent *a)
 }
 
 /* The agent's own health, as signals through the spool like any collector's. */
-static void collect_self(struct agent *a, struct collect_ctx *ctx, bool executor_ok)
+static void collect_self(struct agent *a, struct collect_ctx *ctx)
 {
     struct spool_stats st;
 
@@ -158,25 +166,41 @@ static void collect_self(struct agent *a, struct collect_ctx *ctx, bool executor
                  NULL, 0);
     collect_emit(ctx, "agent.spool.dropped_samples", (double)st.dropped_samples, "samples", NULL,
                  0);
-    collect_emit(ctx, "agent.executor.up", executor_ok ? 1 : 0, "bool", NULL, 0);
+    collect_emit(ctx, "agent.executor.up", a->executor_ok ? 1 : 0, "bool", NULL, 0);
+}
+
+static void collect_host(struct agent *a, struct collect_ctx *ctx)
+{
+    host_collector_run(a->host, ctx);
+}
+
+static void collectors_init(struct agent *a)
+{
+    int64_t now = vg_mono_ms();
+    a->collectors[0] = (struct scheduled){"agent", a->cfg.self_signals_interval_ms, now,
+                                          collect_self};
+    a->collectors[1] = (struct scheduled){"host", a->cfg.host_interval_ms, now, collect_host};
 }
 
 /* Runs the collectors that are due; sends the batch at once on a threshold crossing, else
  * when it is batch_interval old. */
-static void collect_due(struct agent *a, bool executor_ok)
+static void collect_due(struct agent *a)
 {
-    int64_t now = vg_mono_ms();
     struct collect_ctx ctx = {
         .batch = a->batch, .thresholds = a->thresholds, .now_ms = vg_wall_ms()};
+    int64_t now = vg_mono_ms();
 
-    if (now >= a->next_self) {
+    for (size_t i = 0; i < sizeof(a->collectors) / sizeof(a->collectors[0]); i++) {
+        struct scheduled *c = &a->collectors[i];
+        if (c->interval_ms == 0 || now < c->next_due)
+            continue;
         if (sigbuf_count(a->batch) == 0)
             a->batch_started = now;
-        collect_self(a, &ctx, executor_ok);
-        a->next_self = now + a->cfg.self_signals_interval_ms;
+        c->run(a, &ctx);
+        c->next_due = now + c->interval_ms;
     }
     if (ctx.errors)
-        vg_log(VG_LOG_WARN, "%llu samples dropped: batch full or labels too long",
+        vg_log(VG_LOG_DEBUG, "collect: %llu sources unreadable or samples refused",
                (unsigned long long)ctx.errors);
     if (ctx.crossed || (a->batch_started && now - a->batch_started >= a->cfg.batch_interval_ms))
         flush_batch(a);
@@ -186,7 +210,11 @@ static void collect_due(struct agent *a, bool executor_ok)
 static int64_t collect_next_timeout(const struct agent *a)
 {
     int64_t now = vg_mono_ms();
-    int64_t next = a->next_self;
+    int64_t next = now + 60000;
+    for (size_t i = 0; i < sizeof(a->collectors) / sizeof(a->collectors[0]); i++) {
+        if (a->collectors[i].interval_ms && a->collectors[i].next_due < next)
+            next = a->collectors[i].next_due;
+    }
     if (a->batch_started && a->batch_started + a->cfg.batch_interval_ms < next)
         next = a->batch_started + a->cfg.batch_interval_ms;
     return next > now ? next - now : 0;
@@ -278,7 +306,13 @@ static int start(struct agent *a)
         vg_log(VG_LOG_ERROR, "out of memory");
         return EXIT_OSERR;
     }
-    a->next_self = vg_mono_ms();
+    a->host = host_collector_new("/proc");
+    if (!a->host) {
+        vg_log(VG_LOG_ERROR, "out of memory");
+        return EXIT_OSERR;
+    }
+    a->executor_ok = true;
+    collectors_init(a);
 
     a->zmq_ctx = zmq_ctx_new();
     struct link_config lcfg = {
@@ -305,7 +339,6 @@ static int start(struct agent *a)
 static int run_loop(struct agent *a)
 {
     int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
-    bool executor_ok = true;
 
     for (;;) {
         zmq_pollitem_t items[] = {
@@ -317,7 +350,7 @@ static int run_loop(struct agent *a)
         int64_t wait = link_next_timeout(a->link);
         if (collect_next_timeout(a) < wait)
             wait = collect_next_timeout(a);
-        if (executor_ok && next_ping - now < wait)
+        if (a->executor_ok && next_ping - now < wait)
             wait = next_ping - now;
         if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
             vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
@@ -339,16 +372,16 @@ static int run_loop(struct agent *a)
         now = vg_mono_ms();
         /* A failed ping closes the channel for good (privsep.c): the unprivileged agent
          * cannot start a new executor, so it keeps observing and reports the loss. */
-        if (executor_ok && now >= next_ping) {
-            executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
-            if (!executor_ok) {
+        if (a->executor_ok && now >= next_ping) {
+            a->executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
+            if (!a->executor_ok) {
                 vg_log(VG_LOG_ERROR, "the privileged executor does not answer; actions are "
                                      "unavailable until the agent restarts");
                 link_set_executor_ok(a->link, false);
             }
             next_ping = now + a->cfg.heartbeat_interval_ms;
         }
-        collect_due(a, executor_ok);
+        collect_due(a);
         link_tick(a->link);
     }
 }
@@ -359,6 +392,7 @@ static void stop(struct agent *a)
     if (a->batch && a->spool)
         flush_batch(a);
     sigbuf_destroy(&a->batch);
+    host_collector_destroy(&a->host);
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
     if (a->zmq_ctx)

@@ -44,6 +44,8 @@ const struct vg_cfg_key agent_config_keys[] = {
         "is sent at once); 0 = every collection is sent on its own"),
     KEY("collectors.host.interval", VG_CFG_DURATION_MS, host_interval_ms, 0, HOUR_MS, "10s",
         "CPU, memory, load, disks, network, OOM kills; 0 = off"),
+    KEY("collectors.netstat.interval", VG_CFG_DURATION_MS, netstat_interval_ms, 0, HOUR_MS,
+        "10s", "socket counts by state, listeners and their processes, top talkers; 0 = off"),
     KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
         "disk spool bound; oldest metric samples are dropped beyond it"),
     KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",

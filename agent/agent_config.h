@@ -22,6 +22,7 @@ struct agent_config {
     int64_t self_signals_interval_ms;
     int64_t batch_interval_ms;
     int64_t host_interval_ms;
+    int64_t netstat_interval_ms;
     int64_t spool_max_bytes;
     int64_t spool_segment_bytes;
     bool spool_fsync;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "collect.h"
 #include "host.h"
+#include "netstat.h"
 #include "privsep.h"
 #include "sigbuf.h"
 #include "thresholds.h"
@@ -85,12 +86,13 @@ struct agent {
     int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
     bool executor_ok;
     host_collector_t *host;
+    netstat_collector_t *netstat;
     struct scheduled {
         const char *name;
         int64_t interval_ms; /* 0 = disabled */
         int64_t next_due;    /* mono */
         void (*run)(struct agent *a, struct collect_ctx *ctx);
-    } collectors[2];
+    } collectors[3];
 };
 
 /* The state directory belongs to the unprivileged user the agent becomes. */
@@ -174,12 +176,19 @@ static void collect_host(struct agent *a, struct collect_ctx *ctx)
     host_collector_run(a->host, ctx);
 }
 
+static void collect_netstat(struct agent *a, struct collect_ctx *ctx)
+{
+    netstat_collector_run(a->netstat, ctx);
+}
+
 static void collectors_init(struct agent *a)
 {
     int64_t now = vg_mono_ms();
     a->collectors[0] = (struct scheduled){"agent", a->cfg.self_signals_interval_ms, now,
                                           collect_self};
     a->collectors[1] = (struct scheduled){"host", a->cfg.host_interval_ms, now, collect_host};
+    a->collectors[2] = (struct scheduled){"netstat", a->cfg.netstat_interval_ms, now,
+                                          collect_netstat};
 }
 
 /* Runs the collectors that are due; sends the batch at once on a threshold crossing, else
@@ -307,7 +316,8 @@ static int start(struct agent *a)
         return EXIT_OSERR;
     }
     a->host = host_collector_new("/proc");
-    if (!a->host) {
+    a->netstat = netstat_collector_new("/proc");
+    if (!a->host || !a->netstat) {
         vg_log(VG_LOG_ERROR, "out of memory");
         return EXIT_OSERR;
     }
@@ -393,6 +403,7 @@ static void stop(struct agent *a)
         flush_batch(a);
     sigbuf_destroy(&a->batch);
     host_collector_destroy(&a->host);
+    netstat_collector_destroy(&a->netstat);
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
     if (a->zmq_ctx)

@@ -1,0 +1,751 @@
+/*
+ * The socket-table collector: the contract and the signals are in netstat.h.
+ *
+ * One cycle:
+ *   1. stream net/tcp, tcp6, udp, udp6 and unix through one buffer, counting states and
+ *      totals, collecting listeners into self->cur and established remotes into the remote
+ *      table;
+ *   2. sort the listeners by (proto, family, address, port, inode) and index them by inode;
+ *   3. find each listener's owner: carried over from the previous cycle by inode and
+ *      confirmed with one readlink of <pid>/fd/<fd>, or, for listeners not yet looked up,
+ *      by walking every <pid>/fd/ until all are found;
+ *   4. emit, compare the listeners with the previous cycle's (net.listen.new), and keep this
+ *      cycle's set as the next baseline.
+ */
+#include "netstat.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "procfs.h"
+
+#define STREAM_BUF (16 * 1024) /* the kernel hands out /proc/net in pages: plenty */
+#define MAX_LISTENERS 2048
+#define REMOTE_MAX 2048   /* distinct remote addresses counted exactly */
+#define REMOTE_SLOTS 4096 /* open-addressing index over them: a power of two > REMOTE_MAX */
+#define TOP_REMOTES 10
+#define COMM_MAX 16 /* TASK_COMM_LEN: what a user process's comm can hold */
+
+enum { PROTO_TCP = 1, PROTO_UDP = 2 };
+
+struct listener {
+    uint64_t inode;
+    uint8_t addr[16]; /* as in struct procfs_addr: AF_INET uses the first 4 bytes */
+    uint16_t port;
+    uint8_t family;
+    uint8_t proto;
+    bool looked_up; /* an fd walk has searched for the owner (found or not) */
+    int pid;        /* 0 = no owner known */
+    int fd;         /* where the owner holds it: re-checked each cycle */
+    char comm[COMM_MAX];
+};
+
+struct inode_ref {
+    uint64_t inode;
+    uint32_t idx;
+};
+
+/* One cycle's listeners: items sorted by key once step 2 ran, by_inode indexes them. */
+struct listener_set {
+    struct listener *items;
+    struct inode_ref *by_inode;
+    size_t n, cap;
+};
+
+struct remote {
+    uint8_t addr[16];
+    uint32_t count;
+    uint8_t family;
+};
+
+struct netstat_collector {
+    char proc_root[PATH_MAX];
+    int proc_fd; /* -1 until proc_root could be opened */
+    char *buf;   /* STREAM_BUF: every /proc/net file, and <pid>/stat when comm is missing */
+    struct listener_set cur, prev;
+    bool have_baseline;     /* prev holds a complete set to compare with */
+    struct remote *remotes; /* REMOTE_MAX, dense */
+    uint16_t *slots;        /* REMOTE_SLOTS: index + 1 into remotes, 0 = empty */
+    size_t nremotes;
+    uint64_t seed; /* of the remote hash: client addresses are chosen by others */
+};
+
+/* What a cycle gathers while the files stream past. */
+struct cycle {
+    netstat_collector_t *self;
+    struct collect_ctx *ctx;
+    int family; /* of the file being read */
+    uint8_t proto;
+    size_t malformed;
+    uint64_t tcp_states[PROCFS_TCP_NEW_SYN_RECV + 1]; /* [0]: numbers the kernel does not use */
+    uint64_t udp;
+    uint64_t unix_socks;
+    bool listeners_full;
+};
+
+enum source { SOURCE_OK, SOURCE_ABSENT, SOURCE_FAILED };
+
+/* ---- Lifecycle -------------------------------------------------------------------------- */
+
+static uint64_t make_seed(const void *salt)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        return seed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)salt;
+}
+
+netstat_collector_t *netstat_collector_new(const char *proc_root)
+{
+    netstat_collector_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->proc_fd = -1;
+    int n =
+        snprintf(self->proc_root, sizeof(self->proc_root), "%s", proc_root ? proc_root : "/proc");
+    if (n < 0 || (size_t)n >= sizeof(self->proc_root))
+        goto err_free;
+    self->buf = malloc(STREAM_BUF);
+    self->remotes = calloc(REMOTE_MAX, sizeof(*self->remotes));
+    self->slots = calloc(REMOTE_SLOTS, sizeof(*self->slots));
+    if (!self->buf || !self->remotes || !self->slots)
+        goto err_free;
+    self->seed = make_seed(self);
+    /* Opened now, so a later chroot or privilege drop keeps access; retried by each run. */
+    self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return self;
+
+err_free:
+    netstat_collector_destroy(&self);
+    return NULL;
+}
+
+void netstat_collector_destroy(netstat_collector_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    netstat_collector_t *self = *self_p;
+    if (self->proc_fd >= 0)
+        close(self->proc_fd);
+    free(self->buf);
+    free(self->remotes);
+    free(self->slots);
+    free(self->cur.items);
+    free(self->cur.by_inode);
+    free(self->prev.items);
+    free(self->prev.by_inode);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- Addresses -------------------------------------------------------------------------- */
+
+static bool addr_is_zero(const struct procfs_addr *a)
+{
+    static const uint8_t zero[16];
+    return memcmp(a->addr, zero, sizeof(zero)) == 0;
+}
+
+static bool addr_is_loopback(const struct procfs_addr *a)
+{
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    if (a->family == AF_INET)
+        return a->addr[0] == 127;
+    return memcmp(a->addr, v6_loopback, sizeof(v6_loopback)) == 0;
+}
+
+/* "10.1.2.3", "::": the address alone, for a label. */
+static void addr_text(int family, const uint8_t *addr, char *buf, size_t cap)
+{
+    if (!inet_ntop(family, addr, buf, (socklen_t)cap))
+        snprintf(buf, cap, "?");
+}
+
+/* ---- Remote addresses: counts per address, top N ---------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static size_t remote_slot(const netstat_collector_t *self, int family, const uint8_t *addr)
+{
+    uint64_t lo, hi;
+    memcpy(&lo, addr, sizeof(lo));
+    memcpy(&hi, addr + 8, sizeof(hi));
+    uint64_t h = mix64(self->seed ^ lo ^ (uint64_t)family);
+    return (size_t)mix64(h ^ hi) & (REMOTE_SLOTS - 1);
+}
+
+static void remotes_reindex(netstat_collector_t *self)
+{
+    memset(self->slots, 0, REMOTE_SLOTS * sizeof(*self->slots));
+    for (size_t j = 0; j < self->nremotes; j++) {
+        size_t i = remote_slot(self, self->remotes[j].family, self->remotes[j].addr);
+        while (self->slots[i] != 0)
+            i = (i + 1) & (REMOTE_SLOTS - 1);
+        self->slots[i] = (uint16_t)(j + 1);
+    }
+}
+
+/*
+ * The table is full and a new address arrived: one Misra-Gries step. Every count (and the
+ * newcomer's 1) goes down by one and addresses reaching 0 leave. An address holding more
+ * than 1/(REMOTE_MAX + 1) of the connections can never be dropped this way.
+ */
+static void remotes_decrement(netstat_collector_t *self)
+{
+    size_t kept = 0;
+    for (size_t j = 0; j < self->nremotes; j++) {
+        if (self->remotes[j].count > 1) {
+            self->remotes[kept] = self->remotes[j];
+            self->remotes[kept].count--;
+            kept++;
+        }
+    }
+    self->nremotes = kept;
+    remotes_reindex(self);
+}
+
+static void remote_count(netstat_collector_t *self, const struct procfs_addr *a)
+{
+    size_t i = remote_slot(self, a->family, a->addr);
+    /* Terminates: at most REMOTE_MAX of the REMOTE_SLOTS slots are ever used. */
+    while (self->slots[i] != 0) {
+        struct remote *r = &self->remotes[self->slots[i] - 1];
+        if (r->family == a->family && memcmp(r->addr, a->addr, sizeof(r->addr)) == 0) {
+            if (r->count < UINT32_MAX)
+                r->count++;
+            return;
+        }
+        i = (i + 1) & (REMOTE_SLOTS - 1);
+    }
+    if (self->nremotes == REMOTE_MAX) {
+        remotes_decrement(self);
+        return;
+    }
+    struct remote *r = &self->remotes[self->nremotes++];
+    memcpy(r->addr, a->addr, sizeof(r->addr));
+    r->family = (uint8_t)a->family;
+    r->count = 1;
+    self->slots[i] = (uint16_t)self->nremotes;
+}
+
+/* Larger count first; ties by address, so the same top list comes out every cycle. */
+static bool remote_before(const struct remote *a, const struct remote *b)
+{
+    if (a->count != b->count)
+        return a->count > b->count;
+    if (a->family != b->family)
+        return a->family < b->family;
+    return memcmp(a->addr, b->addr, sizeof(a->addr)) < 0;
+}
+
+static void emit_remotes(netstat_collector_t *self, struct collect_ctx *ctx)
+{
+    const struct remote *top[TOP_REMOTES];
+    size_t ntop = 0;
+
+    for (size_t j = 0; j < self->nremotes; j++) {
+        const struct remote *r = &self->remotes[j];
+        if (ntop == TOP_REMOTES && !remote_before(r, top[ntop - 1]))
+            continue;
+        size_t at = ntop < TOP_REMOTES ? ntop++ : TOP_REMOTES - 1;
+        while (at > 0 && remote_before(r, top[at - 1])) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = r;
+    }
+    for (size_t k = 0; k < ntop; k++) {
+        char remote[INET6_ADDRSTRLEN];
+        addr_text(top[k]->family, top[k]->addr, remote, sizeof(remote));
+        struct sig_label labels[] = {{"remote", remote}};
+        collect_emit(ctx, "net.connections.by_remote", (double)top[k]->count, "count", labels, 1);
+    }
+}
+
+/* ---- Reading the socket tables ---------------------------------------------------------- */
+
+static int set_grow(struct listener_set *set)
+{
+    size_t cap = set->cap ? set->cap * 2 : 32;
+    if (cap > MAX_LISTENERS)
+        cap = MAX_LISTENERS;
+    struct listener *items = realloc(set->items, cap * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    set->items = items;
+    struct inode_ref *by_inode = realloc(set->by_inode, cap * sizeof(*by_inode));
+    if (!by_inode)
+        return -ENOMEM; /* items is merely larger than cap says: harmless */
+    set->by_inode = by_inode;
+    set->cap = cap;
+    return 0;
+}
+
+static void listener_add(struct cycle *c, const struct procfs_sock *s)
+{
+    struct listener_set *set = &c->self->cur;
+    if (set->n == set->cap && (set->cap >= MAX_LISTENERS || set_grow(set) < 0)) {
+        c->listeners_full = true;
+        return;
+    }
+    struct listener *l = &set->items[set->n++];
+    *l = (struct listener){
+        .inode = s->inode,
+        .port = s->local.port,
+        .family = (uint8_t)s->local.family,
+        .proto = c->proto,
+    };
+    memcpy(l->addr, s->local.addr, sizeof(l->addr));
+}
+
+static int tcp_sock(const struct procfs_sock *s, void *userdata)
+{
+    struct cycle *c = userdata;
+    bool known = s->state > 0 && s->state <= PROCFS_TCP_NEW_SYN_RECV;
+    c->tcp_states[known ? s->state : 0]++;
+    if (s->state == PROCFS_TCP_LISTEN)
+        listener_add(c, s);
+    else if (s->state == PROCFS_TCP_ESTABLISHED && !addr_is_loopback(&s->remote))
+        remote_count(c->self, &s->remote);
+    return 0;
+}
+
+static int udp_sock(const struct procfs_sock *s, void *userdata)
+{
+    struct cycle *c = userdata;
+    c->udp++;
+    /* Bound and unconnected: receives from anyone, the UDP form of listening. */
+    if (s->local.port != 0 && s->remote.port == 0 && addr_is_zero(&s->remote))
+        listener_add(c, s);
+    return 0;
+}
+
+static int unix_sock(const struct procfs_unix_sock *s, void *userdata)
+{
+    (void)s;
+    struct cycle *c = userdata;
+    c->unix_socks++;
+    return 0;
+}
+
+static int net_chunk(const char *chunk, size_t len, void *userdata)
+{
+    struct cycle *c = userdata;
+    int r = c->proto == PROTO_TCP ? procfs_parse_net_tcp(chunk, len, c->family, tcp_sock, c)
+                                  : procfs_parse_net_tcp(chunk, len, c->family, udp_sock, c);
+    if (r < 0)
+        return r;
+    c->malformed += (size_t)r;
+    return 0;
+}
+
+static int unix_chunk(const char *chunk, size_t len, void *userdata)
+{
+    struct cycle *c = userdata;
+    int r = procfs_parse_net_unix(chunk, len, unix_sock, c);
+    if (r < 0)
+        return r;
+    c->malformed += (size_t)r;
+    return 0;
+}
+
+/* Streams <proc_root>/<name>. optional: a missing file is a kernel without IPv6. */
+static enum source read_table(struct cycle *c, const char *name, int family, uint8_t proto,
+                              bool optional)
+{
+    netstat_collector_t *self = c->self;
+    c->family = family;
+    c->proto = proto;
+    c->malformed = 0;
+    int r = -EBADF;
+    if (self->proc_fd >= 0)
+        r = procfs_read_stream(self->proc_fd, name, self->buf, STREAM_BUF,
+                               proto ? net_chunk : unix_chunk, c);
+    if (r == -ENOENT && optional)
+        return SOURCE_ABSENT;
+    if (r < 0) {
+        vg_log(VG_LOG_DEBUG, "netstat: %s/%s: %s", self->proc_root, name, strerror(-r));
+        c->ctx->errors++;
+        return SOURCE_FAILED;
+    }
+    if (c->malformed > 0) {
+        vg_log(VG_LOG_DEBUG, "netstat: %s/%s: %zu malformed lines skipped", self->proc_root, name,
+               c->malformed);
+        c->ctx->errors++;
+    }
+    return SOURCE_OK;
+}
+
+/* ---- Owners: which process holds each listening socket ---------------------------------- */
+
+static int key_cmp(const struct listener *a, const struct listener *b)
+{
+    if (a->proto != b->proto)
+        return a->proto < b->proto ? -1 : 1;
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    int r = memcmp(a->addr, b->addr, sizeof(a->addr));
+    if (r != 0)
+        return r;
+    if (a->port != b->port)
+        return a->port < b->port ? -1 : 1;
+    return 0;
+}
+
+static int listener_cmp(const void *pa, const void *pb)
+{
+    const struct listener *a = pa, *b = pb;
+    int r = key_cmp(a, b);
+    if (r != 0)
+        return r;
+    return a->inode < b->inode ? -1 : a->inode > b->inode;
+}
+
+static int inode_ref_cmp(const void *pa, const void *pb)
+{
+    const struct inode_ref *a = pa, *b = pb;
+    return a->inode < b->inode ? -1 : a->inode > b->inode;
+}
+
+static int key_cmp_void(const void *pa, const void *pb)
+{
+    return key_cmp(pa, pb);
+}
+
+static struct listener *find_inode(const struct listener_set *set, uint64_t inode)
+{
+    struct inode_ref key = {.inode = inode};
+    if (set->n == 0)
+        return NULL;
+    const struct inode_ref *ref =
+        bsearch(&key, set->by_inode, set->n, sizeof(*set->by_inode), inode_ref_cmp);
+    return ref ? &set->items[ref->idx] : NULL;
+}
+
+/* Sorts by key, drops a socket listed twice (a table read while it changed), indexes. */
+static void set_index(struct listener_set *set)
+{
+    if (set->n == 0)
+        return;
+    qsort(set->items, set->n, sizeof(*set->items), listener_cmp);
+    size_t kept = 1;
+    for (size_t i = 1; i < set->n; i++) {
+        if (listener_cmp(&set->items[i], &set->items[kept - 1]) != 0)
+            set->items[kept++] = set->items[i];
+    }
+    set->n = kept;
+    for (size_t i = 0; i < set->n; i++)
+        set->by_inode[i] = (struct inode_ref){set->items[i].inode, (uint32_t)i};
+    qsort(set->by_inode, set->n, sizeof(*set->by_inode), inode_ref_cmp);
+}
+
+/* A pid or fd name from /proc: 1 to 10 digits, no sign, within int. */
+static bool parse_id(const char *text, int *ret)
+{
+    int64_t v = 0;
+    size_t i = 0;
+    for (; text[i] >= '0' && text[i] <= '9'; i++) {
+        if (i >= 10)
+            return false;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (i == 0 || text[i] != '\0' || v > INT_MAX)
+        return false;
+    *ret = (int)v;
+    return true;
+}
+
+/* The comm as a label value: printable ASCII only, and none of the series-key syntax. */
+static void comm_clean(const char *raw, size_t len, char out[COMM_MAX])
+{
+    if (len > COMM_MAX - 1)
+        len = COMM_MAX - 1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)raw[i];
+        out[i] = (ch < 0x20 || ch > 0x7e || strchr("{},=\"\\", ch)) ? '?' : (char)ch;
+    }
+    out[len] = '\0';
+}
+
+/* <pid>/comm, or the comm field of <pid>/stat. -ENOENT/-ESRCH when the process is gone. */
+static int read_comm(netstat_collector_t *self, int pid, char out[COMM_MAX])
+{
+    char path[32], raw[64];
+    size_t len;
+
+    snprintf(path, sizeof(path), "%d/comm", pid);
+    int r = procfs_read_at(self->proc_fd, path, raw, sizeof(raw), &len);
+    if (r == 0) {
+        if (len > 0 && raw[len - 1] == '\n')
+            len--;
+        comm_clean(raw, len, out);
+        return 0;
+    }
+    struct procfs_pid_stat st;
+    snprintf(path, sizeof(path), "%d/stat", pid);
+    r = procfs_read_at(self->proc_fd, path, self->buf, STREAM_BUF, &len);
+    if (r < 0)
+        return r;
+    r = procfs_parse_pid_stat(self->buf, len, &st);
+    if (r < 0)
+        return r;
+    comm_clean(st.comm, strlen(st.comm), out);
+    return 0;
+}
+
+/* The inode of the socket at dirfd/path (a /proc fd link), or 0. */
+static uint64_t link_inode(int dirfd, const char *path, int *ret_errno)
+{
+    char target[64]; /* "socket:[18446744073709551615]" fits; longer is not a socket */
+    ssize_t n = readlinkat(dirfd, path, target, sizeof(target) - 1);
+    uint64_t inode;
+    if (n < 0) {
+        *ret_errno = errno;
+        return 0;
+    }
+    target[n] = '\0';
+    if (procfs_socket_inode(target, &inode) < 0)
+        return 0;
+    return inode;
+}
+
+/* Does the owner found earlier still hold the socket at the same fd? */
+static bool owner_holds(const netstat_collector_t *self, const struct listener *l)
+{
+    char path[48];
+    int err = 0;
+    snprintf(path, sizeof(path), "%d/fd/%d", l->pid, l->fd);
+    return link_inode(self->proc_fd, path, &err) == l->inode;
+}
+
+/* One process's fds: claims the listeners it holds. Returns how many it found. */
+static size_t walk_pid(netstat_collector_t *self, int pid, size_t wanted, bool *denied)
+{
+    char path[32], comm[COMM_MAX];
+    bool have_comm = false;
+    size_t found = 0;
+
+    snprintf(path, sizeof(path), "%d/fd", pid);
+    int fds_fd = openat(self->proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fds_fd < 0) {
+        if (errno == EACCES || errno == EPERM)
+            *denied = true; /* another user's process, without CAP_SYS_PTRACE */
+        return 0;           /* ENOENT, ESRCH: it exited; kernel threads have none */
+    }
+    DIR *fds = fdopendir(fds_fd);
+    if (!fds) {
+        close(fds_fd);
+        return 0;
+    }
+    struct dirent *de;
+    while (found < wanted && (de = readdir(fds)) != NULL) {
+        int fd, err = 0;
+        if (!parse_id(de->d_name, &fd))
+            continue;
+        uint64_t inode = link_inode(fds_fd, de->d_name, &err);
+        if (err == EACCES || err == EPERM)
+            *denied = true;
+        if (inode == 0)
+            continue;
+        struct listener *l = find_inode(&self->cur, inode);
+        if (!l || l->looked_up)
+            continue;
+        if (!have_comm) {
+            if (read_comm(self, pid, comm) < 0)
+                break; /* exiting: a child holding the same socket may come later */
+            have_comm = true;
+        }
+        l->pid = pid;
+        l->fd = fd;
+        memcpy(l->comm, comm, sizeof(l->comm));
+        l->looked_up = true;
+        found++;
+    }
+    closedir(fds);
+    return found;
+}
+
+/* Walks <proc_root>/<pid>/fd/ in pid order until every listener not yet looked up is found. */
+static void walk_fds(netstat_collector_t *self, struct collect_ctx *ctx, size_t wanted)
+{
+    int dir_fd = openat(self->proc_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *procs = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+    if (!procs) {
+        if (dir_fd >= 0)
+            close(dir_fd);
+        ctx->errors++;
+        return;
+    }
+    bool denied = false;
+    size_t pids = 0, total = wanted;
+    struct dirent *de;
+    while (wanted > 0 && (de = readdir(procs)) != NULL) {
+        int pid;
+        if (!parse_id(de->d_name, &pid) || pid == 0)
+            continue;
+        pids++;
+        wanted -= walk_pid(self, pid, wanted, &denied);
+    }
+    closedir(procs);
+    if (denied)
+        ctx->errors++;
+    vg_log(VG_LOG_DEBUG, "netstat: fd walk: %zu of %zu owners found in %zu processes%s",
+           total - wanted, total, pids, denied ? ", some not readable" : "");
+}
+
+/* Step 3: carry owners over from the previous cycle, re-check them, walk for the rest. */
+static void resolve_owners(netstat_collector_t *self, struct collect_ctx *ctx)
+{
+    size_t wanted = 0;
+    for (size_t i = 0; i < self->cur.n; i++) {
+        struct listener *l = &self->cur.items[i];
+        const struct listener *p = find_inode(&self->prev, l->inode);
+        if (p && key_cmp(p, l) == 0) {
+            l->looked_up = p->looked_up;
+            l->pid = p->pid;
+            l->fd = p->fd;
+            memcpy(l->comm, p->comm, sizeof(l->comm));
+        }
+        if (l->pid > 0 && !owner_holds(self, l)) {
+            l->pid = 0;
+            l->looked_up = false;
+        }
+        if (!l->looked_up)
+            wanted++;
+    }
+    if (wanted > 0)
+        walk_fds(self, ctx, wanted);
+    /* Not found now means not findable (kernel socket, no permission) until it changes. */
+    for (size_t i = 0; i < self->cur.n; i++)
+        self->cur.items[i].looked_up = true;
+}
+
+/* ---- Emitting --------------------------------------------------------------------------- */
+
+static void emit_states(const struct cycle *c)
+{
+    static const bool always[PROCFS_TCP_NEW_SYN_RECV + 1] = {
+        [PROCFS_TCP_ESTABLISHED] = true,
+        [PROCFS_TCP_SYN_RECV] = true,
+        [PROCFS_TCP_TIME_WAIT] = true,
+        [PROCFS_TCP_LISTEN] = true,
+    };
+    for (int st = 1; st <= PROCFS_TCP_NEW_SYN_RECV; st++) {
+        if (c->tcp_states[st] == 0 && !always[st])
+            continue;
+        struct sig_label labels[] = {{"proto", "tcp"}, {"state", procfs_tcp_state_name(st)}};
+        collect_emit(c->ctx, "net.sockets", (double)c->tcp_states[st], "count", labels, 2);
+    }
+    if (c->tcp_states[0] > 0) {
+        struct sig_label labels[] = {{"proto", "tcp"}, {"state", "UNKNOWN"}};
+        collect_emit(c->ctx, "net.sockets", (double)c->tcp_states[0], "count", labels, 2);
+    }
+}
+
+/* net.listen for each key in self->cur (sorted), net.listen.new for those not in prev. */
+static void emit_listeners(netstat_collector_t *self, struct collect_ctx *ctx, bool report_new)
+{
+    const struct listener_set *cur = &self->cur, *prev = &self->prev;
+    size_t i = 0;
+    while (i < cur->n) {
+        const struct listener *first = &cur->items[i], *owner = NULL;
+        size_t j = i;
+        for (; j < cur->n && key_cmp(&cur->items[j], first) == 0; j++) {
+            const struct listener *l = &cur->items[j];
+            if (l->pid > 0 && (!owner || l->pid < owner->pid))
+                owner = l;
+        }
+        char address[INET6_ADDRSTRLEN], port[8], pid[16];
+        addr_text(first->family, first->addr, address, sizeof(address));
+        snprintf(port, sizeof(port), "%u", (unsigned)first->port);
+        snprintf(pid, sizeof(pid), "%d", owner ? owner->pid : 0);
+        const struct sig_label labels[] = {
+            {"proto", first->proto == PROTO_TCP ? "tcp" : "udp"},
+            {"address", address},
+            {"port", port},
+            {"pid", pid},
+            {"process", owner ? owner->comm : ""},
+        };
+        size_t nlabels = owner ? 5 : 3; /* without an owner, no pid and process */
+        collect_emit(ctx, "net.listen", (double)(j - i), "count", labels, nlabels);
+        if (report_new && !(prev->n > 0 && bsearch(first, prev->items, prev->n,
+                                                   sizeof(*prev->items), key_cmp_void))) {
+            vg_log(VG_LOG_DEBUG, "netstat: new listener proto=%s address=%s port=%s",
+                   labels[0].value, address, port);
+            collect_emit(ctx, "net.listen.new", 1, "count", labels, nlabels);
+        }
+        i = j;
+    }
+}
+
+void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx)
+{
+    struct cycle c = {.self = self, .ctx = ctx};
+
+    if (self->proc_fd < 0)
+        self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    self->cur.n = 0;
+    self->nremotes = 0;
+    memset(self->slots, 0, REMOTE_SLOTS * sizeof(*self->slots));
+
+    enum source tcp4 = read_table(&c, "net/tcp", AF_INET, PROTO_TCP, false);
+    enum source tcp6 = read_table(&c, "net/tcp6", AF_INET6, PROTO_TCP, true);
+    enum source udp4 = read_table(&c, "net/udp", AF_INET, PROTO_UDP, false);
+    enum source udp6 = read_table(&c, "net/udp6", AF_INET6, PROTO_UDP, true);
+    enum source unix_socks = read_table(&c, "net/unix", AF_UNIX, 0, false);
+    bool tcp_ok = tcp4 == SOURCE_OK && tcp6 != SOURCE_FAILED;
+    bool udp_ok = udp4 == SOURCE_OK && udp6 != SOURCE_FAILED;
+
+    if (tcp_ok) {
+        emit_states(&c);
+        emit_remotes(self, ctx);
+    }
+    if (udp_ok) {
+        struct sig_label labels[] = {{"proto", "udp"}};
+        collect_emit(ctx, "net.sockets", (double)c.udp, "count", labels, 1);
+    }
+    if (unix_socks == SOURCE_OK) {
+        struct sig_label labels[] = {{"proto", "unix"}};
+        collect_emit(ctx, "net.sockets", (double)c.unix_socks, "count", labels, 1);
+    }
+
+    if (c.listeners_full) {
+        vg_log(VG_LOG_DEBUG, "netstat: more than %d listening sockets: the rest are not tracked",
+               MAX_LISTENERS);
+        ctx->errors++;
+    }
+    set_index(&self->cur);
+    if (self->cur.n > 0)
+        resolve_owners(self, ctx);
+    bool complete = tcp_ok && udp_ok;
+    emit_listeners(self, ctx, complete && self->have_baseline && !c.listeners_full);
+    if (!complete)
+        return; /* compare the next cycle with the last whole set */
+    struct listener_set keep = self->prev;
+    self->prev = self->cur;
+    self->cur = keep;
+    /* A truncated set depends on file order: no baseline until it fits again. */
+    self->have_baseline = !c.listeners_full;
+}

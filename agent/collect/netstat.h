@@ -1,0 +1,76 @@
+/*
+ * The socket-table collector: TCP states, UDP and unix socket totals, listening sockets with
+ * the process that owns them, new listeners, and the remote addresses with the most
+ * established connections. Read from <proc_root>/net/{tcp,tcp6,udp,udp6,unix} and, for the
+ * owners, <proc_root>/<pid>/fd and <pid>/comm (the way `ss -p` finds them).
+ *
+ * Signals (units in brackets):
+ *   net.sockets{proto="tcp",state} [count]  TCP sockets, IPv4 and IPv6 together, per state
+ *                                           name (ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1,
+ *                                           FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK,
+ *                                           LISTEN, CLOSING, UNKNOWN). A state is sent when
+ *                                           its count is above 0; ESTABLISHED, SYN_RECV,
+ *                                           TIME_WAIT and LISTEN are always sent, so a spike
+ *                                           from 0 shows as a change, not a new series.
+ *   net.sockets{proto="udp"} [count]        UDP sockets, IPv4 and IPv6
+ *   net.sockets{proto="unix"} [count]       unix domain sockets
+ *   net.listen{proto,address,port,pid,process} [count]
+ *                                           one series per listening TCP socket and per bound,
+ *                                           unconnected UDP socket (remote 0:0), keyed by
+ *                                           proto ("tcp", "udp"), address ("0.0.0.0", "::",
+ *                                           "127.0.0.1") and port. The value is the number of
+ *                                           sockets on that address (1, or more with
+ *                                           SO_REUSEPORT). pid and process (the comm, with
+ *                                           bytes outside printable ASCII as '?') name the
+ *                                           owner: of several processes holding it, the one
+ *                                           with the lowest pid (nginx's master, systemd for
+ *                                           socket activation). Both labels are left out when
+ *                                           no owner was found: kernel sockets (nfsd), or
+ *                                           other users' processes without CAP_SYS_PTRACE.
+ *   net.listen.new{proto,address,port,pid,process} [count]
+ *                                           value 1, sent once, in the cycle where a listener
+ *                                           (proto + address + port) appears that was not
+ *                                           there in the previous cycle. The first cycle only
+ *                                           records the baseline. A cycle whose tcp or udp
+ *                                           files could not be read whole neither reports
+ *                                           nor moves the baseline.
+ *   net.connections.by_remote{remote} [count]
+ *                                           established TCP connections per remote address
+ *                                           (no port), the 10 largest, loopback excluded.
+ *                                           Exact up to 2048 distinct remote addresses;
+ *                                           beyond that a Misra-Gries summary keeps every
+ *                                           address with more than 1/2049 of the connections,
+ *                                           each count low by at most that share.
+ *
+ * Network namespace: /proc/net is the network namespace of the reading process. The agent's
+ * DaemonSet runs with hostNetwork (and hostPID for the owners), so this is the node's table;
+ * without hostNetwork it would be the agent pod's own, nearly empty one. Sockets inside pods'
+ * namespaces are not seen.
+ *
+ * Cost: the /proc/net files are streamed through one 16 KiB buffer, whatever their size.
+ * The walk of every process's fds (the expensive part) runs only when a listener appears
+ * whose owner is not yet known; a known owner is re-checked each cycle with one readlink of
+ * the fd it was found at. Memory is bounded: at most 2048 listeners are tracked (beyond,
+ * counted in ctx->errors and net.listen.new pauses), and the remote-address table is fixed.
+ *
+ * Errors, counted in ctx->errors and never fatal: an unreadable tcp, udp or unix file (the
+ * signals from that file are then not sent rather than sent as 0; a missing tcp6 or udp6 is
+ * a kernel without IPv6 and not an error), a file with malformed lines (once per file), more
+ * listeners than tracked, and process fd directories that could not be opened for lack of
+ * permission (once per walk). Processes exiting during the walk are not errors.
+ */
+#ifndef AGENT_COLLECT_NETSTAT_H
+#define AGENT_COLLECT_NETSTAT_H
+
+#include "collect.h"
+
+typedef struct netstat_collector netstat_collector_t;
+
+/* proc_root is "/proc" normally (NULL means that too); tests point it at a fixture tree. */
+netstat_collector_t *netstat_collector_new(const char *proc_root);
+void netstat_collector_destroy(netstat_collector_t **self_p);
+
+/* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
+void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx);
+
+#endif

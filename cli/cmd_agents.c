@@ -25,33 +25,6 @@ static const char *state_name(Vigil__AgentState state)
     }
 }
 
-/* Sends req and checks the status. Returns an exit code; *ret_reply is set only on success. */
-static int admin_request(struct ctl_context *ctx, Vigil__AdminRequest *req, const char *what,
-                         const char *subject, Vigil__AdminReply **ret_reply)
-{
-    const struct ctl_config *cfg;
-    Vigil__AdminReply *reply = NULL;
-    char err[1024] = "";
-    int r;
-
-    r = ctl_context_config(ctx, &cfg);
-    if (r != CTL_EXIT_OK)
-        return r;
-    r = ctl_admin_call(cfg, req, ctx->timeout_ms, &reply, err, sizeof(err));
-    if (r < 0) {
-        output_error("%s", err);
-        return CTL_EXIT_FAILURE;
-    }
-    r = ctl_admin_status_check(reply, what, subject, err, sizeof(err));
-    if (r < 0) {
-        vigil__admin_reply__free_unpacked(reply, NULL);
-        output_error("%s", err);
-        return CTL_EXIT_FAILURE;
-    }
-    *ret_reply = reply;
-    return CTL_EXIT_OK;
-}
-
 static json_int_t json_count(uint64_t count)
 {
     return count > INT64_MAX ? INT64_MAX : (json_int_t)count;
@@ -133,7 +106,7 @@ static int agents_list(struct ctl_context *ctx)
 
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS;
     req.list_agents = &body;
-    int r = admin_request(ctx, &req, "list agents", NULL, &reply);
+    int r = ctl_admin_request(ctx, &req, "list agents", NULL, &reply);
     if (r != CTL_EXIT_OK)
         return r;
 
@@ -167,7 +140,7 @@ static int agents_change(struct ctl_context *ctx, bool approve, const char *id)
     }
     snprintf(what, sizeof(what), "%s agent %s", verb, id);
     snprintf(subject, sizeof(subject), "agent %s", id);
-    int r = admin_request(ctx, &req, what, subject, &reply);
+    int r = ctl_admin_request(ctx, &req, what, subject, &reply);
     if (r != CTL_EXIT_OK)
         return r;
 

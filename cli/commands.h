@@ -26,6 +26,8 @@ struct ctl_context {
     const char *secret_file;   /* token --secret-file */
     const char *public_key;    /* token --public-key */
     const char *key_file;      /* token --key-file */
+    const char *node;          /* signals --node */
+    const char *name_glob;     /* signals --name */
 
     struct ctl_config config; /* loaded by ctl_context_config on first use */
     char *config_path;
@@ -41,5 +43,6 @@ int ctl_context_config(struct ctl_context *ctx, const struct ctl_config **ret_cf
 int cmd_keygen(struct ctl_context *ctx, int argc, char **argv);
 int cmd_token(struct ctl_context *ctx, int argc, char **argv);
 int cmd_agents(struct ctl_context *ctx, int argc, char **argv);
+int cmd_signals(struct ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <zmq.h>
 
+#include "commands.h"
 #include "timeutil.h"
 
 #define HEARTBEAT_IVL_MS 1000
@@ -415,4 +416,30 @@ int ctl_admin_status_check(const Vigil__AdminReply *reply, const char *what, con
                  what, (int)reply->status, text != NULL ? ": " : "", text != NULL ? text : "");
         return -EPROTO;
     }
+}
+
+int ctl_admin_request(struct ctl_context *ctx, Vigil__AdminRequest *req, const char *what,
+                      const char *subject, Vigil__AdminReply **ret_reply)
+{
+    const struct ctl_config *cfg;
+    Vigil__AdminReply *reply = NULL;
+    char err[1024] = "";
+    int r;
+
+    r = ctl_context_config(ctx, &cfg);
+    if (r != CTL_EXIT_OK)
+        return r;
+    r = ctl_admin_call(cfg, req, ctx->timeout_ms, &reply, err, sizeof(err));
+    if (r < 0 || reply == NULL) { /* NULL: a failing libzmq call that left errno at 0 */
+        output_error("%s", err[0] != '\0' ? err : "no reply from the coordinator");
+        return CTL_EXIT_FAILURE;
+    }
+    r = ctl_admin_status_check(reply, what, subject, err, sizeof(err));
+    if (r < 0) {
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        output_error("%s", err);
+        return CTL_EXIT_FAILURE;
+    }
+    *ret_reply = reply;
+    return CTL_EXIT_OK;
 }

@@ -17,6 +17,8 @@
 
 #define CTL_ADMIN_DEFAULT_TIMEOUT_MS 5000
 
+struct ctl_context;
+
 /*
  * Sends req (version and request_id are filled in here) and waits up to timeout_ms for the
  * reply with the same request_id; other replies are ignored. On success *ret_reply is owned
@@ -35,5 +37,13 @@ int ctl_admin_call(const struct ctl_config *cfg, Vigil__AdminRequest *req, int64
  */
 int ctl_admin_status_check(const Vigil__AdminReply *reply, const char *what, const char *subject,
                            char *err, size_t errlen);
+
+/*
+ * What a command calls: loads the configuration, sends req and checks the status (what and
+ * subject as for ctl_admin_status_check). Returns CTL_EXIT_OK with *ret_reply set (freed by
+ * the caller), or CTL_EXIT_FAILURE after printing why.
+ */
+int ctl_admin_request(struct ctl_context *ctx, Vigil__AdminRequest *req, const char *what,
+                      const char *subject, Vigil__AdminReply **ret_reply);
 
 #endif

@@ -54,6 +54,36 @@ static const struct command commands[] = {
         "the public key registered with the coordinator. Needs no configuration file.\n",
     },
     {
+        "signals",
+        cmd_signals,
+        "Usage: vigilctl signals [--node NODE] [--name GLOB]\n"
+        "\n"
+        "Lists the latest value of each signal series the agents report, and where it stands\n"
+        "against its alert thresholds: NODE NAME LABELS VALUE UNIT STATE AGE, sorted by node,\n"
+        "then name, then labels.\n"
+        "\n"
+        "  LABELS   the series' labels as key=value pairs, comma-separated and sorted by key\n"
+        "           (\"-\" for none)\n"
+        "  VALUE    the latest sample, to 6 significant digits\n"
+        "  STATE    ok, warning or critical, as the agent evaluated the signal's thresholds;\n"
+        "           \"-\" for a signal without thresholds\n"
+        "  AGE      how long ago the agent took the sample\n"
+        "\n"
+        "  --node NODE   only the signals of this node (its exact name)\n"
+        "  --name GLOB   only the signals whose name matches this shell glob: * any text,\n"
+        "                ? one character, [abc] one of these; e.g. 'host.cpu.*'. Quote it so\n"
+        "                the shell leaves it alone. At most 128 bytes, like --node.\n"
+        "\n"
+        "With -o json: an array, in the same order, of objects\n"
+        "  {\"agent_id\": \"ag-...\", \"node\": \"...\", \"name\": \"...\",\n"
+        "   \"labels\": {\"key\": \"value\", ...}, \"value\": 0.42, \"unit\": \"...\",\n"
+        "   \"state\": \"ok\" | \"warning\" | \"critical\" | \"none\",\n"
+        "   \"ts\": \"2024-05-01T12:00:03Z\"}\n"
+        "value is null when the sample is NaN or infinite; ts is RFC 3339 UTC, null if unknown.\n"
+        "\n"
+        "The viewer role is enough. Needs the configuration file (see 'vigilctl help').\n",
+    },
+    {
         "token",
         cmd_token,
         "Usage: vigilctl token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
@@ -83,6 +113,8 @@ static void print_help(FILE *out)
           "  agents approve ID       admit a pending agent\n"
           "  agents revoke ID        revoke an agent's key\n"
           "  keygen --out FILE       make a CURVE key pair and print its public key\n"
+          "  signals [--node NODE] [--name GLOB]\n"
+          "                          the latest value of each signal and its threshold state\n"
           "  token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
           "                          print the bootstrap enrollment token for an agent key\n"
           "  help [COMMAND]          this help, or one command's ('vigilctl COMMAND --help')\n"
@@ -135,7 +167,8 @@ static int run_help(int argc, char **argv)
     }
     const struct command *cmd = command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
-        output_error("no help for \"%s\"; the commands are agents, keygen and token", argv[0]);
+        output_error("no help for \"%s\"; the commands are agents, keygen, signals and token",
+                     argv[0]);
         return CTL_EXIT_USAGE;
     }
     fputs(cmd->help, stdout);
@@ -176,6 +209,8 @@ enum long_only_option {
     OPT_SECRET_FILE,
     OPT_PUBLIC_KEY,
     OPT_KEY_FILE,
+    OPT_NODE,
+    OPT_NAME,
 };
 
 static const struct option long_options[] = {
@@ -189,6 +224,8 @@ static const struct option long_options[] = {
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"node", required_argument, NULL, OPT_NODE},
+    {"name", required_argument, NULL, OPT_NAME},
     {NULL, 0, NULL, 0},
 };
 
@@ -261,6 +298,12 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
         case OPT_KEY_FILE:
             ctx->key_file = optarg;
             break;
+        case OPT_NODE:
+            ctx->node = optarg;
+            break;
+        case OPT_NAME:
+            ctx->name_glob = optarg;
+            break;
         case ':':
             output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
             return CTL_EXIT_USAGE;
@@ -307,7 +350,9 @@ static int run(int argc, char **argv, struct ctl_context *ctx)
     if (check_option_owner(cmd->name, "keygen", "out", ctx->out_path) < 0 ||
         check_option_owner(cmd->name, "token", "secret-file", ctx->secret_file) < 0 ||
         check_option_owner(cmd->name, "token", "public-key", ctx->public_key) < 0 ||
-        check_option_owner(cmd->name, "token", "key-file", ctx->key_file) < 0)
+        check_option_owner(cmd->name, "token", "key-file", ctx->key_file) < 0 ||
+        check_option_owner(cmd->name, "signals", "node", ctx->node) < 0 ||
+        check_option_owner(cmd->name, "signals", "name", ctx->name_glob) < 0)
         return CTL_EXIT_USAGE;
 
     return cmd->run(ctx, nargs - 1, args + 1);

@@ -1,5 +1,8 @@
-# Writes OUT, a C file defining the migrations as an array of {version, name, sql}.
-# Each file in FILES is named NNN_description.sql; NNN is its version.
+# Writes OUT, a C file defining the migrations in SQL_DIR as an array of {version, name, sql}.
+# Each file is named NNN_description.sql; NNN is its version. (The directory is globbed here
+# rather than passed as a list: a CMake list's ';' would split the command line.)
+file(GLOB FILES ${SQL_DIR}/*.sql)
+list(SORT FILES)
 set(body "/* Generated from coordinator/store/sql at build time. Do not edit. */\n")
 string(APPEND body "#include \"migrations.h\"\n\nconst struct migration vigil_migrations[] = {\n")
 set(count 0)

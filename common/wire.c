@@ -244,6 +244,13 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
             e = VG_DECODE_LIMITS;
         }
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_SIGNALS:
+        if (!str_ok(req->list_signals->node, VG_MAX_NAME_LEN) ||
+            !str_ok(req->list_signals->name_glob, VG_MAX_NAME_LEN)) {
+            why = "node or name pattern too long";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
     default:
         why = "unknown request type";
         e = VG_DECODE_UNKNOWN_TYPE;

@@ -1,6 +1,9 @@
 #include "admin.h"
 
+#include <czmq.h>
 #include <errno.h>
+#include <fnmatch.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -90,6 +93,7 @@ struct reply {
     Vigil__AdminReply msg;
     Vigil__AgentInfo *infos;
     Vigil__AgentInfo **info_ptrs;
+    zlistx_t *signals; /* Vigil__SignalInfo, owned (freed with free_signal_info) */
     char error[256];
 };
 
@@ -174,6 +178,118 @@ static void change_agent(admin_t *self, const struct operator *op, const char *i
     }
 }
 
+/* ---- signals ---- */
+
+#define MAX_SIGNALS_PER_REPLY 50000
+
+static void free_signal_info(void **item)
+{
+    Vigil__SignalInfo *info = *item;
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->n_labels; i++) {
+        free(info->labels[i]->key);
+        free(info->labels[i]->value);
+        free(info->labels[i]);
+    }
+    free(info->labels);
+    free(info->agent_id);
+    free(info->node);
+    free(info->name);
+    free(info->unit);
+    free(info);
+    *item = NULL;
+}
+
+/* Labels arrive as the jsonb text of a flat object of strings. */
+static int parse_labels(Vigil__SignalInfo *info, const char *labels_json)
+{
+    json_error_t jerr;
+    json_t *obj = json_loads(labels_json, 0, &jerr);
+    const char *key;
+    json_t *value;
+
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return -EINVAL;
+    }
+    info->labels = calloc(json_object_size(obj) + 1, sizeof(Vigil__Label *));
+    if (!info->labels) {
+        json_decref(obj);
+        return -ENOMEM;
+    }
+    json_object_foreach(obj, key, value)
+    {
+        Vigil__Label *l = malloc(sizeof(*l));
+        if (!l)
+            break;
+        vigil__label__init(l);
+        l->key = strdup(key);
+        l->value = strdup(json_is_string(value) ? json_string_value(value) : "");
+        info->labels[info->n_labels++] = l;
+        if (!l->key || !l->value)
+            break;
+    }
+    json_decref(obj);
+    return 0;
+}
+
+struct signals_walk {
+    struct reply *rep;
+    const char *glob;
+};
+
+static int add_signal(const struct store_signal *sig, void *userdata)
+{
+    struct signals_walk *w = userdata;
+
+    if (w->glob && w->glob[0] && fnmatch(w->glob, sig->name, 0) != 0)
+        return 0;
+    if (zlistx_size(w->rep->signals) >= MAX_SIGNALS_PER_REPLY)
+        return 1;
+    Vigil__SignalInfo *info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    vigil__signal_info__init(info);
+    info->agent_id = strdup(sig->agent_id);
+    info->node = strdup(sig->node);
+    info->name = strdup(sig->name);
+    info->unit = strdup(sig->unit);
+    info->value = sig->value;
+    info->state = (Vigil__SignalState)sig->state;
+    info->ts_ms = sig->ts_ms;
+    zlistx_add_end(w->rep->signals, info);
+    if (!info->agent_id || !info->node || !info->name || !info->unit)
+        return -ENOMEM;
+    return parse_labels(info, sig->labels_json) == -ENOMEM ? -ENOMEM : 0;
+}
+
+static void list_signals(admin_t *self, const Vigil__ListSignals *req, struct reply *rep)
+{
+    struct signals_walk walk = {.rep = rep, .glob = req->name_glob};
+
+    rep->signals = zlistx_new();
+    if (!rep->signals) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    zlistx_set_destructor(rep->signals, free_signal_info);
+    if (store_signals_latest(self->store, req->node, add_signal, &walk) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    size_t n = zlistx_size(rep->signals);
+    rep->msg.signals = calloc(n ? n : 1, sizeof(Vigil__SignalInfo *));
+    if (!rep->msg.signals) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    for (Vigil__SignalInfo *info = zlistx_first(rep->signals); info;
+         info = zlistx_next(rep->signals))
+        rep->msg.signals[rep->msg.n_signals++] = info;
+}
+
 static bool allowed(const struct operator *op, enum operator_role needed, struct reply *rep,
                     const char *what)
 {
@@ -201,6 +317,10 @@ static void handle_request(admin_t *self, const struct operator *op,
         if (allowed(op, ROLE_ADMIN, rep, "approving agents"))
             change_agent(self, op, req->approve_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
                          rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_SIGNALS:
+        if (allowed(op, ROLE_VIEWER, rep, "listing signals"))
+            list_signals(self, req->list_signals, rep);
         break;
     case VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT:
         if (allowed(op, ROLE_ADMIN, rep, "revoking agents"))
@@ -291,6 +411,8 @@ static bool handle_one(admin_t *self)
         vigil__admin_request__free_unpacked(req, NULL);
     free(rep.infos);
     free(rep.info_ptrs);
+    free(rep.msg.signals);
+    zlistx_destroy(&rep.signals);
     return true;
 }
 

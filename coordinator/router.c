@@ -2,9 +2,13 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "log.h"
@@ -14,9 +18,11 @@
 #include "wire.h"
 #include "zap.h"
 
-/* One drain stops at whichever comes first; the rest waits for the next poll. */
+/* One batch stops at whichever comes first; the rest waits in the socket. */
 #define DRAIN_MAX_MESSAGES 2048
 #define DRAIN_MAX_BYTES (32 * 1024 * 1024)
+/* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
+#define HANDLE_BUDGET_MS 500
 #define ROUTING_ID_MAX 255
 #define ENROLL_WINDOW_MS 60000
 
@@ -28,10 +34,40 @@ struct peer {
     char public_key[VG_KEY_Z85_LEN + 1]; /* from ZAP metadata (ZAP_PROPERTY_KEY) */
 };
 
-/* A durable message waiting for the batch commit. */
-struct pending {
+/* A received message, decoded (env) or not (error, why). */
+struct inbound {
     struct peer peer;
     Vigil__Envelope *env;
+    enum vg_decode_error error;
+    const char *why;
+    bool multipart; /* more than one frame: refused before anything else */
+};
+
+/*
+ * A batch: what one receive took from the socket, then (after dispatch) the durable messages
+ * of it, which are committed together and then acknowledged.
+ */
+struct inbox {
+    struct inbound *items; /* DRAIN_MAX_MESSAGES of them */
+    size_t n;
+    size_t bytes; /* of the durable messages, for DRAIN_MAX_BYTES */
+};
+
+/*
+ * The receiver thread. While the main thread commits the batch in inbox[0], the receiver frees
+ * the batch acknowledged before it and receives the next one into inbox[1]. receiver_start
+ * lends it the socket and inbox[1]; receiver_stop takes them back; in between the main thread
+ * touches neither (a ZeroMQ socket may change threads across such a hand-over).
+ */
+struct receiver {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* main thread -> receiver: run is set, or exit */
+    pthread_cond_t done; /* receiver -> main thread: running is cleared */
+    bool run, running, exit;
+    atomic_bool stop; /* the main thread wants the socket back */
+    int stop_fd;      /* eventfd: wakes a receiver that waits for messages */
 };
 
 struct enroll_window {
@@ -44,10 +80,13 @@ struct router {
     struct router_config cfg;
     registry_t *registry;
     store_t *store;
-    struct pending *pending;
-    size_t npending;
+    struct inbox inbox[2];
+    struct receiver receiver;
     zhashx_t *enroll_windows; /* address -> struct enroll_window */
 };
+
+static int receiver_init(router_t *self);
+static void receiver_fini(struct receiver *rx);
 
 static void free_entry(void **item)
 {
@@ -69,9 +108,14 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
     self->cfg = *cfg;
     self->registry = registry;
     self->store = store;
-    self->pending = calloc(DRAIN_MAX_MESSAGES, sizeof(*self->pending));
+    self->receiver.stop_fd = -1;
+    for (int i = 0; i < 2; i++) {
+        self->inbox[i].items = calloc(DRAIN_MAX_MESSAGES, sizeof(*self->inbox[i].items));
+        if (!self->inbox[i].items)
+            goto err_nomem;
+    }
     self->enroll_windows = zhashx_new();
-    if (!self->pending || !self->enroll_windows)
+    if (!self->enroll_windows)
         goto err_nomem;
     zhashx_set_destructor(self->enroll_windows, free_entry);
 
@@ -97,6 +141,12 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
         router_destroy(&self);
         return NULL;
     }
+    int r = receiver_init(self);
+    if (r < 0) {
+        snprintf(err, errlen, "receiver thread: %s", strerror(-r));
+        router_destroy(&self);
+        return NULL;
+    }
     return self;
 
 err_zmq:
@@ -114,9 +164,12 @@ void router_destroy(router_t **self_p)
     if (!self_p || !*self_p)
         return;
     router_t *self = *self_p;
-    for (size_t i = 0; i < self->npending; i++)
-        vg_envelope_free(self->pending[i].env);
-    free(self->pending);
+    receiver_fini(&self->receiver);
+    for (int i = 0; i < 2; i++) {
+        for (size_t k = 0; self->inbox[i].items && k < self->inbox[i].n; k++)
+            vg_envelope_free(self->inbox[i].items[k].env);
+        free(self->inbox[i].items);
+    }
     zhashx_destroy(&self->enroll_windows);
     if (self->socket)
         zmq_close(self->socket);
@@ -371,15 +424,19 @@ static void handle_heartbeat(router_t *self, const struct peer *peer, struct age
     send_ack(self, peer, NULL, 0);
 }
 
-/* Reads one message: [routing id][payload]. Returns payload size, 0 = nothing, -1 = bad. */
-static int receive_one(router_t *self, struct peer *peer, zmq_msg_t *payload)
+/*
+ * Reads one message: [routing id][payload]. Returns 1, 0 = nothing waiting, -1 = more than one
+ * payload frame (drained). Touches nothing but the socket and its arguments: it runs on the
+ * receiver thread too.
+ */
+static int receive_one(void *socket, struct peer *peer, zmq_msg_t *payload)
 {
     zmq_msg_t rid;
     int more = 0;
     size_t more_len = sizeof(more);
 
     zmq_msg_init(&rid);
-    if (zmq_msg_recv(&rid, self->socket, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&rid, socket, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&rid);
         return 0;
     }
@@ -389,7 +446,7 @@ static int receive_one(router_t *self, struct peer *peer, zmq_msg_t *payload)
     memcpy(peer->routing_id, zmq_msg_data(&rid), peer->routing_id_len);
     zmq_msg_close(&rid);
 
-    zmq_msg_recv(payload, self->socket, 0);
+    zmq_msg_recv(payload, socket, 0);
     const char *user_id = zmq_msg_gets(payload, "User-Id");
     const char *address = zmq_msg_gets(payload, "Peer-Address");
     copy_text(peer->user_id, sizeof(peer->user_id), user_id);
@@ -397,17 +454,170 @@ static int receive_one(router_t *self, struct peer *peer, zmq_msg_t *payload)
     copy_text(peer->public_key, sizeof(peer->public_key), zmq_msg_gets(payload, ZAP_PROPERTY_KEY));
 
     /* Exactly one payload frame: anything more is drained and refused. */
-    zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+    zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
     if (!more)
         return 1;
     while (more) {
         zmq_msg_t extra;
         zmq_msg_init(&extra);
-        zmq_msg_recv(&extra, self->socket, 0);
+        zmq_msg_recv(&extra, socket, 0);
         zmq_msg_close(&extra);
-        zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
+        zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
     }
     return -1;
+}
+
+/* Waits until the socket has a message (true) or stop_fd is readable (false). */
+static bool wait_for_message(void *socket, int stop_fd)
+{
+    for (;;) {
+        zmq_pollitem_t items[] = {
+            {socket, 0, ZMQ_POLLIN, 0},
+            {NULL, stop_fd, ZMQ_POLLIN, 0},
+        };
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            return false;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            return false;
+        if (items[0].revents & ZMQ_POLLIN)
+            return true;
+    }
+}
+
+/*
+ * Receives and decodes messages into in until a batch bound. On the main thread (rx NULL) it
+ * returns when the socket has nothing more; on the receiver thread it waits for more until the
+ * main thread asks for the socket back. Like receive_one, it touches only the socket and in.
+ */
+static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
+{
+    while (in->n < DRAIN_MAX_MESSAGES && in->bytes < DRAIN_MAX_BYTES) {
+        if (rx && atomic_load_explicit(&rx->stop, memory_order_relaxed))
+            return;
+        struct inbound *item = &in->items[in->n];
+        zmq_msg_t payload;
+        zmq_msg_init(&payload);
+        int got = receive_one(socket, &item->peer, &payload);
+        if (got == 0) {
+            zmq_msg_close(&payload);
+            if (rx && wait_for_message(socket, rx->stop_fd))
+                continue;
+            return;
+        }
+        item->env = NULL;
+        item->why = NULL;
+        item->multipart = got < 0;
+        item->error = VG_DECODE_OK;
+        if (!item->multipart) {
+            item->error = vg_envelope_decode(zmq_msg_data(&payload), zmq_msg_size(&payload),
+                                             &item->env, &item->why);
+            if (item->error == VG_DECODE_OK &&
+                item->env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS)
+                in->bytes += zmq_msg_size(&payload);
+        }
+        zmq_msg_close(&payload);
+        in->n++;
+    }
+}
+
+static void inbox_clear(struct inbox *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        vg_envelope_free(in->items[i].env);
+        in->items[i].env = NULL;
+    }
+    in->n = 0;
+    in->bytes = 0;
+}
+
+static void *receiver_main(void *arg)
+{
+    router_t *self = arg;
+    struct receiver *rx = &self->receiver;
+
+    pthread_mutex_lock(&rx->lock);
+    for (;;) {
+        while (!rx->run && !rx->exit)
+            pthread_cond_wait(&rx->wake, &rx->lock);
+        if (rx->exit)
+            break;
+        rx->run = false;
+        pthread_mutex_unlock(&rx->lock);
+
+        /* Freed here, not on the main thread: the memory goes back where it came from. */
+        inbox_clear(&self->inbox[1]);
+        receive_batch(self->socket, &self->inbox[1], rx);
+
+        pthread_mutex_lock(&rx->lock);
+        rx->running = false;
+        pthread_cond_signal(&rx->done);
+    }
+    pthread_mutex_unlock(&rx->lock);
+    return NULL;
+}
+
+static int receiver_init(router_t *self)
+{
+    struct receiver *rx = &self->receiver;
+    rx->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (rx->stop_fd < 0)
+        return -errno;
+    pthread_mutex_init(&rx->lock, NULL);
+    pthread_cond_init(&rx->wake, NULL);
+    pthread_cond_init(&rx->done, NULL);
+    int r = pthread_create(&rx->thread, NULL, receiver_main, self);
+    if (r != 0)
+        return -r;
+    rx->started = true;
+    return 0;
+}
+
+static void receiver_fini(struct receiver *rx)
+{
+    if (rx->started) {
+        pthread_mutex_lock(&rx->lock);
+        rx->exit = true;
+        pthread_cond_signal(&rx->wake);
+        pthread_mutex_unlock(&rx->lock);
+        pthread_join(rx->thread, NULL);
+        rx->started = false;
+    }
+    if (rx->stop_fd >= 0) {
+        pthread_mutex_destroy(&rx->lock);
+        pthread_cond_destroy(&rx->wake);
+        pthread_cond_destroy(&rx->done);
+        close(rx->stop_fd);
+        rx->stop_fd = -1;
+    }
+}
+
+/* Lends the socket and inbox[1] to the receiver thread. */
+static void receiver_start(struct receiver *rx)
+{
+    atomic_store(&rx->stop, false);
+    pthread_mutex_lock(&rx->lock);
+    rx->run = rx->running = true;
+    pthread_cond_signal(&rx->wake);
+    pthread_mutex_unlock(&rx->lock);
+}
+
+/* Takes the socket and inbox[1] back. */
+static void receiver_stop(struct receiver *rx)
+{
+    uint64_t one = 1, count;
+
+    atomic_store(&rx->stop, true);
+    if (write(rx->stop_fd, &one, sizeof(one)) != sizeof(one))
+        vg_log(VG_LOG_ERROR, "receiver stop: %s", strerror(errno)); /* not for an eventfd */
+    pthread_mutex_lock(&rx->lock);
+    while (rx->running)
+        pthread_cond_wait(&rx->done, &rx->lock);
+    pthread_mutex_unlock(&rx->lock);
+    while (read(rx->stop_fd, &count, sizeof(count)) == sizeof(count))
+        ;
 }
 
 static const enum refuse_reason decode_reason[] = {
@@ -416,31 +626,34 @@ static const enum refuse_reason decode_reason[] = {
     [VG_DECODE_LIMITS] = REFUSE_LIMITS,
 };
 
-/* Handles one message; durable ones are queued. Returns the bytes it took. */
-static size_t dispatch(router_t *self, const struct peer *peer, const void *data, size_t len)
+/* Handles one received message. Returns true when it is durable and waits for the commit. */
+static bool dispatch(router_t *self, struct inbound *item)
 {
-    Vigil__Envelope *env = NULL;
-    const char *why = NULL;
-    struct agent *agent = registry_agent(self->registry, peer->user_id);
+    const struct peer *peer = &item->peer;
+    Vigil__Envelope *env = item->env;
 
+    if (item->multipart) {
+        refuse(self, peer, REFUSE_MALFORMED, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, 0,
+               "a message must be exactly one frame");
+        return false;
+    }
+    struct agent *agent = registry_agent(self->registry, peer->user_id);
     if (agent && agent->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
         refuse(self, peer, REFUSE_REVOKED, VIGIL__REFUSAL_CODE__REFUSAL_REVOKED, 0,
                "this agent's key is revoked");
-        return 0;
+        goto out_free;
     }
-    enum vg_decode_error e = vg_envelope_decode(data, len, &env, &why);
-    if (e != VG_DECODE_OK) {
-        refuse(self, peer, decode_reason[e],
-               e == VG_DECODE_VERSION ? VIGIL__REFUSAL_CODE__REFUSAL_VERSION
-                                      : VIGIL__REFUSAL_CODE__REFUSAL_INVALID,
-               0, why);
-        return 0;
+    if (item->error != VG_DECODE_OK) {
+        refuse(self, peer, decode_reason[item->error],
+               item->error == VG_DECODE_VERSION ? VIGIL__REFUSAL_CODE__REFUSAL_VERSION
+                                                : VIGIL__REFUSAL_CODE__REFUSAL_INVALID,
+               0, item->why);
+        return false;
     }
     if (strcmp(env->sender, peer->user_id) != 0) {
         refuse(self, peer, REFUSE_SENDER, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
                "sender id does not match the authenticated key");
-        vg_envelope_free(env);
-        return 0;
+        goto out_free;
     }
 
     switch (env->body_case) {
@@ -458,25 +671,41 @@ static size_t dispatch(router_t *self, const struct peer *peer, const void *data
         }
         metrics_received("signals");
         agent_seen(self, agent);
-        self->pending[self->npending].peer = *peer;
-        self->pending[self->npending].env = env;
-        self->npending++;
-        return len;
+        return true;
     default:
         /* Coordinator-to-agent bodies (acks, replies) are not accepted from agents. */
         refuse(self, peer, REFUSE_UNKNOWN_TYPE, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
                "message type not accepted from agents");
         break;
     }
+out_free:
     vg_envelope_free(env);
-    return 0;
+    item->env = NULL;
+    return false;
+}
+
+/* Dispatches every message of in, in order; in keeps the durable ones. */
+static void dispatch_inbox(router_t *self, struct inbox *in)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        if (!dispatch(self, &in->items[i]))
+            continue;
+        if (kept != i) {
+            in->items[kept] = in->items[i];
+            in->items[i].env = NULL;
+        }
+        kept++;
+    }
+    in->n = kept;
 }
 
 /* ---- batch commit and acknowledgement ---- */
 
-static int compare_pending(const void *a, const void *b)
+static int compare_inbound(const void *a, const void *b)
 {
-    const struct pending *pa = a, *pb = b;
+    const struct inbound *pa = *(const struct inbound *const *)a;
+    const struct inbound *pb = *(const struct inbound *const *)b;
     int c = strcmp(pa->env->sender, pb->env->sender);
     if (c != 0)
         return c;
@@ -484,23 +713,24 @@ static int compare_pending(const void *a, const void *b)
 }
 
 /* Acknowledges the committed batch: one Ack per agent, its seqs folded into ranges. */
-static void acknowledge(router_t *self)
+static void acknowledge(router_t *self, const struct inbox *in)
 {
-    Vigil__SeqRange *range_store = calloc(self->npending, sizeof(*range_store));
-    Vigil__SeqRange **ranges = calloc(self->npending, sizeof(*ranges));
-    if (!range_store || !ranges)
+    const struct inbound **sorted = calloc(in->n, sizeof(*sorted));
+    Vigil__SeqRange *range_store = calloc(in->n, sizeof(*range_store));
+    Vigil__SeqRange **ranges = calloc(in->n, sizeof(*ranges));
+    if (!sorted || !range_store || !ranges)
         goto out;
 
-    qsort(self->pending, self->npending, sizeof(*self->pending), compare_pending);
+    for (size_t i = 0; i < in->n; i++)
+        sorted[i] = &in->items[i];
+    qsort(sorted, in->n, sizeof(*sorted), compare_inbound);
     size_t i = 0;
-    while (i < self->npending) {
+    while (i < in->n) {
         size_t nranges = 0;
         size_t j = i;
-        const struct peer *latest = &self->pending[i].peer;
-        for (; j < self->npending &&
-               strcmp(self->pending[j].env->sender, self->pending[i].env->sender) == 0;
-             j++) {
-            uint64_t seq = self->pending[j].env->seq;
+        const struct peer *latest = &sorted[i]->peer;
+        for (; j < in->n && strcmp(sorted[j]->env->sender, sorted[i]->env->sender) == 0; j++) {
+            uint64_t seq = sorted[j]->env->seq;
             Vigil__SeqRange *last = nranges ? ranges[nranges - 1] : NULL;
             if (last && (seq == last->last || seq == last->last + 1)) {
                 last->last = seq;
@@ -510,74 +740,80 @@ static void acknowledge(router_t *self)
                 r->first = r->last = seq;
                 ranges[nranges++] = r;
             }
-            latest = &self->pending[j].peer;
+            latest = &sorted[j]->peer;
         }
         send_ack(self, latest, ranges, nranges);
         i = j;
     }
 out:
+    free(sorted);
     free(range_store);
     free(ranges);
 }
 
-static void commit_pending(router_t *self)
+/* Stores the durable messages of in in one transaction. True when they are committed. */
+static bool commit_inbox(router_t *self, const struct inbox *in)
 {
     size_t fresh = 0;
     int64_t started = vg_mono_ms();
     uint64_t signals = 0;
 
-    if (self->npending == 0)
-        return;
-    Vigil__Envelope **envs = calloc(self->npending, sizeof(*envs));
+    Vigil__Envelope **envs = calloc(in->n, sizeof(*envs));
     if (!envs)
-        goto out;
-    for (size_t i = 0; i < self->npending; i++) {
-        envs[i] = self->pending[i].env;
+        return false;
+    for (size_t i = 0; i < in->n; i++) {
+        envs[i] = in->items[i].env;
         signals += envs[i]->signals ? envs[i]->signals->n_signals : 0;
     }
-    int r = store_ingest(self->store, envs, self->npending, &fresh);
+    int r = store_ingest(self->store, envs, in->n, &fresh);
     free(envs);
     metrics_store_batch((double)(vg_mono_ms() - started) / 1000.0);
     if (r < 0) {
         /* Not acknowledged: every agent still has these in its spool and resends them. */
-        for (size_t i = 0; i < self->npending; i++)
+        for (size_t i = 0; i < in->n; i++)
             metrics_refused(REFUSE_STORE);
         vg_log(VG_LOG_ERROR, "store: batch of %zu messages not stored (%s); agents will resend",
-               self->npending, strerror(-r));
+               in->n, strerror(-r));
         metrics_store_up(0);
-        goto out;
+        return false;
     }
     metrics_rows_stored(fresh, signals);
-    acknowledge(self);
-out:
-    for (size_t i = 0; i < self->npending; i++) {
-        vg_envelope_free(self->pending[i].env);
-        self->pending[i].env = NULL;
-    }
-    self->npending = 0;
+    return true;
 }
 
+/*
+ * Receive, dispatch, commit, acknowledge — with the next batch received and decoded by the
+ * receiver thread while this one is committed, for up to HANDLE_BUDGET_MS. Every batch is
+ * committed before its acks go out, and nothing is left in flight when this returns: what the
+ * receiver has not taken is still in the socket, and the loop polls it again.
+ */
 void router_handle(router_t *self)
 {
-    size_t bytes = 0;
+    int64_t budget_end = vg_mono_ms() + HANDLE_BUDGET_MS;
+    struct inbox *batch = &self->inbox[0], *next = &self->inbox[1];
 
-    while (self->npending < DRAIN_MAX_MESSAGES && bytes < DRAIN_MAX_BYTES) {
-        struct peer peer;
-        zmq_msg_t payload;
-        zmq_msg_init(&payload);
-        int got = receive_one(self, &peer, &payload);
-        if (got == 0) {
-            zmq_msg_close(&payload);
+    receive_batch(self->socket, batch, NULL);
+    dispatch_inbox(self, batch);
+    while (batch->n > 0) {
+        bool overlap = self->receiver.started && vg_mono_ms() < budget_end;
+        if (overlap)
+            receiver_start(&self->receiver);
+        bool committed = commit_inbox(self, batch);
+        if (overlap)
+            receiver_stop(&self->receiver);
+        if (committed)
+            acknowledge(self, batch);
+        if (!overlap)
             break;
-        }
-        if (got < 0)
-            refuse(self, &peer, REFUSE_MALFORMED, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, 0,
-                   "a message must be exactly one frame");
-        else
-            bytes += dispatch(self, &peer, zmq_msg_data(&payload), zmq_msg_size(&payload));
-        zmq_msg_close(&payload);
+        /* What the receiver took becomes the batch; the one just acknowledged goes to
+         * inbox[1], where the receiver frees it when it next starts. */
+        struct inbox acked = *batch;
+        *batch = *next;
+        *next = acked;
+        dispatch_inbox(self, batch);
     }
-    commit_pending(self);
+    inbox_clear(batch);
+    inbox_clear(next);
 }
 
 /* ---- liveness ---- */

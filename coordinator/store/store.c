@@ -35,12 +35,6 @@
 #define TS_MIN_MS (-62135596800000LL)
 #define TS_MAX_MS (253402300799999LL)
 
-struct store {
-    PGconn *conn;
-    char *conninfo;    /* store.url, or the embedded cluster's */
-    embedded_pg_t *pg; /* non-NULL when we started (or adopted) a private cluster */
-};
-
 /* ---- small helpers ---- */
 
 /* libpq messages end in a newline and may span lines: one log line, trimmed. */
@@ -72,6 +66,13 @@ struct buf {
     char *data;
     size_t len, cap;
     bool oom;
+};
+
+struct store {
+    PGconn *conn;
+    char *conninfo;    /* store.url, or the embedded cluster's */
+    embedded_pg_t *pg; /* non-NULL when we started (or adopted) a private cluster */
+    struct buf copy;   /* ingest's COPY data, kept between batches (at most a chunk and a row) */
 };
 
 static bool buf_reserve(struct buf *b, size_t extra)
@@ -453,6 +454,7 @@ void store_destroy(store_t **self_p)
     free(self->conninfo);
     self->conninfo = NULL;
     embedded_pg_stop(&self->pg);
+    buf_free(&self->copy);
     free(self);
     *self_p = NULL;
 }
@@ -796,81 +798,102 @@ int store_audit(store_t *self, const char *actor, const char *action, const char
 
 /* ---- ingest ---- */
 
-/* COPY text format: backslash, newline, carriage return and tab are escaped. */
-static void copy_put_text(struct buf *b, const char *s)
+/*
+ * Signal samples go in with COPY's binary format (PostgreSQL manual, "COPY", "Binary Format"):
+ * a signature and two zero words, then per row a 16-bit field count and each field as a 32-bit
+ * length and the type's binary (send/recv) form, integers in network byte order; a field count
+ * of -1 ends the data. Numbers and timestamps therefore cross as 8 bytes each instead of text
+ * that both sides would format and parse; text and jsonb fields are their UTF-8 text (jsonb
+ * after a version byte), which the server validates as it would in text format.
+ */
+static const char copy_signature[] = "PGCOPY\n\377\r\n\0"
+                                       "\0\0\0\0"  /* flags */
+                                       "\0\0\0\0"; /* header extension length */
+#define COPY_FIELDS 8      /* agent_id, seq, name, value, unit, labels, ts, state */
+#define JSONB_VERSION 1    /* the one jsonb binary format version */
+#define PG_EPOCH_MS 946684800000LL /* 2000-01-01 00:00:00 UTC, where timestamptz counts from */
+
+static char *put_be16(char *p, uint16_t v)
 {
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '\\':
-            buf_put(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_put(b, "\\t", 2);
-            break;
-        default:
-            buf_putc(b, *p);
-        }
-    }
+    p[0] = (char)(v >> 8);
+    p[1] = (char)v;
+    return p + 2;
+}
+
+static char *put_be32(char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 4;
+}
+
+static char *put_be64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 8;
+}
+
+/* A field of n bytes: its length, then the bytes. */
+static char *put_field(char *p, const char *data, size_t n)
+{
+    p = put_be32(p, (uint32_t)n);
+    memcpy(p, data, n);
+    return p + n;
+}
+
+static char *put_field_u64(char *p, uint64_t v)
+{
+    return put_be64(put_be32(p, 8), v);
+}
+
+/* The most bytes json_put_string writes for s: six per byte (a \u escape) and the quotes. */
+static size_t json_string_max(const char *s)
+{
+    return 6 * strlen(s) + 2;
 }
 
 /* A JSON string literal (RFC 8259): quote, backslash and control characters escaped. */
-static void json_put_string(struct buf *b, const char *s)
+static char *json_put_string(char *p, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
+    *p++ = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 0x20 && *c != '"' && *c != '\\') {
+            *p++ = (char)*c;
+            continue;
+        }
+        *p++ = '\\';
+        switch (*c) {
         case '"':
-            buf_put(b, "\\\"", 2);
-            break;
         case '\\':
-            buf_put(b, "\\\\", 2);
+            *p++ = (char)*c;
             break;
         case '\n':
-            buf_put(b, "\\n", 2);
+            *p++ = 'n';
             break;
         case '\r':
-            buf_put(b, "\\r", 2);
+            *p++ = 'r';
             break;
         case '\t':
-            buf_put(b, "\\t", 2);
+            *p++ = 't';
             break;
         case '\b':
-            buf_put(b, "\\b", 2);
+            *p++ = 'b';
             break;
         case '\f':
-            buf_put(b, "\\f", 2);
+            *p++ = 'f';
             break;
         default:
-            if (*p < 0x20) {
-                char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 0xf]};
-                buf_put(b, esc, sizeof(esc));
-            } else {
-                buf_putc(b, (char)*p);
-            }
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[*c >> 4];
+            *p++ = hex[*c & 0xf];
         }
     }
-    buf_putc(b, '"');
-}
-
-/* double precision in COPY text: shortest exact form; NaN and the infinities by name. */
-static void copy_put_double(struct buf *b, double v)
-{
-    char num[32];
-    if (isnan(v))
-        buf_puts(b, "NaN");
-    else if (isinf(v))
-        buf_puts(b, v > 0 ? "Infinity" : "-Infinity");
-    else {
-        snprintf(num, sizeof(num), "%.17g", v);
-        buf_puts(b, num);
-    }
+    *p++ = '"';
+    return p;
 }
 
 static bool signal_valid(const Vigil__Signal *s)
@@ -961,41 +984,59 @@ static int build_message_arrays(Vigil__Envelope *const *msgs, size_t n, struct b
     return oom ? -ENOMEM : 0;
 }
 
-/* One COPY line: agent_id, seq, name, value, unit, labels, ts. */
-static void copy_put_signal(struct buf *line, struct buf *json, const Vigil__Envelope *m,
+/* One COPY row: agent_id, seq, name, value, unit, labels (a JSON object), ts. */
+static void copy_put_signal(struct buf *b, const Vigil__Envelope *m, size_t sender_len,
                             const Vigil__Signal *s)
 {
-    char num[24], ts[40];
+    const char *name = str_or_empty(s->name), *unit = str_or_empty(s->unit);
+    size_t name_len = strlen(name), unit_len = strlen(unit);
+    size_t labels_max = 2;
+    for (size_t i = 0; i < s->n_labels; i++)
+        labels_max += json_string_max(str_or_empty(s->labels[i]->key)) +
+                      json_string_max(str_or_empty(s->labels[i]->value)) + 2;
+    if (!buf_reserve(b, 2 + COPY_FIELDS * 4 + sender_len + 8 + name_len + 8 + unit_len + 1 +
+                            labels_max + 8 + 2))
+        return;
 
-    copy_put_text(line, m->sender);
-    snprintf(num, sizeof(num), "\t%" PRIu64 "\t", m->seq);
-    buf_puts(line, num);
-    copy_put_text(line, str_or_empty(s->name));
-    buf_putc(line, '\t');
-    copy_put_double(line, s->value);
-    buf_putc(line, '\t');
-    copy_put_text(line, str_or_empty(s->unit));
-    buf_putc(line, '\t');
+    char *p = put_be16(b->data + b->len, COPY_FIELDS);
+    p = put_field(p, m->sender, sender_len);
+    p = put_field_u64(p, m->seq);
+    p = put_field(p, name, name_len);
+    double value = isnan(s->value) ? NAN : s->value; /* one NaN, as text format would store */
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    p = put_field_u64(p, bits);
+    p = put_field(p, unit, unit_len);
 
-    json->len = 0;
-    buf_putc(json, '{');
+    char *labels_len = p;
+    p += 4;
+    *p++ = JSONB_VERSION;
+    *p++ = '{';
     for (size_t i = 0; i < s->n_labels; i++) {
         if (i > 0)
-            buf_putc(json, ',');
-        json_put_string(json, str_or_empty(s->labels[i]->key));
-        buf_putc(json, ':');
-        json_put_string(json, str_or_empty(s->labels[i]->value));
+            *p++ = ',';
+        p = json_put_string(p, str_or_empty(s->labels[i]->key));
+        *p++ = ':';
+        p = json_put_string(p, str_or_empty(s->labels[i]->value));
     }
-    buf_putc(json, '}');
-    if (json->oom) {
-        line->oom = true;
-        return;
-    }
-    copy_put_text(line, json->data);
-    buf_putc(line, '\t');
-    render_ts(s->ts_ms, ts, sizeof(ts)); /* validated in message_valid */
-    buf_puts(line, ts);
-    buf_putc(line, '\n');
+    *p++ = '}';
+    put_be32(labels_len, (uint32_t)(p - labels_len - 4));
+
+    /* Microseconds since 2000-01-01; in range because message_valid checked ts_ms. */
+    p = put_field_u64(p, (uint64_t)((s->ts_ms - PG_EPOCH_MS) * 1000));
+    /* smallint: the threshold state the agent evaluated (0-3; anything else stored as none). */
+    uint16_t state = s->state >= 0 && s->state <= 3 ? (uint16_t)s->state : 0;
+    p = put_be16(put_be32(p, 2), state);
+    b->len = (size_t)(p - b->data);
+}
+
+/* Hands the buffered COPY data to libpq; false when the connection failed. */
+static bool copy_flush(store_t *self, struct buf *b)
+{
+    if (b->len > 0 && PQputCopyData(self->conn, b->data, (int)b->len) != 1)
+        return false;
+    b->len = 0;
+    return true;
 }
 
 /*
@@ -1005,12 +1046,12 @@ static void copy_put_signal(struct buf *line, struct buf *json, const Vigil__Env
 static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
                         size_t *ret_rows)
 {
-    struct buf data = {0}, json = {0};
+    struct buf *data = &self->copy;
     size_t rows = 0;
     int r = 0;
 
-    PGresult *res = PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts)"
-                                       " FROM STDIN");
+    PGresult *res = PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts, state)"
+                                       " FROM STDIN (FORMAT binary)");
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         r = failed(self, res, "ingest COPY");
         PQclear(res);
@@ -1019,34 +1060,42 @@ static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, c
     PQclear(res);
 
     const char *abort_reason = NULL;
+    data->len = 0;
+    buf_put(data, copy_signature, sizeof(copy_signature) - 1);
     for (size_t i = 0; i < n && !abort_reason; i++) {
         const Vigil__Envelope *m = msgs[i];
         if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_SIGNALS || !m->signals)
             continue;
+        size_t sender_len = strlen(m->sender);
         for (size_t k = 0; k < m->signals->n_signals; k++) {
-            copy_put_signal(&data, &json, m, m->signals->signals[k]);
+            copy_put_signal(data, m, sender_len, m->signals->signals[k]);
             rows++;
-            if (data.oom) {
+            if (data->oom) {
                 abort_reason = "out of memory";
                 r = -ENOMEM;
                 break;
             }
-            if (data.len >= COPY_CHUNK) {
-                if (PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
-                    abort_reason = "send failed";
-                    r = -EIO;
-                    break;
-                }
-                data.len = 0;
+            if (data->len >= COPY_CHUNK && !copy_flush(self, data)) {
+                abort_reason = "send failed";
+                r = -EIO;
+                break;
             }
         }
     }
-    if (!abort_reason && data.len > 0 && PQputCopyData(self->conn, data.data, (int)data.len) != 1) {
-        abort_reason = "send failed";
-        r = -EIO;
+    if (!abort_reason) {
+        char trailer[2];
+        put_be16(trailer, 0xffff); /* field count -1: end of data */
+        buf_put(data, trailer, sizeof(trailer));
+        if (data->oom) {
+            abort_reason = "out of memory";
+            r = -ENOMEM;
+        } else if (!copy_flush(self, data)) {
+            abort_reason = "send failed";
+            r = -EIO;
+        }
     }
-    buf_free(&data);
-    buf_free(&json);
+    data->len = 0;
+    data->oom = false;
 
     if (PQputCopyEnd(self->conn, abort_reason) != 1 && r == 0)
         r = -EIO;
@@ -1177,4 +1226,48 @@ out:
     free(keys);
     free(fresh);
     return r;
+}
+
+/* ---- latest signals ---- */
+
+int store_signals_latest(store_t *self, const char *node,
+                         int (*cb)(const struct store_signal *sig, void *userdata), void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    const char *params[] = {node && node[0] ? node : NULL};
+    PGresult *res = PQexecParams(
+        self->conn,
+        "SELECT l.agent_id, coalesce(a.node, ''), l.name, l.labels::text, l.unit, l.value,"
+        " l.state, (extract(epoch FROM l.ts) * 1000)::bigint"
+        " FROM signal_latest l LEFT JOIN agents a ON a.id = l.agent_id"
+        " WHERE $1::text IS NULL OR a.node = $1"
+        " ORDER BY 2, l.name, l.labels::text",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = failed(self, res, "list latest signals");
+        PQclear(res);
+        return r;
+    }
+    int rows = PQntuples(res);
+    r = 0;
+    for (int i = 0; i < rows && r == 0; i++) {
+        struct store_signal sig = {
+            .agent_id = PQgetvalue(res, i, 0),
+            .node = PQgetvalue(res, i, 1),
+            .name = PQgetvalue(res, i, 2),
+            .labels_json = PQgetvalue(res, i, 3),
+            .unit = PQgetvalue(res, i, 4),
+            .value = strtod(PQgetvalue(res, i, 5), NULL),
+            .state = (int)strtol(PQgetvalue(res, i, 6), NULL, 10),
+        };
+        if (!parse_i64(PQgetvalue(res, i, 7), &sig.ts_ms))
+            sig.ts_ms = 0;
+        r = cb(&sig, userdata);
+    }
+    PQclear(res);
+    return r < 0 ? r : 0;
 }

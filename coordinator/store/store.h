@@ -92,6 +92,24 @@ int store_operator_ensure(store_t *self, const struct store_operator *op);
  */
 int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new);
 
+/* ---- latest signals ---- */
+struct store_signal {
+    const char *agent_id;
+    const char *node;
+    const char *name;
+    const char *labels_json; /* a JSON object of label pairs */
+    const char *unit;
+    double value;
+    int state; /* Vigil__SignalState */
+    int64_t ts_ms;
+};
+/*
+ * Calls cb with the latest sample of every series (of agents on node, or all when node is
+ * NULL or ""), ordered by node, name, labels. Stops early if cb returns non-zero.
+ */
+int store_signals_latest(store_t *self, const char *node,
+                         int (*cb)(const struct store_signal *sig, void *userdata), void *userdata);
+
 /* ---- audit ---- */
 int store_audit(store_t *self, const char *actor, const char *action, const char *subject,
                 const char *detail);

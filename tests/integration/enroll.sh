@@ -55,9 +55,9 @@ h_pass "unknown agent and operator keys are refused"
 
 # Revocation: effective on the very next message, and at the next handshake.
 rid=$(h_ctl agents -o json | jq -r '.[] | select(.node == "node-b") | .id')
+before=$(h_metric 'vigil_messages_refused_total{reason="revoked"}')
 h_ctl agents revoke "$rid" >/dev/null
 revoked_at=$(h_sql "select count(*) from agent_messages where agent_id = '$rid'")
-before=$(h_metric 'vigil_messages_refused_total{reason="revoked"}')
 refused_more() { (($(h_metric 'vigil_messages_refused_total{reason="revoked"}') > before)); }
 h_wait "messages from the revoked agent refused" 15 refused_more
 h_wait "the revoked agent logs it" 15 grep -q "revoked this agent's key" "$H_DIR/agents/node-b/agent.log"

@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps run test test-unit sanitize bench-ingest demo-clean clean check
+.PHONY: all build deps run test test-unit sanitize bench-ingest bench-footprint clean check
 
 all: build
 
@@ -43,6 +43,9 @@ check: build
 
 bench-ingest: deps build
 	tests/bench/ingest.sh
+
+bench-footprint: deps build
+	tests/bench/footprint.sh
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -197,6 +197,16 @@ h_cleanup() {
         bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
         runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1 || true
     fi
+    # Under the sanitizer build a daemon's report lands in its log, not in an exit status the
+    # test sees: any report fails the test.
+    local reports
+    reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+        "$H_DIR"/coordinator.log "$H_DIR"/agents/*/agent.log 2>/dev/null || true)
+    if [[ -n $reports ]]; then
+        h_log "FAIL: sanitizer reports in: $reports"
+        grep -h -A12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' $reports | head -60 >&2
+        status=1
+    fi
     if [[ $status -ne 0 ]]; then
         h_log "kept $H_DIR for inspection"
     else

@@ -64,3 +64,22 @@ void vg_log_write(enum vg_log_level level, const char *fmt, ...)
     line[used++] = '\n';
     fwrite(line, 1, used, stderr);
 }
+
+const char *vg_log_one_line(const char *msg, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    if (len == 0)
+        return "";
+    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++) {
+        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (!space)
+            buf[n++] = *p;
+        else if (n > 0 && buf[n - 1] != ' ')
+            buf[n++] = ' ';
+    }
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return buf;
+}

@@ -3,6 +3,7 @@
 #define VG_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum vg_log_level {
     VG_LOG_DEBUG = 0,
@@ -19,6 +20,10 @@ void vg_log_init(const char *prog, enum vg_log_level level, bool timestamps);
 
 /* Parses "debug", "info", "warn", "error". Returns 0 or -EINVAL. */
 int vg_log_level_parse(const char *text, enum vg_log_level *ret_level);
+
+/* Folds a multi-line message (libpq's end in a newline and may span lines) into one log line:
+ * whitespace runs become one space, trimmed. Returns buf. */
+const char *vg_log_one_line(const char *msg, char *buf, size_t len);
 
 void vg_log_write(enum vg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

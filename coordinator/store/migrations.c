@@ -16,26 +16,6 @@
 /* pg_advisory_xact_lock key: "VIGL" — the same for every coordinator of this database. */
 #define MIGRATION_LOCK_KEY "1447642956"
 
-/* Copies libpq's message into buf on one line, without the trailing newline. */
-static const char *one_line(const char *msg, char *buf, size_t len)
-{
-    size_t n = 0;
-
-    if (len == 0)
-        return "";
-    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++) {
-        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
-        if (!space)
-            buf[n++] = *p;
-        else if (n > 0 && buf[n - 1] != ' ')
-            buf[n++] = ' ';
-    }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Runs sql; 0 when it returned `want`, otherwise -EIO with err set to "<what>: <message>". */
 static int exec_expect(PGconn *conn, const char *sql, ExecStatusType want, const char *what,
                        char *err, size_t errlen)
@@ -45,9 +25,9 @@ static int exec_expect(PGconn *conn, const char *sql, ExecStatusType want, const
 
     if (PQresultStatus(res) != want) {
         char msg[512];
-        one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg));
+        vg_log_one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg));
         if (msg[0] == '\0')
-            one_line(PQerrorMessage(conn), msg, sizeof(msg));
+            vg_log_one_line(PQerrorMessage(conn), msg, sizeof(msg));
         snprintf(err, errlen, "%s: %s", what, msg);
         r = -EIO;
     }
@@ -109,7 +89,7 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         char msg[512];
         snprintf(err, errlen, "migrations: read schema version: %s",
-                 one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                 vg_log_one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
         PQclear(res);
         r = -EIO;
         goto err_rollback;
@@ -147,7 +127,7 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
             char msg[512];
             snprintf(
                 err, errlen, "%s: %s", what,
-                one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg)));
+                vg_log_one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg)));
             PQclear(res);
             r = -EIO;
             goto err_rollback;
@@ -162,7 +142,7 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             char msg[512];
             snprintf(err, errlen, "%s: record: %s", what,
-                     one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                     vg_log_one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
             PQclear(res);
             r = -EIO;
             goto err_rollback;

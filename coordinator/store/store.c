@@ -37,28 +37,11 @@
 
 /* ---- small helpers ---- */
 
-/* libpq messages end in a newline and may span lines: one log line, trimmed. */
-static const char *one_line(const char *msg, char *buf, size_t len)
-{
-    size_t n = 0;
-    for (const char *p = msg ? msg : ""; *p && n + 1 < len; p++) {
-        bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
-        if (!space)
-            buf[n++] = *p;
-        else if (n > 0 && buf[n - 1] != ' ')
-            buf[n++] = ' ';
-    }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
-}
-
 static void notice_to_log(void *arg, const char *message)
 {
     char buf[512];
     (void)arg;
-    vg_log(VG_LOG_DEBUG, "store: server notice=\"%s\"", one_line(message, buf, sizeof(buf)));
+    vg_log(VG_LOG_DEBUG, "store: server notice=\"%s\"", vg_log_one_line(message, buf, sizeof(buf)));
 }
 
 /* A growing byte buffer; an allocation failure is sticky and checked once at the end. */
@@ -287,7 +270,7 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
         return -ENOMEM;
     }
     if (PQstatus(self->conn) != CONNECTION_OK) {
-        one_line(PQerrorMessage(self->conn), msg, msglen);
+        vg_log_one_line(PQerrorMessage(self->conn), msg, msglen);
         PQfinish(self->conn);
         self->conn = NULL;
         return -EIO;
@@ -350,7 +333,7 @@ static int failed(const store_t *self, const PGresult *res, const char *what)
         text = self->conn ? PQerrorMessage(self->conn) : "no connection";
     int r = result_errno(self, res);
     vg_log(VG_LOG_WARN, "store: %s failed errno=%d error=\"%s\"", what, -r,
-           one_line(text, buf, sizeof(buf)));
+           vg_log_one_line(text, buf, sizeof(buf)));
     return r;
 }
 

@@ -194,9 +194,11 @@ static void send_envelope(router_t *self, const struct peer *peer, Vigil__Envelo
     if (zmq_send(self->socket, peer->routing_id, peer->routing_id_len,
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
-        /* The agent resends whatever it does not hear back about; log and move on. */
-        vg_log(VG_LOG_DEBUG, "agent=%s reply not delivered: %s", peer->user_id,
-               zmq_strerror(zmq_errno()));
+        /* ZMQ_ROUTER_MANDATORY makes a vanished agent (EHOSTUNREACH) or a full queue (EAGAIN)
+         * visible here. The agent resends whatever it does not hear back about, so nothing is
+         * lost; say so and move on. */
+        vg_log(VG_LOG_WARN, "agent=%s address=%s reply not delivered: %s", peer->user_id,
+               peer->address, zmq_strerror(zmq_errno()));
     }
     free(buf);
 }

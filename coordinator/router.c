@@ -18,9 +18,10 @@
 #include "wire.h"
 #include "zap.h"
 
-/* One batch stops at whichever comes first; the rest waits in the socket. */
-#define DRAIN_MAX_MESSAGES 2048
-#define DRAIN_MAX_BYTES (32 * 1024 * 1024)
+/* One batch stops at whichever comes first; the rest waits in the socket. At most two batches
+ * are decoded at a time: the one being committed and the one being received. */
+#define DRAIN_MAX_MESSAGES 1024
+#define DRAIN_MAX_BYTES (16 * 1024 * 1024)
 /* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
 #define HANDLE_BUDGET_MS 500
 #define ROUTING_ID_MAX 255
@@ -54,10 +55,12 @@ struct inbox {
 };
 
 /*
- * The receiver thread. While the main thread commits the batch in inbox[0], the receiver frees
- * the batch acknowledged before it and receives the next one into inbox[1]. receiver_start
- * lends it the socket and inbox[1]; receiver_stop takes them back; in between the main thread
- * touches neither (a ZeroMQ socket may change threads across such a hand-over).
+ * The receiver thread reads and decodes every message from the agents' socket, into inbox[1]:
+ * while the main thread commits the batch in inbox[0] it frees the batch acknowledged before
+ * and receives the next one. receiver_start lends it the socket and inbox[1], receiver_stop
+ * takes them back; in between the main thread touches neither (a ZeroMQ socket may change
+ * threads across such a hand-over). Decoding and freeing on one thread also keeps the
+ * envelopes' memory in one malloc arena.
  */
 struct receiver {
     pthread_t thread;
@@ -66,6 +69,7 @@ struct receiver {
     pthread_cond_t wake; /* main thread -> receiver: run is set, or exit */
     pthread_cond_t done; /* receiver -> main thread: running is cleared */
     bool run, running, exit;
+    bool wait;        /* wait for more messages until stopped, or stop when none is waiting */
     atomic_bool stop; /* the main thread wants the socket back */
     int stop_fd;      /* eventfd: wakes a receiver that waits for messages */
 };
@@ -428,8 +432,7 @@ static void handle_heartbeat(router_t *self, const struct peer *peer, struct age
 
 /*
  * Reads one message: [routing id][payload]. Returns 1, 0 = nothing waiting, -1 = more than one
- * payload frame (drained). Touches nothing but the socket and its arguments: it runs on the
- * receiver thread too.
+ * payload frame (drained). Runs on the receiver thread: touches nothing but its arguments.
  */
 static int receive_one(void *socket, struct peer *peer, zmq_msg_t *payload)
 {
@@ -490,14 +493,14 @@ static bool wait_for_message(void *socket, int stop_fd)
 }
 
 /*
- * Receives and decodes messages into in until a batch bound. On the main thread (rx NULL) it
- * returns when the socket has nothing more; on the receiver thread it waits for more until the
- * main thread asks for the socket back. Like receive_one, it touches only the socket and in.
+ * Receives and decodes messages into in until a batch bound, or until no message is waiting
+ * (with rx->wait: until the main thread asks for the socket back). Runs on the receiver thread
+ * and touches only the socket and in.
  */
 static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
 {
     while (in->n < DRAIN_MAX_MESSAGES && in->bytes < DRAIN_MAX_BYTES) {
-        if (rx && atomic_load_explicit(&rx->stop, memory_order_relaxed))
+        if (atomic_load_explicit(&rx->stop, memory_order_relaxed))
             return;
         struct inbound *item = &in->items[in->n];
         zmq_msg_t payload;
@@ -505,7 +508,7 @@ static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
         int got = receive_one(socket, &item->peer, &payload);
         if (got == 0) {
             zmq_msg_close(&payload);
-            if (rx && wait_for_message(socket, rx->stop_fd))
+            if (rx->wait && wait_for_message(socket, rx->stop_fd))
                 continue;
             return;
         }
@@ -596,24 +599,28 @@ static void receiver_fini(struct receiver *rx)
     }
 }
 
-/* Lends the socket and inbox[1] to the receiver thread. */
-static void receiver_start(struct receiver *rx)
+/* Lends the socket and inbox[1] to the receiver thread; wait: see struct receiver. */
+static void receiver_start(struct receiver *rx, bool wait)
 {
     atomic_store(&rx->stop, false);
     pthread_mutex_lock(&rx->lock);
+    rx->wait = wait;
     rx->run = rx->running = true;
     pthread_cond_signal(&rx->wake);
     pthread_mutex_unlock(&rx->lock);
 }
 
-/* Takes the socket and inbox[1] back. */
+/* Takes the socket and inbox[1] back: at once from a receiver that waits for messages,
+ * otherwise once it has taken what was waiting. */
 static void receiver_stop(struct receiver *rx)
 {
     uint64_t one = 1, count;
 
-    atomic_store(&rx->stop, true);
-    if (write(rx->stop_fd, &one, sizeof(one)) != sizeof(one))
-        vg_log(VG_LOG_ERROR, "receiver stop: %s", strerror(errno)); /* not for an eventfd */
+    if (rx->wait) {
+        atomic_store(&rx->stop, true);
+        if (write(rx->stop_fd, &one, sizeof(one)) != sizeof(one))
+            vg_log(VG_LOG_ERROR, "receiver stop: %s", strerror(errno)); /* not for an eventfd */
+    }
     pthread_mutex_lock(&rx->lock);
     while (rx->running)
         pthread_cond_wait(&rx->done, &rx->lock);
@@ -784,38 +791,39 @@ static bool commit_inbox(router_t *self, const struct inbox *in)
 }
 
 /*
- * Receive, dispatch, commit, acknowledge — with the next batch received and decoded by the
- * receiver thread while this one is committed, for up to HANDLE_BUDGET_MS. Every batch is
- * committed before its acks go out, and nothing is left in flight when this returns: what the
- * receiver has not taken is still in the socket, and the loop polls it again.
+ * Receive, dispatch, commit, acknowledge — with the next batch received by the receiver thread
+ * while this one is committed, for up to HANDLE_BUDGET_MS. Every batch is committed before its
+ * acks go out, and nothing is left in flight when this returns: what the receiver has not
+ * taken is still in the socket, and the loop polls it again. Batches done with are freed by the
+ * receiver when it next starts.
  */
 void router_handle(router_t *self)
 {
     int64_t budget_end = vg_mono_ms() + HANDLE_BUDGET_MS;
     struct inbox *batch = &self->inbox[0], *next = &self->inbox[1];
 
-    receive_batch(self->socket, batch, NULL);
-    dispatch_inbox(self, batch);
-    while (batch->n > 0) {
-        bool overlap = self->receiver.started && vg_mono_ms() < budget_end;
+    /* What is waiting now; the main thread has nothing to overlap with yet. */
+    receiver_start(&self->receiver, false);
+    receiver_stop(&self->receiver);
+    for (;;) {
+        /* What the receiver took becomes the batch; the batch done with goes to inbox[1]. */
+        struct inbox received = *next;
+        *next = *batch;
+        *batch = received;
+        dispatch_inbox(self, batch);
+        if (batch->n == 0)
+            return;
+        bool overlap = vg_mono_ms() < budget_end;
         if (overlap)
-            receiver_start(&self->receiver);
+            receiver_start(&self->receiver, true);
         bool committed = commit_inbox(self, batch);
         if (overlap)
             receiver_stop(&self->receiver);
         if (committed)
             acknowledge(self, batch);
         if (!overlap)
-            break;
-        /* What the receiver took becomes the batch; the one just acknowledged goes to
-         * inbox[1], where the receiver frees it when it next starts. */
-        struct inbox acked = *batch;
-        *batch = *next;
-        *next = acked;
-        dispatch_inbox(self, batch);
+            return;
     }
-    inbox_clear(batch);
-    inbox_clear(next);
 }
 
 /* ---- liveness ---- */

@@ -35,7 +35,8 @@ void router_destroy(router_t **self_p);
 
 void *router_socket(router_t *self);
 
-/* Drains what is waiting (bounded), stores durable messages in one batch, acknowledges. */
+/* Drains what is waiting in bounded batches (the next one received while the previous one is
+ * committed), stores each in one transaction, and acknowledges it after its commit. */
 void router_handle(router_t *self);
 
 /* Once a second: marks silent agents lost, flushes agent health, refreshes agent metrics. */

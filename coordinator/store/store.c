@@ -790,10 +790,10 @@ int store_audit(store_t *self, const char *actor, const char *action, const char
  * after a version byte), which the server validates as it would in text format.
  */
 static const char copy_signature[] = "PGCOPY\n\377\r\n\0"
-                                       "\0\0\0\0"  /* flags */
-                                       "\0\0\0\0"; /* header extension length */
-#define COPY_FIELDS 8      /* agent_id, seq, name, value, unit, labels, ts, state */
-#define JSONB_VERSION 1    /* the one jsonb binary format version */
+                                     "\0\0\0\0"  /* flags */
+                                     "\0\0\0\0"; /* header extension length */
+#define COPY_FIELDS 8              /* agent_id, seq, name, value, unit, labels, ts, state */
+#define JSONB_VERSION 1            /* the one jsonb binary format version */
 #define PG_EPOCH_MS 946684800000LL /* 2000-01-01 00:00:00 UTC, where timestamptz counts from */
 
 static char *put_be16(char *p, uint16_t v)
@@ -967,7 +967,7 @@ static int build_message_arrays(Vigil__Envelope *const *msgs, size_t n, struct b
     return oom ? -ENOMEM : 0;
 }
 
-/* One COPY row: agent_id, seq, name, value, unit, labels (a JSON object), ts. */
+/* One COPY row: agent_id, seq, name, value, unit, labels (a JSON object), ts, state. */
 static void copy_put_signal(struct buf *b, const Vigil__Envelope *m, size_t sender_len,
                             const Vigil__Signal *s)
 {
@@ -1033,8 +1033,9 @@ static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, c
     size_t rows = 0;
     int r = 0;
 
-    PGresult *res = PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts, state)"
-                                       " FROM STDIN (FORMAT binary)");
+    PGresult *res =
+        PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts, state)"
+                           " FROM STDIN (FORMAT binary)");
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         r = failed(self, res, "ingest COPY");
         PQclear(res);

@@ -40,13 +40,7 @@ after=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
 ((after > before)) || h_fail "refusal of an unknown key was not counted ($before -> $after)"
 # And an operator key the coordinator does not know gets nowhere.
 "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/stranger.key" >/dev/null
-(umask 077 && cat >"$H_DIR/stranger.yaml" <<YAML
-coordinator: "tcp://127.0.0.1:$H_PORT_ADMIN"
-coordinator_public_key: "$H_COORD_PUB"
-public_key: "$(h_key_public "$H_DIR/stranger.key")"
-secret_key: "$(h_key_secret "$H_DIR/stranger.key")"
-YAML
-)
+h_write_ctl_config "$H_DIR/stranger.yaml" "$H_DIR/stranger.key"
 if out=$(VIGIL_CONFIG="$H_DIR/stranger.yaml" "$VIGIL_BUILD/vigilctl" agents 2>&1); then
     h_fail "an unknown operator key listed agents: $out"
 fi

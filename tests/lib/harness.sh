@@ -46,6 +46,18 @@ h_free_port() {
 h_key_public() { sed -n 's/^public-key: *"\(.*\)"/\1/p' "$1"; }
 h_key_secret() { sed -n 's/^secret-key: *"\(.*\)"/\1/p' "$1"; }
 
+# h_write_ctl_config OUT KEYFILE: a vigilctl configuration (mode 0600) for the operator whose
+# key pair is in KEYFILE, pointed at this test's coordinator.
+h_write_ctl_config() {
+    (umask 077 && cat >"$1" <<YAML
+coordinator: "tcp://127.0.0.1:$H_PORT_ADMIN"
+coordinator_public_key: "$H_COORD_PUB"
+public_key: "$(h_key_public "$2")"
+secret_key: "$(h_key_secret "$2")"
+YAML
+    )
+}
+
 h_setup() {
     H_DIR=$(mktemp -d /tmp/vigil-it.XXXXXX)
     # PostgreSQL (as postgres) and agents (as nobody) must be able to traverse it.
@@ -59,13 +71,7 @@ h_setup() {
     "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/coord/coordinator.key" >/dev/null
     "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/admin.key" >/dev/null
     H_COORD_PUB=$(h_key_public "$H_DIR/coord/coordinator.key")
-    (umask 077 && cat >"$H_DIR/vigilctl.yaml" <<YAML
-coordinator: "tcp://127.0.0.1:$H_PORT_ADMIN"
-coordinator_public_key: "$H_COORD_PUB"
-public_key: "$(h_key_public "$H_DIR/admin.key")"
-secret_key: "$(h_key_secret "$H_DIR/admin.key")"
-YAML
-    )
+    h_write_ctl_config "$H_DIR/vigilctl.yaml" "$H_DIR/admin.key"
     trap h_cleanup EXIT
     trap "exit 143" TERM INT
     h_log "dir=$H_DIR agents=:$H_PORT_AGENTS admin=:$H_PORT_ADMIN http=:$H_PORT_HTTP"

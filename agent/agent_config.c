@@ -10,8 +10,11 @@
 #include "log.h"
 #include "token.h"
 
-#define KEY(path, type, field, min, max, def, help)                                                \
-    {path, type, offsetof(struct agent_config, field), min, max, def, false, help}
+#define KEY(path_, type_, field_, min_, max_, def_, help_)                                         \
+    {                                                                                              \
+        .path = (path_), .type = (type_), .offset = offsetof(struct agent_config, field_),         \
+        .min = (min_), .max = (max_), .def = (def_), .help = (help_)                               \
+    }
 
 #define SEC_MS 1000LL
 #define HOUR_MS (3600LL * SEC_MS)
@@ -27,25 +30,31 @@ const struct vg_cfg_key agent_config_keys[] = {
         "permit running everything as root when no user is set (not recommended)"),
     KEY("executor_path", VG_CFG_STRING, executor_path, 0, 0, "",
         "the privileged executor; empty = vigil-agent-exec next to vigil-agent"),
-    KEY("coordinator.endpoint", VG_CFG_STRING, coordinator_endpoint, 0, 256,
-        "tcp://127.0.0.1:7400", "the coordinator's agents endpoint"),
-    {"coordinator.public_key", VG_CFG_STRING, offsetof(struct agent_config, coordinator_public_key),
-     0, 40, NULL, true, "the coordinator's Z85 CURVE public key"},
+    KEY("coordinator.endpoint", VG_CFG_STRING, coordinator_endpoint, 0, 256, "tcp://127.0.0.1:7400",
+        "the coordinator's agents endpoint"),
+    {.path = "coordinator.public_key",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct agent_config, coordinator_public_key),
+     .min = 0,
+     .max = 40,
+     .def = NULL,
+     .required = true,
+     .help = "the coordinator's Z85 CURVE public key"},
     KEY("enrollment.token", VG_CFG_STRING, enrollment_token, 0, 64, "",
         "bootstrap token (vigilctl token) for this agent's key"),
     KEY("enrollment.secret_file", VG_CFG_STRING, enrollment_secret_file, 0, 0, "",
         "file with the cluster's enrollment secret; the agent computes its own token"),
     KEY("heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
         "how often to send a heartbeat (the coordinator's value wins once enrolled)"),
-    KEY("self_signals_interval", VG_CFG_DURATION_MS, self_signals_interval_ms, 10, HOUR_MS,
-        "10s", "how often to send the agent's own health as signals"),
+    KEY("self_signals_interval", VG_CFG_DURATION_MS, self_signals_interval_ms, 10, HOUR_MS, "10s",
+        "how often to send the agent's own health as signals"),
     KEY("batch_interval", VG_CFG_DURATION_MS, batch_interval_ms, 0, HOUR_MS, "5s",
         "samples are sent together at most this long after the first (a threshold crossing "
         "is sent at once); 0 = every collection is sent on its own"),
     KEY("collectors.host.interval", VG_CFG_DURATION_MS, host_interval_ms, 0, HOUR_MS, "10s",
         "CPU, memory, load, disks, network, OOM kills; 0 = off"),
-    KEY("collectors.netstat.interval", VG_CFG_DURATION_MS, netstat_interval_ms, 0, HOUR_MS,
-        "10s", "socket counts by state, listeners and their processes, top talkers; 0 = off"),
+    KEY("collectors.netstat.interval", VG_CFG_DURATION_MS, netstat_interval_ms, 0, HOUR_MS, "10s",
+        "socket counts by state, listeners and their processes, top talkers; 0 = off"),
     KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
         "disk spool bound; oldest metric samples are dropped beyond it"),
     KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",

@@ -23,6 +23,24 @@ enum vg_cfg_type {
     VG_CFG_DURATION_MS, /* int64_t milliseconds; text "250ms", "5s", "2m", "1h", "1d"; bare integer = s */
     VG_CFG_SIZE,        /* int64_t bytes; text "512", "64KiB", "16MiB", "1GiB" (also KB/MB/GB = 1000) */
     VG_CFG_BOOL,        /* bool; true/false/yes/no/on/off */
+    VG_CFG_STRINGS,     /* struct vg_cfg_strings: a sequence of strings (or one string);
+                           max = most items, 0 = 64; each at most 4096 characters */
+    VG_CFG_LIST,        /* struct vg_cfg_list: a sequence of mappings, each loaded with the
+                           key table `sub` into an element of `elem_size` bytes; max = most
+                           items, 0 = 64. Errors name the element: "http.targets[1].url" */
+};
+
+/* The stored form of VG_CFG_STRINGS. */
+struct vg_cfg_strings {
+    char **items;
+    size_t count;
+};
+
+/* The stored form of VG_CFG_LIST: count elements of the key's elem_size, zeroed, then
+ * defaults and file values applied from its sub table. */
+struct vg_cfg_list {
+    void *items;
+    size_t count;
 };
 
 struct vg_cfg_key {
@@ -33,7 +51,14 @@ struct vg_cfg_key {
     const char *def;  /* default in the same text form the file uses; NULL = no default */
     bool required;    /* the file must set it */
     const char *help; /* one line for documentation and errors */
+    /* VG_CFG_LIST only: the key table of one element and the element's size. */
+    const struct vg_cfg_key *sub;
+    size_t nsub;
+    size_t elem_size;
 };
+
+/* Element i of a loaded VG_CFG_LIST, typed by the caller. */
+#define VG_CFG_ITEM(list, type, i) (&((type *)(list).items)[i])
 
 /* Sets every key with a default. Strings are strdup'd. Returns 0 or negative errno. */
 int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target, char *err,
@@ -47,7 +72,7 @@ int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target
 int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys, void *target,
                    char *err, size_t errlen);
 
-/* Frees the strings the loader allocated and nulls them. */
+/* Frees the strings, string lists and lists the loader allocated and nulls them. */
 void vg_config_free(const struct vg_cfg_key *keys, size_t nkeys, void *target);
 
 /* Exposed for reuse and tests: parse one typed value. Return 0 or -EINVAL / -ERANGE. */

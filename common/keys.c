@@ -6,6 +6,8 @@
  */
 #include "keys.h"
 
+#include "digest.h"
+
 #include "config.h"
 #include "log.h"
 
@@ -13,8 +15,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +78,7 @@ int vg_keypair_generate(struct vg_keypair *ret)
         return r;
     }
     *ret = kp;
-    OPENSSL_cleanse(&kp, sizeof(kp));
+    sodium_memzero(&kp, sizeof(kp));
     return 0;
 }
 
@@ -166,7 +166,7 @@ int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, si
         goto err_unlink;
     }
     fsync_parent_dir(path);
-    OPENSSL_cleanse(text, sizeof(text));
+    sodium_memzero(text, sizeof(text));
     vg_log(VG_LOG_DEBUG, "key file saved path=%s", path);
     return 0;
 
@@ -175,7 +175,7 @@ err_unlink:
         close(fd);
     unlink(path); /* we created it (O_EXCL): do not leave a partial key file behind */
 err_clear_text:
-    OPENSSL_cleanse(text, sizeof(text));
+    sodium_memzero(text, sizeof(text));
     return r;
 }
 
@@ -220,10 +220,22 @@ struct keyfile {
 };
 
 static const struct vg_cfg_key keyfile_keys[] = {
-    {"public-key", VG_CFG_STRING, offsetof(struct keyfile, public_key), 0, VG_KEY_Z85_LEN, NULL,
-     true, "Z85-encoded CURVE public key"},
-    {"secret-key", VG_CFG_STRING, offsetof(struct keyfile, secret_key), 0, VG_KEY_Z85_LEN, NULL,
-     true, "Z85-encoded CURVE secret key"},
+    {.path = "public-key",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct keyfile, public_key),
+     .min = 0,
+     .max = VG_KEY_Z85_LEN,
+     .def = NULL,
+     .required = true,
+     .help = "Z85-encoded CURVE public key"},
+    {.path = "secret-key",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct keyfile, secret_key),
+     .min = 0,
+     .max = VG_KEY_Z85_LEN,
+     .def = NULL,
+     .required = true,
+     .help = "Z85-encoded CURVE secret key"},
 };
 #define KEYFILE_NKEYS (sizeof(keyfile_keys) / sizeof(keyfile_keys[0]))
 
@@ -269,7 +281,7 @@ int vg_keypair_load(const char *path, struct vg_keypair *ret, char *err, size_t 
 
 out_free:
     if (kf.secret_key)
-        OPENSSL_cleanse(kf.secret_key, strlen(kf.secret_key));
+        sodium_memzero(kf.secret_key, strlen(kf.secret_key));
     vg_config_free(keyfile_keys, KEYFILE_NKEYS, &kf);
     return r;
 }
@@ -292,10 +304,10 @@ int vg_keypair_load_or_create(const char *path, struct vg_keypair *ret, bool *re
         if (r == 0) {
             *ret = kp;
             *ret_created = true;
-            OPENSSL_cleanse(&kp, sizeof(kp));
+            sodium_memzero(&kp, sizeof(kp));
             return 0;
         }
-        OPENSSL_cleanse(&kp, sizeof(kp));
+        sodium_memzero(&kp, sizeof(kp));
         if (r != -EEXIST) /* -EEXIST: another process created it meanwhile; load theirs */
             return r;
     } else if (r < 0) {
@@ -370,7 +382,7 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
     }
     memcpy(secret, buf, len);
     secret[len] = '\0';
-    OPENSSL_cleanse(buf, SECRET_FILE_MAX + 1);
+    sodium_memzero(buf, SECRET_FILE_MAX + 1);
     free(buf);
     close(fd);
     *ret = secret;
@@ -379,7 +391,7 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
     return 0;
 
 err_free:
-    OPENSSL_cleanse(buf, SECRET_FILE_MAX + 1);
+    sodium_memzero(buf, SECRET_FILE_MAX + 1);
     free(buf);
 err_close:
     close(fd);
@@ -388,20 +400,9 @@ err_close:
 
 void vg_agent_id_from_key(const char *public_z85, char ret_id[VG_AGENT_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    char *p = ret_id;
+    uint8_t digest[VG_SHA256_LEN];
 
-    /* SHA256() fails only when OpenSSL cannot allocate; an id cannot be made up instead. */
-    if (!SHA256((const unsigned char *)public_z85, strlen(public_z85), digest)) {
-        vg_log(VG_LOG_ERROR, "SHA-256 failed while computing an agent id");
-        abort();
-    }
-    memcpy(p, "ag-", 3);
-    p += 3;
-    for (size_t i = 0; i < (VG_AGENT_ID_LEN - 3) / 2; i++) {
-        *p++ = hex[digest[i] >> 4];
-        *p++ = hex[digest[i] & 0x0f];
-    }
-    *p = '\0';
+    vg_sha256(public_z85, strlen(public_z85), digest);
+    memcpy(ret_id, "ag-", 3);
+    vg_hex(digest, (VG_AGENT_ID_LEN - 3) / 2, ret_id + 3);
 }

@@ -9,8 +9,11 @@
 #include "keys.h"
 #include "log.h"
 
-#define KEY(path, type, field, min, max, def, help)                                                \
-    {path, type, offsetof(struct coord_config, field), min, max, def, false, help}
+#define KEY(path_, type_, field_, min_, max_, def_, help_)                                         \
+    {                                                                                              \
+        .path = (path_), .type = (type_), .offset = offsetof(struct coord_config, field_),         \
+        .min = (min_), .max = (max_), .def = (def_), .help = (help_)                               \
+    }
 
 #define HOUR_MS (3600LL * 1000)
 
@@ -36,8 +39,8 @@ const struct vg_cfg_key coord_config_keys[] = {
         "file holding the enrollment secret (mode 0600); empty = every new agent is pending"),
     KEY("enrollment.rate_per_minute", VG_CFG_INT, enrollment_rate_per_minute, 0, 1000000, "60",
         "enrollment requests accepted per source address per minute; 0 = unlimited"),
-    KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS,
-        "5s", "how often agents send a heartbeat"),
+    KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
+        "how often agents send a heartbeat"),
     KEY("agents.missed_heartbeats", VG_CFG_INT, missed_heartbeats, 1, 100, "3",
         "heartbeats an agent may miss before it is marked lost"),
     KEY("admin.public_key", VG_CFG_STRING, admin_public_key, 0, 40, "",

@@ -12,13 +12,14 @@
  */
 #include "embedded.h"
 
+#include "digest.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libpq-fe.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -428,17 +429,10 @@ static int make_path(const char *path)
 
 static int sha256_hex12(const char *text, char out[13])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
+    uint8_t md[VG_SHA256_LEN];
 
-    if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen < 6)
-        return -EIO;
-    for (int i = 0; i < 6; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    out[12] = '\0';
+    vg_sha256(text, strlen(text), md);
+    vg_hex(md, 6, out);
     return 0;
 }
 

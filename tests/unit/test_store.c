@@ -18,7 +18,6 @@
 #include <libpq-fe.h>
 #include <limits.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "embedded.h"
 #include "log.h"
 #include "migrations.h"
@@ -766,10 +766,9 @@ static void test_killed_coordinator_cluster_is_adopted(void **state)
     if (geteuid() == 0) {
         /* 0700 root-owned state dir: data under /var/lib/vigil/pg-<sha256(realpath)[:12]>. */
         char real[PATH_MAX], expect[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
+        uint8_t md[VG_SHA256_LEN];
         assert_non_null(realpath(t.crash_dir, real));
-        assert_true(EVP_Digest(real, strlen(real), md, &mdlen, EVP_sha256(), NULL));
+        vg_sha256(real, strlen(real), md);
         snprintf(expect, sizeof(expect), FALLBACK_ROOT "/pg-%02x%02x%02x%02x%02x%02x/pgdata", md[0],
                  md[1], md[2], md[3], md[4], md[5]);
         path_in(link, sizeof(link), t.crash_dir, "pgdata");

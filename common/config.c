@@ -43,6 +43,8 @@ struct seen {
 
 struct loader {
     const char *file;
+    const char *ctx; /* "http.targets[2]" inside a list element, "" at the top level */
+    char shown_path[2][PATH_MAX_LEN + 64]; /* full key paths for messages (see full_path) */
     const struct vg_cfg_key *keys;
     size_t nkeys;
     void *target;
@@ -294,6 +296,10 @@ static const char *type_noun(enum vg_cfg_type type)
         return "a size";
     case VG_CFG_BOOL:
         return "true or false";
+    case VG_CFG_STRINGS:
+        return "a string or a sequence of strings";
+    case VG_CFG_LIST:
+        return "a sequence of mappings";
     }
     return "a value";
 }
@@ -369,6 +375,9 @@ static int convert(const struct vg_cfg_key *k, const char *text, size_t len, str
     case VG_CFG_SIZE:
         r = vg_parse_size(buf, &out->num);
         break;
+    case VG_CFG_STRING:
+    case VG_CFG_STRINGS:
+    case VG_CFG_LIST:
     default:
         snprintf(msg, msglen, "has an unknown type %d in the key table", (int)k->type);
         return -EINVAL;
@@ -407,6 +416,9 @@ static void store(const struct vg_cfg_key *k, void *target, struct value *v)
     case VG_CFG_SIZE:
         memcpy(field, &v->num, sizeof(v->num));
         break;
+    case VG_CFG_STRINGS:
+    case VG_CFG_LIST:
+        break; /* stored by set_strings / set_list */
     }
 }
 
@@ -419,8 +431,8 @@ int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target
         char msg[256];
         int r;
 
-        if (!k->def)
-            continue;
+        if (!k->def || k->type == VG_CFG_STRINGS || k->type == VG_CFG_LIST)
+            continue; /* sequences default to empty */
         r = convert(k, k->def, strlen(k->def), &v, msg, sizeof(msg));
         if (r < 0) {
             set_err(err, errlen, "built-in default of \"%s\" %s", k->path, msg);
@@ -431,23 +443,61 @@ int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target
     return 0;
 }
 
+static void free_strings(struct vg_cfg_strings *sv)
+{
+    for (size_t i = 0; i < sv->count; i++)
+        free(sv->items[i]);
+    free(sv->items);
+    sv->items = NULL;
+    sv->count = 0;
+}
+
+static void free_list(const struct vg_cfg_key *k, struct vg_cfg_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        vg_config_free(k->sub, k->nsub, (unsigned char *)list->items + i * k->elem_size);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
 void vg_config_free(const struct vg_cfg_key *keys, size_t nkeys, void *target)
 {
     if (!target)
         return;
     for (size_t i = 0; i < nkeys; i++) {
-        if (keys[i].type != VG_CFG_STRING)
-            continue;
         unsigned char *field = (unsigned char *)target + keys[i].offset;
-        char *s;
-        memcpy(&s, field, sizeof(s));
-        free(s);
-        s = NULL;
-        memcpy(field, &s, sizeof(s));
+        if (keys[i].type == VG_CFG_STRINGS) {
+            struct vg_cfg_strings sv;
+            memcpy(&sv, field, sizeof(sv));
+            free_strings(&sv);
+            memcpy(field, &sv, sizeof(sv));
+        } else if (keys[i].type == VG_CFG_LIST) {
+            struct vg_cfg_list list;
+            memcpy(&list, field, sizeof(list));
+            free_list(&keys[i], &list);
+            memcpy(field, &list, sizeof(list));
+        } else if (keys[i].type == VG_CFG_STRING) {
+            char *s;
+            memcpy(&s, field, sizeof(s));
+            free(s);
+            s = NULL;
+            memcpy(field, &s, sizeof(s));
+        }
     }
 }
 
 /* ---- walking the document ---- */
+
+/* The key path as the user reads it: "collectors.http.targets[1].url" inside a list element.
+ * slot picks one of two buffers so a message can show two paths. */
+static const char *full_path(struct loader *ld, int slot, const char *path)
+{
+    if (!ld->ctx || !ld->ctx[0])
+        return path;
+    snprintf(ld->shown_path[slot], sizeof(ld->shown_path[slot]), "%s.%s", ld->ctx, path);
+    return ld->shown_path[slot];
+}
 
 static ssize_t find_key(const struct loader *ld, const char *path)
 {
@@ -545,6 +595,165 @@ static const char *kind_of(struct fy_node *n)
     return "a scalar";
 }
 
+#define SEQUENCE_MAX_DEFAULT 64
+
+static int walk_mapping(struct loader *ld, struct fy_node *map, const char *prefix,
+                        const struct fy_mark *map_mark);
+static int check_required(struct loader *ld, const struct fy_mark *mark);
+
+static size_t sequence_max(const struct vg_cfg_key *k)
+{
+    return k->max > 0 ? (size_t)k->max : SEQUENCE_MAX_DEFAULT;
+}
+
+/* The mark of a sequence item, for messages: a scalar's own mark, a mapping's first key's
+ * (libfyaml 0.7 marks scalars only), else the fallback. */
+static const struct fy_mark *item_mark(struct fy_node *item, struct fy_mark *buf,
+                                       const struct fy_mark *fallback)
+{
+    const struct fy_mark *m = NULL;
+
+    if (item && fy_node_is_scalar(item)) {
+        m = scalar_mark(item, buf);
+    } else if (item && fy_node_is_mapping(item)) {
+        void *iter = NULL;
+        struct fy_node_pair *first = fy_node_mapping_iterate(item, &iter);
+        m = first ? scalar_mark(fy_node_pair_key(first), buf) : NULL;
+    }
+    return m ? m : fallback;
+}
+
+/* VG_CFG_STRINGS: one scalar, or a sequence of scalars. */
+static int set_strings(struct loader *ld, const struct vg_cfg_key *k,
+                       const struct fy_mark *key_mark, struct fy_node *value)
+{
+    struct vg_cfg_key item_key = *k;
+    struct vg_cfg_strings sv = {0};
+    unsigned char *field = (unsigned char *)ld->target + k->offset;
+    size_t n = 0;
+    int r = 0;
+
+    item_key.type = VG_CFG_STRING;
+    item_key.max = 0;
+    if (!is_empty_value(value)) {
+        if (fy_node_is_alias(value) || fy_node_is_mapping(value)) {
+            loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
+                    type_noun(k->type), kind_of(value));
+            return -EINVAL;
+        }
+        n = fy_node_is_sequence(value) ? (size_t)fy_node_sequence_item_count(value) : 1;
+    }
+    if (n > sequence_max(k)) {
+        loc_err(ld, key_mark, "\"%s\": at most %zu items (got %zu)", full_path(ld, 0, k->path),
+                sequence_max(k), n);
+        return -ERANGE;
+    }
+    if (n > 0 && !(sv.items = calloc(n, sizeof(*sv.items)))) {
+        loc_err(ld, key_mark, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct fy_node *item =
+            fy_node_is_sequence(value) ? fy_node_sequence_get_by_index(value, (int)i) : value;
+        struct fy_mark buf;
+        const struct fy_mark *mark = item_mark(item, &buf, key_mark);
+        struct value v = {0};
+        const char *text;
+        size_t len = 0;
+        char msg[256];
+
+        if (!item || !fy_node_is_scalar(item) || fy_node_is_alias(item) ||
+            !(text = fy_node_get_scalar(item, &len))) {
+            loc_err(ld, mark, "\"%s[%zu]\": must be a string", full_path(ld, 0, k->path), i);
+            r = -EINVAL;
+            break;
+        }
+        r = convert(&item_key, text, len, &v, msg, sizeof(msg));
+        if (r < 0) {
+            loc_err(ld, mark, "\"%s[%zu]\": %s", full_path(ld, 0, k->path), i, msg);
+            break;
+        }
+        sv.items[sv.count++] = v.str;
+    }
+    if (r < 0) {
+        free_strings(&sv);
+        return r;
+    }
+    memcpy(field, &sv, sizeof(sv));
+    return 0;
+}
+
+/* VG_CFG_LIST: a sequence of mappings, each loaded with the key's sub table. */
+static int set_list(struct loader *ld, const struct vg_cfg_key *k, const struct fy_mark *key_mark,
+                    struct fy_node *value)
+{
+    struct vg_cfg_list list = {0};
+    unsigned char *field = (unsigned char *)ld->target + k->offset;
+    size_t n = 0;
+    int r = 0;
+
+    if (!is_empty_value(value)) {
+        if (!fy_node_is_sequence(value)) {
+            loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
+                    type_noun(k->type), kind_of(value));
+            return -EINVAL;
+        }
+        n = (size_t)fy_node_sequence_item_count(value);
+    }
+    if (n > sequence_max(k)) {
+        loc_err(ld, key_mark, "\"%s\": at most %zu items (got %zu)", full_path(ld, 0, k->path),
+                sequence_max(k), n);
+        return -ERANGE;
+    }
+    if (n > 0 && !(list.items = calloc(n, k->elem_size))) {
+        loc_err(ld, key_mark, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct fy_node *item = fy_node_sequence_get_by_index(value, (int)i);
+        void *elem = (unsigned char *)list.items + i * k->elem_size;
+        struct fy_mark buf;
+        const struct fy_mark *mark = item_mark(item, &buf, key_mark);
+        char ctx[sizeof(ld->shown_path[0]) + 32];
+        struct loader sub = {
+            .file = ld->file,
+            .ctx = ctx,
+            .keys = k->sub,
+            .nkeys = k->nsub,
+            .target = elem,
+            .err = ld->err,
+            .errlen = ld->errlen,
+        };
+
+        snprintf(ctx, sizeof(ctx), "%s[%zu]", full_path(ld, 0, k->path), i);
+        list.count = i + 1; /* so free_list frees what this element allocated */
+        if (!item || !fy_node_is_mapping(item)) {
+            loc_err(ld, mark, "\"%s\": must be a mapping, not %s", ctx,
+                    item ? kind_of(item) : "nothing");
+            r = -EINVAL;
+            break;
+        }
+        r = vg_config_defaults(k->sub, k->nsub, elem, ld->err, ld->errlen);
+        if (r < 0)
+            break;
+        sub.seen = calloc(k->nsub ? k->nsub : 1, sizeof(*sub.seen));
+        if (!sub.seen) {
+            r = -ENOMEM;
+            break;
+        }
+        r = walk_mapping(&sub, item, "", mark);
+        if (r == 0)
+            r = check_required(&sub, mark);
+        free(sub.seen);
+    }
+    if (r < 0) {
+        free_list(k, &list);
+        return r;
+    }
+    memcpy(field, &list, sizeof(list));
+    return 0;
+}
+
 static int set_key(struct loader *ld, size_t idx, const struct fy_mark *key_mark,
                    struct fy_node *value)
 {
@@ -558,30 +767,40 @@ static int set_key(struct loader *ld, size_t idx, const struct fy_mark *key_mark
     int r;
 
     if (ld->seen[idx].set) {
-        loc_err(ld, key_mark, "\"%s\": set twice (first at line %d)", k->path, ld->seen[idx].line);
+        loc_err(ld, key_mark, "\"%s\": set twice (first at line %d)", full_path(ld, 0, k->path),
+                ld->seen[idx].line);
         return -EINVAL;
+    }
+    if (k->type == VG_CFG_STRINGS || k->type == VG_CFG_LIST) {
+        r = k->type == VG_CFG_LIST ? set_list(ld, k, key_mark, value)
+                                   : set_strings(ld, k, key_mark, value);
+        if (r == 0) {
+            ld->seen[idx].set = true;
+            ld->seen[idx].line = key_mark ? key_mark->line + 1 : 0;
+        }
+        return r;
     }
     if (!is_empty_value(value)) {
         if (!fy_node_is_scalar(value) || fy_node_is_alias(value)) {
-            loc_err(ld, key_mark, "\"%s\": must be %s, not %s", k->path, type_noun(k->type),
-                    kind_of(value));
+            loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
+                    type_noun(k->type), kind_of(value));
             return -EINVAL;
         }
         text = fy_node_get_scalar(value, &len);
         if (!text) {
-            loc_err(ld, key_mark, "\"%s\": cannot read the value", k->path);
+            loc_err(ld, key_mark, "\"%s\": cannot read the value", full_path(ld, 0, k->path));
             return -EINVAL;
         }
         if (scalar_mark(value, &value_mark))
             mark = &value_mark;
     }
     if (k->type == VG_CFG_STRING && k->required && len == 0) {
-        loc_err(ld, mark, "\"%s\": must not be empty", k->path);
+        loc_err(ld, mark, "\"%s\": must not be empty", full_path(ld, 0, k->path));
         return -EINVAL;
     }
     r = convert(k, text, len, &v, msg, sizeof(msg));
     if (r < 0) {
-        loc_err(ld, mark, "\"%s\": %s", k->path, msg);
+        loc_err(ld, mark, "\"%s\": %s", full_path(ld, 0, k->path), msg);
         return r;
     }
     store(k, ld->target, &v);
@@ -633,19 +852,21 @@ static int walk_mapping(struct loader *ld, struct fy_node *map, const char *pref
             if (is_empty_value(value))
                 continue; /* "store:" with everything below commented out */
             if (!fy_node_is_mapping(value)) {
-                loc_err(ld, key_mark, "\"%s\": is a section and must be a mapping, not %s", path,
-                        kind_of(value));
+                loc_err(ld, key_mark, "\"%s\": is a section and must be a mapping, not %s",
+                        full_path(ld, 0, path), kind_of(value));
                 return -EINVAL;
             }
             r = walk_mapping(ld, value, path, key_mark);
         } else {
             const char *hint = suggest(ld, path);
+            const char *whole = full_path(ld, 0, path);
             if (hint)
                 loc_err(ld, key_mark, "unknown key \"%s\" (did you mean \"%s\"?)",
-                        quotable(path, strlen(path), shown, sizeof(shown)), hint);
+                        quotable(whole, strlen(whole), shown, sizeof(shown)),
+                        full_path(ld, 1, hint));
             else
                 loc_err(ld, key_mark, "unknown key \"%s\"",
-                        quotable(path, strlen(path), shown, sizeof(shown)));
+                        quotable(whole, strlen(whole), shown, sizeof(shown)));
             return -EINVAL;
         }
         if (r < 0)
@@ -692,11 +913,12 @@ static bool report_parse_error(struct loader *ld, struct fy_diag *diag)
     return false;
 }
 
-static int check_required(struct loader *ld)
+static int check_required(struct loader *ld, const struct fy_mark *mark)
 {
     for (size_t i = 0; i < ld->nkeys; i++) {
         if (ld->keys[i].required && !ld->seen[i].set) {
-            loc_err(ld, NULL, "\"%s\": required key is missing", ld->keys[i].path);
+            loc_err(ld, mark, "\"%s\": required key is missing",
+                    full_path(ld, 0, ld->keys[i].path));
             return -EINVAL;
         }
     }
@@ -808,7 +1030,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
         if (r < 0)
             goto err_destroy_docs;
     }
-    r = check_required(&ld);
+    r = check_required(&ld, NULL);
     if (r == 0)
         vg_log(VG_LOG_DEBUG, "config loaded file=%s", path);
 

@@ -545,6 +545,148 @@ static void test_bad_default_reported(void **state)
     assert_int_equal(ms, 7);
 }
 
+/* ---- sequences: VG_CFG_STRINGS and VG_CFG_LIST ---- */
+
+struct target_cfg {
+    char *name;
+    char *url;
+    int64_t timeout_ms;
+    struct vg_cfg_strings tags;
+};
+
+struct seq_cfg {
+    struct vg_cfg_strings dirs;
+    struct vg_cfg_list targets;
+};
+
+static const struct vg_cfg_key target_keys[] = {
+    {.path = "name",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct target_cfg, name),
+     .max = 32,
+     .required = true,
+     .help = "target name"},
+    {.path = "url",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct target_cfg, url),
+     .required = true,
+     .help = "URL"},
+    {.path = "timeout",
+     .type = VG_CFG_DURATION_MS,
+     .offset = offsetof(struct target_cfg, timeout_ms),
+     .min = 100,
+     .max = 60000,
+     .def = "5s",
+     .help = "timeout"},
+    {.path = "tags",
+     .type = VG_CFG_STRINGS,
+     .offset = offsetof(struct target_cfg, tags),
+     .max = 2,
+     .help = "tags"},
+};
+
+static const struct vg_cfg_key seq_keys[] = {
+    {.path = "evidence.dirs",
+     .type = VG_CFG_STRINGS,
+     .offset = offsetof(struct seq_cfg, dirs),
+     .help = "directories"},
+    {.path = "http.targets",
+     .type = VG_CFG_LIST,
+     .offset = offsetof(struct seq_cfg, targets),
+     .max = 3,
+     .help = "targets",
+     .sub = target_keys,
+     .nsub = sizeof(target_keys) / sizeof(target_keys[0]),
+     .elem_size = sizeof(struct target_cfg)},
+};
+#define NSEQ (sizeof(seq_keys) / sizeof(seq_keys[0]))
+
+static int load_seq(const char *text, struct seq_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = '\0';
+    write_file(text);
+    return vg_config_load(path, seq_keys, NSEQ, cfg, err, sizeof(err));
+}
+
+static void test_sequences_loaded(void **state)
+{
+    (void)state;
+    struct seq_cfg cfg;
+
+    assert_int_equal(load_seq("evidence:\n  dirs: [/var/log, /tmp]\n"
+                              "http:\n  targets:\n"
+                              "    - {name: a, url: 'http://x/', tags: one}\n"
+                              "    - name: b\n      url: http://y/\n      timeout: 250ms\n"
+                              "      tags: [p, q]\n",
+                              &cfg),
+                     0);
+    assert_int_equal(cfg.dirs.count, 2);
+    assert_string_equal(cfg.dirs.items[1], "/tmp");
+    assert_int_equal(cfg.targets.count, 2);
+    struct target_cfg *a = VG_CFG_ITEM(cfg.targets, struct target_cfg, 0);
+    struct target_cfg *b = VG_CFG_ITEM(cfg.targets, struct target_cfg, 1);
+    assert_string_equal(a->name, "a");
+    assert_int_equal(a->timeout_ms, 5000); /* element defaults applied */
+    assert_int_equal(a->tags.count, 1);    /* one scalar is a one-item list */
+    assert_string_equal(a->tags.items[0], "one");
+    assert_int_equal(b->timeout_ms, 250);
+    assert_string_equal(b->tags.items[1], "q");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+    assert_null(cfg.targets.items);
+    assert_int_equal(cfg.dirs.count, 0);
+
+    /* Absent or empty sequences are empty. */
+    assert_int_equal(load_seq("http:\n  targets:\n", &cfg), 0);
+    assert_int_equal(cfg.targets.count, 0);
+    vg_config_free(seq_keys, NSEQ, &cfg);
+}
+
+static void test_sequence_errors_name_the_element(void **state)
+{
+    (void)state;
+    struct seq_cfg cfg;
+
+    assert_int_equal(
+        load_seq("http:\n  targets:\n    - {name: a, url: u}\n    - {name: b}\n", &cfg), -EINVAL);
+    assert_err_is(":4:8: \"http.targets[1].url\": required key is missing");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets:\n    - {name: a, urll: u}\n", &cfg), -EINVAL);
+    assert_err_contains(
+        "unknown key \"http.targets[0].urll\" (did you mean \"http.targets[0].url\"?)");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets:\n    - {name: a, url: u, timeout: 1ms}\n", &cfg),
+                     -ERANGE);
+    assert_err_contains("\"http.targets[0].timeout\": must be between 100ms and 1m");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets: {name: a}\n", &cfg), -EINVAL);
+    assert_err_contains("\"http.targets\": must be a sequence of mappings, not a mapping");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets: [x]\n", &cfg), -EINVAL);
+    assert_err_contains("\"http.targets[0]\": must be a mapping, not a scalar");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets: [{name: a, url: u}, {name: b, url: u}, "
+                              "{name: c, url: u}, {name: d, url: u}]\n",
+                              &cfg),
+                     -ERANGE);
+    assert_err_contains("\"http.targets\": at most 3 items (got 4)");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("evidence:\n  dirs: [/a, [/b]]\n", &cfg), -EINVAL);
+    assert_err_contains("\"evidence.dirs[1]\": must be a string");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(
+        load_seq("http:\n  targets:\n    - {name: a, url: u, tags: [1, 2, 3]}\n", &cfg), -ERANGE);
+    assert_err_contains("\"http.targets[0].tags\": at most 2 items (got 3)");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +706,8 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_strings_replaced_and_freed),
         cmocka_unit_test(test_bad_default_reported),
+        cmocka_unit_test(test_sequences_loaded),
+        cmocka_unit_test(test_sequence_errors_name_the_element),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

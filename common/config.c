@@ -56,6 +56,7 @@ struct loader {
 /* A converted value, before it is stored in the target struct. */
 struct value {
     int64_t num;
+    double real;
     bool flag;
     char *str;
 };
@@ -296,6 +297,8 @@ static const char *type_noun(enum vg_cfg_type type)
         return "a size";
     case VG_CFG_BOOL:
         return "true or false";
+    case VG_CFG_NUMBER:
+        return "a number";
     case VG_CFG_STRINGS:
         return "a string or a sequence of strings";
     case VG_CFG_LIST:
@@ -375,6 +378,20 @@ static int convert(const struct vg_cfg_key *k, const char *text, size_t len, str
     case VG_CFG_SIZE:
         r = vg_parse_size(buf, &out->num);
         break;
+    case VG_CFG_NUMBER: {
+        char *end;
+        errno = 0;
+        out->real = strtod(buf, &end);
+        r = (end == buf || *end || errno || out->real != out->real || out->real > 1e300 ||
+             out->real < -1e300)
+                ? -EINVAL
+                : 0;
+        if (r < 0) {
+            snprintf(msg, msglen, "must be a number (got \"%s\")", got);
+            return r;
+        }
+        return 0;
+    }
     case VG_CFG_STRING:
     case VG_CFG_STRINGS:
     case VG_CFG_LIST:
@@ -416,6 +433,9 @@ static void store(const struct vg_cfg_key *k, void *target, struct value *v)
     case VG_CFG_SIZE:
         memcpy(field, &v->num, sizeof(v->num));
         break;
+    case VG_CFG_NUMBER:
+        memcpy(field, &v->real, sizeof(v->real));
+        break;
     case VG_CFG_STRINGS:
     case VG_CFG_LIST:
         break; /* stored by set_strings / set_list */
@@ -452,10 +472,16 @@ static void free_strings(struct vg_cfg_strings *sv)
     sv->count = 0;
 }
 
+/* The number of keys in a VG_CFG_LIST key's element table. */
+static size_t sub_count(const struct vg_cfg_key *k)
+{
+    return k->nsub_ref ? *k->nsub_ref : k->nsub;
+}
+
 static void free_list(const struct vg_cfg_key *k, struct vg_cfg_list *list)
 {
     for (size_t i = 0; i < list->count; i++)
-        vg_config_free(k->sub, k->nsub, (unsigned char *)list->items + i * k->elem_size);
+        vg_config_free(k->sub, sub_count(k), (unsigned char *)list->items + i * k->elem_size);
     free(list->items);
     list->items = NULL;
     list->count = 0;
@@ -719,7 +745,7 @@ static int set_list(struct loader *ld, const struct vg_cfg_key *k, const struct 
             .file = ld->file,
             .ctx = ctx,
             .keys = k->sub,
-            .nkeys = k->nsub,
+            .nkeys = sub_count(k),
             .target = elem,
             .err = ld->err,
             .errlen = ld->errlen,
@@ -733,10 +759,10 @@ static int set_list(struct loader *ld, const struct vg_cfg_key *k, const struct 
             r = -EINVAL;
             break;
         }
-        r = vg_config_defaults(k->sub, k->nsub, elem, ld->err, ld->errlen);
+        r = vg_config_defaults(k->sub, sub.nkeys, elem, ld->err, ld->errlen);
         if (r < 0)
             break;
-        sub.seen = calloc(k->nsub ? k->nsub : 1, sizeof(*sub.seen));
+        sub.seen = calloc(sub.nkeys ? sub.nkeys : 1, sizeof(*sub.seen));
         if (!sub.seen) {
             r = -ENOMEM;
             break;

@@ -23,6 +23,7 @@ enum vg_cfg_type {
     VG_CFG_DURATION_MS, /* int64_t milliseconds; text "250ms", "5s", "2m", "1h", "1d"; bare integer = s */
     VG_CFG_SIZE,        /* int64_t bytes; text "512", "64KiB", "16MiB", "1GiB" (also KB/MB/GB = 1000) */
     VG_CFG_BOOL,        /* bool; true/false/yes/no/on/off */
+    VG_CFG_NUMBER,      /* double; decimal or exponent notation, finite; no bounds */
     VG_CFG_STRINGS,     /* struct vg_cfg_strings: a sequence of strings (or one string);
                            max = most items, 0 = 64; each at most 4096 characters */
     VG_CFG_LIST,        /* struct vg_cfg_list: a sequence of mappings, each loaded with the
@@ -54,6 +55,7 @@ struct vg_cfg_key {
     /* VG_CFG_LIST only: the key table of one element and the element's size. */
     const struct vg_cfg_key *sub;
     size_t nsub;
+    const size_t *nsub_ref; /* instead of nsub, when sub is defined in another file */
     size_t elem_size;
 };
 

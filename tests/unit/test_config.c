@@ -552,6 +552,7 @@ struct target_cfg {
     char *url;
     int64_t timeout_ms;
     struct vg_cfg_strings tags;
+    double weight;
 };
 
 struct seq_cfg {
@@ -583,6 +584,11 @@ static const struct vg_cfg_key target_keys[] = {
      .offset = offsetof(struct target_cfg, tags),
      .max = 2,
      .help = "tags"},
+    {.path = "weight",
+     .type = VG_CFG_NUMBER,
+     .offset = offsetof(struct target_cfg, weight),
+     .def = "0.5",
+     .help = "weight"},
 };
 
 static const struct vg_cfg_key seq_keys[] = {
@@ -631,6 +637,7 @@ static void test_sequences_loaded(void **state)
     assert_int_equal(a->tags.count, 1);    /* one scalar is a one-item list */
     assert_string_equal(a->tags.items[0], "one");
     assert_int_equal(b->timeout_ms, 250);
+    assert_true(a->weight == 0.5);
     assert_string_equal(b->tags.items[1], "q");
     vg_config_free(seq_keys, NSEQ, &cfg);
     assert_null(cfg.targets.items);
@@ -675,6 +682,15 @@ static void test_sequence_errors_name_the_element(void **state)
                               &cfg),
                      -ERANGE);
     assert_err_contains("\"http.targets\": at most 3 items (got 4)");
+    vg_config_free(seq_keys, NSEQ, &cfg);
+
+    assert_int_equal(load_seq("http:\n  targets:\n    - {name: a, url: u, weight: 1e3}\n", &cfg),
+                     0);
+    assert_true(VG_CFG_ITEM(cfg.targets, struct target_cfg, 0)->weight == 1000);
+    vg_config_free(seq_keys, NSEQ, &cfg);
+    assert_int_equal(load_seq("http:\n  targets:\n    - {name: a, url: u, weight: 1.5x}\n", &cfg),
+                     -EINVAL);
+    assert_err_contains("\"http.targets[0].weight\": must be a number (got \"1.5x\")");
     vg_config_free(seq_keys, NSEQ, &cfg);
 
     assert_int_equal(load_seq("evidence:\n  dirs: [/a, [/b]]\n", &cfg), -EINVAL);

@@ -1,0 +1,345 @@
+/*
+ * HTTP probe module (vigil-probe-http.so, libcurl): one GET per target and cycle.
+ *
+ * Signals, each with target=<name> added by the agent:
+ *   http.up [bool]              1 when the request completed with the expected status
+ *   http.status [code]          the response status, when a response arrived
+ *   http.time_ms [ms]           total time of the attempt, failed or not (thresholds 2 s / 5 s)
+ *   http.tls_days_left [days]   https: until the server certificate's "not after"
+ *   http.error{reason} [bool]   1 when down: refused, timeout, dns, tls, "status <code>", or
+ *                               curl's short error text
+ *
+ * Each target keeps one easy handle (options set once) driven through a multi handle of its
+ * own, because curl_multi_poll can watch the agent's cancel_fd next to the transfer's
+ * sockets: curl_easy_perform could not be interrupted when the agent stops. Connections are
+ * not reused between cycles, so every cycle measures what a new client sees (connect and TLS
+ * handshake included) and reads a fresh certificate. Proxies from the environment are
+ * ignored: a probe measures the target, not a proxy. The body is counted and discarded.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "probe.h"
+
+#define BACKSTOP_MS 1000 /* past the timeout, in case curl's own timer does not fire */
+#define POLL_SLICE_MS 1000
+
+struct http_probe {
+    CURL *easy;
+    CURLM *multi;
+    int64_t timeout_ms;
+    int cancel_fd;
+    long expect_status;
+    bool https;
+    uint64_t body_bytes; /* of the current transfer; counted, never kept */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t discard_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_probe *self = userdata;
+    (void)data;
+    self->body_bytes += (uint64_t)size * nmemb;
+    return size * nmemb;
+}
+
+/* Only http and https, with a host: the URL comes from a configuration file. */
+static int check_url(const char *url, bool *ret_https, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int r = -EINVAL;
+
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc != CURLUE_OK) {
+        snprintf(err, errlen, "url \"%s\": %s", url, curl_url_strerror(uc));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "url \"%s\": only http:// and https:// are probed", url);
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+        snprintf(err, errlen, "url \"%s\": no host", url);
+        goto out;
+    }
+    *ret_https = strcmp(scheme, "https") == 0;
+    r = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return r;
+}
+
+static void http_close(void *state)
+{
+    struct http_probe *self = state;
+    if (!self)
+        return;
+    if (self->multi)
+        curl_multi_cleanup(self->multi);
+    if (self->easy)
+        curl_easy_cleanup(self->easy);
+    free(self);
+    curl_global_cleanup();
+}
+
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(self->easy, opt, val) != CURLE_OK) {                                  \
+            snprintf(err, errlen, "libcurl refuses %s", #opt);                                     \
+            goto err_close;                                                                        \
+        }                                                                                          \
+    } while (0)
+
+static void *http_open(const struct probe_target_config *target, const struct probe_options *opt,
+                       char *err, size_t errlen)
+{
+    bool https = false;
+
+    if (check_url(target->address, &https, err, errlen) < 0)
+        return NULL;
+    /* Reference-counted, and thread-safe in this libcurl ("threadsafe" feature). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl cannot initialise");
+        return NULL;
+    }
+    struct http_probe *self = calloc(1, sizeof(*self));
+    if (!self) {
+        curl_global_cleanup();
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->timeout_ms = opt->timeout_ms;
+    self->cancel_fd = opt->cancel_fd;
+    self->expect_status = (long)target->expect_status;
+    self->https = https;
+    self->easy = curl_easy_init();
+    self->multi = curl_multi_init();
+    if (!self->easy || !self->multi) {
+        snprintf(err, errlen, "out of memory");
+        goto err_close;
+    }
+    SETOPT(CURLOPT_URL, target->address);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_TIMEOUT_MS, (long)opt->timeout_ms);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)opt->timeout_ms);
+    SETOPT(CURLOPT_FORBID_REUSE, 1L);
+    SETOPT(CURLOPT_PROXY, "");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_USERAGENT, "vigil-agent/" VIGIL_VERSION);
+    SETOPT(CURLOPT_WRITEFUNCTION, discard_body);
+    SETOPT(CURLOPT_WRITEDATA, self);
+    SETOPT(CURLOPT_ERRORBUFFER, self->errbuf);
+    if (https) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, target->tls_verify ? 2L : 0L);
+        if (target->ca_file && target->ca_file[0])
+            SETOPT(CURLOPT_CAINFO, target->ca_file);
+        SETOPT(CURLOPT_CERTINFO, 1L);
+    }
+    return self;
+
+err_close:
+    http_close(self);
+    return NULL;
+}
+
+#undef SETOPT
+
+static bool is_tls_error(CURLcode code)
+{
+    switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static const char *failure_reason(const struct http_probe *self, CURLcode code)
+{
+    long os_errno = 0;
+
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "dns";
+    case CURLE_COULDNT_CONNECT:
+        curl_easy_getinfo(self->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == ECONNREFUSED || strstr(self->errbuf, "refused"))
+            return "refused";
+        if (os_errno == ETIMEDOUT)
+            return "timeout";
+        break;
+    default:
+        break;
+    }
+    return is_tls_error(code) ? "tls" : curl_easy_strerror(code);
+}
+
+/* Days until the server certificate's "Expire date", or false when unknown. */
+static bool tls_days_left(const struct http_probe *self, double *ret_days)
+{
+    struct curl_certinfo *certs = NULL;
+
+    if (curl_easy_getinfo(self->easy, CURLINFO_CERTINFO, &certs) != CURLE_OK || !certs ||
+        certs->num_of_certs < 1 || !certs->certinfo)
+        return false;
+    /* certinfo[0] is the server's own certificate; entries read "Expire date:<date>". */
+    for (const struct curl_slist *e = certs->certinfo[0]; e; e = e->next) {
+        static const char key[] = "Expire date:";
+        if (!e->data || strncasecmp(e->data, key, sizeof(key) - 1) != 0)
+            continue;
+        time_t expires = curl_getdate(e->data + sizeof(key) - 1, NULL);
+        if (expires == (time_t)-1)
+            return false;
+        *ret_days = difftime(expires, time(NULL)) / 86400.0;
+        return true;
+    }
+    return false;
+}
+
+/* Drives the transfer to its end, the timeout or the agent's stop. */
+static CURLcode transfer(struct http_probe *self, bool *ret_cancelled)
+{
+    CURLcode result = CURLE_OK;
+    int64_t deadline = mono_ms() + self->timeout_ms + BACKSTOP_MS;
+    int running = 1;
+
+    *ret_cancelled = false;
+    self->body_bytes = 0;
+    self->errbuf[0] = '\0';
+    if (curl_multi_add_handle(self->multi, self->easy) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY;
+    for (;;) {
+        CURLMcode mc = curl_multi_perform(self->multi, &running);
+        if (mc != CURLM_OK) {
+            result = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        CURLMsg *msg;
+        int left;
+        bool done = false;
+        while ((msg = curl_multi_info_read(self->multi, &left))) {
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == self->easy) {
+                result = msg->data.result;
+                done = true;
+            }
+        }
+        if (done)
+            break;
+        if (!running) { /* finished without a message: not expected from libcurl */
+            result = CURLE_RECV_ERROR;
+            break;
+        }
+        int64_t remaining = deadline - mono_ms();
+        if (remaining <= 0) {
+            result = CURLE_OPERATION_TIMEDOUT;
+            break;
+        }
+        struct curl_waitfd cancel = {.fd = self->cancel_fd, .events = CURL_WAIT_POLLIN};
+        mc = curl_multi_poll(self->multi, self->cancel_fd >= 0 ? &cancel : NULL,
+                             self->cancel_fd >= 0 ? 1 : 0,
+                             (int)(remaining < POLL_SLICE_MS ? remaining : POLL_SLICE_MS), NULL);
+        if (mc != CURLM_OK) {
+            result = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        if (cancel.revents) {
+            *ret_cancelled = true;
+            break;
+        }
+    }
+    curl_multi_remove_handle(self->multi, self->easy);
+    return result;
+}
+
+static void emit(const struct probe_sink *sink, const char *name, double value, const char *unit)
+{
+    sink->emit(sink->sink, name, value, unit, NULL, 0);
+}
+
+static void http_run(void *state, const struct probe_sink *sink)
+{
+    struct http_probe *self = state;
+    char status_reason[32];
+    const char *reason = NULL;
+    bool cancelled;
+    long status = 0;
+    curl_off_t total_us = 0;
+    int64_t started = mono_ms();
+
+    CURLcode result = transfer(self, &cancelled);
+    if (cancelled)
+        return;
+    curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (result != CURLE_OK) {
+        reason = failure_reason(self, result);
+    } else if (self->expect_status ? status != self->expect_status
+                                   : (status < 200 || status > 399)) {
+        snprintf(status_reason, sizeof(status_reason), "status %ld", status);
+        reason = status_reason;
+    }
+
+    emit(sink, "http.up", reason ? 0 : 1, "bool");
+    if (status > 0)
+        emit(sink, "http.status", (double)status, "code");
+    if (curl_easy_getinfo(self->easy, CURLINFO_TOTAL_TIME_T, &total_us) != CURLE_OK ||
+        total_us <= 0)
+        total_us = (curl_off_t)(mono_ms() - started) * 1000;
+    emit(sink, "http.time_ms", (double)total_us / 1000.0, "ms");
+    double days;
+    if (self->https && tls_days_left(self, &days))
+        emit(sink, "http.tls_days_left", days, "days");
+    if (reason) {
+        struct probe_label label = {"reason", reason};
+        sink->emit(sink->sink, "http.error", 1, "bool", &label, 1);
+    }
+}
+
+__attribute__((visibility("default"))) const struct probe_module vigil_probe_module = {
+    .abi = PROBE_ABI_VERSION,
+    .kind = "http",
+    .open = http_open,
+    .run = http_run,
+    .evidence = NULL,
+    .close = http_close,
+};

@@ -532,6 +532,13 @@ static bool parse_pam(const char *p, const char *end, char addr[LOGPARSE_ADDR_MA
 bool logparse_failed_login(const char *line, size_t len, char *ret_addr, size_t addrlen,
                            char *ret_user, size_t userlen)
 {
+    return logparse_failed_login_kind(line, len, ret_addr, addrlen, ret_user, userlen, NULL);
+}
+
+bool logparse_failed_login_kind(const char *line, size_t len, char *ret_addr, size_t addrlen,
+                                char *ret_user, size_t userlen, enum logparse_login_kind *ret_kind)
+{
+    enum logparse_login_kind kind = LOGPARSE_LOGIN_INVALID_USER; /* set with ok below */
     char addr[LOGPARSE_ADDR_MAX];
     struct span user;
     const char *end, *p;
@@ -553,10 +560,14 @@ bool logparse_failed_login(const char *line, size_t len, char *ret_addr, size_t 
             memcmp(p, invalid, sizeof(invalid) - 1) == 0)
             p += sizeof(invalid) - 1;
         ok = parse_ssh_tail(p, end, false, addr, &user);
-    } else if ((p = find_marker(line, len, "Invalid user ")) != NULL)
+        kind = LOGPARSE_LOGIN_FAILED_PASSWORD;
+    } else if ((p = find_marker(line, len, "Invalid user ")) != NULL) {
         ok = parse_ssh_tail(p, end, true, addr, &user);
-    else if ((p = find_marker(line, len, "authentication failure; ")) != NULL)
+        kind = LOGPARSE_LOGIN_INVALID_USER;
+    } else if ((p = find_marker(line, len, "authentication failure; ")) != NULL) {
         ok = parse_pam(p - 1, end, addr, &user);
+        kind = LOGPARSE_LOGIN_PAM;
+    }
     if (!ok)
         return false;
 
@@ -567,6 +578,8 @@ bool logparse_failed_login(const char *line, size_t len, char *ret_addr, size_t 
         memcpy(ret_addr, addr, alen + 1);
     if (ret_user && userlen > 0)
         copy_bounded(ret_user, userlen, user.p, user.n);
+    if (ret_kind)
+        *ret_kind = kind;
     return true;
 }
 

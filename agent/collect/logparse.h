@@ -132,6 +132,24 @@ bool logparse_oom_kill(const char *msg, size_t len, struct logparse_oom *ret);
 bool logparse_failed_login(const char *line, size_t len, char *ret_addr, size_t addrlen,
                            char *ret_user, size_t userlen);
 
+/*
+ * Which of the three kinds of line logparse_failed_login recognised. One attempt can log all
+ * three ("Invalid user", then PAM's "authentication failure", then "Failed password"); later
+ * attempts on the same connection log "Failed password" alone. A counter that wants one count
+ * per attempt keeps, per source, the highest kind it has seen: it counts a line of that kind,
+ * counts the first line from a new source, and skips lines of a lower kind and the line that
+ * raises the kind (that attempt was already counted by its first line).
+ */
+enum logparse_login_kind {
+    LOGPARSE_LOGIN_INVALID_USER = 1,    /* sshd "Invalid user USER from ADDR" */
+    LOGPARSE_LOGIN_PAM = 2,             /* "authentication failure; ... rhost=ADDR" */
+    LOGPARSE_LOGIN_FAILED_PASSWORD = 3, /* sshd "Failed password for USER from ADDR" */
+};
+
+/* logparse_failed_login, also telling the kind of line; ret_kind may be NULL. */
+bool logparse_failed_login_kind(const char *line, size_t len, char *ret_addr, size_t addrlen,
+                                char *ret_user, size_t userlen, enum logparse_login_kind *ret_kind);
+
 /* ---- Named patterns --------------------------------------------------------------------- */
 
 typedef struct logparse_patterns logparse_patterns_t;

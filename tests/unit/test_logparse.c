@@ -731,6 +731,45 @@ static void test_failed_logins_per_source(void **state)
     free(buf);
 }
 
+/* The kind of each failed-login line, so a counter can count one per attempt. */
+static void test_failed_login_kinds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line;
+        enum logparse_login_kind kind;
+    } cases[] = {
+        {"sshd[1]: Invalid user admin from 203.0.113.7 port 5000", LOGPARSE_LOGIN_INVALID_USER},
+        {"sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh "
+         "ruser= rhost=203.0.113.7",
+         LOGPARSE_LOGIN_PAM},
+        {"sshd[1]: Failed password for invalid user admin from 203.0.113.7 port 5000 ssh2",
+         LOGPARSE_LOGIN_FAILED_PASSWORD},
+        {"sshd[1]: Failed password for root from 2001:db8::1 port 1 ssh2",
+         LOGPARSE_LOGIN_FAILED_PASSWORD},
+    };
+    char addr[LOGPARSE_ADDR_MAX];
+    enum logparse_login_kind kind;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *p = dup_exact(cases[i].line, strlen(cases[i].line));
+        kind = 0;
+        assert_true(logparse_failed_login_kind(p, strlen(cases[i].line), addr, sizeof(addr), NULL,
+                                               0, &kind));
+        assert_int_equal(kind, cases[i].kind);
+        /* The same answer as logparse_failed_login, which it extends. */
+        assert_true(logparse_failed_login(p, strlen(cases[i].line), NULL, 0, NULL, 0));
+        free(p);
+    }
+    /* Not a failure: kind untouched. */
+    static const char ok[] = "sshd[1]: Accepted password for root from 192.0.2.1 port 1 ssh2";
+    char *p = dup_exact(ok, sizeof(ok) - 1);
+    kind = LOGPARSE_LOGIN_PAM;
+    assert_false(logparse_failed_login_kind(p, sizeof(ok) - 1, addr, sizeof(addr), NULL, 0, &kind));
+    assert_int_equal(kind, LOGPARSE_LOGIN_PAM);
+    free(p);
+}
+
 /* ---- patterns --------------------------------------------------------------------------- */
 
 struct matches {
@@ -1157,6 +1196,7 @@ int main(void)
         cmocka_unit_test(test_oom_forms),
         cmocka_unit_test(test_failed_login_lines),
         cmocka_unit_test(test_failed_logins_per_source),
+        cmocka_unit_test(test_failed_login_kinds),
         cmocka_unit_test(test_patterns_add),
         cmocka_unit_test(test_patterns_match),
         cmocka_unit_test(test_lines_huge_line),

@@ -29,4 +29,19 @@ void host_collector_destroy(host_collector_t **self_p);
 /* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
 void host_collector_run(host_collector_t *self, struct collect_ctx *ctx);
 
+/*
+ * Evidence (`vigilctl collect host`): a health snapshot of the node as text: uptime, load,
+ * CPU over a 200 ms sample (busy share and its parts), memory (every /proc/meminfo line),
+ * OOM kills, usage of every real filesystem (as host.disk.used_pct chooses them: statfs is
+ * never called on a network filesystem), every network interface's counters, and the 10
+ * processes using the most resident memory and the most CPU over the sample. Reads
+ * <proc_root> ("/proc" when NULL); sleeps 200 ms; thread-safe (shares nothing with the
+ * collector). A source that cannot be read is named in the artifact, not an error. Returns 0;
+ * -EFBIG when max_bytes was reached (the artifact ends with a "# truncated" line); the
+ * writer's negative errno when it failed; -ENOENT, -EACCES or -ENOMEM when proc_root cannot be
+ * opened. err says which in words.
+ */
+int host_write_snapshot(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
+                        char *err, size_t errlen);
+
 #endif

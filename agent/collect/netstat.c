@@ -2,9 +2,12 @@
  * The socket-table collector: the contract and the signals are in netstat.h.
  *
  * One cycle:
- *   1. stream net/tcp, tcp6, udp, udp6 and unix through one buffer, counting states and
- *      totals, collecting listeners into self->cur and established remotes into the remote
- *      table;
+ *   1. read the TCP, UDP and unix socket tables, counting states and totals, collecting
+ *      listeners into self->cur and established remotes into the remote table. From a real
+ *      procfs the tables come from NETLINK_SOCK_DIAG (sockdiag.c: one walk of the kernel's
+ *      TCP hash for both families instead of one per /proc/net file); elsewhere (test trees),
+ *      or when the kernel refuses netlink, net/tcp, tcp6, udp, udp6 and unix are streamed
+ *      through one buffer. Both feed the same callbacks;
  *   2. sort the listeners by (proto, family, address, port, inode) and index them by inode;
  *   3. find each listener's owner: carried over from the previous cycle by inode and
  *      confirmed with one readlink of <pid>/fd/<fd>, or, for listeners not yet looked up,
@@ -23,13 +26,18 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/magic.h>
 
 #include "log.h"
 #include "procfs.h"
+#include "proctable.h"
+#include "sockdiag.h"
+#include "timeutil.h"
 
 #define STREAM_BUF (16 * 1024) /* the kernel hands out /proc/net in pages: plenty */
 #define MAX_LISTENERS 2048
@@ -39,6 +47,8 @@
 #define COMM_MAX 16 /* TASK_COMM_LEN: what a user process's comm can hold */
 
 enum { PROTO_TCP = 1, PROTO_UDP = 2 };
+enum table { TABLE_TCP, TABLE_UDP, TABLE_UNIX, TABLE_COUNT };
+static const char *const table_names[TABLE_COUNT] = {"tcp", "udp", "unix"};
 
 struct listener {
     uint64_t inode;
@@ -79,7 +89,10 @@ struct netstat_collector {
     struct remote *remotes; /* REMOTE_MAX, dense */
     uint16_t *slots;        /* REMOTE_SLOTS: index + 1 into remotes, 0 = empty */
     size_t nremotes;
-    uint64_t seed; /* of the remote hash: client addresses are chosen by others */
+    uint64_t seed;              /* of the remote hash: client addresses are chosen by others */
+    bool diag_checked;          /* proc_root was looked at: is it a real procfs? */
+    sockdiag_t *diag;           /* NULL: text only (a test tree, or netlink refused) */
+    bool diag_off[TABLE_COUNT]; /* a dump of this table failed: text from then on */
 };
 
 /* What a cycle gathers while the files stream past. */
@@ -109,6 +122,27 @@ static uint64_t make_seed(const void *salt)
     return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)salt;
 }
 
+/*
+ * Netlink shows the socket tables of the caller's network namespace, which is what
+ * <procfs>/net shows too (a link to self/net); a directory that is not procfs (a test's tree)
+ * is read as text.
+ */
+static void open_proc(netstat_collector_t *self)
+{
+    if (self->proc_fd < 0)
+        self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->proc_fd < 0 || self->diag_checked)
+        return;
+    self->diag_checked = true;
+    struct statfs st;
+    if (fstatfs(self->proc_fd, &st) < 0 || st.f_type != PROC_SUPER_MAGIC)
+        return;
+    self->diag = sockdiag_new();
+    if (!self->diag)
+        vg_log(VG_LOG_DEBUG, "netstat: netlink sock_diag refused (%s): reading %s/net as text",
+               strerror(errno), self->proc_root);
+}
+
 netstat_collector_t *netstat_collector_new(const char *proc_root)
 {
     netstat_collector_t *self = calloc(1, sizeof(*self));
@@ -126,7 +160,7 @@ netstat_collector_t *netstat_collector_new(const char *proc_root)
         goto err_free;
     self->seed = make_seed(self);
     /* Opened now, so a later chroot or privilege drop keeps access; retried by each run. */
-    self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    open_proc(self);
     return self;
 
 err_free:
@@ -141,6 +175,7 @@ void netstat_collector_destroy(netstat_collector_t **self_p)
     netstat_collector_t *self = *self_p;
     if (self->proc_fd >= 0)
         close(self->proc_fd);
+    sockdiag_destroy(&self->diag);
     free(self->buf);
     free(self->remotes);
     free(self->slots);
@@ -398,6 +433,93 @@ static enum source read_table(struct cycle *c, const char *name, int family, uin
     return SOURCE_OK;
 }
 
+/* A netlink dump of one table: OK, or FAILED with whatever it counted undone (text follows). */
+struct undo {
+    size_t listeners;
+    bool listeners_full;
+};
+
+static struct undo undo_mark(const struct cycle *c)
+{
+    return (struct undo){c->self->cur.n, c->listeners_full};
+}
+
+static enum source diag_result(struct cycle *c, enum table table, int r, struct undo mark)
+{
+    netstat_collector_t *self = c->self;
+    if (r >= 0) {
+        if (r > 0) {
+            vg_log(VG_LOG_DEBUG, "netstat: sock_diag %s: %d malformed records skipped",
+                   table_names[table], r);
+            c->ctx->errors++;
+        }
+        return SOURCE_OK;
+    }
+    /* Refused (no diag module, an LSM) or broken: the text has the same sockets. */
+    vg_log(VG_LOG_DEBUG, "netstat: sock_diag %s: %s: reading %s/net as text from now on",
+           table_names[table], strerror(-r), self->proc_root);
+    self->diag_off[table] = true;
+    self->cur.n = mark.listeners;
+    c->listeners_full = mark.listeners_full;
+    return SOURCE_FAILED;
+}
+
+static bool use_diag(const netstat_collector_t *self, enum table table)
+{
+    return self->diag && !self->diag_off[table];
+}
+
+static enum source read_tcp(struct cycle *c)
+{
+    netstat_collector_t *self = c->self;
+    if (use_diag(self, TABLE_TCP)) {
+        struct undo mark = undo_mark(c);
+        c->proto = PROTO_TCP;
+        if (diag_result(c, TABLE_TCP, sockdiag_tcp(self->diag, tcp_sock, c), mark) == SOURCE_OK)
+            return SOURCE_OK;
+        memset(c->tcp_states, 0, sizeof(c->tcp_states));
+        self->nremotes = 0;
+        memset(self->slots, 0, REMOTE_SLOTS * sizeof(*self->slots));
+    }
+    enum source tcp4 = read_table(c, "net/tcp", AF_INET, PROTO_TCP, false);
+    enum source tcp6 = read_table(c, "net/tcp6", AF_INET6, PROTO_TCP, true);
+    return tcp4 == SOURCE_OK && tcp6 != SOURCE_FAILED ? SOURCE_OK : SOURCE_FAILED;
+}
+
+static enum source read_udp(struct cycle *c)
+{
+    netstat_collector_t *self = c->self;
+    if (use_diag(self, TABLE_UDP)) {
+        struct undo mark = undo_mark(c);
+        c->proto = PROTO_UDP;
+        int r = sockdiag_udp(self->diag, AF_INET, udp_sock, c);
+        if (r >= 0) {
+            int r6 = sockdiag_udp(self->diag, AF_INET6, udp_sock, c);
+            if (r6 == -ENOENT || r6 == -EAFNOSUPPORT)
+                r6 = 0; /* a kernel without IPv6 */
+            r = r6 < 0 ? r6 : r + r6;
+        }
+        if (diag_result(c, TABLE_UDP, r, mark) == SOURCE_OK)
+            return SOURCE_OK;
+        c->udp = 0;
+    }
+    enum source udp4 = read_table(c, "net/udp", AF_INET, PROTO_UDP, false);
+    enum source udp6 = read_table(c, "net/udp6", AF_INET6, PROTO_UDP, true);
+    return udp4 == SOURCE_OK && udp6 != SOURCE_FAILED ? SOURCE_OK : SOURCE_FAILED;
+}
+
+static enum source read_unix(struct cycle *c)
+{
+    netstat_collector_t *self = c->self;
+    if (use_diag(self, TABLE_UNIX)) {
+        struct undo mark = undo_mark(c);
+        if (diag_result(c, TABLE_UNIX, sockdiag_unix(self->diag, unix_sock, c), mark) == SOURCE_OK)
+            return SOURCE_OK;
+        c->unix_socks = 0;
+    }
+    return read_table(c, "net/unix", AF_UNIX, 0, false);
+}
+
 /* ---- Owners: which process holds each listening socket ---------------------------------- */
 
 static int key_cmp(const struct listener *a, const struct listener *b)
@@ -489,29 +611,50 @@ static void comm_clean(const char *raw, size_t len, char out[COMM_MAX])
     out[len] = '\0';
 }
 
-/* <pid>/comm, or the comm field of <pid>/stat. -ENOENT/-ESRCH when the process is gone. */
-static int read_comm(netstat_collector_t *self, int pid, char out[COMM_MAX])
+/*
+ * <pid>/comm, or the comm field of <pid>/stat (read through scratch), as raw bytes without
+ * the newline, NUL-terminated and cut to COMM_MAX - 1. -ENOENT/-ESRCH when the process is
+ * gone.
+ */
+static int read_comm_raw(int proc_fd, char *scratch, size_t scratch_cap, int pid,
+                         char out[COMM_MAX])
 {
     char path[32], raw[64];
     size_t len;
 
     snprintf(path, sizeof(path), "%d/comm", pid);
-    int r = procfs_read_at(self->proc_fd, path, raw, sizeof(raw), &len);
+    int r = procfs_read_at(proc_fd, path, raw, sizeof(raw), &len);
     if (r == 0) {
         if (len > 0 && raw[len - 1] == '\n')
             len--;
-        comm_clean(raw, len, out);
+        if (len > COMM_MAX - 1)
+            len = COMM_MAX - 1;
+        memcpy(out, raw, len);
+        out[len] = '\0';
         return 0;
     }
     struct procfs_pid_stat st;
     snprintf(path, sizeof(path), "%d/stat", pid);
-    r = procfs_read_at(self->proc_fd, path, self->buf, STREAM_BUF, &len);
+    r = procfs_read_at(proc_fd, path, scratch, scratch_cap, &len);
     if (r < 0)
         return r;
-    r = procfs_parse_pid_stat(self->buf, len, &st);
+    r = procfs_parse_pid_stat(scratch, len, &st);
     if (r < 0)
         return r;
-    comm_clean(st.comm, strlen(st.comm), out);
+    size_t n = strnlen(st.comm, COMM_MAX - 1); /* a kernel thread's name can be longer */
+    memcpy(out, st.comm, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* The comm as a label value (comm_clean). */
+static int read_comm(netstat_collector_t *self, int pid, char out[COMM_MAX])
+{
+    char raw[COMM_MAX];
+    int r = read_comm_raw(self->proc_fd, self->buf, STREAM_BUF, pid, raw);
+    if (r < 0)
+        return r;
+    comm_clean(raw, strlen(raw), out);
     return 0;
 }
 
@@ -704,19 +847,14 @@ void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx)
 {
     struct cycle c = {.self = self, .ctx = ctx};
 
-    if (self->proc_fd < 0)
-        self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    open_proc(self);
     self->cur.n = 0;
     self->nremotes = 0;
     memset(self->slots, 0, REMOTE_SLOTS * sizeof(*self->slots));
 
-    enum source tcp4 = read_table(&c, "net/tcp", AF_INET, PROTO_TCP, false);
-    enum source tcp6 = read_table(&c, "net/tcp6", AF_INET6, PROTO_TCP, true);
-    enum source udp4 = read_table(&c, "net/udp", AF_INET, PROTO_UDP, false);
-    enum source udp6 = read_table(&c, "net/udp6", AF_INET6, PROTO_UDP, true);
-    enum source unix_socks = read_table(&c, "net/unix", AF_UNIX, 0, false);
-    bool tcp_ok = tcp4 == SOURCE_OK && tcp6 != SOURCE_FAILED;
-    bool udp_ok = udp4 == SOURCE_OK && udp6 != SOURCE_FAILED;
+    bool tcp_ok = read_tcp(&c) == SOURCE_OK;
+    bool udp_ok = read_udp(&c) == SOURCE_OK;
+    enum source unix_socks = read_unix(&c);
 
     if (tcp_ok) {
         emit_states(&c);
@@ -748,4 +886,369 @@ void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx)
     self->cur = keep;
     /* A truncated set depends on file order: no baseline until it fits again. */
     self->have_baseline = !c.listeners_full;
+}
+
+const char *netstat_collector_source(const netstat_collector_t *self)
+{
+    size_t off = 0;
+    for (size_t t = 0; t < TABLE_COUNT; t++)
+        off += self->diag_off[t];
+    if (!self->diag || off == TABLE_COUNT)
+        return "procfs";
+    return off == 0 ? "netlink" : "netlink+procfs";
+}
+
+/* ---- Evidence: the whole table with its owners (netstat_write_table) -------------------- */
+
+#define OWNERS_MAX (256 * 1024) /* socket fds recorded; more are left without an owner */
+#define OWNERS_SHOWN 8          /* per socket; then "+N more" */
+
+struct sock_owner {
+    uint64_t inode;
+    int pid;
+    int fd;
+    char comm[COMM_MAX]; /* raw: escaped when written */
+};
+
+/* One netstat_write_table call: everything it uses is its own (it runs on another thread). */
+struct table_dump {
+    struct artifact_text text;
+    int proc_fd;
+    char *buf; /* STREAM_BUF */
+    struct sock_owner *owners;
+    size_t nowners, owners_cap;
+    bool owners_full;
+    size_t owner_pids; /* processes holding at least one socket */
+    size_t denied;     /* processes whose fd directory could not be read */
+    const char *netid; /* of the file being read: "tcp", "tcp6", "udp", "udp6" */
+    bool udp;
+    size_t malformed;
+    uint64_t tcp_states[PROCFS_TCP_NEW_SYN_RECV + 1];
+    uint64_t tcp, udp_socks, unix_socks;
+    char process[1024]; /* the Process column */
+};
+
+static int owner_cmp(const void *pa, const void *pb)
+{
+    const struct sock_owner *a = pa, *b = pb;
+    if (a->inode != b->inode)
+        return a->inode < b->inode ? -1 : 1;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return (a->fd > b->fd) - (a->fd < b->fd);
+}
+
+static bool owner_add(struct table_dump *d, uint64_t inode, int pid, int fd, const char *comm)
+{
+    if (d->nowners == d->owners_cap) {
+        size_t cap = d->owners_cap ? d->owners_cap * 2 : 256;
+        if (cap > OWNERS_MAX)
+            cap = OWNERS_MAX;
+        struct sock_owner *more =
+            cap > d->owners_cap ? realloc(d->owners, cap * sizeof(*more)) : NULL;
+        if (!more) {
+            d->owners_full = true;
+            return false;
+        }
+        d->owners = more;
+        d->owners_cap = cap;
+    }
+    struct sock_owner *o = &d->owners[d->nowners++];
+    o->inode = inode;
+    o->pid = pid;
+    o->fd = fd;
+    memcpy(o->comm, comm, sizeof(o->comm));
+    return true;
+}
+
+/* Every socket fd of one process. Processes exiting meanwhile simply end early. */
+static void dump_pid_owners(struct table_dump *d, int pid)
+{
+    char path[32], comm[COMM_MAX];
+    bool have_comm = false;
+
+    snprintf(path, sizeof(path), "%d/fd", pid);
+    int fds_fd = openat(d->proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fds_fd < 0) {
+        if (errno == EACCES || errno == EPERM)
+            d->denied++;
+        return;
+    }
+    DIR *fds = fdopendir(fds_fd);
+    if (!fds) {
+        close(fds_fd);
+        return;
+    }
+    struct dirent *de;
+    bool denied = false;
+    while ((de = readdir(fds)) != NULL && !d->owners_full) {
+        int fd, err = 0;
+        if (!parse_id(de->d_name, &fd))
+            continue;
+        uint64_t inode = link_inode(fds_fd, de->d_name, &err);
+        denied |= err == EACCES || err == EPERM;
+        if (inode == 0)
+            continue;
+        if (!have_comm) {
+            if (read_comm_raw(d->proc_fd, d->buf, STREAM_BUF, pid, comm) < 0)
+                break; /* exited */
+            have_comm = true;
+            d->owner_pids++;
+        }
+        owner_add(d, inode, pid, fd, comm);
+    }
+    closedir(fds);
+    d->denied += denied;
+}
+
+static void dump_owners(struct table_dump *d)
+{
+    int *pids = NULL;
+    size_t npids = 0;
+    if (proctable_pids(d->proc_fd, &pids, &npids) < 0)
+        return;
+    for (size_t i = 0; i < npids && !d->owners_full; i++)
+        dump_pid_owners(d, pids[i]);
+    free(pids);
+    if (d->nowners > 0)
+        qsort(d->owners, d->nowners, sizeof(*d->owners), owner_cmp);
+}
+
+/* Appends text to buf at *used; false when it does not fit (buf keeps what did). */
+static bool append(char *buf, size_t cap, size_t *used, const char *text)
+{
+    size_t n = strlen(text);
+    if (*used + n >= cap)
+        return false;
+    memcpy(buf + *used, text, n + 1);
+    *used += n;
+    return true;
+}
+
+/* The Process column, as ss -p writes it: users:(("nginx",pid=1234,fd=3),...), or "-". */
+static const char *process_text(struct table_dump *d, uint64_t inode)
+{
+    size_t lo = 0, hi = d->nowners, used = 0, shown = 0;
+    while (lo < hi) { /* the first owner of inode */
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->owners[mid].inode < inode)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    d->process[0] = '\0';
+    if (inode == 0 || lo == d->nowners || d->owners[lo].inode != inode)
+        return "-";
+    append(d->process, sizeof(d->process), &used, "users:(");
+    size_t i = lo;
+    for (; i < d->nowners && d->owners[i].inode == inode && shown < OWNERS_SHOWN; i++, shown++) {
+        char comm[COMM_MAX * 4 + 1], piece[COMM_MAX * 4 + 48];
+        artifact_escape(d->owners[i].comm, strlen(d->owners[i].comm), "\"", comm, sizeof(comm));
+        snprintf(piece, sizeof(piece), "%s(\"%s\",pid=%d,fd=%d)", shown ? "," : "", comm,
+                 d->owners[i].pid, d->owners[i].fd);
+        append(d->process, sizeof(d->process), &used, piece);
+    }
+    size_t more = 0;
+    for (; i < d->nowners && d->owners[i].inode == inode; i++)
+        more++;
+    if (more > 0) {
+        char piece[32];
+        snprintf(piece, sizeof(piece), ",+%zu more", more);
+        append(d->process, sizeof(d->process), &used, piece);
+    }
+    append(d->process, sizeof(d->process), &used, ")");
+    return d->process;
+}
+
+/* "10.0.0.5:8080", "[::]:*" (port 0: any). */
+static void endpoint_text(const struct procfs_addr *a, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    addr_text(a->family, a->addr, host, sizeof(host));
+    if (a->port)
+        snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+    else
+        snprintf(port, sizeof(port), "*");
+    snprintf(buf, cap, a->family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+static int dump_inet_sock(const struct procfs_sock *s, void *userdata)
+{
+    struct table_dump *d = userdata;
+    char local[INET6_ADDRSTRLEN + 16], remote[INET6_ADDRSTRLEN + 16], uid[16];
+    const char *state;
+    if (d->udp) {
+        state = s->state == PROCFS_TCP_CLOSE ? "UNCONN" : procfs_tcp_state_name(s->state);
+        d->udp_socks++;
+    } else {
+        state = procfs_tcp_state_name(s->state);
+        bool known = s->state > 0 && s->state <= PROCFS_TCP_NEW_SYN_RECV;
+        d->tcp_states[known ? s->state : 0]++;
+        d->tcp++;
+    }
+    endpoint_text(&s->local, local, sizeof(local));
+    endpoint_text(&s->remote, remote, sizeof(remote));
+    snprintf(uid, sizeof(uid), "%u", (unsigned)s->uid);
+    return artifact_text_printf(&d->text, "%-5s %-12s %8u %8u %-40s %-40s %6s %10llu %s\n",
+                                d->netid, state, s->rx_queue, s->tx_queue, local, remote, uid,
+                                (unsigned long long)s->inode, process_text(d, s->inode));
+}
+
+static const char *unix_netid(uint32_t type)
+{
+    switch (type) {
+    case SOCK_STREAM:
+        return "u_str";
+    case SOCK_DGRAM:
+        return "u_dgr";
+    case SOCK_SEQPACKET:
+        return "u_seq";
+    default:
+        return "unix";
+    }
+}
+
+static const char *unix_state(const struct procfs_unix_sock *s)
+{
+    if (s->listening)
+        return "LISTEN";
+    switch (s->state) {
+    case 2:
+        return "CONNECTING";
+    case 3:
+        return "ESTABLISHED";
+    case 4:
+        return "DISCONNECTING";
+    default:
+        return "UNCONN";
+    }
+}
+
+static int dump_unix_sock(const struct procfs_unix_sock *s, void *userdata)
+{
+    struct table_dump *d = userdata;
+    char path[PROCFS_UNIX_PATH_MAX * 4 + 1];
+    d->unix_socks++;
+    if (s->path[0])
+        artifact_escape(s->path, strlen(s->path), " ", path, sizeof(path));
+    else
+        snprintf(path, sizeof(path), "*");
+    return artifact_text_printf(&d->text, "%-5s %-12s %8s %8s %-40s %-40s %6s %10llu %s\n",
+                                unix_netid(s->type), unix_state(s), "-", "-", path, "*", "-",
+                                (unsigned long long)s->inode, process_text(d, s->inode));
+}
+
+static int dump_inet_chunk(const char *chunk, size_t len, void *userdata)
+{
+    struct table_dump *d = userdata;
+    int family = strchr(d->netid, '6') ? AF_INET6 : AF_INET;
+    int r = procfs_parse_net_tcp(chunk, len, family, dump_inet_sock, d);
+    if (r < 0)
+        return r;
+    d->malformed += (size_t)r;
+    return 0;
+}
+
+static int dump_unix_chunk(const char *chunk, size_t len, void *userdata)
+{
+    struct table_dump *d = userdata;
+    int r = procfs_parse_net_unix(chunk, len, dump_unix_sock, d);
+    if (r < 0)
+        return r;
+    d->malformed += (size_t)r;
+    return 0;
+}
+
+/* One /proc/net file; what cannot be read is said in the artifact, not fatal. */
+static void dump_table(struct table_dump *d, const char *netid, bool optional)
+{
+    char path[32];
+    snprintf(path, sizeof(path), "net/%s", netid);
+    d->netid = netid;
+    d->udp = strncmp(netid, "udp", 3) == 0;
+    d->malformed = 0;
+    int r = procfs_read_stream(d->proc_fd, path, d->buf, STREAM_BUF,
+                               strcmp(netid, "unix") == 0 ? dump_unix_chunk : dump_inet_chunk, d);
+    if (d->text.status != 0 || (r == -ENOENT && optional))
+        return;
+    if (r < 0)
+        artifact_text_printf(&d->text, "# %s: not readable: %s\n", path, strerror(-r));
+    else if (d->malformed > 0)
+        artifact_text_printf(&d->text, "# %s: %zu malformed lines skipped\n", path, d->malformed);
+}
+
+static void dump_summary(struct table_dump *d)
+{
+    char states[512];
+    size_t used = 0;
+    states[0] = '\0';
+    for (int st = 0; st <= PROCFS_TCP_NEW_SYN_RECV; st++) {
+        if (d->tcp_states[st] == 0)
+            continue;
+        char piece[48];
+        snprintf(piece, sizeof(piece), "%s%s %llu", used ? ", " : "",
+                 st ? procfs_tcp_state_name(st) : "UNKNOWN", (unsigned long long)d->tcp_states[st]);
+        append(states, sizeof(states), &used, piece);
+    }
+    artifact_text_printf(&d->text, "# tcp: %llu sockets%s%s%s; udp: %llu; unix: %llu\n",
+                         (unsigned long long)d->tcp, used ? " (" : "", states, used ? ")" : "",
+                         (unsigned long long)d->udp_socks, (unsigned long long)d->unix_socks);
+}
+
+int netstat_write_table(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
+                        char *err, size_t errlen)
+{
+    const char *root = proc_root ? proc_root : "/proc";
+    char now[32];
+
+    if (!out || !out->write) {
+        snprintf(err, errlen, "netstat: no artifact writer");
+        return -EINVAL;
+    }
+    struct table_dump *d = calloc(1, sizeof(*d));
+    if (!d || !(d->buf = malloc(STREAM_BUF))) {
+        free(d);
+        snprintf(err, errlen, "netstat: out of memory");
+        return -ENOMEM;
+    }
+    int r = 0;
+    d->proc_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d->proc_fd < 0) {
+        r = -errno;
+        snprintf(err, errlen, "netstat: cannot open %s: %s", root, strerror(-r));
+        goto err_free;
+    }
+    artifact_text_init(&d->text, out, max_bytes);
+    dump_owners(d);
+
+    artifact_time_text(vg_wall_ms() / 1000, now, sizeof(now));
+    artifact_text_printf(&d->text,
+                         "# sockets of the network namespace of %s/net at %s, with the "
+                         "processes holding them (ss -tanup and ss -xap)\n",
+                         root, now);
+    artifact_text_printf(&d->text,
+                         "# owners from %s/PID/fd: %zu socket fds in %zu processes%s; %zu "
+                         "processes' fds not readable (other users' need CAP_SYS_PTRACE)\n",
+                         root, d->nowners, d->owner_pids,
+                         d->owners_full ? " (the first ones only: table full)" : "", d->denied);
+    artifact_text_printf(&d->text,
+                         "# Recv-Q/Send-Q: bytes queued (LISTEN: connections waiting to be "
+                         "accepted); TIME_WAIT and request sockets have no inode or owner\n");
+    artifact_text_printf(&d->text, "%-5s %-12s %8s %8s %-40s %-40s %6s %10s %s\n", "Netid", "State",
+                         "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "UID",
+                         "Inode", "Process");
+    dump_table(d, "tcp", false);
+    dump_table(d, "tcp6", true);
+    dump_table(d, "udp", false);
+    dump_table(d, "udp6", true);
+    dump_table(d, "unix", false);
+    dump_summary(d);
+    r = artifact_text_finish(&d->text, "netstat", err, errlen);
+    close(d->proc_fd);
+
+err_free:
+    free(d->owners);
+    free(d->buf);
+    free(d);
+    return r;
 }

@@ -1,8 +1,10 @@
 /*
  * The socket-table collector: TCP states, UDP and unix socket totals, listening sockets with
  * the process that owns them, new listeners, and the remote addresses with the most
- * established connections. Read from <proc_root>/net/{tcp,tcp6,udp,udp6,unix} and, for the
- * owners, <proc_root>/<pid>/fd and <pid>/comm (the way `ss -p` finds them).
+ * established connections. The tables come from NETLINK_SOCK_DIAG when proc_root is a real
+ * procfs (sockdiag.h), else, or when the kernel refuses it, from the text of
+ * <proc_root>/net/{tcp,tcp6,udp,udp6,unix}; the owners from <proc_root>/<pid>/fd and
+ * <pid>/comm (the way `ss -p` finds them). Both sources give the same signals.
  *
  * Signals (units in brackets):
  *   net.sockets{proto="tcp",state} [count]  TCP sockets, IPv4 and IPv6 together, per state
@@ -47,17 +49,23 @@
  * without hostNetwork it would be the agent pod's own, nearly empty one. Sockets inside pods'
  * namespaces are not seen.
  *
- * Cost: the /proc/net files are streamed through one 16 KiB buffer, whatever their size.
- * The walk of every process's fds (the expensive part) runs only when a listener appears
- * whose owner is not yet known; a known owner is re-checked each cycle with one readlink of
- * the fd it was found at. Memory is bounded: at most 2048 listeners are tracked (beyond,
- * counted in ctx->errors and net.listen.new pauses), and the remote-address table is fixed.
+ * Cost: the kernel's walk of its TCP hash table dominates, and grows with the machine's memory
+ * (the table's size), not with the number of sockets: netlink does it once per cycle, the
+ * text files twice (tcp, tcp6). Netlink records and the /proc/net files alike are streamed
+ * through one fixed buffer, whatever the table's size. The walk of every process's fds runs
+ * only when a listener appears whose owner is not yet known; a known owner is re-checked each
+ * cycle with one readlink of the fd it was found at. Memory is bounded: at most 2048 listeners are
+ * tracked (beyond, counted in ctx->errors and net.listen.new pauses), and the remote-address table
+ * is fixed.
  *
  * Errors, counted in ctx->errors and never fatal: an unreadable tcp, udp or unix file (the
  * signals from that file are then not sent rather than sent as 0; a missing tcp6 or udp6 is
  * a kernel without IPv6 and not an error), a file with malformed lines (once per file), more
  * listeners than tracked, and process fd directories that could not be opened for lack of
- * permission (once per walk). Processes exiting during the walk are not errors.
+ * permission (once per walk), and netlink records too short to read (once per table).
+ * Processes exiting during the walk are not errors, nor is a netlink dump the kernel refuses or
+ * breaks off: what it counted is dropped, that table is read as text in the same cycle and
+ * from then on (netstat_collector_source says so).
  */
 #ifndef AGENT_COLLECT_NETSTAT_H
 #define AGENT_COLLECT_NETSTAT_H
@@ -72,5 +80,23 @@ void netstat_collector_destroy(netstat_collector_t **self_p);
 
 /* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
 void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx);
+
+/* Where the socket tables come from: "netlink", "procfs" (text), or "netlink+procfs" after a
+ * table's netlink dump failed and that table fell back to text. For the agent's log. */
+const char *netstat_collector_source(const netstat_collector_t *self);
+
+/*
+ * Evidence (`vigilctl collect netstat`): the whole socket table of <proc_root>/net ("/proc"
+ * when NULL) as text, like `ss -tanup` and `ss -xap` together: one line per TCP, UDP and unix
+ * socket with netid, state, receive and send queues, local and peer address, uid, inode and
+ * the processes holding it (users:(("nginx",pid=1234,fd=3)), found by walking every
+ * <pid>/fd once), then a summary line with the counts by state. A table that cannot be read
+ * is named in the artifact, not an error. Thread-safe (shares nothing with the collector).
+ * Returns 0; -EFBIG when max_bytes was reached (the artifact ends with a "# truncated" line);
+ * the writer's negative errno when it failed; -ENOENT, -EACCES or -ENOMEM when proc_root
+ * cannot be opened. err says which in words.
+ */
+int netstat_write_table(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
+                        char *err, size_t errlen);
 
 #endif

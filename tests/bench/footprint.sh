@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# Agent footprint benchmark: one vigil-agent (every collector at a 1 s interval) against
-# prometheus-node-exporter from Debian (default collectors, scraped once a second), side by
-# side in the same run, after the same warm-up, over the same window.
+# Agent footprint benchmark: one vigil-agent (every always-available collector at a 1 s
+# interval) against prometheus-node-exporter from Debian (default collectors, scraped once a
+# second), side by side in the same run, after the same warm-up, over the same window.
 #
 #   tests/bench/footprint.sh [SECONDS] [WARMUP]    (defaults 30 s window, 10 s warm-up;
 #                                                    or WINDOW=, WARMUP= in the environment)
+#   VIGIL_BUILD=build-dir                          the binaries to measure (default build/)
+#   FOOTPRINT_COLLECTORS="host netstat ..."        only these of the always-available ones
+#                                                    (default: all; to see what each costs)
+#   FOOTPRINT_PROBES=http,postgres,redis           also run these probe modules (default none:
+#                                                    they are optional modules a node may not
+#                                                    load; targets: the coordinator's /healthz,
+#                                                    its PostgreSQL, a redis-server started here)
+#
+# The agent's collectors: host, netstat, processes (watching node_exporter, the coordinator
+# and the agent's executor by comm) and logs (an access log and an application log that the
+# benchmark appends to every second: 10 requests and 1 application line). A collector this
+# build's configuration does not know yet (vigil-agent -n refuses it) is left out, and said.
 #
 # Memory is PSS from /proc/PID/smaps_rollup summed over the agent's processes (vigil-agent and
 # its executor vigil-agent-exec), not VmRSS, which double-counts shared pages; anonymous memory
@@ -28,11 +40,26 @@ source "$(dirname "$0")/../lib/harness.sh"
 [[ $WINDOW =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] [WARMUP]" >&2; exit 64; }
 [[ -x $NODE_EXPORTER ]] || { echo "$NODE_EXPORTER not found (apt-get install prometheus-node-exporter)" >&2; exit 69; }
 [[ -r /proc/self/smaps_rollup ]] || { echo "/proc/PID/smaps_rollup missing (Linux >= 4.14 needed)" >&2; exit 69; }
+WANTED=" ${FOOTPRINT_COLLECTORS:-host netstat processes logs} "
+for section in $WANTED; do
+    [[ $section =~ ^(host|netstat|processes|logs)$ ]] ||
+        { echo "FOOTPRINT_COLLECTORS: unknown collector \"$section\" (host, netstat, processes, logs)" >&2; exit 64; }
+done
+IFS=, read -ra PROBES <<<"${FOOTPRINT_PROBES:-}"
+for kind in "${PROBES[@]}"; do
+    [[ $kind =~ ^(http|postgres|redis)$ ]] ||
+        { echo "FOOTPRINT_PROBES: unknown probe kind \"$kind\" (http, postgres, redis)" >&2; exit 64; }
+done
 
-NE_PID=""
+NE_PID="" REDIS_PID=""
 fp_status() { return "$1"; }
 fp_cleanup() {
     local status=$?
+    if [[ -n $REDIS_PID ]]; then
+        kill -TERM "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=""
+    fi
     if [[ -n $NE_PID ]]; then
         kill -TERM "$NE_PID" 2>/dev/null || true
         wait "$NE_PID" 2>/dev/null || true
@@ -58,7 +85,67 @@ if runuser -u nobody -- test -x "$adir" 2>/dev/null; then
 else
     run_as='user: ""'$'\n''allow_root: true'
 fi
-cat >"$adir/agent.yaml" <<YAML
+# Logs the logs collector follows, readable by nobody; tick_loop appends to them.
+LOGDIR=$adir/logs
+mkdir -p "$LOGDIR"
+chmod 755 "$LOGDIR"
+: >"$LOGDIR/access.log"
+: >"$LOGDIR/app.log"
+chmod 644 "$LOGDIR/access.log" "$LOGDIR/app.log"
+LOG_LINE=0
+append_logs() { # one second of traffic: 10 requests (one a 500), one application line
+    local i now
+    printf -v now '%(%d/%b/%Y:%H:%M:%S +0000)T' -1
+    for ((i = 0; i < 10; i++)); do
+        printf '10.0.%d.%d - - [%s] "GET /api/items/%d HTTP/1.1" %d 512 "-" "bench/1.0"\n' \
+            $((LOG_LINE % 7)) $((i + 1)) "$now" "$LOG_LINE" $((i == 9 ? 500 : 200))
+        LOG_LINE=$((LOG_LINE + 1))
+    done >>"$LOGDIR/access.log"
+    printf '%s INFO worker: processed batch %d\n' "$now" "$LOG_LINE" >>"$LOGDIR/app.log"
+}
+
+# Optional probe modules (FOOTPRINT_PROBES): each needs a target on this machine.
+probes_yaml=""
+for kind in "${PROBES[@]}"; do
+    case $kind in
+    http)
+        probes_yaml+=$'\n'"  http: {interval: 1s, timeout: 1s, targets: [{name: coordinator, url: \"http://127.0.0.1:$H_PORT_HTTP/healthz\"}]}"
+        ;;
+    postgres)
+        pg_sock=$(readlink -f "$H_DIR/coord/pgdata")/../pgsock
+        [[ -d $H_DIR/coord/pgsock ]] && pg_sock=$H_DIR/coord/pgsock
+        pg_sock=$(readlink -f "$pg_sock")
+        probes_yaml+=$'\n'"  postgres: {interval: 1s, timeout: 1s, targets: [{name: store, conninfo: \"host=$pg_sock port=5432 dbname=vigil user=vigil\"}]}"
+        ;;
+    redis)
+        command -v redis-server >/dev/null || h_fail "FOOTPRINT_PROBES=redis: redis-server not found (apt-get install redis-server)"
+        REDIS_PORT=$(h_free_port)
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$H_DIR" --logfile "$H_DIR/redis.log" &
+        REDIS_PID=$!
+        h_wait "redis answering" 10 redis-cli -p "$REDIS_PORT" ping
+        probes_yaml+=$'\n'"  redis: {interval: 1s, timeout: 1s, targets: [{name: cache, address: \"127.0.0.1:$REDIS_PORT\"}]}"
+        ;;
+    esac
+done
+
+processes_yaml="  processes:
+    interval: 1s
+    watch:
+      - {name: node-exporter, comm: prometheus-node}
+      - {name: coordinator, comm: vigil-coordinat}
+      - {name: executor, comm: vigil-agent-exe}"
+logs_yaml="  logs:
+    interval: 1s
+    files:
+      - {name: access, path: \"$LOGDIR/access.log\", format: access}
+      - name: app
+        path: \"$LOGDIR/app.log\"
+        format: plain
+        patterns:
+          - {name: error, regex: \"ERROR|FATAL|panic\"}"
+write_agent_config() { # the collectors sections to include
+    cat >"$adir/agent.yaml" <<YAML
 node: "$AGENT"
 state_dir: "$adir/state"
 $run_as
@@ -72,14 +159,36 @@ self_signals_interval: $H_SELF_INTERVAL
 batch_interval: $H_BATCH_INTERVAL
 collectors:
   host:
-    interval: 1s
+    interval: $(interval host)
   netstat:
-    interval: 1s
+    interval: $(interval netstat)
+$*
 link:
   reconnect_min: 100ms
   reconnect_max: 1s
   ack_timeout: 2s
 YAML
+}
+config_ok() { "$VIGIL_BUILD/vigil-agent" -n -c "$adir/agent.yaml" >/dev/null 2>"$adir/config-check.txt"; }
+interval() { if [[ $WANTED == *" $1 "* ]]; then echo 1s; else echo 0s; fi; }
+collectors=""
+for section in host netstat; do [[ $WANTED != *" $section "* ]] || collectors+=" $section"; done
+optional=""
+for section in processes logs; do
+    [[ $WANTED == *" $section "* ]] || continue
+    var=${section}_yaml
+    write_agent_config "$optional${!var}"
+    if config_ok; then
+        optional+="${!var}"$'\n'
+        collectors+=" $section"
+    else
+        h_log "collector $section left out: this build refuses its configuration: $(head -1 "$adir/config-check.txt")"
+    fi
+done
+write_agent_config "$optional$probes_yaml"
+config_ok || h_fail "vigil-agent refuses the benchmark's configuration: $(cat "$adir/config-check.txt")"
+[[ -z ${FOOTPRINT_PROBES:-} ]] || collectors+=" probes:${FOOTPRINT_PROBES}"
+h_log "agent collectors at 1 s:$collectors"
 "$VIGIL_BUILD/vigil-agent" -c "$adir/agent.yaml" >>"$adir/agent.log" 2>&1 &
 H_AGENT_PIDS["$AGENT"]=$! # h_cleanup stops it
 AGENT_PID=$!
@@ -157,6 +266,7 @@ tick_loop() { # SECONDS MEASURE(0|1)
     t0=$(now_us)
     for ((k = 0; k < n; k++)); do
         sleep_until_us $((t0 + k * 1000000))
+        append_logs
         if scrape; then ok=1; else ok=0; fi
         if ((measure)); then
             if ((ok)); then SCRAPES=$((SCRAPES + 1)); else FAILED=$((FAILED + 1)); fi

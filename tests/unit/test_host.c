@@ -1,5 +1,8 @@
 /* The host collector against a fixed /proc tree: the values a user would see. */
+#include <errno.h>
+#include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -56,21 +60,18 @@ static int setup(void **state)
     return 0;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 static int teardown(void **state)
 {
     (void)state;
-    const char *files[] = {"stat", "meminfo", "loadavg", "vmstat", "self/mounts", "net/dev"};
-    char path[256];
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", root, files[i]);
-        unlink(path);
-    }
-    snprintf(path, sizeof(path), "%s/self", root);
-    rmdir(path);
-    snprintf(path, sizeof(path), "%s/net", root);
-    rmdir(path);
-    rmdir(root);
-    return 0;
+    return nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Decodes the batch and finds one sample by name (and optional label value). */
@@ -173,11 +174,222 @@ static void test_missing_sources_are_counted_not_fatal(void **state)
     host_collector_destroy(&h);
 }
 
+/* ---- The evidence snapshot -------------------------------------------------------------- */
+
+struct sink {
+    char *data;
+    size_t len, cap;
+    size_t calls;
+    size_t fail_after; /* 0: never fail; n: the n-th call and every later one fail */
+    int fail_with;
+};
+
+static int sink_write(void *w, const void *data, size_t len)
+{
+    struct sink *s = w;
+    s->calls++;
+    if (s->fail_after && s->calls >= s->fail_after)
+        return s->fail_with;
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *more = realloc(s->data, cap);
+        assert_non_null(more);
+        s->data = more;
+        s->cap = cap;
+    }
+    memcpy(s->data + s->len, data, len);
+    s->len += len;
+    s->data[s->len] = '\0';
+    return 0;
+}
+
+static int snapshot(struct sink *s, const char *proc_root, size_t cap, char *err, size_t errlen)
+{
+    struct artifact_writer out = {sink_write, s};
+    err[0] = '\0';
+    return host_write_snapshot(proc_root, cap, &out, err, errlen);
+}
+
+static void put_process(int pid, const char *comm, unsigned long long ticks, unsigned long rss,
+                        const char *cmdline, size_t cmdline_len)
+{
+    char name[128], text[512];
+    snprintf(name, sizeof(name), "%s/%d", root, pid);
+    mkdir(name, 0755);
+    snprintf(name, sizeof(name), "%d/stat", pid);
+    snprintf(text, sizeof(text),
+             "%d (%s) S 1 %d %d 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 1 0 100 1000 %lu 0 0 0 0 0 0 0 0 "
+             "0 0 0 0 0 17 0 0 0 0 0 0\n",
+             pid, comm, pid, pid, ticks, rss);
+    put(name, text);
+    snprintf(name, sizeof(name), "%d/status", pid);
+    snprintf(text, sizeof(text), "Name:\t%s\nUid:\t0\t0\t0\t0\n", comm);
+    put(name, text);
+    snprintf(name, sizeof(name), "%s/%d/cmdline", root, pid);
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fwrite(cmdline, 1, cmdline_len, f);
+    fclose(f);
+}
+
+/* The line after the one starting with heading, and the lines below it up to the next one
+ * that does not start with two spaces: a section of the snapshot. Caller frees. */
+static char *section(const char *text, const char *heading)
+{
+    const char *at = strstr(text, heading);
+    assert_non_null(at);
+    const char *start = strchr(at, '\n');
+    assert_non_null(start);
+    start++;
+    const char *end = start;
+    while (strncmp(end, "  ", 2) == 0)
+        end = strchr(end, '\n') + 1;
+    return strndup(start, (size_t)(end - start));
+}
+
+static void test_snapshot_of_fixture(void **state)
+{
+    (void)state;
+    put("stat", "cpu  1000 10 500 8000 200 0 40 0 0 0\ncpu0 500 5 250 4000 100 0 20 0 0 0\n"
+                "cpu1 500 5 250 4000 100 0 20 0 0 0\nbtime 1700000000\n");
+    put("meminfo", "MemTotal:        4000000 kB\nMemFree:          100000 kB\n"
+                   "MemAvailable:    1000000 kB\nSwapTotal:       2097148 kB\n"
+                   "SwapFree:        1048574 kB\n");
+    put("uptime", "5000.42 9000.00\n");
+    char net[1024];
+    snprintf(net, sizeof(net), "%s  eth0: 1000 10 1 0 0 0 0 0 2000 20 0 0 0 0 0 0\n", NET_HEADER);
+    put("net/dev", net);
+    put_process(100, "postgres", 5000, 25600, "postgres\0-D\0/var/lib/pg\0", 24);
+    put_process(200, "java", 90000, 51200, "java\0-jar\0app.jar\0", 19);
+    put_process(300, "kworker/0:1", 10, 0, "", 0);
+
+    struct sink s = {0};
+    char err[256];
+    assert_int_equal(snapshot(&s, root, 1 << 20, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_non_null(strstr(s.data, "\nuptime: 0d 01:23:20 (5000 s), booted "));
+    assert_non_null(strstr(s.data, "\nload: 2.16 1.65 1.37 (1, 5, 15 min); 2 runnable of 93 "
+                                   "threads\n"));
+    /* /proc/stat did not move during the sample: nothing to show, and it says so. */
+    assert_non_null(strstr(s.data, "\ncpu: no time counted over the 200 ms sample on 2 CPUs\n"));
+    assert_non_null(strstr(s.data, "\nmemory: 75.0% used (MemTotal - MemAvailable), 976 of 3906 "
+                                   "MiB available; swap 1023 of 2047 MiB free\n"));
+    assert_non_null(strstr(s.data, "\n  MemTotal:        4000000 kB\n"));
+    assert_non_null(strstr(s.data, "\n  SwapFree:        1048574 kB\n"));
+    assert_non_null(strstr(s.data, "\noom kills since boot: 17\n"));
+
+    /* Real filesystems only, as host.disk.used_pct picks them. */
+    char *fs = section(s.data, "filesystems (");
+    assert_true(strncmp(fs, "  MOUNT ", 8) == 0);
+    assert_non_null(strstr(fs, "\n  /          "));
+    assert_non_null(strstr(fs, " ext4 "));
+    assert_non_null(strstr(fs, " /dev/root "));
+    assert_null(strstr(fs, "/run"));
+    assert_null(strstr(fs, "/proc"));
+    assert_null(strstr(fs, "nfs"));
+    free(fs);
+
+    char *ifaces = section(s.data, "network interfaces (");
+    assert_non_null(strstr(ifaces, "\n  eth0 "));
+    assert_non_null(strstr(ifaces,
+                           "  eth0                        1000           10        1        0 "
+                           "           2000           20        0        0\n"));
+    free(ifaces);
+
+    /* Top by memory: java (200 MiB), postgres (100 MiB), then the kernel thread. */
+    long page_kib = sysconf(_SC_PAGESIZE) / 1024;
+    char *top = section(s.data, "top 10 processes by resident memory");
+    char want[256];
+    snprintf(want, sizeof(want),
+             "  PID     USER               CPU%%    RSS_KIB COMMAND\n"
+             "  200     0(root)             0.0 %10ld java -jar app.jar\n"
+             "  100     0(root)             0.0 %10ld postgres -D /var/lib/pg\n"
+             "  300     0(root)             0.0          0 [kworker/0:1]\n",
+             51200 * page_kib, 25600 * page_kib);
+    assert_string_equal(top, want);
+    free(top);
+    /* Top by CPU: no tick in the sample, so the busiest over their lives come first. */
+    top = section(s.data, "top 10 processes by CPU");
+    assert_true(strstr(top, "  200 ") < strstr(top, "  100 "));
+    assert_true(strstr(top, "  100 ") < strstr(top, "  300 "));
+    free(top);
+    free(s.data);
+}
+
+static void test_snapshot_cap_and_writer_errors(void **state)
+{
+    (void)state;
+    struct sink full = {0};
+    char err[256];
+    assert_int_equal(snapshot(&full, root, 1 << 20, err, sizeof(err)), 0);
+    const size_t caps[] = {0, 100, full.len / 2};
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        struct sink s = {0};
+        assert_int_equal(snapshot(&s, root, caps[i], err, sizeof(err)), -EFBIG);
+        assert_true(s.len <= caps[i]);
+        assert_non_null(strstr(err, "cap"));
+        if (caps[i] >= 100)
+            assert_non_null(strstr(s.data, "# truncated: "));
+        free(s.data);
+    }
+    free(full.data);
+
+    struct sink failing = {.fail_after = 1, .fail_with = -EPIPE};
+    assert_int_equal(snapshot(&failing, root, 1 << 20, err, sizeof(err)), -EPIPE);
+    assert_int_equal(failing.calls, 1);
+    assert_non_null(strstr(err, strerror(EPIPE)));
+
+    struct sink none = {0};
+    assert_int_equal(snapshot(&none, "/nonexistent-proc", 4096, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "/nonexistent-proc"));
+    assert_int_equal(none.len, 0);
+}
+
+/* This machine: every section is there, and a process burning CPU shows in the CPU list. */
+static void test_snapshot_live(void **state)
+{
+    (void)state;
+    pid_t spinner = fork();
+    assert_true(spinner >= 0);
+    if (spinner == 0) {
+        for (volatile unsigned long i = 0;; i++) {
+        }
+    }
+    usleep(50 * 1000);
+    struct sink s = {0};
+    char err[256];
+    int r = snapshot(&s, NULL, 64 << 20, err, sizeof(err));
+    kill(spinner, SIGKILL);
+    waitpid(spinner, NULL, 0);
+    assert_int_equal(r, 0);
+    const char *needles[] = {"\nuptime: ",
+                             "\nload: ",
+                             "% busy over ",
+                             "\n  MemTotal: ",
+                             "\noom kills since boot: ",
+                             "\nfilesystems (",
+                             "\nnetwork interfaces (",
+                             "\n  lo "};
+    for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++) {
+        if (!strstr(s.data, needles[i]))
+            fail_msg("no \"%s\" in the snapshot", needles[i]);
+    }
+    char *top = section(s.data, "top 10 processes by CPU");
+    char pid[16];
+    snprintf(pid, sizeof(pid), "\n  %-7d ", (int)spinner);
+    assert_non_null(strstr(top, pid));
+    free(top);
+    free(s.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_cycles),
         cmocka_unit_test(test_missing_sources_are_counted_not_fatal),
+        cmocka_unit_test(test_snapshot_of_fixture),
+        cmocka_unit_test(test_snapshot_cap_and_writer_errors),
+        cmocka_unit_test(test_snapshot_live),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

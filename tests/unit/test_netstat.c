@@ -10,12 +10,17 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "netstat.h"
+#include "proctable.h" /* artifact_escape */
+#include "sockdiag.h"
 #include "wire.h"
 
 static char root[64];
@@ -510,6 +515,355 @@ static void test_large_table_is_streamed(void **state)
     run_close(&r);
 }
 
+/* ---- The evidence writer ---------------------------------------------------------------- */
+
+struct sink {
+    char *data;
+    size_t len, cap;
+    size_t calls;
+    size_t fail_after; /* 0: never fail; n: the n-th call and every later one fail */
+    int fail_with;
+};
+
+static int sink_write(void *w, const void *data, size_t len)
+{
+    struct sink *s = w;
+    s->calls++;
+    if (s->fail_after && s->calls >= s->fail_after)
+        return s->fail_with;
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *more = realloc(s->data, cap);
+        assert_non_null(more);
+        s->data = more;
+        s->cap = cap;
+    }
+    memcpy(s->data + s->len, data, len);
+    s->len += len;
+    s->data[s->len] = '\0';
+    return 0;
+}
+
+static int write_table(struct sink *s, const char *proc_root, size_t cap, char *err, size_t errlen)
+{
+    struct artifact_writer out = {sink_write, s};
+    err[0] = '\0';
+    return netstat_write_table(proc_root, cap, &out, err, errlen);
+}
+
+/* The one line containing a, b and c (NULL: no condition); fails unless exactly one does. */
+static const char *only_line(const struct sink *s, const char *a, const char *b, const char *c)
+{
+    static char found[2048];
+    size_t matches = 0;
+    for (const char *p = s->data; p && *p;) {
+        const char *end = strchr(p, '\n');
+        assert_non_null(end);
+        char line[2048];
+        snprintf(line, sizeof(line), "%.*s", (int)(end - p), p);
+        if (strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c))) {
+            matches++;
+            memcpy(found, line, sizeof(found));
+        }
+        p = end + 1;
+    }
+    if (matches != 1)
+        fail_msg("%zu lines match", matches);
+    return found;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void test_table_shows_sockets_with_owners(void **state)
+{
+    (void)state;
+    /* A second process holds nginx's 8080 too (a forked worker, renamed to something odd). */
+    make_process(1300, "ev\001il\"\n");
+    link_fd(1300, 9, 1001);
+    struct sink s = {0};
+    char err[256];
+    assert_int_equal(write_table(&s, root, 1 << 20, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    for (size_t i = 0; i < s.len; i++) /* nothing raw from a process reaches the terminal */
+        assert_true(s.data[i] == '\n' || (s.data[i] >= 0x20 && s.data[i] <= 0x7e));
+
+    /* As ss -tanup shows them: every owner of a socket, with the fd it holds it at. */
+    const char *l = only_line(&s, "tcp ", " LISTEN ", " 0.0.0.0:8080 ");
+    assert_non_null(strstr(l, " 0.0.0.0:* "));
+    assert_non_null(strstr(l, " 1000 "));
+    assert_true(ends_with(l, " 1001 users:((\"nginx\",pid=1234,fd=3),(\"ev\\x01il\\x22\",pid=1300,"
+                             "fd=9))"));
+    l = only_line(&s, "tcp6 ", " LISTEN ", " [::]:5432 ");
+    assert_true(ends_with(l, " users:((\"nginx\",pid=1234,fd=4))"));
+    l = only_line(&s, " 127.0.0.1:9000 ", " LISTEN ", NULL);
+    assert_true(ends_with(l, " 1003 -")); /* no process holds it */
+    l = only_line(&s, " ESTABLISHED ", " 10.1.2.3:40001 ", NULL);
+    assert_true(strncmp(l, "tcp ", 4) == 0);
+    assert_non_null(strstr(l, " 10.0.0.5:8080 "));
+    assert_true(ends_with(l, " users:((\"nginx\",pid=1234,fd=7))"));
+    only_line(&s, " TIME_WAIT ", " 10.4.4.4:39001 ", NULL);
+    only_line(&s, " ESTABLISHED ", " [2001:db8::77]:41001 ", NULL);
+    l = only_line(&s, "udp ", " UNCONN ", " 0.0.0.0:53 ");
+    assert_true(ends_with(l, " 3001 -"));
+    only_line(&s, "udp ", " ESTABLISHED ", " 10.0.0.53:53 ");
+    only_line(&s, "u_str ", " /run/containerd/containerd.sock ", " 4001 ");
+    only_line(&s, "u_str ", " @/tmp/.X11-unix/X0 ", NULL);
+    only_line(&s, "u_str ", " 4003 ", NULL);
+    /* Then the counts, as the collector's signals count them. */
+    assert_true(ends_with(s.data, "# tcp: 14 sockets (ESTABLISHED 8, SYN_RECV 1, TIME_WAIT 2, "
+                                  "LISTEN 3); udp: 2; unix: 3\n"));
+    assert_non_null(strstr(s.data, "4 socket fds in 2 processes"));
+    free(s.data);
+}
+
+static void test_table_cap_and_writer_errors(void **state)
+{
+    (void)state;
+    struct sink full = {0};
+    char err[256];
+    assert_int_equal(write_table(&full, root, 1 << 20, err, sizeof(err)), 0);
+    const size_t caps[] = {0, 100, 700, full.len / 2, full.len - 1};
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        struct sink s = {0};
+        assert_int_equal(write_table(&s, root, caps[i], err, sizeof(err)), -EFBIG);
+        assert_true(s.len <= caps[i]);
+        assert_non_null(strstr(err, "cap"));
+        if (caps[i] >= 100) {
+            assert_true(ends_with(s.data, " bytes\n"));
+            assert_non_null(strstr(s.data, "# truncated: "));
+            size_t kept = (size_t)(strstr(s.data, "# truncated: ") - s.data);
+            assert_memory_equal(s.data, full.data, kept); /* whole lines of the full table */
+        }
+        free(s.data);
+    }
+    free(full.data);
+
+    /* A writer that fails stops the dump: nothing is written after the failure. */
+    struct sink failing = {.fail_after = 2, .fail_with = -ENOSPC};
+    assert_int_equal(write_table(&failing, root, 1 << 20, err, sizeof(err)), -ENOSPC);
+    assert_int_equal(failing.calls, 2);
+    assert_non_null(strstr(err, strerror(ENOSPC)));
+    free(failing.data);
+
+    struct sink none = {0};
+    assert_int_equal(write_table(&none, "/nonexistent-proc", 4096, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "/nonexistent-proc"));
+    assert_int_equal(none.len, 0);
+}
+
+/* ---- This machine ----------------------------------------------------------------------- */
+
+static int listen_on(int family, int type, uint16_t *ret_port)
+{
+    int fd = socket(family, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof(*a);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || (type == SOCK_STREAM && listen(fd, 8) < 0) ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        close(fd);
+        return -1;
+    }
+    *ret_port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                        : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return fd;
+}
+
+static uint64_t fd_inode(int fd)
+{
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    return (uint64_t)st.st_ino;
+}
+
+struct listen_count {
+    uint64_t listen;
+    size_t mine; /* of the inodes below, seen in LISTEN (TCP) or bound (UDP) */
+    const uint64_t *inodes;
+    size_t ninodes;
+};
+
+static int count_sock(const struct procfs_sock *s, void *userdata)
+{
+    struct listen_count *c = userdata;
+    c->listen += s->state == 10;
+    for (size_t i = 0; i < c->ninodes; i++)
+        c->mine += s->inode == c->inodes[i];
+    return 0;
+}
+
+static int count_chunk(const char *chunk, size_t len, void *userdata)
+{
+    return procfs_parse_net_tcp(chunk, len, AF_INET, count_sock, userdata) < 0 ? -EINVAL : 0;
+}
+
+static int count_chunk6(const char *chunk, size_t len, void *userdata)
+{
+    return procfs_parse_net_tcp(chunk, len, AF_INET6, count_sock, userdata) < 0 ? -EINVAL : 0;
+}
+
+/* The LISTEN count of /proc/net/tcp and tcp6, the text path. */
+static void text_listen(struct listen_count *c)
+{
+    char buf[16384];
+    assert_int_equal(
+        procfs_read_stream(AT_FDCWD, "/proc/net/tcp", buf, sizeof(buf), count_chunk, c), 0);
+    int r = procfs_read_stream(AT_FDCWD, "/proc/net/tcp6", buf, sizeof(buf), count_chunk6, c);
+    assert_true(r == 0 || r == -ENOENT);
+}
+
+/* The netlink path (the collector's on a real /proc) and the text path count the same
+ * listeners, and both see the ones this test opened. */
+static void test_netlink_agrees_with_text(void **state)
+{
+    (void)state;
+    sockdiag_t *diag = sockdiag_new();
+    if (!diag) {
+        print_message("netlink sock_diag refused here (%s): nothing to compare\n", strerror(errno));
+        skip();
+    }
+    uint64_t inodes[6];
+    int fds[6];
+    size_t n = 0;
+    uint16_t port;
+    for (int i = 0; i < 4; i++) {
+        fds[n] = listen_on(AF_INET, SOCK_STREAM, &port);
+        assert_true(fds[n] >= 0);
+        inodes[n] = fd_inode(fds[n]);
+        n++;
+    }
+    fds[n] = listen_on(AF_INET6, SOCK_STREAM, &port); /* where IPv6 exists */
+    if (fds[n] >= 0) {
+        inodes[n] = fd_inode(fds[n]);
+        n++;
+    }
+
+    /* Other processes may open or close listeners between the two reads: a few tries. */
+    struct listen_count by_diag, by_text;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        by_diag = (struct listen_count){.inodes = inodes, .ninodes = n};
+        by_text = (struct listen_count){.inodes = inodes, .ninodes = n};
+        assert_true(sockdiag_tcp(diag, count_sock, &by_diag) >= 0);
+        text_listen(&by_text);
+        if (by_diag.listen == by_text.listen)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(by_diag.listen, by_text.listen);
+    assert_true(by_diag.listen >= n);
+    assert_int_equal(by_diag.mine, n);
+    assert_int_equal(by_text.mine, n);
+
+    /* UDP and unix: the dumps work and see a bound socket of ours. */
+    int udp = listen_on(AF_INET, SOCK_DGRAM, &port);
+    assert_true(udp >= 0);
+    uint64_t udp_inode = fd_inode(udp);
+    struct listen_count udp_seen = {.inodes = &udp_inode, .ninodes = 1};
+    assert_true(sockdiag_udp(diag, AF_INET, count_sock, &udp_seen) >= 0);
+    assert_int_equal(udp_seen.mine, 1);
+    close(udp);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+    sockdiag_destroy(&diag);
+    assert_null(diag);
+}
+
+/* The collector on this machine's /proc (netlink) and on a tree whose net and pid entries
+ * link to it (text) reports the same listener of ours, with this process as its owner. */
+static void test_collector_sources_agree(void **state)
+{
+    (void)state;
+    uint16_t port, udp_port;
+    int fd = listen_on(AF_INET, SOCK_STREAM, &port);
+    int udp = listen_on(AF_INET, SOCK_DGRAM, &udp_port);
+    assert_true(fd >= 0 && udp >= 0);
+    char link_root[64], path[128], target[64];
+    snprintf(link_root, sizeof(link_root), "/tmp/vigil-netstat-link-XXXXXX");
+    assert_non_null(mkdtemp(link_root));
+    snprintf(path, sizeof(path), "%s/net", link_root);
+    assert_int_equal(symlink("/proc/self/net", path), 0);
+    snprintf(path, sizeof(path), "%s/%d", link_root, (int)getpid());
+    snprintf(target, sizeof(target), "/proc/%d", (int)getpid());
+    assert_int_equal(symlink(target, path), 0);
+
+    struct run live, text;
+    run_open(&live, NULL);
+    run_open(&text, link_root);
+    assert_string_equal(netstat_collector_source(text.collector), "procfs");
+    sockdiag_t *probe = sockdiag_new();
+    bool netlink = probe != NULL; /* where netlink works, the collector uses it */
+    if (!netlink)
+        print_message("netlink refused here: both read text\n");
+    sockdiag_destroy(&probe);
+    char port_text[8], udp_text[8], pid_text[16];
+    snprintf(port_text, sizeof(port_text), "%u", (unsigned)port);
+    snprintf(udp_text, sizeof(udp_text), "%u", (unsigned)udp_port);
+    snprintf(pid_text, sizeof(pid_text), "%d", (int)getpid());
+    for (int attempt = 0; attempt < 20; attempt++) {
+        run_cycle(&live);
+        run_cycle(&text);
+        if (tcp_state(&live, "LISTEN") == tcp_state(&text, "LISTEN"))
+            break;
+        usleep(50 * 1000);
+    }
+    assert_true(tcp_state(&live, "LISTEN") == tcp_state(&text, "LISTEN"));
+    if (netlink) /* and no dump of it failed over to text */
+        assert_string_equal(netstat_collector_source(live.collector), "netlink");
+    struct run *runs[] = {&live, &text};
+    for (size_t i = 0; i < 2; i++) {
+        const Vigil__Signal *l = find(runs[i], "net.listen", "port", port_text, "proto", "tcp");
+        assert_non_null(l);
+        assert_string_equal(label(l, "address"), "127.0.0.1");
+        assert_string_equal(label(l, "pid"), pid_text);
+        assert_string_equal(label(l, "process"), "test_netstat");
+        l = find(runs[i], "net.listen", "port", udp_text, "proto", "udp");
+        assert_non_null(l);
+        assert_string_equal(label(l, "pid"), pid_text);
+        assert_non_null(find(runs[i], "net.sockets", "proto", "udp", NULL, NULL));
+        assert_non_null(find(runs[i], "net.sockets", "proto", "unix", NULL, NULL));
+    }
+    run_close(&live);
+    run_close(&text);
+    close(fd);
+    close(udp);
+    nftw(link_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* This machine's table: a listener of ours, with this process as its owner. */
+static void test_table_live(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int fd = listen_on(AF_INET, SOCK_STREAM, &port);
+    assert_true(fd >= 0);
+    struct sink s = {0};
+    char err[256], local[32], owner[64];
+    assert_int_equal(write_table(&s, NULL, 64 << 20, err, sizeof(err)), 0);
+    snprintf(local, sizeof(local), " 127.0.0.1:%u ", (unsigned)port);
+    snprintf(owner, sizeof(owner), "users:((\"test_netstat\",pid=%d,fd=%d))", (int)getpid(), fd);
+    const char *l = only_line(&s, local, NULL, NULL);
+    assert_non_null(strstr(l, " LISTEN "));
+    assert_true(ends_with(l, owner));
+    free(s.data);
+    close(fd);
+}
+
 /* The machine's own /proc: whatever is there, a cycle works and reports sockets. */
 static void test_real_proc(void **state)
 {
@@ -534,6 +888,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_and_malformed_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_table_is_streamed, setup, teardown),
         cmocka_unit_test(test_real_proc),
+        cmocka_unit_test_setup_teardown(test_table_shows_sockets_with_owners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_cap_and_writer_errors, setup, teardown),
+        cmocka_unit_test(test_table_live),
+        cmocka_unit_test(test_netlink_agrees_with_text),
+        cmocka_unit_test(test_collector_sources_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,23 +11,32 @@
 
 #include "ctl_config.h"
 #include "output.h"
+#include "wire.h"
 
 enum ctl_exit {
     CTL_EXIT_OK = 0,
     CTL_EXIT_FAILURE = 1, /* the command failed; one "vigilctl: reason" line on stderr */
     CTL_EXIT_USAGE = 2,   /* the command line is wrong */
+    CTL_EXIT_PARTIAL = 3, /* collect: some agents delivered nothing (failed or timed out) */
 };
 
 struct ctl_context {
     const char *config_flag;   /* --config FILE, or NULL */
     enum output_format format; /* -o table|json */
     int64_t timeout_ms;        /* --timeout */
-    const char *out_path;      /* keygen --out */
+    bool timeout_given;        /* collect: --timeout is the wait for artifacts (default 60s) */
+    const char *out_path;      /* keygen --out, evidence get --out */
     const char *secret_file;   /* token --secret-file */
     const char *public_key;    /* token --public-key */
     const char *key_file;      /* token --key-file */
-    const char *node;          /* signals --node */
+    const char *node;          /* signals, collect, evidence list --node */
     const char *name_glob;     /* signals --name */
+    bool all;                  /* collect --all */
+    size_t nargs;              /* collect --arg KEY=VALUE, in order: */
+    const char *args[VG_MAX_EVIDENCE_ARGS];
+    bool too_many_args;     /* more --arg than args holds */
+    const char *collection; /* evidence list --collection */
+    const char *limit;      /* evidence list --limit */
 
     struct ctl_config config; /* loaded by ctl_context_config on first use */
     char *config_path;
@@ -44,5 +53,7 @@ int cmd_keygen(struct ctl_context *ctx, int argc, char **argv);
 int cmd_token(struct ctl_context *ctx, int argc, char **argv);
 int cmd_agents(struct ctl_context *ctx, int argc, char **argv);
 int cmd_signals(struct ctl_context *ctx, int argc, char **argv);
+int cmd_collect(struct ctl_context *ctx, int argc, char **argv);
+int cmd_evidence(struct ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -44,6 +44,63 @@ static const struct command commands[] = {
         "Needs the configuration file (see 'vigilctl help').\n",
     },
     {
+        "collect",
+        cmd_collect,
+        "Usage: vigilctl collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]\n"
+        "                        [--timeout DURATION] [-o table|json]\n"
+        "\n"
+        "Asks agents for an artifact now, waits until each has answered, and prints what was\n"
+        "stored: ID NODE KIND SIZE SHA256. Each agent hashes (SHA-256) what it reads; the\n"
+        "coordinator hashes the bytes it received again and stores the artifact only if both\n"
+        "agree. Fetch one with 'vigilctl evidence get ID --out FILE'.\n"
+        "\n"
+        "  KIND              netstat, processes, host, log_tail, file, postgres or redis\n"
+        "  --node NODE       the active agents of this node\n"
+        "  --all             every active agent\n"
+        "  --arg KEY=VALUE   an argument for the kind, up to 16: file needs path=/abs/path\n"
+        "                    (inside the agent's evidence.allow_dirs); log_tail takes name=\n"
+        "                    (a log the agent tails) and lines=N. Each key once.\n"
+        "  --timeout D       how long to wait for the agents (default 60s, at least 1s); a\n"
+        "                    target still without an artifact then counts as failed\n"
+        "\n"
+        "Every target that delivered nothing is one line on stderr, such as\n"
+        "  vigilctl: node-a: file: path /etc/shadow is outside the allowed directories\n"
+        "\n"
+        "With -o json: an array with one object per agent asked\n"
+        "  {\"id\": 12, \"collection_id\": 7, \"node\": \"...\", \"agent_id\": \"ag-...\",\n"
+        "   \"kind\": \"file\", \"args\": {\"path\": \"...\"}, \"status\": \"stored\" | \"failed\" "
+        "|\n"
+        "   \"pending\", \"size\": 5242880, \"sha256\": \"<64 hex>\", \"collected_at\": \"...\",\n"
+        "   \"stored_at\": \"...\", \"truncated\": false, \"error\": null}\n"
+        "id, size and sha256 are null unless stored; error says why a target failed.\n"
+        "\n"
+        "Exit status: 0 every agent's artifact is stored; 3 some agent delivered nothing\n"
+        "(refused, failed, hash mismatch or timed out; the others' artifacts are printed);\n"
+        "1 the request itself failed (unknown kind, no active agent on the node, ...).\n"
+        "Needs the responder role. Needs the configuration file (see 'vigilctl help').\n",
+    },
+    {
+        "evidence",
+        cmd_evidence,
+        "Usage: vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
+        "       vigilctl evidence get ID --out FILE\n"
+        "\n"
+        "  evidence [list]   the latest stored artifacts, newest first (--limit N, default 50,\n"
+        "                    at most 1000): ID COLLECTION NODE KIND STATUS SIZE SHA256\n"
+        "                    COLLECTED ERROR. With --collection ID: every agent that\n"
+        "                    collection asked, with its status (pending, stored, failed) and\n"
+        "                    error. --node NODE keeps one node's rows. -o json prints the\n"
+        "                    objects 'vigilctl help collect' describes.\n"
+        "  get ID --out FILE fetch an artifact's bytes into FILE (created with mode 0600; an\n"
+        "                    existing file is never overwritten; --out - writes to standard\n"
+        "                    output). The bytes are hashed as they arrive: if they do not hash\n"
+        "                    to the SHA-256 the vault recorded, FILE is removed and the command\n"
+        "                    fails.\n"
+        "\n"
+        "Listing needs the viewer role, get the responder role. Needs the configuration file\n"
+        "(see 'vigilctl help').\n",
+    },
+    {
         "keygen",
         cmd_keygen,
         "Usage: vigilctl keygen --out FILE\n"
@@ -112,6 +169,12 @@ static void print_help(FILE *out)
           "  agents [list]           list agents with their state, last contact and spool\n"
           "  agents approve ID       admit a pending agent\n"
           "  agents revoke ID        revoke an agent's key\n"
+          "  collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]\n"
+          "                          ask agents for an artifact now and wait for it\n"
+          "  evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
+          "                          stored artifacts, or one collection's outcome per agent\n"
+          "  evidence get ID --out FILE\n"
+          "                          fetch an artifact, checking its SHA-256\n"
           "  keygen --out FILE       make a CURVE key pair and print its public key\n"
           "  signals [--node NODE] [--name GLOB]\n"
           "                          the latest value of each signal and its threshold state\n"
@@ -124,7 +187,7 @@ static void print_help(FILE *out)
           "                          ~/" CTL_CONFIG_DEFAULT_RELPATH ")\n"
           "  -o, --output FORMAT     table (default) or json\n"
           "      --timeout DURATION  how long to wait for the coordinator, e.g. 500ms, 5s, 1m\n"
-          "                          (default 5s)\n"
+          "                          (default 5s; for collect, for the artifacts: 60s)\n"
           "  -v, --verbose           debug messages on stderr\n"
           "  -h, --help              show help\n"
           "      --version           print the version\n"
@@ -145,7 +208,8 @@ static void print_help(FILE *out)
           "Exit status:\n"
           "  0  success\n"
           "  1  the command failed; one line on stderr says why\n"
-          "  2  the command line is wrong\n",
+          "  2  the command line is wrong\n"
+          "  3  collect: some agents delivered no artifact (see 'vigilctl help collect')\n",
           out);
 }
 
@@ -167,7 +231,8 @@ static int run_help(int argc, char **argv)
     }
     const struct command *cmd = command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
-        output_error("no help for \"%s\"; the commands are agents, keygen, signals and token",
+        output_error("no help for \"%s\"; the commands are agents, collect, evidence, keygen, "
+                     "signals and token",
                      argv[0]);
         return CTL_EXIT_USAGE;
     }
@@ -177,11 +242,9 @@ static int run_help(int argc, char **argv)
 
 int ctl_context_config(struct ctl_context *ctx, const struct ctl_config **ret_cfg)
 {
-    char err[1024] = "";
-    int r;
-
     if (!ctx->config_loaded) {
-        r = ctl_config_path(ctx->config_flag, &ctx->config_path);
+        char err[1024] = "";
+        int r = ctl_config_path(ctx->config_flag, &ctx->config_path);
         if (r == -ENOENT) {
             output_error("no configuration file: give --config FILE or set " CTL_CONFIG_ENV
                          " (there is no home directory to look in)");
@@ -211,6 +274,10 @@ enum long_only_option {
     OPT_KEY_FILE,
     OPT_NODE,
     OPT_NAME,
+    OPT_ALL,
+    OPT_ARG,
+    OPT_COLLECTION,
+    OPT_LIMIT,
 };
 
 static const struct option long_options[] = {
@@ -226,6 +293,10 @@ static const struct option long_options[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"node", required_argument, NULL, OPT_NODE},
     {"name", required_argument, NULL, OPT_NAME},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"arg", required_argument, NULL, OPT_ARG},
+    {"collection", required_argument, NULL, OPT_COLLECTION},
+    {"limit", required_argument, NULL, OPT_LIMIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -242,15 +313,22 @@ static int parse_timeout(const char *text, int64_t *ret_ms)
     return 0;
 }
 
-/* Command-specific options belong to one command: say so rather than ignore them. */
-static int check_option_owner(const char *cmd, const char *owner, const char *option,
-                              const void *value)
+/* Command-specific options belong to their commands (owners: space-separated names): say so
+ * rather than ignore them. */
+static int check_option_owner(const char *cmd, const char *owners, const char *option, bool given)
 {
-    if (value != NULL && strcmp(cmd, owner) != 0) {
-        output_error("--%s is an option of '%s', not of '%s'", option, owner, cmd);
-        return -EINVAL;
+    if (!given)
+        return 0;
+    size_t len = strlen(cmd);
+    for (const char *p = owners; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n == len && strncmp(p, cmd, n) == 0)
+            return 0;
+        p += n;
+        p += *p == ' ';
     }
-    return 0;
+    output_error("--%s is not an option of '%s' (it belongs to: %s)", option, cmd, owners);
+    return -EINVAL;
 }
 
 /*
@@ -276,6 +354,7 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
         case OPT_TIMEOUT:
             if (parse_timeout(optarg, &ctx->timeout_ms) < 0)
                 return CTL_EXIT_USAGE;
+            ctx->timeout_given = true;
             break;
         case 'v':
             vg_log_threshold = VG_LOG_DEBUG;
@@ -303,6 +382,21 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
             break;
         case OPT_NAME:
             ctx->name_glob = optarg;
+            break;
+        case OPT_ALL:
+            ctx->all = true;
+            break;
+        case OPT_ARG:
+            if (ctx->nargs < sizeof(ctx->args) / sizeof(ctx->args[0]))
+                ctx->args[ctx->nargs++] = optarg;
+            else
+                ctx->too_many_args = true;
+            break;
+        case OPT_COLLECTION:
+            ctx->collection = optarg;
+            break;
+        case OPT_LIMIT:
+            ctx->limit = optarg;
             break;
         case ':':
             output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
@@ -347,12 +441,16 @@ static int run(int argc, char **argv, struct ctl_context *ctx)
         fputs(cmd->help, stdout);
         return CTL_EXIT_OK;
     }
-    if (check_option_owner(cmd->name, "keygen", "out", ctx->out_path) < 0 ||
-        check_option_owner(cmd->name, "token", "secret-file", ctx->secret_file) < 0 ||
-        check_option_owner(cmd->name, "token", "public-key", ctx->public_key) < 0 ||
-        check_option_owner(cmd->name, "token", "key-file", ctx->key_file) < 0 ||
-        check_option_owner(cmd->name, "signals", "node", ctx->node) < 0 ||
-        check_option_owner(cmd->name, "signals", "name", ctx->name_glob) < 0)
+    if (check_option_owner(cmd->name, "keygen evidence", "out", ctx->out_path != NULL) < 0 ||
+        check_option_owner(cmd->name, "token", "secret-file", ctx->secret_file != NULL) < 0 ||
+        check_option_owner(cmd->name, "token", "public-key", ctx->public_key != NULL) < 0 ||
+        check_option_owner(cmd->name, "token", "key-file", ctx->key_file != NULL) < 0 ||
+        check_option_owner(cmd->name, "signals collect evidence", "node", ctx->node != NULL) < 0 ||
+        check_option_owner(cmd->name, "signals", "name", ctx->name_glob != NULL) < 0 ||
+        check_option_owner(cmd->name, "collect", "all", ctx->all) < 0 ||
+        check_option_owner(cmd->name, "collect", "arg", ctx->nargs > 0 || ctx->too_many_args) < 0 ||
+        check_option_owner(cmd->name, "evidence", "collection", ctx->collection != NULL) < 0 ||
+        check_option_owner(cmd->name, "evidence", "limit", ctx->limit != NULL) < 0)
         return CTL_EXIT_USAGE;
 
     return cmd->run(ctx, nargs - 1, args + 1);

@@ -64,6 +64,126 @@ static enum vg_decode_error check_signals(const Vigil__SignalBatch *batch, const
     return VG_DECODE_OK;
 }
 
+/* A kind is a short lowercase name: it becomes a metric label and a column, never a path. */
+static bool kind_ok(const char *kind)
+{
+    size_t len = strnlen(kind, VG_MAX_EVIDENCE_KIND_LEN + 1);
+    if (len == 0 || len > VG_MAX_EVIDENCE_KIND_LEN)
+        return false;
+    for (const char *p = kind; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    }
+    return true;
+}
+
+static bool args_ok(Vigil__Label *const *args, size_t n)
+{
+    if (n > VG_MAX_EVIDENCE_ARGS)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (args[i]->key[0] == '\0' || !str_ok(args[i]->key, VG_MAX_NAME_LEN) ||
+            !str_ok(args[i]->value, VG_MAX_VALUE_LEN))
+            return false;
+    }
+    return true;
+}
+
+static enum vg_decode_error check_collect(const Vigil__CollectRequest *req, const char **reason)
+{
+    if (req->collection_id == 0) {
+        *reason = "collect: no collection id";
+        return VG_DECODE_LIMITS;
+    }
+    if (!kind_ok(req->kind)) {
+        *reason = "collect: kind must be a short name of a-z, 0-9 and _";
+        return VG_DECODE_LIMITS;
+    }
+    if (!args_ok(req->args, req->n_args)) {
+        *reason = "collect: more than 16 arguments, or an argument empty or too long";
+        return VG_DECODE_LIMITS;
+    }
+    return VG_DECODE_OK;
+}
+
+/*
+ * An artifact is chunks at contiguous offsets; the last one carries the total size and the
+ * SHA-256. A chunk with an error carries nothing else. Offsets and sizes stay below
+ * VG_MAX_EVIDENCE_BYTES, so offset + size never overflows anywhere downstream.
+ */
+static enum vg_decode_error check_evidence(const Vigil__EvidenceChunk *c, const char **reason)
+{
+    if (c->collection_id == 0) {
+        *reason = "evidence: no collection id";
+        return VG_DECODE_LIMITS;
+    }
+    if (!kind_ok(c->kind)) {
+        *reason = "evidence: kind must be a short name of a-z, 0-9 and _";
+        return VG_DECODE_LIMITS;
+    }
+    if (!args_ok(c->args, c->n_args)) {
+        *reason = "evidence: more than 16 arguments, or an argument empty or too long";
+        return VG_DECODE_LIMITS;
+    }
+    if (!str_ok(c->error, VG_MAX_VALUE_LEN)) {
+        *reason = "evidence: error text longer than 1024 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->error[0] != '\0') {
+        if (c->data.len != 0 || c->sha256.len != 0 || c->offset != 0 || c->total_size != 0) {
+            *reason = "evidence: a chunk with an error carries no data, offset, size or hash";
+            return VG_DECODE_LIMITS;
+        }
+        return VG_DECODE_OK;
+    }
+    if (c->artifact == 0) {
+        *reason = "evidence: no artifact id";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->data.len > VG_MAX_EVIDENCE_CHUNK_BYTES) {
+        *reason = "evidence: chunk data larger than 1 MiB";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->offset > (uint64_t)VG_MAX_EVIDENCE_BYTES ||
+        c->data.len > (uint64_t)VG_MAX_EVIDENCE_BYTES - c->offset) {
+        *reason = "evidence: chunk ends beyond the artifact size limit";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->last) {
+        if (c->sha256.len != VG_SHA256_BYTES) {
+            *reason = "evidence: the last chunk's sha256 must be 32 bytes";
+            return VG_DECODE_LIMITS;
+        }
+        if (c->total_size != c->offset + c->data.len) {
+            *reason = "evidence: the last chunk does not end at the total size";
+            return VG_DECODE_LIMITS;
+        }
+    } else {
+        if (c->sha256.len != 0 || c->total_size != 0) {
+            *reason = "evidence: only the last chunk carries sha256 and total size";
+            return VG_DECODE_LIMITS;
+        }
+        if (c->data.len == 0) {
+            *reason = "evidence: an empty chunk that is not the last";
+            return VG_DECODE_LIMITS;
+        }
+    }
+    return VG_DECODE_OK;
+}
+
+bool vg_evidence_kind_known(const char *kind)
+{
+    static const char *const kinds[] = {"netstat",  "processes", "log_tail", "host",
+                                        "postgres", "redis",     "file"};
+    if (!kind)
+        return false;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kind, kinds[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Bounds that depend on the body type. Durable bodies need seq >= 1, transient ones seq 0. */
 static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **reason)
 {
@@ -114,6 +234,19 @@ static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **
         break;
     case VIGIL__ENVELOPE__BODY_SIGNALS: {
         enum vg_decode_error e = check_signals(env->signals, reason);
+        if (e != VG_DECODE_OK)
+            return e;
+        durable = true;
+        break;
+    }
+    case VIGIL__ENVELOPE__BODY_COLLECT: {
+        enum vg_decode_error e = check_collect(env->collect, reason);
+        if (e != VG_DECODE_OK)
+            return e;
+        break;
+    }
+    case VIGIL__ENVELOPE__BODY_EVIDENCE: {
+        enum vg_decode_error e = check_evidence(env->evidence, reason);
         if (e != VG_DECODE_OK)
             return e;
         durable = true;
@@ -248,6 +381,31 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
         if (!str_ok(req->list_signals->node, VG_MAX_NAME_LEN) ||
             !str_ok(req->list_signals->name_glob, VG_MAX_NAME_LEN)) {
             why = "node or name pattern too long";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_COLLECT:
+        if (!str_ok(req->collect->node, VG_MAX_NAME_LEN)) {
+            why = "node name longer than 128 bytes";
+            e = VG_DECODE_LIMITS;
+        } else if (!kind_ok(req->collect->kind)) {
+            why = "the kind must be a short name of a-z, 0-9 and _ (at most 32 bytes)";
+            e = VG_DECODE_LIMITS;
+        } else if (!args_ok(req->collect->args, req->collect->n_args)) {
+            why = "at most 16 arguments, each with a key of at most 128 bytes and a value of at "
+                  "most 1024";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE:
+        if (!str_ok(req->list_evidence->node, VG_MAX_NAME_LEN)) {
+            why = "node name longer than 128 bytes";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE:
+        if (req->get_evidence->offset > (uint64_t)VG_MAX_EVIDENCE_BYTES) {
+            why = "offset beyond the artifact size limit";
             e = VG_DECODE_LIMITS;
         }
         break;

@@ -9,6 +9,7 @@
 #ifndef VG_WIRE_H
 #define VG_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,16 @@
 #define VG_MAX_NAME_LEN 128   /* signal names, label keys, node names */
 #define VG_MAX_VALUE_LEN 1024 /* label values, free text */
 #define VG_MAX_ACK_RANGES 4096
+
+/* Evidence on demand (CollectRequest, EvidenceChunk, the admin Collect/ListEvidence/GetEvidence).
+ */
+#define VG_MAX_EVIDENCE_CHUNK_BYTES (1024 * 1024) /* data of one EvidenceChunk, one GetEvidence */
+#define VG_MAX_EVIDENCE_BYTES (INT64_C(1) << 30)  /* one artifact; agents cap theirs lower */
+#define VG_MAX_EVIDENCE_ARGS 16                   /* key=value arguments of a collection */
+#define VG_MAX_EVIDENCE_KIND_LEN 32               /* kinds are short names: [a-z0-9_]+ */
+#define VG_SHA256_BYTES 32
+/* The kinds an agent may be asked for, for messages; vg_evidence_kind_known decides. */
+#define VG_EVIDENCE_KINDS "netstat, processes, log_tail, host, postgres, redis, file"
 
 #define VG_PORT_AGENTS 7400
 #define VG_PORT_ADMIN 7401
@@ -63,10 +74,14 @@ enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__
 
 const char *vg_decode_error_name(enum vg_decode_error err);
 
+/* True for a kind in VG_EVIDENCE_KINDS. The wire only checks a kind's shape (a short name), so
+ * a newer peer's kind decodes; whether it may be collected is this list's decision. */
+bool vg_evidence_kind_known(const char *kind);
+
 /*
- * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE (1.25 x VG_MAX_MESSAGE_BYTES), linger, ZMTP heartbeats
- * (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed.
- * Returns 0 or -errno.
+ * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE (1.25 x VG_MAX_MESSAGE_BYTES), linger,
+ * ZMTP heartbeats (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed. Returns
+ * 0 or -errno.
  */
 int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms);
 

@@ -3,14 +3,16 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "evidence.h"
 #include "log.h"
 #include "metrics.h"
 #include "timeutil.h"
@@ -18,10 +20,17 @@
 
 #define ROUTING_ID_MAX 255
 
+/* ListEvidence without a collection: the latest artifacts, this many unless asked. */
+#define EVIDENCE_LIST_DEFAULT 50
+#define EVIDENCE_LIST_MAX 1000
+/* Targets of one collection listed at most (a reply stays far below the message limit). */
+#define EVIDENCE_TARGETS_MAX 10000
+
 struct admin {
     void *socket;
     registry_t *registry;
     store_t *store;
+    evidence_requester_t *evidence; /* queues CollectRequests for the router */
 };
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
@@ -36,6 +45,11 @@ admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *ser
     }
     self->registry = registry;
     self->store = store;
+    self->evidence = evidence_requester_new(ctx, err, errlen);
+    if (!self->evidence) {
+        admin_destroy(&self);
+        return NULL;
+    }
     self->socket = zmq_socket(ctx, ZMQ_ROUTER);
     if (!self->socket || vg_zmq_common_options(self->socket, heartbeat_ivl_ms) < 0 ||
         zmq_setsockopt(self->socket, ZMQ_ROUTER_MANDATORY, &on, sizeof(on)) != 0 ||
@@ -64,6 +78,7 @@ void admin_destroy(admin_t **self_p)
     admin_t *self = *self_p;
     if (self->socket)
         zmq_close(self->socket);
+    evidence_requester_destroy(&self->evidence);
     free(self);
     *self_p = NULL;
 }
@@ -93,8 +108,10 @@ struct reply {
     Vigil__AdminReply msg;
     Vigil__AgentInfo *infos;
     Vigil__AgentInfo **info_ptrs;
-    zlistx_t *signals; /* Vigil__SignalInfo, owned (freed with free_signal_info) */
-    char error[256];
+    zlistx_t *signals;  /* Vigil__SignalInfo, owned (freed with free_signal_info) */
+    zlistx_t *evidence; /* Vigil__EvidenceInfo, owned (freed with free_evidence_info) */
+    uint8_t *data;      /* GetEvidence bytes */
+    char error[1024];
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -129,7 +146,7 @@ static void list_agents(admin_t *self, struct reply *rep)
 }
 
 /* approve: pending -> active; revoke: anything -> revoked (effective on the next message). */
-static void change_agent(admin_t *self, const struct operator *op, const char *id,
+static void change_agent(admin_t *self, const struct operator* op, const char *id,
                          Vigil__AgentState target, struct reply *rep)
 {
     struct agent *a = registry_agent(self->registry, id);
@@ -141,9 +158,9 @@ static void change_agent(admin_t *self, const struct operator *op, const char *i
         return;
     }
     if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
-                    "agent %s is revoked; a revoked key cannot come back (re-enroll with a new key)",
-                    id);
+        reply_error(
+            rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+            "agent %s is revoked; a revoked key cannot come back (re-enroll with a new key)", id);
         return;
     }
     if (target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
@@ -201,8 +218,9 @@ static void free_signal_info(void **item)
     *item = NULL;
 }
 
-/* Labels arrive as the jsonb text of a flat object of strings. */
-static int parse_labels(Vigil__SignalInfo *info, const char *labels_json)
+/* Labels arrive as the jsonb text of a flat object of strings; *ret_labels is owned (each
+ * label's key and value too) and grows as *ret_n counts, so a partial result frees cleanly. */
+static int labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, size_t *ret_n)
 {
     json_error_t jerr;
     json_t *obj = json_loads(labels_json, 0, &jerr);
@@ -213,8 +231,8 @@ static int parse_labels(Vigil__SignalInfo *info, const char *labels_json)
         json_decref(obj);
         return -EINVAL;
     }
-    info->labels = calloc(json_object_size(obj) + 1, sizeof(Vigil__Label *));
-    if (!info->labels) {
+    *ret_labels = calloc(json_object_size(obj) + 1, sizeof(Vigil__Label *));
+    if (!*ret_labels) {
         json_decref(obj);
         return -ENOMEM;
     }
@@ -226,12 +244,17 @@ static int parse_labels(Vigil__SignalInfo *info, const char *labels_json)
         vigil__label__init(l);
         l->key = strdup(key);
         l->value = strdup(json_is_string(value) ? json_string_value(value) : "");
-        info->labels[info->n_labels++] = l;
+        (*ret_labels)[(*ret_n)++] = l;
         if (!l->key || !l->value)
             break;
     }
     json_decref(obj);
     return 0;
+}
+
+static int parse_labels(Vigil__SignalInfo *info, const char *labels_json)
+{
+    return labels_from_json(labels_json, &info->labels, &info->n_labels);
 }
 
 struct signals_walk {
@@ -290,7 +313,176 @@ static void list_signals(admin_t *self, const Vigil__ListSignals *req, struct re
         rep->msg.signals[rep->msg.n_signals++] = info;
 }
 
-static bool allowed(const struct operator *op, enum operator_role needed, struct reply *rep,
+/* ---- evidence ---- */
+
+static void free_evidence_info(void **item)
+{
+    Vigil__EvidenceInfo *info = *item;
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->n_args; i++) {
+        free(info->args[i]->key);
+        free(info->args[i]->value);
+        free(info->args[i]);
+    }
+    free(info->args);
+    free(info->agent_id);
+    free(info->node);
+    free(info->kind);
+    free(info->sha256);
+    free(info->error);
+    free(info);
+    *item = NULL;
+}
+
+static Vigil__EvidenceStatus evidence_status(const char *status)
+{
+    if (strcmp(status, "stored") == 0)
+        return VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED;
+    if (strcmp(status, "failed") == 0)
+        return VIGIL__EVIDENCE_STATUS__EVIDENCE_FAILED;
+    return VIGIL__EVIDENCE_STATUS__EVIDENCE_PENDING;
+}
+
+/* store_evidence_cb: one EvidenceInfo more in rep->evidence. */
+static int add_evidence(const struct store_evidence_info *row, void *userdata)
+{
+    struct reply *rep = userdata;
+    Vigil__EvidenceInfo *info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    vigil__evidence_info__init(info);
+    zlistx_add_end(rep->evidence, info);
+    info->id = row->id;
+    info->collection_id = row->collection_id;
+    info->agent_id = strdup(row->agent_id);
+    info->node = strdup(row->node);
+    info->kind = strdup(row->kind);
+    info->size = row->size;
+    info->sha256 = strdup(row->sha256_hex);
+    info->collected_at_ms = row->collected_at_ms;
+    info->stored_at_ms = row->stored_at_ms;
+    info->status = evidence_status(row->status);
+    info->error = strdup(row->error);
+    info->truncated = row->truncated;
+    if (!info->agent_id || !info->node || !info->kind || !info->sha256 || !info->error)
+        return -ENOMEM;
+    return labels_from_json(row->args_json, &info->args, &info->n_args) == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* Moves rep->evidence into the reply message. */
+static void evidence_reply(struct reply *rep)
+{
+    size_t n = zlistx_size(rep->evidence);
+    rep->msg.evidence = calloc(n ? n : 1, sizeof(Vigil__EvidenceInfo *));
+    if (!rep->msg.evidence) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    for (Vigil__EvidenceInfo *info = zlistx_first(rep->evidence); info;
+         info = zlistx_next(rep->evidence))
+        rep->msg.evidence[rep->msg.n_evidence++] = info;
+}
+
+static bool evidence_list_start(struct reply *rep)
+{
+    rep->evidence = zlistx_new();
+    if (!rep->evidence) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return false;
+    }
+    zlistx_set_destructor(rep->evidence, free_evidence_info);
+    return true;
+}
+
+static void collect(admin_t *self, const struct operator* op, const Vigil__Collect *req,
+                    struct reply *rep)
+{
+    char actor[160], err[sizeof(rep->error)];
+    Vigil__AdminStatus status = VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST;
+    uint64_t collection_id = 0;
+
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    int r = evidence_collect(self->evidence, self->store, self->registry, actor, req,
+                             &collection_id, &status, err, sizeof(err));
+    if (r < 0) {
+        vg_log(VG_LOG_WARN, "operator=%s collect kind=%.32s refused: %s", op->name, req->kind, err);
+        reply_error(rep, status, "%s", err);
+        return;
+    }
+    rep->msg.collection_id = collection_id;
+    if (!evidence_list_start(rep))
+        return;
+    if (store_evidence_list(self->store, collection_id, NULL, EVIDENCE_TARGETS_MAX, add_evidence,
+                            rep) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE,
+                    "collection %" PRIu64 " was started, but listing its targets failed; "
+                    "list it again",
+                    collection_id);
+        rep->msg.collection_id = collection_id;
+        return;
+    }
+    evidence_reply(rep);
+}
+
+static void list_evidence(admin_t *self, const Vigil__ListEvidence *req, struct reply *rep)
+{
+    uint32_t limit = req->limit ? req->limit : EVIDENCE_LIST_DEFAULT;
+    if (req->collection_id != 0)
+        limit = EVIDENCE_TARGETS_MAX;
+    else if (limit > EVIDENCE_LIST_MAX)
+        limit = EVIDENCE_LIST_MAX;
+    if (!evidence_list_start(rep))
+        return;
+    /* A target past its deadline reads as timed out at once, not at the next tick. */
+    if (req->collection_id != 0)
+        evidence_expire(self->store);
+    if (store_evidence_list(self->store, req->collection_id, req->node, limit, add_evidence, rep) <
+        0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    if (req->collection_id != 0 && zlistx_size(rep->evidence) == 0 && !req->node[0]) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "collection %" PRIu64 " not found",
+                    req->collection_id);
+        return;
+    }
+    evidence_reply(rep);
+}
+
+static void get_evidence(admin_t *self, const Vigil__GetEvidence *req, struct reply *rep)
+{
+    size_t max = req->max_bytes && req->max_bytes < VG_MAX_EVIDENCE_CHUNK_BYTES
+                     ? req->max_bytes
+                     : VG_MAX_EVIDENCE_CHUNK_BYTES;
+    if (!evidence_list_start(rep))
+        return;
+    int r = store_evidence_get(self->store, req->id, add_evidence, rep);
+    if (r == -ENOENT) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "evidence %" PRIu64 " not found",
+                    req->id);
+        return;
+    }
+    size_t got = 0;
+    rep->data = malloc(max);
+    if (r == 0 && !rep->data)
+        r = -ENOMEM;
+    if (r == 0)
+        r = store_evidence_read(self->store, req->id, req->offset, rep->data, max, &got);
+    if (r < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE,
+                    "cannot read evidence %" PRIu64 ": %s", req->id,
+                    r == -EPROTO ? "its stored chunks are inconsistent"
+                                 : "the store is unavailable");
+        return;
+    }
+    rep->msg.data.data = rep->data;
+    rep->msg.data.len = got;
+    evidence_reply(rep);
+}
+
+static bool allowed(const struct operator* op, enum operator_role needed, struct reply *rep,
                     const char *what)
 {
     if (op->role >= needed)
@@ -305,8 +497,8 @@ static bool allowed(const struct operator *op, enum operator_role needed, struct
     return false;
 }
 
-static void handle_request(admin_t *self, const struct operator *op,
-                           const Vigil__AdminRequest *req, struct reply *rep)
+static void handle_request(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                           struct reply *rep)
 {
     switch (req->body_case) {
     case VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS:
@@ -324,8 +516,21 @@ static void handle_request(admin_t *self, const struct operator *op,
         break;
     case VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT:
         if (allowed(op, ROLE_ADMIN, rep, "revoking agents"))
-            change_agent(self, op, req->revoke_agent->id,
-                         VIGIL__AGENT_STATE__AGENT_STATE_REVOKED, rep);
+            change_agent(self, op, req->revoke_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_REVOKED,
+                         rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_COLLECT:
+        if (allowed(op, ROLE_RESPONDER, rep, "collecting evidence"))
+            collect(self, op, req->collect, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE:
+        if (allowed(op, ROLE_VIEWER, rep, "listing evidence"))
+            list_evidence(self, req->list_evidence, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE:
+        /* Artifacts hold file contents and process lists: more than a viewer may read. */
+        if (allowed(op, ROLE_RESPONDER, rep, "fetching evidence"))
+            get_evidence(self, req->get_evidence, rep);
         break;
     default:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", "unknown request");
@@ -373,7 +578,7 @@ static bool handle_one(admin_t *self)
 
     zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
     const char *user_id = zmq_msg_gets(&msg, "User-Id");
-    const struct operator *op = user_id ? registry_operator_by_id(self->registry, user_id) : NULL;
+    const struct operator* op = user_id ? registry_operator_by_id(self->registry, user_id) : NULL;
     Vigil__AdminRequest *req = NULL;
     const char *why = NULL;
 
@@ -396,7 +601,9 @@ static bool handle_one(admin_t *self)
         enum vg_decode_error e =
             vg_admin_request_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &req, &why);
         if (e != VG_DECODE_OK) {
-            metrics_refused(e == VG_DECODE_VERSION ? REFUSE_VERSION : REFUSE_MALFORMED);
+            metrics_refused(e == VG_DECODE_VERSION  ? REFUSE_VERSION
+                            : e == VG_DECODE_LIMITS ? REFUSE_LIMITS
+                                                    : REFUSE_MALFORMED);
             vg_log(VG_LOG_WARN, "admin: operator=%s request refused: %s", op->name, why);
             reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", why);
         } else {
@@ -413,6 +620,9 @@ static bool handle_one(admin_t *self)
     free(rep.info_ptrs);
     free(rep.msg.signals);
     zlistx_destroy(&rep.signals);
+    free(rep.msg.evidence);
+    zlistx_destroy(&rep.evidence);
+    free(rep.data);
     return true;
 }
 

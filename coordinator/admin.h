@@ -1,7 +1,8 @@
 /*
  * vigilctl's socket (ROUTER, CURVE server, ZAP domain VG_ZAP_DOMAIN_ADMIN): one AdminRequest
  * in, one AdminReply out. The operator is the authenticated User-Id; each request type
- * names the role it needs (viewer < responder < admin) and is refused below it.
+ * names the role it needs (viewer < responder < admin) and is refused below it: listing needs
+ * viewer; collecting and fetching evidence content responder; approving and revoking admin.
  */
 #ifndef COORD_ADMIN_H
 #define COORD_ADMIN_H

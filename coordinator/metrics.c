@@ -63,6 +63,22 @@ struct type_count {
     uint64_t count;
 };
 
+/* A counter with one bounded label: fixed slots, then "other". */
+#define LABEL_SLOTS 16
+struct label_counter {
+    struct type_count slots[LABEL_SLOTS];
+    size_t used;
+    uint64_t other;
+};
+
+/* Shown at zero from the start, so a dashboard sees the series before the first event. */
+static const char *const evidence_kinds[] = {"netstat",  "processes", "log_tail", "host",
+                                             "postgres", "redis",     "file"};
+static const char *const evidence_reject_reasons[] = {
+    "sha256", "size",      "unknown_collection", "not_pending",
+    "kind",   "duplicate", "artifact_reuse",     "invalid"};
+static const char *const evidence_refuse_reasons[] = {"unknown_kind", "bad_request", "no_target"};
+
 static struct {
     pthread_mutex_t lock;
     struct type_count types[TYPE_SLOTS];
@@ -78,7 +94,45 @@ static struct {
     uint64_t agents_by_state[AGENT_STATES];
     struct metrics_agent *agents;
     size_t agents_len;
+    struct label_counter evidence_requests;         /* by kind */
+    struct label_counter evidence_requests_refused; /* by reason */
+    struct label_counter evidence_rejected;         /* by reason */
+    struct label_counter evidence_failed;           /* by kind */
+    uint64_t evidence_stored;
+    uint64_t evidence_bytes;
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Counts value under label; the caller holds the lock. add 0 only makes the series exist. */
+static void label_add_locked(struct label_counter *c, const char *label, uint64_t add)
+{
+    if (label == NULL || strlen(label) >= TYPE_NAME_MAX) {
+        c->other += add;
+        return;
+    }
+    for (size_t i = 0; i < c->used; i++) {
+        if (strcmp(c->slots[i].name, label) == 0) {
+            c->slots[i].count += add;
+            return;
+        }
+    }
+    if (c->used < LABEL_SLOTS) {
+        struct type_count *slot = &c->slots[c->used++];
+        memcpy(slot->name, label, strlen(label) + 1);
+        slot->count = add;
+    } else {
+        c->other += add;
+    }
+}
+
+static void label_seed_locked(struct label_counter *c, const char *const *labels, size_t n)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        label_add_locked(c, labels[i], 0);
+}
+
+#define SEED(counter, labels)                                                                      \
+    label_seed_locked(&(counter), labels, sizeof(labels) / sizeof(labels[0]))
 
 const char *refuse_reason_name(enum refuse_reason reason)
 {
@@ -105,6 +159,12 @@ static struct metrics_agent *reset_locked(void)
     memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
     metrics.agents = NULL;
     metrics.agents_len = 0;
+    SEED(metrics.evidence_requests, evidence_kinds);
+    SEED(metrics.evidence_requests_refused, evidence_refuse_reasons);
+    SEED(metrics.evidence_rejected, evidence_reject_reasons);
+    SEED(metrics.evidence_failed, evidence_kinds);
+    metrics.evidence_stored = 0;
+    metrics.evidence_bytes = 0;
     return agents;
 }
 
@@ -194,6 +254,41 @@ int metrics_store_is_up(void)
     int up = metrics.store_up;
     pthread_mutex_unlock(&metrics.lock);
     return up;
+}
+
+static void label_count(struct label_counter *c, const char *label)
+{
+    pthread_mutex_lock(&metrics.lock);
+    label_add_locked(c, label, 1);
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_evidence_requested(const char *kind)
+{
+    label_count(&metrics.evidence_requests, kind);
+}
+
+void metrics_evidence_request_refused(const char *reason)
+{
+    label_count(&metrics.evidence_requests_refused, reason);
+}
+
+void metrics_evidence_rejected(const char *reason)
+{
+    label_count(&metrics.evidence_rejected, reason);
+}
+
+void metrics_evidence_failed(const char *kind)
+{
+    label_count(&metrics.evidence_failed, kind);
+}
+
+void metrics_evidence_stored(uint64_t bytes)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.evidence_stored++;
+    metrics.evidence_bytes += bytes;
+    pthread_mutex_unlock(&metrics.lock);
 }
 
 /* Copies by_state (NULL means all zero) into the registry; the caller holds the lock. */
@@ -362,6 +457,41 @@ static void render_locked(FILE *out)
     }
 }
 
+static void put_labelled(FILE *out, const char *name, const char *label,
+                         const struct label_counter *c)
+{
+    for (size_t i = 0; i < c->used; i++) {
+        fprintf(out, "%s{%s=\"", name, label);
+        put_label_value(out, c->slots[i].name, sizeof(c->slots[i].name));
+        fprintf(out, "\"} %" PRIu64 "\n", c->slots[i].count);
+    }
+    if (c->other > 0)
+        fprintf(out, "%s{%s=\"other\"} %" PRIu64 "\n", name, label, c->other);
+}
+
+static void render_evidence_locked(FILE *out)
+{
+    put_header(out, "vigil_evidence_requests_total", "counter",
+               "Evidence collections requested by operators, by kind.");
+    put_labelled(out, "vigil_evidence_requests_total", "kind", &metrics.evidence_requests);
+    put_header(out, "vigil_evidence_requests_refused_total", "counter",
+               "Evidence collection requests refused before any agent was asked, by reason.");
+    put_labelled(out, "vigil_evidence_requests_refused_total", "reason",
+                 &metrics.evidence_requests_refused);
+    put_header(out, "vigil_evidence_stored_total", "counter",
+               "Artifacts verified (SHA-256 re-computed) and stored in the evidence vault.");
+    fprintf(out, "vigil_evidence_stored_total %" PRIu64 "\n", metrics.evidence_stored);
+    put_header(out, "vigil_evidence_bytes_total", "counter", "Bytes of artifacts stored.");
+    fprintf(out, "vigil_evidence_bytes_total %" PRIu64 "\n", metrics.evidence_bytes);
+    put_header(out, "vigil_evidence_rejected_total", "counter",
+               "Evidence chunks or artifacts refused and never stored, by reason.");
+    put_labelled(out, "vigil_evidence_rejected_total", "reason", &metrics.evidence_rejected);
+    put_header(
+        out, "vigil_evidence_failed_total", "counter",
+        "Collection targets that failed (the agent refused or erred, or timed out), by kind.");
+    put_labelled(out, "vigil_evidence_failed_total", "kind", &metrics.evidence_failed);
+}
+
 int metrics_render(char **ret, size_t *ret_len)
 {
     char *text = NULL;
@@ -373,6 +503,7 @@ int metrics_render(char **ret, size_t *ret_len)
 
     pthread_mutex_lock(&metrics.lock);
     render_locked(out);
+    render_evidence_locked(out);
     pthread_mutex_unlock(&metrics.lock);
 
     bool failed = ferror(out) != 0;

@@ -13,19 +13,19 @@
 
 /* Why a message or handshake was refused: the "reason" label of vigil_messages_refused_total. */
 enum refuse_reason {
-    REFUSE_MALFORMED = 0,  /* frame structure or protobuf decoding failed */
-    REFUSE_VERSION,        /* unsupported protocol version */
-    REFUSE_UNKNOWN_TYPE,   /* envelope body not set / unknown message type */
-    REFUSE_OVERSIZED,      /* over the size limit */
-    REFUSE_LIMITS,         /* decoded, but a field is out of bounds (too many signals, ...) */
-    REFUSE_SENDER,         /* sender id does not match the authenticated key */
-    REFUSE_NOT_ENROLLED,   /* key not active: only enrollment is allowed */
-    REFUSE_REVOKED,        /* key revoked (handshake or message) */
-    REFUSE_UNKNOWN_KEY,    /* ZAP: key not known on a socket that requires it */
-    REFUSE_BAD_TOKEN,      /* enrollment token present but wrong */
-    REFUSE_RATE_LIMITED,   /* enrollment requests too frequent */
-    REFUSE_FORBIDDEN,      /* operator lacks the role */
-    REFUSE_STORE,          /* the store could not commit: not acknowledged, agent resends */
+    REFUSE_MALFORMED = 0, /* frame structure or protobuf decoding failed */
+    REFUSE_VERSION,       /* unsupported protocol version */
+    REFUSE_UNKNOWN_TYPE,  /* envelope body not set / unknown message type */
+    REFUSE_OVERSIZED,     /* over the size limit */
+    REFUSE_LIMITS,        /* decoded, but a field is out of bounds (too many signals, ...) */
+    REFUSE_SENDER,        /* sender id does not match the authenticated key */
+    REFUSE_NOT_ENROLLED,  /* key not active: only enrollment is allowed */
+    REFUSE_REVOKED,       /* key revoked (handshake or message) */
+    REFUSE_UNKNOWN_KEY,   /* ZAP: key not known on a socket that requires it */
+    REFUSE_BAD_TOKEN,     /* enrollment token present but wrong */
+    REFUSE_RATE_LIMITED,  /* enrollment requests too frequent */
+    REFUSE_FORBIDDEN,     /* operator lacks the role */
+    REFUSE_STORE,         /* the store could not commit: not acknowledged, agent resends */
     REFUSE__COUNT
 };
 const char *refuse_reason_name(enum refuse_reason reason);
@@ -41,14 +41,25 @@ struct metrics_agent {
 void metrics_init(void);
 void metrics_fini(void);
 
-void metrics_received(const char *type);        /* label "type": enroll, heartbeat, signals, ... */
+void metrics_received(const char *type); /* label "type": enroll, heartbeat, signals, ... */
 void metrics_refused(enum refuse_reason reason);
 void metrics_rows_stored(uint64_t messages, uint64_t signals);
-void metrics_store_batch(double seconds);       /* histogram vigil_store_batch_seconds */
-void metrics_store_up(int up);                  /* 1 reachable, 0 not: drives /healthz */
+void metrics_store_batch(double seconds); /* histogram vigil_store_batch_seconds */
+void metrics_store_up(int up);            /* 1 reachable, 0 not: drives /healthz */
 int metrics_store_is_up(void);
 /* Replaces the per-agent gauges and the count of agents by state. */
 void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5]);
+
+/*
+ * Evidence on demand. Labels are bounded: kinds are the known evidence kinds, reasons the
+ * store's and the coordinator's fixed reason names; anything past LABEL_SLOTS distinct values
+ * is counted under "other".
+ */
+void metrics_evidence_requested(const char *kind);         /* vigil_evidence_requests_total{kind} */
+void metrics_evidence_request_refused(const char *reason); /* ..._requests_refused_total{reason} */
+void metrics_evidence_stored(uint64_t bytes); /* vigil_evidence_stored_total, ..._bytes_total */
+void metrics_evidence_rejected(const char *reason); /* vigil_evidence_rejected_total{reason} */
+void metrics_evidence_failed(const char *kind);     /* vigil_evidence_failed_total{kind} */
 
 /* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
 int metrics_render(char **ret, size_t *ret_len);

@@ -107,7 +107,7 @@ struct agent *registry_agent_add(registry_t *self, const struct agent *agent)
     return copy;
 }
 
-struct agent *registry_agent_next(registry_t *self, struct agent *prev)
+struct agent *registry_agent_next(registry_t *self, const struct agent *prev)
 {
     return prev ? zhashx_next(self->agents) : zhashx_first(self->agents);
 }
@@ -117,14 +117,14 @@ size_t registry_agent_count(const registry_t *self)
     return zhashx_size(self->agents);
 }
 
-const struct operator *registry_operator_by_key(registry_t *self, const char *public_z85)
+const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85)
 {
     return zhashx_lookup(self->operators, public_z85);
 }
 
-const struct operator *registry_operator_by_id(registry_t *self, const char *id)
+const struct operator* registry_operator_by_id(registry_t *self, const char *id)
 {
-    for (struct operator *op = zhashx_first(self->operators); op;
+    for (struct operator* op = zhashx_first(self->operators); op;
          op = zhashx_next(self->operators)) {
         if (strcmp(op->id, id) == 0)
             return op;
@@ -132,9 +132,9 @@ const struct operator *registry_operator_by_id(registry_t *self, const char *id)
     return NULL;
 }
 
-int registry_operator_add(registry_t *self, const struct operator *op)
+int registry_operator_add(registry_t *self, const struct operator* op)
 {
-    struct operator *copy = malloc(sizeof(*copy));
+    struct operator* copy = malloc(sizeof(*copy));
     if (!copy)
         return -ENOMEM;
     *copy = *op;

@@ -35,7 +35,8 @@ enum operator_role {
     ROLE_ADMIN = 3,
 };
 
-struct operator {
+struct operator
+{
     char id[32];
     char name[128];
     char public_key[VG_KEY_Z85_LEN + 1];
@@ -54,12 +55,12 @@ struct agent *registry_agent(registry_t *self, const char *id);
 /* Adds a new agent entry (copied). NULL on allocation failure. */
 struct agent *registry_agent_add(registry_t *self, const struct agent *agent);
 /* Iteration: pass NULL to start. The table must not change during a walk. */
-struct agent *registry_agent_next(registry_t *self, struct agent *prev);
+struct agent *registry_agent_next(registry_t *self, const struct agent *prev);
 size_t registry_agent_count(const registry_t *self);
 
-const struct operator *registry_operator_by_key(registry_t *self, const char *public_z85);
-const struct operator *registry_operator_by_id(registry_t *self, const char *id);
-int registry_operator_add(registry_t *self, const struct operator *op);
+const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85);
+const struct operator* registry_operator_by_id(registry_t *self, const char *id);
+int registry_operator_add(registry_t *self, const struct operator* op);
 
 const char *agent_state_name(Vigil__AgentState state);
 const char *operator_role_name(enum operator_role role);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "evidence.h"
 #include "log.h"
 #include "metrics.h"
 #include "timeutil.h"
@@ -30,8 +31,8 @@
 struct peer {
     uint8_t routing_id[ROUTING_ID_MAX];
     size_t routing_id_len;
-    char user_id[64];  /* from ZAP: the agent id its key maps to */
-    char address[64];  /* Peer-Address, for logs and the enrollment rate limit */
+    char user_id[64];                    /* from ZAP: the agent id its key maps to */
+    char address[64];                    /* Peer-Address, for logs and the enrollment rate limit */
     char public_key[VG_KEY_Z85_LEN + 1]; /* from ZAP metadata (ZAP_PROPERTY_KEY) */
 };
 
@@ -79,6 +80,12 @@ struct enroll_window {
     int64_t count;
 };
 
+/* Where an agent was last heard from: CollectRequests go to its latest connection. */
+struct route {
+    uint8_t routing_id[ROUTING_ID_MAX];
+    size_t routing_id_len;
+};
+
 struct router {
     void *socket;
     struct router_config cfg;
@@ -86,7 +93,9 @@ struct router {
     store_t *store;
     struct inbox inbox[2];
     struct receiver receiver;
-    zhashx_t *enroll_windows; /* address -> struct enroll_window */
+    zhashx_t *enroll_windows;        /* address -> struct enroll_window */
+    zhashx_t *routes;                /* agent id -> struct route */
+    evidence_dispatcher_t *evidence; /* CollectRequests queued by the admin side */
 };
 
 static int receiver_init(router_t *self);
@@ -119,9 +128,16 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
             goto err_nomem;
     }
     self->enroll_windows = zhashx_new();
-    if (!self->enroll_windows)
+    self->routes = zhashx_new();
+    if (!self->enroll_windows || !self->routes)
         goto err_nomem;
     zhashx_set_destructor(self->enroll_windows, free_entry);
+    zhashx_set_destructor(self->routes, free_entry);
+    self->evidence = evidence_dispatcher_new(ctx, err, errlen);
+    if (!self->evidence) {
+        router_destroy(&self);
+        return NULL;
+    }
 
     self->socket = zmq_socket(ctx, ZMQ_ROUTER);
     if (!self->socket)
@@ -175,6 +191,8 @@ void router_destroy(router_t **self_p)
         free(self->inbox[i].items);
     }
     zhashx_destroy(&self->enroll_windows);
+    zhashx_destroy(&self->routes);
+    evidence_dispatcher_destroy(&self->evidence);
     if (self->socket)
         zmq_close(self->socket);
     free(self);
@@ -195,8 +213,8 @@ static void send_envelope(router_t *self, const struct peer *peer, Vigil__Envelo
 
     if (vg_envelope_encode(env, &buf, &len) < 0)
         return;
-    if (zmq_send(self->socket, peer->routing_id, peer->routing_id_len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+    if (zmq_send(self->socket, peer->routing_id, peer->routing_id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
+            0 ||
         zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
         /* ZMQ_ROUTER_MANDATORY makes a vanished agent (EHOSTUNREACH) or a full queue (EAGAIN)
          * visible here. The agent resends whatever it does not hear back about, so nothing is
@@ -348,8 +366,9 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
         return;
     }
     if (has_token && !self->cfg.enroll_secret)
-        vg_log(VG_LOG_WARN, "agent=%s presented a token but no enrollment secret is configured; "
-                            "it waits for approval",
+        vg_log(VG_LOG_WARN,
+               "agent=%s presented a token but no enrollment secret is configured; "
+               "it waits for approval",
                peer->user_id);
 
     metrics_received("enroll");
@@ -381,8 +400,8 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
         agent = registry_agent_add(self->registry, &fresh);
         if (!agent)
             return;
-        vg_log(VG_LOG_INFO, "agent=%s node=%s address=%s enrolled state=%s", agent->id,
-               agent->node, peer->address, agent_state_name(agent->state));
+        vg_log(VG_LOG_INFO, "agent=%s node=%s address=%s enrolled state=%s", agent->id, agent->node,
+               peer->address, agent_state_name(agent->state));
     } else {
         if (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING && token_ok &&
             set_state(self, agent, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
@@ -520,7 +539,8 @@ static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
             item->error = vg_envelope_decode(zmq_msg_data(&payload), zmq_msg_size(&payload),
                                              &item->env, &item->why);
             if (item->error == VG_DECODE_OK &&
-                item->env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS)
+                (item->env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS ||
+                 item->env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE))
                 in->bytes += zmq_msg_size(&payload);
         }
         zmq_msg_close(&payload);
@@ -630,10 +650,54 @@ static void receiver_stop(struct receiver *rx)
 }
 
 static const enum refuse_reason decode_reason[] = {
-    [VG_DECODE_OVERSIZED] = REFUSE_OVERSIZED,     [VG_DECODE_MALFORMED] = REFUSE_MALFORMED,
-    [VG_DECODE_VERSION] = REFUSE_VERSION,         [VG_DECODE_UNKNOWN_TYPE] = REFUSE_UNKNOWN_TYPE,
+    [VG_DECODE_OVERSIZED] = REFUSE_OVERSIZED, [VG_DECODE_MALFORMED] = REFUSE_MALFORMED,
+    [VG_DECODE_VERSION] = REFUSE_VERSION,     [VG_DECODE_UNKNOWN_TYPE] = REFUSE_UNKNOWN_TYPE,
     [VG_DECODE_LIMITS] = REFUSE_LIMITS,
 };
+
+/* Remembers the connection an agent spoke on last (a reconnect gets a new routing id). */
+static void route_update(router_t *self, const struct peer *peer)
+{
+    struct route *route = zhashx_lookup(self->routes, peer->user_id);
+    if (route && route->routing_id_len == peer->routing_id_len &&
+        memcmp(route->routing_id, peer->routing_id, peer->routing_id_len) == 0)
+        return;
+    if (!route) {
+        route = calloc(1, sizeof(*route));
+        if (!route)
+            return;
+        if (zhashx_insert(self->routes, peer->user_id, route) != 0) {
+            free(route);
+            return;
+        }
+    }
+    memcpy(route->routing_id, peer->routing_id, peer->routing_id_len);
+    route->routing_id_len = peer->routing_id_len;
+}
+
+/* Sends a CollectRequest (evidence_send_fn) to the agent's latest connection. */
+static int send_to_agent(void *userdata, const char *agent_id, const void *buf, size_t len,
+                         char *why, size_t whylen)
+{
+    router_t *self = userdata;
+    const struct route *route = zhashx_lookup(self->routes, agent_id);
+
+    if (!route) {
+        snprintf(why, whylen,
+                 "not sent: the agent has not connected since the coordinator "
+                 "started");
+        return -EHOSTUNREACH;
+    }
+    if (zmq_send(self->socket, route->routing_id, route->routing_id_len,
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        snprintf(why, whylen, "not sent: %s",
+                 e == EHOSTUNREACH ? "the agent is not connected" : zmq_strerror(e));
+        return -e;
+    }
+    return 0;
+}
 
 /* Handles one received message. Returns true when it is durable and waits for the commit. */
 static bool dispatch(router_t *self, struct inbound *item)
@@ -664,6 +728,8 @@ static bool dispatch(router_t *self, struct inbound *item)
                "sender id does not match the authenticated key");
         goto out_free;
     }
+    if (agent)
+        route_update(self, peer);
 
     switch (env->body_case) {
     case VIGIL__ENVELOPE__BODY_ENROLL:
@@ -679,6 +745,15 @@ static bool dispatch(router_t *self, struct inbound *item)
             break;
         }
         metrics_received("signals");
+        agent_seen(self, agent);
+        return true;
+    case VIGIL__ENVELOPE__BODY_EVIDENCE:
+        if (!agent_may_send(agent)) {
+            refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED,
+                   env->seq, agent ? "agent is pending approval" : "unknown agent: enroll first");
+            break;
+        }
+        metrics_received("evidence");
         agent_seen(self, agent);
         return true;
     default:
@@ -772,10 +847,15 @@ static bool commit_inbox(router_t *self, const struct inbox *in)
         return false;
     for (size_t i = 0; i < in->n; i++) {
         envs[i] = in->items[i].env;
-        signals += envs[i]->signals ? envs[i]->signals->n_signals : 0;
+        /* body is a union: only a signals body has n_signals */
+        if (envs[i]->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && envs[i]->signals)
+            signals += envs[i]->signals->n_signals;
     }
-    int r = store_ingest(self->store, envs, in->n, &fresh);
+    struct store_evidence_events events = {0};
+    int r = store_ingest(self->store, envs, in->n, &fresh, &events);
     free(envs);
+    evidence_report(&events); /* empty unless the batch committed */
+    store_evidence_events_clear(&events);
     metrics_store_batch((double)(vg_mono_ms() - started) / 1000.0);
     if (r < 0) {
         /* Not acknowledged: every agent still has these in its spool and resends them. */
@@ -802,6 +882,8 @@ void router_handle(router_t *self)
     int64_t budget_end = vg_mono_ms() + HANDLE_BUDGET_MS;
     struct inbox *batch = &self->inbox[0], *next = &self->inbox[1];
 
+    /* Collect requests the admin side queued go out while the socket is ours. */
+    evidence_dispatch(self->evidence, self->store, send_to_agent, self);
     /* What is waiting now; the main thread has nothing to overlap with yet. */
     receiver_start(&self->receiver, false);
     receiver_stop(&self->receiver);
@@ -877,4 +959,7 @@ void router_tick(router_t *self)
     metrics_set_agents(gauges, ngauges, by_state);
     free(health);
     free(gauges);
+
+    evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+    evidence_expire(self->store);
 }

@@ -4,8 +4,11 @@
  *
  * Every received message is checked against the registry by its authenticated User-Id (ZAP
  * runs only at the handshake, so a key revoked later is caught here) and against the sender
- * id it claims. Durable messages are drained in batches, stored in one transaction, and only
- * then acknowledged: an ack means "committed".
+ * id it claims. Durable messages (signal batches, evidence chunks) are drained in batches,
+ * stored in one transaction, and only then acknowledged: an ack means "committed".
+ *
+ * CollectRequests (evidence.h) are queued by the admin side on an inproc pipe and sent from
+ * here, the socket's one owner, to the connection each agent last spoke on.
  */
 #ifndef COORD_ROUTER_H
 #define COORD_ROUTER_H
@@ -39,7 +42,8 @@ void *router_socket(router_t *self);
  * committed), stores each in one transaction, and acknowledges it after its commit. */
 void router_handle(router_t *self);
 
-/* Once a second: marks silent agents lost, flushes agent health, refreshes agent metrics. */
+/* Once a second: marks silent agents lost, flushes agent health, refreshes agent metrics,
+ * sends queued CollectRequests and fails evidence targets past their deadline. */
 void router_tick(router_t *self);
 
 #endif

@@ -57,8 +57,8 @@ int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, 
 int store_agent_upsert(store_t *self, const struct store_agent *agent);
 
 /* Records a state change with its time, and an audit_log row naming actor and reason. */
-int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state,
-                          int64_t at_ms, const char *actor, const char *reason);
+int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state, int64_t at_ms,
+                          const char *actor, const char *reason);
 
 struct store_agent_health {
     const char *id;
@@ -77,20 +77,129 @@ struct store_operator {
     char role[16]; /* viewer | responder | admin */
     bool revoked;
 };
-int store_operators_load(store_t *self,
-                         int (*cb)(const struct store_operator *op, void *userdata),
+int store_operators_load(store_t *self, int (*cb)(const struct store_operator *op, void *userdata),
                          void *userdata);
 /* Inserts the operator if its key is not present; never changes an existing one. */
 int store_operator_ensure(store_t *self, const struct store_operator *op);
 
 /* ---- ingest ---- */
+
+/* What ingest (or the deadline check) decided about evidence, for the caller to log and count
+ * once the transaction has committed. */
+enum store_evidence_outcome {
+    STORE_EVIDENCE_STORED,   /* verified (hash re-computed over the stored bytes) and chained */
+    STORE_EVIDENCE_REJECTED, /* refused, never in the vault; reason says why */
+    STORE_EVIDENCE_FAILED,   /* the target failed: the agent's own error, or its deadline */
+};
+
+struct store_evidence_event {
+    enum store_evidence_outcome outcome;
+    /* Static metric label. REJECTED: sha256, size, unknown_collection, not_pending, kind,
+     * duplicate, artifact_reuse, invalid. FAILED: agent, timeout. STORED: "". */
+    const char *reason;
+    char agent_id[32];
+    char kind[33];
+    uint64_t collection_id;
+    uint64_t artifact;
+    uint64_t evidence_id; /* STORED */
+    uint64_t size;        /* STORED: artifact bytes */
+    char detail[512];     /* one line for the log, e.g. the two hashes of a mismatch */
+};
+
+/* Events of one call, malloc'd; free with store_evidence_events_clear. */
+struct store_evidence_events {
+    struct store_evidence_event *items;
+    size_t n, cap;
+};
+void store_evidence_events_clear(struct store_evidence_events *events);
+
 /*
  * Stores durable agent messages (seq >= 1) in one transaction: each (sender, seq) at most
- * once (duplicates are ignored and count as stored), signal samples written with COPY.
+ * once (duplicates are ignored and count as stored), signal samples written with COPY, and
+ * evidence chunks of collections the coordinator issued to that agent. An artifact whose
+ * chunks are complete is verified in the same transaction: SHA-256 re-computed over the stored
+ * chunks in offset order, then the vault row with its chain hash, or a failed target.
  * When this returns 0 every message in msgs is committed and may be acknowledged.
- * ret_new counts messages that were not already stored.
+ * ret_new counts messages that were not already stored; ret_events (may be NULL) gets the
+ * evidence outcomes, appended, only when the transaction committed.
  */
-int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new);
+int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new,
+                 struct store_evidence_events *ret_events);
+
+/* ---- evidence ---- */
+
+struct store_evidence_arg {
+    const char *key, *value;
+};
+
+struct store_evidence_target {
+    const char *agent_id;
+    const char *node;
+};
+
+/*
+ * Records a collection (who asked, kind, args, deadline), one pending target per agent and an
+ * audit_log row, in one transaction. Argument keys must be distinct (-EINVAL otherwise).
+ */
+int store_evidence_collection_create(store_t *self, const char *actor, const char *kind,
+                                     const struct store_evidence_arg *args, size_t nargs,
+                                     int64_t deadline_ms,
+                                     const struct store_evidence_target *targets, size_t ntargets,
+                                     uint64_t *ret_id);
+
+/* A pending target fails with error (an undeliverable request). -ENOENT if not pending. */
+int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char *agent_id,
+                               const char *error);
+
+/* Pending targets past their collection's deadline fail as "timed out"; one FAILED event
+ * (reason "timeout") each is appended to ret_events (may be NULL). */
+int store_evidence_expire(store_t *self, struct store_evidence_events *ret_events);
+
+/* One artifact or one target of a collection, as listed. Strings are borrowed for the call. */
+struct store_evidence_info {
+    uint64_t id; /* 0 while not stored */
+    uint64_t collection_id;
+    const char *agent_id, *node, *kind;
+    const char *args_json; /* a JSON object of the collection's arguments */
+    uint64_t size;
+    const char *sha256_hex; /* "" while not stored */
+    int64_t collected_at_ms, stored_at_ms;
+    const char *status; /* pending | stored | failed */
+    const char *error;
+    bool truncated;
+};
+typedef int (*store_evidence_cb)(const struct store_evidence_info *info, void *userdata);
+
+/*
+ * collection_id != 0: every target of that collection (pending, stored, failed) ordered by
+ * node; 0: the latest limit stored artifacts, newest first. node ("" or NULL = any) filters.
+ * Stops early if cb returns non-zero.
+ */
+int store_evidence_list(store_t *self, uint64_t collection_id, const char *node, uint32_t limit,
+                        store_evidence_cb cb, void *userdata);
+
+/* The stored artifact id: cb once, or -ENOENT. */
+int store_evidence_get(store_t *self, uint64_t id, store_evidence_cb cb, void *userdata);
+
+/* Up to max bytes of artifact id from offset, read from its chunks: *ret_len = 0 at the end. */
+int store_evidence_read(store_t *self, uint64_t id, uint64_t offset, uint8_t *buf, size_t max,
+                        size_t *ret_len);
+
+/* The vault's chain step: chain = SHA-256(prev_chain || sha256 || metadata), metadata being
+ * these fields as netstrings ("<len>:<bytes>,") in this order, args sorted by key. */
+struct store_evidence_meta {
+    uint64_t collection_id;
+    const char *agent_id;
+    uint64_t agent_seq, artifact;
+    const char *node, *kind;
+    const struct store_evidence_arg *args;
+    size_t nargs;
+    int64_t collected_at_ms, stored_at_ms;
+    uint64_t size;
+    bool truncated;
+};
+void store_evidence_chain(const uint8_t prev_chain[32], const uint8_t sha256[32],
+                          const struct store_evidence_meta *meta, uint8_t ret_chain[32]);
 
 /* ---- latest signals ---- */
 struct store_signal {

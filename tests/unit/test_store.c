@@ -32,6 +32,8 @@
 #include "log.h"
 #include "migrations.h"
 #include "store.h"
+#include "timeutil.h"
+#include "wire.h"
 
 #define FALLBACK_ROOT "/var/lib/vigil"
 
@@ -457,7 +459,7 @@ static void test_ingest_stores_exactly(void **state)
     Vigil__Envelope *batch[] = {fx_env(0), fx_env(1), fx_env(2)};
     size_t fresh = 99;
 
-    assert_int_equal(store_ingest(t.store, batch, 3, &fresh), 0);
+    assert_int_equal(store_ingest(t.store, batch, 3, &fresh, NULL), 0);
     assert_int_equal(fresh, 3);
     for (size_t i = 0; i < 3; i++)
         expect_message_stored(&fx[i]);
@@ -470,19 +472,19 @@ static void test_ingest_ignores_duplicates(void **state)
     Vigil__Envelope *again[] = {fx_env(0), fx_env(1), fx_env(2)};
     size_t fresh = 99;
 
-    assert_int_equal(store_ingest(t.store, again, 3, &fresh), 0);
+    assert_int_equal(store_ingest(t.store, again, 3, &fresh, NULL), 0);
     assert_int_equal(fresh, 0);
     assert_int_equal(query_int("SELECT count(*) FROM agent_messages", 0, NULL), 3);
     assert_int_equal(query_int("SELECT count(*) FROM signals", 0, NULL), 8);
 
     /* Old, new, and the new one twice in the same batch: stored once. */
     Vigil__Envelope *mixed[] = {fx_env(1), fx_env(3), fx_env(3)};
-    assert_int_equal(store_ingest(t.store, mixed, 3, &fresh), 0);
+    assert_int_equal(store_ingest(t.store, mixed, 3, &fresh, NULL), 0);
     assert_int_equal(fresh, 1);
     expect_message_stored(&fx[3]);
     assert_int_equal(query_int("SELECT count(*) FROM signals", 0, NULL), 9);
 
-    assert_int_equal(store_ingest(t.store, NULL, 0, &fresh), 0);
+    assert_int_equal(store_ingest(t.store, NULL, 0, &fresh, NULL), 0);
     assert_int_equal(fresh, 0);
 }
 
@@ -499,17 +501,17 @@ static void test_ingest_refuses_invalid_input(void **state)
             {.name = "x", .unit = "", .n_labels = 1, .labels = {{"k", "bad \xc3\x28 utf8"}}}}};
     fx_build(&bad);
     Vigil__Envelope *batch[] = {&bad.env};
-    assert_int_equal(store_ingest(t.store, batch, 1, &fresh), -EINVAL);
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, NULL), -EINVAL);
 
     bad.signals[0].n_labels = 0;
     bad.seq = 0; /* transient messages are never stored */
     fx_build(&bad);
-    assert_int_equal(store_ingest(t.store, batch, 1, &fresh), -EINVAL);
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, NULL), -EINVAL);
 
     bad.seq = 1;
     bad.signals[0].ts_ms = INT64_MAX;
     fx_build(&bad);
-    assert_int_equal(store_ingest(t.store, batch, 1, &fresh), -EINVAL);
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, NULL), -EINVAL);
     assert_int_equal(fresh, 99); /* untouched on failure */
     assert_int_equal(
         query_int("SELECT count(*) FROM agent_messages WHERE agent_id = 'ag-test-c'", 0, NULL), 0);
@@ -535,10 +537,10 @@ static void test_ingest_after_connection_loss(void **state)
 
     Vigil__Envelope *batch[] = {fx_env(4)};
     size_t fresh = 99;
-    assert_int_equal(store_ingest(t.store, batch, 1, &fresh), -EIO);
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, NULL), -EIO);
     assert_int_equal(fresh, 99);
     /* The next call reconnects; nothing of the failed one was stored, so it is new now. */
-    assert_int_equal(store_ingest(t.store, batch, 1, &fresh), 0);
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, NULL), 0);
     assert_int_equal(fresh, 1);
     expect_message_stored(&fx[4]);
 }
@@ -826,6 +828,453 @@ static void test_bad_pg_bin_dir_is_named(void **state)
     assert_non_null(strstr(err, "/nonexistent/bin"));
 }
 
+/* ---- evidence ---- */
+
+struct fx_chunk {
+    Vigil__Envelope env;
+    Vigil__EvidenceChunk chunk;
+    uint8_t sha[VG_SHA256_LEN];
+};
+
+/* A chunk of artifact `artifact` at offset with data; last chunks carry total and sha. */
+static void fx_chunk(struct fx_chunk *f, const char *agent, uint64_t seq, uint64_t collection,
+                     uint64_t artifact, uint64_t offset, const uint8_t *data, size_t len,
+                     const uint8_t *sha_of_all, uint64_t total)
+{
+    f->env = (Vigil__Envelope)VIGIL__ENVELOPE__INIT;
+    f->chunk = (Vigil__EvidenceChunk)VIGIL__EVIDENCE_CHUNK__INIT;
+    f->env.version = 1;
+    f->env.sender = (char *)agent;
+    f->env.seq = seq;
+    f->env.sent_at_ms = 1700000000000;
+    f->env.body_case = VIGIL__ENVELOPE__BODY_EVIDENCE;
+    f->env.evidence = &f->chunk;
+    f->chunk.collection_id = collection;
+    f->chunk.artifact = artifact;
+    f->chunk.kind = "file";
+    f->chunk.collected_at_ms = 1700000000500;
+    f->chunk.offset = offset;
+    f->chunk.data.data = (uint8_t *)data;
+    f->chunk.data.len = len;
+    if (sha_of_all) {
+        memcpy(f->sha, sha_of_all, sizeof(f->sha));
+        f->chunk.last = true;
+        f->chunk.total_size = total;
+        f->chunk.sha256.data = f->sha;
+        f->chunk.sha256.len = sizeof(f->sha);
+    }
+}
+
+static uint64_t new_collection(int64_t deadline_ms)
+{
+    static const struct store_evidence_arg args[] = {{"path", "/var/log/app.log"}, {"lines", "50"}};
+    static const struct store_evidence_target targets[] = {{"ag-ev-a", "node-a"},
+                                                           {"ag-ev-b", "node-b"}};
+    uint64_t id = 0;
+    assert_int_equal(store_evidence_collection_create(t.store, "operator:test", "file", args, 2,
+                                                      deadline_ms, targets, 2, &id),
+                     0);
+    assert_true(id > 0);
+    return id;
+}
+
+static long long count_where(const char *sql, uint64_t id)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    const char *p[] = {text};
+    return query_int(sql, 1, p);
+}
+
+static const char *target_text(uint64_t collection, const char *agent, const char *column)
+{
+    static char out[1024];
+    char sql[256], coll[24];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM evidence_targets WHERE collection_id = $1 AND agent_id = $2", column);
+    snprintf(coll, sizeof(coll), "%" PRIu64, collection);
+    const char *p[] = {coll, agent};
+    PGresult *res = query(sql, 2, p);
+    assert_int_equal(PQntuples(res), 1);
+    snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+static struct store_evidence_event *find_event(struct store_evidence_events *ev,
+                                               enum store_evidence_outcome outcome)
+{
+    for (size_t i = 0; i < ev->n; i++)
+        if (ev->items[i].outcome == outcome)
+            return &ev->items[i];
+    return NULL;
+}
+
+/* Recomputes a vault row's chain hash from its columns and checks it links to prev. */
+static void expect_chain_row(uint64_t id, const uint8_t prev_expected[VG_SHA256_LEN])
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    const char *p[] = {text};
+    PGresult *res =
+        query("SELECT collection_id, agent_id, agent_seq, artifact, node, kind, args::text,"
+              " (extract(epoch FROM collected_at) * 1000)::bigint,"
+              " (extract(epoch FROM stored_at) * 1000)::bigint, size, truncated,"
+              " encode(sha256, 'hex'), encode(prev_chain, 'hex'), encode(chain, 'hex')"
+              " FROM evidence WHERE id = $1",
+              1, p);
+    assert_int_equal(PQntuples(res), 1);
+    char prev_hex[VG_SHA256_HEX_LEN + 1];
+    vg_hex(prev_expected, VG_SHA256_LEN, prev_hex);
+    assert_string_equal(PQgetvalue(res, 0, 12), prev_hex);
+    /* The collection's args, as the test created them (jsonb orders keys its own way). */
+    const struct store_evidence_arg args[] = {{"lines", "50"}, {"path", "/var/log/app.log"}};
+    struct store_evidence_meta meta = {
+        .collection_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10),
+        .agent_id = PQgetvalue(res, 0, 1),
+        .agent_seq = strtoull(PQgetvalue(res, 0, 2), NULL, 10),
+        .artifact = strtoull(PQgetvalue(res, 0, 3), NULL, 10),
+        .node = PQgetvalue(res, 0, 4),
+        .kind = PQgetvalue(res, 0, 5),
+        .args = args,
+        .nargs = 2,
+        .collected_at_ms = strtoll(PQgetvalue(res, 0, 7), NULL, 10),
+        .stored_at_ms = strtoll(PQgetvalue(res, 0, 8), NULL, 10),
+        .size = strtoull(PQgetvalue(res, 0, 9), NULL, 10),
+        .truncated = strcmp(PQgetvalue(res, 0, 10), "t") == 0,
+    };
+    uint8_t sha[VG_SHA256_LEN], chain[VG_SHA256_LEN];
+    const char *sha_hex = PQgetvalue(res, 0, 11);
+    for (size_t i = 0; i < VG_SHA256_LEN; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(sha_hex + 2 * i, "%2x", &v), 1);
+        sha[i] = (uint8_t)v;
+    }
+    store_evidence_chain(prev_expected, sha, &meta, chain);
+    char chain_hex[VG_SHA256_HEX_LEN + 1];
+    vg_hex(chain, VG_SHA256_LEN, chain_hex);
+    assert_string_equal(PQgetvalue(res, 0, 13), chain_hex);
+    PQclear(res);
+}
+
+static void chain_of(uint64_t id, uint8_t out[VG_SHA256_LEN])
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    const char *p[] = {text};
+    PGresult *res = query("SELECT encode(chain, 'hex') FROM evidence WHERE id = $1", 1, p);
+    assert_int_equal(PQntuples(res), 1);
+    for (size_t i = 0; i < VG_SHA256_LEN; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(PQgetvalue(res, 0, 0) + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    PQclear(res);
+}
+
+struct info_seen {
+    size_t count;
+    char status[3][16];
+    char sha[VG_SHA256_HEX_LEN + 1];
+    uint64_t size, id;
+    char error[512];
+};
+
+static int collect_info(const struct store_evidence_info *info, void *userdata)
+{
+    struct info_seen *seen = userdata;
+    if (seen->count < 3)
+        snprintf(seen->status[seen->count], sizeof(seen->status[0]), "%s", info->status);
+    if (strcmp(info->status, "stored") == 0) {
+        snprintf(seen->sha, sizeof(seen->sha), "%s", info->sha256_hex);
+        seen->size = info->size;
+        seen->id = info->id;
+    }
+    if (info->error[0])
+        snprintf(seen->error, sizeof(seen->error), "%s", info->error);
+    seen->count++;
+    return 0;
+}
+
+#define ART_BYTES (300 * 1024 + 17)
+
+static void test_evidence_stored_verified_and_chained(void **state)
+{
+    (void)state;
+    uint8_t *data = malloc(ART_BYTES);
+    for (size_t i = 0; i < ART_BYTES; i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    uint8_t sha[VG_SHA256_LEN];
+    vg_sha256(data, ART_BYTES, sha);
+    char sha_hex[VG_SHA256_HEX_LEN + 1];
+    vg_hex(sha, VG_SHA256_LEN, sha_hex);
+
+    uint64_t coll = new_collection(vg_wall_ms() + 60000);
+    assert_string_equal(target_text(coll, "ag-ev-a", "status"), "pending");
+    assert_int_equal(count_where("SELECT count(*) FROM audit_log WHERE action = 'evidence.collect'"
+                                 " AND subject = 'collection=' || $1",
+                                 coll),
+                     1);
+
+    /* Three chunks over two batches: nothing in the vault until the last one is in. */
+    static struct fx_chunk c[3];
+    fx_chunk(&c[0], "ag-ev-a", 10, coll, 10, 0, data, 128 * 1024, NULL, 0);
+    fx_chunk(&c[1], "ag-ev-a", 11, coll, 10, 128 * 1024, data + 128 * 1024, 128 * 1024, NULL, 0);
+    fx_chunk(&c[2], "ag-ev-a", 12, coll, 10, 256 * 1024, data + 256 * 1024, ART_BYTES - 256 * 1024,
+             sha, ART_BYTES);
+    struct store_evidence_events ev = {0};
+    size_t fresh = 0;
+    Vigil__Envelope *first[] = {&c[0].env, &c[1].env};
+    assert_int_equal(store_ingest(t.store, first, 2, &fresh, &ev), 0);
+    assert_int_equal(fresh, 2);
+    assert_int_equal(ev.n, 0);
+    assert_int_equal(query_int("SELECT count(*) FROM evidence", 0, NULL), 0);
+    Vigil__Envelope *second[] = {&c[2].env};
+    assert_int_equal(store_ingest(t.store, second, 1, &fresh, &ev), 0);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.items[0].outcome, STORE_EVIDENCE_STORED);
+    assert_int_equal(ev.items[0].size, ART_BYTES);
+    uint64_t id_a = ev.items[0].evidence_id;
+    assert_true(id_a > 0);
+    store_evidence_events_clear(&ev);
+
+    assert_string_equal(target_text(coll, "ag-ev-a", "status"), "stored");
+    assert_int_equal(count_where("SELECT count(*) FROM evidence WHERE id = $1 AND "
+                                 "size = 307217 AND agent_seq = 1 AND node = 'node-a' AND "
+                                 "kind = 'file' AND args ->> 'path' = '/var/log/app.log'",
+                                 id_a),
+                     1);
+    struct info_seen seen = {0};
+    assert_int_equal(store_evidence_get(t.store, id_a, collect_info, &seen), 0);
+    assert_string_equal(seen.sha, sha_hex);
+    assert_int_equal(seen.size, ART_BYTES);
+    assert_int_equal(store_evidence_get(t.store, 999999, collect_info, &seen), -ENOENT);
+
+    /* Read back in windows that do not line up with the chunks. */
+    uint8_t *back = malloc(ART_BYTES);
+    size_t done = 0, got = 0;
+    while (done < ART_BYTES) {
+        assert_int_equal(store_evidence_read(t.store, id_a, done, back + done, 100000, &got), 0);
+        assert_true(got > 0);
+        done += got;
+    }
+    assert_int_equal(done, ART_BYTES);
+    assert_memory_equal(back, data, ART_BYTES);
+    assert_int_equal(store_evidence_read(t.store, id_a, ART_BYTES, back, 1000, &got), 0);
+    assert_int_equal(got, 0);
+    free(back);
+
+    /* The first row of the vault links to 32 zero bytes. */
+    const uint8_t zero[VG_SHA256_LEN] = {0};
+    expect_chain_row(id_a, zero);
+
+    /* A resend of a stored chunk is acknowledged as stored, and changes nothing. */
+    assert_int_equal(store_ingest(t.store, second, 1, &fresh, &ev), 0);
+    assert_int_equal(fresh, 0);
+    assert_int_equal(ev.n, 0);
+
+    /* The second agent's one-chunk artifact links to the first. */
+    static struct fx_chunk b;
+    uint8_t small[] = "one chunk";
+    uint8_t small_sha[VG_SHA256_LEN];
+    vg_sha256(small, sizeof(small), small_sha);
+    fx_chunk(&b, "ag-ev-b", 3, coll, 3, 0, small, sizeof(small), small_sha, sizeof(small));
+    Vigil__Envelope *third[] = {&b.env};
+    assert_int_equal(store_ingest(t.store, third, 1, &fresh, &ev), 0);
+    assert_int_equal(ev.n, 1);
+    uint64_t id_b = ev.items[0].evidence_id;
+    store_evidence_events_clear(&ev);
+    uint8_t chain_a[VG_SHA256_LEN];
+    chain_of(id_a, chain_a);
+    expect_chain_row(id_b, chain_a);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(store_evidence_list(t.store, coll, NULL, 100, collect_info, &seen), 0);
+    assert_int_equal(seen.count, 2);
+    assert_string_equal(seen.status[0], "stored");
+    assert_string_equal(seen.status[1], "stored");
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(store_evidence_list(t.store, 0, "node-b", 10, collect_info, &seen), 0);
+    assert_int_equal(seen.count, 1);
+    assert_int_equal(seen.id, id_b);
+    free(data);
+}
+
+static void test_evidence_tampered_chunk_rejected(void **state)
+{
+    (void)state;
+    long long vault = query_int("SELECT count(*) FROM evidence", 0, NULL);
+    uint64_t coll = new_collection(vg_wall_ms() + 60000);
+
+    /* The agent hashed "original bytes", but the bytes that arrived differ. */
+    uint8_t original[] = "original bytes, as read on the node";
+    uint8_t tampered[] = "tampered bytes, as read on the node";
+    uint8_t sha[VG_SHA256_LEN];
+    vg_sha256(original, sizeof(original), sha);
+    char agent_hex[VG_SHA256_HEX_LEN + 1], stored_hex[VG_SHA256_HEX_LEN + 1];
+    uint8_t stored_sha[VG_SHA256_LEN];
+    vg_hex(sha, VG_SHA256_LEN, agent_hex);
+    vg_sha256(tampered, sizeof(tampered), stored_sha);
+    vg_hex(stored_sha, VG_SHA256_LEN, stored_hex);
+
+    static struct fx_chunk c[2];
+    fx_chunk(&c[0], "ag-ev-a", 20, coll, 20, 0, tampered, 10, NULL, 0);
+    fx_chunk(&c[1], "ag-ev-a", 21, coll, 20, 10, tampered + 10, sizeof(tampered) - 10, sha,
+             sizeof(tampered));
+    Vigil__Envelope *batch[] = {&c[0].env, &c[1].env};
+    struct store_evidence_events ev = {0};
+    size_t fresh = 0;
+    assert_int_equal(store_ingest(t.store, batch, 2, &fresh, &ev), 0);
+    struct store_evidence_event *e = find_event(&ev, STORE_EVIDENCE_REJECTED);
+    assert_non_null(e);
+    assert_string_equal(e->reason, "sha256");
+    char expected[256];
+    snprintf(expected, sizeof(expected), "sha256 mismatch: agent said %s, stored bytes hash to %s",
+             agent_hex, stored_hex);
+    assert_string_equal(e->detail, expected);
+    assert_null(find_event(&ev, STORE_EVIDENCE_STORED));
+    store_evidence_events_clear(&ev);
+
+    assert_int_equal(query_int("SELECT count(*) FROM evidence", 0, NULL), vault);
+    assert_int_equal(count_where("SELECT count(*) FROM evidence WHERE collection_id = $1", coll),
+                     0);
+    assert_string_equal(target_text(coll, "ag-ev-a", "status"), "failed");
+    assert_string_equal(target_text(coll, "ag-ev-a", "error"), expected);
+    assert_int_equal(count_where("SELECT count(*) FROM audit_log WHERE action = "
+                                 "'evidence.rejected' AND subject LIKE 'collection=' || $1 || ' %'",
+                                 coll),
+                     1);
+
+    /* Chunks past the declared size are refused too. */
+    fx_chunk(&c[0], "ag-ev-b", 30, coll, 30, 0, original, sizeof(original), sha, 4);
+    c[0].chunk.total_size = 4; /* the wire would refuse this; the store must not trust it */
+    Vigil__Envelope *over[] = {&c[0].env};
+    assert_int_equal(store_ingest(t.store, over, 1, &fresh, &ev), 0);
+    e = find_event(&ev, STORE_EVIDENCE_REJECTED);
+    assert_non_null(e);
+    assert_string_equal(e->reason, "size");
+    store_evidence_events_clear(&ev);
+    assert_string_equal(target_text(coll, "ag-ev-b", "status"), "failed");
+    assert_int_equal(query_int("SELECT count(*) FROM evidence", 0, NULL), vault);
+}
+
+static void test_evidence_refusals(void **state)
+{
+    (void)state;
+    struct store_evidence_events ev = {0};
+    size_t fresh = 0;
+    uint8_t data[] = "bytes";
+    uint8_t sha[VG_SHA256_LEN];
+    vg_sha256(data, sizeof(data), sha);
+
+    /* A collection never issued to this agent: counted, never stored. */
+    static struct fx_chunk c;
+    fx_chunk(&c, "ag-ev-a", 40, 987654, 40, 0, data, sizeof(data), sha, sizeof(data));
+    Vigil__Envelope *batch[] = {&c.env};
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, &ev), 0);
+    assert_int_equal(fresh, 1); /* handled: acknowledged, so the agent drops it */
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.items[0].outcome, STORE_EVIDENCE_REJECTED);
+    assert_string_equal(ev.items[0].reason, "unknown_collection");
+    store_evidence_events_clear(&ev);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM evidence_chunks WHERE collection_id = 987654", 0, NULL), 0);
+
+    /* Another agent's collection is unknown to this one too. */
+    uint64_t coll = new_collection(vg_wall_ms() + 60000);
+    fx_chunk(&c, "ag-ev-c", 41, coll, 41, 0, data, sizeof(data), sha, sizeof(data));
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, &ev), 0);
+    assert_string_equal(ev.items[0].reason, "unknown_collection");
+    store_evidence_events_clear(&ev);
+
+    /* The agent's refusal fails its target with the agent's words. */
+    fx_chunk(&c, "ag-ev-a", 42, coll, 0, 0, NULL, 0, NULL, 0);
+    c.chunk.error = "path /etc/shadow is outside the allowed directories";
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, &ev), 0);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.items[0].outcome, STORE_EVIDENCE_FAILED);
+    assert_string_equal(ev.items[0].reason, "agent");
+    assert_string_equal(ev.items[0].kind, "file");
+    store_evidence_events_clear(&ev);
+    assert_string_equal(target_text(coll, "ag-ev-a", "status"), "failed");
+    assert_string_equal(target_text(coll, "ag-ev-a", "error"),
+                        "path /etc/shadow is outside the allowed directories");
+
+    /* Late chunks for a target that is already final: not stored. */
+    fx_chunk(&c, "ag-ev-a", 43, coll, 43, 0, data, sizeof(data), sha, sizeof(data));
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, &ev), 0);
+    assert_string_equal(ev.items[0].reason, "not_pending");
+    store_evidence_events_clear(&ev);
+    assert_int_equal(
+        count_where("SELECT count(*) FROM evidence_chunks WHERE collection_id = $1", coll), 0);
+
+    /* An error text that is not UTF-8 is cleaned, not a reason to refuse the batch. */
+    fx_chunk(&c, "ag-ev-b", 44, coll, 0, 0, NULL, 0, NULL, 0);
+    c.chunk.error = "bad \xc3\x28 bytes";
+    assert_int_equal(store_ingest(t.store, batch, 1, &fresh, &ev), 0);
+    store_evidence_events_clear(&ev);
+    assert_string_equal(target_text(coll, "ag-ev-b", "error"), "bad ?( bytes");
+
+    /* Deadlines: a pending target past its collection's deadline fails as timed out. */
+    uint64_t late = new_collection(vg_wall_ms() - 1000);
+    assert_int_equal(store_evidence_expire(t.store, &ev), 0);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.items[0].outcome, STORE_EVIDENCE_FAILED);
+    assert_string_equal(ev.items[0].reason, "timeout");
+    assert_int_equal(ev.items[0].collection_id, late);
+    store_evidence_events_clear(&ev);
+    assert_non_null(strstr(target_text(late, "ag-ev-a", "error"), "timed out"));
+    assert_int_equal(store_evidence_expire(t.store, &ev), 0);
+    assert_int_equal(ev.n, 0);
+
+    /* Undeliverable: a pending target fails once; then it is not pending any more. */
+    uint64_t other = new_collection(vg_wall_ms() + 60000);
+    assert_int_equal(store_evidence_target_fail(t.store, other, "ag-ev-a", "agent not connected"),
+                     0);
+    assert_int_equal(store_evidence_target_fail(t.store, other, "ag-ev-a", "again"), -ENOENT);
+    struct info_seen seen = {0};
+    assert_int_equal(store_evidence_list(t.store, other, NULL, 10, collect_info, &seen), 0);
+    assert_int_equal(seen.count, 2);
+    assert_string_equal(seen.status[0], "failed");
+    assert_string_equal(seen.status[1], "pending");
+    assert_string_equal(seen.error, "agent not connected");
+
+    /* Duplicate argument keys are refused. */
+    const struct store_evidence_arg dup[] = {{"path", "/a"}, {"path", "/b"}};
+    const struct store_evidence_target target = {"ag-ev-a", "node-a"};
+    uint64_t id = 0;
+    assert_int_equal(store_evidence_collection_create(t.store, "operator:test", "file", dup, 2,
+                                                      vg_wall_ms(), &target, 1, &id),
+                     -EINVAL);
+}
+
+static void test_evidence_is_append_only(void **state)
+{
+    (void)state;
+    long long vault = query_int("SELECT count(*) FROM evidence", 0, NULL);
+    long long chunks = query_int("SELECT count(*) FROM evidence_chunks", 0, NULL);
+    assert_true(vault >= 2);
+    static const char *const refused[] = {
+        "UPDATE evidence SET size = size + 1",
+        "UPDATE evidence SET sha256 = decode(repeat('00', 32), 'hex') WHERE id = (SELECT min(id) "
+        "FROM evidence)",
+        "DELETE FROM evidence",
+        "TRUNCATE evidence",
+        "UPDATE evidence_chunks SET data = 'x'",
+        "DELETE FROM evidence_chunks",
+        "TRUNCATE evidence_chunks",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        PGresult *res = PQexec(check_conn(), refused[i]);
+        assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+        if (!strstr(PQresultErrorMessage(res), "append-only"))
+            fail_msg("%s: %s", refused[i], PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    assert_int_equal(query_int("SELECT count(*) FROM evidence", 0, NULL), vault);
+    assert_int_equal(query_int("SELECT count(*) FROM evidence_chunks", 0, NULL), chunks);
+}
+
 /* ---- group ---- */
 
 static int group_setup(void **state)
@@ -880,6 +1329,10 @@ int main(void)
         cmocka_unit_test(test_agents_round_trip),
         cmocka_unit_test(test_audit_log_is_append_only),
         cmocka_unit_test(test_operator_ensure_is_idempotent),
+        cmocka_unit_test(test_evidence_stored_verified_and_chained),
+        cmocka_unit_test(test_evidence_tampered_chunk_rejected),
+        cmocka_unit_test(test_evidence_refusals),
+        cmocka_unit_test(test_evidence_is_append_only),
         cmocka_unit_test(test_destroy_stops_cluster),
         cmocka_unit_test(test_killed_coordinator_cluster_is_adopted),
         cmocka_unit_test(test_initdb_failure_explains),

@@ -96,8 +96,7 @@ static void test_sender_shape_enforced(void **state)
 static void test_transient_message_with_seq_refused(void **state)
 {
     (void)state;
-    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION, AGENT, 7, NULL),
-                     VG_DECODE_LIMITS);
+    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION, AGENT, 7, NULL), VG_DECODE_LIMITS);
 }
 
 static void test_unknown_type_refused(void **state)
@@ -217,6 +216,276 @@ static void test_admin_request_strict(void **state)
     vigil__admin_request__free_unpacked(out, NULL);
 }
 
+/* ---- evidence on demand ---- */
+
+static const uint8_t SHA[VG_SHA256_BYTES] = {1, 2, 3};
+
+/* A valid last chunk of 5 bytes at offset 0; tests break one field at a time. */
+static void evidence_chunk(Vigil__EvidenceChunk *c, uint8_t *data, size_t len)
+{
+    vigil__evidence_chunk__init(c);
+    c->collection_id = 7;
+    c->artifact = 3;
+    c->kind = "file";
+    c->collected_at_ms = 1700000000000;
+    c->offset = 0;
+    c->data.data = data;
+    c->data.len = len;
+    c->last = true;
+    c->total_size = len;
+    c->sha256.data = (uint8_t *)SHA;
+    c->sha256.len = sizeof(SHA);
+}
+
+static enum vg_decode_error decode_evidence(const Vigil__EvidenceChunk *c, uint64_t seq,
+                                            const char **reason)
+{
+    Vigil__Envelope env;
+    vg_envelope_init(&env, AGENT, seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_EVIDENCE;
+    env.evidence = (Vigil__EvidenceChunk *)c;
+    uint8_t *buf;
+    size_t len;
+    encode(&env, &buf, &len);
+    Vigil__Envelope *out = NULL;
+    enum vg_decode_error e = vg_envelope_decode(buf, len, &out, reason);
+    if (e == VG_DECODE_OK) {
+        assert_int_equal(out->body_case, VIGIL__ENVELOPE__BODY_EVIDENCE);
+        assert_int_equal(out->evidence->data.len, c->data.len);
+    } else {
+        assert_null(out);
+    }
+    vg_envelope_free(out);
+    free(buf);
+    return e;
+}
+
+static void test_evidence_chunk_accepted(void **state)
+{
+    (void)state;
+    uint8_t data[5] = "hello";
+    Vigil__EvidenceChunk c;
+    evidence_chunk(&c, data, sizeof(data));
+    assert_int_equal(decode_evidence(&c, 12, NULL), VG_DECODE_OK);
+
+    /* A middle chunk: no hash, no total. */
+    c.last = false;
+    c.total_size = 0;
+    c.sha256.len = 0;
+    c.offset = 1024;
+    assert_int_equal(decode_evidence(&c, 13, NULL), VG_DECODE_OK);
+
+    /* An empty artifact is one last chunk with no data. */
+    evidence_chunk(&c, NULL, 0);
+    assert_int_equal(decode_evidence(&c, 14, NULL), VG_DECODE_OK);
+
+    /* A refusal: the error alone. */
+    vigil__evidence_chunk__init(&c);
+    c.collection_id = 7;
+    c.kind = "file";
+    c.error = "path /etc/shadow is outside the allowed directories";
+    assert_int_equal(decode_evidence(&c, 15, NULL), VG_DECODE_OK);
+}
+
+static void test_evidence_chunk_limits(void **state)
+{
+    (void)state;
+    const char *reason = NULL;
+    size_t big_len = VG_MAX_EVIDENCE_CHUNK_BYTES + 1;
+    uint8_t *big = calloc(1, big_len);
+    uint8_t data[5] = "hello";
+    Vigil__EvidenceChunk c;
+
+    /* Chunk data over 1 MiB, even inside the 4 MiB message limit. */
+    evidence_chunk(&c, big, big_len);
+    assert_int_equal(decode_evidence(&c, 1, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "1 MiB"));
+    evidence_chunk(&c, big, VG_MAX_EVIDENCE_CHUNK_BYTES);
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_OK);
+    free(big);
+
+    /* The last chunk's hash is exactly 32 bytes; other chunks carry none. */
+    evidence_chunk(&c, data, sizeof(data));
+    c.sha256.len = 31;
+    assert_int_equal(decode_evidence(&c, 1, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "32 bytes"));
+    c.sha256.len = 0;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    evidence_chunk(&c, data, sizeof(data));
+    c.last = false;
+    c.total_size = 0;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+
+    /* Too many arguments, an empty key. */
+    Vigil__Label arg = VIGIL__LABEL__INIT;
+    arg.key = "path";
+    arg.value = "/var/log/app.log";
+    Vigil__Label *args[VG_MAX_EVIDENCE_ARGS + 1];
+    for (size_t i = 0; i < VG_MAX_EVIDENCE_ARGS + 1; i++)
+        args[i] = &arg;
+    evidence_chunk(&c, data, sizeof(data));
+    c.args = args;
+    c.n_args = VG_MAX_EVIDENCE_ARGS + 1;
+    assert_int_equal(decode_evidence(&c, 1, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "arguments"));
+    c.n_args = VG_MAX_EVIDENCE_ARGS;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_OK);
+    arg.key = "";
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.n_args = 0;
+
+    /* Offsets: the end must stay within the artifact limit; the total must match the end. */
+    evidence_chunk(&c, data, sizeof(data));
+    c.offset = UINT64_MAX - 2;
+    c.total_size = 2; /* offset + len wrapped around */
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.offset = (uint64_t)VG_MAX_EVIDENCE_BYTES;
+    c.total_size = c.offset + sizeof(data);
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.offset = 10;
+    c.total_size = 10;
+    assert_int_equal(decode_evidence(&c, 1, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "total size"));
+
+    /* Kinds are short names; ids are set; error text is bounded and comes alone. */
+    evidence_chunk(&c, data, sizeof(data));
+    c.kind = "../file";
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.kind = "a_kind_name_that_is_longer_than_32";
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.kind = "file";
+    c.collection_id = 0;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.collection_id = 7;
+    c.artifact = 0;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    c.artifact = 3;
+    c.error = "refused";
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+    char long_error[VG_MAX_VALUE_LEN + 2];
+    memset(long_error, 'x', sizeof(long_error) - 1);
+    long_error[sizeof(long_error) - 1] = '\0';
+    vigil__evidence_chunk__init(&c);
+    c.collection_id = 7;
+    c.kind = "file";
+    c.error = long_error;
+    assert_int_equal(decode_evidence(&c, 1, NULL), VG_DECODE_LIMITS);
+
+    /* Evidence is durable: it needs a sequence number. */
+    evidence_chunk(&c, data, sizeof(data));
+    assert_int_equal(decode_evidence(&c, 0, NULL), VG_DECODE_LIMITS);
+}
+
+static enum vg_decode_error decode_collect(const Vigil__CollectRequest *req, uint64_t seq)
+{
+    Vigil__Envelope env;
+    vg_envelope_init(&env, "coordinator", seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_COLLECT;
+    env.collect = (Vigil__CollectRequest *)req;
+    uint8_t *buf;
+    size_t len;
+    encode(&env, &buf, &len);
+    Vigil__Envelope *out = NULL;
+    enum vg_decode_error e = vg_envelope_decode(buf, len, &out, NULL);
+    vg_envelope_free(out);
+    free(buf);
+    return e;
+}
+
+static void test_collect_request_limits(void **state)
+{
+    (void)state;
+    Vigil__Label arg = VIGIL__LABEL__INIT;
+    arg.key = "lines";
+    arg.value = "50";
+    Vigil__Label *args[VG_MAX_EVIDENCE_ARGS + 1];
+    for (size_t i = 0; i < VG_MAX_EVIDENCE_ARGS + 1; i++)
+        args[i] = &arg;
+    Vigil__CollectRequest req = VIGIL__COLLECT_REQUEST__INIT;
+    req.collection_id = 5;
+    req.kind = "log_tail";
+    req.args = args;
+    req.n_args = 2;
+    req.expires_at_ms = 1700000060000;
+    assert_int_equal(decode_collect(&req, 0), VG_DECODE_OK);
+    assert_int_equal(decode_collect(&req, 1), VG_DECODE_LIMITS); /* transient: seq 0 */
+    req.n_args = VG_MAX_EVIDENCE_ARGS + 1;
+    assert_int_equal(decode_collect(&req, 0), VG_DECODE_LIMITS);
+    req.n_args = 1;
+    req.kind = "Log-Tail";
+    assert_int_equal(decode_collect(&req, 0), VG_DECODE_LIMITS);
+    req.kind = "log_tail";
+    req.collection_id = 0;
+    assert_int_equal(decode_collect(&req, 0), VG_DECODE_LIMITS);
+
+    assert_true(vg_evidence_kind_known("file"));
+    assert_true(vg_evidence_kind_known("log_tail"));
+    assert_false(vg_evidence_kind_known("shadow"));
+    assert_false(vg_evidence_kind_known(""));
+    assert_false(vg_evidence_kind_known(NULL));
+}
+
+static enum vg_decode_error decode_admin(Vigil__AdminRequest *req, const char **reason)
+{
+    req->version = VG_PROTOCOL_VERSION;
+    size_t len = vigil__admin_request__get_packed_size(req);
+    uint8_t *buf = malloc(len);
+    vigil__admin_request__pack(req, buf);
+    Vigil__AdminRequest *out = NULL;
+    enum vg_decode_error e = vg_admin_request_decode(buf, len, &out, reason);
+    if (out)
+        vigil__admin_request__free_unpacked(out, NULL);
+    free(buf);
+    return e;
+}
+
+static void test_admin_evidence_requests_strict(void **state)
+{
+    (void)state;
+    const char *reason = NULL;
+    Vigil__Label arg = VIGIL__LABEL__INIT;
+    arg.key = "path";
+    arg.value = "/var/log/syslog";
+    Vigil__Label *args[VG_MAX_EVIDENCE_ARGS + 1];
+    for (size_t i = 0; i < VG_MAX_EVIDENCE_ARGS + 1; i++)
+        args[i] = &arg;
+    Vigil__Collect collect = VIGIL__COLLECT__INIT;
+    collect.node = "node-a";
+    collect.kind = "file";
+    collect.args = args;
+    collect.n_args = 1;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_COLLECT;
+    req.collect = &collect;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    collect.n_args = VG_MAX_EVIDENCE_ARGS + 1;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "16 arguments"));
+    collect.n_args = 1;
+    collect.kind = "";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+
+    Vigil__GetEvidence get = VIGIL__GET_EVIDENCE__INIT;
+    get.id = 1;
+    get.offset = (uint64_t)VG_MAX_EVIDENCE_BYTES + 1;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
+    req.get_evidence = &get;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    get.offset = 0;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+
+    char long_node[VG_MAX_NAME_LEN + 2];
+    memset(long_node, 'n', sizeof(long_node) - 1);
+    long_node[sizeof(long_node) - 1] = '\0';
+    Vigil__ListEvidence list = VIGIL__LIST_EVIDENCE__INIT;
+    list.node = long_node;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE;
+    req.list_evidence = &list;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    list.node = "node-a";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +498,10 @@ int main(void)
         cmocka_unit_test(test_oversized_refused_before_parsing),
         cmocka_unit_test(test_limits_enforced),
         cmocka_unit_test(test_admin_request_strict),
+        cmocka_unit_test(test_evidence_chunk_accepted),
+        cmocka_unit_test(test_evidence_chunk_limits),
+        cmocka_unit_test(test_collect_request_limits),
+        cmocka_unit_test(test_admin_evidence_requests_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

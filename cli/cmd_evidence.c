@@ -1,0 +1,567 @@
+/*
+ * vigilctl collect (--node NODE | --all) KIND [--arg k=v ...]
+ * vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]
+ * vigilctl evidence get ID --out FILE|-
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "ctl_admin.h"
+#include "digest.h"
+#include "timeutil.h"
+
+#define COLLECT_DEFAULT_TIMEOUT_MS 60000
+#define COLLECT_MIN_TIMEOUT_MS 1000
+#define POLL_INTERVAL_MS 200
+#define LIST_MAX 1000
+
+/* ---- talking to the coordinator ---- */
+
+/* One request with its own timeout: 0 with *ret_reply, or a negative errno with err set. */
+static int call(struct ctl_context *ctx, Vigil__AdminRequest *req, int64_t timeout_ms,
+                const char *what, const char *subject, Vigil__AdminReply **ret_reply, char *err,
+                size_t errlen)
+{
+    const struct ctl_config *cfg;
+    Vigil__AdminReply *reply = NULL;
+
+    if (ctl_context_config(ctx, &cfg) != CTL_EXIT_OK) {
+        snprintf(err, errlen, "%s", ""); /* already printed */
+        return -ENOENT;
+    }
+    int r = ctl_admin_call(cfg, req, timeout_ms, &reply, err, errlen);
+    if (r < 0 || reply == NULL)
+        return r < 0 ? r : -EIO;
+    r = ctl_admin_status_check(reply, what, subject, err, errlen);
+    if (r < 0) {
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        return r;
+    }
+    *ret_reply = reply;
+    return 0;
+}
+
+static void print_call_error(const char *err)
+{
+    if (err[0] != '\0')
+        output_error("%s", err);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- printing ---- */
+
+static const char *status_name(Vigil__EvidenceStatus status)
+{
+    switch (status) {
+    case VIGIL__EVIDENCE_STATUS__EVIDENCE_PENDING:
+        return "pending";
+    case VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED:
+        return "stored";
+    case VIGIL__EVIDENCE_STATUS__EVIDENCE_FAILED:
+        return "failed";
+    default:
+        return "unknown";
+    }
+}
+
+static json_t *args_json(const Vigil__EvidenceInfo *e)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; obj != NULL && i < e->n_args; i++) {
+        json_t *key = output_json_string(e->args[i]->key);
+        if (key == NULL || json_object_set_new(obj, json_string_value(key),
+                                               output_json_string(e->args[i]->value)) < 0) {
+            json_decref(obj);
+            obj = NULL;
+        }
+        json_decref(key);
+    }
+    return obj;
+}
+
+static json_t *evidence_json(const Vigil__EvidenceInfo *e)
+{
+    bool stored = e->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED;
+    json_int_t size = e->size > INT64_MAX ? INT64_MAX : (json_int_t)e->size;
+
+    /* clang-format off */
+    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:b, s:o}",
+                     "id", stored ? json_integer((json_int_t)e->id) : json_null(),
+                     "collection_id", (json_int_t)e->collection_id,
+                     "node", output_json_string(e->node),
+                     "agent_id", output_json_string(e->agent_id),
+                     "kind", output_json_string(e->kind),
+                     "args", args_json(e),
+                     "status", status_name(e->status),
+                     "size", stored ? json_integer(size) : json_null(),
+                     "sha256", stored ? output_json_string(e->sha256) : json_null(),
+                     "collected_at", output_json_time(e->collected_at_ms),
+                     "stored_at", output_json_time(e->stored_at_ms),
+                     "truncated", e->truncated,
+                     "error", e->error[0] ? output_json_string(e->error) : json_null());
+    /* clang-format on */
+}
+
+static int print_json(Vigil__EvidenceInfo *const *items, size_t n)
+{
+    json_t *list = json_array();
+    if (list == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (json_array_append_new(list, evidence_json(items[i])) < 0) {
+            json_decref(list);
+            return -ENOMEM;
+        }
+    }
+    return output_json_print(&list, stdout);
+}
+
+/* collect: the stored artifacts. list: every row, with its status and error. */
+static int print_table(Vigil__EvidenceInfo *const *items, size_t n, bool stored_only)
+{
+    static const char *const collect_headers[] = {"ID", "NODE", "KIND", "SIZE", "SHA256"};
+    static const char *const list_headers[] = {"ID",   "COLLECTION", "NODE",      "KIND", "STATUS",
+                                               "SIZE", "SHA256",     "COLLECTED", "ERROR"};
+    output_table_t *table =
+        stored_only ? output_table_new(5, collect_headers) : output_table_new(9, list_headers);
+    int64_t now = vg_wall_ms();
+    int r = 0;
+
+    if (table == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const Vigil__EvidenceInfo *e = items[i];
+        bool stored = e->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED;
+        char id[24], coll[24], size[24], age[32];
+        if (stored_only && !stored)
+            continue;
+        snprintf(id, sizeof(id), "%" PRIu64, e->id);
+        snprintf(coll, sizeof(coll), "%" PRIu64, e->collection_id);
+        snprintf(size, sizeof(size), "%" PRIu64, e->size);
+        output_time_ago(e->collected_at_ms, now, age, sizeof(age));
+        if (stored_only) {
+            const char *cells[] = {id, e->node, e->kind, size, e->sha256};
+            r = output_table_add_row(table, cells);
+        } else {
+            const char *cells[] = {stored ? id : NULL,
+                                   coll,
+                                   e->node,
+                                   e->kind,
+                                   status_name(e->status),
+                                   stored ? size : NULL,
+                                   stored ? e->sha256 : NULL,
+                                   stored ? age : NULL,
+                                   e->error[0] ? e->error : NULL};
+            r = output_table_add_row(table, cells);
+        }
+    }
+    if (r == 0)
+        r = output_table_print(table, stdout);
+    output_table_destroy(&table);
+    return r;
+}
+
+/* ---- collect ---- */
+
+/* --arg k=v into labels; false after printing why. */
+static bool parse_args(const struct ctl_context *ctx, Vigil__Label *labels, Vigil__Label **ptrs,
+                       char keys[][VG_MAX_NAME_LEN + 1])
+{
+    if (ctx->too_many_args) {
+        output_error("at most %d --arg options", VG_MAX_EVIDENCE_ARGS);
+        return false;
+    }
+    for (size_t i = 0; i < ctx->nargs; i++) {
+        const char *text = ctx->args[i];
+        const char *eq = strchr(text, '=');
+        size_t key_len = eq ? (size_t)(eq - text) : 0;
+        if (key_len == 0 || key_len > VG_MAX_NAME_LEN) {
+            output_error("--arg must be KEY=VALUE with a key of 1 to %d bytes (got \"%s\")",
+                         VG_MAX_NAME_LEN, text);
+            return false;
+        }
+        if (strlen(eq + 1) > VG_MAX_VALUE_LEN) {
+            output_error("--arg %.*s: the value must be at most %d bytes", (int)key_len, text,
+                         VG_MAX_VALUE_LEN);
+            return false;
+        }
+        memcpy(keys[i], text, key_len);
+        keys[i][key_len] = '\0';
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(keys[k], keys[i]) == 0) {
+                output_error("--arg %s is given twice", keys[i]);
+                return false;
+            }
+        }
+        vigil__label__init(&labels[i]);
+        labels[i].key = keys[i];
+        labels[i].value = (char *)(eq + 1);
+        ptrs[i] = &labels[i];
+    }
+    return true;
+}
+
+/* The target's error; the line that prints it names the node and kind. */
+static const char *error_text(const Vigil__EvidenceInfo *e)
+{
+    return e->error[0] ? e->error : "failed";
+}
+
+static bool any_pending(const Vigil__AdminReply *reply)
+{
+    for (size_t i = 0; i < reply->n_evidence; i++)
+        if (reply->evidence[i]->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_PENDING)
+            return true;
+    return false;
+}
+
+/* Polls the collection until no target is pending or the deadline passes. */
+static int wait_for_collection(struct ctl_context *ctx, uint64_t collection_id, int64_t deadline,
+                               Vigil__AdminReply **reply_p)
+{
+    char err[1024] = "";
+
+    while (any_pending(*reply_p) && vg_mono_ms() < deadline) {
+        sleep_ms(min64(POLL_INTERVAL_MS, deadline - vg_mono_ms()));
+        Vigil__ListEvidence body = VIGIL__LIST_EVIDENCE__INIT;
+        Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+        Vigil__AdminReply *next = NULL;
+        body.collection_id = collection_id;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE;
+        req.list_evidence = &body;
+        int64_t left = deadline - vg_mono_ms();
+        int r = call(ctx, &req, min64(CTL_ADMIN_DEFAULT_TIMEOUT_MS, left > 100 ? left : 100),
+                     "list the collection's evidence", NULL, &next, err, sizeof(err));
+        if (r == -ETIMEDOUT)
+            continue; /* the coordinator is busy or restarting: keep asking until the deadline */
+        if (r < 0) {
+            print_call_error(err);
+            return CTL_EXIT_FAILURE;
+        }
+        vigil__admin_reply__free_unpacked(*reply_p, NULL);
+        *reply_p = next;
+    }
+    return CTL_EXIT_OK;
+}
+
+int cmd_collect(struct ctl_context *ctx, int argc, char **argv)
+{
+    Vigil__Label labels[VG_MAX_EVIDENCE_ARGS];
+    Vigil__Label *ptrs[VG_MAX_EVIDENCE_ARGS];
+    char keys[VG_MAX_EVIDENCE_ARGS][VG_MAX_NAME_LEN + 1];
+    char err[1024] = "";
+
+    if (argc == 0) {
+        output_error("collect needs a KIND; try 'vigilctl help collect'");
+        return CTL_EXIT_USAGE;
+    }
+    if (argc > 1) {
+        output_error("collect takes one KIND (got \"%s\" too)", argv[1]);
+        return CTL_EXIT_USAGE;
+    }
+    if ((ctx->node != NULL) == ctx->all) {
+        output_error("collect needs --node NODE or --all (one of them)");
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->node != NULL && (ctx->node[0] == '\0' || strlen(ctx->node) > VG_MAX_NAME_LEN)) {
+        output_error("--node must be 1 to %d bytes", VG_MAX_NAME_LEN);
+        return CTL_EXIT_USAGE;
+    }
+    if (!parse_args(ctx, labels, ptrs, keys))
+        return CTL_EXIT_USAGE;
+    int64_t timeout = ctx->timeout_given ? ctx->timeout_ms : COLLECT_DEFAULT_TIMEOUT_MS;
+    if (timeout < COLLECT_MIN_TIMEOUT_MS) {
+        output_error("collect --timeout must be at least 1s: agents need time to answer");
+        return CTL_EXIT_USAGE;
+    }
+    int64_t deadline = vg_mono_ms() + timeout;
+
+    Vigil__Collect body = VIGIL__COLLECT__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+    body.node = ctx->node != NULL ? (char *)ctx->node : "";
+    body.all = ctx->all;
+    body.kind = argv[0];
+    body.args = ptrs;
+    body.n_args = ctx->nargs;
+    /* The coordinator gives up a little before we do, so our last look finds its verdict
+     * ("timed out") rather than a target still pending. */
+    body.timeout_ms = (uint32_t)(timeout - timeout / 10);
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_COLLECT;
+    req.collect = &body;
+    int r = call(ctx, &req, min64(CTL_ADMIN_DEFAULT_TIMEOUT_MS, timeout), "collect evidence", NULL,
+                 &reply, err, sizeof(err));
+    if (r < 0) {
+        print_call_error(err);
+        return CTL_EXIT_FAILURE;
+    }
+    uint64_t collection_id = reply->collection_id;
+    r = wait_for_collection(ctx, collection_id, deadline, &reply);
+    if (r != CTL_EXIT_OK) {
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        return r;
+    }
+
+    /* Every target that did not deliver: one line each on stderr. */
+    int status = CTL_EXIT_OK;
+    size_t stored = 0;
+    for (size_t i = 0; i < reply->n_evidence; i++) {
+        const Vigil__EvidenceInfo *e = reply->evidence[i];
+        if (e->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED) {
+            stored++;
+            continue;
+        }
+        status = CTL_EXIT_PARTIAL;
+        if (e->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_PENDING)
+            output_error("%s: %s: no artifact within %" PRId64 "s (collection %" PRIu64
+                         " goes on; see 'vigilctl evidence list --collection %" PRIu64 "')",
+                         e->node, e->kind, timeout / 1000, collection_id, collection_id);
+        else
+            output_error("%s: %s: %s", e->node, e->kind, error_text(e));
+    }
+    if (ctx->format == OUTPUT_JSON)
+        r = print_json(reply->evidence, reply->n_evidence);
+    else if (stored > 0) /* nothing stored: the lines on stderr say it all */
+        r = print_table(reply->evidence, reply->n_evidence, true);
+    vigil__admin_reply__free_unpacked(reply, NULL);
+    if (r < 0) {
+        output_error("cannot write the result: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    return status;
+}
+
+/* ---- evidence list ---- */
+
+static bool parse_u64(const char *text, uint64_t max, uint64_t *ret)
+{
+    char *end = NULL;
+    if (text == NULL || text[0] < '0' || text[0] > '9')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v == 0 || v > max)
+        return false;
+    *ret = v;
+    return true;
+}
+
+static int evidence_list(struct ctl_context *ctx, int argc, char **argv)
+{
+    Vigil__ListEvidence body = VIGIL__LIST_EVIDENCE__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+    uint64_t collection = 0, limit = 0;
+
+    if (argc > 0) {
+        output_error("evidence list takes no arguments (got \"%s\"); filter with --collection, "
+                     "--node and --limit",
+                     argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->collection != NULL && !parse_u64(ctx->collection, INT64_MAX, &collection)) {
+        output_error("--collection must be a collection id, a positive number (got \"%s\")",
+                     ctx->collection);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->limit != NULL && !parse_u64(ctx->limit, LIST_MAX, &limit)) {
+        output_error("--limit must be between 1 and %d (got \"%s\")", LIST_MAX, ctx->limit);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->node != NULL && (ctx->node[0] == '\0' || strlen(ctx->node) > VG_MAX_NAME_LEN)) {
+        output_error("--node must be 1 to %d bytes", VG_MAX_NAME_LEN);
+        return CTL_EXIT_USAGE;
+    }
+    body.collection_id = collection;
+    body.node = ctx->node != NULL ? (char *)ctx->node : "";
+    body.limit = (uint32_t)limit;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE;
+    req.list_evidence = &body;
+    int r = ctl_admin_request(ctx, &req, "list evidence", NULL, &reply);
+    if (r != CTL_EXIT_OK)
+        return r;
+    r = ctx->format == OUTPUT_JSON ? print_json(reply->evidence, reply->n_evidence)
+                                   : print_table(reply->evidence, reply->n_evidence, false);
+    vigil__admin_reply__free_unpacked(reply, NULL);
+    if (r < 0) {
+        output_error("cannot write the evidence list: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    return CTL_EXIT_OK;
+}
+
+/* ---- evidence get ---- */
+
+static int write_all(int fd, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Fetches the artifact in pieces into fd, hashing as it writes, and checks the hash. */
+static int fetch(struct ctl_context *ctx, uint64_t id, int fd, const char *subject,
+                 uint64_t *ret_size, char *ret_sha, size_t sha_len)
+{
+    char err[1024] = "";
+    char expected[VG_SHA256_HEX_LEN + 1] = "";
+    uint64_t offset = 0, size = 0;
+    bool described = false;
+    struct vg_sha256 h;
+
+    vg_sha256_init(&h);
+    do {
+        Vigil__GetEvidence body = VIGIL__GET_EVIDENCE__INIT;
+        Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+        Vigil__AdminReply *reply = NULL;
+        body.id = id;
+        body.offset = offset;
+        body.max_bytes = VG_MAX_EVIDENCE_CHUNK_BYTES;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
+        req.get_evidence = &body;
+        int r =
+            call(ctx, &req, ctx->timeout_ms, "fetch evidence", subject, &reply, err, sizeof(err));
+        if (r < 0) {
+            print_call_error(err);
+            return r;
+        }
+        if (reply->n_evidence != 1 || strlen(reply->evidence[0]->sha256) != VG_SHA256_HEX_LEN ||
+            (described && (reply->evidence[0]->size != size ||
+                           strcmp(reply->evidence[0]->sha256, expected) != 0))) {
+            vigil__admin_reply__free_unpacked(reply, NULL);
+            output_error("%s: the coordinator's description of the artifact is missing or "
+                         "changed while it was fetched",
+                         subject);
+            return -EPROTO;
+        }
+        if (!described) {
+            size = reply->evidence[0]->size;
+            snprintf(expected, sizeof(expected), "%s", reply->evidence[0]->sha256);
+            described = true;
+        }
+        size_t len = reply->data.len;
+        if ((len == 0 && offset < size) || len > size - offset) {
+            vigil__admin_reply__free_unpacked(reply, NULL);
+            output_error("%s: the coordinator sent %zu bytes at offset %" PRIu64 " of %" PRIu64,
+                         subject, len, offset, size);
+            return -EPROTO;
+        }
+        vg_sha256_update(&h, reply->data.data, len);
+        r = write_all(fd, reply->data.data, len);
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        if (r < 0) {
+            output_error("%s: cannot write: %s", subject, strerror(-r));
+            return r;
+        }
+        offset += len;
+    } while (offset < size);
+
+    uint8_t digest[VG_SHA256_LEN];
+    char got[VG_SHA256_HEX_LEN + 1];
+    vg_sha256_final(&h, digest);
+    vg_hex(digest, VG_SHA256_LEN, got);
+    if (strcmp(got, expected) != 0) {
+        output_error("%s: the bytes received hash to %s, but the vault recorded %s", subject, got,
+                     expected);
+        return -EBADMSG;
+    }
+    *ret_size = size;
+    snprintf(ret_sha, sha_len, "%s", got);
+    return 0;
+}
+
+static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
+{
+    uint64_t id = 0, size = 0;
+    char subject[48], sha[VG_SHA256_HEX_LEN + 1] = "";
+
+    if (argc != 1 || !parse_u64(argv[0], INT64_MAX, &id)) {
+        output_error("usage: vigilctl evidence get ID --out FILE (ID as 'vigilctl evidence list' "
+                     "shows it)");
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->out_path == NULL || ctx->out_path[0] == '\0') {
+        output_error("evidence get needs --out FILE (or --out - for standard output)");
+        return CTL_EXIT_USAGE;
+    }
+    snprintf(subject, sizeof(subject), "evidence %" PRIu64, id);
+    bool to_stdout = strcmp(ctx->out_path, "-") == 0;
+    /* Never over an existing file: a failed fetch removes what it wrote, and only that. */
+    int fd = to_stdout ? STDOUT_FILENO
+                       : open(ctx->out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        output_error("cannot create %s: %s%s", ctx->out_path, strerror(errno),
+                     errno == EEXIST ? " (an existing file is never overwritten)" : "");
+        return CTL_EXIT_FAILURE;
+    }
+    int r = fetch(ctx, id, fd, subject, &size, sha, sizeof(sha));
+    if (!to_stdout) {
+        if (r == 0 && fsync(fd) < 0)
+            r = -errno;
+        if (close(fd) < 0 && r == 0)
+            r = -errno;
+        if (r < 0) {
+            unlink(ctx->out_path);
+            output_error("%s: %s removed; nothing was kept", subject, ctx->out_path);
+            return CTL_EXIT_FAILURE;
+        }
+    } else if (r < 0) {
+        output_error("%s: what was written to standard output is incomplete or wrong; discard it",
+                     subject);
+        return CTL_EXIT_FAILURE;
+    }
+    if (to_stdout)
+        return CTL_EXIT_OK;
+    if (ctx->format == OUTPUT_JSON) {
+        json_t *doc =
+            json_pack("{s:I, s:I, s:s, s:o}", "id", (json_int_t)id, "size", (json_int_t)size,
+                      "sha256", sha, "path", output_json_string(ctx->out_path));
+        r = output_json_print(&doc, stdout);
+    } else {
+        r = printf("evidence %" PRIu64 ": %" PRIu64 " bytes, sha256 %s verified, written to %s\n",
+                   id, size, sha, ctx->out_path) < 0
+                ? -EIO
+                : 0;
+    }
+    if (r < 0) {
+        output_error("cannot write the output");
+        return CTL_EXIT_FAILURE;
+    }
+    return CTL_EXIT_OK;
+}
+
+int cmd_evidence(struct ctl_context *ctx, int argc, char **argv)
+{
+    if (argc == 0 || strcmp(argv[0], "list") == 0)
+        return evidence_list(ctx, argc > 0 ? argc - 1 : 0, argv + (argc > 0));
+    if (strcmp(argv[0], "get") == 0)
+        return evidence_get(ctx, argc - 1, argv + 1);
+    output_error("unknown evidence command \"%s\" (expected list or get)", argv[0]);
+    return CTL_EXIT_USAGE;
+}

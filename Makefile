@@ -36,8 +36,9 @@ sanitize: deps
 
 # Static checks on the machine: cppcheck and clang-tidy over the project's sources.
 check: build
-	cppcheck --enable=warning,style,performance --std=c11 --quiet --error-exitcode=1 \
-	    --suppress=missingIncludeSystem -I common -I agent -I coordinator -I coordinator/store \
+	cppcheck --enable=warning,style,performance --std=c11 --quiet --error-exitcode=1 --inline-suppr \
+	    --suppress=missingIncludeSystem -I common -I agent -I agent/collect -I agent/probe \
+	    -I coordinator -I coordinator/store \
 	    common agent coordinator cli
 	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'common/*.c' 'agent/*.c' 'coordinator/*.c' 'cli/*.c')
 

@@ -16,9 +16,54 @@
         .min = (min_), .max = (max_), .def = (def_), .help = (help_)                               \
     }
 
+#define LIST(path_, field_, sub_, elem_, max_, help_)                                              \
+    {                                                                                              \
+        .path = (path_), .type = VG_CFG_LIST, .offset = offsetof(struct agent_config, field_),     \
+        .max = (max_), .help = (help_), .sub = (sub_), .nsub_ref = &sub_##_count,                  \
+        .elem_size = sizeof(elem_)                                                                 \
+    }
+
 #define SEC_MS 1000LL
 #define HOUR_MS (3600LL * SEC_MS)
 #define MIB (1024LL * 1024)
+#define EVIDENCE_DEFAULT_MAX (32 * MIB)
+
+static const struct vg_cfg_key threshold_keys[] = {
+    {.path = "signal",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct threshold_config, signal),
+     .max = 128,
+     .required = true,
+     .help = "signal name, e.g. host.cpu.busy_pct"},
+    {.path = "warning",
+     .type = VG_CFG_NUMBER,
+     .offset = offsetof(struct threshold_config, warning),
+     .required = true,
+     .help = "warning level, in the signal's unit"},
+    {.path = "critical",
+     .type = VG_CFG_NUMBER,
+     .offset = offsetof(struct threshold_config, critical),
+     .required = true,
+     .help = "critical level"},
+    {.path = "clear",
+     .type = VG_CFG_NUMBER,
+     .offset = offsetof(struct threshold_config, clear),
+     .def = "0",
+     .help = "hysteresis: a state clears this far back past its level"},
+    {.path = "below",
+     .type = VG_CFG_BOOL,
+     .offset = offsetof(struct threshold_config, below),
+     .def = "false",
+     .help = "lower is worse (a hit rate, days to certificate expiry)"},
+};
+
+/* The list element tables live with their modules; these names give LIST their sizes. */
+static const size_t threshold_keys_count = sizeof(threshold_keys) / sizeof(threshold_keys[0]);
+#define procwatch_keys_count procwatch_nkeys
+#define logtail_file_keys_count logtail_file_nkeys
+#define probe_http_target_keys_count probe_http_target_nkeys
+#define probe_postgres_target_keys_count probe_postgres_target_nkeys
+#define probe_redis_target_keys_count probe_redis_target_nkeys
 
 const struct vg_cfg_key agent_config_keys[] = {
     KEY("node", VG_CFG_STRING, node, 0, 128, "", "node name; empty = this host's name"),
@@ -55,6 +100,55 @@ const struct vg_cfg_key agent_config_keys[] = {
         "CPU, memory, load, disks, network, OOM kills; 0 = off"),
     KEY("collectors.netstat.interval", VG_CFG_DURATION_MS, netstat_interval_ms, 0, HOUR_MS, "10s",
         "socket counts by state, listeners and their processes, top talkers; 0 = off"),
+    KEY("collectors.processes.interval", VG_CFG_DURATION_MS, processes_interval_ms, 0, HOUR_MS,
+        "10s", "watched processes: up, restarts, memory, CPU; exits are seen at once; 0 = off"),
+    LIST("collectors.processes.watch", processes_watch, procwatch_keys, struct procwatch_config, 64,
+         "processes to watch: {name, comm | pidfile | unit}"),
+    KEY("collectors.logs.interval", VG_CFG_DURATION_MS, logs_interval_ms, 0, HOUR_MS, "10s",
+        "how often configured logs are read; 0 = off"),
+    KEY("collectors.logs.window", VG_CFG_DURATION_MS, logs_window_ms, SEC_MS, HOUR_MS, "60s",
+        "log counts and rates cover this window"),
+    KEY("collectors.logs.max_line", VG_CFG_SIZE, logs_max_line_bytes, 256, 64 * MIB, "16KiB",
+        "longer lines are counted as too_long and skipped"),
+    KEY("collectors.logs.max_read", VG_CFG_SIZE, logs_max_read_bytes, 64 * 1024, 1024 * MIB, "4MiB",
+        "bytes read per file per run at most (the rest next run)"),
+    LIST("collectors.logs.files", logs_files, logtail_file_keys, struct logtail_file_config, 64,
+         "logs to follow: {name, path (glob), format: plain | access | auth, patterns}"),
+    KEY("collectors.http.interval", VG_CFG_DURATION_MS, http.interval_ms, 0, HOUR_MS, "10s",
+        "HTTP checks; 0 = off"),
+    KEY("collectors.http.timeout", VG_CFG_DURATION_MS, http.timeout_ms, 100, 10 * 60 * SEC_MS,
+        "10s", "one check's bound; a slower target is down with reason timeout"),
+    LIST("collectors.http.targets", http.targets, probe_http_target_keys,
+         struct probe_target_config, 64, "{name, url, expect_status, tls_verify, ca_file}"),
+    KEY("collectors.postgres.interval", VG_CFG_DURATION_MS, postgres.interval_ms, 0, HOUR_MS, "15s",
+        "PostgreSQL probes; 0 = off"),
+    KEY("collectors.postgres.timeout", VG_CFG_DURATION_MS, postgres.timeout_ms, 100,
+        10 * 60 * SEC_MS, "5s", "one probe's bound (connect and queries)"),
+    KEY("collectors.postgres.long_running", VG_CFG_DURATION_MS, postgres.long_running_ms, SEC_MS,
+        24 * HOUR_MS, "5m", "an active query older than this counts as long-running"),
+    LIST("collectors.postgres.targets", postgres.targets, probe_postgres_target_keys,
+         struct probe_target_config, 16, "{name, conninfo, password_file | password_env}"),
+    KEY("collectors.redis.interval", VG_CFG_DURATION_MS, redis.interval_ms, 0, HOUR_MS, "10s",
+        "Redis probes; 0 = off"),
+    KEY("collectors.redis.timeout", VG_CFG_DURATION_MS, redis.timeout_ms, 100, 10 * 60 * SEC_MS,
+        "2s", "one probe's bound"),
+    LIST("collectors.redis.targets", redis.targets, probe_redis_target_keys,
+         struct probe_target_config, 16,
+         "{name, address (host:port or /socket), password_file | password_env}"),
+    KEY("probe_dir", VG_CFG_STRING, probe_dir, 0, 0, "",
+        "where vigil-probe-<kind>.so live; empty = next to vigil-agent"),
+    LIST("thresholds", thresholds, threshold_keys, struct threshold_config, 256,
+         "alert levels: {signal, warning, critical, clear, below}; override the runbook's"),
+    {.path = "evidence.allow_dirs",
+     .type = VG_CFG_STRINGS,
+     .offset = offsetof(struct agent_config, evidence_allow_dirs),
+     .max = 64,
+     .help = "directories `vigilctl collect file` may read under; empty = none"},
+    KEY("evidence.max_size", VG_CFG_SIZE, evidence_max_bytes, 0, 1024 * MIB, "0",
+        "an artifact is cut (marked truncated) at this size; 0 = the smaller of 32MiB and "
+        "half of spool.max_size"),
+    KEY("evidence.chunk_size", VG_CFG_SIZE, evidence_chunk_bytes, 4096, 1 * MIB, "256KiB",
+        "bytes per evidence message"),
     KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
         "disk spool bound; oldest metric samples are dropped beyond it"),
     KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",
@@ -109,6 +203,17 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
     }
     if (cfg->link_reconnect_max_ms < cfg->link_reconnect_min_ms) {
         snprintf(err, errlen, "%s: \"link.reconnect_max\" must not be below \"link.reconnect_min\"",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->evidence_max_bytes == 0)
+        cfg->evidence_max_bytes = cfg->spool_max_bytes / 2 < EVIDENCE_DEFAULT_MAX
+                                      ? cfg->spool_max_bytes / 2
+                                      : EVIDENCE_DEFAULT_MAX;
+    if (cfg->evidence_max_bytes > cfg->spool_max_bytes / 2) {
+        snprintf(err, errlen,
+                 "%s: \"evidence.max_size\" must be at most half of \"spool.max_size\" "
+                 "(evidence is never dropped from the spool, so it must leave room)",
                  path);
         return -EINVAL;
     }

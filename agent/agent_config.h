@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "logtail.h"
+#include "probes.h"
+#include "procwatch.h"
 
 struct agent_config {
     char *node; /* "" = this host's name */
@@ -23,6 +26,25 @@ struct agent_config {
     int64_t batch_interval_ms;
     int64_t host_interval_ms;
     int64_t netstat_interval_ms;
+    int64_t processes_interval_ms;
+    struct vg_cfg_list processes_watch; /* of struct procwatch_config */
+    int64_t logs_interval_ms;
+    int64_t logs_window_ms;
+    int64_t logs_max_line_bytes;
+    int64_t logs_max_read_bytes;
+    struct vg_cfg_list logs_files; /* of struct logtail_file_config */
+    /* Probes, in probes_kind_config order: http, postgres, redis. */
+    struct probe_kind_settings {
+        int64_t interval_ms;
+        int64_t timeout_ms;
+        int64_t long_running_ms;    /* postgres only */
+        struct vg_cfg_list targets; /* of struct probe_target_config */
+    } http, postgres, redis;
+    char *probe_dir;               /* "" = next to the vigil-agent binary */
+    struct vg_cfg_list thresholds; /* of struct threshold_config */
+    struct vg_cfg_strings evidence_allow_dirs;
+    int64_t evidence_max_bytes;
+    int64_t evidence_chunk_bytes;
     int64_t spool_max_bytes;
     int64_t spool_segment_bytes;
     bool spool_fsync;
@@ -31,6 +53,15 @@ struct agent_config {
     int64_t link_reconnect_min_ms;
     int64_t link_reconnect_max_ms;
     char *log_level;
+};
+
+/* thresholds[]: overrides or adds to the runbook's alert table (agent/main.c). */
+struct threshold_config {
+    char *signal;
+    double warning;
+    double critical;
+    double clear;
+    bool below;
 };
 
 extern const struct vg_cfg_key agent_config_keys[];

@@ -29,6 +29,7 @@ struct link {
     int64_t next_enroll;       /* mono; 0 = not scheduled */
     int64_t enroll_backoff_ms;
     int64_t last_heard;        /* mono: last message from the coordinator */
+    uint64_t ignored;          /* malformed or unexpected messages from the coordinator */
     int64_t ack_deadline;      /* mono: in-flight records are resent after this; 0 = none */
 };
 
@@ -355,6 +356,7 @@ void link_handle(link_t *self)
             zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
         }
         if (e != VG_DECODE_OK) {
+            self->ignored++;
             vg_log(VG_LOG_WARN, "ignored a message from the coordinator: %s (%s)",
                    vg_decode_error_name(e), why ? why : "multipart");
             continue;
@@ -370,7 +372,15 @@ void link_handle(link_t *self)
         case VIGIL__ENVELOPE__BODY_REFUSAL:
             handle_refusal(self, env->refusal);
             break;
+        case VIGIL__ENVELOPE__BODY_COLLECT:
+            if (self->cfg.on_collect) {
+                self->cfg.on_collect(self->cfg.userdata, env->collect);
+                break;
+            }
+            /* this agent takes no collect requests */
+            __attribute__((fallthrough));
         default:
+            self->ignored++;
             vg_log(VG_LOG_WARN, "ignored a message of type %d from the coordinator",
                    env->body_case);
             break;
@@ -378,6 +388,11 @@ void link_handle(link_t *self)
         vg_envelope_free(env);
     }
     pump(self);
+}
+
+uint64_t link_ignored_messages(const link_t *self)
+{
+    return self->ignored;
 }
 
 void link_handle_monitor(link_t *self)

@@ -39,6 +39,10 @@ struct link_config {
     int64_t ack_timeout_ms;
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
+    /* A CollectRequest from the coordinator (evidence on demand); NULL = ignored. The
+     * request is valid only during the call. */
+    void (*on_collect)(void *userdata, const Vigil__CollectRequest *req);
+    void *userdata;
 };
 
 typedef struct link link_t;
@@ -52,6 +56,8 @@ void *link_socket(link_t *self);
 void *link_monitor_socket(link_t *self);
 
 void link_handle(link_t *self);         /* the DEALER is readable */
+/* Messages from the coordinator that were malformed or unexpected (counted, then ignored). */
+uint64_t link_ignored_messages(const link_t *self);
 void link_handle_monitor(link_t *self); /* the monitor is readable */
 
 /* Timers (heartbeat, enrollment retry, ack timeout) and sending from the spool. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,16 +23,21 @@
 #include <zmq.h>
 
 #include "agent_config.h"
+#include "collect.h"
+#include "evidence.h"
+#include "evidence_kinds.h"
+#include "host.h"
 #include "keys.h"
 #include "link.h"
 #include "log.h"
-#include "collect.h"
-#include "host.h"
+#include "logtail.h"
 #include "netstat.h"
 #include "privsep.h"
+#include "probes.h"
+#include "procwatch.h"
 #include "sigbuf.h"
-#include "thresholds.h"
 #include "spool.h"
+#include "thresholds.h"
 #include "timeutil.h"
 #include "token.h"
 #include "wire.h"
@@ -42,15 +48,25 @@
 
 #define EXECUTOR_PING_TIMEOUT_MS 1000
 
-/* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"). Clear
- * margins give hysteresis: CPU fires at 80 % and clears below 75 %. */
+/* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"), plus
+ * "down is critical" for everything with an up signal. Clear margins give hysteresis: CPU
+ * fires at 80 % and clears below 75 %. agent.yaml `thresholds:` overrides or adds. */
 static const struct threshold_rule default_thresholds[] = {
     {"host.cpu.busy_pct", 80, 95, 5, false},
     {"host.mem.used_pct", 85, 95, 5, false},
     {"host.disk.used_pct", 80, 90, 2, false},
     {"http.time_ms", 2000, 5000, 200, false},
     {"log.error_rate_pct", 1, 5, 0.5, false},
+    {"http.up", 0, 0, 0, true},
+    {"http.tls_days_left", 14, 3, 1, true},
+    {"proc.up", 0, 0, 0, true},
+    {"pg.up", 0, 0, 0, true},
+    {"redis.up", 0, 0, 0, true},
+    /* Bursts of 401/403 and failed logins per window (collectors.logs.window, 60 s). */
+    {"log.http.denied", 20, 100, 5, false},
+    {"log.failed_logins", 10, 50, 2, false},
 };
+#define MAX_THRESHOLDS 300
 
 static void usage(FILE *out)
 {
@@ -87,12 +103,17 @@ struct agent {
     bool executor_ok;
     host_collector_t *host;
     netstat_collector_t *netstat;
+    procwatch_t *procs; /* NULL when no process is watched */
+    logtail_t *logs;    /* NULL when no log is configured */
+    probes_t *probes;   /* NULL when no probe is configured */
+    evidence_t *evidence;
+    struct evidence_sources evidence_sources;
     struct scheduled {
         const char *name;
         int64_t interval_ms; /* 0 = disabled */
         int64_t next_due;    /* mono */
         void (*run)(struct agent *a, struct collect_ctx *ctx);
-    } collectors[3];
+    } collectors[5];
 };
 
 /* The state directory belongs to the unprivileged user the agent becomes. */
@@ -160,15 +181,27 @@ static void collect_self(struct agent *a, struct collect_ctx *ctx)
     struct spool_stats st;
 
     spool_stats(a->spool, &st);
-    collect_emit(ctx, "agent.uptime_s", (double)(vg_mono_ms() - a->started_mono) / 1000, "s",
-                 NULL, 0);
+    collect_emit(ctx, "agent.uptime_s", (double)(vg_mono_ms() - a->started_mono) / 1000, "s", NULL,
+                 0);
     collect_emit(ctx, "agent.spool.depth", (double)st.depth, "messages", NULL, 0);
     collect_emit(ctx, "agent.spool.bytes", (double)st.bytes, "bytes", NULL, 0);
-    collect_emit(ctx, "agent.spool.dropped_messages", (double)st.dropped_messages, "messages",
-                 NULL, 0);
+    collect_emit(ctx, "agent.spool.dropped_messages", (double)st.dropped_messages, "messages", NULL,
+                 0);
     collect_emit(ctx, "agent.spool.dropped_samples", (double)st.dropped_samples, "samples", NULL,
                  0);
     collect_emit(ctx, "agent.executor.up", a->executor_ok ? 1 : 0, "bool", NULL, 0);
+    collect_emit(ctx, "agent.link.ignored_messages", (double)link_ignored_messages(a->link),
+                 "messages", NULL, 0);
+    if (a->probes)
+        collect_emit(ctx, "agent.probes.dropped_samples", (double)probes_errors(a->probes),
+                     "samples", NULL, 0);
+    struct evidence_stats ev;
+    evidence_stats(a->evidence, &ev);
+    collect_emit(ctx, "agent.evidence.requests", (double)ev.requests, "requests", NULL, 0);
+    collect_emit(ctx, "agent.evidence.refused", (double)ev.refused, "requests", NULL, 0);
+    collect_emit(ctx, "agent.evidence.failed", (double)ev.failed, "requests", NULL, 0);
+    collect_emit(ctx, "agent.evidence.sent", (double)ev.stored, "artifacts", NULL, 0);
+    collect_emit(ctx, "agent.evidence.sent_bytes", (double)ev.bytes, "bytes", NULL, 0);
 }
 
 static void collect_host(struct agent *a, struct collect_ctx *ctx)
@@ -181,38 +214,189 @@ static void collect_netstat(struct agent *a, struct collect_ctx *ctx)
     netstat_collector_run(a->netstat, ctx);
 }
 
+static void collect_processes(struct agent *a, struct collect_ctx *ctx)
+{
+    procwatch_run(a->procs, ctx);
+}
+
+static void collect_logs(struct agent *a, struct collect_ctx *ctx)
+{
+    logtail_run(a->logs, ctx);
+}
+
 static void collectors_init(struct agent *a)
 {
     int64_t now = vg_mono_ms();
-    a->collectors[0] = (struct scheduled){"agent", a->cfg.self_signals_interval_ms, now,
-                                          collect_self};
+    a->collectors[0] =
+        (struct scheduled){"agent", a->cfg.self_signals_interval_ms, now, collect_self};
     a->collectors[1] = (struct scheduled){"host", a->cfg.host_interval_ms, now, collect_host};
-    a->collectors[2] = (struct scheduled){"netstat", a->cfg.netstat_interval_ms, now,
-                                          collect_netstat};
+    a->collectors[2] =
+        (struct scheduled){"netstat", a->cfg.netstat_interval_ms, now, collect_netstat};
+    a->collectors[3] = (struct scheduled){"processes", a->procs ? a->cfg.processes_interval_ms : 0,
+                                          now, collect_processes};
+    a->collectors[4] =
+        (struct scheduled){"logs", a->logs ? a->cfg.logs_interval_ms : 0, now, collect_logs};
 }
 
-/* Runs the collectors that are due; sends the batch at once on a threshold crossing, else
- * when it is batch_interval old. */
+static struct collect_ctx collect_begin(struct agent *a)
+{
+    if (sigbuf_count(a->batch) == 0)
+        a->batch_started = vg_mono_ms();
+    return (struct collect_ctx){
+        .batch = a->batch, .thresholds = a->thresholds, .now_ms = vg_wall_ms()};
+}
+
+/* Sends the batch at once on a threshold crossing, else when it is batch_interval old. */
+static void collect_end(struct agent *a, const struct collect_ctx *ctx)
+{
+    if (ctx->errors)
+        vg_log(VG_LOG_DEBUG, "collect: %llu sources unreadable or samples refused",
+               (unsigned long long)ctx->errors);
+    if (sigbuf_count(a->batch) == 0)
+        a->batch_started = 0;
+    if (ctx->crossed ||
+        (a->batch_started && vg_mono_ms() - a->batch_started >= a->cfg.batch_interval_ms))
+        flush_batch(a);
+}
+
+/* Runs the collectors that are due. */
 static void collect_due(struct agent *a)
 {
-    struct collect_ctx ctx = {
-        .batch = a->batch, .thresholds = a->thresholds, .now_ms = vg_wall_ms()};
+    struct collect_ctx ctx = collect_begin(a);
     int64_t now = vg_mono_ms();
 
     for (size_t i = 0; i < sizeof(a->collectors) / sizeof(a->collectors[0]); i++) {
         struct scheduled *c = &a->collectors[i];
         if (c->interval_ms == 0 || now < c->next_due)
             continue;
-        if (sigbuf_count(a->batch) == 0)
-            a->batch_started = now;
         c->run(a, &ctx);
         c->next_due = now + c->interval_ms;
     }
-    if (ctx.errors)
-        vg_log(VG_LOG_DEBUG, "collect: %llu sources unreadable or samples refused",
-               (unsigned long long)ctx.errors);
-    if (ctx.crossed || (a->batch_started && now - a->batch_started >= a->cfg.batch_interval_ms))
-        flush_batch(a);
+    collect_end(a, &ctx);
+}
+
+/* Samples that arrive on their own: probe results, a watched process's exit. */
+static void collect_probes(struct agent *a)
+{
+    struct collect_ctx ctx = collect_begin(a);
+    probes_drain(a->probes, &ctx);
+    collect_end(a, &ctx);
+}
+
+static void collect_process_exit(struct agent *a)
+{
+    struct collect_ctx ctx = collect_begin(a);
+    procwatch_handle(a->procs, &ctx);
+    collect_end(a, &ctx);
+}
+
+/* The runbook's defaults, overridden or extended by agent.yaml `thresholds:`. */
+static thresholds_t *thresholds_from_config(const struct agent_config *cfg)
+{
+    static struct threshold_rule rules[MAX_THRESHOLDS];
+    size_t n = sizeof(default_thresholds) / sizeof(default_thresholds[0]);
+
+    memcpy(rules, default_thresholds, sizeof(default_thresholds));
+    for (size_t i = 0; i < cfg->thresholds.count; i++) {
+        const struct threshold_config *t = VG_CFG_ITEM(cfg->thresholds, struct threshold_config, i);
+        size_t j = 0;
+        while (j < n && strcmp(rules[j].signal, t->signal) != 0)
+            j++;
+        if (j == n && n == MAX_THRESHOLDS)
+            break; /* the config table's bound keeps this from happening */
+        rules[j] = (struct threshold_rule){t->signal, t->warning, t->critical, t->clear, t->below};
+        if (j == n)
+            n++;
+    }
+    return thresholds_new(rules, n);
+}
+
+static void on_collect(void *userdata, const Vigil__CollectRequest *req)
+{
+    struct agent *a = userdata;
+    evidence_request(a->evidence, req);
+}
+
+static int start_collectors(struct agent *a)
+{
+    char err[1024];
+    char path[PATH_MAX];
+
+    a->host = host_collector_new("/proc");
+    a->netstat = netstat_collector_new("/proc");
+    if (!a->host || !a->netstat) {
+        vg_log(VG_LOG_ERROR, "out of memory");
+        return EXIT_OSERR;
+    }
+    vg_log(VG_LOG_INFO, "socket tables read through %s", netstat_collector_source(a->netstat));
+    if (a->cfg.processes_watch.count && a->cfg.processes_interval_ms) {
+        a->procs = procwatch_new(a->cfg.processes_watch.items, a->cfg.processes_watch.count,
+                                 "/proc", "/sys/fs/cgroup", err, sizeof(err));
+        if (!a->procs) {
+            vg_log(VG_LOG_ERROR, "collectors.processes: %s", err);
+            return EXIT_CONFIG;
+        }
+    }
+    if (a->cfg.logs_files.count && a->cfg.logs_interval_ms) {
+        struct logtail_options opt = {
+            .window_ms = a->cfg.logs_window_ms,
+            .max_line_bytes = a->cfg.logs_max_line_bytes,
+            .max_read_per_run = a->cfg.logs_max_read_bytes,
+        };
+        snprintf(path, sizeof(path), "%s/log-offsets", a->cfg.state_dir);
+        a->logs = logtail_new(a->cfg.logs_files.items, a->cfg.logs_files.count, &opt, path, err,
+                              sizeof(err));
+        if (!a->logs) {
+            vg_log(VG_LOG_ERROR, "collectors.logs: %s", err);
+            return EXIT_CONFIG;
+        }
+    }
+    const struct probe_kind_settings *settings[] = {&a->cfg.http, &a->cfg.postgres, &a->cfg.redis};
+    static const char *const kinds[] = {"http", "postgres", "redis"};
+    struct probes_kind_config probe_kinds[3];
+    size_t nprobe_targets = 0;
+    for (size_t i = 0; i < 3; i++) {
+        probe_kinds[i] = (struct probes_kind_config){
+            .kind = kinds[i],
+            .interval_ms = settings[i]->interval_ms,
+            .options = {.timeout_ms = settings[i]->timeout_ms,
+                        .long_running_ms = settings[i]->long_running_ms,
+                        .max_artifact_bytes = (size_t)a->cfg.evidence_max_bytes},
+            .targets = settings[i]->targets.items,
+            .ntargets = settings[i]->targets.count,
+        };
+        nprobe_targets += settings[i]->interval_ms ? settings[i]->targets.count : 0;
+    }
+    if (nprobe_targets) {
+        a->probes = probes_new(probe_kinds, 3, a->cfg.probe_dir, err, sizeof(err));
+        if (!a->probes) {
+            vg_log(VG_LOG_ERROR, "probes: %s", err);
+            return EXIT_CONFIG;
+        }
+    }
+
+    a->evidence_sources = (struct evidence_sources){
+        .proc_root = "/proc",
+        .allow_dirs = &a->cfg.evidence_allow_dirs,
+        .logs = a->logs,
+        .probes = a->probes,
+        .max_bytes = (size_t)a->cfg.evidence_max_bytes,
+    };
+    struct evidence_kind ev_kinds[EVIDENCE_KINDS_MAX];
+    size_t nkinds = evidence_kinds_fill(ev_kinds, &a->evidence_sources);
+    snprintf(path, sizeof(path), "%s/evidence", a->cfg.state_dir);
+    struct evidence_options ev_opt = {
+        .work_dir = path,
+        .max_bytes = (uint64_t)a->cfg.evidence_max_bytes,
+        .chunk_bytes = (uint64_t)a->cfg.evidence_chunk_bytes,
+        .sender = a->id,
+    };
+    a->evidence = evidence_new(ev_kinds, nkinds, &ev_opt, err, sizeof(err));
+    if (!a->evidence) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    return 0;
 }
 
 /* Milliseconds until collect_due has something to do. */
@@ -249,16 +433,16 @@ static int start(struct agent *a)
 
     a->started_mono = vg_mono_ms();
     if (a->cfg.enrollment_secret_file[0] &&
-        vg_secret_file_read(a->cfg.enrollment_secret_file, &a->enroll_secret,
-                            &a->enroll_secret_len, err, sizeof(err)) < 0) {
+        vg_secret_file_read(a->cfg.enrollment_secret_file, &a->enroll_secret, &a->enroll_secret_len,
+                            err, sizeof(err)) < 0) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_CONFIG;
     }
     if (prepare_state_dir(&a->cfg) < 0)
         return EXIT_OSERR;
 
-    char *exec_path = a->cfg.executor_path[0] ? strdup(a->cfg.executor_path)
-                                              : default_executor_path();
+    char *exec_path =
+        a->cfg.executor_path[0] ? strdup(a->cfg.executor_path) : default_executor_path();
     if (!exec_path) {
         vg_log(VG_LOG_ERROR, "cannot locate vigil-agent-exec; set executor_path");
         return EXIT_OSERR;
@@ -309,18 +493,14 @@ static int start(struct agent *a)
            (unsigned long long)st.depth, (unsigned long long)st.next_seq);
 
     a->batch = sigbuf_new();
-    a->thresholds = thresholds_new(default_thresholds, sizeof(default_thresholds) /
-                                                           sizeof(default_thresholds[0]));
+    a->thresholds = thresholds_from_config(&a->cfg);
     if (!a->batch || !a->thresholds) {
         vg_log(VG_LOG_ERROR, "out of memory");
         return EXIT_OSERR;
     }
-    a->host = host_collector_new("/proc");
-    a->netstat = netstat_collector_new("/proc");
-    if (!a->host || !a->netstat) {
-        vg_log(VG_LOG_ERROR, "out of memory");
-        return EXIT_OSERR;
-    }
+    int code = start_collectors(a);
+    if (code != 0)
+        return code;
     a->executor_ok = true;
     collectors_init(a);
 
@@ -337,6 +517,8 @@ static int start(struct agent *a)
         .ack_timeout_ms = a->cfg.link_ack_timeout_ms,
         .reconnect_min_ms = a->cfg.link_reconnect_min_ms,
         .reconnect_max_ms = a->cfg.link_reconnect_max_ms,
+        .on_collect = on_collect,
+        .userdata = a,
     };
     a->link = a->zmq_ctx ? link_new(a->zmq_ctx, &lcfg, a->spool, err, sizeof(err)) : NULL;
     if (!a->link) {
@@ -350,19 +532,33 @@ static int run_loop(struct agent *a)
 {
     int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
 
+    bool evidence_busy = false;
+
     for (;;) {
+        /* Optional sources poll fd -1, which zmq_poll ignores. */
         zmq_pollitem_t items[] = {
             {link_socket(a->link), 0, ZMQ_POLLIN, 0},
             {link_monitor_socket(a->link), 0, ZMQ_POLLIN, 0},
             {NULL, a->signal_fd, ZMQ_POLLIN, 0},
+            {NULL, evidence_fd(a->evidence), ZMQ_POLLIN, 0},
+            {NULL, a->probes ? probes_fd(a->probes) : -1, ZMQ_POLLIN, 0},
+            {NULL, a->procs ? procwatch_fd(a->procs) : -1, ZMQ_POLLIN, 0},
         };
+        int nitems = 6;
         int64_t now = vg_mono_ms();
         int64_t wait = link_next_timeout(a->link);
         if (collect_next_timeout(a) < wait)
             wait = collect_next_timeout(a);
         if (a->executor_ok && next_ping - now < wait)
             wait = next_ping - now;
-        if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
+        if (evidence_busy)
+            wait = 0;
+        while (nitems > 3 && items[nitems - 1].fd < 0)
+            nitems--;
+        for (int i = 3; i < nitems; i++)
+            if (items[i].fd < 0)
+                items[i].events = 0;
+        if (zmq_poll(items, nitems, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
             vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
             return EXIT_OSERR;
         }
@@ -379,6 +575,12 @@ static int run_loop(struct agent *a)
                 return 0;
             }
         }
+        if (nitems > 4 && (items[4].revents & ZMQ_POLLIN))
+            collect_probes(a);
+        if (nitems > 5 && (items[5].revents & ZMQ_POLLIN))
+            collect_process_exit(a);
+        if (evidence_busy || (items[3].revents & ZMQ_POLLIN))
+            evidence_busy = evidence_poll(a->evidence, a->spool);
         now = vg_mono_ms();
         /* A failed ping closes the channel for good (privsep.c): the unprivileged agent
          * cannot start a new executor, so it keeps observing and reports the loss. */
@@ -402,6 +604,10 @@ static void stop(struct agent *a)
     if (a->batch && a->spool)
         flush_batch(a);
     sigbuf_destroy(&a->batch);
+    evidence_destroy(&a->evidence); /* before the sources its captures read */
+    probes_destroy(&a->probes);
+    logtail_destroy(&a->logs);
+    procwatch_destroy(&a->procs);
     host_collector_destroy(&a->host);
     netstat_collector_destroy(&a->netstat);
     thresholds_destroy(&a->thresholds);
@@ -453,6 +659,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     vg_log_init("vigil-agent", VG_LOG_INFO, !isatty(STDERR_FILENO));
+    /* Probe and capture threads allocate little: one malloc arena keeps glibc from giving
+     * each thread its own (every arena is anonymous memory the agent keeps). */
+    mallopt(M_ARENA_MAX, 1);
     if (agent_config_load(config_path, &a.cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "vigil-agent: %s\n", err);
         agent_config_free(&a.cfg);

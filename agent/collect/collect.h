@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "probe.h" /* struct artifact_writer */
 #include "sigbuf.h"
 #include "thresholds.h"
 

@@ -1,0 +1,39 @@
+/*
+ * The evidence kinds this agent captures (vigilctl collect KIND): thin adapters from a
+ * request's arguments to the collectors' and probes' writers. They run on the evidence
+ * worker thread (evidence.c), so they only call functions documented as safe to call while
+ * the main loop runs the collectors.
+ *
+ *   netstat    the socket table with owning processes          (no arguments)
+ *   processes  the process table: users, command lines, pods   (no arguments)
+ *   host       a health snapshot                               (no arguments)
+ *   log_tail   the end of a configured log       name=LOG lines=N | bytes=N
+ *   postgres   pg_stat_activity, lock waits, replication       target=NAME
+ *   redis      INFO all                                        target=NAME
+ *   file       a file under evidence.allow_dirs                path=/ABSOLUTE/PATH
+ */
+#ifndef AGENT_EVIDENCE_KINDS_H
+#define AGENT_EVIDENCE_KINDS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "evidence.h"
+#include "logtail.h"
+#include "probes.h"
+
+struct evidence_sources {
+    const char *proc_root;                  /* "/proc" */
+    const struct vg_cfg_strings *allow_dirs; /* for kind file; empty = file is refused */
+    const logtail_t *logs;                  /* NULL when no logs are configured */
+    probes_t *probes;                       /* NULL when no probes are configured */
+    size_t max_bytes;                       /* the artifact size cap */
+};
+
+#define EVIDENCE_KINDS_MAX 8
+
+/* Fills kinds (EVIDENCE_KINDS_MAX entries) for src, which must outlive them. Returns the
+ * number filled. */
+size_t evidence_kinds_fill(struct evidence_kind *kinds, struct evidence_sources *src);
+
+#endif

@@ -25,12 +25,12 @@ struct link {
     bool executor_ok;
     int64_t started_mono;
     int64_t heartbeat_interval_ms;
-    int64_t next_heartbeat;    /* mono */
-    int64_t next_enroll;       /* mono; 0 = not scheduled */
+    int64_t next_heartbeat; /* mono */
+    int64_t next_enroll;    /* mono; 0 = not scheduled */
     int64_t enroll_backoff_ms;
-    int64_t last_heard;        /* mono: last message from the coordinator */
-    uint64_t ignored;          /* malformed or unexpected messages from the coordinator */
-    int64_t ack_deadline;      /* mono: in-flight records are resent after this; 0 = none */
+    int64_t last_heard;   /* mono: last message from the coordinator */
+    uint64_t ignored;     /* malformed or unexpected messages from the coordinator */
+    int64_t ack_deadline; /* mono: in-flight records are resent after this; 0 = none */
 };
 
 static int setopt_int(void *socket, int option, int value)
@@ -46,8 +46,7 @@ static int64_t jitter(int64_t base_ms)
     return base_ms + (int64_t)(r % (uint32_t)(base_ms > 0 ? base_ms : 1));
 }
 
-link_t *link_new(void *ctx, const struct link_config *cfg, spool_t *spool, char *err,
-                 size_t errlen)
+link_t *link_new(void *ctx, const struct link_config *cfg, spool_t *spool, char *err, size_t errlen)
 {
     static int monitor_count;
     link_t *self = calloc(1, sizeof(*self));
@@ -92,8 +91,7 @@ link_t *link_new(void *ctx, const struct link_config *cfg, spool_t *spool, char 
         return NULL;
     }
     if (zmq_connect(self->socket, cfg->endpoint) != 0) {
-        snprintf(err, errlen, "cannot connect to %s: %s", cfg->endpoint,
-                 zmq_strerror(zmq_errno()));
+        snprintf(err, errlen, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(zmq_errno()));
         link_destroy(&self);
         return NULL;
     }
@@ -285,8 +283,7 @@ static void handle_enroll_reply(link_t *self, const Vigil__EnrollReply *reply)
     }
     if (before != self->state) {
         if (self->state == LINK_PENDING)
-            vg_log(VG_LOG_WARN,
-                   "agent=%s is pending: approve it with `vigilctl agents approve %s`",
+            vg_log(VG_LOG_WARN, "agent=%s is pending: approve it with `vigilctl agents approve %s`",
                    self->cfg.agent_id, self->cfg.agent_id);
         else
             vg_log(VG_LOG_INFO, "agent=%s link=%s", self->cfg.agent_id,
@@ -304,8 +301,9 @@ static void handle_refusal(link_t *self, const Vigil__Refusal *refusal)
         break;
     case VIGIL__REFUSAL_CODE__REFUSAL_REVOKED:
         if (self->state != LINK_REVOKED)
-            vg_log(VG_LOG_ERROR, "agent=%s: the coordinator revoked this agent's key (%s); "
-                                 "nothing more will be accepted from it",
+            vg_log(VG_LOG_ERROR,
+                   "agent=%s: the coordinator revoked this agent's key (%s); "
+                   "nothing more will be accepted from it",
                    self->cfg.agent_id, refusal->reason);
         restart_delivery(self, "revoked");
         self->state = LINK_REVOKED;
@@ -345,9 +343,9 @@ void link_handle(link_t *self)
             break;
         }
         zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
-        enum vg_decode_error e = more ? VG_DECODE_MALFORMED
-                                      : vg_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg),
-                                                           &env, &why);
+        enum vg_decode_error e =
+            more ? VG_DECODE_MALFORMED
+                 : vg_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &env, &why);
         zmq_msg_close(&msg);
         while (more) {
             zmq_msg_init(&msg);
@@ -442,8 +440,9 @@ void link_handle_monitor(link_t *self)
             self->connected = false;
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            vg_log(VG_LOG_ERROR, "handshake with %s failed (protocol error %u): is "
-                                 "coordinator.public_key right?",
+            vg_log(VG_LOG_ERROR,
+                   "handshake with %s failed (protocol error %u): is "
+                   "coordinator.public_key right?",
                    self->cfg.endpoint, value);
             self->connected = false;
             break;
@@ -463,7 +462,8 @@ void link_tick(link_t *self)
         self->next_heartbeat = now + self->heartbeat_interval_ms;
         /* Silence for three heartbeats while connected: the coordinator lost our state or
          * the connection is half dead. Start over; duplicates are harmless. */
-        if (self->state == LINK_ACTIVE && now - self->last_heard > 3 * self->heartbeat_interval_ms) {
+        if (self->state == LINK_ACTIVE &&
+            now - self->last_heard > 3 * self->heartbeat_interval_ms) {
             vg_log(VG_LOG_WARN, "no answer from the coordinator for %lld ms",
                    (long long)(now - self->last_heard));
             self->last_heard = now;

@@ -406,18 +406,6 @@ static void *target_main(void *arg)
 
 /* ---- Loading ----------------------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool kind_name_valid(const char *kind)
 {
     if (!kind || !kind[0] || strlen(kind) >= KIND_NAME_MAX)
@@ -466,30 +454,31 @@ static int load_module(struct loaded_kind *k, const char *module_dir, char *err,
     char path[PATH_MAX];
 
     if (module_path(module_dir, k->kind, path, sizeof(path)) < 0) {
-        set_err(err, errlen, "%s probes are configured but their module's path cannot be formed",
-                k->kind);
+        vg_set_err(err, errlen, "%s probes are configured but their module's path cannot be formed",
+                   k->kind);
         return -ENAMETOOLONG;
     }
     k->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!k->dl) {
         const char *why = dlerror();
-        set_err(err, errlen, "%s probes are configured but %s cannot be loaded: %s", k->kind, path,
-                why ? why : "unknown error");
+        vg_set_err(err, errlen, "%s probes are configured but %s cannot be loaded: %s", k->kind,
+                   path, why ? why : "unknown error");
         return -ENOENT;
     }
     k->module = dlsym(k->dl, PROBE_MODULE_SYMBOL);
     if (!k->module) {
-        set_err(err, errlen, "%s is not a Vigil probe module (no %s)", path, PROBE_MODULE_SYMBOL);
+        vg_set_err(err, errlen, "%s is not a Vigil probe module (no %s)", path,
+                   PROBE_MODULE_SYMBOL);
         return -ENOEXEC;
     }
     if (k->module->abi != PROBE_ABI_VERSION) {
-        set_err(err, errlen, "%s speaks probe ABI %u, this agent %u: install matching versions",
-                path, (unsigned)k->module->abi, (unsigned)PROBE_ABI_VERSION);
+        vg_set_err(err, errlen, "%s speaks probe ABI %u, this agent %u: install matching versions",
+                   path, (unsigned)k->module->abi, (unsigned)PROBE_ABI_VERSION);
         return -ENOEXEC;
     }
     if (!k->module->kind || strcmp(k->module->kind, k->kind) != 0 || !k->module->open ||
         !k->module->run || !k->module->close) {
-        set_err(err, errlen, "%s is not the %s probe module", path, k->kind);
+        vg_set_err(err, errlen, "%s is not the %s probe module", path, k->kind);
         return -ENOEXEC;
     }
     return 0;
@@ -529,39 +518,39 @@ static void free_target_config(struct probe_target_config *c)
 static int validate_kind(const struct probes_kind_config *kc, char *err, size_t errlen)
 {
     if (kc->interval_ms < 0) {
-        set_err(err, errlen, "collectors.%s.interval: must not be negative", kc->kind);
+        vg_set_err(err, errlen, "collectors.%s.interval: must not be negative", kc->kind);
         return -EINVAL;
     }
     if (kc->options.timeout_ms <= 0) {
-        set_err(err, errlen, "collectors.%s.timeout: must be positive", kc->kind);
+        vg_set_err(err, errlen, "collectors.%s.timeout: must be positive", kc->kind);
         return -EINVAL;
     }
     if (kc->ntargets && !kc->targets) {
-        set_err(err, errlen, "collectors.%s: targets missing", kc->kind);
+        vg_set_err(err, errlen, "collectors.%s: targets missing", kc->kind);
         return -EINVAL;
     }
     for (size_t i = 0; i < kc->ntargets; i++) {
         const struct probe_target_config *t = &kc->targets[i];
         if (!target_name_valid(t->name)) {
-            set_err(err, errlen,
-                    "collectors.%s.targets[%zu].name: must be 1 to %d printable characters",
-                    kc->kind, i, TARGET_NAME_MAX);
+            vg_set_err(err, errlen,
+                       "collectors.%s.targets[%zu].name: must be 1 to %d printable characters",
+                       kc->kind, i, TARGET_NAME_MAX);
             return -EINVAL;
         }
         if (!t->address || !t->address[0]) {
-            set_err(err, errlen, "collectors.%s.targets[%zu] (\"%s\"): the %s must not be empty",
-                    kc->kind, i, t->name,
-                    strcmp(kc->kind, "http") == 0       ? "url"
-                    : strcmp(kc->kind, "postgres") == 0 ? "conninfo"
-                                                        : "address");
+            vg_set_err(err, errlen, "collectors.%s.targets[%zu] (\"%s\"): the %s must not be empty",
+                       kc->kind, i, t->name,
+                       strcmp(kc->kind, "http") == 0       ? "url"
+                       : strcmp(kc->kind, "postgres") == 0 ? "conninfo"
+                                                           : "address");
             return -EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(kc->targets[j].name, t->name) == 0) {
-                set_err(err, errlen,
-                        "collectors.%s.targets[%zu]: the name \"%s\" is already used by "
-                        "targets[%zu]",
-                        kc->kind, i, t->name, j);
+                vg_set_err(err, errlen,
+                           "collectors.%s.targets[%zu]: the name \"%s\" is already used by "
+                           "targets[%zu]",
+                           kc->kind, i, t->name, j);
                 return -EINVAL;
             }
         }
@@ -588,7 +577,7 @@ static int load_kind(probes_t *self, struct loaded_kind *k, const struct probes_
         return r;
     k->targets = calloc(kc->ntargets, sizeof(*k->targets));
     if (!k->targets) {
-        set_err(err, errlen, "out of memory");
+        vg_set_err(err, errlen, "out of memory");
         return -ENOMEM;
     }
     for (size_t i = 0; i < kc->ntargets; i++) {
@@ -597,14 +586,14 @@ static int load_kind(probes_t *self, struct loaded_kind *k, const struct probes_
         t->kind = k;
         k->ntargets++;
         if (copy_target(&t->config, &kc->targets[i]) < 0) {
-            set_err(err, errlen, "out of memory");
+            vg_set_err(err, errlen, "out of memory");
             return -ENOMEM;
         }
         why[0] = '\0';
         t->state = k->module->open(&t->config, &k->options, why, sizeof(why));
         if (!t->state) {
-            set_err(err, errlen, "collectors.%s: target \"%s\": %s", k->kind, t->config.name,
-                    why[0] ? why : "cannot be set up");
+            vg_set_err(err, errlen, "collectors.%s: target \"%s\": %s", k->kind, t->config.name,
+                       why[0] ? why : "cannot be set up");
             return -EINVAL;
         }
     }
@@ -618,7 +607,7 @@ static int start_threads(probes_t *self, char *err, size_t errlen)
     if (r == 0)
         r = pthread_attr_setstacksize(&attr, THREAD_STACK_BYTES);
     if (r != 0) {
-        set_err(err, errlen, "probe threads: %s", strerror(r));
+        vg_set_err(err, errlen, "probe threads: %s", strerror(r));
         return -r;
     }
     for (size_t i = 0; i < self->nkinds && r == 0; i++) {
@@ -626,8 +615,8 @@ static int start_threads(probes_t *self, char *err, size_t errlen)
             struct target *t = &self->kinds[i].targets[j];
             r = pthread_create(&t->thread, &attr, target_main, t);
             if (r != 0)
-                set_err(err, errlen, "%s probe \"%s\": cannot start its thread: %s",
-                        self->kinds[i].kind, t->config.name, strerror(r));
+                vg_set_err(err, errlen, "%s probe \"%s\": cannot start its thread: %s",
+                           self->kinds[i].kind, t->config.name, strerror(r));
             t->started = r == 0;
         }
     }
@@ -643,13 +632,13 @@ probes_t *probes_new(const struct probes_kind_config *kinds, size_t nkinds, cons
 
     for (size_t i = 0; i < nkinds; i++) {
         if (!kind_name_valid(kinds[i].kind)) {
-            set_err(err, errlen, "probe kind \"%s\": not a module name",
-                    kinds[i].kind ? kinds[i].kind : "");
+            vg_set_err(err, errlen, "probe kind \"%s\": not a module name",
+                       kinds[i].kind ? kinds[i].kind : "");
             return NULL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(kinds[i].kind, kinds[j].kind) == 0) {
-                set_err(err, errlen, "probe kind \"%s\" is configured twice", kinds[i].kind);
+                vg_set_err(err, errlen, "probe kind \"%s\" is configured twice", kinds[i].kind);
                 return NULL;
             }
         }
@@ -660,18 +649,18 @@ probes_t *probes_new(const struct probes_kind_config *kinds, size_t nkinds, cons
 
     probes_t *self = calloc(1, sizeof(*self));
     if (!self) {
-        set_err(err, errlen, "out of memory");
+        vg_set_err(err, errlen, "out of memory");
         return NULL;
     }
     self->sample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     self->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     atomic_init(&self->errors, 0);
     if (self->sample_fd < 0 || self->cancel_fd < 0) {
-        set_err(err, errlen, "eventfd: %s", strerror(errno));
+        vg_set_err(err, errlen, "eventfd: %s", strerror(errno));
         goto err_destroy;
     }
     if (pthread_condattr_init(&cattr) != 0) {
-        set_err(err, errlen, "out of memory");
+        vg_set_err(err, errlen, "out of memory");
         goto err_destroy;
     }
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
@@ -680,14 +669,14 @@ probes_t *probes_new(const struct probes_kind_config *kinds, size_t nkinds, cons
     if (r != 0 || pthread_mutex_init(&self->lock, NULL) != 0) {
         if (r == 0)
             pthread_cond_destroy(&self->wake);
-        set_err(err, errlen, "out of memory");
+        vg_set_err(err, errlen, "out of memory");
         goto err_destroy;
     }
     self->sync_ready = true;
 
     self->kinds = calloc(enabled ? enabled : 1, sizeof(*self->kinds));
     if (!self->kinds) {
-        set_err(err, errlen, "out of memory");
+        vg_set_err(err, errlen, "out of memory");
         goto err_destroy;
     }
     for (size_t i = 0; i < nkinds; i++) {
@@ -761,16 +750,17 @@ int probes_evidence(probes_t *self, const char *kind, const char *target,
             k = &self->kinds[i];
     }
     if (!k) {
-        set_err(err, errlen, "no %s probe is configured on this node", kind ? kind : "(null)");
+        vg_set_err(err, errlen, "no %s probe is configured on this node", kind ? kind : "(null)");
         return -ENOENT;
     }
     if (!k->module->evidence) {
-        set_err(err, errlen, "%s probes have no evidence to collect", k->kind);
+        vg_set_err(err, errlen, "%s probes have no evidence to collect", k->kind);
         return -EOPNOTSUPP;
     }
     if (!target || !target[0]) {
         if (k->ntargets != 1) {
-            set_err(err, errlen, "%zu %s targets are configured: name one", k->ntargets, k->kind);
+            vg_set_err(err, errlen, "%zu %s targets are configured: name one", k->ntargets,
+                       k->kind);
             return -EINVAL;
         }
         t = &k->targets[0];
@@ -780,22 +770,22 @@ int probes_evidence(probes_t *self, const char *kind, const char *target,
             t = &k->targets[i];
     }
     if (!t) {
-        set_err(err, errlen, "no %s target named \"%s\"", k->kind, target);
+        vg_set_err(err, errlen, "no %s target named \"%s\"", k->kind, target);
         return -ENOENT;
     }
 
     /* A state of its own: the target's thread may be in the middle of a cycle. */
     void *state = k->module->open(&t->config, &k->options, why, sizeof(why));
     if (!state) {
-        set_err(err, errlen, "%s target \"%s\": %s", k->kind, t->config.name,
-                why[0] ? why : "cannot be set up");
+        vg_set_err(err, errlen, "%s target \"%s\": %s", k->kind, t->config.name,
+                   why[0] ? why : "cannot be set up");
         return -EINVAL;
     }
     int r = k->module->evidence(state, out, why, sizeof(why));
     k->module->close(state);
     if (r < 0)
-        set_err(err, errlen, "%s target \"%s\": %s", k->kind, t->config.name,
-                why[0] ? why : strerror(-r));
+        vg_set_err(err, errlen, "%s target \"%s\": %s", k->kind, t->config.name,
+                   why[0] ? why : strerror(-r));
     return r < 0 ? r : 0;
 }
 

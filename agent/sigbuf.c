@@ -80,8 +80,11 @@ int sigbuf_add(sigbuf_t *self, const char *name, double value, const char *unit,
                Vigil__SignalState state, const struct sig_label *labels, size_t nlabels)
 {
     size_t arena_mark = self->arena_len, labels_mark = self->nlabels;
-    struct sample s = {.value = value, .ts_ms = ts_ms, .state = state,
-                       .labels = self->nlabels, .nlabels = nlabels};
+    struct sample s = {.value = value,
+                       .ts_ms = ts_ms,
+                       .state = state,
+                       .labels = self->nlabels,
+                       .nlabels = nlabels};
     int r;
 
     if (self->nsamples >= VG_MAX_SIGNALS_PER_BATCH || nlabels > VG_MAX_LABELS_PER_SIGNAL)

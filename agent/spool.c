@@ -51,7 +51,7 @@
 
 #define REC_MAGIC UINT32_C(0x52534756) /* "VGSR" in file order */
 #define REC_HDR 25u
-#define SEQ_BLOCK UINT64_C(1) /* see "Sequence numbers" above */
+#define SEQ_BLOCK UINT64_C(1)       /* see "Sequence numbers" above */
 #define SEG_MAX (UINT64_C(1) << 28) /* offsets and lengths fit the index's 28/32-bit fields */
 #define SEG_MIN UINT64_C(256)
 #define SEG_DEFAULT_MIN (UINT64_C(64) << 10)

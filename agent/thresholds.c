@@ -70,8 +70,8 @@ Vigil__SignalState thresholds_eval(thresholds_t *self, const char *name, const c
         return VIGIL__SIGNAL_STATE__SIGNAL_STATE_NONE;
 
     void *stored = zhashx_lookup(self->series, series_key);
-    Vigil__SignalState prev = stored ? (Vigil__SignalState)(uintptr_t)stored
-                                     : VIGIL__SIGNAL_STATE__SIGNAL_STATE_OK;
+    Vigil__SignalState prev =
+        stored ? (Vigil__SignalState)(uintptr_t)stored : VIGIL__SIGNAL_STATE__SIGNAL_STATE_OK;
     Vigil__SignalState next;
 
     if (beyond(r, value, r->critical))

@@ -61,18 +61,6 @@ struct value {
     char *str;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* "file:line:col: message" when the position is known, "file: message" otherwise. */
 static void loc_err(struct loader *ld, const struct fy_mark *mark, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -85,10 +73,10 @@ static void loc_err(struct loader *ld, const struct fy_mark *mark, const char *f
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (mark)
-        set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, mark->line + 1, mark->column + 1,
-                msg);
+        vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, mark->line + 1, mark->column + 1,
+                   msg);
     else
-        set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
+        vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
 }
 
 /* Copies text into buf for quoting in a message: bounded, control characters replaced. */
@@ -455,7 +443,7 @@ int vg_config_defaults(const struct vg_cfg_key *keys, size_t nkeys, void *target
             continue; /* sequences default to empty */
         r = convert(k, k->def, strlen(k->def), &v, msg, sizeof(msg));
         if (r < 0) {
-            set_err(err, errlen, "built-in default of \"%s\" %s", k->path, msg);
+            vg_set_err(err, errlen, "built-in default of \"%s\" %s", k->path, msg);
             return r;
         }
         store(k, target, &v);
@@ -927,12 +915,12 @@ static bool report_parse_error(struct loader *ld, struct fy_diag *diag)
             tok = fy_token_get_text(e->fyt, &tok_len);
         if (tok) {
             char shown[QUOTE_MAX + 1];
-            set_err(ld->err, ld->errlen, "%s:%d:%d: %s \"%s\"", ld->file, e->line, e->column, msg,
-                    quotable(tok, tok_len, shown, sizeof(shown)));
+            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s \"%s\"", ld->file, e->line, e->column,
+                       msg, quotable(tok, tok_len, shown, sizeof(shown)));
         } else if (e->line > 0) {
-            set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, e->line, e->column, msg);
+            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, e->line, e->column, msg);
         } else {
-            set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
+            vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
         }
         return true;
     }
@@ -993,18 +981,18 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     fp = fopen(path, "re");
     if (!fp) {
         r = -errno;
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
     if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "%s: is a directory, not a configuration file", path);
+        vg_set_err(err, errlen, "%s: is a directory, not a configuration file", path);
         r = -EISDIR;
         goto err_close_file;
     }
 
     ld.seen = calloc(nkeys ? nkeys : 1, sizeof(*ld.seen));
     if (!ld.seen) {
-        set_err(err, errlen, "%s: out of memory", path);
+        vg_set_err(err, errlen, "%s: out of memory", path);
         r = -ENOMEM;
         goto err_close_file;
     }
@@ -1017,7 +1005,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     dcfg.colorize = false;
     diag = fy_diag_create(&dcfg);
     if (!diag) {
-        set_err(err, errlen, "%s: cannot create the YAML diagnostics object", path);
+        vg_set_err(err, errlen, "%s: cannot create the YAML diagnostics object", path);
         r = -ENOMEM;
         goto err_free_seen;
     }
@@ -1026,7 +1014,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     pcfg.diag = diag;
     parser = fy_parser_create(&pcfg);
     if (!parser || fy_parser_set_input_fp(parser, path, fp) != 0) {
-        set_err(err, errlen, "%s: cannot create the YAML parser", path);
+        vg_set_err(err, errlen, "%s: cannot create the YAML parser", path);
         r = -ENOMEM;
         goto err_destroy_parser;
     }
@@ -1045,7 +1033,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     }
     if (fy_parser_get_stream_error(parser) || fy_diag_got_error(diag)) {
         if (!report_parse_error(&ld, diag))
-            set_err(err, errlen, "%s: cannot parse the YAML", path);
+            vg_set_err(err, errlen, "%s: cannot parse the YAML", path);
         r = -EINVAL;
         goto err_destroy_docs;
     }

@@ -20,15 +20,16 @@
 enum vg_cfg_type {
     VG_CFG_STRING,      /* char * (owned; freed by vg_config_free); max = max length, 0 = 4096 */
     VG_CFG_INT,         /* int64_t, within [min, max] */
-    VG_CFG_DURATION_MS, /* int64_t milliseconds; text "250ms", "5s", "2m", "1h", "1d"; bare integer = s */
-    VG_CFG_SIZE,        /* int64_t bytes; text "512", "64KiB", "16MiB", "1GiB" (also KB/MB/GB = 1000) */
-    VG_CFG_BOOL,        /* bool; true/false/yes/no/on/off */
-    VG_CFG_NUMBER,      /* double; decimal or exponent notation, finite; no bounds */
-    VG_CFG_STRINGS,     /* struct vg_cfg_strings: a sequence of strings (or one string);
-                           max = most items, 0 = 64; each at most 4096 characters */
-    VG_CFG_LIST,        /* struct vg_cfg_list: a sequence of mappings, each loaded with the
-                           key table `sub` into an element of `elem_size` bytes; max = most
-                           items, 0 = 64. Errors name the element: "http.targets[1].url" */
+    VG_CFG_DURATION_MS, /* int64_t milliseconds; text "250ms", "5s", "2m", "1h", "1d"; bare integer
+                           = s */
+    VG_CFG_SIZE,    /* int64_t bytes; text "512", "64KiB", "16MiB", "1GiB" (also KB/MB/GB = 1000) */
+    VG_CFG_BOOL,    /* bool; true/false/yes/no/on/off */
+    VG_CFG_NUMBER,  /* double; decimal or exponent notation, finite; no bounds */
+    VG_CFG_STRINGS, /* struct vg_cfg_strings: a sequence of strings (or one string);
+                       max = most items, 0 = 64; each at most 4096 characters */
+    VG_CFG_LIST,    /* struct vg_cfg_list: a sequence of mappings, each loaded with the
+                       key table `sub` into an element of `elem_size` bytes; max = most
+                       items, 0 = 64. Errors name the element: "http.targets[1].url" */
 };
 
 /* The stored form of VG_CFG_STRINGS. */

@@ -33,18 +33,6 @@ static const char z85_alphabet[] = "0123456789"
                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                    ".-:+=^!/*?&<>()[]{}@%$#";
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 bool vg_key_z85_valid(const char *text)
 {
     uint8_t decoded[Z85_DECODED_LEN];
@@ -119,7 +107,7 @@ int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, si
     int fd, n, r;
 
     if (!vg_key_z85_valid(kp->public_key) || !vg_key_z85_valid(kp->secret_key)) {
-        set_err(err, errlen, "key file %s: refusing to save an invalid key pair", path);
+        vg_set_err(err, errlen, "key file %s: refusing to save an invalid key pair", path);
         return -EINVAL;
     }
     n = snprintf(text, sizeof(text),
@@ -129,7 +117,7 @@ int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, si
                  "secret-key: \"%s\"\n",
                  kp->public_key, kp->secret_key);
     if (n < 0 || (size_t)n >= sizeof(text)) {
-        set_err(err, errlen, "key file %s: internal error formatting the key file", path);
+        vg_set_err(err, errlen, "key file %s: internal error formatting the key file", path);
         r = -EINVAL;
         goto err_clear_text;
     }
@@ -138,31 +126,31 @@ int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, si
     if (fd < 0) {
         r = -errno;
         if (r == -EEXIST)
-            set_err(err, errlen, "key file %s already exists; refusing to overwrite it", path);
+            vg_set_err(err, errlen, "key file %s already exists; refusing to overwrite it", path);
         else
-            set_err(err, errlen, "key file %s: cannot create: %s", path, strerror(-r));
+            vg_set_err(err, errlen, "key file %s: cannot create: %s", path, strerror(-r));
         goto err_clear_text;
     }
     /* The umask may have removed bits; make sure the owner can read the key back. */
     if (fchmod(fd, 0600) < 0) {
         r = -errno;
-        set_err(err, errlen, "key file %s: cannot set mode 0600: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "key file %s: cannot set mode 0600: %s", path, strerror(-r));
         goto err_unlink;
     }
     r = write_all(fd, text, (size_t)n);
     if (r < 0) {
-        set_err(err, errlen, "key file %s: cannot write: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "key file %s: cannot write: %s", path, strerror(-r));
         goto err_unlink;
     }
     if (fsync(fd) < 0) {
         r = -errno;
-        set_err(err, errlen, "key file %s: cannot sync: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "key file %s: cannot sync: %s", path, strerror(-r));
         goto err_unlink;
     }
     if (close(fd) < 0) {
         fd = -1;
         r = -errno;
-        set_err(err, errlen, "key file %s: cannot close: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "key file %s: cannot close: %s", path, strerror(-r));
         goto err_unlink;
     }
     fsync_parent_dir(path);
@@ -188,11 +176,11 @@ static int secret_check(const char *path, const char *kind, char *err, size_t er
 
     if (stat(path, &st) < 0) {
         int r = -errno;
-        set_err(err, errlen, "%s file %s: %s", kind, path, strerror(-r));
+        vg_set_err(err, errlen, "%s file %s: %s", kind, path, strerror(-r));
         return r;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s file %s is not a regular file", kind, path);
+        vg_set_err(err, errlen, "%s file %s is not a regular file", kind, path);
         return -EPERM;
     }
     mode = st.st_mode & 07777;
@@ -204,8 +192,8 @@ static int secret_check(const char *path, const char *kind, char *err, size_t er
         what = "writable";
     else
         what = "accessible";
-    set_err(err, errlen, "%s file %s is %s by group or others (mode %04o); chmod 600 it", kind,
-            path, what, (unsigned)mode);
+    vg_set_err(err, errlen, "%s file %s is %s by group or others (mode %04o); chmod 600 it", kind,
+               path, what, (unsigned)mode);
     return -EPERM;
 }
 
@@ -252,26 +240,26 @@ int vg_keypair_load(const char *path, struct vg_keypair *ret, char *err, size_t 
     if (r < 0)
         goto out_free;
     if (!vg_key_z85_valid(kf.public_key)) {
-        set_err(err, errlen, "key file %s: public-key is not a valid Z85 CURVE key (40 characters)",
-                path);
+        vg_set_err(err, errlen,
+                   "key file %s: public-key is not a valid Z85 CURVE key (40 characters)", path);
         r = -EINVAL;
         goto out_free;
     }
     if (!vg_key_z85_valid(kf.secret_key)) {
-        set_err(err, errlen, "key file %s: secret-key is not a valid Z85 CURVE key (40 characters)",
-                path);
+        vg_set_err(err, errlen,
+                   "key file %s: secret-key is not a valid Z85 CURVE key (40 characters)", path);
         r = -EINVAL;
         goto out_free;
     }
     errno = 0;
     if (zmq_curve_public(derived, kf.secret_key) != 0) {
         r = errno ? -errno : -EIO;
-        set_err(err, errlen, "key file %s: cannot derive the public key: %s", path,
-                zmq_strerror(-r));
+        vg_set_err(err, errlen, "key file %s: cannot derive the public key: %s", path,
+                   zmq_strerror(-r));
         goto out_free;
     }
     if (strcmp(derived, kf.public_key) != 0) {
-        set_err(err, errlen, "key file %s: public-key does not match secret-key", path);
+        vg_set_err(err, errlen, "key file %s: public-key does not match secret-key", path);
         r = -EINVAL;
         goto out_free;
     }
@@ -296,8 +284,8 @@ int vg_keypair_load_or_create(const char *path, struct vg_keypair *ret, bool *re
     if (r == -ENOENT) {
         r = vg_keypair_generate(&kp);
         if (r < 0) {
-            set_err(err, errlen, "key file %s: cannot generate a CURVE key pair: %s", path,
-                    zmq_strerror(-r));
+            vg_set_err(err, errlen, "key file %s: cannot generate a CURVE key pair: %s", path,
+                       zmq_strerror(-r));
             return r;
         }
         r = vg_keypair_save(path, &kp, err, errlen);
@@ -332,19 +320,19 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         r = -errno;
-        set_err(err, errlen, "secret file %s: cannot open: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "secret file %s: cannot open: %s", path, strerror(-r));
         return r;
     }
     /* Check again on what was opened, in case the file was replaced after the check. */
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-        set_err(err, errlen, "secret file %s changed while it was being opened", path);
+        vg_set_err(err, errlen, "secret file %s changed while it was being opened", path);
         r = -EPERM;
         goto err_close;
     }
     buf = malloc(SECRET_FILE_MAX + 1);
     if (!buf) {
         r = -ENOMEM;
-        set_err(err, errlen, "secret file %s: out of memory", path);
+        vg_set_err(err, errlen, "secret file %s: out of memory", path);
         goto err_close;
     }
     for (;;) {
@@ -353,15 +341,15 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
             if (errno == EINTR)
                 continue;
             r = -errno;
-            set_err(err, errlen, "secret file %s: cannot read: %s", path, strerror(-r));
+            vg_set_err(err, errlen, "secret file %s: cannot read: %s", path, strerror(-r));
             goto err_free;
         }
         if (n == 0)
             break;
         len += (size_t)n;
         if (len > SECRET_FILE_MAX) {
-            set_err(err, errlen, "secret file %s is larger than %d KiB", path,
-                    SECRET_FILE_MAX / 1024);
+            vg_set_err(err, errlen, "secret file %s is larger than %d KiB", path,
+                       SECRET_FILE_MAX / 1024);
             r = -EFBIG;
             goto err_free;
         }
@@ -369,14 +357,14 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     if (len == 0) {
-        set_err(err, errlen, "secret file %s is empty", path);
+        vg_set_err(err, errlen, "secret file %s is empty", path);
         r = -EINVAL;
         goto err_free;
     }
     /* Hand back a buffer of the secret's own size; wipe the large one. */
     char *secret = malloc(len + 1);
     if (!secret) {
-        set_err(err, errlen, "secret file %s: out of memory", path);
+        vg_set_err(err, errlen, "secret file %s: out of memory", path);
         r = -ENOMEM;
         goto err_free;
     }

@@ -83,3 +83,14 @@ const char *vg_log_one_line(const char *msg, char *buf, size_t len)
     buf[n] = '\0';
     return buf;
 }
+
+void vg_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

@@ -25,6 +25,11 @@ int vg_log_level_parse(const char *text, enum vg_log_level *ret_level);
  * whitespace runs become one space, trimmed. Returns buf. */
 const char *vg_log_one_line(const char *msg, char *buf, size_t len);
 
+/* Formats an error message for a caller's (err, errlen) buffer; NULL or 0 is ignored. The one
+ * helper every "return -errno with err set" function shares. */
+void vg_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 void vg_log_write(enum vg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -187,18 +187,6 @@ struct logtail {
 
 /* ---- Small helpers ---------------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_glob(const char *path)
 {
     return strpbrk(path, "*?[") != NULL;
@@ -515,17 +503,19 @@ static int check_options(const struct logtail_options *opt, logtail_t *self, cha
     int64_t read = opt && opt->max_read_per_run ? opt->max_read_per_run : MAX_READ_DEFAULT;
 
     if (window < 1000 || window > (int64_t)LOGPARSE_WINDOW_SECONDS_MAX * 1000) {
-        set_err(err, errlen, "logs: window must be between 1s and 1h (got %" PRId64 "ms)", window);
+        vg_set_err(err, errlen, "logs: window must be between 1s and 1h (got %" PRId64 "ms)",
+                   window);
         return -EINVAL;
     }
     if (line < 1 || line > (int64_t)LOGPARSE_LINE_CAP_MAX) {
-        set_err(err, errlen,
-                "logs: max line length must be between 1 byte and 64MiB (got %" PRId64 ")", line);
+        vg_set_err(err, errlen,
+                   "logs: max line length must be between 1 byte and 64MiB (got %" PRId64 ")",
+                   line);
         return -EINVAL;
     }
     if (read < MAX_READ_MIN || read > INT32_MAX) {
-        set_err(err, errlen, "logs: read per run must be between 64KiB and 2GiB (got %" PRId64 ")",
-                read);
+        vg_set_err(err, errlen,
+                   "logs: read per run must be between 64KiB and 2GiB (got %" PRId64 ")", read);
         return -EINVAL;
     }
     self->window_s = (unsigned)(window / 1000);
@@ -542,28 +532,31 @@ static int init_spec(logtail_t *self, size_t i, const struct logtail_file_config
     char why[256];
 
     if (!c->name || !*c->name || strlen(c->name) > NAME_MAX_LEN) {
-        set_err(err, errlen, "log file %zu: name must be 1 to %d characters", i + 1, NAME_MAX_LEN);
+        vg_set_err(err, errlen, "log file %zu: name must be 1 to %d characters", i + 1,
+                   NAME_MAX_LEN);
         return -EINVAL;
     }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(self->specs[j].name, c->name) == 0) {
-            set_err(err, errlen, "log file \"%s\": the name is used twice", c->name);
+            vg_set_err(err, errlen, "log file \"%s\": the name is used twice", c->name);
             return -EINVAL;
         }
     }
     if (!c->path || c->path[0] != '/' || strlen(c->path) >= PATH_MAX) {
-        set_err(err, errlen, "log file \"%s\": path must be an absolute path or glob (got \"%s\")",
-                c->name, c->path ? c->path : "");
+        vg_set_err(err, errlen,
+                   "log file \"%s\": path must be an absolute path or glob (got \"%s\")", c->name,
+                   c->path ? c->path : "");
         return -EINVAL;
     }
     if (parse_format(c->format, &s->format) < 0) {
-        set_err(err, errlen, "log file \"%s\": format must be plain, access or auth (got \"%s\")",
-                c->name, c->format);
+        vg_set_err(err, errlen,
+                   "log file \"%s\": format must be plain, access or auth (got \"%s\")", c->name,
+                   c->format);
         return -EINVAL;
     }
     if (c->patterns.count > LOGPARSE_PATTERNS_MAX) {
-        set_err(err, errlen, "log file \"%s\": at most %d patterns", c->name,
-                LOGPARSE_PATTERNS_MAX);
+        vg_set_err(err, errlen, "log file \"%s\": at most %d patterns", c->name,
+                   LOGPARSE_PATTERNS_MAX);
         return -EINVAL;
     }
     s->name = strdup(c->name);
@@ -579,8 +572,8 @@ static int init_spec(logtail_t *self, size_t i, const struct logtail_file_config
             VG_CFG_ITEM(c->patterns, const struct logtail_pattern_config, j);
         int r = logparse_patterns_add(st->patterns, p->name, p->regex, why, sizeof(why));
         if (r < 0) {
-            set_err(err, errlen, "log file \"%s\": pattern \"%s\": %s", c->name,
-                    p->name ? p->name : "", r == -ENOMEM ? "out of memory" : why);
+            vg_set_err(err, errlen, "log file \"%s\": pattern \"%s\": %s", c->name,
+                       p->name ? p->name : "", r == -ENOMEM ? "out of memory" : why);
             return r;
         }
         s->pattern_names[j] = strdup(p->name);
@@ -597,7 +590,7 @@ static int init_spec(logtail_t *self, size_t i, const struct logtail_file_config
     return 0;
 
 err_nomem:
-    set_err(err, errlen, "log file \"%s\": out of memory", c->name);
+    vg_set_err(err, errlen, "log file \"%s\": out of memory", c->name);
     return -ENOMEM;
 }
 
@@ -606,12 +599,12 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
                        size_t errlen)
 {
     if (nfiles > LOGTAIL_CONFIGS_MAX || (nfiles && !files)) {
-        set_err(err, errlen, "logs: at most %d files may be configured", LOGTAIL_CONFIGS_MAX);
+        vg_set_err(err, errlen, "logs: at most %d files may be configured", LOGTAIL_CONFIGS_MAX);
         return NULL;
     }
     logtail_t *self = calloc(1, sizeof(*self));
     if (!self) {
-        set_err(err, errlen, "logs: out of memory");
+        vg_set_err(err, errlen, "logs: out of memory");
         return NULL;
     }
     if (check_options(opt, self, err, errlen) < 0)
@@ -622,7 +615,7 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
     self->saved = calloc(LOGTAIL_FILES_MAX, sizeof(*self->saved));
     self->buf = malloc(READ_CHUNK);
     if (!self->specs || !self->states || !self->files || !self->saved || !self->buf) {
-        set_err(err, errlen, "logs: out of memory");
+        vg_set_err(err, errlen, "logs: out of memory");
         goto err_free;
     }
     for (size_t i = 0; i < nfiles; i++) {
@@ -636,7 +629,7 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
     if (offsets_path && *offsets_path) {
         self->offsets_path = strdup(offsets_path);
         if (!self->offsets_path) {
-            set_err(err, errlen, "logs: out of memory");
+            vg_set_err(err, errlen, "logs: out of memory");
             goto err_free;
         }
         load_offsets(self);
@@ -1325,7 +1318,7 @@ static int tail_file(const char *path, bool header, size_t lines, size_t bytes,
         if (fd >= 0)
             close(fd);
         if (!header) {
-            set_err(err, errlen, "%s: %s", path, refusal);
+            vg_set_err(err, errlen, "%s: %s", path, refusal);
             return r;
         }
         if ((r = write_text(out, "(refused: ")) < 0 || (r = write_text(out, refusal)) < 0 ||
@@ -1352,7 +1345,7 @@ static int tail_file(const char *path, bool header, size_t lines, size_t bytes,
     }
     close(fd);
     if (r < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(-r));
+        vg_set_err(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
     if (header && last != '\n')
@@ -1387,7 +1380,7 @@ int logtail_tail(const logtail_t *self, const char *name, size_t lines, size_t b
     int r = 0;
 
     if (!self || !name || !out || !out->write) {
-        set_err(err, errlen, "log tail: bad arguments");
+        vg_set_err(err, errlen, "log tail: bad arguments");
         return -EINVAL;
     }
     for (size_t i = 0; i < self->nspecs; i++) {
@@ -1395,30 +1388,30 @@ int logtail_tail(const logtail_t *self, const char *name, size_t lines, size_t b
             s = &self->specs[i];
     }
     if (!s) {
-        set_err(err, errlen, "no log file named \"%s\" is configured", name);
+        vg_set_err(err, errlen, "no log file named \"%s\" is configured", name);
         return -ENOENT;
     }
     if (bytes == 0 || bytes > LOGTAIL_TAIL_BYTES_MAX)
         bytes = LOGTAIL_TAIL_BYTES_MAX;
     char *buf = malloc(READ_CHUNK);
     if (!buf) {
-        set_err(err, errlen, "log tail: out of memory");
+        vg_set_err(err, errlen, "log tail: out of memory");
         return -ENOMEM;
     }
     if (!s->is_glob) {
         r = tail_file(s->path, false, lines, bytes, out, buf, err, errlen);
         if (r == -ENOENT)
-            set_err(err, errlen, "log file \"%s\": %s does not exist", name, s->path);
+            vg_set_err(err, errlen, "log file \"%s\": %s does not exist", name, s->path);
         free(buf);
         return r;
     }
     glob_t g;
     int gr = glob(s->path, 0, NULL, &g);
     if (gr == GLOB_NOMATCH) {
-        set_err(err, errlen, "log file \"%s\": nothing matches %s", name, s->path);
+        vg_set_err(err, errlen, "log file \"%s\": nothing matches %s", name, s->path);
         r = -ENOENT;
     } else if (gr != 0) {
-        set_err(err, errlen, "log file \"%s\": cannot expand %s", name, s->path);
+        vg_set_err(err, errlen, "log file \"%s\": cannot expand %s", name, s->path);
         r = gr == GLOB_NOSPACE ? -ENOMEM : -EIO;
     } else {
         r = tail_matches(&g, lines, bytes, out, buf, err, errlen);

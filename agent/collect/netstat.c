@@ -583,22 +583,6 @@ static void set_index(struct listener_set *set)
     qsort(set->by_inode, set->n, sizeof(*set->by_inode), inode_ref_cmp);
 }
 
-/* A pid or fd name from /proc: 1 to 10 digits, no sign, within int. */
-static bool parse_id(const char *text, int *ret)
-{
-    int64_t v = 0;
-    size_t i = 0;
-    for (; text[i] >= '0' && text[i] <= '9'; i++) {
-        if (i >= 10)
-            return false;
-        v = v * 10 + (text[i] - '0');
-    }
-    if (i == 0 || text[i] != '\0' || v > INT_MAX)
-        return false;
-    *ret = (int)v;
-    return true;
-}
-
 /* The comm as a label value: printable ASCII only, and none of the series-key syntax. */
 static void comm_clean(const char *raw, size_t len, char out[COMM_MAX])
 {
@@ -705,7 +689,7 @@ static size_t walk_pid(netstat_collector_t *self, int pid, size_t wanted, bool *
     struct dirent *de;
     while (found < wanted && (de = readdir(fds)) != NULL) {
         int fd, err = 0;
-        if (!parse_id(de->d_name, &fd))
+        if (!procfs_parse_id(de->d_name, &fd))
             continue;
         uint64_t inode = link_inode(fds_fd, de->d_name, &err);
         if (err == EACCES || err == EPERM)
@@ -746,7 +730,7 @@ static void walk_fds(netstat_collector_t *self, struct collect_ctx *ctx, size_t 
     struct dirent *de;
     while (wanted > 0 && (de = readdir(procs)) != NULL) {
         int pid;
-        if (!parse_id(de->d_name, &pid) || pid == 0)
+        if (!procfs_parse_id(de->d_name, &pid) || pid == 0)
             continue;
         pids++;
         wanted -= walk_pid(self, pid, wanted, &denied);
@@ -983,7 +967,7 @@ static void dump_pid_owners(struct table_dump *d, int pid)
     bool denied = false;
     while ((de = readdir(fds)) != NULL && !d->owners_full) {
         int fd, err = 0;
-        if (!parse_id(de->d_name, &fd))
+        if (!procfs_parse_id(de->d_name, &fd))
             continue;
         uint64_t inode = link_inode(fds_fd, de->d_name, &err);
         denied |= err == EACCES || err == EPERM;

@@ -980,3 +980,18 @@ int procfs_parse_cgroup(const char *buf, size_t len, struct procfs_cgroup_ids *r
     *ret_ids = ids;
     return 0;
 }
+
+bool procfs_parse_id(const char *text, int *ret)
+{
+    int64_t v = 0;
+    size_t i = 0;
+    for (; text[i] >= '0' && text[i] <= '9'; i++) {
+        if (i >= 10)
+            return false;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (i == 0 || text[i] != '\0' || v > INT_MAX)
+        return false;
+    *ret = (int)v;
+    return true;
+}

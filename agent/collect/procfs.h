@@ -264,4 +264,7 @@ struct procfs_cgroup_ids {
  */
 int procfs_parse_cgroup(const char *buf, size_t len, struct procfs_cgroup_ids *ret_ids);
 
+/* A pid or fd directory name from /proc: 1 to 10 digits, no sign, within int. */
+bool procfs_parse_id(const char *text, int *ret);
+
 #endif

@@ -113,22 +113,6 @@ void artifact_time_text(int64_t unix_seconds, char *buf, size_t cap)
 
 /* ---- One process ------------------------------------------------------------------------ */
 
-/* A pid from /proc: 1 to 10 digits, no sign, within int. */
-static bool parse_pid(const char *text, int *ret)
-{
-    int64_t v = 0;
-    size_t i = 0;
-    for (; text[i] >= '0' && text[i] <= '9'; i++) {
-        if (i >= 10)
-            return false;
-        v = v * 10 + (text[i] - '0');
-    }
-    if (i == 0 || text[i] != '\0' || v > INT_MAX || v == 0)
-        return false;
-    *ret = (int)v;
-    return true;
-}
-
 static int int_cmp(const void *pa, const void *pb)
 {
     int a = *(const int *)pa, b = *(const int *)pb;
@@ -152,7 +136,7 @@ int proctable_pids(int proc_fd, int **ret_pids, size_t *ret_n)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         int pid;
-        if (!parse_pid(de->d_name, &pid))
+        if (!procfs_parse_id(de->d_name, &pid) || pid == 0)
             continue;
         if (n == cap) {
             if (cap >= MAX_PIDS)

@@ -115,18 +115,6 @@ struct found {
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_set(const char *s)
 {
     return s && *s;
@@ -249,33 +237,36 @@ static int init_watch(procwatch_t *self, size_t i, const struct procwatch_config
 
     w->pidfd = -1;
     if (!is_set(c->name) || strlen(c->name) > NAME_MAX_LEN) {
-        set_err(err, errlen, "process %zu: name must be 1 to %d characters", i + 1, NAME_MAX_LEN);
+        vg_set_err(err, errlen, "process %zu: name must be 1 to %d characters", i + 1,
+                   NAME_MAX_LEN);
         return -EINVAL;
     }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(self->w[j].name, c->name) == 0) {
-            set_err(err, errlen, "process \"%s\": the name is used twice", c->name);
+            vg_set_err(err, errlen, "process \"%s\": the name is used twice", c->name);
             return -EINVAL;
         }
     }
     if (ways != 1) {
-        set_err(err, errlen, "process \"%s\": set exactly one of comm, pidfile or unit", c->name);
+        vg_set_err(err, errlen, "process \"%s\": set exactly one of comm, pidfile or unit",
+                   c->name);
         return -EINVAL;
     }
     if (is_set(c->comm) && strlen(c->comm) > COMM_MAX) {
-        set_err(err, errlen,
-                "process \"%s\": comm must be at most %d characters, as the kernel keeps it "
-                "(got \"%s\")",
-                c->name, COMM_MAX, c->comm);
+        vg_set_err(err, errlen,
+                   "process \"%s\": comm must be at most %d characters, as the kernel keeps it "
+                   "(got \"%s\")",
+                   c->name, COMM_MAX, c->comm);
         return -EINVAL;
     }
     if (is_set(c->pidfile) && c->pidfile[0] != '/') {
-        set_err(err, errlen, "process \"%s\": pidfile must be an absolute path (got \"%s\")",
-                c->name, c->pidfile);
+        vg_set_err(err, errlen, "process \"%s\": pidfile must be an absolute path (got \"%s\")",
+                   c->name, c->pidfile);
         return -EINVAL;
     }
     if (is_set(c->unit) && !valid_unit(c->unit)) {
-        set_err(err, errlen, "process \"%s\": \"%s\" is not a systemd unit name", c->name, c->unit);
+        vg_set_err(err, errlen, "process \"%s\": \"%s\" is not a systemd unit name", c->name,
+                   c->unit);
         return -EINVAL;
     }
     w->name = strdup(c->name);
@@ -303,7 +294,7 @@ static int init_watch(procwatch_t *self, size_t i, const struct procwatch_config
     return 0;
 
 err_nomem:
-    set_err(err, errlen, "process \"%s\": out of memory", c->name);
+    vg_set_err(err, errlen, "process \"%s\": out of memory", c->name);
     return -ENOMEM;
 }
 
@@ -311,12 +302,12 @@ procwatch_t *procwatch_new(const struct procwatch_config *watch, size_t n, const
                            const char *cgroup_root, char *err, size_t errlen)
 {
     if (n > PROCWATCH_MAX || (n && !watch)) {
-        set_err(err, errlen, "processes: at most %d may be watched", PROCWATCH_MAX);
+        vg_set_err(err, errlen, "processes: at most %d may be watched", PROCWATCH_MAX);
         return NULL;
     }
     procwatch_t *self = calloc(1, sizeof(*self));
     if (!self) {
-        set_err(err, errlen, "processes: out of memory");
+        vg_set_err(err, errlen, "processes: out of memory");
         return NULL;
     }
     self->proc_fd = -1;
@@ -327,12 +318,12 @@ procwatch_t *procwatch_new(const struct procwatch_config *watch, size_t n, const
         cgroup_root = "/sys/fs/cgroup";
     int len = snprintf(self->proc_root, sizeof(self->proc_root), "%s", proc_root);
     if (len < 0 || (size_t)len >= sizeof(self->proc_root)) {
-        set_err(err, errlen, "processes: proc root is too long");
+        vg_set_err(err, errlen, "processes: proc root is too long");
         goto err_free;
     }
     self->w = calloc(n + 1, sizeof(*self->w));
     if (!self->w) {
-        set_err(err, errlen, "processes: out of memory");
+        vg_set_err(err, errlen, "processes: out of memory");
         goto err_free;
     }
     for (size_t i = 0; i < n; i++) {

@@ -41,9 +41,9 @@
 #include <hiredis/hiredis.h>
 
 #include "probe.h"
+#include "probe_secret.h"
 
 #define REPLY_MAX (1024 * 1024) /* INFO is a few KiB */
-#define PASSWORD_MAX 1024
 #define HOST_MAX 256
 
 enum wait_result { WAIT_READY = 0, WAIT_TIMEOUT = -1, WAIT_CANCELLED = -2, WAIT_ERROR = -3 };
@@ -96,70 +96,9 @@ static void fail(struct failure *f, const char *reason, const char *text)
 
 /* ---- Secrets ----------------------------------------------------------------------------- */
 
-/* The first line of a password file, which must be private to its owner. */
-static int read_password_file(const char *path, char **ret, char *err, size_t errlen)
-{
-    struct stat st;
-    char buf[PASSWORD_MAX + 2];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int r = -errno;
-        snprintf(err, errlen, "password file %s: %s", path, strerror(-r));
-        return r;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-        snprintf(err, errlen,
-                 "password file %s must be a regular file private to its owner; chmod 600 it",
-                 path);
-        close(fd);
-        return -EPERM;
-    }
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    int saved = errno;
-    close(fd);
-    if (n < 0) {
-        snprintf(err, errlen, "password file %s: %s", path, strerror(saved));
-        return -saved;
-    }
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    size_t len = strlen(buf);
-    if (len == 0 || len > PASSWORD_MAX) {
-        snprintf(err, errlen, "password file %s: the first line must hold 1 to %d characters", path,
-                 PASSWORD_MAX);
-        explicit_bzero(buf, sizeof(buf));
-        return -EINVAL;
-    }
-    *ret = strdup(buf);
-    explicit_bzero(buf, sizeof(buf));
-    return *ret ? 0 : -ENOMEM;
-}
-
-/* The configured password (caller wipes and frees), NULL in *ret when none is configured. */
 static int get_password(const struct redis_probe *self, char **ret, char *err, size_t errlen)
 {
-    *ret = NULL;
-    if (self->password_file)
-        return read_password_file(self->password_file, ret, err, errlen);
-    if (self->password_env) {
-        const char *value = getenv(self->password_env);
-        if (!value || !value[0] || strlen(value) > PASSWORD_MAX) {
-            snprintf(err, errlen, "environment variable %s must hold the password",
-                     self->password_env);
-            return -ENOENT;
-        }
-        *ret = strdup(value);
-        return *ret ? 0 : -ENOMEM;
-    }
-    return 0;
-}
-
-static void free_password(char *password)
-{
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
+    return probe_password(self->password_file, self->password_env, ret, err, errlen);
 }
 
 /* ---- Waiting ----------------------------------------------------------------------------- */
@@ -354,11 +293,11 @@ static int connect_and_auth(struct redis_probe *self, int64_t deadline, struct f
         }
         freeReplyObject(reply);
     }
-    free_password(password);
+    probe_password_free(password);
     return 0;
 
 err_free:
-    free_password(password);
+    probe_password_free(password);
     disconnect(self);
     return -ECONNREFUSED;
 }
@@ -517,7 +456,7 @@ static void *redis_open(const struct probe_target_config *target, const struct p
      * every connect so a rotated password is picked up. */
     if (get_password(self, &password, err, errlen) < 0)
         goto err_close;
-    free_password(password);
+    probe_password_free(password);
     return self;
 
 err_oom:

@@ -135,6 +135,19 @@ has_error() {
         jq -e --arg t "$2" --arg r "$3" 'any(.[]; .labels.target == $t and .labels.reason == $r and .value == 1)' >/dev/null
 }
 
+# collect_and_check KIND PATTERN: vigilctl collect of KIND stores an artifact whose stored hash
+# equals sha256sum of the bytes fetched back, and whose text matches PATTERN.
+collect_and_check() {
+    local out id f=$H_DIR/evidence-$1.txt
+    out=$(h_ctl collect --node probes "$1" -o json) || h_fail "collect $1: $out"
+    id=$(jq -r '.[0].id' <<<"$out")
+    [[ $id =~ ^[0-9]+$ ]] || h_fail "collect $1: no id in $out"
+    h_ctl evidence get "$id" --out "$f" || h_fail "evidence get $id"
+    [[ $(sha256sum "$f" | cut -d' ' -f1) == $(h_sql "select encode(sha256, 'hex') from evidence where id = $id") ]] ||
+        h_fail "collect $1: the stored hash differs from the fetched bytes"
+    grep -Eq "$2" "$f" || h_fail "collect $1: the artifact lacks /$2/: $(head -c 600 "$f")"
+}
+
 # ---- HTTP ---------------------------------------------------------------------------------
 h_wait "http ok up with status 200" 30 has http.up ok '.value == 1'
 has http.status ok '.value == 200' || h_fail "ok: status $(sig http.status ok)"
@@ -165,7 +178,8 @@ has pg.connections_used_pct store '.value > 0 and .value <= 100' ||
 h_wait "pg.long_running counts the sleeping query" 8 has pg.long_running store '.value >= 1'
 has pg.longest_query_s store '.value >= 2' || h_fail "pg.longest_query_s: $(sig pg.longest_query_s store)"
 has pg.active store '.value >= 1' || h_fail "pg.active: $(sig pg.active store)"
-h_pass "postgres: up, connections, long-running query"
+collect_and_check postgres 'pg_sleep\(60\)'
+h_pass "postgres: up, connections, long-running query; evidence shows the query"
 
 # ---- Redis --------------------------------------------------------------------------------
 # 20000 values of 200 bytes do not fit in 2 MiB: LRU evicts.
@@ -182,6 +196,7 @@ has redis.mem_used_pct cache '.value > 0' || h_fail "redis.mem_used_pct: $(sig r
 has redis.maxmemory_bytes cache '.value == 2097152' || h_fail "redis.maxmemory_bytes: $(sig redis.maxmemory_bytes cache)"
 has redis.clients cache '.value >= 1' || h_fail "redis.clients: $(sig redis.clients cache)"
 has redis.hit_rate cache '.value >= 0 and .value <= 100' || h_fail "redis.hit_rate: $(sig redis.hit_rate cache)"
+collect_and_check redis '^evicted_keys:[1-9]'
 
 kill -TERM "$REDIS_PID"
 wait "$REDIS_PID" 2>/dev/null || true

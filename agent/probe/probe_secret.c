@@ -1,0 +1,73 @@
+/* Probe modules' passwords (see probe_secret.h). */
+#include "probe_secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int read_password_file(const char *path, char **ret, char *err, size_t errlen)
+{
+    struct stat st;
+    char buf[PROBE_PASSWORD_MAX + 2];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int r = -errno;
+        snprintf(err, errlen, "password file %s: %s", path, strerror(-r));
+        return r;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        snprintf(err, errlen,
+                 "password file %s must be a regular file private to its owner; chmod 600 it",
+                 path);
+        close(fd);
+        return -EPERM;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "password file %s: %s", path, strerror(saved));
+        return -saved;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    size_t len = strlen(buf);
+    if (len == 0 || len > PROBE_PASSWORD_MAX) {
+        snprintf(err, errlen, "password file %s: the first line must hold 1 to %d characters", path,
+                 PROBE_PASSWORD_MAX);
+        explicit_bzero(buf, sizeof(buf));
+        return -EINVAL;
+    }
+    *ret = strdup(buf);
+    explicit_bzero(buf, sizeof(buf));
+    return *ret ? 0 : -ENOMEM;
+}
+
+int probe_password(const char *file, const char *env, char **ret, char *err, size_t errlen)
+{
+    *ret = NULL;
+    if (file && file[0])
+        return read_password_file(file, ret, err, errlen);
+    if (env && env[0]) {
+        const char *value = getenv(env);
+        if (!value || !value[0] || strlen(value) > PROBE_PASSWORD_MAX) {
+            snprintf(err, errlen, "environment variable %s must hold the password", env);
+            return -ENOENT;
+        }
+        *ret = strdup(value);
+        return *ret ? 0 : -ENOMEM;
+    }
+    return 0;
+}
+
+void probe_password_free(char *password)
+{
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+}

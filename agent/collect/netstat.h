@@ -85,6 +85,11 @@ void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx);
  * table's netlink dump failed and that table fell back to text. For the agent's log. */
 const char *netstat_collector_source(const netstat_collector_t *self);
 
+/* Cycles that walked the whole TCP table, and cycles that reused the last walk's per-state
+ * counts because the kernel's TCP counters had not moved (netstat.c explains the rule). */
+void netstat_collector_walks(const netstat_collector_t *self, uint64_t *ret_walks,
+                             uint64_t *ret_skips);
+
 /*
  * Evidence (`vigilctl collect netstat`): the whole socket table of <proc_root>/net ("/proc"
  * when NULL) as text, like `ss -tanup` and `ss -xap` together: one line per TCP, UDP and unix

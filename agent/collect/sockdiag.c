@@ -230,7 +230,8 @@ static bool is_refusal(int r)
            r == -EAFNOSUPPORT;
 }
 
-static int dump_inet_v2(sockdiag_t *self, int family, int protocol, struct inet_ctx *ctx)
+static int dump_inet_v2(sockdiag_t *self, int family, int protocol, uint32_t states,
+                        struct inet_ctx *ctx)
 {
     struct {
         struct nlmsghdr nlh;
@@ -239,12 +240,12 @@ static int dump_inet_v2(sockdiag_t *self, int family, int protocol, struct inet_
         .nlh = {.nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY},
         .r = {.sdiag_family = (uint8_t)family,
               .sdiag_protocol = (uint8_t)protocol,
-              .idiag_states = ~0u},
+              .idiag_states = states},
     };
     return dump(self, &req.nlh, inet_record, ctx);
 }
 
-int sockdiag_tcp(sockdiag_t *self, procfs_sock_cb cb, void *userdata)
+static int dump_tcp(sockdiag_t *self, uint32_t states, procfs_sock_cb cb, void *userdata)
 {
     if (!self || !cb)
         return -EINVAL;
@@ -256,20 +257,31 @@ int sockdiag_tcp(sockdiag_t *self, procfs_sock_cb cb, void *userdata)
             struct inet_diag_req r;
         } req = {
             .nlh = {.nlmsg_len = sizeof(req), .nlmsg_type = TCPDIAG_GETSOCK},
-            .r = {.idiag_family = AF_INET, .idiag_states = ~0u},
+            .r = {.idiag_family = AF_INET, .idiag_states = states},
         };
         int r = dump(self, &req.nlh, inet_record, &ctx);
         if (!is_refusal(r) || ctx.delivered > 0)
             return r;
         self->tcp_compat_refused = true;
     }
-    int r4 = dump_inet_v2(self, AF_INET, IPPROTO_TCP, &ctx);
+    int r4 = dump_inet_v2(self, AF_INET, IPPROTO_TCP, states, &ctx);
     if (r4 < 0)
         return r4;
-    int r6 = dump_inet_v2(self, AF_INET6, IPPROTO_TCP, &ctx);
+    int r6 = dump_inet_v2(self, AF_INET6, IPPROTO_TCP, states, &ctx);
     if (r6 == -ENOENT || r6 == -EAFNOSUPPORT)
         r6 = 0; /* no IPv6 */
     return r6 < 0 ? r6 : r4 + r6;
+}
+
+int sockdiag_tcp(sockdiag_t *self, procfs_sock_cb cb, void *userdata)
+{
+    return dump_tcp(self, ~0u, cb, userdata);
+}
+
+int sockdiag_tcp_listeners(sockdiag_t *self, procfs_sock_cb cb, void *userdata)
+{
+    /* LISTEN only: the kernel then walks its small listening hash, not the established one. */
+    return dump_tcp(self, 1u << PROCFS_TCP_LISTEN, cb, userdata);
 }
 
 int sockdiag_udp(sockdiag_t *self, int family, procfs_sock_cb cb, void *userdata)
@@ -277,7 +289,7 @@ int sockdiag_udp(sockdiag_t *self, int family, procfs_sock_cb cb, void *userdata
     if (!self || !cb || (family != AF_INET && family != AF_INET6))
         return -EINVAL;
     struct inet_ctx ctx = {cb, userdata, 0};
-    return dump_inet_v2(self, family, IPPROTO_UDP, &ctx);
+    return dump_inet_v2(self, family, IPPROTO_UDP, ~0u, &ctx);
 }
 
 /* ---- unix ------------------------------------------------------------------------------- */

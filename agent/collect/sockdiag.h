@@ -37,6 +37,9 @@ void sockdiag_destroy(sockdiag_t **self_p);
  * TIME_WAIT socket's state is its substate (TIME_WAIT or FIN_WAIT2), as in /proc/net/tcp. */
 int sockdiag_tcp(sockdiag_t *self, procfs_sock_cb cb, void *userdata);
 
+/* Listening TCP sockets only: cheap, whatever the size of the kernel's connection table. */
+int sockdiag_tcp_listeners(sockdiag_t *self, procfs_sock_cb cb, void *userdata);
+
 /* UDP sockets of one family (AF_INET or AF_INET6): -EAFNOSUPPORT or -ENOENT for AF_INET6 on a
  * kernel without IPv6. */
 int sockdiag_udp(sockdiag_t *self, int family, procfs_sock_cb cb, void *userdata);

@@ -137,8 +137,10 @@ static int run_loop(struct coordinator *c)
             zap_handle(c->zap);
         if (items[1].revents & ZMQ_POLLIN)
             router_handle(c->router);
-        if (items[2].revents & ZMQ_POLLIN)
+        if (items[2].revents & ZMQ_POLLIN) {
             admin_handle(c->admin);
+            router_send_requests(c->router);
+        }
         if (items[3].revents & ZMQ_POLLIN) {
             struct signalfd_siginfo si;
             while (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {

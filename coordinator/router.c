@@ -910,6 +910,11 @@ void router_handle(router_t *self)
 
 /* ---- liveness ---- */
 
+void router_send_requests(router_t *self)
+{
+    evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+}
+
 void router_tick(router_t *self)
 {
     int64_t now = vg_mono_ms();

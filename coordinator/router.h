@@ -46,4 +46,8 @@ void router_handle(router_t *self);
  * sends queued CollectRequests and fails evidence targets past their deadline. */
 void router_tick(router_t *self);
 
+/* Sends what the admin side queued for agents (collect requests) now, not at the next tick:
+ * the main loop calls it after admin_handle. */
+void router_send_requests(router_t *self);
+
 #endif

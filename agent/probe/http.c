@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "probe.h"
+#include "timeutil.h"
 
 #define BACKSTOP_MS 1000 /* past the timeout, in case curl's own timer does not fire */
 #define POLL_SLICE_MS 1000
@@ -41,13 +42,6 @@ struct http_probe {
     uint64_t body_bytes; /* of the current transfer; counted, never kept */
     char errbuf[CURL_ERROR_SIZE];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t discard_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -241,7 +235,7 @@ static bool tls_days_left(const struct http_probe *self, double *ret_days)
 static CURLcode transfer(struct http_probe *self, bool *ret_cancelled)
 {
     CURLcode result = CURLE_OK;
-    int64_t deadline = mono_ms() + self->timeout_ms + BACKSTOP_MS;
+    int64_t deadline = vg_mono_ms() + self->timeout_ms + BACKSTOP_MS;
     int running = 1;
 
     *ret_cancelled = false;
@@ -270,7 +264,7 @@ static CURLcode transfer(struct http_probe *self, bool *ret_cancelled)
             result = CURLE_RECV_ERROR;
             break;
         }
-        int64_t remaining = deadline - mono_ms();
+        int64_t remaining = deadline - vg_mono_ms();
         if (remaining <= 0) {
             result = CURLE_OPERATION_TIMEDOUT;
             break;
@@ -305,7 +299,7 @@ static void http_run(void *state, const struct probe_sink *sink)
     bool cancelled;
     long status = 0;
     curl_off_t total_us = 0;
-    int64_t started = mono_ms();
+    int64_t started = vg_mono_ms();
 
     CURLcode result = transfer(self, &cancelled);
     if (cancelled)
@@ -324,7 +318,7 @@ static void http_run(void *state, const struct probe_sink *sink)
         emit(sink, "http.status", (double)status, "code");
     if (curl_easy_getinfo(self->easy, CURLINFO_TOTAL_TIME_T, &total_us) != CURLE_OK ||
         total_us <= 0)
-        total_us = (curl_off_t)(mono_ms() - started) * 1000;
+        total_us = (curl_off_t)(vg_mono_ms() - started) * 1000;
     emit(sink, "http.time_ms", (double)total_us / 1000.0, "ms");
     double days;
     if (self->https && tls_days_left(self, &days))

@@ -45,13 +45,12 @@
 #include <libpq-fe.h>
 
 #include "probe.h"
-#include "probe_secret.h"
+#include "probe_util.h"
+#include "timeutil.h"
 
 #define MAX_REPLICAS 32
 #define TOP_STATEMENTS 5
 #define ARTIFACT_MARGIN 128 /* room kept for the truncation note */
-
-enum wait_result { WAIT_READY = 0, WAIT_TIMEOUT = -1, WAIT_CANCELLED = -2, WAIT_ERROR = -3 };
 
 struct pg_probe {
     char *conninfo;
@@ -70,13 +69,6 @@ struct failure {
     char text[256];
     bool cancelled;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Copies at most size - 1 bytes of the first line of text that may come from the server:
  * what is not printable ASCII becomes '?', so a label stays valid UTF-8 however it is cut. */
@@ -108,24 +100,7 @@ static int get_password(const struct pg_probe *self, char **ret, char *err, size
 
 static enum wait_result wait_fd(const struct pg_probe *self, int fd, short events, int64_t deadline)
 {
-    if (fd < 0)
-        return WAIT_ERROR;
-    for (;;) {
-        int64_t remaining = deadline - mono_ms();
-        if (remaining <= 0)
-            return WAIT_TIMEOUT;
-        struct pollfd fds[2] = {{.fd = fd, .events = events},
-                                {.fd = self->cancel_fd, .events = POLLIN}};
-        int n = poll(fds, self->cancel_fd >= 0 ? 2 : 1, (int)remaining);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return WAIT_ERROR;
-        if (self->cancel_fd >= 0 && fds[1].revents)
-            return WAIT_CANCELLED;
-        if (fds[0].revents)
-            return WAIT_READY;
-    }
+    return probe_wait_fd(fd, events, self->cancel_fd, deadline);
 }
 
 static void fail_wait(struct failure *f, enum wait_result w)
@@ -444,7 +419,7 @@ static void pg_run(void *state, const struct probe_sink *sink)
 {
     struct pg_probe *self = state;
     struct failure f = {0};
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = vg_mono_ms() + self->timeout_ms;
     char long_running[24];
     double v[COL_IN_RECOVERY];
 
@@ -641,7 +616,7 @@ static int pg_evidence(void *state, const struct artifact_writer *out, char *err
 {
     struct pg_probe *self = state;
     struct failure f = {0};
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = vg_mono_ms() + self->timeout_ms;
     size_t max = self->max_artifact_bytes;
     struct artifact a = {.out = out, .max = max > ARTIFACT_MARGIN ? max - ARTIFACT_MARGIN : max};
 

@@ -41,12 +41,11 @@
 #include <hiredis/hiredis.h>
 
 #include "probe.h"
-#include "probe_secret.h"
+#include "probe_util.h"
+#include "timeutil.h"
 
 #define REPLY_MAX (1024 * 1024) /* INFO is a few KiB */
 #define HOST_MAX 256
-
-enum wait_result { WAIT_READY = 0, WAIT_TIMEOUT = -1, WAIT_CANCELLED = -2, WAIT_ERROR = -3 };
 
 struct redis_probe {
     char host[HOST_MAX];
@@ -70,13 +69,6 @@ struct failure {
     char text[160];
     bool cancelled;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Copies at most size - 1 bytes of text that may come from the server: what is not
  * printable ASCII becomes '?', so a label value stays valid UTF-8 however it is cut. */
@@ -106,22 +98,7 @@ static int get_password(const struct redis_probe *self, char **ret, char *err, s
 static enum wait_result wait_fd(const struct redis_probe *self, int fd, short events,
                                 int64_t deadline)
 {
-    for (;;) {
-        int64_t remaining = deadline - mono_ms();
-        if (remaining <= 0)
-            return WAIT_TIMEOUT;
-        struct pollfd fds[2] = {{.fd = fd, .events = events},
-                                {.fd = self->cancel_fd, .events = POLLIN}};
-        int n = poll(fds, self->cancel_fd >= 0 ? 2 : 1, (int)remaining);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return WAIT_ERROR;
-        if (self->cancel_fd >= 0 && fds[1].revents)
-            return WAIT_CANCELLED;
-        if (fds[0].revents)
-            return WAIT_READY;
-    }
+    return probe_wait_fd(fd, events, self->cancel_fd, deadline);
 }
 
 static void fail_wait(struct failure *f, enum wait_result w)
@@ -509,7 +486,7 @@ static void redis_run(void *state, const struct probe_sink *sink)
 {
     struct redis_probe *self = state;
     struct failure f = {0};
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = vg_mono_ms() + self->timeout_ms;
     redisReply *reply = NULL;
     struct info info;
 
@@ -551,7 +528,7 @@ static int redis_evidence(void *state, const struct artifact_writer *out, char *
 {
     struct redis_probe *self = state;
     struct failure f = {0};
-    int64_t deadline = mono_ms() + self->timeout_ms;
+    int64_t deadline = vg_mono_ms() + self->timeout_ms;
     redisReply *reply = NULL;
     size_t limit = self->max_artifact_bytes > REPLY_MAX ? self->max_artifact_bytes : REPLY_MAX;
     int r;

@@ -1,8 +1,11 @@
-/* Probe modules' passwords (see probe_secret.h). */
-#include "probe_secret.h"
+/* What the probe modules share (see probe_util.h). */
+#include "probe_util.h"
+
+#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,5 +72,26 @@ void probe_password_free(char *password)
     if (password) {
         explicit_bzero(password, strlen(password));
         free(password);
+    }
+}
+
+enum wait_result probe_wait_fd(int fd, short events, int cancel_fd, int64_t deadline)
+{
+    if (fd < 0)
+        return WAIT_ERROR;
+    for (;;) {
+        int64_t remaining = deadline - vg_mono_ms();
+        if (remaining <= 0)
+            return WAIT_TIMEOUT;
+        struct pollfd fds[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
+        int n = poll(fds, cancel_fd >= 0 ? 2 : 1, (int)remaining);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return WAIT_ERROR;
+        if (cancel_fd >= 0 && fds[1].revents)
+            return WAIT_CANCELLED;
+        if (fds[0].revents)
+            return WAIT_READY;
     }
 }

@@ -667,7 +667,6 @@ static void *pg_open(const struct probe_target_config *target, const struct prob
                      char *err, size_t errlen)
 {
     char *parse_error = NULL;
-    char *password = NULL;
 
     /* A malformed conninfo is a configuration error, found now rather than every cycle. */
     PQconninfoOption *parsed = PQconninfoParse(target->address, &parse_error);
@@ -688,24 +687,10 @@ static void *pg_open(const struct probe_target_config *target, const struct prob
     self->long_running_ms = opt->long_running_ms;
     self->max_artifact_bytes = opt->max_artifact_bytes;
     self->cancel_fd = opt->cancel_fd;
-    if (target->password_file && target->password_file[0] && target->password_env &&
-        target->password_env[0]) {
-        snprintf(err, errlen, "set either password_file or password_env, not both");
-        goto err_close;
-    }
     if (!(self->conninfo = strdup(target->address)))
         goto err_oom;
-    if (target->password_file && target->password_file[0] &&
-        !(self->password_file = strdup(target->password_file)))
-        goto err_oom;
-    if (target->password_env && target->password_env[0] &&
-        !(self->password_env = strdup(target->password_env)))
-        goto err_oom;
-    /* Read once now so a missing or exposed file stops the agent at start-up; read again at
-     * every connect so a rotated password is picked up. */
-    if (get_password(self, &password, err, errlen) < 0)
+    if (probe_password_setup(target, &self->password_file, &self->password_env, err, errlen) < 0)
         goto err_close;
-    probe_password_free(password);
     return self;
 
 err_oom:

@@ -1,11 +1,14 @@
 /* What the probe modules share (see probe_util.h). */
 #include "probe_util.h"
 
+#include "probe.h"
+
 #include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,4 +97,26 @@ enum wait_result probe_wait_fd(int fd, short events, int cancel_fd, int64_t dead
         if (fds[0].revents)
             return WAIT_READY;
     }
+}
+
+int probe_password_setup(const struct probe_target_config *target, char **ret_file, char **ret_env,
+                         char *err, size_t errlen)
+{
+    bool file = target->password_file && target->password_file[0];
+    bool env = target->password_env && target->password_env[0];
+    char *password = NULL;
+
+    *ret_file = *ret_env = NULL;
+    if (file && env) {
+        snprintf(err, errlen, "set either password_file or password_env, not both");
+        return -EINVAL;
+    }
+    if ((file && !(*ret_file = strdup(target->password_file))) ||
+        (env && !(*ret_env = strdup(target->password_env)))) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int r = probe_password(*ret_file, *ret_env, &password, err, errlen);
+    probe_password_free(password);
+    return r;
 }

@@ -15,6 +15,14 @@
  * The caller frees it with probe_password_free. 0 or a negative errno with err set. */
 int probe_password(const char *file, const char *env, char **ret, char *err, size_t errlen);
 
+/* A target's password source, validated once at open: password_file or password_env (not
+ * both; "" = unset), copied into *ret_file / *ret_env (NULL when unset), and read once so a
+ * missing or exposed file stops the agent at start-up (each connect reads it again, so a
+ * rotated password is picked up). 0, or a negative errno with err set. */
+struct probe_target_config;
+int probe_password_setup(const struct probe_target_config *target, char **ret_file, char **ret_env,
+                         char *err, size_t errlen);
+
 /* Wipes and frees; NULL is fine. */
 void probe_password_free(char *password);
 

@@ -407,7 +407,6 @@ static void *redis_open(const struct probe_target_config *target, const struct p
                         char *err, size_t errlen)
 {
     struct redis_probe *self = calloc(1, sizeof(*self));
-    char *password = NULL;
 
     if (!self) {
         snprintf(err, errlen, "out of memory");
@@ -418,26 +417,10 @@ static void *redis_open(const struct probe_target_config *target, const struct p
     self->max_artifact_bytes = opt->max_artifact_bytes;
     if (parse_address(self, target->address, err, errlen) < 0)
         goto err_close;
-    if (target->password_file && target->password_file[0] && target->password_env &&
-        target->password_env[0]) {
-        snprintf(err, errlen, "set either password_file or password_env, not both");
+    if (probe_password_setup(target, &self->password_file, &self->password_env, err, errlen) < 0)
         goto err_close;
-    }
-    if (target->password_file && target->password_file[0] &&
-        !(self->password_file = strdup(target->password_file)))
-        goto err_oom;
-    if (target->password_env && target->password_env[0] &&
-        !(self->password_env = strdup(target->password_env)))
-        goto err_oom;
-    /* Read once now so a missing or exposed file stops the agent at start-up; read again at
-     * every connect so a rotated password is picked up. */
-    if (get_password(self, &password, err, errlen) < 0)
-        goto err_close;
-    probe_password_free(password);
     return self;
 
-err_oom:
-    snprintf(err, errlen, "out of memory");
 err_close:
     redis_close(self);
     return NULL;

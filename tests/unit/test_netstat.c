@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "artifact_sink.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -516,33 +518,6 @@ static void test_large_table_is_streamed(void **state)
 }
 
 /* ---- The evidence writer ---------------------------------------------------------------- */
-
-struct sink {
-    char *data;
-    size_t len, cap;
-    size_t calls;
-    size_t fail_after; /* 0: never fail; n: the n-th call and every later one fail */
-    int fail_with;
-};
-
-static int sink_write(void *w, const void *data, size_t len)
-{
-    struct sink *s = w;
-    s->calls++;
-    if (s->fail_after && s->calls >= s->fail_after)
-        return s->fail_with;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = (s->len + len + 1) * 2;
-        char *more = realloc(s->data, cap);
-        assert_non_null(more);
-        s->data = more;
-        s->cap = cap;
-    }
-    memcpy(s->data + s->len, data, len);
-    s->len += len;
-    s->data[s->len] = '\0';
-    return 0;
-}
 
 static int write_table(struct sink *s, const char *proc_root, size_t cap, char *err, size_t errlen)
 {

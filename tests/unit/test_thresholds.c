@@ -33,8 +33,8 @@ static void test_cpu_levels_and_hysteresis(void **unused)
     thresholds_t *t = thresholds_new(rules, 2);
     const char *cpu = "host.cpu.busy_pct";
     expect(t, cpu, cpu, 50, OK, false);
-    expect(t, cpu, cpu, 80, WARNING, true);   /* at the line: warning */
-    expect(t, cpu, cpu, 79, WARNING, false);  /* hovering under it: still warning */
+    expect(t, cpu, cpu, 80, WARNING, true);  /* at the line: warning */
+    expect(t, cpu, cpu, 79, WARNING, false); /* hovering under it: still warning */
     expect(t, cpu, cpu, 76, WARNING, false);
     expect(t, cpu, cpu, 74.9, OK, true);      /* cleared only below 75 */
     expect(t, cpu, cpu, 96, CRITICAL, true);  /* straight to critical */

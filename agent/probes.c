@@ -764,10 +764,10 @@ int probes_evidence(probes_t *self, const char *kind, const char *target,
             return -EINVAL;
         }
         t = &k->targets[0];
-    }
-    for (size_t i = 0; i < k->ntargets && !t && target; i++) {
-        if (strcmp(k->targets[i].config.name, target) == 0)
-            t = &k->targets[i];
+    } else {
+        for (size_t i = 0; i < k->ntargets && !t; i++)
+            if (strcmp(k->targets[i].config.name, target) == 0)
+                t = &k->targets[i];
     }
     if (!t) {
         vg_set_err(err, errlen, "no %s target named \"%s\"", k->kind, target);

@@ -132,7 +132,7 @@ static void label_seed_locked(struct label_counter *c, const char *const *labels
 }
 
 #define SEED(counter, labels)                                                                      \
-    label_seed_locked(&(counter), labels, sizeof(labels) / sizeof(labels[0]))
+    label_seed_locked(&(counter), (labels), sizeof(labels) / sizeof((labels)[0]))
 
 const char *refuse_reason_name(enum refuse_reason reason)
 {

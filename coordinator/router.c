@@ -799,15 +799,15 @@ static int compare_inbound(const void *a, const void *b)
 /* Acknowledges the committed batch: one Ack per agent, its seqs folded into ranges. */
 static void acknowledge(router_t *self, const struct inbox *in)
 {
-    const struct inbound **sorted = calloc(in->n, sizeof(*sorted));
+    const struct inbound **sorted = calloc(in->n, sizeof(const struct inbound *));
     Vigil__SeqRange *range_store = calloc(in->n, sizeof(*range_store));
-    Vigil__SeqRange **ranges = calloc(in->n, sizeof(*ranges));
+    Vigil__SeqRange **ranges = calloc(in->n, sizeof(Vigil__SeqRange *));
     if (!sorted || !range_store || !ranges)
         goto out;
 
     for (size_t i = 0; i < in->n; i++)
         sorted[i] = &in->items[i];
-    qsort(sorted, in->n, sizeof(*sorted), compare_inbound);
+    qsort(sorted, in->n, sizeof(const struct inbound *), compare_inbound);
     size_t i = 0;
     while (i < in->n) {
         size_t nranges = 0;
@@ -842,7 +842,7 @@ static bool commit_inbox(router_t *self, const struct inbox *in)
     int64_t started = vg_mono_ms();
     uint64_t signals = 0;
 
-    Vigil__Envelope **envs = calloc(in->n, sizeof(*envs));
+    Vigil__Envelope **envs = calloc(in->n, sizeof(Vigil__Envelope *));
     if (!envs)
         return false;
     for (size_t i = 0; i < in->n; i++) {

@@ -125,7 +125,7 @@ static int read_proc(host_collector_t *self, enum host_file file, size_t *ret_le
 static void collect_cpu(host_collector_t *self, struct collect_ctx *ctx)
 {
     struct procfs_cpu cur;
-    size_t len;
+    size_t len = 0;
     double busy;
 
     if (read_proc(self, F_STAT, &len) < 0 || procfs_parse_stat(self->buf, len, &cur) < 0) {
@@ -143,7 +143,7 @@ static void collect_mem_load(host_collector_t *self, struct collect_ctx *ctx)
     struct procfs_mem mem;
     struct procfs_load load;
     uint64_t kills;
-    size_t len;
+    size_t len = 0;
 
     if (read_proc(self, F_MEMINFO, &len) == 0 && procfs_parse_meminfo(self->buf, len, &mem) == 0) {
         collect_emit(ctx, "host.mem.used_pct", mem.used_pct, "percent", NULL, 0);
@@ -197,7 +197,7 @@ static int disk_cb(const struct procfs_mount *m, void *userdata)
 
 static void collect_disks(host_collector_t *self, struct collect_ctx *ctx)
 {
-    size_t len;
+    size_t len = 0;
     if (read_proc(self, F_MOUNTS, &len) < 0 ||
         procfs_parse_mounts(self->buf, len, disk_cb, ctx) < 0)
         ctx->errors++;
@@ -250,7 +250,7 @@ static void collect_net(host_collector_t *self, struct collect_ctx *ctx)
 {
     struct net_walk *w = calloc(1, sizeof(*w));
     int64_t now = vg_mono_ms();
-    size_t len;
+    size_t len = 0;
 
     if (!w) {
         ctx->errors++;
@@ -373,7 +373,7 @@ static void sleep_ms(int64_t ms)
 
 static void take_samples(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     int64_t t0 = vg_mono_ms();
     s->have_cpu0 = snap_read(s, "stat", &len) == 0 && procfs_parse_stat(s->buf, len, &s->cpu0) == 0;
     sample_processes(s, true);
@@ -388,7 +388,7 @@ static void take_samples(struct snapshot *s)
 /* CPUs: the "cpuN" lines of stat. 0 when unreadable. */
 static unsigned count_cpus(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     unsigned n = 0;
     if (snap_read(s, "stat", &len) < 0)
         return 0;
@@ -401,7 +401,7 @@ static unsigned count_cpus(struct snapshot *s)
 
 static void write_uptime_load(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     double up = 0;
     struct procfs_load load;
     if (snap_read(s, "uptime", &len) == 0 && sscanf(s->buf, "%lf", &up) == 1 && up >= 0) {
@@ -462,7 +462,7 @@ static void write_cpu(struct snapshot *s)
 
 static void write_memory(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     struct procfs_mem mem;
     uint64_t kills;
     if (snap_read(s, "meminfo", &len) < 0) {
@@ -541,7 +541,7 @@ static int snapshot_mount(const struct procfs_mount *m, void *userdata)
 
 static void write_filesystems(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     artifact_text_printf(&s->text, "filesystems (pseudo, memory-backed and network ones "
                                    "skipped; USE%% as df: used / (used + available)):\n");
     artifact_text_printf(&s->text, "  %-30s %-10s %-24s %9s %9s %9s %6s %7s\n", "MOUNT", "FSTYPE",
@@ -568,7 +568,7 @@ static int snapshot_iface(const struct procfs_net_dev *dev, void *userdata)
 
 static void write_interfaces(struct snapshot *s)
 {
-    size_t len;
+    size_t len = 0;
     artifact_text_printf(&s->text, "network interfaces (counters since boot or creation):\n");
     artifact_text_printf(&s->text, "  %-16s %15s %12s %8s %8s %15s %12s %8s %8s\n", "IFACE",
                          "RX_BYTES", "RX_PACKETS", "RX_ERRS", "RX_DROP", "TX_BYTES", "TX_PACKETS",

@@ -611,7 +611,7 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
         goto err_free;
     self->specs = calloc(nfiles + 1, sizeof(*self->specs));
     self->states = calloc(nfiles + 1, sizeof(*self->states));
-    self->files = calloc(LOGTAIL_FILES_MAX, sizeof(*self->files));
+    self->files = calloc(LOGTAIL_FILES_MAX, sizeof(struct followed *));
     self->saved = calloc(LOGTAIL_FILES_MAX, sizeof(*self->saved));
     self->buf = malloc(READ_CHUNK);
     if (!self->specs || !self->states || !self->files || !self->saved || !self->buf) {

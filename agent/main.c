@@ -413,6 +413,36 @@ static int64_t collect_next_timeout(const struct agent *a)
     return next > now ? next - now : 0;
 }
 
+/* -n: what only building a collector checks (log patterns compile, watch entries are
+ * complete), without touching offsets, the network or the spool. Probe targets are checked
+ * when the agent starts (loading a probe module opens its targets). */
+static int check_sources(const struct agent_config *cfg, const char *path)
+{
+    char err[1024];
+    struct logtail_options opt = {.window_ms = cfg->logs_window_ms,
+                                  .max_line_bytes = cfg->logs_max_line_bytes,
+                                  .max_read_per_run = cfg->logs_max_read_bytes};
+    logtail_t *logs = cfg->logs_files.count
+                          ? logtail_new(cfg->logs_files.items, cfg->logs_files.count, &opt, NULL,
+                                        err, sizeof(err))
+                          : NULL;
+    if (cfg->logs_files.count && !logs) {
+        fprintf(stderr, "vigil-agent: %s: collectors.logs: %s\n", path, err);
+        return EXIT_CONFIG;
+    }
+    logtail_destroy(&logs);
+    procwatch_t *procs = cfg->processes_watch.count
+                             ? procwatch_new(cfg->processes_watch.items, cfg->processes_watch.count,
+                                             "/proc", "/sys/fs/cgroup", err, sizeof(err))
+                             : NULL;
+    if (cfg->processes_watch.count && !procs) {
+        fprintf(stderr, "vigil-agent: %s: collectors.processes: %s\n", path, err);
+        return EXIT_CONFIG;
+    }
+    procwatch_destroy(&procs);
+    return 0;
+}
+
 static int block_signals(void)
 {
     sigset_t set;
@@ -668,9 +698,11 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check_only) {
-        printf("%s: configuration OK\n", config_path);
+        int code = check_sources(&a.cfg, config_path);
+        if (code == 0)
+            printf("%s: configuration OK\n", config_path);
         agent_config_free(&a.cfg);
-        return 0;
+        return code;
     }
     vg_log_level_parse(a.cfg.log_level, &level);
     vg_log_threshold = level;

@@ -33,6 +33,20 @@ set -e
 [[ $rc == 78 ]] && grep -q "readable by group or others" <<<"$out" ||
     h_fail "a world-readable enrollment secret was accepted: exit $rc: $out"
 chmod 600 "$H_DIR/enrollment.secret"
+
+# The agent: an element of a list is named, and -n builds the log patterns.
+agent_check() { # YAML -> sets out, rc
+    printf 'coordinator:\n  public_key: "%s"\n%s\n' "$H_COORD_PUB" "$1" >"$H_DIR/agent-check.yaml"
+    set +e
+    out=$("$VIGIL_BUILD/vigil-agent" -n -c "$H_DIR/agent-check.yaml" 2>&1); rc=$?
+    set -e
+}
+agent_check $'collectors:\n  http:\n    targets:\n      - {name: a, url: "http://x/"}\n      - {name: b, urll: "http://y/"}'
+[[ $rc == 78 ]] && grep -Eq 'agent-check.yaml:[0-9]+:[0-9]+: unknown key "collectors.http.targets\[1\].urll" \(did you mean "collectors.http.targets\[1\].url"\?\)' <<<"$out" ||
+    h_fail "agent list element error: exit $rc: $out"
+agent_check $'collectors:\n  logs:\n    files:\n      - {name: app, path: "/var/log/x.log", patterns: [{name: e, regex: "ERROR("}]}'
+[[ $rc == 78 ]] && grep -q 'collectors.logs: log file "app": pattern "e":' <<<"$out" ||
+    h_fail "agent -n accepted a pattern that does not compile: exit $rc: $out"
 h_pass "configuration errors name file, line, column and key"
 
 # ---- an unreachable database: retried, then exit 69 with the reason ----

@@ -85,7 +85,7 @@ int evidence_args_check(const struct evidence_args *args, const char *const *all
     for (size_t i = 0; i < args->count; i++) {
         char known[256] = "";
         bool ok = false;
-        for (const char *const *a = allowed; *a; a++) {
+        for (const char *const *a = allowed; a && *a; a++) {
             size_t used = strlen(known);
             ok = ok || strcmp(*a, args->key[i]) == 0;
             snprintf(known + used, sizeof(known) - used, "%s%s", used ? ", " : "", *a);

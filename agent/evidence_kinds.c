@@ -4,6 +4,7 @@
 #include "host.h"
 #include "netstat.h"
 #include "proctable.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +21,11 @@
 #define LOG_TAIL_MAX_LINES 1000000
 #define FILE_READ_BUF (64 * 1024)
 
-static const char *const no_args[] = {NULL};
-
 static int capture_netstat(void *userdata, const struct evidence_args *args,
                            const struct artifact_writer *out, char *err, size_t errlen)
 {
     const struct evidence_sources *src = userdata;
-    int r = evidence_args_check(args, no_args, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args("netstat"), err, errlen);
     return r < 0 ? r : netstat_write_table(src->proc_root, src->max_bytes, out, err, errlen);
 }
 
@@ -34,7 +33,7 @@ static int capture_processes(void *userdata, const struct evidence_args *args,
                              const struct artifact_writer *out, char *err, size_t errlen)
 {
     const struct evidence_sources *src = userdata;
-    int r = evidence_args_check(args, no_args, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args("processes"), err, errlen);
     return r < 0 ? r : proctable_write(src->proc_root, src->max_bytes, out, err, errlen);
 }
 
@@ -42,7 +41,7 @@ static int capture_host(void *userdata, const struct evidence_args *args,
                         const struct artifact_writer *out, char *err, size_t errlen)
 {
     const struct evidence_sources *src = userdata;
-    int r = evidence_args_check(args, no_args, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args("host"), err, errlen);
     return r < 0 ? r : host_write_snapshot(src->proc_root, src->max_bytes, out, err, errlen);
 }
 
@@ -70,10 +69,9 @@ static int count_arg(const struct evidence_args *args, const char *key, size_t d
 static int capture_log_tail(void *userdata, const struct evidence_args *args,
                             const struct artifact_writer *out, char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"name", "lines", "bytes", NULL};
     const struct evidence_sources *src = userdata;
     size_t lines = 0, bytes = 0;
-    int r = evidence_args_check(args, allowed, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args("log_tail"), err, errlen);
 
     if (r < 0)
         return r;
@@ -100,8 +98,7 @@ static int capture_probe(const struct evidence_sources *src, const char *kind,
                          const struct evidence_args *args, const struct artifact_writer *out,
                          char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"target", NULL};
-    int r = evidence_args_check(args, allowed, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args(kind), err, errlen);
 
     if (r < 0)
         return r;
@@ -165,11 +162,10 @@ static int open_beneath(const char *dir, const char *rel)
 static int capture_file(void *userdata, const struct evidence_args *args,
                         const struct artifact_writer *out, char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"path", NULL};
     const struct evidence_sources *src = userdata;
     const char *path = evidence_arg(args, "path");
     const char *dir = NULL;
-    int r = evidence_args_check(args, allowed, err, errlen);
+    int r = evidence_args_check(args, vg_evidence_kind_args("file"), err, errlen);
 
     if (r < 0)
         return r;

@@ -171,17 +171,35 @@ static enum vg_decode_error check_evidence(const Vigil__EvidenceChunk *c, const 
     return VG_DECODE_OK;
 }
 
+/* Every evidence kind and the arguments it takes: the one table the agent (evidence_kinds.c),
+ * the coordinator and the runbook loader check against. */
+static const struct {
+    const char *kind;
+    const char *args[4];
+} evidence_kinds[] = {
+    {"netstat", {NULL}},
+    {"processes", {NULL}},
+    {"log_tail", {"name", "lines", "bytes", NULL}},
+    {"host", {NULL}},
+    {"postgres", {"target", NULL}},
+    {"redis", {"target", NULL}},
+    {"file", {"path", NULL}},
+};
+
+const char *const *vg_evidence_kind_args(const char *kind)
+{
+    if (!kind)
+        return NULL;
+    for (size_t i = 0; i < sizeof(evidence_kinds) / sizeof(evidence_kinds[0]); i++) {
+        if (strcmp(kind, evidence_kinds[i].kind) == 0)
+            return evidence_kinds[i].args;
+    }
+    return NULL;
+}
+
 bool vg_evidence_kind_known(const char *kind)
 {
-    static const char *const kinds[] = {"netstat",  "processes", "log_tail", "host",
-                                        "postgres", "redis",     "file"};
-    if (!kind)
-        return false;
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        if (strcmp(kind, kinds[i]) == 0)
-            return true;
-    }
-    return false;
+    return vg_evidence_kind_args(kind) != NULL;
 }
 
 /* Bounds that depend on the body type. Durable bodies need seq >= 1, transient ones seq 0. */

@@ -78,6 +78,10 @@ const char *vg_decode_error_name(enum vg_decode_error err);
  * a newer peer's kind decodes; whether it may be collected is this list's decision. */
 bool vg_evidence_kind_known(const char *kind);
 
+/* The argument names a kind takes (NULL-terminated; empty for none), or NULL for an unknown
+ * kind. */
+const char *const *vg_evidence_kind_args(const char *kind);
+
 /*
  * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE (1.25 x VG_MAX_MESSAGE_BYTES), linger,
  * ZMTP heartbeats (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed. Returns

@@ -46,6 +46,11 @@ const struct vg_cfg_key coord_config_keys[] = {
     KEY("admin.public_key", VG_CFG_STRING, admin_public_key, 0, 40, "",
         "Z85 public key of the first admin operator (added at start if absent)"),
     KEY("admin.name", VG_CFG_STRING, admin_name, 0, 64, "admin", "name of that operator"),
+    KEY("alertmanager.token_file", VG_CFG_STRING, alertmanager_token_file, 0, 0, "",
+        "file holding the bearer token Alertmanager sends to POST /api/v1/alerts (mode 0600); "
+        "empty = the webhook is disabled (404)"),
+    KEY("alertmanager.max_body", VG_CFG_SIZE, alertmanager_max_body, 4096, 16LL << 20, "1MiB",
+        "largest webhook body accepted; larger ones get 413"),
     KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
 };
 const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);
@@ -82,6 +87,11 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
     }
     if (cfg->enrollment_secret_file[0]) {
         r = vg_secret_file_check(cfg->enrollment_secret_file, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    if (cfg->alertmanager_token_file[0]) {
+        r = vg_secret_file_check(cfg->alertmanager_token_file, err, errlen);
         if (r < 0)
             return r;
     }

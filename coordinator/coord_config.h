@@ -24,6 +24,8 @@ struct coord_config {
     int64_t missed_heartbeats;
     char *admin_public_key; /* the first admin operator, added to the store at start */
     char *admin_name;
+    char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */
+    int64_t alertmanager_max_body; /* bytes */
     char *log_level;
 };
 

@@ -1,5 +1,7 @@
 /*
- * HTTP on the coordinator (libmicrohttpd, its own thread): /healthz and /metrics.
+ * HTTP on the coordinator (libmicrohttpd, its own thread): /healthz, /metrics and, once
+ * http_server_set_alertmanager was called, the Alertmanager webhook POST /api/v1/alerts
+ * (404 until then; see alertmanager.h).
  * /healthz answers 200 "ok" only while the main loop's last store check succeeded
  * (metrics_store_is_up), 503 otherwise. Everything else is 404; methods other than GET/HEAD 405.
  */
@@ -9,10 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alertmanager.h"
+
 typedef struct http_server http_server_t;
 
 /* Listens on address:port (address "" or NULL = all interfaces). NULL on failure, err set. */
 http_server_t *http_server_start(const char *address, uint16_t port, char *err, size_t errlen);
 void http_server_stop(http_server_t **self_p);
+
+/* Enables the webhook; takes ownership of *am_p (NULLed). Call once, after start. */
+void http_server_set_alertmanager(http_server_t *self, alertmanager_t **am_p);
 
 #endif

@@ -209,6 +209,22 @@ static int start(struct coordinator *c)
     }
     metrics_store_up(1);
 
+    /* The webhook stores through its own connection, on the HTTP thread (alertmanager.h). */
+    if (c->cfg.alertmanager_token_file[0]) {
+        struct alertmanager_config acfg = {
+            .token_file = c->cfg.alertmanager_token_file,
+            .max_body = (size_t)c->cfg.alertmanager_max_body,
+            .store_conninfo = store_conninfo(c->store),
+        };
+        alertmanager_t *am = alertmanager_new(&acfg, err, sizeof(err));
+        if (!am) {
+            vg_log(VG_LOG_ERROR, "alertmanager: %s", err);
+            return EXIT_CONFIG;
+        }
+        http_server_set_alertmanager(c->http, &am);
+        vg_log(VG_LOG_INFO, "alertmanager: webhook enabled path=/api/v1/alerts");
+    }
+
     c->registry = registry_new();
     if (!c->registry || registry_load(c->registry, c->store) < 0 ||
         ensure_initial_admin(&c->cfg, c->store, c->registry) < 0) {

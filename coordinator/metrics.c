@@ -78,6 +78,11 @@ static const char *const evidence_reject_reasons[] = {
     "sha256", "size",      "unknown_collection", "not_pending",
     "kind",   "duplicate", "artifact_reuse",     "invalid"};
 static const char *const evidence_refuse_reasons[] = {"unknown_kind", "bad_request", "no_target"};
+/* Alertmanager webhook: alertmanager.c's am_refusal names. */
+static const char *const alert_statuses[] = {"firing", "resolved"};
+static const char *const alert_refuse_reasons[] = {"unauthorized", "method",     "too_large",
+                                                   "malformed",    "version",    "no_alertname",
+                                                   "invalid",      "store_error"};
 
 static struct {
     pthread_mutex_t lock;
@@ -100,6 +105,8 @@ static struct {
     struct label_counter evidence_failed;           /* by kind */
     uint64_t evidence_stored;
     uint64_t evidence_bytes;
+    struct label_counter alerts_received; /* by status */
+    struct label_counter alerts_refused;  /* by reason */
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts value under label; the caller holds the lock. add 0 only makes the series exist. */
@@ -165,6 +172,8 @@ static struct metrics_agent *reset_locked(void)
     SEED(metrics.evidence_failed, evidence_kinds);
     metrics.evidence_stored = 0;
     metrics.evidence_bytes = 0;
+    SEED(metrics.alerts_received, alert_statuses);
+    SEED(metrics.alerts_refused, alert_refuse_reasons);
     return agents;
 }
 
@@ -260,6 +269,18 @@ static void label_count(struct label_counter *c, const char *label)
 {
     pthread_mutex_lock(&metrics.lock);
     label_add_locked(c, label, 1);
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_alerts_received(const char *status)
+{
+    label_count(&metrics.alerts_received, status);
+}
+
+void metrics_alerts_refused(const char *reason, uint64_t n)
+{
+    pthread_mutex_lock(&metrics.lock);
+    label_add_locked(&metrics.alerts_refused, reason, n);
     pthread_mutex_unlock(&metrics.lock);
 }
 
@@ -492,6 +513,16 @@ static void render_evidence_locked(FILE *out)
     put_labelled(out, "vigil_evidence_failed_total", "kind", &metrics.evidence_failed);
 }
 
+static void render_alerts_locked(FILE *out)
+{
+    put_header(out, "vigil_alerts_received_total", "counter",
+               "Alerts from Alertmanager's webhook stored as signals, by status.");
+    put_labelled(out, "vigil_alerts_received_total", "status", &metrics.alerts_received);
+    put_header(out, "vigil_alerts_refused_total", "counter",
+               "Alertmanager webhook requests or single alerts refused, by reason.");
+    put_labelled(out, "vigil_alerts_refused_total", "reason", &metrics.alerts_refused);
+}
+
 int metrics_render(char **ret, size_t *ret_len)
 {
     char *text = NULL;
@@ -504,6 +535,7 @@ int metrics_render(char **ret, size_t *ret_len)
     pthread_mutex_lock(&metrics.lock);
     render_locked(out);
     render_evidence_locked(out);
+    render_alerts_locked(out);
     pthread_mutex_unlock(&metrics.lock);
 
     bool failed = ferror(out) != 0;

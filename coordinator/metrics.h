@@ -61,6 +61,11 @@ void metrics_evidence_stored(uint64_t bytes); /* vigil_evidence_stored_total, ..
 void metrics_evidence_rejected(const char *reason); /* vigil_evidence_rejected_total{reason} */
 void metrics_evidence_failed(const char *kind);     /* vigil_evidence_failed_total{kind} */
 
+/* Alertmanager webhook: vigil_alerts_received_total{status} (firing, resolved) and
+ * vigil_alerts_refused_total{reason} (alertmanager.h's am_refusal names; n alerts or requests). */
+void metrics_alerts_received(const char *status);
+void metrics_alerts_refused(const char *reason, uint64_t n);
+
 /* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
 int metrics_render(char **ret, size_t *ret_len);
 

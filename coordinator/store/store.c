@@ -451,6 +451,11 @@ void store_destroy(store_t **self_p)
     *self_p = NULL;
 }
 
+const char *store_conninfo(const store_t *self)
+{
+    return self ? self->conninfo : NULL;
+}
+
 bool store_ping(store_t *self)
 {
     if (!self)
@@ -2225,10 +2230,10 @@ int store_signals_latest(store_t *self, const char *node,
     const char *params[] = {node && node[0] ? node : NULL};
     PGresult *res = PQexecParams(
         self->conn,
-        "SELECT l.agent_id, coalesce(a.node, ''), l.name, l.labels::text, l.unit, l.value,"
+        "SELECT l.agent_id, coalesce(l.node, a.node, ''), l.name, l.labels::text, l.unit, l.value,"
         " l.state, (extract(epoch FROM l.ts) * 1000)::bigint"
         " FROM signal_latest l LEFT JOIN agents a ON a.id = l.agent_id"
-        " WHERE $1::text IS NULL OR a.node = $1"
+        " WHERE $1::text IS NULL OR coalesce(l.node, a.node) = $1"
         " ORDER BY 2, l.name, l.labels::text",
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

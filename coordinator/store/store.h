@@ -223,4 +223,30 @@ int store_signals_latest(store_t *self, const char *node,
 int store_audit(store_t *self, const char *actor, const char *action, const char *subject,
                 const char *detail);
 
+/* ---- Alertmanager alerts (store_alerts.c) ---- */
+
+/* The libpq connection string store_open connected with (borrowed), for another thread's own
+ * connection to the same database. */
+const char *store_conninfo(const store_t *self);
+
+/* A connection of its own for the HTTP thread's webhook; connects on first use and again after
+ * a failure. Never share one between threads. */
+typedef struct store_alerts store_alerts_t;
+store_alerts_t *store_alerts_new(const char *conninfo);
+void store_alerts_destroy(store_alerts_t **self_p);
+
+struct store_alert {
+    const char *fingerprint;
+    bool firing;
+    int64_t payload_ms; /* startsAt/endsAt of the payload (0 = absent): with fingerprint and
+                           status, the key that makes a retried notification count once */
+    const char *name, *node, *labels_json;
+    int state; /* Vigil__SignalState */
+    int64_t ts_ms;
+};
+/* Stores the alerts as signals of the source "alertmanager" in one transaction; an alert whose
+ * key is already stored is skipped. ret_new counts the others. 0 once committed. */
+int store_alerts_put(store_alerts_t *self, const struct store_alert *alerts, size_t n,
+                     size_t *ret_new);
+
 #endif

@@ -37,6 +37,8 @@ struct ctl_context {
     bool too_many_args;     /* more --arg than args holds */
     const char *collection; /* evidence list --collection */
     const char *limit;      /* evidence list --limit */
+    const char *status;     /* incidents --status open|all */
+    const char *note;       /* ack, resolve --note */
 
     struct ctl_config config; /* loaded by ctl_context_config on first use */
     char *config_path;
@@ -55,5 +57,9 @@ int cmd_agents(struct ctl_context *ctx, int argc, char **argv);
 int cmd_signals(struct ctl_context *ctx, int argc, char **argv);
 int cmd_collect(struct ctl_context *ctx, int argc, char **argv);
 int cmd_evidence(struct ctl_context *ctx, int argc, char **argv);
+int cmd_incidents(struct ctl_context *ctx, int argc, char **argv);
+int cmd_incident(struct ctl_context *ctx, int argc, char **argv);
+int cmd_ack(struct ctl_context *ctx, int argc, char **argv);
+int cmd_resolve(struct ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -25,6 +25,17 @@ struct command {
 
 static const struct command commands[] = {
     {
+        "ack",
+        cmd_ack,
+        "Usage: vigilctl ack ID [--note TEXT] [-o table|json]\n"
+        "\n"
+        "Acknowledges incident ID: you are on it. It moves from detected to acknowledged and\n"
+        "the timeline records your operator name and the note (at most 1024 bytes). An unknown\n"
+        "id fails with \"incident ID not found\"; acknowledging twice, or an incident past that\n"
+        "point, fails with the reason. With -o json: the incident as it now is (the fields of\n"
+        "'vigilctl help incidents'). Needs the responder role.\n",
+    },
+    {
         "agents",
         cmd_agents,
         "Usage: vigilctl agents [list]\n"
@@ -101,6 +112,40 @@ static const struct command commands[] = {
         "(see 'vigilctl help').\n",
     },
     {
+        "incident",
+        cmd_incident,
+        "Usage: vigilctl incident show ID [-o table|json]\n"
+        "\n"
+        "Everything about incident ID: severity, state, runbook, fingerprint, scope (the nodes\n"
+        "involved), when it opened and when a response is due, then its timeline in order:\n"
+        "AT KIND ACTOR TEXT. KIND is opened, symptom (the rule engine saw it again, or it\n"
+        "cleared), severity (a rise, with its reason), acknowledged, mitigated, resolved,\n"
+        "reopened (the symptom returned soon after a resolve), note or attached; ACTOR is the\n"
+        "operator's name or \"vigil\".\n"
+        "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
+        "\"scope\", \"acknowledged_at\", \"resolved_at\" and \"timeline\": an array of\n"
+        "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
+        "   \"text\": \"...\", \"data\": {...}}\n"
+        "The viewer role is enough.\n",
+    },
+    {
+        "incidents",
+        cmd_incidents,
+        "Usage: vigilctl incidents [--status open|all] [-o table|json]\n"
+        "\n"
+        "Lists incidents, newest first (at most 100): ID SEV STATE TITLE SCOPE OPENED AGE DUE.\n"
+        "  --status open   (default) detected, acknowledged and mitigated incidents\n"
+        "  --status all    resolved and closed ones too\n"
+        "SEV is SEV1 (critical, respond within 15 minutes), SEV2 (1 hour), SEV3 (4 hours) or\n"
+        "SEV4 (the next business day, 09:00 UTC); DUE is the time left to acknowledge, or how\n"
+        "long it is overdue (\"-\" once acknowledged).\n"
+        "With -o json: an array of objects\n"
+        "  {\"id\": 42, \"runbook\": \"...\", \"severity\": \"SEV2\", \"state\": \"detected\",\n"
+        "   \"title\": \"...\", \"opened_at\": \"...\", \"response_due\": \"...\",\n"
+        "   \"fingerprint\": \"...\", \"scope\": [\"node\", ...], \"acknowledged_at\": null, ...}\n"
+        "times in RFC 3339 UTC. The viewer role is enough.\n",
+    },
+    {
         "keygen",
         cmd_keygen,
         "Usage: vigilctl keygen --out FILE\n"
@@ -109,6 +154,16 @@ static const struct command commands[] = {
         "overwritten) and prints the public key. FILE holds 'public-key' and 'secret-key'; for an\n"
         "operator, copy them into the configuration file as public_key and secret_key and have\n"
         "the public key registered with the coordinator. Needs no configuration file.\n",
+    },
+    {
+        "resolve",
+        cmd_resolve,
+        "Usage: vigilctl resolve ID --note TEXT [-o table|json]\n"
+        "\n"
+        "Resolves incident ID (from detected, acknowledged or mitigated). The note is required:\n"
+        "what was done, for the timeline (at most 1024 bytes). If its symptom returns soon\n"
+        "after, the same incident reopens. With -o json: the incident as it now is.\n"
+        "Needs the responder role.\n",
     },
     {
         "signals",
@@ -166,6 +221,7 @@ static void print_help(FILE *out)
           "Usage: vigilctl [--config FILE] [-o table|json] [--timeout DURATION] COMMAND [ARGS]\n"
           "\n"
           "Commands:\n"
+          "  ack ID [--note TEXT]    acknowledge an incident\n"
           "  agents [list]           list agents with their state, last contact and spool\n"
           "  agents approve ID       admit a pending agent\n"
           "  agents revoke ID        revoke an agent's key\n"
@@ -175,7 +231,11 @@ static void print_help(FILE *out)
           "                          stored artifacts, or one collection's outcome per agent\n"
           "  evidence get ID --out FILE\n"
           "                          fetch an artifact, checking its SHA-256\n"
+          "  incidents [--status open|all]\n"
+          "                          open (or all) incidents with severity and response due\n"
+          "  incident show ID        one incident and its timeline\n"
           "  keygen --out FILE       make a CURVE key pair and print its public key\n"
+          "  resolve ID --note TEXT  resolve an incident, saying what was done\n"
           "  signals [--node NODE] [--name GLOB]\n"
           "                          the latest value of each signal and its threshold state\n"
           "  token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
@@ -231,8 +291,8 @@ static int run_help(int argc, char **argv)
     }
     const struct command *cmd = command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
-        output_error("no help for \"%s\"; the commands are agents, collect, evidence, keygen, "
-                     "signals and token",
+        output_error("no help for \"%s\"; the commands are ack, agents, collect, evidence, "
+                     "incident, incidents, keygen, resolve, signals and token",
                      argv[0]);
         return CTL_EXIT_USAGE;
     }
@@ -278,6 +338,8 @@ enum long_only_option {
     OPT_ARG,
     OPT_COLLECTION,
     OPT_LIMIT,
+    OPT_STATUS,
+    OPT_NOTE,
 };
 
 static const struct option long_options[] = {
@@ -297,6 +359,8 @@ static const struct option long_options[] = {
     {"arg", required_argument, NULL, OPT_ARG},
     {"collection", required_argument, NULL, OPT_COLLECTION},
     {"limit", required_argument, NULL, OPT_LIMIT},
+    {"status", required_argument, NULL, OPT_STATUS},
+    {"note", required_argument, NULL, OPT_NOTE},
     {NULL, 0, NULL, 0},
 };
 
@@ -398,6 +462,12 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
         case OPT_LIMIT:
             ctx->limit = optarg;
             break;
+        case OPT_STATUS:
+            ctx->status = optarg;
+            break;
+        case OPT_NOTE:
+            ctx->note = optarg;
+            break;
         case ':':
             output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
             return CTL_EXIT_USAGE;
@@ -450,7 +520,9 @@ static int run(int argc, char **argv, struct ctl_context *ctx)
         check_option_owner(cmd->name, "collect", "all", ctx->all) < 0 ||
         check_option_owner(cmd->name, "collect", "arg", ctx->nargs > 0 || ctx->too_many_args) < 0 ||
         check_option_owner(cmd->name, "evidence", "collection", ctx->collection != NULL) < 0 ||
-        check_option_owner(cmd->name, "evidence", "limit", ctx->limit != NULL) < 0)
+        check_option_owner(cmd->name, "evidence", "limit", ctx->limit != NULL) < 0 ||
+        check_option_owner(cmd->name, "incidents", "status", ctx->status != NULL) < 0 ||
+        check_option_owner(cmd->name, "ack resolve", "note", ctx->note != NULL) < 0)
         return CTL_EXIT_USAGE;
 
     return cmd->run(ctx, nargs - 1, args + 1);

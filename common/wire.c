@@ -9,6 +9,9 @@
 #include "keys.h"
 #include "timeutil.h"
 
+/* ListIncidents: a reply stays far below the message limit. */
+#define MAX_INCIDENTS_LISTED 1000
+
 static bool str_ok(const char *s, size_t max)
 {
     return s != NULL && strnlen(s, max + 1) <= max;
@@ -424,6 +427,31 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
     case VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE:
         if (req->get_evidence->offset > (uint64_t)VG_MAX_EVIDENCE_BYTES) {
             why = "offset beyond the artifact size limit";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS:
+        if (req->list_incidents->limit > MAX_INCIDENTS_LISTED) {
+            why = "at most 1000 incidents per list";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT:
+        if (req->show_incident->id == 0) {
+            why = "incident id missing";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT:
+        if (req->ack_incident->id == 0 || !str_ok(req->ack_incident->note, VG_MAX_VALUE_LEN)) {
+            why = "incident id missing or note longer than 1024 bytes";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT:
+        if (req->resolve_incident->id == 0 ||
+            !str_ok(req->resolve_incident->note, VG_MAX_VALUE_LEN)) {
+            why = "incident id missing or note longer than 1024 bytes";
             e = VG_DECODE_LIMITS;
         }
         break;

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "evidence.h"
+#include "incidents.h"
 #include "log.h"
 #include "metrics.h"
 #include "timeutil.h"
@@ -25,12 +26,16 @@
 #define EVIDENCE_LIST_MAX 1000
 /* Targets of one collection listed at most (a reply stays far below the message limit). */
 #define EVIDENCE_TARGETS_MAX 10000
+/* ListIncidents: this many unless asked, at most the wire's limit. */
+#define INCIDENT_LIST_DEFAULT 100
+#define INCIDENT_LIST_MAX 1000
 
 struct admin {
     void *socket;
     registry_t *registry;
     store_t *store;
     evidence_requester_t *evidence; /* queues CollectRequests for the router */
+    store_incidents_t *incidents;   /* own connection, opened on first use */
 };
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
@@ -79,6 +84,7 @@ void admin_destroy(admin_t **self_p)
     if (self->socket)
         zmq_close(self->socket);
     evidence_requester_destroy(&self->evidence);
+    store_incidents_destroy(&self->incidents);
     free(self);
     *self_p = NULL;
 }
@@ -108,9 +114,11 @@ struct reply {
     Vigil__AdminReply msg;
     Vigil__AgentInfo *infos;
     Vigil__AgentInfo **info_ptrs;
-    zlistx_t *signals;  /* Vigil__SignalInfo, owned (freed with free_signal_info) */
-    zlistx_t *evidence; /* Vigil__EvidenceInfo, owned (freed with free_evidence_info) */
-    uint8_t *data;      /* GetEvidence bytes */
+    zlistx_t *signals;         /* Vigil__SignalInfo, owned (freed with free_signal_info) */
+    zlistx_t *evidence;        /* Vigil__EvidenceInfo, owned (freed with free_evidence_info) */
+    uint8_t *data;             /* GetEvidence bytes */
+    zlistx_t *incidents;       /* Vigil__IncidentInfo, owned (free_incident_info) */
+    zlistx_t *incident_events; /* Vigil__IncidentEvent, owned (free_incident_event) */
     char error[1024];
 };
 
@@ -482,6 +490,229 @@ static void get_evidence(admin_t *self, const Vigil__GetEvidence *req, struct re
     evidence_reply(rep);
 }
 
+/* ---- incidents ---- */
+
+static void free_incident_info(void **item)
+{
+    Vigil__IncidentInfo *info = *item;
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->n_scope; i++)
+        free(info->scope[i]);
+    free(info->scope);
+    free(info->fingerprint);
+    free(info->runbook);
+    free(info->title);
+    free(info->state);
+    free(info);
+    *item = NULL;
+}
+
+static void free_incident_event(void **item)
+{
+    Vigil__IncidentEvent *ev = *item;
+    if (!ev)
+        return;
+    free(ev->kind);
+    free(ev->actor);
+    free(ev->text);
+    free(ev->data_json);
+    free(ev);
+    *item = NULL;
+}
+
+static bool incidents_start(admin_t *self, struct reply *rep)
+{
+    if (!self->incidents)
+        self->incidents = store_incidents_new(store_conninfo(self->store));
+    rep->incidents = zlistx_new();
+    rep->incident_events = zlistx_new();
+    if (!self->incidents || !rep->incidents || !rep->incident_events) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return false;
+    }
+    zlistx_set_destructor(rep->incidents, free_incident_info);
+    zlistx_set_destructor(rep->incident_events, free_incident_event);
+    return true;
+}
+
+/* The scope is a JSON array of node names; anything else in it is skipped. */
+static int scope_from_json(Vigil__IncidentInfo *info, const char *scope_json)
+{
+    json_t *scope = json_loads(scope_json, 0, NULL);
+    size_t i;
+    json_t *v;
+    if (!json_is_array(scope)) {
+        json_decref(scope);
+        return 0;
+    }
+    info->scope = calloc(json_array_size(scope) + 1, sizeof(char *));
+    if (!info->scope) {
+        json_decref(scope);
+        return -ENOMEM;
+    }
+    json_array_foreach(scope, i, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        info->scope[info->n_scope] = strdup(json_string_value(v));
+        if (!info->scope[info->n_scope])
+            break;
+        info->n_scope++;
+    }
+    bool complete = i >= json_array_size(scope);
+    json_decref(scope);
+    return complete ? 0 : -ENOMEM;
+}
+
+static int add_incident(const struct store_incident *inc, void *userdata)
+{
+    struct reply *rep = userdata;
+    Vigil__IncidentInfo *info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    vigil__incident_info__init(info);
+    zlistx_add_end(rep->incidents, info);
+    info->id = inc->id;
+    info->fingerprint = strdup(inc->fingerprint);
+    info->runbook = strdup(inc->runbook);
+    info->title = strdup(inc->title);
+    info->severity = (uint32_t)inc->severity;
+    info->state = strdup(inc->state);
+    info->opened_at_ms = inc->opened_at_ms;
+    info->response_due_ms = inc->response_due_ms;
+    info->acknowledged_at_ms = inc->acknowledged_at_ms;
+    info->resolved_at_ms = inc->resolved_at_ms;
+    info->updated_at_ms = inc->updated_at_ms;
+    info->root_incident_id = inc->root_id;
+    if (!info->fingerprint || !info->runbook || !info->title || !info->state)
+        return -ENOMEM;
+    return scope_from_json(info, inc->scope_json);
+}
+
+static int add_incident_event(const struct store_incident_event *row, void *userdata)
+{
+    struct reply *rep = userdata;
+    Vigil__IncidentEvent *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return -ENOMEM;
+    vigil__incident_event__init(ev);
+    zlistx_add_end(rep->incident_events, ev);
+    ev->id = row->id;
+    ev->at_ms = row->at_ms;
+    ev->kind = strdup(row->kind);
+    ev->actor = strdup(row->actor);
+    ev->text = strdup(row->text);
+    ev->data_json = strdup(row->data_json);
+    return ev->kind && ev->actor && ev->text && ev->data_json ? 0 : -ENOMEM;
+}
+
+/* Moves rep->incidents and rep->incident_events into the reply message. */
+static void incidents_reply(struct reply *rep)
+{
+    size_t n = zlistx_size(rep->incidents), m = zlistx_size(rep->incident_events);
+    rep->msg.incidents = calloc(n ? n : 1, sizeof(Vigil__IncidentInfo *));
+    rep->msg.incident_events = calloc(m ? m : 1, sizeof(Vigil__IncidentEvent *));
+    if (!rep->msg.incidents || !rep->msg.incident_events) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    for (Vigil__IncidentInfo *info = zlistx_first(rep->incidents); info;
+         info = zlistx_next(rep->incidents))
+        rep->msg.incidents[rep->msg.n_incidents++] = info;
+    for (Vigil__IncidentEvent *ev = zlistx_first(rep->incident_events); ev;
+         ev = zlistx_next(rep->incident_events))
+        rep->msg.incident_events[rep->msg.n_incident_events++] = ev;
+}
+
+static void list_incidents(admin_t *self, const Vigil__ListIncidents *req, struct reply *rep)
+{
+    uint32_t limit = req->limit ? req->limit : INCIDENT_LIST_DEFAULT;
+    if (limit > INCIDENT_LIST_MAX)
+        limit = INCIDENT_LIST_MAX;
+    if (!incidents_start(self, rep))
+        return;
+    if (incidents_list(self->incidents, !req->all, limit, add_incident, rep) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    incidents_reply(rep);
+}
+
+/* The incident into the reply; with_timeline adds its events. */
+static void show_incident(admin_t *self, uint64_t id, bool with_timeline, struct reply *rep)
+{
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    int r = inc ? incidents_show(self->incidents, id, inc,
+                                 with_timeline ? add_incident_event : NULL, rep)
+                : -ENOMEM;
+    if (r == 0)
+        r = add_incident(inc, rep);
+    free(inc);
+    if (r == -ENOENT) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    id);
+        return;
+    }
+    if (r < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    incidents_reply(rep);
+}
+
+static void change_incident(admin_t *self, const struct operator* op, uint64_t id, const char *note,
+                            bool resolve, struct reply *rep)
+{
+    const char *verb = resolve ? "resolve" : "acknowledge";
+    char actor[160], subject[64];
+
+    if (!incidents_start(self, rep))
+        return;
+    if (resolve && (!note || !note[0])) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s",
+                    "resolving an incident needs a note saying what was done");
+        return;
+    }
+    int64_t now = vg_wall_ms();
+    int r = resolve ? incidents_resolve(self->incidents, id, op->name, note, now)
+                    : incidents_ack(self->incidents, id, op->name, note, now);
+    switch (r) {
+    case 0:
+        break;
+    case -ENOENT:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    id);
+        return;
+    case -EALREADY:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "incident %" PRIu64 " is already %s",
+                    id, resolve ? "resolved" : "acknowledged");
+        return;
+    case -EBUSY:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "incident %" PRIu64 " is past acknowledgement (mitigated or resolved)", id);
+        return;
+    case -EINVAL:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST,
+                    "the note was refused (it must be UTF-8 text of at most %d bytes)",
+                    INCIDENT_NOTE_MAX);
+        return;
+    default:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; nothing changed");
+        return;
+    }
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %sd by operator=%s", id, verb, op->name);
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+    if (store_audit(self->store, actor, resolve ? "incident.resolve" : "incident.acknowledge",
+                    subject, note) < 0)
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s not written to the audit log", id, verb);
+    show_incident(self, id, false, rep);
+}
+
 static bool allowed(const struct operator* op, enum operator_role needed, struct reply *rep,
                     const char *what)
 {
@@ -531,6 +762,23 @@ static void handle_request(admin_t *self, const struct operator* op, const Vigil
         /* Artifacts hold file contents and process lists: more than a viewer may read. */
         if (allowed(op, ROLE_RESPONDER, rep, "fetching evidence"))
             get_evidence(self, req->get_evidence, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS:
+        if (allowed(op, ROLE_VIEWER, rep, "listing incidents"))
+            list_incidents(self, req->list_incidents, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT:
+        if (allowed(op, ROLE_VIEWER, rep, "showing incidents") && incidents_start(self, rep))
+            show_incident(self, req->show_incident->id, true, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT:
+        if (allowed(op, ROLE_RESPONDER, rep, "acknowledging incidents"))
+            change_incident(self, op, req->ack_incident->id, req->ack_incident->note, false, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT:
+        if (allowed(op, ROLE_RESPONDER, rep, "resolving incidents"))
+            change_incident(self, op, req->resolve_incident->id, req->resolve_incident->note, true,
+                            rep);
         break;
     default:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", "unknown request");
@@ -623,6 +871,10 @@ static bool handle_one(admin_t *self)
     free(rep.msg.evidence);
     zlistx_destroy(&rep.evidence);
     free(rep.data);
+    free(rep.msg.incidents);
+    zlistx_destroy(&rep.incidents);
+    free(rep.msg.incident_events);
+    zlistx_destroy(&rep.incident_events);
     return true;
 }
 

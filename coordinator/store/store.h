@@ -249,4 +249,70 @@ struct store_alert {
 int store_alerts_put(store_alerts_t *self, const struct store_alert *alerts, size_t n,
                      size_t *ret_new);
 
+/* ---- incidents (store_incidents.c) ---- */
+
+/* A connection of its own for incidents (the admin socket's, the correlator's): never share one
+ * between threads. Connects on first use and again after a failure. The statements below are
+ * the primitives; coordinator/incidents.c decides the lifecycle and brackets them in one
+ * transaction with store_incidents_begin/commit/rollback. */
+typedef struct store_incidents store_incidents_t;
+store_incidents_t *store_incidents_new(const char *conninfo);
+void store_incidents_destroy(store_incidents_t **self_p);
+
+int store_incidents_begin(store_incidents_t *self);
+int store_incidents_commit(store_incidents_t *self);
+void store_incidents_rollback(store_incidents_t *self);
+
+#define STORE_INCIDENT_FINGERPRINT_MAX 256
+#define STORE_INCIDENT_RUNBOOK_MAX 128
+#define STORE_INCIDENT_TITLE_MAX 256
+#define STORE_INCIDENT_SCOPE_MAX 8192 /* the scope's JSON text */
+
+struct store_incident {
+    uint64_t id;
+    uint64_t root_id; /* 0 = none */
+    char fingerprint[STORE_INCIDENT_FINGERPRINT_MAX];
+    char runbook[STORE_INCIDENT_RUNBOOK_MAX];
+    char title[STORE_INCIDENT_TITLE_MAX];
+    int severity;   /* 1 (SEV1) .. 4 (SEV4) */
+    char state[16]; /* detected | acknowledged | mitigated | resolved | closed */
+    int64_t opened_at_ms, response_due_ms, updated_at_ms;
+    int64_t acknowledged_at_ms, resolved_at_ms; /* 0 = not (or no longer) */
+    char scope_json[STORE_INCIDENT_SCOPE_MAX];  /* a JSON array of node names */
+};
+
+/* Inside a transaction: locks and returns the open incident of fingerprint, else the latest one
+ * resolved at or after resolved_since_ms (a candidate for reopening). -ENOENT if neither. */
+int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerprint,
+                                    int64_t resolved_since_ms, struct store_incident *ret);
+/* One incident; for_update locks it until the transaction ends. -ENOENT if there is none. */
+int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
+                       struct store_incident *ret);
+/* Inserts inc (its id ignored); -EEXIST if the fingerprint is already open, -EINVAL if a field
+ * does not fit or is not valid UTF-8. */
+int store_incident_insert(store_incidents_t *self, const struct store_incident *inc,
+                          uint64_t *ret_id);
+/* Writes severity, state, title, scope, response_due, acknowledged/resolved/updated times. */
+int store_incident_update(store_incidents_t *self, const struct store_incident *inc);
+/* Appends to the timeline. data_json: a JSON object, or NULL for {}. */
+int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
+                         const char *kind, const char *actor, const char *text,
+                         const char *data_json);
+
+/* open_only: detected, acknowledged and mitigated only. Newest first, at most limit.
+ * Stops early if cb returns non-zero. */
+int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit,
+                         int (*cb)(const struct store_incident *inc, void *userdata),
+                         void *userdata);
+
+struct store_incident_event {
+    uint64_t id;
+    int64_t at_ms;
+    const char *kind, *actor, *text, *data_json; /* borrowed for the call */
+};
+/* The timeline of incident_id in order. Stops early if cb returns non-zero. */
+int store_incident_events(store_incidents_t *self, uint64_t incident_id,
+                          int (*cb)(const struct store_incident_event *ev, void *userdata),
+                          void *userdata);
+
 #endif

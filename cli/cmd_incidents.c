@@ -1,0 +1,350 @@
+/* vigilctl incidents [--status open|all] | incident show ID | ack ID [--note T] | resolve ID --note
+ * T */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "ctl_admin.h"
+#include "timeutil.h"
+
+#define NOTE_MAX_LEN VG_MAX_VALUE_LEN
+
+static const char *severity_name(uint32_t severity)
+{
+    static const char *const names[] = {"SEV1", "SEV2", "SEV3", "SEV4"};
+    return severity >= 1 && severity <= 4 ? names[severity - 1] : "SEV?";
+}
+
+static json_int_t json_id(uint64_t id)
+{
+    return id > INT64_MAX ? INT64_MAX : (json_int_t)id;
+}
+
+/* "web-1,web-2", or "-" for none. */
+static void scope_text(const Vigil__IncidentInfo *inc, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < inc->n_scope && used + 1 < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "", inc->scope[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    if (used >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+    if (!buf[0])
+        snprintf(buf, len, "-");
+}
+
+static json_t *incident_json(const Vigil__IncidentInfo *inc)
+{
+    json_t *scope = json_array();
+    for (size_t i = 0; scope && i < inc->n_scope; i++)
+        json_array_append_new(scope, output_json_string(inc->scope[i]));
+    /* clang-format off */
+    return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*, s:o*}",
+                     "id", json_id(inc->id),
+                     "fingerprint", output_json_string(inc->fingerprint),
+                     "runbook", output_json_string(inc->runbook),
+                     "severity", severity_name(inc->severity),
+                     "state", output_json_string(inc->state),
+                     "title", output_json_string(inc->title),
+                     "opened_at", output_json_time(inc->opened_at_ms),
+                     "response_due", output_json_time(inc->response_due_ms),
+                     "acknowledged_at", output_json_time(inc->acknowledged_at_ms),
+                     "resolved_at", output_json_time(inc->resolved_at_ms),
+                     "updated_at", output_json_time(inc->updated_at_ms),
+                     "scope", scope,
+                     "root_incident_id",
+                     inc->root_incident_id ? json_integer(json_id(inc->root_incident_id))
+                                           : json_null());
+    /* clang-format on */
+}
+
+static json_t *event_json(const Vigil__IncidentEvent *ev)
+{
+    json_t *data = json_loads(ev->data_json, 0, NULL);
+    if (!json_is_object(data)) {
+        json_decref(data);
+        data = json_object();
+    }
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o*}", "id", json_id(ev->id), "at",
+                     output_json_time(ev->at_ms), "kind", output_json_string(ev->kind), "actor",
+                     output_json_string(ev->actor), "text", output_json_string(ev->text), "data",
+                     data);
+}
+
+static int print_list_json(const Vigil__AdminReply *reply)
+{
+    json_t *list = json_array();
+    if (!list)
+        return -ENOMEM;
+    for (size_t i = 0; i < reply->n_incidents; i++) {
+        if (json_array_append_new(list, incident_json(reply->incidents[i])) < 0) {
+            json_decref(list);
+            return -ENOMEM;
+        }
+    }
+    return output_json_print(&list, stdout);
+}
+
+/* Time left until due ("in 12m") or past it ("5m overdue"); "-" once acknowledged. */
+static void due_text(const Vigil__IncidentInfo *inc, int64_t now, char *buf, size_t len)
+{
+    char ago[32];
+    if (inc->acknowledged_at_ms != 0 || strcmp(inc->state, "detected") != 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    if (inc->response_due_ms <= now) {
+        output_time_ago(inc->response_due_ms, now, ago, sizeof(ago));
+        /* "5m ago" -> "5m overdue" */
+        char *sp = strchr(ago, ' ');
+        if (sp)
+            *sp = '\0';
+        snprintf(buf, len, "%s overdue", ago);
+        return;
+    }
+    output_time_ago(now, inc->response_due_ms, ago, sizeof(ago));
+    char *sp = strchr(ago, ' ');
+    if (sp)
+        *sp = '\0';
+    snprintf(buf, len, "in %s", ago);
+}
+
+static int print_list_table(const Vigil__AdminReply *reply)
+{
+    static const char *const headers[] = {"ID",    "SEV",    "STATE", "TITLE",
+                                          "SCOPE", "OPENED", "AGE",   "DUE"};
+    output_table_t *table = output_table_new(8, headers);
+    int64_t now = vg_wall_ms();
+    int r = 0;
+
+    if (!table)
+        return -ENOMEM;
+    for (size_t i = 0; i < reply->n_incidents && r == 0; i++) {
+        const Vigil__IncidentInfo *inc = reply->incidents[i];
+        char id[24], scope[256], opened[40], age[32], due[40];
+        snprintf(id, sizeof(id), "%" PRIu64, inc->id);
+        scope_text(inc, scope, sizeof(scope));
+        if (output_time_rfc3339(inc->opened_at_ms, opened, sizeof(opened)) < 0)
+            snprintf(opened, sizeof(opened), "-");
+        output_time_ago(inc->opened_at_ms, now, age, sizeof(age));
+        due_text(inc, now, due, sizeof(due));
+        const char *cells[] = {
+            id, severity_name(inc->severity), inc->state, inc->title, scope, opened, age, due};
+        r = output_table_add_row(table, cells);
+    }
+    if (r == 0)
+        r = output_table_print(table, stdout);
+    output_table_destroy(&table);
+    return r;
+}
+
+static int finish(Vigil__AdminReply *reply, int r)
+{
+    vigil__admin_reply__free_unpacked(reply, NULL);
+    if (r < 0) {
+        output_error("cannot write the output: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    return CTL_EXIT_OK;
+}
+
+int cmd_incidents(struct ctl_context *ctx, int argc, char **argv)
+{
+    Vigil__ListIncidents body = VIGIL__LIST_INCIDENTS__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+
+    if (argc > 0) {
+        output_error("incidents takes no arguments (got \"%s\"); see 'vigilctl incident show ID'",
+                     argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->status && strcmp(ctx->status, "open") != 0 && strcmp(ctx->status, "all") != 0) {
+        output_error("--status must be open or all (got \"%s\")", ctx->status);
+        return CTL_EXIT_USAGE;
+    }
+    body.all = ctx->status && strcmp(ctx->status, "all") == 0;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS;
+    req.list_incidents = &body;
+    int r = ctl_admin_request(ctx, &req, "list incidents", NULL, &reply);
+    if (r != CTL_EXIT_OK)
+        return r;
+    return finish(reply,
+                  ctx->format == OUTPUT_JSON ? print_list_json(reply) : print_list_table(reply));
+}
+
+/* An incident id: a decimal number from 1 on. */
+static int parse_id(const char *cmd, const char *text, uint64_t *ret_id)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    if (errno != 0 || v == 0 || !end || *end != '\0') {
+        output_error("%s: \"%s\" is not an incident id (a number, as 'vigilctl incidents' lists "
+                     "it)",
+                     cmd, text);
+        return -EINVAL;
+    }
+    *ret_id = v;
+    return 0;
+}
+
+static int print_show_json(const Vigil__AdminReply *reply)
+{
+    json_t *doc = incident_json(reply->incidents[0]);
+    json_t *timeline = json_array();
+    if (!doc || !timeline) {
+        json_decref(doc);
+        json_decref(timeline);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < reply->n_incident_events; i++)
+        json_array_append_new(timeline, event_json(reply->incident_events[i]));
+    json_object_set_new(doc, "timeline", timeline);
+    return output_json_print(&doc, stdout);
+}
+
+static int print_show_text(const Vigil__AdminReply *reply)
+{
+    const Vigil__IncidentInfo *inc = reply->incidents[0];
+    char title[512], scope[1024], opened[40], due[40], fp[512];
+    output_sanitize(inc->title, title, sizeof(title));
+    output_sanitize(inc->fingerprint, fp, sizeof(fp));
+    scope_text(inc, scope, sizeof(scope));
+    char safe_scope[1024];
+    output_sanitize(scope, safe_scope, sizeof(safe_scope));
+    if (output_time_rfc3339(inc->opened_at_ms, opened, sizeof(opened)) < 0)
+        snprintf(opened, sizeof(opened), "-");
+    if (output_time_rfc3339(inc->response_due_ms, due, sizeof(due)) < 0)
+        snprintf(due, sizeof(due), "-");
+    if (printf("incident %" PRIu64 ": %s\n"
+               "  severity      %s\n"
+               "  state         %s\n"
+               "  runbook       %s\n"
+               "  fingerprint   %s\n"
+               "  scope         %s\n"
+               "  opened        %s\n"
+               "  response due  %s\n\n",
+               inc->id, title, severity_name(inc->severity), inc->state, inc->runbook, fp,
+               safe_scope, opened, due) < 0)
+        return -EIO;
+
+    static const char *const headers[] = {"AT", "KIND", "ACTOR", "TEXT"};
+    output_table_t *table = output_table_new(4, headers);
+    int r = 0;
+    if (!table)
+        return -ENOMEM;
+    for (size_t i = 0; i < reply->n_incident_events && r == 0; i++) {
+        const Vigil__IncidentEvent *ev = reply->incident_events[i];
+        char at[40];
+        if (output_time_rfc3339(ev->at_ms, at, sizeof(at)) < 0)
+            snprintf(at, sizeof(at), "-");
+        const char *cells[] = {at, ev->kind, ev->actor, ev->text[0] ? ev->text : NULL};
+        r = output_table_add_row(table, cells);
+    }
+    if (r == 0)
+        r = output_table_print(table, stdout);
+    output_table_destroy(&table);
+    return r;
+}
+
+int cmd_incident(struct ctl_context *ctx, int argc, char **argv)
+{
+    Vigil__ShowIncident body = VIGIL__SHOW_INCIDENT__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+    char what[64], subject[48];
+
+    if (argc != 2 || strcmp(argv[0], "show") != 0) {
+        output_error("usage: vigilctl incident show ID");
+        return CTL_EXIT_USAGE;
+    }
+    if (parse_id("incident show", argv[1], &body.id) < 0)
+        return CTL_EXIT_USAGE;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT;
+    req.show_incident = &body;
+    snprintf(what, sizeof(what), "show incident %" PRIu64, body.id);
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, body.id);
+    int r = ctl_admin_request(ctx, &req, what, subject, &reply);
+    if (r != CTL_EXIT_OK)
+        return r;
+    if (reply->n_incidents != 1) {
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        output_error("the coordinator's answer to 'show incident' holds no incident");
+        return CTL_EXIT_FAILURE;
+    }
+    return finish(reply,
+                  ctx->format == OUTPUT_JSON ? print_show_json(reply) : print_show_text(reply));
+}
+
+/* ack ID [--note TEXT] | resolve ID --note TEXT */
+static int change(struct ctl_context *ctx, bool resolve, int argc, char **argv)
+{
+    const char *cmd = resolve ? "resolve" : "ack";
+    Vigil__AckIncident ack = VIGIL__ACK_INCIDENT__INIT;
+    Vigil__ResolveIncident res = VIGIL__RESOLVE_INCIDENT__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+    char what[64], subject[48];
+    uint64_t id = 0;
+
+    if (argc != 1) {
+        output_error("usage: vigilctl %s ID %s", cmd, resolve ? "--note TEXT" : "[--note TEXT]");
+        return CTL_EXIT_USAGE;
+    }
+    if (parse_id(cmd, argv[0], &id) < 0)
+        return CTL_EXIT_USAGE;
+    const char *note = ctx->note ? ctx->note : "";
+    if (resolve && !note[0]) {
+        output_error("resolve needs --note TEXT: what was done, for the timeline");
+        return CTL_EXIT_USAGE;
+    }
+    if (strlen(note) > NOTE_MAX_LEN) {
+        output_error("--note is longer than %d bytes", NOTE_MAX_LEN);
+        return CTL_EXIT_USAGE;
+    }
+    if (resolve) {
+        res.id = id;
+        res.note = (char *)note;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT;
+        req.resolve_incident = &res;
+    } else {
+        ack.id = id;
+        ack.note = (char *)note;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT;
+        req.ack_incident = &ack;
+    }
+    snprintf(what, sizeof(what), "%s incident %" PRIu64, resolve ? "resolve" : "acknowledge", id);
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+    int r = ctl_admin_request(ctx, &req, what, subject, &reply);
+    if (r != CTL_EXIT_OK)
+        return r;
+    if (ctx->format == OUTPUT_JSON) {
+        json_t *doc = reply->n_incidents == 1 ? incident_json(reply->incidents[0])
+                                              : json_pack("{s:I, s:s}", "id", json_id(id), "state",
+                                                          resolve ? "resolved" : "acknowledged");
+        r = output_json_print(&doc, stdout);
+    } else {
+        r = printf("incident %" PRIu64 " %s\n", id, resolve ? "resolved" : "acknowledged") < 0
+                ? -EIO
+                : 0;
+    }
+    return finish(reply, r);
+}
+
+int cmd_ack(struct ctl_context *ctx, int argc, char **argv)
+{
+    return change(ctx, false, argc, argv);
+}
+
+int cmd_resolve(struct ctl_context *ctx, int argc, char **argv)
+{
+    return change(ctx, true, argc, argv);
+}

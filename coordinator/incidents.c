@@ -1,0 +1,337 @@
+/*
+ * The incident lifecycle on top of store_incidents: every call is one transaction, so a
+ * symptom is either fully recorded (incident row and timeline event) or not at all.
+ */
+#include "incidents.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define MINUTE_MS (INT64_C(60) * 1000)
+#define HOUR_MS (60 * MINUTE_MS)
+#define DAY_MS (24 * HOUR_MS)
+#define BUSINESS_DAY_START_HOUR 9 /* UTC */
+
+int64_t incidents_response_due(int severity, int64_t from_ms)
+{
+    switch (severity) {
+    case 1:
+        return from_ms + 15 * MINUTE_MS;
+    case 2:
+        return from_ms + HOUR_MS;
+    case 3:
+        return from_ms + 4 * HOUR_MS;
+    default:
+        break;
+    }
+    /* The next day, skipping Saturday and Sunday, at the start of the business day. */
+    int64_t day = from_ms / DAY_MS + 1;
+    for (;;) {
+        time_t secs = (time_t)(day * (DAY_MS / 1000));
+        struct tm tm;
+        if (!gmtime_r(&secs, &tm))
+            return from_ms + DAY_MS;
+        if (tm.tm_wday != 0 && tm.tm_wday != 6)
+            break;
+        day++;
+    }
+    return day * DAY_MS + BUSINESS_DAY_START_HOUR * HOUR_MS;
+}
+
+const char *incidents_severity_name(int severity)
+{
+    static const char *const names[] = {"SEV1", "SEV2", "SEV3", "SEV4"};
+    return severity >= 1 && severity <= 4 ? names[severity - 1] : "SEV?";
+}
+
+static const char *symptom_state_name(enum incident_symptom_state state)
+{
+    switch (state) {
+    case INCIDENT_SYMPTOM_CRITICAL:
+        return "critical";
+    case INCIDENT_SYMPTOM_WARNING:
+        return "warning";
+    default:
+        return "ok";
+    }
+}
+
+static bool text_ok(const char *text, size_t max)
+{
+    return !text || strnlen(text, max + 1) <= max;
+}
+
+static bool symptom_valid(const struct incident_symptom *s)
+{
+    return s->fingerprint && s->fingerprint[0] &&
+           strlen(s->fingerprint) < STORE_INCIDENT_FINGERPRINT_MAX && s->runbook && s->runbook[0] &&
+           strlen(s->runbook) < STORE_INCIDENT_RUNBOOK_MAX &&
+           text_ok(s->title, STORE_INCIDENT_TITLE_MAX - 1) &&
+           text_ok(s->reason, INCIDENT_NOTE_MAX) && s->severity >= 1 && s->severity <= 4 &&
+           s->reopen_window_ms >= 0 && (s->n_nodes == 0 || s->nodes);
+}
+
+/* The symptom event's data: {"state", "severity", "nodes", "nodes_firing", "nodes_total"}.
+ * Caller frees. */
+static char *symptom_data(const struct incident_symptom *s)
+{
+    json_t *nodes = json_array();
+    for (size_t i = 0; nodes && i < s->n_nodes; i++) {
+        if (s->nodes[i])
+            json_array_append_new(nodes, json_string(s->nodes[i]));
+    }
+    json_t *data =
+        json_pack("{s:s, s:s, s:o*, s:I, s:I}", "state", symptom_state_name(s->state), "severity",
+                  incidents_severity_name(s->severity), "nodes", nodes, "nodes_firing",
+                  (json_int_t)s->nodes_firing, "nodes_total", (json_int_t)s->nodes_total);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    return text;
+}
+
+/* Adds the symptom's nodes to the incident's scope (a JSON array of names, each once). When the
+ * result would not fit, the scope stays as it was: the timeline still names every node. */
+static void scope_merge(struct store_incident *inc, const struct incident_symptom *s)
+{
+    json_t *scope = json_loads(inc->scope_json, 0, NULL);
+    if (!json_is_array(scope)) {
+        json_decref(scope);
+        scope = json_array();
+    }
+    for (size_t i = 0; scope && i < s->n_nodes; i++) {
+        bool present = false;
+        size_t j;
+        json_t *v;
+        if (!s->nodes[i])
+            continue;
+        json_array_foreach(scope, j, v)
+        {
+            if (json_is_string(v) && strcmp(json_string_value(v), s->nodes[i]) == 0)
+                present = true;
+        }
+        if (!present)
+            json_array_append_new(scope, json_string(s->nodes[i]));
+    }
+    char *text = scope ? json_dumps(scope, JSON_COMPACT) : NULL;
+    if (text && strlen(text) < sizeof(inc->scope_json))
+        snprintf(inc->scope_json, sizeof(inc->scope_json), "%s", text);
+    free(text);
+    json_decref(scope);
+}
+
+static bool is_open(const struct store_incident *inc)
+{
+    return strcmp(inc->state, "detected") == 0 || strcmp(inc->state, "acknowledged") == 0 ||
+           strcmp(inc->state, "mitigated") == 0;
+}
+
+static int open_incident(store_incidents_t *store, const struct incident_symptom *s,
+                         const char *data, struct incident_result *res)
+{
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    snprintf(inc->fingerprint, sizeof(inc->fingerprint), "%s", s->fingerprint);
+    snprintf(inc->runbook, sizeof(inc->runbook), "%s", s->runbook);
+    snprintf(inc->title, sizeof(inc->title), "%s", s->title && s->title[0] ? s->title : s->runbook);
+    snprintf(inc->state, sizeof(inc->state), "detected");
+    snprintf(inc->scope_json, sizeof(inc->scope_json), "[]");
+    scope_merge(inc, s);
+    inc->severity = s->severity;
+    inc->opened_at_ms = s->at_ms;
+    inc->updated_at_ms = s->at_ms;
+    inc->response_due_ms = incidents_response_due(s->severity, s->at_ms);
+    uint64_t id = 0;
+    int r = store_incident_insert(store, inc, &id);
+    if (r == 0)
+        r = store_incident_event(store, id, s->at_ms, "opened", INCIDENT_ACTOR_VIGIL,
+                                 s->reason ? s->reason : "", data);
+    if (r == 0) {
+        res->id = id;
+        res->outcome = INCIDENT_OPENED;
+        res->severity = inc->severity;
+        res->response_due_ms = inc->response_due_ms;
+    }
+    free(inc);
+    return r;
+}
+
+/* A symptom on an incident that is open (or resolved inside the reopen window). */
+static int join_incident(store_incidents_t *store, struct store_incident *inc,
+                         const struct incident_symptom *s, const char *data,
+                         struct incident_result *res)
+{
+    bool firing = s->state != INCIDENT_SYMPTOM_OK;
+    bool reopen = !is_open(inc);
+    int r = 0;
+
+    if (reopen) {
+        char text[128];
+        snprintf(text, sizeof(text), "the symptom returned after the resolve; back to detected");
+        snprintf(inc->state, sizeof(inc->state), "detected");
+        inc->resolved_at_ms = 0;
+        inc->acknowledged_at_ms = 0;
+        inc->response_due_ms = incidents_response_due(inc->severity, s->at_ms);
+        r = store_incident_event(store, inc->id, s->at_ms, "reopened", INCIDENT_ACTOR_VIGIL, text,
+                                 data);
+    }
+    if (r == 0)
+        r = store_incident_event(store, inc->id, s->at_ms, "symptom", INCIDENT_ACTOR_VIGIL,
+                                 s->reason ? s->reason : "", data);
+    /* Severity rises, never falls by itself; a clear says nothing about severity. */
+    if (r == 0 && firing && s->severity < inc->severity) {
+        char text[INCIDENT_NOTE_MAX + 64];
+        snprintf(text, sizeof(text), "%s -> %s: %s", incidents_severity_name(inc->severity),
+                 incidents_severity_name(s->severity), s->reason ? s->reason : "");
+        json_t *d = json_pack("{s:s, s:s}", "from", incidents_severity_name(inc->severity), "to",
+                              incidents_severity_name(s->severity));
+        char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        json_decref(d);
+        r = store_incident_event(store, inc->id, s->at_ms, "severity", INCIDENT_ACTOR_VIGIL, text,
+                                 dtext);
+        free(dtext);
+        int64_t due = incidents_response_due(s->severity, s->at_ms);
+        if (due < inc->response_due_ms)
+            inc->response_due_ms = due;
+        inc->severity = s->severity;
+        res->severity_raised = true;
+    }
+    if (firing)
+        scope_merge(inc, s);
+    if (s->at_ms > inc->updated_at_ms)
+        inc->updated_at_ms = s->at_ms;
+    if (r == 0)
+        r = store_incident_update(store, inc);
+    if (r == 0) {
+        res->id = inc->id;
+        res->outcome = reopen ? INCIDENT_REOPENED : INCIDENT_UPDATED;
+        res->severity = inc->severity;
+        res->response_due_ms = inc->response_due_ms;
+    }
+    return r;
+}
+
+static int on_symptom_once(store_incidents_t *store, const struct incident_symptom *s,
+                           struct incident_result *res)
+{
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    char *data = symptom_data(s);
+    int r = inc && data ? store_incidents_begin(store) : -ENOMEM;
+    if (r == 0) {
+        r = store_incident_find_for_symptom(store, s->fingerprint, s->at_ms - s->reopen_window_ms,
+                                            inc);
+        /* Only a critical symptom opens, or reopens, an incident. */
+        if (r == 0 && (is_open(inc) || s->state == INCIDENT_SYMPTOM_CRITICAL))
+            r = join_incident(store, inc, s, data, res);
+        else if (r == 0 || r == -ENOENT)
+            r = s->state == INCIDENT_SYMPTOM_CRITICAL ? open_incident(store, s, data, res) : 0;
+        if (r == 0)
+            r = store_incidents_commit(store);
+        if (r < 0)
+            store_incidents_rollback(store);
+    }
+    free(data);
+    free(inc);
+    return r;
+}
+
+int incidents_on_symptom(store_incidents_t *store, const struct incident_symptom *s,
+                         struct incident_result *ret)
+{
+    if (!store || !s || !ret || !symptom_valid(s))
+        return -EINVAL;
+    struct incident_result res = {.outcome = INCIDENT_UNCHANGED};
+    int r = on_symptom_once(store, s, &res);
+    /* Another connection opened the same fingerprint between our look and our insert: now it
+     * is there to join. */
+    if (r == -EEXIST) {
+        memset(&res, 0, sizeof(res));
+        r = on_symptom_once(store, s, &res);
+    }
+    if (r < 0) {
+        vg_log(VG_LOG_WARN, "incident fingerprint=%s symptom not recorded: %s", s->fingerprint,
+               strerror(-r));
+        return r;
+    }
+    *ret = res;
+    return 0;
+}
+
+/* One operator transition: target state, its timeline kind, and which states it comes from. */
+static int transition(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                      int64_t at_ms, bool resolve)
+{
+    if (!store || !actor || !actor[0] || !text_ok(note, INCIDENT_NOTE_MAX))
+        return -EINVAL;
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    int r = store_incidents_begin(store);
+    if (r < 0) {
+        free(inc);
+        return r;
+    }
+    r = store_incident_get(store, id, true, inc);
+    if (r == 0 && resolve && !is_open(inc))
+        r = -EALREADY;
+    if (r == 0 && !resolve && strcmp(inc->state, "detected") != 0)
+        r = strcmp(inc->state, "acknowledged") == 0 ? -EALREADY : -EBUSY;
+    const char *kind = resolve ? "resolved" : "acknowledged";
+    if (r == 0) {
+        snprintf(inc->state, sizeof(inc->state), "%s", kind);
+        if (resolve)
+            inc->resolved_at_ms = at_ms;
+        else
+            inc->acknowledged_at_ms = at_ms;
+        inc->updated_at_ms = at_ms;
+        r = store_incident_update(store, inc);
+    }
+    if (r == 0)
+        r = store_incident_event(store, id, at_ms, kind, actor, note ? note : "", NULL);
+    if (r == 0)
+        r = store_incidents_commit(store);
+    if (r < 0)
+        store_incidents_rollback(store);
+    else
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s by %s", id, kind, actor);
+    free(inc);
+    return r;
+}
+
+int incidents_ack(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                  int64_t at_ms)
+{
+    return transition(store, id, actor, note, at_ms, false);
+}
+
+int incidents_resolve(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                      int64_t at_ms)
+{
+    if (!note || !note[0])
+        return -EINVAL;
+    return transition(store, id, actor, note, at_ms, true);
+}
+
+int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,
+                   int (*cb)(const struct store_incident *inc, void *userdata), void *userdata)
+{
+    return store_incidents_list(store, open_only, limit, cb, userdata);
+}
+
+int incidents_show(store_incidents_t *store, uint64_t id, struct store_incident *ret,
+                   int (*cb)(const struct store_incident_event *ev, void *userdata), void *userdata)
+{
+    if (!store || !ret)
+        return -EINVAL;
+    int r = store_incident_get(store, id, false, ret);
+    if (r == 0 && cb)
+        r = store_incident_events(store, id, cb, userdata);
+    return r;
+}

@@ -1,0 +1,91 @@
+/*
+ * The incident lifecycle: what a symptom from the rule engine, an operator's acknowledgement or
+ * resolve does to an incident, each in one store transaction.
+ *
+ * One open incident per fingerprint (runbook id + scope key): a symptom whose incident is open
+ * joins it as a timeline event; one that returns within reopen_window_ms of a resolve reopens
+ * the same incident; otherwise a critical symptom opens a new one. Severity only rises while
+ * open (SEV1 is the highest) and each rise tightens the response deadline. States go
+ * detected -> acknowledged -> mitigated -> resolved -> closed; the timeline (incident_events)
+ * records every change with its actor ("vigil" or the operator's name) and reason.
+ */
+#ifndef COORD_INCIDENTS_H
+#define COORD_INCIDENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define INCIDENT_ACTOR_VIGIL "vigil"
+#define INCIDENT_NOTE_MAX 1024 /* operator notes, symptom reasons: longer is refused */
+
+enum incident_symptom_state {
+    INCIDENT_SYMPTOM_OK,       /* cleared: recorded on an open incident, nothing else */
+    INCIDENT_SYMPTOM_WARNING,  /* joins or raises an open incident; never opens one */
+    INCIDENT_SYMPTOM_CRITICAL, /* opens, reopens or joins */
+};
+
+/* What a rule_event carries, without coupling to the rule engine. Strings borrowed. */
+struct incident_symptom {
+    const char *fingerprint; /* runbook id + scope key */
+    const char *runbook;     /* runbook id */
+    const char *title;
+    int severity; /* 1 (SEV1) .. 4 (SEV4), the runbook's */
+    enum incident_symptom_state state;
+    const char *reason;       /* one line: which rule, which value */
+    const char *const *nodes; /* the nodes firing, n_nodes of them */
+    size_t n_nodes;
+    uint32_t nodes_firing, nodes_total;
+    int64_t at_ms;            /* when the rule engine saw the transition */
+    int64_t reopen_window_ms; /* a resolve younger than this reopens instead of a new incident */
+};
+
+enum incident_outcome {
+    INCIDENT_UNCHANGED, /* a clear or warning without an open incident: nothing recorded */
+    INCIDENT_OPENED,    /* a new incident: the caller pages */
+    INCIDENT_REOPENED,  /* a resolved incident came back */
+    INCIDENT_UPDATED,   /* joined an open incident (a symptom event, maybe a severity rise) */
+};
+
+struct incident_result {
+    uint64_t id; /* 0 when UNCHANGED */
+    enum incident_outcome outcome;
+    int severity;         /* the incident's severity now */
+    bool severity_raised; /* this symptom raised it */
+    int64_t response_due_ms;
+};
+
+/* SEV1 15 min, SEV2 1 h, SEV3 4 h after from_ms; SEV4 the next business day (Monday to
+ * Friday) at 09:00 UTC. */
+int64_t incidents_response_due(int severity, int64_t from_ms);
+
+/* "SEV1" .. "SEV4", "SEV?" otherwise. */
+const char *incidents_severity_name(int severity);
+
+/* -EINVAL for a symptom without fingerprint/runbook, a severity outside 1..4, or text too long;
+ * -EIO when the store is unreachable. Nothing is written unless 0 is returned. */
+int incidents_on_symptom(store_incidents_t *store, const struct incident_symptom *s,
+                         struct incident_result *ret);
+
+/* detected -> acknowledged. -ENOENT unknown id, -EALREADY already acknowledged, -EBUSY in a
+ * later state (mitigated, resolved, closed). note may be NULL or "". */
+int incidents_ack(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                  int64_t at_ms);
+
+/* detected | acknowledged | mitigated -> resolved; note is required (-EINVAL when empty).
+ * -ENOENT unknown id, -EALREADY resolved or closed. */
+int incidents_resolve(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                      int64_t at_ms);
+
+/* Newest first, at most limit; open_only keeps detected, acknowledged and mitigated. */
+int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,
+                   int (*cb)(const struct store_incident *inc, void *userdata), void *userdata);
+
+/* The incident into *ret and its timeline, in order, through cb (may be NULL). -ENOENT. */
+int incidents_show(store_incidents_t *store, uint64_t id, struct store_incident *ret,
+                   int (*cb)(const struct store_incident_event *ev, void *userdata),
+                   void *userdata);
+
+#endif

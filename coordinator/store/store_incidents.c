@@ -1,0 +1,428 @@
+/*
+ * Incidents and their timelines in the store, through a connection of their own (like the
+ * Alertmanager webhook's): the callers may live on different threads, and a libpq connection
+ * must never be used by two. These are primitives; incidents.c decides what a symptom, an
+ * acknowledgement or a resolve does and runs them in one transaction.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define APPLICATION_NAME "vigil-coordinator-incidents"
+#define SQL_STATE_UNIQUE_VIOLATION "23505"
+
+struct store_incidents {
+    char *conninfo;
+    PGconn *conn;
+};
+
+#define MS_TO_TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
+#define TS_TO_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
+
+/* Every column of struct store_incident, in the order row_to_incident reads them. */
+#define INCIDENT_COLUMNS                                                                           \
+    "id, coalesce(root_incident_id, 0), fingerprint, runbook, title, severity, state, " TS_TO_MS(  \
+        "opened_at") ", " TS_TO_MS("response_due") ", " TS_TO_MS("updated_at") ", " TS_TO_MS("ack" \
+                                                                                             "now" \
+                                                                                             "led" \
+                                                                                             "ged" \
+                                                                                             "_a"  \
+                                                                                             "t") ", " TS_TO_MS("resolved_at") ", scope::text"
+
+store_incidents_t *store_incidents_new(const char *conninfo)
+{
+    store_incidents_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->conninfo = strdup(conninfo ? conninfo : "");
+    if (!self->conninfo) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void store_incidents_destroy(store_incidents_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    store_incidents_t *self = *self_p;
+    PQfinish(self->conn);
+    self->conn = NULL;
+    free(self->conninfo);
+    self->conninfo = NULL;
+    free(self);
+    *self_p = NULL;
+}
+
+/* Only between transactions: a connection lost inside one fails the transaction instead. */
+static int ensure_conn(store_incidents_t *self)
+{
+    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
+        return 0;
+    const char *const keys[] = {"application_name", "connect_timeout", "dbname", "client_encoding",
+                                NULL};
+    const char *const values[] = {APPLICATION_NAME, "10", self->conninfo, "UTF8", NULL};
+    PQfinish(self->conn);
+    self->conn = PQconnectdbParams(keys, values, 1);
+    if (!self->conn)
+        return -ENOMEM;
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        char buf[512];
+        vg_log(VG_LOG_WARN, "store: incidents connection failed error=\"%s\"",
+               vg_log_one_line(PQerrorMessage(self->conn), buf, sizeof(buf)));
+        PQfinish(self->conn);
+        self->conn = NULL;
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Logs libpq's message and maps it: -EIO when the connection is gone, -EEXIST for a unique
+ * violation, else -EINVAL. */
+static int failed(store_incidents_t *self, const PGresult *res, const char *what)
+{
+    char buf[512];
+    const char *text = res ? PQresultErrorMessage(res) : "";
+    if (!text[0])
+        text = PQerrorMessage(self->conn);
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (sqlstate && strcmp(sqlstate, SQL_STATE_UNIQUE_VIOLATION) == 0)
+        return -EEXIST;
+    vg_log(VG_LOG_WARN, "store: incidents %s failed error=\"%s\"", what,
+           vg_log_one_line(text, buf, sizeof(buf)));
+    return PQstatus(self->conn) == CONNECTION_OK ? -EINVAL : -EIO;
+}
+
+static int exec_command(store_incidents_t *self, const char *sql, const char *what)
+{
+    PGresult *res = PQexec(self->conn, sql);
+    int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, what);
+    PQclear(res);
+    return r;
+}
+
+/* Runs sql with text parameters; *ret_res is the result (caller clears) when it is one of
+ * PGRES_TUPLES_OK / PGRES_COMMAND_OK. */
+static int run(store_incidents_t *self, const char *sql, int n, const char *const *params,
+               const char *what, PGresult **ret_res)
+{
+    if (!self->conn)
+        return -EIO;
+    PGresult *res = PQexecParams(self->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        int r = failed(self, res, what);
+        PQclear(res);
+        return r;
+    }
+    *ret_res = res;
+    return 0;
+}
+
+int store_incidents_begin(store_incidents_t *self)
+{
+    if (!self)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    r = exec_command(self, "BEGIN", "begin");
+    if (r == -EIO) {
+        /* A connection that died while idle is only noticed by using it: one more try. */
+        r = ensure_conn(self);
+        if (r == 0)
+            r = exec_command(self, "BEGIN", "begin");
+    }
+    return r;
+}
+
+int store_incidents_commit(store_incidents_t *self)
+{
+    if (!self || !self->conn)
+        return -EIO;
+    return exec_command(self, "COMMIT", "commit");
+}
+
+void store_incidents_rollback(store_incidents_t *self)
+{
+    if (self && self->conn && PQstatus(self->conn) == CONNECTION_OK)
+        PQclear(PQexec(self->conn, "ROLLBACK"));
+}
+
+static int64_t field_i64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void row_to_incident(const PGresult *res, int row, struct store_incident *inc)
+{
+    memset(inc, 0, sizeof(*inc));
+    inc->id = strtoull(PQgetvalue(res, row, 0), NULL, 10);
+    inc->root_id = strtoull(PQgetvalue(res, row, 1), NULL, 10);
+    snprintf(inc->fingerprint, sizeof(inc->fingerprint), "%s", PQgetvalue(res, row, 2));
+    snprintf(inc->runbook, sizeof(inc->runbook), "%s", PQgetvalue(res, row, 3));
+    snprintf(inc->title, sizeof(inc->title), "%s", PQgetvalue(res, row, 4));
+    inc->severity = (int)field_i64(res, row, 5);
+    snprintf(inc->state, sizeof(inc->state), "%s", PQgetvalue(res, row, 6));
+    inc->opened_at_ms = field_i64(res, row, 7);
+    inc->response_due_ms = field_i64(res, row, 8);
+    inc->updated_at_ms = field_i64(res, row, 9);
+    inc->acknowledged_at_ms = field_i64(res, row, 10);
+    inc->resolved_at_ms = field_i64(res, row, 11);
+    const char *scope = PQgetvalue(res, row, 12);
+    /* A scope too long for the buffer would be cut mid-JSON: show none rather than garbage. */
+    snprintf(inc->scope_json, sizeof(inc->scope_json), "%s",
+             strlen(scope) < sizeof(inc->scope_json) ? scope : "[]");
+}
+
+/* One row into *ret, or -ENOENT. */
+static int one_incident(store_incidents_t *self, const char *sql, int n, const char *const *params,
+                        const char *what, struct store_incident *ret)
+{
+    PGresult *res = NULL;
+    int r = run(self, sql, n, params, what, &res);
+    if (r < 0)
+        return r;
+    if (PQntuples(res) == 0)
+        r = -ENOENT;
+    else
+        row_to_incident(res, 0, ret);
+    PQclear(res);
+    return r;
+}
+
+int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerprint,
+                                    int64_t resolved_since_ms, struct store_incident *ret)
+{
+    if (!self || !fingerprint || !ret)
+        return -EINVAL;
+    char since[24];
+    snprintf(since, sizeof(since), "%" PRId64, resolved_since_ms);
+    const char *params[] = {fingerprint, since};
+    /* The open one first; else the latest resolve inside the window. */
+    return one_incident(
+        self,
+        "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE fingerprint = $1"
+        " AND (state IN ('detected', 'acknowledged', 'mitigated')"
+        "  OR (state = 'resolved' AND resolved_at >= " MS_TO_TS(
+            2) "))"
+               " ORDER BY (state = 'resolved'), resolved_at DESC NULLS FIRST, id DESC"
+               " LIMIT 1 FOR UPDATE",
+        2, params, "find incident", ret);
+}
+
+int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
+                       struct store_incident *ret)
+{
+    if (!self || !ret)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    char idtext[24];
+    snprintf(idtext, sizeof(idtext), "%" PRIu64, id);
+    const char *params[] = {idtext};
+    return one_incident(
+        self,
+        for_update ? "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1::bigint FOR UPDATE"
+                   : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1::bigint",
+        1, params, "get incident", ret);
+}
+
+static bool fits(const char *text, size_t size)
+{
+    return text && strnlen(text, size) < size;
+}
+
+static bool incident_valid(const struct store_incident *inc)
+{
+    return fits(inc->fingerprint, sizeof(inc->fingerprint)) && inc->fingerprint[0] &&
+           fits(inc->runbook, sizeof(inc->runbook)) && fits(inc->title, sizeof(inc->title)) &&
+           fits(inc->state, sizeof(inc->state)) && fits(inc->scope_json, sizeof(inc->scope_json)) &&
+           inc->severity >= 1 && inc->severity <= 4;
+}
+
+/* Optional timestamps are passed as NULL parameters when 0. */
+static const char *ms_or_null(int64_t ms, char *buf, size_t len)
+{
+    if (ms == 0)
+        return NULL;
+    snprintf(buf, len, "%" PRId64, ms);
+    return buf;
+}
+
+int store_incident_insert(store_incidents_t *self, const struct store_incident *inc,
+                          uint64_t *ret_id)
+{
+    if (!self || !inc || !ret_id || !incident_valid(inc))
+        return -EINVAL;
+    char sev[8], opened[24], due[24], updated[24], root[24];
+    snprintf(sev, sizeof(sev), "%d", inc->severity);
+    snprintf(opened, sizeof(opened), "%" PRId64, inc->opened_at_ms);
+    snprintf(due, sizeof(due), "%" PRId64, inc->response_due_ms);
+    snprintf(updated, sizeof(updated), "%" PRId64,
+             inc->updated_at_ms ? inc->updated_at_ms : inc->opened_at_ms);
+    snprintf(root, sizeof(root), "%" PRIu64, inc->root_id);
+    const char *params[] = {inc->fingerprint,
+                            inc->runbook,
+                            inc->title,
+                            sev,
+                            inc->state,
+                            opened,
+                            due,
+                            updated,
+                            inc->scope_json,
+                            inc->root_id ? root : NULL};
+    PGresult *res = NULL;
+    int r = run(self,
+                "INSERT INTO incidents (fingerprint, runbook, title, severity, state, opened_at,"
+                " response_due, updated_at, scope, root_incident_id)"
+                " VALUES ($1, $2, $3, $4::smallint, $5, " MS_TO_TS(6) ", " MS_TO_TS(
+                    7) ", " MS_TO_TS(8) ", $9::jsonb, $10::bigint) RETURNING id",
+                10, params, "insert incident", &res);
+    if (r < 0)
+        return r;
+    *ret_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int store_incident_update(store_incidents_t *self, const struct store_incident *inc)
+{
+    if (!self || !inc || !incident_valid(inc))
+        return -EINVAL;
+    char id[24], sev[8], due[24], updated[24], acked[24], resolved[24];
+    snprintf(id, sizeof(id), "%" PRIu64, inc->id);
+    snprintf(sev, sizeof(sev), "%d", inc->severity);
+    snprintf(due, sizeof(due), "%" PRId64, inc->response_due_ms);
+    snprintf(updated, sizeof(updated), "%" PRId64, inc->updated_at_ms);
+    const char *params[] = {id,
+                            sev,
+                            inc->state,
+                            inc->title,
+                            inc->scope_json,
+                            due,
+                            updated,
+                            ms_or_null(inc->acknowledged_at_ms, acked, sizeof(acked)),
+                            ms_or_null(inc->resolved_at_ms, resolved, sizeof(resolved))};
+    PGresult *res = NULL;
+    int r =
+        run(self,
+            "UPDATE incidents SET severity = $2::smallint, state = $3, title = $4,"
+            " scope = $5::jsonb, response_due = " MS_TO_TS(6) ", updated_at = " MS_TO_TS(
+                7) ", acknowledged_at = " MS_TO_TS(8) ", resolved_at = " MS_TO_TS(9) " WHERE id = "
+                                                                                     "$1::bigint",
+            9, params, "update incident", &res);
+    if (r < 0)
+        return r;
+    r = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : -ENOENT;
+    PQclear(res);
+    return r;
+}
+
+int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
+                         const char *kind, const char *actor, const char *text,
+                         const char *data_json)
+{
+    if (!self || !kind || !actor)
+        return -EINVAL;
+    char id[24], at[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    snprintf(at, sizeof(at), "%" PRId64, at_ms);
+    const char *params[] = {id, at, kind, actor, text ? text : "", data_json ? data_json : "{}"};
+    PGresult *res = NULL;
+    int r = run(self,
+                "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
+                " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4, $5, $6::jsonb)",
+                6, params, "append incident event", &res);
+    if (r < 0)
+        return r;
+    PQclear(res);
+    return 0;
+}
+
+int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit,
+                         int (*cb)(const struct store_incident *inc, void *userdata),
+                         void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%" PRIu32, limit);
+    const char *params[] = {lim};
+    PGresult *res = NULL;
+    r = run(self,
+            open_only ? "SELECT " INCIDENT_COLUMNS " FROM incidents"
+                        " WHERE state IN ('detected', 'acknowledged', 'mitigated')"
+                        " ORDER BY id DESC LIMIT $1::bigint"
+                      : "SELECT " INCIDENT_COLUMNS
+                        " FROM incidents ORDER BY id DESC LIMIT $1::bigint",
+            1, params, "list incidents", &res);
+    if (r < 0)
+        return r;
+    struct store_incident *inc = malloc(sizeof(*inc));
+    if (!inc) {
+        PQclear(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        row_to_incident(res, i, inc);
+        int c = cb(inc, userdata);
+        if (c != 0) {
+            r = c < 0 ? c : 0;
+            break;
+        }
+    }
+    free(inc);
+    PQclear(res);
+    return r;
+}
+
+int store_incident_events(store_incidents_t *self, uint64_t incident_id,
+                          int (*cb)(const struct store_incident_event *ev, void *userdata),
+                          void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    r = run(self,
+            "SELECT id, " TS_TO_MS("at") ", kind, actor, text, data::text FROM incident_events"
+                                         " WHERE incident_id = $1::bigint ORDER BY id",
+            1, params, "list incident events", &res);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct store_incident_event ev = {
+            .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
+            .at_ms = field_i64(res, i, 1),
+            .kind = PQgetvalue(res, i, 2),
+            .actor = PQgetvalue(res, i, 3),
+            .text = PQgetvalue(res, i, 4),
+            .data_json = PQgetvalue(res, i, 5),
+        };
+        int c = cb(&ev, userdata);
+        if (c != 0) {
+            r = c < 0 ? c : 0;
+            break;
+        }
+    }
+    PQclear(res);
+    return r;
+}

@@ -1,0 +1,467 @@
+/*
+ * Incidents against a real PostgreSQL: the private cluster embedded.c starts under a temporary
+ * state directory (as test_store does). Each test works on a fingerprint of its own.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "incidents.h"
+#include "log.h"
+#include "store.h"
+
+#define MINUTE_MS (INT64_C(60) * 1000)
+#define HOUR_MS (60 * MINUTE_MS)
+/* 2026-11-27 15:00:00 UTC, a Friday. */
+#define FRIDAY_15H_MS INT64_C(1795791600000)
+#define T0 FRIDAY_15H_MS
+#define REOPEN_WINDOW_MS (10 * MINUTE_MS)
+
+static struct {
+    char dir[64];
+    store_t *store;
+    store_incidents_t *inc;
+    PGconn *check;
+} t;
+
+/* ---- helpers ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static pid_t postmaster_pid(const char *state_dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/pgdata/postmaster.pid", state_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[64] = "";
+    char *got = fgets(line, sizeof(line), f);
+    fclose(f);
+    if (!got)
+        return 0;
+    long pid = strtol(line, NULL, 10);
+    return pid > 0 ? (pid_t)pid : 0;
+}
+
+static bool process_is_postgres(pid_t pid)
+{
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char *got = fgets(comm, sizeof(comm), f);
+    fclose(f);
+    return got && strncmp(comm, "postgres", 8) == 0;
+}
+
+/* Teardown's last resort: a cluster a failed test left running gets a fast shutdown. */
+static void kill_cluster(const char *state_dir)
+{
+    pid_t pid = postmaster_pid(state_dir);
+    if (pid <= 0 || !process_is_postgres(pid))
+        return;
+    kill(pid, SIGINT);
+    for (int i = 0; i < 600 && kill(pid, 0) == 0 && process_is_postgres(pid); i++)
+        sleep_ms(50);
+    if (kill(pid, 0) == 0 && process_is_postgres(pid))
+        kill(pid, SIGKILL);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static long long query_int(const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(t.check, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        fail_msg("query %s: %s", sql, msg);
+    }
+    long long v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+static struct incident_symptom symptom(const char *fingerprint, int severity,
+                                       enum incident_symptom_state state, int64_t at_ms)
+{
+    static const char *const nodes[] = {"web-1", "web-2"};
+    struct incident_symptom s = {
+        .fingerprint = fingerprint,
+        .runbook = "application-down",
+        .title = "Application down",
+        .severity = severity,
+        .state = state,
+        .reason = "http.up == 0 for 1m",
+        .nodes = nodes,
+        .n_nodes = 2,
+        .nodes_firing = 2,
+        .nodes_total = 3,
+        .at_ms = at_ms,
+        .reopen_window_ms = REOPEN_WINDOW_MS,
+    };
+    return s;
+}
+
+static struct incident_result feed(const char *fingerprint, int severity,
+                                   enum incident_symptom_state state, int64_t at_ms)
+{
+    struct incident_symptom s = symptom(fingerprint, severity, state, at_ms);
+    struct incident_result res;
+    memset(&res, 0xa5, sizeof(res));
+    assert_int_equal(incidents_on_symptom(t.inc, &s, &res), 0);
+    return res;
+}
+
+struct timeline {
+    char kinds[512]; /* "opened,symptom,..." */
+    char last_actor[64], last_text[256];
+    int64_t prev_at;
+    bool in_order;
+};
+
+static int add_event(const struct store_incident_event *ev, void *userdata)
+{
+    struct timeline *tl = userdata;
+    size_t len = strlen(tl->kinds);
+    snprintf(tl->kinds + len, sizeof(tl->kinds) - len, "%s%s", len ? "," : "", ev->kind);
+    snprintf(tl->last_actor, sizeof(tl->last_actor), "%s", ev->actor);
+    snprintf(tl->last_text, sizeof(tl->last_text), "%s", ev->text);
+    if (ev->at_ms < tl->prev_at)
+        tl->in_order = false;
+    tl->prev_at = ev->at_ms;
+    return 0;
+}
+
+static void show(uint64_t id, struct store_incident *inc, struct timeline *tl)
+{
+    memset(tl, 0, sizeof(*tl));
+    tl->in_order = true;
+    assert_int_equal(incidents_show(t.inc, id, inc, add_event, tl), 0);
+    assert_true(tl->in_order);
+}
+
+/* ---- tests ---- */
+
+static void test_response_due_by_severity(void **state)
+{
+    (void)state;
+    assert_int_equal(incidents_response_due(1, T0), T0 + 15 * MINUTE_MS);
+    assert_int_equal(incidents_response_due(2, T0), T0 + HOUR_MS);
+    assert_int_equal(incidents_response_due(3, T0), T0 + 4 * HOUR_MS);
+    /* Friday afternoon: the next business day is Monday, 09:00 UTC. */
+    assert_int_equal(incidents_response_due(4, T0), T0 + 66 * HOUR_MS);
+    /* Monday 09:00 -> Tuesday 09:00. */
+    assert_int_equal(incidents_response_due(4, T0 + 66 * HOUR_MS), T0 + 90 * HOUR_MS);
+    assert_string_equal(incidents_severity_name(1), "SEV1");
+    assert_string_equal(incidents_severity_name(4), "SEV4");
+}
+
+static void test_critical_opens_then_joins(void **state)
+{
+    (void)state;
+    struct store_incident inc;
+    struct timeline tl;
+
+    struct incident_result first = feed("application-down:web", 2, INCIDENT_SYMPTOM_CRITICAL, T0);
+    assert_int_equal(first.outcome, INCIDENT_OPENED);
+    assert_true(first.id > 0);
+    show(first.id, &inc, &tl);
+    assert_int_equal(inc.severity, 2);
+    assert_string_equal(inc.state, "detected");
+    assert_string_equal(inc.runbook, "application-down");
+    assert_string_equal(inc.title, "Application down");
+    assert_int_equal(inc.opened_at_ms, T0);
+    assert_int_equal(inc.response_due_ms, T0 + HOUR_MS);
+    assert_string_equal(inc.scope_json, "[\"web-1\", \"web-2\"]");
+    assert_string_equal(tl.kinds, "opened");
+
+    struct incident_result again =
+        feed("application-down:web", 2, INCIDENT_SYMPTOM_CRITICAL, T0 + 1000);
+    assert_int_equal(again.outcome, INCIDENT_UPDATED);
+    assert_int_equal(again.id, first.id);
+    assert_false(again.severity_raised);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incidents WHERE fingerprint = $1", "application-down:web"),
+        1);
+    show(first.id, &inc, &tl);
+    assert_string_equal(tl.kinds, "opened,symptom");
+    assert_int_equal(inc.response_due_ms, T0 + HOUR_MS);
+}
+
+static void test_severity_rises_never_falls(void **state)
+{
+    (void)state;
+    struct store_incident inc;
+    struct timeline tl;
+
+    uint64_t id = feed("db:orders", 2, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+    struct incident_result up = feed("db:orders", 1, INCIDENT_SYMPTOM_CRITICAL, T0 + MINUTE_MS);
+    assert_int_equal(up.id, id);
+    assert_true(up.severity_raised);
+    assert_int_equal(up.severity, 1);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.severity, 1);
+    /* 15 minutes from the rise, earlier than the SEV2 hour. */
+    assert_int_equal(inc.response_due_ms, T0 + 16 * MINUTE_MS);
+    assert_string_equal(tl.kinds, "opened,symptom,severity");
+    assert_non_null(strstr(tl.last_text, "SEV2 -> SEV1"));
+    assert_string_equal(tl.last_actor, "vigil");
+
+    /* A milder symptom, even a warning, joins without lowering anything. */
+    struct incident_result down =
+        feed("db:orders", 3, INCIDENT_SYMPTOM_CRITICAL, T0 + 2 * MINUTE_MS);
+    assert_false(down.severity_raised);
+    assert_int_equal(down.severity, 1);
+    feed("db:orders", 4, INCIDENT_SYMPTOM_WARNING, T0 + 3 * MINUTE_MS);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.severity, 1);
+    assert_int_equal(inc.response_due_ms, T0 + 16 * MINUTE_MS);
+    assert_string_equal(tl.kinds, "opened,symptom,severity,symptom,symptom");
+}
+
+static void test_warning_or_clear_alone_opens_nothing(void **state)
+{
+    (void)state;
+    struct incident_result w = feed("disk:quiet", 3, INCIDENT_SYMPTOM_WARNING, T0);
+    assert_int_equal(w.outcome, INCIDENT_UNCHANGED);
+    assert_int_equal(w.id, 0);
+    struct incident_result ok = feed("disk:quiet", 3, INCIDENT_SYMPTOM_OK, T0);
+    assert_int_equal(ok.outcome, INCIDENT_UNCHANGED);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incidents WHERE fingerprint = $1", "disk:quiet"), 0);
+}
+
+static void test_ack_and_resolve(void **state)
+{
+    (void)state;
+    struct store_incident inc;
+    struct timeline tl;
+    uint64_t id = feed("cache:redis", 3, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+
+    assert_int_equal(incidents_resolve(t.inc, id, "alice", "", T0 + 1000), -EINVAL);
+    assert_int_equal(incidents_ack(t.inc, id, "alice", "looking at it", T0 + 2000), 0);
+    assert_int_equal(incidents_ack(t.inc, id, "bob", NULL, T0 + 2500), -EALREADY);
+    show(id, &inc, &tl);
+    assert_string_equal(inc.state, "acknowledged");
+    assert_int_equal(inc.acknowledged_at_ms, T0 + 2000);
+    assert_string_equal(tl.last_actor, "alice");
+    assert_string_equal(tl.last_text, "looking at it");
+
+    assert_int_equal(incidents_resolve(t.inc, id, "bob", "restarted redis", T0 + 3000), 0);
+    assert_int_equal(incidents_resolve(t.inc, id, "bob", "again", T0 + 4000), -EALREADY);
+    assert_int_equal(incidents_ack(t.inc, id, "bob", NULL, T0 + 4000), -EBUSY);
+    show(id, &inc, &tl);
+    assert_string_equal(inc.state, "resolved");
+    assert_int_equal(inc.resolved_at_ms, T0 + 3000);
+    assert_string_equal(tl.kinds, "opened,acknowledged,resolved");
+    assert_string_equal(tl.last_actor, "bob");
+    assert_string_equal(tl.last_text, "restarted redis");
+
+    assert_int_equal(incidents_ack(t.inc, 999999, "alice", NULL, T0), -ENOENT);
+    assert_int_equal(incidents_resolve(t.inc, 999999, "alice", "x", T0), -ENOENT);
+    assert_int_equal(incidents_show(t.inc, 999999, &inc, NULL, NULL), -ENOENT);
+}
+
+static void test_reopen_within_window_new_after(void **state)
+{
+    (void)state;
+    struct store_incident inc;
+    struct timeline tl;
+    uint64_t id = feed("net:lb", 2, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+    assert_int_equal(incidents_resolve(t.inc, id, "alice", "flapped", T0 + MINUTE_MS), 0);
+
+    /* A clear after the resolve changes nothing. */
+    assert_int_equal(feed("net:lb", 2, INCIDENT_SYMPTOM_OK, T0 + 2 * MINUTE_MS).outcome,
+                     INCIDENT_UNCHANGED);
+
+    int64_t back = T0 + MINUTE_MS + REOPEN_WINDOW_MS - 1000;
+    struct incident_result re = feed("net:lb", 2, INCIDENT_SYMPTOM_CRITICAL, back);
+    assert_int_equal(re.outcome, INCIDENT_REOPENED);
+    assert_int_equal(re.id, id);
+    show(id, &inc, &tl);
+    assert_string_equal(inc.state, "detected");
+    assert_int_equal(inc.resolved_at_ms, 0);
+    assert_int_equal(inc.response_due_ms, back + HOUR_MS);
+    assert_string_equal(tl.kinds, "opened,resolved,reopened,symptom");
+
+    int64_t resolved = back + MINUTE_MS;
+    assert_int_equal(incidents_resolve(t.inc, id, "alice", "really fixed", resolved), 0);
+    struct incident_result fresh =
+        feed("net:lb", 2, INCIDENT_SYMPTOM_CRITICAL, resolved + REOPEN_WINDOW_MS + 1000);
+    assert_int_equal(fresh.outcome, INCIDENT_OPENED);
+    assert_true(fresh.id != id);
+    show(id, &inc, &tl);
+    assert_string_equal(inc.state, "resolved");
+    assert_int_equal(query_int("SELECT count(*) FROM incidents WHERE fingerprint = $1", "net:lb"),
+                     2);
+}
+
+static void test_invalid_symptoms_refused(void **state)
+{
+    (void)state;
+    struct incident_result res = {0};
+    struct incident_symptom s = symptom("bad:sev", 0, INCIDENT_SYMPTOM_CRITICAL, T0);
+    assert_int_equal(incidents_on_symptom(t.inc, &s, &res), -EINVAL);
+    s = symptom("", 2, INCIDENT_SYMPTOM_CRITICAL, T0);
+    assert_int_equal(incidents_on_symptom(t.inc, &s, &res), -EINVAL);
+    char long_fp[STORE_INCIDENT_FINGERPRINT_MAX + 8];
+    memset(long_fp, 'f', sizeof(long_fp) - 1);
+    long_fp[sizeof(long_fp) - 1] = '\0';
+    s = symptom(long_fp, 2, INCIDENT_SYMPTOM_CRITICAL, T0);
+    assert_int_equal(incidents_on_symptom(t.inc, &s, &res), -EINVAL);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incidents WHERE fingerprint IN ('bad:sev', '')", NULL), 0);
+}
+
+static void test_timeline_is_append_only(void **state)
+{
+    (void)state;
+    feed("append:only", 2, INCIDENT_SYMPTOM_CRITICAL, T0);
+    long long events = query_int("SELECT count(*) FROM incident_events", NULL);
+    assert_true(events > 0);
+    const char *refused[] = {
+        "UPDATE incident_events SET text = 'rewritten'",
+        "DELETE FROM incident_events",
+        "TRUNCATE incident_events CASCADE",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        PGresult *res = PQexec(t.check, refused[i]);
+        assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+        if (!strstr(PQresultErrorMessage(res), "append-only"))
+            fail_msg("%s: %s", refused[i], PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    assert_int_equal(query_int("SELECT count(*) FROM incident_events", NULL), events);
+}
+
+struct list_walk {
+    uint64_t open_id, done_id, prev;
+    long long n;
+    bool saw_open, saw_done, newest_first;
+};
+
+static int list_cb(const struct store_incident *inc, void *userdata)
+{
+    struct list_walk *w = userdata;
+    w->n++;
+    w->saw_open |= inc->id == w->open_id;
+    w->saw_done |= inc->id == w->done_id;
+    if (inc->id >= w->prev)
+        w->newest_first = false;
+    w->prev = inc->id;
+    return 0;
+}
+
+static void test_list_open_and_all(void **state)
+{
+    (void)state;
+    uint64_t open_id = feed("list:open", 2, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+    uint64_t done_id = feed("list:done", 3, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+    assert_int_equal(incidents_resolve(t.inc, done_id, "alice", "done", T0 + 1000), 0);
+    long long open_n =
+        query_int("SELECT count(*) FROM incidents WHERE state NOT IN ('resolved', 'closed')", NULL);
+    long long all_n = query_int("SELECT count(*) FROM incidents", NULL);
+
+    for (int open_only = 1; open_only >= 0; open_only--) {
+        struct list_walk w = {
+            .open_id = open_id, .done_id = done_id, .prev = UINT64_MAX, .newest_first = true};
+        assert_int_equal(incidents_list(t.inc, open_only, 1000, list_cb, &w), 0);
+        assert_int_equal(w.n, open_only ? open_n : all_n);
+        assert_true(w.saw_open);
+        assert_int_equal(w.saw_done, !open_only);
+        assert_true(w.newest_first);
+    }
+}
+
+/* ---- group ---- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    snprintf(t.dir, sizeof(t.dir), "/tmp/vigil-incidents-XXXXXX");
+    if (!mkdtemp(t.dir))
+        return -1;
+    /* Searchable, not listable, by others: the postgres user can reach pgdata inside. */
+    if (chmod(t.dir, 0711) < 0)
+        return -1;
+    struct store_config cfg = {
+        .url = NULL, .state_dir = t.dir, .pg_bin_dir = NULL, .start_timeout_ms = 60000};
+    t.store = store_open(&cfg, err, sizeof(err));
+    if (!t.store) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    t.inc = store_incidents_new(store_conninfo(t.store));
+    t.check = PQconnectdb(store_conninfo(t.store));
+    if (!t.inc || PQstatus(t.check) != CONNECTION_OK) {
+        fprintf(stderr, "check connection: %s\n", PQerrorMessage(t.check));
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    PQfinish(t.check);
+    t.check = NULL;
+    store_incidents_destroy(&t.inc);
+    store_destroy(&t.store);
+    if (t.dir[0]) {
+        kill_cluster(t.dir);
+        nftw(t.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    vg_log_init("test_incidents", VG_LOG_ERROR, false);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_response_due_by_severity),
+        cmocka_unit_test(test_critical_opens_then_joins),
+        cmocka_unit_test(test_severity_rises_never_falls),
+        cmocka_unit_test(test_warning_or_clear_alone_opens_nothing),
+        cmocka_unit_test(test_ack_and_resolve),
+        cmocka_unit_test(test_reopen_within_window_new_after),
+        cmocka_unit_test(test_invalid_symptoms_refused),
+        cmocka_unit_test(test_timeline_is_append_only),
+        cmocka_unit_test(test_list_open_and_all),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

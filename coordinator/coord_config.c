@@ -51,6 +51,8 @@ const struct vg_cfg_key coord_config_keys[] = {
         "empty = the webhook is disabled (404)"),
     KEY("alertmanager.max_body", VG_CFG_SIZE, alertmanager_max_body, 4096, 16LL << 20, "1MiB",
         "largest webhook body accepted; larger ones get 413"),
+    KEY("runbooks.dir", VG_CFG_STRING, runbooks_dir, 0, 0, COORD_RUNBOOKS_DIR_DEFAULT,
+        "directory of runbook YAML files, loaded at start and on SIGHUP; empty = no runbooks"),
     KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
 };
 const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);

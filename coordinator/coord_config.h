@@ -8,6 +8,10 @@
 
 #include "config.h"
 
+/* Where packages install the runbooks. Unlike a directory someone configured, this one may be
+ * absent: the coordinator then runs without runbooks and says so. */
+#define COORD_RUNBOOKS_DIR_DEFAULT "/etc/vigil/runbooks"
+
 struct coord_config {
     char *state_dir;
     char *server_key_file; /* "" = <state_dir>/coordinator.key, created on first start */
@@ -26,6 +30,7 @@ struct coord_config {
     char *admin_name;
     char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */
     int64_t alertmanager_max_body; /* bytes */
+    char *runbooks_dir;            /* "" = no runbooks: nothing is evaluated */
     char *log_level;
 };
 

@@ -21,12 +21,14 @@
 
 #include "admin.h"
 #include "coord_config.h"
+#include "correlate.h"
 #include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
 #include "router.h"
+#include "runbook_load.h"
 #include "store.h"
 #include "timeutil.h"
 #include "zap.h"
@@ -38,24 +40,26 @@
 #define EXIT_CONFIG 78
 
 #define TICK_MS 1000
+/* Symptoms are evaluated four times a second: a fault seen in a sample becomes an event within
+ * a quarter second of its commit (the detection target is p50 <= 0.3 s end to end). */
+#define EVALUATE_MS 250
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: vigil-coordinator [-n] [-c FILE]\n"
-            "\n"
-            "Receives agents' signals over CURVE ZeroMQ, stores them in PostgreSQL and\n"
-            "serves vigilctl.\n"
-            "\n"
-            "  -c FILE   configuration file (default /etc/vigil/coordinator.yaml)\n"
-            "  -n        check the configuration and exit\n"
-            "  -V        print the version and exit\n"
-            "  -h        this help\n"
-            "\n"
-            "Ports: 7400 agents, 7401 vigilctl, 7480 HTTP (/healthz, /metrics).\n"
-            "Exit codes: 0 stopped, 64 usage, 69 database unreachable at start,\n"
-            "70 internal error, 71 cannot listen, 78 configuration error.\n"
-            "An annotated example configuration is in deploy/config/coordinator.yaml.\n");
+    fprintf(out, "usage: vigil-coordinator [-n] [-c FILE]\n"
+                 "\n"
+                 "Receives agents' signals over CURVE ZeroMQ, stores them in PostgreSQL and\n"
+                 "serves vigilctl.\n"
+                 "\n"
+                 "  -c FILE   configuration file (default /etc/vigil/coordinator.yaml)\n"
+                 "  -n        check the configuration and exit\n"
+                 "  -V        print the version and exit\n"
+                 "  -h        this help\n"
+                 "\n"
+                 "Ports: 7400 agents, 7401 vigilctl, 7480 HTTP (/healthz, /metrics).\n"
+                 "Exit codes: 0 stopped, 64 usage, 69 database unreachable at start,\n"
+                 "70 internal error, 71 cannot listen, 78 configuration error.\n"
+                 "An annotated example configuration is in deploy/config/coordinator.yaml.\n");
 }
 
 /* The first admin operator comes from the configuration file. */
@@ -114,11 +118,72 @@ struct coordinator {
     zap_t *zap;
     router_t *router;
     admin_t *admin;
+    correlate_t *correlate;
 };
+
+/* The default symptom-event handler until incidents consume them: one log line each. */
+static void log_symptom_event(void *userdata, const struct rule_event *ev)
+{
+    (void)userdata;
+    vg_log(VG_LOG_INFO,
+           "symptom runbook=%s symptom=%s fingerprint=%s state=%s previous=%s severity=%s "
+           "nodes=%zu/%zu reason=\"%s\"",
+           ev->runbook->id, ev->symptom->id, ev->fingerprint, rules_state_name(ev->state),
+           rules_state_name(ev->previous), rb_severity_name(ev->severity), ev->nodes_firing,
+           ev->nodes_total, ev->reason);
+}
+
+static void observe_signals(void *userdata, const char *node, const Vigil__SignalBatch *batch)
+{
+    correlate_observe(userdata, node, batch);
+}
+
+static void observe_agent_state(void *userdata, const char *node, bool up, int64_t at_ms)
+{
+    if (up)
+        correlate_node_up(userdata, node, at_ms);
+    else
+        correlate_node_down(userdata, node, at_ms);
+}
+
+/* The runbook directory to load: the configured one, or "" when it is the packaged default
+ * and that is not installed (a coordinator without runbooks is still a coordinator). */
+static const char *runbooks_dir(const struct coord_config *cfg)
+{
+    struct stat st;
+
+    if (strcmp(cfg->runbooks_dir, COORD_RUNBOOKS_DIR_DEFAULT) == 0 &&
+        stat(cfg->runbooks_dir, &st) < 0 && errno == ENOENT) {
+        vg_log(VG_LOG_WARN, "runbooks: %s does not exist; running without runbooks",
+               cfg->runbooks_dir);
+        return "";
+    }
+    return cfg->runbooks_dir;
+}
+
+/* SIGHUP: a set that does not load is refused whole; the last good one keeps running. */
+static void reload_runbooks(struct coordinator *c)
+{
+    char err[1024];
+
+    if (correlate_dir(c->correlate)[0] == '\0') {
+        vg_log(VG_LOG_INFO, "SIGHUP: no runbook directory in use, nothing to reload");
+        return;
+    }
+    if (correlate_reload(c->correlate, err, sizeof(err)) < 0) {
+        metrics_runbook_reload_failed();
+        vg_log(VG_LOG_ERROR, "runbooks not reloaded, keeping the %zu in force: %s",
+               correlate_runbook_count(c->correlate), err);
+        return;
+    }
+    vg_log(VG_LOG_INFO, "runbooks reloaded: %zu from %s", correlate_runbook_count(c->correlate),
+           correlate_dir(c->correlate));
+}
 
 static int run_loop(struct coordinator *c)
 {
     int64_t next_tick = vg_mono_ms() + TICK_MS;
+    int64_t next_evaluate = vg_mono_ms() + EVALUATE_MS;
 
     for (;;) {
         zmq_pollitem_t items[] = {
@@ -127,7 +192,7 @@ static int run_loop(struct coordinator *c)
             {admin_socket(c->admin), 0, ZMQ_POLLIN, 0},
             {NULL, c->signal_fd, ZMQ_POLLIN, 0},
         };
-        int64_t wait = next_tick - vg_mono_ms();
+        int64_t wait = (next_tick < next_evaluate ? next_tick : next_evaluate) - vg_mono_ms();
         if (zmq_poll(items, 4, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
             vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
             return EXIT_SOFTWARE;
@@ -145,12 +210,16 @@ static int run_loop(struct coordinator *c)
             struct signalfd_siginfo si;
             while (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
-                    vg_log(VG_LOG_INFO, "SIGHUP: nothing to reload yet");
+                    reload_runbooks(c);
                     continue;
                 }
                 vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
                 return 0;
             }
+        }
+        if (vg_mono_ms() >= next_evaluate) {
+            correlate_evaluate(c->correlate, vg_wall_ms());
+            next_evaluate = vg_mono_ms() + EVALUATE_MS;
         }
         if (vg_mono_ms() >= next_tick) {
             metrics_store_up(store_ping(c->store));
@@ -170,16 +239,16 @@ static int start(struct coordinator *c)
                strerror(errno));
         return EXIT_OSERR;
     }
-    if (vg_keypair_load_or_create(c->cfg.server_key_file, &c->keys, &created, err,
-                                  sizeof(err)) < 0) {
+    if (vg_keypair_load_or_create(c->cfg.server_key_file, &c->keys, &created, err, sizeof(err)) <
+        0) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_CONFIG;
     }
     vg_log(VG_LOG_INFO, "server key %s %s public=%s", c->cfg.server_key_file,
            created ? "created" : "loaded", c->keys.public_key);
     if (c->cfg.enrollment_secret_file[0] &&
-        vg_secret_file_read(c->cfg.enrollment_secret_file, &c->enroll_secret,
-                            &c->enroll_secret_len, err, sizeof(err)) < 0) {
+        vg_secret_file_read(c->cfg.enrollment_secret_file, &c->enroll_secret, &c->enroll_secret_len,
+                            err, sizeof(err)) < 0) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_CONFIG;
     }
@@ -190,6 +259,18 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     metrics_init();
+    const char *dir = runbooks_dir(&c->cfg);
+    c->correlate = correlate_new(dir, err, sizeof(err));
+    if (!c->correlate) {
+        vg_log(VG_LOG_ERROR, "runbooks: %s", err);
+        return EXIT_CONFIG;
+    }
+    correlate_set_handler(c->correlate, log_symptom_event, NULL);
+    if (dir[0])
+        vg_log(VG_LOG_INFO, "runbooks: %zu loaded from %s", correlate_runbook_count(c->correlate),
+               dir);
+    else
+        vg_log(VG_LOG_INFO, "runbooks: none loaded");
     c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port, err, sizeof(err));
     if (!c->http) {
         vg_log(VG_LOG_ERROR, "%s", err);
@@ -251,15 +332,18 @@ static int start(struct coordinator *c)
         .enroll_secret = c->enroll_secret,
         .enroll_secret_len = c->enroll_secret_len,
         .enroll_rate_per_minute = c->cfg.enrollment_rate_per_minute,
+        .observer = {.signals = observe_signals,
+                     .agent_state = observe_agent_state,
+                     .userdata = c->correlate},
     };
     c->router = router_new(c->zmq_ctx, &rcfg, c->registry, c->store, err, sizeof(err));
     if (!c->router) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
     }
-    c->admin = admin_new(c->zmq_ctx, c->cfg.listen_admin, &c->keys,
-                         (int)c->cfg.heartbeat_interval_ms, c->registry, c->store, err,
-                         sizeof(err));
+    c->admin =
+        admin_new(c->zmq_ctx, c->cfg.listen_admin, &c->keys, (int)c->cfg.heartbeat_interval_ms,
+                  c->registry, c->store, err, sizeof(err));
     if (!c->admin) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
@@ -279,6 +363,7 @@ static void stop(struct coordinator *c)
         zmq_ctx_term(c->zmq_ctx);
     http_server_stop(&c->http);
     registry_destroy(&c->registry);
+    correlate_destroy(&c->correlate);
     store_destroy(&c->store);
     metrics_fini();
     if (c->signal_fd >= 0)
@@ -331,6 +416,18 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check_only) {
+        /* The runbooks are part of the configuration: a set that does not load fails -n. */
+        const char *dir = runbooks_dir(&c.cfg);
+        if (dir[0]) {
+            struct rb_set *set = runbooks_load_dir(dir, err, sizeof(err));
+            if (!set) {
+                fprintf(stderr, "vigil-coordinator: runbooks: %s\n", err);
+                coord_config_free(&c.cfg);
+                return EXIT_CONFIG;
+            }
+            printf("runbooks: %zu loaded from %s\n", set->n, dir);
+            runbooks_free(&set);
+        }
         printf("%s: configuration OK\n", config_path);
         coord_config_free(&c.cfg);
         return 0;

@@ -83,6 +83,8 @@ static const char *const alert_statuses[] = {"firing", "resolved"};
 static const char *const alert_refuse_reasons[] = {"unauthorized", "method",     "too_large",
                                                    "malformed",    "version",    "no_alertname",
                                                    "invalid",      "store_error"};
+/* Symptom transitions: rules.h's rule_state names. */
+static const char *const symptom_states[] = {"ok", "warning", "critical"};
 
 static struct {
     pthread_mutex_t lock;
@@ -107,6 +109,9 @@ static struct {
     uint64_t evidence_bytes;
     struct label_counter alerts_received; /* by status */
     struct label_counter alerts_refused;  /* by reason */
+    uint64_t runbooks_loaded;
+    uint64_t runbook_reload_failures;
+    struct label_counter symptom_events; /* by state */
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts value under label; the caller holds the lock. add 0 only makes the series exist. */
@@ -174,6 +179,9 @@ static struct metrics_agent *reset_locked(void)
     metrics.evidence_bytes = 0;
     SEED(metrics.alerts_received, alert_statuses);
     SEED(metrics.alerts_refused, alert_refuse_reasons);
+    metrics.runbooks_loaded = 0;
+    metrics.runbook_reload_failures = 0;
+    SEED(metrics.symptom_events, symptom_states);
     return agents;
 }
 
@@ -282,6 +290,25 @@ void metrics_alerts_refused(const char *reason, uint64_t n)
     pthread_mutex_lock(&metrics.lock);
     label_add_locked(&metrics.alerts_refused, reason, n);
     pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_runbooks_loaded(uint64_t n)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.runbooks_loaded = n;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_runbook_reload_failed(void)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.runbook_reload_failures++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_symptom_event(const char *state)
+{
+    label_count(&metrics.symptom_events, state);
 }
 
 void metrics_evidence_requested(const char *kind)
@@ -523,6 +550,19 @@ static void render_alerts_locked(FILE *out)
     put_labelled(out, "vigil_alerts_refused_total", "reason", &metrics.alerts_refused);
 }
 
+static void render_correlate_locked(FILE *out)
+{
+    put_header(out, "vigil_runbooks_loaded", "gauge", "Runbooks in the set in force.");
+    fprintf(out, "vigil_runbooks_loaded %" PRIu64 "\n", metrics.runbooks_loaded);
+    put_header(out, "vigil_runbook_reload_failures_total", "counter",
+               "Runbook reloads (SIGHUP) refused; the last good set stayed in force.");
+    fprintf(out, "vigil_runbook_reload_failures_total %" PRIu64 "\n",
+            metrics.runbook_reload_failures);
+    put_header(out, "vigil_symptom_events_total", "counter",
+               "Symptom state transitions reported by the rule engine, by new state.");
+    put_labelled(out, "vigil_symptom_events_total", "state", &metrics.symptom_events);
+}
+
 int metrics_render(char **ret, size_t *ret_len)
 {
     char *text = NULL;
@@ -536,6 +576,7 @@ int metrics_render(char **ret, size_t *ret_len)
     render_locked(out);
     render_evidence_locked(out);
     render_alerts_locked(out);
+    render_correlate_locked(out);
     pthread_mutex_unlock(&metrics.lock);
 
     bool failed = ferror(out) != 0;

@@ -66,6 +66,13 @@ void metrics_evidence_failed(const char *kind);     /* vigil_evidence_failed_tot
 void metrics_alerts_received(const char *status);
 void metrics_alerts_refused(const char *reason, uint64_t n);
 
+/* Runbooks and the rule engine (correlate.h): vigil_runbooks_loaded (gauge),
+ * vigil_runbook_reload_failures_total and vigil_symptom_events_total{state} (ok, warning,
+ * critical). */
+void metrics_runbooks_loaded(uint64_t n);
+void metrics_runbook_reload_failed(void);
+void metrics_symptom_event(const char *state);
+
 /* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
 int metrics_render(char **ret, size_t *ret_len);
 

@@ -288,8 +288,13 @@ static int set_state(router_t *self, struct agent *agent, Vigil__AgentState stat
         return r;
     vg_log(VG_LOG_INFO, "agent=%s node=%s state=%s previous=%s reason=\"%s\"", agent->id,
            agent->node, agent_state_name(state), agent_state_name(agent->state), reason);
+    bool was_up = agent->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    bool is_up = state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
     agent->state = state;
     agent->state_since_ms = now;
+    /* Only up <-> not up is news to whoever watches nodes (pending -> revoked is not). */
+    if (self->cfg.observer.agent_state && was_up != is_up)
+        self->cfg.observer.agent_state(self->cfg.observer.userdata, agent->node, is_up, now);
     return 0;
 }
 
@@ -402,6 +407,10 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
             return;
         vg_log(VG_LOG_INFO, "agent=%s node=%s address=%s enrolled state=%s", agent->id, agent->node,
                peer->address, agent_state_name(agent->state));
+        if (self->cfg.observer.agent_state &&
+            agent->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE)
+            self->cfg.observer.agent_state(self->cfg.observer.userdata, agent->node, true,
+                                           agent->state_since_ms);
     } else {
         if (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING && token_ok &&
             set_state(self, agent, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
@@ -870,6 +879,21 @@ static bool commit_inbox(router_t *self, const struct inbox *in)
     return true;
 }
 
+/* Committed and acknowledged signals go to the observer, each batch with its agent's node. */
+static void observe_signals(router_t *self, const struct inbox *in)
+{
+    if (!self->cfg.observer.signals)
+        return;
+    for (size_t i = 0; i < in->n; i++) {
+        const Vigil__Envelope *env = in->items[i].env;
+        if (env->body_case != VIGIL__ENVELOPE__BODY_SIGNALS || !env->signals)
+            continue;
+        const struct agent *agent = registry_agent(self->registry, env->sender);
+        if (agent)
+            self->cfg.observer.signals(self->cfg.observer.userdata, agent->node, env->signals);
+    }
+}
+
 /*
  * Receive, dispatch, commit, acknowledge — with the next batch received by the receiver thread
  * while this one is committed, for up to HANDLE_BUDGET_MS. Every batch is committed before its
@@ -901,8 +925,10 @@ void router_handle(router_t *self)
         bool committed = commit_inbox(self, batch);
         if (overlap)
             receiver_stop(&self->receiver);
-        if (committed)
+        if (committed) {
             acknowledge(self, batch);
+            observe_signals(self, batch);
+        }
         if (!overlap)
             return;
     }

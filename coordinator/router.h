@@ -13,12 +13,25 @@
 #ifndef COORD_ROUTER_H
 #define COORD_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "keys.h"
 #include "registry.h"
 #include "store.h"
+
+/*
+ * Who hears what the agents' traffic means, beyond the store (the rule engine, correlate.h).
+ * Called on the main thread: signals once per stored batch after its commit and ack (node is
+ * the sending agent's node), agent_state when an agent becomes active (up) or is lost or
+ * revoked (down), wall-clock at_ms. Either may be NULL.
+ */
+struct router_observer {
+    void (*signals)(void *userdata, const char *node, const Vigil__SignalBatch *batch);
+    void (*agent_state)(void *userdata, const char *node, bool up, int64_t at_ms);
+    void *userdata;
+};
 
 struct router_config {
     const char *endpoint;
@@ -27,7 +40,8 @@ struct router_config {
     int64_t missed_heartbeats;
     const void *enroll_secret; /* NULL = no bootstrap tokens */
     size_t enroll_secret_len;
-    int64_t enroll_rate_per_minute; /* 0 = unlimited */
+    int64_t enroll_rate_per_minute;  /* 0 = unlimited */
+    struct router_observer observer; /* copied; all NULL = nobody listens */
 };
 
 typedef struct router router_t;

@@ -50,6 +50,8 @@ enrollment:
 admin:
   public_key: "$admin_pub"
   name: admin
+runbooks:
+  dir: "$top/runbooks"
 YAML
 
 cat >"$var/agent.yaml" <<YAML

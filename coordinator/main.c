@@ -23,6 +23,7 @@
 #include "coord_config.h"
 #include "correlate.h"
 #include "http.h"
+#include "incidents.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -119,18 +120,71 @@ struct coordinator {
     router_t *router;
     admin_t *admin;
     correlate_t *correlate;
+    store_incidents_t *incidents; /* the incident layer's own connection (main thread) */
 };
 
-/* The default symptom-event handler until incidents consume them: one log line each. */
-static void log_symptom_event(void *userdata, const struct rule_event *ev)
+/* Every symptom transition is logged in one line. */
+static void log_symptom_event(const struct rule_event *ev)
 {
-    (void)userdata;
     vg_log(VG_LOG_INFO,
            "symptom runbook=%s symptom=%s fingerprint=%s state=%s previous=%s severity=%s "
            "nodes=%zu/%zu reason=\"%s\"",
            ev->runbook->id, ev->symptom->id, ev->fingerprint, rules_state_name(ev->state),
            rules_state_name(ev->previous), rb_severity_name(ev->severity), ev->nodes_firing,
            ev->nodes_total, ev->reason);
+}
+
+static enum incident_symptom_state incident_state(enum rule_state state)
+{
+    switch (state) {
+    case RULE_CRITICAL:
+        return INCIDENT_SYMPTOM_CRITICAL;
+    case RULE_WARNING:
+        return INCIDENT_SYMPTOM_WARNING;
+    case RULE_OK:
+        break;
+    }
+    return INCIDENT_SYMPTOM_OK;
+}
+
+/* The rule engine's transitions become incidents: a critical symptom opens (or reopens, or
+ * joins) the incident of its fingerprint, a warning or a clear is recorded on an open one.
+ * Runs on the main loop inside correlate_evaluate; transitions are rare, so the one
+ * transaction each costs little. */
+static void symptom_to_incident(void *userdata, const struct rule_event *ev)
+{
+    store_incidents_t *store = userdata;
+    const char *node = ev->node;
+    struct incident_symptom s = {
+        .fingerprint = ev->fingerprint,
+        .runbook = ev->runbook->id,
+        .title = ev->runbook->title,
+        .severity = (int)ev->severity,
+        .state = incident_state(ev->state),
+        .reason = ev->reason,
+        .nodes = node[0] ? &node : NULL,
+        .n_nodes = node[0] ? 1 : 0,
+        .nodes_firing = (uint32_t)ev->nodes_firing,
+        .nodes_total = (uint32_t)ev->nodes_total,
+        .at_ms = ev->at_ms,
+        .reopen_window_ms = ev->runbook->reopen_window_ms,
+    };
+    struct incident_result res;
+
+    log_symptom_event(ev);
+    int r = incidents_on_symptom(store, &s, &res);
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "incident for fingerprint=%s not recorded: %s", ev->fingerprint,
+               strerror(-r));
+        return;
+    }
+    if (res.outcome == INCIDENT_OPENED || res.outcome == INCIDENT_REOPENED)
+        vg_log(VG_LOG_WARN, "incident %s id=%llu runbook=%s severity=SEV%d fingerprint=%s",
+               res.outcome == INCIDENT_OPENED ? "opened" : "reopened", (unsigned long long)res.id,
+               ev->runbook->id, res.severity, ev->fingerprint);
+    else if (res.severity_raised)
+        vg_log(VG_LOG_WARN, "incident id=%llu severity raised to SEV%d", (unsigned long long)res.id,
+               res.severity);
 }
 
 static void observe_signals(void *userdata, const char *node, const Vigil__SignalBatch *batch)
@@ -265,7 +319,6 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "runbooks: %s", err);
         return EXIT_CONFIG;
     }
-    correlate_set_handler(c->correlate, log_symptom_event, NULL);
     if (dir[0])
         vg_log(VG_LOG_INFO, "runbooks: %zu loaded from %s", correlate_runbook_count(c->correlate),
                dir);
@@ -289,6 +342,13 @@ static int start(struct coordinator *c)
         return EXIT_UNAVAILABLE;
     }
     metrics_store_up(1);
+
+    c->incidents = store_incidents_new(store_conninfo(c->store));
+    if (!c->incidents) {
+        vg_log(VG_LOG_ERROR, "incidents: cannot connect to the store");
+        return EXIT_UNAVAILABLE;
+    }
+    correlate_set_handler(c->correlate, symptom_to_incident, c->incidents);
 
     /* The webhook stores through its own connection, on the HTTP thread (alertmanager.h). */
     if (c->cfg.alertmanager_token_file[0]) {
@@ -364,6 +424,7 @@ static void stop(struct coordinator *c)
     http_server_stop(&c->http);
     registry_destroy(&c->registry);
     correlate_destroy(&c->correlate);
+    store_incidents_destroy(&c->incidents);
     store_destroy(&c->store);
     metrics_fini();
     if (c->signal_fd >= 0)

@@ -81,6 +81,19 @@ after=$(h_metric 'vigil_symptom_events_total{state="critical"}')
 h_log "$(grep -m1 "fingerprint=$FP " "$H_DIR/coordinator.log")"
 h_pass "killed worker -> critical symptom event ${elapsed}s later; counter $before -> $after"
 
+# ---- ... and that critical symptom is an incident, with the runbook's severity ----
+incident_open() {
+    h_ctl incidents -o json | jq -e --arg fp "$FP" \
+        '[.[] | select(.runbook == "test-worker" and .severity == "SEV3" and .state == "detected")] | length == 1' >/dev/null
+}
+h_wait "an open test-worker incident" 5 incident_open
+id=$(h_ctl incidents -o json | jq -r '[.[] | select(.runbook == "test-worker")][0].id')
+h_ctl incident show "$id" -o json | jq -e '[.timeline[].kind] | index("opened") != null' >/dev/null ||
+    h_fail "incident $id has no opened event: $(h_ctl incident show "$id" -o json)"
+grep -q "incident opened id=$id runbook=test-worker severity=SEV3" "$H_DIR/coordinator.log" ||
+    h_fail "the opened incident is not logged"
+h_pass "the critical symptom opened incident $id (SEV3) with its timeline"
+
 # ---- the agent goes away: lost is the node down, so its absence symptom fires at once ----
 SILENT=test-worker/node-silent/node-a
 h_stop_agent node-a

@@ -125,9 +125,9 @@ int migrations_apply(PGconn *conn, char *err, size_t errlen)
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             char msg[512];
-            snprintf(
-                err, errlen, "%s: %s", what,
-                vg_log_one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof(msg)));
+            snprintf(err, errlen, "%s: %s", what,
+                     vg_log_one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg,
+                                     sizeof(msg)));
             PQclear(res);
             r = -EIO;
             goto err_rollback;

@@ -2260,3 +2260,25 @@ int store_signals_latest(store_t *self, const char *node,
     PQclear(res);
     return r < 0 ? r : 0;
 }
+
+int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name,
+                       const char *what)
+{
+    const char *const keys[] = {"application_name", "connect_timeout", "dbname", "client_encoding",
+                                NULL};
+    const char *const values[] = {application_name, "10", conninfo, "UTF8", NULL};
+
+    PQfinish(*conn);
+    *conn = PQconnectdbParams(keys, values, 1);
+    if (!*conn)
+        return -ENOMEM;
+    if (PQstatus(*conn) != CONNECTION_OK) {
+        char buf[512];
+        vg_log(VG_LOG_WARN, "store: %s connection failed error=\"%s\"", what,
+               vg_log_one_line(PQerrorMessage(*conn), buf, sizeof(buf)));
+        PQfinish(*conn);
+        *conn = NULL;
+        return -EIO;
+    }
+    return 0;
+}

@@ -229,6 +229,13 @@ int store_audit(store_t *self, const char *actor, const char *action, const char
  * connection to the same database. */
 const char *store_conninfo(const store_t *self);
 
+/* (Re)connects *conn to conninfo for a module that keeps a connection of its own (the
+ * Alertmanager webhook on the HTTP thread, incidents); *conn is finished first. 0, -ENOMEM, or
+ * -EIO with libpq's message logged under `what`. */
+typedef struct pg_conn PGconn;
+int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name,
+                       const char *what);
+
 /* A connection of its own for the HTTP thread's webhook; connects on first use and again after
  * a failure. Never share one between threads. */
 typedef struct store_alerts store_alerts_t;

@@ -65,22 +65,7 @@ static int ensure_conn(store_alerts_t *self)
     if (self->conn && PQstatus(self->conn) == CONNECTION_OK &&
         PQtransactionStatus(self->conn) == PQTRANS_IDLE)
         return 0;
-    const char *const keys[] = {"application_name", "connect_timeout", "dbname", "client_encoding",
-                                NULL};
-    const char *const values[] = {APPLICATION_NAME, "10", self->conninfo, "UTF8", NULL};
-    PQfinish(self->conn);
-    self->conn = PQconnectdbParams(keys, values, 1);
-    if (!self->conn)
-        return -ENOMEM;
-    if (PQstatus(self->conn) != CONNECTION_OK) {
-        char buf[512];
-        vg_log(VG_LOG_WARN, "store: alertmanager connection failed error=\"%s\"",
-               vg_log_one_line(PQerrorMessage(self->conn), buf, sizeof(buf)));
-        PQfinish(self->conn);
-        self->conn = NULL;
-        return -EIO;
-    }
-    return 0;
+    return store_side_connect(&self->conn, self->conninfo, APPLICATION_NAME, "alertmanager");
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, else -EINVAL. */

@@ -27,14 +27,12 @@ struct store_incidents {
 #define TS_TO_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
 
 /* Every column of struct store_incident, in the order row_to_incident reads them. */
+/* clang-format off */
 #define INCIDENT_COLUMNS                                                                           \
-    "id, coalesce(root_incident_id, 0), fingerprint, runbook, title, severity, state, " TS_TO_MS(  \
-        "opened_at") ", " TS_TO_MS("response_due") ", " TS_TO_MS("updated_at") ", " TS_TO_MS("ack" \
-                                                                                             "now" \
-                                                                                             "led" \
-                                                                                             "ged" \
-                                                                                             "_a"  \
-                                                                                             "t") ", " TS_TO_MS("resolved_at") ", scope::text"
+    "id, coalesce(root_incident_id, 0), fingerprint, runbook, title, severity, state, "            \
+    TS_TO_MS("opened_at") ", " TS_TO_MS("response_due") ", " TS_TO_MS("updated_at") ", "          \
+    TS_TO_MS("acknowledged_at") ", " TS_TO_MS("resolved_at") ", scope::text"
+/* clang-format on */
 
 store_incidents_t *store_incidents_new(const char *conninfo)
 {
@@ -67,22 +65,7 @@ static int ensure_conn(store_incidents_t *self)
 {
     if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
         return 0;
-    const char *const keys[] = {"application_name", "connect_timeout", "dbname", "client_encoding",
-                                NULL};
-    const char *const values[] = {APPLICATION_NAME, "10", self->conninfo, "UTF8", NULL};
-    PQfinish(self->conn);
-    self->conn = PQconnectdbParams(keys, values, 1);
-    if (!self->conn)
-        return -ENOMEM;
-    if (PQstatus(self->conn) != CONNECTION_OK) {
-        char buf[512];
-        vg_log(VG_LOG_WARN, "store: incidents connection failed error=\"%s\"",
-               vg_log_one_line(PQerrorMessage(self->conn), buf, sizeof(buf)));
-        PQfinish(self->conn);
-        self->conn = NULL;
-        return -EIO;
-    }
-    return 0;
+    return store_side_connect(&self->conn, self->conninfo, APPLICATION_NAME, "incidents");
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, -EEXIST for a unique

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "yaml.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,10 +27,9 @@
 #include <sys/types.h>
 
 #define STRING_MAX_DEFAULT 4096
-#define PATH_MAX_LEN 256  /* longest dotted key path we look up */
-#define VALUE_TEXT_MAX 64 /* longest non-string value text we parse */
-#define QUOTE_MAX 48      /* longest value text quoted back in a message */
-#define SUGGEST_MAX_LEN 128
+#define PATH_MAX_LEN 256     /* longest dotted key path we look up */
+#define VALUE_TEXT_MAX 64    /* longest non-string value text we parse */
+#define VG_YAML_QUOTE_MAX 48 /* longest value text quoted back in a message */
 
 #define MS_PER_S INT64_C(1000)
 #define MS_PER_M (60 * MS_PER_S)
@@ -77,22 +77,6 @@ static void loc_err(struct loader *ld, const struct fy_mark *mark, const char *f
                    msg);
     else
         vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
-}
-
-/* Copies text into buf for quoting in a message: bounded, control characters replaced. */
-static const char *quotable(const char *text, size_t len, char *buf, size_t buflen)
-{
-    bool cut = len > buflen - 1;
-    size_t n = cut ? buflen - 1 : len;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)text[i];
-        buf[i] = (c < 0x20 || c == 0x7f || c == '"') ? '?' : (char)c;
-    }
-    buf[n] = '\0';
-    if (cut && n >= 3)
-        memcpy(buf + n - 3, "...", 3);
-    return buf;
 }
 
 /* ---- typed value parsers ---- */
@@ -321,11 +305,11 @@ static void invalid_msg(const struct vg_cfg_key *k, const char *got, char *msg, 
 static int convert(const struct vg_cfg_key *k, const char *text, size_t len, struct value *out,
                    char *msg, size_t msglen)
 {
-    char got[QUOTE_MAX + 1];
+    char got[VG_YAML_QUOTE_MAX + 1];
     char buf[VALUE_TEXT_MAX + 1];
     int r;
 
-    quotable(text, len, got, sizeof(got));
+    vg_yaml_quotable(text, len, got, sizeof(got));
     if (memchr(text, '\0', len)) {
         snprintf(msg, msglen, "must not contain a NUL character (got \"%s\")", got);
         return -EINVAL;
@@ -532,32 +516,6 @@ static bool is_prefix(const struct loader *ld, const char *path)
     return false;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[SUGGEST_MAX_LEN + 1];
-
-    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The declared key closest to path, if it is close enough to be a likely typo. */
 static const char *suggest(const struct loader *ld, const char *path)
 {
@@ -565,48 +523,13 @@ static const char *suggest(const struct loader *ld, const char *path)
     size_t best_d = 3; /* at most two edits */
 
     for (size_t i = 0; i < ld->nkeys; i++) {
-        size_t d = edit_distance(path, ld->keys[i].path);
+        size_t d = vg_edit_distance(path, ld->keys[i].path);
         if (d < best_d && d < strlen(path)) {
             best = ld->keys[i].path;
             best_d = d;
         }
     }
     return best;
-}
-
-/*
- * Where a scalar starts, for messages. libfyaml marks a quoted scalar after its opening quote;
- * step back so the column points at the quote the user typed. Returns NULL when unknown.
- */
-static const struct fy_mark *scalar_mark(struct fy_node *n, struct fy_mark *buf)
-{
-    struct fy_token *t = n ? fy_node_get_scalar_token(n) : NULL;
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    enum fy_node_style style;
-
-    if (!m)
-        return NULL;
-    *buf = *m;
-    style = fy_node_get_style(n);
-    if ((style == FYNS_SINGLE_QUOTED || style == FYNS_DOUBLE_QUOTED) && buf->column > 0)
-        buf->column--;
-    return buf;
-}
-
-static bool is_empty_value(struct fy_node *n)
-{
-    return !n || (fy_node_is_scalar(n) && !fy_node_is_alias(n) && fy_node_is_null(n));
-}
-
-static const char *kind_of(struct fy_node *n)
-{
-    if (fy_node_is_alias(n))
-        return "an alias";
-    if (fy_node_is_mapping(n))
-        return "a mapping";
-    if (fy_node_is_sequence(n))
-        return "a sequence";
-    return "a scalar";
 }
 
 #define SEQUENCE_MAX_DEFAULT 64
@@ -628,11 +551,11 @@ static const struct fy_mark *item_mark(struct fy_node *item, struct fy_mark *buf
     const struct fy_mark *m = NULL;
 
     if (item && fy_node_is_scalar(item)) {
-        m = scalar_mark(item, buf);
+        m = vg_yaml_scalar_mark(item, buf);
     } else if (item && fy_node_is_mapping(item)) {
         void *iter = NULL;
         struct fy_node_pair *first = fy_node_mapping_iterate(item, &iter);
-        m = first ? scalar_mark(fy_node_pair_key(first), buf) : NULL;
+        m = first ? vg_yaml_scalar_mark(fy_node_pair_key(first), buf) : NULL;
     }
     return m ? m : fallback;
 }
@@ -649,10 +572,10 @@ static int set_strings(struct loader *ld, const struct vg_cfg_key *k,
 
     item_key.type = VG_CFG_STRING;
     item_key.max = 0;
-    if (!is_empty_value(value)) {
+    if (!vg_yaml_is_empty(value)) {
         if (fy_node_is_alias(value) || fy_node_is_mapping(value)) {
             loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
-                    type_noun(k->type), kind_of(value));
+                    type_noun(k->type), vg_yaml_kind_of(value));
             return -EINVAL;
         }
         n = fy_node_is_sequence(value) ? (size_t)fy_node_sequence_item_count(value) : 1;
@@ -706,10 +629,10 @@ static int set_list(struct loader *ld, const struct vg_cfg_key *k, const struct 
     size_t n = 0;
     int r = 0;
 
-    if (!is_empty_value(value)) {
+    if (!vg_yaml_is_empty(value)) {
         if (!fy_node_is_sequence(value)) {
             loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
-                    type_noun(k->type), kind_of(value));
+                    type_noun(k->type), vg_yaml_kind_of(value));
             return -EINVAL;
         }
         n = (size_t)fy_node_sequence_item_count(value);
@@ -743,7 +666,7 @@ static int set_list(struct loader *ld, const struct vg_cfg_key *k, const struct 
         list.count = i + 1; /* so free_list frees what this element allocated */
         if (!item || !fy_node_is_mapping(item)) {
             loc_err(ld, mark, "\"%s\": must be a mapping, not %s", ctx,
-                    item ? kind_of(item) : "nothing");
+                    item ? vg_yaml_kind_of(item) : "nothing");
             r = -EINVAL;
             break;
         }
@@ -794,10 +717,10 @@ static int set_key(struct loader *ld, size_t idx, const struct fy_mark *key_mark
         }
         return r;
     }
-    if (!is_empty_value(value)) {
+    if (!vg_yaml_is_empty(value)) {
         if (!fy_node_is_scalar(value) || fy_node_is_alias(value)) {
             loc_err(ld, key_mark, "\"%s\": must be %s, not %s", full_path(ld, 0, k->path),
-                    type_noun(k->type), kind_of(value));
+                    type_noun(k->type), vg_yaml_kind_of(value));
             return -EINVAL;
         }
         text = fy_node_get_scalar(value, &len);
@@ -805,7 +728,7 @@ static int set_key(struct loader *ld, size_t idx, const struct fy_mark *key_mark
             loc_err(ld, key_mark, "\"%s\": cannot read the value", full_path(ld, 0, k->path));
             return -EINVAL;
         }
-        if (scalar_mark(value, &value_mark))
+        if (vg_yaml_scalar_mark(value, &value_mark))
             mark = &value_mark;
     }
     if (k->type == VG_CFG_STRING && k->required && len == 0) {
@@ -833,11 +756,11 @@ static int walk_mapping(struct loader *ld, struct fy_node *map, const char *pref
         struct fy_node *key = fy_node_pair_key(pair);
         struct fy_node *value = fy_node_pair_value(pair);
         struct fy_mark key_mark_buf;
-        const struct fy_mark *key_mark = scalar_mark(key, &key_mark_buf);
+        const struct fy_mark *key_mark = vg_yaml_scalar_mark(key, &key_mark_buf);
         const char *name;
         size_t name_len = 0;
         char path[PATH_MAX_LEN];
-        char shown[QUOTE_MAX + 1];
+        char shown[VG_YAML_QUOTE_MAX + 1];
         ssize_t idx;
         int n, r;
 
@@ -848,14 +771,14 @@ static int walk_mapping(struct loader *ld, struct fy_node *map, const char *pref
         }
         if (memchr(name, '\0', name_len) || name_len >= sizeof(path)) {
             loc_err(ld, key_mark, "unknown key \"%s\"",
-                    quotable(name, name_len, shown, sizeof(shown)));
+                    vg_yaml_quotable(name, name_len, shown, sizeof(shown)));
             return -EINVAL;
         }
         n = snprintf(path, sizeof(path), "%s%s%.*s", prefix, prefix[0] ? "." : "", (int)name_len,
                      name);
         if (n < 0 || (size_t)n >= sizeof(path)) {
             loc_err(ld, key_mark, "unknown key \"%s\"",
-                    quotable(name, name_len, shown, sizeof(shown)));
+                    vg_yaml_quotable(name, name_len, shown, sizeof(shown)));
             return -EINVAL;
         }
 
@@ -863,11 +786,11 @@ static int walk_mapping(struct loader *ld, struct fy_node *map, const char *pref
         if (idx >= 0) {
             r = set_key(ld, (size_t)idx, key_mark, value);
         } else if (is_prefix(ld, path)) {
-            if (is_empty_value(value))
+            if (vg_yaml_is_empty(value))
                 continue; /* "store:" with everything below commented out */
             if (!fy_node_is_mapping(value)) {
                 loc_err(ld, key_mark, "\"%s\": is a section and must be a mapping, not %s",
-                        full_path(ld, 0, path), kind_of(value));
+                        full_path(ld, 0, path), vg_yaml_kind_of(value));
                 return -EINVAL;
             }
             r = walk_mapping(ld, value, path, key_mark);
@@ -876,55 +799,17 @@ static int walk_mapping(struct loader *ld, struct fy_node *map, const char *pref
             const char *whole = full_path(ld, 0, path);
             if (hint)
                 loc_err(ld, key_mark, "unknown key \"%s\" (did you mean \"%s\"?)",
-                        quotable(whole, strlen(whole), shown, sizeof(shown)),
+                        vg_yaml_quotable(whole, strlen(whole), shown, sizeof(shown)),
                         full_path(ld, 1, hint));
             else
                 loc_err(ld, key_mark, "unknown key \"%s\"",
-                        quotable(whole, strlen(whole), shown, sizeof(shown)));
+                        vg_yaml_quotable(whole, strlen(whole), shown, sizeof(shown)));
             return -EINVAL;
         }
         if (r < 0)
             return r;
     }
     return 0;
-}
-
-static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
-}
-
-/* Reports the first error libfyaml collected; false when there was none. */
-static bool report_parse_error(struct loader *ld, struct fy_diag *diag)
-{
-    struct fy_diag_error *e;
-    void *iter = NULL;
-
-    while ((e = fy_diag_errors_iterate(diag, &iter))) {
-        if (e->type < FYET_ERROR)
-            continue;
-        const char *msg = e->msg ? e->msg : "YAML syntax error";
-        const char *tok = NULL;
-        size_t tok_len = 0;
-
-        /* "duplicate key" is clearer with the key's name. */
-        if (strcmp(msg, "duplicate key") == 0 && e->fyt)
-            tok = fy_token_get_text(e->fyt, &tok_len);
-        if (tok) {
-            char shown[QUOTE_MAX + 1];
-            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s \"%s\"", ld->file, e->line, e->column,
-                       msg, quotable(tok, tok_len, shown, sizeof(shown)));
-        } else if (e->line > 0) {
-            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, e->line, e->column, msg);
-        } else {
-            vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
-        }
-        return true;
-    }
-    return false;
 }
 
 static int check_required(struct loader *ld, const struct fy_mark *mark)
@@ -944,11 +829,11 @@ static int walk_document(struct loader *ld, struct fy_document *doc)
     struct fy_node *root = fy_document_root(doc);
     struct fy_mark mark;
 
-    if (is_empty_value(root))
+    if (vg_yaml_is_empty(root))
         return 0;
     if (!fy_node_is_mapping(root)) {
-        loc_err(ld, scalar_mark(root, &mark), "the top level must be a mapping of keys, not %s",
-                kind_of(root));
+        loc_err(ld, vg_yaml_scalar_mark(root, &mark),
+                "the top level must be a mapping of keys, not %s", vg_yaml_kind_of(root));
         return -EINVAL;
     }
     return walk_mapping(ld, root, "", NULL);
@@ -965,7 +850,6 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
         .err = err,
         .errlen = errlen,
     };
-    struct fy_diag_cfg dcfg;
     struct fy_parse_cfg pcfg = {0};
     struct fy_diag *diag = NULL;
     struct fy_parser *parser = NULL;
@@ -998,18 +882,12 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     }
 
     /* Collect parse errors instead of printing them, so they can carry file:line:col. */
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = diag_discard;
-    dcfg.level = FYET_ERROR;
-    dcfg.colorize = false;
-    diag = fy_diag_create(&dcfg);
+    diag = vg_yaml_diag_new();
     if (!diag) {
         vg_set_err(err, errlen, "%s: cannot create the YAML diagnostics object", path);
         r = -ENOMEM;
         goto err_free_seen;
     }
-    fy_diag_set_collect_errors(diag, true);
     pcfg.flags = FYPCF_QUIET;
     pcfg.diag = diag;
     parser = fy_parser_create(&pcfg);
@@ -1032,7 +910,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
         }
     }
     if (fy_parser_get_stream_error(parser) || fy_diag_got_error(diag)) {
-        if (!report_parse_error(&ld, diag))
+        if (!vg_yaml_parse_error(diag, ld.file, ld.err, ld.errlen))
             vg_set_err(err, errlen, "%s: cannot parse the YAML", path);
         r = -EINVAL;
         goto err_destroy_docs;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "wire.h"
+#include "yaml.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,7 +33,6 @@
 #include <unistd.h>
 
 #define PATH_TEXT_MAX 160 /* "symptoms[12].ratio.numerator.labels" and the like */
-#define QUOTE_MAX 48      /* longest value text quoted back in a message */
 #define NUMBER_TEXT_MAX 64
 #define TITLE_MAX_LEN 200
 #define DOC_MAX_LEN 512
@@ -84,22 +84,6 @@ static void fail(struct loader *ld, const struct fy_mark *mark, const char *fmt,
                    msg);
     else
         vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
-}
-
-/* Copies text into buf for quoting in a message: bounded, control characters replaced. */
-static const char *quotable(const char *text, size_t len, char *buf, size_t buflen)
-{
-    bool cut = len > buflen - 1;
-    size_t n = cut ? buflen - 1 : len;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)text[i];
-        buf[i] = (c < 0x20 || c == 0x7f || c == '"') ? '?' : (char)c;
-    }
-    buf[n] = '\0';
-    if (cut && n >= 3)
-        memcpy(buf + n - 3, "...", 3);
-    return buf;
 }
 
 /* ---- the signals agents emit ---- */
@@ -309,92 +293,11 @@ const struct rb_runbook *runbooks_find(const struct rb_set *set, const char *id)
 
 /* ---- marks and keys ---- */
 
-/* Where a scalar starts; a quoted scalar's mark steps back onto its opening quote. */
-static const struct fy_mark *scalar_mark(struct fy_node *n, struct fy_mark *buf)
-{
-    struct fy_token *t = n && fy_node_is_scalar(n) ? fy_node_get_scalar_token(n) : NULL;
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    enum fy_node_style style;
-
-    if (!m)
-        return NULL;
-    *buf = *m;
-    style = fy_node_get_style(n);
-    if ((style == FYNS_SINGLE_QUOTED || style == FYNS_DOUBLE_QUOTED) && buf->column > 0)
-        buf->column--;
-    return buf;
-}
-
-/* A node's position: a scalar's own, a mapping's first key's, a sequence's first item's. */
-static const struct fy_mark *node_mark(struct fy_node *n, struct fy_mark *buf,
-                                       const struct fy_mark *fallback)
-{
-    const struct fy_mark *m = NULL;
-    void *iter = NULL;
-
-    if (!n)
-        return fallback;
-    if (fy_node_is_scalar(n)) {
-        m = scalar_mark(n, buf);
-    } else if (fy_node_is_mapping(n)) {
-        struct fy_node_pair *first = fy_node_mapping_iterate(n, &iter);
-        m = first ? scalar_mark(fy_node_pair_key(first), buf) : NULL;
-    } else if (fy_node_is_sequence(n)) {
-        struct fy_node *first = fy_node_sequence_iterate(n, &iter);
-        m = first ? node_mark(first, buf, NULL) : NULL;
-    }
-    return m ? m : fallback;
-}
-
 /* Where a field's value is: the scalar itself, else the key that holds it. */
 static const struct fy_mark *value_mark(const struct field *f, struct fy_mark *buf)
 {
-    const struct fy_mark *m = scalar_mark(f->value, buf);
+    const struct fy_mark *m = vg_yaml_scalar_mark(f->value, buf);
     return m ? m : &f->key_mark;
-}
-
-static bool is_empty(struct fy_node *n)
-{
-    return !n || (fy_node_is_scalar(n) && !fy_node_is_alias(n) && fy_node_is_null(n));
-}
-
-static const char *kind_of(struct fy_node *n)
-{
-    if (!n || is_empty(n))
-        return "nothing";
-    if (fy_node_is_alias(n))
-        return "an alias";
-    if (fy_node_is_mapping(n))
-        return "a mapping";
-    if (fy_node_is_sequence(n))
-        return "a sequence";
-    return "a scalar";
-}
-
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[RB_ID_MAX_LEN + 1];
-
-    if (la > RB_ID_MAX_LEN || lb > RB_ID_MAX_LEN)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
 }
 
 static void join_path(char *buf, size_t len, const char *parent, const char *key)
@@ -420,17 +323,17 @@ static int take_keys(struct loader *ld, struct fy_node *map, const char *path,
     }
     if (!map || !fy_node_is_mapping(map)) {
         fail(ld, where, "\"%s\": must be a mapping, not %s", path[0] ? path : "runbook",
-             kind_of(map));
+             vg_yaml_kind_of(map));
         return -EINVAL;
     }
     while ((pair = fy_node_mapping_iterate(map, &iter))) {
         struct fy_node *key = fy_node_pair_key(pair);
         struct fy_mark kbuf;
-        const struct fy_mark *km = scalar_mark(key, &kbuf);
+        const struct fy_mark *km = vg_yaml_scalar_mark(key, &kbuf);
         const char *name;
         size_t len = 0, best_d = 3;
         const char *hint = NULL;
-        char shown[QUOTE_MAX + 1], whole[PATH_TEXT_MAX + QUOTE_MAX + 2];
+        char shown[VG_YAML_QUOTE_MAX + 1], whole[PATH_TEXT_MAX + VG_YAML_QUOTE_MAX + 2];
         bool found = false;
 
         if (!key || !fy_node_is_scalar(key) || fy_node_is_alias(key) ||
@@ -451,12 +354,12 @@ static int take_keys(struct loader *ld, struct fy_node *map, const char *path,
         }
         if (found)
             continue;
-        quotable(name, len, shown, sizeof(shown));
+        vg_yaml_quotable(name, len, shown, sizeof(shown));
         for (size_t i = 0; i < n; i++) {
             size_t d;
             if (!(allowed & (UINT32_C(1) << i)))
                 continue;
-            d = edit_distance(shown, names[i]);
+            d = vg_edit_distance(shown, names[i]);
             if (d < best_d && d < len) {
                 best_d = d;
                 hint = names[i];
@@ -494,9 +397,9 @@ static const char *scalar_text(struct loader *ld, const struct field *f, const c
     struct fy_mark buf;
     const char *text;
 
-    if (is_empty(f->value) || !fy_node_is_scalar(f->value) || fy_node_is_alias(f->value)) {
+    if (vg_yaml_is_empty(f->value) || !fy_node_is_scalar(f->value) || fy_node_is_alias(f->value)) {
         fail(ld, value_mark(f, &buf), "\"%s\": must be %s, not %s", f->path, noun,
-             kind_of(f->value));
+             vg_yaml_kind_of(f->value));
         return NULL;
     }
     text = fy_node_get_scalar(f->value, len);
@@ -557,10 +460,10 @@ static int get_id(struct loader *ld, const struct field *f, char **out)
     if (r < 0)
         return r;
     if (!id_shaped(*out)) {
-        char shown[QUOTE_MAX + 1];
+        char shown[VG_YAML_QUOTE_MAX + 1];
         fail(ld, value_mark(f, &buf),
              "\"%s\": must be lower-case letters, digits, '-' and '_' (got \"%s\")", f->path,
-             quotable(*out, strlen(*out), shown, sizeof(shown)));
+             vg_yaml_quotable(*out, strlen(*out), shown, sizeof(shown)));
         free(*out);
         *out = NULL;
         return -EINVAL;
@@ -571,7 +474,7 @@ static int get_id(struct loader *ld, const struct field *f, char **out)
 static int get_number(struct loader *ld, const struct field *f, double *out)
 {
     struct fy_mark buf;
-    char text[NUMBER_TEXT_MAX + 1], shown[QUOTE_MAX + 1];
+    char text[NUMBER_TEXT_MAX + 1], shown[VG_YAML_QUOTE_MAX + 1];
     size_t len = 0;
     const char *s = scalar_text(ld, f, "a number", &len);
     char *end;
@@ -579,7 +482,7 @@ static int get_number(struct loader *ld, const struct field *f, double *out)
 
     if (!s)
         return -EINVAL;
-    quotable(s, len, shown, sizeof(shown));
+    vg_yaml_quotable(s, len, shown, sizeof(shown));
     if (len > NUMBER_TEXT_MAX) {
         fail(ld, value_mark(f, &buf), "\"%s\": must be a number (got \"%s\")", f->path, shown);
         return -EINVAL;
@@ -616,7 +519,7 @@ static int get_duration(struct loader *ld, const struct field *f, int64_t min, i
                         int64_t *out)
 {
     struct fy_mark buf;
-    char shown[QUOTE_MAX + 1], lo[32], hi[32];
+    char shown[VG_YAML_QUOTE_MAX + 1], lo[32], hi[32];
     size_t len = 0;
     const char *s = scalar_text(ld, f, "a duration", &len);
     int64_t v = 0;
@@ -624,7 +527,7 @@ static int get_duration(struct loader *ld, const struct field *f, int64_t min, i
 
     if (!s)
         return -EINVAL;
-    quotable(s, len, shown, sizeof(shown));
+    vg_yaml_quotable(s, len, shown, sizeof(shown));
     if (len <= NUMBER_TEXT_MAX) {
         char text[NUMBER_TEXT_MAX + 1];
         memcpy(text, s, len);
@@ -650,7 +553,7 @@ static int get_duration(struct loader *ld, const struct field *f, int64_t min, i
 static int get_int(struct loader *ld, const struct field *f, int64_t min, int64_t max, int *out)
 {
     struct fy_mark buf;
-    char shown[QUOTE_MAX + 1];
+    char shown[VG_YAML_QUOTE_MAX + 1];
     size_t len = 0;
     const char *s = scalar_text(ld, f, "an integer", &len);
     int64_t v = 0;
@@ -658,7 +561,7 @@ static int get_int(struct loader *ld, const struct field *f, int64_t min, int64_
 
     if (!s)
         return -EINVAL;
-    quotable(s, len, shown, sizeof(shown));
+    vg_yaml_quotable(s, len, shown, sizeof(shown));
     if (len <= NUMBER_TEXT_MAX) {
         char text[NUMBER_TEXT_MAX + 1];
         memcpy(text, s, len);
@@ -679,7 +582,7 @@ static int get_severity(struct loader *ld, const struct field *f, enum rb_severi
 {
     static const enum rb_severity all[] = {RB_SEV1, RB_SEV2, RB_SEV3, RB_SEV4};
     struct fy_mark buf;
-    char shown[QUOTE_MAX + 1];
+    char shown[VG_YAML_QUOTE_MAX + 1];
     size_t len = 0;
     const char *s = scalar_text(ld, f, "a severity", &len);
 
@@ -692,7 +595,7 @@ static int get_severity(struct loader *ld, const struct field *f, enum rb_severi
         }
     }
     fail(ld, value_mark(f, &buf), "\"%s\": must be SEV1, SEV2, SEV3 or SEV4 (got \"%s\")", f->path,
-         quotable(s, len, shown, sizeof(shown)));
+         vg_yaml_quotable(s, len, shown, sizeof(shown)));
     return -EINVAL;
 }
 
@@ -700,10 +603,11 @@ static int get_severity(struct loader *ld, const struct field *f, enum rb_severi
 static int get_sequence(struct loader *ld, const struct field *f, size_t max, size_t *count)
 {
     *count = 0;
-    if (is_empty(f->value))
+    if (vg_yaml_is_empty(f->value))
         return 0;
     if (!fy_node_is_sequence(f->value)) {
-        fail(ld, &f->key_mark, "\"%s\": must be a sequence, not %s", f->path, kind_of(f->value));
+        fail(ld, &f->key_mark, "\"%s\": must be a sequence, not %s", f->path,
+             vg_yaml_kind_of(f->value));
         return -EINVAL;
     }
     *count = (size_t)fy_node_sequence_item_count(f->value);
@@ -731,11 +635,11 @@ static int get_labels(struct loader *ld, const struct field *f, struct rb_label 
     size_t n;
     int r = 0;
 
-    if (is_empty(f->value))
+    if (vg_yaml_is_empty(f->value))
         return 0;
     if (!fy_node_is_mapping(f->value)) {
         fail(ld, &f->key_mark, "\"%s\": must be a mapping of names to values, not %s", f->path,
-             kind_of(f->value));
+             vg_yaml_kind_of(f->value));
         return -EINVAL;
     }
     n = (size_t)fy_node_mapping_item_count(f->value);
@@ -757,7 +661,7 @@ static int get_labels(struct loader *ld, const struct field *f, struct rb_label 
         struct fy_mark buf;
 
         kf.path = vf.path = f->path;
-        if (scalar_mark(kf.value, &buf))
+        if (vg_yaml_scalar_mark(kf.value, &buf))
             vf.key_mark = buf;
         (*nout)++;
         r = get_string(ld, &kf, LABEL_KEY_MAX_LEN, &l->key);
@@ -812,11 +716,11 @@ static int get_match(struct loader *ld, const struct field *signal, const struct
     if (r < 0)
         return r;
     if (!runbook_signal_known(m->signal)) {
-        char shown[QUOTE_MAX + 1];
+        char shown[VG_YAML_QUOTE_MAX + 1];
         fail(ld, value_mark(signal, &buf),
              "\"%s\": unknown signal \"%s\" (see the README's \"Signals\"; alerts are "
              "alert.<alertname>)",
-             signal->path, quotable(m->signal, strlen(m->signal), shown, sizeof(shown)));
+             signal->path, vg_yaml_quotable(m->signal, strlen(m->signal), shown, sizeof(shown)));
         return -EINVAL;
     }
     return labels ? get_labels(ld, labels, &m->labels, &m->nlabels) : 0;
@@ -913,7 +817,7 @@ static int get_levels(struct loader *ld, const struct field *f, struct rb_condit
     int r;
 
     c->clear = NAN;
-    if (!is_empty(f->value) && fy_node_is_scalar(f->value)) {
+    if (!vg_yaml_is_empty(f->value) && fy_node_is_scalar(f->value)) {
         r = get_number(ld, f, &c->warning);
         c->critical = c->warning;
         return r;
@@ -961,7 +865,7 @@ static int get_scope(struct loader *ld, const struct field *f, struct rb_scope *
     size_t len = 0;
     const char *s;
 
-    if (!is_empty(f->value) && fy_node_is_mapping(f->value)) {
+    if (!vg_yaml_is_empty(f->value) && fy_node_is_mapping(f->value)) {
         int r = take_keys(ld, f->value, f->path, &f->key_mark, names, 1, 1, &fraction);
         if (r == 0)
             r = need(ld, &fraction, &f->key_mark);
@@ -988,10 +892,10 @@ static int get_scope(struct loader *ld, const struct field *f, struct rb_scope *
     else if (len == 3 && memcmp(s, "all", 3) == 0)
         scope->kind = RB_SCOPE_ALL;
     else {
-        char shown[QUOTE_MAX + 1];
+        char shown[VG_YAML_QUOTE_MAX + 1];
         fail(ld, value_mark(f, &buf),
              "\"%s\": must be node, any, all or {fraction: F} (got \"%s\")", f->path,
-             quotable(s, len, shown, sizeof(shown)));
+             vg_yaml_quotable(s, len, shown, sizeof(shown)));
         return -EINVAL;
     }
     scope->fraction = 0;
@@ -1118,7 +1022,7 @@ static int get_symptom(struct loader *ld, struct fy_node *node, const char *path
 {
     struct field fields[CK_COUNT];
     struct fy_mark buf;
-    const struct fy_mark *at = node_mark(node, &buf, where);
+    const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     int r = take_keys(ld, node, path, at, cond_keys, CK_COUNT, CK_SYMPTOM, fields);
 
     if (r == 0)
@@ -1153,7 +1057,7 @@ static int get_verify(struct loader *ld, struct fy_node *node, const char *path,
 {
     struct field fields[CK_COUNT];
     struct fy_mark buf;
-    const struct fy_mark *at = node_mark(node, &buf, where);
+    const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     int r = take_keys(ld, node, path, at, cond_keys, CK_COUNT, CK_VERIFY, fields);
 
     if (r == 0 && !present(&fields[CK_HOLD])) {
@@ -1182,7 +1086,7 @@ static int check_evidence_args(struct loader *ld, const struct field *kind, cons
         bool ok = false;
 
         for (size_t k = 0; allowed[k]; k++) {
-            size_t d = edit_distance(e->args[a].key, allowed[k]);
+            size_t d = vg_edit_distance(e->args[a].key, allowed[k]);
             ok = ok || d == 0;
             if (d < best_d && d < strlen(e->args[a].key)) {
                 best_d = d;
@@ -1220,7 +1124,7 @@ static int get_evidence(struct loader *ld, struct fy_node *node, const char *pat
     static const char *const names[] = {"kind", "args"};
     struct field fields[2];
     struct fy_mark buf;
-    const struct fy_mark *at = node_mark(node, &buf, where);
+    const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     int r = take_keys(ld, node, path, at, names, 2, 3, fields);
 
     if (r == 0)
@@ -1228,9 +1132,9 @@ static int get_evidence(struct loader *ld, struct fy_node *node, const char *pat
     if (r == 0)
         r = get_string(ld, &fields[0], VG_MAX_EVIDENCE_KIND_LEN, &e->kind);
     if (r == 0 && !vg_evidence_kind_known(e->kind)) {
-        char shown[QUOTE_MAX + 1];
+        char shown[VG_YAML_QUOTE_MAX + 1];
         fail(ld, value_mark(&fields[0], &buf), "\"%s\": unknown evidence kind \"%s\" (one of %s)",
-             fields[0].path, quotable(e->kind, strlen(e->kind), shown, sizeof(shown)),
+             fields[0].path, vg_yaml_quotable(e->kind, strlen(e->kind), shown, sizeof(shown)),
              VG_EVIDENCE_KINDS);
         r = -EINVAL;
     }
@@ -1247,8 +1151,8 @@ static int get_action(struct loader *ld, struct fy_node *node, const char *path,
     static const char *const names[] = {"action", "mode", "args", "max_nodes"};
     struct field fields[4];
     struct fy_mark buf;
-    char shown[QUOTE_MAX + 1];
-    const struct fy_mark *at = node_mark(node, &buf, where);
+    char shown[VG_YAML_QUOTE_MAX + 1];
+    const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     size_t len = 0;
     const char *mode;
     int r = take_keys(ld, node, path, at, names, 4, 15, fields);
@@ -1273,7 +1177,7 @@ static int get_action(struct loader *ld, struct fy_node *node, const char *path,
     } else {
         fail(ld, value_mark(&fields[1], &buf),
              "\"%s\": must be auto, approve or manual (got \"%s\")", fields[1].path,
-             quotable(mode, len, shown, sizeof(shown)));
+             vg_yaml_quotable(mode, len, shown, sizeof(shown)));
         return -EINVAL;
     }
     r = get_labels(ld, &fields[2], &a->args, &a->nargs);
@@ -1381,7 +1285,7 @@ static int get_runbook(struct loader *ld, struct fy_node *root, struct rb_runboo
 {
     struct field f[RK_COUNT];
     struct fy_mark buf;
-    const struct fy_mark *at = node_mark(root, &buf, NULL);
+    const struct fy_mark *at = vg_yaml_node_mark(root, &buf, NULL);
     int r = take_keys(ld, root, "", at, runbook_keys, RK_COUNT, (UINT32_C(1) << RK_COUNT) - 1, f);
     void *items;
 
@@ -1440,7 +1344,7 @@ static int get_runbook(struct loader *ld, struct fy_node *root, struct rb_runboo
                 continue;
             struct fy_node *item = fy_node_sequence_get_by_index(f[RK_SYMPTOMS].value, (int)i);
             struct fy_node *idn = fy_node_mapping_lookup_by_string(item, "id", 2);
-            fail(ld, scalar_mark(idn, &buf),
+            fail(ld, vg_yaml_scalar_mark(idn, &buf),
                  "\"symptoms[%zu].id\": \"%s\" is already the id of symptoms[%zu]", i,
                  rb->symptoms[i].id, j);
             r = -EINVAL;
@@ -1471,44 +1375,6 @@ static int get_runbook(struct loader *ld, struct fy_node *root, struct rb_runboo
 }
 
 /* ---- files and directories ---- */
-
-static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
-}
-
-/* Reports the first error libfyaml collected; false when there was none. */
-static bool report_parse_error(struct loader *ld, struct fy_diag *diag)
-{
-    struct fy_diag_error *e;
-    void *iter = NULL;
-
-    while ((e = fy_diag_errors_iterate(diag, &iter))) {
-        if (e->type < FYET_ERROR)
-            continue;
-        const char *msg = e->msg ? e->msg : "YAML syntax error";
-        const char *tok = NULL;
-        size_t tok_len = 0;
-
-        /* "duplicate key" is clearer with the key's name. */
-        if (strcmp(msg, "duplicate key") == 0 && e->fyt)
-            tok = fy_token_get_text(e->fyt, &tok_len);
-        if (tok) {
-            char shown[QUOTE_MAX + 1];
-            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s \"%s\"", ld->file, e->line, e->column,
-                       msg, quotable(tok, tok_len, shown, sizeof(shown)));
-        } else if (e->line > 0) {
-            vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, e->line, e->column, msg);
-        } else {
-            vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
-        }
-        return true;
-    }
-    return false;
-}
 
 /* Reads a whole regular file of at most RB_FILE_MAX_BYTES into a new buffer. */
 static int read_file(struct loader *ld, char **ret_buf, size_t *ret_len)
@@ -1575,7 +1441,6 @@ err_close:
 /* Parses one file into rb (zeroed by the caller; freed by the caller on error). */
 static int load_one(struct loader *ld, struct rb_runbook *rb)
 {
-    struct fy_diag_cfg dcfg;
     struct fy_parse_cfg pcfg = {0};
     struct fy_diag *diag;
     struct fy_parser *parser = NULL;
@@ -1586,18 +1451,12 @@ static int load_one(struct loader *ld, struct rb_runbook *rb)
 
     if (r < 0)
         return r;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = diag_discard;
-    dcfg.level = FYET_ERROR;
-    dcfg.colorize = false;
-    diag = fy_diag_create(&dcfg);
+    diag = vg_yaml_diag_new();
     if (!diag) {
         fail(ld, NULL, "cannot create the YAML diagnostics object");
         r = -ENOMEM;
         goto err_free_text;
     }
-    fy_diag_set_collect_errors(diag, true);
     pcfg.flags = FYPCF_QUIET;
     pcfg.diag = diag;
     parser = fy_parser_create(&pcfg);
@@ -1615,12 +1474,12 @@ static int load_one(struct loader *ld, struct rb_runbook *rb)
         goto err_destroy_docs;
     }
     if (fy_parser_get_stream_error(parser) || fy_diag_got_error(diag)) {
-        if (!report_parse_error(ld, diag))
+        if (!vg_yaml_parse_error(diag, ld->file, ld->err, ld->errlen))
             fail(ld, NULL, "cannot parse the YAML");
         r = -EINVAL;
         goto err_destroy_docs;
     }
-    if (!doc || is_empty(fy_document_root(doc))) {
+    if (!doc || vg_yaml_is_empty(fy_document_root(doc))) {
         fail(ld, NULL, "empty: a runbook needs at least id, title, severity and symptoms");
         r = -EINVAL;
         goto err_destroy_docs;

@@ -163,6 +163,35 @@ static int open_incident(store_incidents_t *store, const struct incident_symptom
     return r;
 }
 
+/* A critical symptom with no incident of its own, explained by an open incident of a runbook it
+ * depends on: recorded on that root incident, not opened (and paged) separately. 1 when
+ * attached, 0 when no root incident is open, or a negative errno. */
+static int attach_to_root(store_incidents_t *store, const struct incident_symptom *s,
+                          const char *data, struct incident_result *res)
+{
+    struct store_incident *root = calloc(1, sizeof(*root));
+    int r = root ? -ENOENT : -ENOMEM;
+
+    for (size_t i = 0; i < s->n_depends && r == -ENOENT; i++)
+        r = store_incident_find_open_runbook(store, s->depends_on[i], root);
+    if (r == 0) {
+        char text[INCIDENT_NOTE_MAX + 320];
+        snprintf(text, sizeof(text), "%s (%s): %s", s->fingerprint, s->title ? s->title : "",
+                 s->reason ? s->reason : "");
+        r = store_incident_event(store, root->id, s->at_ms, "attached", INCIDENT_ACTOR_VIGIL, text,
+                                 data);
+    }
+    if (r == 0) {
+        res->id = root->id;
+        res->outcome = INCIDENT_ATTACHED;
+        res->severity = root->severity;
+        res->response_due_ms = root->response_due_ms;
+        r = 1;
+    }
+    free(root);
+    return r == -ENOENT ? 0 : r;
+}
+
 /* A symptom on an incident that is open (or resolved inside the reopen window). */
 static int join_incident(store_incidents_t *store, struct store_incident *inc,
                          const struct incident_symptom *s, const char *data,
@@ -230,8 +259,15 @@ static int on_symptom_once(store_incidents_t *store, const struct incident_sympt
         /* Only a critical symptom opens, or reopens, an incident. */
         if (r == 0 && (is_open(inc) || s->state == INCIDENT_SYMPTOM_CRITICAL))
             r = join_incident(store, inc, s, data, res);
-        else if (r == 0 || r == -ENOENT)
-            r = s->state == INCIDENT_SYMPTOM_CRITICAL ? open_incident(store, s, data, res) : 0;
+        else if ((r == 0 || r == -ENOENT) && s->state == INCIDENT_SYMPTOM_CRITICAL) {
+            r = attach_to_root(store, s, data, res);
+            if (r == 0)
+                r = open_incident(store, s, data, res);
+            else if (r > 0)
+                r = 0;
+        } else if (r == -ENOENT) {
+            r = 0;
+        }
         if (r == 0)
             r = store_incidents_commit(store);
         if (r < 0)

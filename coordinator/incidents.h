@@ -40,6 +40,11 @@ struct incident_symptom {
     uint32_t nodes_firing, nodes_total;
     int64_t at_ms;            /* when the rule engine saw the transition */
     int64_t reopen_window_ms; /* a resolve younger than this reopens instead of a new incident */
+    /* Runbooks whose open incident explains this symptom (the runbook's depends_on): a
+     * critical symptom with no incident of its own attaches to the oldest such incident
+     * (timeline "attached") instead of opening, and paging, one of its own. */
+    const char *const *depends_on;
+    size_t n_depends;
 };
 
 enum incident_outcome {
@@ -47,6 +52,7 @@ enum incident_outcome {
     INCIDENT_OPENED,    /* a new incident: the caller pages */
     INCIDENT_REOPENED,  /* a resolved incident came back */
     INCIDENT_UPDATED,   /* joined an open incident (a symptom event, maybe a severity rise) */
+    INCIDENT_ATTACHED,  /* explained by an open root-cause incident (id): recorded there */
 };
 
 struct incident_result {

@@ -168,6 +168,8 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
         .nodes_total = (uint32_t)ev->nodes_total,
         .at_ms = ev->at_ms,
         .reopen_window_ms = ev->runbook->reopen_window_ms,
+        .depends_on = (const char *const *)ev->runbook->depends_on,
+        .n_depends = ev->runbook->ndepends,
     };
     struct incident_result res;
 
@@ -182,6 +184,9 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
         vg_log(VG_LOG_WARN, "incident %s id=%llu runbook=%s severity=SEV%d fingerprint=%s",
                res.outcome == INCIDENT_OPENED ? "opened" : "reopened", (unsigned long long)res.id,
                ev->runbook->id, res.severity, ev->fingerprint);
+    else if (res.outcome == INCIDENT_ATTACHED)
+        vg_log(VG_LOG_INFO, "symptom fingerprint=%s attached to root incident id=%llu",
+               ev->fingerprint, (unsigned long long)res.id);
     else if (res.severity_raised)
         vg_log(VG_LOG_WARN, "incident id=%llu severity raised to SEV%d", (unsigned long long)res.id,
                res.severity);

@@ -292,6 +292,11 @@ struct store_incident {
  * resolved at or after resolved_since_ms (a candidate for reopening). -ENOENT if neither. */
 int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerprint,
                                     int64_t resolved_since_ms, struct store_incident *ret);
+
+/* The oldest open incident of runbook (locked), for attaching dependent symptoms to their
+ * root cause. 0, or -ENOENT when none is open. */
+int store_incident_find_open_runbook(store_incidents_t *self, const char *runbook,
+                                     struct store_incident *ret);
 /* One incident; for_update locks it until the transaction ends. -ENOENT if there is none. */
 int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
                        struct store_incident *ret);

@@ -202,6 +202,20 @@ int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerp
         2, params, "find incident", ret);
 }
 
+int store_incident_find_open_runbook(store_incidents_t *self, const char *runbook,
+                                     struct store_incident *ret)
+{
+    if (!self || !runbook || !ret)
+        return -EINVAL;
+    const char *params[] = {runbook};
+    /* The oldest open one: the first to be opened is the root of what followed. */
+    return one_incident(self,
+                        "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE runbook = $1"
+                        " AND state IN ('detected', 'acknowledged', 'mitigated')"
+                        " ORDER BY opened_at, id LIMIT 1 FOR UPDATE",
+                        1, params, "find root incident", ret);
+}
+
 int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
                        struct store_incident *ret)
 {

@@ -25,6 +25,8 @@ static const char *outcome_name(enum incident_outcome outcome)
         return "reopened";
     case INCIDENT_UPDATED:
         return "updated";
+    case INCIDENT_ATTACHED:
+        return "attached";
     default:
         return "unchanged";
     }

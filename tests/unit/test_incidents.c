@@ -449,6 +449,48 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* Root cause first: with the database incident open, the application's symptom (its runbook
+ * depends on database-issues) is recorded on it instead of opening an incident of its own;
+ * without one open, it opens normally. */
+static void test_dependent_symptom_attaches_to_root(void **state)
+{
+    (void)state;
+    static const char *const depends[] = {"database-issues"};
+    struct store_incident inc;
+    struct timeline tl;
+    struct incident_result res;
+
+    struct incident_symptom db =
+        symptom("database-issues/pg-down/", 2, INCIDENT_SYMPTOM_CRITICAL, T0 + 7 * HOUR_MS);
+    db.runbook = "database-issues";
+    db.title = "Database issues";
+    assert_int_equal(incidents_on_symptom(t.inc, &db, &res), 0);
+    assert_int_equal(res.outcome, INCIDENT_OPENED);
+    uint64_t root = res.id;
+
+    struct incident_symptom app =
+        symptom("application-down/errors/", 2, INCIDENT_SYMPTOM_CRITICAL, T0 + 7 * HOUR_MS + 1000);
+    app.depends_on = depends;
+    app.n_depends = 1;
+    assert_int_equal(incidents_on_symptom(t.inc, &app, &res), 0);
+    assert_int_equal(res.outcome, INCIDENT_ATTACHED);
+    assert_int_equal(res.id, root);
+    assert_int_equal(query_int("SELECT count(*) FROM incidents WHERE fingerprint = $1",
+                               "application-down/errors/"),
+                     0);
+    show(root, &inc, &tl);
+    assert_string_equal(tl.kinds, "opened,attached");
+    assert_non_null(strstr(tl.last_text, "application-down/errors/"));
+
+    /* The root resolved: the same symptom now opens its own incident. */
+    assert_int_equal(
+        incidents_resolve(t.inc, root, "alice", "database restarted", T0 + 7 * HOUR_MS + 2000), 0);
+    app.at_ms = T0 + 7 * HOUR_MS + 3000;
+    assert_int_equal(incidents_on_symptom(t.inc, &app, &res), 0);
+    assert_int_equal(res.outcome, INCIDENT_OPENED);
+    assert_true(res.id != root);
+}
+
 int main(void)
 {
     vg_log_init("test_incidents", VG_LOG_ERROR, false);
@@ -462,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_invalid_symptoms_refused),
         cmocka_unit_test(test_timeline_is_append_only),
         cmocka_unit_test(test_list_open_and_all),
+        cmocka_unit_test(test_dependent_symptom_attaches_to_root),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -103,6 +103,7 @@ void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalB
     for (size_t i = 0; i < batch->n_signals; i++) {
         const Vigil__Signal *s = batch->signals[i];
         size_t n = s->n_labels < OBSERVE_MAX_LABELS ? s->n_labels : OBSERVE_MAX_LABELS;
+        /* cppcheck-suppress knownConditionTrueFalse ; n comes from the message */
         for (size_t k = 0; k < n; k++) {
             labels[k].key = s->labels[k]->key;
             labels[k].value = s->labels[k]->value;

@@ -42,7 +42,6 @@
 
 static void notice_to_log(void *arg, const char *message)
 {
-    /* cppcheck-suppress variableScope ; used inside vg_log's level check */
     char buf[512];
     (void)arg;
     vg_log(VG_LOG_DEBUG, "store: server notice=\"%s\"", vg_log_one_line(message, buf, sizeof(buf)));
@@ -335,7 +334,6 @@ static int result_errno(const store_t *self, const PGresult *res)
 /* Logs libpq's message for a failed step and returns its errno. */
 static int failed(const store_t *self, const PGresult *res, const char *what)
 {
-    /* cppcheck-suppress variableScope ; used inside vg_log's level check */
     char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : NULL;
     if (!text || !text[0])

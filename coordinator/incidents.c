@@ -256,16 +256,21 @@ static int on_symptom_once(store_incidents_t *store, const struct incident_sympt
     if (r == 0) {
         r = store_incident_find_for_symptom(store, s->fingerprint, s->at_ms - s->reopen_window_ms,
                                             inc);
-        /* Only a critical symptom opens, or reopens, an incident. */
-        if (r == 0 && (is_open(inc) || s->state == INCIDENT_SYMPTOM_CRITICAL))
+        /* An open incident of its own takes the symptom. Else only a critical symptom does
+         * anything: attached to an open root-cause incident if one explains it (before a
+         * reopen: the root cause is what is happening now), else it reopens its recently
+         * resolved incident, or opens one. */
+        bool found = r == 0;
+        if (found && is_open(inc)) {
             r = join_incident(store, inc, s, data, res);
-        else if ((r == 0 || r == -ENOENT) && s->state == INCIDENT_SYMPTOM_CRITICAL) {
+        } else if ((found || r == -ENOENT) && s->state == INCIDENT_SYMPTOM_CRITICAL) {
             r = attach_to_root(store, s, data, res);
             if (r == 0)
-                r = open_incident(store, s, data, res);
+                r = found ? join_incident(store, inc, s, data, res)
+                          : open_incident(store, s, data, res);
             else if (r > 0)
                 r = 0;
-        } else if (r == -ENOENT) {
+        } else if (found || r == -ENOENT) {
             r = 0;
         }
         if (r == 0)

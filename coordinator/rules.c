@@ -50,7 +50,8 @@ struct instance {
 struct slot {
     bool seen; /* a matching sample came (absence) */
     int64_t last_seen_ms;
-    struct instance inst; /* scope node */
+    struct instance inst;  /* scope node */
+    enum rule_state level; /* across nodes: this node's own level, for its own hysteresis */
 };
 
 struct sym {
@@ -561,9 +562,11 @@ static enum rule_state level_of(const struct rb_condition *c, double value,
         return RULE_OK;
     double clear = isnan(c->clear) ? c->warning : c->clear;
     if (!isnan(c->critical)) {
+        /* Without a clear level, a state ends as soon as the value is no longer past its
+         * level (http.up below 1 clears at 1); with one, it must go back past it. */
         double crit_clear = c->critical - (c->warning - clear);
         if (past(c->op, value, c->critical) ||
-            (confirmed == RULE_CRITICAL && !cleared(c->op, value, crit_clear)))
+            (confirmed == RULE_CRITICAL && !isnan(c->clear) && !cleared(c->op, value, crit_clear)))
             return RULE_CRITICAL;
     }
     if (past(c->op, value, c->warning))
@@ -844,8 +847,11 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
         if (!m->has)
             continue;
         if (c->kind != RB_COND_ABSENCE) {
-            enum rule_state confirmed = per_node ? sym->slots[i].inst.state : sym->across.state;
+            /* Hysteresis is each node's own: a healthy node between the clear level and the
+             * level must not count as firing because another node fired. */
+            enum rule_state confirmed = per_node ? sym->slots[i].inst.state : sym->slots[i].level;
             m->level = level_of(c, m->value, confirmed);
+            sym->slots[i].level = m->level;
         }
         total++;
         num += m->num;

@@ -482,13 +482,32 @@ static void test_dependent_symptom_attaches_to_root(void **state)
     assert_string_equal(tl.kinds, "opened,attached");
     assert_non_null(strstr(tl.last_text, "application-down/errors/"));
 
-    /* The root resolved: the same symptom now opens its own incident. */
+    /* An application incident resolved a moment ago does not reopen while the database is
+     * down again: the symptom attaches to the new root incident. */
+    assert_int_equal(
+        incidents_resolve(t.inc, root, "alice", "database restarted", T0 + 7 * HOUR_MS + 1500), 0);
+    struct incident_symptom app2 =
+        symptom("application-down/errors/", 2, INCIDENT_SYMPTOM_CRITICAL, T0 + 7 * HOUR_MS + 1600);
+    assert_int_equal(incidents_on_symptom(t.inc, &app2, &res), 0); /* no depends_on: opens */
+    assert_int_equal(res.outcome, INCIDENT_OPENED);
+    uint64_t own = res.id;
+    assert_int_equal(incidents_resolve(t.inc, own, "alice", "fixed", T0 + 7 * HOUR_MS + 1700), 0);
+    db.at_ms = T0 + 7 * HOUR_MS + 1800;
+    assert_int_equal(incidents_on_symptom(t.inc, &db, &res), 0);
+    assert_int_equal(res.outcome, INCIDENT_REOPENED);
+    root = res.id;
+    app.at_ms = T0 + 7 * HOUR_MS + 1900;
+    assert_int_equal(incidents_on_symptom(t.inc, &app, &res), 0);
+    assert_int_equal(res.outcome, INCIDENT_ATTACHED);
+    assert_int_equal(res.id, root);
+
+    /* The root resolved: the same symptom now reopens its own recent incident. */
     assert_int_equal(
         incidents_resolve(t.inc, root, "alice", "database restarted", T0 + 7 * HOUR_MS + 2000), 0);
     app.at_ms = T0 + 7 * HOUR_MS + 3000;
     assert_int_equal(incidents_on_symptom(t.inc, &app, &res), 0);
-    assert_int_equal(res.outcome, INCIDENT_OPENED);
-    assert_true(res.id != root);
+    assert_int_equal(res.outcome, INCIDENT_REOPENED);
+    assert_int_equal(res.id, own);
 }
 
 int main(void)

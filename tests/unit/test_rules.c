@@ -688,6 +688,63 @@ static void test_rate(void **unused)
     rules_destroy(&r);
 }
 
+/* The shipped runbooks' single-level symptoms (below: 1, critical = warning = 1, no clear):
+ * the incident's symptom clears as soon as the service is back, and fires again when it
+ * fails again. Across nodes, a healthy node never counts as failing because another did. */
+static void test_single_level_clears_and_nodes_keep_their_own_level(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    const struct rule_event *ev;
+
+    fixture_init(&f, threshold("http.up", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_NODE));
+    rules_t *r = rules_new(&f.set, NULL);
+    put(r, "n1", "http.up", 0, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    put(r, "n1", "http.up", 1, 2000);
+    assert_int_equal(rules_evaluate(r, 2000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_OK);
+    put(r, "n1", "http.up", 0, 3000);
+    assert_int_equal(rules_evaluate(r, 3000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    rules_destroy(&r);
+
+    /* Scope any, SEV2 on some nodes, SEV1 on all: one node down is a partial outage. */
+    fixture_init(&f, threshold("http.up", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_ANY));
+    f.sym.severity = RB_SEV2;
+    f.sym.severity_all = RB_SEV1;
+    r = rules_new(&f.set, NULL);
+    rules_node_up(r, "web1", 500);
+    rules_node_up(r, "web2", 500);
+    put(r, "web1", "http.up", 0, 1000);
+    put(r, "web2", "http.up", 1, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    assert_int_equal(ev[0].severity, RB_SEV2);
+    assert_int_equal(ev[0].nodes_firing, 1);
+    put(r, "web1", "http.up", 0, 1250);
+    put(r, "web2", "http.up", 1, 1250);
+    assert_int_equal(rules_evaluate(r, 1250, &ev), 0); /* still one of two: nothing new */
+    put(r, "web2", "http.up", 0, 1500);
+    assert_int_equal(rules_evaluate(r, 1500, &ev), 1);
+    assert_int_equal(ev[0].severity, RB_SEV1); /* now every node */
+    rules_destroy(&r);
+
+    /* With hysteresis across nodes: web2 at 78 (between clear 75 and warning 80) never fired
+     * itself, so it does not count while web1 is at 90. */
+    fixture_init(&f, threshold(cpu, RB_OP_GT, 80, 95, 75, 0, RB_SCOPE_ANY));
+    f.sym.severity_all = RB_SEV1;
+    r = rules_new(&f.set, NULL);
+    put(r, "web1", cpu, 90, 1000);
+    put(r, "web2", cpu, 78, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_WARNING);
+    assert_int_equal(ev[0].nodes_firing, 1);
+    assert_int_equal(ev[0].severity, RB_SEV3);
+    rules_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_hysteresis_does_not_flap),
         cmocka_unit_test(test_scope_node_fingerprints),
         cmocka_unit_test(test_scope_node_severity_all),
+        cmocka_unit_test(test_single_level_clears_and_nodes_keep_their_own_level),
         cmocka_unit_test(test_scope_any_grows_to_all),
         cmocka_unit_test(test_scope_all_and_fraction),
         cmocka_unit_test(test_ratio_over_windowed_counts),

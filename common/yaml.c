@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SUGGEST_MAX_LEN 128
@@ -154,4 +155,16 @@ bool vg_yaml_parse_error(struct fy_diag *diag, const char *file, char *err, size
         return true;
     }
     return false;
+}
+
+void vg_yaml_verror(char *err, size_t errlen, const char *file, const struct fy_mark *mark,
+                    const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (mark)
+        vg_set_err(err, errlen, "%s:%d:%d: %s", file, mark->line + 1, mark->column + 1, msg);
+    else
+        vg_set_err(err, errlen, "%s: %s", file, msg);
 }

@@ -10,6 +10,7 @@
 #define VG_YAML_H
 
 #include <libfyaml.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,6 +36,10 @@ bool vg_yaml_is_empty(struct fy_node *n);
 
 /* "a mapping", "a sequence", "an alias", "a scalar" or "nothing", for messages. */
 const char *vg_yaml_kind_of(struct fy_node *n);
+
+/* "file:line:col: message" (1-based) into err when mark is known, "file: message" otherwise. */
+void vg_yaml_verror(char *err, size_t errlen, const char *file, const struct fy_mark *mark,
+                    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* A diagnostics object that collects errors instead of printing them. NULL on failure. */
 struct fy_diag *vg_yaml_diag_new(void);

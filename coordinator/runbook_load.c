@@ -73,17 +73,11 @@ static void fail(struct loader *ld, const struct fy_mark *mark, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 static void fail(struct loader *ld, const struct fy_mark *mark, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vg_yaml_verror(ld->err, ld->errlen, ld->file, mark, fmt, ap);
     va_end(ap);
-    if (mark)
-        vg_set_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, mark->line + 1, mark->column + 1,
-                   msg);
-    else
-        vg_set_err(ld->err, ld->errlen, "%s: %s", ld->file, msg);
 }
 
 /* ---- the signals agents emit ---- */

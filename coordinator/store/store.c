@@ -2280,3 +2280,18 @@ int store_side_connect(PGconn **conn, const char *conninfo, const char *applicat
     }
     return 0;
 }
+
+int store_side_init(struct store_side *side, const char *conninfo)
+{
+    side->conn = NULL;
+    side->conninfo = strdup(conninfo ? conninfo : "");
+    return side->conninfo ? 0 : -ENOMEM;
+}
+
+void store_side_fini(struct store_side *side)
+{
+    PQfinish(side->conn);
+    side->conn = NULL;
+    free(side->conninfo);
+    side->conninfo = NULL;
+}

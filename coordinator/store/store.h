@@ -233,6 +233,15 @@ const char *store_conninfo(const store_t *self);
  * Alertmanager webhook on the HTTP thread, incidents); *conn is finished first. 0, -ENOMEM, or
  * -EIO with libpq's message logged under `what`. */
 typedef struct pg_conn PGconn;
+
+/* Such a module's connection: the coordinator's conninfo, connected lazily. */
+struct store_side {
+    char *conninfo;
+    PGconn *conn;
+};
+int store_side_init(struct store_side *side, const char *conninfo); /* 0 or -ENOMEM */
+void store_side_fini(struct store_side *side);                      /* closes and frees */
+
 int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name,
                        const char *what);
 

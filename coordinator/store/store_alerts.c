@@ -20,8 +20,7 @@
 #define APPLICATION_NAME "vigil-coordinator-alertmanager"
 
 struct store_alerts {
-    char *conninfo;
-    PGconn *conn;
+    struct store_side side;
 };
 
 static const char insert_alert_sql[] =
@@ -37,12 +36,9 @@ static const char insert_alert_sql[] =
 store_alerts_t *store_alerts_new(const char *conninfo)
 {
     store_alerts_t *self = calloc(1, sizeof(*self));
-    if (!self)
-        return NULL;
-    self->conninfo = strdup(conninfo ? conninfo : "");
-    if (!self->conninfo) {
+    if (self && store_side_init(&self->side, conninfo) < 0) {
         free(self);
-        return NULL;
+        self = NULL;
     }
     return self;
 }
@@ -51,21 +47,18 @@ void store_alerts_destroy(store_alerts_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    store_alerts_t *self = *self_p;
-    PQfinish(self->conn);
-    self->conn = NULL;
-    free(self->conninfo);
-    self->conninfo = NULL;
-    free(self);
+    store_side_fini(&(*self_p)->side);
+    free(*self_p);
     *self_p = NULL;
 }
 
 static int ensure_conn(store_alerts_t *self)
 {
-    if (self->conn && PQstatus(self->conn) == CONNECTION_OK &&
-        PQtransactionStatus(self->conn) == PQTRANS_IDLE)
+    if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK &&
+        PQtransactionStatus(self->side.conn) == PQTRANS_IDLE)
         return 0;
-    return store_side_connect(&self->conn, self->conninfo, APPLICATION_NAME, "alertmanager");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME,
+                              "alertmanager");
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, else -EINVAL. */
@@ -74,15 +67,15 @@ static int failed(store_alerts_t *self, PGresult *res, const char *what)
     char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : "";
     if (!text[0])
-        text = PQerrorMessage(self->conn);
+        text = PQerrorMessage(self->side.conn);
     vg_log(VG_LOG_WARN, "store: alertmanager %s failed error=\"%s\"", what,
            vg_log_one_line(text, buf, sizeof(buf)));
-    return PQstatus(self->conn) == CONNECTION_OK ? -EINVAL : -EIO;
+    return PQstatus(self->side.conn) == CONNECTION_OK ? -EINVAL : -EIO;
 }
 
 static int exec_command(store_alerts_t *self, const char *sql, const char *what)
 {
-    PGresult *res = PQexec(self->conn, sql);
+    PGresult *res = PQexec(self->side.conn, sql);
     int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, what);
     PQclear(res);
     return r;
@@ -111,7 +104,8 @@ static int put_once(store_alerts_t *self, const struct store_alert *alerts, size
                                 ts_ms,
                                 state,
                                 a->node};
-        PGresult *res = PQexecParams(self->conn, insert_alert_sql, 9, NULL, params, NULL, NULL, 0);
+        PGresult *res =
+            PQexecParams(self->side.conn, insert_alert_sql, 9, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_COMMAND_OK)
             fresh += strcmp(PQcmdTuples(res), "0") != 0;
         else
@@ -121,8 +115,8 @@ static int put_once(store_alerts_t *self, const struct store_alert *alerts, size
     if (r == 0)
         r = exec_command(self, "COMMIT", "commit");
     if (r < 0) {
-        if (PQstatus(self->conn) == CONNECTION_OK)
-            PQclear(PQexec(self->conn, "ROLLBACK"));
+        if (PQstatus(self->side.conn) == CONNECTION_OK)
+            PQclear(PQexec(self->side.conn, "ROLLBACK"));
         return r;
     }
     *ret_new = fresh;

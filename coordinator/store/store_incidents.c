@@ -19,8 +19,7 @@
 #define SQL_STATE_UNIQUE_VIOLATION "23505"
 
 struct store_incidents {
-    char *conninfo;
-    PGconn *conn;
+    struct store_side side;
 };
 
 #define MS_TO_TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
@@ -37,12 +36,9 @@ struct store_incidents {
 store_incidents_t *store_incidents_new(const char *conninfo)
 {
     store_incidents_t *self = calloc(1, sizeof(*self));
-    if (!self)
-        return NULL;
-    self->conninfo = strdup(conninfo ? conninfo : "");
-    if (!self->conninfo) {
+    if (self && store_side_init(&self->side, conninfo) < 0) {
         free(self);
-        return NULL;
+        self = NULL;
     }
     return self;
 }
@@ -51,21 +47,17 @@ void store_incidents_destroy(store_incidents_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    store_incidents_t *self = *self_p;
-    PQfinish(self->conn);
-    self->conn = NULL;
-    free(self->conninfo);
-    self->conninfo = NULL;
-    free(self);
+    store_side_fini(&(*self_p)->side);
+    free(*self_p);
     *self_p = NULL;
 }
 
 /* Only between transactions: a connection lost inside one fails the transaction instead. */
 static int ensure_conn(store_incidents_t *self)
 {
-    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
+    if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
         return 0;
-    return store_side_connect(&self->conn, self->conninfo, APPLICATION_NAME, "incidents");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME, "incidents");
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, -EEXIST for a unique
@@ -75,18 +67,18 @@ static int failed(store_incidents_t *self, const PGresult *res, const char *what
     char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : "";
     if (!text[0])
-        text = PQerrorMessage(self->conn);
+        text = PQerrorMessage(self->side.conn);
     const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (sqlstate && strcmp(sqlstate, SQL_STATE_UNIQUE_VIOLATION) == 0)
         return -EEXIST;
     vg_log(VG_LOG_WARN, "store: incidents %s failed error=\"%s\"", what,
            vg_log_one_line(text, buf, sizeof(buf)));
-    return PQstatus(self->conn) == CONNECTION_OK ? -EINVAL : -EIO;
+    return PQstatus(self->side.conn) == CONNECTION_OK ? -EINVAL : -EIO;
 }
 
 static int exec_command(store_incidents_t *self, const char *sql, const char *what)
 {
-    PGresult *res = PQexec(self->conn, sql);
+    PGresult *res = PQexec(self->side.conn, sql);
     int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, what);
     PQclear(res);
     return r;
@@ -97,9 +89,9 @@ static int exec_command(store_incidents_t *self, const char *sql, const char *wh
 static int run(store_incidents_t *self, const char *sql, int n, const char *const *params,
                const char *what, PGresult **ret_res)
 {
-    if (!self->conn)
+    if (!self->side.conn)
         return -EIO;
-    PGresult *res = PQexecParams(self->conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(self->side.conn, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         int r = failed(self, res, what);
@@ -129,15 +121,15 @@ int store_incidents_begin(store_incidents_t *self)
 
 int store_incidents_commit(store_incidents_t *self)
 {
-    if (!self || !self->conn)
+    if (!self || !self->side.conn)
         return -EIO;
     return exec_command(self, "COMMIT", "commit");
 }
 
 void store_incidents_rollback(store_incidents_t *self)
 {
-    if (self && self->conn && PQstatus(self->conn) == CONNECTION_OK)
-        PQclear(PQexec(self->conn, "ROLLBACK"));
+    if (self && self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
+        PQclear(PQexec(self->side.conn, "ROLLBACK"));
 }
 
 static int64_t field_i64(const PGresult *res, int row, int col)

@@ -1,5 +1,5 @@
-/* vigilctl incidents [--status open|all] | incident show ID | ack ID [--note T] | resolve ID --note
- * T */
+/* vigilctl incidents [--status open|all] | incident show ID | ack ID [--note T] |
+ * mitigate ID --note T | resolve ID --note T */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,11 +8,12 @@
 
 #include "commands.h"
 #include "ctl_admin.h"
+#include "incident_view.h"
 #include "timeutil.h"
 
 #define NOTE_MAX_LEN VG_MAX_VALUE_LEN
 
-static const char *severity_name(uint32_t severity)
+const char *incident_view_severity(uint32_t severity)
 {
     static const char *const names[] = {"SEV1", "SEV2", "SEV3", "SEV4"};
     return severity >= 1 && severity <= 4 ? names[severity - 1] : "SEV?";
@@ -40,7 +41,7 @@ static void scope_text(const Vigil__IncidentInfo *inc, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
-static json_t *incident_json(const Vigil__IncidentInfo *inc)
+json_t *incident_view_json(const Vigil__IncidentInfo *inc)
 {
     json_t *scope = json_array();
     for (size_t i = 0; scope && i < inc->n_scope; i++)
@@ -50,7 +51,7 @@ static json_t *incident_json(const Vigil__IncidentInfo *inc)
                      "id", json_id(inc->id),
                      "fingerprint", output_json_string(inc->fingerprint),
                      "runbook", output_json_string(inc->runbook),
-                     "severity", severity_name(inc->severity),
+                     "severity", incident_view_severity(inc->severity),
                      "state", output_json_string(inc->state),
                      "title", output_json_string(inc->title),
                      "opened_at", output_json_time(inc->opened_at_ms),
@@ -65,17 +66,20 @@ static json_t *incident_json(const Vigil__IncidentInfo *inc)
     /* clang-format on */
 }
 
-static json_t *event_json(const Vigil__IncidentEvent *ev)
+json_t *incident_view_event_json(const Vigil__IncidentEvent *ev)
 {
     json_t *data = json_loads(ev->data_json, 0, NULL);
     if (!json_is_object(data)) {
         json_decref(data);
         data = json_object();
     }
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o*}", "id", json_id(ev->id), "at",
-                     output_json_time(ev->at_ms), "kind", output_json_string(ev->kind), "actor",
-                     output_json_string(ev->actor), "text", output_json_string(ev->text), "data",
-                     data);
+    json_t *doc = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o*}", "id", json_id(ev->id), "at",
+                            output_json_time(ev->at_ms), "kind", output_json_string(ev->kind),
+                            "actor", output_json_string(ev->actor), "text",
+                            output_json_string(ev->text), "data", data);
+    if (doc && ev->incident_id)
+        json_object_set_new(doc, "incident", json_integer(json_id(ev->incident_id)));
+    return doc;
 }
 
 static int print_list_json(const Vigil__AdminReply *reply)
@@ -84,7 +88,7 @@ static int print_list_json(const Vigil__AdminReply *reply)
     if (!list)
         return -ENOMEM;
     for (size_t i = 0; i < reply->n_incidents; i++) {
-        if (json_array_append_new(list, incident_json(reply->incidents[i])) < 0) {
+        if (json_array_append_new(list, incident_view_json(reply->incidents[i])) < 0) {
             json_decref(list);
             return -ENOMEM;
         }
@@ -136,7 +140,7 @@ static int print_list_table(const Vigil__AdminReply *reply)
         output_time_ago(inc->opened_at_ms, now, age, sizeof(age));
         due_text(inc, now, due, sizeof(due));
         const char *cells[] = {
-            id, severity_name(inc->severity), inc->state, inc->title, scope, opened, age, due};
+            id, incident_view_severity(inc->severity), inc->state, inc->title, scope, opened, age, due};
         r = output_table_add_row(table, cells);
     }
     if (r == 0)
@@ -181,7 +185,7 @@ int cmd_incidents(struct ctl_context *ctx, int argc, char **argv)
 }
 
 /* An incident id: a decimal number from 1 on. */
-static int parse_id(const char *cmd, const char *text, uint64_t *ret_id)
+int incident_view_parse_id(const char *cmd, const char *text, uint64_t *ret_id)
 {
     char *end = NULL;
     errno = 0;
@@ -198,7 +202,7 @@ static int parse_id(const char *cmd, const char *text, uint64_t *ret_id)
 
 static int print_show_json(const Vigil__AdminReply *reply)
 {
-    json_t *doc = incident_json(reply->incidents[0]);
+    json_t *doc = incident_view_json(reply->incidents[0]);
     json_t *timeline = json_array();
     if (!doc || !timeline) {
         json_decref(doc);
@@ -206,7 +210,7 @@ static int print_show_json(const Vigil__AdminReply *reply)
         return -ENOMEM;
     }
     for (size_t i = 0; i < reply->n_incident_events; i++)
-        json_array_append_new(timeline, event_json(reply->incident_events[i]));
+        json_array_append_new(timeline, incident_view_event_json(reply->incident_events[i]));
     json_object_set_new(doc, "timeline", timeline);
     return output_json_print(&doc, stdout);
 }
@@ -232,7 +236,7 @@ static int print_show_text(const Vigil__AdminReply *reply)
                "  scope         %s\n"
                "  opened        %s\n"
                "  response due  %s\n\n",
-               inc->id, title, severity_name(inc->severity), inc->state, inc->runbook, fp,
+               inc->id, title, incident_view_severity(inc->severity), inc->state, inc->runbook, fp,
                safe_scope, opened, due) < 0)
         return -EIO;
 
@@ -266,7 +270,7 @@ int cmd_incident(struct ctl_context *ctx, int argc, char **argv)
         output_error("usage: vigilctl incident show ID");
         return CTL_EXIT_USAGE;
     }
-    if (parse_id("incident show", argv[1], &body.id) < 0)
+    if (incident_view_parse_id("incident show", argv[1], &body.id) < 0)
         return CTL_EXIT_USAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT;
     req.show_incident = &body;
@@ -284,11 +288,17 @@ int cmd_incident(struct ctl_context *ctx, int argc, char **argv)
                   ctx->format == OUTPUT_JSON ? print_show_json(reply) : print_show_text(reply));
 }
 
-/* ack ID [--note TEXT] | resolve ID --note TEXT */
-static int change(struct ctl_context *ctx, bool resolve, int argc, char **argv)
+enum change_kind { CHANGE_ACK, CHANGE_MITIGATE, CHANGE_RESOLVE };
+
+/* ack ID [--note TEXT] | mitigate ID --note TEXT | resolve ID --note TEXT */
+static int change(struct ctl_context *ctx, enum change_kind kind, int argc, char **argv)
 {
-    const char *cmd = resolve ? "resolve" : "ack";
+    static const char *const cmds[] = {"ack", "mitigate", "resolve"};
+    static const char *const verbs[] = {"acknowledge", "mitigate", "resolve"};
+    static const char *const states[] = {"acknowledged", "mitigated", "resolved"};
+    const char *cmd = cmds[kind];
     Vigil__AckIncident ack = VIGIL__ACK_INCIDENT__INIT;
+    Vigil__MitigateIncident mit = VIGIL__MITIGATE_INCIDENT__INIT;
     Vigil__ResolveIncident res = VIGIL__RESOLVE_INCIDENT__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
@@ -296,55 +306,68 @@ static int change(struct ctl_context *ctx, bool resolve, int argc, char **argv)
     uint64_t id = 0;
 
     if (argc != 1) {
-        output_error("usage: vigilctl %s ID %s", cmd, resolve ? "--note TEXT" : "[--note TEXT]");
+        output_error("usage: vigilctl %s ID %s", cmd,
+                     kind == CHANGE_ACK ? "[--note TEXT]" : "--note TEXT");
         return CTL_EXIT_USAGE;
     }
-    if (parse_id(cmd, argv[0], &id) < 0)
+    if (incident_view_parse_id(cmd, argv[0], &id) < 0)
         return CTL_EXIT_USAGE;
     const char *note = ctx->note ? ctx->note : "";
-    if (resolve && !note[0]) {
-        output_error("resolve needs --note TEXT: what was done, for the timeline");
+    if (kind != CHANGE_ACK && !note[0]) {
+        output_error("%s needs --note TEXT: what was done, for the timeline", cmd);
         return CTL_EXIT_USAGE;
     }
     if (strlen(note) > NOTE_MAX_LEN) {
         output_error("--note is longer than %d bytes", NOTE_MAX_LEN);
         return CTL_EXIT_USAGE;
     }
-    if (resolve) {
+    switch (kind) {
+    case CHANGE_RESOLVE:
         res.id = id;
         res.note = (char *)note;
         req.body_case = VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT;
         req.resolve_incident = &res;
-    } else {
+        break;
+    case CHANGE_MITIGATE:
+        mit.id = id;
+        mit.note = (char *)note;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_MITIGATE_INCIDENT;
+        req.mitigate_incident = &mit;
+        break;
+    case CHANGE_ACK:
         ack.id = id;
         ack.note = (char *)note;
         req.body_case = VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT;
         req.ack_incident = &ack;
+        break;
     }
-    snprintf(what, sizeof(what), "%s incident %" PRIu64, resolve ? "resolve" : "acknowledge", id);
+    snprintf(what, sizeof(what), "%s incident %" PRIu64, verbs[kind], id);
     snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
     int r = ctl_admin_request(ctx, &req, what, subject, &reply);
     if (r != CTL_EXIT_OK)
         return r;
     if (ctx->format == OUTPUT_JSON) {
-        json_t *doc = reply->n_incidents == 1 ? incident_json(reply->incidents[0])
-                                              : json_pack("{s:I, s:s}", "id", json_id(id), "state",
-                                                          resolve ? "resolved" : "acknowledged");
+        json_t *doc = reply->n_incidents == 1
+                          ? incident_view_json(reply->incidents[0])
+                          : json_pack("{s:I, s:s}", "id", json_id(id), "state", states[kind]);
         r = output_json_print(&doc, stdout);
     } else {
-        r = printf("incident %" PRIu64 " %s\n", id, resolve ? "resolved" : "acknowledged") < 0
-                ? -EIO
-                : 0;
+        r = printf("incident %" PRIu64 " %s\n", id, states[kind]) < 0 ? -EIO : 0;
     }
     return finish(reply, r);
 }
 
 int cmd_ack(struct ctl_context *ctx, int argc, char **argv)
 {
-    return change(ctx, false, argc, argv);
+    return change(ctx, CHANGE_ACK, argc, argv);
+}
+
+int cmd_mitigate(struct ctl_context *ctx, int argc, char **argv)
+{
+    return change(ctx, CHANGE_MITIGATE, argc, argv);
 }
 
 int cmd_resolve(struct ctl_context *ctx, int argc, char **argv)
 {
-    return change(ctx, true, argc, argv);
+    return change(ctx, CHANGE_RESOLVE, argc, argv);
 }

@@ -38,7 +38,8 @@ struct ctl_context {
     const char *collection; /* evidence list --collection */
     const char *limit;      /* evidence list --limit */
     const char *status;     /* incidents --status open|all */
-    const char *note;       /* ack, resolve --note */
+    const char *note;       /* ack, mitigate, resolve --note */
+    const char *file;       /* report --file (- = standard input) */
 
     struct ctl_config config; /* loaded by ctl_context_config on first use */
     char *config_path;
@@ -58,6 +59,9 @@ int cmd_signals(struct ctl_context *ctx, int argc, char **argv);
 int cmd_collect(struct ctl_context *ctx, int argc, char **argv);
 int cmd_evidence(struct ctl_context *ctx, int argc, char **argv);
 int cmd_incidents(struct ctl_context *ctx, int argc, char **argv);
+int cmd_mitigate(struct ctl_context *ctx, int argc, char **argv);
+int cmd_report(struct ctl_context *ctx, int argc, char **argv);
+int cmd_tail(struct ctl_context *ctx, int argc, char **argv);
 int cmd_incident(struct ctl_context *ctx, int argc, char **argv);
 int cmd_ack(struct ctl_context *ctx, int argc, char **argv);
 int cmd_resolve(struct ctl_context *ctx, int argc, char **argv);

@@ -119,9 +119,11 @@ static const struct command commands[] = {
         "Everything about incident ID: severity, state, runbook, fingerprint, scope (the nodes\n"
         "involved), when it opened and when a response is due, then its timeline in order:\n"
         "AT KIND ACTOR TEXT. KIND is opened, symptom (the rule engine saw it again, or it\n"
-        "cleared), severity (a rise, with its reason), acknowledged, mitigated, resolved,\n"
-        "reopened (the symptom returned soon after a resolve), note or attached; ACTOR is the\n"
-        "operator's name or \"vigil\".\n"
+        "cleared), severity (a rise, with its reason), acknowledged, mitigated, resolved\n"
+        "(by an operator, or by vigil once the runbook's verify conditions held: the text says\n"
+        "which), reopened (the symptom returned soon after a resolve), attached (a dependent\n"
+        "symptom explained by this incident), report or closed; ACTOR is the operator's name\n"
+        "or \"vigil\".\n"
         "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
         "\"scope\", \"acknowledged_at\", \"resolved_at\" and \"timeline\": an array of\n"
         "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
@@ -154,6 +156,34 @@ static const struct command commands[] = {
         "overwritten) and prints the public key. FILE holds 'public-key' and 'secret-key'; for an\n"
         "operator, copy them into the configuration file as public_key and secret_key and have\n"
         "the public key registered with the coordinator. Needs no configuration file.\n",
+    },
+    {
+        "mitigate",
+        cmd_mitigate,
+        "Usage: vigilctl mitigate ID --note TEXT [-o table|json]\n"
+        "\n"
+        "Marks incident ID mitigated (from detected or acknowledged): the impact is contained\n"
+        "(traffic moved, a feature switched off) while the cause may remain. The note is\n"
+        "required: what was done (at most 1024 bytes). The incident stays open until resolved.\n"
+        "With -o json: the incident as it now is. Needs the responder role.\n",
+    },
+    {
+        "report",
+        cmd_report,
+        "Usage: vigilctl report ID [-o table|json]\n"
+        "       vigilctl report ID --file FILE\n"
+        "\n"
+        "The post-incident report (the incident-response document asks for one within 24 hours\n"
+        "of the resolution).\n"
+        "  report ID              prints the stored report; when there is none yet, a draft in\n"
+        "                         the document's template, filled from the incident and its\n"
+        "                         timeline (a note on stderr says it is a draft). With -o json:\n"
+        "                         {\"id\": N, \"draft\": true|false, \"report\": \"...\"}.\n"
+        "  report ID --file FILE  stores FILE (\"-\" = standard input; UTF-8 text, at most\n"
+        "                         256 KiB) as the report. The first report of a resolved\n"
+        "                         incident closes it; a later one is kept as a new version.\n"
+        "                         An incident still open is refused: resolve it first.\n"
+        "Reading needs the viewer role, storing the responder role.\n",
     },
     {
         "resolve",
@@ -196,6 +226,21 @@ static const struct command commands[] = {
         "The viewer role is enough. Needs the configuration file (see 'vigilctl help').\n",
     },
     {
+        "tail",
+        cmd_tail,
+        "Usage: vigilctl tail [-o table|json]\n"
+        "\n"
+        "Follows every incident's timeline from now on, one line per change, until Ctrl-C:\n"
+        "  TIME incident ID SEV TITLE [STATE] KIND by ACTOR: TEXT\n"
+        "KIND is what happened (opened, symptom, severity, attached, acknowledged, mitigated,\n"
+        "resolved, reopened, report, closed); STATE is the incident's state now. The coordinator\n"
+        "is asked twice a second; if it stops answering, tail says so once and keeps trying,\n"
+        "then goes on from the last change it printed, so nothing is missed.\n"
+        "With -o json: one compact JSON object per line (JSON Lines): the event's id, at, kind,\n"
+        "actor, text, data, and \"incident\": the incident as 'vigilctl help incidents'\n"
+        "describes it. The viewer role is enough.\n",
+    },
+    {
         "token",
         cmd_token,
         "Usage: vigilctl token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
@@ -235,9 +280,12 @@ static void print_help(FILE *out)
           "                          open (or all) incidents with severity and response due\n"
           "  incident show ID        one incident and its timeline\n"
           "  keygen --out FILE       make a CURVE key pair and print its public key\n"
+          "  mitigate ID --note TEXT mark an incident's impact contained\n"
+          "  report ID [--file FILE] print (or draft) an incident's report; store one and close\n"
           "  resolve ID --note TEXT  resolve an incident, saying what was done\n"
           "  signals [--node NODE] [--name GLOB]\n"
           "                          the latest value of each signal and its threshold state\n"
+          "  tail                    follow incident changes as they happen\n"
           "  token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
           "                          print the bootstrap enrollment token for an agent key\n"
           "  help [COMMAND]          this help, or one command's ('vigilctl COMMAND --help')\n"
@@ -292,7 +340,7 @@ static int run_help(int argc, char **argv)
     const struct command *cmd = command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
         output_error("no help for \"%s\"; the commands are ack, agents, collect, evidence, "
-                     "incident, incidents, keygen, resolve, signals and token",
+                     "incident, incidents, keygen, mitigate, report, resolve, signals, tail and token",
                      argv[0]);
         return CTL_EXIT_USAGE;
     }
@@ -340,6 +388,7 @@ enum long_only_option {
     OPT_LIMIT,
     OPT_STATUS,
     OPT_NOTE,
+    OPT_FILE,
 };
 
 static const struct option long_options[] = {
@@ -361,6 +410,7 @@ static const struct option long_options[] = {
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"status", required_argument, NULL, OPT_STATUS},
     {"note", required_argument, NULL, OPT_NOTE},
+    {"file", required_argument, NULL, OPT_FILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -468,6 +518,9 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
         case OPT_NOTE:
             ctx->note = optarg;
             break;
+        case OPT_FILE:
+            ctx->file = optarg;
+            break;
         case ':':
             output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
             return CTL_EXIT_USAGE;
@@ -522,7 +575,8 @@ static int run(int argc, char **argv, struct ctl_context *ctx)
         check_option_owner(cmd->name, "evidence", "collection", ctx->collection != NULL) < 0 ||
         check_option_owner(cmd->name, "evidence", "limit", ctx->limit != NULL) < 0 ||
         check_option_owner(cmd->name, "incidents", "status", ctx->status != NULL) < 0 ||
-        check_option_owner(cmd->name, "ack resolve", "note", ctx->note != NULL) < 0)
+        check_option_owner(cmd->name, "ack mitigate resolve", "note", ctx->note != NULL) < 0 ||
+        check_option_owner(cmd->name, "report", "file", ctx->file != NULL) < 0)
         return CTL_EXIT_USAGE;
 
     return cmd->run(ctx, nargs - 1, args + 1);

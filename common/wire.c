@@ -455,6 +455,32 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
             e = VG_DECODE_LIMITS;
         }
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_MITIGATE_INCIDENT:
+        if (req->mitigate_incident->id == 0 ||
+            !str_ok(req->mitigate_incident->note, VG_MAX_VALUE_LEN)) {
+            why = "incident id missing or note longer than 1024 bytes";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_PUT_INCIDENT_REPORT:
+        if (req->put_incident_report->id == 0 ||
+            !str_ok(req->put_incident_report->body, VG_MAX_REPORT_BYTES)) {
+            why = "incident id missing or report longer than 256 KiB";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_GET_INCIDENT_REPORT:
+        if (req->get_incident_report->id == 0) {
+            why = "incident id missing";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS:
+        if (req->tail_incidents->limit > MAX_INCIDENTS_LISTED) {
+            why = "at most 1000 events per request";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
     default:
         why = "unknown request type";
         e = VG_DECODE_UNKNOWN_TYPE;

@@ -22,6 +22,7 @@
 #define VG_MAX_LABELS_PER_SIGNAL 16
 #define VG_MAX_NAME_LEN 128   /* signal names, label keys, node names */
 #define VG_MAX_VALUE_LEN 1024 /* label values, free text */
+#define VG_MAX_REPORT_BYTES (256 * 1024) /* a post-incident report's text */
 #define VG_MAX_ACK_RANGES 4096
 
 /* Evidence on demand (CollectRequest, EvidenceChunk, the admin Collect/ListEvidence/GetEvidence).

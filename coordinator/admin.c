@@ -26,7 +26,7 @@
 #define EVIDENCE_LIST_MAX 1000
 /* Targets of one collection listed at most (a reply stays far below the message limit). */
 #define EVIDENCE_TARGETS_MAX 10000
-/* ListIncidents: this many unless asked, at most the wire's limit. */
+/* ListIncidents, TailIncidents: this many unless asked, at most the wire's limit. */
 #define INCIDENT_LIST_DEFAULT 100
 #define INCIDENT_LIST_MAX 1000
 
@@ -119,6 +119,7 @@ struct reply {
     uint8_t *data;             /* GetEvidence bytes */
     zlistx_t *incidents;       /* Vigil__IncidentInfo, owned (free_incident_info) */
     zlistx_t *incident_events; /* Vigil__IncidentEvent, owned (free_incident_event) */
+    char *report;              /* GetIncidentReport text, owned */
     char error[1024];
 };
 
@@ -599,6 +600,7 @@ static int add_incident_event(const struct store_incident_event *row, void *user
     vigil__incident_event__init(ev);
     zlistx_add_end(rep->incident_events, ev);
     ev->id = row->id;
+    ev->incident_id = row->incident_id;
     ev->at_ms = row->at_ms;
     ev->kind = strdup(row->kind);
     ev->actor = strdup(row->actor);
@@ -663,22 +665,28 @@ static void show_incident(admin_t *self, uint64_t id, bool with_timeline, struct
     incidents_reply(rep);
 }
 
+enum incident_change { CHANGE_ACK, CHANGE_MITIGATE, CHANGE_RESOLVE };
+
 static void change_incident(admin_t *self, const struct operator* op, uint64_t id, const char *note,
-                            bool resolve, struct reply *rep)
+                            enum incident_change change, struct reply *rep)
 {
-    const char *verb = resolve ? "resolve" : "acknowledge";
+    static const char *const verbs[] = {"acknowledge", "mitigate", "resolve"};
+    static const char *const done[] = {"acknowledged", "mitigated", "resolved"};
+    static const char *const audit[] = {"incident.acknowledge", "incident.mitigate",
+                                        "incident.resolve"};
     char actor[160], subject[64];
 
     if (!incidents_start(self, rep))
         return;
-    if (resolve && (!note || !note[0])) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s",
-                    "resolving an incident needs a note saying what was done");
+    if (change != CHANGE_ACK && (!note || !note[0])) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s an incident needs a note "
+                    "saying what was done", change == CHANGE_RESOLVE ? "resolving" : "mitigating");
         return;
     }
     int64_t now = vg_wall_ms();
-    int r = resolve ? incidents_resolve(self->incidents, id, op->name, note, now)
-                    : incidents_ack(self->incidents, id, op->name, note, now);
+    int r = change == CHANGE_RESOLVE    ? incidents_resolve(self->incidents, id, op->name, note, now)
+            : change == CHANGE_MITIGATE ? incidents_mitigate(self->incidents, id, op->name, note, now)
+                                        : incidents_ack(self->incidents, id, op->name, note, now);
     switch (r) {
     case 0:
         break;
@@ -688,11 +696,13 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
         return;
     case -EALREADY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "incident %" PRIu64 " is already %s",
-                    id, resolve ? "resolved" : "acknowledged");
+                    id, done[change]);
         return;
     case -EBUSY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
-                    "incident %" PRIu64 " is past acknowledgement (mitigated or resolved)", id);
+                    "incident %" PRIu64 " is past that: it cannot be %s now (see vigilctl incident "
+                    "show %" PRIu64 ")",
+                    id, done[change], id);
         return;
     case -EINVAL:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST,
@@ -704,13 +714,124 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
                     "the store is unavailable; nothing changed");
         return;
     }
-    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %sd by operator=%s", id, verb, op->name);
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %sd by operator=%s", id, verbs[change], op->name);
     snprintf(actor, sizeof(actor), "operator:%s", op->name);
     snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
-    if (store_audit(self->store, actor, resolve ? "incident.resolve" : "incident.acknowledge",
-                    subject, note) < 0)
-        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s not written to the audit log", id, verb);
+    if (store_audit(self->store, actor, audit[change], subject, note) < 0)
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s not written to the audit log", id,
+               verbs[change]);
     show_incident(self, id, false, rep);
+}
+
+static void put_report(admin_t *self, const struct operator* op, const Vigil__PutIncidentReport *req,
+                       struct reply *rep)
+{
+    char actor[160], subject[64];
+    bool closed = false;
+
+    if (!incidents_start(self, rep))
+        return;
+    int r = incidents_report(self->incidents, req->id, op->name, req->body, vg_wall_ms(), &closed);
+    switch (r) {
+    case 0:
+        break;
+    case -ENOENT:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    req->id);
+        return;
+    case -EBUSY:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "incident %" PRIu64 " is still open: resolve it before writing its report",
+                    req->id);
+        return;
+    case -EINVAL:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST,
+                    "the report was refused (it must be non-empty UTF-8 text of at most %d bytes)",
+                    VG_MAX_REPORT_BYTES);
+        return;
+    default:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; nothing changed");
+        return;
+    }
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " report written by operator=%s%s", req->id, op->name,
+           closed ? ", incident closed" : "");
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, req->id);
+    if (store_audit(self->store, actor, "incident.report", subject, closed ? "closed" : "revised") <
+        0)
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " report not written to the audit log", req->id);
+    show_incident(self, req->id, false, rep);
+}
+
+static void get_report(admin_t *self, uint64_t id, struct reply *rep)
+{
+    bool draft = false;
+    int r = incidents_report_text(self->incidents, id, &rep->report, &draft);
+    if (r == -ENOENT) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    id);
+        return;
+    }
+    if (r < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    rep->msg.report = rep->report;
+    rep->msg.report_is_draft = draft;
+}
+
+/* Collects the ids of the incidents a batch of events belongs to (each once). */
+struct tail_ids {
+    uint64_t ids[INCIDENT_LIST_MAX];
+    size_t n;
+    uint64_t last;
+    struct reply *rep;
+};
+
+static int add_tail_event(const struct store_incident_event *row, void *userdata)
+{
+    struct tail_ids *t = userdata;
+    bool known = false;
+    for (size_t i = 0; i < t->n && !known; i++)
+        known = t->ids[i] == row->incident_id;
+    if (!known && t->n < INCIDENT_LIST_MAX)
+        t->ids[t->n++] = row->incident_id;
+    t->last = row->id;
+    return add_incident_event(row, t->rep);
+}
+
+static void tail_incidents(admin_t *self, const Vigil__TailIncidents *req, struct reply *rep)
+{
+    uint32_t limit = req->limit ? req->limit : INCIDENT_LIST_DEFAULT;
+    struct tail_ids *t = calloc(1, sizeof(*t));
+    int r = t ? 0 : -ENOMEM;
+
+    if (t && req->from_now) {
+        r = store_incident_events_last(self->incidents, &t->last);
+    } else if (t) {
+        t->last = req->after_id;
+        t->rep = rep;
+        r = store_incident_events_after(self->incidents, req->after_id, limit, add_tail_event, t);
+    }
+    /* The incidents as they are now, so each line can say which incident and how bad. */
+    for (size_t i = 0; r == 0 && i < t->n; i++) {
+        struct store_incident *inc = calloc(1, sizeof(*inc));
+        r = inc ? store_incident_get(self->incidents, t->ids[i], false, inc) : -ENOMEM;
+        if (r == 0)
+            r = add_incident(inc, rep);
+        free(inc);
+    }
+    if (r < 0) {
+        free(t);
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    rep->msg.last_event_id = t->last;
+    free(t);
+    incidents_reply(rep);
 }
 
 static bool allowed(const struct operator* op, enum operator_role needed, struct reply *rep,
@@ -773,12 +894,31 @@ static void handle_request(admin_t *self, const struct operator* op, const Vigil
         break;
     case VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT:
         if (allowed(op, ROLE_RESPONDER, rep, "acknowledging incidents"))
-            change_incident(self, op, req->ack_incident->id, req->ack_incident->note, false, rep);
+            change_incident(self, op, req->ack_incident->id, req->ack_incident->note, CHANGE_ACK,
+                            rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_MITIGATE_INCIDENT:
+        if (allowed(op, ROLE_RESPONDER, rep, "mitigating incidents"))
+            change_incident(self, op, req->mitigate_incident->id, req->mitigate_incident->note,
+                            CHANGE_MITIGATE, rep);
         break;
     case VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT:
         if (allowed(op, ROLE_RESPONDER, rep, "resolving incidents"))
-            change_incident(self, op, req->resolve_incident->id, req->resolve_incident->note, true,
-                            rep);
+            change_incident(self, op, req->resolve_incident->id, req->resolve_incident->note,
+                            CHANGE_RESOLVE, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_PUT_INCIDENT_REPORT:
+        if (allowed(op, ROLE_RESPONDER, rep, "writing incident reports"))
+            put_report(self, op, req->put_incident_report, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_GET_INCIDENT_REPORT:
+        if (allowed(op, ROLE_VIEWER, rep, "reading incident reports") &&
+            incidents_start(self, rep))
+            get_report(self, req->get_incident_report->id, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS:
+        if (allowed(op, ROLE_VIEWER, rep, "following incidents") && incidents_start(self, rep))
+            tail_incidents(self, req->tail_incidents, rep);
         break;
     default:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", "unknown request");
@@ -875,6 +1015,7 @@ static bool handle_one(admin_t *self)
     zlistx_destroy(&rep.incidents);
     free(rep.msg.incident_events);
     zlistx_destroy(&rep.incident_events);
+    free(rep.report);
     return true;
 }
 

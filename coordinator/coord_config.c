@@ -53,6 +53,13 @@ const struct vg_cfg_key coord_config_keys[] = {
         "largest webhook body accepted; larger ones get 413"),
     KEY("runbooks.dir", VG_CFG_STRING, runbooks_dir, 0, 0, COORD_RUNBOOKS_DIR_DEFAULT,
         "directory of runbook YAML files, loaded at start and on SIGHUP; empty = no runbooks"),
+    KEY("prometheus.url", VG_CFG_STRING, prometheus_url, 0, 1024, "",
+        "base URL of the Prometheus HTTP API that runbooks' promql symptoms are evaluated "
+        "against, e.g. http://prometheus:9090; empty = no Prometheus"),
+    KEY("prometheus.timeout", VG_CFG_DURATION_MS, prometheus_timeout_ms, 100, 60 * 1000, "5s",
+        "how long one query may take, connection included"),
+    KEY("prometheus.token_file", VG_CFG_STRING, prometheus_token_file, 0, 0, "",
+        "file holding a bearer token sent to Prometheus (mode 0600); empty = none"),
     KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
 };
 const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);
@@ -94,6 +101,18 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
     }
     if (cfg->alertmanager_token_file[0]) {
         r = vg_secret_file_check(cfg->alertmanager_token_file, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    if (cfg->prometheus_url[0] && strncmp(cfg->prometheus_url, "http://", 7) != 0 &&
+        strncmp(cfg->prometheus_url, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "%s: \"prometheus.url\": must start with http:// or https:// (got \"%s\")", path,
+                 cfg->prometheus_url);
+        return -EINVAL;
+    }
+    if (cfg->prometheus_token_file[0]) {
+        r = vg_secret_file_check(cfg->prometheus_token_file, err, errlen);
         if (r < 0)
             return r;
     }

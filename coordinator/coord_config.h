@@ -31,6 +31,9 @@ struct coord_config {
     char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */
     int64_t alertmanager_max_body; /* bytes */
     char *runbooks_dir;            /* "" = no runbooks: nothing is evaluated */
+    char *prometheus_url;          /* "" = no Prometheus: PromQL symptoms never fire */
+    int64_t prometheus_timeout_ms;
+    char *prometheus_token_file; /* "" = no Authorization header */
     char *log_level;
 };
 

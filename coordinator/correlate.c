@@ -94,6 +94,11 @@ const char *correlate_dir(const correlate_t *self)
     return self->dir;
 }
 
+const struct rb_set *correlate_runbooks(const correlate_t *self)
+{
+    return self->set;
+}
+
 void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch)
 {
     struct rb_label labels[OBSERVE_MAX_LABELS];
@@ -110,6 +115,14 @@ void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalB
         }
         rules_observe(self->rules, node, s->name, labels, n, s->value, s->ts_ms);
     }
+}
+
+void correlate_observe_value(correlate_t *self, const char *node, const char *name, double value,
+                             int64_t ts_ms)
+{
+    if (!self->set)
+        return;
+    rules_observe(self->rules, node, name, NULL, 0, value, ts_ms);
 }
 
 void correlate_node_up(correlate_t *self, const char *node, int64_t ts_ms)
@@ -135,6 +148,13 @@ size_t correlate_evaluate(correlate_t *self, int64_t now_ms)
             self->on_event(self->userdata, &events[i]);
     }
     return n;
+}
+
+int correlate_verified(void *self, const char *runbook, const char *node, int64_t now_ms,
+                       char *why, size_t whylen)
+{
+    const correlate_t *c = self;
+    return rules_verified(c->rules, runbook, node, now_ms, why, whylen);
 }
 
 void correlate_stats(const correlate_t *self, struct rules_stats *ret_stats)

@@ -45,11 +45,18 @@ int correlate_reload(correlate_t *self, char *err, size_t errlen);
 
 /* Runbooks in the set in force; the directory they came from ("" = none configured). */
 size_t correlate_runbook_count(const correlate_t *self);
+/* The set in force (NULL = none), borrowed: valid until the next correlate_reload. */
+const struct rb_set *correlate_runbooks(const correlate_t *self);
 const char *correlate_dir(const correlate_t *self);
 
 /* Every sample of a committed batch from node: one hash lookup each for signals that no
  * symptom reads. */
 void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch);
+
+/* One sample without labels that did not come from an agent (the PromQL poller's answers, on
+ * node ""). */
+void correlate_observe_value(correlate_t *self, const char *node, const char *name, double value,
+                             int64_t ts_ms);
 
 /* An agent became active / was lost or revoked (wall-clock ms). */
 void correlate_node_up(correlate_t *self, const char *node, int64_t ts_ms);
@@ -58,6 +65,11 @@ void correlate_node_down(correlate_t *self, const char *node, int64_t ts_ms);
 /* Evaluates every symptom at now_ms (wall clock, like the samples' ts_ms), counts and hands
  * each transition to the handler. Returns how many transitions there were. */
 size_t correlate_evaluate(correlate_t *self, int64_t now_ms);
+
+/* Whether the incident of runbook on node ("" = across nodes) may resolve itself now
+ * (rules_verified: 1 verified, 0 not yet, negative never; why says which). */
+int correlate_verified(void *self, const char *runbook, const char *node, int64_t now_ms,
+                       char *why, size_t whylen);
 
 void correlate_stats(const correlate_t *self, struct rules_stats *ret_stats);
 

@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "wire.h"
 
 #define MINUTE_MS (INT64_C(60) * 1000)
 #define HOUR_MS (60 * MINUTE_MS)
@@ -43,6 +45,18 @@ int64_t incidents_response_due(int severity, int64_t from_ms)
         day++;
     }
     return day * DAY_MS + BUSINESS_DAY_START_HOUR * HOUR_MS;
+}
+
+int incidents_fingerprint(const char *runbook, const char *node, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s/%s", runbook ? runbook : "", node ? node : "");
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+const char *incidents_fingerprint_node(const char *fingerprint)
+{
+    const char *slash = fingerprint ? strchr(fingerprint, '/') : NULL;
+    return slash ? slash + 1 : NULL;
 }
 
 const char *incidents_severity_name(int severity)
@@ -91,6 +105,10 @@ static char *symptom_data(const struct incident_symptom *s)
         json_pack("{s:s, s:s, s:o*, s:I, s:I}", "state", symptom_state_name(s->state), "severity",
                   incidents_severity_name(s->severity), "nodes", nodes, "nodes_firing",
                   (json_int_t)s->nodes_firing, "nodes_total", (json_int_t)s->nodes_total);
+    if (data)
+        json_object_set_new(data, "runbook", json_string(s->runbook));
+    if (data && s->symptom)
+        json_object_set_new(data, "symptom", json_string(s->symptom));
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     return text;
@@ -176,7 +194,7 @@ static int attach_to_root(store_incidents_t *store, const struct incident_sympto
         r = store_incident_find_open_runbook(store, s->depends_on[i], root);
     if (r == 0) {
         char text[INCIDENT_NOTE_MAX + 320];
-        snprintf(text, sizeof(text), "%s (%s): %s", s->fingerprint, s->title ? s->title : "",
+        snprintf(text, sizeof(text), "%s (runbook %s) %s", s->title ? s->title : "", s->runbook,
                  s->reason ? s->reason : "");
         r = store_incident_event(store, root->id, s->at_ms, "attached", INCIDENT_ACTOR_VIGIL, text,
                                  data);
@@ -305,9 +323,35 @@ int incidents_on_symptom(store_incidents_t *store, const struct incident_symptom
     return 0;
 }
 
-/* One operator transition: target state, its timeline kind, and which states it comes from. */
+/* One lifecycle transition: its target state (also its timeline kind) and the states it may
+ * come from. A state already reached is -EALREADY; a later one -EBUSY. */
+struct transition {
+    const char *to;
+    const char *const *from; /* NULL-terminated */
+    const char *const *later;
+};
+
+static const char *const FROM_DETECTED[] = {"detected", NULL};
+static const char *const FROM_OPEN[] = {"detected", "acknowledged", "mitigated", NULL};
+static const char *const FROM_UNMITIGATED[] = {"detected", "acknowledged", NULL};
+static const char *const AFTER_ACK[] = {"mitigated", "resolved", "closed", NULL};
+static const char *const AFTER_MITIGATE[] = {"resolved", "closed", NULL};
+static const char *const AFTER_RESOLVE[] = {NULL}; /* closed counts as already resolved */
+
+static const struct transition TO_ACKNOWLEDGED = {"acknowledged", FROM_DETECTED, AFTER_ACK};
+static const struct transition TO_MITIGATED = {"mitigated", FROM_UNMITIGATED, AFTER_MITIGATE};
+static const struct transition TO_RESOLVED = {"resolved", FROM_OPEN, AFTER_RESOLVE};
+
+static bool state_in(const char *state, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(state, list[i]) == 0)
+            return true;
+    return false;
+}
+
 static int transition(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
-                      int64_t at_ms, bool resolve)
+                      int64_t at_ms, const struct transition *t)
 {
     if (!store || !actor || !actor[0] || !text_ok(note, INCIDENT_NOTE_MAX))
         return -EINVAL;
@@ -320,28 +364,25 @@ static int transition(store_incidents_t *store, uint64_t id, const char *actor, 
         return r;
     }
     r = store_incident_get(store, id, true, inc);
-    if (r == 0 && resolve && !is_open(inc))
-        r = -EALREADY;
-    if (r == 0 && !resolve && strcmp(inc->state, "detected") != 0)
-        r = strcmp(inc->state, "acknowledged") == 0 ? -EALREADY : -EBUSY;
-    const char *kind = resolve ? "resolved" : "acknowledged";
+    if (r == 0 && !state_in(inc->state, t->from))
+        r = strcmp(inc->state, t->to) == 0 || !state_in(inc->state, t->later) ? -EALREADY : -EBUSY;
     if (r == 0) {
-        snprintf(inc->state, sizeof(inc->state), "%s", kind);
-        if (resolve)
+        snprintf(inc->state, sizeof(inc->state), "%s", t->to);
+        if (t == &TO_RESOLVED)
             inc->resolved_at_ms = at_ms;
-        else
+        else if (t == &TO_ACKNOWLEDGED)
             inc->acknowledged_at_ms = at_ms;
         inc->updated_at_ms = at_ms;
         r = store_incident_update(store, inc);
     }
     if (r == 0)
-        r = store_incident_event(store, id, at_ms, kind, actor, note ? note : "", NULL);
+        r = store_incident_event(store, id, at_ms, t->to, actor, note ? note : "", NULL);
     if (r == 0)
         r = store_incidents_commit(store);
     if (r < 0)
         store_incidents_rollback(store);
     else
-        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s by %s", id, kind, actor);
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s by %s", id, t->to, actor);
     free(inc);
     return r;
 }
@@ -349,7 +390,15 @@ static int transition(store_incidents_t *store, uint64_t id, const char *actor, 
 int incidents_ack(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
                   int64_t at_ms)
 {
-    return transition(store, id, actor, note, at_ms, false);
+    return transition(store, id, actor, note, at_ms, &TO_ACKNOWLEDGED);
+}
+
+int incidents_mitigate(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                       int64_t at_ms)
+{
+    if (!note || !note[0])
+        return -EINVAL;
+    return transition(store, id, actor, note, at_ms, &TO_MITIGATED);
 }
 
 int incidents_resolve(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
@@ -357,7 +406,232 @@ int incidents_resolve(store_incidents_t *store, uint64_t id, const char *actor, 
 {
     if (!note || !note[0])
         return -EINVAL;
-    return transition(store, id, actor, note, at_ms, true);
+    return transition(store, id, actor, note, at_ms, &TO_RESOLVED);
+}
+
+int incidents_report(store_incidents_t *store, uint64_t id, const char *actor, const char *body,
+                     int64_t at_ms, bool *ret_closed)
+{
+    if (!store || !actor || !actor[0] || !body || !body[0] ||
+        strnlen(body, VG_MAX_REPORT_BYTES + 1) > VG_MAX_REPORT_BYTES)
+        return -EINVAL;
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    int r = store_incidents_begin(store);
+    if (r < 0) {
+        free(inc);
+        return r;
+    }
+    r = store_incident_get(store, id, true, inc);
+    if (r == 0 && is_open(inc))
+        r = -EBUSY;
+    bool closing = r == 0 && strcmp(inc->state, "resolved") == 0;
+    if (r == 0)
+        r = store_incident_report_put(store, id, at_ms, actor, body);
+    if (r == 0 && closing) {
+        snprintf(inc->state, sizeof(inc->state), "closed");
+        inc->updated_at_ms = at_ms;
+        r = store_incident_update(store, inc);
+    }
+    if (r == 0)
+        r = store_incident_event(store, id, at_ms, closing ? "closed" : "report", actor,
+                                 closing ? "the post-incident report is written"
+                                         : "the post-incident report was revised",
+                                 NULL);
+    if (r == 0)
+        r = store_incidents_commit(store);
+    if (r < 0)
+        store_incidents_rollback(store);
+    else if (ret_closed)
+        *ret_closed = closing;
+    free(inc);
+    return r;
+}
+
+/* ---- the post-incident report ---- */
+
+struct draft {
+    char *text;
+    size_t len, cap;
+    bool failed;
+};
+
+static __attribute__((format(printf, 2, 3))) void draft_add(struct draft *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (d->failed || n < 0)
+        return;
+    if (d->len + (size_t)n + 1 > d->cap) {
+        size_t cap = (d->cap ? d->cap * 2 : 4096) + (size_t)n;
+        char *grown = realloc(d->text, cap);
+        if (!grown) {
+            d->failed = true;
+            return;
+        }
+        d->text = grown;
+        d->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(d->text + d->len, d->cap - d->len, fmt, ap);
+    va_end(ap);
+    d->len += (size_t)n;
+}
+
+static void utc_text(int64_t ms, char *buf, size_t size)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&secs, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, size, "-");
+}
+
+struct draft_timeline {
+    struct draft *d;
+    size_t attached; /* dependent symptoms recorded on this incident */
+};
+
+static int draft_event(const struct store_incident_event *ev, void *userdata)
+{
+    struct draft_timeline *t = userdata;
+    char at[40];
+    utc_text(ev->at_ms, at, sizeof(at));
+    if (strcmp(ev->kind, "attached") == 0)
+        t->attached++;
+    draft_add(t->d, "- %s - %s (%s)%s%s\n", at, ev->kind, ev->actor, ev->text[0] ? ": " : "",
+              ev->text);
+    return 0;
+}
+
+/* The document's report template, filled with what Vigil knows; the rest is left for people. */
+static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
+{
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    struct draft d = {0};
+    struct draft_timeline t = {&d, 0};
+    char opened[40], resolved[40];
+
+    *ret = inc ? store_incident_get(store, id, false, inc) : -ENOMEM;
+    if (*ret == 0) {
+        utc_text(inc->opened_at_ms, opened, sizeof(opened));
+        utc_text(inc->resolved_at_ms, resolved, sizeof(resolved));
+        draft_add(&d, "# Incident Report: %" PRIu64 "\n\n## Summary\n", inc->id);
+        draft_add(&d, "%s (%s, runbook %s), detected %s. State: %s.\n\n## Timeline\n",
+                  inc->title, incidents_severity_name(inc->severity), inc->runbook, opened,
+                  inc->state);
+        *ret = store_incident_events(store, id, draft_event, &t);
+    }
+    if (*ret == 0) {
+        draft_add(&d, "\n## Impact\n- Users affected: [NUMBER]\n");
+        if (inc->resolved_at_ms > inc->opened_at_ms) {
+            int64_t mins = (inc->resolved_at_ms - inc->opened_at_ms + 59999) / 60000;
+            draft_add(&d, "- Duration: %" PRId64 " min (%s to %s)\n", mins, opened, resolved);
+        } else {
+            draft_add(&d, "- Duration: still open\n");
+        }
+        draft_add(&d, "- Services affected: %s on nodes %s\n", inc->title, inc->scope_json);
+        draft_add(&d, "\n## Root Cause\n[Detailed explanation of what caused the incident]\n");
+        if (t.attached)
+            draft_add(&d, "Vigil attached %zu dependent symptom(s) to this incident as their "
+                          "root cause (see the timeline).\n",
+                      t.attached);
+        draft_add(&d, "\n## Resolution\n[Steps taken to resolve the incident; the resolve note "
+                      "is in the timeline]\n\n## Lessons Learned\n- What went well\n"
+                      "- What could be improved\n- Action items for prevention\n\n"
+                      "## Follow-up Actions\n- [ ] Action item 1\n");
+        if (d.failed)
+            *ret = -ENOMEM;
+    }
+    free(inc);
+    if (*ret < 0) {
+        free(d.text);
+        return NULL;
+    }
+    return d.text;
+}
+
+int incidents_report_text(store_incidents_t *store, uint64_t id, char **ret_body, bool *ret_draft)
+{
+    if (!store || !ret_body || !ret_draft)
+        return -EINVAL;
+    struct store_incident_report rep = {0};
+    int r = store_incident_report_get(store, id, &rep);
+    if (r == 0) {
+        *ret_body = rep.body;
+        *ret_draft = false;
+        return 0;
+    }
+    if (r != -ENOENT)
+        return r;
+    *ret_body = report_draft(store, id, &r);
+    *ret_draft = true;
+    return r;
+}
+
+/* ---- auto-resolve ---- */
+
+struct open_incident {
+    uint64_t id;
+    char runbook[STORE_INCIDENT_RUNBOOK_MAX];
+    char node[STORE_INCIDENT_FINGERPRINT_MAX];
+};
+
+struct open_list {
+    struct open_incident *items;
+    size_t n, cap;
+};
+
+static int collect_open(const struct store_incident *inc, void *userdata)
+{
+    struct open_list *list = userdata;
+    const char *node = incidents_fingerprint_node(inc->fingerprint);
+    if (!node)
+        return 0; /* not a runbook's incident (written by another tool) */
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 16;
+        struct open_incident *grown = realloc(list->items, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        list->items = grown;
+        list->cap = cap;
+    }
+    struct open_incident *o = &list->items[list->n++];
+    o->id = inc->id;
+    snprintf(o->runbook, sizeof(o->runbook), "%s", inc->runbook);
+    snprintf(o->node, sizeof(o->node), "%s", node);
+    return 0;
+}
+
+#define AUTO_RESOLVE_MAX_OPEN 1000 /* incidents looked at per pass */
+
+int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verified,
+                           void *userdata, int64_t now_ms)
+{
+    if (!store || !verified)
+        return -EINVAL;
+    struct open_list list = {0};
+    int r = store_incidents_list(store, true, AUTO_RESOLVE_MAX_OPEN, collect_open, &list);
+    int resolved = 0;
+    for (size_t i = 0; r == 0 && i < list.n; i++) {
+        char why[INCIDENT_NOTE_MAX - 16], note[INCIDENT_NOTE_MAX];
+        const struct open_incident *o = &list.items[i];
+        if (verified(userdata, o->runbook, o->node, now_ms, why, sizeof(why)) != 1)
+            continue;
+        snprintf(note, sizeof(note), "verified: %s", why);
+        int t = incidents_resolve(store, o->id, INCIDENT_ACTOR_VIGIL, note, now_ms);
+        if (t == 0) {
+            resolved++;
+            vg_log(VG_LOG_INFO, "incident=%" PRIu64 " runbook=%s resolved itself: %s", o->id,
+                   o->runbook, note);
+        } else if (t != -EALREADY) { /* an operator resolved it meanwhile: fine */
+            r = t;
+        }
+    }
+    free(list.items);
+    return r < 0 ? r : resolved;
 }
 
 int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,

@@ -29,8 +29,9 @@ enum incident_symptom_state {
 
 /* What a rule_event carries, without coupling to the rule engine. Strings borrowed. */
 struct incident_symptom {
-    const char *fingerprint; /* runbook id + scope key */
+    const char *fingerprint; /* incidents_fingerprint(runbook, node) */
     const char *runbook;     /* runbook id */
+    const char *symptom;     /* the symptom's id in its runbook (NULL: none) */
     const char *title;
     int severity; /* 1 (SEV1) .. 4 (SEV4), the runbook's */
     enum incident_symptom_state state;
@@ -63,6 +64,13 @@ struct incident_result {
     int64_t response_due_ms;
 };
 
+/* An incident's dedup key: "<runbook id>/<node>" for a symptom evaluated per node, "<runbook
+ * id>/" for one across nodes. Every symptom of a runbook with the same scope joins one incident.
+ * 0 or -ENAMETOOLONG. */
+int incidents_fingerprint(const char *runbook, const char *node, char *buf, size_t size);
+/* The node part of a fingerprint ("" across nodes); NULL when fingerprint has no '/'. */
+const char *incidents_fingerprint_node(const char *fingerprint);
+
 /* SEV1 15 min, SEV2 1 h, SEV3 4 h after from_ms; SEV4 the next business day (Monday to
  * Friday) at 09:00 UTC. */
 int64_t incidents_response_due(int severity, int64_t from_ms);
@@ -80,10 +88,37 @@ int incidents_on_symptom(store_incidents_t *store, const struct incident_symptom
 int incidents_ack(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
                   int64_t at_ms);
 
+/* detected | acknowledged -> mitigated (impact contained); note required. -ENOENT, -EALREADY
+ * already mitigated, -EBUSY resolved or closed. */
+int incidents_mitigate(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
+                       int64_t at_ms);
+
 /* detected | acknowledged | mitigated -> resolved; note is required (-EINVAL when empty).
  * -ENOENT unknown id, -EALREADY resolved or closed. */
 int incidents_resolve(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
                       int64_t at_ms);
+
+/* Stores a version of the post-incident report. The first report of a resolved incident closes
+ * it (timeline "closed"); a later one is a revision (timeline "report"). -EBUSY while the
+ * incident is still open (resolve it first), -EINVAL empty or longer than VG_MAX_REPORT_BYTES,
+ * -ENOENT. *ret_closed says whether this report closed it. */
+int incidents_report(store_incidents_t *store, uint64_t id, const char *actor, const char *body,
+                     int64_t at_ms, bool *ret_closed);
+
+/* The latest report (*ret_draft false), or a draft in the document's template filled from the
+ * incident and its timeline (*ret_draft true). Caller frees *ret_body. -ENOENT, -EIO. */
+int incidents_report_text(store_incidents_t *store, uint64_t id, char **ret_body,
+                          bool *ret_draft);
+
+/* Asks whether the runbook's verify conditions hold for an incident (rules_verified's
+ * contract: 1 verified with why, 0 not yet, negative never). */
+typedef int (*incidents_verified_fn)(void *userdata, const char *runbook, const char *node,
+                                     int64_t now_ms, char *why, size_t whylen);
+
+/* Resolves every open incident whose runbook verifies (actor "vigil", note "verified: ...").
+ * Returns how many were resolved, or a negative errno when the store is unreachable. */
+int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verified,
+                           void *userdata, int64_t now_ms);
 
 /* Newest first, at most limit; open_only keeps detected, acknowledged and mitigated. */
 int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,

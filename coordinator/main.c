@@ -27,6 +27,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "promql.h"
 #include "registry.h"
 #include "router.h"
 #include "runbook_load.h"
@@ -121,6 +122,7 @@ struct coordinator {
     admin_t *admin;
     correlate_t *correlate;
     store_incidents_t *incidents; /* the incident layer's own connection (main thread) */
+    promql_t *promql;             /* NULL = no prometheus.url */
 };
 
 /* Every symptom transition is logged in one line. */
@@ -155,15 +157,23 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
 {
     store_incidents_t *store = userdata;
     const char *node = ev->node;
+    char fingerprint[STORE_INCIDENT_FINGERPRINT_MAX];
+    char reason[INCIDENT_NOTE_MAX];
+    if (incidents_fingerprint(ev->runbook->id, node, fingerprint, sizeof(fingerprint)) < 0) {
+        vg_log(VG_LOG_ERROR, "symptom fingerprint=%s: incident key too long", ev->fingerprint);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%s: %s", ev->symptom->id, ev->reason);
     struct incident_symptom s = {
-        .fingerprint = ev->fingerprint,
+        .fingerprint = fingerprint,
         .runbook = ev->runbook->id,
+        .symptom = ev->symptom->id,
         .title = ev->runbook->title,
         .severity = (int)ev->severity,
         .state = incident_state(ev->state),
-        .reason = ev->reason,
-        .nodes = node[0] ? &node : NULL,
-        .n_nodes = node[0] ? 1 : 0,
+        .reason = reason,
+        .nodes = ev->firing,
+        .n_nodes = ev->n_firing,
         .nodes_firing = (uint32_t)ev->nodes_firing,
         .nodes_total = (uint32_t)ev->nodes_total,
         .at_ms = ev->at_ms,
@@ -205,6 +215,22 @@ static void observe_agent_state(void *userdata, const char *node, bool up, int64
         correlate_node_down(userdata, node, at_ms);
 }
 
+static void observe_promql(void *userdata, const char *signal, double value, int64_t ts_ms)
+{
+    correlate_observe_value(userdata, "", signal, value, ts_ms);
+}
+
+/* The poller copies the PromQL symptoms of the set in force (loaded or reloaded). */
+static void promql_sync(struct coordinator *c)
+{
+    const struct rb_set *set = correlate_runbooks(c->correlate);
+
+    if (!c->promql)
+        promql_warn_unpolled(set);
+    else if (promql_set_queries(c->promql, set) < 0)
+        vg_log(VG_LOG_ERROR, "promql: out of memory; polling the previous queries");
+}
+
 /* The runbook directory to load: the configured one, or "" when it is the packaged default
  * and that is not installed (a coordinator without runbooks is still a coordinator). */
 static const char *runbooks_dir(const struct coord_config *cfg)
@@ -237,6 +263,7 @@ static void reload_runbooks(struct coordinator *c)
     }
     vg_log(VG_LOG_INFO, "runbooks reloaded: %zu from %s", correlate_runbook_count(c->correlate),
            correlate_dir(c->correlate));
+    promql_sync(c);
 }
 
 static int run_loop(struct coordinator *c)
@@ -277,12 +304,19 @@ static int run_loop(struct coordinator *c)
             }
         }
         if (vg_mono_ms() >= next_evaluate) {
+            if (c->promql)
+                promql_drain(c->promql, observe_promql, c->correlate);
             correlate_evaluate(c->correlate, vg_wall_ms());
             next_evaluate = vg_mono_ms() + EVALUATE_MS;
         }
         if (vg_mono_ms() >= next_tick) {
             metrics_store_up(store_ping(c->store));
             router_tick(c->router);
+            /* Open incidents whose runbook's verify conditions held for their hold resolve
+             * themselves (rules.h, rules_verified). */
+            if (correlate_runbook_count(c->correlate) > 0)
+                incidents_auto_resolve(c->incidents, correlate_verified, c->correlate,
+                                       vg_wall_ms());
             next_tick = vg_mono_ms() + TICK_MS;
         }
     }
@@ -329,6 +363,19 @@ static int start(struct coordinator *c)
                dir);
     else
         vg_log(VG_LOG_INFO, "runbooks: none loaded");
+    if (c->cfg.prometheus_url[0]) {
+        struct promql_config pcfg = {.url = c->cfg.prometheus_url,
+                                     .timeout_ms = c->cfg.prometheus_timeout_ms,
+                                     .token_file = c->cfg.prometheus_token_file};
+        c->promql = promql_new(&pcfg, err, sizeof(err));
+        if (!c->promql) {
+            vg_log(VG_LOG_ERROR, "prometheus: %s", err);
+            return EXIT_CONFIG;
+        }
+        vg_log(VG_LOG_INFO, "prometheus: PromQL symptoms evaluated against %s",
+               c->cfg.prometheus_url);
+    }
+    promql_sync(c);
     c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port, err, sizeof(err));
     if (!c->http) {
         vg_log(VG_LOG_ERROR, "%s", err);
@@ -428,6 +475,7 @@ static void stop(struct coordinator *c)
         zmq_ctx_term(c->zmq_ctx);
     http_server_stop(&c->http);
     registry_destroy(&c->registry);
+    promql_destroy(&c->promql);
     correlate_destroy(&c->correlate);
     store_incidents_destroy(&c->incidents);
     store_destroy(&c->store);

@@ -85,6 +85,10 @@ static const char *const alert_refuse_reasons[] = {"unauthorized", "method",    
                                                    "invalid",      "store_error"};
 /* Symptom transitions: rules.h's rule_state names. */
 static const char *const symptom_states[] = {"ok", "warning", "critical"};
+/* PromQL poller failures: promql.c's reason names. */
+static const char *const promql_error_reasons[] = {"refused", "timeout",     "transport",
+                                                   "http",    "too_large",   "query",
+                                                   "series",  "result_type", "malformed"};
 
 static struct {
     pthread_mutex_t lock;
@@ -112,6 +116,8 @@ static struct {
     uint64_t runbooks_loaded;
     uint64_t runbook_reload_failures;
     struct label_counter symptom_events; /* by state */
+    uint64_t promql_queries;
+    struct label_counter promql_errors; /* by reason */
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts value under label; the caller holds the lock. add 0 only makes the series exist. */
@@ -182,6 +188,8 @@ static struct metrics_agent *reset_locked(void)
     metrics.runbooks_loaded = 0;
     metrics.runbook_reload_failures = 0;
     SEED(metrics.symptom_events, symptom_states);
+    metrics.promql_queries = 0;
+    SEED(metrics.promql_errors, promql_error_reasons);
     return agents;
 }
 
@@ -309,6 +317,18 @@ void metrics_runbook_reload_failed(void)
 void metrics_symptom_event(const char *state)
 {
     label_count(&metrics.symptom_events, state);
+}
+
+void metrics_promql_query(void)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.promql_queries++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_promql_error(const char *reason)
+{
+    label_count(&metrics.promql_errors, reason);
 }
 
 void metrics_evidence_requested(const char *kind)
@@ -563,6 +583,16 @@ static void render_correlate_locked(FILE *out)
     put_labelled(out, "vigil_symptom_events_total", "state", &metrics.symptom_events);
 }
 
+static void render_promql_locked(FILE *out)
+{
+    put_header(out, "vigil_promql_queries_total", "counter",
+               "PromQL symptom queries Prometheus answered with one number or no data.");
+    fprintf(out, "vigil_promql_queries_total %" PRIu64 "\n", metrics.promql_queries);
+    put_header(out, "vigil_promql_errors_total", "counter",
+               "PromQL symptom queries that gave no number, by reason.");
+    put_labelled(out, "vigil_promql_errors_total", "reason", &metrics.promql_errors);
+}
+
 int metrics_render(char **ret, size_t *ret_len)
 {
     char *text = NULL;
@@ -577,6 +607,7 @@ int metrics_render(char **ret, size_t *ret_len)
     render_evidence_locked(out);
     render_alerts_locked(out);
     render_correlate_locked(out);
+    render_promql_locked(out);
     pthread_mutex_unlock(&metrics.lock);
 
     bool failed = ferror(out) != 0;

@@ -73,6 +73,11 @@ void metrics_runbooks_loaded(uint64_t n);
 void metrics_runbook_reload_failed(void);
 void metrics_symptom_event(const char *state);
 
+/* The PromQL poller (promql.h), from its own thread: vigil_promql_queries_total (answered with
+ * a value or no data) and vigil_promql_errors_total{reason} (promql.h's reason names). */
+void metrics_promql_query(void);
+void metrics_promql_error(const char *reason);
+
 /* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
 int metrics_render(char **ret, size_t *ret_len);
 

@@ -38,12 +38,14 @@ struct series {
     int64_t ts_ms;
 };
 
-/* One fingerprint's state. */
+/* One fingerprint's state. A verify condition uses warn_holding / warn_since only: whether it
+ * holds, and since when. */
 struct instance {
     enum rule_state state;
     enum rb_severity severity;
     bool warn_holding, crit_holding; /* the candidate level is at least warning / critical */
     int64_t warn_since, crit_since;
+    int64_t last_active_ms; /* the last evaluation at which it was not OK (or rising to it) */
 };
 
 /* Per symptom, per node. */
@@ -54,9 +56,14 @@ struct slot {
     enum rule_state level; /* across nodes: this node's own level, for its own hysteresis */
 };
 
+/* A condition the engine tracks: a symptom's, or a verify entry's (s == NULL). */
 struct sym {
     const struct rb_runbook *rb;
-    const struct rb_symptom *s;
+    const struct rb_symptom *s;      /* a symptom; NULL for a verify entry */
+    const struct rb_verify *verify;  /* a verify entry; NULL for a symptom */
+    size_t verify_index;             /* its position in rb->verify, the identity across reloads */
+    const struct rb_condition *cond; /* s->cond or verify->cond */
+    bool seen_any;                   /* some node ever sent a matching sample */
     zhashx_t *series;   /* series key -> struct series (owned) */
     struct slot *slots; /* indexed by node */
     size_t nslots;
@@ -96,6 +103,11 @@ struct rules {
     struct member *members;
     struct rule_event *events;
     size_t nevents, events_cap;
+    /* The firing nodes' names of this evaluation's events (pointers into nodes[]; nodes[] only
+       grows in rules_observe, after the caller is done with the events). */
+    const char **firing;
+    size_t nfiring, firing_cap;
+    size_t *firing_off; /* per event: where its names start in firing[] */
     struct rules_stats stats;
 };
 
@@ -133,6 +145,13 @@ int rules_promql_signal(const char *runbook_id, const char *symptom_id, char *bu
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+int rules_promql_verify_signal(const char *runbook_id, size_t index, char *buf, size_t size)
+{
+    char id[32];
+    snprintf(id, sizeof id, "verify-%zu", index);
+    return rules_promql_signal(runbook_id, id, buf, size);
+}
+
 /* ---- symptoms and the signal index ---- */
 
 static void syms_free(struct sym *syms, size_t n)
@@ -145,31 +164,49 @@ static void syms_free(struct sym *syms, size_t n)
     free(syms);
 }
 
+static int sym_init(struct sym *sym, const struct rb_runbook *rb)
+{
+    sym->rb = rb;
+    sym->series = zhashx_new();
+    if (!sym->series)
+        return -ENOMEM;
+    zhashx_set_destructor(sym->series, free_item);
+    /* An id too long for the synthetic name leaves the PromQL condition unmatched. */
+    int r = sym->s ? rules_promql_signal(rb->id ? rb->id : "", sym->s->id ? sym->s->id : "",
+                                         sym->promql_signal, sizeof sym->promql_signal)
+                   : rules_promql_verify_signal(rb->id ? rb->id : "", sym->verify_index,
+                                                sym->promql_signal, sizeof sym->promql_signal);
+    if (r == 0)
+        sym->promql_match.signal = sym->promql_signal;
+    return 0;
+}
+
+/* Every runbook's symptoms, then its verify entries, in file order. */
 static int syms_build(const struct rb_set *set, struct sym **ret_syms, size_t *ret_n)
 {
     size_t n = 0;
     for (size_t r = 0; set && r < set->n; r++)
-        n += set->runbooks[r].nsymptoms;
+        n += set->runbooks[r].nsymptoms + set->runbooks[r].nverify;
     struct sym *syms = calloc(n ? n : 1, sizeof *syms);
     if (!syms)
         return -ENOMEM;
     size_t k = 0;
     for (size_t r = 0; set && r < set->n; r++) {
         const struct rb_runbook *rb = &set->runbooks[r];
-        for (size_t i = 0; i < rb->nsymptoms; i++, k++) {
+        for (size_t i = 0; i < rb->nsymptoms + rb->nverify; i++, k++) {
             struct sym *sym = &syms[k];
-            sym->rb = rb;
-            sym->s = &rb->symptoms[i];
-            sym->series = zhashx_new();
-            if (!sym->series) {
+            if (i < rb->nsymptoms) {
+                sym->s = &rb->symptoms[i];
+                sym->cond = &sym->s->cond;
+            } else {
+                sym->verify_index = i - rb->nsymptoms;
+                sym->verify = &rb->verify[sym->verify_index];
+                sym->cond = &sym->verify->cond;
+            }
+            if (sym_init(sym, rb) != 0) {
                 syms_free(syms, n);
                 return -ENOMEM;
             }
-            zhashx_set_destructor(sym->series, free_item);
-            /* An id too long for the synthetic name leaves the PromQL symptom unmatched. */
-            if (rules_promql_signal(rb->id ? rb->id : "", sym->s->id ? sym->s->id : "",
-                                    sym->promql_signal, sizeof sym->promql_signal) == 0)
-                sym->promql_match.signal = sym->promql_signal;
         }
     }
     *ret_syms = syms;
@@ -209,7 +246,7 @@ static zhashx_t *index_build(struct sym *syms, size_t n)
     zhashx_set_destructor(index, free_watchers);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const struct rb_condition *c = &syms[i].s->cond;
+        const struct rb_condition *c = syms[i].cond;
         switch (c->kind) {
         case RB_COND_THRESHOLD:
         case RB_COND_ABSENCE:
@@ -255,6 +292,14 @@ static bool same_inputs(const struct rb_condition *a, const struct rb_condition 
     return match_eq(&a->match, &b->match);
 }
 
+/* The same symptom (runbook id, symptom id) or verify entry (runbook id, position). */
+static bool same_identity(const struct sym *a, const struct sym *b)
+{
+    if (!str_eq(a->rb->id, b->rb->id) || !a->s != !b->s)
+        return false;
+    return a->s ? str_eq(a->s->id, b->s->id) : a->verify_index == b->verify_index;
+}
+
 /* ---- lifecycle ---- */
 
 rules_t *rules_new(const struct rb_set *set, const struct rules_limits *limits)
@@ -297,6 +342,8 @@ void rules_destroy(rules_t **self_p)
     free(self->nodes);
     free(self->members);
     free(self->events);
+    free(self->firing);
+    free(self->firing_off);
     free(self);
     *self_p = NULL;
 }
@@ -312,13 +359,12 @@ int rules_set_runbooks(rules_t *self, const struct rb_set *set)
         syms_free(syms, n);
         return -ENOMEM;
     }
-    /* Carry state over by (runbook id, symptom id); the series too when the condition still
-       reads the same signals (otherwise they would match the wrong labels). */
+    /* Carry state over by (runbook id, symptom id or verify position); the series too when the
+       condition still reads the same signals (otherwise they would match the wrong labels). */
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < self->nsyms; j++) {
             struct sym *old = &self->syms[j];
-            if (!old->rb || !str_eq(old->rb->id, syms[i].rb->id) ||
-                !str_eq(old->s->id, syms[i].s->id))
+            if (!old->rb || !same_identity(old, &syms[i]))
                 continue;
             free(syms[i].slots);
             syms[i].slots = old->slots;
@@ -326,7 +372,8 @@ int rules_set_runbooks(rules_t *self, const struct rb_set *set)
             old->slots = NULL;
             old->nslots = 0;
             syms[i].across = old->across;
-            if (same_inputs(&old->s->cond, &syms[i].s->cond)) {
+            syms[i].seen_any = old->seen_any;
+            if (same_inputs(old->cond, syms[i].cond)) {
                 zhashx_destroy(&syms[i].series);
                 syms[i].series = old->series;
                 old->series = NULL;
@@ -496,7 +543,8 @@ void rules_observe(rules_t *self, const char *node, const char *name, const stru
             slot->last_seen_ms = ts_ms;
         slot->seen = true;
         stored = true;
-        if (sym->s->cond.kind == RB_COND_ABSENCE)
+        sym->seen_any = true;
+        if (sym->cond->kind == RB_COND_ABSENCE)
             continue; /* absence needs the time only */
         key[0] = (char)('0' + watch->role);
         struct series *s = zhashx_lookup(sym->series, key);
@@ -626,7 +674,7 @@ static const char *op_word(enum rb_op op)
 static void reason_text(const struct sym *sym, const struct verdict *v, enum rule_state state,
                         char *buf, size_t size)
 {
-    const struct rb_condition *c = &sym->s->cond;
+    const struct rb_condition *c = sym->cond;
     size_t len = 0;
     buf[0] = '\0';
     if (c->kind == RB_COND_ABSENCE) {
@@ -676,16 +724,46 @@ static struct rule_event *event_slot(rules_t *self)
         if (!grown)
             return NULL;
         self->events = grown;
+        size_t *off = realloc(self->firing_off, cap * sizeof *off);
+        if (!off)
+            return NULL;
+        self->firing_off = off;
         self->events_cap = cap;
     }
     return &self->events[self->nevents];
+}
+
+/* Records the names of the nodes firing for the event being built (members[] of this
+ * evaluation, or the one node of a per-node instance). false when memory is short. */
+static bool event_firing(rules_t *self, const struct verdict *v, enum rule_state state)
+{
+    size_t need = self->nfiring + (v->node ? 1 : self->nnodes);
+    if (need > self->firing_cap) {
+        size_t cap = need > 2 * self->firing_cap ? need : 2 * self->firing_cap;
+        const char **grown = realloc(self->firing, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        self->firing = grown;
+        self->firing_cap = cap;
+    }
+    self->firing_off[self->nevents] = self->nfiring;
+    if (state == RULE_OK)
+        return true; /* a clear names no node */
+    if (v->node) {
+        self->firing[self->nfiring++] = v->node;
+        return true;
+    }
+    for (size_t i = 0; i < self->nnodes; i++)
+        if (self->members[i].has && self->members[i].level >= RULE_WARNING)
+            self->firing[self->nfiring++] = self->nodes[i].name;
+    return true;
 }
 
 /* Applies `for` to the candidate level and reports a change of state or severity. */
 static void step(rules_t *self, struct sym *sym, struct instance *inst, const struct verdict *v,
                  int64_t now_ms)
 {
-    const struct rb_condition *c = &sym->s->cond;
+    const struct rb_condition *c = sym->cond;
     bool warn = v->candidate >= RULE_WARNING, crit = v->candidate >= RULE_CRITICAL;
     if (warn && !inst->warn_holding)
         inst->warn_since = now_ms;
@@ -703,6 +781,8 @@ static void step(rules_t *self, struct sym *sym, struct instance *inst, const st
     /* `for` delays rising only: a level already reached stays until its condition ends. */
     if (state < inst->state && v->candidate >= inst->state)
         state = inst->state;
+    if (state != RULE_OK || warn)
+        inst->last_active_ms = now_ms;
 
     enum rb_severity severity = base_severity(sym);
     if (state != RULE_OK && sym->s->severity_all != RB_SEV_NONE && v->total > 0 &&
@@ -714,7 +794,7 @@ static void step(rules_t *self, struct sym *sym, struct instance *inst, const st
         return;
 
     struct rule_event *e = event_slot(self);
-    if (!e) {
+    if (!e || !event_firing(self, v, state)) {
         self->stats.events_deferred++;
         return; /* not committed: the transition is reported at the next evaluation */
     }
@@ -763,7 +843,7 @@ static bool scope_holds(const struct rb_scope *scope, size_t count, size_t total
 /* Fills members[] from the symptom's series (threshold, PromQL, ratio) or slots (absence). */
 static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
 {
-    const struct rb_condition *c = &sym->s->cond;
+    const struct rb_condition *c = sym->cond;
     for (size_t i = 0; i < self->nnodes; i++)
         self->members[i] = (struct member){false, NAN, 0, 0, RULE_OK};
 
@@ -832,7 +912,7 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
 
 static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
 {
-    const struct rb_condition *c = &sym->s->cond;
+    const struct rb_condition *c = sym->cond;
     if (!sym_slots(self, sym))
         return;
     self->stats.evaluations++;
@@ -894,6 +974,52 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
     step(self, sym, &sym->across, &v, now_ms);
 }
 
+static void verify_holding(struct instance *inst, bool holds, int64_t now_ms)
+{
+    if (holds && !inst->warn_holding)
+        inst->warn_since = now_ms;
+    inst->warn_holding = holds;
+}
+
+/* A verify entry holds where its condition is met: the value past its level (http.up at least
+ * 1), an absence condition heard from. Across nodes: its scope over the nodes that report it
+ * (scope node counts as all). No data: a ratio without requests holds (nothing failed); a
+ * threshold holds only while no node has ever sent its signal (not collected here at all). */
+static void evaluate_verify(rules_t *self, struct sym *sym, int64_t now_ms)
+{
+    const struct rb_condition *c = sym->cond;
+    if (!sym_slots(self, sym))
+        return;
+    self->stats.evaluations++;
+    gather(self, sym, now_ms);
+
+    size_t total = 0, holding = 0;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < self->nnodes; i++) {
+        struct member *m = &self->members[i];
+        bool holds = false;
+        if (m->has) {
+            holds = c->kind == RB_COND_ABSENCE ? m->level == RULE_OK
+                                               : level_of(c, m->value, RULE_OK) != RULE_OK;
+            total++;
+            holding += holds;
+            num += m->num;
+            den += m->den;
+        }
+        verify_holding(&sym->slots[i].inst, holds, now_ms);
+    }
+    bool holds;
+    if (c->kind == RB_COND_RATIO)
+        holds = den <= 0 || level_of(c, num / den * 100, RULE_OK) != RULE_OK;
+    else if (total == 0)
+        holds = !sym->seen_any;
+    else if (c->scope.kind == RB_SCOPE_NODE)
+        holds = holding == total;
+    else
+        holds = scope_holds(&c->scope, holding, total);
+    verify_holding(&sym->across, holds, now_ms);
+}
+
 size_t rules_evaluate(rules_t *self, int64_t now_ms, const struct rule_event **ret_events)
 {
     if (!self) {
@@ -902,11 +1028,129 @@ size_t rules_evaluate(rules_t *self, int64_t now_ms, const struct rule_event **r
         return 0;
     }
     self->nevents = 0;
-    for (size_t i = 0; i < self->nsyms; i++)
-        evaluate_symptom(self, &self->syms[i], now_ms);
+    self->nfiring = 0;
+    for (size_t i = 0; i < self->nsyms; i++) {
+        if (self->syms[i].s)
+            evaluate_symptom(self, &self->syms[i], now_ms);
+        else
+            evaluate_verify(self, &self->syms[i], now_ms);
+    }
+    /* firing[] may have moved while it grew: point the events at it now. */
+    for (size_t i = 0; i < self->nevents; i++) {
+        size_t end = i + 1 < self->nevents ? self->firing_off[i + 1] : self->nfiring;
+        self->events[i].firing = self->firing ? self->firing + self->firing_off[i] : NULL;
+        self->events[i].n_firing = end - self->firing_off[i];
+    }
     if (ret_events)
         *ret_events = self->events;
     return self->nevents;
+}
+
+static const char *scope_word(const struct rb_scope *scope, char *buf, size_t size)
+{
+    switch (scope->kind) {
+    case RB_SCOPE_ANY:
+        return "on any node";
+    case RB_SCOPE_FRACTION:
+        snprintf(buf, size, "on %g%% of nodes", scope->fraction * 100);
+        return buf;
+    default:
+        return "on all nodes";
+    }
+}
+
+/* "http.up at least 1 on all nodes" */
+static void verify_text(const struct sym *sym, char *buf, size_t size, size_t *len)
+{
+    const struct rb_condition *c = sym->cond;
+    char frac[32];
+    if (c->kind == RB_COND_ABSENCE) {
+        append_match(buf, size, len, &c->match);
+        append(buf, size, len, " heard within %gs", (double)c->absent_ms / 1000);
+        return;
+    }
+    if (c->kind == RB_COND_RATIO) {
+        append_match(buf, size, len, &c->numerator);
+        append(buf, size, len, " / ");
+        append_match(buf, size, len, &c->denominator);
+    } else {
+        append_match(buf, size, len, &c->match);
+    }
+    append(buf, size, len, " %s %g%s", op_word(c->op), c->warning,
+           c->kind == RB_COND_RATIO ? "%" : "");
+    if (c->kind != RB_COND_RATIO)
+        append(buf, size, len, " %s", scope_word(&c->scope, frac, sizeof frac));
+}
+
+/* The instance of sym that an incident on node (index idx, -1 = across nodes) reads. */
+static const struct instance *instance_for(const struct sym *sym, bool per_node, long idx)
+{
+    if (!per_node)
+        return &sym->across;
+    return idx >= 0 && (size_t)idx < sym->nslots ? &sym->slots[idx].inst : NULL;
+}
+
+int rules_verified(const rules_t *self, const char *runbook_id, const char *node, int64_t now_ms,
+                   char *why, size_t whylen)
+{
+    size_t len = 0;
+    if (!why || whylen == 0)
+        return -EINVAL;
+    why[0] = '\0';
+    if (!self || !runbook_id || !node)
+        return -EINVAL;
+    void *found = node[0] ? zhashx_lookup(self->node_index, node) : NULL;
+    long idx = found ? (long)((uintptr_t)found - 1) : -1;
+
+    /* The incident's own symptom instances (its fingerprint: per node, or across nodes) must
+     * be OK; the verify hold counts from the last moment one of them was not. */
+    int64_t quiet_since = INT64_MIN;
+    for (size_t i = 0; i < self->nsyms; i++) {
+        const struct sym *sym = &self->syms[i];
+        bool per_node = sym->s && sym->cond->scope.kind == RB_SCOPE_NODE;
+        if (!sym->s || !str_eq(sym->rb->id, runbook_id) || per_node != (node[0] != '\0'))
+            continue;
+        const struct instance *inst = instance_for(sym, per_node, idx);
+        if (!inst)
+            continue;
+        if (inst->state != RULE_OK || inst->warn_holding) {
+            append(why, whylen, &len, "symptom %s is %s", sym->s->id,
+                   inst->state != RULE_OK ? rules_state_name(inst->state) : "rising");
+            return 0;
+        }
+        if (inst->last_active_ms > quiet_since)
+            quiet_since = inst->last_active_ms;
+    }
+
+    size_t nverify = 0;
+    for (size_t i = 0; i < self->nsyms; i++) {
+        const struct sym *sym = &self->syms[i];
+        if (sym->s || !str_eq(sym->rb->id, runbook_id))
+            continue;
+        nverify++;
+        bool per_node = sym->cond->scope.kind == RB_SCOPE_NODE && idx >= 0;
+        const struct instance *inst = instance_for(sym, per_node, idx);
+        int64_t from = inst ? inst->warn_since : now_ms;
+        if (quiet_since > from)
+            from = quiet_since;
+        if (!inst || !inst->warn_holding || now_ms - from < sym->verify->hold_ms) {
+            len = 0;
+            append(why, whylen, &len, "waiting for ");
+            verify_text(sym, why, whylen, &len);
+            if (inst && inst->warn_holding)
+                append(why, whylen, &len, " (held %gs of %gs)", (double)(now_ms - from) / 1000,
+                       (double)sym->verify->hold_ms / 1000);
+            return 0;
+        }
+        append(why, whylen, &len, "%s", nverify > 1 ? "; " : "");
+        verify_text(sym, why, whylen, &len);
+        append(why, whylen, &len, " for %gs", (double)sym->verify->hold_ms / 1000);
+    }
+    if (nverify == 0) {
+        append(why, whylen, &len, "runbook %s has no verify conditions", runbook_id);
+        return -ENOENT;
+    }
+    return 1;
 }
 
 void rules_stats(const rules_t *self, struct rules_stats *ret_stats)

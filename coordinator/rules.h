@@ -59,6 +59,9 @@ struct rule_event {
     size_t nodes_firing;       /* nodes holding at least warning */
     size_t nodes_total;        /* nodes counted */
     char node[RULES_NODE_MAX]; /* RB_SCOPE_NODE: the node; else "" */
+    const char *const *firing; /* the nodes holding at least warning (n_firing of them; the
+                                  node itself for scope node), valid like the event */
+    size_t n_firing;
     char reason[200];          /* one line for the incident timeline */
     int64_t since_ms;          /* when the condition started to hold (0 for OK) */
     int64_t at_ms;             /* the evaluation time */
@@ -106,11 +109,26 @@ void rules_node_down(rules_t *self, const char *node, int64_t ts_ms);
    engine, valid until the next call). Returns how many. */
 size_t rules_evaluate(rules_t *self, int64_t now_ms, const struct rule_event **ret_events);
 
+/*
+ * Verification: whether the incident of runbook_id on node ("" = the incident across nodes)
+ * may resolve itself at now_ms. Its own symptom instances (per node for "node", the ones across
+ * nodes for "") must all be OK, and every verify entry of the runbook must have held
+ * continuously for its hold — counted from when the entry started to hold, and no earlier than
+ * the last moment one of those symptoms was not OK. Verify entries are evaluated with the
+ * symptoms, by rules_evaluate (their semantics: docs/runbook-format.md, "verify").
+ * 1 = verified (why: what held), 0 = not yet (why: what is missing), -ENOENT = the runbook is
+ * not in the set or has no verify entries (never resolves itself), -EINVAL.
+ */
+int rules_verified(const rules_t *self, const char *runbook_id, const char *node, int64_t now_ms,
+                   char *why, size_t whylen);
+
 void rules_stats(const rules_t *self, struct rules_stats *ret_stats);
 
 /* The synthetic signal a PromQL poller feeds for a symptom: "promql.<runbook>.<symptom>".
    0, or -ENAMETOOLONG. */
 int rules_promql_signal(const char *runbook_id, const char *symptom_id, char *buf, size_t size);
+/* The same for the runbook's verify entry at index: "promql.<runbook>.verify-<index>". */
+int rules_promql_verify_signal(const char *runbook_id, size_t index, char *buf, size_t size);
 
 const char *rules_state_name(enum rule_state state);
 

@@ -328,6 +328,7 @@ int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit
 
 struct store_incident_event {
     uint64_t id;
+    uint64_t incident_id;
     int64_t at_ms;
     const char *kind, *actor, *text, *data_json; /* borrowed for the call */
 };
@@ -335,5 +336,25 @@ struct store_incident_event {
 int store_incident_events(store_incidents_t *self, uint64_t incident_id,
                           int (*cb)(const struct store_incident_event *ev, void *userdata),
                           void *userdata);
+/* Every incident's timeline events with an id above after_id, oldest first, at most limit (how
+ * `vigilctl tail` follows changes). */
+int store_incident_events_after(store_incidents_t *self, uint64_t after_id, uint32_t limit,
+                                int (*cb)(const struct store_incident_event *ev, void *userdata),
+                                void *userdata);
+/* The newest timeline event's id (0 when there is none). */
+int store_incident_events_last(store_incidents_t *self, uint64_t *ret_id);
+
+struct store_incident_report {
+    int64_t at_ms;
+    char author[128];
+    char *body;        /* owned by the caller: free() */
+    uint32_t versions; /* how many times it was written */
+};
+/* Appends a version of the incident's post-incident report. */
+int store_incident_report_put(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
+                              const char *author, const char *body);
+/* The latest version; -ENOENT when none was written. */
+int store_incident_report_get(store_incidents_t *self, uint64_t incident_id,
+                              struct store_incident_report *ret);
 
 #endif

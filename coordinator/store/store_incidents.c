@@ -378,33 +378,30 @@ int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit
     return r;
 }
 
-int store_incident_events(store_incidents_t *self, uint64_t incident_id,
-                          int (*cb)(const struct store_incident_event *ev, void *userdata),
-                          void *userdata)
+/* Runs a query returning (id, incident_id, at, kind, actor, text, data) and hands each row to
+ * cb; stops early when cb returns non-zero. */
+static int each_event(store_incidents_t *self, const char *sql, int n, const char *const *params,
+                      int (*cb)(const struct store_incident_event *ev, void *userdata),
+                      void *userdata)
 {
     if (!self || !cb)
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
         return r;
-    char id[24];
-    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
-    const char *params[] = {id};
     PGresult *res = NULL;
-    r = run(self,
-            "SELECT id, " TS_TO_MS("at") ", kind, actor, text, data::text FROM incident_events"
-                                         " WHERE incident_id = $1::bigint ORDER BY id",
-            1, params, "list incident events", &res);
+    r = run(self, sql, n, params, "list incident events", &res);
     if (r < 0)
         return r;
     for (int i = 0; i < PQntuples(res); i++) {
         struct store_incident_event ev = {
             .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
-            .at_ms = field_i64(res, i, 1),
-            .kind = PQgetvalue(res, i, 2),
-            .actor = PQgetvalue(res, i, 3),
-            .text = PQgetvalue(res, i, 4),
-            .data_json = PQgetvalue(res, i, 5),
+            .incident_id = strtoull(PQgetvalue(res, i, 1), NULL, 10),
+            .at_ms = field_i64(res, i, 2),
+            .kind = PQgetvalue(res, i, 3),
+            .actor = PQgetvalue(res, i, 4),
+            .text = PQgetvalue(res, i, 5),
+            .data_json = PQgetvalue(res, i, 6),
         };
         int c = cb(&ev, userdata);
         if (c != 0) {
@@ -414,4 +411,101 @@ int store_incident_events(store_incidents_t *self, uint64_t incident_id,
     }
     PQclear(res);
     return r;
+}
+
+#define EVENT_COLUMNS "id, incident_id, " TS_TO_MS("at") ", kind, actor, text, data::text"
+
+int store_incident_events(store_incidents_t *self, uint64_t incident_id,
+                          int (*cb)(const struct store_incident_event *ev, void *userdata),
+                          void *userdata)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    return each_event(self,
+                      "SELECT " EVENT_COLUMNS " FROM incident_events"
+                      " WHERE incident_id = $1::bigint ORDER BY id",
+                      1, params, cb, userdata);
+}
+
+int store_incident_events_after(store_incidents_t *self, uint64_t after_id, uint32_t limit,
+                                int (*cb)(const struct store_incident_event *ev, void *userdata),
+                                void *userdata)
+{
+    char after[24], lim[16];
+    snprintf(after, sizeof(after), "%" PRIu64, after_id);
+    snprintf(lim, sizeof(lim), "%" PRIu32, limit);
+    const char *params[] = {after, lim};
+    return each_event(self,
+                      "SELECT " EVENT_COLUMNS " FROM incident_events"
+                      " WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint",
+                      2, params, cb, userdata);
+}
+
+int store_incident_events_last(store_incidents_t *self, uint64_t *ret_id)
+{
+    if (!self || !ret_id)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    PGresult *res = NULL;
+    r = run(self, "SELECT coalesce(max(id), 0) FROM incident_events", 0, NULL,
+            "last incident event", &res);
+    if (r < 0)
+        return r;
+    *ret_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int store_incident_report_put(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
+                              const char *author, const char *body)
+{
+    if (!self || !author || !body || !body[0])
+        return -EINVAL;
+    char id[24], at[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    snprintf(at, sizeof(at), "%" PRId64, at_ms);
+    const char *params[] = {id, at, author, body};
+    PGresult *res = NULL;
+    int r = run(self,
+                "INSERT INTO incident_reports (incident_id, at, author, body)"
+                " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4)",
+                4, params, "store incident report", &res);
+    if (r < 0)
+        return r;
+    PQclear(res);
+    return 0;
+}
+
+int store_incident_report_get(store_incidents_t *self, uint64_t incident_id,
+                              struct store_incident_report *ret)
+{
+    if (!self || !ret)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    r = run(self,
+            "SELECT " TS_TO_MS("at") ", author, body, (SELECT count(*) FROM incident_reports"
+            " WHERE incident_id = $1::bigint) FROM incident_reports WHERE incident_id = $1::bigint"
+            " ORDER BY id DESC LIMIT 1",
+            1, params, "read incident report", &res);
+    if (r < 0)
+        return r;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return -ENOENT;
+    }
+    ret->at_ms = field_i64(res, 0, 0);
+    snprintf(ret->author, sizeof(ret->author), "%s", PQgetvalue(res, 0, 1));
+    ret->body = strdup(PQgetvalue(res, 0, 2));
+    ret->versions = (uint32_t)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
+    PQclear(res);
+    return ret->body ? 0 : -ENOMEM;
 }

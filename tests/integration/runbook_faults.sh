@@ -272,8 +272,8 @@ h_pass "3. second PostgreSQL killed -> database-issues incident $db_id, SEV1, ${
 access_lines 80 503
 attached() {
     h_ctl incident show "$db_id" -o json | jq -e '
-        [.timeline[] | select(.kind == "attached") | tostring] as $a
-        | any($a[]; test("application-down/mostly-5xx")) and any($a[]; test("high-error-rate/error-rate-majority"))' \
+        [.timeline[] | select(.kind == "attached") | .data | "\(.runbook)/\(.symptom)"] as $a
+        | any($a[]; . == "application-down/mostly-5xx") and any($a[]; . == "high-error-rate/error-rate-majority")' \
         >/dev/null
 }
 h_wait "the application's symptoms attached to incident $db_id" 15 attached

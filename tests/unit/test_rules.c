@@ -705,6 +705,7 @@ static void test_single_level_clears_and_nodes_keep_their_own_level(void **unuse
     put(r, "n1", "http.up", 1, 2000);
     assert_int_equal(rules_evaluate(r, 2000, &ev), 1);
     assert_int_equal(ev[0].state, RULE_OK);
+    assert_int_equal(ev[0].n_firing, 0);
     put(r, "n1", "http.up", 0, 3000);
     assert_int_equal(rules_evaluate(r, 3000, &ev), 1);
     assert_int_equal(ev[0].state, RULE_CRITICAL);
@@ -745,6 +746,123 @@ static void test_single_level_clears_and_nodes_keep_their_own_level(void **unuse
     rules_destroy(&r);
 }
 
+/* Verify: the incident resolves itself only when its symptoms are OK and every verify entry
+ * has held for its hold, counted from the last moment a symptom was not OK. */
+static void test_verify_hold(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    fixture_init(&f, threshold("http.up", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_ANY));
+    struct rb_verify verify[2] = {
+        {threshold("http.up", RB_OP_GE, 1, 1, NAN, 0, RB_SCOPE_ALL), 5000},
+        {{.kind = RB_COND_RATIO,
+          .numerator = {S("log.http.status"), class_5xx, 1},
+          .denominator = {S("log.http.requests"), NULL, 0},
+          .window_ms = 60000,
+          .op = RB_OP_LT,
+          .warning = 1,
+          .critical = 1,
+          .clear = NAN,
+          .scope = {RB_SCOPE_ANY, 0}},
+         3000},
+    };
+    f.rb.verify = verify;
+    f.rb.nverify = 2;
+    rules_t *r = rules_new(&f.set, NULL);
+    assert_non_null(r);
+    const struct rule_event *ev;
+    char why[256];
+
+    put(r, "n1", "http.up", 0, 1000);
+    put(r, "n2", "http.up", 1, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    assert_int_equal(ev[0].n_firing, 1); /* across nodes, the event still names who fails */
+    assert_string_equal(ev[0].firing[0], "n1");
+    assert_int_equal(rules_verified(r, "rb", "", 1000, why, sizeof why), 0);
+    assert_string_equal(why, "symptom s is critical");
+
+    /* Back up at 2 s: the symptom clears, the hold starts. No requests = the ratio holds. */
+    put(r, "n1", "http.up", 1, 2000);
+    assert_int_equal(rules_evaluate(r, 2000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_OK);
+    assert_int_equal(ev[0].n_firing, 0);
+    assert_int_equal(rules_evaluate(r, 6000, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 6000, why, sizeof why), 0);
+    assert_string_equal(why, "waiting for http.up at least 1 on all nodes (held 4s of 5s)");
+
+    /* 5xx at 50 % breaks the ratio's hold; it must hold 3 s again from when it recovers. */
+    rules_observe(r, "n1", "log.http.status", class_5xx, 1, 5, 6500);
+    put(r, "n1", "log.http.requests", 10, 6500);
+    assert_int_equal(rules_evaluate(r, 6500, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 7000, why, sizeof why), 0);
+    assert_string_equal(why, "waiting for log.http.status{class=5xx} / log.http.requests below 1%");
+    rules_observe(r, "n1", "log.http.status", class_5xx, 1, 0, 7500);
+    put(r, "n1", "log.http.requests", 100, 7500);
+    assert_int_equal(rules_evaluate(r, 7500, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 10000, why, sizeof why), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 10500, why, sizeof why), 1);
+    assert_string_equal(why, "http.up at least 1 on all nodes for 5s; "
+                             "log.http.status{class=5xx} / log.http.requests below 1% for 3s");
+
+    /* The symptom returns: not verified; once gone, the whole hold counts again from then,
+     * even for an entry that never stopped holding. */
+    put(r, "n2", "http.up", 0, 11000);
+    assert_int_equal(rules_evaluate(r, 11000, &ev), 1);
+    assert_int_equal(rules_verified(r, "rb", "", 11000, why, sizeof why), 0);
+    put(r, "n2", "http.up", 1, 12000);
+    rules_observe(r, "n1", "log.http.status", class_5xx, 1, 0, 12000);
+    put(r, "n1", "log.http.requests", 100, 12000);
+    assert_int_equal(rules_evaluate(r, 12000, &ev), 1);
+    assert_int_equal(rules_evaluate(r, 16000, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 16000, why, sizeof why), 0);
+    put(r, "n1", "http.up", 1, 17000);
+    put(r, "n2", "http.up", 1, 17000);
+    assert_int_equal(rules_evaluate(r, 17000, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "", 17000, why, sizeof why), 1);
+
+    assert_int_equal(rules_verified(r, "nope", "", 17000, why, sizeof why), -ENOENT);
+    rules_destroy(&r);
+
+    /* A runbook without verify entries never resolves itself. */
+    fixture_init(&f, threshold("http.up", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_ANY));
+    r = rules_new(&f.set, NULL);
+    assert_int_equal(rules_verified(r, "rb", "", 1000, why, sizeof why), -ENOENT);
+    assert_string_equal(why, "runbook rb has no verify conditions");
+    rules_destroy(&r);
+}
+
+/* Per-node incidents verify on their own node; a signal nobody collects does not block. */
+static void test_verify_per_node(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    fixture_init(&f, threshold(cpu, RB_OP_GT, 80, 95, NAN, 0, RB_SCOPE_NODE));
+    struct rb_verify verify[2] = {
+        {threshold(cpu, RB_OP_LT, 80, 80, NAN, 0, RB_SCOPE_NODE), 2000},
+        {threshold("never.sent", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_ALL), 2000},
+    };
+    f.rb.verify = verify;
+    f.rb.nverify = 2;
+    rules_t *r = rules_new(&f.set, NULL);
+    const struct rule_event *ev;
+    char why[256];
+
+    put(r, "n1", cpu, 99, 1000);
+    put(r, "n2", cpu, 99, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 2);
+    put(r, "n1", cpu, 10, 2000);
+    put(r, "n2", cpu, 99, 2000);
+    assert_int_equal(rules_evaluate(r, 2000, &ev), 1);
+    put(r, "n1", cpu, 10, 4000);
+    put(r, "n2", cpu, 99, 4000);
+    assert_int_equal(rules_evaluate(r, 4000, &ev), 0);
+    assert_int_equal(rules_verified(r, "rb", "n1", 4000, why, sizeof why), 1);
+    assert_int_equal(rules_verified(r, "rb", "n2", 4000, why, sizeof why), 0);
+    assert_string_equal(why, "symptom s is critical");
+    rules_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +883,8 @@ int main(void)
         cmocka_unit_test(test_reload_keeps_state),
         cmocka_unit_test(test_bounds_and_hostile_input),
         cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_verify_hold),
+        cmocka_unit_test(test_verify_per_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

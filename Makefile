@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps run test test-unit sanitize bench-ingest bench-footprint clean check
+.PHONY: all build deps run demo test test-unit sanitize bench-ingest bench-footprint bench-detect clean check
 
 all: build
 
@@ -20,6 +20,12 @@ build: $(BUILD)/CMakeCache.txt
 # all state under var/, in the foreground until Ctrl-C.
 run: deps build
 	scripts/run.sh
+
+# A first look in under a minute: the same stack plus an nginx "application", then the
+# application-down runbook played out (crash, incident, recovery, resolve), narrated. Temporary
+# state and free ports: var/ and a running `make run` are untouched.
+demo: deps build
+	scripts/demo.sh
 
 # Everything that runs in under ten minutes: unit and integration tests.
 test: deps build
@@ -49,6 +55,9 @@ bench-ingest: deps build
 
 bench-footprint: deps build
 	tests/bench/footprint.sh
+
+bench-detect: deps build
+	tests/bench/detect.sh
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -17,6 +18,7 @@ struct correlate {
     char *dir;          /* "" = no runbooks */
     struct rb_set *set; /* in force; the engine borrows it */
     rules_t *rules;
+    uint64_t evaluate_ns; /* time spent in rules_evaluate, for vigil_rule_evaluation_seconds */
     correlate_event_fn on_event;
     void *userdata;
 };
@@ -141,7 +143,17 @@ size_t correlate_evaluate(correlate_t *self, int64_t now_ms)
 
     if (!self->set)
         return 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t n = rules_evaluate(self->rules, now_ms, &events);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    self->evaluate_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * INT64_C(1000000000) +
+                                    (t1.tv_nsec - t0.tv_nsec));
+    struct rules_stats st;
+    rules_stats(self->rules, &st);
+    metrics_rule_engine(&(struct metrics_rule_engine){st.samples, st.samples_matched,
+                                                      st.evaluations, st.series,
+                                                      st.series_dropped, self->evaluate_ns});
     for (size_t i = 0; i < n; i++) {
         metrics_symptom_event(rules_state_name(events[i].state));
         if (self->on_event)

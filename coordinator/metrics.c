@@ -114,6 +114,7 @@ static struct {
     struct label_counter alerts_received; /* by status */
     struct label_counter alerts_refused;  /* by reason */
     uint64_t runbooks_loaded;
+    struct metrics_rule_engine rules;
     uint64_t runbook_reload_failures;
     struct label_counter symptom_events; /* by state */
     uint64_t promql_queries;
@@ -304,6 +305,13 @@ void metrics_runbooks_loaded(uint64_t n)
 {
     pthread_mutex_lock(&metrics.lock);
     metrics.runbooks_loaded = n;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_rule_engine(const struct metrics_rule_engine *stats)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.rules = *stats;
     pthread_mutex_unlock(&metrics.lock);
 }
 
@@ -574,6 +582,24 @@ static void render_correlate_locked(FILE *out)
 {
     put_header(out, "vigil_runbooks_loaded", "gauge", "Runbooks in the set in force.");
     fprintf(out, "vigil_runbooks_loaded %" PRIu64 "\n", metrics.runbooks_loaded);
+    put_header(out, "vigil_rule_samples_total", "counter",
+               "Samples the rule engine was given (every stored sample).");
+    fprintf(out, "vigil_rule_samples_total %" PRIu64 "\n", metrics.rules.samples);
+    put_header(out, "vigil_rule_samples_matched_total", "counter",
+               "Samples a runbook condition reads.");
+    fprintf(out, "vigil_rule_samples_matched_total %" PRIu64 "\n", metrics.rules.samples_matched);
+    put_header(out, "vigil_rule_evaluations_total", "counter",
+               "Condition evaluations (symptoms and verify entries, four times a second).");
+    fprintf(out, "vigil_rule_evaluations_total %" PRIu64 "\n", metrics.rules.evaluations);
+    put_header(out, "vigil_rule_evaluation_seconds_total", "counter",
+               "Time the main loop spent evaluating conditions.");
+    fprintf(out, "vigil_rule_evaluation_seconds_total %.6f\n",
+            (double)metrics.rules.evaluate_ns / 1e9);
+    put_header(out, "vigil_rule_series", "gauge", "Series the rule engine keeps.");
+    fprintf(out, "vigil_rule_series %" PRIu64 "\n", metrics.rules.series);
+    put_header(out, "vigil_rule_series_dropped_total", "counter",
+               "New series refused by the engine's series limit.");
+    fprintf(out, "vigil_rule_series_dropped_total %" PRIu64 "\n", metrics.rules.series_dropped);
     put_header(out, "vigil_runbook_reload_failures_total", "counter",
                "Runbook reloads (SIGHUP) refused; the last good set stayed in force.");
     fprintf(out, "vigil_runbook_reload_failures_total %" PRIu64 "\n",

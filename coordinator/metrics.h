@@ -70,6 +70,12 @@ void metrics_alerts_refused(const char *reason, uint64_t n);
  * vigil_runbook_reload_failures_total and vigil_symptom_events_total{state} (ok, warning,
  * critical). */
 void metrics_runbooks_loaded(uint64_t n);
+/* The rule engine's counters, as of its last evaluation (rules_stats). */
+struct metrics_rule_engine {
+    uint64_t samples, samples_matched, evaluations, series, series_dropped;
+    uint64_t evaluate_ns; /* time spent evaluating */
+};
+void metrics_rule_engine(const struct metrics_rule_engine *stats);
 void metrics_runbook_reload_failed(void);
 void metrics_symptom_event(const char *state);
 

@@ -4,8 +4,9 @@
 #     runbook and scope), whose scope names the failing node; `vigilctl tail` shows it live
 #   - nginx back: the runbook's verify conditions hold for their hold, and the incident resolves
 #     itself (actor vigil, "verified: ...")
-#   - killed again inside the reopen window: the same incident reopens; mitigate, then resolve
-#     by hand; a viewer may read but not mitigate
+#   - killed again inside the reopen window: the same incident reopens; flapping three times
+#     more stays that one incident; mitigate, then resolve by hand; a viewer may read but not
+#     mitigate; the incident survives a coordinator restart
 #   - the post-incident report: a draft from the timeline, then stored, which closes it
 source "$(dirname "$0")/../lib/harness.sh"
 h_setup
@@ -153,6 +154,20 @@ h_wait "incident $id reopened" 20 state_is detected
 h_ctl incident show "$id" -o json | jq -e 'any(.timeline[]; .kind == "reopened")' >/dev/null ||
     h_fail "the timeline must say reopened"
 [[ $(h_ctl incidents -o json | jq length) == 1 ]] || h_fail "a reopen is not a new incident"
+
+# Flapping: up and down three times; every change joins the open incident, none opens another.
+for i in 1 2 3; do
+    start_nginx
+    h_wait "proc.up = 1 (flap $i)" 10 is_latest proc.up 1
+    kill_nginx
+    h_wait "proc.up = 0 (flap $i)" 10 is_latest proc.up 0
+done
+sleep 1 # one more evaluation
+[[ $(h_ctl incidents --status all -o json | jq '[.[] | select(.runbook == "application-down")] | length') == 1 ]] ||
+    h_fail "a flapping application must stay one incident: $(h_ctl incidents --status all -o json)"
+flaps=$(h_ctl incident show "$id" -o json | jq '[.timeline[] | select(.kind == "symptom" and .data.symptom == "process-down")] | length')
+((flaps >= 7)) || h_fail "each flap should be on incident $id's timeline (got $flaps process-down events)"
+h_pass "nginx flapping three times: still one incident ($flaps process-down events on it)"
 
 "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/viewer.key" >/dev/null
 h_sql "INSERT INTO operators (id, name, public_key, role)

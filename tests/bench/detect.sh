@@ -80,29 +80,10 @@ grep -q '^reopen_window: 0s$' "$RB/application-down.yaml" ||
 # ---- nginx: the application ----------------------------------------------------------------
 NGX=$H_DIR/nginx
 NGINX_PORT=$(h_free_port)
-mkdir -p "$NGX/tmp" "$NGX/logs"
-user_line=""
-[[ $(id -u) == 0 ]] && user_line="user root;"
-cat >"$NGX/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes 1;
-pid $NGX/nginx.pid;
-error_log $NGX/logs/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
+h_nginx_conf "$NGX" off "    server {
         listen 127.0.0.1:$NGINX_PORT;
-        location = /healthz { return 200 "ok\n"; }
-    }
-}
-CONF
+        location = /healthz { return 200 \"ok\\n\"; }
+    }"
 NGINX_URL=http://127.0.0.1:$NGINX_PORT/healthz
 nginx_up() {
     kill -0 "$NGINX_PID" 2>/dev/null || h_fail "nginx exited: $(tail -5 "$NGX/logs/error.log" "$NGX/logs/stderr.log")"

@@ -38,25 +38,9 @@ head -c 12288 /dev/zero | tr '\0' 'x' >"$ngx/www/slow"
 # A certificate that expires in 30 days, for tls_days_left.
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
     -keyout "$ngx/key.pem" -out "$ngx/cert.pem" 2>/dev/null || h_fail "openssl req"
-user_line=""
-[[ $(id -u) == 0 ]] && user_line="user root;"
-cat >"$ngx/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes 1;
-pid $ngx/nginx.pid;
-error_log $ngx/logs/error.log;
-events { worker_connections 64; }
-http {
-    access_log $ngx/logs/access.log;
-    client_body_temp_path $ngx/tmp/body;
-    proxy_temp_path $ngx/tmp/proxy;
-    fastcgi_temp_path $ngx/tmp/fastcgi;
-    uwsgi_temp_path $ngx/tmp/uwsgi;
-    scgi_temp_path $ngx/tmp/scgi;
-    server {
+h_nginx_conf "$ngx" "$ngx/logs/access.log" "    server {
         listen 127.0.0.1:$NGINX_PORT;
-        location = /healthz { return 200 "ok\n"; }
+        location = /healthz { return 200 \"ok\\n\"; }
         location = /fail { return 500; }
         location = /slow { root $ngx/www; limit_rate 4k; }
     }
@@ -64,10 +48,8 @@ http {
         listen 127.0.0.1:$TLS_PORT ssl;
         ssl_certificate $ngx/cert.pem;
         ssl_certificate_key $ngx/key.pem;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
+        location / { return 200 \"ok\\n\"; }
+    }"
 /usr/sbin/nginx -p "$ngx" -c "$ngx/nginx.conf" >>"$ngx/logs/stderr.log" 2>&1 &
 NGINX_PID=$!
 nginx_up() {

@@ -57,36 +57,19 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- nginx: the application on two nodes (web1, web2: /healthz) and a slow endpoint ----------
-user_line=""
-[[ $(id -u) == 0 ]] && user_line="user root;"
 configure_nginx() { # configure_nginx NAME
     local ngx=$H_DIR/nginx-$1
     NGINX_PORT[$1]=$(h_free_port)
-    mkdir -p "$ngx/www" "$ngx/tmp" "$ngx/logs"
+    mkdir -p "$ngx/www"
     # 28 KiB at 4 KiB/s: about 7 s, past the 5 s critical response time, inside a 10 s timeout.
     head -c 28672 /dev/zero | tr '\0' 'x' >"$ngx/www/slow"
-    cat >"$ngx/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes 1;
-pid $ngx/nginx.pid;
-error_log $ngx/logs/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $ngx/tmp/body;
-    proxy_temp_path $ngx/tmp/proxy;
-    fastcgi_temp_path $ngx/tmp/fastcgi;
-    uwsgi_temp_path $ngx/tmp/uwsgi;
-    scgi_temp_path $ngx/tmp/scgi;
-    server {
+    h_nginx_conf "$ngx" off "    server {
         listen 127.0.0.1:${NGINX_PORT[$1]};
-        location = /healthz { return 200 "ok\n"; }
+        location = /healthz { return 200 \"ok\\n\"; }
         location = /slow { root $ngx/www; limit_rate 4k; }
-    }
+    }"
 }
-CONF
-}
+
 nginx_up() { # nginx_up NAME
     local ngx=$H_DIR/nginx-$1
     kill -0 "${NGINX_PID[$1]}" 2>/dev/null ||

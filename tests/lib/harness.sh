@@ -43,6 +43,32 @@ h_free_port() {
     done
 }
 
+# h_nginx_conf DIR ACCESS_LOG SERVERS: writes DIR/nginx.conf for an nginx in the foreground
+# whose pid file, logs and temporary files stay under DIR (root runs it as root: the test's
+# files are root's). ACCESS_LOG is a path or "off"; SERVERS the http block's server { } text.
+h_nginx_conf() {
+    local dir=$1 access=$2 servers=$3 user_line=""
+    [[ $(id -u) == 0 ]] && user_line="user root;"
+    mkdir -p "$dir/tmp" "$dir/logs"
+    cat >"$dir/nginx.conf" <<CONF
+$user_line
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log;
+events { worker_connections 64; }
+http {
+    access_log $access;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+$servers
+}
+CONF
+}
+
 h_key_public() { sed -n 's/^public-key: *"\(.*\)"/\1/p' "$1"; }
 h_key_secret() { sed -n 's/^secret-key: *"\(.*\)"/\1/p' "$1"; }
 

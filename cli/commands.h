@@ -40,6 +40,9 @@ struct ctl_context {
     const char *status;     /* incidents --status open|all */
     const char *note;       /* ack, mitigate, resolve --note */
     const char *file;       /* report --file (- = standard input) */
+    const char *schedule;   /* oncall override --schedule */
+    const char *user;       /* oncall override --user */
+    const char *from, *to;  /* oncall override --from/--to: now, +DURATION or RFC 3339 */
 
     struct ctl_config config; /* loaded by ctl_context_config on first use */
     char *config_path;
@@ -62,8 +65,11 @@ int cmd_incidents(struct ctl_context *ctx, int argc, char **argv);
 int cmd_mitigate(struct ctl_context *ctx, int argc, char **argv);
 int cmd_report(struct ctl_context *ctx, int argc, char **argv);
 int cmd_tail(struct ctl_context *ctx, int argc, char **argv);
+int cmd_escalate(struct ctl_context *ctx, int argc, char **argv);
+int cmd_notifications(struct ctl_context *ctx, int argc, char **argv);
 int cmd_incident(struct ctl_context *ctx, int argc, char **argv);
 int cmd_ack(struct ctl_context *ctx, int argc, char **argv);
 int cmd_resolve(struct ctl_context *ctx, int argc, char **argv);
+int cmd_oncall(struct ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -91,6 +91,15 @@ static const struct command commands[] = {
         "Needs the responder role. Needs the configuration file (see 'vigilctl help').\n",
     },
     {
+        "escalate",
+        cmd_escalate,
+        "Usage: vigilctl escalate ID [-o table|json]\n"
+        "\n"
+        "Pages incident ID's next escalation level now instead of at its time (also after an\n"
+        "acknowledgement: asking for help). The timeline records who asked. Fails for a\n"
+        "resolved incident. Needs the responder role.\n",
+    },
+    {
         "evidence",
         cmd_evidence,
         "Usage: vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
@@ -166,6 +175,50 @@ static const struct command commands[] = {
         "(traffic moved, a feature switched off) while the cause may remain. The note is\n"
         "required: what was done (at most 1024 bytes). The incident stays open until resolved.\n"
         "With -o json: the incident as it now is. Needs the responder role.\n",
+    },
+    {
+        "oncall",
+        cmd_oncall,
+        "Usage: vigilctl oncall [list] [-o table|json]\n"
+        "       vigilctl oncall override --schedule S --user U --from T --to T\n"
+        "\n"
+        "  oncall [list]   every on-call schedule of the coordinator's paging configuration:\n"
+        "                  SCHEDULE ON-CALL SINCE UNTIL NEXT TIMEZONE. ON-CALL is the contact on\n"
+        "                  call now (\"(override)\" when an override put them there, \"(nobody)\"\n"
+        "                  before the rotation's start); SINCE and UNTIL are the handovers (or\n"
+        "                  the override's edges) around now, in RFC 3339 UTC; NEXT is who takes\n"
+        "                  over at UNTIL. Handovers happen at the schedule's local time in its\n"
+        "                  TIMEZONE, across daylight-saving changes. With -o json: an array of\n"
+        "                  {\"schedule\": \"primary\", \"timezone\": \"Europe/Berlin\",\n"
+        "                   \"user\": \"alice\", \"since\": \"...\", \"until\": \"...\",\n"
+        "                   \"next_user\": \"bob\", \"next_since\": \"...\", \"override\": false,\n"
+        "                   \"next_override\": false}\n"
+        "                  (user and next_user null for nobody, since null for always).\n"
+        "  override        user (a contact's name) is on call for schedule S from --from until\n"
+        "                  --to instead of the rotation; where overrides overlap the newest wins.\n"
+        "                  T is now, +DURATION from now (+30m, +2h, +1d) or an RFC 3339 time\n"
+        "                  (2024-05-01T09:00:00Z, 2024-05-01T11:00:00+02:00). An unknown\n"
+        "                  schedule or contact, a contact without a working channel, --to not\n"
+        "                  after --from or already past are refused. Overrides are stored, so\n"
+        "                  they survive a coordinator restart. Prints the override's id and the\n"
+        "                  schedule as it now is (-o json: {\"id\", \"schedule\", \"user\",\n"
+        "                  \"from\", \"to\", \"oncall\": {...}}).\n"
+        "\n"
+        "Listing needs the viewer role, override the responder role.\n",
+    },
+    {
+        "notifications",
+        cmd_notifications,
+        "Usage: vigilctl notifications ID [-o table|json]\n"
+        "\n"
+        "Every message incident ID sent, oldest first: ID KIND LEVEL CHANNEL TARGET STATUS\n"
+        "ATTEMPTS CODE SENT ERROR. KIND is page (an escalation level), audience (told of the\n"
+        "opening by severity), update (every status_update_interval while open), acknowledged,\n"
+        "resolved or report_due; STATUS is pending, sending, sent or failed (after the last\n"
+        "retry); CODE the HTTP status or SMTP reply of the last attempt.\n"
+        "With -o json: an array of {\"id\", \"kind\", \"level\" (0 = first; -1 = not a page),\n"
+        "\"round\", \"channel\", \"target\", \"event\", \"status\", \"attempts\", \"code\",\n"
+        "\"error\", \"created_at\", \"sent_at\"}. The viewer role is enough.\n",
     },
     {
         "report",
@@ -272,6 +325,7 @@ static void print_help(FILE *out)
           "  agents revoke ID        revoke an agent's key\n"
           "  collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]\n"
           "                          ask agents for an artifact now and wait for it\n"
+          "  escalate ID             page an incident's next escalation level now\n"
           "  evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
           "                          stored artifacts, or one collection's outcome per agent\n"
           "  evidence get ID --out FILE\n"
@@ -281,6 +335,10 @@ static void print_help(FILE *out)
           "  incident show ID        one incident and its timeline\n"
           "  keygen --out FILE       make a CURVE key pair and print its public key\n"
           "  mitigate ID --note TEXT mark an incident's impact contained\n"
+          "  oncall [list]           who is on call now and next, per schedule\n"
+          "  oncall override --schedule S --user U --from T --to T\n"
+          "                          put someone on call for a while instead of the rotation\n"
+          "  notifications ID        every message an incident sent, with its outcome\n"
           "  report ID [--file FILE] print (or draft) an incident's report; store one and close\n"
           "  resolve ID --note TEXT  resolve an incident, saying what was done\n"
           "  signals [--node NODE] [--name GLOB]\n"
@@ -339,8 +397,9 @@ static int run_help(int argc, char **argv)
     }
     const struct command *cmd = command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
-        output_error("no help for \"%s\"; the commands are ack, agents, collect, evidence, "
-                     "incident, incidents, keygen, mitigate, report, resolve, signals, tail and token",
+        output_error("no help for \"%s\"; the commands are ack, agents, collect, escalate, "
+                     "evidence, incident, incidents, keygen, mitigate, notifications, oncall, "
+                     "report, resolve, signals, tail and token",
                      argv[0]);
         return CTL_EXIT_USAGE;
     }
@@ -389,6 +448,10 @@ enum long_only_option {
     OPT_STATUS,
     OPT_NOTE,
     OPT_FILE,
+    OPT_SCHEDULE,
+    OPT_USER,
+    OPT_FROM,
+    OPT_TO,
 };
 
 static const struct option long_options[] = {
@@ -411,6 +474,10 @@ static const struct option long_options[] = {
     {"status", required_argument, NULL, OPT_STATUS},
     {"note", required_argument, NULL, OPT_NOTE},
     {"file", required_argument, NULL, OPT_FILE},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"user", required_argument, NULL, OPT_USER},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"to", required_argument, NULL, OPT_TO},
     {NULL, 0, NULL, 0},
 };
 
@@ -521,6 +588,18 @@ static int parse_options(int argc, char **argv, struct ctl_context *ctx, bool *r
         case OPT_FILE:
             ctx->file = optarg;
             break;
+        case OPT_SCHEDULE:
+            ctx->schedule = optarg;
+            break;
+        case OPT_USER:
+            ctx->user = optarg;
+            break;
+        case OPT_FROM:
+            ctx->from = optarg;
+            break;
+        case OPT_TO:
+            ctx->to = optarg;
+            break;
         case ':':
             output_error("%s needs a value; try 'vigilctl help'", argv[optind - 1]);
             return CTL_EXIT_USAGE;
@@ -576,7 +655,11 @@ static int run(int argc, char **argv, struct ctl_context *ctx)
         check_option_owner(cmd->name, "evidence", "limit", ctx->limit != NULL) < 0 ||
         check_option_owner(cmd->name, "incidents", "status", ctx->status != NULL) < 0 ||
         check_option_owner(cmd->name, "ack mitigate resolve", "note", ctx->note != NULL) < 0 ||
-        check_option_owner(cmd->name, "report", "file", ctx->file != NULL) < 0)
+        check_option_owner(cmd->name, "report", "file", ctx->file != NULL) < 0 ||
+        check_option_owner(cmd->name, "oncall", "schedule", ctx->schedule != NULL) < 0 ||
+        check_option_owner(cmd->name, "oncall", "user", ctx->user != NULL) < 0 ||
+        check_option_owner(cmd->name, "oncall", "from", ctx->from != NULL) < 0 ||
+        check_option_owner(cmd->name, "oncall", "to", ctx->to != NULL) < 0)
         return CTL_EXIT_USAGE;
 
     return cmd->run(ctx, nargs - 1, args + 1);

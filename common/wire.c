@@ -475,12 +475,42 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
             e = VG_DECODE_LIMITS;
         }
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT:
+        if (req->escalate_incident->id == 0) {
+            why = "incident id missing";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_NOTIFICATIONS:
+        if (req->list_notifications->id == 0) {
+            why = "incident id missing";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
     case VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS:
         if (req->tail_incidents->limit > MAX_INCIDENTS_LISTED) {
             why = "at most 1000 events per request";
             e = VG_DECODE_LIMITS;
         }
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_ONCALL:
+        if (req->list_oncall->at_ms < 0) {
+            why = "the time must not be before 1970";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_ADD_ONCALL_OVERRIDE: {
+        const Vigil__AddOncallOverride *o = req->add_oncall_override;
+        if (!o->schedule || !o->schedule[0] || !str_ok(o->schedule, VG_MAX_NAME_LEN) || !o->user ||
+            !o->user[0] || !str_ok(o->user, VG_MAX_NAME_LEN)) {
+            why = "schedule and user are required, each at most 128 bytes";
+            e = VG_DECODE_LIMITS;
+        } else if (o->from_ms <= 0 || o->to_ms <= o->from_ms) {
+            why = "the override must end after it starts";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    }
     default:
         why = "unknown request type";
         e = VG_DECODE_UNKNOWN_TYPE;

@@ -12,10 +12,13 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "escalate.h"
 #include "evidence.h"
 #include "incidents.h"
 #include "log.h"
 #include "metrics.h"
+#include "oncall.h"
+#include "paging_config.h"
 #include "timeutil.h"
 #include "wire.h"
 
@@ -36,6 +39,10 @@ struct admin {
     store_t *store;
     evidence_requester_t *evidence; /* queues CollectRequests for the router */
     store_incidents_t *incidents;   /* own connection, opened on first use */
+    /* Borrowed (admin_set_paging); NULL = paging is off. */
+    const struct paging_config *paging;
+    /* On-call overrides: own connection, opened on first use. */
+    store_oncall_t *oncall;
 };
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
@@ -85,6 +92,7 @@ void admin_destroy(admin_t **self_p)
         zmq_close(self->socket);
     evidence_requester_destroy(&self->evidence);
     store_incidents_destroy(&self->incidents);
+    store_oncall_destroy(&self->oncall);
     free(self);
     *self_p = NULL;
 }
@@ -120,6 +128,10 @@ struct reply {
     zlistx_t *incidents;       /* Vigil__IncidentInfo, owned (free_incident_info) */
     zlistx_t *incident_events; /* Vigil__IncidentEvent, owned (free_incident_event) */
     char *report;              /* GetIncidentReport text, owned */
+    zlistx_t *notifications;   /* Vigil__NotificationInfo, owned (free_notification_info) */
+    Vigil__OncallInfo *oncall; /* ListOncall, AddOncallOverride: one per schedule */
+    Vigil__OncallInfo **oncall_ptrs;
+    struct oncall_override *overrides; /* the user names oncall points into */
     char error[1024];
 };
 
@@ -782,6 +794,112 @@ static void get_report(admin_t *self, uint64_t id, struct reply *rep)
     rep->msg.report_is_draft = draft;
 }
 
+static void escalate_incident(admin_t *self, const struct operator* op, uint64_t id,
+                              struct reply *rep)
+{
+    char actor[160], subject[64];
+    if (!incidents_start(self, rep))
+        return;
+    int r = escalate_request(self->incidents, id, op->name);
+    switch (r) {
+    case 0:
+        break;
+    case -ENOENT:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    id);
+        return;
+    case -EALREADY:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "incident %" PRIu64 " is resolved: nothing to escalate", id);
+        return;
+    case -EINPROGRESS:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "incident %" PRIu64 " is being paged for the first time; try again in a "
+                    "second",
+                    id);
+        return;
+    default:
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; nothing changed");
+        return;
+    }
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " escalation requested by operator=%s", id, op->name);
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+    if (store_audit(self->store, actor, "incident.escalate", subject, "") < 0)
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " escalate not written to the audit log", id);
+    show_incident(self, id, false, rep);
+}
+
+static void free_notification_info(void **item)
+{
+    Vigil__NotificationInfo *n = *item;
+    if (!n)
+        return;
+    free(n->kind);
+    free(n->target);
+    free(n->channel);
+    free(n->status);
+    free(n->last_error);
+    free(n->event);
+    free(n);
+    *item = NULL;
+}
+
+static int add_notification(const struct store_notification_row *row, void *userdata)
+{
+    struct reply *rep = userdata;
+    Vigil__NotificationInfo *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    vigil__notification_info__init(n);
+    zlistx_add_end(rep->notifications, n);
+    n->id = row->id;
+    n->level = row->level;
+    n->round = row->round;
+    n->attempts = (uint32_t)row->attempts;
+    n->last_code = row->last_code;
+    n->created_at_ms = row->created_at_ms;
+    n->sent_at_ms = row->sent_at_ms;
+    n->kind = strdup(row->kind);
+    n->target = strdup(row->target);
+    n->channel = strdup(row->channel);
+    n->status = strdup(row->status);
+    n->last_error = strdup(row->last_error);
+    n->event = strdup(row->event);
+    return n->kind && n->target && n->channel && n->status && n->last_error && n->event
+               ? 0
+               : -ENOMEM;
+}
+
+static void list_notifications(admin_t *self, uint64_t id, struct reply *rep)
+{
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    rep->notifications = zlistx_new();
+    int r = inc && rep->notifications ? incidents_show(self->incidents, id, inc, NULL, NULL)
+                                      : -ENOMEM;
+    free(inc);
+    if (r == 0) {
+        zlistx_set_destructor(rep->notifications, free_notification_info);
+        r = store_notifications_list(self->incidents, id, add_notification, rep);
+    }
+    if (r == -ENOENT) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
+                    id);
+        return;
+    }
+    size_t n = r == 0 ? zlistx_size(rep->notifications) : 0;
+    rep->msg.notifications = r == 0 ? calloc(n ? n : 1, sizeof(Vigil__NotificationInfo *)) : NULL;
+    if (!rep->msg.notifications) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    for (Vigil__NotificationInfo *info = zlistx_first(rep->notifications); info;
+         info = zlistx_next(rep->notifications))
+        rep->msg.notifications[rep->msg.n_notifications++] = info;
+}
+
 /* Collects the ids of the incidents a batch of events belongs to (each once). */
 struct tail_ids {
     uint64_t ids[INCIDENT_LIST_MAX];
@@ -832,6 +950,150 @@ static void tail_incidents(admin_t *self, const Vigil__TailIncidents *req, struc
     rep->msg.last_event_id = t->last;
     free(t);
     incidents_reply(rep);
+}
+
+/* ---- on call ---- */
+
+void admin_set_paging(admin_t *self, const struct paging_config *paging)
+{
+    self->paging = paging;
+}
+
+/* Overrides that can matter around an instant: those that end less than this before it. */
+#define ONCALL_OVERRIDES_LOOKBACK_MS (31 * 24 * 3600LL * 1000)
+/* An override longer than this is a new rotation, not an override. */
+#define ONCALL_OVERRIDE_MAX_MS (366 * 24 * 3600LL * 1000)
+
+static size_t schedule_count(const admin_t *self)
+{
+    return paging_enabled(self->paging) ? self->paging->schedules.count : 0;
+}
+
+/* Fills rep->oncall for every schedule (only: just that one) at at_ms. */
+static void oncall_reply(admin_t *self, int64_t at_ms, const char *only, struct reply *rep)
+{
+    size_t n = schedule_count(self), nov = 0;
+
+    if (!self->oncall && n > 0)
+        self->oncall = store_oncall_new(store_conninfo(self->store));
+    rep->oncall = calloc(n ? n : 1, sizeof(*rep->oncall));
+    rep->oncall_ptrs = calloc(n ? n : 1, sizeof(*rep->oncall_ptrs));
+    if (!rep->oncall || !rep->oncall_ptrs || (n > 0 && !self->oncall)) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    if (n > 0 && store_oncall_overrides(self->oncall, at_ms - ONCALL_OVERRIDES_LOOKBACK_MS,
+                                        &rep->overrides, &nov) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; try again");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct paging_schedule *s =
+            VG_CFG_ITEM(self->paging->schedules, struct paging_schedule, i);
+        Vigil__OncallInfo *info = &rep->oncall[rep->msg.n_oncall];
+        struct oncall_result who;
+
+        if (only && strcmp(s->name, only) != 0)
+            continue;
+        if (oncall_who(s, rep->overrides, nov, at_ms, &who) < 0) {
+            vg_log(VG_LOG_ERROR, "oncall: schedule=%s cannot be computed (time zone %s)", s->name,
+                   s->timezone);
+            reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE,
+                        "schedule %s: cannot compute who is on call (time zone %s)", s->name,
+                        s->timezone);
+            return;
+        }
+        vigil__oncall_info__init(info);
+        info->schedule = s->name;
+        info->timezone = s->timezone;
+        info->user = (char *)(who.user ? who.user : "");
+        info->since_ms = who.since_ms == INT64_MIN ? 0 : who.since_ms;
+        info->until_ms = who.until_ms;
+        info->override = who.override;
+        info->override_id = who.override_id;
+        info->next_user = (char *)(who.next_user ? who.next_user : "");
+        info->next_override = who.next_override;
+        rep->oncall_ptrs[rep->msg.n_oncall++] = info;
+    }
+    rep->msg.oncall = rep->oncall_ptrs;
+}
+
+static bool contact_reachable(const struct paging_config *cfg, const struct paging_contact *c)
+{
+    for (int ch = 0; ch < PAGING_CHANNELS; ch++) {
+        if (paging_channel_usable(cfg, c, (enum paging_channel)ch))
+            return true;
+    }
+    return false;
+}
+
+static void add_override(admin_t *self, const struct operator* op,
+                         const Vigil__AddOncallOverride *req, struct reply *rep)
+{
+    const struct paging_schedule *s =
+        schedule_count(self) ? paging_schedule_find(self->paging, req->schedule) : NULL;
+    const struct paging_contact *c = s ? paging_contact_find(self->paging, req->user) : NULL;
+    int64_t now = vg_wall_ms();
+    struct oncall_override o;
+    uint64_t id = 0;
+    char actor[160], detail[256];
+
+    if (!schedule_count(self)) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "%s",
+                    "no on-call schedules are configured (paging.schedules)");
+        return;
+    }
+    if (!s) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "no schedule named \"%s\"",
+                    req->schedule);
+        return;
+    }
+    if (!c) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND,
+                    "no contact named \"%s\" (paging.contacts)", req->user);
+        return;
+    }
+    if (!contact_reachable(self->paging, c)) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "contact \"%s\" has no channel that works: pages would reach nobody",
+                    req->user);
+        return;
+    }
+    if (req->to_ms <= req->from_ms || req->to_ms <= now ||
+        req->to_ms - req->from_ms > ONCALL_OVERRIDE_MAX_MS) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s",
+                    req->to_ms <= req->from_ms ? "the override must end after it starts"
+                    : req->to_ms <= now        ? "the override ends in the past"
+                                               : "an override lasts at most 366 days");
+        return;
+    }
+    if (!self->oncall)
+        self->oncall = store_oncall_new(store_conninfo(self->store));
+    memset(&o, 0, sizeof(o));
+    snprintf(o.schedule, sizeof(o.schedule), "%s", s->name);
+    snprintf(o.user, sizeof(o.user), "%s", c->name);
+    snprintf(o.created_by, sizeof(o.created_by), "%s", op->name);
+    o.from_ms = req->from_ms;
+    o.to_ms = req->to_ms;
+    o.created_ms = now;
+    if (!self->oncall || store_oncall_override_add(self->oncall, &o, &id) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                    "the store is unavailable; nothing changed");
+        return;
+    }
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    snprintf(detail, sizeof(detail),
+             "override=%" PRIu64 " user=%s from_ms=%" PRId64 " to_ms=%" PRId64, id, c->name,
+             req->from_ms, req->to_ms);
+    if (store_audit(self->store, actor, "oncall_override", s->name, detail) < 0)
+        vg_log(VG_LOG_WARN, "oncall: override=%" PRIu64 " stored, audit record failed", id);
+    vg_log(VG_LOG_INFO,
+           "oncall: override=%" PRIu64 " schedule=%s user=%s from_ms=%" PRId64 " to_ms=%" PRId64
+           " by operator=%s",
+           id, s->name, c->name, req->from_ms, req->to_ms, op->name);
+    rep->msg.override_id = id;
+    oncall_reply(self, now, s->name, rep);
 }
 
 static bool allowed(const struct operator* op, enum operator_role needed, struct reply *rep,
@@ -916,9 +1178,26 @@ static void handle_request(admin_t *self, const struct operator* op, const Vigil
             incidents_start(self, rep))
             get_report(self, req->get_incident_report->id, rep);
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT:
+        if (allowed(op, ROLE_RESPONDER, rep, "escalating incidents"))
+            escalate_incident(self, op, req->escalate_incident->id, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_NOTIFICATIONS:
+        if (allowed(op, ROLE_VIEWER, rep, "listing notifications") && incidents_start(self, rep))
+            list_notifications(self, req->list_notifications->id, rep);
+        break;
     case VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS:
         if (allowed(op, ROLE_VIEWER, rep, "following incidents") && incidents_start(self, rep))
             tail_incidents(self, req->tail_incidents, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_LIST_ONCALL:
+        if (allowed(op, ROLE_VIEWER, rep, "listing who is on call"))
+            oncall_reply(self, req->list_oncall->at_ms ? req->list_oncall->at_ms : vg_wall_ms(),
+                         NULL, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_ADD_ONCALL_OVERRIDE:
+        if (allowed(op, ROLE_RESPONDER, rep, "overriding who is on call"))
+            add_override(self, op, req->add_oncall_override, rep);
         break;
     default:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", "unknown request");
@@ -1016,6 +1295,11 @@ static bool handle_one(admin_t *self)
     free(rep.msg.incident_events);
     zlistx_destroy(&rep.incident_events);
     free(rep.report);
+    free(rep.msg.notifications);
+    zlistx_destroy(&rep.notifications);
+    free(rep.oncall);
+    free(rep.oncall_ptrs);
+    free(rep.overrides);
     return true;
 }
 

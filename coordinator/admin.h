@@ -24,4 +24,9 @@ void *admin_socket(admin_t *self);
 /* Answers every waiting request. */
 void admin_handle(admin_t *self);
 
+struct paging_config;
+/* The paging configuration `vigilctl oncall` reads (borrowed: it must outlive self, or be
+ * replaced before it is freed); NULL = paging is off. */
+void admin_set_paging(admin_t *self, const struct paging_config *paging);
+
 #endif

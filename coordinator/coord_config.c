@@ -61,8 +61,41 @@ const struct vg_cfg_key coord_config_keys[] = {
     KEY("prometheus.token_file", VG_CFG_STRING, prometheus_token_file, 0, 0, "",
         "file holding a bearer token sent to Prometheus (mode 0600); empty = none"),
     KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
+    KEY("paging.file", VG_CFG_STRING, paging.file, 0, 0, "",
+        "YAML file holding the paging keys at its top level; empty = they are here"),
+    PAGING_CONFIG_KEYS("paging.", struct coord_config, paging.),
 };
 const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);
+
+/* The paging section, or the file paging.file names (relative to this file's directory). */
+static int load_paging(const char *path, struct coord_config *cfg, char *err, size_t errlen)
+{
+    char *file = cfg->paging.file;
+    int r;
+
+    if (!file || !file[0])
+        return paging_config_finish(&cfg->paging, path, "paging", err, errlen);
+    if (!paging_config_is_default(&cfg->paging)) {
+        snprintf(err, errlen,
+                 "%s: \"paging.file\" is set, so the other paging keys belong in %s, not here",
+                 path, file);
+        return -EINVAL;
+    }
+    if (file[0] != '/' && strchr(path, '/')) {
+        char *joined;
+        int dir_len = (int)(strrchr(path, '/') - path);
+        if (asprintf(&joined, "%.*s/%s", dir_len, path, file) < 0)
+            return -ENOMEM;
+        file = joined;
+    } else if (!(file = strdup(file))) {
+        return -ENOMEM;
+    }
+    paging_config_free(&cfg->paging);
+    r = paging_config_load(file, &cfg->paging, err, errlen);
+    free(cfg->paging.file);
+    cfg->paging.file = file; /* freed with the rest, also on failure */
+    return r;
+}
 
 int coord_config_load(const char *path, struct coord_config *cfg, char *err, size_t errlen)
 {
@@ -116,10 +149,11 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
         if (r < 0)
             return r;
     }
-    return 0;
+    return load_paging(path, cfg, err, errlen);
 }
 
 void coord_config_free(struct coord_config *cfg)
 {
+    paging_config_free(&cfg->paging);
     vg_config_free(coord_config_keys, coord_config_nkeys, cfg);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "paging_config.h"
 
 /* Where packages install the runbooks. Unlike a directory someone configured, this one may be
  * absent: the coordinator then runs without runbooks and says so. */
@@ -35,6 +36,7 @@ struct coord_config {
     int64_t prometheus_timeout_ms;
     char *prometheus_token_file; /* "" = no Authorization header */
     char *log_level;
+    struct paging_config paging; /* paging: contacts, schedules, policies (paging_config.h) */
 };
 
 extern const struct vg_cfg_key coord_config_keys[];

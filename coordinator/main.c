@@ -22,6 +22,8 @@
 #include "admin.h"
 #include "coord_config.h"
 #include "correlate.h"
+#include "escalate.h"
+#include "notify.h"
 #include "http.h"
 #include "incidents.h"
 #include "keys.h"
@@ -123,6 +125,8 @@ struct coordinator {
     correlate_t *correlate;
     store_incidents_t *incidents; /* the incident layer's own connection (main thread) */
     promql_t *promql;             /* NULL = no prometheus.url */
+    escalate_t *escalate;         /* NULL = paging not configured */
+    notify_t *notify;             /* delivers what escalate inserts */
 };
 
 /* Every symptom transition is logged in one line. */
@@ -263,6 +267,10 @@ static void reload_runbooks(struct coordinator *c)
     }
     vg_log(VG_LOG_INFO, "runbooks reloaded: %zu from %s", correlate_runbook_count(c->correlate),
            correlate_dir(c->correlate));
+    /* A runbook naming a policy that does not exist pages by its severity's route meanwhile. */
+    if (paging_check_runbooks(&c->cfg.paging, correlate_runbooks(c->correlate), err,
+                              sizeof(err)) < 0)
+        vg_log(VG_LOG_ERROR, "paging: %s", err);
     promql_sync(c);
 }
 
@@ -307,6 +315,10 @@ static int run_loop(struct coordinator *c)
             if (c->promql)
                 promql_drain(c->promql, observe_promql, c->correlate);
             correlate_evaluate(c->correlate, vg_wall_ms());
+            /* Right after the evaluation: a page goes out within one pass of the opening. */
+            if (c->escalate && escalate_tick(c->escalate, correlate_runbooks(c->correlate),
+                                             vg_wall_ms()) > 0)
+                notify_kick(c->notify);
             next_evaluate = vg_mono_ms() + EVALUATE_MS;
         }
         if (vg_mono_ms() >= next_tick) {
@@ -376,6 +388,11 @@ static int start(struct coordinator *c)
                c->cfg.prometheus_url);
     }
     promql_sync(c);
+    if (paging_check_runbooks(&c->cfg.paging, correlate_runbooks(c->correlate), err,
+                              sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "paging: %s", err);
+        return EXIT_CONFIG;
+    }
     c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port, err, sizeof(err));
     if (!c->http) {
         vg_log(VG_LOG_ERROR, "%s", err);
@@ -401,6 +418,35 @@ static int start(struct coordinator *c)
         return EXIT_UNAVAILABLE;
     }
     correlate_set_handler(c->correlate, symptom_to_incident, c->incidents);
+
+    /* Paging: the engine inserts notifications on the main loop, the notifier's thread
+     * delivers them (escalate.h, notify.h). */
+    if (paging_enabled(&c->cfg.paging)) {
+        const struct paging_config *p = &c->cfg.paging;
+        struct notify_config ncfg = {
+            .conninfo = store_conninfo(c->store),
+            .smtp_url = p->smtp_url,
+            .smtp_from = p->smtp_from,
+            .pagerduty_url = p->pagerduty_url,
+            .webhook_secret_file = p->webhook_secret_file,
+            .timeout_ms = p->notify_timeout_ms,
+            .max_attempts = (int)p->notify_attempts,
+            .backoff_ms = p->notify_backoff_ms,
+            .max_backoff_ms = p->notify_max_backoff_ms,
+        };
+        c->notify = notify_new(&ncfg, err, sizeof(err));
+        if (!c->notify) {
+            vg_log(VG_LOG_ERROR, "paging: %s", err);
+            return EXIT_CONFIG;
+        }
+        c->escalate = escalate_new(p, store_conninfo(c->store));
+        if (!c->escalate) {
+            vg_log(VG_LOG_ERROR, "paging: cannot connect to the store");
+            return EXIT_UNAVAILABLE;
+        }
+        vg_log(VG_LOG_INFO, "paging: %zu contacts, %zu schedules, %zu policies",
+               p->contacts.count, p->schedules.count, p->policies.count);
+    }
 
     /* The webhook stores through its own connection, on the HTTP thread (alertmanager.h). */
     if (c->cfg.alertmanager_token_file[0]) {
@@ -460,6 +506,7 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
     }
+    admin_set_paging(c->admin, &c->cfg.paging);
     vg_log(VG_LOG_INFO, "listening agents=%s admin=%s http=%s:%lld", c->cfg.listen_agents,
            c->cfg.listen_admin, c->cfg.http_address[0] ? c->cfg.http_address : "*",
            (long long)c->cfg.http_port);
@@ -475,6 +522,8 @@ static void stop(struct coordinator *c)
         zmq_ctx_term(c->zmq_ctx);
     http_server_stop(&c->http);
     registry_destroy(&c->registry);
+    escalate_destroy(&c->escalate);
+    notify_destroy(&c->notify);
     promql_destroy(&c->promql);
     correlate_destroy(&c->correlate);
     store_incidents_destroy(&c->incidents);
@@ -540,7 +589,13 @@ int main(int argc, char **argv)
                 return EXIT_CONFIG;
             }
             printf("runbooks: %zu loaded from %s\n", set->n, dir);
+            int paging = paging_check_runbooks(&c.cfg.paging, set, err, sizeof(err));
             runbooks_free(&set);
+            if (paging < 0) {
+                fprintf(stderr, "vigil-coordinator: paging: %s\n", err);
+                coord_config_free(&c.cfg);
+                return EXIT_CONFIG;
+            }
         }
         printf("%s: configuration OK\n", config_path);
         coord_config_free(&c.cfg);

@@ -85,6 +85,11 @@ static const char *const alert_refuse_reasons[] = {"unauthorized", "method",    
                                                    "invalid",      "store_error"};
 /* Symptom transitions: rules.h's rule_state names. */
 static const char *const symptom_states[] = {"ok", "warning", "critical"};
+/* Notifications: notify.c's channels and attempt outcomes, every pair shown from the start. */
+static const char *const notify_channels[] = {"slack", "webhook", "email", "pagerduty"};
+static const char *const notify_outcomes[] = {"sent", "retry", "failed"};
+#define NOTIFY_CHANNELS (sizeof(notify_channels) / sizeof(notify_channels[0]))
+#define NOTIFY_OUTCOMES (sizeof(notify_outcomes) / sizeof(notify_outcomes[0]))
 /* PromQL poller failures: promql.c's reason names. */
 static const char *const promql_error_reasons[] = {"refused", "timeout",     "transport",
                                                    "http",    "too_large",   "query",
@@ -119,6 +124,8 @@ static struct {
     struct label_counter symptom_events; /* by state */
     uint64_t promql_queries;
     struct label_counter promql_errors; /* by reason */
+    uint64_t notifications[NOTIFY_CHANNELS][NOTIFY_OUTCOMES];
+    uint64_t notifications_queued;
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts value under label; the caller holds the lock. add 0 only makes the series exist. */
@@ -191,6 +198,8 @@ static struct metrics_agent *reset_locked(void)
     SEED(metrics.symptom_events, symptom_states);
     metrics.promql_queries = 0;
     SEED(metrics.promql_errors, promql_error_reasons);
+    memset(metrics.notifications, 0, sizeof(metrics.notifications));
+    metrics.notifications_queued = 0;
     return agents;
 }
 
@@ -337,6 +346,32 @@ void metrics_promql_query(void)
 void metrics_promql_error(const char *reason)
 {
     label_count(&metrics.promql_errors, reason);
+}
+
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+void metrics_notification(const char *channel, const char *outcome)
+{
+    int c = name_index(notify_channels, NOTIFY_CHANNELS, channel);
+    int o = name_index(notify_outcomes, NOTIFY_OUTCOMES, outcome);
+    if (c < 0 || o < 0)
+        return;
+    pthread_mutex_lock(&metrics.lock);
+    metrics.notifications[c][o]++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_notifications_queued(uint64_t n)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.notifications_queued = n;
+    pthread_mutex_unlock(&metrics.lock);
 }
 
 void metrics_evidence_requested(const char *kind)
@@ -619,6 +654,19 @@ static void render_promql_locked(FILE *out)
     put_labelled(out, "vigil_promql_errors_total", "reason", &metrics.promql_errors);
 }
 
+static void render_notify_locked(FILE *out)
+{
+    put_header(out, "vigil_notifications_total", "counter",
+               "Notification attempts by channel and outcome (sent, retry, failed).");
+    for (size_t c = 0; c < NOTIFY_CHANNELS; c++)
+        for (size_t o = 0; o < NOTIFY_OUTCOMES; o++)
+            fprintf(out, "vigil_notifications_total{channel=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
+                    notify_channels[c], notify_outcomes[o], metrics.notifications[c][o]);
+    put_header(out, "vigil_notifications_queued", "gauge",
+               "Notifications waiting to be sent or in flight (pending or sending).");
+    fprintf(out, "vigil_notifications_queued %" PRIu64 "\n", metrics.notifications_queued);
+}
+
 int metrics_render(char **ret, size_t *ret_len)
 {
     char *text = NULL;
@@ -634,6 +682,7 @@ int metrics_render(char **ret, size_t *ret_len)
     render_alerts_locked(out);
     render_correlate_locked(out);
     render_promql_locked(out);
+    render_notify_locked(out);
     pthread_mutex_unlock(&metrics.lock);
 
     bool failed = ferror(out) != 0;

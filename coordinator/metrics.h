@@ -84,6 +84,12 @@ void metrics_symptom_event(const char *state);
 void metrics_promql_query(void);
 void metrics_promql_error(const char *reason);
 
+/* The notifier (notify.h), from its own thread: vigil_notifications_total{channel,outcome}, one
+ * per attempt's outcome (channel: slack, webhook, email, pagerduty; outcome: sent, retry,
+ * failed; other names are ignored), and vigil_notifications_queued (rows pending or sending). */
+void metrics_notification(const char *channel, const char *outcome);
+void metrics_notifications_queued(uint64_t n);
+
 /* Renders everything; *ret is malloc'd (caller frees). Returns 0 or -ENOMEM. */
 int metrics_render(char **ret, size_t *ret_len);
 

@@ -357,4 +357,88 @@ int store_incident_report_put(store_incidents_t *self, uint64_t incident_id, int
 int store_incident_report_get(store_incidents_t *self, uint64_t incident_id,
                               struct store_incident_report *ret);
 
+/* ---- on-call overrides (store_oncall.c) ---- */
+#include "oncall.h"
+
+/* A connection of its own (never share one between threads); connects on first use and again
+ * after a failure. */
+typedef struct store_oncall store_oncall_t;
+store_oncall_t *store_oncall_new(const char *conninfo);
+void store_oncall_destroy(store_oncall_t **self_p);
+
+/* Inserts ovr (its id ignored; schedule, user, from < to, created_by, created_ms used). The
+ * caller checked the names against the configuration. 0, -EINVAL, -EIO. */
+int store_oncall_override_add(store_oncall_t *self, const struct oncall_override *ovr,
+                              uint64_t *ret_id);
+/* Every override of any schedule that ends after ends_after_ms (at most 10000, the newest),
+ * into a malloc'd array the caller frees. */
+int store_oncall_overrides(store_oncall_t *self, int64_t ends_after_ms,
+                           struct oncall_override **ret_items, size_t *ret_n);
+
+
+/* ---- escalations and notifications (store_escalations.c), on the incidents connection ---- */
+
+/* One incident's escalation timers (009_escalations.sql); times 0 = not set. */
+struct store_escalation {
+    uint64_t incident_id;
+    char policy[128];
+    int level; /* the last level paged; -1 = none yet */
+    int round;   /* policy repeats and reopens: a new round pages again */
+    int repeats; /* times the policy ran again after its last level */
+    int64_t started_at_ms;
+    int64_t next_level_at_ms;
+    bool escalate_now;
+    char escalated_by[128];
+    int64_t next_update_at_ms;
+    int updates_sent;
+    int64_t deadline_at_ms;
+    bool acked_told, resolved_told;
+    int64_t report_due_at_ms;
+    uint64_t failures_seen;
+};
+/* -ENOENT when the incident has none. for_update locks it until the transaction ends. */
+int store_escalation_get(store_incidents_t *self, uint64_t incident_id, bool for_update,
+                         struct store_escalation *ret);
+/* Inserts or overwrites the row. */
+int store_escalation_put(store_incidents_t *self, const struct store_escalation *e);
+/* Incidents with something to do at now_ms (not yet escalated, a timer due, a state change not
+ * yet told, a failed notification not yet seen), at most max, oldest first. */
+int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids, size_t max,
+                          size_t *ret_n);
+
+/* A message to insert (007_notifications.sql); strings borrowed. */
+struct store_notification {
+    uint64_t incident_id;
+    const char *kind; /* page, update, resolved, acknowledged, audience, deadline, report_due */
+    int level, round;
+    const char *target, *channel, *address, *event;
+    const char *subject, *body, *payload_json;
+    int64_t created_at_ms;
+};
+/* Inserts once per (incident, kind, level, round, target, channel); *ret_added false when it
+ * was already there (a page is never sent twice). */
+int store_notification_add(store_incidents_t *self, const struct store_notification *n,
+                           bool *ret_added);
+
+/* A stored notification, borrowed for the callback. */
+struct store_notification_row {
+    uint64_t id;
+    const char *kind;
+    int level, round;
+    const char *target, *channel, *address, *event, *status;
+    int attempts;
+    int last_code; /* HTTP status or SMTP reply; 0 = none */
+    const char *last_error;
+    int64_t created_at_ms, sent_at_ms; /* sent 0 = not sent */
+};
+int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
+                             int (*cb)(const struct store_notification_row *row, void *userdata),
+                             void *userdata);
+/* The incident's failed notifications with an id above after_id. */
+int store_notifications_failed_after(store_incidents_t *self, uint64_t incident_id,
+                                     uint64_t after_id,
+                                     int (*cb)(const struct store_notification_row *row,
+                                               void *userdata),
+                                     void *userdata);
+
 #endif

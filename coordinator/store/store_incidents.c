@@ -5,6 +5,7 @@
  * acknowledgement or a resolve does and runs them in one transaction.
  */
 #include "store.h"
+#include "store_incidents_conn.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,12 +19,8 @@
 #define APPLICATION_NAME "vigil-coordinator-incidents"
 #define SQL_STATE_UNIQUE_VIOLATION "23505"
 
-struct store_incidents {
-    struct store_side side;
-};
-
-#define MS_TO_TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
-#define TS_TO_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"
+#define MS_TO_TS STORE_MS_TO_TS
+#define TS_TO_MS STORE_TS_TO_MS
 
 /* Every column of struct store_incident, in the order row_to_incident reads them. */
 /* clang-format off */
@@ -53,7 +50,7 @@ void store_incidents_destroy(store_incidents_t **self_p)
 }
 
 /* Only between transactions: a connection lost inside one fails the transaction instead. */
-static int ensure_conn(store_incidents_t *self)
+int store_incidents_ensure(store_incidents_t *self)
 {
     if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
         return 0;
@@ -86,8 +83,8 @@ static int exec_command(store_incidents_t *self, const char *sql, const char *wh
 
 /* Runs sql with text parameters; *ret_res is the result (caller clears) when it is one of
  * PGRES_TUPLES_OK / PGRES_COMMAND_OK. */
-static int run(store_incidents_t *self, const char *sql, int n, const char *const *params,
-               const char *what, PGresult **ret_res)
+int store_incidents_run(store_incidents_t *self, const char *sql, int n, const char *const *params,
+                        const char *what, PGresult **ret_res)
 {
     if (!self->side.conn)
         return -EIO;
@@ -106,13 +103,13 @@ int store_incidents_begin(store_incidents_t *self)
 {
     if (!self)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     r = exec_command(self, "BEGIN", "begin");
     if (r == -EIO) {
         /* A connection that died while idle is only noticed by using it: one more try. */
-        r = ensure_conn(self);
+        r = store_incidents_ensure(self);
         if (r == 0)
             r = exec_command(self, "BEGIN", "begin");
     }
@@ -132,7 +129,7 @@ void store_incidents_rollback(store_incidents_t *self)
         PQclear(PQexec(self->side.conn, "ROLLBACK"));
 }
 
-static int64_t field_i64(const PGresult *res, int row, int col)
+int64_t store_incidents_field_i64(const PGresult *res, int row, int col)
 {
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
@@ -145,13 +142,13 @@ static void row_to_incident(const PGresult *res, int row, struct store_incident 
     snprintf(inc->fingerprint, sizeof(inc->fingerprint), "%s", PQgetvalue(res, row, 2));
     snprintf(inc->runbook, sizeof(inc->runbook), "%s", PQgetvalue(res, row, 3));
     snprintf(inc->title, sizeof(inc->title), "%s", PQgetvalue(res, row, 4));
-    inc->severity = (int)field_i64(res, row, 5);
+    inc->severity = (int)store_incidents_field_i64(res, row, 5);
     snprintf(inc->state, sizeof(inc->state), "%s", PQgetvalue(res, row, 6));
-    inc->opened_at_ms = field_i64(res, row, 7);
-    inc->response_due_ms = field_i64(res, row, 8);
-    inc->updated_at_ms = field_i64(res, row, 9);
-    inc->acknowledged_at_ms = field_i64(res, row, 10);
-    inc->resolved_at_ms = field_i64(res, row, 11);
+    inc->opened_at_ms = store_incidents_field_i64(res, row, 7);
+    inc->response_due_ms = store_incidents_field_i64(res, row, 8);
+    inc->updated_at_ms = store_incidents_field_i64(res, row, 9);
+    inc->acknowledged_at_ms = store_incidents_field_i64(res, row, 10);
+    inc->resolved_at_ms = store_incidents_field_i64(res, row, 11);
     const char *scope = PQgetvalue(res, row, 12);
     /* A scope too long for the buffer would be cut mid-JSON: show none rather than garbage. */
     snprintf(inc->scope_json, sizeof(inc->scope_json), "%s",
@@ -163,7 +160,7 @@ static int one_incident(store_incidents_t *self, const char *sql, int n, const c
                         const char *what, struct store_incident *ret)
 {
     PGresult *res = NULL;
-    int r = run(self, sql, n, params, what, &res);
+    int r = store_incidents_run(self, sql, n, params, what, &res);
     if (r < 0)
         return r;
     if (PQntuples(res) == 0)
@@ -213,7 +210,7 @@ int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
 {
     if (!self || !ret)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     char idtext[24];
@@ -271,7 +268,7 @@ int store_incident_insert(store_incidents_t *self, const struct store_incident *
                             inc->scope_json,
                             inc->root_id ? root : NULL};
     PGresult *res = NULL;
-    int r = run(self,
+    int r = store_incidents_run(self,
                 "INSERT INTO incidents (fingerprint, runbook, title, severity, state, opened_at,"
                 " response_due, updated_at, scope, root_incident_id)"
                 " VALUES ($1, $2, $3, $4::smallint, $5, " MS_TO_TS(6) ", " MS_TO_TS(
@@ -304,7 +301,7 @@ int store_incident_update(store_incidents_t *self, const struct store_incident *
                             ms_or_null(inc->resolved_at_ms, resolved, sizeof(resolved))};
     PGresult *res = NULL;
     int r =
-        run(self,
+        store_incidents_run(self,
             "UPDATE incidents SET severity = $2::smallint, state = $3, title = $4,"
             " scope = $5::jsonb, response_due = " MS_TO_TS(6) ", updated_at = " MS_TO_TS(
                 7) ", acknowledged_at = " MS_TO_TS(8) ", resolved_at = " MS_TO_TS(9) " WHERE id = "
@@ -328,7 +325,7 @@ int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t 
     snprintf(at, sizeof(at), "%" PRId64, at_ms);
     const char *params[] = {id, at, kind, actor, text ? text : "", data_json ? data_json : "{}"};
     PGresult *res = NULL;
-    int r = run(self,
+    int r = store_incidents_run(self,
                 "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
                 " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4, $5, $6::jsonb)",
                 6, params, "append incident event", &res);
@@ -344,14 +341,14 @@ int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit
 {
     if (!self || !cb)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     char lim[16];
     snprintf(lim, sizeof(lim), "%" PRIu32, limit);
     const char *params[] = {lim};
     PGresult *res = NULL;
-    r = run(self,
+    r = store_incidents_run(self,
             open_only ? "SELECT " INCIDENT_COLUMNS " FROM incidents"
                         " WHERE state IN ('detected', 'acknowledged', 'mitigated')"
                         " ORDER BY id DESC LIMIT $1::bigint"
@@ -386,18 +383,18 @@ static int each_event(store_incidents_t *self, const char *sql, int n, const cha
 {
     if (!self || !cb)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     PGresult *res = NULL;
-    r = run(self, sql, n, params, "list incident events", &res);
+    r = store_incidents_run(self, sql, n, params, "list incident events", &res);
     if (r < 0)
         return r;
     for (int i = 0; i < PQntuples(res); i++) {
         struct store_incident_event ev = {
             .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
             .incident_id = strtoull(PQgetvalue(res, i, 1), NULL, 10),
-            .at_ms = field_i64(res, i, 2),
+            .at_ms = store_incidents_field_i64(res, i, 2),
             .kind = PQgetvalue(res, i, 3),
             .actor = PQgetvalue(res, i, 4),
             .text = PQgetvalue(res, i, 5),
@@ -446,11 +443,11 @@ int store_incident_events_last(store_incidents_t *self, uint64_t *ret_id)
 {
     if (!self || !ret_id)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     PGresult *res = NULL;
-    r = run(self, "SELECT coalesce(max(id), 0) FROM incident_events", 0, NULL,
+    r = store_incidents_run(self, "SELECT coalesce(max(id), 0) FROM incident_events", 0, NULL,
             "last incident event", &res);
     if (r < 0)
         return r;
@@ -469,7 +466,7 @@ int store_incident_report_put(store_incidents_t *self, uint64_t incident_id, int
     snprintf(at, sizeof(at), "%" PRId64, at_ms);
     const char *params[] = {id, at, author, body};
     PGresult *res = NULL;
-    int r = run(self,
+    int r = store_incidents_run(self,
                 "INSERT INTO incident_reports (incident_id, at, author, body)"
                 " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4)",
                 4, params, "store incident report", &res);
@@ -484,14 +481,14 @@ int store_incident_report_get(store_incidents_t *self, uint64_t incident_id,
 {
     if (!self || !ret)
         return -EINVAL;
-    int r = ensure_conn(self);
+    int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
     char id[24];
     snprintf(id, sizeof(id), "%" PRIu64, incident_id);
     const char *params[] = {id};
     PGresult *res = NULL;
-    r = run(self,
+    r = store_incidents_run(self,
             "SELECT " TS_TO_MS("at") ", author, body, (SELECT count(*) FROM incident_reports"
             " WHERE incident_id = $1::bigint) FROM incident_reports WHERE incident_id = $1::bigint"
             " ORDER BY id DESC LIMIT 1",
@@ -502,7 +499,7 @@ int store_incident_report_get(store_incidents_t *self, uint64_t incident_id,
         PQclear(res);
         return -ENOENT;
     }
-    ret->at_ms = field_i64(res, 0, 0);
+    ret->at_ms = store_incidents_field_i64(res, 0, 0);
     snprintf(ret->author, sizeof(ret->author), "%s", PQgetvalue(res, 0, 1));
     ret->body = strdup(PQgetvalue(res, 0, 2));
     ret->versions = (uint32_t)strtoul(PQgetvalue(res, 0, 3), NULL, 10);

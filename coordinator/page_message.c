@@ -1,0 +1,120 @@
+/* Notification text and payload (page_message.h). */
+#include "page_message.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "incidents.h"
+
+static void utc(int64_t ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&secs, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, len, "-");
+}
+
+/* The scope's JSON array of node names as "web-1, web-2" ("-" for none). */
+static void scope_text(const char *scope_json, char *buf, size_t len)
+{
+    json_t *scope = json_loads(scope_json, 0, NULL);
+    size_t used = 0, i;
+    json_t *v;
+    buf[0] = '\0';
+    json_array_foreach(scope, i, v)
+    {
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                         json_is_string(v) ? json_string_value(v) : "?");
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+    json_decref(scope);
+    if (!buf[0])
+        snprintf(buf, len, "-");
+}
+
+/* The first line's verb: what happened. */
+static const char *headline(const char *kind)
+{
+    if (strcmp(kind, "page") == 0)
+        return "needs you";
+    if (strcmp(kind, "update") == 0)
+        return "still open";
+    if (strcmp(kind, "resolved") == 0)
+        return "resolved";
+    if (strcmp(kind, "acknowledged") == 0)
+        return "acknowledged";
+    if (strcmp(kind, "deadline") == 0)
+        return "missed its response deadline";
+    if (strcmp(kind, "report_due") == 0)
+        return "post-incident report due";
+    return "opened";
+}
+
+int page_message_build(const struct page_message_in *in, struct page_message *ret)
+{
+    const struct store_incident *inc = in->inc;
+    char opened[40], due[40], scope[1024], level[32] = "";
+    memset(ret, 0, sizeof(*ret));
+    utc(inc->opened_at_ms, opened, sizeof(opened));
+    utc(inc->response_due_ms, due, sizeof(due));
+    scope_text(inc->scope_json, scope, sizeof(scope));
+    if (in->level >= 0)
+        snprintf(level, sizeof(level), ", level %d", in->level + 1);
+    const char *sev = incidents_severity_name(inc->severity);
+    const char *who = in->responders && in->responders[0] ? in->responders : "nobody yet";
+    const char *link = in->runbook_link && in->runbook_link[0] ? in->runbook_link : "-";
+    long age_min = (long)((in->now_ms - inc->opened_at_ms) / 60000);
+
+    if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s", sev, inc->title, inc->id,
+                 headline(in->kind), level) < 0)
+        ret->subject = NULL;
+    if (asprintf(&ret->body,
+                 "%s %s: %s\n"
+                 "Incident:   %" PRIu64 " (%s, runbook %s)\n"
+                 "Scope:      %s\n"
+                 "Started:    %s (%ld min ago)\n"
+                 "Respond by: %s\n"
+                 "Runbook:    %s\n"
+                 "On it:      %s\n"
+                 "Acknowledge: vigilctl ack %" PRIu64 "\n"
+                 "Details:     vigilctl incident show %" PRIu64 "\n",
+                 sev, inc->title, headline(in->kind), inc->id, inc->state, inc->runbook, scope,
+                 opened, age_min, due, link, who, inc->id, inc->id) < 0)
+        ret->body = NULL;
+    json_t *payload = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:i}", "incident_id",
+        (json_int_t)inc->id, "kind", in->kind, "severity", sev, "title", inc->title, "state",
+        inc->state, "runbook", inc->runbook, "runbook_link", link, "scope",
+        json_loads(inc->scope_json, 0, NULL) ?: json_array(), "started_at", opened, "respond_by",
+        due, "responders", in->responders ? in->responders : "", "ack_command",
+        "vigilctl ack", "show_command", "vigilctl incident show", "level", in->level);
+    if (payload) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "vigilctl ack %" PRIu64, inc->id);
+        json_object_set_new(payload, "ack_command", json_string(cmd));
+        snprintf(cmd, sizeof(cmd), "vigilctl incident show %" PRIu64, inc->id);
+        json_object_set_new(payload, "show_command", json_string(cmd));
+        ret->payload_json = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(payload);
+    }
+    if (!ret->subject || !ret->body || !ret->payload_json) {
+        page_message_free(ret);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void page_message_free(struct page_message *msg)
+{
+    free(msg->subject);
+    free(msg->body);
+    free(msg->payload_json);
+    memset(msg, 0, sizeof(*msg));
+}

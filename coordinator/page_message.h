@@ -1,0 +1,33 @@
+/*
+ * What a notification says: one subject line, a plain-text body for a person woken at 3 a.m.,
+ * and the same facts as a JSON payload (the generic webhook's documented schema,
+ * docs/notifications.md). Pure formatting: no I/O.
+ */
+#ifndef COORD_PAGE_MESSAGE_H
+#define COORD_PAGE_MESSAGE_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct page_message_in {
+    const struct store_incident *inc;
+    const char *kind;       /* page, update, resolved, acknowledged, audience, deadline,
+                               report_due */
+    int level;              /* page: the escalation level (0 = first); else -1 */
+    const char *responders; /* "alice, bob" paged so far ("" = nobody yet) */
+    const char *runbook_link; /* the runbook's doc link ("" = none) */
+    int64_t now_ms;
+};
+
+struct page_message {
+    char *subject; /* "[SEV1] Application down (incident 14): paged, level 1" */
+    char *body;
+    char *payload_json;
+};
+
+/* 0 or -ENOMEM; free with page_message_free. */
+int page_message_build(const struct page_message_in *in, struct page_message *ret);
+void page_message_free(struct page_message *msg);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * The people side of paging: contacts and their channels, weekly on-call schedules, escalation
+ * policies and severity routing (issue 5), as configured under `paging:` in coordinator.yaml
+ * or in the file `paging.file` names (the same keys at its top level).
+ *
+ * The keys are declared once, in PAGING_CONFIG_KEYS: coord_config.c puts them under
+ * "paging." in coordinator.yaml's table, paging_config.c at the top level of a separate file.
+ * Loading is the table loader's job (types, bounds, unknown keys); paging_config_finish then
+ * checks what a table cannot: names, channels, time zones, that every target names a contact
+ * or schedule that exists, and that every policy level reaches somebody through a channel
+ * that works. Its messages carry "file:line:col:" like the loader's.
+ *
+ * Paging is off when nothing of it is configured (no contacts, schedules, policies, routing
+ * targets): then no check that needs people applies and paging_enabled() is false.
+ *
+ * Built-in policies: when no policy named "default" is configured, "default" is the source
+ * document's escalation timeline:
+ *     0m   schedule:primary
+ *     15m  schedule:secondary
+ *     30m  contact:manager
+ *     60m  contact:cto, contact:stakeholders
+ * and when none named "security" is configured (the shipped security runbook's policy),
+ * "security" is the same with contact:security paged at 0m beside the primary on-call.
+ * A built-in policy is checked only where it is used (routing, a runbook): then the schedules
+ * and contacts it names must be configured, or the check says which one is missing.
+ *
+ * Everything here is immutable once loaded; read it from any thread.
+ */
+#ifndef COORD_PAGING_CONFIG_H
+#define COORD_PAGING_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define PAGING_NAME_MAX 64  /* contact, schedule and policy names: [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define PAGING_SEVERITIES 4 /* SEV1 .. SEV4 */
+#define PAGING_ZONEINFO_DIR "/usr/share/zoneinfo"
+#define PAGING_POLICY_DEFAULT "default"
+#define PAGING_POLICY_SECURITY "security"
+
+struct paging_contact {
+    char *name;
+    char *slack;     /* Slack-compatible incoming webhook URL; "" = none */
+    char *email;     /* address; "" = none (needs paging.smtp.url) */
+    char *webhook;   /* generic JSON webhook URL; "" = none */
+    char *pagerduty; /* PagerDuty Events API v2 routing key; "" = none */
+};
+
+/* A weekly rotation: users[k mod n] is on call from the k-th handover after start. */
+struct paging_schedule {
+    char *name;
+    char *timezone; /* IANA name, e.g. "Europe/Berlin" */
+    char *handover; /* "Mon 09:00": weekday and local time of the weekly handover */
+    char *start;    /* "YYYY-MM-DD", a handover weekday: users[0]'s first shift begins then */
+    struct vg_cfg_strings users; /* contact names, in rotation order */
+    /* Parsed from the text above by paging_schedule_prepare (paging_config_finish calls it). */
+    int handover_wday; /* 0 = Sunday .. 6 = Saturday */
+    int handover_hour, handover_minute;
+    int start_year, start_month, start_day; /* month 1..12 */
+};
+
+/* One escalation level: its targets are paged delay_ms after the incident opened. */
+struct paging_level {
+    int64_t delay_ms;
+    struct vg_cfg_strings targets; /* "schedule:NAME" (who is on call then) or "contact:NAME" */
+};
+
+struct paging_policy {
+    char *name;
+    int64_t repeat;            /* times the whole policy runs again after the last level */
+    struct vg_cfg_list levels; /* struct paging_level, delays increasing */
+    bool builtin;              /* "default" or "security" as documented above */
+};
+
+/* What one severity does: its policy, and who else hears of it (audiences). */
+struct paging_route {
+    char *policy;               /* policy name; default "default" */
+    struct vg_cfg_strings also; /* extra targets told of the incident (no escalation) */
+};
+
+struct paging_config {
+    char *file; /* paging.file in coordinator.yaml: the keys below come from that file */
+    struct vg_cfg_list contacts;  /* struct paging_contact */
+    struct vg_cfg_list schedules; /* struct paging_schedule */
+    struct vg_cfg_list policies;  /* struct paging_policy; built-ins appended by finish */
+    struct paging_route routes[PAGING_SEVERITIES]; /* [0] = SEV1 */
+    struct vg_cfg_strings announce; /* told of every incident: opened, updates, resolved */
+    int64_t status_update_interval_ms;
+    int64_t report_due_ms; /* post-incident report due this long after the resolution */
+    int64_t notify_attempts;
+    int64_t notify_backoff_ms;
+    int64_t notify_max_backoff_ms;
+    int64_t notify_timeout_ms;
+    char *smtp_url;  /* smtp:// or smtps://host[:port]; "" = no e-mail */
+    char *smtp_from; /* envelope and From: address */
+    char *pagerduty_url;
+    char *webhook_secret_file; /* HMAC key of the generic webhook's signature; "" = unsigned */
+    /* Where the keys came from, for messages (set by paging_config_finish). */
+    char *source;      /* the YAML file */
+    char *yaml_prefix; /* "paging" when inline in coordinator.yaml, "" in a file of its own */
+    bool enabled;
+};
+
+/*
+ * The key table rows, for a table whose target struct is `owner` with the paging config at
+ * member path `member` (written with its trailing dot, or empty): `prefix` is "paging." or "".
+ */
+extern const struct vg_cfg_key paging_contact_keys[];
+extern const size_t paging_contact_nkeys;
+extern const struct vg_cfg_key paging_schedule_keys[];
+extern const size_t paging_schedule_nkeys;
+extern const struct vg_cfg_key paging_policy_keys[];
+extern const size_t paging_policy_nkeys;
+
+#define PAGING_KEY_(p_, t_, owner_, f_, min_, max_, def_, help_)                                   \
+    {                                                                                              \
+        .path = (p_), .type = (t_), .offset = offsetof(owner_, f_), .min = (min_), .max = (max_),  \
+        .def = (def_), .help = (help_)                                                             \
+    }
+#define PAGING_LIST_(p_, owner_, f_, sub_, nsub_, elem_, max_, help_)                              \
+    {                                                                                              \
+        .path = (p_), .type = VG_CFG_LIST, .offset = offsetof(owner_, f_), .max = (max_),          \
+        .help = (help_), .sub = (sub_), .nsub_ref = &(nsub_), .elem_size = sizeof(elem_)           \
+    }
+#define PAGING_ROUTE_KEYS_(prefix, owner, member, i, sev)                                          \
+    PAGING_KEY_(prefix "routing." sev ".policy", VG_CFG_STRING, owner, member routes[i].policy, 0, \
+                PAGING_NAME_MAX, PAGING_POLICY_DEFAULT, "escalation policy of " sev " incidents"), \
+        PAGING_KEY_(prefix "routing." sev ".also", VG_CFG_STRINGS, owner, member routes[i].also,   \
+                    0, 32, NULL, "extra audiences told of " sev " incidents")
+
+#define PAGING_HOUR_MS (3600LL * 1000)
+#define PAGING_CONFIG_KEYS(prefix, owner, member)                                                  \
+    PAGING_LIST_(prefix "contacts", owner, member contacts, paging_contact_keys,                   \
+                 paging_contact_nkeys, struct paging_contact, 1000,                                \
+                 "people and addresses pages go to"),                                              \
+        PAGING_LIST_(prefix "schedules", owner, member schedules, paging_schedule_keys,            \
+                     paging_schedule_nkeys, struct paging_schedule, 100, "weekly rotations"),      \
+        PAGING_LIST_(prefix "policies", owner, member policies, paging_policy_keys,                \
+                     paging_policy_nkeys, struct paging_policy, 100, "escalation policies"),       \
+        PAGING_ROUTE_KEYS_(prefix, owner, member, 0, "SEV1"),                                      \
+        PAGING_ROUTE_KEYS_(prefix, owner, member, 1, "SEV2"),                                      \
+        PAGING_ROUTE_KEYS_(prefix, owner, member, 2, "SEV3"),                                      \
+        PAGING_ROUTE_KEYS_(prefix, owner, member, 3, "SEV4"),                                      \
+        PAGING_KEY_(prefix "announce", VG_CFG_STRINGS, owner, member announce, 0, 32, NULL,        \
+                    "targets told of every incident (the alerts channel)"),                        \
+        PAGING_KEY_(prefix "status_update_interval", VG_CFG_DURATION_MS, owner,                    \
+                    member status_update_interval_ms, 1000, 24 * PAGING_HOUR_MS, "30m",            \
+                    "status updates while an incident is open"),                                   \
+        PAGING_KEY_(prefix "report_due", VG_CFG_DURATION_MS, owner, member report_due_ms, 1000,    \
+                    30 * 24 * PAGING_HOUR_MS, "24h",                                               \
+                    "post-incident report due after the resolution"),                              \
+        PAGING_KEY_(prefix "notify.attempts", VG_CFG_INT, owner, member notify_attempts, 1, 100,   \
+                    "5", "delivery attempts per notification"),                                    \
+        PAGING_KEY_(prefix "notify.backoff", VG_CFG_DURATION_MS, owner, member notify_backoff_ms,  \
+                    100, PAGING_HOUR_MS, "10s", "wait before the first retry (doubles)"),          \
+        PAGING_KEY_(prefix "notify.max_backoff", VG_CFG_DURATION_MS, owner,                        \
+                    member notify_max_backoff_ms, 100, 24 * PAGING_HOUR_MS, "5m",                  \
+                    "longest wait between retries"),                                               \
+        PAGING_KEY_(prefix "notify.timeout", VG_CFG_DURATION_MS, owner, member notify_timeout_ms,  \
+                    100, 10 * 60 * 1000LL, "10s", "one delivery attempt, connection included"),    \
+        PAGING_KEY_(prefix "smtp.url", VG_CFG_STRING, owner, member smtp_url, 0, 1024, "",         \
+                    "smtp:// or smtps:// mail server; empty = no e-mail"),                         \
+        PAGING_KEY_(prefix "smtp.from", VG_CFG_STRING, owner, member smtp_from, 0, 254, "",        \
+                    "sender address of e-mails"),                                                  \
+        PAGING_KEY_(prefix "pagerduty_url", VG_CFG_STRING, owner, member pagerduty_url, 0, 1024,   \
+                    "https://events.pagerduty.com/v2/enqueue", "PagerDuty Events API v2"),         \
+        PAGING_KEY_(prefix "webhook_secret_file", VG_CFG_STRING, owner,                            \
+                    member webhook_secret_file, 0, 0, "",                                          \
+                    "HMAC-SHA256 key of generic webhooks (mode 0600); empty = unsigned")
+
+/* The table of a paging file of its own (top-level keys). */
+extern const struct vg_cfg_key paging_config_keys[];
+extern const size_t paging_config_nkeys;
+
+/*
+ * Checks a loaded paging config and completes it (built-in policies, parsed schedules).
+ * source is the YAML file it was read from and yaml_prefix "paging" when the keys sit under
+ * `paging:` there, "" when at the top level (both copied for messages). 0, or -EINVAL with
+ * "file:line:col: message" in err.
+ */
+int paging_config_finish(struct paging_config *cfg, const char *source, const char *yaml_prefix,
+                         char *err, size_t errlen);
+
+/* Loads a file of its own (paging.file) and finishes it. 0 or negative errno with err. */
+int paging_config_load(const char *path, struct paging_config *cfg, char *err, size_t errlen);
+
+/* True when every key of the table still has its default (coord_config: nothing may be set
+ * under paging: beside paging.file). */
+bool paging_config_is_default(const struct paging_config *cfg);
+
+/* Frees everything; cfg is zeroed (safe to call twice, and on a half-loaded config). */
+void paging_config_free(struct paging_config *cfg);
+
+/* True when a paging key that names people is set (see above). */
+bool paging_enabled(const struct paging_config *cfg);
+
+struct rb_set;
+/*
+ * For the coordinator after it loaded the runbooks (at start, with -n, and on SIGHUP): every
+ * runbook's `policy:` ("" = "default") must name a configured or built-in policy, and a
+ * built-in one must find its schedules and contacts. Does nothing when paging is off.
+ * 0, or -EINVAL with "runbook-file:line:col: message" in err.
+ */
+int paging_check_runbooks(const struct paging_config *cfg, const struct rb_set *set, char *err,
+                          size_t errlen);
+
+/* ---- reading it ---- */
+
+const struct paging_contact *paging_contact_find(const struct paging_config *cfg, const char *name);
+const struct paging_schedule *paging_schedule_find(const struct paging_config *cfg,
+                                                   const char *name);
+/* A configured policy, else the built-in of that name; NULL when neither. */
+const struct paging_policy *paging_policy_find(const struct paging_config *cfg, const char *name);
+/* Level i of policy (NULL past the last). */
+const struct paging_level *paging_policy_level(const struct paging_policy *policy, size_t i);
+/* The route of severity 1..4; NULL outside. */
+const struct paging_route *paging_route_for(const struct paging_config *cfg, int severity);
+
+enum paging_target_kind { PAGING_TARGET_CONTACT, PAGING_TARGET_SCHEDULE };
+struct paging_target {
+    enum paging_target_kind kind;
+    const struct paging_contact *contact;   /* PAGING_TARGET_CONTACT */
+    const struct paging_schedule *schedule; /* PAGING_TARGET_SCHEDULE */
+};
+/* "contact:NAME" or "schedule:NAME". 0, -EINVAL (neither form) or -ENOENT (no such name). */
+int paging_target_resolve(const struct paging_config *cfg, const char *text,
+                          struct paging_target *ret);
+
+/* The channels, named as in the notifications table. */
+enum paging_channel {
+    PAGING_CHANNEL_SLACK,
+    PAGING_CHANNEL_WEBHOOK,
+    PAGING_CHANNEL_EMAIL,
+    PAGING_CHANNEL_PAGERDUTY,
+};
+#define PAGING_CHANNELS 4
+const char *paging_channel_name(enum paging_channel ch); /* "slack", "webhook", ... */
+/* The contact's address on ch (URL, e-mail address, routing key); "" when it has none. */
+const char *paging_contact_address(const struct paging_contact *c, enum paging_channel ch);
+/* The contact has an address on ch and the coordinator can deliver there (e-mail needs
+ * smtp.url). */
+bool paging_channel_usable(const struct paging_config *cfg, const struct paging_contact *c,
+                           enum paging_channel ch);
+
+/* Parses s->handover and s->start into the fields below them and checks s->timezone exists.
+ * 0, or -EINVAL with a message (no position) in err. */
+int paging_schedule_prepare(struct paging_schedule *s, char *err, size_t errlen);
+
+/* An IANA zone name that exists under PAGING_ZONEINFO_DIR (no "..", no leading '/'). */
+bool paging_timezone_valid(const char *name);
+
+#endif

@@ -1,0 +1,100 @@
+/* Escalation timer computation: when the next level is due, across repeats, and the message a
+ * person receives. The engine's store side runs in tests/integration/escalation.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "escalate.h"
+#include "page_message.h"
+
+#define MIN (60 * INT64_C(1000))
+
+/* The document's timeline: 0, 15, 30, 60 minutes. */
+static struct paging_level timeline[4] = {
+    {.delay_ms = 0}, {.delay_ms = 15 * MIN}, {.delay_ms = 30 * MIN}, {.delay_ms = 60 * MIN}};
+
+static struct paging_policy policy(size_t n, int64_t repeat)
+{
+    struct paging_policy p = {.name = (char *)"default", .repeat = repeat};
+    p.levels.items = timeline;
+    p.levels.count = n;
+    return p;
+}
+
+static void test_levels_follow_the_timeline(void **state)
+{
+    (void)state;
+    struct paging_policy p = policy(4, 0);
+    const int64_t opened = 1000000;
+    /* Nothing paged yet: the first level at its delay (0), then 15, 30, 60 min after opening,
+     * whatever the time is now (a late pass after a restart does not shift them). */
+    assert_int_equal(escalate_next_due(&p, -1, opened, 0, opened), opened);
+    assert_int_equal(escalate_next_due(&p, 0, opened, 0, opened + 5), opened + 15 * MIN);
+    assert_int_equal(escalate_next_due(&p, 1, opened, 0, opened + 40 * MIN), opened + 30 * MIN);
+    assert_int_equal(escalate_next_due(&p, 2, opened, 0, opened), opened + 60 * MIN);
+    /* After the last level: nothing further. */
+    assert_int_equal(escalate_next_due(&p, 3, opened, 0, opened + 60 * MIN), 0);
+    assert_int_equal(escalate_next_due(NULL, -1, opened, 0, opened), 0);
+}
+
+static void test_repeat_runs_the_policy_again(void **state)
+{
+    (void)state;
+    struct paging_policy p = policy(4, 2);
+    const int64_t now = 5000000;
+    /* One last gap (60 - 30 = 30 min) after the last level, while repeats are left. */
+    assert_int_equal(escalate_next_due(&p, 3, 0, 0, now), now + 30 * MIN);
+    assert_int_equal(escalate_next_due(&p, 3, 0, 1, now), now + 30 * MIN);
+    assert_int_equal(escalate_next_due(&p, 3, 0, 2, now), 0);
+    /* A one-level policy repeats a minute apart at the least. */
+    struct paging_policy one = policy(1, 1);
+    assert_int_equal(escalate_next_due(&one, 0, 0, 0, now), now + MIN);
+}
+
+static void test_message_says_what_a_person_needs(void **state)
+{
+    (void)state;
+    struct store_incident inc = {.id = 42, .severity = 1, .opened_at_ms = 1764400000000};
+    strcpy(inc.title, "Application down");
+    strcpy(inc.runbook, "application-down");
+    strcpy(inc.state, "detected");
+    strcpy(inc.scope_json, "[\"web-1\", \"web-2\"]");
+    inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
+    struct page_message_in in = {&inc, "page", 1, "alice", "docs/runbook#app", inc.opened_at_ms + 16 * MIN};
+    struct page_message msg;
+    assert_int_equal(page_message_build(&in, &msg), 0);
+    assert_string_equal(msg.subject, "[SEV1] Application down (incident 42) needs you, level 2");
+    assert_non_null(strstr(msg.body, "Scope:      web-1, web-2\n"));
+    assert_non_null(strstr(msg.body, "(16 min ago)"));
+    assert_non_null(strstr(msg.body, "Runbook:    docs/runbook#app\n"));
+    assert_non_null(strstr(msg.body, "On it:      alice\n"));
+    assert_non_null(strstr(msg.body, "Acknowledge: vigilctl ack 42\n"));
+    assert_non_null(strstr(msg.payload_json, "\"ack_command\":\"vigilctl ack 42\""));
+    assert_non_null(strstr(msg.payload_json, "\"severity\":\"SEV1\""));
+    assert_non_null(strstr(msg.payload_json, "\"scope\":[\"web-1\",\"web-2\"]"));
+    page_message_free(&msg);
+
+    /* A title with quotes and a newline stays one JSON string. */
+    strcpy(inc.title, "Bad \"title\"\nsecond line");
+    in.kind = "resolved";
+    in.level = -1;
+    assert_int_equal(page_message_build(&in, &msg), 0);
+    assert_non_null(strstr(msg.payload_json, "\"title\":\"Bad \\\"title\\\"\\nsecond line\""));
+    page_message_free(&msg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_levels_follow_the_timeline),
+        cmocka_unit_test(test_repeat_runs_the_policy_again),
+        cmocka_unit_test(test_message_says_what_a_person_needs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

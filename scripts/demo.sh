@@ -63,8 +63,9 @@ free_port() {
     done
 }
 port_agents=$(free_port) port_admin=$(free_port) port_http=$(free_port) port_app=$(free_port)
+port_pager=$(free_port)
 
-coord_pid="" agent_pid="" nginx_pid="" KEEP=0
+coord_pid="" agent_pid="" nginx_pid="" sink_pid="" KEEP=0
 stop_all() {
     local status=$?
     trap - EXIT INT TERM
@@ -72,6 +73,7 @@ stop_all() {
     [[ -n $agent_pid ]] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
     [[ -n $nginx_pid ]] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
     [[ -n $coord_pid ]] && kill -TERM "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
+    [[ -n $sink_pid ]] && kill -TERM "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
     # A coordinator that did not stop cleanly may leave its private PostgreSQL running.
     local pgdata
     pgdata=$(readlink -f "$dir/coordinator/pgdata" 2>/dev/null)
@@ -95,6 +97,20 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'echo; echo "demo: interrupted" >&2; exit 130' INT TERM
+
+# ---- a local receiver for the pages --------------------------------------------------------------
+python3 "$top/tests/tools/http_sink.py" --port "$port_pager" --log "$dir/pages.jsonl" >"$dir/pager.log" 2>&1 &
+sink_pid=$!
+# pages WHO: the messages the receiver got for WHO, one line each: "HH:MM:SS subject"
+pages() {
+    jq -r --arg p "/$1" 'select(.path == $p) | (.body | fromjson) as $b
+        | "\(.time | strftime("%H:%M:%S")) \($b.subject)"' "$dir/pages.jsonl" 2>/dev/null
+}
+show_pages() {
+    printf '\n    %s$ (the receiver) pages for %s%s\n' "$D" "$1" "$R"
+    pages "$1" | sed 's/^/    /'
+    echo
+}
 
 # ---- keys and configuration, as make run writes them -----------------------------------------
 key_of() { sed -n 's/^public-key: *"\(.*\)"/\1/p' "$1"; }
@@ -136,6 +152,23 @@ admin:
   name: admin
 runbooks:
   dir: "$rb"
+# The on-call team: one person on a one-person rotation, paged through a generic webhook that
+# lands on a local receiver (tests/tools/http_sink.py), and a manager who would be paged if
+# nobody acknowledged within 10 minutes.
+paging:
+  contacts:
+    - {name: alice, webhook: "http://127.0.0.1:$port_pager/alice"}
+    - {name: manager, webhook: "http://127.0.0.1:$port_pager/manager"}
+  schedules:
+    - {name: primary, timezone: UTC, handover: "Mon 09:00", start: "2026-01-05", users: [alice]}
+  policies:
+    - name: default
+      levels:
+        - {delay: 0s, targets: ["schedule:primary"]}
+        - {delay: 10m, targets: ["contact:manager"]}
+    - name: security   # the shipped security runbook's policy
+      levels:
+        - {delay: 0s, targets: ["schedule:primary", "contact:manager"]}
 YAML
 
 # Only the application is watched: the machine's own CPU and disks (host) and its listening
@@ -282,6 +315,10 @@ else
     say "The timeline says what happened, when and who did it; it is never rewritten:"
 fi
 show incident show "$inc"
+paged() { [[ -n $(pages alice) ]]; }
+wait_for "the page reaching alice" 10 paged
+say "And the on-call person was paged: the runbook's escalation policy pages the primary on-call at once (the manager would follow at 10 minutes if nobody acknowledged with 'vigilctl ack $inc'). Here the page lands on a local receiver standing in for Slack, a webhook, e-mail or PagerDuty:"
+show_pages alice
 
 # ---- recovery ----------------------------------------------------------------------------------
 step "Bringing nginx back"
@@ -302,6 +339,10 @@ else
     say "Resolved by $by, ${took} s after the crash: $(jq -r '.text' <<<"$resolution")"
 fi
 show incident show "$inc"
+told() { pages alice | grep -q resolved; }
+wait_for "alice told of the resolution" 10 told
+say "Whoever was paged is told that it is over:"
+show_pages alice
 show incidents --status all
 
 step "Done in $((SECONDS - T0)) s. Stopping everything."

@@ -84,8 +84,9 @@ static int print_table(const Vigil__AdminReply *reply)
             snprintf(code, sizeof(code), "-");
         if (!n->sent_at_ms || output_time_rfc3339(n->sent_at_ms, sent, sizeof(sent)) < 0)
             snprintf(sent, sizeof(sent), "-");
-        const char *cells[] = {id,        n->kind, level, n->channel, n->target, n->status,
-                               attempts,  code,    sent,  n->last_error[0] ? n->last_error : NULL};
+        const char *cells[] = {
+            id,        n->kind,  level, n->channel, n->target,
+            n->status, attempts, code,  sent,       n->last_error[0] ? n->last_error : NULL};
         r = output_table_add_row(table, cells);
     }
     if (r == 0)

@@ -1,4 +1,5 @@
-/* vigilctl report ID [--file FILE]: read (or draft) and store an incident's post-incident report. */
+/* vigilctl report ID [--file FILE]: read (or draft) and store an incident's post-incident report.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -94,14 +95,16 @@ static int show_report(struct ctl_context *ctx, uint64_t id)
     if (r != CTL_EXIT_OK)
         return r;
     if (ctx->format == OUTPUT_JSON) {
-        json_t *doc = json_pack("{s:I, s:b, s:s}", "id", (json_int_t)id, "draft",
-                                reply->report_is_draft, "report", reply->report ? reply->report : "");
+        json_t *doc =
+            json_pack("{s:I, s:b, s:s}", "id", (json_int_t)id, "draft", reply->report_is_draft,
+                      "report", reply->report ? reply->report : "");
         r = doc ? output_json_print(&doc, stdout) : -ENOMEM;
     } else {
         if (reply->report_is_draft)
-            fprintf(stderr, "vigilctl: incident %" PRIu64 " has no report yet; this is a draft "
-                            "from its timeline. Edit it, then store it with 'vigilctl report %" PRIu64
-                            " --file FILE' (that closes a resolved incident).\n",
+            fprintf(stderr,
+                    "vigilctl: incident %" PRIu64 " has no report yet; this is a draft "
+                    "from its timeline. Edit it, then store it with 'vigilctl report %" PRIu64
+                    " --file FILE' (that closes a resolved incident).\n",
                     id, id);
         r = fputs(reply->report ? reply->report : "", stdout) < 0 ? -EIO : 0;
     }

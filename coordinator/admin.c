@@ -147,6 +147,20 @@ reply_error(struct reply *rep, Vigil__AdminStatus status, const char *fmt, ...)
     rep->msg.error = rep->error;
 }
 
+/* Replies many requests share. */
+static void reply_incident_not_found(struct reply *rep, uint64_t id)
+{
+    reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found", id);
+}
+
+/* was_change: the request would have changed something ("nothing changed"), else a read. */
+static void reply_store_unavailable(struct reply *rep, bool was_change)
+{
+    reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
+                was_change ? "the store is unavailable; nothing changed"
+                           : "the store is unavailable; try again");
+}
+
 static void list_agents(admin_t *self, struct reply *rep)
 {
     size_t n = registry_agent_count(self->registry);
@@ -195,8 +209,7 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
                               target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED
                                   ? "revoked by operator"
                                   : "approved by operator") < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; nothing changed");
+        reply_store_unavailable(rep, true);
         return;
     }
     a->state = target;
@@ -319,8 +332,7 @@ static void list_signals(admin_t *self, const Vigil__ListSignals *req, struct re
     }
     zlistx_set_destructor(rep->signals, free_signal_info);
     if (store_signals_latest(self->store, req->node, add_signal, &walk) < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     size_t n = zlistx_size(rep->signals);
@@ -460,8 +472,7 @@ static void list_evidence(admin_t *self, const Vigil__ListEvidence *req, struct 
         evidence_expire(self->store);
     if (store_evidence_list(self->store, req->collection_id, req->node, limit, add_evidence, rep) <
         0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     if (req->collection_id != 0 && zlistx_size(rep->evidence) == 0 && !req->node[0]) {
@@ -647,8 +658,7 @@ static void list_incidents(admin_t *self, const Vigil__ListIncidents *req, struc
     if (!incidents_start(self, rep))
         return;
     if (incidents_list(self->incidents, !req->all, limit, add_incident, rep) < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     incidents_reply(rep);
@@ -665,13 +675,11 @@ static void show_incident(admin_t *self, uint64_t id, bool with_timeline, struct
         r = add_incident(inc, rep);
     free(inc);
     if (r == -ENOENT) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    id);
+        reply_incident_not_found(rep, id);
         return;
     }
     if (r < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     incidents_reply(rep);
@@ -691,20 +699,22 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
     if (!incidents_start(self, rep))
         return;
     if (change != CHANGE_ACK && (!note || !note[0])) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s an incident needs a note "
-                    "saying what was done", change == CHANGE_RESOLVE ? "resolving" : "mitigating");
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST,
+                    "%s an incident needs a note "
+                    "saying what was done",
+                    change == CHANGE_RESOLVE ? "resolving" : "mitigating");
         return;
     }
     int64_t now = vg_wall_ms();
-    int r = change == CHANGE_RESOLVE    ? incidents_resolve(self->incidents, id, op->name, note, now)
-            : change == CHANGE_MITIGATE ? incidents_mitigate(self->incidents, id, op->name, note, now)
-                                        : incidents_ack(self->incidents, id, op->name, note, now);
+    int r = change == CHANGE_RESOLVE ? incidents_resolve(self->incidents, id, op->name, note, now)
+            : change == CHANGE_MITIGATE
+                ? incidents_mitigate(self->incidents, id, op->name, note, now)
+                : incidents_ack(self->incidents, id, op->name, note, now);
     switch (r) {
     case 0:
         break;
     case -ENOENT:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    id);
+        reply_incident_not_found(rep, id);
         return;
     case -EALREADY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "incident %" PRIu64 " is already %s",
@@ -722,8 +732,7 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
                     INCIDENT_NOTE_MAX);
         return;
     default:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; nothing changed");
+        reply_store_unavailable(rep, true);
         return;
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %sd by operator=%s", id, verbs[change], op->name);
@@ -735,8 +744,8 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
     show_incident(self, id, false, rep);
 }
 
-static void put_report(admin_t *self, const struct operator* op, const Vigil__PutIncidentReport *req,
-                       struct reply *rep)
+static void put_report(admin_t *self, const struct operator* op,
+                       const Vigil__PutIncidentReport *req, struct reply *rep)
 {
     char actor[160], subject[64];
     bool closed = false;
@@ -748,8 +757,7 @@ static void put_report(admin_t *self, const struct operator* op, const Vigil__Pu
     case 0:
         break;
     case -ENOENT:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    req->id);
+        reply_incident_not_found(rep, req->id);
         return;
     case -EBUSY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
@@ -762,8 +770,7 @@ static void put_report(admin_t *self, const struct operator* op, const Vigil__Pu
                     VG_MAX_REPORT_BYTES);
         return;
     default:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; nothing changed");
+        reply_store_unavailable(rep, true);
         return;
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " report written by operator=%s%s", req->id, op->name,
@@ -781,13 +788,11 @@ static void get_report(admin_t *self, uint64_t id, struct reply *rep)
     bool draft = false;
     int r = incidents_report_text(self->incidents, id, &rep->report, &draft);
     if (r == -ENOENT) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    id);
+        reply_incident_not_found(rep, id);
         return;
     }
     if (r < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     rep->msg.report = rep->report;
@@ -805,8 +810,7 @@ static void escalate_incident(admin_t *self, const struct operator* op, uint64_t
     case 0:
         break;
     case -ENOENT:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    id);
+        reply_incident_not_found(rep, id);
         return;
     case -EALREADY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
@@ -819,8 +823,7 @@ static void escalate_incident(admin_t *self, const struct operator* op, uint64_t
                     id);
         return;
     default:
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; nothing changed");
+        reply_store_unavailable(rep, true);
         return;
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " escalation requested by operator=%s", id, op->name);
@@ -867,32 +870,29 @@ static int add_notification(const struct store_notification_row *row, void *user
     n->status = strdup(row->status);
     n->last_error = strdup(row->last_error);
     n->event = strdup(row->event);
-    return n->kind && n->target && n->channel && n->status && n->last_error && n->event
-               ? 0
-               : -ENOMEM;
+    return n->kind && n->target && n->channel && n->status && n->last_error && n->event ? 0
+                                                                                        : -ENOMEM;
 }
 
 static void list_notifications(admin_t *self, uint64_t id, struct reply *rep)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
     rep->notifications = zlistx_new();
-    int r = inc && rep->notifications ? incidents_show(self->incidents, id, inc, NULL, NULL)
-                                      : -ENOMEM;
+    int r =
+        inc && rep->notifications ? incidents_show(self->incidents, id, inc, NULL, NULL) : -ENOMEM;
     free(inc);
     if (r == 0) {
         zlistx_set_destructor(rep->notifications, free_notification_info);
         r = store_notifications_list(self->incidents, id, add_notification, rep);
     }
     if (r == -ENOENT) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
-                    id);
+        reply_incident_not_found(rep, id);
         return;
     }
     size_t n = r == 0 ? zlistx_size(rep->notifications) : 0;
     rep->msg.notifications = r == 0 ? calloc(n ? n : 1, sizeof(Vigil__NotificationInfo *)) : NULL;
     if (!rep->msg.notifications) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     for (Vigil__NotificationInfo *info = zlistx_first(rep->notifications); info;
@@ -943,8 +943,7 @@ static void tail_incidents(admin_t *self, const Vigil__TailIncidents *req, struc
     }
     if (r < 0) {
         free(t);
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     rep->msg.last_event_id = t->last;
@@ -984,8 +983,7 @@ static void oncall_reply(admin_t *self, int64_t at_ms, const char *only, struct 
     }
     if (n > 0 && store_oncall_overrides(self->oncall, at_ms - ONCALL_OVERRIDES_LOOKBACK_MS,
                                         &rep->overrides, &nov) < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; try again");
+        reply_store_unavailable(rep, false);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1078,8 +1076,7 @@ static void add_override(admin_t *self, const struct operator* op,
     o.to_ms = req->to_ms;
     o.created_ms = now;
     if (!self->oncall || store_oncall_override_add(self->oncall, &o, &id) < 0) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s",
-                    "the store is unavailable; nothing changed");
+        reply_store_unavailable(rep, true);
         return;
     }
     snprintf(actor, sizeof(actor), "operator:%s", op->name);
@@ -1174,8 +1171,7 @@ static void handle_request(admin_t *self, const struct operator* op, const Vigil
             put_report(self, op, req->put_incident_report, rep);
         break;
     case VIGIL__ADMIN_REQUEST__BODY_GET_INCIDENT_REPORT:
-        if (allowed(op, ROLE_VIEWER, rep, "reading incident reports") &&
-            incidents_start(self, rep))
+        if (allowed(op, ROLE_VIEWER, rep, "reading incident reports") && incidents_start(self, rep))
             get_report(self, req->get_incident_report->id, rep);
         break;
     case VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT:

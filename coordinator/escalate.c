@@ -241,7 +241,8 @@ int64_t escalate_next_due(const struct paging_policy *policy, int level, int64_t
                           int repeats, int64_t now_ms)
 {
     size_t nlevels = policy ? policy->levels.count : 0;
-    const struct paging_level *next = policy ? paging_policy_level(policy, (size_t)(level + 1)) : NULL;
+    size_t next_index = level < 0 ? 0 : (size_t)level + 1;
+    const struct paging_level *next = policy ? paging_policy_level(policy, next_index) : NULL;
     if (next)
         return started_at_ms + next->delay_ms;
     if (nlevels == 0 || level < 0 || repeats >= policy->repeat)
@@ -267,7 +268,7 @@ static int page_next_level(struct context *cx)
                  esc->policy);
         return timeline(cx, "escalated", INCIDENT_ACTOR_VIGIL, text);
     }
-    size_t level = (size_t)(esc->level + 1);
+    size_t level = esc->level < 0 ? 0 : (size_t)esc->level + 1;
     if (level >= nlevels) {
         if (esc->repeats >= policy->repeat) {
             esc->next_level_at_ms = 0;
@@ -430,8 +431,7 @@ static int handle(struct context *cx)
     return r;
 }
 
-static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t id,
-                       int64_t now_ms)
+static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t id, int64_t now_ms)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
     struct store_escalation esc;
@@ -461,8 +461,7 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
         r = store_incidents_commit(self->store);
     if (r < 0) {
         store_incidents_rollback(self->store);
-        vg_log(VG_LOG_WARN, "escalation of incident=%" PRIu64 " not handled: %s", id,
-               strerror(-r));
+        vg_log(VG_LOG_WARN, "escalation of incident=%" PRIu64 " not handled: %s", id, strerror(-r));
     }
     free(inc);
     return r < 0 ? r : cx.added;

@@ -519,9 +519,8 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
         utc_text(inc->opened_at_ms, opened, sizeof(opened));
         utc_text(inc->resolved_at_ms, resolved, sizeof(resolved));
         draft_add(&d, "# Incident Report: %" PRIu64 "\n\n## Summary\n", inc->id);
-        draft_add(&d, "%s (%s, runbook %s), detected %s. State: %s.\n\n## Timeline\n",
-                  inc->title, incidents_severity_name(inc->severity), inc->runbook, opened,
-                  inc->state);
+        draft_add(&d, "%s (%s, runbook %s), detected %s. State: %s.\n\n## Timeline\n", inc->title,
+                  incidents_severity_name(inc->severity), inc->runbook, opened, inc->state);
         *ret = store_incident_events(store, id, draft_event, &t);
     }
     if (*ret == 0) {
@@ -535,8 +534,9 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
         draft_add(&d, "- Services affected: %s on nodes %s\n", inc->title, inc->scope_json);
         draft_add(&d, "\n## Root Cause\n[Detailed explanation of what caused the incident]\n");
         if (t.attached)
-            draft_add(&d, "Vigil attached %zu dependent symptom(s) to this incident as their "
-                          "root cause (see the timeline).\n",
+            draft_add(&d,
+                      "Vigil attached %zu dependent symptom(s) to this incident as their "
+                      "root cause (see the timeline).\n",
                       t.attached);
         draft_add(&d, "\n## Resolution\n[Steps taken to resolve the incident; the resolve note "
                       "is in the timeline]\n\n## Lessons Learned\n- What went well\n"
@@ -607,8 +607,8 @@ static int collect_open(const struct store_incident *inc, void *userdata)
 
 #define AUTO_RESOLVE_MAX_OPEN 1000 /* incidents looked at per pass */
 
-int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verified,
-                           void *userdata, int64_t now_ms)
+int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verified, void *userdata,
+                           int64_t now_ms)
 {
     if (!store || !verified)
         return -EINVAL;

@@ -242,7 +242,7 @@ static int compute(const struct ctx *c, int64_t at, struct oncall_result *ret)
         goto out;
     }
     ret->user = ident_user(c, &now);
-    ret->override = now.kind == IDENT_OVERRIDE;
+    ret->override = now.kind == IDENT_OVERRIDE && c->ovr;
     ret->override_id = ret->override ? c->ovr[now.ovr].id : 0;
     ret->next_user = ident_user(c, &other);
     ret->next_override = other.kind == IDENT_OVERRIDE;

@@ -93,8 +93,8 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
         (json_int_t)inc->id, "kind", in->kind, "severity", sev, "title", inc->title, "state",
         inc->state, "runbook", inc->runbook, "runbook_link", link, "scope",
         json_loads(inc->scope_json, 0, NULL) ?: json_array(), "started_at", opened, "respond_by",
-        due, "responders", in->responders ? in->responders : "", "ack_command",
-        "vigilctl ack", "show_command", "vigilctl incident show", "level", in->level);
+        due, "responders", in->responders ? in->responders : "", "ack_command", "vigilctl ack",
+        "show_command", "vigilctl incident show", "level", in->level);
     if (payload) {
         char cmd[64];
         snprintf(cmd, sizeof(cmd), "vigilctl ack %" PRIu64, inc->id);

@@ -64,8 +64,8 @@ struct sym {
     size_t verify_index;             /* its position in rb->verify, the identity across reloads */
     const struct rb_condition *cond; /* s->cond or verify->cond */
     bool seen_any;                   /* some node ever sent a matching sample */
-    zhashx_t *series;   /* series key -> struct series (owned) */
-    struct slot *slots; /* indexed by node */
+    zhashx_t *series;                /* series key -> struct series (owned) */
+    struct slot *slots;              /* indexed by node */
     size_t nslots;
     struct instance across; /* scope any / all / fraction */
     struct rb_match promql_match;

@@ -24,11 +24,14 @@ static const char *ms_param(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
-#define ESCALATION_COLUMNS                                                                         \
-    "incident_id, policy, level, round, repeats, " TS_TO_MS("started_at") ", " TS_TO_MS(                   \
-        "next_level_at") ", escalate_now, escalated_by, " TS_TO_MS("next_update_at") ", "        \
-                         "updates_sent, " TS_TO_MS("deadline_at") ", acked_told, resolved_told, " \
-        TS_TO_MS("report_due_at") ", failures_seen"
+#define ESCALATION_COLUMNS                                                                                                                                 \
+    "incident_id, policy, level, round, repeats, " TS_TO_MS("started_at") ", " TS_TO_MS(                                                                   \
+        "next_level_at") ", escalate_now, escalated_by, " TS_TO_MS("next_update_at") ", "                                                                  \
+                                                                                     "updates_"                                                            \
+                                                                                     "sent,"                                                               \
+                                                                                     " " TS_TO_MS("deadline_at") ", acked_told, resolved_told, " TS_TO_MS( \
+                                                                                         "report_"                                                         \
+                                                                                         "due_at") ", failures_seen"
 
 static void row_to_escalation(const PGresult *res, int row, struct store_escalation *e)
 {
@@ -168,9 +171,8 @@ int store_notification_add(store_incidents_t *self, const struct store_notificat
     snprintf(level, sizeof(level), "%d", n->level);
     snprintf(round, sizeof(round), "%d", n->round);
     snprintf(created, sizeof(created), "%" PRId64, n->created_at_ms);
-    const char *params[] = {id,         n->kind,    level,      round,   n->target,
-                            n->channel, n->address, n->event,   n->subject, n->body,
-                            n->payload_json, created};
+    const char *params[] = {id,         n->kind,  level,      round,   n->target,       n->channel,
+                            n->address, n->event, n->subject, n->body, n->payload_json, created};
     PGresult *res = NULL;
     /* clang-format off */
     int r = store_incidents_run(self,
@@ -229,9 +231,9 @@ static int each_notification(store_incidents_t *self, const char *sql, int n,
 }
 
 #define NOTIFICATION_COLUMNS                                                                       \
-    "id, kind, level, round, target, channel, address, status, attempts,"                         \
-    " coalesce(last_code, 0), last_error, " TS_TO_MS("created_at") ", " TS_TO_MS("sent_at")      \
-                                                                  ", event"
+    "id, kind, level, round, target, channel, address, status, attempts,"                          \
+    " coalesce(last_code, 0), last_error, " TS_TO_MS("created_at") ", " TS_TO_MS(                  \
+        "sent_at") ", event"
 
 int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
                              int (*cb)(const struct store_notification_row *row, void *userdata),
@@ -246,11 +248,9 @@ int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
                              1, params, cb, userdata);
 }
 
-int store_notifications_failed_after(store_incidents_t *self, uint64_t incident_id,
-                                     uint64_t after_id,
-                                     int (*cb)(const struct store_notification_row *row,
-                                               void *userdata),
-                                     void *userdata)
+int store_notifications_failed_after(
+    store_incidents_t *self, uint64_t incident_id, uint64_t after_id,
+    int (*cb)(const struct store_notification_row *row, void *userdata), void *userdata)
 {
     char id[24], after[24];
     snprintf(id, sizeof(id), "%" PRIu64, incident_id);

@@ -143,6 +143,13 @@ h_ctl ack "$i2" >/dev/null || h_fail "ack $i2"
 sleep 4.5 # past level 2's 3 s
 has bob "$i2" && h_fail "an acknowledged incident must not reach level 2"
 h_pass "2. an acknowledgement stops the escalation (no level 2 for incident $i2)"
+# Asking for help by hand: the next level now, with who asked on the timeline.
+h_ctl escalate "$i2" >/dev/null || h_fail "escalate $i2"
+h_wait "level 2 paged by hand" 3 has bob "$i2"
+h_ctl incident show "$i2" -o json | jq -e 'any(.timeline[]; .kind == "escalated" and .actor == "admin" and (.text | test("level 2")))' \
+    >/dev/null || h_fail "the timeline must say admin escalated to level 2"
+out=$(h_ctl escalate 999999 2>&1) && h_fail "escalating an unknown incident must fail: $out"
+h_pass "2. vigilctl escalate pages the next level at once, recorded as admin's"
 
 h_wait "PagerDuty acknowledge for $i1" 5 has pagerduty "$i1" 2
 h_ctl resolve "$i1" --note "rolled back the release" >/dev/null || h_fail "resolve $i1"

@@ -66,7 +66,8 @@ static void test_message_says_what_a_person_needs(void **state)
     strcpy(inc.state, "detected");
     strcpy(inc.scope_json, "[\"web-1\", \"web-2\"]");
     inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
-    struct page_message_in in = {&inc, "page", 1, "alice", "docs/runbook#app", inc.opened_at_ms + 16 * MIN};
+    struct page_message_in in = {
+        &inc, "page", 1, "alice", "docs/runbook#app", inc.opened_at_ms + 16 * MIN};
     struct page_message msg;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_string_equal(msg.subject, "[SEV1] Application down (incident 42) needs you, level 2");

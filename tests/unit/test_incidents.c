@@ -11,20 +11,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <ftw.h>
 #include <libpq-fe.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "incidents.h"
 #include "log.h"
+#include "pg_fixture.h"
 #include "store.h"
 
 #define MINUTE_MS (INT64_C(60) * 1000)
@@ -35,71 +30,12 @@
 #define REOPEN_WINDOW_MS (10 * MINUTE_MS)
 
 static struct {
-    char dir[64];
-    store_t *store;
+    struct pg_fixture pg; /* the private cluster and the test's own connection */
     store_incidents_t *inc;
-    PGconn *check;
+    PGconn *check; /* = pg.check */
 } t;
 
 /* ---- helpers ---- */
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static pid_t postmaster_pid(const char *state_dir)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/pgdata/postmaster.pid", state_dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[64] = "";
-    char *got = fgets(line, sizeof(line), f);
-    fclose(f);
-    if (!got)
-        return 0;
-    long pid = strtol(line, NULL, 10);
-    return pid > 0 ? (pid_t)pid : 0;
-}
-
-static bool process_is_postgres(pid_t pid)
-{
-    char path[64], comm[64] = "";
-    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char *got = fgets(comm, sizeof(comm), f);
-    fclose(f);
-    return got && strncmp(comm, "postgres", 8) == 0;
-}
-
-/* Teardown's last resort: a cluster a failed test left running gets a fast shutdown. */
-static void kill_cluster(const char *state_dir)
-{
-    pid_t pid = postmaster_pid(state_dir);
-    if (pid <= 0 || !process_is_postgres(pid))
-        return;
-    kill(pid, SIGINT);
-    for (int i = 0; i < 600 && kill(pid, 0) == 0 && process_is_postgres(pid); i++)
-        sleep_ms(50);
-    if (kill(pid, 0) == 0 && process_is_postgres(pid))
-        kill(pid, SIGKILL);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
 
 static long long query_int(const char *sql, const char *param)
 {
@@ -329,12 +265,11 @@ static void test_mitigate_report_close(void **state)
     free(body);
 
     assert_int_equal(incidents_report(t.inc, id, "bob", "", T0 + 4000, &closed), -EINVAL);
-    assert_int_equal(incidents_report(t.inc, id, "bob", "# Incident Report\nv1", T0 + 4000, &closed),
-                     0);
+    assert_int_equal(
+        incidents_report(t.inc, id, "bob", "# Incident Report\nv1", T0 + 4000, &closed), 0);
     assert_true(closed);
-    assert_int_equal(incidents_report(t.inc, id, "carol", "# Incident Report\nv2", T0 + 5000,
-                                      &closed),
-                     0);
+    assert_int_equal(
+        incidents_report(t.inc, id, "carol", "# Incident Report\nv2", T0 + 5000, &closed), 0);
     assert_false(closed);
     assert_int_equal(incidents_resolve(t.inc, id, "bob", "again", T0 + 6000), -EALREADY);
     show(id, &inc, &tl);
@@ -346,9 +281,9 @@ static void test_mitigate_report_close(void **state)
     free(body);
     char idtext[24];
     snprintf(idtext, sizeof(idtext), "%" PRIu64, id);
-    assert_int_equal(query_int("SELECT count(*) FROM incident_reports WHERE incident_id = $1",
-                               idtext),
-                     2); /* both versions kept */
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incident_reports WHERE incident_id = $1", idtext),
+        2); /* both versions kept */
     assert_int_equal(incidents_report(t.inc, 999999, "bob", "x", T0, &closed), -ENOENT);
 }
 
@@ -544,40 +479,19 @@ static void test_list_open_and_all(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    char err[1024] = "";
-    snprintf(t.dir, sizeof(t.dir), "/tmp/vigil-incidents-XXXXXX");
-    if (!mkdtemp(t.dir))
+    if (pg_fixture_start(&t.pg, "/tmp/vigil-incidents-XXXXXX") < 0)
         return -1;
-    /* Searchable, not listable, by others: the postgres user can reach pgdata inside. */
-    if (chmod(t.dir, 0711) < 0)
-        return -1;
-    struct store_config cfg = {
-        .url = NULL, .state_dir = t.dir, .pg_bin_dir = NULL, .start_timeout_ms = 60000};
-    t.store = store_open(&cfg, err, sizeof(err));
-    if (!t.store) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    t.inc = store_incidents_new(store_conninfo(t.store));
-    t.check = PQconnectdb(store_conninfo(t.store));
-    if (!t.inc || PQstatus(t.check) != CONNECTION_OK) {
-        fprintf(stderr, "check connection: %s\n", PQerrorMessage(t.check));
-        return -1;
-    }
-    return 0;
+    t.check = t.pg.check;
+    t.inc = store_incidents_new(store_conninfo(t.pg.store));
+    return t.inc ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    PQfinish(t.check);
-    t.check = NULL;
     store_incidents_destroy(&t.inc);
-    store_destroy(&t.store);
-    if (t.dir[0]) {
-        kill_cluster(t.dir);
-        nftw(t.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    pg_fixture_stop(&t.pg);
+    t.check = NULL;
     return 0;
 }
 
@@ -613,7 +527,8 @@ static void test_dependent_symptom_attaches_to_root(void **state)
                      0);
     show(root, &inc, &tl);
     assert_string_equal(tl.kinds, "opened,attached");
-    assert_string_equal(tl.last_text, "Application down (runbook application-down) http.up == 0 for 1m");
+    assert_string_equal(tl.last_text,
+                        "Application down (runbook application-down) http.up == 0 for 1m");
 
     /* An application incident resolved a moment ago does not reopen while the database is
      * down again: the symptom attaches to the new root incident. */

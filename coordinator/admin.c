@@ -976,7 +976,7 @@ static void oncall_reply(admin_t *self, int64_t at_ms, const char *only, struct 
     if (!self->oncall && n > 0)
         self->oncall = store_oncall_new(store_conninfo(self->store));
     rep->oncall = calloc(n ? n : 1, sizeof(*rep->oncall));
-    rep->oncall_ptrs = calloc(n ? n : 1, sizeof(*rep->oncall_ptrs));
+    rep->oncall_ptrs = calloc(n ? n : 1, sizeof(Vigil__OncallInfo *));
     if (!rep->oncall || !rep->oncall_ptrs || (n > 0 && !self->oncall)) {
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
         return;

@@ -840,6 +840,12 @@ static bool scope_holds(const struct rb_scope *scope, size_t count, size_t total
     return false;
 }
 
+/* A ratio's denominator below this is no data (runbook.h, min_count). */
+static double ratio_min(const struct rb_condition *c)
+{
+    return c->min_count > 0 ? (double)c->min_count : 1;
+}
+
 /* Fills members[] from the symptom's series (threshold, PromQL, ratio) or slots (absence). */
 static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
 {
@@ -924,6 +930,9 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
     double num = 0, den = 0;
     for (size_t i = 0; i < self->nnodes; i++) {
         struct member *m = &self->members[i];
+        /* A ratio per node needs its own minimum count; across nodes the sums do. */
+        if (per_node && c->kind == RB_COND_RATIO && m->has && m->den < ratio_min(c))
+            m->has = false;
         if (!m->has)
             continue;
         if (c->kind != RB_COND_ABSENCE) {
@@ -964,7 +973,7 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
     struct verdict v = {RULE_OK, isnan(worst_firing) ? worst : worst_firing, firing, total, NULL};
     if (c->kind == RB_COND_RATIO) {
         /* One ratio across nodes; per-node ratios only say how many nodes share it. */
-        v.value = den > 0 ? num / den * 100 : NAN;
+        v.value = den > 0 && den >= ratio_min(c) ? num / den * 100 : NAN;
         v.candidate = level_of(c, v.value, sym->across.state);
     } else if (scope_holds(&c->scope, firing_crit, total)) {
         v.candidate = RULE_CRITICAL;
@@ -1010,7 +1019,7 @@ static void evaluate_verify(rules_t *self, struct sym *sym, int64_t now_ms)
     }
     bool holds;
     if (c->kind == RB_COND_RATIO)
-        holds = den <= 0 || level_of(c, num / den * 100, RULE_OK) != RULE_OK;
+        holds = den <= 0 || den < ratio_min(c) || level_of(c, num / den * 100, RULE_OK) != RULE_OK;
     else if (total == 0)
         holds = !sym->seen_any;
     else if (c->scope.kind == RB_SCOPE_NODE)

@@ -62,6 +62,8 @@ struct rb_condition {
     struct rb_match match;                  /* THRESHOLD, ABSENCE */
     struct rb_match numerator, denominator; /* RATIO */
     int64_t window_ms;                      /* RATIO: the window the sums cover */
+    int min_count; /* RATIO: fewer than this in the denominator's sum = no data (a single
+                      failed request out of one is not a 100 % error rate); default 1 */
     char *promql;                           /* PROMQL: the expression (a single number) */
     int64_t interval_ms;                    /* PROMQL: how often it is evaluated */
     enum rb_op op;                          /* THRESHOLD, RATIO, PROMQL */

@@ -734,9 +734,9 @@ static int get_match_map(struct loader *ld, const struct field *f, struct rb_mat
 
 static int get_ratio(struct loader *ld, const struct field *f, struct rb_condition *c)
 {
-    static const char *const names[] = {"numerator", "denominator", "window"};
-    struct field fields[3];
-    int r = take_keys(ld, f->value, f->path, &f->key_mark, names, 3, 7, fields);
+    static const char *const names[] = {"numerator", "denominator", "window", "min_count"};
+    struct field fields[4];
+    int r = take_keys(ld, f->value, f->path, &f->key_mark, names, 4, 15, fields);
 
     for (size_t i = 0; r == 0 && i < 3; i++)
         r = need(ld, &fields[i], &f->key_mark);
@@ -746,6 +746,9 @@ static int get_ratio(struct loader *ld, const struct field *f, struct rb_conditi
         r = get_match_map(ld, &fields[1], &c->denominator);
     if (r == 0)
         r = get_duration(ld, &fields[2], 10 * MS_PER_S, MS_PER_D, &c->window_ms);
+    c->min_count = 1;
+    if (r == 0 && fields[3].value)
+        r = get_int(ld, &fields[3], 1, 1000000000, &c->min_count);
     return r;
 }
 

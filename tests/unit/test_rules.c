@@ -746,6 +746,38 @@ static void test_single_level_clears_and_nodes_keep_their_own_level(void **unuse
     rules_destroy(&r);
 }
 
+/* min_count: too few requests are no data (one 5xx out of one request is not a 100 % error
+ * rate); across nodes the minimum applies to the sums, per node to each node's own counts. */
+static void test_ratio_min_count(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    fixture_init(&f, error_ratio(RB_SCOPE_ANY));
+    f.sym.cond.min_count = 20;
+    rules_t *r = rules_new(&f.set, NULL);
+    const struct rule_event *ev;
+    counts(r, "n1", 1, 1, 0);
+    assert_int_equal(rules_evaluate(r, 0, &ev), 0); /* 1 request: no data */
+    /* Five nodes with 10 requests each, half failing: 50 requests together, 50 %. */
+    for (int i = 0; i < 5; i++) {
+        char node[8];
+        snprintf(node, sizeof node, "m%d", i);
+        counts(r, node, 5, 10, 1000);
+    }
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    rules_destroy(&r);
+
+    fixture_init(&f, error_ratio(RB_SCOPE_NODE));
+    f.sym.cond.min_count = 20;
+    r = rules_new(&f.set, NULL);
+    counts(r, "n1", 10, 10, 0); /* 100 % of 10: below its own minimum */
+    counts(r, "n2", 30, 40, 0); /* 75 % of 40 */
+    assert_int_equal(rules_evaluate(r, 0, &ev), 1);
+    assert_string_equal(ev[0].node, "n2");
+    rules_destroy(&r);
+}
+
 /* Verify: the incident resolves itself only when its symptoms are OK and every verify entry
  * has held for its hold, counted from the last moment a symptom was not OK. */
 static void test_verify_hold(void **unused)
@@ -883,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_reload_keeps_state),
         cmocka_unit_test(test_bounds_and_hostile_input),
         cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_ratio_min_count),
         cmocka_unit_test(test_verify_hold),
         cmocka_unit_test(test_verify_per_node),
     };

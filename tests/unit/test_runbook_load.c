@@ -273,6 +273,9 @@ static void test_bad_files(void **unused)
         {"negative-duration.yaml",
          "5:45: \"symptoms[0].for\": must be between 0s and 1d (got \"-5s\")"},
         {"depends-self.yaml", "4:14: \"depends_on[0]\": a runbook cannot depend on itself"},
+        {"min-count.yaml",
+         "10:18: \"symptoms[0].ratio.min_count\": must be an integer between 1 and 1000000000 "
+         "(got \"0\")"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[1024], rel[128], want[1536], err[512] = "";

@@ -78,7 +78,8 @@ h_wait "http.up = 1" 30 is_latest http.up 1
 h_wait "proc.up = 1" 10 is_latest proc.up 1
 
 # vigilctl tail follows from now on, as JSON lines.
-h_ctl tail -o json >"$H_DIR/tail.jsonl" 2>"$H_DIR/tail.err" &
+# Started directly, not through h_ctl: $! must be vigilctl itself for the cleanup to stop it.
+VIGIL_CONFIG="$H_DIR/vigilctl.yaml" "$VIGIL_BUILD/vigilctl" tail -o json >"$H_DIR/tail.jsonl" 2>"$H_DIR/tail.err" &
 TAIL_PID=$!
 tail_following() {
     kill -0 "$TAIL_PID" 2>/dev/null || h_fail "vigilctl tail exited: $(cat "$H_DIR/tail.err")"

@@ -17,8 +17,11 @@
 # Each kill waits a random 0-1 s after the system is quiet, so it falls at a random phase of
 # both systems' 1 s cycles.
 #
+# Also measured on every kill: the first page reaching the on-call person's webhook (a local
+# receiver), through the escalation engine and the notifier.
+#
 # Last line: detect: vigil_p50_ms=A vigil_p99_ms=B prom_p50_ms=C prom_p99_ms=D p50_ratio=X
-# p99_ratio=Y  (ratios prom / vigil; percentiles nearest-rank)
+# p99_ratio=Y page_p50_ms=E page_p99_ms=F  (ratios prom / vigil; percentiles nearest-rank)
 # Targets (the design's), printed, never enforced: vigil p50 <= 300 ms, p99 <= 1000 ms.
 set -euo pipefail
 TRIALS=${1:-${TRIALS:-20}}
@@ -99,10 +102,24 @@ start_nginx
 # ---- Vigil: the coordinator (with the webhook) and one agent ----------------------------------
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s\n' "$TOKEN" >"$H_DIR/alertmanager.token")
+# The on-call person's pager: a local HTTP receiver recording when each page arrives.
+python3 "$VIGIL_SRC/tests/tools/http_sink.py" --log "$H_DIR/pages.jsonl" --port-file "$H_DIR/pager.port" \
+    >"$H_DIR/pager.out" 2>&1 &
+BG_PID[pager]=$!
+h_wait "the pager receiver listening" 10 test -s "$H_DIR/pager.port"
+PAGER=http://127.0.0.1:$(cat "$H_DIR/pager.port")
 h_start_coordinator "runbooks:
   dir: \"$RB\"
 alertmanager:
-  token_file: \"$H_DIR/alertmanager.token\""
+  token_file: \"$H_DIR/alertmanager.token\"
+paging:
+  contacts:
+    - {name: oncall, webhook: \"$PAGER/oncall\"}
+  schedules:
+    - {name: primary, timezone: UTC, handover: \"Mon 09:00\", start: \"2026-01-05\", users: [oncall]}
+  policies:
+    - {name: default, levels: [{delay: 0s, targets: [\"schedule:primary\"]}]}
+    - {name: security, levels: [{delay: 0s, targets: [\"schedule:primary\"]}]}"
 # Host and netstat off: nginx coming back is a new listener (a security symptom of its own), and
 # the machine's own CPU and disks are not under test.
 agent_yaml=$(cat <<YAML
@@ -240,7 +257,12 @@ prom_quiet() { # no firing alert.NginxDown: nothing fired yet, or its resolve wa
 open_incidents() { h_sql "SELECT count(*) FROM incidents WHERE state IN ('detected', 'acknowledged', 'mitigated')"; }
 no_open_incident() { [[ $(open_incidents) == 0 ]]; }
 
-VIGIL_MS=() PROM_MS=() PROM_ACTIVE_MS=()
+# paged_at ID: when the pager received the incident's first page (empty until then).
+paged_at() {
+    jq -r --argjson id "$1" 'select(.path == "/oncall") | (.body | fromjson) as $b
+        | select($b.incident_id == $id and $b.kind == "page") | .time' "$H_DIR/pages.jsonl" 2>/dev/null | head -1
+}
+VIGIL_MS=() PROM_MS=() PROM_ACTIVE_MS=() PAGE_MS=()
 LAST_ID=$(h_sql "SELECT coalesce(max(id), 0) FROM incidents")
 [[ $(open_incidents) == 0 ]] || h_fail "incidents open before any fault: $(h_ctl incidents)"
 h_log "detect: $TRIALS trials; nginx :$NGINX_PORT, blackbox :$BB_PORT, prometheus :$PROM_PORT, alertmanager :$AM_PORT"
@@ -264,10 +286,17 @@ for ((trial = 1; trial <= TRIALS; trial++)); do
     read -r inc_id opened fp <<<"$v"
     read -r received starts <<<"$p"
     LAST_ID=$inc_id
+    paged=""
+    while [[ -z $paged ]]; do
+        ((SECONDS < deadline)) || h_fail "trial $trial: incident $inc_id paged nobody within 30 s"
+        paged=$(paged_at "$inc_id")
+        [[ -n $paged ]] || sleep 0.05
+    done
+    PAGE_MS+=("$(awk -v a="$killed" -v b="$paged" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
     VIGIL_MS+=("$(awk -v a="$killed" -v b="$opened" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
     PROM_MS+=("$(awk -v a="$killed" -v b="$received" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
     PROM_ACTIVE_MS+=("$(awk -v a="$killed" -v b="$starts" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
-    h_log "trial $trial: vigil ${VIGIL_MS[-1]} ms (incident $inc_id, $fp), prometheus ${PROM_MS[-1]} ms (alert active in prometheus at ${PROM_ACTIVE_MS[-1]} ms)"
+    h_log "trial $trial: vigil ${VIGIL_MS[-1]} ms (incident $inc_id, $fp; paged at ${PAGE_MS[-1]} ms), prometheus ${PROM_MS[-1]} ms (alert active in prometheus at ${PROM_ACTIVE_MS[-1]} ms)"
 
     start_nginx
     h_wait "trial $trial: the agent reporting nginx healthy again" 30 healthy
@@ -294,14 +323,16 @@ pct() { printf '%s\n' "${@:2}" | sort -n | awk -v q="$1" '{ v[NR] = $1 }
     END { r = int(q * NR); if (r < q * NR) r++; if (r < 1) r = 1; print v[r] }'; }
 echo "kill -> incident opened, $TRIALS trials, 1 s health check / scrape / evaluation:"
 echo "  $(dist "vigil (incident row opened_at)" "${VIGIL_MS[@]}")"
+echo "  $(dist "vigil (first page received by the on-call webhook)" "${PAGE_MS[@]}")"
 echo "  $(dist "prometheus+alertmanager (webhook stored the firing alert)" "${PROM_MS[@]}")"
 echo "  $(dist "  of which prometheus alone (alert active, startsAt)" "${PROM_ACTIVE_MS[@]}")"
 echo "  vigil trials (ms):      ${VIGIL_MS[*]}"
 echo "  prometheus trials (ms): ${PROM_MS[*]}"
 vp50=$(pct 0.5 "${VIGIL_MS[@]}") vp99=$(pct 0.99 "${VIGIL_MS[@]}")
+gp50=$(pct 0.5 "${PAGE_MS[@]}") gp99=$(pct 0.99 "${PAGE_MS[@]}")
 pp50=$(pct 0.5 "${PROM_MS[@]}") pp99=$(pct 0.99 "${PROM_MS[@]}")
 echo "targets: vigil p50 <= 300 ms, p99 <= 1000 ms (printed, not enforced)"
-awk -v a="$vp50" -v b="$vp99" -v c="$pp50" -v d="$pp99" 'BEGIN {
-    printf "detect: vigil_p50_ms=%d vigil_p99_ms=%d prom_p50_ms=%d prom_p99_ms=%d p50_ratio=%.2f p99_ratio=%.2f\n",
-        a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0)
+awk -v a="$vp50" -v b="$vp99" -v c="$pp50" -v d="$pp99" -v e="$gp50" -v f="$gp99" 'BEGIN {
+    printf "detect: vigil_p50_ms=%d vigil_p99_ms=%d prom_p50_ms=%d prom_p99_ms=%d p50_ratio=%.2f p99_ratio=%.2f page_p50_ms=%d page_p99_ms=%d\n",
+        a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0), e, f
 }'

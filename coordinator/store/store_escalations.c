@@ -38,15 +38,15 @@ static void row_to_escalation(const PGresult *res, int row, struct store_escalat
     memset(e, 0, sizeof(*e));
     e->incident_id = strtoull(PQgetvalue(res, row, 0), NULL, 10);
     snprintf(e->policy, sizeof(e->policy), "%s", PQgetvalue(res, row, 1));
-    e->level = atoi(PQgetvalue(res, row, 2));
-    e->round = atoi(PQgetvalue(res, row, 3));
-    e->repeats = atoi(PQgetvalue(res, row, 4));
+    e->level = store_incidents_field_int(res, row, 2);
+    e->round = store_incidents_field_int(res, row, 3);
+    e->repeats = store_incidents_field_int(res, row, 4);
     e->started_at_ms = store_incidents_field_i64(res, row, 5);
     e->next_level_at_ms = store_incidents_field_i64(res, row, 6);
     e->escalate_now = PQgetvalue(res, row, 7)[0] == 't';
     snprintf(e->escalated_by, sizeof(e->escalated_by), "%s", PQgetvalue(res, row, 8));
     e->next_update_at_ms = store_incidents_field_i64(res, row, 9);
-    e->updates_sent = atoi(PQgetvalue(res, row, 10));
+    e->updates_sent = store_incidents_field_int(res, row, 10);
     e->deadline_at_ms = store_incidents_field_i64(res, row, 11);
     e->acked_told = PQgetvalue(res, row, 12)[0] == 't';
     e->resolved_told = PQgetvalue(res, row, 13)[0] == 't';
@@ -207,14 +207,14 @@ static int each_notification(store_incidents_t *self, const char *sql, int n,
         struct store_notification_row row = {
             .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
             .kind = PQgetvalue(res, i, 1),
-            .level = atoi(PQgetvalue(res, i, 2)),
-            .round = atoi(PQgetvalue(res, i, 3)),
+            .level = store_incidents_field_int(res, i, 2),
+            .round = store_incidents_field_int(res, i, 3),
             .target = PQgetvalue(res, i, 4),
             .channel = PQgetvalue(res, i, 5),
             .address = PQgetvalue(res, i, 6),
             .status = PQgetvalue(res, i, 7),
-            .attempts = atoi(PQgetvalue(res, i, 8)),
-            .last_code = atoi(PQgetvalue(res, i, 9)),
+            .attempts = store_incidents_field_int(res, i, 8),
+            .last_code = store_incidents_field_int(res, i, 9),
             .last_error = PQgetvalue(res, i, 10),
             .created_at_ms = store_incidents_field_i64(res, i, 11),
             .sent_at_ms = store_incidents_field_i64(res, i, 12),

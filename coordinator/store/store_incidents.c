@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,12 @@ void store_incidents_rollback(store_incidents_t *self)
 int64_t store_incidents_field_i64(const PGresult *res, int row, int col)
 {
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+int store_incidents_field_int(const PGresult *res, int row, int col)
+{
+    int64_t v = store_incidents_field_i64(res, row, col);
+    return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
 }
 
 static void row_to_incident(const PGresult *res, int row, struct store_incident *inc)

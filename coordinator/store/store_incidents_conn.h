@@ -24,6 +24,8 @@ int store_incidents_run(store_incidents_t *self, const char *sql, int n,
 
 /* A bigint column (0 for NULL). */
 int64_t store_incidents_field_i64(const PGresult *res, int row, int col);
+/* An integer column (0 for NULL; clamped to int). */
+int store_incidents_field_int(const PGresult *res, int row, int col);
 
 #define STORE_MS_TO_TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
 #define STORE_TS_TO_MS(col) "coalesce((extract(epoch FROM " col ") * 1000)::bigint, 0)"

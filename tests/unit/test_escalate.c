@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,10 +62,10 @@ static void test_message_says_what_a_person_needs(void **state)
 {
     (void)state;
     struct store_incident inc = {.id = 42, .severity = 1, .opened_at_ms = 1764400000000};
-    strcpy(inc.title, "Application down");
-    strcpy(inc.runbook, "application-down");
-    strcpy(inc.state, "detected");
-    strcpy(inc.scope_json, "[\"web-1\", \"web-2\"]");
+    snprintf(inc.title, sizeof(inc.title), "Application down");
+    snprintf(inc.runbook, sizeof(inc.runbook), "application-down");
+    snprintf(inc.state, sizeof(inc.state), "%s", "detected");
+    snprintf(inc.scope_json, sizeof(inc.scope_json), "%s", "[\"web-1\", \"web-2\"]");
     inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
     struct page_message_in in = {
         &inc, "page", 1, "alice", "docs/runbook#app", inc.opened_at_ms + 16 * MIN};
@@ -82,7 +83,7 @@ static void test_message_says_what_a_person_needs(void **state)
     page_message_free(&msg);
 
     /* A title with quotes and a newline stays one JSON string. */
-    strcpy(inc.title, "Bad \"title\"\nsecond line");
+    snprintf(inc.title, sizeof(inc.title), "%s", "Bad \"title\"\nsecond line");
     in.kind = "resolved";
     in.level = -1;
     assert_int_equal(page_message_build(&in, &msg), 0);

@@ -2,6 +2,7 @@
  * vigilctl collect (--node NODE | --all) KIND [--arg k=v ...]
  * vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]
  * vigilctl evidence get ID --out FILE|-
+ * vigilctl evidence verify [--limit N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -556,12 +557,142 @@ static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
     return CTL_EXIT_OK;
 }
 
+/* ---- evidence verify ---- */
+
+/* The walk's totals over all requests, and where it ended. */
+struct verify_total {
+    uint64_t checked, bytes;
+    bool ok;
+    uint64_t broken_id;
+    char reason[256];
+    uint64_t last_id; /* the last row found intact (0 = none) and its chain hash: a copy kept */
+    char last_chain[VG_SHA256_HEX_LEN + 1]; /* elsewhere shows later whether the tail was cut */
+};
+
+/*
+ * Asks the coordinator to walk the vault, one time slice per request, each going on after the
+ * last row the one before found intact (its id and chain hash), until the end or a broken link.
+ * 0 with *ret filled, or a negative errno after printing why.
+ */
+static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct verify_total *ret)
+{
+    uint64_t after_id = 0;
+    uint8_t after_chain[VG_SHA256_LEN];
+    char err[1024] = "";
+
+    memset(ret, 0, sizeof(*ret));
+    for (;;) {
+        Vigil__VerifyEvidence body = VIGIL__VERIFY_EVIDENCE__INIT;
+        Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+        Vigil__AdminReply *reply = NULL;
+        body.after_id = after_id;
+        if (after_id != 0) {
+            body.after_chain.data = after_chain;
+            body.after_chain.len = sizeof(after_chain);
+        }
+        body.max_artifacts = per_request;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE;
+        req.verify_evidence = &body;
+        int r = call(ctx, &req, ctx->timeout_ms, "verify the evidence vault", NULL, &reply, err,
+                     sizeof(err));
+        if (r < 0) {
+            print_call_error(err);
+            return r;
+        }
+        const Vigil__EvidenceVerifyResult *v = reply->evidence_verify;
+        /* A step that neither ends the walk nor moves it on would ask the same forever. */
+        bool sane = v != NULL && v->last_chain.len == VG_SHA256_LEN &&
+                    (v->ok ? v->done || (v->checked > 0 && v->last_id > after_id)
+                           : v->broken_id > after_id);
+        if (!sane) {
+            vigil__admin_reply__free_unpacked(reply, NULL);
+            output_error("verify the evidence vault: the coordinator's answer is missing or "
+                         "does not move on (after evidence %" PRIu64 ")",
+                         after_id);
+            return -EPROTO;
+        }
+        ret->checked += v->checked;
+        ret->bytes += v->bytes;
+        ret->ok = v->ok;
+        bool last = !v->ok || v->done;
+        if (!v->ok) {
+            ret->broken_id = v->broken_id;
+            snprintf(ret->reason, sizeof(ret->reason), "%s", v->reason);
+        }
+        after_id = v->last_id;
+        memcpy(after_chain, v->last_chain.data, sizeof(after_chain));
+        ret->last_id = after_id;
+        vg_hex(after_chain, sizeof(after_chain), ret->last_chain);
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        if (last)
+            return 0;
+    }
+}
+
+static int evidence_verify(struct ctl_context *ctx, int argc, char **argv)
+{
+    uint64_t per_request = 0;
+    struct verify_total total;
+
+    if (argc > 0) {
+        output_error("evidence verify takes no arguments (got \"%s\")", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->collection != NULL || ctx->node != NULL || ctx->out_path != NULL) {
+        output_error("evidence verify checks the whole vault and prints a verdict: --collection, "
+                     "--node and --out do not apply");
+        return CTL_EXIT_USAGE;
+    }
+    if (ctx->limit != NULL && !parse_u64(ctx->limit, UINT32_MAX, &per_request)) {
+        output_error("--limit must be a number of artifacts per request, at least 1 (got \"%s\")",
+                     ctx->limit);
+        return CTL_EXIT_USAGE;
+    }
+    if (verify_walk(ctx, (uint32_t)per_request, &total) < 0)
+        return CTL_EXIT_FAILURE;
+    int r;
+    if (ctx->format == OUTPUT_JSON) {
+        /* clang-format off */
+        json_t *doc = json_pack("{s:I, s:I, s:b, s:o, s:o, s:o, s:s}",
+                                "checked", (json_int_t)total.checked,
+                                "bytes", (json_int_t)total.bytes,
+                                "ok", total.ok,
+                                "broken_id", total.ok ? json_null()
+                                                      : json_integer((json_int_t)total.broken_id),
+                                "reason", total.ok ? json_null() : output_json_string(total.reason),
+                                "last_id", total.last_id ? json_integer((json_int_t)total.last_id)
+                                                         : json_null(),
+                                "last_chain", total.last_chain);
+        /* clang-format on */
+        r = output_json_print(&doc, stdout);
+    } else if (total.ok) {
+        r = printf("evidence vault: %" PRIu64 " artifacts, %" PRIu64 " bytes, chain intact\n",
+                   total.checked, total.bytes) < 0
+                ? -EIO
+                : 0;
+    } else {
+        char reason[sizeof(total.reason)];
+        output_sanitize(total.reason, reason, sizeof(reason));
+        r = printf("evidence vault: chain broken at evidence %" PRIu64 ": %s\n", total.broken_id,
+                   reason) < 0
+                ? -EIO
+                : 0;
+    }
+    if (r < 0) {
+        output_error("cannot write the result");
+        return CTL_EXIT_FAILURE;
+    }
+    return total.ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+}
+
 int cmd_evidence(struct ctl_context *ctx, int argc, char **argv)
 {
     if (argc == 0 || strcmp(argv[0], "list") == 0)
         return evidence_list(ctx, argc > 0 ? argc - 1 : 0, argv + (argc > 0));
     if (strcmp(argv[0], "get") == 0)
         return evidence_get(ctx, argc - 1, argv + 1);
-    output_error("unknown evidence command \"%s\" (expected list or get)", argv[0]);
+    if (strcmp(argv[0], "verify") == 0)
+        return evidence_verify(ctx, argc - 1, argv + 1);
+    output_error("unknown evidence command \"%s\" (expected list, get or verify)", argv[0]);
     return CTL_EXIT_USAGE;
 }

@@ -104,6 +104,7 @@ static const struct command commands[] = {
         cmd_evidence,
         "Usage: vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
         "       vigilctl evidence get ID --out FILE\n"
+        "       vigilctl evidence verify [--limit N] [-o table|json]\n"
         "\n"
         "  evidence [list]   the latest stored artifacts, newest first (--limit N, default 50,\n"
         "                    at most 1000): ID COLLECTION NODE KIND STATUS SIZE SHA256\n"
@@ -116,9 +117,24 @@ static const struct command commands[] = {
         "                    output). The bytes are hashed as they arrive: if they do not hash\n"
         "                    to the SHA-256 the vault recorded, FILE is removed and the command\n"
         "                    fails.\n"
+        "  verify            check the whole vault, oldest first: every artifact's content is\n"
+        "                    re-hashed from its stored chunks against its size and SHA-256, and\n"
+        "                    every chain link recomputed. Prints\n"
+        "                      evidence vault: N artifacts, B bytes, chain intact\n"
+        "                    and exits 0, or names the first broken link and exits 1:\n"
+        "                      evidence vault: chain broken at evidence ID: REASON\n"
+        "                    (the artifact whose content or row was changed, or the row after\n"
+        "                    a deleted one). An error talking to the coordinator exits 1 too.\n"
+        "                    The coordinator checks in steps of a quarter second so ingest goes\n"
+        "                    on; --limit N caps the artifacts per step, --timeout is per step.\n"
+        "                    -o json: {\"checked\": N, \"bytes\": B, \"ok\": true|false,\n"
+        "                    \"broken_id\": ID|null, \"reason\": \"...\"|null,\n"
+        "                    \"last_id\": ID|null, \"last_chain\": \"<64 hex>\"}: the last\n"
+        "                    intact row and its chain hash. Keep them elsewhere: deleting\n"
+        "                    the newest rows breaks no link, but changes the last one.\n"
         "\n"
-        "Listing needs the viewer role, get the responder role. Needs the configuration file\n"
-        "(see 'vigilctl help').\n",
+        "Listing needs the viewer role, get and verify the responder role. Needs the\n"
+        "configuration file (see 'vigilctl help').\n",
     },
     {
         "incident",
@@ -330,6 +346,7 @@ static void print_help(FILE *out)
           "                          stored artifacts, or one collection's outcome per agent\n"
           "  evidence get ID --out FILE\n"
           "                          fetch an artifact, checking its SHA-256\n"
+          "  evidence verify         re-hash the vault and check its chain; exit 1 if broken\n"
           "  incidents [--status open|all]\n"
           "                          open (or all) incidents with severity and response due\n"
           "  incident show ID        one incident and its timeline\n"

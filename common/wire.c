@@ -430,6 +430,16 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
             e = VG_DECODE_LIMITS;
         }
         break;
+    case VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE: {
+        const Vigil__VerifyEvidence *v = req->verify_evidence;
+        /* A place to go on from is a row id with that row's chain hash, or neither. */
+        if (v->after_id > (uint64_t)INT64_MAX ||
+            (v->after_id == 0 ? v->after_chain.len != 0 : v->after_chain.len != 32)) {
+            why = "after_id needs after_chain, that row's 32-byte chain hash (and only then)";
+            e = VG_DECODE_LIMITS;
+        }
+        break;
+    }
     case VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS:
         if (req->list_incidents->limit > MAX_INCIDENTS_LISTED) {
             why = "at most 1000 incidents per list";

@@ -43,6 +43,8 @@ struct admin {
     const struct paging_config *paging;
     /* On-call overrides: own connection, opened on first use. */
     store_oncall_t *oncall;
+    /* Evidence vault verification: own connection, opened on first use. */
+    store_verify_t *verify;
 };
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
@@ -93,6 +95,7 @@ void admin_destroy(admin_t **self_p)
     evidence_requester_destroy(&self->evidence);
     store_incidents_destroy(&self->incidents);
     store_oncall_destroy(&self->oncall);
+    store_verify_destroy(&self->verify);
     free(self);
     *self_p = NULL;
 }
@@ -131,7 +134,10 @@ struct reply {
     zlistx_t *notifications;   /* Vigil__NotificationInfo, owned (free_notification_info) */
     Vigil__OncallInfo *oncall; /* ListOncall, AddOncallOverride: one per schedule */
     Vigil__OncallInfo **oncall_ptrs;
-    struct oncall_override *overrides; /* the user names oncall points into */
+    struct oncall_override *overrides;  /* the user names oncall points into */
+    Vigil__EvidenceVerifyResult verify; /* VerifyEvidence; its strings and bytes below */
+    char verify_reason[STORE_VERIFY_REASON_MAX];
+    uint8_t verify_chain[VG_SHA256_LEN];
     char error[1024];
 };
 
@@ -512,6 +518,73 @@ static void get_evidence(admin_t *self, const Vigil__GetEvidence *req, struct re
     rep->msg.data.data = rep->data;
     rep->msg.data.len = got;
     evidence_reply(rep);
+}
+
+/* ---- evidence vault verification ---- */
+
+/* Each request walks the vault for this long at most (past the row it is in), so a big vault
+ * is checked in steps between which the main loop serves agents. */
+#define VERIFY_SLICE_MS 250
+
+static void verify_evidence(admin_t *self, const struct operator* op,
+                            const Vigil__VerifyEvidence *req, struct reply *rep)
+{
+    struct store_verify_result res;
+    char actor[160], detail[128 + STORE_VERIFY_REASON_MAX];
+
+    if (!self->verify)
+        self->verify = store_verify_new(store_conninfo(self->store));
+    if (!self->verify) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
+        return;
+    }
+    int r = store_evidence_verify(self->verify, req->after_id,
+                                  req->after_id ? req->after_chain.data : NULL, req->max_artifacts,
+                                  VERIFY_SLICE_MS, &res);
+    if (r < 0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    Vigil__EvidenceVerifyResult *v = &rep->verify;
+    vigil__evidence_verify_result__init(v);
+    v->checked = res.checked;
+    v->bytes = res.bytes;
+    v->ok = res.broken_id == 0;
+    v->broken_id = res.broken_id;
+    snprintf(rep->verify_reason, sizeof(rep->verify_reason), "%s", res.reason);
+    v->reason = rep->verify_reason;
+    v->done = res.done;
+    v->last_id = res.last_id;
+    memcpy(rep->verify_chain, res.last_chain, VG_SHA256_LEN);
+    v->last_chain.data = rep->verify_chain;
+    v->last_chain.len = VG_SHA256_LEN;
+    rep->msg.evidence_verify = v;
+
+    /* The verdict, once per walk: a walk of many steps is one audit row, at its end. */
+    if (!res.done && res.broken_id == 0)
+        return;
+    if (res.broken_id)
+        vg_log(VG_LOG_ERROR,
+               "evidence vault: chain broken at evidence=%" PRIu64 " reason=\"%s\" operator=%s",
+               res.broken_id, res.reason, op->name);
+    else
+        vg_log(VG_LOG_INFO, "evidence vault: chain intact through evidence=%" PRIu64 " operator=%s",
+               res.last_id, op->name);
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    if (res.broken_id)
+        snprintf(detail, sizeof(detail), "chain broken at evidence %" PRIu64 ": %s", res.broken_id,
+                 res.reason);
+    else
+        snprintf(detail, sizeof(detail), "chain intact through evidence %" PRIu64, res.last_id);
+    /* The step's starting point came from the operator (the last step's reply, normally): the
+     * record says so, since a made-up one breaks the first link checked. */
+    if (req->after_id) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof(detail) - len, " (a step after evidence %" PRIu64 ")",
+                 req->after_id);
+    }
+    if (store_audit(self->store, actor, "evidence.verify", "evidence vault", detail) < 0)
+        vg_log(VG_LOG_WARN, "evidence vault verification not written to the audit log");
 }
 
 /* ---- incidents ---- */
@@ -1142,6 +1215,13 @@ static void handle_request(admin_t *self, const struct operator* op, const Vigil
         /* Artifacts hold file contents and process lists: more than a viewer may read. */
         if (allowed(op, ROLE_RESPONDER, rep, "fetching evidence"))
             get_evidence(self, req->get_evidence, rep);
+        break;
+    case VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE:
+        /* Responder, like fetching evidence: the walk reads every artifact's content and
+         * re-hashes the whole vault, work on the coordinator a read-only viewer should not be
+         * able to start at will; the reply itself carries only hashes and counts. */
+        if (allowed(op, ROLE_RESPONDER, rep, "verifying the evidence vault"))
+            verify_evidence(self, op, req->verify_evidence, rep);
         break;
     case VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS:
         if (allowed(op, ROLE_VIEWER, rep, "listing incidents"))

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "vigil.pb-c.h"
 
 typedef struct store store_t;
@@ -200,6 +201,74 @@ struct store_evidence_meta {
 };
 void store_evidence_chain(const uint8_t prev_chain[32], const uint8_t sha256[32],
                           const struct store_evidence_meta *meta, uint8_t ret_chain[32]);
+
+/* ---- verifying the vault (store_evidence_verify.c) ---- */
+
+#define STORE_VERIFY_REASON_MAX 192
+
+/*
+ * The walk over the vault in id order, rules only (no database), so they are tested apart from
+ * the SQL that feeds them. Per row: store_chain_walk_row with its columns, then
+ * store_chain_walk_content for each stored chunk in offset order, then store_chain_walk_end.
+ * Each returns false once a broken link is found (broken_id, reason); later calls do nothing.
+ * A row's own chain is recomputed from its stored prev_chain first, so a changed row names
+ * itself; a row that is intact but does not link to the row before names a deletion.
+ */
+struct store_chain_walk {
+    uint8_t prev[VG_SHA256_LEN]; /* what the next row's prev_chain must be */
+    bool at_start;               /* prev is the vault's start (32 zero bytes), not a row's */
+    uint64_t checked, bytes;     /* rows found intact, and their content bytes */
+    uint64_t last_id;            /* the last row found intact; 0 = none yet */
+    uint64_t broken_id;          /* 0 = no broken link found */
+    char reason[STORE_VERIFY_REASON_MAX];
+    /* The row in progress. */
+    bool in_row;
+    uint64_t id, size, content_bytes;
+    uint8_t sha256[VG_SHA256_LEN], chain[VG_SHA256_LEN];
+    struct vg_sha256 content;
+};
+
+/* after_chain NULL: the walk starts at the vault's first row; otherwise after a row already
+ * checked whose chain hash this is (32 bytes). */
+void store_chain_walk_init(struct store_chain_walk *w, const uint8_t *after_chain);
+bool store_chain_walk_row(struct store_chain_walk *w, uint64_t id,
+                          const struct store_evidence_meta *meta, const uint8_t sha256[32],
+                          const uint8_t prev_chain[32], const uint8_t chain[32]);
+bool store_chain_walk_content(struct store_chain_walk *w, uint64_t offset, const void *data,
+                              size_t len);
+bool store_chain_walk_end(struct store_chain_walk *w);
+/* Row id cannot be read as a vault row (what: which column is wrong): it is the broken link. */
+void store_chain_walk_unreadable(struct store_chain_walk *w, uint64_t id, const char *what);
+
+/* A connection of its own for the admin socket's verifications: its read-only snapshot
+ * transactions never share a connection with ingest's. Connects on first use. */
+typedef struct store_verify store_verify_t;
+store_verify_t *store_verify_new(const char *conninfo);
+void store_verify_destroy(store_verify_t **self_p);
+
+struct store_verify_result {
+    uint64_t checked, bytes; /* rows found intact by this call, their content bytes */
+    uint64_t broken_id;      /* 0 = no broken link found */
+    char reason[STORE_VERIFY_REASON_MAX];
+    bool done;        /* no broken link and no row left after last_id */
+    uint64_t last_id; /* the last intact row (after_id when none): continue after it */
+    uint8_t last_chain[VG_SHA256_LEN]; /* its chain hash */
+};
+
+/*
+ * Checks the rows after after_id (0 = from the first row; after_chain is then NULL, else the
+ * chain hash of row after_id, 32 bytes) in one REPEATABLE READ READ ONLY transaction: each
+ * row's link, its chain hash, and its content (the chunks streamed one row at a time,
+ * re-hashed, against the stored size and sha256). Stops at the first broken link, at the end,
+ * or at the first row boundary once max_artifacts rows (0 = no limit) are checked or budget_ms
+ * has passed (at least one row is always checked), so a big vault is walked in several calls
+ * that do not hold up the caller's loop. 0 with *ret filled (a broken link is not an error),
+ * -EIO when the database is unreachable, -EPROTO when a statement failed (logged), -EINVAL
+ * for bad arguments.
+ */
+int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t *after_chain,
+                          uint32_t max_artifacts, int64_t budget_ms,
+                          struct store_verify_result *ret);
 
 /* ---- latest signals ---- */
 struct store_signal {

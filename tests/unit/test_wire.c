@@ -486,6 +486,82 @@ static void test_admin_evidence_requests_strict(void **state)
     assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
 }
 
+/* The incident and paging requests: ids required, bounded text, the verify step's pair. */
+static void test_admin_incident_requests_strict(void **state)
+{
+    (void)state;
+    const char *reason = NULL;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+
+    Vigil__MitigateIncident mit = VIGIL__MITIGATE_INCIDENT__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_MITIGATE_INCIDENT;
+    req.mitigate_incident = &mit;
+    mit.note = "traffic moved";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS); /* id 0 */
+    mit.id = 7;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    char long_note[VG_MAX_VALUE_LEN + 2];
+    memset(long_note, 'x', sizeof(long_note) - 1);
+    long_note[sizeof(long_note) - 1] = '\0';
+    mit.note = long_note;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "1024 bytes"));
+
+    Vigil__PutIncidentReport put = VIGIL__PUT_INCIDENT_REPORT__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_PUT_INCIDENT_REPORT;
+    req.put_incident_report = &put;
+    put.id = 7;
+    put.body = "# Incident Report: 7";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    char *big = malloc(VG_MAX_REPORT_BYTES + 2);
+    assert_non_null(big);
+    memset(big, 'r', VG_MAX_REPORT_BYTES + 1);
+    big[VG_MAX_REPORT_BYTES + 1] = '\0';
+    put.body = big;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "256 KiB"));
+    free(big);
+
+    Vigil__TailIncidents tail = VIGIL__TAIL_INCIDENTS__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS;
+    req.tail_incidents = &tail;
+    tail.limit = 1000;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    tail.limit = 1001;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+
+    Vigil__EscalateIncident esc = VIGIL__ESCALATE_INCIDENT__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT;
+    req.escalate_incident = &esc;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    esc.id = 3;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+
+    Vigil__ListNotifications notes = VIGIL__LIST_NOTIFICATIONS__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_NOTIFICATIONS;
+    req.list_notifications = &notes;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    notes.id = 3;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+
+    /* Verify continues from a row id only together with that row's 32-byte chain hash. */
+    uint8_t chain[32] = {0};
+    Vigil__VerifyEvidence verify = VIGIL__VERIFY_EVIDENCE__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE;
+    req.verify_evidence = &verify;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    verify.after_id = 5;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "after_chain"));
+    verify.after_chain.data = chain;
+    verify.after_chain.len = 31;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    verify.after_chain.len = 32;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    verify.after_id = 0;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS); /* a chain without an id */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_evidence_chunk_limits),
         cmocka_unit_test(test_collect_request_limits),
         cmocka_unit_test(test_admin_evidence_requests_strict),
+        cmocka_unit_test(test_admin_incident_requests_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,448 @@
+/*
+ * Verifying the evidence vault (`vigilctl evidence verify`): every row in id order, its link to
+ * the row before, its chain hash recomputed with store_evidence_chain, and its content re-hashed
+ * over the stored chunks against the row's size and sha256.
+ *
+ * The rows come from one cursor over evidence LEFT JOIN evidence_chunks ordered by id and
+ * offset, inside a REPEATABLE READ READ ONLY transaction (one consistent snapshot; it takes no
+ * lock ingest waits for), fetched a few rows at a time in single-row mode and in binary, so at
+ * most one chunk (<= 1 MiB) is in memory whatever the vault's size. The caller's loop is held
+ * up for a time budget, not for the whole vault: a call stops at the first row boundary past
+ * it and says where to continue (the last intact row and its chain hash).
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "timeutil.h"
+#include "wire.h"
+
+#define APPLICATION_NAME "vigil-coordinator-verify"
+/* Rows per FETCH: few enough that the rows read past a stop (dropped) cost little, enough
+ * that a vault of small artifacts is not one round trip per row. */
+#define FETCH_SQL "FETCH 64 FROM vigil_verify"
+
+/* ---- the walk: rules only ---- */
+
+__attribute__((format(printf, 3, 4))) static bool broken(struct store_chain_walk *w, uint64_t id,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+
+    w->broken_id = id;
+    w->in_row = false;
+    va_start(ap, fmt);
+    vsnprintf(w->reason, sizeof(w->reason), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+void store_chain_walk_init(struct store_chain_walk *w, const uint8_t *after_chain)
+{
+    memset(w, 0, sizeof(*w));
+    w->at_start = after_chain == NULL;
+    if (after_chain)
+        memcpy(w->prev, after_chain, VG_SHA256_LEN);
+}
+
+bool store_chain_walk_row(struct store_chain_walk *w, uint64_t id,
+                          const struct store_evidence_meta *meta, const uint8_t sha256[32],
+                          const uint8_t prev_chain[32], const uint8_t chain[32])
+{
+    uint8_t expected[VG_SHA256_LEN];
+
+    if (w->broken_id)
+        return false;
+    /* The row against itself first: a changed row is named, not the one after it. */
+    store_evidence_chain(prev_chain, sha256, meta, expected);
+    if (memcmp(expected, chain, VG_SHA256_LEN) != 0)
+        return broken(w, id,
+                      "chain hash differs: the row was changed after it was stored (its metadata, "
+                      "sha256, prev_chain or chain)");
+    if (memcmp(prev_chain, w->prev, VG_SHA256_LEN) != 0)
+        return broken(w, id, "%s",
+                      w->at_start ? "previous link missing: the vault does not start with this "
+                                    "row (the rows before it were deleted)"
+                                  : "previous link missing: the row before it was deleted or "
+                                    "rewritten");
+    w->in_row = true;
+    w->id = id;
+    w->size = meta->size;
+    w->content_bytes = 0;
+    memcpy(w->sha256, sha256, VG_SHA256_LEN);
+    memcpy(w->chain, chain, VG_SHA256_LEN);
+    vg_sha256_init(&w->content);
+    return true;
+}
+
+bool store_chain_walk_content(struct store_chain_walk *w, uint64_t offset, const void *data,
+                              size_t len)
+{
+    if (w->broken_id || !w->in_row)
+        return false;
+    if (offset != w->content_bytes)
+        return broken(w, w->id, "content differs: %s at offset %" PRIu64,
+                      offset > w->content_bytes ? "a chunk is missing" : "chunks overlap",
+                      w->content_bytes);
+    vg_sha256_update(&w->content, data, len);
+    w->content_bytes += len;
+    return true;
+}
+
+bool store_chain_walk_end(struct store_chain_walk *w)
+{
+    uint8_t digest[VG_SHA256_LEN];
+
+    if (w->broken_id || !w->in_row)
+        return false;
+    w->in_row = false;
+    if (w->content_bytes != w->size)
+        return broken(w, w->id, "content is %" PRIu64 " bytes, the row says %" PRIu64 " bytes",
+                      w->content_bytes, w->size);
+    vg_sha256_final(&w->content, digest);
+    if (memcmp(digest, w->sha256, VG_SHA256_LEN) != 0)
+        return broken(w, w->id, "content hash differs from the stored sha256");
+    memcpy(w->prev, w->chain, VG_SHA256_LEN);
+    w->at_start = false;
+    w->checked++;
+    w->bytes += w->size;
+    w->last_id = w->id;
+    return true;
+}
+
+void store_chain_walk_unreadable(struct store_chain_walk *w, uint64_t id, const char *what)
+{
+    if (!w->broken_id)
+        broken(w, id, "the row cannot be read: %s", what);
+}
+
+/* ---- the connection ---- */
+
+struct store_verify {
+    struct store_side side;
+};
+
+store_verify_t *store_verify_new(const char *conninfo)
+{
+    store_verify_t *self = calloc(1, sizeof(*self));
+    if (self && store_side_init(&self->side, conninfo) < 0) {
+        free(self);
+        self = NULL;
+    }
+    return self;
+}
+
+void store_verify_destroy(store_verify_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    store_side_fini(&(*self_p)->side);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static int ensure_conn(store_verify_t *self, bool force)
+{
+    if (!force && self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK) {
+        if (PQtransactionStatus(self->side.conn) == PQTRANS_IDLE)
+            return 0;
+        PQclear(PQexec(self->side.conn, "ROLLBACK")); /* left over from a failed call */
+        if (PQtransactionStatus(self->side.conn) == PQTRANS_IDLE)
+            return 0;
+    }
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME, "verify");
+}
+
+/* Logs libpq's words; -EIO when the connection is gone, else -EPROTO. */
+static int failed(store_verify_t *self, const PGresult *res, const char *what)
+{
+    char buf[512];
+    const char *text = res ? PQresultErrorMessage(res) : "";
+    if (!text[0])
+        text = PQerrorMessage(self->side.conn);
+    vg_log(VG_LOG_WARN, "store: verify %s failed error=\"%s\"", what,
+           vg_log_one_line(text, buf, sizeof(buf)));
+    return PQstatus(self->side.conn) == CONNECTION_OK ? -EPROTO : -EIO;
+}
+
+static int command(store_verify_t *self, const char *sql, const char *what)
+{
+    PGresult *res = PQexec(self->side.conn, sql);
+    int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, what);
+    PQclear(res);
+    return r;
+}
+
+/* ---- rows ---- */
+
+/* The cursor's columns, in binary: int8 as 8 bytes big-endian, text and bytea as their bytes,
+ * bool as one byte. */
+enum {
+    COL_ID,
+    COL_COLLECTION,
+    COL_AGENT,
+    COL_AGENT_SEQ,
+    COL_ARTIFACT,
+    COL_NODE,
+    COL_KIND,
+    COL_ARGS,
+    COL_COLLECTED,
+    COL_STORED,
+    COL_SIZE,
+    COL_SHA256,
+    COL_TRUNCATED,
+    COL_PREV,
+    COL_CHAIN,
+    COL_OFFSET,
+    COL_DATA,
+    NCOLS
+};
+
+/* Collected and stored times as the chain saw them: the milliseconds vault_append wrote. */
+static const char declare_sql[] =
+    "DECLARE vigil_verify NO SCROLL CURSOR FOR"
+    " SELECT e.id, e.collection_id, e.agent_id, e.agent_seq, e.artifact, e.node, e.kind,"
+    "  e.args::text, (extract(epoch FROM e.collected_at) * 1000)::bigint,"
+    "  (extract(epoch FROM e.stored_at) * 1000)::bigint, e.size, e.sha256, e.truncated,"
+    "  e.prev_chain, e.chain, c.\"offset\", c.data"
+    " FROM evidence e LEFT JOIN evidence_chunks c"
+    "  ON c.agent_id = e.agent_id AND c.artifact = e.artifact"
+    " WHERE e.id > $1::bigint ORDER BY e.id, c.\"offset\"";
+
+static bool get_i64(const PGresult *res, int row, int col, int64_t *ret)
+{
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
+        return false;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    memcpy(ret, &v, sizeof(*ret));
+    return true;
+}
+
+static const uint8_t *get_hash(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != VG_SHA256_LEN)
+        return NULL;
+    return (const uint8_t *)PQgetvalue(res, row, col);
+}
+
+static const char *get_text(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* The collection's arguments as vault_append chained them: a JSON object's members, a value
+ * that is not a string counting as "". NULL when the text is not such an object. */
+static json_t *args_parse(const char *text, size_t len, struct store_evidence_arg *args,
+                          size_t *ret_n)
+{
+    json_error_t jerr;
+    json_t *obj = json_loadb(text, len, 0, &jerr);
+    const char *key;
+    json_t *value;
+    size_t n = 0;
+
+    if (!json_is_object(obj) || json_object_size(obj) > VG_MAX_EVIDENCE_ARGS) {
+        json_decref(obj);
+        return NULL;
+    }
+    json_object_foreach(obj, key, value)
+    {
+        args[n].key = key;
+        args[n].value = json_is_string(value) ? json_string_value(value) : "";
+        n++;
+    }
+    *ret_n = n;
+    return obj;
+}
+
+/* A row's first result: its columns into the walk. */
+static void row_begin(struct store_chain_walk *w, const PGresult *res, int row, uint64_t id)
+{
+    int64_t collection, agent_seq, artifact, collected, stored, size;
+    const char *agent = get_text(res, row, COL_AGENT), *node = get_text(res, row, COL_NODE),
+               *kind = get_text(res, row, COL_KIND), *args_text = get_text(res, row, COL_ARGS);
+    const uint8_t *sha = get_hash(res, row, COL_SHA256), *prev = get_hash(res, row, COL_PREV),
+                  *chain = get_hash(res, row, COL_CHAIN);
+
+    if (!get_i64(res, row, COL_COLLECTION, &collection) ||
+        !get_i64(res, row, COL_AGENT_SEQ, &agent_seq) ||
+        !get_i64(res, row, COL_ARTIFACT, &artifact) ||
+        !get_i64(res, row, COL_COLLECTED, &collected) || !get_i64(res, row, COL_STORED, &stored) ||
+        !get_i64(res, row, COL_SIZE, &size) || size < 0) {
+        store_chain_walk_unreadable(w, id, "a number or time is missing or out of range");
+        return;
+    }
+    if (!sha || !prev || !chain) {
+        store_chain_walk_unreadable(w, id, "sha256, prev_chain or chain is not 32 bytes");
+        return;
+    }
+    if (!agent || !node || !kind || !args_text || PQgetisnull(res, row, COL_TRUNCATED) ||
+        PQgetlength(res, row, COL_TRUNCATED) != 1) {
+        store_chain_walk_unreadable(w, id, "a text column or truncated is missing");
+        return;
+    }
+    struct store_evidence_arg args[VG_MAX_EVIDENCE_ARGS];
+    size_t nargs = 0;
+    json_t *args_json =
+        args_parse(args_text, (size_t)PQgetlength(res, row, COL_ARGS), args, &nargs);
+    if (!args_json) {
+        store_chain_walk_unreadable(w, id, "args is not a JSON object of at most 16 members");
+        return;
+    }
+    struct store_evidence_meta meta = {
+        .collection_id = (uint64_t)collection,
+        .agent_id = agent,
+        .agent_seq = (uint64_t)agent_seq,
+        .artifact = (uint64_t)artifact,
+        .node = node,
+        .kind = kind,
+        .args = args,
+        .nargs = nargs,
+        .collected_at_ms = collected,
+        .stored_at_ms = stored,
+        .size = (uint64_t)size,
+        .truncated = PQgetvalue(res, row, COL_TRUNCATED)[0] != 0,
+    };
+    store_chain_walk_row(w, id, &meta, sha, prev, chain);
+    json_decref(args_json);
+}
+
+struct verify_run {
+    struct store_chain_walk walk;
+    uint32_t max_artifacts; /* 0 = no limit */
+    int64_t deadline_mono;
+    bool stop; /* stopped at a row boundary: rows still arriving are dropped */
+};
+
+/* One result row (one chunk of a vault row, or a vault row without chunks). */
+static int take(struct verify_run *run, const PGresult *res, int row)
+{
+    struct store_chain_walk *w = &run->walk;
+    int64_t id;
+
+    if (run->stop || w->broken_id)
+        return 0;
+    if (PQnfields(res) != NCOLS || !get_i64(res, row, COL_ID, &id) || id <= 0)
+        return -EPROTO;
+    if (!w->in_row || (uint64_t)id != w->id) {
+        if (w->in_row && !store_chain_walk_end(w))
+            return 0;
+        if (w->checked > 0 && ((run->max_artifacts && w->checked >= run->max_artifacts) ||
+                               vg_mono_ms() >= run->deadline_mono)) {
+            run->stop = true;
+            return 0;
+        }
+        row_begin(w, res, row, (uint64_t)id);
+        if (w->broken_id)
+            return 0;
+    }
+    if (PQgetisnull(res, row, COL_DATA))
+        return 0; /* no chunk at all: the size check at the row's end says so */
+    int64_t offset;
+    if (!get_i64(res, row, COL_OFFSET, &offset) || offset < 0) {
+        store_chain_walk_unreadable(w, w->id, "a chunk's offset");
+        return 0;
+    }
+    store_chain_walk_content(w, (uint64_t)offset, PQgetvalue(res, row, COL_DATA),
+                             (size_t)PQgetlength(res, row, COL_DATA));
+    return 0;
+}
+
+/* One FETCH, row by row. *ret_rows: how many it returned (0 = the cursor is exhausted). */
+static int fetch(store_verify_t *self, struct verify_run *run, int *ret_rows)
+{
+    PGconn *conn = self->side.conn;
+    PGresult *res;
+    int r = 0, rows = 0;
+
+    if (!PQsendQueryParams(conn, FETCH_SQL, 0, NULL, NULL, NULL, NULL, 1))
+        return failed(self, NULL, "fetch");
+    if (!PQsetSingleRowMode(conn))
+        vg_log(VG_LOG_DEBUG, "store: verify: single-row mode refused; reading a fetch at once");
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
+            for (int i = 0; i < PQntuples(res) && r == 0; i++, rows++)
+                r = take(run, res, i);
+        } else if (r == 0) {
+            r = failed(self, res, "fetch");
+        }
+        PQclear(res);
+    }
+    if (r == -EPROTO)
+        vg_log(VG_LOG_WARN, "store: verify: the cursor returned a row without an id");
+    *ret_rows = rows;
+    return r;
+}
+
+int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t *after_chain,
+                          uint32_t max_artifacts, int64_t budget_ms,
+                          struct store_verify_result *ret)
+{
+    if (!self || !ret || (after_id == 0) != (after_chain == NULL) || after_id > INT64_MAX)
+        return -EINVAL;
+    struct verify_run run_state = {
+        .max_artifacts = max_artifacts,
+        .deadline_mono = vg_mono_ms() + (budget_ms > 0 ? budget_ms : 0),
+    };
+    struct verify_run *run = &run_state;
+    store_chain_walk_init(&run->walk, after_chain);
+
+    /* A connection that died while idle is only noticed by using it: one more try. */
+    int r = -EIO;
+    for (int attempt = 0; attempt < 2 && r == -EIO; attempt++) {
+        r = ensure_conn(self, attempt > 0);
+        if (r == 0)
+            r = command(self, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin");
+    }
+    /* The cursor's estimated cost is the whole vault: JIT would compile it in every call, about
+     * 0.1 s each time, to save nothing on a plan that is index lookups. */
+    if (r == 0)
+        r = command(self, "SET LOCAL jit = off", "settings");
+    if (r < 0)
+        return r;
+    char after[24];
+    snprintf(after, sizeof(after), "%" PRIu64, after_id);
+    const char *params[] = {after};
+    PGresult *res = PQexecParams(self->side.conn, declare_sql, 1, NULL, params, NULL, NULL, 0);
+    r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(self, res, "cursor");
+    PQclear(res);
+
+    bool exhausted = false;
+    while (r == 0 && !run->stop && !run->walk.broken_id && !exhausted) {
+        int rows = 0;
+        r = fetch(self, run, &rows);
+        exhausted = r == 0 && rows == 0;
+    }
+    if (exhausted && run->walk.in_row)
+        store_chain_walk_end(&run->walk);
+    if (PQstatus(self->side.conn) == CONNECTION_OK) {
+        int rr = command(self, "ROLLBACK", "end"); /* read only: nothing to keep */
+        if (r == 0)
+            r = rr;
+    }
+    if (r < 0)
+        return r;
+
+    const struct store_chain_walk *w = &run->walk;
+    memset(ret, 0, sizeof(*ret));
+    ret->checked = w->checked;
+    ret->bytes = w->bytes;
+    ret->broken_id = w->broken_id;
+    snprintf(ret->reason, sizeof(ret->reason), "%s", w->reason);
+    ret->done = exhausted && !w->broken_id;
+    ret->last_id = w->last_id ? w->last_id : after_id;
+    memcpy(ret->last_chain, w->prev, VG_SHA256_LEN);
+    return 0;
+}

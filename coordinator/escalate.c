@@ -445,7 +445,13 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
     if (r == 0) {
         cx.rb = runbook_of(runbooks, inc->runbook);
         r = store_escalation_get(self->store, id, true, &esc);
-        if (r == -ENOENT && is_open(inc->state)) {
+        if (r == -ENOENT && !is_open(inc->state)) {
+            /* Resolved between the look-up and the lock, never paged: nothing to do. */
+            store_incidents_rollback(self->store);
+            free(inc);
+            return 0;
+        }
+        if (r == -ENOENT) {
             adopt(&cx);
             /* Told at once: the severity's audiences and the announce list. */
             struct recipients to = {.n = 0};

@@ -20,6 +20,7 @@
 #define MINUTE_MS (60 * INT64_C(1000))
 #define RECIPIENTS_MAX 64   /* distinct (contact, channel) pairs one message goes to */
 #define RESPONDERS_TEXT 512 /* "alice, bob" */
+#define WARN_EVERY_MS (10 * INT64_C(1000))
 
 struct escalate {
     const struct paging_config *paging;
@@ -27,6 +28,9 @@ struct escalate {
     store_oncall_t *oncall;
     struct oncall_override *overrides; /* read once per pass */
     size_t noverrides;
+    int64_t warned_ms; /* the last "not handled" warning: a stuck incident is retried every
+                          pass, and logged at most every WARN_EVERY_MS */
+    uint64_t unlogged; /* failures since that warning */
 };
 
 /* One message's recipients: each (contact, channel) once. */
@@ -467,7 +471,17 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
         r = store_incidents_commit(self->store);
     if (r < 0) {
         store_incidents_rollback(self->store);
-        vg_log(VG_LOG_WARN, "escalation of incident=%" PRIu64 " not handled: %s", id, strerror(-r));
+        if (now_ms - self->warned_ms >= WARN_EVERY_MS) {
+            vg_log(VG_LOG_WARN,
+                   "escalation of incident=%" PRIu64
+                   " not handled: %s (retried every pass; %" PRIu64
+                   " more failures since the last warning)",
+                   id, strerror(-r), self->unlogged);
+            self->warned_ms = now_ms;
+            self->unlogged = 0;
+        } else {
+            self->unlogged++;
+        }
     }
     free(inc);
     return r < 0 ? r : cx.added;

@@ -661,8 +661,8 @@ static void test_email_message(void **state)
 
     /* Non-ASCII subjects are RFC 2047 encoded words, folded, decoding to the original. */
     char subject[400] = "[SEV1] Caf\xc3\xa9 down \xe2\x80\x94 ";
-    while (strlen(subject) < 300)
-        strcat(subject, "\xe2\x80\x94x");
+    for (size_t len = strlen(subject); len < 300; len = strlen(subject))
+        snprintf(subject + len, sizeof(subject) - len, "\xe2\x80\x94x");
     mail.subject = subject;
     char body[3000];
     memset(body, 'b', sizeof(body) - 1);

@@ -235,6 +235,17 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
     }
 }
 
+/* Label arrays built with strdup'd keys and values (signals' labels, evidence arguments). */
+static void free_labels(Vigil__Label **labels, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(labels[i]->key);
+        free(labels[i]->value);
+        free(labels[i]);
+    }
+    free(labels);
+}
+
 /* ---- signals ---- */
 
 #define MAX_SIGNALS_PER_REPLY 50000
@@ -244,12 +255,7 @@ static void free_signal_info(void **item)
     Vigil__SignalInfo *info = *item;
     if (!info)
         return;
-    for (size_t i = 0; i < info->n_labels; i++) {
-        free(info->labels[i]->key);
-        free(info->labels[i]->value);
-        free(info->labels[i]);
-    }
-    free(info->labels);
+    free_labels(info->labels, info->n_labels);
     free(info->agent_id);
     free(info->node);
     free(info->name);
@@ -359,12 +365,7 @@ static void free_evidence_info(void **item)
     Vigil__EvidenceInfo *info = *item;
     if (!info)
         return;
-    for (size_t i = 0; i < info->n_args; i++) {
-        free(info->args[i]->key);
-        free(info->args[i]->value);
-        free(info->args[i]);
-    }
-    free(info->args);
+    free_labels(info->args, info->n_args);
     free(info->agent_id);
     free(info->node);
     free(info->kind);

@@ -4,8 +4,14 @@
  * Layout: <base>/pgdata (data directory), <base>/pgsock (the only place it listens: a Unix
  * socket, listen_addresses=''), <base>/postgres.log. <base> is the state directory, unless the
  * cluster must run as the "postgres" user (we are root) and that user cannot reach the state
- * directory; then <base> is /var/lib/vigil/pg-<12 hex of SHA-256(realpath(state_dir))> and
- * <state_dir>/pgdata is a symlink to the data directory, so an operator still finds it.
+ * directory (a clone under /root or a 0700 home); then <base> is
+ * /var/lib/vigil-pg/pg-<12 hex of SHA-256(realpath(state_dir))> and <state_dir>/pgdata is a
+ * symlink to the data directory, so an operator still finds it.
+ *
+ * The fallback root is a directory of its own, not the coordinator's default state directory
+ * (/var/lib/vigil, private on purpose): it must stay searchable by "postgres". It is made
+ * root-owned 0755 explicitly (whatever the umask), and refused when someone else owns it or
+ * may write to it; everything below it is postgres-owned 0700.
  *
  * initdb and pg_ctl run in a forked child (as "postgres" when we are root) through execve with
  * a fixed environment: no shell here, and their output is captured so a failure can say why.
@@ -13,6 +19,7 @@
 #include "embedded.h"
 
 #include "digest.h"
+#include "reach.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,7 +46,8 @@
 #define PG_PORT "5432" /* only part of the socket file's name in our private directory */
 #define PG_SOCKET_NAME "/.s.PGSQL." PG_PORT
 #define PG_BIN_ROOT "/usr/lib/postgresql"
-#define FALLBACK_ROOT "/var/lib/vigil"
+#define FALLBACK_ROOT "/var/lib/vigil-pg"
+#define FALLBACK_ROOT_MODE 0755
 #define PG_USER "postgres"
 #define OUTPUT_TAIL 1024 /* bytes of a child's output kept for an error message */
 #define MAX_GROUPS 64
@@ -246,25 +254,24 @@ static int run_tool(const embedded_pg_t *pg, char *const argv[], char *tail, siz
 /* 1 if the cluster's user may search (traverse) path and every directory above it, else 0. */
 static int cluster_user_can_search(const embedded_pg_t *pg, const char *path)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        if (drop_to_cluster_user(pg) < 0)
-            _exit(2);
-        _exit(access(path, X_OK) == 0 ? 0 : 1);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -errno;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
-        return -EPERM;
-    return WEXITSTATUS(status) == 0;
+    struct vg_identity who = {pg->uid, pg->gid, pg->groups, (size_t)pg->ngroups};
+    return vg_reach_check(&who, path, X_OK);
+}
+
+/* The first directory on path the cluster's user cannot search: see vg_reach_blocking_dir. */
+static int first_unsearchable(const embedded_pg_t *pg, const char *path, char *out, size_t len)
+{
+    struct vg_identity who = {pg->uid, pg->gid, pg->groups, (size_t)pg->ngroups};
+    return vg_reach_blocking_dir(&who, path, out, len);
 }
 
 /* ---- locating the server and the directories ---- */
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    return path_join(path, sizeof(path), dir, name) == 0 && access(path, F_OK) == 0;
+}
 
 static bool has_server_tools(const char *dir)
 {
@@ -377,9 +384,9 @@ static int resolve_user(embedded_pg_t *pg, char *err, size_t errlen)
 }
 
 /*
- * Creates dir (mode 0700) unless it exists as a directory; as root, hands it to postgres.
- * Opened with O_NOFOLLOW: a directory the postgres user owns must not lead root's chown
- * through a symlink it planted.
+ * Creates dir unless it exists as a directory and gives it mode 0700 explicitly (not through
+ * the umask); as root, hands it to postgres. Opened with O_NOFOLLOW: a directory the postgres
+ * user owns must not lead root's chown through a symlink it planted.
  */
 static int ensure_dir(const embedded_pg_t *pg, const char *path, char *err, size_t errlen)
 {
@@ -404,7 +411,74 @@ static int ensure_dir(const embedded_pg_t *pg, const char *path, char *err, size
         seterr(err, errlen, "cannot give %s to the " PG_USER " user: %s", path, strerror(e));
         return -e;
     }
+    if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0) {
+        int e = errno;
+        close(fd);
+        seterr(err, errlen, "cannot set mode 0700 on %s: %s", path, strerror(e));
+        return -e;
+    }
     close(fd);
+    return 0;
+}
+
+/*
+ * The fallback root: root-owned, mode FALLBACK_ROOT_MODE set explicitly, searchable by the
+ * cluster's user all the way down. Anything else is one error that says what to do.
+ */
+static int ensure_fallback_root(const embedded_pg_t *pg, char *err, size_t errlen)
+{
+    struct stat st;
+    if (mkdir(FALLBACK_ROOT, FALLBACK_ROOT_MODE) < 0 && errno != EEXIST) {
+        int e = errno;
+        seterr(err, errlen,
+               "cannot create " FALLBACK_ROOT " for the private PostgreSQL cluster: %s; set "
+               "store.url to an existing database, or use a state_dir the " PG_USER
+               " user can reach",
+               strerror(e));
+        return -e;
+    }
+    int fd = open(FALLBACK_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        seterr(err, errlen, FALLBACK_ROOT " is not a directory (%s): remove it", strerror(e));
+        return -ENOTDIR;
+    }
+    if (st.st_uid != 0) {
+        close(fd);
+        seterr(err, errlen,
+               FALLBACK_ROOT " is owned by uid %lu, not root: it holds private clusters that "
+                             "root manages, so it must be root's (chown root:root " FALLBACK_ROOT
+                             ")",
+               (unsigned long)st.st_uid);
+        return -EPERM;
+    }
+    if ((st.st_mode & 07777) != FALLBACK_ROOT_MODE && fchmod(fd, FALLBACK_ROOT_MODE) < 0) {
+        int e = errno;
+        close(fd);
+        seterr(err, errlen, "cannot set mode %04o on " FALLBACK_ROOT ": %s", FALLBACK_ROOT_MODE,
+               strerror(e));
+        return -e;
+    }
+    close(fd);
+
+    char blocked[PATH_MAX];
+    int r = first_unsearchable(pg, FALLBACK_ROOT, blocked, sizeof(blocked));
+    if (r < 0) {
+        seterr(err, errlen,
+               "cannot check whether the " PG_USER " user can reach " FALLBACK_ROOT ": %s",
+               strerror(-r));
+        return r;
+    }
+    if (r > 0) {
+        seterr(err, errlen,
+               "the " PG_USER " user cannot search %s (it lacks execute permission there), so "
+               "the private PostgreSQL cluster can live neither in the state directory nor "
+               "in " FALLBACK_ROOT ": chmod o+x %s, or set store.url to an existing database",
+               blocked, blocked);
+        return -EACCES;
+    }
     return 0;
 }
 
@@ -482,6 +556,71 @@ static int ensure_symlink(const char *link, const char *target, char *err, size_
 }
 
 /*
+ * The cluster's place when the state directory cannot hold it: the one an earlier start linked
+ * from <state_dir>/pgdata if the cluster's user can still reach it, else
+ * FALLBACK_ROOT/pg-<hash>, linked from there. base receives the directory chosen.
+ */
+static int choose_fallback(embedded_pg_t *pg, const char *state_real, const char *why, char *base,
+                           size_t baselen, char *err, size_t errlen)
+{
+    char link[PATH_MAX];
+    struct stat st;
+    int r;
+
+    if (path_join(link, sizeof(link), state_real, "pgdata") < 0) {
+        seterr(err, errlen, "state directory path too long: %s", state_real);
+        return -ENAMETOOLONG;
+    }
+    if (lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(link, pg->data_dir) &&
+        path_is_plain(pg->data_dir) && file_exists(pg->data_dir, "PG_VERSION") &&
+        cluster_user_can_search(pg, pg->data_dir) == 1) {
+        snprintf(base, baselen, "%s", pg->data_dir);
+        char *slash = strrchr(base, '/');
+        if (slash && slash != base) {
+            *slash = '\0';
+            vg_log(VG_LOG_INFO,
+                   "store: private cluster kept outside the state directory state_dir=%s "
+                   "reason=\"%s\" pgdata=%s link=%s",
+                   state_real, why, pg->data_dir, link);
+            return 0;
+        }
+    }
+
+    char hex[13];
+    r = sha256_hex12(state_real, hex);
+    if (r < 0) {
+        seterr(err, errlen, "cannot hash the state directory path");
+        return r;
+    }
+    r = ensure_fallback_root(pg, err, errlen);
+    if (r < 0)
+        return r;
+    snprintf(base, baselen, FALLBACK_ROOT "/pg-%s", hex);
+    r = ensure_dir(pg, base, err, errlen);
+    if (r < 0)
+        return r;
+    if (path_join(pg->data_dir, sizeof(pg->data_dir), base, "pgdata") < 0)
+        return -ENAMETOOLONG;
+    r = ensure_symlink(link, pg->data_dir, err, errlen);
+    if (r < 0)
+        return r;
+    /* Best effort: the log is found beside the symlink too. */
+    char log_link[PATH_MAX], log_target[PATH_MAX];
+    if (path_join(log_link, sizeof(log_link), state_real, "postgres.log") == 0 &&
+        path_join(log_target, sizeof(log_target), base, "postgres.log") == 0) {
+        if (lstat(log_link, &st) < 0 || S_ISLNK(st.st_mode)) {
+            char ignored[256];
+            ensure_symlink(log_link, log_target, ignored, sizeof(ignored));
+        }
+    }
+    vg_log(VG_LOG_INFO,
+           "store: private cluster placed outside the state directory state_dir=%s "
+           "reason=\"%s\" pgdata=%s link=%s",
+           state_real, why, pg->data_dir, link);
+    return 0;
+}
+
+/*
  * Decides where data, socket and log live (see the top of this file) and creates the
  * directories. state_real is the resolved state directory.
  */
@@ -489,6 +628,7 @@ static int choose_dirs(embedded_pg_t *pg, const char *state_real, char *err, siz
 {
     char base[PATH_MAX];
     char sock[PATH_MAX];
+    char why_buf[PATH_MAX + 64];
     const char *why = NULL;
     int r;
 
@@ -503,8 +643,13 @@ static int choose_dirs(embedded_pg_t *pg, const char *state_real, char *err, siz
                    state_real, strerror(-r));
             return r;
         }
-        if (r == 0)
-            why = "the " PG_USER " user cannot search every directory on its path";
+        if (r == 0) {
+            char blocked[PATH_MAX] = "";
+            if (first_unsearchable(pg, state_real, blocked, sizeof(blocked)) <= 0)
+                snprintf(blocked, sizeof(blocked), "%s", state_real);
+            snprintf(why_buf, sizeof(why_buf), "the " PG_USER " user cannot search %s", blocked);
+            why = why_buf;
+        }
     }
 
     if (!why) {
@@ -530,45 +675,9 @@ static int choose_dirs(embedded_pg_t *pg, const char *state_real, char *err, siz
                    state_real, why);
             return -EINVAL;
         }
-        char hex[13];
-        r = sha256_hex12(state_real, hex);
-        if (r < 0) {
-            seterr(err, errlen, "cannot hash the state directory path");
-            return r;
-        }
-        if (mkdir(FALLBACK_ROOT, 0755) < 0 && errno != EEXIST) {
-            int e = errno;
-            seterr(err, errlen, "cannot create " FALLBACK_ROOT ": %s", strerror(e));
-            return -e;
-        }
-        snprintf(base, sizeof(base), FALLBACK_ROOT "/pg-%s", hex);
-        r = ensure_dir(pg, base, err, errlen);
+        r = choose_fallback(pg, state_real, why, base, sizeof(base), err, errlen);
         if (r < 0)
             return r;
-        if (path_join(pg->data_dir, sizeof(pg->data_dir), base, "pgdata") < 0)
-            return -ENAMETOOLONG;
-        char link[PATH_MAX];
-        if (path_join(link, sizeof(link), state_real, "pgdata") < 0) {
-            seterr(err, errlen, "state directory path too long: %s", state_real);
-            return -ENAMETOOLONG;
-        }
-        r = ensure_symlink(link, pg->data_dir, err, errlen);
-        if (r < 0)
-            return r;
-        /* Best effort: the log is found beside the symlink too. */
-        char log_link[PATH_MAX], log_target[PATH_MAX];
-        if (path_join(log_link, sizeof(log_link), state_real, "postgres.log") == 0 &&
-            path_join(log_target, sizeof(log_target), base, "postgres.log") == 0) {
-            struct stat st;
-            if (lstat(log_link, &st) < 0 || S_ISLNK(st.st_mode)) {
-                char ignored[256];
-                ensure_symlink(log_link, log_target, ignored, sizeof(ignored));
-            }
-        }
-        vg_log(VG_LOG_INFO,
-               "store: private cluster placed outside the state directory state_dir=%s "
-               "reason=\"%s\" pgdata=%s link=%s",
-               state_real, why, pg->data_dir, link);
     }
 
     if (path_join(pg->sock_dir, sizeof(pg->sock_dir), base, "pgsock") < 0 ||
@@ -602,12 +711,6 @@ static int choose_dirs(embedded_pg_t *pg, const char *state_real, char *err, siz
 }
 
 /* ---- the cluster ---- */
-
-static bool file_exists(const char *dir, const char *name)
-{
-    char path[PATH_MAX];
-    return path_join(path, sizeof(path), dir, name) == 0 && access(path, F_OK) == 0;
-}
 
 /* The last bytes of the server log, for an error message. */
 static void read_log_tail(const char *path, char *out, size_t len)

@@ -35,7 +35,7 @@
 #include "timeutil.h"
 #include "wire.h"
 
-#define FALLBACK_ROOT "/var/lib/vigil"
+#define FALLBACK_ROOT "/var/lib/vigil-pg"
 
 static struct {
     char dir[64];        /* state dir searchable by postgres (0711): data lives inside it */
@@ -751,6 +751,7 @@ static void test_killed_coordinator_cluster_is_adopted(void **state)
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
+        umask(077); /* a root shell's umask must not make the fallback unreachable */
         embedded_pg_t *pg = embedded_pg_start(t.crash_dir, NULL, err, sizeof(err));
         if (!pg) {
             fprintf(stderr, "child: embedded_pg_start: %s\n", err);
@@ -778,6 +779,10 @@ static void test_killed_coordinator_cluster_is_adopted(void **state)
         assert_true(n > 0);
         target[n] = '\0';
         assert_string_equal(target, expect);
+        struct stat st;
+        assert_int_equal(stat(FALLBACK_ROOT, &st), 0);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
     }
 
     embedded_pg_t *pg = embedded_pg_start(t.crash_dir, NULL, err, sizeof(err));

@@ -35,6 +35,7 @@
 #include "privsep.h"
 #include "probes.h"
 #include "procwatch.h"
+#include "reach.h"
 #include "sigbuf.h"
 #include "spool.h"
 #include "thresholds.h"
@@ -116,25 +117,53 @@ struct agent {
     } collectors[5];
 };
 
-/* The state directory belongs to the unprivileged user the agent becomes. */
+/*
+ * The state directory belongs to the unprivileged user the agent becomes, mode 0700 whatever
+ * the umask. That user must reach it after the drop: checked now, so a directory above it that
+ * it cannot search (a state_dir under /root) is one clear error instead of a key that cannot
+ * be read later.
+ */
 static int prepare_state_dir(const struct agent_config *cfg)
 {
     if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-        vg_log(VG_LOG_ERROR, "cannot create %s: %s", cfg->state_dir, strerror(errno));
-        return -errno;
+        int e = errno;
+        vg_log(VG_LOG_ERROR, "cannot create state_dir %s: %s", cfg->state_dir, strerror(e));
+        return -e;
     }
-    if (geteuid() == 0 && cfg->user[0]) {
-        struct passwd *pw = getpwnam(cfg->user);
-        if (!pw) {
-            vg_log(VG_LOG_ERROR, "user %s does not exist", cfg->user);
-            return -ENOENT;
-        }
-        if (chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
-            vg_log(VG_LOG_ERROR, "cannot chown %s: %s", cfg->state_dir, strerror(errno));
-            return -errno;
-        }
+    if (chmod(cfg->state_dir, 0700) < 0) {
+        int e = errno;
+        vg_log(VG_LOG_ERROR, "cannot set mode 0700 on state_dir %s: %s", cfg->state_dir,
+               strerror(e));
+        return -e;
     }
-    return 0;
+    if (geteuid() != 0 || !cfg->user[0])
+        return 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        vg_log(VG_LOG_ERROR, "user %s does not exist", cfg->user);
+        return -ENOENT;
+    }
+    if (chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+        int e = errno;
+        vg_log(VG_LOG_ERROR, "cannot chown %s: %s", cfg->state_dir, strerror(e));
+        return -e;
+    }
+    /* privsep drops the supplementary groups: check without them. */
+    struct vg_identity who = {.uid = pw->pw_uid, .gid = pw->pw_gid};
+    int r = vg_reach_check(&who, cfg->state_dir, R_OK | W_OK | X_OK);
+    if (r == 1)
+        return 0;
+    char blocked[PATH_MAX] = "";
+    if (r == 0 && vg_reach_blocking_dir(&who, cfg->state_dir, blocked, sizeof(blocked)) == 1)
+        vg_log(VG_LOG_ERROR,
+               "state_dir %s: the agent's network side runs as user %s, which cannot search %s "
+               "(no execute permission for it there): put state_dir below a directory it can "
+               "search (the default is /var/lib/vigil-agent), or chmod o+x %s",
+               cfg->state_dir, cfg->user, blocked, blocked);
+    else
+        vg_log(VG_LOG_ERROR, "state_dir %s: user %s cannot use it (%s)", cfg->state_dir, cfg->user,
+               r < 0 ? strerror(-r) : "no read, write or search permission");
+    return -EACCES;
 }
 
 static char *default_executor_path(void)

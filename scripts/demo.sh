@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
-build=${BUILD:-build}
-bin=$top/$build
+build=${BUILD:-build} # relative to the tree, or absolute
+[[ $build == /* ]] && bin=$build || bin=$top/$build
 T0=$SECONDS
 
 # ---- narration --------------------------------------------------------------------------------

@@ -40,6 +40,9 @@
 
 static const char *exec_path;
 static char fake_dir[] = "/tmp/test_privsep.XXXXXX";
+/* A copy of the executor in fake_dir that any user can run: the build tree may sit under a
+ * directory only root can search (a clone in /root), and the unprivileged test runs as nobody. */
+static char public_exec_path[PATH_MAX];
 
 /* ---------------------------------------------------------------- fake executors */
 
@@ -132,6 +135,28 @@ static int make_fakes(void)
     return 0;
 }
 
+/* Copies the executor into fake_dir (made searchable by all) as public_exec_path. */
+static int copy_executor(void)
+{
+    snprintf(public_exec_path, sizeof(public_exec_path), "%s/vigil-agent-exec", fake_dir);
+    int in = open(exec_path, O_RDONLY | O_CLOEXEC);
+    int out = open(public_exec_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    int r = in >= 0 && out >= 0 ? 0 : -1;
+    char buf[65536];
+    ssize_t n;
+    while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0 || write(out, buf, (size_t)n) != n)
+            r = -1;
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && (fchmod(out, 0755) < 0 || close(out) < 0))
+        r = -1;
+    if (r == 0 && chmod(fake_dir, 0711) < 0)
+        r = -1;
+    return r;
+}
+
 static void remove_fakes(void)
 {
     static const char *const modes[] = {"mute",        "stubborn",   "wrong-nonce",
@@ -139,6 +164,8 @@ static void remove_fakes(void)
                                         "short",       "silent",     "empty"};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
         unlink(fake_path(modes[i]));
+    if (public_exec_path[0])
+        unlink(public_exec_path);
     rmdir(fake_dir);
 }
 
@@ -695,10 +722,10 @@ static void test_drop_to_nobody(void **state)
 }
 
 /* Not root: only the current user is acceptable. */
-static int unprivileged_child(void)
+static int unprivileged_child(const char *executor)
 {
     char err[256] = "";
-    if (privsep_start(exec_path, "root", false, err, sizeof(err)) || errno != EPERM ||
+    if (privsep_start(executor, "root", false, err, sizeof(err)) || errno != EPERM ||
         !strstr(err, "cannot switch to user \"root\": not running as root")) {
         fprintf(stderr, "switch to root: %s\n", err);
         return 1;
@@ -708,7 +735,7 @@ static int unprivileged_child(void)
         return 2;
     const char *users[] = {NULL, "", pw->pw_name};
     for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
-        privsep_t *ps = privsep_start(exec_path, users[i], false, err, sizeof(err));
+        privsep_t *ps = privsep_start(executor, users[i], false, err, sizeof(err));
         if (!ps) {
             fprintf(stderr, "start as %s: %s\n", users[i] ? users[i] : "(null)", err);
             return 3;
@@ -724,7 +751,7 @@ static void test_not_root_cannot_switch(void **state)
 {
     (void)state;
     if (geteuid() != 0) {
-        assert_int_equal(unprivileged_child(), 0);
+        assert_int_equal(unprivileged_child(exec_path), 0);
         return;
     }
     struct passwd *pw = getpwnam("nobody");
@@ -737,7 +764,7 @@ static void test_not_root_cannot_switch(void **state)
     if (pid == 0) {
         if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
             _exit(100);
-        _exit(unprivileged_child());
+        _exit(unprivileged_child(public_exec_path));
     }
     int status = wait_exit(pid, 10000);
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -757,7 +784,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH-TO-vigil-agent-exec (or set VIGIL_EXEC_PATH)\n", argv[0]);
         return 2;
     }
-    if (make_fakes() < 0) {
+    if (make_fakes() < 0 || copy_executor() < 0) {
         perror("test_privsep: cannot create fake executors");
         remove_fakes();
         return 2;

@@ -180,9 +180,9 @@ static int print_signals_table(const struct signal_row *rows, size_t nrows)
         return -ENOMEM;
     for (size_t i = 0; i < nrows && r == 0; i++) {
         const Vigil__SignalInfo *s = rows[i].signal;
-        char value[32], age[32];
+        char value[64], age[32];
 
-        snprintf(value, sizeof(value), "%.6g", s->value);
+        output_value(s->value, s->unit, value, sizeof(value));
         output_time_ago(s->ts_ms, now, age, sizeof(age));
         const char *cells[] = {
             s->node[0] != '\0' ? s->node : "-",

@@ -1,6 +1,7 @@
 #include "output.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -266,4 +267,177 @@ void output_time_ago(int64_t then_ms, int64_t now_ms, char *buf, size_t buflen)
         snprintf(buf, buflen, "%lldh ago", (long long)(secs / 3600));
     else
         snprintf(buf, buflen, "%lldd ago", (long long)(secs / 86400));
+}
+
+/* ---- Values ----------------------------------------------------------------------------- */
+
+/* |v| below 1e15 is printed without an exponent; 1e15 B is ~0.9 PiB, 1e15 s 31 million years. */
+#define PLAIN_MAX 1e15
+#define PLAIN_MIN 1e-9
+
+/* v with at most decimals decimals, trailing zeros and a bare point dropped, never "-0". */
+static void fixed(double v, int decimals, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%.*f", decimals, v);
+    if (strchr(buf, '.') != NULL) {
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '0')
+            buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '.')
+            buf[--n] = '\0';
+    }
+    if (strcmp(buf, "-0") == 0)
+        snprintf(buf, buflen, "0");
+}
+
+/* Decimals that show three significant digits of a (0 < a < 1): 0.5 -> 3, 0.0012 -> 5. */
+static int decimals_for_3_digits(double a)
+{
+    int decimals = 2;
+    while (a < 1 && decimals < 12) {
+        a *= 10;
+        decimals++;
+    }
+    return decimals;
+}
+
+static void plain_number(double v, char *buf, size_t buflen)
+{
+    double a = v < 0 ? -v : v;
+
+    if (a >= PLAIN_MAX || (a > 0 && a < PLAIN_MIN))
+        snprintf(buf, buflen, "%.4g", v);
+    else if (v == (double)(long long)v)
+        fixed(v, 0, buf, buflen);
+    else if (a >= 1)
+        fixed(v, 3, buf, buflen);
+    else
+        fixed(v, decimals_for_3_digits(a), buf, buflen);
+}
+
+/* "23.2 GiB": powers of 1024, one decimal below 100 of a unit; suffix after the unit ("/s"). */
+static void bytes(double v, const char *suffix, char *buf, size_t buflen)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    const size_t nunits = sizeof(units) / sizeof(units[0]);
+    double a = v < 0 ? -v : v;
+    size_t u = 0;
+    char number[64];
+
+    /* Past 1023.95 the number would round to "1024.0": that is the next unit's 1. */
+    while (u + 1 < nunits && a >= 1023.95) {
+        a /= 1024;
+        u++;
+    }
+    if (u == 0 || a >= PLAIN_MAX)
+        plain_number(a, number, sizeof(number)); /* whole bytes, a rate's fraction, or huge */
+    else
+        fixed(a, a < 99.95 ? 1 : 0, number, sizeof(number));
+    snprintf(buf, buflen, "%s%s %s%s", v < 0 && strcmp(number, "0") != 0 ? "-" : "", number,
+             units[u], suffix);
+}
+
+/* Milliseconds, a >= 0: "350 ms", "23.5 ms", "2.35 ms", "0.123 ms". */
+static void milliseconds(double a, char *buf, size_t buflen)
+{
+    char number[32]; /* a < 1000: a few digits */
+    if (a == 0)
+        fixed(0, 0, number, sizeof(number));
+    else if (a >= 1)
+        fixed(a, a >= 99.95 ? 0 : a >= 9.995 ? 1 : 2, number, sizeof(number));
+    else
+        plain_number(a, number, sizeof(number));
+    snprintf(buf, buflen, "%s ms", number);
+}
+
+/* A duration in seconds, a >= 0: below a second in ms, then "1.2 s", "5 min 12 s", "3 h 25
+ * min", "3 d 4 h"; the smaller part is left out when it is 0. */
+static void seconds(double a, const char *sign, char *buf, size_t buflen)
+{
+    static const struct {
+        long long size;
+        const char *name, *part;
+        long long part_size;
+    } spans[] = {{86400, "d", "h", 3600}, {3600, "h", "min", 60}, {60, "min", "s", 1}};
+    char number[64];
+
+    if (a > 0 && a < 0.9995) {
+        milliseconds(a * 1000, number, sizeof(number));
+        snprintf(buf, buflen, "%s%s", sign, number);
+        return;
+    }
+    if (a < 59.95) {
+        fixed(a, 1, number, sizeof(number));
+        snprintf(buf, buflen, "%s%s s", strcmp(number, "0") != 0 ? sign : "", number);
+        return;
+    }
+    long long whole = (long long)(a + 0.5);
+    for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+        if (whole < spans[i].size)
+            continue;
+        long long big = whole / spans[i].size;
+        long long small = whole % spans[i].size / spans[i].part_size;
+        if (small == 0)
+            snprintf(buf, buflen, "%s%lld %s", sign, big, spans[i].name);
+        else
+            snprintf(buf, buflen, "%s%lld %s %lld %s", sign, big, spans[i].name, small,
+                     spans[i].part);
+        return;
+    }
+    snprintf(buf, buflen, "%s%lld s", sign, whole); /* not reached: a >= 59.95 */
+}
+
+static bool unit_is(const char *unit, const char *const *names)
+{
+    for (; *names != NULL; names++) {
+        if (strcmp(unit, *names) == 0)
+            return true;
+    }
+    return false;
+}
+
+void output_value(double value, const char *unit, char *buf, size_t buflen)
+{
+    static const char *const byte_units[] = {"bytes", "B", NULL};
+    static const char *const byte_rate_units[] = {"bytes/s", "B/s", NULL};
+    static const char *const percent_units[] = {"percent", "%", NULL};
+    static const char *const ms_units[] = {"ms", "milliseconds", NULL};
+    static const char *const s_units[] = {"s", "sec", "seconds", NULL};
+    static const char *const day_units[] = {"d", "days", NULL};
+    double a = value < 0 ? -value : value;
+    const char *sign = value < 0 ? "-" : "";
+
+    if (buflen == 0)
+        return;
+    if (unit == NULL)
+        unit = "";
+    if (isnan(value)) {
+        snprintf(buf, buflen, "nan");
+    } else if (isinf(value)) {
+        snprintf(buf, buflen, "%sinf", sign);
+    } else if (unit_is(unit, byte_units)) {
+        bytes(value, "", buf, buflen);
+    } else if (unit_is(unit, byte_rate_units)) {
+        bytes(value, "/s", buf, buflen);
+    } else if (a >= PLAIN_MAX) {
+        plain_number(value, buf, buflen); /* no duration or percentage is meant to be this */
+    } else if (unit_is(unit, percent_units)) {
+        char number[64];
+        snprintf(number, sizeof(number), "%.1f", value);
+        snprintf(buf, buflen, "%s %%", strcmp(number, "-0.0") == 0 ? "0.0" : number);
+    } else if (unit_is(unit, ms_units)) {
+        if (a >= 999.5) {
+            seconds(a / 1000, sign, buf, buflen);
+        } else {
+            char text[64];
+            milliseconds(a, text, sizeof(text));
+            snprintf(buf, buflen, "%s%s", strncmp(text, "0 ", 2) == 0 ? "" : sign, text);
+        }
+    } else if (unit_is(unit, s_units)) {
+        seconds(a, sign, buf, buflen);
+    } else if (unit_is(unit, day_units)) {
+        seconds(a * 86400, sign, buf, buflen);
+    } else {
+        plain_number(value, buf, buflen);
+    }
 }

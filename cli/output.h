@@ -58,4 +58,19 @@ json_t *output_json_time(int64_t unix_ms);
  * for 0. */
 void output_time_ago(int64_t then_ms, int64_t now_ms, char *buf, size_t buflen);
 
+/*
+ * A signal's value as a person reads it in a table, from its unit:
+ *   "bytes"            512 B, 23.2 GiB (powers of 1024, one decimal below 100)
+ *   "bytes/s"          1.5 MiB/s
+ *   "percent"          42.5 %
+ *   "ms"               350 ms, 2.5 ms, 1.2 s
+ *   "s", "seconds"     350 ms, 1.2 s, 5 min 12 s, 3 h 25 min, 3 d 4 h
+ *   "days"             13 d 12 h
+ *   anything else      the number: integers whole (1234567), other values with at most three
+ *                      decimals, or three significant digits below 1 (0.000123)
+ * Never exponent notation, but for magnitudes of 1e15 and more or below 1e-9. NaN and
+ * infinities print as "nan", "inf", "-inf". JSON output keeps the exact number instead.
+ */
+void output_value(double value, const char *unit, char *buf, size_t buflen);
+
 #endif

@@ -320,12 +320,14 @@ http_server_t *http_server_start(const char *address, uint16_t port, char *err, 
         close(fd);
         goto err_free;
     }
+    /* The logger comes first: libmicrohttpd warns when it is set after other options, whose
+     * own messages would have gone to stderr. */
     self->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, port, NULL, NULL,
-        handle_request, self, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        handle_request, self, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (self->daemon == NULL) {
         struct stat now;
         if (fstat(fd, &now) == 0 && now.st_dev == listener.st_dev && now.st_ino == listener.st_ino)

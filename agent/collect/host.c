@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,7 +18,8 @@
 #include "timeutil.h"
 
 #define MAX_INTERFACES 64
-#define READ_BUF (64 * 1024)
+#define READ_BUF (64 * 1024) /* to start with: the mount table of a busy node can be more */
+#define READ_BUF_MAX (4 * 1024 * 1024)
 
 struct iface_sample {
     char name[16];
@@ -26,14 +29,27 @@ struct iface_sample {
 /* The files a cycle reads. Each stays open between cycles and is read again from offset 0:
  * /proc regenerates a file's text on every read from the start, and an open file saves the
  * path walk that is most of the cost of these small reads. */
-enum host_file { F_STAT, F_MEMINFO, F_LOADAVG, F_VMSTAT, F_MOUNTS, F_NET_DEV, F_COUNT };
-static const char *const file_names[F_COUNT] = {"stat",   "meminfo",     "loadavg",
-                                                "vmstat", "self/mounts", "net/dev"};
+enum host_file { F_STAT, F_MEMINFO, F_LOADAVG, F_VMSTAT, F_MOUNTINFO, F_NET_DEV, F_COUNT };
+static const char *const file_names[F_COUNT] = {"stat",   "meminfo",        "loadavg",
+                                                "vmstat", "self/mountinfo", "net/dev"};
+
+/* The mount that stands for one filesystem (device) in a cycle's disk usage. */
+struct disk_pick {
+    uint32_t major, minor;
+    uint32_t mount_id;
+    bool at_slash;   /* mounted at "/" */
+    bool whole;      /* its root is "/": the whole filesystem, not a bind mount of a directory */
+    size_t path_len; /* of the mount point */
+    bool as_slash;   /* "/" is missing from the table and lives here: reported as mount="/" */
+};
 
 struct host_collector {
     char proc_root[PATH_MAX];
     int fds[F_COUNT]; /* -1 until opened; closed again after a failed read */
-    char *buf;        /* one read buffer for every /proc file, reused */
+    char *buf;        /* one read buffer for every /proc file, reused; grows to READ_BUF_MAX */
+    size_t buf_cap;
+    struct disk_pick *picks; /* one per real filesystem; kept between cycles, grows as needed */
+    size_t npicks, picks_cap;
     struct procfs_cpu cpu_prev;
     bool have_cpu;
     struct iface_sample ifaces[MAX_INTERFACES];
@@ -51,6 +67,7 @@ host_collector_t *host_collector_new(const char *proc_root)
         free(self);
         return NULL;
     }
+    self->buf_cap = READ_BUF;
     snprintf(self->proc_root, sizeof(self->proc_root), "%s", proc_root ? proc_root : "/proc");
     for (size_t i = 0; i < F_COUNT; i++)
         self->fds[i] = -1;
@@ -66,6 +83,7 @@ void host_collector_destroy(host_collector_t **self_p)
             close((*self_p)->fds[i]);
     }
     free((*self_p)->buf);
+    free((*self_p)->picks);
     free(*self_p);
     *self_p = NULL;
 }
@@ -111,8 +129,17 @@ static int read_proc(host_collector_t *self, enum host_file file, size_t *ret_le
         if (self->fds[file] < 0)
             r = -errno;
     }
-    if (r == 0)
-        r = pread_whole(self->fds[file], self->buf, READ_BUF, ret_len);
+    while (r == 0) {
+        r = pread_whole(self->fds[file], self->buf, self->buf_cap, ret_len);
+        if (r != -EFBIG || self->buf_cap >= READ_BUF_MAX)
+            break;
+        char *bigger = realloc(self->buf, self->buf_cap * 2);
+        if (!bigger)
+            break;
+        self->buf = bigger;
+        self->buf_cap *= 2;
+        r = 0;
+    }
     if (r < 0) {
         vg_log(VG_LOG_DEBUG, "host: %s: %s", path, strerror(-r));
         if (self->fds[file] >= 0)
@@ -176,31 +203,170 @@ static bool fstype_is_network(const char *fstype)
     return false;
 }
 
-static int disk_cb(const struct procfs_mount *m, void *userdata)
+/*
+ * The name of a filesystem type from statfs's f_type, for "/" when no mount names it. ext2 and
+ * ext3 share ext4's number (and the ext4 driver mounts them all today).
+ */
+static const char *fstype_of_magic(unsigned long magic)
 {
-    struct collect_ctx *ctx = userdata;
+    static const struct {
+        unsigned long magic;
+        const char *name;
+    } types[] = {
+        {0xEF53, "ext4"},        {0x58465342, "xfs"},      {0x9123683E, "btrfs"},
+        {0x794C7630, "overlay"}, {0x2FC12FC1, "zfs"},      {0xF2F52010, "f2fs"},
+        {0x4D44, "vfat"},        {0x65735546, "fuse"},     {0x01021994, "tmpfs"},
+        {0x858458F6, "ramfs"},   {0x73717368, "squashfs"}, {0x6969, "nfs"},
+        {0xFF534D42, "cifs"},    {0x01021997, "9p"},       {0x00C36400, "ceph"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (magic == types[i].magic)
+            return types[i].name;
+    }
+    return "unknown";
+}
+
+/* host.disk.used_pct for the filesystem holding path; fstype NULL: named from statfs. */
+static void emit_disk(struct collect_ctx *ctx, const char *path, const char *fstype)
+{
     struct statfs st;
 
-    if (procfs_fstype_is_pseudo(m->fstype) || fstype_is_network(m->fstype))
-        return 0;
-    if (statfs(m->mountpoint, &st) < 0 || st.f_blocks == 0)
-        return 0;
+    if (fstype && (procfs_fstype_is_pseudo(fstype) || fstype_is_network(fstype)))
+        return;
+    if (statfs(path, &st) < 0 || st.f_blocks == 0)
+        return;
+    if (!fstype) {
+        fstype = fstype_of_magic((unsigned long)st.f_type);
+        if (procfs_fstype_is_pseudo(fstype) || fstype_is_network(fstype))
+            return;
+    }
     /* As df computes it: used / (used + available to unprivileged users). */
     double used = (double)(st.f_blocks - st.f_bfree);
     double usable = used + (double)st.f_bavail;
     if (usable <= 0)
-        return 0;
-    struct sig_label labels[] = {{"mount", m->mountpoint}, {"fstype", m->fstype}};
+        return;
+    struct sig_label labels[] = {{"mount", path}, {"fstype", fstype}};
     collect_emit(ctx, "host.disk.used_pct", used * 100.0 / usable, "percent", labels, 2);
+}
+
+/*
+ * Disk usage is reported once per filesystem, not once per mount: bind mounts (`ip netns`
+ * bind-mounts /run/netns, containers get /etc/hosts from the host's disk) and btrfs
+ * subvolumes show one filesystem at several places. The first walk over the mount table picks
+ * one mount per device, the second emits the picked ones in table order.
+ */
+struct disk_walk {
+    host_collector_t *self;
+    struct collect_ctx *ctx;
+    bool have_slash_dev; /* stat("/") worked */
+    uint32_t slash_major, slash_minor;
+    bool slash_listed;                    /* a mount of any type is at "/" */
+    char slash_fstype[PROCFS_FSTYPE_MAX]; /* of a mount on the device of "/"; "" if none */
+};
+
+static struct disk_pick *find_pick(host_collector_t *self, uint32_t major, uint32_t minor)
+{
+    for (size_t i = 0; i < self->npicks; i++) {
+        if (self->picks[i].major == major && self->picks[i].minor == minor)
+            return &self->picks[i];
+    }
+    return NULL;
+}
+
+/*
+ * Which mount names a filesystem: the one at "/" (where a reader looks for the root
+ * filesystem), then the whole filesystem over a bind mount of a directory in it, then the
+ * shortest mount point; the first listed on a tie.
+ */
+static bool pick_is_better(const struct disk_pick *a, const struct disk_pick *b)
+{
+    if (a->at_slash != b->at_slash)
+        return a->at_slash;
+    if (a->whole != b->whole)
+        return a->whole;
+    return a->path_len < b->path_len;
+}
+
+static int disk_pick_cb(const struct procfs_mountinfo *m, void *userdata)
+{
+    struct disk_walk *w = userdata;
+    host_collector_t *self = w->self;
+    bool at_slash = strcmp(m->mountpoint, "/") == 0;
+
+    w->slash_listed = w->slash_listed || at_slash;
+    if (w->have_slash_dev && m->major == w->slash_major && m->minor == w->slash_minor &&
+        w->slash_fstype[0] == '\0')
+        snprintf(w->slash_fstype, sizeof(w->slash_fstype), "%s", m->fstype);
+    if (procfs_fstype_is_pseudo(m->fstype) || fstype_is_network(m->fstype))
+        return 0;
+
+    struct disk_pick cand = {
+        .major = m->major,
+        .minor = m->minor,
+        .mount_id = m->mount_id,
+        .at_slash = at_slash,
+        .whole = strcmp(m->root, "/") == 0,
+        .path_len = strlen(m->mountpoint),
+    };
+    struct disk_pick *p = find_pick(self, m->major, m->minor);
+    if (p) {
+        if (pick_is_better(&cand, p))
+            *p = cand;
+        return 0;
+    }
+    if (self->npicks == self->picks_cap) {
+        size_t cap = self->picks_cap ? self->picks_cap * 2 : 16;
+        struct disk_pick *grown = realloc(self->picks, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        self->picks = grown;
+        self->picks_cap = cap;
+    }
+    self->picks[self->npicks++] = cand;
+    return 0;
+}
+
+static int disk_emit_cb(const struct procfs_mountinfo *m, void *userdata)
+{
+    struct disk_walk *w = userdata;
+    const struct disk_pick *p = find_pick(w->self, m->major, m->minor);
+
+    if (p && p->mount_id == m->mount_id)
+        emit_disk(w->ctx, p->as_slash ? "/" : m->mountpoint, m->fstype);
     return 0;
 }
 
 static void collect_disks(host_collector_t *self, struct collect_ctx *ctx)
 {
+    struct disk_walk w = {.self = self, .ctx = ctx};
+    struct stat slash;
     size_t len = 0;
-    if (read_proc(self, F_MOUNTS, &len) < 0 ||
-        procfs_parse_mounts(self->buf, len, disk_cb, ctx) < 0)
+
+    if (stat("/", &slash) == 0) {
+        w.have_slash_dev = true;
+        w.slash_major = major(slash.st_dev);
+        w.slash_minor = minor(slash.st_dev);
+    }
+    self->npicks = 0;
+    bool have_table = read_proc(self, F_MOUNTINFO, &len) == 0 &&
+                      procfs_parse_mountinfo(self->buf, len, disk_pick_cb, &w) >= 0;
+    if (!have_table) {
         ctx->errors++;
+        self->npicks = 0;
+    }
+
+    /* In a chroot, or a container whose root is not a mount of its own, "/" is not in the
+     * table: its filesystem is still the one the agent and most of the node's files are on. */
+    if (!w.slash_listed) {
+        struct disk_pick *p =
+            w.have_slash_dev ? find_pick(self, w.slash_major, w.slash_minor) : NULL;
+        if (p)
+            p->as_slash = true;
+        else
+            emit_disk(ctx, "/", w.slash_fstype[0] ? w.slash_fstype : NULL);
+    }
+    if (have_table)
+        (void)procfs_parse_mountinfo(self->buf, len, disk_emit_cb, &w);
 }
 
 struct net_walk {

@@ -9,7 +9,11 @@
  *   host.load.1m, host.load.5m, host.load.15m
  *   host.disk.used_pct{mount,fstype} [percent]  per real filesystem (pseudo and network
  *                                           filesystems are skipped: statfs on a dead NFS
- *                                           server would block the agent)
+ *                                           server would block the agent), once per device
+ *                                           however many mounts show it (bind mounts): named
+ *                                           by the mount at "/", else the whole filesystem's
+ *                                           shortest mount point. "/" is reported even when the
+ *                                           mount table does not list it (chroots)
  *   host.net.rx_bytes_per_s{interface}, host.net.tx_bytes_per_s{interface} [bytes/s]
  *   host.net.errors_per_s{interface} [errors/s]  receive + transmit errors
  *   host.oom.kills [count]                  OOM kills since boot (/proc/vmstat oom_kill)

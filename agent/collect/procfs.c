@@ -567,6 +567,54 @@ int procfs_parse_mounts(const char *buf, size_t len, procfs_mount_cb cb, void *u
     return skipped + (has_fragment(len, pos) ? 1 : 0);
 }
 
+static bool parse_mountinfo_line(struct span line, struct procfs_mountinfo *m)
+{
+    struct span id, parent, dev, major, minor, root, mountpoint, options, tok, fstype;
+    if (!next_token(&line, &id) || !next_token(&line, &parent) || !next_token(&line, &dev) ||
+        !next_token(&line, &root) || !next_token(&line, &mountpoint) ||
+        !next_token(&line, &options))
+        return false;
+    if (span_u32(id, 10, &m->mount_id) < 0 || span_u32(parent, 10, &m->parent_id) < 0 ||
+        !span_split(dev, ':', &major, &minor) || span_u32(major, 10, &m->major) < 0 ||
+        span_u32(minor, 10, &m->minor) < 0)
+        return false;
+    do { /* optional fields up to the separator */
+        if (!next_token(&line, &tok))
+            return false;
+    } while (!span_eq(tok, "-"));
+    if (!next_token(&line, &fstype))
+        return false;
+    if (!unescape_octal(root, m->root, sizeof(m->root)) ||
+        !unescape_octal(mountpoint, m->mountpoint, sizeof(m->mountpoint)) ||
+        !unescape_octal(fstype, m->fstype, sizeof(m->fstype)))
+        return false;
+    struct span first_opt, other_opts;
+    if (!span_split(options, ',', &first_opt, &other_opts))
+        first_opt = options;
+    m->read_only = span_eq(first_opt, "ro");
+    return true;
+}
+
+int procfs_parse_mountinfo(const char *buf, size_t len, procfs_mountinfo_cb cb, void *userdata)
+{
+    if (!buf || !cb)
+        return -EINVAL;
+    struct procfs_mountinfo mount;
+    size_t pos = 0;
+    int skipped = 0;
+    struct span line;
+    while (next_line(buf, len, &pos, &line)) {
+        if (!parse_mountinfo_line(line, &mount)) {
+            skipped++;
+            continue;
+        }
+        int r = cb(&mount, userdata);
+        if (r < 0)
+            return r;
+    }
+    return skipped + (has_fragment(len, pos) ? 1 : 0);
+}
+
 bool procfs_fstype_is_pseudo(const char *fstype)
 {
     static const char *const pseudo[] = {

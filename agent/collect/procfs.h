@@ -13,11 +13,11 @@
  * Return values:
  *   - single-record parsers (procfs_parse_stat, _meminfo, ...) return 0, or a negative errno
  *     with their ret_ output untouched;
- *   - per-record parsers (procfs_parse_net_dev, _mounts, _net_tcp, _net_unix) call cb for each
- *     well-formed record and return the number of malformed lines they skipped (0 when every
- *     line was good), or a negative errno: -EINVAL for bad arguments, or the first negative
- *     value cb returned (which stops the walk). cb returns 0 to continue. The struct passed to
- *     cb is borrowed and valid only during the call.
+ *   - per-record parsers (procfs_parse_net_dev, _mounts, _mountinfo, _net_tcp, _net_unix) call
+ *     cb for each well-formed record and return the number of malformed lines they skipped (0
+ *     when every line was good), or a negative errno: -EINVAL for bad arguments, or the first
+ *     negative value cb returned (which stops the walk). cb returns 0 to continue. The struct
+ *     passed to cb is borrowed and valid only during the call.
  *
  * /proc/net/{tcp,tcp6,udp,udp6,unix} can be many megabytes when sockets pile up (TIME_WAIT
  * spikes). Their parsers recognise the header line by its content rather than its position,
@@ -144,6 +144,32 @@ struct procfs_mount {
 typedef int (*procfs_mount_cb)(const struct procfs_mount *mount, void *userdata);
 /* Lines whose fields are too long, or decode to a NUL byte, are skipped as malformed. */
 int procfs_parse_mounts(const char *buf, size_t len, procfs_mount_cb cb, void *userdata);
+
+/* ---- Mounts: /proc/self/mountinfo ------------------------------------------------------- */
+
+/*
+ * One line of mountinfo: "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root
+ * rw". Beside what mounts says, it names the filesystem (major:minor, as stat's st_dev) and the
+ * directory of that filesystem mounted here: "/" for a whole filesystem, deeper for a bind
+ * mount (`mount --bind /run/netns /run/netns` on the root filesystem has root "/run/netns").
+ */
+struct procfs_mountinfo {
+    uint32_t mount_id; /* unique among the current mounts */
+    uint32_t parent_id;
+    uint32_t major, minor;            /* the filesystem's device */
+    char root[PROCFS_PATH_MAX];       /* decoded */
+    char mountpoint[PROCFS_PATH_MAX]; /* decoded */
+    char fstype[PROCFS_FSTYPE_MAX];   /* after the "-" separator: "ext4", "fuse.sshfs" */
+    bool read_only;                   /* first per-mount option is "ro" */
+};
+
+typedef int (*procfs_mountinfo_cb)(const struct procfs_mountinfo *mount, void *userdata);
+/*
+ * Any number of optional fields ("shared:1 master:2") may stand before the "-". Lines with
+ * a field too long, decoding to a NUL byte, a malformed number, or no "-" and filesystem type
+ * are skipped as malformed. The mount source and superblock options are not parsed.
+ */
+int procfs_parse_mountinfo(const char *buf, size_t len, procfs_mountinfo_cb cb, void *userdata);
 
 /*
  * True for filesystems that disk-usage reporting ignores: kernel pseudo filesystems (proc,

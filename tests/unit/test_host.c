@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,10 @@ static int setup(void **state)
                        "tmpfs /run tmpfs rw,nosuid 0 0\n"
                        "proc /proc proc rw 0 0\n"
                        "server:/export /mnt/nfs nfs4 rw 0 0\n");
+    put("self/mountinfo", "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+                          "28 27 0:23 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n"
+                          "29 27 0:21 / /proc rw shared:12 - proc proc rw\n"
+                          "30 27 0:50 / /mnt/nfs rw - nfs4 server:/export rw\n");
     char net[1024];
     snprintf(net, sizeof(net), "%s  eth0: 1000 10 1 0 0 0 0 0 2000 20 0 0 0 0 0 0\n", NET_HEADER);
     put("net/dev", net);
@@ -100,6 +105,35 @@ static const Vigil__Signal *find(const Vigil__Envelope *env, const char *name, c
             if (strcmp(s->labels[j]->value, label) == 0)
                 return s;
         }
+    }
+    return NULL;
+}
+
+static const char *label_of(const Vigil__Signal *s, const char *key)
+{
+    for (size_t j = 0; j < s->n_labels; j++) {
+        if (strcmp(s->labels[j]->key, key) == 0)
+            return s->labels[j]->value;
+    }
+    return NULL;
+}
+
+static size_t count(const Vigil__Envelope *env, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < env->signals->n_signals; i++)
+        n += strcmp(env->signals->signals[i]->name, name) == 0;
+    return n;
+}
+
+/* The disk sample whose mount label is mount, or NULL. */
+static const Vigil__Signal *disk(const Vigil__Envelope *env, const char *mount)
+{
+    for (size_t i = 0; i < env->signals->n_signals; i++) {
+        const Vigil__Signal *s = env->signals->signals[i];
+        const char *m = label_of(s, "mount");
+        if (strcmp(s->name, "host.disk.used_pct") == 0 && m && strcmp(m, mount) == 0)
+            return s;
     }
     return NULL;
 }
@@ -170,10 +204,136 @@ static void test_missing_sources_are_counted_not_fatal(void **state)
     sigbuf_t *b = sigbuf_new();
     struct collect_ctx ctx = {.batch = b, .now_ms = 1};
     host_collector_run(h, &ctx);
-    assert_int_equal(sigbuf_count(b), 0);
     assert_true(ctx.errors >= 4);
+    /* Nothing from /proc. The filesystem holding "/" needs only statfs: still measured. */
+    assert_int_equal(sigbuf_count(b), 1);
+    Vigil__Envelope *env = decode(b);
+    assert_non_null(disk(env, "/"));
+    vg_envelope_free(env);
     sigbuf_destroy(&b);
     host_collector_destroy(&h);
+}
+
+/* One collector cycle over this mount table ("@" in it stands for the fixture directory). */
+static Vigil__Envelope *run_with_mountinfo(const char *mountinfo)
+{
+    char text[4096];
+    size_t used = 0, rootlen = strlen(root);
+    for (const char *p = mountinfo; *p; p++) {
+        assert_true(used + rootlen + 1 < sizeof(text));
+        if (*p == '@') {
+            memcpy(text + used, root, rootlen);
+            used += rootlen;
+        } else {
+            text[used++] = *p;
+        }
+    }
+    text[used] = '\0';
+    put("self/mountinfo", text);
+    host_collector_t *h = host_collector_new(root);
+    sigbuf_t *b = sigbuf_new();
+    struct collect_ctx ctx = {.batch = b, .now_ms = 1000};
+    host_collector_run(h, &ctx);
+    Vigil__Envelope *env = decode(b);
+    sigbuf_destroy(&b);
+    host_collector_destroy(&h);
+    return env;
+}
+
+static void make_dir(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", root, name);
+    assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+}
+
+/* One series per filesystem, however many mounts show it. */
+static void test_disk_once_per_filesystem(void **state)
+{
+    (void)state;
+    make_dir("a");
+    make_dir("bb");
+    make_dir("cc");
+    make_dir("ccc");
+    /* The root filesystem bind-mounted at the fixture directory (listed before "/") and at
+     * /run/netns by `ip netns`; 8:16 as a bind mount of one of its directories and whole at a
+     * longer path; 8:32 whole at two paths. */
+    Vigil__Envelope *env =
+        run_with_mountinfo("40 27 254:0 @ @ rw,relatime - ext4 /dev/vda rw\n"
+                           "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+                           "41 27 254:0 /run/netns /run/netns rw shared:2 - ext4 /dev/vda rw\n"
+                           "42 27 8:16 /sub @/a rw - xfs /dev/sdb rw\n"
+                           "43 27 8:16 / @/bb rw - xfs /dev/sdb rw\n"
+                           "44 27 8:32 / @/ccc rw - btrfs /dev/sdc rw\n"
+                           "45 27 8:32 / @/cc rw - btrfs /dev/sdc rw\n"
+                           "29 27 0:21 / /proc rw - proc proc rw\n");
+    char path[256];
+    assert_int_equal(count(env, "host.disk.used_pct"), 3);
+    const Vigil__Signal *slash = disk(env, "/");
+    assert_non_null(slash);
+    assert_string_equal(label_of(slash, "fstype"), "ext4");
+    assert_null(disk(env, root));
+    assert_null(disk(env, "/run/netns"));
+    /* The whole filesystem rather than the bind mount of a directory in it. */
+    snprintf(path, sizeof(path), "%s/bb", root);
+    assert_non_null(disk(env, path));
+    assert_string_equal(label_of(disk(env, path), "fstype"), "xfs");
+    /* Of two whole mounts, the shorter path. */
+    snprintf(path, sizeof(path), "%s/cc", root);
+    assert_non_null(disk(env, path));
+    assert_string_equal(label_of(disk(env, path), "fstype"), "btrfs");
+    vg_envelope_free(env);
+
+    /* A chroot on a bind mount: "/" is listed, as a directory of a filesystem that is also
+     * mounted whole elsewhere. The reader looks for "/": that is the name it gets. */
+    env = run_with_mountinfo("60 1 8:48 /srv/chroot / rw - ext4 /dev/sdd rw\n"
+                             "61 60 8:48 / @/a rw - ext4 /dev/sdd rw\n");
+    assert_int_equal(count(env, "host.disk.used_pct"), 1);
+    assert_non_null(disk(env, "/"));
+    vg_envelope_free(env);
+}
+
+/* In a chroot, or a container whose root is no mount of its own, "/" is not in the table. */
+static void test_disk_slash_missing_from_mount_table(void **state)
+{
+    (void)state;
+    struct stat st;
+    assert_int_equal(stat("/", &st), 0);
+    unsigned maj = major(st.st_dev), min = minor(st.st_dev);
+    char table[1024];
+
+    /* A mount of the filesystem holding "/" is listed elsewhere: reported once, as "/", with
+     * that mount's type. */
+    snprintf(table, sizeof(table),
+             "50 1 %u:%u /srv/chroot/x @ rw - xfs /dev/vda rw\n"
+             "51 50 0:21 / /proc rw - proc proc rw\n",
+             maj, min);
+    Vigil__Envelope *env = run_with_mountinfo(table);
+    assert_int_equal(count(env, "host.disk.used_pct"), 1);
+    assert_non_null(disk(env, "/"));
+    assert_string_equal(label_of(disk(env, "/"), "fstype"), "xfs");
+    vg_envelope_free(env);
+
+    /* Nothing in the table on its device: "/" is measured anyway, its type named by statfs. */
+    snprintf(table, sizeof(table),
+             "50 1 %u:%u / @ rw - ext4 /dev/vdb rw\n"
+             "51 50 0:21 / /proc rw - proc proc rw\n",
+             maj, min + 1);
+    env = run_with_mountinfo(table);
+    assert_int_equal(count(env, "host.disk.used_pct"), 2);
+    const Vigil__Signal *slash = disk(env, "/");
+    assert_non_null(slash);
+    assert_true(slash->value >= 0 && slash->value <= 100);
+    assert_non_null(label_of(slash, "fstype"));
+    assert_true(label_of(slash, "fstype")[0] != '\0');
+    assert_non_null(disk(env, root));
+    vg_envelope_free(env);
+
+    /* "/" listed as a memory-backed filesystem stays out, as every tmpfs does. */
+    env = run_with_mountinfo("1 0 0:1 / / rw - rootfs rootfs rw\n"
+                             "50 1 0:21 / /proc rw - proc proc rw\n");
+    assert_int_equal(count(env, "host.disk.used_pct"), 0);
+    vg_envelope_free(env);
 }
 
 /* ---- The evidence snapshot -------------------------------------------------------------- */
@@ -362,6 +522,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_cycles),
         cmocka_unit_test(test_missing_sources_are_counted_not_fatal),
+        cmocka_unit_test(test_disk_once_per_filesystem),
+        cmocka_unit_test(test_disk_slash_missing_from_mount_table),
         cmocka_unit_test(test_snapshot_of_fixture),
         cmocka_unit_test(test_snapshot_cap_and_writer_errors),
         cmocka_unit_test(test_snapshot_live),

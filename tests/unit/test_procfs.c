@@ -133,6 +133,36 @@ static int collect_mount(const struct procfs_mount *mount, void *userdata)
     return 0;
 }
 
+struct mountinfo_rec {
+    uint32_t mount_id, parent_id, major, minor;
+    char root[128];
+    char mountpoint[128];
+    char fstype[32];
+    bool read_only;
+};
+
+struct mountinfos {
+    size_t n;
+    struct mountinfo_rec m[MAX_RECORDS];
+};
+
+static int collect_mountinfo(const struct procfs_mountinfo *mount, void *userdata)
+{
+    struct mountinfos *out = userdata;
+    if (out->n == MAX_RECORDS)
+        return -ENOSPC;
+    struct mountinfo_rec *m = &out->m[out->n++];
+    m->mount_id = mount->mount_id;
+    m->parent_id = mount->parent_id;
+    m->major = mount->major;
+    m->minor = mount->minor;
+    copy_field(m->root, sizeof(m->root), mount->root);
+    copy_field(m->mountpoint, sizeof(m->mountpoint), mount->mountpoint);
+    copy_field(m->fstype, sizeof(m->fstype), mount->fstype);
+    m->read_only = mount->read_only;
+    return 0;
+}
+
 struct unixes {
     size_t n;
     struct procfs_unix_sock u[MAX_RECORDS];
@@ -561,6 +591,69 @@ static void test_mounts(void **state)
     assert_false(procfs_fstype_is_pseudo(overlay->fstype));
     assert_true(procfs_fstype_is_pseudo(find_mount(&mounts, "/snap/core20/2105")->fstype));
     assert_true(procfs_fstype_is_pseudo(find_mount(&mounts, "/proc")->fstype));
+}
+
+static const struct mountinfo_rec *find_mountinfo(const struct mountinfos *m,
+                                                  const char *mountpoint)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->m[i].mountpoint, mountpoint) == 0)
+            return &m->m[i];
+    return NULL;
+}
+
+static void test_mountinfo(void **state)
+{
+    (void)state;
+    size_t len;
+    struct mountinfos mounts = {0};
+    char *buf = load("mountinfo", &len);
+    assert_int_equal(procfs_parse_mountinfo(buf, len, collect_mountinfo, &mounts), 0);
+    free(buf);
+    assert_int_equal(mounts.n, 20);
+    const struct mountinfo_rec *root = find_mountinfo(&mounts, "/");
+    assert_non_null(root);
+    assert_string_equal(root->root, "/");
+    assert_string_equal(root->fstype, "ext4");
+    assert_int_equal(root->major, 254);
+    assert_int_equal(root->minor, 0);
+    assert_int_equal(find_mountinfo(&mounts, "/proc")->parent_id, root->mount_id);
+
+    memset(&mounts, 0, sizeof(mounts));
+    buf = load("mountinfo_hand", &len);
+    /* skipped: a NUL byte, no "-" separator, a bad device, no type after "-", a mount id
+     * beyond 32 bits */
+    assert_int_equal(procfs_parse_mountinfo(buf, len, collect_mountinfo, &mounts), 5);
+    free(buf);
+    assert_int_equal(mounts.n, 11);
+    root = find_mountinfo(&mounts, "/");
+    assert_int_equal(root->mount_id, 1);
+    assert_int_equal(root->major, 8);
+    assert_int_equal(root->minor, 1);
+    /* `ip netns` bind-mounts /run/netns: the same device, a directory of it as the root. */
+    const struct mountinfo_rec *netns = find_mountinfo(&mounts, "/run/netns");
+    assert_non_null(netns);
+    assert_int_equal(netns->major, 8);
+    assert_int_equal(netns->minor, 1);
+    assert_string_equal(netns->root, "/run/netns");
+    assert_string_equal(netns->fstype, "ext4");
+    assert_string_equal(find_mountinfo(&mounts, "/run/netns/blue")->root, "net:[4026532281]");
+    /* Two optional fields before the separator; escapes decoded. */
+    const struct mountinfo_rec *disk = find_mountinfo(&mounts, "/mnt/My Disk");
+    assert_non_null(disk);
+    assert_true(disk->read_only);
+    assert_string_equal(disk->fstype, "ext4");
+    assert_int_equal(disk->minor, 17);
+    assert_false(root->read_only);
+    assert_string_equal(find_mountinfo(&mounts, "/mnt/tab\tand\\slash")->fstype, "cifs");
+    /* An empty mount source does not shift the type. */
+    assert_string_equal(find_mountinfo(&mounts, "/mnt/empty source")->fstype, "tmpfs");
+    const struct mountinfo_rec *data = find_mountinfo(&mounts, "/srv/data");
+    assert_string_equal(data->root, "/data");
+    assert_string_equal(data->fstype, "xfs");
+    assert_int_equal(data->mount_id, 64);
+    assert_null(find_mountinfo(&mounts, "/mnt/nosep"));
+    assert_null(find_mountinfo(&mounts, "/mnt/bigid"));
 }
 
 static void test_fstype_is_pseudo(void **state)
@@ -1012,6 +1105,15 @@ static int ignore_mount(const struct procfs_mount *m, void *u)
     return 0;
 }
 
+static int ignore_mountinfo(const struct procfs_mountinfo *m, void *u)
+{
+    (void)u;
+    assert_true(memchr(m->root, '\0', sizeof(m->root)) != NULL);
+    assert_true(memchr(m->mountpoint, '\0', sizeof(m->mountpoint)) != NULL);
+    assert_true(memchr(m->fstype, '\0', sizeof(m->fstype)) != NULL);
+    return 0;
+}
+
 static int ignore_unix(const struct procfs_unix_sock *s, void *u)
 {
     (void)u;
@@ -1042,6 +1144,7 @@ static void parse_everything(const char *buf, size_t len)
     }
     assert_true(procfs_parse_net_dev(buf, len, ignore_dev, NULL) >= 0);
     assert_true(procfs_parse_mounts(buf, len, ignore_mount, NULL) >= 0);
+    assert_true(procfs_parse_mountinfo(buf, len, ignore_mountinfo, NULL) >= 0);
     assert_true(procfs_parse_net_tcp(buf, len, AF_INET, ignore_sock, NULL) >= 0);
     assert_true(procfs_parse_net_tcp(buf, len, AF_INET6, ignore_sock, NULL) >= 0);
     assert_true(procfs_parse_net_unix(buf, len, ignore_unix, NULL) >= 0);
@@ -1081,6 +1184,7 @@ static void test_garbage(void **state)
                                      "net_dev_hand",
                                      "vmstat",
                                      "mounts_hand",
+                                     "mountinfo_hand",
                                      "tcp_hand",
                                      "tcp6_hand",
                                      "udp_hand",
@@ -1111,6 +1215,8 @@ static void test_garbage(void **state)
     /* NULL and empty input are refused or empty, never a crash. */
     struct procfs_cpu cpu;
     assert_int_equal(procfs_parse_stat(NULL, 10, &cpu), -EINVAL);
+    assert_int_equal(procfs_parse_mountinfo(NULL, 0, ignore_mountinfo, NULL), -EINVAL);
+    assert_int_equal(procfs_parse_mountinfo("", 0, NULL, NULL), -EINVAL);
     assert_int_equal(procfs_parse_net_tcp(NULL, 0, AF_INET, ignore_sock, NULL), -EINVAL);
     assert_int_equal(procfs_parse_net_tcp("", 0, AF_INET, ignore_sock, NULL), 0);
     assert_int_equal(procfs_socket_inode(NULL, &(uint64_t){0}), -EINVAL);
@@ -1130,6 +1236,7 @@ int main(void)
         cmocka_unit_test(test_vmstat_oom_kill),
         cmocka_unit_test(test_net_dev),
         cmocka_unit_test(test_mounts),
+        cmocka_unit_test(test_mountinfo),
         cmocka_unit_test(test_fstype_is_pseudo),
         cmocka_unit_test(test_net_tcp_live),
         cmocka_unit_test(test_net_tcp_ipv4),

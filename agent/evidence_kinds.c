@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,42 +122,169 @@ static int capture_redis(void *userdata, const struct evidence_args *args,
     return capture_probe(userdata, "redis", args, out, err, errlen);
 }
 
-/*
- * Opens path read-only if it lies under dir. openat2(RESOLVE_BENEATH) resolves the rest of
- * the path inside dir in the kernel, so "..", absolute symlinks and symlinks pointing out of
- * dir fail with EXDEV, with no window between a check and the open.
- */
-static int open_beneath(const char *dir, const char *rel)
+static bool without_openat2; /* evidence_kinds_test_without_openat2 */
+
+void evidence_kinds_test_without_openat2(bool on)
+{
+    without_openat2 = on;
+}
+
+/* Opening a device node can have effects (a watchdog starts, a tape rewinds) and a FIFO or
+ * socket is no file to collect: only regular files are opened, and checked again once open. */
+static const char *type_name(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFDIR:
+        return "a directory";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFIFO:
+        return "a FIFO";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFLNK:
+        return "a symlink";
+    default:
+        return "a special file";
+    }
+}
+
+/* With openat2: RESOLVE_BENEATH resolves rel inside dirfd in the kernel, so "..", absolute
+ * symlinks and symlinks pointing out of dir fail with EXDEV, with no window between a check
+ * and the open. Symlinks that stay inside are followed. An O_PATH look first, so that nothing
+ * but a regular file is ever opened. */
+static int open_with_openat2(int dirfd, const char *rel, mode_t *ret_refused)
 {
     struct open_how how = {
-        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .flags = O_PATH | O_CLOEXEC,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int fd;
+    struct stat st;
+    int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+    if (fd < 0)
+        return -errno;
+    int r = fstat(fd, &st) < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return r;
+    if (!S_ISREG(st.st_mode)) {
+        *ret_refused = st.st_mode & S_IFMT;
+        return -EPERM;
+    }
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+    return fd < 0 ? -errno : fd;
+}
 
+/* Without openat2 (kernels before 5.6): walk rel from dirfd one component at a time, each
+ * directory opened with O_NOFOLLOW | O_DIRECTORY and the last component with O_NOFOLLOW, so a
+ * symlink anywhere is refused (ELOOP), even one that stays inside dir, and ".." is refused
+ * (EXDEV): nothing resolved can be swapped between a check and the open. */
+static int open_by_walk(int dirfd, const char *rel, mode_t *ret_refused)
+{
+    char copy[PATH_MAX];
+    size_t len = strlen(rel);
+    if (len >= sizeof(copy))
+        return -ENAMETOOLONG;
+    if (len == 0 || rel[len - 1] == '/')
+        return -ENOTDIR;
+    memcpy(copy, rel, len + 1);
+
+    int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (cur < 0)
+        return -errno;
+    char *name = copy;
+    int r;
+    for (;;) {
+        char *slash = strchr(name, '/');
+        if (slash)
+            *slash = '\0';
+        if (strcmp(name, "..") == 0) {
+            r = -EXDEV;
+            goto err_close_cur;
+        }
+        if (name[0] == '\0' || strcmp(name, ".") == 0) {
+            if (!slash) {
+                r = -EISDIR;
+                goto err_close_cur;
+            }
+            name = slash + 1;
+            continue;
+        }
+        struct stat st;
+        if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            r = -errno;
+            goto err_close_cur;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            r = -ELOOP;
+            goto err_close_cur;
+        }
+        if (!slash)
+            break;
+        int next = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            r = -errno;
+            goto err_close_cur;
+        }
+        close(cur);
+        cur = next;
+        name = slash + 1;
+    }
+
+    /* The last component: refuse what is not a regular file before opening it; the caller
+     * checks the open file again, which settles a swap in between. */
+    struct stat st;
+    if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        r = -errno;
+        goto err_close_cur;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *ret_refused = st.st_mode & S_IFMT;
+        r = -EPERM;
+        goto err_close_cur;
+    }
+    r = openat(cur, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    if (r < 0)
+        r = -errno;
+err_close_cur:
+    close(cur);
+    return r;
+}
+
+/*
+ * Opens rel read-only if it lies under dir and is a regular file: a descriptor, -EXDEV when
+ * it resolves outside dir, -ELOOP for a symlink that is not followed, -EPERM with
+ * *ret_refused (0 on entry) set to its type (S_IFCHR, S_IFIFO...) when it is not a regular
+ * file, or another negative errno.
+ */
+static int open_beneath(const char *dir, const char *rel, mode_t *ret_refused)
+{
+    int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return -errno;
-    fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-    if (fd < 0 && errno == ENOSYS) {
-        /* Kernels before 5.6: resolve, check the prefix, then refuse any symlink at the
-         * last component. */
-        char realdir[PATH_MAX];
-        fd = -1;
-        if (realpath(dir, realdir) && fstatat(dirfd, rel, &(struct stat){0}, 0) == 0) {
-            char full[PATH_MAX * 2], real[PATH_MAX];
-            snprintf(full, sizeof(full), "%s/%s", dir, rel);
-            if (!realpath(full, real))
-                errno = ENOENT;
-            else if (strncmp(real, realdir, strlen(realdir)) != 0 || real[strlen(realdir)] != '/')
-                errno = EXDEV;
-            else
-                fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-        }
-    }
-    int saved = errno;
+    int fd = without_openat2 ? -ENOSYS : open_with_openat2(dirfd, rel, ret_refused);
+    /* No openat2: ENOSYS from the kernel, or EPERM from a seccomp filter that predates it (as
+     * older container runtimes' default profiles do). */
+    if (fd == -ENOSYS || (fd == -EPERM && !*ret_refused))
+        fd = open_by_walk(dirfd, rel, ret_refused);
     close(dirfd);
-    return fd < 0 ? -saved : fd;
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        *ret_refused = st.st_mode & S_IFMT;
+        return -EPERM;
+    }
+    return fd;
 }
 
 static int capture_file(void *userdata, const struct evidence_args *args,
@@ -194,20 +322,24 @@ static int capture_file(void *userdata, const struct evidence_args *args,
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
-    int fd = open_beneath(dir, path + n + 1);
-    if (fd == -EXDEV || fd == -ELOOP) {
+    mode_t refused = 0;
+    int fd = open_beneath(dir, path + n + 1, &refused);
+    if (fd == -EXDEV) {
         snprintf(err, errlen, "refused, %.512s resolves outside %s", path, dir);
+        return -EPERM;
+    }
+    if (fd == -ELOOP) {
+        snprintf(err, errlen, "refused, %.512s goes through a symlink that is not followed", path);
+        return -EPERM;
+    }
+    if (fd == -EPERM && refused) {
+        snprintf(err, errlen, "refused, %.512s is %s, not a regular file", path,
+                 type_name(refused));
         return -EPERM;
     }
     if (fd < 0) {
         snprintf(err, errlen, "%.512s: %s", path, strerror(-fd));
         return fd;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "refused, %.512s is not a regular file", path);
-        close(fd);
-        return -EPERM;
     }
     char *buf = malloc(FILE_READ_BUF);
     if (!buf) {

@@ -15,6 +15,7 @@
 #ifndef AGENT_EVIDENCE_KINDS_H
 #define AGENT_EVIDENCE_KINDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -23,14 +24,19 @@
 #include "probes.h"
 
 struct evidence_sources {
-    const char *proc_root;                  /* "/proc" */
+    const char *proc_root;                   /* "/proc" */
     const struct vg_cfg_strings *allow_dirs; /* for kind file; empty = file is refused */
-    const logtail_t *logs;                  /* NULL when no logs are configured */
-    probes_t *probes;                       /* NULL when no probes are configured */
-    size_t max_bytes;                       /* the artifact size cap */
+    const logtail_t *logs;                   /* NULL when no logs are configured */
+    probes_t *probes;                        /* NULL when no probes are configured */
+    size_t max_bytes;                        /* the artifact size cap */
 };
 
 #define EVIDENCE_KINDS_MAX 8
+
+/* For tests only: resolve "file" paths as on kernels without openat2 (before 5.6), where the
+ * path is walked one component at a time with O_NOFOLLOW. Not thread-safe; set it before
+ * captures run. */
+void evidence_kinds_test_without_openat2(bool on);
 
 /* Fills kinds (EVIDENCE_KINDS_MAX entries) for src, which must outlive them. Returns the
  * number filled. */

@@ -7,8 +7,10 @@
  *   2. socketpair + fork + execve of the executor, its end of the pair as fd 3, every other
  *      descriptor closed, signals reset, a fixed environment. A close-on-exec pipe carries the
  *      errno of a failed execve back, so "no such file" is reported as such;
- *   3. drop to the user (supplementary groups cleared, then gid, then uid) and prove the drop
- *      cannot be undone;
+ *   3. drop to the user (root's supplementary groups replaced by the user's own, then gid, then
+ *      uid) and prove the drop cannot be undone. The user's groups are kept because that is
+ *      how an administrator grants read access (README: the agent's user in "adm" for
+ *      /var/log/auth.log); they are looked up in step 1, before any process exists;
  *   4. one PING round trip proves the executor is alive and speaks the protocol.
  *
  * After any failed exchange the channel is closed: a peer that sent something unexpected is
@@ -41,6 +43,7 @@
 #define STOP_POLL_MS 10
 #define EXEC_ERR_FD (PRIVSEP_EXEC_FD + 1) /* the child's end of the exec-error pipe */
 #define PW_BUF_SIZE 16384
+#define GROUPS_GUESS 32 /* first try of getgrouplist; it says when more are needed */
 
 struct privsep {
     int fd;           /* our end of the socketpair; -1 once the channel is broken or closed */
@@ -184,10 +187,47 @@ static void close_channel(privsep_t *self)
     }
 }
 
-static int drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
+/*
+ * The groups user belongs to (its primary gid included), as login would set them: 0 with a
+ * malloc'd list, or a negative errno with err set.
+ */
+static int lookup_groups(const char *user, gid_t gid, gid_t **ret_groups, size_t *ret_count,
+                         char *err, size_t errlen)
 {
-    if (setgroups(0, NULL) < 0)
-        return fail(err, errlen, -errno, "cannot clear supplementary groups: %s", strerror(errno));
+    long max = sysconf(_SC_NGROUPS_MAX);
+    int n = GROUPS_GUESS;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        gid_t *groups = calloc((size_t)n, sizeof(*groups));
+        if (!groups)
+            return fail(err, errlen, -ENOMEM, "out of memory");
+        int count = n;
+        if (getgrouplist(user, gid, groups, &count) >= 0) {
+            if (max > 0 && count > max) {
+                free(groups);
+                return fail(err, errlen, -E2BIG,
+                            "user \"%s\" is in %d groups, more than the system allows (%ld)", user,
+                            count, max);
+            }
+            *ret_groups = groups;
+            *ret_count = (size_t)count;
+            return 0;
+        }
+        free(groups);
+        /* Too small: count now says how many there are (it may grow between calls). */
+        if (count <= n || count > 65536)
+            break;
+        n = count;
+    }
+    return fail(err, errlen, -EIO, "cannot list the groups of user \"%s\"", user);
+}
+
+static int drop_privileges(const char *user, uid_t uid, gid_t gid, const gid_t *groups,
+                           size_t ngroups, char *err, size_t errlen)
+{
+    /* Root's supplementary groups go; the user's own (e.g. adm for auth.log) stay. */
+    if (setgroups(ngroups, groups) < 0)
+        return fail(err, errlen, -errno, "cannot set the supplementary groups of user \"%s\": %s",
+                    user, strerror(errno));
     if (setresgid(gid, gid, gid) < 0)
         return fail(err, errlen, -errno, "cannot switch to group %lu of user \"%s\": %s",
                     (unsigned long)gid, user, strerror(errno));
@@ -206,17 +246,18 @@ static int drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, si
                user);
         abort();
     }
-    vg_log(VG_LOG_INFO, "privsep: dropped privileges user=%s uid=%lu gid=%lu", user,
-           (unsigned long)uid, (unsigned long)gid);
+    vg_log(VG_LOG_INFO, "privsep: dropped privileges user=%s uid=%lu gid=%lu groups=%zu", user,
+           (unsigned long)uid, (unsigned long)gid, ngroups);
     return 0;
 }
 
 /*
- * Decides, before anything is started, whether and to whom to drop. 0 with *ret_drop set, or a
- * negative errno with err set.
+ * Decides, before anything is started, whether and to whom to drop. 0 with *ret_drop set (and,
+ * when true, the ids and the user's malloc'd group list), or a negative errno with err set.
  */
 static int plan_drop(const char *user, bool allow_root, bool *ret_drop, uid_t *ret_uid,
-                     gid_t *ret_gid, char *err, size_t errlen)
+                     gid_t *ret_gid, gid_t **ret_groups, size_t *ret_ngroups, char *err,
+                     size_t errlen)
 {
     bool have_user = user && user[0] != '\0';
     uid_t uid = 0;
@@ -241,6 +282,9 @@ static int plan_drop(const char *user, bool allow_root, bool *ret_drop, uid_t *r
             *ret_drop = false;
             return 0;
         }
+        int r = lookup_groups(user, gid, ret_groups, ret_ngroups, err, errlen);
+        if (r < 0)
+            return r;
         *ret_drop = true;
         *ret_uid = uid;
         *ret_gid = gid;
@@ -261,6 +305,8 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
     bool drop = false;
     uid_t uid = 0;
     gid_t gid = 0;
+    gid_t *groups = NULL;
+    size_t ngroups = 0;
     int pair[2] = {-1, -1};
     int err_pipe[2] = {-1, -1};
 
@@ -268,7 +314,7 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
         r = fail(err, errlen, -EINVAL, "no executor path given");
         goto err_out;
     }
-    r = plan_drop(user, allow_root, &drop, &uid, &gid, err, errlen);
+    r = plan_drop(user, allow_root, &drop, &uid, &gid, &groups, &ngroups, err, errlen);
     if (r < 0)
         goto err_out;
 
@@ -327,10 +373,12 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
     vg_log(VG_LOG_DEBUG, "privsep: started executor path=%s pid=%d", exec_path, (int)self->pid);
 
     if (drop) {
-        r = drop_privileges(user, uid, gid, err, errlen);
+        r = drop_privileges(user, uid, gid, groups, ngroups, err, errlen);
         if (r < 0)
             goto err_stop;
     }
+    free(groups);
+    groups = NULL;
 
     r = privsep_ping(self, START_PING_TIMEOUT_MS);
     if (r < 0) {
@@ -352,6 +400,7 @@ err_close_pair:
 err_free:
     free(self);
 err_out:
+    free(groups);
     errno = -r;
     return NULL;
 }

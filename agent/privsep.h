@@ -34,7 +34,8 @@ typedef struct privsep privsep_t;
 
 /*
  * Forks + execs exec_path as the executor. Then, if the process runs as root and user is
- * non-empty, drops to that user (and its primary group, supplementary groups cleared);
+ * non-empty, drops to that user: its primary group and its own supplementary groups (as
+ * getgrouplist lists them, e.g. adm for /var/log/auth.log), root's supplementary groups gone;
  * running as root without a user configured is refused (-EPERM) unless allow_root.
  * When not root, no privileges change and user must be empty or the current user.
  * NULL on failure with err set.

@@ -1,7 +1,9 @@
 /*
  * Unit tests for evidence on demand on the agent (agent/evidence.c): a request becomes
  * EvidenceChunk messages in the spool whose bytes and SHA-256 match what the capture wrote;
- * refusals are answered with an error chunk; the size cap truncates; nothing blocks.
+ * refusals are answered with an error chunk; the size cap truncates; nothing blocks. The
+ * "file" kind (evidence_kinds.c) opens only regular files under the allowed directory, with
+ * openat2 and with the walk used on kernels without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,16 +14,22 @@
 
 #include "digest.h"
 #include "evidence.h"
+#include "evidence_kinds.h"
 #include "spool.h"
 #include "timeutil.h"
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define SENDER "ag-0123456789abcdef"
@@ -314,6 +322,154 @@ static void test_many_requests_all_answered(void **state)
     evidence_destroy(&ev);
 }
 
+/* ---- the "file" kind (agent/evidence_kinds.c) ------------------------------------------------ */
+
+/* An allowed directory holding a regular file, a FIFO, a socket, a character device (root
+ * only: mknod), symlinks inside and out, and a subdirectory. false if mknod was not allowed. */
+static bool make_allowed_dir(const char *allowed)
+{
+    char p[256], q[256];
+    assert_int_equal(mkdir(allowed, 0755), 0);
+    snprintf(p, sizeof(p), "%s/good.txt", allowed);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("good evidence\n", f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/sub", allowed);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/sub/deeper.txt", allowed);
+    f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("deeper\n", f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/fifo", allowed);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    assert_int_equal(symlink("fifo", (snprintf(q, sizeof(q), "%s/link-fifo", allowed), q)), 0);
+    assert_int_equal(symlink("good.txt", (snprintf(q, sizeof(q), "%s/link-in", allowed), q)), 0);
+    assert_int_equal(symlink("sub", (snprintf(q, sizeof(q), "%s/link-dir", allowed), q)), 0);
+    assert_int_equal(symlink("/etc", (snprintf(q, sizeof(q), "%s/link-out", allowed), q)), 0);
+
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/sock", allowed);
+    int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(sock >= 0);
+    assert_int_equal(bind(sock, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(sock); /* the socket file stays */
+
+    snprintf(p, sizeof(p), "%s/null", allowed);
+    if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) == 0) /* what /dev/null is */
+        return true;
+    fprintf(stderr, "mknod %s: %s: the device node case is not checked\n", p, strerror(errno));
+    return false;
+}
+
+/* Collects path=allowed/rel through the evidence pipeline; the error the user would see is
+ * copied to err ("" when stored), the content to data. */
+static void collect_file(struct fixture *fx, evidence_t *ev, uint64_t id, const char *allowed,
+                         const char *rel, char *err, size_t errlen, char *data, size_t datalen)
+{
+    char path[512];
+    struct artifact a;
+    snprintf(path, sizeof(path), "%s/%s", allowed, rel);
+    request(ev, id, "file", "path", path);
+    drain(ev, fx->spool, 1);
+    next_artifact(fx->spool, &a);
+    assert_int_equal(a.collection_id, id);
+    snprintf(err, errlen, "%s", a.error);
+    snprintf(data, datalen, "%.*s", (int)a.size, a.data ? (const char *)a.data : "");
+    free(a.data);
+}
+
+struct file_case {
+    const char *rel;
+    const char *want; /* the content, or a fragment of the refusal */
+    bool refused;
+    bool device; /* needs the mknod'd node */
+};
+
+static void check_file_cases(struct fixture *fx, const char *allowed, bool have_device,
+                             const struct file_case *cases, size_t n)
+{
+    struct vg_cfg_strings dirs = {.items = (char *[]){(char *)allowed}, .count = 1};
+    struct evidence_sources src = {.proc_root = "/proc", .allow_dirs = &dirs, .max_bytes = 1 << 20};
+    struct evidence_kind kinds_all[EVIDENCE_KINDS_MAX];
+    size_t nkinds = evidence_kinds_fill(kinds_all, &src);
+    char err[256];
+    struct evidence_options opt = {
+        .work_dir = fx->work, .max_bytes = 1 << 20, .chunk_bytes = 4096, .sender = SENDER};
+    evidence_t *ev = evidence_new(kinds_all, nkinds, &opt, err, sizeof(err));
+    if (!ev)
+        fail_msg("evidence_new: %s", err);
+
+    for (size_t i = 0; i < n; i++) {
+        char error[600], data[256];
+        if (cases[i].device && !have_device)
+            continue;
+        collect_file(fx, ev, 500 + i, allowed, cases[i].rel, error, sizeof(error), data,
+                     sizeof(data));
+        if (cases[i].refused ? !strstr(error, cases[i].want) || data[0]
+                             : error[0] || strcmp(data, cases[i].want) != 0)
+            fail_msg("%s: got error \"%s\", content \"%s\"; want %s \"%s\"", cases[i].rel, error,
+                     data, cases[i].refused ? "a refusal with" : "the content", cases[i].want);
+    }
+    evidence_destroy(&ev);
+}
+
+/* Kernels with openat2: symlinks that stay inside are followed; anything that is not a
+ * regular file is refused without being read, and a FIFO does not hang the capture. */
+static void test_file_refuses_special_files(void **state)
+{
+    struct fixture *fx = *state;
+    char allowed[160];
+    snprintf(allowed, sizeof(allowed), "%s/allowed", fx->root);
+    bool have_device = make_allowed_dir(allowed);
+    const struct file_case cases[] = {
+        {"good.txt", "good evidence\n", false, false},
+        {"sub/deeper.txt", "deeper\n", false, false},
+        {"link-in", "good evidence\n", false, false},
+        {"link-dir/deeper.txt", "deeper\n", false, false},
+        {"fifo", "fifo is a FIFO, not a regular file", true, false},
+        {"link-fifo", "link-fifo is a FIFO, not a regular file", true, false},
+        {"sock", "sock is a socket, not a regular file", true, false},
+        {"null", "null is a character device, not a regular file", true, true},
+        {"sub", "sub is a directory, not a regular file", true, false},
+        {"link-out/passwd", "resolves outside", true, false},
+        {"../allowed/good.txt", "resolves outside", true, false},
+    };
+    evidence_kinds_test_without_openat2(false);
+    check_file_cases(fx, allowed, have_device, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Kernels without openat2: the path is walked component by component with O_NOFOLLOW, so no
+ * symlink is followed (none can be swapped in between a check and the open), ".." is refused,
+ * and special files are refused as on the openat2 path. */
+static void test_file_without_openat2(void **state)
+{
+    struct fixture *fx = *state;
+    char allowed[160];
+    snprintf(allowed, sizeof(allowed), "%s/allowed", fx->root);
+    bool have_device = make_allowed_dir(allowed);
+    const struct file_case cases[] = {
+        {"good.txt", "good evidence\n", false, false},
+        {"sub/deeper.txt", "deeper\n", false, false},
+        {"./sub//deeper.txt", "deeper\n", false, false},
+        {"link-in", "symlink that is not followed", true, false},
+        {"link-dir/deeper.txt", "symlink that is not followed", true, false},
+        {"fifo", "fifo is a FIFO, not a regular file", true, false},
+        {"link-fifo", "symlink that is not followed", true, false},
+        {"sock", "sock is a socket, not a regular file", true, false},
+        {"null", "null is a character device, not a regular file", true, true},
+        {"sub", "sub is a directory, not a regular file", true, false},
+        {"sub/", "Not a directory", true, false},
+        {"link-out/passwd", "symlink that is not followed", true, false},
+        {"sub/../good.txt", "resolves outside", true, false},
+        {"missing.txt", "No such file or directory", true, false},
+    };
+    evidence_kinds_test_without_openat2(true);
+    check_file_cases(fx, allowed, have_device, cases, sizeof(cases) / sizeof(cases[0]));
+    evidence_kinds_test_without_openat2(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +478,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_answered_with_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_request_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_requests_all_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_refuses_special_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_without_openat2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

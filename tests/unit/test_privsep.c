@@ -657,10 +657,55 @@ enum drop_check {
     DROP_EXEC_GONE,
 };
 
-static int drop_child(uid_t want_uid, gid_t want_gid)
+/* The groups user gets at login (primary included), sorted; count in *ret_n. */
+static gid_t *user_groups(const char *user, gid_t gid, int *ret_n)
+{
+    int n = 64;
+    gid_t *groups = calloc((size_t)n, sizeof(*groups));
+    if (!groups || getgrouplist(user, gid, groups, &n) < 0) {
+        free(groups);
+        return NULL;
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of entries */
+        for (int j = i; j > 0 && groups[j - 1] > groups[j]; j--) {
+            gid_t g = groups[j];
+            groups[j] = groups[j - 1];
+            groups[j - 1] = g;
+        }
+    *ret_n = n;
+    return groups;
+}
+
+/* The process's supplementary groups are exactly want (sorted, n entries)? */
+static bool groups_are(const gid_t *want, int n)
+{
+    gid_t have[128];
+    int count = getgroups(128, have);
+    if (count != n) {
+        fprintf(stderr, "after the drop: %d supplementary groups, want %d\n", count, n);
+        return false;
+    }
+    for (int i = 1; i < count; i++)
+        for (int j = i; j > 0 && have[j - 1] > have[j]; j--) {
+            gid_t g = have[j];
+            have[j] = have[j - 1];
+            have[j - 1] = g;
+        }
+    for (int i = 0; i < count; i++) {
+        if (have[i] != want[i]) {
+            fprintf(stderr, "after the drop: group %lu, want %lu\n", (unsigned long)have[i],
+                    (unsigned long)want[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int drop_child(const char *user, uid_t want_uid, gid_t want_gid, const gid_t *want_groups,
+                      int want_ngroups)
 {
     char err[256] = "";
-    privsep_t *ps = privsep_start(exec_path, "nobody", false, err, sizeof(err));
+    privsep_t *ps = privsep_start(exec_path, user, false, err, sizeof(err));
     if (!ps) {
         fprintf(stderr, "privsep_start: %s\n", err);
         return DROP_START;
@@ -677,7 +722,7 @@ static int drop_child(uid_t want_uid, gid_t want_gid)
         return DROP_UID;
     if (rgid != want_gid || egid != want_gid || sgid != want_gid)
         return DROP_GID;
-    if (getgroups(0, NULL) != 0)
+    if (!groups_are(want_groups, want_ngroups))
         return DROP_GROUPS;
     if (setuid(0) != -1 || seteuid(0) != -1)
         return DROP_SETUID_WORKS;
@@ -698,27 +743,78 @@ static int drop_child(uid_t want_uid, gid_t want_gid)
     return DROP_OK;
 }
 
-static void test_drop_to_nobody(void **state)
+/* Drops to user in a child: afterwards its groups are exactly the user's (getgrouplist), and
+ * root's supplementary group 4242 is gone. */
+static void drop_and_check(const char *user)
 {
-    (void)state;
-    if (geteuid() != 0)
-        skip();
-    struct passwd *pw = getpwnam("nobody");
-    if (!pw)
-        skip();
+    struct passwd *pw = getpwnam(user);
+    assert_non_null(pw);
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
+    int ngroups = 0;
+    gid_t *groups = user_groups(user, gid, &ngroups);
+    assert_non_null(groups);
+    for (int i = 0; i < ngroups; i++)
+        assert_true(groups[i] != 4242);
     gid_t extra = 4242;
-    assert_int_equal(setgroups(1, &extra), 0); /* must be gone after the drop */
+    assert_int_equal(setgroups(1, &extra), 0); /* root's: must be gone after the drop */
 
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
-        _exit(drop_child(uid, gid));
+        _exit(drop_child(user, uid, gid, groups, ngroups));
     setgroups(0, NULL);
+    free(groups);
     int status = wait_exit(pid, 10000);
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != DROP_OK)
-        fail_msg("dropping child: wait status %#x (exit codes: enum drop_check)", (unsigned)status);
+        fail_msg("dropping to %s: wait status %#x (exit codes: enum drop_check)", user,
+                 (unsigned)status);
+}
+
+static void test_drop_to_nobody(void **state)
+{
+    (void)state;
+    if (geteuid() != 0 || !getpwnam("nobody"))
+        skip();
+    drop_and_check("nobody");
+}
+
+/* A user with a supplementary group (the README's "agent's user in adm" for auth.log) keeps it
+ * after the drop. Uses the first non-root account some group lists as a member (on Debian with
+ * PostgreSQL installed: postgres, in ssl-cert); the test creates no accounts. */
+static void test_drop_keeps_user_groups(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    char user[256] = "";
+    gid_t member_of = 0;
+    setgrent();
+    for (struct group *gr = getgrent(); gr && !user[0]; gr = getgrent()) {
+        for (char **m = gr->gr_mem; m && *m && !user[0]; m++) {
+            struct passwd *pw = getpwnam(*m);
+            if (pw && pw->pw_uid != 0 && pw->pw_gid != gr->gr_gid) {
+                snprintf(user, sizeof(user), "%s", *m);
+                member_of = gr->gr_gid;
+            }
+        }
+    }
+    endgrent();
+    if (!user[0]) {
+        fprintf(stderr, "no account with a supplementary group on this machine\n");
+        skip();
+    }
+    int ngroups = 0;
+    struct passwd *pw = getpwnam(user);
+    assert_non_null(pw);
+    gid_t *groups = user_groups(user, pw->pw_gid, &ngroups);
+    assert_non_null(groups);
+    bool listed = false;
+    for (int i = 0; i < ngroups; i++)
+        listed = listed || groups[i] == member_of;
+    free(groups);
+    assert_true(listed && ngroups >= 2);
+    drop_and_check(user);
 }
 
 /* Not root: only the current user is acceptable. */
@@ -806,6 +902,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unknown_user),
         cmocka_unit_test(test_root_without_user_refused),
         cmocka_unit_test(test_drop_to_nobody),
+        cmocka_unit_test(test_drop_keeps_user_groups),
         cmocka_unit_test(test_not_root_cannot_switch),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,10 +64,40 @@ static bool set_string(json_t *obj, const char *key, const char *value)
     return s && json_object_set_new(obj, key, s) == 0;
 }
 
+/* Slack's message formatting treats <...> as a mention, channel link or URL ("<!channel>",
+ * "<@U123>") and & as the start of an entity; the only escaping it defines is &amp; &lt; &gt;.
+ * Everything Vigil sends is plain text built from data (node names, incident titles), so all of
+ * it is escaped: nothing in a message can page a channel or hide a link. NULL = no memory. */
+static char *slack_escape(const char *text)
+{
+    size_t len = 0;
+    for (const char *c = text; *c; c++)
+        len += *c == '&' ? 5 : (*c == '<' || *c == '>') ? 4 : 1;
+    char *out = malloc(len + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *c = text; *c; c++) {
+        const char *entity = *c == '&' ? "&amp;" : *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : NULL;
+        if (entity) {
+            size_t n = strlen(entity);
+            memcpy(o, entity, n);
+            o += n;
+        } else {
+            *o++ = *c;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int notify_slack_body(const char *subject, const char *body, char **ret)
 {
-    char *text = NULL;
-    if (asprintf(&text, "%s\n%s", subject ? subject : "", body ? body : "") < 0)
+    char *raw = NULL;
+    if (asprintf(&raw, "%s\n%s", subject ? subject : "", body ? body : "") < 0)
+        return -ENOMEM;
+    char *text = slack_escape(raw);
+    free(raw);
+    if (!text)
         return -ENOMEM;
     json_t *root = json_object();
     bool ok = root && set_string(root, "text", text);

@@ -87,7 +87,9 @@ void notify_kick(notify_t *self);
  * Each returns 0 or a negative errno (-EINVAL for input that cannot be sent, -ENOMEM); *ret is
  * malloc'd (the caller frees) and untouched on failure. */
 
-/* Slack-compatible incoming webhook: {"text": "<subject>\n<body>"}. */
+/* Slack-compatible incoming webhook: {"text": "<subject>\n<body>"}, with &, < and > escaped as
+ * &amp; &lt; &gt; (Slack's rule), so a node name or title such as "<!channel>" is shown, not
+ * acted on. */
 int notify_slack_body(const char *subject, const char *body, char **ret);
 
 /* The generic webhook's body: the payload object with "subject" and "body" added (they replace

@@ -1,16 +1,40 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "keys.h"
+#include "pbfilter.h"
 #include "timeutil.h"
 
 /* ListIncidents: a reply stays far below the message limit. */
 #define MAX_INCIDENTS_LISTED 1000
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* "this side speaks 2 and accepts 1 to 3": the refusal says what would be accepted. */
+#define VERSION_SPOKEN "this side speaks " STR(VG_PROTOCOL_VERSION)
+#define VERSION_WINDOW                                                                             \
+    VERSION_SPOKEN " and accepts " STR(VG_PROTOCOL_VERSION_MIN) " to " STR(VG_PROTOCOL_VERSION_MAX)
+
+bool vg_protocol_version_accepted(uint32_t version)
+{
+    return version >= VG_PROTOCOL_VERSION_MIN && version <= VG_PROTOCOL_VERSION_MAX;
+}
+
+/* Static text for a refused version, for the log line and the Refusal the peer gets. */
+static const char *version_refused(uint32_t version)
+{
+    if (version == 0)
+        return "no protocol version (" VERSION_WINDOW ")";
+    if (version < VG_PROTOCOL_VERSION_MIN)
+        return "protocol version too old, more than one behind (" VERSION_WINDOW ")";
+    return "protocol version too new, more than one ahead (" VERSION_WINDOW ")";
+}
 
 static bool str_ok(const char *s, size_t max)
 {
@@ -289,6 +313,46 @@ static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **
     return VG_DECODE_OK;
 }
 
+/* Messages whose unknown fields were over the caps and were dropped before decoding. */
+static atomic_uint_fast64_t unknown_capped;
+
+uint64_t vg_wire_unknown_capped(void)
+{
+    return atomic_load(&unknown_capped);
+}
+
+/*
+ * Unpacks an Envelope with its unknown fields bounded (pbfilter.h): a few are kept as
+ * protobuf-c keeps them, more than the caps are dropped first (counted), so a newer peer still
+ * gets through and a flood of them costs no more than the message itself. NULL when malformed.
+ */
+static Vigil__Envelope *unpack_capped(const void *data, size_t len)
+{
+    struct vg_pb_unknown unknown;
+    if (vg_pb_count_unknown(&vigil__envelope__descriptor, data, len, &unknown) < 0)
+        return NULL;
+    if (unknown.fields <= VG_PB_UNKNOWN_FIELDS_MAX && unknown.bytes <= VG_PB_UNKNOWN_BYTES_MAX)
+        return vigil__envelope__unpack(NULL, len, data);
+    uint8_t *known;
+    size_t known_len;
+    if (vg_pb_strip_unknown(&vigil__envelope__descriptor, data, len, &known, &known_len) < 0)
+        return NULL;
+    atomic_fetch_add(&unknown_capped, 1);
+    Vigil__Envelope *env = vigil__envelope__unpack(NULL, known_len, known);
+    free(known);
+    return env;
+}
+
+uint64_t vg_envelope_peek_seq(const void *data, size_t len)
+{
+    uint64_t seq = 0;
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field_by_name(&vigil__envelope__descriptor, "seq");
+    if (!field || len > VG_MAX_MESSAGE_BYTES || vg_pb_peek_varint(data, len, field->id, &seq) < 0)
+        seq = 0;
+    return seq;
+}
+
 enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Envelope **ret,
                                         const char **reason)
 {
@@ -301,14 +365,14 @@ enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Env
         e = VG_DECODE_OVERSIZED;
         goto out;
     }
-    env = vigil__envelope__unpack(NULL, len, data);
+    env = unpack_capped(data, len);
     if (env == NULL) {
         why = "not a valid protobuf envelope";
         e = VG_DECODE_MALFORMED;
         goto out;
     }
-    if (env->version != VG_PROTOCOL_VERSION) {
-        why = "unsupported protocol version";
+    if (!vg_protocol_version_accepted(env->version)) {
+        why = version_refused(env->version);
         e = VG_DECODE_VERSION;
         goto err_free;
     }
@@ -378,8 +442,8 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
         e = VG_DECODE_MALFORMED;
         goto out;
     }
-    if (req->version != VG_PROTOCOL_VERSION) {
-        why = "unsupported protocol version";
+    if (!vg_protocol_version_accepted(req->version)) {
+        why = version_refused(req->version);
         e = VG_DECODE_VERSION;
         goto out;
     }
@@ -552,10 +616,10 @@ enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__
             *reason = "not a valid protobuf reply";
         return VG_DECODE_MALFORMED;
     }
-    if (rep->version != VG_PROTOCOL_VERSION) {
-        vigil__admin_reply__free_unpacked(rep, NULL);
+    if (!vg_protocol_version_accepted(rep->version)) {
         if (reason)
-            *reason = "unsupported protocol version";
+            *reason = version_refused(rep->version);
+        vigil__admin_reply__free_unpacked(rep, NULL);
         return VG_DECODE_VERSION;
     }
     *ret = rep;

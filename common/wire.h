@@ -15,7 +15,27 @@
 
 #include "vigil.pb-c.h"
 
-#define VG_PROTOCOL_VERSION 1
+/*
+ * Protocol versions. A sender stamps every envelope (and admin request/reply) with the version
+ * it speaks, VG_PROTOCOL_VERSION. A receiver accepts its own version and one either side,
+ * VG_PROTOCOL_VERSION_MIN..VG_PROTOCOL_VERSION_MAX, so during a rolling upgrade a peer one
+ * version behind or one ahead keeps working whichever side is upgraded first; two apart is
+ * refused as VG_DECODE_VERSION (the coordinator answers Refusal{REFUSAL_VERSION}).
+ *
+ * What this promises the next version: consecutive versions stay wire-compatible (fields and
+ * body types are only added; a newer peer's unknown fields are ignored, capped, never refused;
+ * a body type this build does not know is still refused as unknown_type). A change that
+ * breaks the wire takes two version steps. docs/protocol.md, "Versions".
+ *
+ * Version 1 builds, released before this window existed, accept exactly 1.
+ */
+#define VG_PROTOCOL_VERSION 2
+#define VG_PROTOCOL_VERSION_MIN 1 /* one version behind (plain numbers: refusals quote them) */
+#define VG_PROTOCOL_VERSION_MAX 3 /* one version ahead */
+_Static_assert(VG_PROTOCOL_VERSION_MIN == VG_PROTOCOL_VERSION - 1 &&
+                   VG_PROTOCOL_VERSION_MAX == VG_PROTOCOL_VERSION + 1,
+               "the accepted window is one version either side of VG_PROTOCOL_VERSION");
+_Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never accepted");
 
 #define VG_MAX_MESSAGE_BYTES (4 * 1024 * 1024) /* larger messages are refused as oversized */
 #define VG_MAX_SIGNALS_PER_BATCH 20000
@@ -55,10 +75,19 @@ enum vg_decode_error {
 /*
  * Decodes and validates an Envelope. On success *ret is owned by the caller (free with
  * vg_envelope_free). On failure returns the error and, if reason is non-NULL, a static
- * human-readable reason ("signal 3: name longer than 128 bytes").
+ * human-readable reason ("signal 3: name longer than 128 bytes"). Unknown fields are capped,
+ * not refused (pbfilter.h): past the caps they are dropped before decoding, counted in
+ * vg_wire_unknown_capped.
  */
 enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Envelope **ret,
                                         const char **reason);
+/* Messages decoded without their unknown fields because they had more than the caps. */
+uint64_t vg_wire_unknown_capped(void);
+
+/* The seq a message that cannot be decoded claims (read from the raw bytes), 0 if none: its
+ * refusal names it, so the agent can discard a record that will never be accepted. */
+uint64_t vg_envelope_peek_seq(const void *data, size_t len);
+
 void vg_envelope_free(Vigil__Envelope *env);
 
 /* Packs env into a malloc'd buffer. Returns 0 or -ENOMEM / -EMSGSIZE (over the size limit). */
@@ -74,6 +103,9 @@ enum vg_decode_error vg_admin_reply_decode(const void *data, size_t len, Vigil__
                                            const char **reason);
 
 const char *vg_decode_error_name(enum vg_decode_error err);
+
+/* True for a version this build accepts from a peer: VG_PROTOCOL_VERSION_MIN..._MAX. */
+bool vg_protocol_version_accepted(uint32_t version);
 
 /* True for a kind in VG_EVIDENCE_KINDS. The wire only checks a kind's shape (a short name), so
  * a newer peer's kind decodes; whether it may be collected is this list's decision. */

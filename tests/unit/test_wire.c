@@ -76,13 +76,113 @@ static enum vg_decode_error decode_heartbeat_with(uint32_t version, const char *
     return e;
 }
 
-static void test_wrong_version_refused(void **state)
+/*
+ * A rolling upgrade: a peer one version behind or one ahead is understood, whichever side was
+ * upgraded first; two apart is refused with a reason that names what would be accepted.
+ */
+static void test_version_window(void **state)
 {
     (void)state;
     const char *reason = NULL;
-    assert_int_equal(decode_heartbeat_with(2, AGENT, 0, &reason), VG_DECODE_VERSION);
-    assert_non_null(reason);
+
+    assert_int_equal(VG_PROTOCOL_VERSION, 2); /* so that "one behind" (1) is a real version */
     assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION, AGENT, 0, NULL), VG_DECODE_OK);
+    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION - 1, AGENT, 0, NULL), VG_DECODE_OK);
+    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION + 1, AGENT, 0, NULL), VG_DECODE_OK);
+
+    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION + 2, AGENT, 0, &reason),
+                     VG_DECODE_VERSION);
+    assert_string_equal(reason, "protocol version too new, more than one ahead (this side "
+                                "speaks 2 and accepts 1 to 3)");
+    reason = NULL;
+    assert_int_equal(decode_heartbeat_with(VG_PROTOCOL_VERSION - 2, AGENT, 0, &reason),
+                     VG_DECODE_VERSION); /* 0: also "not set" */
+    assert_non_null(reason);
+    assert_int_equal(decode_heartbeat_with(99, AGENT, 0, NULL), VG_DECODE_VERSION);
+    assert_int_equal(decode_heartbeat_with(UINT32_MAX, AGENT, 0, NULL), VG_DECODE_VERSION);
+
+    assert_true(vg_protocol_version_accepted(VG_PROTOCOL_VERSION_MIN));
+    assert_true(vg_protocol_version_accepted(VG_PROTOCOL_VERSION_MAX));
+    assert_false(vg_protocol_version_accepted(VG_PROTOCOL_VERSION_MIN - 1));
+    assert_false(vg_protocol_version_accepted(VG_PROTOCOL_VERSION_MAX + 1));
+}
+
+/* What a newer peer adds (a field inside a body this build knows) is skipped, not refused;
+ * a newer body type is still refused as unknown_type. */
+static void test_newer_peer_fields_skipped(void **state)
+{
+    (void)state;
+    Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+    hb.uptime_s = 77;
+    hb.executor_ok = true;
+    uint8_t hbuf[64];
+    size_t hlen = vigil__heartbeat__pack(&hb, hbuf);
+    /* Field 30, a varint the next version might add: tag (30 << 3) | 0 = 240 = 0xf0 0x01. */
+    hbuf[hlen++] = 0xf0;
+    hbuf[hlen++] = 0x01;
+    hbuf[hlen++] = 0x2a;
+
+    Vigil__Envelope env;
+    vg_envelope_init(&env, AGENT, 0);
+    env.version = VG_PROTOCOL_VERSION + 1;
+    uint8_t *head;
+    size_t head_len;
+    encode(&env, &head, &head_len);
+    /* Envelope field 12 (heartbeat), length-delimited: tag (12 << 3) | 2 = 98. */
+    uint8_t *msg = malloc(head_len + 2 + hlen);
+    memcpy(msg, head, head_len);
+    msg[head_len] = 98;
+    msg[head_len + 1] = (uint8_t)hlen;
+    memcpy(msg + head_len + 2, hbuf, hlen);
+
+    Vigil__Envelope *out = NULL;
+    assert_int_equal(vg_envelope_decode(msg, head_len + 2 + hlen, &out, NULL), VG_DECODE_OK);
+    assert_int_equal(out->version, VG_PROTOCOL_VERSION + 1);
+    assert_int_equal(out->body_case, VIGIL__ENVELOPE__BODY_HEARTBEAT);
+    assert_int_equal(out->heartbeat->uptime_s, 77);
+    assert_true(out->heartbeat->executor_ok);
+    vg_envelope_free(out);
+    free(msg);
+    free(head);
+}
+
+/* vigilctl and the coordinator: the same window. */
+static void test_admin_version_window(void **state)
+{
+    (void)state;
+    Vigil__ListAgents list = VIGIL__LIST_AGENTS__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply rep = VIGIL__ADMIN_REPLY__INIT;
+    uint8_t buf[64];
+    size_t len;
+    const char *reason = NULL;
+
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS;
+    req.list_agents = &list;
+    static const struct {
+        uint32_t version;
+        enum vg_decode_error want;
+    } cases[] = {
+        {VG_PROTOCOL_VERSION - 2, VG_DECODE_VERSION}, {VG_PROTOCOL_VERSION - 1, VG_DECODE_OK},
+        {VG_PROTOCOL_VERSION, VG_DECODE_OK},          {VG_PROTOCOL_VERSION + 1, VG_DECODE_OK},
+        {VG_PROTOCOL_VERSION + 2, VG_DECODE_VERSION},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        Vigil__AdminRequest *req_out = NULL;
+        Vigil__AdminReply *rep_out = NULL;
+        req.version = cases[i].version;
+        len = vigil__admin_request__pack(&req, buf);
+        assert_int_equal(vg_admin_request_decode(buf, len, &req_out, &reason), cases[i].want);
+        if (req_out)
+            vigil__admin_request__free_unpacked(req_out, NULL);
+        rep.version = cases[i].version;
+        len = vigil__admin_reply__pack(&rep, buf);
+        assert_int_equal(vg_admin_reply_decode(buf, len, &rep_out, &reason), cases[i].want);
+        if (rep_out)
+            vigil__admin_reply__free_unpacked(rep_out, NULL);
+    }
+    assert_string_equal(reason, "protocol version too new, more than one ahead (this side "
+                                "speaks 2 and accepts 1 to 3)");
 }
 
 static void test_sender_shape_enforced(void **state)
@@ -566,7 +666,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signal_batch_round_trip),
-        cmocka_unit_test(test_wrong_version_refused),
+        cmocka_unit_test(test_version_window),
+        cmocka_unit_test(test_newer_peer_fields_skipped),
+        cmocka_unit_test(test_admin_version_window),
         cmocka_unit_test(test_sender_shape_enforced),
         cmocka_unit_test(test_transient_message_with_seq_refused),
         cmocka_unit_test(test_unknown_type_refused),

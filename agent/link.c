@@ -30,6 +30,7 @@ struct link {
     int64_t enroll_backoff_ms;
     int64_t last_heard;   /* mono: last message from the coordinator */
     uint64_t ignored;     /* malformed or unexpected messages from the coordinator */
+    uint64_t refused;     /* records the coordinator refused as invalid, discarded */
     int64_t ack_deadline; /* mono: in-flight records are resent after this; 0 = none */
 };
 
@@ -314,8 +315,10 @@ static void handle_refusal(link_t *self, const Vigil__Refusal *refusal)
                (unsigned long long)refusal->seq, refusal->reason);
         /* Resending an invalid message cannot succeed; a transient one (seq 0) is simply
          * retried by its own timer. */
-        if (refusal->seq > 0)
+        if (refusal->seq > 0) {
             spool_discard(self->spool, refusal->seq);
+            self->refused++;
+        }
         break;
     case VIGIL__REFUSAL_CODE__REFUSAL_RATE_LIMITED:
         vg_log(VG_LOG_WARN, "coordinator: %s", refusal->reason);
@@ -391,6 +394,11 @@ void link_handle(link_t *self)
 uint64_t link_ignored_messages(const link_t *self)
 {
     return self->ignored;
+}
+
+uint64_t link_refused_records(const link_t *self)
+{
+    return self->refused;
 }
 
 void link_handle_monitor(link_t *self)

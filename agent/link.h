@@ -58,6 +58,9 @@ void *link_monitor_socket(link_t *self);
 void link_handle(link_t *self);         /* the DEALER is readable */
 /* Messages from the coordinator that were malformed or unexpected (counted, then ignored). */
 uint64_t link_ignored_messages(const link_t *self);
+/* Records the coordinator refused as invalid (with their seq), discarded from the spool: they
+ * could never be stored. Reported as agent.link.refused_records. */
+uint64_t link_refused_records(const link_t *self);
 void link_handle_monitor(link_t *self); /* the monitor is readable */
 
 /* Timers (heartbeat, enrollment retry, ack timeout) and sending from the spool. */

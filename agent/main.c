@@ -5,10 +5,12 @@
  *   2. fork + exec the privileged executor (privsep.c), then drop privileges;
  *   3. only then create or load the key pair, open the spool and touch the network.
  *
- * Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage, 71 OS error, 78 configuration error.
+ * Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage, 71 OS error, 75 the executor died (restart
+ * the agent), 78 configuration error.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
@@ -45,9 +47,11 @@
 
 #define EXIT_USAGE 64
 #define EXIT_OSERR 71
+#define EXIT_EXECUTOR_LOST 75 /* EX_TEMPFAIL: the executor died; the supervisor restarts us */
 #define EXIT_CONFIG 78
 
 #define EXECUTOR_PING_TIMEOUT_MS 1000
+#define EXECUTOR_LOST_FLUSH_MS 5000 /* for the spool's acknowledgement before exiting 75 */
 
 /* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"), plus
  * "down is critical" for everything with an up signal. Clear margins give hysteresis: CPU
@@ -80,7 +84,8 @@ static void usage(FILE *out)
                  "  -V        print the version and exit\n"
                  "  -h        this help\n"
                  "\n"
-                 "Exit codes: 0 stopped, 64 usage, 71 OS error, 78 configuration error.\n"
+                 "Exit codes: 0 stopped, 64 usage, 71 OS error, 75 the executor died (restart\n"
+                 "the agent), 78 configuration error.\n"
                  "An annotated example configuration is in deploy/config/agent.yaml.\n");
 }
 
@@ -148,8 +153,13 @@ static int prepare_state_dir(const struct agent_config *cfg)
         vg_log(VG_LOG_ERROR, "cannot chown %s: %s", cfg->state_dir, strerror(e));
         return -e;
     }
-    /* privsep drops the supplementary groups: check without them. */
-    struct vg_identity who = {.uid = pw->pw_uid, .gid = pw->pw_gid};
+    /* As privsep will be: the user's own groups (root's are dropped). */
+    gid_t groups[64];
+    int ngroups = (int)(sizeof(groups) / sizeof(groups[0]));
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0)
+        ngroups = 0;
+    struct vg_identity who = {
+        .uid = pw->pw_uid, .gid = pw->pw_gid, .groups = groups, .ngroups = (size_t)ngroups};
     int r = vg_reach_check(&who, cfg->state_dir, R_OK | W_OK | X_OK);
     if (r == 1)
         return 0;
@@ -221,6 +231,10 @@ static void collect_self(struct agent *a, struct collect_ctx *ctx)
     collect_emit(ctx, "agent.executor.up", a->executor_ok ? 1 : 0, "bool", NULL, 0);
     collect_emit(ctx, "agent.link.ignored_messages", (double)link_ignored_messages(a->link),
                  "messages", NULL, 0);
+    collect_emit(ctx, "agent.link.refused_records", (double)link_refused_records(a->link),
+                 "messages", NULL, 0);
+    collect_emit(ctx, "agent.signals.escaped", (double)sigbuf_escaped(a->batch), "strings", NULL,
+                 0);
     if (a->probes)
         collect_emit(ctx, "agent.probes.dropped_samples", (double)probes_errors(a->probes),
                      "samples", NULL, 0);
@@ -587,6 +601,73 @@ static int start(struct agent *a)
     return 0;
 }
 
+/*
+ * The executor stopped answering (privsep.c has closed the channel). The network side dropped
+ * its privileges at start and cannot start a root executor again, and an agent that can no
+ * longer act must not carry on looking healthy. So: agent.executor.up = 0 goes into the spool
+ * at once with everything measured so far, the link gets up to EXECUTOR_LOST_FLUSH_MS to have
+ * the spool acknowledged, and the agent exits EXIT_EXECUTOR_LOST for its supervisor (systemd,
+ * Kubernetes) to restart it whole. What is not acknowledged by then stays in the spool and is
+ * sent by the next start. SIGINT/SIGTERM cut the wait short.
+ */
+static int executor_lost(struct agent *a)
+{
+    struct spool_stats st;
+
+    vg_log(VG_LOG_ERROR,
+           "executor pid=%d does not answer and cannot be restarted without privileges: "
+           "reporting agent.executor.up=0, then exiting with %d for the supervisor to restart "
+           "the agent",
+           (int)privsep_executor_pid(a->privsep), EXIT_EXECUTOR_LOST);
+    link_set_executor_ok(a->link, false);
+    struct collect_ctx ctx = collect_begin(a);
+    collect_self(a, &ctx);
+    flush_batch(a);
+
+    int64_t deadline = vg_mono_ms() + EXECUTOR_LOST_FLUSH_MS;
+    bool stopping = false;
+    for (;;) {
+        spool_stats(a->spool, &st);
+        int64_t now = vg_mono_ms();
+        if (st.depth == 0 || now >= deadline || stopping)
+            break;
+        zmq_pollitem_t items[] = {
+            {link_socket(a->link), 0, ZMQ_POLLIN, 0},
+            {link_monitor_socket(a->link), 0, ZMQ_POLLIN, 0},
+            {NULL, a->signal_fd, ZMQ_POLLIN, 0},
+        };
+        int64_t wait = link_next_timeout(a->link);
+        if (deadline - now < wait)
+            wait = deadline - now;
+        if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            link_handle_monitor(a->link);
+        if (items[0].revents & ZMQ_POLLIN)
+            link_handle(a->link);
+        if (items[2].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si))
+                stopping |= si.ssi_signo != SIGHUP;
+        }
+        link_tick(a->link);
+    }
+    if (st.depth == 0)
+        vg_log(VG_LOG_INFO, "spool flushed: the coordinator acknowledged everything; exit %d",
+               EXIT_EXECUTOR_LOST);
+    else if (stopping)
+        vg_log(VG_LOG_WARN,
+               "spool not flushed (stopped by a signal): %llu messages left for the "
+               "next start; exit %d",
+               (unsigned long long)st.depth, EXIT_EXECUTOR_LOST);
+    else
+        vg_log(VG_LOG_WARN,
+               "spool not flushed in %d s: %llu messages left for the next start; "
+               "exit %d",
+               EXECUTOR_LOST_FLUSH_MS / 1000, (unsigned long long)st.depth, EXIT_EXECUTOR_LOST);
+    return EXIT_EXECUTOR_LOST;
+}
+
 static int run_loop(struct agent *a)
 {
     int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
@@ -642,14 +723,11 @@ static int run_loop(struct agent *a)
             evidence_busy = evidence_poll(a->evidence, a->spool);
         now = vg_mono_ms();
         /* A failed ping closes the channel for good (privsep.c): the unprivileged agent
-         * cannot start a new executor, so it keeps observing and reports the loss. */
+         * cannot start a new executor, so it reports the loss and exits to be restarted. */
         if (a->executor_ok && now >= next_ping) {
             a->executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
-            if (!a->executor_ok) {
-                vg_log(VG_LOG_ERROR, "the privileged executor does not answer; actions are "
-                                     "unavailable until the agent restarts");
-                link_set_executor_ok(a->link, false);
-            }
+            if (!a->executor_ok)
+                return executor_lost(a);
             next_ping = now + a->cfg.heartbeat_interval_ms;
         }
         collect_due(a);

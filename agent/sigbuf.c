@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "wire.h"
 
 /* Strings live in one growing arena, referenced by offset until encoding, so a realloc of the
@@ -28,6 +29,7 @@ struct sigbuf {
     size_t nlabels, cap_labels;
     char *arena;
     size_t arena_len, arena_cap;
+    uint64_t escaped; /* strings with bytes escaped since sigbuf_new; never cleared */
 };
 
 sigbuf_t *sigbuf_new(void)
@@ -62,17 +64,29 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/*
+ * Copies text into the arena. Bytes that are not UTF-8 (a mount point or a process name is
+ * whatever bytes the kernel holds) are written as \xNN and counted: the coordinator's store
+ * accepts only UTF-8, and a record it refuses is lost. -E2BIG past max bytes after escaping.
+ */
 static int intern(sigbuf_t *self, const char *text, size_t max, size_t *ret_off)
 {
-    size_t len = text ? strlen(text) : 0;
+    const char *t = text ? text : "";
+    size_t len = strlen(t);
     if (len > max)
         return -E2BIG;
-    int r = grow((void **)&self->arena, &self->arena_cap, self->arena_len + len + 1, 1);
+    size_t room = len * 4 + 1; /* every byte escaped, and the NUL */
+    int r = grow((void **)&self->arena, &self->arena_cap, self->arena_len + room, 1);
     if (r < 0)
         return r;
-    memcpy(self->arena + self->arena_len, text ? text : "", len + 1);
+    bool escaped = false;
+    size_t n = vg_utf8_escape(t, self->arena + self->arena_len, room, &escaped);
+    if (n > max)
+        return -E2BIG;
+    if (escaped)
+        self->escaped++;
     *ret_off = self->arena_len;
-    self->arena_len += len + 1;
+    self->arena_len += n + 1;
     return 0;
 }
 
@@ -110,6 +124,11 @@ undo:
     self->arena_len = arena_mark;
     self->nlabels = labels_mark;
     return r;
+}
+
+uint64_t sigbuf_escaped(const sigbuf_t *self)
+{
+    return self->escaped;
 }
 
 size_t sigbuf_count(const sigbuf_t *self)

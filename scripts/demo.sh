@@ -244,7 +244,7 @@ coordinator_up() {
     curl -fsS -o /dev/null "http://127.0.0.1:$port_http/healthz" 2>/dev/null
 }
 wait_for "the coordinator starting (its first start creates the database)" 60 coordinator_up
-say "The coordinator is up (it created and started its own PostgreSQL cluster) and has loaded the five shipped runbooks."
+say "The coordinator is up (it created and started its own PostgreSQL cluster) and has loaded the shipped runbooks (the document's five, and one for an agent that can no longer act)."
 
 nginx_up() {
     kill -0 "$nginx_pid" 2>/dev/null || fail "nginx exited: $(tail -3 "$dir/nginx/logs/error.log")"

@@ -190,6 +190,18 @@ Configuration: var/coordinator.yaml and var/agent.yaml (yours to edit; make run 
 Ctrl-C stops everything.
 TEXT
 
-# Whichever exits first ends the run; stop() takes the other one down.
-wait -n "$coord_pid" "$agent_pid" || true
+# Whichever exits first ends the run; stop() takes the other one down. An agent that exits 75
+# (its privileged executor died: docs/operations.md) is started again, as systemd or Kubernetes
+# would.
+while :; do
+    status=0
+    wait -n "$coord_pid" "$agent_pid" || status=$?
+    if [[ $status == 75 ]] && ! kill -0 "$agent_pid" 2>/dev/null && kill -0 "$coord_pid" 2>/dev/null; then
+        echo "run: the agent exited 75 (its executor died); starting it again" >&2
+        "$bin/vigil-agent" -c "$var/agent.yaml" &
+        agent_pid=$!
+        continue
+    fi
+    break
+done
 echo "run: a process exited; stopping" >&2

@@ -3,18 +3,28 @@
  * integration tests' hostile-input cases.
  *
  *   vigil-sim ingest --endpoint E --server-key K --secret-file F [--agents N] [--seconds S]
- *                    [--signals-per-message M] [--window W]
- *       N agents (each its own CURVE key and connection) enroll with a bootstrap token, then
- *       push signal batches for S seconds, keeping W messages in flight each. Afterwards it
- *       waits for the outstanding acknowledgements and prints one line:
- *       sim: agents=N messages=X rows=Y seconds=T rows_per_s=R lost=L
- *       (lost = messages sent but never acknowledged).
+ *                    [--signals-per-message M] [--window W] [--node-prefix P]
+ *       N agents (each its own CURVE key and connection; nodes P-0 .. P-(N-1), P "sim" by
+ *       default) enroll with a bootstrap token, then push signal batches for S seconds, keeping
+ *       W messages in flight each. Afterwards it waits for the outstanding acknowledgements and
+ *       prints one line:
+ *       sim: agents=N messages=X rows=Y seconds=T rows_per_s=R lost=L version=V
+ *       (lost = messages sent but never acknowledged). Exit 3 at once when the coordinator
+ *       refuses the protocol version ("vigil-sim: refused code=4 reason=...").
  *
  *   vigil-sim bad KIND --endpoint E --server-key K [--secret-file F]
  *       Sends one hostile message and prints the coordinator's refusal ("refused code=N
  *       reason=..."), exit 0 when refused, 1 when it was accepted or nothing came back.
  *       KIND: unknown-key (signals from a key that never enrolled), malformed, version,
- *       unknown-type, oversized, sender (claims another agent's id), bad-token, multipart.
+ *       unknown-type, oversized, sender (claims another agent's id), bad-token, multipart,
+ *       bad-record (a signal the store cannot take, then a good one: the first refused with
+ *       its seq, the second acknowledged), flood-unenrolled and flood-unknown (--messages N
+ *       heartbeats of --size bytes made of unknown fields, from a key that never enrolled or
+ *       from an enrolled agent; prints "flood: sent=N answered=A refused=R acked=K").
+ *
+ *   Both take --protocol-version V (default: this build's VG_PROTOCOL_VERSION): every envelope
+ *   is stamped V, and a reply is taken only if an agent at V would take it (V-1 .. V+1, the
+ *   window common/wire.h defines), so a rolling upgrade's mixed versions can be played.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -48,7 +58,18 @@ struct options {
     int seconds;
     int signals_per_message;
     int window;
+    const char *node_prefix;
 };
+
+/* bad flood-*: how many messages, of how many bytes (--messages, --size). */
+static int flood_messages = 400;
+static size_t flood_size = 4 * 1024 * 1024 - 1024;
+
+/* The version simulated agents speak (--protocol-version). */
+static uint32_t protocol_version = VG_PROTOCOL_VERSION;
+/* The coordinator refused our version: its reason, and how many agents it refused. */
+static char version_refusal[256];
+static int agents_refused_version;
 
 static char *secret;
 static size_t secret_len;
@@ -67,6 +88,13 @@ static void *connect_agent(void *ctx, const struct options *o, const struct vg_k
         zmq_connect(s, o->endpoint) != 0)
         die("cannot create a socket");
     return s;
+}
+
+/* vg_envelope_init, stamped with the simulated version. */
+static void init_env(Vigil__Envelope *env, const char *sender, uint64_t seq)
+{
+    vg_envelope_init(env, sender, seq);
+    env->version = protocol_version;
 }
 
 static int send_env(void *s, Vigil__Envelope *env)
@@ -95,7 +123,7 @@ static void send_enroll(struct sim_agent *a, const char *node, bool bad_token)
         enroll.token.data = token;
         enroll.token.len = sizeof(token);
     }
-    vg_envelope_init(&env, a->id, 0);
+    init_env(&env, a->id, 0);
     env.body_case = VIGIL__ENVELOPE__BODY_ENROLL;
     env.enroll = &enroll;
     send_env(a->socket, &env);
@@ -133,7 +161,7 @@ static int send_batch(struct sim_agent *a, int nsignals, const char *node)
     batch.signals = ptrs;
     batch.n_signals = (size_t)nsignals;
     Vigil__Envelope env;
-    vg_envelope_init(&env, a->id, a->next_seq);
+    init_env(&env, a->id, a->next_seq);
     env.body_case = VIGIL__ENVELOPE__BODY_SIGNALS;
     env.signals = &batch;
     int r = send_env(a->socket, &env);
@@ -160,6 +188,19 @@ static Vigil__Envelope *receive(void *s, int timeout_ms)
     Vigil__Envelope *env = NULL;
     vg_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &env, NULL);
     zmq_msg_close(&msg);
+    /* The window of an agent at protocol_version: one version either side of it. Such an
+     * agent would drop the reply; the sim still notes a version refusal, to report it. */
+    if (env && (env->version + 1 < protocol_version || env->version > protocol_version + 1)) {
+        fprintf(stderr, "vigil-sim: a reply at protocol version %u, which an agent at %u refuses\n",
+                env->version, protocol_version);
+        if (env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL &&
+            env->refusal->code == VIGIL__REFUSAL_CODE__REFUSAL_VERSION) {
+            snprintf(version_refusal, sizeof(version_refusal), "%s", env->refusal->reason);
+            agents_refused_version++;
+        }
+        vg_envelope_free(env);
+        env = NULL;
+    }
     return env;
 }
 
@@ -175,6 +216,10 @@ static void handle_reply(struct sim_agent *a, Vigil__Envelope *env)
         }
     } else if (env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL) {
         fprintf(stderr, "vigil-sim: agent %s refused: %s\n", a->id, env->refusal->reason);
+        if (env->refusal->code == VIGIL__REFUSAL_CODE__REFUSAL_VERSION) {
+            snprintf(version_refusal, sizeof(version_refusal), "%s", env->refusal->reason);
+            agents_refused_version++;
+        }
     }
 }
 
@@ -191,6 +236,16 @@ static void drain(struct sim_agent *agents, int n, zmq_pollitem_t *items, int ti
             vg_envelope_free(env);
         }
     }
+}
+
+/* Closes every socket (zmq_ctx_term waits for them) and frees the arrays; returns code. */
+static int ingest_end(struct sim_agent *agents, zmq_pollitem_t *items, int n, int code)
+{
+    for (int i = 0; i < n; i++)
+        zmq_close(agents[i].socket);
+    free(agents);
+    free(items);
+    return code;
 }
 
 static int run_ingest(void *ctx, const struct options *o)
@@ -212,25 +267,30 @@ static int run_ingest(void *ctx, const struct options *o)
     while (active < o->agents && vg_mono_ms() < deadline) {
         for (int i = 0; i < o->agents; i++) {
             if (!agents[i].active && vg_mono_ms() - agents[i].last_enroll > 1000) {
-                snprintf(node, sizeof(node), "sim-%d", i);
+                snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
                 send_enroll(&agents[i], node, false);
             }
         }
         drain(agents, o->agents, items, 100);
+        if (agents_refused_version > 0) {
+            printf("vigil-sim: refused code=%d reason=%s\n", VIGIL__REFUSAL_CODE__REFUSAL_VERSION,
+                   version_refusal);
+            return ingest_end(agents, items, o->agents, 3);
+        }
         active = 0;
         for (int i = 0; i < o->agents; i++)
             active += agents[i].active;
     }
     if (active < o->agents) {
         fprintf(stderr, "vigil-sim: only %d of %d agents enrolled\n", active, o->agents);
-        return 1;
+        return ingest_end(agents, items, o->agents, 1);
     }
 
     int64_t start = vg_mono_ms();
     int64_t stop = start + (int64_t)o->seconds * 1000;
     while (vg_mono_ms() < stop) {
         for (int i = 0; i < o->agents; i++) {
-            snprintf(node, sizeof(node), "sim-%d", i);
+            snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
             while (agents[i].inflight < (uint64_t)o->window &&
                    send_batch(&agents[i], o->signals_per_message, node) == 0)
                 ;
@@ -255,9 +315,10 @@ static int run_ingest(void *ctx, const struct options *o)
         zmq_close(agents[i].socket);
     }
     uint64_t rows = messages * (uint64_t)o->signals_per_message;
-    printf("sim: agents=%d messages=%llu rows=%llu seconds=%.2f rows_per_s=%.0f lost=%llu\n",
+    printf("sim: agents=%d messages=%llu rows=%llu seconds=%.2f rows_per_s=%.0f lost=%llu "
+           "version=%u\n",
            o->agents, (unsigned long long)messages, (unsigned long long)rows, seconds,
-           (double)rows / seconds, (unsigned long long)lost);
+           (double)rows / seconds, (unsigned long long)lost, protocol_version);
     free(agents);
     free(items);
     return 0;
@@ -287,6 +348,81 @@ static int expect_refusal(void *s)
 
 static int send_bad(struct sim_agent *a, const char *kind);
 
+/*
+ * flood_messages heartbeats of flood_size bytes, nearly all of it unknown varint fields
+ * (number 1000): what a hostile peer sends to make the coordinator decode and keep them. Then
+ * counts the answers for up to 10 s and prints "flood: sent=N answered=A refused=R acked=K".
+ */
+static int send_flood(struct sim_agent *a)
+{
+    Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+    Vigil__Envelope env;
+    init_env(&env, a->id, 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    uint8_t *buf = malloc(flood_size + 16);
+    if (!buf)
+        die("out of memory");
+    size_t len = vigil__envelope__pack(&env, buf);
+    while (len + 3 <= flood_size) {
+        buf[len++] = 0xc0; /* (1000 << 3) | 0 */
+        buf[len++] = 0x3e;
+        buf[len++] = 0x01;
+    }
+    int sent = 0;
+    for (int i = 0; i < flood_messages; i++)
+        sent += zmq_send(a->socket, buf, len, 0) >= 0;
+    free(buf);
+
+    int answered = 0, refused = 0, acked = 0;
+    int64_t deadline = vg_mono_ms() + 10000;
+    while (answered < sent && vg_mono_ms() < deadline) {
+        Vigil__Envelope *ans = receive(a->socket, 200);
+        if (!ans)
+            continue;
+        answered++;
+        refused += ans->body_case == VIGIL__ENVELOPE__BODY_REFUSAL;
+        acked += ans->body_case == VIGIL__ENVELOPE__BODY_ACK;
+        vg_envelope_free(ans);
+    }
+    printf("flood: sent=%d answered=%d refused=%d acked=%d\n", sent, answered, refused, acked);
+    return answered == sent ? 0 : 1;
+}
+
+/*
+ * A record the store cannot take (a label value that is not UTF-8, as a raw mount point name
+ * would be), then a good one: the first must be refused with its seq, so an agent can discard
+ * it, and the second acknowledged. Prints both answers; 0 when both are as they should be.
+ */
+static int send_bad_record(struct sim_agent *a)
+{
+    uint64_t bad_seq = a->next_seq;
+    send_batch(a, 4, "bad\xff");
+    Vigil__Envelope *env = receive(a->socket, 5000);
+    bool refused = env && env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL &&
+                   env->refusal->code == VIGIL__REFUSAL_CODE__REFUSAL_INVALID &&
+                   env->refusal->seq == bad_seq;
+    if (env && env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL)
+        printf("refused code=%d seq=%llu reason=%s\n", env->refusal->code,
+               (unsigned long long)env->refusal->seq, env->refusal->reason);
+    else
+        printf("bad record: %s\n", env ? "answered, not refused" : "no answer");
+    vg_envelope_free(env);
+
+    uint64_t good_seq = a->next_seq;
+    send_batch(a, 4, "good");
+    env = receive(a->socket, 5000);
+    bool acked = false;
+    if (env && env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
+        for (size_t i = 0; i < env->ack->n_ranges; i++)
+            acked |= env->ack->ranges[i]->first <= good_seq && good_seq <= env->ack->ranges[i]->last;
+    }
+    printf("good record seq=%llu: %s\n", (unsigned long long)good_seq,
+           acked ? "acknowledged" : "not acknowledged");
+    vg_envelope_free(env);
+    return refused && acked ? 0 : 1;
+}
+
 static int run_bad(void *ctx, const struct options *o, const char *kind)
 {
     struct sim_agent a = {0};
@@ -307,6 +443,8 @@ static int send_bad(struct sim_agent *sa, const char *kind)
         send_enroll(&a, "sim-bad-token", true);
         return expect_refusal(a.socket);
     }
+    if (strcmp(kind, "flood-unenrolled") == 0)
+        return send_flood(&a);
     if (strcmp(kind, "unknown-key") == 0) {
         send_batch(&a, 4, "sim-unknown");
         return expect_refusal(a.socket);
@@ -317,10 +455,14 @@ static int send_bad(struct sim_agent *sa, const char *kind)
         send_enroll(&a, "sim-hostile", false);
     Vigil__Envelope *reply = receive(a.socket, 5000);
     vg_envelope_free(reply);
+    if (strcmp(kind, "bad-record") == 0)
+        return send_bad_record(&a);
+    if (strcmp(kind, "flood-unknown") == 0)
+        return send_flood(&a);
 
     Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
     Vigil__Envelope env;
-    vg_envelope_init(&env, a.id, 0);
+    init_env(&env, a.id, 0);
     env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     if (strcmp(kind, "malformed") == 0) {
@@ -353,15 +495,19 @@ static void usage(void)
 {
     fprintf(stderr, "usage: vigil-sim ingest|bad KIND --endpoint E --server-key K "
                     "[--secret-file F] [--agents N] [--seconds S] [--signals-per-message M] "
-                    "[--window W]\n");
+                    "[--window W] [--node-prefix P] [--protocol-version V]\n");
     exit(64);
 }
 
 int main(int argc, char **argv)
 {
     struct options o = {
-        .endpoint = "tcp://127.0.0.1:7400", .agents = 1000, .seconds = 10,
-        .signals_per_message = 50, .window = 4,
+        .endpoint = "tcp://127.0.0.1:7400",
+        .agents = 1000,
+        .seconds = 10,
+        .signals_per_message = 50,
+        .window = 4,
+        .node_prefix = "sim",
     };
     const char *mode, *kind = NULL;
     char err[256];
@@ -390,10 +536,18 @@ int main(int argc, char **argv)
             o.agents = (int)strtol(v, NULL, 10);
         else if (strcmp(k, "--seconds") == 0)
             o.seconds = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--messages") == 0)
+            flood_messages = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--size") == 0)
+            flood_size = (size_t)strtoull(v, NULL, 10);
         else if (strcmp(k, "--signals-per-message") == 0)
             o.signals_per_message = (int)strtol(v, NULL, 10);
         else if (strcmp(k, "--window") == 0)
             o.window = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--node-prefix") == 0)
+            o.node_prefix = v;
+        else if (strcmp(k, "--protocol-version") == 0)
+            protocol_version = (uint32_t)strtoul(v, NULL, 10);
         else
             usage();
     }

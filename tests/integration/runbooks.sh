@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runbooks wired into the coordinator: the shipped five plus a small test runbook load at
+# Runbooks wired into the coordinator: the shipped six plus a small test runbook load at
 # start; a watched process that dies becomes a critical symptom event within 5 s (logged and
 # counted); a broken runbook on SIGHUP is refused with file:line:col, counted, and the last
 # good set keeps running; `vigil-coordinator -n` refuses the broken directory with exit 78.

@@ -44,29 +44,37 @@ static const char *label(const struct rb_label *labels, size_t n, const char *ke
 static void test_shipped_runbooks(void **unused)
 {
     (void)unused;
+    /* The document's five runbooks, and Vigil's own executor-down (documented in operations). */
+    static const char doc_runbook[] = "docs/incident-response-runbooks.md#runbook-";
+    static const char doc_operations[] = "docs/operations.md#";
     static const struct {
         const char *id;
         enum rb_severity severity;
         size_t nsymptoms;
         bool depends_on_database;
+        const char *doc_prefix;
     } want[] = {
-        {"application-down", RB_SEV2, 3, true},   {"database-issues", RB_SEV2, 4, false},
-        {"high-error-rate", RB_SEV3, 3, true},    {"performance-degradation", RB_SEV3, 5, false},
-        {"security-incident", RB_SEV2, 3, false},
+        {"application-down", RB_SEV2, 3, true, doc_runbook},
+        {"database-issues", RB_SEV2, 4, false, doc_runbook},
+        {"executor-down", RB_SEV2, 1, false, doc_operations},
+        {"high-error-rate", RB_SEV3, 3, true, doc_runbook},
+        {"performance-degradation", RB_SEV3, 5, false, doc_runbook},
+        {"security-incident", RB_SEV2, 3, false, doc_runbook},
     };
+    const size_t nwant = sizeof(want) / sizeof(want[0]);
     char err[512] = "";
     struct rb_set *set = runbooks_load_dir(env_dir("VIGIL_RUNBOOKS"), err, sizeof(err));
 
     if (!set)
         fail_msg("shipped runbooks refused: %s", err);
-    assert_int_equal(set->n, 5);
-    for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(set->n, nwant);
+    for (size_t i = 0; i < nwant; i++) {
         const struct rb_runbook *rb = &set->runbooks[i];
         assert_string_equal(rb->id, want[i].id); /* sorted by file name */
         assert_ptr_equal(runbooks_find(set, want[i].id), rb);
         assert_int_equal(rb->severity, want[i].severity);
         assert_int_equal(rb->nsymptoms, want[i].nsymptoms);
-        assert_true(strncmp(rb->doc, "docs/incident-response-runbooks.md#runbook-", 43) == 0);
+        assert_true(strncmp(rb->doc, want[i].doc_prefix, strlen(want[i].doc_prefix)) == 0);
         assert_true(rb->ninvestigate > 0 && rb->nresolve > 0 && rb->nverify > 0);
         for (size_t v = 0; v < rb->nverify; v++)
             assert_true(rb->verify[v].hold_ms > 0);
@@ -106,6 +114,16 @@ static void test_shipped_runbooks(void **unused)
     assert_true(perf->symptoms[1].cond.warning == 80 && perf->symptoms[1].cond.critical == 95 &&
                 perf->symptoms[1].cond.clear == 75);
 
+    /* Executor down: one incident per node as soon as an agent reports its executor gone. */
+    const struct rb_runbook *exec = runbooks_find(set, "executor-down");
+    assert_string_equal(exec->symptoms[0].cond.match.signal, "agent.executor.up");
+    assert_int_equal(exec->symptoms[0].cond.op, RB_OP_LT);
+    assert_true(exec->symptoms[0].cond.warning == 1);
+    assert_int_equal(exec->symptoms[0].cond.scope.kind, RB_SCOPE_NODE);
+    assert_int_equal(exec->symptoms[0].cond.for_ms, 0);
+    assert_int_equal(exec->symptoms[0].severity, RB_SEV2);
+    assert_string_equal(exec->verify[0].cond.match.signal, "agent.executor.up");
+
     runbooks_free(&set);
     assert_null(set);
     runbooks_free(&set); /* NULL is fine */
@@ -115,7 +133,8 @@ static void test_shipped_runbooks(void **unused)
 static void test_shipped_files_alone(void **unused)
 {
     (void)unused;
-    static const char *const files[] = {"application-down", "database-issues", "high-error-rate",
+    static const char *const files[] = {"application-down",        "database-issues",
+                                        "executor-down",           "high-error-rate",
                                         "performance-degradation", "security-incident"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[1024], err[512] = "";

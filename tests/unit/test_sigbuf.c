@@ -80,11 +80,39 @@ static void test_bounds(void **unused)
     sigbuf_destroy(&b);
 }
 
+/* A mount point's raw bytes (not UTF-8) travel escaped, so the store can take the record. */
+static void test_invalid_utf8_is_escaped(void **unused)
+{
+    (void)unused;
+    sigbuf_t *b = sigbuf_new();
+    struct sig_label bad[] = {{"mount", "/mnt/bad\xff"}, {"fstype", "ext4"}};
+    struct sig_label good[] = {{"mount", "/mnt/caf\xc3\xa9"}};
+    assert_int_equal(sigbuf_add(b, "host.disk.used_pct", 1, "percent", 1000, 0, bad, 2), 0);
+    assert_int_equal(sigbuf_escaped(b), 1);
+    assert_int_equal(sigbuf_add(b, "host.disk.used_pct", 2, "percent", 1000, 0, good, 1), 0);
+    assert_int_equal(sigbuf_escaped(b), 1); /* valid UTF-8 is left alone */
+
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(sigbuf_encode(b, "ag-0123456789abcdef", 1, &buf, &len), 0);
+    Vigil__Envelope *env = NULL;
+    assert_int_equal(vg_envelope_decode(buf, len, &env, NULL), VG_DECODE_OK);
+    assert_string_equal(env->signals->signals[0]->labels[0]->value, "/mnt/bad\\xff");
+    assert_string_equal(env->signals->signals[1]->labels[0]->value, "/mnt/caf\xc3\xa9");
+    vg_envelope_free(env);
+    free(buf);
+
+    sigbuf_clear(b);
+    assert_int_equal(sigbuf_escaped(b), 1); /* a count since start, not per batch */
+    sigbuf_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_invalid_utf8_is_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

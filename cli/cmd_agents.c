@@ -35,7 +35,7 @@ static json_t *agent_json(const Vigil__AgentInfo *a)
 {
     /* One key per line reads better than a packed paragraph. */
     /* clang-format off */
-    return json_pack("{s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:o}",
+    return json_pack("{s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
                      "id", output_json_string(a->id),
                      "node", output_json_string(a->node),
                      "state", state_name(a->state),
@@ -45,7 +45,9 @@ static json_t *agent_json(const Vigil__AgentInfo *a)
                      "dropped_messages", json_count(a->dropped_messages),
                      "public_key", output_json_string(a->public_key),
                      "enrolled_at", output_json_time(a->enrolled_at_ms),
-                     "state_since", output_json_time(a->state_since_ms));
+                     "state_since", output_json_time(a->state_since_ms),
+                     "requested_node", output_json_string(a->requested_node),
+                     "node_held_by", output_json_string(a->node_held_by));
     /* clang-format on */
 }
 
@@ -65,8 +67,9 @@ static int print_agents_json(const Vigil__AdminReply *reply)
 
 static int print_agents_table(const Vigil__AdminReply *reply)
 {
-    static const char *const headers[] = {"ID", "NODE", "STATE", "VERSION", "LAST-SEEN", "SPOOL"};
-    output_table_t *table = output_table_new(6, headers);
+    static const char *const headers[] = {"ID",        "NODE",  "STATE", "VERSION",
+                                          "LAST-SEEN", "SPOOL", "NOTE"};
+    output_table_t *table = output_table_new(7, headers);
     int64_t now = vg_wall_ms();
     int r = 0;
 
@@ -74,7 +77,7 @@ static int print_agents_table(const Vigil__AdminReply *reply)
         return -ENOMEM;
     for (size_t i = 0; i < reply->n_agents && r == 0; i++) {
         const Vigil__AgentInfo *a = reply->agents[i];
-        char seen[32], spool[64];
+        char seen[32], spool[64], note[320] = "-";
 
         output_time_ago(a->last_seen_ms, now, seen, sizeof(seen));
         if (a->dropped_messages > 0)
@@ -82,6 +85,11 @@ static int print_agents_table(const Vigil__AdminReply *reply)
                      (unsigned long long)a->spool_depth, (unsigned long long)a->dropped_messages);
         else
             snprintf(spool, sizeof(spool), "%llu", (unsigned long long)a->spool_depth);
+        /* What waits for an operator about this agent's node name. */
+        if (a->node_held_by && a->node_held_by[0])
+            snprintf(note, sizeof(note), "claims the node of %s", a->node_held_by);
+        else if (a->requested_node && a->requested_node[0])
+            snprintf(note, sizeof(note), "asks to be renamed %s", a->requested_node);
         const char *cells[] = {
             a->id,
             a->node[0] != '\0' ? a->node : "-",
@@ -89,6 +97,7 @@ static int print_agents_table(const Vigil__AdminReply *reply)
             a->agent_version[0] != '\0' ? a->agent_version : "-",
             seen,
             spool,
+            note,
         };
         r = output_table_add_row(table, cells);
     }

@@ -45,6 +45,8 @@ struct admin {
     store_oncall_t *oncall;
     /* Evidence vault verification: own connection, opened on first use. */
     store_verify_t *verify;
+    /* Told when an approval or revocation changes whether a node is up (admin_set_observer). */
+    struct router_observer observer;
 };
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
@@ -105,9 +107,13 @@ void *admin_socket(admin_t *self)
     return self->socket;
 }
 
-static void fill_agent_info(Vigil__AgentInfo *info, const struct agent *a)
+/* holder: for a pending agent, the agent that holds its node name (NULL = none). */
+static void fill_agent_info(Vigil__AgentInfo *info, const struct agent *a,
+                            const struct agent *holder)
 {
     vigil__agent_info__init(info);
+    info->requested_node = (char *)a->requested_node;
+    info->node_held_by = holder ? (char *)holder->id : "";
     info->id = (char *)a->id;
     info->node = (char *)a->node;
     info->state = a->state;
@@ -172,18 +178,93 @@ static void list_agents(admin_t *self, struct reply *rep)
     size_t n = registry_agent_count(self->registry);
     rep->infos = calloc(n ? n : 1, sizeof(*rep->infos));
     rep->info_ptrs = calloc(n ? n : 1, sizeof(Vigil__AgentInfo *));
-    if (!rep->infos || !rep->info_ptrs) {
+    const struct agent **agents = calloc(n ? n : 1, sizeof(*agents));
+    if (!rep->infos || !rep->info_ptrs || !agents) {
+        free(agents);
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");
         return;
     }
-    size_t i = 0;
-    for (struct agent *a = registry_agent_next(self->registry, NULL); a && i < n;
-         a = registry_agent_next(self->registry, a), i++) {
-        fill_agent_info(&rep->infos[i], a);
+    size_t count = 0;
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a && count < n;
+         a = registry_agent_next(self->registry, a))
+        agents[count++] = a;
+    for (size_t i = 0; i < count; i++) {
+        /* A pending key that claims a node another agent holds is shown with the holder. */
+        const struct agent *holder = NULL;
+        for (size_t k = 0; k < count && agents[i]->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
+             k++) {
+            if (k != i && agents[k]->state != VIGIL__AGENT_STATE__AGENT_STATE_REVOKED &&
+                agents[k]->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING &&
+                strcmp(agents[k]->node, agents[i]->node) == 0) {
+                holder = agents[k];
+                break;
+            }
+        }
+        fill_agent_info(&rep->infos[i], agents[i], holder);
         rep->info_ptrs[i] = &rep->infos[i];
     }
+    free(agents);
     rep->msg.agents = rep->info_ptrs;
-    rep->msg.n_agents = i;
+    rep->msg.n_agents = count;
+}
+
+/* Another agent than except reports for node and is active: the node is still up. */
+static bool node_has_other_active(admin_t *self, const char *node, const struct agent *except)
+{
+    for (const struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a))
+        if (a != except && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
+            strcmp(a->node, node) == 0)
+            return true;
+    return false;
+}
+
+/* Only the changed agent goes back in the reply. */
+static void reply_one_agent(admin_t *self, const char *id, struct reply *rep)
+{
+    list_agents(self, rep);
+    rep->msg.n_agents = 0;
+    for (size_t i = 0; rep->info_ptrs && i < registry_agent_count(self->registry); i++) {
+        if (rep->infos[i].id && strcmp(rep->infos[i].id, id) == 0) {
+            rep->info_ptrs[0] = &rep->infos[i];
+            rep->msg.n_agents = 1;
+            break;
+        }
+    }
+}
+
+/*
+ * approve of an agent that asked for another node name (router.c keeps the old one until
+ * then): the name moves, unless another agent holds it. The rule engine hears the old node go
+ * and the new one come.
+ */
+static void rename_agent(admin_t *self, const struct operator* op, struct agent *a,
+                         const char *actor, struct reply *rep)
+{
+    const struct agent *holder = registry_node_holder(self->registry, a->requested_node, a);
+    if (holder) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "node %s is held by agent %s (%s): revoke it first if %s replaces it",
+                    a->requested_node, holder->id, agent_state_name(holder->state), a->id);
+        return;
+    }
+    if (store_agent_rename(self->store, a->id, a->requested_node, actor) < 0) {
+        reply_store_unavailable(rep, true);
+        return;
+    }
+    char old[sizeof(a->node)];
+    snprintf(old, sizeof(old), "%s", a->node);
+    snprintf(a->node, sizeof(a->node), "%s", a->requested_node);
+    a->requested_node[0] = '\0';
+    vg_log(VG_LOG_INFO, "agent=%s renamed node=%s previous=%s by operator=%s", a->id, a->node, old,
+           op->name);
+    int64_t now = vg_wall_ms();
+    if (self->observer.agent_state && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
+        if (!node_has_other_active(self, old, a))
+            self->observer.agent_state(self->observer.userdata, old, false, now);
+        self->observer.agent_state(self->observer.userdata, a->node, true, now);
+    }
+    reply_one_agent(self, a->id, rep);
 }
 
 /* approve: pending -> active; revoke: anything -> revoked (effective on the next message). */
@@ -204,12 +285,28 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
             "agent %s is revoked; a revoked key cannot come back (re-enroll with a new key)", id);
         return;
     }
+    snprintf(actor, sizeof(actor), "operator:%s", op->name);
     if (target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
         a->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING) {
-        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "agent %s is not pending", id);
+        if (a->requested_node[0])
+            rename_agent(self, op, a, actor, rep);
+        else
+            reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                        "agent %s is not pending and asks for no other name", id);
         return;
     }
-    snprintf(actor, sizeof(actor), "operator:%s", op->name);
+    /* A node name belongs to the key that holds it: a new key for it is approved only once the
+     * operator has revoked the old one (the node was rebuilt), never beside it. */
+    const struct agent *holder = target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE
+                                     ? registry_node_holder(self->registry, a->node, a)
+                                     : NULL;
+    if (holder) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "node %s is held by agent %s (%s): if this key replaces it, revoke it first "
+                    "(vigilctl agents revoke %s)",
+                    a->node, holder->id, agent_state_name(holder->state), holder->id);
+        return;
+    }
     int64_t now = vg_wall_ms();
     if (store_agent_set_state(self->store, id, target, now, actor,
                               target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED
@@ -218,21 +315,18 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
         reply_store_unavailable(rep, true);
         return;
     }
+    bool was_up = a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    bool is_up = target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
     a->state = target;
     a->state_since_ms = now;
     /* An approved agent starts its liveness period now. */
     a->last_seen_mono = vg_mono_ms();
     vg_log(VG_LOG_INFO, "agent=%s node=%s %sd by operator=%s", a->id, a->node, verb, op->name);
-    list_agents(self, rep);
-    /* Only the changed agent goes back. */
-    rep->msg.n_agents = 0;
-    for (size_t i = 0; rep->info_ptrs && i < registry_agent_count(self->registry); i++) {
-        if (rep->infos[i].id && strcmp(rep->infos[i].id, id) == 0) {
-            rep->info_ptrs[0] = &rep->infos[i];
-            rep->msg.n_agents = 1;
-            break;
-        }
-    }
+    /* As the router does for enrollment and liveness: only up <-> not up is news. */
+    if (self->observer.agent_state && was_up != is_up &&
+        (is_up || !node_has_other_active(self, a->node, a)))
+        self->observer.agent_state(self->observer.userdata, a->node, is_up, now);
+    reply_one_agent(self, id, rep);
 }
 
 /* Label arrays built with strdup'd keys and values (signals' labels, evidence arguments). */
@@ -1030,6 +1124,14 @@ static void tail_incidents(admin_t *self, const Vigil__TailIncidents *req, struc
 void admin_set_paging(admin_t *self, const struct paging_config *paging)
 {
     self->paging = paging;
+}
+
+void admin_set_observer(admin_t *self, const struct router_observer *observer)
+{
+    if (observer)
+        self->observer = *observer;
+    else
+        memset(&self->observer, 0, sizeof(self->observer));
 }
 
 /* Overrides that can matter around an instant: those that end less than this before it. */

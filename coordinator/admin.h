@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "registry.h"
+#include "router.h"
 #include "store.h"
 
 typedef struct admin admin_t;
@@ -28,5 +29,11 @@ struct paging_config;
 /* The paging configuration `vigilctl oncall` reads (borrowed: it must outlive self, or be
  * replaced before it is freed); NULL = paging is off. */
 void admin_set_paging(admin_t *self, const struct paging_config *paging);
+
+/* Who hears that an operator approved (node up) or revoked (node down) an agent: the same
+ * observer the router tells about enrollment and liveness, so the rule engine's node set
+ * follows both (copied; only agent_state is called). A revoked agent's node stays up while
+ * another agent of that node is active (a node re-enrolled with a new key). */
+void admin_set_observer(admin_t *self, const struct router_observer *observer);
 
 #endif

@@ -26,9 +26,14 @@ const struct vg_cfg_key coord_config_keys[] = {
         "ZeroMQ endpoint agents connect to"),
     KEY("listen.admin", VG_CFG_STRING, listen_admin, 0, 256, "tcp://*:7401",
         "ZeroMQ endpoint vigilctl connects to"),
-    KEY("http.address", VG_CFG_STRING, http_address, 0, 64, "",
-        "address for /healthz and /metrics; empty = all interfaces"),
+    KEY("http.address", VG_CFG_STRING, http_address, 0, 64, "127.0.0.1",
+        "address for /healthz, /metrics and the Alertmanager webhook; 0.0.0.0 or :: = all "
+        "interfaces (Prometheus, Alertmanager or a kubelet on another host)"),
     KEY("http.port", VG_CFG_INT, http_port, 1, 65535, "7480", "HTTP port"),
+    /* 64 = HTTP_CONNECTION_LIMIT, 8 = HTTP_MAX_PER_CLIENT_DEFAULT (http.h) */
+    KEY("http.max_connections_per_client", VG_CFG_INT, http_max_per_client, 1, 64, "8",
+        "HTTP connections one client address may hold at once (of 64 in all); more are closed "
+        "at once, so a slow client cannot starve /healthz"),
     KEY("store.url", VG_CFG_STRING, store_url, 0, 1024, "",
         "libpq connection string; empty = start a private PostgreSQL under state_dir"),
     KEY("store.pg_bin_dir", VG_CFG_STRING, store_pg_bin_dir, 0, 0, "",
@@ -38,13 +43,27 @@ const struct vg_cfg_key coord_config_keys[] = {
     KEY("enrollment.secret_file", VG_CFG_STRING, enrollment_secret_file, 0, 0, "",
         "file holding the enrollment secret (mode 0600); empty = every new agent is pending"),
     KEY("enrollment.rate_per_minute", VG_CFG_INT, enrollment_rate_per_minute, 0, 1000000, "60",
-        "enrollment requests accepted per source address per minute; 0 = unlimited"),
+        "enrollment requests accepted per source address (IPv6: per /64) per minute; 0 = "
+        "unlimited"),
+    KEY("enrollment.pending_max", VG_CFG_INT, enrollment_pending_max, 1, 1000000, "1000",
+        "agents that may wait for approval at once; more unknown keys are refused until an "
+        "operator approves or revokes some"),
+    KEY("enrollment.pending_ttl", VG_CFG_DURATION_MS, enrollment_pending_ttl_ms, 1000,
+        365 * 24 * HOUR_MS, "7d", "an agent pending this long without approval is forgotten"),
+    KEY("evidence.incomplete_grace", VG_CFG_DURATION_MS, evidence_incomplete_grace_ms, 0,
+        30 * 24 * HOUR_MS, "10m",
+        "chunks of an artifact that never completed are removed this long after its request "
+        "failed or timed out (audited); verified artifacts are never removed"),
     KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
         "how often agents send a heartbeat"),
     KEY("agents.missed_heartbeats", VG_CFG_INT, missed_heartbeats, 1, 100, "3",
         "heartbeats an agent may miss before it is marked lost"),
+    KEY("agents.max_series", VG_CFG_INT, max_series_per_agent, 0, 10000000, "10000",
+        "distinct signal series (a name with its labels) one agent may have; samples of new "
+        "series past it are dropped and counted; 0 = no bound"),
     KEY("admin.public_key", VG_CFG_STRING, admin_public_key, 0, 40, "",
-        "Z85 public key of the first admin operator (added at start if absent)"),
+        "Z85 public key of the first admin operator (added at start if absent; a revoked key "
+        "stays revoked)"),
     KEY("admin.name", VG_CFG_STRING, admin_name, 0, 64, "admin", "name of that operator"),
     KEY("alertmanager.token_file", VG_CFG_STRING, alertmanager_token_file, 0, 0, "",
         "file holding the bearer token Alertmanager sends to POST /api/v1/alerts (mode 0600); "

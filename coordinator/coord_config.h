@@ -18,15 +18,20 @@ struct coord_config {
     char *server_key_file; /* "" = <state_dir>/coordinator.key, created on first start */
     char *listen_agents;
     char *listen_admin;
-    char *http_address;
+    char *http_address; /* "127.0.0.1"; "" = all interfaces, like 0.0.0.0 */
     int64_t http_port;
-    char *store_url; /* "" = private PostgreSQL cluster under state_dir */
+    int64_t http_max_per_client; /* connections at once from one client address */
+    char *store_url;             /* "" = private PostgreSQL cluster under state_dir */
     char *store_pg_bin_dir;
     int64_t store_start_timeout_ms;
     char *enrollment_secret_file; /* "" = no bootstrap tokens: every new agent waits as pending */
     int64_t enrollment_rate_per_minute; /* per source address; 0 = unlimited */
+    int64_t enrollment_pending_max;
+    int64_t enrollment_pending_ttl_ms;
+    int64_t evidence_incomplete_grace_ms;
     int64_t heartbeat_interval_ms;
     int64_t missed_heartbeats;
+    int64_t max_series_per_agent;
     char *admin_public_key; /* the first admin operator, added to the store at start */
     char *admin_name;
     char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */

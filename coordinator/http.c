@@ -3,6 +3,11 @@
  * (POST /api/v1/alerts), served by libmicrohttpd from its own polling thread — one thread, so
  * requests are handled one at a time and the webhook's store connection is only ever used by it.
  *
+ * At most HTTP_CONNECTION_LIMIT connections at once, and at most max_per_client of them from one
+ * address (MHD_OPTION_PER_IP_CONNECTION_LIMIT; more are closed as soon as they are accepted), so
+ * one slow or hostile client cannot hold every slot and starve the /healthz of a probe coming
+ * from elsewhere. Idle connections are closed after HTTP_CONNECTION_TIMEOUT_S.
+ *
  * The listening socket is opened here rather than by libmicrohttpd so that a failure to bind
  * reports the real errno ("cannot listen on 127.0.0.1:7480: Address already in use"); it is
  * then handed over with MHD_OPTION_LISTEN_SOCKET and libmicrohttpd closes it when stopped.
@@ -12,11 +17,13 @@
 #include "alertmanager.h"
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,9 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HTTP_CONNECTION_LIMIT 64u
 #define HTTP_CONNECTION_TIMEOUT_S 10u
 #define HTTP_LISTEN_BACKLOG 64
+/* libmicrohttpd logs every connection it closes over a limit: a client opening connections in a
+ * loop would flood the log. At most this many of its messages per window; the rest are counted,
+ * and the count is logged with the first message of a later window. */
+#define MHD_LOG_BURST 20
+#define MHD_LOG_WINDOW_MS 60000
 
 #define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -49,12 +60,42 @@ struct upload {
     size_t len, cap;
 };
 
-/* libmicrohttpd's own error messages, into the one logger. */
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t mhd_log_window_start; /* vg_mono_ms; under mhd_log_lock */
+static unsigned mhd_log_count, mhd_log_suppressed;
+
+/* Whether this message may be logged now (MHD_LOG_BURST per window); says how many were not. */
+static bool mhd_log_allowed(void)
+{
+    int64_t now = vg_mono_ms();
+    unsigned suppressed = 0;
+    pthread_mutex_lock(&mhd_log_lock);
+    if (mhd_log_count == 0 || now - mhd_log_window_start >= MHD_LOG_WINDOW_MS) {
+        suppressed = mhd_log_suppressed;
+        mhd_log_window_start = now;
+        mhd_log_count = 0;
+        mhd_log_suppressed = 0;
+    }
+    bool allowed = mhd_log_count < MHD_LOG_BURST;
+    if (allowed)
+        mhd_log_count++;
+    else
+        mhd_log_suppressed++;
+    pthread_mutex_unlock(&mhd_log_lock);
+    if (suppressed)
+        vg_log(VG_LOG_WARN, "http: libmicrohttpd: %u more messages not logged in the last %d s",
+               suppressed, MHD_LOG_WINDOW_MS / 1000);
+    return allowed;
+}
+
+/* libmicrohttpd's own error messages, into the one logger, at most MHD_LOG_BURST a window. */
 __attribute__((format(printf, 2, 0))) static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     char message[512];
 
     (void)cls;
+    if (!mhd_log_allowed())
+        return;
     vsnprintf(message, sizeof(message), fmt, ap);
     size_t len = strlen(message);
     while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == '\r'))
@@ -261,7 +302,8 @@ static int open_listener(const struct sockaddr *addr, socklen_t addr_len)
     return fd;
 }
 
-http_server_t *http_server_start(const char *address, uint16_t port, char *err, size_t errlen)
+http_server_t *http_server_start(const char *address, uint16_t port, unsigned max_per_client,
+                                 char *err, size_t errlen)
 {
     struct sockaddr_storage addr = {0};
     socklen_t addr_len;
@@ -269,6 +311,8 @@ http_server_t *http_server_start(const char *address, uint16_t port, char *err, 
 
     if (err == NULL)
         errlen = 0;
+    if (max_per_client == 0 || max_per_client > HTTP_CONNECTION_LIMIT)
+        max_per_client = HTTP_CONNECTION_LIMIT;
     if (address == NULL || address[0] == '\0') {
         struct sockaddr_in *in = (struct sockaddr_in *)&addr;
         in->sin_family = AF_INET;
@@ -327,7 +371,8 @@ http_server_t *http_server_start(const char *address, uint16_t port, char *err, 
         handle_request, self, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_per_client, MHD_OPTION_END);
     if (self->daemon == NULL) {
         struct stat now;
         if (fstat(fd, &now) == 0 && now.st_dev == listener.st_dev && now.st_ino == listener.st_ino)
@@ -335,7 +380,8 @@ http_server_t *http_server_start(const char *address, uint16_t port, char *err, 
         snprintf(err, errlen, "cannot start HTTP server on %s (libmicrohttpd logged why)", where);
         goto err_free;
     }
-    vg_log(VG_LOG_DEBUG, "http: listening on %s", where);
+    vg_log(VG_LOG_DEBUG, "http: listening on %s connections=%u per_client=%u", where,
+           HTTP_CONNECTION_LIMIT, max_per_client);
     return self;
 
 err_free:

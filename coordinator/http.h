@@ -15,8 +15,15 @@
 
 typedef struct http_server http_server_t;
 
-/* Listens on address:port (address "" or NULL = all interfaces). NULL on failure, err set. */
-http_server_t *http_server_start(const char *address, uint16_t port, char *err, size_t errlen);
+/* Connections at once from all clients together; by default, at most this many from one. */
+#define HTTP_CONNECTION_LIMIT 64u
+#define HTTP_MAX_PER_CLIENT_DEFAULT 8u
+
+/* Listens on address:port (address "" or NULL = all interfaces), taking at most max_per_client
+ * connections at once from one client address (0 or more than HTTP_CONNECTION_LIMIT = only the
+ * overall limit). NULL on failure, err set. */
+http_server_t *http_server_start(const char *address, uint16_t port, unsigned max_per_client,
+                                 char *err, size_t errlen);
 void http_server_stop(http_server_t **self_p);
 
 /* Enables the webhook; takes ownership of *am_p (NULLed). Call once, after start. */

@@ -66,11 +66,12 @@ static void usage(FILE *out)
                  "An annotated example configuration is in deploy/config/coordinator.yaml.\n");
 }
 
-/* The first admin operator comes from the configuration file. */
+/* The first admin operator comes from the configuration file: inserted when its key is not in
+ * the store. A key that was revoked stays revoked: the configuration cannot bring it back. */
 static int ensure_initial_admin(const struct coord_config *cfg, store_t *store,
                                 registry_t *registry)
 {
-    struct store_operator row = {0};
+    struct store_operator row = {0}, stored = {0};
     struct operator op = {0};
     char id[VG_AGENT_ID_LEN + 1];
 
@@ -83,15 +84,27 @@ static int ensure_initial_admin(const struct coord_config *cfg, store_t *store,
     snprintf(row.name, sizeof(row.name), "%s", cfg->admin_name);
     snprintf(row.public_key, sizeof(row.public_key), "%s", cfg->admin_public_key);
     snprintf(row.role, sizeof(row.role), "admin");
-    int r = store_operator_ensure(store, &row);
+    int r = store_operator_ensure(store, &row, &stored);
     if (r < 0)
         return r;
-    snprintf(op.id, sizeof(op.id), "%s", row.id);
-    snprintf(op.name, sizeof(op.name), "%s", row.name);
-    snprintf(op.public_key, sizeof(op.public_key), "%s", row.public_key);
-    op.role = ROLE_ADMIN;
-    vg_log(VG_LOG_INFO, "operator=%s id=%s role=admin added from the configuration", op.name,
-           op.id);
+    if (stored.revoked) {
+        vg_log(VG_LOG_WARN,
+               "operator=%s id=%s: the configuration's admin key (admin.public_key) is revoked "
+               "and stays revoked; remove it from the configuration or configure a new key",
+               stored.name, stored.id);
+        return 0;
+    }
+    /* What the store holds decides: a row that was already there keeps its id, name and role. */
+    if (operator_role_parse(stored.role, &op.role) < 0) {
+        vg_log(VG_LOG_WARN, "operator=%s id=%s role=%s: unknown role, operator ignored",
+               stored.name, stored.id, stored.role);
+        return 0;
+    }
+    snprintf(op.id, sizeof(op.id), "%s", stored.id);
+    snprintf(op.name, sizeof(op.name), "%s", stored.name);
+    snprintf(op.public_key, sizeof(op.public_key), "%s", stored.public_key);
+    vg_log(VG_LOG_INFO, "operator=%s id=%s role=%s added from the configuration", op.name, op.id,
+           operator_role_name(op.role));
     return registry_operator_add(registry, &op);
 }
 
@@ -393,7 +406,8 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "paging: %s", err);
         return EXIT_CONFIG;
     }
-    c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port, err, sizeof(err));
+    c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port,
+                                (unsigned)c->cfg.http_max_per_client, err, sizeof(err));
     if (!c->http) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
@@ -490,6 +504,10 @@ static int start(struct coordinator *c)
         .enroll_secret = c->enroll_secret,
         .enroll_secret_len = c->enroll_secret_len,
         .enroll_rate_per_minute = c->cfg.enrollment_rate_per_minute,
+        .pending_max = c->cfg.enrollment_pending_max,
+        .max_series_per_agent = c->cfg.max_series_per_agent,
+        .pending_ttl_ms = c->cfg.enrollment_pending_ttl_ms,
+        .incomplete_evidence_grace_ms = c->cfg.evidence_incomplete_grace_ms,
         .observer = {.signals = observe_signals,
                      .agent_state = observe_agent_state,
                      .userdata = c->correlate},
@@ -507,6 +525,7 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_paging(c->admin, &c->cfg.paging);
+    admin_set_observer(c->admin, &rcfg.observer); /* approve / revoke move the node set too */
     vg_log(VG_LOG_INFO, "listening agents=%s admin=%s http=%s:%lld", c->cfg.listen_agents,
            c->cfg.listen_admin, c->cfg.http_address[0] ? c->cfg.http_address : "*",
            (long long)c->cfg.http_port);

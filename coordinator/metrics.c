@@ -9,6 +9,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +41,8 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     [REFUSE_RATE_LIMITED] = "rate_limited",
     [REFUSE_FORBIDDEN] = "forbidden",
     [REFUSE_STORE] = "store_error",
+    [REFUSE_INVALID_RECORD] = "invalid_record",
+    [REFUSE_KEY_MISMATCH] = "key_mismatch",
 };
 
 static const char *const agent_state_names[AGENT_STATES] = {
@@ -116,6 +119,8 @@ static struct {
     struct label_counter evidence_failed;           /* by kind */
     uint64_t evidence_stored;
     uint64_t evidence_bytes;
+    uint64_t evidence_purged_bytes;       /* of artifacts that never completed */
+    uint64_t series_limited;              /* samples dropped: their agent had too many series */
     struct label_counter alerts_received; /* by status */
     struct label_counter alerts_refused;  /* by reason */
     uint64_t runbooks_loaded;
@@ -191,6 +196,8 @@ static struct metrics_agent *reset_locked(void)
     SEED(metrics.evidence_failed, evidence_kinds);
     metrics.evidence_stored = 0;
     metrics.evidence_bytes = 0;
+    metrics.evidence_purged_bytes = 0;
+    metrics.series_limited = 0;
     SEED(metrics.alerts_received, alert_statuses);
     SEED(metrics.alerts_refused, alert_refuse_reasons);
     metrics.runbooks_loaded = 0;
@@ -394,6 +401,20 @@ void metrics_evidence_failed(const char *kind)
     label_count(&metrics.evidence_failed, kind);
 }
 
+void metrics_series_limited(uint64_t samples)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.series_limited += samples;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_evidence_purged(uint64_t bytes)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.evidence_purged_bytes += bytes;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
 void metrics_evidence_stored(uint64_t bytes)
 {
     pthread_mutex_lock(&metrics.lock);
@@ -521,6 +542,15 @@ static void render_locked(FILE *out)
         fprintf(out, "vigil_messages_refused_total{reason=\"%s\"} %" PRIu64 "\n", refuse_names[i],
                 metrics.refused[i]);
 
+    put_header(out, "vigil_messages_unknown_fields_capped_total", "counter",
+               "Messages decoded without their unknown fields, which were over the caps.");
+    fprintf(out, "vigil_messages_unknown_fields_capped_total %" PRIu64 "\n",
+            vg_wire_unknown_capped());
+
+    put_header(out, "vigil_series_limit_dropped_samples_total", "counter",
+               "Samples of new signal series dropped: their agent had agents.max_series.");
+    fprintf(out, "vigil_series_limit_dropped_samples_total %" PRIu64 "\n", metrics.series_limited);
+
     put_header(out, "vigil_stored_messages_total", "counter", "Messages committed to the store.");
     fprintf(out, "vigil_stored_messages_total %" PRIu64 "\n", metrics.stored_messages);
     put_header(out, "vigil_stored_signals_total", "counter", "Signals committed to the store.");
@@ -594,6 +624,10 @@ static void render_evidence_locked(FILE *out)
     fprintf(out, "vigil_evidence_stored_total %" PRIu64 "\n", metrics.evidence_stored);
     put_header(out, "vigil_evidence_bytes_total", "counter", "Bytes of artifacts stored.");
     fprintf(out, "vigil_evidence_bytes_total %" PRIu64 "\n", metrics.evidence_bytes);
+    put_header(out, "vigil_evidence_incomplete_removed_bytes_total", "counter",
+               "Bytes of uploads that never completed, removed after their request failed.");
+    fprintf(out, "vigil_evidence_incomplete_removed_bytes_total %" PRIu64 "\n",
+            metrics.evidence_purged_bytes);
     put_header(out, "vigil_evidence_rejected_total", "counter",
                "Evidence chunks or artifacts refused and never stored, by reason.");
     put_labelled(out, "vigil_evidence_rejected_total", "reason", &metrics.evidence_rejected);

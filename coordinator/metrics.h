@@ -13,19 +13,21 @@
 
 /* Why a message or handshake was refused: the "reason" label of vigil_messages_refused_total. */
 enum refuse_reason {
-    REFUSE_MALFORMED = 0, /* frame structure or protobuf decoding failed */
-    REFUSE_VERSION,       /* unsupported protocol version */
-    REFUSE_UNKNOWN_TYPE,  /* envelope body not set / unknown message type */
-    REFUSE_OVERSIZED,     /* over the size limit */
-    REFUSE_LIMITS,        /* decoded, but a field is out of bounds (too many signals, ...) */
-    REFUSE_SENDER,        /* sender id does not match the authenticated key */
-    REFUSE_NOT_ENROLLED,  /* key not active: only enrollment is allowed */
-    REFUSE_REVOKED,       /* key revoked (handshake or message) */
-    REFUSE_UNKNOWN_KEY,   /* ZAP: key not known on a socket that requires it */
-    REFUSE_BAD_TOKEN,     /* enrollment token present but wrong */
-    REFUSE_RATE_LIMITED,  /* enrollment requests too frequent */
-    REFUSE_FORBIDDEN,     /* operator lacks the role */
-    REFUSE_STORE,         /* the store could not commit: not acknowledged, agent resends */
+    REFUSE_MALFORMED = 0,  /* frame structure or protobuf decoding failed */
+    REFUSE_VERSION,        /* unsupported protocol version */
+    REFUSE_UNKNOWN_TYPE,   /* envelope body not set / unknown message type */
+    REFUSE_OVERSIZED,      /* over the size limit */
+    REFUSE_LIMITS,         /* decoded, but a field is out of bounds (too many signals, ...) */
+    REFUSE_SENDER,         /* sender id does not match the authenticated key */
+    REFUSE_NOT_ENROLLED,   /* key not active: only enrollment is allowed */
+    REFUSE_REVOKED,        /* key revoked (handshake or message) */
+    REFUSE_UNKNOWN_KEY,    /* ZAP: key not known on a socket that requires it */
+    REFUSE_BAD_TOKEN,      /* enrollment token present but wrong */
+    REFUSE_RATE_LIMITED,   /* enrollment requests too frequent */
+    REFUSE_FORBIDDEN,      /* operator lacks the role */
+    REFUSE_STORE,          /* the store could not commit: not acknowledged, agent resends */
+    REFUSE_INVALID_RECORD, /* a durable message the store would refuse: refused, discarded */
+    REFUSE_KEY_MISMATCH,   /* the key's agent id belongs to another key (64-bit id collision) */
     REFUSE__COUNT
 };
 const char *refuse_reason_name(enum refuse_reason reason);
@@ -44,6 +46,8 @@ void metrics_fini(void);
 void metrics_received(const char *type); /* label "type": enroll, heartbeat, signals, ... */
 void metrics_refused(enum refuse_reason reason);
 void metrics_rows_stored(uint64_t messages, uint64_t signals);
+/* vigil_series_limit_dropped_samples_total: samples of series past an agent's bound. */
+void metrics_series_limited(uint64_t samples);
 void metrics_store_batch(double seconds); /* histogram vigil_store_batch_seconds */
 void metrics_store_up(int up);            /* 1 reachable, 0 not: drives /healthz */
 int metrics_store_is_up(void);
@@ -60,6 +64,8 @@ void metrics_evidence_request_refused(const char *reason); /* ..._requests_refus
 void metrics_evidence_stored(uint64_t bytes); /* vigil_evidence_stored_total, ..._bytes_total */
 void metrics_evidence_rejected(const char *reason); /* vigil_evidence_rejected_total{reason} */
 void metrics_evidence_failed(const char *kind);     /* vigil_evidence_failed_total{kind} */
+/* vigil_evidence_incomplete_removed_bytes_total: chunks of artifacts that never completed. */
+void metrics_evidence_purged(uint64_t bytes);
 
 /* Alertmanager webhook: vigil_alerts_received_total{status} (firing, resolved) and
  * vigil_alerts_refused_total{reason} (alertmanager.h's am_refusal names; n alerts or requests). */

@@ -53,6 +53,7 @@ static int load_agent(const struct store_agent *row, void *userdata)
     snprintf(agent.id, sizeof(agent.id), "%s", row->id);
     snprintf(agent.public_key, sizeof(agent.public_key), "%s", row->public_key);
     snprintf(agent.node, sizeof(agent.node), "%s", row->node);
+    snprintf(agent.requested_node, sizeof(agent.requested_node), "%s", row->requested_node);
     snprintf(agent.agent_version, sizeof(agent.agent_version), "%s", row->agent_version);
     agent.state = row->state;
     agent.enrolled_at_ms = row->enrolled_at_ms;
@@ -94,6 +95,21 @@ int registry_load(registry_t *self, store_t *store)
 struct agent *registry_agent(registry_t *self, const char *id)
 {
     return zhashx_lookup(self->agents, id);
+}
+
+void registry_agent_remove(registry_t *self, const char *id)
+{
+    zhashx_delete(self->agents, id);
+}
+
+struct agent *registry_node_holder(registry_t *self, const char *node, const struct agent *except)
+{
+    for (struct agent *a = zhashx_first(self->agents); a; a = zhashx_next(self->agents)) {
+        if (a != except && a->state != VIGIL__AGENT_STATE__AGENT_STATE_REVOKED &&
+            strcmp(a->node, node) == 0)
+            return a;
+    }
+    return NULL;
 }
 
 struct agent *registry_agent_add(registry_t *self, const struct agent *agent)

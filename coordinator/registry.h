@@ -19,6 +19,7 @@ struct agent {
     char id[32]; /* VG_AGENT_ID_LEN used; sized like struct store_agent's */
     char public_key[VG_KEY_Z85_LEN + 1];
     char node[256];
+    char requested_node[256]; /* a rename waiting for an operator; "" = none */
     char agent_version[64];
     Vigil__AgentState state;
     int64_t enrolled_at_ms;
@@ -54,9 +55,14 @@ int registry_load(registry_t *self, store_t *store);
 struct agent *registry_agent(registry_t *self, const char *id);
 /* Adds a new agent entry (copied). NULL on allocation failure. */
 struct agent *registry_agent_add(registry_t *self, const struct agent *agent);
+/* Removes and frees the entry (after its store row is gone); no walk may be under way. */
+void registry_agent_remove(registry_t *self, const char *id);
 /* Iteration: pass NULL to start. The table must not change during a walk. */
 struct agent *registry_agent_next(registry_t *self, const struct agent *prev);
 size_t registry_agent_count(const registry_t *self);
+/* The agent other than except (may be NULL) that holds node: the first one not revoked. A node
+ * name belongs to the key that enrolled it first until an operator says otherwise. */
+struct agent *registry_node_holder(registry_t *self, const char *node, const struct agent *except);
 
 const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85);
 const struct operator* registry_operator_by_id(registry_t *self, const char *id);

@@ -1,7 +1,9 @@
 #include "router.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,8 +16,10 @@
 #include "evidence.h"
 #include "log.h"
 #include "metrics.h"
+#include "series_cap.h"
 #include "timeutil.h"
 #include "token.h"
+#include "utf8.h"
 #include "wire.h"
 #include "zap.h"
 
@@ -26,7 +30,14 @@
 /* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
 #define HANDLE_BUDGET_MS 500
 #define ROUTING_ID_MAX 255
+/* Per connection: four times an agent's largest window (link.max_inflight 256 by default),
+ * so an honest agent never meets it and a flooding peer is held back in TCP. */
+#define RCVHWM_MESSAGES 16
+/* A peer that is not an active agent may only enroll, and an enrollment request is a few
+ * hundred bytes: anything larger from it is refused without being decoded. */
+#define UNADMITTED_MAX_BYTES 4096
 #define ENROLL_WINDOW_MS 60000
+#define ENROLL_WINDOWS_MAX 10000 /* addresses (IPv6: /64s) with an open rate window */
 
 struct peer {
     uint8_t routing_id[ROUTING_ID_MAX];
@@ -42,7 +53,9 @@ struct inbound {
     Vigil__Envelope *env;
     enum vg_decode_error error;
     const char *why;
-    bool multipart; /* more than one frame: refused before anything else */
+    uint64_t seq;    /* what a message that could not be decoded claims (0: unknown) */
+    bool multipart;  /* more than one frame: refused before anything else */
+    bool unadmitted; /* too large for a peer that is not an active agent: not decoded */
 };
 
 /*
@@ -52,7 +65,7 @@ struct inbound {
 struct inbox {
     struct inbound *items; /* DRAIN_MAX_MESSAGES of them */
     size_t n;
-    size_t bytes; /* of the durable messages, for DRAIN_MAX_BYTES */
+    size_t bytes; /* of every message received, for DRAIN_MAX_BYTES */
 };
 
 /*
@@ -62,6 +75,10 @@ struct inbox {
  * takes them back; in between the main thread touches neither (a ZeroMQ socket may change
  * threads across such a hand-over). Decoding and freeing on one thread also keeps the
  * envelopes' memory in one malloc arena.
+ *
+ * While the receiver runs, the main thread commits and does not change the registry, so the
+ * receiver may look senders up in it (read only) to refuse a large message from a peer that is
+ * not an active agent before decoding it: unauthenticated traffic costs no decoding memory.
  */
 struct receiver {
     pthread_t thread;
@@ -96,6 +113,8 @@ struct router {
     zhashx_t *enroll_windows;        /* address -> struct enroll_window */
     zhashx_t *routes;                /* agent id -> struct route */
     evidence_dispatcher_t *evidence; /* CollectRequests queued by the admin side */
+    int64_t next_forget_mono;        /* forget_stale's next run */
+    series_cap_t *series;            /* distinct signal series per agent, bounded */
 };
 
 static int receiver_init(router_t *self);
@@ -133,6 +152,10 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
         goto err_nomem;
     zhashx_set_destructor(self->enroll_windows, free_entry);
     zhashx_set_destructor(self->routes, free_entry);
+    self->series = series_cap_new(cfg->max_series_per_agent > 0 ? (size_t)cfg->max_series_per_agent
+                                                                : (size_t)-1);
+    if (!self->series)
+        goto err_nomem;
     self->evidence = evidence_dispatcher_new(ctx, err, errlen);
     if (!self->evidence) {
         router_destroy(&self);
@@ -147,7 +170,7 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
      * back-pressure lands in TCP and then in the agent's spool. */
     if (vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms) < 0 ||
         setopt_int(self->socket, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
-        setopt_int(self->socket, ZMQ_RCVHWM, 100000) != 0 ||
+        setopt_int(self->socket, ZMQ_RCVHWM, RCVHWM_MESSAGES) != 0 ||
         setopt_int(self->socket, ZMQ_SNDHWM, 100000) != 0 ||
         setopt_int(self->socket, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(self->socket, ZMQ_CURVE_SECRETKEY, cfg->server_keys->secret_key,
@@ -193,6 +216,7 @@ void router_destroy(router_t **self_p)
     zhashx_destroy(&self->enroll_windows);
     zhashx_destroy(&self->routes);
     evidence_dispatcher_destroy(&self->evidence);
+    series_cap_destroy(&self->series);
     if (self->socket)
         zmq_close(self->socket);
     free(self);
@@ -316,18 +340,39 @@ static bool agent_may_send(const struct agent *agent)
 
 /* ---- enrollment ---- */
 
+/* The enrollment rate limit's key for an address: IPv4 as it is, IPv6 by its /64 (one host
+ * holds a whole /64, so a per-address limit would mean nothing). */
+static void rate_key(const char *address, char *out, size_t len)
+{
+    struct in6_addr a6;
+    if (strchr(address, ':') && inet_pton(AF_INET6, address, &a6) == 1) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a6, text, sizeof(text))) {
+            snprintf(out, len, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, len, "%s", address);
+}
+
 static bool enroll_rate_ok(router_t *self, const char *address)
 {
     if (self->cfg.enroll_rate_per_minute == 0)
         return true;
     int64_t now = vg_mono_ms();
-    struct enroll_window *w = zhashx_lookup(self->enroll_windows, address);
+    char key[sizeof(((struct peer *)0)->address) + 8];
+    rate_key(address, key, sizeof(key));
+    struct enroll_window *w = zhashx_lookup(self->enroll_windows, key);
     if (!w) {
+        /* Every window is pruned a minute after it opened; this many at once is a flood. */
+        if (zhashx_size(self->enroll_windows) >= ENROLL_WINDOWS_MAX)
+            return false;
         w = calloc(1, sizeof(*w));
         if (!w)
             return false;
         w->start_mono = now;
-        zhashx_insert(self->enroll_windows, address, w);
+        zhashx_insert(self->enroll_windows, key, w);
     }
     if (now - w->start_mono >= ENROLL_WINDOW_MS) {
         w->start_mono = now;
@@ -336,12 +381,89 @@ static bool enroll_rate_ok(router_t *self, const char *address)
     return ++w->count <= self->cfg.enroll_rate_per_minute;
 }
 
-/* Bounded copy that truncates on purpose (fields of fixed size; the wire bounds them). */
+/* Drops the rate windows of addresses not heard from for a whole window. */
+static void enroll_windows_prune(router_t *self)
+{
+    int64_t now = vg_mono_ms();
+    zlistx_t *stale = zlistx_new();
+    if (!stale)
+        return;
+    for (struct enroll_window *w = zhashx_first(self->enroll_windows); w;
+         w = zhashx_next(self->enroll_windows)) {
+        if (now - w->start_mono >= ENROLL_WINDOW_MS)
+            zlistx_add_end(stale, (void *)zhashx_cursor(self->enroll_windows));
+    }
+    for (const char *key = zlistx_first(stale); key; key = zlistx_next(stale))
+        zhashx_delete(self->enroll_windows, key);
+    zlistx_destroy(&stale);
+}
+
+/* Keys that enrolled without a valid token (or claim a held node) are bounded: past
+ * cfg.pending_max an unknown key is refused (counted) until an operator approves or revokes
+ * some, or they expire (forget_stale). Unknown keys must not grow the coordinator's state. */
+static bool admit_pending(router_t *self, const struct peer *peer)
+{
+    size_t pending = 0;
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a))
+        pending += a->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
+    if (self->cfg.pending_max <= 0 || pending < (size_t)self->cfg.pending_max)
+        return true;
+    refuse(self, peer, REFUSE_RATE_LIMITED, VIGIL__REFUSAL_CODE__REFUSAL_RATE_LIMITED, 0,
+           "too many agents are waiting for approval; retry later");
+    return false;
+}
+
+/* Bounded copy that truncates on purpose (fields of fixed size; the wire bounds them), on a
+ * character boundary: half a UTF-8 character would make the store refuse the row. */
 static void copy_text(char *dst, size_t size, const char *src)
 {
-    size_t n = src ? strnlen(src, size - 1) : 0;
+    size_t n = src ? vg_utf8_cut(src, strnlen(src, size), size - 1) : 0;
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
+}
+
+/* Text from an agent kept in memory and in the store: valid UTF-8, escaped where it is not. */
+static void copy_agent_text(char *dst, size_t size, const char *src)
+{
+    vg_utf8_escape(src ? src : "", dst, size, NULL);
+}
+
+/*
+ * A known agent re-enrolled. Its version is updated; a different node name is not taken: the
+ * name stays bound to this key and the new one waits for an operator (vigilctl agents approve),
+ * so a compromised node cannot start speaking for another by renaming itself.
+ */
+static void reenrolled(router_t *self, const struct peer *peer, struct agent *agent,
+                       const Vigil__Enroll *enroll)
+{
+    char node[sizeof(agent->node)], version[sizeof(agent->agent_version)];
+    copy_agent_text(node, sizeof(node), enroll->node);
+    copy_agent_text(version, sizeof(version), enroll->agent_version);
+
+    if (strcmp(agent->agent_version, version) != 0) {
+        struct store_agent row = {0};
+        copy_text(row.id, sizeof(row.id), agent->id);
+        copy_text(row.public_key, sizeof(row.public_key), agent->public_key);
+        copy_text(row.node, sizeof(row.node), agent->node);
+        copy_text(row.agent_version, sizeof(row.agent_version), version);
+        row.state = agent->state;
+        if (store_agent_upsert(self->store, &row) == 0)
+            copy_text(agent->agent_version, sizeof(agent->agent_version), version);
+    }
+    const char *wanted = strcmp(node, agent->node) == 0 ? "" : node;
+    if (strcmp(agent->requested_node, wanted) == 0)
+        return;
+    if (store_agent_request_node(self->store, agent->id, wanted) < 0)
+        return;
+    copy_text(agent->requested_node, sizeof(agent->requested_node), wanted);
+    if (wanted[0]) {
+        vg_log(VG_LOG_WARN,
+               "agent=%s node=%s address=%s asks to be node=%s; it keeps its name until an "
+               "operator approves (vigilctl agents approve %s)",
+               agent->id, agent->node, peer->address, wanted, agent->id);
+        store_audit(self->store, peer->user_id, "agent.rename_requested", agent->id, wanted);
+    }
 }
 
 static void handle_enroll(router_t *self, const struct peer *peer, struct agent *agent,
@@ -378,15 +500,20 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
 
     metrics_received("enroll");
     if (!agent) {
+        if (!admit_pending(self, peer))
+            return;
         struct store_agent row = {0};
         struct agent fresh = {0};
 
         copy_text(fresh.id, sizeof(fresh.id), peer->user_id);
         copy_text(fresh.public_key, sizeof(fresh.public_key), public_key);
-        copy_text(fresh.node, sizeof(fresh.node), enroll->node);
-        copy_text(fresh.agent_version, sizeof(fresh.agent_version), enroll->agent_version);
-        fresh.state = token_ok ? VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE
-                               : VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
+        copy_agent_text(fresh.node, sizeof(fresh.node), enroll->node);
+        copy_agent_text(fresh.agent_version, sizeof(fresh.agent_version), enroll->agent_version);
+        /* A node name is bound to the key that enrolled it first: another key claiming it
+         * waits for an operator, token or not (a shared secret proves membership, not name). */
+        const struct agent *holder = registry_node_holder(self->registry, fresh.node, NULL);
+        fresh.state = token_ok && !holder ? VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE
+                                          : VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
         fresh.enrolled_at_ms = fresh.state_since_ms = vg_wall_ms();
 
         copy_text(row.id, sizeof(row.id), fresh.id);
@@ -400,8 +527,19 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
                    "the coordinator cannot store the enrollment now; retry");
             return;
         }
-        store_audit(self->store, peer->user_id, "agent.enroll", fresh.id,
-                    token_ok ? "bootstrap token valid: active" : "no token: pending approval");
+        char detail[384];
+        if (holder)
+            snprintf(detail, sizeof(detail), "claims node %s, held by agent %s: pending approval",
+                     fresh.node, holder->id);
+        else
+            snprintf(detail, sizeof(detail), "%s",
+                     token_ok ? "bootstrap token valid: active" : "no token: pending approval");
+        store_audit(self->store, peer->user_id, "agent.enroll", fresh.id, detail);
+        if (holder)
+            vg_log(VG_LOG_WARN,
+                   "agent=%s address=%s claims node=%s held by agent=%s: pending until an "
+                   "operator decides (vigilctl agents)",
+                   fresh.id, peer->address, fresh.node, holder->id);
         agent = registry_agent_add(self->registry, &fresh);
         if (!agent)
             return;
@@ -413,24 +551,14 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
                                            agent->state_since_ms);
     } else {
         if (agent->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING && token_ok &&
+            !registry_node_holder(self->registry, agent->node, agent) &&
             set_state(self, agent, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
                       "bootstrap token valid") < 0) {
             refuse(self, peer, REFUSE_STORE, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, 0,
                    "the coordinator cannot store the enrollment now; retry");
             return;
         }
-        if (strcmp(agent->node, enroll->node) != 0 ||
-            strcmp(agent->agent_version, enroll->agent_version) != 0) {
-            copy_text(agent->node, sizeof(agent->node), enroll->node);
-            copy_text(agent->agent_version, sizeof(agent->agent_version), enroll->agent_version);
-            struct store_agent row = {0};
-            copy_text(row.id, sizeof(row.id), agent->id);
-            copy_text(row.public_key, sizeof(row.public_key), agent->public_key);
-            copy_text(row.node, sizeof(row.node), agent->node);
-            copy_text(row.agent_version, sizeof(row.agent_version), agent->agent_version);
-            row.state = agent->state;
-            store_agent_upsert(self->store, &row);
-        }
+        reenrolled(self, peer, agent, enroll);
     }
     if (agent_may_send(agent))
         agent_seen(self, agent);
@@ -448,7 +576,7 @@ static void handle_heartbeat(router_t *self, const struct peer *peer, struct age
         return;
     }
     metrics_received("heartbeat");
-    copy_text(agent->agent_version, sizeof(agent->agent_version), hb->agent_version);
+    copy_agent_text(agent->agent_version, sizeof(agent->agent_version), hb->agent_version);
     agent->uptime_s = hb->uptime_s;
     agent->spool_depth = hb->spool_depth;
     agent->spool_bytes = hb->spool_bytes;
@@ -525,7 +653,7 @@ static bool wait_for_message(void *socket, int stop_fd)
  * (with rx->wait: until the main thread asks for the socket back). Runs on the receiver thread
  * and touches only the socket and in.
  */
-static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
+static void receive_batch(void *socket, struct inbox *in, struct receiver *rx, registry_t *registry)
 {
     while (in->n < DRAIN_MAX_MESSAGES && in->bytes < DRAIN_MAX_BYTES) {
         if (atomic_load_explicit(&rx->stop, memory_order_relaxed))
@@ -540,17 +668,27 @@ static void receive_batch(void *socket, struct inbox *in, struct receiver *rx)
                 continue;
             return;
         }
+        size_t size = zmq_msg_size(&payload);
         item->env = NULL;
         item->why = NULL;
+        item->seq = 0;
         item->multipart = got < 0;
+        item->unadmitted = false;
         item->error = VG_DECODE_OK;
+        in->bytes += size;
         if (!item->multipart) {
-            item->error = vg_envelope_decode(zmq_msg_data(&payload), zmq_msg_size(&payload),
-                                             &item->env, &item->why);
-            if (item->error == VG_DECODE_OK &&
-                (item->env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS ||
-                 item->env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE))
-                in->bytes += zmq_msg_size(&payload);
+            const struct agent *agent = registry_agent(registry, item->peer.user_id);
+            bool admitted = agent_may_send(agent);
+            if (!admitted && size > UNADMITTED_MAX_BYTES) {
+                item->unadmitted = true;
+            } else {
+                item->error =
+                    vg_envelope_decode(zmq_msg_data(&payload), size, &item->env, &item->why);
+                /* An active agent's record that can never be decoded is refused with its seq,
+                 * so the agent discards it; a version mismatch is not final (an upgrade). */
+                if (item->error != VG_DECODE_OK && item->error != VG_DECODE_VERSION && admitted)
+                    item->seq = vg_envelope_peek_seq(zmq_msg_data(&payload), size);
+            }
         }
         zmq_msg_close(&payload);
         in->n++;
@@ -583,7 +721,7 @@ static void *receiver_main(void *arg)
 
         /* Freed here, not on the main thread: the memory goes back where it came from. */
         inbox_clear(&self->inbox[1]);
-        receive_batch(self->socket, &self->inbox[1], rx);
+        receive_batch(self->socket, &self->inbox[1], rx, self->registry);
 
         pthread_mutex_lock(&rx->lock);
         rx->running = false;
@@ -708,6 +846,50 @@ static int send_to_agent(void *userdata, const char *agent_id, const void *buf, 
     return 0;
 }
 
+/*
+ * A durable message (signals, an evidence chunk) joins the batch to be committed when its agent
+ * may send and the store can take it. One the store would refuse is refused to its agent alone,
+ * with its seq so the agent discards it: in the batch it would fail every agent's transaction,
+ * and resent forever it would do so again after every restart. A refused evidence chunk fails
+ * its collection's target at once, so the operator who asked sees why instead of a timeout.
+ */
+static bool accept_durable(router_t *self, const struct peer *peer, struct agent *agent,
+                           Vigil__Envelope *env)
+{
+    bool evidence = env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE;
+    if (!agent_may_send(agent)) {
+        refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, env->seq,
+               agent ? "agent is pending approval" : "unknown agent: enroll first");
+        return false;
+    }
+    const char *problem = store_message_problem(env);
+    if (problem) {
+        char text[160];
+        snprintf(text, sizeof(text), "record not stored, discard it: %s", problem);
+        refuse(self, peer, REFUSE_INVALID_RECORD, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
+               text);
+        if (evidence && env->evidence && env->evidence->collection_id > 0)
+            store_evidence_target_fail(self->store, env->evidence->collection_id, env->sender,
+                                       text);
+        agent_seen(self, agent);
+        return false;
+    }
+    if (!evidence) {
+        bool first = false;
+        size_t dropped = series_cap_filter(self->series, agent->id, env->signals, &first);
+        if (dropped)
+            metrics_series_limited(dropped);
+        if (first)
+            vg_log(VG_LOG_WARN,
+                   "agent=%s node=%s has %lld signal series: samples of new ones are dropped "
+                   "(agents.max_series; counted in vigil_series_limit_dropped_samples_total)",
+                   agent->id, agent->node, (long long)self->cfg.max_series_per_agent);
+    }
+    metrics_received(evidence ? "evidence" : "signals");
+    agent_seen(self, agent);
+    return true;
+}
+
 /* Handles one received message. Returns true when it is durable and waits for the commit. */
 static bool dispatch(router_t *self, struct inbound *item)
 {
@@ -720,16 +902,28 @@ static bool dispatch(router_t *self, struct inbound *item)
         return false;
     }
     struct agent *agent = registry_agent(self->registry, peer->user_id);
+    /* ZAP compared the keys at the handshake; an agent entry made since (another connection
+     * enrolled that id) must be the same key too. */
+    if (agent && strcmp(agent->public_key, peer->public_key) != 0) {
+        refuse(self, peer, REFUSE_KEY_MISMATCH, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, 0,
+               "this key's agent id belongs to another key");
+        goto out_free;
+    }
     if (agent && agent->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
         refuse(self, peer, REFUSE_REVOKED, VIGIL__REFUSAL_CODE__REFUSAL_REVOKED, 0,
                "this agent's key is revoked");
         goto out_free;
     }
+    if (item->unadmitted) {
+        refuse(self, peer, REFUSE_OVERSIZED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, 0,
+               "not an active agent: only an enrollment request (at most 4 KiB) is accepted");
+        return false;
+    }
     if (item->error != VG_DECODE_OK) {
         refuse(self, peer, decode_reason[item->error],
                item->error == VG_DECODE_VERSION ? VIGIL__REFUSAL_CODE__REFUSAL_VERSION
                                                 : VIGIL__REFUSAL_CODE__REFUSAL_INVALID,
-               0, item->why);
+               item->seq, item->why);
         return false;
     }
     if (strcmp(env->sender, peer->user_id) != 0) {
@@ -748,23 +942,10 @@ static bool dispatch(router_t *self, struct inbound *item)
         handle_heartbeat(self, peer, agent, env->heartbeat);
         break;
     case VIGIL__ENVELOPE__BODY_SIGNALS:
-        if (!agent_may_send(agent)) {
-            refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED,
-                   env->seq, agent ? "agent is pending approval" : "unknown agent: enroll first");
-            break;
-        }
-        metrics_received("signals");
-        agent_seen(self, agent);
-        return true;
     case VIGIL__ENVELOPE__BODY_EVIDENCE:
-        if (!agent_may_send(agent)) {
-            refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED,
-                   env->seq, agent ? "agent is pending approval" : "unknown agent: enroll first");
-            break;
-        }
-        metrics_received("evidence");
-        agent_seen(self, agent);
-        return true;
+        if (accept_durable(self, peer, agent, env))
+            return true;
+        break;
     default:
         /* Coordinator-to-agent bodies (acks, replies) are not accepted from agents. */
         refuse(self, peer, REFUSE_UNKNOWN_TYPE, VIGIL__REFUSAL_CODE__REFUSAL_INVALID, env->seq,
@@ -941,6 +1122,58 @@ void router_send_requests(router_t *self)
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
 }
 
+/*
+ * Once a minute: rate windows of quiet addresses go, agents that stayed pending past
+ * cfg.pending_ttl_ms are forgotten, and chunks of artifacts that never completed are removed
+ * once their request failed (both audited): nothing a peer leaves behind grows without bound.
+ */
+static void forget_stale(router_t *self)
+{
+    int64_t now_mono = vg_mono_ms();
+    if (now_mono < self->next_forget_mono)
+        return;
+    /* A grace or a pending time shorter than a minute (tests) is honoured to the second. */
+    int64_t every = ENROLL_WINDOW_MS;
+    if (self->cfg.incomplete_evidence_grace_ms < every)
+        every = self->cfg.incomplete_evidence_grace_ms;
+    if (self->cfg.pending_ttl_ms > 0 && self->cfg.pending_ttl_ms < every)
+        every = self->cfg.pending_ttl_ms;
+    self->next_forget_mono = now_mono + (every < 1000 ? 1000 : every);
+    enroll_windows_prune(self);
+
+    int64_t now = vg_wall_ms();
+    zlistx_t *expired = zlistx_new();
+    if (!expired)
+        return;
+    zlistx_set_destructor(expired, free_entry);
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a)) {
+        if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING &&
+            now - a->state_since_ms > self->cfg.pending_ttl_ms)
+            zlistx_add_end(expired, strdup(a->id));
+    }
+    for (char *id = zlistx_first(expired); id; id = zlistx_next(expired)) {
+        if (!id || store_agent_forget_pending(self->store, id, "never approved: expired") < 0)
+            continue;
+        vg_log(VG_LOG_INFO, "agent=%s pending too long without approval: forgotten", id);
+        registry_agent_remove(self->registry, id);
+        zhashx_delete(self->routes, id);
+        series_cap_forget(self->series, id);
+    }
+    zlistx_destroy(&expired);
+
+    uint64_t chunks = 0, bytes = 0;
+    if (store_evidence_purge_incomplete(self->store, self->cfg.incomplete_evidence_grace_ms,
+                                        &chunks, &bytes) == 0 &&
+        chunks > 0) {
+        vg_log(VG_LOG_INFO,
+               "evidence: removed %" PRIu64 " chunks (%" PRIu64
+               " bytes) of artifacts that never completed",
+               chunks, bytes);
+        metrics_evidence_purged(bytes);
+    }
+}
+
 void router_tick(router_t *self)
 {
     int64_t now = vg_mono_ms();
@@ -993,4 +1226,5 @@ void router_tick(router_t *self)
 
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
     evidence_expire(self->store);
+    forget_stale(self);
 }

@@ -40,8 +40,12 @@ struct router_config {
     int64_t missed_heartbeats;
     const void *enroll_secret; /* NULL = no bootstrap tokens */
     size_t enroll_secret_len;
-    int64_t enroll_rate_per_minute;  /* 0 = unlimited */
-    struct router_observer observer; /* copied; all NULL = nobody listens */
+    int64_t enroll_rate_per_minute; /* 0 = unlimited */
+    int64_t pending_max;            /* agents waiting for approval at once */
+    int64_t max_series_per_agent;   /* distinct signal series one agent may have; 0 = no bound */
+    int64_t pending_ttl_ms;         /* a pending agent older than this is forgotten */
+    int64_t incomplete_evidence_grace_ms; /* chunks of a failed, incomplete artifact go after */
+    struct router_observer observer;      /* copied; all NULL = nobody listens */
 };
 
 typedef struct router router_t;

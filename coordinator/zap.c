@@ -156,6 +156,15 @@ static void answer(zap_t *self, const struct zap_request *req)
             reply(self->socket, req, "400", "key revoked", "", NULL);
             return;
         }
+        /* The id is 64 bits of the key's hash: another key with the same id is not that agent.
+         * Full keys compare, so a collision (found or forged) is refused, not let in as it. */
+        if (agent && strcmp(agent->public_key, key) != 0) {
+            vg_log(VG_LOG_WARN, "zap: refused agent=%s address=%s reason=key_mismatch", id,
+                   address);
+            metrics_refused(REFUSE_KEY_MISMATCH);
+            reply(self->socket, req, "400", "key does not match the agent's key", "", NULL);
+            return;
+        }
         /* Unknown and pending keys get in, but may only enroll (router.c). */
         vg_log(VG_LOG_DEBUG, "zap: admitted agent=%s address=%s known=%d", id, address,
                agent != NULL);

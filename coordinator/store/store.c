@@ -28,6 +28,7 @@
 #include "log.h"
 #include "migrations.h"
 #include "timeutil.h"
+#include "utf8.h"
 #include "wire.h"
 
 #define APPLICATION_NAME "vigil-coordinator"
@@ -109,42 +110,6 @@ static void buf_free(struct buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
-}
-
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
-static bool utf8_valid(const char *text)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    while (*s) {
-        unsigned char c = *s;
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        s += n + 1;
-    }
-    return true;
 }
 
 static const char *str_or_empty(const char *s)
@@ -493,7 +458,7 @@ int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, 
                            " (extract(epoch FROM enrolled_at) * 1000)::bigint,"
                            " (extract(epoch FROM state_since) * 1000)::bigint,"
                            " coalesce((extract(epoch FROM last_seen) * 1000)::bigint, 0),"
-                           " spool_depth, dropped_messages"
+                           " spool_depth, dropped_messages, requested_node"
                            " FROM agents ORDER BY id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         r = failed(self, res, "load agents");
@@ -521,6 +486,7 @@ int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, 
             vg_log(VG_LOG_WARN, "store: agent row has unreadable times agent=%s", a.id);
         a.spool_depth = parse_u64_or_zero(PQgetvalue(res, i, 8));
         a.dropped_messages = parse_u64_or_zero(PQgetvalue(res, i, 9));
+        snprintf(a.requested_node, sizeof(a.requested_node), "%s", PQgetvalue(res, i, 10));
         r = cb(&a, userdata);
         if (r != 0)
             break;
@@ -538,9 +504,9 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
     if (!state || !agent->id[0] || !fits(agent->id, sizeof(agent->id)) ||
         !fits(agent->public_key, sizeof(agent->public_key)) || !agent->public_key[0] ||
         !fits(agent->node, sizeof(agent->node)) ||
-        !fits(agent->agent_version, sizeof(agent->agent_version)) || !utf8_valid(agent->id) ||
-        !utf8_valid(agent->public_key) || !utf8_valid(agent->node) ||
-        !utf8_valid(agent->agent_version))
+        !fits(agent->agent_version, sizeof(agent->agent_version)) || !vg_utf8_valid(agent->id) ||
+        !vg_utf8_valid(agent->public_key) || !vg_utf8_valid(agent->node) ||
+        !vg_utf8_valid(agent->agent_version))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
@@ -560,8 +526,7 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
                      "  ELSE 'epoch'::timestamptz + $6::bigint * interval '1 millisecond' END,"
                      " CASE WHEN $7::bigint = 0 THEN now()"
                      "  ELSE 'epoch'::timestamptz + $7::bigint * interval '1 millisecond' END)"
-                     " ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node,"
-                     " agent_version = EXCLUDED.agent_version"
+                     " ON CONFLICT (id) DO UPDATE SET agent_version = EXCLUDED.agent_version"
                      " WHERE agents.public_key = EXCLUDED.public_key",
                      7, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -575,12 +540,63 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
     return r;
 }
 
+/* UPDATE agents SET <what> WHERE id = $1, expecting one row; -ENOENT when there is none. */
+static int agent_update(store_t *self, const char *sql, const char *const *params, int nparams,
+                        const char *what)
+{
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    PGresult *res = PQexecParams(self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = failed(self, res, what);
+    else if (strcmp(PQcmdTuples(res), "1") != 0)
+        r = -ENOENT;
+    PQclear(res);
+    return r;
+}
+
+int store_agent_request_node(store_t *self, const char *id, const char *requested_node)
+{
+    if (!self || !id || !requested_node || !vg_utf8_valid(id) || !vg_utf8_valid(requested_node) ||
+        strlen(requested_node) >= sizeof(((struct store_agent *)0)->requested_node))
+        return -EINVAL;
+    const char *params[] = {id, requested_node};
+    return agent_update(self, "UPDATE agents SET requested_node = $2 WHERE id = $1", params, 2,
+                        "agent node request");
+}
+
+int store_agent_forget_pending(store_t *self, const char *id, const char *reason)
+{
+    if (!self || !id || !reason || !vg_utf8_valid(id) || !vg_utf8_valid(reason))
+        return -EINVAL;
+    const char *params[] = {id};
+    int r = agent_update(self, "DELETE FROM agents WHERE id = $1 AND state = 'pending'", params, 1,
+                         "forget pending agent");
+    if (r == 0)
+        store_audit(self, "coordinator", "agent.forgotten", id, reason);
+    return r;
+}
+
+int store_agent_rename(store_t *self, const char *id, const char *node, const char *actor)
+{
+    if (!self || !id || !node || !actor || !vg_utf8_valid(id) || !vg_utf8_valid(node) ||
+        strlen(node) >= sizeof(((struct store_agent *)0)->node))
+        return -EINVAL;
+    const char *params[] = {id, node};
+    int r = agent_update(self, "UPDATE agents SET node = $2, requested_node = '' WHERE id = $1",
+                         params, 2, "agent rename");
+    if (r == 0)
+        store_audit(self, actor, "agent.rename", id, node);
+    return r;
+}
+
 int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state, int64_t at_ms,
                           const char *actor, const char *reason)
 {
     const char *name = state_name(state);
-    if (!self || !id || !name || !utf8_valid(id) || (actor && !utf8_valid(actor)) ||
-        (reason && !utf8_valid(reason)))
+    if (!self || !id || !name || !vg_utf8_valid(id) || (actor && !vg_utf8_valid(actor)) ||
+        (reason && !vg_utf8_valid(reason)))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
@@ -641,8 +657,8 @@ int store_agents_health(store_t *self, const struct store_agent_health *rows, si
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        if (!rows[i].id || !utf8_valid(rows[i].id) ||
-            (rows[i].agent_version && !utf8_valid(rows[i].agent_version)))
+        if (!rows[i].id || !vg_utf8_valid(rows[i].id) ||
+            (rows[i].agent_version && !vg_utf8_valid(rows[i].agent_version)))
             return -EINVAL;
     }
 
@@ -746,27 +762,53 @@ int store_operators_load(store_t *self, int (*cb)(const struct store_operator *o
     return r < 0 ? r : 0;
 }
 
-int store_operator_ensure(store_t *self, const struct store_operator *op)
+int store_operator_ensure(store_t *self, const struct store_operator *op,
+                          struct store_operator *ret_stored)
 {
     if (!self || !op || !op->id[0] || !op->public_key[0] || !fits(op->id, sizeof(op->id)) ||
         !fits(op->name, sizeof(op->name)) || !fits(op->public_key, sizeof(op->public_key)) ||
-        !fits(op->role, sizeof(op->role)) || !role_valid(op->role) || !utf8_valid(op->id) ||
-        !utf8_valid(op->name) || !utf8_valid(op->public_key))
+        !fits(op->role, sizeof(op->role)) || !role_valid(op->role) || !vg_utf8_valid(op->id) ||
+        !vg_utf8_valid(op->name) || !vg_utf8_valid(op->public_key))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
         return r;
     const char *params[] = {op->id, op->name, op->public_key, op->role, op->revoked ? "t" : "f"};
-    /* A known key changes nothing; a known id with another key is a conflict (-EEXIST). */
-    PGresult *res = PQexecParams(self->conn,
-                                 "INSERT INTO operators (id, name, public_key, role, revoked_at)"
-                                 " VALUES ($1, $2, $3, $4, CASE WHEN $5::boolean THEN now() END)"
-                                 " ON CONFLICT (public_key) DO NOTHING",
-                                 5, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    /* A known key changes nothing (a revoked one stays revoked); a known id with another key is a
+     * conflict (-EEXIST). One row comes back either way: the inserted one, or the one that was
+     * there (the outer SELECT does not see the CTE's insert). */
+    PGresult *res =
+        PQexecParams(self->conn,
+                     "WITH ins AS (INSERT INTO operators (id, name, public_key, role, revoked_at)"
+                     " VALUES ($1, $2, $3, $4, CASE WHEN $5::boolean THEN now() END)"
+                     " ON CONFLICT (public_key) DO NOTHING"
+                     " RETURNING id, name, public_key, role, revoked_at IS NOT NULL)"
+                     " SELECT * FROM ins UNION ALL"
+                     " SELECT id, name, public_key, role, revoked_at IS NOT NULL FROM operators"
+                     " WHERE public_key = $3",
+                     5, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         r = failed(self, res, "operator ensure");
+        PQclear(res);
+        return r;
+    }
+    if (PQntuples(res) != 1) {
+        vg_log(VG_LOG_WARN, "store: operator ensure: %d rows for one key", PQntuples(res));
+        PQclear(res);
+        return -EIO;
+    }
+    if (ret_stored) {
+        struct store_operator stored;
+        memset(&stored, 0, sizeof(stored));
+        snprintf(stored.id, sizeof(stored.id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(stored.name, sizeof(stored.name), "%s", PQgetvalue(res, 0, 1));
+        snprintf(stored.public_key, sizeof(stored.public_key), "%s", PQgetvalue(res, 0, 2));
+        snprintf(stored.role, sizeof(stored.role), "%s", PQgetvalue(res, 0, 3));
+        stored.revoked = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+        *ret_stored = stored;
+    }
     PQclear(res);
-    return r;
+    return 0;
 }
 
 /* ---- audit ---- */
@@ -774,8 +816,8 @@ int store_operator_ensure(store_t *self, const struct store_operator *op)
 int store_audit(store_t *self, const char *actor, const char *action, const char *subject,
                 const char *detail)
 {
-    if (!self || !actor || !action || !utf8_valid(actor) || !utf8_valid(action) ||
-        (subject && !utf8_valid(subject)) || (detail && !utf8_valid(detail)))
+    if (!self || !actor || !action || !vg_utf8_valid(actor) || !vg_utf8_valid(action) ||
+        (subject && !vg_utf8_valid(subject)) || (detail && !vg_utf8_valid(detail)))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
@@ -891,40 +933,50 @@ static char *json_put_string(char *p, const char *s)
     return p;
 }
 
-static bool signal_valid(const Vigil__Signal *s)
+/* Why PostgreSQL would refuse this sample, or NULL. */
+static const char *signal_problem(const Vigil__Signal *s)
 {
-    if (!s || !utf8_valid(str_or_empty(s->name)) || !utf8_valid(str_or_empty(s->unit)) ||
-        s->ts_ms < TS_MIN_MS || s->ts_ms > TS_MAX_MS || (s->n_labels > 0 && !s->labels))
-        return false;
+    if (!s)
+        return "an empty signal";
+    if (!vg_utf8_valid(str_or_empty(s->name)) || !vg_utf8_valid(str_or_empty(s->unit)))
+        return "a signal name or unit is not valid UTF-8";
+    if (s->ts_ms < TS_MIN_MS || s->ts_ms > TS_MAX_MS)
+        return "a signal's timestamp is outside years 1-9999";
+    if (s->n_labels > 0 && !s->labels)
+        return "a signal's labels are missing";
     for (size_t i = 0; i < s->n_labels; i++) {
         const Vigil__Label *l = s->labels[i];
-        if (!l || !utf8_valid(str_or_empty(l->key)) || !utf8_valid(str_or_empty(l->value)))
-            return false;
+        if (!l || !vg_utf8_valid(str_or_empty(l->key)) || !vg_utf8_valid(str_or_empty(l->value)))
+            return "a signal label is not valid UTF-8";
     }
-    return true;
+    return NULL;
 }
 
-/* Checks what PostgreSQL would refuse, before a transaction is opened. */
-static bool message_valid(const Vigil__Envelope *m)
+const char *store_message_problem(const Vigil__Envelope *m)
 {
-    if (!m || !m->sender || !m->sender[0] || !utf8_valid(m->sender) || m->seq < 1 ||
-        m->seq > (uint64_t)INT64_MAX || m->sent_at_ms < TS_MIN_MS || m->sent_at_ms > TS_MAX_MS)
-        return false;
+    if (!m || !m->sender || !m->sender[0] || !vg_utf8_valid(m->sender))
+        return "no valid sender id";
+    if (m->seq < 1 || m->seq > (uint64_t)INT64_MAX)
+        return "sequence number out of range";
+    if (m->sent_at_ms < TS_MIN_MS || m->sent_at_ms > TS_MAX_MS)
+        return "send time outside years 1-9999";
     if (m->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && m->signals) {
         const Vigil__SignalBatch *batch = m->signals;
         if (batch->n_signals > 0 && !batch->signals)
-            return false;
-        for (size_t i = 0; i < batch->n_signals; i++)
-            if (!signal_valid(batch->signals[i]))
-                return false;
+            return "signals missing";
+        for (size_t i = 0; i < batch->n_signals; i++) {
+            const char *why = signal_problem(batch->signals[i]);
+            if (why)
+                return why;
+        }
     }
     /* Evidence fields were bounded by the wire; text PostgreSQL would refuse (the error) is
      * cleaned on the way in, not refused: one bad byte must not block the agent's spool. */
     if (m->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE &&
         (!m->evidence || !m->evidence->kind || !m->evidence->error ||
          strlen(m->sender) >= sizeof(((struct store_evidence_event *)0)->agent_id)))
-        return false;
-    return true;
+        return "an evidence chunk without kind or error field";
+    return NULL;
 }
 
 struct msg_key {
@@ -1169,26 +1221,19 @@ event_add(struct store_evidence_events *ev, enum store_evidence_outcome outcome,
  * text must not make PostgreSQL refuse the whole batch. */
 static void utf8_sanitize(const char *text, char *out, size_t outlen)
 {
-    size_t o = 0;
-    const unsigned char *s = (const unsigned char *)text;
-    while (*s && o + 1 < outlen) {
-        size_t n = 1;
-        if (*s >= 0x80) {
-            char one[5] = {0};
-            size_t want = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
-            for (n = 0; n < want && s[n]; n++)
-                one[n] = (char)s[n];
-            if (n != want || !utf8_valid(one)) {
-                out[o++] = '?';
-                s++;
-                continue;
-            }
-            if (o + n >= outlen)
-                break;
+    size_t o = 0, len = strlen(text);
+    for (size_t i = 0; i < len && o + 1 < outlen;) {
+        size_t n = vg_utf8_char_len(text + i, len - i);
+        if (n == 0) {
+            out[o++] = '?';
+            i++;
+            continue;
         }
-        memcpy(out + o, s, n);
+        if (o + n >= outlen)
+            break;
+        memcpy(out + o, text + i, n);
         o += n;
-        s += n;
+        i += n;
     }
     out[o] = '\0';
 }
@@ -1336,7 +1381,7 @@ static int reject(store_t *self, struct store_evidence_events *ev, const char *r
 int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char *agent_id,
                                const char *error)
 {
-    if (!self || !agent_id || !error || !utf8_valid(agent_id))
+    if (!self || !agent_id || !error || !vg_utf8_valid(agent_id))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
@@ -1557,7 +1602,7 @@ static int vault_append(store_t *self, const Vigil__Envelope *m, const char *art
         self->conn,
         "SELECT (SELECT encode(chain, 'hex') FROM evidence ORDER BY id DESC LIMIT 1),"
         " (SELECT coalesce(max(agent_seq), 0) + 1 FROM evidence WHERE agent_id = $2),"
-        " c.kind, c.args::text, t.node"
+        " c.kind, c.args::text, t.node, t.status"
         " FROM evidence_collections c JOIN evidence_targets t ON t.collection_id = c.id"
         " WHERE c.id = $1::bigint AND t.agent_id = $2",
         2, NULL, params, NULL, NULL, 0);
@@ -1565,6 +1610,15 @@ static int vault_append(store_t *self, const Vigil__Envelope *m, const char *art
         r = PQresultStatus(res) == PGRES_TUPLES_OK ? -EPROTO : failed(self, res, "evidence chain");
         PQclear(res);
         return r;
+    }
+    /* Two artifacts of one target completed in the same batch: both chunks found the target
+     * pending, but only the first may enter the vault. */
+    if (strcmp(PQgetvalue(res, 0, 5), "pending") != 0) {
+        PQclear(res);
+        return reject(self, ev, "duplicate", m, false,
+                      "collection %" PRIu64 " already has this agent's artifact; artifact %" PRIu64
+                      " not stored",
+                      c->collection_id, c->artifact);
     }
     uint8_t prev[VG_SHA256_LEN] = {0};
     if (!PQgetisnull(res, 0, 0) && !hex_decode32(PQgetvalue(res, 0, 0), prev)) {
@@ -1771,20 +1825,20 @@ int store_evidence_collection_create(store_t *self, const char *actor, const cha
                                      uint64_t *ret_id)
 {
     if (!self || !actor || !kind || (nargs > 0 && !args) || (ntargets > 0 && !targets) ||
-        nargs > VG_MAX_EVIDENCE_ARGS || !utf8_valid(actor) || !utf8_valid(kind) ||
+        nargs > VG_MAX_EVIDENCE_ARGS || !vg_utf8_valid(actor) || !vg_utf8_valid(kind) ||
         deadline_ms < TS_MIN_MS || deadline_ms > TS_MAX_MS)
         return -EINVAL;
     for (size_t i = 0; i < nargs; i++) {
-        if (!args[i].key || !args[i].value || !utf8_valid(args[i].key) ||
-            !utf8_valid(args[i].value))
+        if (!args[i].key || !args[i].value || !vg_utf8_valid(args[i].key) ||
+            !vg_utf8_valid(args[i].value))
             return -EINVAL;
         for (size_t k = 0; k < i; k++)
             if (strcmp(args[i].key, args[k].key) == 0)
                 return -EINVAL;
     }
     for (size_t i = 0; i < ntargets; i++)
-        if (!targets[i].agent_id || !targets[i].node || !utf8_valid(targets[i].agent_id) ||
-            !utf8_valid(targets[i].node))
+        if (!targets[i].agent_id || !targets[i].node || !vg_utf8_valid(targets[i].agent_id) ||
+            !vg_utf8_valid(targets[i].node))
             return -EINVAL;
 
     enum { KEYS, VALUES, AGENTS, NODES, NCOLS };
@@ -1868,6 +1922,49 @@ out:
     return r;
 }
 
+int store_evidence_purge_incomplete(store_t *self, int64_t grace_ms, uint64_t *ret_chunks,
+                                    uint64_t *ret_bytes)
+{
+    if (!self || grace_ms < 0)
+        return -EINVAL;
+    int r = ensure_conn(self);
+    if (r < 0)
+        return r;
+    char grace[24];
+    snprintf(grace, sizeof(grace), "%" PRId64, grace_ms);
+    const char *params[] = {grace};
+    PGresult *res = PQexecParams(
+        self->conn,
+        "WITH gone AS ("
+        " DELETE FROM evidence_chunks ch USING evidence_targets t"
+        " WHERE t.collection_id = ch.collection_id AND t.agent_id = ch.agent_id"
+        "  AND t.status <> 'pending'"
+        "  AND t.updated_at < now() - $1::bigint * interval '1 millisecond'"
+        "  AND NOT EXISTS (SELECT 1 FROM evidence_chunks l"
+        "   WHERE l.agent_id = ch.agent_id AND l.artifact = ch.artifact AND l.last)"
+        "  AND NOT EXISTS (SELECT 1 FROM evidence e"
+        "   WHERE e.agent_id = ch.agent_id AND e.artifact = ch.artifact)"
+        " RETURNING ch.agent_id, ch.artifact, ch.collection_id, length(ch.data) AS len), "
+        "audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        " SELECT 'coordinator', 'evidence.incomplete_removed',"
+        "  format('collection=%s agent=%s artifact=%s', collection_id, agent_id, artifact),"
+        "  format('%s chunks, %s bytes: never completed', count(*), sum(len))"
+        " FROM gone GROUP BY collection_id, agent_id, artifact) "
+        "SELECT count(*), coalesce(sum(len), 0) FROM gone",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        r = failed(self, res, "evidence purge");
+        PQclear(res);
+        return r;
+    }
+    if (ret_chunks)
+        *ret_chunks = parse_u64_or_zero(PQgetvalue(res, 0, 0));
+    if (ret_bytes)
+        *ret_bytes = parse_u64_or_zero(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return 0;
+}
+
 int store_evidence_expire(store_t *self, struct store_evidence_events *ret_events)
 {
     if (!self)
@@ -1948,7 +2045,7 @@ static int evidence_rows(store_t *self, PGresult *res, store_evidence_cb cb, voi
 int store_evidence_list(store_t *self, uint64_t collection_id, const char *node, uint32_t limit,
                         store_evidence_cb cb, void *userdata)
 {
-    if (!self || !cb || (node && !utf8_valid(node)))
+    if (!self || !cb || (node && !vg_utf8_valid(node)))
         return -EINVAL;
     int r = ensure_conn(self);
     if (r < 0)
@@ -2093,7 +2190,7 @@ int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!message_valid(msgs[i])) {
+        if (store_message_problem(msgs[i])) {
             vg_log(VG_LOG_WARN, "store: ingest refused invalid message agent=%.40s seq=%" PRIu64,
                    msgs[i] && msgs[i]->sender ? msgs[i]->sender : "?", msgs[i] ? msgs[i]->seq : 0);
             return -EINVAL;

@@ -41,6 +41,7 @@ struct store_agent {
     char id[32];
     char public_key[41];
     char node[256];
+    char requested_node[256]; /* a new name the agent asked for, waiting for approval; "" = none */
     Vigil__AgentState state;
     char agent_version[64];
     int64_t enrolled_at_ms;
@@ -54,8 +55,21 @@ struct store_agent {
 int store_agents_load(store_t *self, int (*cb)(const struct store_agent *agent, void *userdata),
                       void *userdata);
 
-/* Inserts a new agent or updates node/version of an existing one (state untouched unless new). */
+/* Inserts a new agent, or updates the version of an existing one (its node and state are
+ * changed only through store_agent_request_node / store_agent_rename / store_agent_set_state). */
 int store_agent_upsert(store_t *self, const struct store_agent *agent);
+
+/* Records the node name an agent asked for on re-enrollment ("" = none any more), waiting for
+ * an operator; the agent keeps its name until then. */
+int store_agent_request_node(store_t *self, const char *id, const char *requested_node);
+
+/* Deletes an agent that is still pending (it never got in), with an audit_log row; -ENOENT
+ * when it is not pending any more. Bounds what unknown keys leave behind. */
+int store_agent_forget_pending(store_t *self, const char *id, const char *reason);
+
+/* Gives the agent the node name it asked for (an operator approved it) and clears the request,
+ * with an audit_log row naming actor. */
+int store_agent_rename(store_t *self, const char *id, const char *node, const char *actor);
 
 /* Records a state change with its time, and an audit_log row naming actor and reason. */
 int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state, int64_t at_ms,
@@ -80,8 +94,12 @@ struct store_operator {
 };
 int store_operators_load(store_t *self, int (*cb)(const struct store_operator *op, void *userdata),
                          void *userdata);
-/* Inserts the operator if its key is not present; never changes an existing one. */
-int store_operator_ensure(store_t *self, const struct store_operator *op);
+/* Inserts the operator if its key is not present; never changes an existing one, so a revoked
+ * operator stays revoked. The row now stored for that key (the new one or the one that was
+ * there, revoked or not) goes to *ret_stored when not NULL. -EEXIST when op's id is taken by
+ * another key. */
+int store_operator_ensure(store_t *self, const struct store_operator *op,
+                          struct store_operator *ret_stored);
 
 /* ---- ingest ---- */
 
@@ -113,6 +131,13 @@ struct store_evidence_events {
     size_t n, cap;
 };
 void store_evidence_events_clear(struct store_evidence_events *events);
+
+/*
+ * Why PostgreSQL would refuse this durable message (text that is not UTF-8, a time outside
+ * years 1-9999, ...), or NULL when it can be stored. The router refuses such a message to its
+ * agent alone, before the batch: one bad record must not fail everyone's transaction.
+ */
+const char *store_message_problem(const Vigil__Envelope *m);
 
 /*
  * Stores durable agent messages (seq >= 1) in one transaction: each (sender, seq) at most
@@ -154,6 +179,15 @@ int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char
 
 /* Pending targets past their collection's deadline fail as "timed out"; one FAILED event
  * (reason "timeout") each is appended to ret_events (may be NULL). */
+/*
+ * Deletes the chunks of artifacts that never completed (no last chunk, not in the vault) whose
+ * request failed or timed out more than grace_ms ago, with an audit_log row per artifact. The
+ * database refuses any other deletion (011_evidence_incomplete.sql). *ret_chunks and
+ * *ret_bytes say how much went.
+ */
+int store_evidence_purge_incomplete(store_t *self, int64_t grace_ms, uint64_t *ret_chunks,
+                                    uint64_t *ret_bytes);
+
 int store_evidence_expire(store_t *self, struct store_evidence_events *ret_events);
 
 /* One artifact or one target of a collection, as listed. Strings are borrowed for the call. */
@@ -444,14 +478,13 @@ int store_oncall_override_add(store_oncall_t *self, const struct oncall_override
 int store_oncall_overrides(store_oncall_t *self, int64_t ends_after_ms,
                            struct oncall_override **ret_items, size_t *ret_n);
 
-
 /* ---- escalations and notifications (store_escalations.c), on the incidents connection ---- */
 
 /* One incident's escalation timers (009_escalations.sql); times 0 = not set. */
 struct store_escalation {
     uint64_t incident_id;
     char policy[128];
-    int level; /* the last level paged; -1 = none yet */
+    int level;   /* the last level paged; -1 = none yet */
     int round;   /* policy repeats and reopens: a new round pages again */
     int repeats; /* times the policy ran again after its last level */
     int64_t started_at_ms;
@@ -504,10 +537,8 @@ int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
                              int (*cb)(const struct store_notification_row *row, void *userdata),
                              void *userdata);
 /* The incident's failed notifications with an id above after_id. */
-int store_notifications_failed_after(store_incidents_t *self, uint64_t incident_id,
-                                     uint64_t after_id,
-                                     int (*cb)(const struct store_notification_row *row,
-                                               void *userdata),
-                                     void *userdata);
+int store_notifications_failed_after(
+    store_incidents_t *self, uint64_t incident_id, uint64_t after_id,
+    int (*cb)(const struct store_notification_row *row, void *userdata), void *userdata);
 
 #endif

@@ -7,13 +7,14 @@ source "$(dirname "$0")/../lib/harness.sh"
 FAKE=${VIGIL_FAKE_AGENT:-$VIGIL_BUILD/evidence-fake-agent}
 [[ -x $FAKE ]] || { echo "evidence-fake-agent not built: $FAKE" >&2; exit 1; }
 h_setup
-h_start_coordinator
+h_start_coordinator "evidence:
+  incomplete_grace: 0s"
 mkdir -p "$H_DIR/files"
 head -c $((5 * 1024 * 1024 + 123)) /dev/urandom >"$H_DIR/files/big.bin"
 declare -A FAKE_PIDS=()
-fake() { # NODE MODE
+fake() { # NODE MODE [FILE]
     "$FAKE" --endpoint "tcp://127.0.0.1:$H_PORT_AGENTS" --server-key "$H_COORD_PUB" \
-        --secret-file "$H_DIR/enrollment.secret" --node "$1" --file "$H_DIR/files/big.bin" \
+        --secret-file "$H_DIR/enrollment.secret" --node "$1" --file "${3:-$H_DIR/files/big.bin}" \
         --mode "$2" >"$H_DIR/fake-$1.out" 2>&1 &
     FAKE_PIDS[$1]=$!
     h_wait "$1 ready" 20 grep -q ready "$H_DIR/fake-$1.out"
@@ -51,3 +52,38 @@ run collect --node node-silent host --timeout 2s
 [[ $rc == 3 ]] && grep -q "node-silent: host: timed out" <<<"$out" || h_fail "silent agent: exit $rc: $out"
 kill "${FAKE_PIDS[node-silent]}" 2>/dev/null || true
 h_pass "an agent that never answers times out"
+
+# Two whole artifacts for one request, back to back (so in one batch): both found the target
+# pending, but only the first may enter the vault.
+vault=$(h_sql "select count(*) from evidence")
+echo "a small artifact" >"$H_DIR/files/small.bin"
+fake node-twice twice "$H_DIR/files/small.bin"
+run collect --node node-twice file --arg path=/any
+[[ $rc == 0 ]] || h_fail "collect from node-twice: exit $rc: $out"
+second_refused() {
+    (($(h_metric 'vigil_evidence_rejected_total{reason="duplicate"}') +
+        $(h_metric 'vigil_evidence_rejected_total{reason="not_pending"}') >= 1))
+}
+h_wait "the second artifact refused" 10 second_refused
+[[ $(h_sql "select count(*) from evidence") == $((vault + 1)) ]] ||
+    h_fail "two artifacts of one request entered the vault: $(h_sql "select count(*) from evidence") rows, expected $((vault + 1))"
+kill "${FAKE_PIDS[node-twice]}" 2>/dev/null || true
+h_pass "a second artifact for one request never enters the vault"
+
+# An upload that never completes (every chunk but the last): once its request has timed out,
+# its chunks are removed (audited, counted); the chunks of verified artifacts stay untouchable.
+fake node-partial partial
+run collect --node node-partial file --arg path=/any --timeout 2s
+[[ $rc == 3 ]] && grep -q "node-partial: file: timed out" <<<"$out" || h_fail "partial upload: exit $rc: $out"
+removed() { (($(h_metric vigil_evidence_incomplete_removed_bytes_total) > 0)); }
+h_wait "the never-completed upload removed" 15 removed
+[[ $(h_sql "select count(*) from evidence_chunks c join evidence_targets t on t.collection_id = c.collection_id and t.agent_id = c.agent_id where t.node = 'node-partial'") == 0 ]] ||
+    h_fail "chunks of the never-completed upload are still stored"
+h_sql "select detail from audit_log where action = 'evidence.incomplete_removed'" | grep -q "never completed" ||
+    h_fail "the removal is not in the audit log"
+set +e
+err=$(h_sql "delete from evidence_chunks where agent_id in (select agent_id from evidence)" 2>&1)
+set -e
+grep -q "append-only" <<<"$err" || h_fail "chunks of a verified artifact could be deleted: $err"
+kill "${FAKE_PIDS[node-partial]}" 2>/dev/null || true
+h_pass "an upload that never completes is removed after its request failed; verified chunks stay"

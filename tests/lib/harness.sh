@@ -3,6 +3,7 @@
 #   source "$VIGIL_SRC/tests/lib/harness.sh"
 #   h_setup                      # temp dir, free ports, keys, enrollment secret
 #   h_start_coordinator [yaml]   # extra YAML lines appended to the coordinator config
+#                                # (H_ENROLLMENT_YAML: more keys of its enrollment: section)
 #   h_start_agent NAME [yaml]    # an agent with node NAME (token from the secret by default)
 #   h_ctl agents -o json         # vigilctl as the admin operator
 #   h_sql "select ..."           # psql against the coordinator's private cluster
@@ -115,6 +116,7 @@ http:
 enrollment:
   secret_file: "$H_DIR/enrollment.secret"
   rate_per_minute: 0
+${H_ENROLLMENT_YAML:-}
 agents:
   heartbeat_interval: ${H_HEARTBEAT:-1s}
 admin:
@@ -151,13 +153,16 @@ h_kill_coordinator() {
     H_COORD_PID=""
 }
 
-# h_start_agent NAME [extra yaml]; set H_NO_TOKEN=1 for an agent without a bootstrap token.
+# h_start_agent NAME [extra yaml]; set H_NO_TOKEN=1 for an agent without a bootstrap token,
+# H_NODE for a node name other than NAME (NAME still names its directory), and
+# H_AGENT_WRAP (an array) to start it through a command (e.g. unshare) that execs its arguments.
+H_AGENT_WRAP=()
 h_start_agent() {
     local name=$1 extra=${2:-} dir="$H_DIR/agents/$1" enroll=""
     mkdir -p "$dir"
     [[ ${H_NO_TOKEN:-0} == 1 ]] || enroll="secret_file: \"$H_DIR/enrollment.secret\""
     cat >"$dir/agent.yaml" <<YAML
-node: "$name"
+node: "${H_NODE:-$name}"
 state_dir: "$dir/state"
 user: ""
 allow_root: true
@@ -175,7 +180,7 @@ link:
   ack_timeout: 2s
 $extra
 YAML
-    "$VIGIL_BUILD/vigil-agent" -c "$dir/agent.yaml" >>"$dir/agent.log" 2>&1 &
+    "${H_AGENT_WRAP[@]}" "$VIGIL_BUILD/vigil-agent" -c "$dir/agent.yaml" >>"$dir/agent.log" 2>&1 &
     H_AGENT_PIDS[$name]=$!
 }
 

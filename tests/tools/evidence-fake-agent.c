@@ -4,7 +4,7 @@
  * does: send bytes that do not match its hash).
  *
  *   evidence-fake-agent --endpoint E --server-key K --secret-file F --node NODE
- *                       --file PATH [--mode ok|tamper|error|silent] [--chunk BYTES]
+ *                       --file PATH [--mode ok|tamper|error|silent|twice|partial] [--chunk BYTES]
  *                       [--requests N]
  *
  * Enrolls with a bootstrap token, prints "ready agent=ID" and heartbeats; answers each
@@ -101,25 +101,36 @@ static uint64_t answer(void *s, const char *id, uint64_t seq, const Vigil__Colle
         free(data);
         return seq;
     }
-    size_t off = 0;
-    do {
-        size_t n = file_len - off < chunk ? file_len - off : chunk;
-        c.offset = off;
-        c.data.data = data + off;
-        c.data.len = n;
-        c.last = off + n == file_len;
-        if (c.last) {
-            c.total_size = file_len;
-            c.sha256.data = sha;
-            c.sha256.len = VG_SHA256_LEN;
-        }
-        vg_envelope_init(&env, id, seq);
-        env.body_case = VIGIL__ENVELOPE__BODY_EVIDENCE;
-        env.evidence = &c;
-        send_env(s, &env);
-        off += n;
-        seq++;
-    } while (off < file_len);
+    /* "twice": two whole artifacts for one request, back to back (one batch at the
+     * coordinator): only the first may enter the vault. */
+    int copies = strcmp(mode, "twice") == 0 ? 2 : 1;
+    for (int copy = 0; copy < copies; copy++) {
+        c.artifact = seq;
+        c.total_size = 0;
+        c.sha256.data = NULL;
+        c.sha256.len = 0;
+        size_t off = 0;
+        do {
+            size_t n = file_len - off < chunk ? file_len - off : chunk;
+            c.offset = off;
+            c.data.data = data + off;
+            c.data.len = n;
+            c.last = off + n == file_len;
+            if (c.last) {
+                c.total_size = file_len;
+                c.sha256.data = sha;
+                c.sha256.len = VG_SHA256_LEN;
+            }
+            vg_envelope_init(&env, id, seq);
+            env.body_case = VIGIL__ENVELOPE__BODY_EVIDENCE;
+            env.evidence = &c;
+            /* "partial": every chunk but the last, so the upload never completes */
+            if (!(c.last && strcmp(mode, "partial") == 0))
+                send_env(s, &env);
+            off += n;
+            seq++;
+        } while (off < file_len);
+    }
     free(data);
     return seq - 1;
 }

@@ -14,12 +14,14 @@
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -122,9 +124,9 @@ static int teardown(void **state)
 static void test_refuse_reasons_present_at_zero(void **state)
 {
     static const char *const expected[REFUSE__COUNT] = {
-        "malformed",       "version",      "unknown_type", "oversized",   "limits",
-        "sender_mismatch", "not_enrolled", "revoked",      "unknown_key", "bad_token",
-        "rate_limited",    "forbidden",    "store_error",
+        "malformed",       "version",      "unknown_type", "oversized",      "limits",
+        "sender_mismatch", "not_enrolled", "revoked",      "unknown_key",    "bad_token",
+        "rate_limited",    "forbidden",    "store_error",  "invalid_record", "key_mismatch",
     };
     char series[128];
     (void)state;
@@ -449,7 +451,7 @@ static void test_http_endpoints(void **state)
     (void)state;
 
     uint16_t port = free_port();
-    http_server_t *server = http_server_start("127.0.0.1", port, err, sizeof(err));
+    http_server_t *server = http_server_start("127.0.0.1", port, 0, err, sizeof(err));
     if (server == NULL)
         die("http_server_start: %s", err);
 
@@ -498,7 +500,7 @@ static void test_http_endpoints(void **state)
 
     /* A second server on the same port says why it cannot start. */
     err[0] = '\0';
-    http_server_t *second = http_server_start("127.0.0.1", port, err, sizeof(err));
+    http_server_t *second = http_server_start("127.0.0.1", port, 0, err, sizeof(err));
     assert_null(second);
     char expected[64];
     snprintf(expected, sizeof(expected), "127.0.0.1:%u", (unsigned)port);
@@ -510,7 +512,7 @@ static void test_http_endpoints(void **state)
     http_server_stop(&server); /* accepts NULL */
 
     /* Stopping released the port: a new server can take it. */
-    server = http_server_start("127.0.0.1", port, err, sizeof(err));
+    server = http_server_start("127.0.0.1", port, 0, err, sizeof(err));
     if (server == NULL)
         die("restart on the same port: %s", err);
     http_server_stop(&server);
@@ -521,10 +523,130 @@ static void test_http_rejects_bad_address(void **state)
     char err[256] = "";
     (void)state;
 
-    assert_null(http_server_start("127.0.0.300", 7480, err, sizeof(err)));
+    assert_null(http_server_start("127.0.0.300", 7480, 0, err, sizeof(err)));
     assert_non_null(strstr(err, "127.0.0.300"));
-    assert_null(http_server_start("localhost", 7480, err, sizeof(err)));
+    assert_null(http_server_start("localhost", 7480, 0, err, sizeof(err)));
     assert_non_null(strstr(err, "localhost"));
+}
+
+/* A TCP connection to 127.0.0.1:port from the loopback address source (all of 127/8 is
+ * loopback on Linux, so 127.0.0.2 is another client on the same machine). */
+static int connect_from(const char *source, uint16_t port)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(inet_pton(AF_INET, source, &from.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+    return fd;
+}
+
+/* GET /healthz from source: the status, or -1 when no status line came within timeout_ms (the
+ * connection was closed unanswered, or nothing came). */
+static int healthz_from(const char *source, uint16_t port, int timeout_ms)
+{
+    static const char request[] = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    char buf[256];
+    size_t len = 0;
+    int fd = connect_from(source, port);
+    if (send(fd, request, sizeof(request) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(request) - 1) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (len < sizeof(buf) - 1 && poll(&pfd, 1, timeout_ms) == 1) {
+        ssize_t got = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        buf[len] = '\0';
+        if (strstr(buf, "\r\n"))
+            break;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int minor, status;
+    return sscanf(buf, "HTTP/1.%d %d ", &minor, &status) == 2 ? status : -1;
+}
+
+/* Whether the server closed fd (EOF or reset) without sending anything. */
+static bool closed_by_server(int fd)
+{
+    char c;
+    ssize_t got = recv(fd, &c, 1, MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno == ECONNRESET);
+}
+
+static size_t count_closed(const int *fds, size_t n)
+{
+    size_t closed = 0;
+    for (size_t i = 0; i < n; i++)
+        closed += closed_by_server(fds[i]);
+    return closed;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One client opening as many idle connections as the server takes in all (a slow or hostile
+ * scraper) keeps HTTP_MAX_PER_CLIENT_DEFAULT of them; the rest are closed at once, and a probe
+ * from another address still gets /healthz answered within a second. The limit is per address:
+ * another connection from the greedy client's own address is refused while it holds its share.
+ */
+static void test_http_one_client_cannot_take_every_slot(void **state)
+{
+    char err[256] = "";
+    (void)state;
+    enum { GREEDY = HTTP_CONNECTION_LIMIT };
+    int fds[GREEDY];
+
+    uint16_t port = free_port();
+    http_server_t *server =
+        http_server_start("127.0.0.1", port, HTTP_MAX_PER_CLIENT_DEFAULT, err, sizeof(err));
+    if (server == NULL)
+        die("http_server_start: %s", err);
+    metrics_store_up(1);
+    assert_int_equal(healthz_from("127.0.0.2", port, 1000), 200);
+
+    for (size_t i = 0; i < GREEDY; i++)
+        fds[i] = connect_from("127.0.0.1", port);
+    int64_t deadline = mono_ms() + 3000;
+    while (count_closed(fds, GREEDY) < GREEDY - HTTP_MAX_PER_CLIENT_DEFAULT && mono_ms() < deadline)
+        poll(NULL, 0, 20);
+    size_t closed = count_closed(fds, GREEDY);
+    if (closed != GREEDY - HTTP_MAX_PER_CLIENT_DEFAULT)
+        die("%zu of %d idle connections from one address were closed, want %u", closed, GREEDY,
+            GREEDY - HTTP_MAX_PER_CLIENT_DEFAULT);
+
+    /* Another client is served at once, several times over. */
+    for (int i = 0; i < 3; i++) {
+        int64_t start = mono_ms();
+        int status = healthz_from("127.0.0.2", port, 1000);
+        if (status != 200)
+            die("/healthz from 127.0.0.2 while 127.0.0.1 holds its share: %d (-1 = no answer "
+                "within 1 s)",
+                status);
+        assert_true(mono_ms() - start < 1000);
+    }
+    /* The greedy address itself gets nothing more until it lets go. */
+    assert_int_equal(healthz_from("127.0.0.1", port, 1000), -1);
+    for (size_t i = 0; i < GREEDY; i++)
+        close(fds[i]);
+    deadline = mono_ms() + 3000;
+    int status;
+    while ((status = healthz_from("127.0.0.1", port, 1000)) != 200 && mono_ms() < deadline)
+        poll(NULL, 0, 20);
+    assert_int_equal(status, 200);
+
+    http_server_stop(&server);
 }
 
 int main(void)
@@ -540,6 +662,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_agents_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_rejects_bad_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_one_client_cannot_take_every_slot, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

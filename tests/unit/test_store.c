@@ -583,7 +583,8 @@ static void test_agents_round_trip(void **state)
                                            1700000001000, "operator:alice", "approved"),
                      0);
 
-    /* An upsert of a known agent changes node and version only. */
+    /* An upsert of a known agent changes its version only: the node name is bound to the key
+     * and changes only through a request an operator approves. */
     struct store_agent b = a;
     snprintf(b.node, sizeof(b.node), "worker-2");
     snprintf(b.agent_version, sizeof(b.agent_version), "0.2.0");
@@ -607,8 +608,20 @@ static void test_agents_round_trip(void **state)
     snprintf(seen.wanted.id, sizeof(seen.wanted.id), "%s", a.id);
     assert_int_equal(store_agents_load(t.store, collect_agent, &seen), 0);
     assert_true(seen.found);
+    assert_string_equal(seen.wanted.node, "worker-1");
+    assert_string_equal(seen.wanted.requested_node, "");
+
+    assert_int_equal(store_agent_request_node(t.store, a.id, "worker-2"), 0);
+    assert_int_equal(store_agents_load(t.store, collect_agent, &seen), 0);
+    assert_string_equal(seen.wanted.node, "worker-1");
+    assert_string_equal(seen.wanted.requested_node, "worker-2");
+    assert_int_equal(store_agent_rename(t.store, a.id, "worker-2", "operator:alice"), 0);
+    assert_int_equal(store_agent_rename(t.store, "ag-none", "x", "operator:alice"), -ENOENT);
+
+    assert_int_equal(store_agents_load(t.store, collect_agent, &seen), 0);
     assert_string_equal(seen.wanted.public_key, a.public_key);
     assert_string_equal(seen.wanted.node, "worker-2");
+    assert_string_equal(seen.wanted.requested_node, "");
     assert_string_equal(seen.wanted.agent_version, "0.2.1");
     assert_int_equal(seen.wanted.state, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE);
     assert_int_equal(seen.wanted.enrolled_at_ms, 1700000000000);
@@ -702,12 +715,17 @@ static void test_operator_ensure_is_idempotent(void **state)
     snprintf(op.public_key, sizeof(op.public_key), "alice-key");
     snprintf(op.role, sizeof(op.role), "responder");
 
-    assert_int_equal(store_operator_ensure(t.store, &op), 0);
-    assert_int_equal(store_operator_ensure(t.store, &op), 0);
+    struct store_operator stored;
+    assert_int_equal(store_operator_ensure(t.store, &op, &stored), 0);
+    assert_string_equal(stored.id, "op-alice");
+    assert_false(stored.revoked);
+    assert_int_equal(store_operator_ensure(t.store, &op, NULL), 0);
     struct store_operator other = op; /* same key: nothing changes */
     snprintf(other.name, sizeof(other.name), "Mallory");
     snprintf(other.role, sizeof(other.role), "admin");
-    assert_int_equal(store_operator_ensure(t.store, &other), 0);
+    assert_int_equal(store_operator_ensure(t.store, &other, &stored), 0);
+    assert_string_equal(stored.name, "Alice O'Brien"); /* what is stored, not what was asked */
+    assert_string_equal(stored.role, "responder");
 
     struct operators_seen seen = {0};
     assert_int_equal(store_operators_load(t.store, collect_operator, &seen), 0);
@@ -720,13 +738,46 @@ static void test_operator_ensure_is_idempotent(void **state)
 
     struct store_operator clash = op; /* known id, unknown key */
     snprintf(clash.public_key, sizeof(clash.public_key), "other-key");
-    assert_int_equal(store_operator_ensure(t.store, &clash), -EEXIST);
+    assert_int_equal(store_operator_ensure(t.store, &clash, NULL), -EEXIST);
     struct store_operator bad_role = op;
     snprintf(bad_role.id, sizeof(bad_role.id), "op-bob");
     snprintf(bad_role.public_key, sizeof(bad_role.public_key), "bob-key");
     snprintf(bad_role.role, sizeof(bad_role.role), "root");
-    assert_int_equal(store_operator_ensure(t.store, &bad_role), -EINVAL);
+    assert_int_equal(store_operator_ensure(t.store, &bad_role, NULL), -EINVAL);
     assert_int_equal(query_int("SELECT count(*) FROM operators", 0, NULL), 1);
+}
+
+/* The coordinator ensures its configured admin at every start: a revoked key must stay revoked,
+ * and the caller must learn that it is (so it does not admit the key in memory). */
+static void test_operator_ensure_keeps_revoked(void **state)
+{
+    (void)state;
+    struct store_operator op, stored;
+    memset(&op, 0, sizeof(op));
+    snprintf(op.id, sizeof(op.id), "op-carol");
+    snprintf(op.name, sizeof(op.name), "carol");
+    snprintf(op.public_key, sizeof(op.public_key), "carol-key");
+    snprintf(op.role, sizeof(op.role), "admin");
+    assert_int_equal(store_operator_ensure(t.store, &op, &stored), 0);
+    assert_false(stored.revoked);
+
+    const char *key[] = {"carol-key"};
+    assert_int_equal(query_int("WITH u AS (UPDATE operators SET revoked_at = now() - interval '1 h'"
+                               " WHERE public_key = $1 RETURNING 1) SELECT count(*) FROM u",
+                               1, key),
+                     1);
+    long long revoked_at = query_int(
+        "SELECT extract(epoch FROM revoked_at)::bigint FROM operators WHERE public_key = $1", 1,
+        key);
+
+    memset(&stored, 0, sizeof(stored));
+    assert_int_equal(store_operator_ensure(t.store, &op, &stored), 0); /* the next start */
+    assert_true(stored.revoked);
+    assert_string_equal(stored.id, "op-carol");
+    assert_int_equal(query_int("SELECT extract(epoch FROM revoked_at)::bigint FROM operators"
+                               " WHERE public_key = $1",
+                               1, key),
+                     revoked_at);
 }
 
 static void test_destroy_stops_cluster(void **state)
@@ -1334,6 +1385,7 @@ int main(void)
         cmocka_unit_test(test_agents_round_trip),
         cmocka_unit_test(test_audit_log_is_append_only),
         cmocka_unit_test(test_operator_ensure_is_idempotent),
+        cmocka_unit_test(test_operator_ensure_keeps_revoked),
         cmocka_unit_test(test_evidence_stored_verified_and_chained),
         cmocka_unit_test(test_evidence_tampered_chunk_rejected),
         cmocka_unit_test(test_evidence_refusals),

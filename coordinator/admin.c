@@ -178,7 +178,7 @@ static void list_agents(admin_t *self, struct reply *rep)
     size_t n = registry_agent_count(self->registry);
     rep->infos = calloc(n ? n : 1, sizeof(*rep->infos));
     rep->info_ptrs = calloc(n ? n : 1, sizeof(Vigil__AgentInfo *));
-    const struct agent **agents = calloc(n ? n : 1, sizeof(*agents));
+    const struct agent **agents = calloc(n ? n : 1, sizeof(const struct agent *));
     if (!rep->infos || !rep->info_ptrs || !agents) {
         free(agents);
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE, "%s", "out of memory");

@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps run demo test test-unit sanitize bench-ingest bench-footprint bench-detect clean check
+.PHONY: all build deps run demo test test-unit sanitize fuzz bench-ingest bench-footprint bench-detect clean check
 
 all: build
 
@@ -40,6 +40,14 @@ sanitize: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure
 
+# Every fuzz target (tests/fuzz/fuzz_*.c) under libFuzzer with ASan + UBSan, FUZZ_SECONDS each,
+# in build-fuzz/ (clang). make test replays their corpora with the normal build.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVIGIL_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz-targets
+	BUILD_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
 # Static checks on the machine: cppcheck and clang-tidy over the project's sources.
 # variableScope is suppressed: vg_log's level check (log.h) makes every buffer formatted for a
 # log line look as if it could live inside the macro's if.
@@ -60,4 +68,4 @@ bench-detect: deps build
 	tests/bench/detect.sh
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -360,6 +360,29 @@ static void on_collect(void *userdata, const Vigil__CollectRequest *req)
     evidence_request(a->evidence, req);
 }
 
+/* The probe kinds as configured; returns how many targets are enabled. */
+#define PROBE_KINDS 3
+static size_t probe_kinds_from_config(const struct agent *a,
+                                      struct probes_kind_config kinds[PROBE_KINDS])
+{
+    const struct probe_kind_settings *settings[] = {&a->cfg.http, &a->cfg.postgres, &a->cfg.redis};
+    static const char *const names[] = {"http", "postgres", "redis"};
+    size_t ntargets = 0;
+    for (size_t i = 0; i < PROBE_KINDS; i++) {
+        kinds[i] = (struct probes_kind_config){
+            .kind = names[i],
+            .interval_ms = settings[i]->interval_ms,
+            .options = {.timeout_ms = settings[i]->timeout_ms,
+                        .long_running_ms = settings[i]->long_running_ms,
+                        .max_artifact_bytes = (size_t)a->cfg.evidence_max_bytes},
+            .targets = settings[i]->targets.items,
+            .ntargets = settings[i]->targets.count,
+        };
+        ntargets += settings[i]->interval_ms ? settings[i]->targets.count : 0;
+    }
+    return ntargets;
+}
+
 static int start_collectors(struct agent *a)
 {
     char err[1024];
@@ -394,24 +417,10 @@ static int start_collectors(struct agent *a)
             return EXIT_CONFIG;
         }
     }
-    const struct probe_kind_settings *settings[] = {&a->cfg.http, &a->cfg.postgres, &a->cfg.redis};
-    static const char *const kinds[] = {"http", "postgres", "redis"};
-    struct probes_kind_config probe_kinds[3];
-    size_t nprobe_targets = 0;
-    for (size_t i = 0; i < 3; i++) {
-        probe_kinds[i] = (struct probes_kind_config){
-            .kind = kinds[i],
-            .interval_ms = settings[i]->interval_ms,
-            .options = {.timeout_ms = settings[i]->timeout_ms,
-                        .long_running_ms = settings[i]->long_running_ms,
-                        .max_artifact_bytes = (size_t)a->cfg.evidence_max_bytes},
-            .targets = settings[i]->targets.items,
-            .ntargets = settings[i]->targets.count,
-        };
-        nprobe_targets += settings[i]->interval_ms ? settings[i]->targets.count : 0;
-    }
+    struct probes_kind_config probe_kinds[PROBE_KINDS];
+    size_t nprobe_targets = probe_kinds_from_config(a, probe_kinds);
     if (nprobe_targets) {
-        a->probes = probes_new(probe_kinds, 3, a->cfg.probe_dir, err, sizeof(err));
+        a->probes = probes_new(probe_kinds, PROBE_KINDS, a->cfg.probe_dir, err, sizeof(err));
         if (!a->probes) {
             vg_log(VG_LOG_ERROR, "probes: %s", err);
             return EXIT_CONFIG;
@@ -519,6 +528,14 @@ static int start(struct agent *a)
     if (!exec_path) {
         vg_log(VG_LOG_ERROR, "cannot locate vigil-agent-exec; set executor_path");
         return EXIT_OSERR;
+    }
+    /* Probe modules are mapped while we can still read them wherever they are installed. */
+    struct probes_kind_config probe_kinds[PROBE_KINDS];
+    probe_kinds_from_config(a, probe_kinds);
+    if (probes_preload(probe_kinds, PROBE_KINDS, a->cfg.probe_dir, err, sizeof(err)) < 0) {
+        free(exec_path);
+        vg_log(VG_LOG_ERROR, "probes: %s", err);
+        return EXIT_CONFIG;
     }
     a->privsep = privsep_start(exec_path, a->cfg.user, a->cfg.allow_root, err, sizeof(err));
     free(exec_path);

@@ -484,6 +484,25 @@ static int load_module(struct loaded_kind *k, const char *module_dir, char *err,
     return 0;
 }
 
+int probes_preload(const struct probes_kind_config *kinds, size_t nkinds, const char *module_dir,
+                   char *err, size_t errlen)
+{
+    for (size_t i = 0; i < nkinds; i++) {
+        if (kinds[i].interval_ms == 0 || kinds[i].ntargets == 0 || !kind_name_valid(kinds[i].kind))
+            continue;
+        struct loaded_kind k = {0};
+        snprintf(k.kind, sizeof(k.kind), "%s", kinds[i].kind);
+        int r = load_module(&k, module_dir, err, errlen);
+        if (r < 0) {
+            if (k.dl)
+                dlclose(k.dl);
+            return r;
+        }
+        /* Kept mapped on purpose: probes_new's dlopen of the same path takes this mapping. */
+    }
+    return 0;
+}
+
 static char *dup_or_empty(const char *s)
 {
     return strdup(s ? s : "");

@@ -56,6 +56,16 @@ typedef struct probes probes_t;
 probes_t *probes_new(const struct probes_kind_config *kinds, size_t nkinds, const char *module_dir,
                      char *err, size_t errlen);
 
+/*
+ * Maps the modules of the enabled kinds now, before the agent drops its privileges: the build or
+ * install directory may be one the unprivileged user cannot search (a tree under /root), and
+ * probes_new opens the same paths later (the loader finds them already mapped). Only the
+ * configured kinds are mapped, so the footprint is what probes_new alone would cost. NULL or
+ * "" module_dir as for probes_new. 0, or a negative errno with err set.
+ */
+int probes_preload(const struct probes_kind_config *kinds, size_t nkinds, const char *module_dir,
+                   char *err, size_t errlen);
+
 /* An eventfd, readable when samples wait: poll it and call probes_drain. */
 int probes_fd(const probes_t *self);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A newcomer's first minute, as root: the tree cloned into a private (0700) directory, which
 # neither the postgres user nor nobody can search, like a clone in /root. `make run`'s own
-# script (scripts/run.sh) starts from there with the already-built binaries on ports of its own,
+# script (scripts/run.sh) starts from there with the already-built binaries (copied into the
+# clone's build/, as a newcomer's own build would be) on ports of its own,
 # until an agent is active in `vigilctl agents`; then Ctrl-C, and nothing may be left running.
 # Twice: with nothing under /var/lib, and with a stale 0700 /var/lib/vigil (what a coordinator
 # with the default state_dir leaves). Then the same for `make demo` (scripts/demo.sh).
@@ -38,6 +39,11 @@ trap "exit 143" TERM INT
 mkdir "$clone"
 tar -C "$VIGIL_SRC" --exclude=./.git --exclude='./build*' --exclude=./var -cf - . | tar -C "$clone" -xf -
 runuser -u postgres -- test -x "$clone" && h_fail "the clone is reachable by postgres: the test would prove nothing"
+# The already-built binaries, inside the clone as a newcomer's build would be (out of nobody's
+# reach too: the agent must map its probe modules before it drops privileges).
+mkdir "$clone/build"
+cp -a "$VIGIL_BUILD"/vigil-coordinator "$VIGIL_BUILD"/vigil-agent "$VIGIL_BUILD"/vigil-agent-exec \
+    "$VIGIL_BUILD"/vigilctl "$VIGIL_BUILD"/vigil-probe-*.so "$clone/build/"
 
 fresh_var_lib() { # an empty /var/lib (tmpfs), optionally with a stale 0700 /var/lib/vigil
     mountpoint -q /var/lib && umount /var/lib
@@ -80,7 +86,7 @@ ctrl_c_and_check() {
 }
 
 agent_active() { # agent_active VIGILCTL-CONFIG
-    VIGIL_CONFIG=$1 "$VIGIL_BUILD/vigilctl" agents -o json 2>/dev/null |
+    VIGIL_CONFIG=$1 "$clone/build/vigilctl" agents -o json 2>/dev/null |
         jq -e 'any(.[]; .state == "active")' >/dev/null
 }
 
@@ -88,7 +94,7 @@ agent_active() { # agent_active VIGILCTL-CONFIG
 play_make_run() {
     local label=$2 log=$H_DIR/run-$1.log
     rm -rf "$clone/var"
-    start_in_group "$log" env -C "$clone" BUILD="$VIGIL_BUILD" VIGIL_PORT_AGENTS="$(h_free_port)" \
+    start_in_group "$log" env -C "$clone" VIGIL_PORT_AGENTS="$(h_free_port)" \
         VIGIL_PORT_ADMIN="$(h_free_port)" VIGIL_PORT_HTTP="$(h_free_port)" scripts/run.sh
     local pid=$run_pgid
     run_up() {
@@ -120,7 +126,7 @@ play_make_run stale "stale 0700 /var/lib/vigil"
 
 # make run again on the same var/: the user's edits to the configuration survive.
 echo "# a team's paging would go here" >>"$clone/var/coordinator.yaml"
-start_in_group "$H_DIR/run-again.log" env -C "$clone" BUILD="$VIGIL_BUILD" scripts/run.sh
+start_in_group "$H_DIR/run-again.log" env -C "$clone" scripts/run.sh
 pid=$run_pgid
 h_wait "make run again: an active agent" 90 agent_active "$clone/var/vigilctl.yaml"
 grep -q "a team's paging would go here" "$clone/var/coordinator.yaml" ||
@@ -130,7 +136,7 @@ ctrl_c_and_check "make run again" "$H_DIR/run-again.log" "$clone/var"
 # make demo: its own temporary directory and ports; Ctrl-C once its agent is active.
 fresh_var_lib stale
 log=$H_DIR/demo.log
-start_in_group "$log" env -C "$clone" BUILD="$VIGIL_BUILD" scripts/demo.sh
+start_in_group "$log" env -C "$clone" scripts/demo.sh
 demo_dir=""
 demo_up() {
     kill -0 "$run_pgid" 2>/dev/null || { cat "$log" >&2; h_fail "make demo exited"; }

@@ -20,7 +20,9 @@
  *       bad-record (a signal the store cannot take, then a good one: the first refused with
  *       its seq, the second acknowledged), flood-unenrolled and flood-unknown (--messages N
  *       heartbeats of --size bytes made of unknown fields, from a key that never enrolled or
- *       from an enrolled agent; prints "flood: sent=N answered=A refused=R acked=K").
+ *       from an enrolled agent; prints "flood: sent=N answered=A refused=R acked=K"),
+ *       odd-node (enrolls as a node name that is not UTF-8, then heartbeats with a version
+ *       cut inside a character: both must be accepted).
  *
  *   Both take --protocol-version V (default: this build's VG_PROTOCOL_VERSION): every envelope
  *   is stamped V, and a reply is taken only if an agent at V would take it (V-1 .. V+1, the
@@ -349,6 +351,34 @@ static int expect_refusal(void *s)
 static int send_bad(struct sim_agent *a, const char *kind);
 
 /*
+ * Enrolls as node "odd\xff" (not UTF-8), then sends a heartbeat: the coordinator must admit
+ * the agent (its name escaped) and keep answering it. Prints both answers; 0 when the agent
+ * is active and its heartbeat acknowledged.
+ */
+static int send_odd_node(struct sim_agent *a)
+{
+    send_enroll(a, "odd\xff", false);
+    Vigil__Envelope *env = receive(a->socket, 5000);
+    bool active = env && env->body_case == VIGIL__ENVELOPE__BODY_ENROLL_REPLY &&
+                  env->enroll_reply->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    printf("enroll: %s\n", active ? "active" : env ? "not active" : "no answer");
+    vg_envelope_free(env);
+
+    Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+    hb.agent_version = "sim\xe2\x82"; /* a version cut inside a character */
+    Vigil__Envelope beat;
+    init_env(&beat, a->id, 0);
+    beat.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+    beat.heartbeat = &hb;
+    send_env(a->socket, &beat);
+    env = receive(a->socket, 5000);
+    bool acked = env && env->body_case == VIGIL__ENVELOPE__BODY_ACK;
+    printf("heartbeat: %s\n", acked ? "acknowledged" : "not acknowledged");
+    vg_envelope_free(env);
+    return active && acked ? 0 : 1;
+}
+
+/*
  * flood_messages heartbeats of flood_size bytes, nearly all of it unknown varint fields
  * (number 1000): what a hostile peer sends to make the coordinator decode and keep them. Then
  * counts the answers for up to 10 s and prints "flood: sent=N answered=A refused=R acked=K".
@@ -415,7 +445,8 @@ static int send_bad_record(struct sim_agent *a)
     bool acked = false;
     if (env && env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
         for (size_t i = 0; i < env->ack->n_ranges; i++)
-            acked |= env->ack->ranges[i]->first <= good_seq && good_seq <= env->ack->ranges[i]->last;
+            acked |=
+                env->ack->ranges[i]->first <= good_seq && good_seq <= env->ack->ranges[i]->last;
     }
     printf("good record seq=%llu: %s\n", (unsigned long long)good_seq,
            acked ? "acknowledged" : "not acknowledged");
@@ -445,6 +476,8 @@ static int send_bad(struct sim_agent *sa, const char *kind)
     }
     if (strcmp(kind, "flood-unenrolled") == 0)
         return send_flood(&a);
+    if (strcmp(kind, "odd-node") == 0)
+        return send_odd_node(&a);
     if (strcmp(kind, "unknown-key") == 0) {
         send_batch(&a, 4, "sim-unknown");
         return expect_refusal(a.socket);
@@ -554,8 +587,8 @@ int main(int argc, char **argv)
     if (i != argc || !o.server_key || !vg_key_z85_valid(o.server_key) || o.agents < 1 ||
         o.signals_per_message < 1 || o.window < 1)
         usage();
-    if (o.secret_file && vg_secret_file_read(o.secret_file, &secret, &secret_len, err,
-                                             sizeof(err)) < 0)
+    if (o.secret_file &&
+        vg_secret_file_read(o.secret_file, &secret, &secret_len, err, sizeof(err)) < 0)
         die(err);
 
     /* Thousands of connections: lift the descriptor and socket limits. */

@@ -52,4 +52,15 @@ fresh() {
     ((ts > after))
 }
 h_wait "the honest agent's samples still stored after the bad record" 10 fresh
+# A node name that is not UTF-8 (odd\xff) and a version cut inside a character are escaped
+# before the coordinator keeps them: once kept raw in memory although the store refused them,
+# the agent never became active and every later write of its row failed.
+out=$(h_sim bad odd-node --secret-file "$H_DIR/enrollment.secret") || h_fail "odd node name: $out"
+[[ $(h_sql "select count(*) from agents where node = 'odd\xff'") == 1 ]] ||
+    h_fail "the node name is not stored escaped: $(h_sql "select node from agents")"
+health_stored() { [[ $(h_sql "select agent_version from agents where node = 'odd\xff'") == 'sim\xe2\x82' ]]; }
+h_wait "the heartbeat's version stored, escaped" 10 health_stored
+if grep -q "store: .*agent" "$H_DIR/coordinator.log"; then
+    h_fail "the store refused an agent row: $(grep "store: .*agent" "$H_DIR/coordinator.log")"
+fi
 h_pass "a non-UTF-8 mount point is escaped and stored; a bad record is refused to its sender alone"

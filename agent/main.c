@@ -619,6 +619,28 @@ static int start(struct agent *a)
 }
 
 /*
+ * The first three poll items of both loops: the link's socket, its monitor and the signal fd.
+ * Handles what they report; returns the stopping signal that arrived (SIGINT, SIGTERM), or 0
+ * (SIGHUP is read and ignored).
+ */
+static int handle_link_and_signals(struct agent *a, const zmq_pollitem_t items[3])
+{
+    int stop_signal = 0;
+    if (items[1].revents & ZMQ_POLLIN)
+        link_handle_monitor(a->link);
+    if (items[0].revents & ZMQ_POLLIN)
+        link_handle(a->link);
+    if (items[2].revents & ZMQ_POLLIN) {
+        struct signalfd_siginfo si;
+        while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+            if (si.ssi_signo != SIGHUP)
+                stop_signal = (int)si.ssi_signo;
+        }
+    }
+    return stop_signal;
+}
+
+/*
  * The executor stopped answering (privsep.c has closed the channel). The network side dropped
  * its privileges at start and cannot start a root executor again, and an agent that can no
  * longer act must not carry on looking healthy. So: agent.executor.up = 0 goes into the spool
@@ -658,15 +680,7 @@ static int executor_lost(struct agent *a)
             wait = deadline - now;
         if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[1].revents & ZMQ_POLLIN)
-            link_handle_monitor(a->link);
-        if (items[0].revents & ZMQ_POLLIN)
-            link_handle(a->link);
-        if (items[2].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si))
-                stopping |= si.ssi_signo != SIGHUP;
-        }
+        stopping |= handle_link_and_signals(a, items) != 0;
         link_tick(a->link);
     }
     if (st.depth == 0)
@@ -719,18 +733,10 @@ static int run_loop(struct agent *a)
             vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
             return EXIT_OSERR;
         }
-        if (items[1].revents & ZMQ_POLLIN)
-            link_handle_monitor(a->link);
-        if (items[0].revents & ZMQ_POLLIN)
-            link_handle(a->link);
-        if (items[2].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGHUP)
-                    continue;
-                vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
-                return 0;
-            }
+        int stop_signal = handle_link_and_signals(a, items);
+        if (stop_signal) {
+            vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal(stop_signal));
+            return 0;
         }
         if (nitems > 4 && (items[4].revents & ZMQ_POLLIN))
             collect_probes(a);

@@ -28,18 +28,24 @@ exec_pid=$(executor_pid)
 [[ -n $exec_pid ]] || h_fail "no vigil-agent-exec child of the agent (pid $agent_pid)"
 h_log "agent pid=$agent_pid executor pid=$exec_pid"
 
-kill -KILL "$exec_pid"
-killed_at=$SECONDS
+# kill_executor WHAT TIMEOUT: SIGKILL to the executor, then the agent's exit: sets rc and took.
 gone() { ! kill -0 "$agent_pid" 2>/dev/null; }
-h_wait "the agent exits after its executor died" 15 gone
-set +e
-wait "$agent_pid"
-rc=$?
-set -e
-unset "H_AGENT_PIDS[node-x]"
-h_log "agent exited with $rc after $((SECONDS - killed_at)) s"
+kill_executor() {
+    local killed_at=$SECONDS
+    kill -KILL "$exec_pid"
+    h_wait "$1" "$2" gone
+    set +e
+    wait "$agent_pid"
+    rc=$?
+    set -e
+    took=$((SECONDS - killed_at))
+    unset "H_AGENT_PIDS[node-x]"
+}
+
+kill_executor "the agent exits after its executor died" 15
+h_log "agent exited with $rc after $took s"
 [[ $rc == 75 ]] || h_fail "the agent exited with $rc, expected 75 (executor lost)"
-((SECONDS - killed_at <= 10)) || h_fail "the agent took $((SECONDS - killed_at)) s to exit"
+((took <= 10)) || h_fail "the agent took $took s to exit"
 log=$H_DIR/agents/node-x/agent.log
 grep -q "executor.*does not answer" "$log" || h_fail "the agent did not log why it exits"
 grep -q "spool flushed" "$log" || h_fail "the agent did not get its spool acknowledged first"
@@ -71,17 +77,10 @@ id=$(h_agent_id node-x)
 h_stop_coordinator
 exec_pid=$(executor_pid)
 [[ -n $exec_pid ]] || h_fail "no vigil-agent-exec child of the restarted agent"
-kill -KILL "$exec_pid"
-killed_at=$SECONDS
-h_wait "the agent exits without a coordinator" 20 gone
-set +e
-wait "$agent_pid"
-rc=$?
-set -e
-unset "H_AGENT_PIDS[node-x]"
-h_log "without a coordinator: exit $rc after $((SECONDS - killed_at)) s"
+kill_executor "the agent exits without a coordinator" 20
+h_log "without a coordinator: exit $rc after $took s"
 [[ $rc == 75 ]] || h_fail "without a coordinator the agent exited with $rc, expected 75"
-((SECONDS - killed_at <= 12)) || h_fail "without a coordinator the agent took $((SECONDS - killed_at)) s"
+((took <= 12)) || h_fail "without a coordinator the agent took $took s"
 grep -q "spool not flushed in 5 s" "$log" || h_fail "the agent did not say what it left in its spool"
 
 zeros() { h_sql "select count(*) from signals where agent_id = '$id' and name = 'agent.executor.up' and value = 0"; }

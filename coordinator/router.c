@@ -28,6 +28,7 @@
 #define DRAIN_MAX_MESSAGES 1024
 #define DRAIN_MAX_BYTES (16 * 1024 * 1024)
 /* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
+#define RECEIVE_WAITED_MS 100 /* a receive the main thread waits for stops after this */
 #define HANDLE_BUDGET_MS 500
 #define ROUTING_ID_MAX 255
 /* Per connection: four times an agent's largest window (link.max_inflight 256 by default),
@@ -655,8 +656,13 @@ static bool wait_for_message(void *socket, int stop_fd)
  */
 static void receive_batch(void *socket, struct inbox *in, struct receiver *rx, registry_t *registry)
 {
+    int64_t started = vg_mono_ms();
     while (in->n < DRAIN_MAX_MESSAGES && in->bytes < DRAIN_MAX_BYTES) {
         if (atomic_load_explicit(&rx->stop, memory_order_relaxed))
+            return;
+        /* The main thread waits for a receive that does not overlap a commit: keep it short,
+         * so ZAP and operators get their turn even while messages are costly to decode. */
+        if (!rx->wait && in->n > 0 && vg_mono_ms() - started >= RECEIVE_WAITED_MS)
             return;
         struct inbound *item = &in->items[in->n];
         zmq_msg_t payload;

@@ -6,6 +6,9 @@
 # are still accepted (a newer agent's unknown fields are capped, not refused) without the
 # decoding cost.
 source "$(dirname "$0")/../lib/harness.sh"
+# Under the sanitizer build, AddressSanitizer keeps freed memory in a 256 MiB quarantine, which
+# would read as growth: a small one keeps the bound meaningful there too (ignored otherwise).
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8
 h_setup
 h_start_coordinator
 
@@ -13,7 +16,10 @@ status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$H_COORD_PID/status"
 now_ms() { date +%s%3N; }
 MAX_GROWTH_KIB=$((192 * 1024))
 
-# vigilctl answering while a flood runs: every call within 2 s.
+# vigilctl answering while a flood runs: every call within 3 s (it once went unanswered for
+# more than 5 s); the sanitizer build is several times slower, so 10 s there.
+MAX_ANSWER_MS=3000
+ldd "$VIGIL_BUILD/vigil-coordinator" | grep -q libasan && MAX_ANSWER_MS=10000
 answers_during() { # PID of the flood
     local slowest=0 t0 took
     while kill -0 "$1" 2>/dev/null; do
@@ -23,7 +29,7 @@ answers_during() { # PID of the flood
         ((took > slowest)) && slowest=$took
         sleep 0.2
     done
-    ((slowest < 2000)) || h_fail "vigilctl agents took ${slowest} ms during the flood"
+    ((slowest < MAX_ANSWER_MS)) || h_fail "vigilctl agents took ${slowest} ms during the flood"
     h_log "vigilctl agents answered within ${slowest} ms during the flood"
 }
 

@@ -18,6 +18,12 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 77
 fi
 if [[ -z ${VIGIL_NEWCOMER_NS:-} ]]; then
+    # In a chroot / is not a mount point, so no mount namespace can be made private, and a
+    # tmpfs over /var/lib could reach the machine's own: skip rather than risk it.
+    if ! unshare --mount --propagation private true 2>/dev/null; then
+        echo "newcomer: no private mount namespace here (is / a mount point? not in a chroot); skipped" >&2
+        exit 77
+    fi
     exec unshare --mount --propagation private env VIGIL_NEWCOMER_NS=1 bash "$0" "$@"
 fi
 

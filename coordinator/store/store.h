@@ -177,8 +177,6 @@ int store_evidence_collection_create(store_t *self, const char *actor, const cha
 int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char *agent_id,
                                const char *error);
 
-/* Pending targets past their collection's deadline fail as "timed out"; one FAILED event
- * (reason "timeout") each is appended to ret_events (may be NULL). */
 /*
  * Deletes the chunks of artifacts that never completed (no last chunk, not in the vault) whose
  * request failed or timed out more than grace_ms ago, with an audit_log row per artifact. The
@@ -188,6 +186,8 @@ int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char
 int store_evidence_purge_incomplete(store_t *self, int64_t grace_ms, uint64_t *ret_chunks,
                                     uint64_t *ret_bytes);
 
+/* Pending targets past their collection's deadline fail as "timed out"; one FAILED event
+ * (reason "timeout") each is appended to ret_events (may be NULL). */
 int store_evidence_expire(store_t *self, struct store_evidence_events *ret_events);
 
 /* One artifact or one target of a collection, as listed. Strings are borrowed for the call. */

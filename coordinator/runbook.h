@@ -8,7 +8,8 @@
  * hold for a period before the incident resolves itself), and which other runbooks' incidents
  * explain this one (root cause first).
  *
- * Ownership: runbook_load.c builds a struct rb_set and is the only code that allocates in it;
+ * Ownership: runbook_load.c and the parsers it calls (runbook_parse.c, runbook_condition.c)
+ * build a struct rb_set and are the only code that allocates in it;
  * everything else reads it. A set is immutable once loaded; a reload builds a new set and the
  * caller swaps it in only when the whole directory loaded cleanly (the last good set stays).
  */

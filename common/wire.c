@@ -12,7 +12,6 @@
 #include "timeutil.h"
 
 /* ListIncidents: a reply stays far below the message limit. */
-#define MAX_INCIDENTS_LISTED 1000
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -36,9 +35,14 @@ static const char *version_refused(uint32_t version)
     return "protocol version too new, more than one ahead (" VERSION_WINDOW ")";
 }
 
-static bool str_ok(const char *s, size_t max)
+bool vg_text_fits(const char *s, size_t max)
 {
     return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+static bool str_ok(const char *s, size_t max)
+{
+    return vg_text_fits(s, max);
 }
 
 static bool sender_ok(const char *sender)
@@ -92,7 +96,7 @@ static enum vg_decode_error check_signals(const Vigil__SignalBatch *batch, const
 }
 
 /* A kind is a short lowercase name: it becomes a metric label and a column, never a path. */
-static bool kind_ok(const char *kind)
+bool vg_evidence_kind_name_ok(const char *kind)
 {
     size_t len = strnlen(kind, VG_MAX_EVIDENCE_KIND_LEN + 1);
     if (len == 0 || len > VG_MAX_EVIDENCE_KIND_LEN)
@@ -104,7 +108,7 @@ static bool kind_ok(const char *kind)
     return true;
 }
 
-static bool args_ok(Vigil__Label *const *args, size_t n)
+bool vg_evidence_args_ok(Vigil__Label *const *args, size_t n)
 {
     if (n > VG_MAX_EVIDENCE_ARGS)
         return false;
@@ -122,11 +126,11 @@ static enum vg_decode_error check_collect(const Vigil__CollectRequest *req, cons
         *reason = "collect: no collection id";
         return VG_DECODE_LIMITS;
     }
-    if (!kind_ok(req->kind)) {
+    if (!vg_evidence_kind_name_ok(req->kind)) {
         *reason = "collect: kind must be a short name of a-z, 0-9 and _";
         return VG_DECODE_LIMITS;
     }
-    if (!args_ok(req->args, req->n_args)) {
+    if (!vg_evidence_args_ok(req->args, req->n_args)) {
         *reason = "collect: more than 16 arguments, or an argument empty or too long";
         return VG_DECODE_LIMITS;
     }
@@ -144,11 +148,11 @@ static enum vg_decode_error check_evidence(const Vigil__EvidenceChunk *c, const 
         *reason = "evidence: no collection id";
         return VG_DECODE_LIMITS;
     }
-    if (!kind_ok(c->kind)) {
+    if (!vg_evidence_kind_name_ok(c->kind)) {
         *reason = "evidence: kind must be a short name of a-z, 0-9 and _";
         return VG_DECODE_LIMITS;
     }
-    if (!args_ok(c->args, c->n_args)) {
+    if (!vg_evidence_args_ok(c->args, c->n_args)) {
         *reason = "evidence: more than 16 arguments, or an argument empty or too long";
         return VG_DECODE_LIMITS;
     }
@@ -447,148 +451,11 @@ enum vg_decode_error vg_admin_request_decode(const void *data, size_t len,
         e = VG_DECODE_VERSION;
         goto out;
     }
-    switch (req->body_case) {
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS:
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_APPROVE_AGENT:
-        if (!str_ok(req->approve_agent->id, VG_MAX_NAME_LEN)) {
-            why = "agent id too long";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT:
-        if (!str_ok(req->revoke_agent->id, VG_MAX_NAME_LEN)) {
-            why = "agent id too long";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_SIGNALS:
-        if (!str_ok(req->list_signals->node, VG_MAX_NAME_LEN) ||
-            !str_ok(req->list_signals->name_glob, VG_MAX_NAME_LEN)) {
-            why = "node or name pattern too long";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_COLLECT:
-        if (!str_ok(req->collect->node, VG_MAX_NAME_LEN)) {
-            why = "node name longer than 128 bytes";
-            e = VG_DECODE_LIMITS;
-        } else if (!kind_ok(req->collect->kind)) {
-            why = "the kind must be a short name of a-z, 0-9 and _ (at most 32 bytes)";
-            e = VG_DECODE_LIMITS;
-        } else if (!args_ok(req->collect->args, req->collect->n_args)) {
-            why = "at most 16 arguments, each with a key of at most 128 bytes and a value of at "
-                  "most 1024";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE:
-        if (!str_ok(req->list_evidence->node, VG_MAX_NAME_LEN)) {
-            why = "node name longer than 128 bytes";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE:
-        if (req->get_evidence->offset > (uint64_t)VG_MAX_EVIDENCE_BYTES) {
-            why = "offset beyond the artifact size limit";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE: {
-        const Vigil__VerifyEvidence *v = req->verify_evidence;
-        /* A place to go on from is a row id with that row's chain hash, or neither. */
-        if (v->after_id > (uint64_t)INT64_MAX ||
-            (v->after_id == 0 ? v->after_chain.len != 0 : v->after_chain.len != 32)) {
-            why = "after_id needs after_chain, that row's 32-byte chain hash (and only then)";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    }
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS:
-        if (req->list_incidents->limit > MAX_INCIDENTS_LISTED) {
-            why = "at most 1000 incidents per list";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT:
-        if (req->show_incident->id == 0) {
-            why = "incident id missing";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_ACK_INCIDENT:
-        if (req->ack_incident->id == 0 || !str_ok(req->ack_incident->note, VG_MAX_VALUE_LEN)) {
-            why = "incident id missing or note longer than 1024 bytes";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_RESOLVE_INCIDENT:
-        if (req->resolve_incident->id == 0 ||
-            !str_ok(req->resolve_incident->note, VG_MAX_VALUE_LEN)) {
-            why = "incident id missing or note longer than 1024 bytes";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_MITIGATE_INCIDENT:
-        if (req->mitigate_incident->id == 0 ||
-            !str_ok(req->mitigate_incident->note, VG_MAX_VALUE_LEN)) {
-            why = "incident id missing or note longer than 1024 bytes";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_PUT_INCIDENT_REPORT:
-        if (req->put_incident_report->id == 0 ||
-            !str_ok(req->put_incident_report->body, VG_MAX_REPORT_BYTES)) {
-            why = "incident id missing or report longer than 256 KiB";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_GET_INCIDENT_REPORT:
-        if (req->get_incident_report->id == 0) {
-            why = "incident id missing";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT:
-        if (req->escalate_incident->id == 0) {
-            why = "incident id missing";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_NOTIFICATIONS:
-        if (req->list_notifications->id == 0) {
-            why = "incident id missing";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS:
-        if (req->tail_incidents->limit > MAX_INCIDENTS_LISTED) {
-            why = "at most 1000 events per request";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_LIST_ONCALL:
-        if (req->list_oncall->at_ms < 0) {
-            why = "the time must not be before 1970";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    case VIGIL__ADMIN_REQUEST__BODY_ADD_ONCALL_OVERRIDE: {
-        const Vigil__AddOncallOverride *o = req->add_oncall_override;
-        if (!o->schedule || !o->schedule[0] || !str_ok(o->schedule, VG_MAX_NAME_LEN) || !o->user ||
-            !o->user[0] || !str_ok(o->user, VG_MAX_NAME_LEN)) {
-            why = "schedule and user are required, each at most 128 bytes";
-            e = VG_DECODE_LIMITS;
-        } else if (o->from_ms <= 0 || o->to_ms <= o->from_ms) {
-            why = "the override must end after it starts";
-            e = VG_DECODE_LIMITS;
-        }
-        break;
-    }
-    default:
+    /* A body this build does not know unpacks as no body at all. What each request's fields
+     * may hold is checked next to its handler, in the coordinator's admin command tables. */
+    if (req->body_case == VIGIL__ADMIN_REQUEST__BODY__NOT_SET) {
         why = "unknown request type";
         e = VG_DECODE_UNKNOWN_TYPE;
-        break;
     }
 out:
     if (e != VG_DECODE_OK) {

@@ -81,6 +81,13 @@ enum vg_decode_error {
  */
 enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Envelope **ret,
                                         const char **reason);
+/* Field checks the decoders use, for the coordinator's admin command tables too: text present
+ * and at most max bytes; an evidence kind's shape (a-z, 0-9, _, at most 32 bytes); evidence
+ * arguments within their count and sizes. */
+bool vg_text_fits(const char *s, size_t max);
+bool vg_evidence_kind_name_ok(const char *kind);
+bool vg_evidence_args_ok(Vigil__Label *const *args, size_t n);
+
 /* Messages decoded without their unknown fields because they had more than the caps. */
 uint64_t vg_wire_unknown_capped(void);
 

@@ -1,0 +1,114 @@
+/*
+ * Inside the admin socket: the state the request handlers share, the reply they fill, and the
+ * command tables.
+ *
+ * Each domain (agents.c, signals.c, evidence.c, incidents.c, paging.c) exports a table of
+ * struct admin_command: the request it answers, the role it needs, the check of its fields and
+ * its handler. admin.c looks the request up in the tables, checks its fields and the
+ * operator's role, calls the handler and sends the reply. Adding an operator request is its
+ * proto message, one entry (check + handler) in one of these files, and vigilctl's command;
+ * tests/unit/test_admin.c fails until the entry exists and names its role.
+ *
+ * A reply owns its memory through release callbacks: whatever a handler allocates for the
+ * reply message to point into is registered with reply_own and released after the reply is
+ * sent, in reverse order. Handlers never free what they hand to the message.
+ */
+#ifndef COORD_ADMIN_INTERNAL_H
+#define COORD_ADMIN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin.h"
+#include "evidence.h"
+#include "incidents.h"
+#include "store.h"
+
+struct paging_config;
+
+struct admin {
+    void *socket;
+    registry_t *registry;
+    store_t *store;
+    evidence_requester_t *evidence; /* queues CollectRequests for the router */
+    store_incidents_t *incidents;   /* own connection, opened on first use */
+    /* Borrowed (admin_set_paging); NULL = paging is off. */
+    const struct paging_config *paging;
+    /* On-call overrides: own connection, opened on first use. */
+    store_oncall_t *oncall;
+    /* Evidence vault verification: own connection, opened on first use. */
+    store_verify_t *verify;
+    /* Told when an approval or revocation changes whether a node is up (admin_set_observer). */
+    struct router_observer observer;
+};
+
+struct reply_owned {
+    void *ptr;
+    void (*release)(void *ptr);
+};
+
+/* One request's reply: the message, what it points into, and the error text. */
+struct reply {
+    Vigil__AdminReply msg;
+    struct reply_owned *owned;
+    size_t nowned, owned_cap;
+    char error[1024];
+};
+
+/*
+ * Registers ptr (may be NULL: then nothing happens) to be released with release after the reply
+ * is sent. Returns ptr, or NULL when it could not be registered: then ptr is already released
+ * and the reply says the coordinator is out of memory.
+ */
+void *reply_own(struct reply *rep, void *ptr, void (*release)(void *ptr));
+/* Releases everything registered, newest first. */
+void reply_release(struct reply *rep);
+/* A release callback for a zlistx_t (its destructor frees the items). */
+void reply_release_list(void *list);
+
+__attribute__((format(printf, 3, 4))) void reply_error(struct reply *rep, Vigil__AdminStatus status,
+                                                       const char *fmt, ...);
+void reply_out_of_memory(struct reply *rep);
+/* was_change: the request would have changed something ("nothing changed"), else a read. */
+void reply_store_unavailable(struct reply *rep, bool was_change);
+void reply_incident_not_found(struct reply *rep, uint64_t id);
+
+/* "operator:NAME", the actor of audit rows and timelines. */
+void admin_actor(const struct operator* op, char *out, size_t len);
+
+/* Labels arrive as the jsonb text of a flat object of strings; *ret_labels is owned (each
+ * label's key and value too) and grows as *ret_n counts, so a partial result frees cleanly. */
+int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, size_t *ret_n);
+void admin_labels_free(Vigil__Label **labels, size_t n);
+
+typedef void (*admin_handler_fn)(admin_t *self, const struct operator* op,
+                                 const Vigil__AdminRequest *req, struct reply *rep);
+/* What is wrong with the request's fields (bounds, required ones), or NULL. */
+typedef const char *(*admin_check_fn)(const Vigil__AdminRequest *req);
+
+struct admin_command {
+    Vigil__AdminRequest__BodyCase body; /* 0 ends a table */
+    enum operator_role role;            /* needed at least */
+    const char *what;                   /* "listing agents": for refusals and logs */
+    admin_check_fn check;               /* NULL: nothing to check */
+    admin_handler_fn handle;
+};
+
+/* Listings of incidents and of timeline events: at most this many per request. */
+#define ADMIN_INCIDENTS_LISTED_MAX 1000
+
+extern const struct admin_command admin_agent_commands[];
+extern const struct admin_command admin_signal_commands[];
+extern const struct admin_command admin_evidence_commands[];
+extern const struct admin_command admin_incident_commands[];
+extern const struct admin_command admin_paging_commands[];
+
+/* The entry for a request, from every table; NULL when none answers it. */
+const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body);
+
+/* A decoded request (vg_admin_request_decode) checked against its entry: VG_DECODE_OK, or
+ * VG_DECODE_UNKNOWN_TYPE (no entry) / VG_DECODE_LIMITS with *ret_why saying why. */
+enum vg_decode_error admin_request_check(const Vigil__AdminRequest *req, const char **ret_why);
+
+#endif

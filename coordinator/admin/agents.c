@@ -1,0 +1,215 @@
+/* Operator requests about agents: list, approve (or a rename), revoke. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_internal.h"
+#include "log.h"
+#include "timeutil.h"
+#include "wire.h"
+
+/* holder: for a pending agent, the agent that holds its node name (NULL = none). */
+static void fill_agent_info(Vigil__AgentInfo *info, const struct agent *a,
+                            const struct agent *holder)
+{
+    vigil__agent_info__init(info);
+    info->id = (char *)a->id;
+    info->node = (char *)a->node;
+    info->state = a->state;
+    info->agent_version = (char *)a->agent_version;
+    info->last_seen_ms = a->last_seen_ms;
+    info->spool_depth = a->spool_depth;
+    info->dropped_messages = a->dropped_messages;
+    info->public_key = (char *)a->public_key;
+    info->enrolled_at_ms = a->enrolled_at_ms;
+    info->state_since_ms = a->state_since_ms;
+    info->requested_node = (char *)a->requested_node;
+    info->node_held_by = holder ? (char *)holder->id : "";
+}
+
+/* Every agent (only: just that one) into the reply. */
+static void reply_agents(admin_t *self, const char *only, struct reply *rep)
+{
+    size_t n = registry_agent_count(self->registry);
+    Vigil__AgentInfo *infos = reply_own(rep, calloc(n ? n : 1, sizeof(*infos)), free);
+    Vigil__AgentInfo **ptrs = reply_own(rep, calloc(n ? n : 1, sizeof(Vigil__AgentInfo *)), free);
+    const struct agent **agents = calloc(n ? n : 1, sizeof(const struct agent *));
+    if (!infos || !ptrs || !agents) {
+        free(agents);
+        reply_out_of_memory(rep);
+        return;
+    }
+    size_t count = 0;
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a && count < n;
+         a = registry_agent_next(self->registry, a))
+        agents[count++] = a;
+    for (size_t i = 0; i < count; i++) {
+        if (only && strcmp(agents[i]->id, only) != 0)
+            continue;
+        /* A pending key that claims a node another agent holds is shown with the holder. */
+        const struct agent *holder = NULL;
+        for (size_t k = 0; k < count && agents[i]->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
+             k++) {
+            if (k != i && agents[k]->state != VIGIL__AGENT_STATE__AGENT_STATE_REVOKED &&
+                agents[k]->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING &&
+                strcmp(agents[k]->node, agents[i]->node) == 0) {
+                holder = agents[k];
+                break;
+            }
+        }
+        fill_agent_info(&infos[rep->msg.n_agents], agents[i], holder);
+        ptrs[rep->msg.n_agents] = &infos[rep->msg.n_agents];
+        rep->msg.n_agents++;
+    }
+    free(agents);
+    rep->msg.agents = ptrs;
+}
+
+static void list_agents(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                        struct reply *rep)
+{
+    (void)op;
+    (void)req;
+    reply_agents(self, NULL, rep);
+}
+
+/* Another agent than except reports for node and is active: the node is still up. */
+static bool node_has_other_active(admin_t *self, const char *node, const struct agent *except)
+{
+    for (const struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a))
+        if (a != except && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
+            strcmp(a->node, node) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * approve of an agent that asked for another node name (router.c keeps the old one until
+ * then): the name moves, unless another agent holds it. The rule engine hears the old node go
+ * and the new one come.
+ */
+static void rename_agent(admin_t *self, const struct operator* op, struct agent *a,
+                         const char *actor, struct reply *rep)
+{
+    const struct agent *holder = registry_node_holder(self->registry, a->requested_node, a);
+    if (holder) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "node %s is held by agent %s (%s): revoke it first if %s replaces it",
+                    a->requested_node, holder->id, agent_state_name(holder->state), a->id);
+        return;
+    }
+    if (store_agent_rename(self->store, a->id, a->requested_node, actor) < 0) {
+        reply_store_unavailable(rep, true);
+        return;
+    }
+    char old[sizeof(a->node)];
+    snprintf(old, sizeof(old), "%s", a->node);
+    snprintf(a->node, sizeof(a->node), "%s", a->requested_node);
+    a->requested_node[0] = '\0';
+    vg_log(VG_LOG_INFO, "agent=%s renamed node=%s previous=%s by operator=%s", a->id, a->node, old,
+           op->name);
+    int64_t now = vg_wall_ms();
+    if (self->observer.agent_state && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
+        if (!node_has_other_active(self, old, a))
+            self->observer.agent_state(self->observer.userdata, old, false, now);
+        self->observer.agent_state(self->observer.userdata, a->node, true, now);
+    }
+    reply_agents(self, a->id, rep);
+}
+
+/* approve: pending -> active (or a rename); revoke: anything -> revoked (effective on the
+ * agent's next message). */
+static void change_agent(admin_t *self, const struct operator* op, const char *id,
+                         Vigil__AgentState target, struct reply *rep)
+{
+    struct agent *a = registry_agent(self->registry, id);
+    const char *verb = target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED ? "revoke" : "approve";
+    char actor[160];
+
+    if (!a) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "agent %s not found", id);
+        return;
+    }
+    if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED) {
+        reply_error(
+            rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+            "agent %s is revoked; a revoked key cannot come back (re-enroll with a new key)", id);
+        return;
+    }
+    admin_actor(op, actor, sizeof(actor));
+    if (target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE &&
+        a->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING) {
+        if (a->requested_node[0])
+            rename_agent(self, op, a, actor, rep);
+        else
+            reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                        "agent %s is not pending and asks for no other name", id);
+        return;
+    }
+    /* A node name belongs to the key that holds it: a new key for it is approved only once the
+     * operator has revoked the old one (the node was rebuilt), never beside it. */
+    const struct agent *holder = target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE
+                                     ? registry_node_holder(self->registry, a->node, a)
+                                     : NULL;
+    if (holder) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "node %s is held by agent %s (%s): if this key replaces it, revoke it first "
+                    "(vigilctl agents revoke %s)",
+                    a->node, holder->id, agent_state_name(holder->state), holder->id);
+        return;
+    }
+    int64_t now = vg_wall_ms();
+    if (store_agent_set_state(self->store, id, target, now, actor,
+                              target == VIGIL__AGENT_STATE__AGENT_STATE_REVOKED
+                                  ? "revoked by operator"
+                                  : "approved by operator") < 0) {
+        reply_store_unavailable(rep, true);
+        return;
+    }
+    bool was_up = a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    bool is_up = target == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+    a->state = target;
+    a->state_since_ms = now;
+    /* An approved agent starts its liveness period now. */
+    a->last_seen_mono = vg_mono_ms();
+    vg_log(VG_LOG_INFO, "agent=%s node=%s %sd by operator=%s", a->id, a->node, verb, op->name);
+    /* As the router does for enrollment and liveness: only up <-> not up is news. */
+    if (self->observer.agent_state && was_up != is_up &&
+        (is_up || !node_has_other_active(self, a->node, a)))
+        self->observer.agent_state(self->observer.userdata, a->node, is_up, now);
+    reply_agents(self, id, rep);
+}
+
+static const char *check_approve(const Vigil__AdminRequest *req)
+{
+    return vg_text_fits(req->approve_agent->id, VG_MAX_NAME_LEN) ? NULL : "agent id too long";
+}
+
+static const char *check_revoke(const Vigil__AdminRequest *req)
+{
+    return vg_text_fits(req->revoke_agent->id, VG_MAX_NAME_LEN) ? NULL : "agent id too long";
+}
+
+static void approve_agent(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                          struct reply *rep)
+{
+    change_agent(self, op, req->approve_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE, rep);
+}
+
+static void revoke_agent(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                         struct reply *rep)
+{
+    change_agent(self, op, req->revoke_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_REVOKED, rep);
+}
+
+const struct admin_command admin_agent_commands[] = {
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS, ROLE_VIEWER, "listing agents", NULL, list_agents},
+    {VIGIL__ADMIN_REQUEST__BODY_APPROVE_AGENT, ROLE_ADMIN, "approving agents", check_approve,
+     approve_agent},
+    {VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT, ROLE_ADMIN, "revoking agents", check_revoke,
+     revoke_agent},
+    {0},
+};

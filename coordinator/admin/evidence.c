@@ -1,0 +1,313 @@
+/* Operator requests about evidence: collect now, list, fetch, verify the vault. */
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_internal.h"
+#include "log.h"
+#include "wire.h"
+
+/* ListEvidence without a collection: the latest artifacts, this many unless asked. */
+#define EVIDENCE_LIST_DEFAULT 50
+#define EVIDENCE_LIST_MAX 1000
+/* Targets of one collection listed at most (a reply stays far below the message limit). */
+#define EVIDENCE_TARGETS_MAX 10000
+/* Each request walks the vault for this long at most (past the row it is in), so a big vault
+ * is checked in steps between which the main loop serves agents. */
+#define VERIFY_SLICE_MS 250
+
+static void free_evidence_info(void **item)
+{
+    Vigil__EvidenceInfo *info = *item;
+    if (!info)
+        return;
+    admin_labels_free(info->args, info->n_args);
+    free(info->agent_id);
+    free(info->node);
+    free(info->kind);
+    free(info->sha256);
+    free(info->error);
+    free(info);
+    *item = NULL;
+}
+
+static Vigil__EvidenceStatus evidence_status(const char *status)
+{
+    if (strcmp(status, "stored") == 0)
+        return VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED;
+    if (strcmp(status, "failed") == 0)
+        return VIGIL__EVIDENCE_STATUS__EVIDENCE_FAILED;
+    return VIGIL__EVIDENCE_STATUS__EVIDENCE_PENDING;
+}
+
+/* store_evidence_cb: one EvidenceInfo more in the list. */
+static int add_evidence(const struct store_evidence_info *row, void *userdata)
+{
+    zlistx_t *list = userdata;
+    Vigil__EvidenceInfo *info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    vigil__evidence_info__init(info);
+    zlistx_add_end(list, info);
+    info->id = row->id;
+    info->collection_id = row->collection_id;
+    info->agent_id = strdup(row->agent_id);
+    info->node = strdup(row->node);
+    info->kind = strdup(row->kind);
+    info->size = row->size;
+    info->sha256 = strdup(row->sha256_hex);
+    info->collected_at_ms = row->collected_at_ms;
+    info->stored_at_ms = row->stored_at_ms;
+    info->status = evidence_status(row->status);
+    info->error = strdup(row->error);
+    info->truncated = row->truncated;
+    if (!info->agent_id || !info->node || !info->kind || !info->sha256 || !info->error)
+        return -ENOMEM;
+    return admin_labels_from_json(row->args_json, &info->args, &info->n_args) == -ENOMEM ? -ENOMEM
+                                                                                         : 0;
+}
+
+/* A list for add_evidence, owned by the reply; NULL (and the reply says why) on failure. */
+static zlistx_t *evidence_list_start(struct reply *rep)
+{
+    zlistx_t *list = reply_own(rep, zlistx_new(), reply_release_list);
+    if (!list) {
+        reply_out_of_memory(rep);
+        return NULL;
+    }
+    zlistx_set_destructor(list, free_evidence_info);
+    return list;
+}
+
+/* Points the reply message at the list. */
+static void evidence_reply(zlistx_t *list, struct reply *rep)
+{
+    size_t n = zlistx_size(list);
+    rep->msg.evidence = reply_own(rep, calloc(n ? n : 1, sizeof(Vigil__EvidenceInfo *)), free);
+    if (!rep->msg.evidence) {
+        reply_out_of_memory(rep);
+        return;
+    }
+    for (Vigil__EvidenceInfo *info = zlistx_first(list); info; info = zlistx_next(list))
+        rep->msg.evidence[rep->msg.n_evidence++] = info;
+}
+
+static void collect(admin_t *self, const struct operator* op, const Vigil__AdminRequest *request,
+                    struct reply *rep)
+{
+    const Vigil__Collect *req = request->collect;
+    char actor[160], err[sizeof(rep->error)];
+    Vigil__AdminStatus status = VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST;
+    uint64_t collection_id = 0;
+
+    admin_actor(op, actor, sizeof(actor));
+    int r = evidence_collect(self->evidence, self->store, self->registry, actor, req,
+                             &collection_id, &status, err, sizeof(err));
+    if (r < 0) {
+        vg_log(VG_LOG_WARN, "operator=%s collect kind=%.32s refused: %s", op->name, req->kind, err);
+        reply_error(rep, status, "%s", err);
+        return;
+    }
+    rep->msg.collection_id = collection_id;
+    zlistx_t *list = evidence_list_start(rep);
+    if (!list)
+        return;
+    if (store_evidence_list(self->store, collection_id, NULL, EVIDENCE_TARGETS_MAX, add_evidence,
+                            list) < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE,
+                    "collection %" PRIu64 " was started, but listing its targets failed; "
+                    "list it again",
+                    collection_id);
+        return;
+    }
+    evidence_reply(list, rep);
+}
+
+static void list_evidence(admin_t *self, const struct operator* op,
+                          const Vigil__AdminRequest *request, struct reply *rep)
+{
+    (void)op;
+    const Vigil__ListEvidence *req = request->list_evidence;
+    uint32_t limit = req->limit ? req->limit : EVIDENCE_LIST_DEFAULT;
+    if (req->collection_id != 0)
+        limit = EVIDENCE_TARGETS_MAX;
+    else if (limit > EVIDENCE_LIST_MAX)
+        limit = EVIDENCE_LIST_MAX;
+    zlistx_t *list = evidence_list_start(rep);
+    if (!list)
+        return;
+    /* A target past its deadline reads as timed out at once, not at the next tick. */
+    if (req->collection_id != 0)
+        evidence_expire(self->store);
+    if (store_evidence_list(self->store, req->collection_id, req->node, limit, add_evidence, list) <
+        0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    if (req->collection_id != 0 && zlistx_size(list) == 0 && !req->node[0]) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "collection %" PRIu64 " not found",
+                    req->collection_id);
+        return;
+    }
+    evidence_reply(list, rep);
+}
+
+static void get_evidence(admin_t *self, const struct operator* op,
+                         const Vigil__AdminRequest *request, struct reply *rep)
+{
+    (void)op;
+    const Vigil__GetEvidence *req = request->get_evidence;
+    size_t max = req->max_bytes && req->max_bytes < VG_MAX_EVIDENCE_CHUNK_BYTES
+                     ? req->max_bytes
+                     : VG_MAX_EVIDENCE_CHUNK_BYTES;
+    zlistx_t *list = evidence_list_start(rep);
+    if (!list)
+        return;
+    int r = store_evidence_get(self->store, req->id, add_evidence, list);
+    if (r == -ENOENT) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "evidence %" PRIu64 " not found",
+                    req->id);
+        return;
+    }
+    size_t got = 0;
+    uint8_t *data = r == 0 ? reply_own(rep, malloc(max), free) : NULL;
+    if (r == 0 && !data)
+        r = -ENOMEM;
+    if (r == 0)
+        r = store_evidence_read(self->store, req->id, req->offset, data, max, &got);
+    if (r < 0) {
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE,
+                    "cannot read evidence %" PRIu64 ": %s", req->id,
+                    r == -EPROTO ? "its stored chunks are inconsistent"
+                                 : "the store is unavailable");
+        return;
+    }
+    rep->msg.data.data = data;
+    rep->msg.data.len = got;
+    evidence_reply(list, rep);
+}
+
+/* What a VerifyEvidence reply points into. */
+struct verify_reply {
+    Vigil__EvidenceVerifyResult result;
+    char reason[STORE_VERIFY_REASON_MAX];
+    uint8_t chain[VG_SHA256_LEN];
+};
+
+static void verify_evidence(admin_t *self, const struct operator* op,
+                            const Vigil__AdminRequest *request, struct reply *rep)
+{
+    const Vigil__VerifyEvidence *req = request->verify_evidence;
+    struct store_verify_result res;
+    char actor[160], detail[128 + STORE_VERIFY_REASON_MAX];
+
+    if (!self->verify)
+        self->verify = store_verify_new(store_conninfo(self->store));
+    struct verify_reply *out = reply_own(rep, calloc(1, sizeof(*out)), free);
+    if (!self->verify || !out) {
+        reply_out_of_memory(rep);
+        return;
+    }
+    int r = store_evidence_verify(self->verify, req->after_id,
+                                  req->after_id ? req->after_chain.data : NULL, req->max_artifacts,
+                                  VERIFY_SLICE_MS, &res);
+    if (r < 0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    Vigil__EvidenceVerifyResult *v = &out->result;
+    vigil__evidence_verify_result__init(v);
+    v->checked = res.checked;
+    v->bytes = res.bytes;
+    v->ok = res.broken_id == 0;
+    v->broken_id = res.broken_id;
+    snprintf(out->reason, sizeof(out->reason), "%s", res.reason);
+    v->reason = out->reason;
+    v->done = res.done;
+    v->last_id = res.last_id;
+    memcpy(out->chain, res.last_chain, VG_SHA256_LEN);
+    v->last_chain.data = out->chain;
+    v->last_chain.len = VG_SHA256_LEN;
+    rep->msg.evidence_verify = v;
+
+    /* The verdict, once per walk: a walk of many steps is one audit row, at its end. */
+    if (!res.done && res.broken_id == 0)
+        return;
+    if (res.broken_id)
+        vg_log(VG_LOG_ERROR,
+               "evidence vault: chain broken at evidence=%" PRIu64 " reason=\"%s\" operator=%s",
+               res.broken_id, res.reason, op->name);
+    else
+        vg_log(VG_LOG_INFO, "evidence vault: chain intact through evidence=%" PRIu64 " operator=%s",
+               res.last_id, op->name);
+    admin_actor(op, actor, sizeof(actor));
+    if (res.broken_id)
+        snprintf(detail, sizeof(detail), "chain broken at evidence %" PRIu64 ": %s", res.broken_id,
+                 res.reason);
+    else
+        snprintf(detail, sizeof(detail), "chain intact through evidence %" PRIu64, res.last_id);
+    /* The step's starting point came from the operator (the last step's reply, normally): the
+     * record says so, since a made-up one breaks the first link checked. */
+    if (req->after_id) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof(detail) - len, " (a step after evidence %" PRIu64 ")",
+                 req->after_id);
+    }
+    if (store_audit(self->store, actor, "evidence.verify", "evidence vault", detail) < 0)
+        vg_log(VG_LOG_WARN, "evidence vault verification not written to the audit log");
+}
+
+static const char *check_collect(const Vigil__AdminRequest *req)
+{
+    if (!vg_text_fits(req->collect->node, VG_MAX_NAME_LEN))
+        return "node name longer than 128 bytes";
+    if (!vg_evidence_kind_name_ok(req->collect->kind))
+        return "the kind must be a short name of a-z, 0-9 and _ (at most 32 bytes)";
+    if (!vg_evidence_args_ok(req->collect->args, req->collect->n_args))
+        return "at most 16 arguments, each with a key of at most 128 bytes and a value of at "
+               "most 1024";
+    return NULL;
+}
+
+static const char *check_list(const Vigil__AdminRequest *req)
+{
+    return vg_text_fits(req->list_evidence->node, VG_MAX_NAME_LEN)
+               ? NULL
+               : "node name longer than 128 bytes";
+}
+
+static const char *check_get(const Vigil__AdminRequest *req)
+{
+    return req->get_evidence->offset > (uint64_t)VG_MAX_EVIDENCE_BYTES
+               ? "offset beyond the artifact size limit"
+               : NULL;
+}
+
+static const char *check_verify(const Vigil__AdminRequest *req)
+{
+    const Vigil__VerifyEvidence *v = req->verify_evidence;
+    /* A place to go on from is a row id with that row's chain hash, or neither. */
+    if (v->after_id > (uint64_t)INT64_MAX ||
+        (v->after_id == 0 ? v->after_chain.len != 0 : v->after_chain.len != 32))
+        return "after_id needs after_chain, that row's 32-byte chain hash (and only then)";
+    return NULL;
+}
+
+const struct admin_command admin_evidence_commands[] = {
+    {VIGIL__ADMIN_REQUEST__BODY_COLLECT, ROLE_RESPONDER, "collecting evidence", check_collect,
+     collect},
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE, ROLE_VIEWER, "listing evidence", check_list,
+     list_evidence},
+    /* Artifacts hold file contents and process lists: more than a viewer may read. */
+    {VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE, ROLE_RESPONDER, "fetching evidence", check_get,
+     get_evidence},
+    /* Responder, like fetching evidence: the walk reads every artifact's content and re-hashes
+     * the whole vault, work on the coordinator a read-only viewer should not be able to start
+     * at will; the reply itself carries only hashes and counts. */
+    {VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE, ROLE_RESPONDER, "verifying the evidence vault",
+     check_verify, verify_evidence},
+    {0},
+};

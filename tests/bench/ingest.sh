@@ -3,14 +3,32 @@
 # batches through the coordinator into PostgreSQL; compared in the same run with a raw COPY of
 # the same number of rows of the same shape into the same table.
 #
+#   tests/bench/ingest.sh [--agents N] [--seconds S] [--operators K]
 #   tests/bench/ingest.sh [AGENTS] [SECONDS]      (defaults 1000 agents, 20 s)
 #
 # Before it: rules: samples=... (the rule engine saw every stored sample) evaluations_per_s=...
 #   (condition evaluations per second of evaluation time, with the shipped runbooks loaded)
-# Last line: ingest: agents=N rows_per_s=X copy_rows_per_s=Y ratio=R lost=L
+# Then: ingest: agents=N rows_per_s=X copy_rows_per_s=Y ratio=R lost=L
+# With --operators K, the same ingest runs again (same coordinator, after the first) while K
+# operators loop over `vigilctl signals` and `vigilctl incidents`, and the last line is
+#   ingest_under_operators: rows_per_s=X baseline_rows_per_s=Y ratio=R operator_requests=Q
 set -euo pipefail
-AGENTS=${1:-${AGENTS:-1000}}
-DURATION=${2:-${DURATION:-20}}
+AGENTS=${AGENTS:-1000}
+DURATION=${DURATION:-20}
+OPERATORS=0
+positional=()
+while (($#)); do
+    case $1 in
+    --agents) AGENTS=$2; shift 2 ;;
+    --seconds) DURATION=$2; shift 2 ;;
+    --operators) OPERATORS=$2; shift 2 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --*) echo "ingest.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
+    *) positional+=("$1"); shift ;;
+    esac
+done
+((${#positional[@]} > 0)) && AGENTS=${positional[0]}
+((${#positional[@]} > 1)) && DURATION=${positional[1]}
 SIGNALS_PER_MESSAGE=${SIGNALS_PER_MESSAGE:-50}
 export H_HEARTBEAT=5s H_LOG_LEVEL=warn
 source "$(dirname "$0")/../lib/harness.sh"
@@ -57,3 +75,35 @@ end=$(date +%s.%N)
 copy_rows_per_s=$(awk -v n="$rows" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
 ratio=$(awk -v x="$rows_per_s" -v y="$copy_rows_per_s" 'BEGIN { printf "%.2f", x / y }')
 echo "ingest: agents=$AGENTS rows_per_s=$rows_per_s copy_rows_per_s=$copy_rows_per_s ratio=$ratio lost=$lost"
+
+# Operators during ingest: K loops of vigilctl listings against the same coordinator.
+if ((OPERATORS > 0)); then
+    h_log "ingest again with $OPERATORS operators listing signals and incidents"
+    h_stop_coordinator # as in the first run: the shipped runbooks loaded
+    h_start_coordinator "runbooks:
+  dir: \"$VIGIL_SRC/runbooks\""
+    operator_loop() { # N: until the stop file appears; counts requests in $H_DIR/ops.N
+        local n=0
+        while [[ ! -e $H_DIR/ops.stop ]]; do
+            h_ctl signals -o json >/dev/null 2>&1 && n=$((n + 1))
+            h_ctl incidents --status all -o json >/dev/null 2>&1 && n=$((n + 1))
+        done
+        echo "$n" >"$H_DIR/ops.$1"
+    }
+    op_pids=()
+    for i in $(seq 1 "$OPERATORS"); do
+        operator_loop "$i" &
+        op_pids+=($!)
+    done
+    loaded=$(h_sim ingest --secret-file "$H_DIR/enrollment.secret" --agents "$AGENTS" \
+        --seconds "$DURATION" --signals-per-message "$SIGNALS_PER_MESSAGE" --window 4 \
+        --node-prefix simop)
+    touch "$H_DIR/ops.stop"
+    wait "${op_pids[@]}"
+    echo "$loaded"
+    loaded_rows_per_s=$(sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' <<<"$loaded")
+    requests=$(cat "$H_DIR"/ops.[0-9]* | awk '{ s += $1 } END { print s + 0 }')
+    echo "ingest_under_operators: rows_per_s=$loaded_rows_per_s baseline_rows_per_s=$rows_per_s" \
+        "ratio=$(awk -v x="$loaded_rows_per_s" -v y="$rows_per_s" 'BEGIN { printf "%.2f", x / y }')" \
+        "operator_requests=$requests"
+fi

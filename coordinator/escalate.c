@@ -292,9 +292,11 @@ static int page_next_level(struct context *cx)
                    sizeof(missing));
     int r = send_to(cx, "page", (int)level, esc->round, &to, names);
     const char *actor = esc->escalated_by[0] ? esc->escalated_by : INCIDENT_ACTOR_VIGIL;
-    snprintf(text, sizeof(text), "level %zu of policy %s (%" PRId64 " min): paged %s%s%s%s",
-             level + 1, esc->policy, lv->delay_ms / MINUTE_MS, names[0] ? names : "nobody",
-             missing[0] ? " (" : "", missing, missing[0] ? ")" : "");
+    /* A long list of names is cut in the timeline text; vigilctl notifications lists them all. */
+    if (snprintf(text, sizeof(text), "level %zu of policy %s (%" PRId64 " min): paged %s%s%s%s",
+                 level + 1, esc->policy, lv->delay_ms / MINUTE_MS, names[0] ? names : "nobody",
+                 missing[0] ? " (" : "", missing, missing[0] ? ")" : "") >= (int)sizeof(text))
+        vg_log(VG_LOG_DEBUG, "incident=%" PRIu64 " escalation text cut", cx->inc->id);
     if (r == 0)
         r = timeline(cx, "escalated", actor, text);
     esc->level = (int)level;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,11 +318,27 @@ out:
 
 /* ---- the webhook ---- */
 
+/* A stored alert on its way to the rule engine (alertmanager_drain). */
+struct pending_alert {
+    char node[VG_MAX_NAME_LEN + 1];
+    char name[VG_MAX_NAME_LEN + 1];
+    double value;
+    int64_t ts_ms;
+};
+
+/* Stored alerts wait at most this many for the rule engine; past it the oldest go (counted in
+ * the log): the rule engine drains every 250 ms, so only a stalled main loop fills it. */
+#define PENDING_ALERTS_MAX 10000
+
 struct alertmanager {
     char *token;
     size_t token_len;
     size_t max_body;
     store_alerts_t *store; /* this thread's own connection */
+    /* Filled on the HTTP thread after each commit, drained on the main thread. */
+    pthread_mutex_t lock;
+    struct pending_alert *pending;
+    size_t npending, pending_dropped;
 };
 
 alertmanager_t *alertmanager_new(const struct alertmanager_config *cfg, char *err, size_t errlen)
@@ -332,6 +349,12 @@ alertmanager_t *alertmanager_new(const struct alertmanager_config *cfg, char *er
         return NULL;
     }
     self->max_body = cfg->max_body;
+    pthread_mutex_init(&self->lock, NULL);
+    self->pending = calloc(PENDING_ALERTS_MAX, sizeof(*self->pending));
+    if (!self->pending) {
+        snprintf(err, errlen, "out of memory");
+        goto err_free;
+    }
     if (vg_secret_file_read(cfg->token_file, &self->token, &self->token_len, err, errlen) < 0)
         goto err_free;
     if (self->token_len == 0) {
@@ -361,6 +384,8 @@ void alertmanager_destroy(alertmanager_t **self_p)
         self->token = NULL;
     }
     store_alerts_destroy(&self->store);
+    free(self->pending);
+    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
@@ -386,6 +411,51 @@ void alertmanager_refused(enum am_refusal reason, const char *detail)
     metrics_alerts_refused(am_refusal_name(reason), 1);
     vg_log(VG_LOG_WARN, "alertmanager: refused reason=%s detail=\"%s\"", am_refusal_name(reason),
            detail ? detail : "");
+}
+
+/* After the commit: the alerts go to the rule engine too, as any stored signal does. */
+static void queue_for_rules(alertmanager_t *self, const struct am_batch *batch)
+{
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct am_alert *a = &batch->alerts[i];
+        if (self->npending == PENDING_ALERTS_MAX) {
+            memmove(self->pending, self->pending + 1,
+                    (PENDING_ALERTS_MAX - 1) * sizeof(*self->pending));
+            self->npending--;
+            self->pending_dropped++;
+        }
+        struct pending_alert *p = &self->pending[self->npending++];
+        snprintf(p->node, sizeof(p->node), "%s", a->node);
+        snprintf(p->name, sizeof(p->name), "%s", a->name);
+        p->value = a->firing ? 1 : 0;
+        p->ts_ms = a->ts_ms;
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
+void alertmanager_drain(alertmanager_t *self, alertmanager_sample_fn fn, void *userdata)
+{
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->lock);
+    size_t n = self->npending, dropped = self->pending_dropped;
+    struct pending_alert *batch = n ? malloc(n * sizeof(*batch)) : NULL;
+    if (batch)
+        memcpy(batch, self->pending, n * sizeof(*batch));
+    if (batch || n == 0) {
+        self->npending = 0;
+        self->pending_dropped = 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (dropped)
+        vg_log(VG_LOG_WARN,
+               "alertmanager: %zu alerts reached the store but not the rule engine "
+               "(it did not drain them in time)",
+               dropped);
+    for (size_t i = 0; batch && i < n; i++)
+        fn(userdata, batch[i].node, batch[i].name, batch[i].value, batch[i].ts_ms);
+    free(batch);
 }
 
 unsigned alertmanager_handle(alertmanager_t *self, const char *body, size_t len, char *reply,
@@ -441,6 +511,7 @@ unsigned alertmanager_handle(alertmanager_t *self, const char *body, size_t len,
     }
     for (size_t i = 0; i < batch.n; i++)
         metrics_alerts_received(batch.alerts[i].firing ? "firing" : "resolved");
+    queue_for_rules(self, &batch);
     vg_log(VG_LOG_INFO, "alertmanager: stored alerts=%zu new=%zu skipped=%zu", batch.n, fresh,
            batch.refused[AM_REFUSE_NO_ALERTNAME] + batch.refused[AM_REFUSE_INVALID]);
     snprintf(reply, replylen, "stored %zu alerts (%zu new)\n", batch.n, fresh);

@@ -9,7 +9,9 @@
  *
  * Parsing is separate from the request (alertmanager_parse) so it is testable without a server.
  * alertmanager_handle runs on the HTTP thread and writes through the webhook's own store
- * connection (store_alerts_t): a libpq connection is never shared between threads.
+ * connection (store_alerts_t): a libpq connection is never shared between threads. What it
+ * stored waits in a small locked queue for the main thread, whose rule engine takes it with
+ * alertmanager_drain (so runbooks can use alert.<alertname> like any agent signal).
  */
 #ifndef COORD_ALERTMANAGER_H
 #define COORD_ALERTMANAGER_H
@@ -97,5 +99,14 @@ unsigned alertmanager_handle(alertmanager_t *self, const char *body, size_t len,
 
 /* Counts and logs a refusal decided by the HTTP layer (401, 405, 413). */
 void alertmanager_refused(enum am_refusal reason, const char *detail);
+
+/*
+ * The alerts stored since the last call, each once, in the order received: fn(node, name,
+ * value, ts_ms) for the rule engine (correlate_observe_value), as stored agent signals reach it.
+ * Main thread; the HTTP thread fills the queue after each commit. NULL self: nothing.
+ */
+typedef void (*alertmanager_sample_fn)(void *userdata, const char *node, const char *name,
+                                       double value, int64_t ts_ms);
+void alertmanager_drain(alertmanager_t *self, alertmanager_sample_fn fn, void *userdata);
 
 #endif

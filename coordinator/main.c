@@ -138,6 +138,7 @@ struct coordinator {
     correlate_t *correlate;
     store_incidents_t *incidents; /* the incident layer's own connection (main thread) */
     promql_t *promql;             /* NULL = no prometheus.url */
+    alertmanager_t *alerts;       /* borrowed from the HTTP server; NULL = webhook disabled */
     escalate_t *escalate;         /* NULL = paging not configured */
     notify_t *notify;             /* delivers what escalate inserts */
 };
@@ -237,6 +238,12 @@ static void observe_promql(void *userdata, const char *signal, double value, int
     correlate_observe_value(userdata, "", signal, value, ts_ms);
 }
 
+static void observe_alert(void *userdata, const char *node, const char *name, double value,
+                          int64_t ts_ms)
+{
+    correlate_observe_value(userdata, node, name, value, ts_ms);
+}
+
 /* The poller copies the PromQL symptoms of the set in force (loaded or reloaded). */
 static void promql_sync(struct coordinator *c)
 {
@@ -327,6 +334,7 @@ static int run_loop(struct coordinator *c)
         if (vg_mono_ms() >= next_evaluate) {
             if (c->promql)
                 promql_drain(c->promql, observe_promql, c->correlate);
+            alertmanager_drain(c->alerts, observe_alert, c->correlate);
             correlate_evaluate(c->correlate, vg_wall_ms());
             /* Right after the evaluation: a page goes out within one pass of the opening. */
             if (c->escalate && escalate_tick(c->escalate, correlate_runbooks(c->correlate),
@@ -474,6 +482,7 @@ static int start(struct coordinator *c)
             vg_log(VG_LOG_ERROR, "alertmanager: %s", err);
             return EXIT_CONFIG;
         }
+        c->alerts = am; /* borrowed: the HTTP server owns it and outlives the loop */
         http_server_set_alertmanager(c->http, &am);
         vg_log(VG_LOG_INFO, "alertmanager: webhook enabled path=/api/v1/alerts");
     }

@@ -3,6 +3,7 @@
 # notifies the coordinator; a firing alert becomes the signal alert.<alertname> (value 1, state
 # from its severity) and its resolve sets it to 0 / ok. Refusals (no token, wrong token, bad
 # JSON, wrong method) get their status and reason, are counted, and leave the coordinator up.
+# A runbook symptom on alert.<alertname> opens its incident, as one on an agent signal does.
 source "$(dirname "$0")/../lib/harness.sh"
 h_setup
 
@@ -24,9 +25,24 @@ trap on_exit EXIT
 
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s\n' "$TOKEN" >"$H_DIR/alertmanager.token")
+# A runbook whose symptom is an Alertmanager alert: alerts reach the rule engine like any
+# stored agent signal.
+mkdir -p "$H_DIR/runbooks"
+cat >"$H_DIR/runbooks/disk-alert.yaml" <<'YAML'
+id: disk-alert
+title: Disk almost full (Alertmanager)
+severity: SEV3
+symptoms:
+  - id: disk-full-alert
+    signal: alert.DiskFull
+    above: 0
+    for: 0s
+YAML
 h_start_coordinator "alertmanager:
   token_file: \"$H_DIR/alertmanager.token\"
-  max_body: 64KiB"
+  max_body: 64KiB
+runbooks:
+  dir: \"$H_DIR/runbooks\""
 WEBHOOK=http://127.0.0.1:$H_PORT_HTTP/api/v1/alerts
 
 # ---- refusals, straight at the webhook ------------------------------------------------------
@@ -117,6 +133,11 @@ h_wait "alert.DiskFull firing (value 1, warning) in vigilctl signals" 15 alert_i
 h_ctl signals --node node-a --name 'alert.*' | grep -q 'alert.DiskFull' ||
     h_fail "vigilctl signals --node node-a should list the alert"
 h_pass "firing alert became alert.DiskFull=1 state=warning node=node-a"
+incident_open() {
+    h_ctl incidents -o json | jq -e 'any(.[]; .runbook == "disk-alert" and (.scope | index("node-a")))' >/dev/null
+}
+h_wait "the disk-alert runbook's incident opening for node-a" 10 incident_open
+h_pass "a runbook symptom on alert.DiskFull opened its incident"
 
 am_post "$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)"
 h_wait "alert.DiskFull resolved (value 0, ok)" 15 alert_is 0 ok

@@ -188,8 +188,11 @@ static bool agent_id_plausible(const char *id)
     return true;
 }
 
-int cmd_agents(struct ctl_context *ctx, int argc, char **argv)
+static int run_agents(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    int argc = args->argc;
+    char **argv = args->argv;
+
     if (argc == 0 || strcmp(argv[0], "list") == 0) {
         if (argc > 1) {
             output_error("agents list takes no arguments (got \"%s\")", argv[1]);
@@ -214,3 +217,40 @@ int cmd_agents(struct ctl_context *ctx, int argc, char **argv)
     }
     return agents_change(ctx, approve, argv[1]);
 }
+
+/* ---- the command table ---- */
+
+static const char agents_help[] =
+    "Usage: vigilctl agents [list]\n"
+    "       vigilctl agents approve ID\n"
+    "       vigilctl agents revoke ID\n"
+    "\n"
+    "  agents [list]    list the enrolled agents: ID NODE STATE VERSION LAST-SEEN SPOOL\n"
+    "                   NOTE. STATE is pending (waiting for approval), active, lost (missed\n"
+    "                   its heartbeats) or revoked; SPOOL is the number of messages the\n"
+    "                   agent holds unacknowledged, and how many it had to drop. A node name\n"
+    "                   belongs to the key that enrolled it first: NOTE shows a new key that\n"
+    "                   claims a node another agent holds (pending, beside the holder), or an\n"
+    "                   agent that asked for another name (it keeps its name until approved).\n"
+    "                   With -o json: an array of objects with id, node, state, version,\n"
+    "                   last_seen, spool_depth, dropped_messages, public_key, enrolled_at,\n"
+    "                   state_since (times in RFC 3339 UTC, null for never), requested_node,\n"
+    "                   node_held_by.\n"
+    "  approve ID       admit a pending agent (one that enrolled without a valid token, or\n"
+    "                   a new key for a node: revoke the holder first), or give an agent the\n"
+    "                   node name it asked for.\n"
+    "  revoke ID        revoke an agent's key: the coordinator refuses it from then on.\n"
+    "\n"
+    "Needs the configuration file (see 'vigilctl help').\n";
+
+const struct ctl_command cmd_agents_table[] = {
+    {
+        .name = "agents",
+        .forms = {{"agents [list]", "list agents with their state, last contact and spool"},
+                  {"agents approve ID", "admit a pending agent, or approve its rename"},
+                  {"agents revoke ID", "revoke an agent's key"}},
+        .help = agents_help,
+        .run = run_agents,
+    },
+    {.name = NULL},
+};

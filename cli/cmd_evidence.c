@@ -182,16 +182,18 @@ static int print_table(Vigil__EvidenceInfo *const *items, size_t n, bool stored_
 
 /* ---- collect ---- */
 
-/* --arg k=v into labels; false after printing why. */
-static bool parse_args(const struct ctl_context *ctx, Vigil__Label *labels, Vigil__Label **ptrs,
+_Static_assert(VG_MAX_EVIDENCE_ARGS <= CTL_MAX_LIST, "every --arg must be kept");
+
+/* The n --arg k=v into labels; false after printing why. */
+static bool parse_args(const char *const *args, size_t n, Vigil__Label *labels, Vigil__Label **ptrs,
                        char keys[][VG_MAX_NAME_LEN + 1])
 {
-    if (ctx->too_many_args) {
+    if (n > VG_MAX_EVIDENCE_ARGS) {
         output_error("at most %d --arg options", VG_MAX_EVIDENCE_ARGS);
         return false;
     }
-    for (size_t i = 0; i < ctx->nargs; i++) {
-        const char *text = ctx->args[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *text = args[i];
         const char *eq = strchr(text, '=');
         size_t key_len = eq ? (size_t)(eq - text) : 0;
         if (key_len == 0 || key_len > VG_MAX_NAME_LEN) {
@@ -263,30 +265,34 @@ static int wait_for_collection(struct ctl_context *ctx, uint64_t collection_id, 
     return CTL_EXIT_OK;
 }
 
-int cmd_collect(struct ctl_context *ctx, int argc, char **argv)
+static int run_collect(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *node = ctl_args_value(args, "node");
+    bool all = ctl_args_has(args, "all");
+    const char *const *arg_values = NULL;
+    size_t nargs = ctl_args_list(args, "arg", &arg_values);
     Vigil__Label labels[VG_MAX_EVIDENCE_ARGS];
     Vigil__Label *ptrs[VG_MAX_EVIDENCE_ARGS];
     char keys[VG_MAX_EVIDENCE_ARGS][VG_MAX_NAME_LEN + 1];
     char err[1024] = "";
 
-    if (argc == 0) {
+    if (args->argc == 0) {
         output_error("collect needs a KIND; try 'vigilctl help collect'");
         return CTL_EXIT_USAGE;
     }
-    if (argc > 1) {
-        output_error("collect takes one KIND (got \"%s\" too)", argv[1]);
+    if (args->argc > 1) {
+        output_error("collect takes one KIND (got \"%s\" too)", args->argv[1]);
         return CTL_EXIT_USAGE;
     }
-    if ((ctx->node != NULL) == ctx->all) {
+    if ((node != NULL) == all) {
         output_error("collect needs --node NODE or --all (one of them)");
         return CTL_EXIT_USAGE;
     }
-    if (ctx->node != NULL && (ctx->node[0] == '\0' || strlen(ctx->node) > VG_MAX_NAME_LEN)) {
+    if (node != NULL && (node[0] == '\0' || strlen(node) > VG_MAX_NAME_LEN)) {
         output_error("--node must be 1 to %d bytes", VG_MAX_NAME_LEN);
         return CTL_EXIT_USAGE;
     }
-    if (!parse_args(ctx, labels, ptrs, keys))
+    if (!parse_args(arg_values, nargs, labels, ptrs, keys))
         return CTL_EXIT_USAGE;
     int64_t timeout = ctx->timeout_given ? ctx->timeout_ms : COLLECT_DEFAULT_TIMEOUT_MS;
     if (timeout < COLLECT_MIN_TIMEOUT_MS) {
@@ -298,11 +304,11 @@ int cmd_collect(struct ctl_context *ctx, int argc, char **argv)
     Vigil__Collect body = VIGIL__COLLECT__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
-    body.node = ctx->node != NULL ? (char *)ctx->node : "";
-    body.all = ctx->all;
-    body.kind = argv[0];
+    body.node = node != NULL ? (char *)node : "";
+    body.all = all;
+    body.kind = args->argv[0];
     body.args = ptrs;
-    body.n_args = ctx->nargs;
+    body.n_args = nargs;
     /* The coordinator gives up a little before we do, so our last look finds its verdict
      * ("timed out") rather than a target still pending. */
     body.timeout_ms = (uint32_t)(timeout - timeout / 10);
@@ -365,8 +371,12 @@ static bool parse_u64(const char *text, uint64_t max, uint64_t *ret)
     return true;
 }
 
-static int evidence_list(struct ctl_context *ctx, int argc, char **argv)
+static int evidence_list(struct ctl_context *ctx, const struct ctl_args *args, int argc,
+                         char **argv)
 {
+    const char *collection_text = ctl_args_value(args, "collection");
+    const char *limit_text = ctl_args_value(args, "limit");
+    const char *node = ctl_args_value(args, "node");
     Vigil__ListEvidence body = VIGIL__LIST_EVIDENCE__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
@@ -378,21 +388,21 @@ static int evidence_list(struct ctl_context *ctx, int argc, char **argv)
                      argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->collection != NULL && !parse_u64(ctx->collection, INT64_MAX, &collection)) {
+    if (collection_text != NULL && !parse_u64(collection_text, INT64_MAX, &collection)) {
         output_error("--collection must be a collection id, a positive number (got \"%s\")",
-                     ctx->collection);
+                     collection_text);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->limit != NULL && !parse_u64(ctx->limit, LIST_MAX, &limit)) {
-        output_error("--limit must be between 1 and %d (got \"%s\")", LIST_MAX, ctx->limit);
+    if (limit_text != NULL && !parse_u64(limit_text, LIST_MAX, &limit)) {
+        output_error("--limit must be between 1 and %d (got \"%s\")", LIST_MAX, limit_text);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->node != NULL && (ctx->node[0] == '\0' || strlen(ctx->node) > VG_MAX_NAME_LEN)) {
+    if (node != NULL && (node[0] == '\0' || strlen(node) > VG_MAX_NAME_LEN)) {
         output_error("--node must be 1 to %d bytes", VG_MAX_NAME_LEN);
         return CTL_EXIT_USAGE;
     }
     body.collection_id = collection;
-    body.node = ctx->node != NULL ? (char *)ctx->node : "";
+    body.node = node != NULL ? (char *)node : "";
     body.limit = (uint32_t)limit;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_EVIDENCE;
     req.list_evidence = &body;
@@ -497,8 +507,9 @@ static int fetch(struct ctl_context *ctx, uint64_t id, int fd, const char *subje
     return 0;
 }
 
-static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
+static int evidence_get(struct ctl_context *ctx, const struct ctl_args *args, int argc, char **argv)
 {
+    const char *out_path = ctl_args_value(args, "out");
     uint64_t id = 0, size = 0;
     char subject[48], sha[VG_SHA256_HEX_LEN + 1] = "";
 
@@ -507,17 +518,17 @@ static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
                      "shows it)");
         return CTL_EXIT_USAGE;
     }
-    if (ctx->out_path == NULL || ctx->out_path[0] == '\0') {
+    if (out_path == NULL || out_path[0] == '\0') {
         output_error("evidence get needs --out FILE (or --out - for standard output)");
         return CTL_EXIT_USAGE;
     }
     snprintf(subject, sizeof(subject), "evidence %" PRIu64, id);
-    bool to_stdout = strcmp(ctx->out_path, "-") == 0;
+    bool to_stdout = strcmp(out_path, "-") == 0;
     /* Never over an existing file: a failed fetch removes what it wrote, and only that. */
-    int fd = to_stdout ? STDOUT_FILENO
-                       : open(ctx->out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd =
+        to_stdout ? STDOUT_FILENO : open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        output_error("cannot create %s: %s%s", ctx->out_path, strerror(errno),
+        output_error("cannot create %s: %s%s", out_path, strerror(errno),
                      errno == EEXIST ? " (an existing file is never overwritten)" : "");
         return CTL_EXIT_FAILURE;
     }
@@ -528,8 +539,8 @@ static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
         if (close(fd) < 0 && r == 0)
             r = -errno;
         if (r < 0) {
-            unlink(ctx->out_path);
-            output_error("%s: %s removed; nothing was kept", subject, ctx->out_path);
+            unlink(out_path);
+            output_error("%s: %s removed; nothing was kept", subject, out_path);
             return CTL_EXIT_FAILURE;
         }
     } else if (r < 0) {
@@ -542,11 +553,11 @@ static int evidence_get(struct ctl_context *ctx, int argc, char **argv)
     if (ctx->format == OUTPUT_JSON) {
         json_t *doc =
             json_pack("{s:I, s:I, s:s, s:o}", "id", (json_int_t)id, "size", (json_int_t)size,
-                      "sha256", sha, "path", output_json_string(ctx->out_path));
+                      "sha256", sha, "path", output_json_string(out_path));
         r = output_json_print(&doc, stdout);
     } else {
         r = printf("evidence %" PRIu64 ": %" PRIu64 " bytes, sha256 %s verified, written to %s\n",
-                   id, size, sha, ctx->out_path) < 0
+                   id, size, sha, out_path) < 0
                 ? -EIO
                 : 0;
     }
@@ -629,8 +640,10 @@ static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct ver
     }
 }
 
-static int evidence_verify(struct ctl_context *ctx, int argc, char **argv)
+static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args, int argc,
+                           char **argv)
 {
+    const char *limit_text = ctl_args_value(args, "limit");
     uint64_t per_request = 0;
     struct verify_total total;
 
@@ -638,14 +651,15 @@ static int evidence_verify(struct ctl_context *ctx, int argc, char **argv)
         output_error("evidence verify takes no arguments (got \"%s\")", argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->collection != NULL || ctx->node != NULL || ctx->out_path != NULL) {
+    if (ctl_args_has(args, "collection") || ctl_args_has(args, "node") ||
+        ctl_args_has(args, "out")) {
         output_error("evidence verify checks the whole vault and prints a verdict: --collection, "
                      "--node and --out do not apply");
         return CTL_EXIT_USAGE;
     }
-    if (ctx->limit != NULL && !parse_u64(ctx->limit, UINT32_MAX, &per_request)) {
+    if (limit_text != NULL && !parse_u64(limit_text, UINT32_MAX, &per_request)) {
         output_error("--limit must be a number of artifacts per request, at least 1 (got \"%s\")",
-                     ctx->limit);
+                     limit_text);
         return CTL_EXIT_USAGE;
     }
     if (verify_walk(ctx, (uint32_t)per_request, &total) < 0)
@@ -685,14 +699,113 @@ static int evidence_verify(struct ctl_context *ctx, int argc, char **argv)
     return total.ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
-int cmd_evidence(struct ctl_context *ctx, int argc, char **argv)
+static int run_evidence(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    int argc = args->argc;
+    char **argv = args->argv;
+
     if (argc == 0 || strcmp(argv[0], "list") == 0)
-        return evidence_list(ctx, argc > 0 ? argc - 1 : 0, argv + (argc > 0));
+        return evidence_list(ctx, args, argc > 0 ? argc - 1 : 0, argv + (argc > 0));
     if (strcmp(argv[0], "get") == 0)
-        return evidence_get(ctx, argc - 1, argv + 1);
+        return evidence_get(ctx, args, argc - 1, argv + 1);
     if (strcmp(argv[0], "verify") == 0)
-        return evidence_verify(ctx, argc - 1, argv + 1);
+        return evidence_verify(ctx, args, argc - 1, argv + 1);
     output_error("unknown evidence command \"%s\" (expected list, get or verify)", argv[0]);
     return CTL_EXIT_USAGE;
 }
+
+/* ---- the command table ---- */
+
+static const char collect_help[] =
+    "Usage: vigilctl collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]\n"
+    "                        [--timeout DURATION] [-o table|json]\n"
+    "\n"
+    "Asks agents for an artifact now, waits until each has answered, and prints what was\n"
+    "stored: ID NODE KIND SIZE SHA256. Each agent hashes (SHA-256) what it reads; the\n"
+    "coordinator hashes the bytes it received again and stores the artifact only if both\n"
+    "agree. Fetch one with 'vigilctl evidence get ID --out FILE'.\n"
+    "\n"
+    "  KIND              netstat, processes, host, log_tail, file, postgres or redis\n"
+    "  --node NODE       the active agents of this node\n"
+    "  --all             every active agent\n"
+    "  --arg KEY=VALUE   an argument for the kind, up to 16: file needs path=/abs/path\n"
+    "                    (inside the agent's evidence.allow_dirs); log_tail takes name=\n"
+    "                    (a log the agent tails) and lines=N. Each key once.\n"
+    "  --timeout D       how long to wait for the agents (default 60s, at least 1s); a\n"
+    "                    target still without an artifact then counts as failed\n"
+    "\n"
+    "Every target that delivered nothing is one line on stderr, such as\n"
+    "  vigilctl: node-a: file: path /etc/shadow is outside the allowed directories\n"
+    "\n"
+    "With -o json: an array with one object per agent asked\n"
+    "  {\"id\": 12, \"collection_id\": 7, \"node\": \"...\", \"agent_id\": \"ag-...\",\n"
+    "   \"kind\": \"file\", \"args\": {\"path\": \"...\"}, \"status\": \"stored\" | \"failed\" "
+    "|\n"
+    "   \"pending\", \"size\": 5242880, \"sha256\": \"<64 hex>\", \"collected_at\": \"...\",\n"
+    "   \"stored_at\": \"...\", \"truncated\": false, \"error\": null}\n"
+    "id, size and sha256 are null unless stored; error says why a target failed.\n"
+    "\n"
+    "Exit status: 0 every agent's artifact is stored; 3 some agent delivered nothing\n"
+    "(refused, failed, hash mismatch or timed out; the others' artifacts are printed);\n"
+    "1 the request itself failed (unknown kind, no active agent on the node, ...).\n"
+    "Needs the responder role. Needs the configuration file (see 'vigilctl help').\n";
+
+static const char evidence_help[] =
+    "Usage: vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
+    "       vigilctl evidence get ID --out FILE\n"
+    "       vigilctl evidence verify [--limit N] [-o table|json]\n"
+    "\n"
+    "  evidence [list]   the latest stored artifacts, newest first (--limit N, default 50,\n"
+    "                    at most 1000): ID COLLECTION NODE KIND STATUS SIZE SHA256\n"
+    "                    COLLECTED ERROR. With --collection ID: every agent that\n"
+    "                    collection asked, with its status (pending, stored, failed) and\n"
+    "                    error. --node NODE keeps one node's rows. -o json prints the\n"
+    "                    objects 'vigilctl help collect' describes.\n"
+    "  get ID --out FILE fetch an artifact's bytes into FILE (created with mode 0600; an\n"
+    "                    existing file is never overwritten; --out - writes to standard\n"
+    "                    output). The bytes are hashed as they arrive: if they do not hash\n"
+    "                    to the SHA-256 the vault recorded, FILE is removed and the command\n"
+    "                    fails.\n"
+    "  verify            check the whole vault, oldest first: every artifact's content is\n"
+    "                    re-hashed from its stored chunks against its size and SHA-256, and\n"
+    "                    every chain link recomputed. Prints\n"
+    "                      evidence vault: N artifacts, B bytes, chain intact\n"
+    "                    and exits 0, or names the first broken link and exits 1:\n"
+    "                      evidence vault: chain broken at evidence ID: REASON\n"
+    "                    (the artifact whose content or row was changed, or the row after\n"
+    "                    a deleted one). An error talking to the coordinator exits 1 too.\n"
+    "                    The coordinator checks in steps of a quarter second so ingest goes\n"
+    "                    on; --limit N caps the artifacts per step, --timeout is per step.\n"
+    "                    -o json: {\"checked\": N, \"bytes\": B, \"ok\": true|false,\n"
+    "                    \"broken_id\": ID|null, \"reason\": \"...\"|null,\n"
+    "                    \"last_id\": ID|null, \"last_chain\": \"<64 hex>\"}: the last\n"
+    "                    intact row and its chain hash. Keep them elsewhere: deleting\n"
+    "                    the newest rows breaks no link, but changes the last one.\n"
+    "\n"
+    "Listing needs the viewer role, get and verify the responder role. Needs the\n"
+    "configuration file (see 'vigilctl help').\n";
+
+const struct ctl_command cmd_evidence_table[] = {
+    {
+        .name = "collect",
+        .forms = {{"collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]",
+                   "ask agents for an artifact now and wait for it"}},
+        .help = collect_help,
+        .options = {{"node", CTL_OPTION_VALUE}, {"all", CTL_OPTION_FLAG}, {"arg", CTL_OPTION_LIST}},
+        .run = run_collect,
+    },
+    {
+        .name = "evidence",
+        .forms = {{"evidence [list] [--collection ID] [--node NODE] [--limit N]",
+                   "stored artifacts, or one collection's outcome per agent"},
+                  {"evidence get ID --out FILE", "fetch an artifact, checking its SHA-256"},
+                  {"evidence verify", "re-hash the vault and check its chain; exit 1 if broken"}},
+        .help = evidence_help,
+        .options = {{"collection", CTL_OPTION_VALUE},
+                    {"node", CTL_OPTION_VALUE},
+                    {"limit", CTL_OPTION_VALUE},
+                    {"out", CTL_OPTION_VALUE}},
+        .run = run_evidence,
+    },
+    {.name = NULL},
+};

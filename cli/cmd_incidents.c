@@ -140,7 +140,8 @@ static int print_list_table(const Vigil__AdminReply *reply)
         output_time_ago(inc->opened_at_ms, now, age, sizeof(age));
         due_text(inc, now, due, sizeof(due));
         const char *cells[] = {
-            id, incident_view_severity(inc->severity), inc->state, inc->title, scope, opened, age, due};
+            id, incident_view_severity(inc->severity), inc->state, inc->title, scope, opened, age,
+            due};
         r = output_table_add_row(table, cells);
     }
     if (r == 0)
@@ -159,22 +160,23 @@ static int finish(Vigil__AdminReply *reply, int r)
     return CTL_EXIT_OK;
 }
 
-int cmd_incidents(struct ctl_context *ctx, int argc, char **argv)
+static int run_incidents(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *status = ctl_args_value(args, "status");
     Vigil__ListIncidents body = VIGIL__LIST_INCIDENTS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
 
-    if (argc > 0) {
+    if (args->argc > 0) {
         output_error("incidents takes no arguments (got \"%s\"); see 'vigilctl incident show ID'",
-                     argv[0]);
+                     args->argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->status && strcmp(ctx->status, "open") != 0 && strcmp(ctx->status, "all") != 0) {
-        output_error("--status must be open or all (got \"%s\")", ctx->status);
+    if (status && strcmp(status, "open") != 0 && strcmp(status, "all") != 0) {
+        output_error("--status must be open or all (got \"%s\")", status);
         return CTL_EXIT_USAGE;
     }
-    body.all = ctx->status && strcmp(ctx->status, "all") == 0;
+    body.all = status && strcmp(status, "all") == 0;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS;
     req.list_incidents = &body;
     int r = ctl_admin_request(ctx, &req, "list incidents", NULL, &reply);
@@ -259,18 +261,18 @@ static int print_show_text(const Vigil__AdminReply *reply)
     return r;
 }
 
-int cmd_incident(struct ctl_context *ctx, int argc, char **argv)
+static int run_incident(struct ctl_context *ctx, const struct ctl_args *args)
 {
     Vigil__ShowIncident body = VIGIL__SHOW_INCIDENT__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     char what[64], subject[48];
 
-    if (argc != 2 || strcmp(argv[0], "show") != 0) {
+    if (args->argc != 2 || strcmp(args->argv[0], "show") != 0) {
         output_error("usage: vigilctl incident show ID");
         return CTL_EXIT_USAGE;
     }
-    if (incident_view_parse_id("incident show", argv[1], &body.id) < 0)
+    if (incident_view_parse_id("incident show", args->argv[1], &body.id) < 0)
         return CTL_EXIT_USAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_SHOW_INCIDENT;
     req.show_incident = &body;
@@ -291,7 +293,7 @@ int cmd_incident(struct ctl_context *ctx, int argc, char **argv)
 enum change_kind { CHANGE_ACK, CHANGE_MITIGATE, CHANGE_RESOLVE };
 
 /* ack ID [--note TEXT] | mitigate ID --note TEXT | resolve ID --note TEXT */
-static int change(struct ctl_context *ctx, enum change_kind kind, int argc, char **argv)
+static int change(struct ctl_context *ctx, enum change_kind kind, const struct ctl_args *args)
 {
     static const char *const cmds[] = {"ack", "mitigate", "resolve"};
     static const char *const verbs[] = {"acknowledge", "mitigate", "resolve"};
@@ -305,14 +307,16 @@ static int change(struct ctl_context *ctx, enum change_kind kind, int argc, char
     char what[64], subject[48];
     uint64_t id = 0;
 
-    if (argc != 1) {
+    if (args->argc != 1) {
         output_error("usage: vigilctl %s ID %s", cmd,
                      kind == CHANGE_ACK ? "[--note TEXT]" : "--note TEXT");
         return CTL_EXIT_USAGE;
     }
-    if (incident_view_parse_id(cmd, argv[0], &id) < 0)
+    if (incident_view_parse_id(cmd, args->argv[0], &id) < 0)
         return CTL_EXIT_USAGE;
-    const char *note = ctx->note ? ctx->note : "";
+    const char *note = ctl_args_value(args, "note");
+    if (note == NULL)
+        note = "";
     if (kind != CHANGE_ACK && !note[0]) {
         output_error("%s needs --note TEXT: what was done, for the timeline", cmd);
         return CTL_EXIT_USAGE;
@@ -357,17 +361,115 @@ static int change(struct ctl_context *ctx, enum change_kind kind, int argc, char
     return finish(reply, r);
 }
 
-int cmd_ack(struct ctl_context *ctx, int argc, char **argv)
+static int run_ack(struct ctl_context *ctx, const struct ctl_args *args)
 {
-    return change(ctx, CHANGE_ACK, argc, argv);
+    return change(ctx, CHANGE_ACK, args);
 }
 
-int cmd_mitigate(struct ctl_context *ctx, int argc, char **argv)
+static int run_mitigate(struct ctl_context *ctx, const struct ctl_args *args)
 {
-    return change(ctx, CHANGE_MITIGATE, argc, argv);
+    return change(ctx, CHANGE_MITIGATE, args);
 }
 
-int cmd_resolve(struct ctl_context *ctx, int argc, char **argv)
+static int run_resolve(struct ctl_context *ctx, const struct ctl_args *args)
 {
-    return change(ctx, CHANGE_RESOLVE, argc, argv);
+    return change(ctx, CHANGE_RESOLVE, args);
 }
+
+/* ---- the command table ---- */
+
+static const char ack_help[] =
+    "Usage: vigilctl ack ID [--note TEXT] [-o table|json]\n"
+    "\n"
+    "Acknowledges incident ID: you are on it. It moves from detected to acknowledged and\n"
+    "the timeline records your operator name and the note (at most 1024 bytes). An unknown\n"
+    "id fails with \"incident ID not found\"; acknowledging twice, or an incident past that\n"
+    "point, fails with the reason. With -o json: the incident as it now is (the fields of\n"
+    "'vigilctl help incidents'). Needs the responder role.\n";
+
+static const char incident_help[] =
+    "Usage: vigilctl incident show ID [-o table|json]\n"
+    "\n"
+    "Everything about incident ID: severity, state, runbook, fingerprint, scope (the nodes\n"
+    "involved), when it opened and when a response is due, then its timeline in order:\n"
+    "AT KIND ACTOR TEXT. KIND is opened, symptom (the rule engine saw it again, or it\n"
+    "cleared), severity (a rise, with its reason), acknowledged, mitigated, resolved\n"
+    "(by an operator, or by vigil once the runbook's verify conditions held: the text says\n"
+    "which), reopened (the symptom returned soon after a resolve), attached (a dependent\n"
+    "symptom explained by this incident), report or closed; ACTOR is the operator's name\n"
+    "or \"vigil\".\n"
+    "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
+    "\"scope\", \"acknowledged_at\", \"resolved_at\" and \"timeline\": an array of\n"
+    "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
+    "   \"text\": \"...\", \"data\": {...}}\n"
+    "The viewer role is enough.\n";
+
+static const char incidents_help[] =
+    "Usage: vigilctl incidents [--status open|all] [-o table|json]\n"
+    "\n"
+    "Lists incidents, newest first (at most 100): ID SEV STATE TITLE SCOPE OPENED AGE DUE.\n"
+    "  --status open   (default) detected, acknowledged and mitigated incidents\n"
+    "  --status all    resolved and closed ones too\n"
+    "SEV is SEV1 (critical, respond within 15 minutes), SEV2 (1 hour), SEV3 (4 hours) or\n"
+    "SEV4 (the next business day, 09:00 UTC); DUE is the time left to acknowledge, or how\n"
+    "long it is overdue (\"-\" once acknowledged).\n"
+    "With -o json: an array of objects\n"
+    "  {\"id\": 42, \"runbook\": \"...\", \"severity\": \"SEV2\", \"state\": \"detected\",\n"
+    "   \"title\": \"...\", \"opened_at\": \"...\", \"response_due\": \"...\",\n"
+    "   \"fingerprint\": \"...\", \"scope\": [\"node\", ...], \"acknowledged_at\": null, ...}\n"
+    "times in RFC 3339 UTC. The viewer role is enough.\n";
+
+static const char mitigate_help[] =
+    "Usage: vigilctl mitigate ID --note TEXT [-o table|json]\n"
+    "\n"
+    "Marks incident ID mitigated (from detected or acknowledged): the impact is contained\n"
+    "(traffic moved, a feature switched off) while the cause may remain. The note is\n"
+    "required: what was done (at most 1024 bytes). The incident stays open until resolved.\n"
+    "With -o json: the incident as it now is. Needs the responder role.\n";
+
+static const char resolve_help[] =
+    "Usage: vigilctl resolve ID --note TEXT [-o table|json]\n"
+    "\n"
+    "Resolves incident ID (from detected, acknowledged or mitigated). The note is required:\n"
+    "what was done, for the timeline (at most 1024 bytes). If its symptom returns soon\n"
+    "after, the same incident reopens. With -o json: the incident as it now is.\n"
+    "Needs the responder role.\n";
+
+const struct ctl_command cmd_incidents_table[] = {
+    {
+        .name = "ack",
+        .forms = {{"ack ID [--note TEXT]", "acknowledge an incident"}},
+        .help = ack_help,
+        .options = {{"note", CTL_OPTION_VALUE}},
+        .run = run_ack,
+    },
+    {
+        .name = "incident",
+        .forms = {{"incident show ID", "one incident and its timeline"}},
+        .help = incident_help,
+        .run = run_incident,
+    },
+    {
+        .name = "incidents",
+        .forms = {{"incidents [--status open|all]",
+                   "open (or all) incidents with severity and response due"}},
+        .help = incidents_help,
+        .options = {{"status", CTL_OPTION_VALUE}},
+        .run = run_incidents,
+    },
+    {
+        .name = "mitigate",
+        .forms = {{"mitigate ID --note TEXT", "mark an incident's impact contained"}},
+        .help = mitigate_help,
+        .options = {{"note", CTL_OPTION_VALUE}},
+        .run = run_mitigate,
+    },
+    {
+        .name = "resolve",
+        .forms = {{"resolve ID --note TEXT", "resolve an incident, saying what was done"}},
+        .help = resolve_help,
+        .options = {{"note", CTL_OPTION_VALUE}},
+        .run = run_resolve,
+    },
+    {.name = NULL},
+};

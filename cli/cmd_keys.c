@@ -7,18 +7,19 @@
 #include "keys.h"
 #include "token.h"
 
-int cmd_keygen(struct ctl_context *ctx, int argc, char **argv)
+static int run_keygen(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *out_path = ctl_args_value(args, "out");
     struct vg_keypair kp;
     char err[512] = "";
     int r;
 
-    if (argc > 0) {
+    if (args->argc > 0) {
         output_error("keygen takes no arguments (got \"%s\"); try 'vigilctl keygen --help'",
-                     argv[0]);
+                     args->argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->out_path == NULL) {
+    if (out_path == NULL) {
         output_error("keygen needs --out FILE (where to write the new key pair)");
         return CTL_EXIT_USAGE;
     }
@@ -28,21 +29,20 @@ int cmd_keygen(struct ctl_context *ctx, int argc, char **argv)
         output_error("cannot generate a key pair: %s", strerror(-r));
         return CTL_EXIT_FAILURE;
     }
-    r = vg_keypair_save(ctx->out_path, &kp, err, sizeof(err));
+    r = vg_keypair_save(out_path, &kp, err, sizeof(err));
     explicit_bzero(kp.secret_key, sizeof(kp.secret_key));
     if (r < 0) {
         if (err[0] != '\0')
             output_error("%s", err);
         else if (r == -EEXIST)
-            output_error("%s already exists; refusing to overwrite it", ctx->out_path);
+            output_error("%s already exists; refusing to overwrite it", out_path);
         else
-            output_error("cannot write %s: %s", ctx->out_path, strerror(-r));
+            output_error("cannot write %s: %s", out_path, strerror(-r));
         return CTL_EXIT_FAILURE;
     }
 
     if (ctx->format == OUTPUT_JSON) {
-        json_t *doc =
-            json_pack("{s:s, s:s}", "public_key", kp.public_key, "key_file", ctx->out_path);
+        json_t *doc = json_pack("{s:s, s:s}", "public_key", kp.public_key, "key_file", out_path);
         if (output_json_print(&doc, stdout) < 0) {
             output_error("cannot write the output");
             return CTL_EXIT_FAILURE;
@@ -54,27 +54,28 @@ int cmd_keygen(struct ctl_context *ctx, int argc, char **argv)
 }
 
 /* The agent public key the token is for: from --public-key or from the agent's key file. */
-static int token_public_key(const struct ctl_context *ctx, char ret_key[VG_KEY_Z85_LEN + 1])
+static int token_public_key(const char *public_key, const char *key_file,
+                            char ret_key[VG_KEY_Z85_LEN + 1])
 {
-    if (ctx->public_key != NULL) {
-        if (!vg_key_z85_valid(ctx->public_key)) {
+    if (public_key != NULL) {
+        if (!vg_key_z85_valid(public_key)) {
             output_error("--public-key: \"%s\" is not a CURVE public key (expected 40 Z85 "
                          "characters)",
-                         ctx->public_key);
+                         public_key);
             return CTL_EXIT_USAGE;
         }
-        memcpy(ret_key, ctx->public_key, VG_KEY_Z85_LEN + 1);
+        memcpy(ret_key, public_key, VG_KEY_Z85_LEN + 1);
         return CTL_EXIT_OK;
     }
 
     struct vg_keypair kp;
     char err[512] = "";
-    int r = vg_keypair_load(ctx->key_file, &kp, err, sizeof(err));
+    int r = vg_keypair_load(key_file, &kp, err, sizeof(err));
     if (r < 0) {
         if (err[0] != '\0')
             output_error("%s", err);
         else
-            output_error("cannot load key file %s: %s", ctx->key_file, strerror(-r));
+            output_error("cannot load key file %s: %s", key_file, strerror(-r));
         return CTL_EXIT_FAILURE;
     }
     memcpy(ret_key, kp.public_key, VG_KEY_Z85_LEN + 1);
@@ -82,8 +83,11 @@ static int token_public_key(const struct ctl_context *ctx, char ret_key[VG_KEY_Z
     return CTL_EXIT_OK;
 }
 
-int cmd_token(struct ctl_context *ctx, int argc, char **argv)
+static int run_token(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *secret_file = ctl_args_value(args, "secret-file");
+    const char *public_key_text = ctl_args_value(args, "public-key");
+    const char *key_file = ctl_args_value(args, "key-file");
     char public_key[VG_KEY_Z85_LEN + 1];
     uint8_t token[VG_TOKEN_LEN];
     char hex[VG_TOKEN_HEX_LEN + 1];
@@ -92,34 +96,35 @@ int cmd_token(struct ctl_context *ctx, int argc, char **argv)
     size_t secret_len = 0;
     int r;
 
-    if (argc > 0) {
-        output_error("token takes no arguments (got \"%s\"); try 'vigilctl token --help'", argv[0]);
+    if (args->argc > 0) {
+        output_error("token takes no arguments (got \"%s\"); try 'vigilctl token --help'",
+                     args->argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (ctx->secret_file == NULL) {
+    if (secret_file == NULL) {
         output_error("token needs --secret-file FILE (the cluster's enrollment secret)");
         return CTL_EXIT_USAGE;
     }
-    if ((ctx->public_key == NULL) == (ctx->key_file == NULL)) {
+    if ((public_key_text == NULL) == (key_file == NULL)) {
         output_error("token needs exactly one of --public-key Z85 or --key-file FILE");
         return CTL_EXIT_USAGE;
     }
 
-    r = token_public_key(ctx, public_key);
+    r = token_public_key(public_key_text, key_file, public_key);
     if (r != CTL_EXIT_OK)
         return r;
 
-    r = vg_secret_file_read(ctx->secret_file, &secret, &secret_len, err, sizeof(err));
+    r = vg_secret_file_read(secret_file, &secret, &secret_len, err, sizeof(err));
     if (r < 0) {
         if (err[0] != '\0')
             output_error("%s", err);
         else
-            output_error("cannot read %s: %s", ctx->secret_file, strerror(-r));
+            output_error("cannot read %s: %s", secret_file, strerror(-r));
         return CTL_EXIT_FAILURE;
     }
     if (secret_len == 0) {
         free(secret);
-        output_error("%s is empty: an enrollment secret is needed", ctx->secret_file);
+        output_error("%s is empty: an enrollment secret is needed", secret_file);
         return CTL_EXIT_FAILURE;
     }
     r = vg_token_compute(secret, secret_len, public_key, token);
@@ -146,3 +151,48 @@ int cmd_token(struct ctl_context *ctx, int argc, char **argv)
     }
     return CTL_EXIT_OK;
 }
+
+/* ---- the command table ---- */
+
+static const char keygen_help[] =
+    "Usage: vigilctl keygen --out FILE\n"
+    "\n"
+    "Makes a CURVE key pair, writes it to FILE (mode 0600; an existing file is never\n"
+    "overwritten) and prints the public key. FILE holds 'public-key' and 'secret-key'; for an\n"
+    "operator, copy them into the configuration file as public_key and secret_key and have\n"
+    "the public key registered with the coordinator. Needs no configuration file.\n";
+
+static const char token_help[] =
+    "Usage: vigilctl token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
+    "\n"
+    "Prints the 64-hex-digit bootstrap enrollment token for one agent: HMAC-SHA256 of the\n"
+    "agent's public key under the cluster's enrollment secret. An agent that enrolls with\n"
+    "a valid token is admitted at once; without one it waits as pending until\n"
+    "'vigilctl agents approve'.\n"
+    "\n"
+    "  --secret-file FILE   the enrollment secret (mode 0600; trailing newlines ignored)\n"
+    "  --public-key Z85     the agent's public key (40 characters)\n"
+    "  --key-file KEYFILE   or read it from the agent's key file\n"
+    "\n"
+    "Needs no configuration file.\n";
+
+const struct ctl_command cmd_keys_table[] = {
+    {
+        .name = "keygen",
+        .forms = {{"keygen --out FILE", "make a CURVE key pair and print its public key"}},
+        .help = keygen_help,
+        .options = {{"out", CTL_OPTION_VALUE}},
+        .run = run_keygen,
+    },
+    {
+        .name = "token",
+        .forms = {{"token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)",
+                   "print the bootstrap enrollment token for an agent key"}},
+        .help = token_help,
+        .options = {{"secret-file", CTL_OPTION_VALUE},
+                    {"public-key", CTL_OPTION_VALUE},
+                    {"key-file", CTL_OPTION_VALUE}},
+        .run = run_token,
+    },
+    {.name = NULL},
+};

@@ -11,18 +11,18 @@
 #include "incident_view.h"
 #include "timeutil.h"
 
-int cmd_escalate(struct ctl_context *ctx, int argc, char **argv)
+static int run_escalate(struct ctl_context *ctx, const struct ctl_args *args)
 {
     Vigil__EscalateIncident body = VIGIL__ESCALATE_INCIDENT__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     char what[64], subject[48];
 
-    if (argc != 1) {
+    if (args->argc != 1) {
         output_error("usage: vigilctl escalate ID");
         return CTL_EXIT_USAGE;
     }
-    if (incident_view_parse_id("escalate", argv[0], &body.id) < 0)
+    if (incident_view_parse_id("escalate", args->argv[0], &body.id) < 0)
         return CTL_EXIT_USAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_ESCALATE_INCIDENT;
     req.escalate_incident = &body;
@@ -95,18 +95,18 @@ static int print_table(const Vigil__AdminReply *reply)
     return r;
 }
 
-int cmd_notifications(struct ctl_context *ctx, int argc, char **argv)
+static int run_notifications(struct ctl_context *ctx, const struct ctl_args *args)
 {
     Vigil__ListNotifications body = VIGIL__LIST_NOTIFICATIONS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     char what[64], subject[48];
 
-    if (argc != 1) {
+    if (args->argc != 1) {
         output_error("usage: vigilctl notifications ID");
         return CTL_EXIT_USAGE;
     }
-    if (incident_view_parse_id("notifications", argv[0], &body.id) < 0)
+    if (incident_view_parse_id("notifications", args->argv[0], &body.id) < 0)
         return CTL_EXIT_USAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_NOTIFICATIONS;
     req.list_notifications = &body;
@@ -126,3 +126,40 @@ int cmd_notifications(struct ctl_context *ctx, int argc, char **argv)
     vigil__admin_reply__free_unpacked(reply, NULL);
     return r < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }
+
+/* ---- the command table ---- */
+
+static const char escalate_help[] =
+    "Usage: vigilctl escalate ID [-o table|json]\n"
+    "\n"
+    "Pages incident ID's next escalation level now instead of at its time (also after an\n"
+    "acknowledgement: asking for help). The timeline records who asked. Fails for a\n"
+    "resolved incident. Needs the responder role.\n";
+
+static const char notifications_help[] =
+    "Usage: vigilctl notifications ID [-o table|json]\n"
+    "\n"
+    "Every message incident ID sent, oldest first: ID KIND LEVEL CHANNEL TARGET STATUS\n"
+    "ATTEMPTS CODE SENT ERROR. KIND is page (an escalation level), audience (told of the\n"
+    "opening by severity), update (every status_update_interval while open), acknowledged,\n"
+    "resolved or report_due; STATUS is pending, sending, sent or failed (after the last\n"
+    "retry); CODE the HTTP status or SMTP reply of the last attempt.\n"
+    "With -o json: an array of {\"id\", \"kind\", \"level\" (0 = first; -1 = not a page),\n"
+    "\"round\", \"channel\", \"target\", \"event\", \"status\", \"attempts\", \"code\",\n"
+    "\"error\", \"created_at\", \"sent_at\"}. The viewer role is enough.\n";
+
+const struct ctl_command cmd_notifications_table[] = {
+    {
+        .name = "escalate",
+        .forms = {{"escalate ID", "page an incident's next escalation level now"}},
+        .help = escalate_help,
+        .run = run_escalate,
+    },
+    {
+        .name = "notifications",
+        .forms = {{"notifications ID", "every message an incident sent, with its outcome"}},
+        .help = notifications_help,
+        .run = run_notifications,
+    },
+    {.name = NULL},
+};

@@ -188,60 +188,64 @@ static int oncall_list(struct ctl_context *ctx)
     return CTL_EXIT_OK;
 }
 
-static int oncall_override(struct ctl_context *ctx)
+static int oncall_override(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *schedule = ctl_args_value(args, "schedule");
+    const char *user = ctl_args_value(args, "user");
+    const char *from = ctl_args_value(args, "from");
+    const char *to = ctl_args_value(args, "to");
     Vigil__AddOncallOverride body = VIGIL__ADD_ONCALL_OVERRIDE__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     int64_t now = vg_wall_ms();
     char what[VG_MAX_NAME_LEN + 64];
 
-    if (!ctx->schedule || !ctx->user || !ctx->from || !ctx->to) {
+    if (!schedule || !user || !from || !to) {
         output_error("oncall override needs --schedule S --user U --from T --to T");
         return CTL_EXIT_USAGE;
     }
-    if (strlen(ctx->schedule) > VG_MAX_NAME_LEN || strlen(ctx->user) > VG_MAX_NAME_LEN) {
+    if (strlen(schedule) > VG_MAX_NAME_LEN || strlen(user) > VG_MAX_NAME_LEN) {
         output_error("--schedule and --user are at most %d bytes", VG_MAX_NAME_LEN);
         return CTL_EXIT_USAGE;
     }
-    if (parse_time(ctx->from, now, &body.from_ms) < 0 || body.from_ms <= 0) {
+    if (parse_time(from, now, &body.from_ms) < 0 || body.from_ms <= 0) {
         output_error("--from must be now, +DURATION (like +2h) or an RFC 3339 time like "
                      "2024-05-01T09:00:00Z (got \"%s\")",
-                     ctx->from);
+                     from);
         return CTL_EXIT_USAGE;
     }
-    if (parse_time(ctx->to, now, &body.to_ms) < 0) {
+    if (parse_time(to, now, &body.to_ms) < 0) {
         output_error("--to must be now, +DURATION (like +2h) or an RFC 3339 time like "
                      "2024-05-01T09:00:00Z (got \"%s\")",
-                     ctx->to);
+                     to);
         return CTL_EXIT_USAGE;
     }
     if (body.to_ms <= body.from_ms) {
         output_error("--to must be after --from");
         return CTL_EXIT_USAGE;
     }
-    body.schedule = (char *)ctx->schedule;
-    body.user = (char *)ctx->user;
+    body.schedule = (char *)schedule;
+    body.user = (char *)user;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_ADD_ONCALL_OVERRIDE;
     req.add_oncall_override = &body;
-    snprintf(what, sizeof(what), "override the on-call of %s", ctx->schedule);
+    snprintf(what, sizeof(what), "override the on-call of %s", schedule);
     /* The coordinator's text says which name is unknown (schedule or user). */
     int r = ctl_admin_request(ctx, &req, what, NULL, &reply);
     if (r != CTL_EXIT_OK)
         return r;
     if (ctx->format == OUTPUT_JSON) {
-        json_t *doc = json_pack(
-            "{s:I, s:o, s:o, s:o, s:o, s:o*}", "id", (json_int_t)reply->override_id, "schedule",
-            output_json_string(ctx->schedule), "user", output_json_string(ctx->user), "from",
-            output_json_time(body.from_ms), "to", output_json_time(body.to_ms), "oncall",
-            reply->n_oncall ? oncall_json(reply->oncall[0]) : NULL);
+        json_t *doc =
+            json_pack("{s:I, s:o, s:o, s:o, s:o, s:o*}", "id", (json_int_t)reply->override_id,
+                      "schedule", output_json_string(schedule), "user", output_json_string(user),
+                      "from", output_json_time(body.from_ms), "to", output_json_time(body.to_ms),
+                      "oncall", reply->n_oncall ? oncall_json(reply->oncall[0]) : NULL);
         r = doc ? output_json_print(&doc, stdout) : -ENOMEM;
     } else {
-        char from[40], to[40];
-        output_time_rfc3339(body.from_ms, from, sizeof(from));
-        output_time_rfc3339(body.to_ms, to, sizeof(to));
+        char from_utc[40], to_utc[40];
+        output_time_rfc3339(body.from_ms, from_utc, sizeof(from_utc));
+        output_time_rfc3339(body.to_ms, to_utc, sizeof(to_utc));
         r = printf("override %" PRIu64 ": %s is on call for %s from %s until %s\n",
-                   reply->override_id, ctx->user, ctx->schedule, from, to) < 0
+                   reply->override_id, user, schedule, from_utc, to_utc) < 0
                 ? -EIO
                 : 0;
         if (r == 0 && reply->n_oncall)
@@ -255,19 +259,66 @@ static int oncall_override(struct ctl_context *ctx)
     return CTL_EXIT_OK;
 }
 
-int cmd_oncall(struct ctl_context *ctx, int argc, char **argv)
+static int run_oncall(struct ctl_context *ctx, const struct ctl_args *args)
 {
-    const char *sub = argc > 0 ? argv[0] : "list";
+    const char *sub = args->argc > 0 ? args->argv[0] : "list";
     bool override = strcmp(sub, "override") == 0;
 
-    if (argc > 1 || (!override && strcmp(sub, "list") != 0)) {
+    if (args->argc > 1 || (!override && strcmp(sub, "list") != 0)) {
         output_error("usage: vigilctl oncall [list] | oncall override --schedule S --user U "
                      "--from T --to T");
         return CTL_EXIT_USAGE;
     }
-    if (!override && (ctx->schedule || ctx->user || ctx->from || ctx->to)) {
+    if (!override && (ctl_args_has(args, "schedule") || ctl_args_has(args, "user") ||
+                      ctl_args_has(args, "from") || ctl_args_has(args, "to"))) {
         output_error("--schedule, --user, --from and --to belong to 'vigilctl oncall override'");
         return CTL_EXIT_USAGE;
     }
-    return override ? oncall_override(ctx) : oncall_list(ctx);
+    return override ? oncall_override(ctx, args) : oncall_list(ctx);
 }
+
+/* ---- the command table ---- */
+
+static const char oncall_help[] =
+    "Usage: vigilctl oncall [list] [-o table|json]\n"
+    "       vigilctl oncall override --schedule S --user U --from T --to T\n"
+    "\n"
+    "  oncall [list]   every on-call schedule of the coordinator's paging configuration:\n"
+    "                  SCHEDULE ON-CALL SINCE UNTIL NEXT TIMEZONE. ON-CALL is the contact on\n"
+    "                  call now (\"(override)\" when an override put them there, \"(nobody)\"\n"
+    "                  before the rotation's start); SINCE and UNTIL are the handovers (or\n"
+    "                  the override's edges) around now, in RFC 3339 UTC; NEXT is who takes\n"
+    "                  over at UNTIL. Handovers happen at the schedule's local time in its\n"
+    "                  TIMEZONE, across daylight-saving changes. With -o json: an array of\n"
+    "                  {\"schedule\": \"primary\", \"timezone\": \"Europe/Berlin\",\n"
+    "                   \"user\": \"alice\", \"since\": \"...\", \"until\": \"...\",\n"
+    "                   \"next_user\": \"bob\", \"next_since\": \"...\", \"override\": false,\n"
+    "                   \"next_override\": false}\n"
+    "                  (user and next_user null for nobody, since null for always).\n"
+    "  override        user (a contact's name) is on call for schedule S from --from until\n"
+    "                  --to instead of the rotation; where overrides overlap the newest wins.\n"
+    "                  T is now, +DURATION from now (+30m, +2h, +1d) or an RFC 3339 time\n"
+    "                  (2024-05-01T09:00:00Z, 2024-05-01T11:00:00+02:00). An unknown\n"
+    "                  schedule or contact, a contact without a working channel, --to not\n"
+    "                  after --from or already past are refused. Overrides are stored, so\n"
+    "                  they survive a coordinator restart. Prints the override's id and the\n"
+    "                  schedule as it now is (-o json: {\"id\", \"schedule\", \"user\",\n"
+    "                  \"from\", \"to\", \"oncall\": {...}}).\n"
+    "\n"
+    "Listing needs the viewer role, override the responder role.\n";
+
+const struct ctl_command cmd_oncall_table[] = {
+    {
+        .name = "oncall",
+        .forms = {{"oncall [list]", "who is on call now and next, per schedule"},
+                  {"oncall override --schedule S --user U --from T --to T",
+                   "put someone on call for a while instead of the rotation"}},
+        .help = oncall_help,
+        .options = {{"schedule", CTL_OPTION_VALUE},
+                    {"user", CTL_OPTION_VALUE},
+                    {"from", CTL_OPTION_VALUE},
+                    {"to", CTL_OPTION_VALUE}},
+        .run = run_oncall,
+    },
+    {.name = NULL},
+};

@@ -49,14 +49,14 @@ static int read_report(const char *path, size_t max, char **ret_text)
     return 0;
 }
 
-static int store_report(struct ctl_context *ctx, uint64_t id)
+static int store_report(struct ctl_context *ctx, uint64_t id, const char *file)
 {
     Vigil__PutIncidentReport body = VIGIL__PUT_INCIDENT_REPORT__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     char what[64], subject[48], *text = NULL;
 
-    if (read_report(ctx->file, VG_MAX_REPORT_BYTES, &text) < 0)
+    if (read_report(file, VG_MAX_REPORT_BYTES, &text) < 0)
         return CTL_EXIT_FAILURE;
     body.id = id;
     body.body = text;
@@ -112,14 +112,45 @@ static int show_report(struct ctl_context *ctx, uint64_t id)
     return r < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }
 
-int cmd_report(struct ctl_context *ctx, int argc, char **argv)
+static int run_report(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *file = ctl_args_value(args, "file");
     uint64_t id = 0;
-    if (argc != 1) {
+    if (args->argc != 1) {
         output_error("usage: vigilctl report ID [--file FILE]");
         return CTL_EXIT_USAGE;
     }
-    if (incident_view_parse_id("report", argv[0], &id) < 0)
+    if (incident_view_parse_id("report", args->argv[0], &id) < 0)
         return CTL_EXIT_USAGE;
-    return ctx->file ? store_report(ctx, id) : show_report(ctx, id);
+    return file ? store_report(ctx, id, file) : show_report(ctx, id);
 }
+
+/* ---- the command table ---- */
+
+static const char report_help[] =
+    "Usage: vigilctl report ID [-o table|json]\n"
+    "       vigilctl report ID --file FILE\n"
+    "\n"
+    "The post-incident report (the incident-response document asks for one within 24 hours\n"
+    "of the resolution).\n"
+    "  report ID              prints the stored report; when there is none yet, a draft in\n"
+    "                         the document's template, filled from the incident and its\n"
+    "                         timeline (a note on stderr says it is a draft). With -o json:\n"
+    "                         {\"id\": N, \"draft\": true|false, \"report\": \"...\"}.\n"
+    "  report ID --file FILE  stores FILE (\"-\" = standard input; UTF-8 text, at most\n"
+    "                         256 KiB) as the report. The first report of a resolved\n"
+    "                         incident closes it; a later one is kept as a new version.\n"
+    "                         An incident still open is refused: resolve it first.\n"
+    "Reading needs the viewer role, storing the responder role.\n";
+
+const struct ctl_command cmd_report_table[] = {
+    {
+        .name = "report",
+        .forms = {{"report ID [--file FILE]",
+                   "print (or draft) an incident's report; store one and close"}},
+        .help = report_help,
+        .options = {{"file", CTL_OPTION_VALUE}},
+        .run = run_report,
+    },
+    {.name = NULL},
+};

@@ -218,25 +218,27 @@ static bool filter_valid(const char *option, const char *value)
     return true;
 }
 
-int cmd_signals(struct ctl_context *ctx, int argc, char **argv)
+static int run_signals(struct ctl_context *ctx, const struct ctl_args *args)
 {
+    const char *node = ctl_args_value(args, "node");
+    const char *name_glob = ctl_args_value(args, "name");
     Vigil__ListSignals body = VIGIL__LIST_SIGNALS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
     Vigil__AdminReply *reply = NULL;
     struct signal_row *rows = NULL;
 
-    if (argc > 0) {
+    if (args->argc > 0) {
         output_error("signals takes no arguments (got \"%s\"); filter with --node and --name",
-                     argv[0]);
+                     args->argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (!filter_valid("node", ctx->node) || !filter_valid("name", ctx->name_glob))
+    if (!filter_valid("node", node) || !filter_valid("name", name_glob))
         return CTL_EXIT_USAGE;
 
-    if (ctx->node != NULL)
-        body.node = (char *)ctx->node;
-    if (ctx->name_glob != NULL)
-        body.name_glob = (char *)ctx->name_glob;
+    if (node != NULL)
+        body.node = (char *)node;
+    if (name_glob != NULL)
+        body.name_glob = (char *)name_glob;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_SIGNALS;
     req.list_signals = &body;
     int r = ctl_admin_request(ctx, &req, "list signals", NULL, &reply);
@@ -256,3 +258,45 @@ int cmd_signals(struct ctl_context *ctx, int argc, char **argv)
     }
     return CTL_EXIT_OK;
 }
+
+/* ---- the command table ---- */
+
+static const char signals_help[] =
+    "Usage: vigilctl signals [--node NODE] [--name GLOB]\n"
+    "\n"
+    "Lists the latest value of each signal series the agents report, and where it stands\n"
+    "against its alert thresholds: NODE NAME LABELS VALUE UNIT STATE AGE, sorted by node,\n"
+    "then name, then labels.\n"
+    "\n"
+    "  LABELS   the series' labels as key=value pairs, comma-separated and sorted by key\n"
+    "           (\"-\" for none)\n"
+    "  VALUE    the latest sample, to 6 significant digits\n"
+    "  STATE    ok, warning or critical, as the agent evaluated the signal's thresholds;\n"
+    "           \"-\" for a signal without thresholds\n"
+    "  AGE      how long ago the agent took the sample\n"
+    "\n"
+    "  --node NODE   only the signals of this node (its exact name)\n"
+    "  --name GLOB   only the signals whose name matches this shell glob: * any text,\n"
+    "                ? one character, [abc] one of these; e.g. 'host.cpu.*'. Quote it so\n"
+    "                the shell leaves it alone. At most 128 bytes, like --node.\n"
+    "\n"
+    "With -o json: an array, in the same order, of objects\n"
+    "  {\"agent_id\": \"ag-...\", \"node\": \"...\", \"name\": \"...\",\n"
+    "   \"labels\": {\"key\": \"value\", ...}, \"value\": 0.42, \"unit\": \"...\",\n"
+    "   \"state\": \"ok\" | \"warning\" | \"critical\" | \"none\",\n"
+    "   \"ts\": \"2024-05-01T12:00:03Z\"}\n"
+    "value is null when the sample is NaN or infinite; ts is RFC 3339 UTC, null if unknown.\n"
+    "\n"
+    "The viewer role is enough. Needs the configuration file (see 'vigilctl help').\n";
+
+const struct ctl_command cmd_signals_table[] = {
+    {
+        .name = "signals",
+        .forms = {{"signals [--node NODE] [--name GLOB]",
+                   "the latest value of each signal and its threshold state"}},
+        .help = signals_help,
+        .options = {{"node", CTL_OPTION_VALUE}, {"name", CTL_OPTION_VALUE}},
+        .run = run_signals,
+    },
+    {.name = NULL},
+};

@@ -61,7 +61,7 @@ static int print_event(const Vigil__IncidentEvent *ev, const Vigil__IncidentInfo
                : 0;
 }
 
-int cmd_tail(struct ctl_context *ctx, int argc, char **argv)
+static int run_tail(struct ctl_context *ctx, const struct ctl_args *args)
 {
     Vigil__TailIncidents body = VIGIL__TAIL_INCIDENTS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
@@ -69,8 +69,7 @@ int cmd_tail(struct ctl_context *ctx, int argc, char **argv)
     bool reachable = true;
     char err[512];
 
-    (void)argv;
-    if (argc != 0) {
+    if (args->argc != 0) {
         output_error("usage: vigilctl tail (no arguments; Ctrl-C stops it)");
         return CTL_EXIT_USAGE;
     }
@@ -131,3 +130,28 @@ int cmd_tail(struct ctl_context *ctx, int argc, char **argv)
     }
     return CTL_EXIT_OK;
 }
+
+/* ---- the command table ---- */
+
+static const char tail_help[] =
+    "Usage: vigilctl tail [-o table|json]\n"
+    "\n"
+    "Follows every incident's timeline from now on, one line per change, until Ctrl-C:\n"
+    "  TIME incident ID SEV TITLE [STATE] KIND by ACTOR: TEXT\n"
+    "KIND is what happened (opened, symptom, severity, attached, acknowledged, mitigated,\n"
+    "resolved, reopened, report, closed); STATE is the incident's state now. The coordinator\n"
+    "is asked twice a second; if it stops answering, tail says so once and keeps trying,\n"
+    "then goes on from the last change it printed, so nothing is missed.\n"
+    "With -o json: one compact JSON object per line (JSON Lines): the event's id, at, kind,\n"
+    "actor, text, data, and \"incident\": the incident as 'vigilctl help incidents'\n"
+    "describes it. The viewer role is enough.\n";
+
+const struct ctl_command cmd_tail_table[] = {
+    {
+        .name = "tail",
+        .forms = {{"tail", "follow incident changes as they happen"}},
+        .help = tail_help,
+        .run = run_tail,
+    },
+    {.name = NULL},
+};

@@ -54,7 +54,8 @@ fuzz: deps
 check: build
 	cppcheck --enable=warning,style,performance --std=c11 --quiet --error-exitcode=1 --inline-suppr \
 	    --suppress=missingIncludeSystem --suppress=variableScope -I common -I agent -I agent/collect -I agent/probe \
-	    -I coordinator -I coordinator/store \
+	    -I coordinator -I coordinator/store -I coordinator/admin -I coordinator/ingest \
+	    -I coordinator/incidents -I coordinator/paging -I coordinator/evidence -I coordinator/http \
 	    common agent coordinator cli
 	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'common/*.c' 'agent/*.c' 'coordinator/*.c' 'cli/*.c')
 

@@ -1,6 +1,6 @@
 /*
  * What every YAML reader of Vigil shares (common/config.c for configuration files,
- * coordinator/runbook_yaml.c for runbooks): positions for messages, quoting hostile text back,
+ * coordinator/incidents/runbook_yaml.c for runbooks): positions for messages, quoting hostile text back,
  * typo suggestions, and libfyaml's parse errors as "file:line:col: message".
  *
  * Positions: libfyaml 0.7 marks scalar tokens only, so a mapping or sequence is placed at its

@@ -372,7 +372,7 @@ int store_alerts_put(store_alerts_t *self, const struct store_alert *alerts, siz
 
 /* A connection of its own for incidents (the admin socket's, the correlator's): never share one
  * between threads. Connects on first use and again after a failure. The statements below are
- * the primitives; coordinator/incidents.c decides the lifecycle and brackets them in one
+ * the primitives; coordinator/incidents/incidents.c decides the lifecycle and brackets them in one
  * transaction with store_incidents_begin/commit/rollback. */
 typedef struct store_incidents store_incidents_t;
 store_incidents_t *store_incidents_new(const char *conninfo);

@@ -1,4 +1,4 @@
-/* Unit tests for the Alertmanager webhook's payload parsing (coordinator/alertmanager.c). */
+/* Unit tests for the Alertmanager webhook's payload parsing (coordinator/incidents/alertmanager.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the PromQL poller's answer parsing and query copying (coordinator/promql.c).
+/* Unit tests for the PromQL poller's answer parsing and query copying (coordinator/incidents/promql.c).
  * The bodies are what Prometheus 2.42's GET /api/v1/query returns. */
 #include <setjmp.h>
 #include <stdarg.h>

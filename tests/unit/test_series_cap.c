@@ -1,4 +1,4 @@
-/* coordinator/series_cap.c: known series always pass, new ones only up to the bound. */
+/* coordinator/ingest/series_cap.c: known series always pass, new ones only up to the bound. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -81,8 +81,10 @@ choose_agent_state() {
     fi
     agent_user=nobody
     if runuser -u nobody -- test -x "$var" 2>/dev/null; then
-        [[ -L $var/agent ]] && agent_state=$(readlink -f "$var/agent")
-        return
+        if [[ -L $var/agent ]]; then
+            agent_state=$(readlink -f "$var/agent")
+        fi
+        return 0
     fi
     public_dir "$local_state_root"
     runuser -u nobody -- test -x "$local_state_root" 2>/dev/null ||

@@ -78,6 +78,13 @@ ctrl_c_and_check() {
     shift 2
     kill -INT -- "-$run_pgid"
     local deadline=$((SECONDS + 30)) status=0
+    # Bounded: a script that does not stop must fail the test, with what it was doing.
+    while kill -0 "$run_pgid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$run_pgid" 2>/dev/null; then
+        ps -o pid,stat,wchan:20,cmd -g "$run_pgid" >&2 || true
+        cat "$log" >&2
+        h_fail "$what: still running 30 s after Ctrl-C"
+    fi
     wait "$run_pgid" || status=$?
     run_pgid=""
     local p left=""
@@ -138,6 +145,25 @@ h_wait "make run again: an active agent" 90 agent_active "$clone/var/vigilctl.ya
 grep -q "a team's paging would go here" "$clone/var/coordinator.yaml" ||
     h_fail "a second make run rewrote var/coordinator.yaml"
 ctrl_c_and_check "make run again" "$H_DIR/run-again.log" "$clone/var"
+
+# A clone others can search (the usual case): the agent's state stays in var/agent.
+open_dir=$(mktemp -d /tmp/vigil-newcomer-open.XXXXXX)
+chmod 711 "$open_dir"
+cp -a "$clone" "$open_dir/clone"
+rm -rf "$open_dir/clone/var"
+start_in_group "$H_DIR/run-open.log" env -C "$open_dir/clone" VIGIL_PORT_AGENTS="$(h_free_port)" \
+    VIGIL_PORT_ADMIN="$(h_free_port)" VIGIL_PORT_HTTP="$(h_free_port)" scripts/run.sh
+open_up() {
+    kill -0 "$run_pgid" 2>/dev/null || { cat "$H_DIR/run-open.log" >&2; h_fail "make run in an open clone exited"; }
+    [[ -f $open_dir/clone/var/vigilctl.yaml ]] && agent_active "$open_dir/clone/var/vigilctl.yaml"
+}
+h_wait "make run in a clone others can search: an active agent" 90 open_up
+[[ -d $open_dir/clone/var/agent && ! -L $open_dir/clone/var/agent ]] ||
+    h_fail "in a clone others can search, the agent's state should stay in var/agent"
+grep -q "network side runs as uid=$(id -u nobody)" "$H_DIR/run-open.log" ||
+    h_fail "in a clone others can search, the agent's network side did not drop to nobody"
+ctrl_c_and_check "make run in an open clone" "$H_DIR/run-open.log" "$open_dir/clone/var"
+rm -rf "$open_dir"
 
 # make demo: its own temporary directory and ports; Ctrl-C once its agent is active.
 fresh_var_lib stale

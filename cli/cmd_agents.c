@@ -107,20 +107,40 @@ static int print_agents_table(const Vigil__AdminReply *reply)
     return r;
 }
 
+#define AGENTS_PAGE 1000 /* agents per request; the listing pages through all of them */
+
 static int agents_list(struct ctl_context *ctx)
 {
     Vigil__ListAgents body = VIGIL__LIST_AGENTS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
-    Vigil__AdminReply *reply = NULL;
+    Vigil__AdminReply **pages = NULL;
+    size_t npages = 0;
 
+    body.limit = AGENTS_PAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS;
     req.list_agents = &body;
-    int r = ctl_admin_request(ctx, &req, "list agents", NULL, &reply);
+    int r = ctl_admin_request_pages(ctx, &req, &body.cursor, "list agents", &pages, &npages);
     if (r != CTL_EXIT_OK)
         return r;
 
-    r = ctx->format == OUTPUT_JSON ? print_agents_json(reply) : print_agents_table(reply);
-    vigil__admin_reply__free_unpacked(reply, NULL);
+    /* One reply's view of every page: the agents of all of them, in order. */
+    size_t total = 0;
+    for (size_t i = 0; i < npages; i++)
+        total += pages[i]->n_agents;
+    Vigil__AdminReply all = *pages[0];
+    all.agents = calloc(total ? total : 1, sizeof(Vigil__AgentInfo *));
+    all.n_agents = 0;
+    if (!all.agents) {
+        ctl_admin_pages_free(pages, npages);
+        output_error("out of memory");
+        return CTL_EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < npages; i++)
+        for (size_t k = 0; k < pages[i]->n_agents; k++)
+            all.agents[all.n_agents++] = pages[i]->agents[k];
+    r = ctx->format == OUTPUT_JSON ? print_agents_json(&all) : print_agents_table(&all);
+    free(all.agents);
+    ctl_admin_pages_free(pages, npages);
     if (r < 0) {
         output_error("cannot write the agent list: %s", strerror(-r));
         return CTL_EXIT_FAILURE;

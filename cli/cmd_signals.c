@@ -218,13 +218,16 @@ static bool filter_valid(const char *option, const char *value)
     return true;
 }
 
+#define SIGNALS_PAGE 5000 /* series per request; the listing pages through all of them */
+
 static int run_signals(struct ctl_context *ctx, const struct ctl_args *args)
 {
     const char *node = ctl_args_value(args, "node");
     const char *name_glob = ctl_args_value(args, "name");
     Vigil__ListSignals body = VIGIL__LIST_SIGNALS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
-    Vigil__AdminReply *reply = NULL;
+    Vigil__AdminReply **pages = NULL;
+    size_t npages = 0;
     struct signal_row *rows = NULL;
 
     if (args->argc > 0) {
@@ -239,19 +242,32 @@ static int run_signals(struct ctl_context *ctx, const struct ctl_args *args)
         body.node = (char *)node;
     if (name_glob != NULL)
         body.name_glob = (char *)name_glob;
+    body.limit = SIGNALS_PAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_SIGNALS;
     req.list_signals = &body;
-    int r = ctl_admin_request(ctx, &req, "list signals", NULL, &reply);
+    int r = ctl_admin_request_pages(ctx, &req, &body.cursor, "list signals", &pages, &npages);
     if (r != CTL_EXIT_OK)
         return r;
 
-    size_t nrows = reply->n_signals;
-    r = rows_sorted(reply, &rows);
+    /* One reply's view of every page: the signals of all of them. */
+    size_t nrows = 0;
+    for (size_t i = 0; i < npages; i++)
+        nrows += pages[i]->n_signals;
+    Vigil__AdminReply all = *pages[0];
+    all.signals = calloc(nrows ? nrows : 1, sizeof(Vigil__SignalInfo *));
+    all.n_signals = 0;
+    r = all.signals ? 0 : -ENOMEM;
+    for (size_t i = 0; r == 0 && i < npages; i++)
+        for (size_t k = 0; k < pages[i]->n_signals; k++)
+            all.signals[all.n_signals++] = pages[i]->signals[k];
+    if (r == 0)
+        r = rows_sorted(&all, &rows);
     if (r == 0)
         r = ctx->format == OUTPUT_JSON ? print_signals_json(rows, nrows)
                                        : print_signals_table(rows, nrows);
     rows_free(&rows, nrows);
-    vigil__admin_reply__free_unpacked(reply, NULL);
+    free(all.signals);
+    ctl_admin_pages_free(pages, npages);
     if (r < 0) {
         output_error("cannot write the signal list: %s", strerror(-r));
         return CTL_EXIT_FAILURE;

@@ -443,3 +443,64 @@ int ctl_admin_request(struct ctl_context *ctx, Vigil__AdminRequest *req, const c
     *ret_reply = reply;
     return CTL_EXIT_OK;
 }
+
+int ctl_admin_request_pages(struct ctl_context *ctx, Vigil__AdminRequest *req, char **cursor,
+                            const char *what, Vigil__AdminReply ***ret_pages, size_t *ret_npages)
+{
+    Vigil__AdminReply **pages = NULL;
+    size_t n = 0, cap = 0;
+    char *next = NULL; /* the cursor for the next page: a copy, the reply it came from is kept */
+
+    *cursor = "";
+    for (;;) {
+        Vigil__AdminReply *reply = NULL;
+        int r = ctl_admin_request(ctx, req, what, NULL, &reply);
+        if (r != CTL_EXIT_OK) {
+            ctl_admin_pages_free(pages, n);
+            free(next);
+            return r;
+        }
+        if (n == cap) {
+            size_t grown_cap = cap ? cap * 2 : 4;
+            Vigil__AdminReply **grown = realloc(pages, grown_cap * sizeof(*grown));
+            if (!grown) {
+                vigil__admin_reply__free_unpacked(reply, NULL);
+                ctl_admin_pages_free(pages, n);
+                free(next);
+                output_error("out of memory");
+                return CTL_EXIT_FAILURE;
+            }
+            pages = grown;
+            cap = grown_cap;
+        }
+        pages[n++] = reply;
+        if (!reply->next_cursor || !reply->next_cursor[0])
+            break;
+        if (n == CTL_ADMIN_PAGES_MAX || (next && strcmp(next, reply->next_cursor) == 0)) {
+            ctl_admin_pages_free(pages, n);
+            free(next);
+            output_error("%s: the coordinator's listing does not end (page %zu)", what, n);
+            return CTL_EXIT_FAILURE;
+        }
+        free(next);
+        next = strdup(reply->next_cursor);
+        if (!next) {
+            ctl_admin_pages_free(pages, n);
+            output_error("out of memory");
+            return CTL_EXIT_FAILURE;
+        }
+        *cursor = next;
+    }
+    free(next);
+    *cursor = "";
+    *ret_pages = pages;
+    *ret_npages = n;
+    return CTL_EXIT_OK;
+}
+
+void ctl_admin_pages_free(Vigil__AdminReply **pages, size_t npages)
+{
+    for (size_t i = 0; i < npages; i++)
+        vigil__admin_reply__free_unpacked(pages[i], NULL);
+    free(pages);
+}

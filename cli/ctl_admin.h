@@ -46,4 +46,15 @@ int ctl_admin_status_check(const Vigil__AdminReply *reply, const char *what, con
 int ctl_admin_request(struct ctl_context *ctx, Vigil__AdminRequest *req, const char *what,
                       const char *subject, Vigil__AdminReply **ret_reply);
 
+/*
+ * A listing, every page of it: sends req, then again with *cursor set to each reply's
+ * next_cursor until it is empty (cursor points into req's body). Returns CTL_EXIT_OK with the
+ * replies in *ret_pages (free with ctl_admin_pages_free), or CTL_EXIT_FAILURE after printing
+ * why. At most CTL_ADMIN_PAGES_MAX pages: a listing that does not end is an error.
+ */
+#define CTL_ADMIN_PAGES_MAX 10000
+int ctl_admin_request_pages(struct ctl_context *ctx, Vigil__AdminRequest *req, char **cursor,
+                            const char *what, Vigil__AdminReply ***ret_pages, size_t *ret_npages);
+void ctl_admin_pages_free(Vigil__AdminReply **pages, size_t npages);
+
 #endif

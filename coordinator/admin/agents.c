@@ -29,8 +29,21 @@ static void fill_agent_info(Vigil__AgentInfo *info, const struct agent *a,
     info->node_held_by = holder ? (char *)holder->id : "";
 }
 
-/* Every agent (only: just that one) into the reply. */
-static void reply_agents(admin_t *self, const char *only, struct reply *rep)
+#define AGENTS_PAGE_MAX 10000
+
+static int compare_agent_ids(const void *a, const void *b)
+{
+    const struct agent *const *x = a, *const *y = b;
+    return strcmp((*x)->id, (*y)->id);
+}
+
+/*
+ * The agents in id order (only: just that one), a page at a time: those after cursor ("" = from
+ * the start), at most limit (0 = all of them, as for a vigilctl from before paging); the reply's
+ * next_cursor is the last id when more follow.
+ */
+static void reply_agents(admin_t *self, const char *only, const char *cursor, uint32_t limit,
+                         struct reply *rep)
 {
     size_t n = registry_agent_count(self->registry);
     Vigil__AgentInfo *infos = reply_own(rep, calloc(n ? n : 1, sizeof(*infos)), free);
@@ -45,9 +58,16 @@ static void reply_agents(admin_t *self, const char *only, struct reply *rep)
     for (struct agent *a = registry_agent_next(self->registry, NULL); a && count < n;
          a = registry_agent_next(self->registry, a))
         agents[count++] = a;
+    qsort(agents, count, sizeof(*agents), compare_agent_ids);
     for (size_t i = 0; i < count; i++) {
         if (only && strcmp(agents[i]->id, only) != 0)
             continue;
+        if (cursor && cursor[0] && strcmp(agents[i]->id, cursor) <= 0)
+            continue;
+        if (limit && rep->msg.n_agents == limit) {
+            rep->msg.next_cursor = (char *)ptrs[limit - 1]->id; /* the registry's, borrowed */
+            break;
+        }
         /* A pending key that claims a node another agent holds is shown with the holder. */
         const struct agent *holder = NULL;
         for (size_t k = 0; k < count && agents[i]->state == VIGIL__AGENT_STATE__AGENT_STATE_PENDING;
@@ -71,8 +91,14 @@ static void list_agents(admin_t *self, const struct operator* op, const Vigil__A
                         struct reply *rep)
 {
     (void)op;
-    (void)req;
-    reply_agents(self, NULL, rep);
+    reply_agents(self, NULL, req->list_agents->cursor, req->list_agents->limit, rep);
+}
+
+static const char *check_list(const Vigil__AdminRequest *req)
+{
+    if (req->list_agents->limit > AGENTS_PAGE_MAX)
+        return "at most 10000 agents per page";
+    return vg_text_fits(req->list_agents->cursor, VG_MAX_NAME_LEN) ? NULL : "cursor too long";
 }
 
 /* Another agent than except reports for node and is active: the node is still up. */
@@ -117,7 +143,7 @@ static void rename_agent(admin_t *self, const struct operator* op, struct agent 
             self->observer.agent_state(self->observer.userdata, old, false, now);
         self->observer.agent_state(self->observer.userdata, a->node, true, now);
     }
-    reply_agents(self, a->id, rep);
+    reply_agents(self, a->id, NULL, 0, rep);
 }
 
 /* approve: pending -> active (or a rename); revoke: anything -> revoked (effective on the
@@ -180,7 +206,7 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
     if (self->observer.agent_state && was_up != is_up &&
         (is_up || !node_has_other_active(self, a->node, a)))
         self->observer.agent_state(self->observer.userdata, a->node, is_up, now);
-    reply_agents(self, id, rep);
+    reply_agents(self, id, NULL, 0, rep);
 }
 
 static const char *check_approve(const Vigil__AdminRequest *req)
@@ -206,7 +232,8 @@ static void revoke_agent(admin_t *self, const struct operator* op, const Vigil__
 }
 
 const struct admin_command admin_agent_commands[] = {
-    {VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS, ROLE_VIEWER, "listing agents", NULL, list_agents},
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_AGENTS, ROLE_VIEWER, "listing agents", check_list,
+     list_agents},
     {VIGIL__ADMIN_REQUEST__BODY_APPROVE_AGENT, ROLE_ADMIN, "approving agents", check_approve,
      approve_agent},
     {VIGIL__ADMIN_REQUEST__BODY_REVOKE_AGENT, ROLE_ADMIN, "revoking agents", check_revoke,

@@ -315,11 +315,21 @@ struct store_signal {
     int state; /* Vigil__SignalState */
     int64_t ts_ms;
 };
+/* Which latest samples, and from where: one page of the listing. */
+struct store_signal_page {
+    const char *node;       /* NULL or "" = every node */
+    const char *name_regex; /* POSIX regular expression the name matches; NULL = every name */
+    /* Keyset cursor: the page starts after the series (node, name, labels text, agent id);
+     * after_node NULL = from the start. */
+    const char *after_node, *after_name, *after_labels, *after_agent;
+    uint32_t limit; /* rows at most */
+};
 /*
- * Calls cb with the latest sample of every series (of agents on node, or all when node is
- * NULL or ""), ordered by node, name, labels. Stops early if cb returns non-zero.
+ * Calls cb with the latest sample of each series of the page, ordered by node, name, labels
+ * (as text) and agent: the database returns the page alone, never the whole table. Stops early
+ * if cb returns non-zero. -EINVAL for a name_regex PostgreSQL refuses.
  */
-int store_signals_latest(store_t *self, const char *node,
+int store_signals_latest(store_t *self, const struct store_signal_page *page,
                          int (*cb)(const struct store_signal *sig, void *userdata), void *userdata);
 
 /* ---- audit ---- */

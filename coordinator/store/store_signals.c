@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct signal_walk {
@@ -31,22 +33,36 @@ static int signal_row(const PGresult *res, int i, void *userdata)
     return walk->cb(&sig, walk->userdata);
 }
 
-int store_signals_latest(store_t *self, const char *node,
+int store_signals_latest(store_t *self, const struct store_signal_page *page,
                          int (*cb)(const struct store_signal *sig, void *userdata), void *userdata)
 {
-    if (!self || !cb)
+    if (!self || !page || !cb || page->limit == 0)
         return -EINVAL;
     int r = store_ensure_conn(self);
     if (r < 0)
         return r;
-    const char *params[] = {node && node[0] ? node : NULL};
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%u", page->limit);
+    bool after = page->after_node != NULL;
+    const char *params[] = {
+        page->node && page->node[0] ? page->node : NULL,
+        page->name_regex,
+        after ? page->after_node : NULL,
+        after ? page->after_name : NULL,
+        after ? page->after_labels : NULL,
+        after ? page->after_agent : NULL,
+        limit,
+    };
     struct signal_walk walk = {cb, userdata};
     return store_query_rows(
         self, "list latest signals",
-        "SELECT l.agent_id, coalesce(l.node, a.node, ''), l.name, l.labels::text, l.unit, l.value,"
-        " l.state, (extract(epoch FROM l.ts) * 1000)::bigint"
-        " FROM signal_latest l LEFT JOIN agents a ON a.id = l.agent_id"
-        " WHERE $1::text IS NULL OR coalesce(l.node, a.node) = $1"
-        " ORDER BY 2, l.name, l.labels::text",
-        1, params, signal_row, &walk);
+        "SELECT * FROM (SELECT l.agent_id, coalesce(l.node, a.node, '') AS node, l.name,"
+        "  l.labels::text AS labels, l.unit, l.value, l.state,"
+        "  (extract(epoch FROM l.ts) * 1000)::bigint"
+        "  FROM signal_latest l LEFT JOIN agents a ON a.id = l.agent_id"
+        "  WHERE ($1::text IS NULL OR coalesce(l.node, a.node) = $1)"
+        "  AND ($2::text IS NULL OR l.name ~ $2)) s"
+        " WHERE $3::text IS NULL OR (s.node, s.name, s.labels, s.agent_id) > ($3, $4, $5, $6)"
+        " ORDER BY s.node, s.name, s.labels, s.agent_id LIMIT $7::integer",
+        7, params, signal_row, &walk);
 }

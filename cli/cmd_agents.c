@@ -9,20 +9,11 @@
 
 #define AGENT_ID_MAX_LEN VG_MAX_NAME_LEN
 
+/* The state's name, "unknown" for a value this vigilctl does not know. */
 static const char *state_name(Vigil__AgentState state)
 {
-    switch (state) {
-    case VIGIL__AGENT_STATE__AGENT_STATE_PENDING:
-        return "pending";
-    case VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE:
-        return "active";
-    case VIGIL__AGENT_STATE__AGENT_STATE_LOST:
-        return "lost";
-    case VIGIL__AGENT_STATE__AGENT_STATE_REVOKED:
-        return "revoked";
-    default:
-        return "unknown";
-    }
+    const char *name = vg_agent_state_name(state);
+    return name ? name : "unknown";
 }
 
 static json_int_t json_count(uint64_t count)

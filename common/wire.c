@@ -546,3 +546,27 @@ int vg_zmq_curve_client(void *socket, const char *public_z85, const char *secret
         return -zmq_errno();
     return 0;
 }
+
+/* The one table of agent state names: the store's column, logs, metrics, vigilctl. */
+static const char *const agent_state_names[] = {
+    [VIGIL__AGENT_STATE__AGENT_STATE_PENDING] = "pending",
+    [VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE] = "active",
+    [VIGIL__AGENT_STATE__AGENT_STATE_LOST] = "lost",
+    [VIGIL__AGENT_STATE__AGENT_STATE_REVOKED] = "revoked",
+};
+
+const char *vg_agent_state_name(Vigil__AgentState state)
+{
+    if ((unsigned)state >= sizeof(agent_state_names) / sizeof(agent_state_names[0]))
+        return NULL;
+    return agent_state_names[state];
+}
+
+Vigil__AgentState vg_agent_state_parse(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(agent_state_names) / sizeof(agent_state_names[0]); i++) {
+        if (agent_state_names[i] && strcmp(name, agent_state_names[i]) == 0)
+            return (Vigil__AgentState)i;
+    }
+    return VIGIL__AGENT_STATE__AGENT_STATE_UNSPECIFIED;
+}

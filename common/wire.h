@@ -40,8 +40,8 @@ _Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never
 #define VG_MAX_MESSAGE_BYTES (4 * 1024 * 1024) /* larger messages are refused as oversized */
 #define VG_MAX_SIGNALS_PER_BATCH 20000
 #define VG_MAX_LABELS_PER_SIGNAL 16
-#define VG_MAX_NAME_LEN 128   /* signal names, label keys, node names */
-#define VG_MAX_VALUE_LEN 1024 /* label values, free text */
+#define VG_MAX_NAME_LEN 128              /* signal names, label keys, node names */
+#define VG_MAX_VALUE_LEN 1024            /* label values, free text */
 #define VG_MAX_REPORT_BYTES (256 * 1024) /* a post-incident report's text */
 #define VG_MAX_ACK_RANGES 4096
 
@@ -87,6 +87,11 @@ enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Env
 bool vg_text_fits(const char *s, size_t max);
 bool vg_evidence_kind_name_ok(const char *kind);
 bool vg_evidence_args_ok(Vigil__Label *const *args, size_t n);
+
+/* Agent states by name ("pending", "active", "lost", "revoked"): NULL for another value, and
+ * UNSPECIFIED for a name that is none of them. */
+const char *vg_agent_state_name(Vigil__AgentState state);
+Vigil__AgentState vg_agent_state_parse(const char *name);
 
 /* Messages decoded without their unknown fields because they had more than the caps. */
 uint64_t vg_wire_unknown_capped(void);

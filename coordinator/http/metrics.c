@@ -45,13 +45,6 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     [REFUSE_KEY_MISMATCH] = "key_mismatch",
 };
 
-static const char *const agent_state_names[AGENT_STATES] = {
-    [1] = "pending",
-    [2] = "active",
-    [3] = "lost",
-    [4] = "revoked",
-};
-
 /* Upper bounds of vigil_store_batch_seconds' finite buckets, as numbers and as "le" labels. */
 static const double batch_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                       0.1,   0.25,   0.5,   1,    2.5};
@@ -576,8 +569,8 @@ static void render_locked(FILE *out)
 
     put_header(out, "vigil_agents", "gauge", "Known agents, by state.");
     for (size_t state = 1; state < AGENT_STATES; state++)
-        fprintf(out, "vigil_agents{state=\"%s\"} %" PRIu64 "\n", agent_state_names[state],
-                metrics.agents_by_state[state]);
+        fprintf(out, "vigil_agents{state=\"%s\"} %" PRIu64 "\n",
+                vg_agent_state_name((Vigil__AgentState)state), metrics.agents_by_state[state]);
 
     put_header(out, "vigil_agent_spool_depth", "gauge",
                "Messages waiting in an agent's spool, as of its last heartbeat.");

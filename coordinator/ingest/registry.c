@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "timeutil.h"
+#include "wire.h"
 
 struct registry {
     zhashx_t *agents;    /* id -> struct agent (owned) */
@@ -160,18 +161,8 @@ int registry_operator_add(registry_t *self, const struct operator* op)
 
 const char *agent_state_name(Vigil__AgentState state)
 {
-    switch (state) {
-    case VIGIL__AGENT_STATE__AGENT_STATE_PENDING:
-        return "pending";
-    case VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE:
-        return "active";
-    case VIGIL__AGENT_STATE__AGENT_STATE_LOST:
-        return "lost";
-    case VIGIL__AGENT_STATE__AGENT_STATE_REVOKED:
-        return "revoked";
-    default:
-        return "unknown";
-    }
+    const char *name = vg_agent_state_name(state);
+    return name ? name : "unknown";
 }
 
 static const char *const role_names[] = {NULL, "viewer", "responder", "admin"};

@@ -18,38 +18,12 @@
 
 #include "log.h"
 #include "utf8.h"
+#include "wire.h"
 
 /* PostgreSQL's bigint holds what an agent can count; clamp the rest rather than fail. */
 static int64_t clamp_u64(uint64_t v)
 {
     return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
-}
-
-static const char *state_name(Vigil__AgentState state)
-{
-    switch (state) {
-    case VIGIL__AGENT_STATE__AGENT_STATE_PENDING:
-        return "pending";
-    case VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE:
-        return "active";
-    case VIGIL__AGENT_STATE__AGENT_STATE_LOST:
-        return "lost";
-    case VIGIL__AGENT_STATE__AGENT_STATE_REVOKED:
-        return "revoked";
-    default:
-        return NULL;
-    }
-}
-
-static Vigil__AgentState state_parse(const char *name)
-{
-    static const Vigil__AgentState states[] = {
-        VIGIL__AGENT_STATE__AGENT_STATE_PENDING, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE,
-        VIGIL__AGENT_STATE__AGENT_STATE_LOST, VIGIL__AGENT_STATE__AGENT_STATE_REVOKED};
-    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-        if (strcmp(name, state_name(states[i])) == 0)
-            return states[i];
-    return VIGIL__AGENT_STATE__AGENT_STATE_UNSPECIFIED;
 }
 
 /* ---- agents ---- */
@@ -78,7 +52,7 @@ static int agent_row(const PGresult *res, int i, void *userdata)
     memcpy(a.id, id, strlen(id) + 1);
     memcpy(a.public_key, key, strlen(key) + 1);
     snprintf(a.node, sizeof(a.node), "%s", PQgetvalue(res, i, 2));
-    a.state = state_parse(PQgetvalue(res, i, 3));
+    a.state = vg_agent_state_parse(PQgetvalue(res, i, 3));
     snprintf(a.agent_version, sizeof(a.agent_version), "%s", PQgetvalue(res, i, 4));
     if (!store_parse_i64(PQgetvalue(res, i, 5), &a.enrolled_at_ms) ||
         !store_parse_i64(PQgetvalue(res, i, 6), &a.state_since_ms) ||
@@ -113,7 +87,7 @@ int store_agent_upsert(store_t *self, const struct store_agent *agent)
 {
     if (!self || !agent)
         return -EINVAL;
-    const char *state = state_name(agent->state);
+    const char *state = vg_agent_state_name(agent->state);
     if (!state || !agent->id[0] || !store_fits(agent->id, sizeof(agent->id)) ||
         !store_fits(agent->public_key, sizeof(agent->public_key)) || !agent->public_key[0] ||
         !store_fits(agent->node, sizeof(agent->node)) ||
@@ -202,7 +176,7 @@ int store_agent_rename(store_t *self, const char *id, const char *node, const ch
 int store_agent_set_state(store_t *self, const char *id, Vigil__AgentState state, int64_t at_ms,
                           const char *actor, const char *reason)
 {
-    const char *name = state_name(state);
+    const char *name = vg_agent_state_name(state);
     if (!self || !id || !name || !vg_utf8_valid(id) || (actor && !vg_utf8_valid(actor)) ||
         (reason && !vg_utf8_valid(reason)))
         return -EINVAL;

@@ -159,10 +159,27 @@ http_port=$(yaml_value http port)
 http_port=${http_port:-7480}
 
 coord_pid="" agent_pid=""
+# stop_one NAME PID: SIGTERM, up to 15 s to exit (the coordinator stops its PostgreSQL), then
+# SIGKILL with a line saying so: Ctrl-C always ends make run.
+stop_one() {
+    local name=$1 pid=$2
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+        # jobs -r: still running (kill -0 would also see one that exited but is not reaped).
+        jobs -rp | grep -qx "$pid" || break
+        sleep 0.1
+    done
+    if jobs -rp | grep -qx "$pid"; then
+        echo "run: the $name did not stop within 15 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
 stop() {
     trap - INT TERM EXIT
-    [[ -n $agent_pid ]] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    [[ -n $coord_pid ]] && kill -TERM "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
+    stop_one agent "$agent_pid"
+    stop_one coordinator "$coord_pid"
     echo "run: stopped (state kept in var/)"
     exit 0
 }

@@ -8,17 +8,13 @@ h_setup
 # ---- configuration ----
 h_write_coordinator_config
 sed -i 's/^  agents: /  agent: /' "$H_DIR/coordinator.yaml"
-set +e
-out=$("$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" 2>&1); rc=$?
-set -e
+h_capture out rc "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml"
 [[ $rc == 78 ]] || h_fail "unknown key: exit $rc, expected 78"
 grep -Eq 'coordinator.yaml:[0-9]+:[0-9]+: .*unknown key "listen.agent"' <<<"$out" || h_fail "unknown key message: $out"
 
 h_write_coordinator_config
 sed -i "s/^  port: .*/  port: 70000/" "$H_DIR/coordinator.yaml"
-set +e
-out=$("$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" 2>&1); rc=$?
-set -e
+h_capture out rc "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml"
 [[ $rc == 78 ]] && grep -Eq ':[0-9]+:[0-9]+: "http.port": must be between 1 and 65535' <<<"$out" ||
     h_fail "out-of-range port: exit $rc: $out"
 
@@ -27,9 +23,7 @@ h_write_coordinator_config
     h_fail "-n does not accept a good configuration"
 
 chmod 644 "$H_DIR/enrollment.secret"
-set +e
-out=$("$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" 2>&1); rc=$?
-set -e
+h_capture out rc "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml"
 [[ $rc == 78 ]] && grep -q "readable by group or others" <<<"$out" ||
     h_fail "a world-readable enrollment secret was accepted: exit $rc: $out"
 chmod 600 "$H_DIR/enrollment.secret"
@@ -37,9 +31,7 @@ chmod 600 "$H_DIR/enrollment.secret"
 # The agent: an element of a list is named, and -n builds the log patterns.
 agent_check() { # YAML -> sets out, rc
     printf 'coordinator:\n  public_key: "%s"\n%s\n' "$H_COORD_PUB" "$1" >"$H_DIR/agent-check.yaml"
-    set +e
-    out=$("$VIGIL_BUILD/vigil-agent" -n -c "$H_DIR/agent-check.yaml" 2>&1); rc=$?
-    set -e
+    h_capture out rc "$VIGIL_BUILD/vigil-agent" -n -c "$H_DIR/agent-check.yaml"
 }
 agent_check $'collectors:\n  http:\n    targets:\n      - {name: a, url: "http://x/"}\n      - {name: b, urll: "http://y/"}'
 [[ $rc == 78 ]] && grep -Eq 'agent-check.yaml:[0-9]+:[0-9]+: unknown key "collectors.http.targets\[1\].urll" \(did you mean "collectors.http.targets\[1\].url"\?\)' <<<"$out" ||
@@ -51,9 +43,7 @@ h_pass "configuration errors name file, line, column and key"
 
 # ---- an unreachable database: retried, then exit 69 with the reason ----
 h_write_coordinator_config $'store:\n  url: "host=/nonexistent port=1 dbname=vigil connect_timeout=1"\n  start_timeout: 2s'
-set +e
-out=$(timeout 30 "$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml" 2>&1); rc=$?
-set -e
+h_capture out rc timeout 30 "$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml"
 [[ $rc == 69 ]] || h_fail "unreachable database: exit $rc, expected 69: $out"
 grep -qi "unreachable" <<<"$out" || h_fail "unreachable database: no clear message: $out"
 h_pass "an unreachable database at start is retried, then exit 69"
@@ -91,9 +81,7 @@ h_pass "hostile messages are refused, counted and logged; the coordinator carrie
 # ---- a key file others can read is refused ----
 h_stop_agent node-a
 chmod 644 "$H_DIR/agents/node-a/state/agent.key"
-set +e
-out=$(timeout 20 "$VIGIL_BUILD/vigil-agent" -c "$H_DIR/agents/node-a/agent.yaml" 2>&1); rc=$?
-set -e
+h_capture out rc timeout 20 "$VIGIL_BUILD/vigil-agent" -c "$H_DIR/agents/node-a/agent.yaml"
 ((rc != 0)) && grep -q "readable by group or others" <<<"$out" ||
     h_fail "an agent started with a world-readable key: exit $rc: $out"
 h_pass "an agent refuses a key file readable by others"

@@ -75,10 +75,7 @@ id=$(h_sql "select max(id) from evidence")
 (($(h_sql "select count(*) from evidence_chunks c join evidence e using (agent_id, artifact) where e.id = $id") > 1)) ||
     h_fail "a 5 MiB file arrived in one chunk"
 h_ctl evidence get "$id" --out - | cmp - "$H_DIR/files/big.bin" || h_fail "--out - differs"
-set +e
-out=$(h_ctl evidence get "$id" --out "$f" 2>&1)
-rc=$?
-set -e
+h_capture out rc h_ctl evidence get "$id" --out "$f"
 [[ $rc != 0 ]] && grep -q "never overwritten" <<<"$out" || h_fail "evidence get overwrote a file: $out"
 h_pass "a 5 MiB file arrives in chunks and comes back byte for byte"
 
@@ -87,10 +84,7 @@ stored_before=$(h_sql "select count(*) from evidence")
 refused() { # DESCRIPTION PATTERN vigilctl-collect-args...
     local what=$1 pattern=$2 out rc
     shift 2
-    set +e
-    out=$(h_ctl collect "$@" 2>&1)
-    rc=$?
-    set -e
+    h_capture out rc h_ctl collect "$@"
     [[ $rc != 0 ]] || h_fail "$what was not refused: $out"
     grep -Eq "$pattern" <<<"$out" || h_fail "$what: unclear message: $out"
     h_log "$what: exit $rc: $out"
@@ -122,10 +116,7 @@ h_ctl evidence list | head -1 | grep -q "ID.*COLLECTION.*NODE.*KIND.*STATUS.*SIZ
 h_pass "collect --all stores one artifact per agent"
 
 # ---- the vault is append-only and chained ----
-set +e
-out=$(h_sql "delete from evidence" 2>&1)
-rc=$?
-set -e
+h_capture out rc h_sql "delete from evidence"
 [[ $rc != 0 ]] && grep -q "append-only" <<<"$out" || h_fail "evidence rows could be deleted: $out"
 broken=$(h_sql "select count(*) from (select prev_chain, lag(chain) over (order by id) as before, id
                 from evidence) s where id > (select min(id) from evidence) and prev_chain <> before")

@@ -19,7 +19,7 @@ fake() { # NODE MODE [FILE]
     FAKE_PIDS[$1]=$!
     h_wait "$1 ready" 20 grep -q ready "$H_DIR/fake-$1.out"
 }
-run() { set +e; out=$(h_ctl "$@" 2>&1); rc=$?; set -e; }
+run() { h_capture out rc h_ctl "$@"; }
 
 fake node-ok ok
 run collect --node node-ok file --arg path=/any -o json
@@ -81,9 +81,7 @@ h_wait "the never-completed upload removed" 15 removed
     h_fail "chunks of the never-completed upload are still stored"
 h_sql "select detail from audit_log where action = 'evidence.incomplete_removed'" | grep -q "never completed" ||
     h_fail "the removal is not in the audit log"
-set +e
-err=$(h_sql "delete from evidence_chunks where agent_id in (select agent_id from evidence)" 2>&1)
-set -e
+h_capture err _ h_sql "delete from evidence_chunks where agent_id in (select agent_id from evidence)"
 grep -q "append-only" <<<"$err" || h_fail "chunks of a verified artifact could be deleted: $err"
 kill "${FAKE_PIDS[node-partial]}" 2>/dev/null || true
 h_pass "an upload that never completes is removed after its request failed; verified chunks stay"

@@ -17,10 +17,7 @@ h_sql "INSERT INTO operators (id, name, public_key, role)
 h_stop_coordinator # operators are loaded at start-up
 h_start_coordinator
 h_write_ctl_config "$H_DIR/viewer.yaml" "$H_DIR/viewer.key"
-set +e
-out=$(VIGIL_CONFIG="$H_DIR/viewer.yaml" "$VIGIL_BUILD/vigilctl" evidence verify 2>&1)
-rc=$?
-set -e
+h_capture out rc env VIGIL_CONFIG="$H_DIR/viewer.yaml" "$VIGIL_BUILD/vigilctl" evidence verify
 [[ $rc == 1 ]] && grep -q "verifying the evidence vault needs the responder role (you are viewer)" <<<"$out" ||
     h_fail "a viewer's verify: exit $rc: $out"
 h_pass "a viewer cannot start a verification"
@@ -39,7 +36,7 @@ YAML
 active() { [[ $(h_ctl agents -o json | jq '[.[] | select(.state == "active")] | length') == 1 ]]; }
 h_wait "the agent active" 30 active
 
-run() { set +e; out=$(h_ctl evidence verify "$@" 2>&1); rc=$?; set -e; }
+run() { h_capture out rc h_ctl evidence verify "$@"; }
 
 run
 [[ $rc == 0 && $out == "evidence vault: 0 artifacts, 0 bytes, chain intact" ]] ||

@@ -49,10 +49,7 @@ viewer() { VIGIL_CONFIG="$H_DIR/viewer.yaml" "$VIGIL_BUILD/vigilctl" "$@"; }
 viewer incidents -o json | jq -e --argjson id "$id" 'any(.id == $id)' >/dev/null ||
     h_fail "a viewer should list incidents"
 viewer incident show "$id" >/dev/null || h_fail "a viewer should see an incident"
-set +e
-out=$(viewer ack "$id" 2>&1)
-status=$?
-set -e
+h_capture out status viewer ack "$id"
 [[ $status == 1 ]] || h_fail "a viewer's ack should fail with status 1, got $status: $out"
 grep -q "permission denied: acknowledging incidents needs the responder role (you are viewer)" <<<"$out" ||
     h_fail "unexpected refusal: $out"
@@ -61,15 +58,9 @@ h_pass "a viewer lists and shows incidents; acknowledging is forbidden"
 # ---- ack and resolve as admin ---------------------------------------------------------------
 h_ctl ack "$id" --note "on it" -o json | jq -e '.state == "acknowledged" and .acknowledged_at != null' >/dev/null ||
     h_fail "ack did not acknowledge $id"
-set +e
-out=$(h_ctl ack "$id" 2>&1)
-status=$?
-set -e
+h_capture out status h_ctl ack "$id"
 [[ $status == 1 && $out == *"already acknowledged"* ]] || h_fail "a second ack: $status $out"
-set +e
-out=$(h_ctl resolve "$id" 2>&1)
-status=$?
-set -e
+h_capture out status h_ctl resolve "$id"
 [[ $status == 2 && $out == *"--note"* ]] || h_fail "resolve without a note: $status $out"
 h_ctl resolve "$id" --note "restarted the app servers" | grep -qx "incident $id resolved" ||
     h_fail "resolve did not say so"
@@ -100,18 +91,12 @@ h_pass "a symptom returning soon after the resolve reopens the same incident"
 
 # ---- unknown ids and bad input --------------------------------------------------------------
 for cmd in "incident show 999999" "ack 999999" "resolve 999999 --note x"; do
-    set +e
     # shellcheck disable=SC2086 # the words are the command line
-    out=$(h_ctl $cmd 2>&1)
-    status=$?
-    set -e
+    h_capture out status h_ctl $cmd
     [[ $status == 1 && $out == "vigilctl: incident 999999 not found" ]] ||
         h_fail "$cmd: expected 'not found' and status 1, got $status: $out"
 done
-set +e
-out=$(h_ctl ack abc 2>&1)
-status=$?
-set -e
+h_capture out status h_ctl ack abc
 [[ $status == 2 && $out == *"not an incident id"* ]] || h_fail "ack abc: $status $out"
 h_pass "unknown ids are 'not found' (status 1), malformed ones a usage error (status 2)"
 

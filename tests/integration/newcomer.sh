@@ -81,7 +81,7 @@ ctrl_c_and_check() {
     # Bounded: a script that does not stop must fail the test, with what it was doing.
     while kill -0 "$run_pgid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
     if kill -0 "$run_pgid" 2>/dev/null; then
-        ps -o pid,stat,wchan:20,cmd -g "$run_pgid" >&2 || true
+        ps -e -o pid,pgid,stat,wchan:24,cmd | awk -v g="$run_pgid" 'NR == 1 || $2 == g' >&2 || true
         cat "$log" >&2
         h_fail "$what: still running 30 s after Ctrl-C"
     fi

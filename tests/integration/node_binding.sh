@@ -36,10 +36,7 @@ grep -q "claims node=vm held by agent=$vm" "$H_DIR/coordinator.log" || h_fail "t
 sleep 2
 [[ $(h_sql "select count(*) from agent_messages where agent_id = '$imp'") == 0 ]] ||
     h_fail "the impostor's messages were stored as vm's"
-set +e
-out=$(h_ctl agents approve "$imp" 2>&1)
-rc=$?
-set -e
+h_capture out rc h_ctl agents approve "$imp"
 [[ $rc != 0 ]] && grep -q "node vm is held by agent $vm" <<<"$out" ||
     h_fail "approving a claim on a held node: exit $rc: $out"
 h_pass "a second key claiming a node waits, shown beside the holder, and cannot be approved over it"

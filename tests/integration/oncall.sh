@@ -20,10 +20,7 @@ h_write_coordinator_config "paging:
       levels:
         - {delay: 0s, targets: [\"contact:oncall\"]}
         - {delay: 1h, targets: [\"contact:cto\"]}"
-set +e
-out=$("$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" 2>&1)
-rc=$?
-set -e
+h_capture out rc "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml"
 [[ $rc == 78 ]] || h_fail "-n with a level that reaches nobody: exit $rc, want 78 ($out)"
 line=$(grep -n '"contact:cto"' "$H_DIR/coordinator.yaml" | cut -d: -f1)
 col=$(awk -v n="$line" 'NR == n { print index($0, "\"contact:cto\"") }' "$H_DIR/coordinator.yaml")
@@ -82,23 +79,16 @@ h_ctl oncall | grep -E "^primary +$user +" >/dev/null || h_fail "table: $(h_ctl 
 h_pass "oncall: primary is $user until $(rfc3339 "$until"), then $next; emea hands over Monday 09:00 Berlin"
 
 # ---- 3. an override ----------------------------------------------------------------------------
-set +e
-out=$(h_ctl oncall override --schedule nosuch --user dave --from now --to +2h 2>&1)
-rc=$?
+h_capture out rc h_ctl oncall override --schedule nosuch --user dave --from now --to +2h
 [[ $rc == 1 && $out == *'no schedule named "nosuch"'* ]] || h_fail "unknown schedule: $rc $out"
-out=$(h_ctl oncall override --schedule primary --user erin --from now --to +2h 2>&1)
-rc=$?
+h_capture out rc h_ctl oncall override --schedule primary --user erin --from now --to +2h
 [[ $rc == 1 && $out == *'no contact named "erin"'* ]] || h_fail "unknown user: $rc $out"
-out=$(h_ctl oncall override --schedule primary --user dave --from +2h --to +1h 2>&1)
-rc=$?
+h_capture out rc h_ctl oncall override --schedule primary --user dave --from +2h --to +1h
 [[ $rc == 2 && $out == *'--to must be after --from'* ]] || h_fail "to before from: $rc $out"
-out=$(h_ctl oncall override --schedule primary --user dave --from yesterday --to +1h 2>&1)
-rc=$?
+h_capture out rc h_ctl oncall override --schedule primary --user dave --from yesterday --to +1h
 [[ $rc == 2 && $out == *'--from must be'* ]] || h_fail "bad time: $rc $out"
-out=$(h_ctl oncall --schedule primary 2>&1)
-rc=$?
+h_capture out rc h_ctl oncall --schedule primary
 [[ $rc == 2 ]] || h_fail "oncall list --schedule: $rc $out"
-set -e
 
 ovr=$(h_ctl oncall override --schedule primary --user dave --from now --to +2h -o json)
 id=$(jq -r .id <<<"$ovr")

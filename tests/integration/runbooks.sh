@@ -125,10 +125,7 @@ h_healthz || h_fail "the coordinator is not healthy after a refused reload"
 kill -0 "$H_COORD_PID" || h_fail "the coordinator exited on a refused reload"
 [[ $(h_metric vigil_runbooks_loaded) == "$expected" ]] ||
     h_fail "vigil_runbooks_loaded changed to $(h_metric vigil_runbooks_loaded) after a refused reload"
-set +e
-out=$("$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" 2>&1)
-code=$?
-set -e
+h_capture out code "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml"
 [[ $code == 78 ]] || h_fail "-n with a broken runbook exited $code, not 78: $out"
 grep -qE "zz-broken\.yaml:[0-9]+:[0-9]+: " <<<"$out" || h_fail "-n does not name the broken file with its position: $out"
 h_pass "broken runbook refused on SIGHUP (counted, healthy, set kept) and by -n (exit 78)"

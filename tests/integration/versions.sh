@@ -38,10 +38,7 @@ h_pass "agents one version behind and one ahead enroll and deliver"
 refused() { # VERSION WORDS: refused with REFUSAL_VERSION, a reason, a log line and a metric
     local v=$1 words=$2 before after out rc
     before=$(h_metric 'vigil_messages_refused_total{reason="version"}')
-    set +e
-    out=$(sim --protocol-version "$v" --node-prefix "v$v" 2>&1)
-    rc=$?
-    set -e
+    h_capture out rc sim --protocol-version "$v" --node-prefix "v$v"
     [[ $rc == 3 ]] || h_fail "version $v: expected a version refusal (exit 3), got exit $rc: $out"
     grep -q "refused code=4 reason=$words" <<<"$out" ||
         h_fail "version $v: the refusal does not say why: $out"

@@ -8,6 +8,7 @@
 #   h_ctl agents -o json         # vigilctl as the admin operator
 #   h_sql "select ..."           # psql against the coordinator's private cluster
 #   h_wait "what" TIMEOUT_S cmd  # poll until cmd succeeds, or fail the test
+#   h_capture OUT RC cmd...      # cmd's output and exit status into variables, set -e aside
 # Everything started is stopped on exit, including a PostgreSQL left by a killed coordinator.
 set -euo pipefail
 
@@ -207,6 +208,20 @@ h_sql() {
 
 h_metric() { # h_metric 'name{labels}' -> value (0 when absent)
     curl -fsS "http://127.0.0.1:$H_PORT_HTTP/metrics" | awk -v m="$1" '$1 == m { print $2; f=1 } END { if (!f) print 0 }'
+}
+
+# h_capture OUT RC CMD...: runs CMD with its stdout and stderr in the variable named OUT and its
+# exit status in the one named RC ("_" when the status does not matter); a failing CMD does not
+# stop the test (set -e is off around it).
+h_capture() {
+    local __out_var=$1 __rc_var=$2 __out __rc
+    shift 2
+    set +e
+    __out=$("$@" 2>&1)
+    __rc=$?
+    set -e
+    printf -v "$__out_var" '%s' "$__out"
+    [[ $__rc_var == _ ]] || printf -v "$__rc_var" '%s' "$__rc"
 }
 
 h_wait() {

@@ -204,6 +204,8 @@ h_pass "the report: a draft from the timeline, stored, incident $id closed"
 tail_closed() { jq -s -e --argjson id "$id" 'any(.[]; .incident.id == $id and .kind == "closed")' "$H_DIR/tail.jsonl" >/dev/null; }
 h_wait "vigilctl tail, across the restart, shows the close" 5 tail_closed
 kinds=$(tail_kinds)
-[[ $kinds == opened,*,resolved,reopened,*,mitigated,*,resolved,closed ]] ||
+# In order; between the milestones, symptom events as they came (none is also fine: whether a
+# symptom clears between the mitigation and the resolve depends on timing).
+[[ $kinds =~ ^opened,(.*,)?resolved,reopened,(.*,)?mitigated,(.*,)?resolved,closed$ ]] ||
     h_fail "tail should show the whole life of incident $id in order: $kinds"
 h_pass "vigilctl tail kept following across the coordinator's restart: $kinds"

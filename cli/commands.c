@@ -62,7 +62,7 @@ int ctl_command_option(const struct ctl_command *cmd, const char *option)
 
 size_t ctl_command_owners(const char *option, char *buf, size_t buflen)
 {
-    const struct ctl_command *all[CTL_MAX_COMMANDS];
+    const struct ctl_command *all[CTL_MAX_COMMANDS] = {0};
     size_t n = ctl_command_list(all, CTL_MAX_COMMANDS), owners = 0, used = 0;
 
     if (buflen > 0)

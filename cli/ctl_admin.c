@@ -462,7 +462,7 @@ int ctl_admin_request_pages(struct ctl_context *ctx, Vigil__AdminRequest *req, c
         }
         if (n == cap) {
             size_t grown_cap = cap ? cap * 2 : 4;
-            Vigil__AdminReply **grown = realloc(pages, grown_cap * sizeof(*grown));
+            Vigil__AdminReply **grown = realloc(pages, grown_cap * sizeof(Vigil__AdminReply *));
             if (!grown) {
                 vigil__admin_reply__free_unpacked(reply, NULL);
                 ctl_admin_pages_free(pages, n);

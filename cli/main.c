@@ -56,7 +56,7 @@ static void print_form(FILE *out, const char *usage, const char *summary)
 
 static void print_help(FILE *out)
 {
-    const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+    const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
     size_t ncmds = ctl_command_list(cmds, CTL_MAX_COMMANDS);
 
     fputs("vigilctl: the Vigil operator's command line\n"
@@ -111,7 +111,7 @@ static int run_help(int argc, char **argv)
     }
     const struct ctl_command *cmd = ctl_command_find(argv[0]);
     if (cmd == NULL || argc > 1) {
-        const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+        const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
         size_t n = ctl_command_list(cmds, CTL_MAX_COMMANDS);
         char names[1024] = "";
         size_t used = 0;
@@ -179,7 +179,7 @@ static int global_option(struct ctl_context *ctx, int opt, bool *help)
  */
 static void long_options(struct option *opts)
 {
-    const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+    const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
     size_t ncmds = ctl_command_list(cmds, CTL_MAX_COMMANDS), n = NGLOBAL;
 
     memcpy(opts, global_options, sizeof(global_options));

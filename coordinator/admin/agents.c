@@ -58,7 +58,7 @@ static void reply_agents(admin_t *self, const char *only, const char *cursor, ui
     for (struct agent *a = registry_agent_next(self->registry, NULL); a && count < n;
          a = registry_agent_next(self->registry, a))
         agents[count++] = a;
-    qsort(agents, count, sizeof(*agents), compare_agent_ids);
+    qsort(agents, count, sizeof(const struct agent *), compare_agent_ids);
     for (size_t i = 0; i < count; i++) {
         if (only && strcmp(agents[i]->id, only) != 0)
             continue;

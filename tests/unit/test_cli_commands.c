@@ -29,7 +29,7 @@ static size_t all_commands(const struct ctl_command **cmds)
 /* 'vigilctl help' lists each command alphabetically, each found by its name. */
 static void test_commands_sorted_and_found(void **state)
 {
-    const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+    const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
     size_t n = all_commands(cmds);
 
     (void)state;
@@ -49,7 +49,7 @@ static void test_commands_sorted_and_found(void **state)
  * every option the command takes. */
 static void test_every_command_documented(void **state)
 {
-    const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+    const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
     size_t n = all_commands(cmds);
 
     (void)state;
@@ -91,7 +91,7 @@ static void test_options_consistent(void **state)
 {
     static const char *const global[] = {"config",  "output", "timeout",
                                          "verbose", "help",   "version"};
-    const struct ctl_command *cmds[CTL_MAX_COMMANDS];
+    const struct ctl_command *cmds[CTL_MAX_COMMANDS] = {0};
     size_t n = all_commands(cmds);
 
     (void)state;

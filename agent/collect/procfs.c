@@ -547,24 +547,47 @@ static bool parse_mount_line(struct span line, struct procfs_mount *m)
     return true;
 }
 
-int procfs_parse_mounts(const char *buf, size_t len, procfs_mount_cb cb, void *userdata)
+/*
+ * The mount tables' shared walk: handle(line) returns 1 for a line it took, 0 for one it could
+ * not parse (skipped, counted), or a negative errno that ends the walk. Returns the number of
+ * lines skipped (a cut-off last line included) or that errno.
+ */
+static int each_mount_line(const char *buf, size_t len, int (*handle)(struct span line, void *ctx),
+                           void *ctx)
 {
-    if (!buf || !cb)
-        return -EINVAL;
-    struct procfs_mount mount;
     size_t pos = 0;
     int skipped = 0;
     struct span line;
     while (next_line(buf, len, &pos, &line)) {
-        if (!parse_mount_line(line, &mount)) {
-            skipped++;
-            continue;
-        }
-        int r = cb(&mount, userdata);
+        int r = handle(line, ctx);
         if (r < 0)
             return r;
+        skipped += r == 0;
     }
     return skipped + (has_fragment(len, pos) ? 1 : 0);
+}
+
+struct mounts_walk {
+    procfs_mount_cb cb;
+    void *userdata;
+};
+
+static int mount_line(struct span line, void *ctx)
+{
+    const struct mounts_walk *w = ctx;
+    struct procfs_mount mount;
+    if (!parse_mount_line(line, &mount))
+        return 0;
+    int r = w->cb(&mount, w->userdata);
+    return r < 0 ? r : 1;
+}
+
+int procfs_parse_mounts(const char *buf, size_t len, procfs_mount_cb cb, void *userdata)
+{
+    if (!buf || !cb)
+        return -EINVAL;
+    struct mounts_walk w = {cb, userdata};
+    return each_mount_line(buf, len, mount_line, &w);
 }
 
 static bool parse_mountinfo_line(struct span line, struct procfs_mountinfo *m)
@@ -595,24 +618,27 @@ static bool parse_mountinfo_line(struct span line, struct procfs_mountinfo *m)
     return true;
 }
 
+struct mountinfo_walk {
+    procfs_mountinfo_cb cb;
+    void *userdata;
+};
+
+static int mountinfo_line(struct span line, void *ctx)
+{
+    const struct mountinfo_walk *w = ctx;
+    struct procfs_mountinfo mount;
+    if (!parse_mountinfo_line(line, &mount))
+        return 0;
+    int r = w->cb(&mount, w->userdata);
+    return r < 0 ? r : 1;
+}
+
 int procfs_parse_mountinfo(const char *buf, size_t len, procfs_mountinfo_cb cb, void *userdata)
 {
     if (!buf || !cb)
         return -EINVAL;
-    struct procfs_mountinfo mount;
-    size_t pos = 0;
-    int skipped = 0;
-    struct span line;
-    while (next_line(buf, len, &pos, &line)) {
-        if (!parse_mountinfo_line(line, &mount)) {
-            skipped++;
-            continue;
-        }
-        int r = cb(&mount, userdata);
-        if (r < 0)
-            return r;
-    }
-    return skipped + (has_fragment(len, pos) ? 1 : 0);
+    struct mountinfo_walk w = {cb, userdata};
+    return each_mount_line(buf, len, mountinfo_line, &w);
 }
 
 bool procfs_fstype_is_pseudo(const char *fstype)

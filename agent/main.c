@@ -8,6 +8,7 @@
  * Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage, 71 OS error, 75 the executor died (restart
  * the agent), 78 configuration error.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -28,6 +29,7 @@
 #include "collect.h"
 #include "evidence.h"
 #include "evidence_kinds.h"
+#include "evloop.h"
 #include "host.h"
 #include "keys.h"
 #include "link.h"
@@ -73,6 +75,8 @@ static const struct threshold_rule default_thresholds[] = {
 };
 #define MAX_THRESHOLDS 300
 
+#define AGENT_COLLECTORS 6 /* agent, host, netstat, probes, processes, logs */
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vigil-agent [-n] [-c FILE]\n"
@@ -88,6 +92,14 @@ static void usage(FILE *out)
                  "the agent), 78 configuration error.\n"
                  "An annotated example configuration is in deploy/config/agent.yaml.\n");
 }
+
+struct agent;
+
+/* One entry of the agent's collector array: the interface and the agent its handlers feed. */
+struct agent_collector {
+    struct collector c;
+    struct agent *agent;
+};
 
 struct agent {
     struct agent_config cfg;
@@ -107,19 +119,17 @@ struct agent {
     thresholds_t *thresholds;
     int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
     bool executor_ok;
-    host_collector_t *host;
-    netstat_collector_t *netstat;
-    procwatch_t *procs; /* NULL when no process is watched */
-    logtail_t *logs;    /* NULL when no log is configured */
-    probes_t *probes;   /* NULL when no probe is configured */
+    /* In the order a turn runs them; each owns its object. */
+    struct agent_collector collectors[AGENT_COLLECTORS];
+    size_t ncollectors;
+    probes_t *probes; /* borrowed from collectors[]; NULL when no probe is configured */
     evidence_t *evidence;
-    struct evidence_sources evidence_sources;
-    struct scheduled {
-        const char *name;
-        int64_t interval_ms; /* 0 = disabled */
-        int64_t next_due;    /* mono */
-        void (*run)(struct agent *a, struct collect_ctx *ctx);
-    } collectors[5];
+    struct evidence_sources evidence_sources; /* borrows the logs and probes collectors' objects */
+    vg_loop_t *loop;
+    int evidence_timer;      /* due while evidence_poll has work left */
+    int stop_signal;         /* SIGINT or SIGTERM, once one arrived */
+    struct collect_ctx turn; /* what the collectors due in this loop turn emit into */
+    bool turn_open;
 };
 
 /*
@@ -214,9 +224,11 @@ static void flush_batch(struct agent *a)
     sigbuf_clear(a->batch);
 }
 
-/* The agent's own health, as signals through the spool like any collector's. */
-static void collect_self(struct agent *a, struct collect_ctx *ctx)
+/* The agent's own health, as signals through the spool like any collector's (the "agent"
+ * collector; self is the agent). */
+static void collect_self(void *self, struct collect_ctx *ctx)
 {
+    struct agent *a = self;
     struct spool_stats st;
 
     spool_stats(a->spool, &st);
@@ -247,40 +259,6 @@ static void collect_self(struct agent *a, struct collect_ctx *ctx)
     collect_emit(ctx, "agent.evidence.sent_bytes", (double)ev.bytes, "bytes", NULL, 0);
 }
 
-static void collect_host(struct agent *a, struct collect_ctx *ctx)
-{
-    host_collector_run(a->host, ctx);
-}
-
-static void collect_netstat(struct agent *a, struct collect_ctx *ctx)
-{
-    netstat_collector_run(a->netstat, ctx);
-}
-
-static void collect_processes(struct agent *a, struct collect_ctx *ctx)
-{
-    procwatch_run(a->procs, ctx);
-}
-
-static void collect_logs(struct agent *a, struct collect_ctx *ctx)
-{
-    logtail_run(a->logs, ctx);
-}
-
-static void collectors_init(struct agent *a)
-{
-    int64_t now = vg_mono_ms();
-    a->collectors[0] =
-        (struct scheduled){"agent", a->cfg.self_signals_interval_ms, now, collect_self};
-    a->collectors[1] = (struct scheduled){"host", a->cfg.host_interval_ms, now, collect_host};
-    a->collectors[2] =
-        (struct scheduled){"netstat", a->cfg.netstat_interval_ms, now, collect_netstat};
-    a->collectors[3] = (struct scheduled){"processes", a->procs ? a->cfg.processes_interval_ms : 0,
-                                          now, collect_processes};
-    a->collectors[4] =
-        (struct scheduled){"logs", a->logs ? a->cfg.logs_interval_ms : 0, now, collect_logs};
-}
-
 static struct collect_ctx collect_begin(struct agent *a)
 {
     if (sigbuf_count(a->batch) == 0)
@@ -302,35 +280,44 @@ static void collect_end(struct agent *a, const struct collect_ctx *ctx)
         flush_batch(a);
 }
 
-/* Runs the collectors that are due. */
-static void collect_due(struct agent *a)
+/* A collector's timer. The collectors due in one loop turn emit into one context, and
+ * collect_turn_end decides once whether the batch goes: a crossing sends everything that turn
+ * measured. */
+static int on_collector_due(vg_loop_t *loop, void *userdata)
 {
-    struct collect_ctx ctx = collect_begin(a);
-    int64_t now = vg_mono_ms();
+    struct agent_collector *ac = userdata;
+    struct agent *a = ac->agent;
 
-    for (size_t i = 0; i < sizeof(a->collectors) / sizeof(a->collectors[0]); i++) {
-        struct scheduled *c = &a->collectors[i];
-        if (c->interval_ms == 0 || now < c->next_due)
-            continue;
-        c->run(a, &ctx);
-        c->next_due = now + c->interval_ms;
+    (void)loop;
+    if (!a->turn_open) {
+        a->turn = collect_begin(a);
+        a->turn_open = true;
     }
-    collect_end(a, &ctx);
+    ac->c.run(ac->c.self, &a->turn);
+    return 0;
 }
 
-/* Samples that arrive on their own: probe results, a watched process's exit. */
-static void collect_probes(struct agent *a)
+/* Samples that arrive on their own (probe results, a watched process's exit) get a context of
+ * their own, so a crossing among them is sent before the timers run. */
+static int on_collector_readable(vg_loop_t *loop, void *userdata)
 {
-    struct collect_ctx ctx = collect_begin(a);
-    probes_drain(a->probes, &ctx);
-    collect_end(a, &ctx);
+    struct agent_collector *ac = userdata;
+    struct collect_ctx ctx = collect_begin(ac->agent);
+
+    (void)loop;
+    ac->c.on_readable(ac->c.self, &ctx);
+    collect_end(ac->agent, &ctx);
+    return 0;
 }
 
-static void collect_process_exit(struct agent *a)
+/* After every turn, whether a collector ran or not: the batch goes on a crossing, or once it
+ * is batch_interval old. */
+static void collect_turn_end(struct agent *a)
 {
-    struct collect_ctx ctx = collect_begin(a);
-    procwatch_handle(a->procs, &ctx);
-    collect_end(a, &ctx);
+    if (!a->turn_open)
+        a->turn = collect_begin(a);
+    collect_end(a, &a->turn);
+    a->turn_open = false;
 }
 
 /* The runbook's defaults, overridden or extended by agent.yaml `thresholds:`. */
@@ -383,24 +370,40 @@ static size_t probe_kinds_from_config(const struct agent *a,
     return ntargets;
 }
 
+static void add_collector(struct agent *a, struct collector c)
+{
+    assert(a->ncollectors < AGENT_COLLECTORS);
+    a->collectors[a->ncollectors++] = (struct agent_collector){.c = c, .agent = a};
+}
+
+/*
+ * Builds the collectors, then hands them to the array in the order a loop turn serves them:
+ * the timers of agent, host, netstat, processes and logs run in that order, and probe results
+ * are drained before process exits are read.
+ */
 static int start_collectors(struct agent *a)
 {
     char err[1024];
     char path[PATH_MAX];
+    int code = EXIT_CONFIG;
+    host_collector_t *host = host_collector_new("/proc");
+    netstat_collector_t *netstat = netstat_collector_new("/proc");
+    procwatch_t *procs = NULL; /* NULL when no process is watched */
+    logtail_t *logs = NULL;    /* NULL when no log is configured */
+    probes_t *probes = NULL;   /* NULL when no probe is configured */
 
-    a->host = host_collector_new("/proc");
-    a->netstat = netstat_collector_new("/proc");
-    if (!a->host || !a->netstat) {
+    if (!host || !netstat) {
         vg_log(VG_LOG_ERROR, "out of memory");
-        return EXIT_OSERR;
+        code = EXIT_OSERR;
+        goto err_destroy_collectors;
     }
-    vg_log(VG_LOG_INFO, "socket tables read through %s", netstat_collector_source(a->netstat));
+    vg_log(VG_LOG_INFO, "socket tables read through %s", netstat_collector_source(netstat));
     if (a->cfg.processes_watch.count && a->cfg.processes_interval_ms) {
-        a->procs = procwatch_new(a->cfg.processes_watch.items, a->cfg.processes_watch.count,
-                                 "/proc", "/sys/fs/cgroup", err, sizeof(err));
-        if (!a->procs) {
+        procs = procwatch_new(a->cfg.processes_watch.items, a->cfg.processes_watch.count, "/proc",
+                              "/sys/fs/cgroup", err, sizeof(err));
+        if (!procs) {
             vg_log(VG_LOG_ERROR, "collectors.processes: %s", err);
-            return EXIT_CONFIG;
+            goto err_destroy_collectors;
         }
     }
     if (a->cfg.logs_files.count && a->cfg.logs_interval_ms) {
@@ -410,30 +413,44 @@ static int start_collectors(struct agent *a)
             .max_read_per_run = a->cfg.logs_max_read_bytes,
         };
         snprintf(path, sizeof(path), "%s/log-offsets", a->cfg.state_dir);
-        a->logs = logtail_new(a->cfg.logs_files.items, a->cfg.logs_files.count, &opt, path, err,
-                              sizeof(err));
-        if (!a->logs) {
+        logs = logtail_new(a->cfg.logs_files.items, a->cfg.logs_files.count, &opt, path, err,
+                           sizeof(err));
+        if (!logs) {
             vg_log(VG_LOG_ERROR, "collectors.logs: %s", err);
-            return EXIT_CONFIG;
+            goto err_destroy_collectors;
         }
     }
     struct probes_kind_config probe_kinds[PROBE_KINDS];
     size_t nprobe_targets = probe_kinds_from_config(a, probe_kinds);
     if (nprobe_targets) {
-        a->probes = probes_new(probe_kinds, PROBE_KINDS, a->cfg.probe_dir, err, sizeof(err));
-        if (!a->probes) {
+        probes = probes_new(probe_kinds, PROBE_KINDS, a->cfg.probe_dir, err, sizeof(err));
+        if (!probes) {
             vg_log(VG_LOG_ERROR, "probes: %s", err);
-            return EXIT_CONFIG;
+            goto err_destroy_collectors;
         }
     }
 
+    a->probes = probes;
     a->evidence_sources = (struct evidence_sources){
         .proc_root = "/proc",
         .allow_dirs = &a->cfg.evidence_allow_dirs,
-        .logs = a->logs,
-        .probes = a->probes,
+        .logs = logs,
+        .probes = probes,
         .max_bytes = (size_t)a->cfg.evidence_max_bytes,
     };
+    add_collector(a, (struct collector){.name = "agent",
+                                        .interval_ms = a->cfg.self_signals_interval_ms,
+                                        .run = collect_self,
+                                        .self = a});
+    add_collector(a, host_collector(&host, a->cfg.host_interval_ms));
+    add_collector(a, netstat_collector(&netstat, a->cfg.netstat_interval_ms));
+    if (probes)
+        add_collector(a, probes_collector(&probes));
+    if (procs)
+        add_collector(a, procwatch_collector(&procs, a->cfg.processes_interval_ms));
+    if (logs)
+        add_collector(a, logtail_collector(&logs, a->cfg.logs_interval_ms));
+
     struct evidence_kind ev_kinds[EVIDENCE_KINDS_MAX];
     size_t nkinds = evidence_kinds_fill(ev_kinds, &a->evidence_sources);
     snprintf(path, sizeof(path), "%s/evidence", a->cfg.state_dir);
@@ -446,23 +463,17 @@ static int start_collectors(struct agent *a)
     a->evidence = evidence_new(ev_kinds, nkinds, &ev_opt, err, sizeof(err));
     if (!a->evidence) {
         vg_log(VG_LOG_ERROR, "%s", err);
-        return EXIT_OSERR;
+        return EXIT_OSERR; /* the collectors are the agent's now: stop() frees them */
     }
     return 0;
-}
 
-/* Milliseconds until collect_due has something to do. */
-static int64_t collect_next_timeout(const struct agent *a)
-{
-    int64_t now = vg_mono_ms();
-    int64_t next = now + 60000;
-    for (size_t i = 0; i < sizeof(a->collectors) / sizeof(a->collectors[0]); i++) {
-        if (a->collectors[i].interval_ms && a->collectors[i].next_due < next)
-            next = a->collectors[i].next_due;
-    }
-    if (a->batch_started && a->batch_started + a->cfg.batch_interval_ms < next)
-        next = a->batch_started + a->cfg.batch_interval_ms;
-    return next > now ? next - now : 0;
+err_destroy_collectors:
+    probes_destroy(&probes);
+    logtail_destroy(&logs);
+    procwatch_destroy(&procs);
+    netstat_collector_destroy(&netstat);
+    host_collector_destroy(&host);
+    return code;
 }
 
 /* -n: what only building a collector checks (log patterns compile, watch entries are
@@ -493,6 +504,112 @@ static int check_sources(const struct agent_config *cfg, const char *path)
     }
     procwatch_destroy(&procs);
     return 0;
+}
+
+static int on_link_monitor(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    link_handle_monitor(userdata);
+    return 0;
+}
+
+static int on_link_message(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    link_handle(userdata);
+    return 0;
+}
+
+/* SIGINT and SIGTERM stop the loop (a->stop_signal says which); SIGHUP is read and ignored. */
+static int on_signal(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    struct signalfd_siginfo si;
+
+    while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo != SIGHUP)
+            a->stop_signal = (int)si.ssi_signo;
+    }
+    if (a->stop_signal)
+        vg_loop_stop(loop, 0);
+    return 0;
+}
+
+/* What both loops serve first, in this order: the link's monitor (a reconnection is known
+ * before the messages after it), the link's socket, the signals. */
+static int watch_link_and_signals(vg_loop_t *loop, struct agent *a)
+{
+    int r = vg_loop_add_socket(loop, link_monitor_socket(a->link), on_link_monitor, a->link);
+    if (r == 0)
+        r = vg_loop_add_socket(loop, link_socket(a->link), on_link_message, a->link);
+    if (r == 0)
+        r = vg_loop_add_fd(loop, a->signal_fd, on_signal, a);
+    return r;
+}
+
+/* The evidence worker has something: evidence_poll runs in the timer pass. */
+static int on_evidence_readable(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    return vg_loop_timer_due_now(loop, a->evidence_timer) < 0 ? -1 : 0;
+}
+
+/* evidence_poll moves a bounded number of chunks per call; while more wait, the next turn
+ * calls it again without sleeping. */
+static int on_evidence_due(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    if (evidence_poll(a->evidence, a->spool))
+        vg_loop_timer_due_now(loop, a->evidence_timer);
+    return 0;
+}
+
+/* A failed ping closes the channel for good (privsep.c): the unprivileged agent cannot start a
+ * new executor, so the loop stops for executor_lost to report the loss and exit. */
+static int on_ping_due(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    a->executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
+    if (!a->executor_ok)
+        vg_loop_stop(loop, EXIT_EXECUTOR_LOST);
+    return 0;
+}
+
+/*
+ * The main loop. A turn serves, in this order: the link and the signals, each collector's fd,
+ * the evidence worker's fd; then the timers: evidence left to move, the executor's ping, and
+ * each collector's interval (the first run at once), in the collectors' order. run_loop adds
+ * the end of the turn: the batch and the link's own timers.
+ */
+static int start_loop(struct agent *a)
+{
+    a->loop = vg_loop_new();
+    if (!a->loop)
+        return -ENOMEM;
+    int r = watch_link_and_signals(a->loop, a);
+    for (size_t i = 0; r == 0 && i < a->ncollectors; i++) {
+        struct agent_collector *ac = &a->collectors[i];
+        int fd = ac->c.fd && ac->c.on_readable ? ac->c.fd(ac->c.self) : -1;
+        if (fd >= 0)
+            r = vg_loop_add_fd(a->loop, fd, on_collector_readable, ac);
+    }
+    if (r == 0)
+        r = vg_loop_add_fd(a->loop, evidence_fd(a->evidence), on_evidence_readable, a);
+    if (r < 0)
+        return r;
+    a->evidence_timer = vg_loop_add_timer(a->loop, 0, on_evidence_due, a);
+    if (a->evidence_timer < 0)
+        return a->evidence_timer;
+    r = vg_loop_add_timer(a->loop, a->cfg.heartbeat_interval_ms, on_ping_due, a);
+    for (size_t i = 0; r >= 0 && i < a->ncollectors; i++) {
+        struct agent_collector *ac = &a->collectors[i];
+        if (!ac->c.run || ac->c.interval_ms <= 0)
+            continue;
+        r = vg_loop_add_timer(a->loop, ac->c.interval_ms, on_collector_due, ac);
+        if (r > 0)
+            r = vg_loop_timer_due_now(a->loop, r);
+    }
+    return r < 0 ? r : 0;
 }
 
 static int block_signals(void)
@@ -592,7 +709,6 @@ static int start(struct agent *a)
     if (code != 0)
         return code;
     a->executor_ok = true;
-    collectors_init(a);
 
     a->zmq_ctx = zmq_ctx_new();
     struct link_config lcfg = {
@@ -615,29 +731,12 @@ static int start(struct agent *a)
         vg_log(VG_LOG_ERROR, "%s", a->zmq_ctx ? err : "zmq context");
         return EXIT_OSERR;
     }
-    return 0;
-}
-
-/*
- * The first three poll items of both loops: the link's socket, its monitor and the signal fd.
- * Handles what they report; returns the stopping signal that arrived (SIGINT, SIGTERM), or 0
- * (SIGHUP is read and ignored).
- */
-static int handle_link_and_signals(struct agent *a, const zmq_pollitem_t items[3])
-{
-    int stop_signal = 0;
-    if (items[1].revents & ZMQ_POLLIN)
-        link_handle_monitor(a->link);
-    if (items[0].revents & ZMQ_POLLIN)
-        link_handle(a->link);
-    if (items[2].revents & ZMQ_POLLIN) {
-        struct signalfd_siginfo si;
-        while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-            if (si.ssi_signo != SIGHUP)
-                stop_signal = (int)si.ssi_signo;
-        }
+    int r = start_loop(a);
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "event loop: %s", strerror(-r));
+        return EXIT_OSERR;
     }
-    return stop_signal;
+    return 0;
 }
 
 /*
@@ -663,26 +762,29 @@ static int executor_lost(struct agent *a)
     collect_self(a, &ctx);
     flush_batch(a);
 
+    /* A loop of its own with only the link and the signals: no collector, no ping. */
+    vg_loop_t *drain = vg_loop_new();
+    if (!drain || watch_link_and_signals(drain, a) < 0) {
+        vg_log(VG_LOG_ERROR, "out of memory: not waiting for the spool's acknowledgement");
+        vg_loop_destroy(&drain);
+    }
     int64_t deadline = vg_mono_ms() + EXECUTOR_LOST_FLUSH_MS;
     bool stopping = false;
     for (;;) {
         spool_stats(a->spool, &st);
         int64_t now = vg_mono_ms();
-        if (st.depth == 0 || now >= deadline || stopping)
+        if (!drain || st.depth == 0 || now >= deadline || stopping)
             break;
-        zmq_pollitem_t items[] = {
-            {link_socket(a->link), 0, ZMQ_POLLIN, 0},
-            {link_monitor_socket(a->link), 0, ZMQ_POLLIN, 0},
-            {NULL, a->signal_fd, ZMQ_POLLIN, 0},
-        };
         int64_t wait = link_next_timeout(a->link);
         if (deadline - now < wait)
             wait = deadline - now;
-        if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR)
+        int r = vg_loop_run_once(drain, wait > 0 ? wait : 0);
+        if (r < 0)
             break;
-        stopping |= handle_link_and_signals(a, items) != 0;
+        stopping = r > 0;
         link_tick(a->link);
     }
+    vg_loop_destroy(&drain);
     if (st.depth == 0)
         vg_log(VG_LOG_INFO, "spool flushed: the coordinator acknowledged everything; exit %d",
                EXIT_EXECUTOR_LOST);
@@ -699,63 +801,34 @@ static int executor_lost(struct agent *a)
     return EXIT_EXECUTOR_LOST;
 }
 
+/* How long a turn may sleep besides the loop's timers: until the link's next deadline, or
+ * until the batch is batch_interval old. */
+static int64_t turn_wait(const struct agent *a)
+{
+    int64_t wait = link_next_timeout(a->link);
+    if (a->batch_started) {
+        int64_t batch_left = a->batch_started + a->cfg.batch_interval_ms - vg_mono_ms();
+        if (batch_left < wait)
+            wait = batch_left;
+    }
+    return wait > 0 ? wait : 0;
+}
+
 static int run_loop(struct agent *a)
 {
-    int64_t next_ping = vg_mono_ms() + a->cfg.heartbeat_interval_ms;
-
-    bool evidence_busy = false;
-
-    for (;;) {
-        /* Optional sources poll fd -1, which zmq_poll ignores. */
-        zmq_pollitem_t items[] = {
-            {link_socket(a->link), 0, ZMQ_POLLIN, 0},
-            {link_monitor_socket(a->link), 0, ZMQ_POLLIN, 0},
-            {NULL, a->signal_fd, ZMQ_POLLIN, 0},
-            {NULL, evidence_fd(a->evidence), ZMQ_POLLIN, 0},
-            {NULL, a->probes ? probes_fd(a->probes) : -1, ZMQ_POLLIN, 0},
-            {NULL, a->procs ? procwatch_fd(a->procs) : -1, ZMQ_POLLIN, 0},
-        };
-        int nitems = 6;
-        int64_t now = vg_mono_ms();
-        int64_t wait = link_next_timeout(a->link);
-        if (collect_next_timeout(a) < wait)
-            wait = collect_next_timeout(a);
-        if (a->executor_ok && next_ping - now < wait)
-            wait = next_ping - now;
-        if (evidence_busy)
-            wait = 0;
-        while (nitems > 3 && items[nitems - 1].fd < 0)
-            nitems--;
-        for (int i = 3; i < nitems; i++)
-            if (items[i].fd < 0)
-                items[i].events = 0;
-        if (zmq_poll(items, nitems, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
-            vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
-            return EXIT_OSERR;
-        }
-        int stop_signal = handle_link_and_signals(a, items);
-        if (stop_signal) {
-            vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal(stop_signal));
-            return 0;
-        }
-        if (nitems > 4 && (items[4].revents & ZMQ_POLLIN))
-            collect_probes(a);
-        if (nitems > 5 && (items[5].revents & ZMQ_POLLIN))
-            collect_process_exit(a);
-        if (evidence_busy || (items[3].revents & ZMQ_POLLIN))
-            evidence_busy = evidence_poll(a->evidence, a->spool);
-        now = vg_mono_ms();
-        /* A failed ping closes the channel for good (privsep.c): the unprivileged agent
-         * cannot start a new executor, so it reports the loss and exits to be restarted. */
-        if (a->executor_ok && now >= next_ping) {
-            a->executor_ok = privsep_ping(a->privsep, EXECUTOR_PING_TIMEOUT_MS) == 0;
-            if (!a->executor_ok)
-                return executor_lost(a);
-            next_ping = now + a->cfg.heartbeat_interval_ms;
-        }
-        collect_due(a);
+    int r;
+    while ((r = vg_loop_run_once(a->loop, turn_wait(a))) == 0) {
+        collect_turn_end(a);
         link_tick(a->link);
     }
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(-r));
+        return EXIT_OSERR;
+    }
+    if (vg_loop_stop_code(a->loop) == EXIT_EXECUTOR_LOST)
+        return executor_lost(a);
+    vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal(a->stop_signal));
+    return 0;
 }
 
 static void stop(struct agent *a)
@@ -763,13 +836,18 @@ static void stop(struct agent *a)
     /* What was measured but not yet batched goes to the spool, to be sent next time. */
     if (a->batch && a->spool)
         flush_batch(a);
+    a->turn = (struct collect_ctx){0};
     sigbuf_destroy(&a->batch);
+    vg_loop_destroy(&a->loop);
     evidence_destroy(&a->evidence); /* before the sources its captures read */
-    probes_destroy(&a->probes);
-    logtail_destroy(&a->logs);
-    procwatch_destroy(&a->procs);
-    host_collector_destroy(&a->host);
-    netstat_collector_destroy(&a->netstat);
+    a->evidence_sources = (struct evidence_sources){0};
+    a->probes = NULL;
+    for (size_t i = a->ncollectors; i-- > 0;) {
+        struct collector *c = &a->collectors[i].c;
+        if (c->destroy)
+            c->destroy(&c->self);
+    }
+    a->ncollectors = 0;
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
     if (a->zmq_ctx)

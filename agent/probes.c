@@ -858,3 +858,36 @@ void probes_destroy(probes_t **self_p)
     free(self);
     *self_p = NULL;
 }
+
+/* ---- The collector interface (collect.h) ----------------------------------------------------- */
+
+static int collector_fd(const void *self)
+{
+    return probes_fd(self);
+}
+
+static void collector_on_readable(void *self, struct collect_ctx *ctx)
+{
+    probes_drain(self, ctx);
+}
+
+static void collector_destroy(void **self_p)
+{
+    probes_t *self = *self_p;
+    probes_destroy(&self);
+    *self_p = NULL;
+}
+
+struct collector probes_collector(probes_t **self_p)
+{
+    struct collector c = {
+        .name = "probes",
+        .interval_ms = 0,
+        .fd = collector_fd,
+        .on_readable = collector_on_readable,
+        .destroy = collector_destroy,
+        .self = *self_p,
+    };
+    *self_p = NULL;
+    return c;
+}

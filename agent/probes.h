@@ -73,6 +73,11 @@ int probes_fd(const probes_t *self);
  * the label target=<name> first. Never blocks on a probe. */
 void probes_drain(probes_t *self, struct collect_ctx *ctx);
 
+/* The collector interface (collect.h): "probes", no interval (each target's thread keeps its
+ * own), probes_fd with probes_drain; takes ownership of *self_p (set to NULL): the collector's
+ * destroy frees it. */
+struct collector probes_collector(probes_t **self_p);
+
 /*
  * Evidence (vigilctl collect postgres|redis): opens a fresh module state for the target,
  * writes its artifact and closes it, within the kind's timeout. target NULL or "" = the only

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "coord_config.h"
 #include "correlate.h"
 #include "escalate.h"
+#include "evloop.h"
 #include "notify.h"
 #include "http.h"
 #include "incidents.h"
@@ -67,24 +67,43 @@ static void usage(FILE *out)
 }
 
 /* The first admin operator comes from the configuration file: inserted when its key is not in
- * the store. A key that was revoked stays revoked: the configuration cannot bring it back. */
+ * the store, and given admin.signing_public_key when it has no signing key yet (an operator from
+ * before signing keys). A key that was revoked stays revoked: the configuration cannot bring it
+ * back. */
 static int ensure_initial_admin(const struct coord_config *cfg, store_t *store,
                                 registry_t *registry)
 {
     struct store_operator row = {0}, stored = {0};
     struct operator op = {0};
-    char id[VG_AGENT_ID_LEN + 1];
+    char id[OPERATOR_ID_LEN + 1];
 
     if (cfg->admin_public_key[0] == '\0')
         return 0;
-    if (registry_operator_by_key(registry, cfg->admin_public_key))
+    const struct operator* known = registry_operator_by_key(registry, cfg->admin_public_key);
+    if (known && (known->signing_key[0] || !cfg->admin_signing_public_key[0]))
         return 0;
-    vg_agent_id_from_key(cfg->admin_public_key, id);
-    snprintf(row.id, sizeof(row.id), "op-%s", id + 3);
+    operator_id_from_key(cfg->admin_public_key, id);
+    snprintf(row.id, sizeof(row.id), "%s", id);
     snprintf(row.name, sizeof(row.name), "%s", cfg->admin_name);
     snprintf(row.public_key, sizeof(row.public_key), "%s", cfg->admin_public_key);
+    snprintf(row.signing_key, sizeof(row.signing_key), "%s", cfg->admin_signing_public_key);
     snprintf(row.role, sizeof(row.role), "admin");
     int r = store_operator_ensure(store, &row, &stored);
+    if (r == -EEXIST) {
+        /* Not fatal: the operators the store has can still work (and add a new admin). */
+        if (known)
+            vg_log(VG_LOG_ERROR,
+                   "operator=%s id=%s: admin.signing_public_key not given to it: that signing "
+                   "key is (or was) another operator's",
+                   known->name, known->id);
+        else
+            vg_log(VG_LOG_ERROR,
+                   "admin.public_key not added: admin.name \"%s\" is another active operator's "
+                   "name, or admin.signing_public_key another operator's key (choose another "
+                   "admin.name, or another key)",
+                   cfg->admin_name);
+        return 0;
+    }
     if (r < 0)
         return r;
     if (stored.revoked) {
@@ -103,8 +122,9 @@ static int ensure_initial_admin(const struct coord_config *cfg, store_t *store,
     snprintf(op.id, sizeof(op.id), "%s", stored.id);
     snprintf(op.name, sizeof(op.name), "%s", stored.name);
     snprintf(op.public_key, sizeof(op.public_key), "%s", stored.public_key);
-    vg_log(VG_LOG_INFO, "operator=%s id=%s role=%s added from the configuration", op.name, op.id,
-           operator_role_name(op.role));
+    snprintf(op.signing_key, sizeof(op.signing_key), "%s", stored.signing_key);
+    vg_log(VG_LOG_INFO, "operator=%s id=%s role=%s %s from the configuration", op.name, op.id,
+           operator_role_name(op.role), known ? "given its signing key" : "added");
     return registry_operator_add(registry, &op);
 }
 
@@ -294,65 +314,114 @@ static void reload_runbooks(struct coordinator *c)
     promql_sync(c);
 }
 
+/* ---- the main loop's handlers (vg_loop: sockets in this order, then timers) ---- */
+
+/* The registry is shared with the admin thread (registry.h): held while ZAP and the router
+ * serve, never while the rule engine or escalation run. */
+static int serve_zap(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    struct coordinator *c = userdata;
+    registry_lock(c->registry);
+    zap_handle(c->zap);
+    registry_unlock(c->registry);
+    return 0;
+}
+
+static int serve_agents(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    struct coordinator *c = userdata;
+    registry_lock(c->registry);
+    router_handle(c->router);
+    registry_unlock(c->registry);
+    return 0;
+}
+
+/* Collect requests the admin thread queued: sent now, not at the next tick. */
+static int serve_requests(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    struct coordinator *c = userdata;
+    registry_lock(c->registry);
+    router_send_requests(c->router);
+    registry_unlock(c->registry);
+    return 0;
+}
+
+static int serve_signals(vg_loop_t *loop, void *userdata)
+{
+    struct coordinator *c = userdata;
+    struct signalfd_siginfo si;
+    while (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            reload_runbooks(c);
+            continue;
+        }
+        vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
+        vg_loop_stop(loop, 0);
+        return 0;
+    }
+    return 0;
+}
+
+static int evaluate(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    struct coordinator *c = userdata;
+    admin_node_changes(c->admin); /* approvals and revocations since the last pass */
+    if (c->promql)
+        promql_drain(c->promql, observe_promql, c->correlate);
+    alertmanager_drain(c->alerts, observe_alert, c->correlate);
+    correlate_evaluate(c->correlate, vg_wall_ms());
+    /* Right after the evaluation: a page goes out within one pass of the opening. */
+    if (c->escalate &&
+        escalate_tick(c->escalate, correlate_runbooks(c->correlate), vg_wall_ms()) > 0)
+        notify_kick(c->notify);
+    return 0;
+}
+
+static int tick(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    struct coordinator *c = userdata;
+    metrics_store_up(store_ping(c->store));
+    registry_lock(c->registry);
+    router_tick(c->router);
+    registry_unlock(c->registry);
+    /* Open incidents whose runbook's verify conditions held for their hold resolve themselves
+     * (rules.h, rules_verified). */
+    if (correlate_runbook_count(c->correlate) > 0)
+        incidents_auto_resolve(c->incidents, correlate_verified, c->correlate, vg_wall_ms());
+    return 0;
+}
+
 static int run_loop(struct coordinator *c)
 {
-    int64_t next_tick = vg_mono_ms() + TICK_MS;
-    int64_t next_evaluate = vg_mono_ms() + EVALUATE_MS;
+    vg_loop_t *loop = vg_loop_new();
+    int r = loop ? 0 : -ENOMEM;
 
-    for (;;) {
-        zmq_pollitem_t items[] = {
-            {zap_socket(c->zap), 0, ZMQ_POLLIN, 0},
-            {router_socket(c->router), 0, ZMQ_POLLIN, 0},
-            {admin_socket(c->admin), 0, ZMQ_POLLIN, 0},
-            {NULL, c->signal_fd, ZMQ_POLLIN, 0},
-        };
-        int64_t wait = (next_tick < next_evaluate ? next_tick : next_evaluate) - vg_mono_ms();
-        if (zmq_poll(items, 4, wait > 0 ? wait : 0) < 0 && zmq_errno() != EINTR) {
-            vg_log(VG_LOG_ERROR, "poll: %s", zmq_strerror(zmq_errno()));
-            return EXIT_SOFTWARE;
-        }
-        /* ZAP first: handshakes wait on it. */
-        if (items[0].revents & ZMQ_POLLIN)
-            zap_handle(c->zap);
-        if (items[1].revents & ZMQ_POLLIN)
-            router_handle(c->router);
-        if (items[2].revents & ZMQ_POLLIN) {
-            admin_handle(c->admin);
-            router_send_requests(c->router);
-        }
-        if (items[3].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
-                    reload_runbooks(c);
-                    continue;
-                }
-                vg_log(VG_LOG_INFO, "signal=%s stopping", strsignal((int)si.ssi_signo));
-                return 0;
-            }
-        }
-        if (vg_mono_ms() >= next_evaluate) {
-            if (c->promql)
-                promql_drain(c->promql, observe_promql, c->correlate);
-            alertmanager_drain(c->alerts, observe_alert, c->correlate);
-            correlate_evaluate(c->correlate, vg_wall_ms());
-            /* Right after the evaluation: a page goes out within one pass of the opening. */
-            if (c->escalate && escalate_tick(c->escalate, correlate_runbooks(c->correlate),
-                                             vg_wall_ms()) > 0)
-                notify_kick(c->notify);
-            next_evaluate = vg_mono_ms() + EVALUATE_MS;
-        }
-        if (vg_mono_ms() >= next_tick) {
-            metrics_store_up(store_ping(c->store));
-            router_tick(c->router);
-            /* Open incidents whose runbook's verify conditions held for their hold resolve
-             * themselves (rules.h, rules_verified). */
-            if (correlate_runbook_count(c->correlate) > 0)
-                incidents_auto_resolve(c->incidents, correlate_verified, c->correlate,
-                                       vg_wall_ms());
-            next_tick = vg_mono_ms() + TICK_MS;
-        }
+    /* ZAP first: handshakes wait on it. */
+    if (r == 0)
+        r = vg_loop_add_socket(loop, zap_socket(c->zap), serve_zap, c);
+    if (r == 0)
+        r = vg_loop_add_socket(loop, router_socket(c->router), serve_agents, c);
+    if (r == 0)
+        r = vg_loop_add_socket(loop, router_requests_socket(c->router), serve_requests, c);
+    if (r == 0)
+        r = vg_loop_add_fd(loop, c->signal_fd, serve_signals, c);
+    if (r == 0)
+        r = vg_loop_add_timer(loop, EVALUATE_MS, evaluate, c);
+    if (r >= 0)
+        r = vg_loop_add_timer(loop, TICK_MS, tick, c);
+    if (r >= 0)
+        r = vg_loop_run(loop);
+    vg_loop_destroy(&loop);
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "main loop: %s", zmq_strerror(-r));
+        return EXIT_SOFTWARE;
     }
+    return r;
 }
 
 static int start(struct coordinator *c)
@@ -528,13 +597,18 @@ static int start(struct coordinator *c)
     }
     c->admin =
         admin_new(c->zmq_ctx, c->cfg.listen_admin, &c->keys, (int)c->cfg.heartbeat_interval_ms,
-                  c->registry, c->store, err, sizeof(err));
+                  c->registry, store_conninfo(c->store), err, sizeof(err));
     if (!c->admin) {
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
     }
     admin_set_paging(c->admin, &c->cfg.paging);
     admin_set_observer(c->admin, &rcfg.observer); /* approve / revoke move the node set too */
+    int r = admin_start(c->admin);
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "admin thread: %s", strerror(-r));
+        return EXIT_OSERR;
+    }
     vg_log(VG_LOG_INFO, "listening agents=%s admin=%s http=%s:%lld", c->cfg.listen_agents,
            c->cfg.listen_admin, c->cfg.http_address[0] ? c->cfg.http_address : "*",
            (long long)c->cfg.http_port);

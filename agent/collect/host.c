@@ -852,3 +852,30 @@ err_free:
     free(s);
     return r;
 }
+
+/* ---- The collector interface (collect.h) ----------------------------------------------------- */
+
+static void collector_run(void *self, struct collect_ctx *ctx)
+{
+    host_collector_run(self, ctx);
+}
+
+static void collector_destroy(void **self_p)
+{
+    host_collector_t *self = *self_p;
+    host_collector_destroy(&self);
+    *self_p = NULL;
+}
+
+struct collector host_collector(host_collector_t **self_p, int64_t interval_ms)
+{
+    struct collector c = {
+        .name = "host",
+        .interval_ms = interval_ms,
+        .run = collector_run,
+        .destroy = collector_destroy,
+        .self = *self_p,
+    };
+    *self_p = NULL;
+    return c;
+}

@@ -33,6 +33,10 @@ void host_collector_destroy(host_collector_t **self_p);
 /* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
 void host_collector_run(host_collector_t *self, struct collect_ctx *ctx);
 
+/* The collector interface (collect.h): "host", host_collector_run every interval_ms (0: never);
+ * takes ownership of *self_p (set to NULL): the collector's destroy frees it. */
+struct collector host_collector(host_collector_t **self_p, int64_t interval_ms);
+
 /*
  * Evidence (`vigilctl collect host`): a health snapshot of the node as text: uptime, load,
  * CPU over a 200 ms sample (busy share and its parts), memory (every /proc/meminfo line),

@@ -1421,3 +1421,30 @@ int logtail_tail(const logtail_t *self, const char *name, size_t lines, size_t b
     free(buf);
     return r;
 }
+
+/* ---- The collector interface (collect.h) ----------------------------------------------------- */
+
+static void collector_run(void *self, struct collect_ctx *ctx)
+{
+    logtail_run(self, ctx);
+}
+
+static void collector_destroy(void **self_p)
+{
+    logtail_t *self = *self_p;
+    logtail_destroy(&self);
+    *self_p = NULL;
+}
+
+struct collector logtail_collector(logtail_t **self_p, int64_t interval_ms)
+{
+    struct collector c = {
+        .name = "logs",
+        .interval_ms = interval_ms,
+        .run = collector_run,
+        .destroy = collector_destroy,
+        .self = *self_p,
+    };
+    *self_p = NULL;
+    return c;
+}

@@ -113,6 +113,11 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
  * problems are counted (log.errors, ctx->errors) and logged. */
 void logtail_run(logtail_t *self, struct collect_ctx *ctx);
 
+/* The collector interface (collect.h): "logs", logtail_run every interval_ms (0: never);
+ * takes ownership of *self_p (set to NULL): the collector's destroy frees it. logtail_tail stays
+ * safe to call on the object meanwhile. */
+struct collector logtail_collector(logtail_t **self_p, int64_t interval_ms);
+
 /*
  * Evidence (kind log_tail): the last `lines` lines (0: no line limit) of the configured file
  * `name`, at most `bytes` bytes of them (0 or more than LOGTAIL_TAIL_BYTES_MAX: that). A glob

@@ -1385,3 +1385,30 @@ err_free:
     free(d);
     return r;
 }
+
+/* ---- The collector interface (collect.h) ----------------------------------------------------- */
+
+static void collector_run(void *self, struct collect_ctx *ctx)
+{
+    netstat_collector_run(self, ctx);
+}
+
+static void collector_destroy(void **self_p)
+{
+    netstat_collector_t *self = *self_p;
+    netstat_collector_destroy(&self);
+    *self_p = NULL;
+}
+
+struct collector netstat_collector(netstat_collector_t **self_p, int64_t interval_ms)
+{
+    struct collector c = {
+        .name = "netstat",
+        .interval_ms = interval_ms,
+        .run = collector_run,
+        .destroy = collector_destroy,
+        .self = *self_p,
+    };
+    *self_p = NULL;
+    return c;
+}

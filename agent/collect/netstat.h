@@ -81,6 +81,10 @@ void netstat_collector_destroy(netstat_collector_t **self_p);
 /* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
 void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx);
 
+/* The collector interface (collect.h): "netstat", netstat_collector_run every interval_ms (0:
+ * never); takes ownership of *self_p (set to NULL): the collector's destroy frees it. */
+struct collector netstat_collector(netstat_collector_t **self_p, int64_t interval_ms);
+
 /* Where the socket tables come from: "netlink", "procfs" (text), or "netlink+procfs" after a
  * table's netlink dump failed and that table fell back to text. For the agent's log. */
 const char *netstat_collector_source(const netstat_collector_t *self);

@@ -734,3 +734,42 @@ void procwatch_run(procwatch_t *self, struct collect_ctx *ctx)
     free(found);
     free(results);
 }
+
+/* ---- The collector interface (collect.h) ----------------------------------------------------- */
+
+static void collector_run(void *self, struct collect_ctx *ctx)
+{
+    procwatch_run(self, ctx);
+}
+
+static int collector_fd(const void *self)
+{
+    return procwatch_fd(self);
+}
+
+static void collector_on_readable(void *self, struct collect_ctx *ctx)
+{
+    procwatch_handle(self, ctx);
+}
+
+static void collector_destroy(void **self_p)
+{
+    procwatch_t *self = *self_p;
+    procwatch_destroy(&self);
+    *self_p = NULL;
+}
+
+struct collector procwatch_collector(procwatch_t **self_p, int64_t interval_ms)
+{
+    struct collector c = {
+        .name = "processes",
+        .interval_ms = interval_ms,
+        .run = collector_run,
+        .fd = collector_fd,
+        .on_readable = collector_on_readable,
+        .destroy = collector_destroy,
+        .self = *self_p,
+    };
+    *self_p = NULL;
+    return c;
+}

@@ -73,6 +73,11 @@ void procwatch_handle(procwatch_t *self, struct collect_ctx *ctx);
 /* Every interval: find the processes, hold them by pidfd, emit. */
 void procwatch_run(procwatch_t *self, struct collect_ctx *ctx);
 
+/* The collector interface (collect.h): "processes", procwatch_run every interval_ms (0: never),
+ * procwatch_fd with procwatch_handle; takes ownership of *self_p (set to NULL): the collector's
+ * destroy frees it. */
+struct collector procwatch_collector(procwatch_t **self_p, int64_t interval_ms);
+
 void procwatch_destroy(procwatch_t **self_p);
 
 #endif

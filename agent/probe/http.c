@@ -10,11 +10,12 @@
  *                               curl's short error text
  *
  * Each target keeps one easy handle (options set once) driven through a multi handle of its
- * own, because curl_multi_poll can watch the agent's cancel_fd next to the transfer's
- * sockets: curl_easy_perform could not be interrupted when the agent stops. Connections are
- * not reused between cycles, so every cycle measures what a new client sees (connect and TLS
- * handshake included) and reads a fresh certificate. Proxies from the environment are
- * ignored: a probe measures the target, not a proxy. The body is counted and discarded.
+ * own (vg_curl_multi_transfer, common/curl_multi.h), because curl_multi_poll can watch the
+ * agent's cancel_fd next to the transfer's sockets: curl_easy_perform could not be interrupted
+ * when the agent stops. Connections are not reused between cycles, so every cycle measures
+ * what a new client sees (connect and TLS handshake included) and reads a fresh certificate.
+ * Proxies from the environment are ignored: a probe measures the target, not a proxy. The body
+ * is counted and discarded.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -26,11 +27,11 @@
 
 #include <curl/curl.h>
 
+#include "curl_multi.h"
 #include "probe.h"
 #include "timeutil.h"
 
 #define BACKSTOP_MS 1000 /* past the timeout, in case curl's own timer does not fire */
-#define POLL_SLICE_MS 1000
 
 struct http_probe {
     CURL *easy;
@@ -234,56 +235,12 @@ static bool tls_days_left(const struct http_probe *self, double *ret_days)
 /* Drives the transfer to its end, the timeout or the agent's stop. */
 static CURLcode transfer(struct http_probe *self, bool *ret_cancelled)
 {
-    CURLcode result = CURLE_OK;
-    int64_t deadline = vg_mono_ms() + self->timeout_ms + BACKSTOP_MS;
-    int running = 1;
+    const struct vg_curl_hooks hooks = {.cancel_fd = self->cancel_fd};
 
-    *ret_cancelled = false;
     self->body_bytes = 0;
     self->errbuf[0] = '\0';
-    if (curl_multi_add_handle(self->multi, self->easy) != CURLM_OK)
-        return CURLE_OUT_OF_MEMORY;
-    for (;;) {
-        CURLMcode mc = curl_multi_perform(self->multi, &running);
-        if (mc != CURLM_OK) {
-            result = CURLE_OUT_OF_MEMORY;
-            break;
-        }
-        CURLMsg *msg;
-        int left;
-        bool done = false;
-        while ((msg = curl_multi_info_read(self->multi, &left))) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == self->easy) {
-                result = msg->data.result;
-                done = true;
-            }
-        }
-        if (done)
-            break;
-        if (!running) { /* finished without a message: not expected from libcurl */
-            result = CURLE_RECV_ERROR;
-            break;
-        }
-        int64_t remaining = deadline - vg_mono_ms();
-        if (remaining <= 0) {
-            result = CURLE_OPERATION_TIMEDOUT;
-            break;
-        }
-        struct curl_waitfd cancel = {.fd = self->cancel_fd, .events = CURL_WAIT_POLLIN};
-        mc = curl_multi_poll(self->multi, self->cancel_fd >= 0 ? &cancel : NULL,
-                             self->cancel_fd >= 0 ? 1 : 0,
-                             (int)(remaining < POLL_SLICE_MS ? remaining : POLL_SLICE_MS), NULL);
-        if (mc != CURLM_OK) {
-            result = CURLE_OUT_OF_MEMORY;
-            break;
-        }
-        if (cancel.revents) {
-            *ret_cancelled = true;
-            break;
-        }
-    }
-    curl_multi_remove_handle(self->multi, self->easy);
-    return result;
+    return vg_curl_multi_transfer(self->multi, self->easy, &hooks,
+                                  vg_mono_ms() + self->timeout_ms + BACKSTOP_MS, ret_cancelled);
 }
 
 static void emit(const struct probe_sink *sink, const char *name, double value, const char *unit)

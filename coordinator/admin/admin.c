@@ -1,6 +1,7 @@
 /*
- * vigilctl's socket: receives one AdminRequest, finds its entry in the command tables
- * (admin_internal.h), checks the operator's role, runs the handler and sends the reply.
+ * vigilctl's socket, served on a thread of its own: receives one AdminRequest, finds its entry
+ * in the command tables (admin_internal.h), checks the operator's role, runs the handler and
+ * sends the reply.
  */
 #include "admin.h"
 
@@ -13,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "admin_internal.h"
+#include "evloop.h"
 #include "log.h"
 #include "metrics.h"
 #include "wire.h"
@@ -23,7 +27,7 @@
 #define ROUTING_ID_MAX 255
 
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
-                   int heartbeat_ivl_ms, registry_t *registry, store_t *store, char *err,
+                   int heartbeat_ivl_ms, registry_t *registry, const char *conninfo, char *err,
                    size_t errlen)
 {
     int on = 1;
@@ -32,8 +36,15 @@ admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *ser
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&self->changes_lock, NULL);
+    self->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     self->registry = registry;
-    self->store = store;
+    self->store = store_connect(conninfo, "vigil-coordinator-admin");
+    if (self->stop_fd < 0 || !self->store) {
+        snprintf(err, errlen, "admin: %s", self->stop_fd < 0 ? strerror(errno) : "out of memory");
+        admin_destroy(&self);
+        return NULL;
+    }
     self->evidence = evidence_requester_new(ctx, err, errlen);
     if (!self->evidence) {
         admin_destroy(&self);
@@ -60,17 +71,70 @@ admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *ser
     return self;
 }
 
+static int serve_requests(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    admin_handle(userdata);
+    return 0;
+}
+
+static int serve_stop(vg_loop_t *loop, void *userdata)
+{
+    (void)userdata;
+    vg_loop_stop(loop, 0);
+    return 0;
+}
+
+/* The admin thread: requests until admin_destroy writes stop_fd. */
+static void *admin_main(void *arg)
+{
+    admin_t *self = arg;
+    vg_loop_t *loop = vg_loop_new();
+    int r = loop ? 0 : -ENOMEM;
+    if (r == 0)
+        r = vg_loop_add_socket(loop, self->socket, serve_requests, self);
+    if (r == 0)
+        r = vg_loop_add_fd(loop, self->stop_fd, serve_stop, self);
+    if (r == 0)
+        r = vg_loop_run(loop);
+    if (r < 0 && r != -ETERM)
+        vg_log(VG_LOG_ERROR, "admin: %s; vigilctl is no longer served", zmq_strerror(-r));
+    vg_loop_destroy(&loop);
+    return NULL;
+}
+
+int admin_start(admin_t *self)
+{
+    int r = pthread_create(&self->thread, NULL, admin_main, self);
+    if (r != 0)
+        return -r;
+    self->running = true;
+    return 0;
+}
+
 void admin_destroy(admin_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     admin_t *self = *self_p;
+    if (self->running) {
+        uint64_t one = 1;
+        if (write(self->stop_fd, &one, sizeof(one)) != sizeof(one))
+            vg_log(VG_LOG_ERROR, "admin: cannot wake the thread to stop: %s", strerror(errno));
+        pthread_join(self->thread, NULL);
+        self->running = false;
+    }
     if (self->socket)
         zmq_close(self->socket);
     evidence_requester_destroy(&self->evidence);
     store_incidents_destroy(&self->incidents);
     store_oncall_destroy(&self->oncall);
     store_verify_destroy(&self->verify);
+    store_destroy(&self->store);
+    if (self->stop_fd >= 0)
+        close(self->stop_fd);
+    free(self->changes);
+    pthread_mutex_destroy(&self->changes_lock);
     free(self);
     *self_p = NULL;
 }
@@ -91,6 +155,45 @@ void admin_set_observer(admin_t *self, const struct router_observer *observer)
         self->observer = *observer;
     else
         memset(&self->observer, 0, sizeof(self->observer));
+}
+
+void admin_node_change(admin_t *self, const char *node, bool up, int64_t at_ms)
+{
+    pthread_mutex_lock(&self->changes_lock);
+    if (self->nchanges == self->changes_cap) {
+        size_t cap = self->changes_cap ? self->changes_cap * 2 : 8;
+        struct admin_node_change *grown = realloc(self->changes, cap * sizeof(*grown));
+        if (!grown) {
+            pthread_mutex_unlock(&self->changes_lock);
+            vg_log(VG_LOG_ERROR, "admin: out of memory: node=%s %s not told to the rule engine",
+                   node, up ? "up" : "down");
+            return;
+        }
+        self->changes = grown;
+        self->changes_cap = cap;
+    }
+    struct admin_node_change *c = &self->changes[self->nchanges++];
+    snprintf(c->node, sizeof(c->node), "%s", node);
+    c->up = up;
+    c->at_ms = at_ms;
+    pthread_mutex_unlock(&self->changes_lock);
+}
+
+void admin_node_changes(admin_t *self)
+{
+    struct admin_node_change *changes;
+    size_t n;
+
+    pthread_mutex_lock(&self->changes_lock);
+    changes = self->changes;
+    n = self->nchanges;
+    self->changes = NULL;
+    self->nchanges = self->changes_cap = 0;
+    pthread_mutex_unlock(&self->changes_lock);
+    for (size_t i = 0; i < n && self->observer.agent_state; i++)
+        self->observer.agent_state(self->observer.userdata, changes[i].node, changes[i].up,
+                                   changes[i].at_ms);
+    free(changes);
 }
 
 /* ---- replies ---- */
@@ -212,7 +315,7 @@ int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, 
 
 static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
-    admin_incident_commands, admin_paging_commands,
+    admin_incident_commands, admin_paging_commands, admin_operator_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)
@@ -309,7 +412,17 @@ static bool handle_one(admin_t *self)
 
     zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
     const char *user_id = zmq_msg_gets(&msg, "User-Id");
-    const struct operator* op = user_id ? registry_operator_by_id(self->registry, user_id) : NULL;
+    struct operator op_copy; /* the registry's entry may change once its lock is released */
+    const struct operator* op = NULL;
+    if (user_id) {
+        registry_lock(self->registry);
+        const struct operator* found = registry_operator_by_id(self->registry, user_id);
+        if (found) {
+            op_copy = *found;
+            op = &op_copy;
+        }
+        registry_unlock(self->registry);
+    }
     Vigil__AdminRequest *req = NULL;
     const char *why = NULL;
 
@@ -325,9 +438,10 @@ static bool handle_one(admin_t *self)
         reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s",
                     "a request must be exactly one frame");
     } else if (!op) {
-        /* The operator was removed after its handshake. */
+        /* The operator was revoked, or rotated its keys, after its handshake. */
         metrics_refused(REFUSE_UNKNOWN_KEY);
-        reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_FORBIDDEN, "%s", "unknown operator");
+        reply_error(&rep, VIGIL__ADMIN_STATUS__ADMIN_FORBIDDEN, "%s",
+                    "this operator key was revoked or replaced since the connection was made");
     } else {
         enum vg_decode_error e =
             vg_admin_request_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &req, &why);

@@ -16,24 +16,39 @@
 
 typedef struct admin admin_t;
 
+/*
+ * Binds the socket and prepares the admin side; nothing is served until admin_start. The admin
+ * thread keeps a PostgreSQL connection of its own to conninfo (store_connect), so an operator's
+ * listing never waits behind ingest and ingest never waits behind it. registry is shared with
+ * the main loop under registry_lock (registry.h).
+ */
 admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *server_keys,
-                   int heartbeat_ivl_ms, registry_t *registry, store_t *store, char *err,
+                   int heartbeat_ivl_ms, registry_t *registry, const char *conninfo, char *err,
                    size_t errlen);
+/* Starts the admin thread: from now on it alone uses the socket. 0 or a negative errno. */
+int admin_start(admin_t *self);
+/* Stops and joins the thread (a request being answered is finished first), then frees. */
 void admin_destroy(admin_t **self_p);
+
+/* Answers every waiting request on the caller's thread: for tests that drive the socket
+ * without admin_start. */
+void admin_handle(admin_t *self);
 void *admin_socket(admin_t *self);
 
-/* Answers every waiting request. */
-void admin_handle(admin_t *self);
-
 struct paging_config;
-/* The paging configuration `vigilctl oncall` reads (borrowed: it must outlive self, or be
- * replaced before it is freed); NULL = paging is off. */
+/* The paging configuration `vigilctl oncall` reads (borrowed and read-only: it must outlive
+ * self); NULL = paging is off. Set before admin_start. */
 void admin_set_paging(admin_t *self, const struct paging_config *paging);
 
 /* Who hears that an operator approved (node up) or revoked (node down) an agent: the same
  * observer the router tells about enrollment and liveness, so the rule engine's node set
  * follows both (copied; only agent_state is called). A revoked agent's node stays up while
- * another agent of that node is active (a node re-enrolled with a new key). */
+ * another agent of that node is active (a node re-enrolled with a new key). Set before
+ * admin_start. */
 void admin_set_observer(admin_t *self, const struct router_observer *observer);
+
+/* Tells the observer, on the caller's thread (the main loop), the node changes operators made
+ * since the last call, in order. */
+void admin_node_changes(admin_t *self);
 
 #endif

@@ -2,9 +2,9 @@
  * Inside the admin socket: the state the request handlers share, the reply they fill, and the
  * command tables.
  *
- * Each domain (agents.c, signals.c, evidence.c, incidents.c, paging.c) exports a table of
- * struct admin_command: the request it answers, the role it needs, the check of its fields and
- * its handler. admin.c looks the request up in the tables, checks its fields and the
+ * Each domain (agents.c, signals.c, evidence.c, incidents.c, paging.c, operators.c) exports a
+ * table of struct admin_command: the request it answers, the role it needs, the check of its
+ * fields and its handler. admin.c looks the request up in the tables, checks its fields and the
  * operator's role, calls the handler and sends the reply. Adding an operator request is its
  * proto message, one entry (check + handler) in one of these files, and vigilctl's command;
  * tests/unit/test_admin.c fails until the entry exists and names its role.
@@ -16,6 +16,7 @@
 #ifndef COORD_ADMIN_INTERNAL_H
 #define COORD_ADMIN_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,11 +28,29 @@
 
 struct paging_config;
 
+/* A node that went up or down by an operator's hand, for the rule engine on the main loop. */
+struct admin_node_change {
+    char node[256];
+    bool up;
+    int64_t at_ms;
+};
+
+/*
+ * Ownership: everything here belongs to the admin thread once admin_start returned, except
+ * registry (shared, under registry_lock), paging (read-only) and the node-change queue (under
+ * changes_lock; the main loop drains it with admin_node_changes).
+ */
 struct admin {
     void *socket;
     registry_t *registry;
-    store_t *store;
+    store_t *store;                 /* the admin thread's own connection */
     evidence_requester_t *evidence; /* queues CollectRequests for the router */
+    pthread_t thread;
+    bool running;
+    int stop_fd; /* eventfd: admin_destroy wakes the thread with it */
+    pthread_mutex_t changes_lock;
+    struct admin_node_change *changes;
+    size_t nchanges, changes_cap;
     store_incidents_t *incidents;   /* own connection, opened on first use */
     /* Borrowed (admin_set_paging); NULL = paging is off. */
     const struct paging_config *paging;
@@ -39,9 +58,14 @@ struct admin {
     store_oncall_t *oncall;
     /* Evidence vault verification: own connection, opened on first use. */
     store_verify_t *verify;
-    /* Told when an approval or revocation changes whether a node is up (admin_set_observer). */
+    /* Told when an approval or revocation changes whether a node is up (admin_set_observer),
+     * from the main loop (admin_node_changes). */
     struct router_observer observer;
 };
+
+/* Queues a node's change for the observer (admin_node_changes); a change that cannot be queued
+ * is logged. */
+void admin_node_change(admin_t *self, const char *node, bool up, int64_t at_ms);
 
 struct reply_owned {
     void *ptr;
@@ -103,6 +127,7 @@ extern const struct admin_command admin_signal_commands[];
 extern const struct admin_command admin_evidence_commands[];
 extern const struct admin_command admin_incident_commands[];
 extern const struct admin_command admin_paging_commands[];
+extern const struct admin_command admin_operator_commands[];
 
 /* The entry for a request, from every table; NULL when none answers it. */
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body);

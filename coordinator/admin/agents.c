@@ -48,16 +48,21 @@ static void reply_agents(admin_t *self, const char *only, const char *cursor, ui
     size_t n = registry_agent_count(self->registry);
     Vigil__AgentInfo *infos = reply_own(rep, calloc(n ? n : 1, sizeof(*infos)), free);
     Vigil__AgentInfo **ptrs = reply_own(rep, calloc(n ? n : 1, sizeof(Vigil__AgentInfo *)), free);
+    /* Copies: the reply is sent after the registry's lock is released. */
+    struct agent *copies = reply_own(rep, calloc(n ? n : 1, sizeof(*copies)), free);
     const struct agent **agents = calloc(n ? n : 1, sizeof(const struct agent *));
-    if (!infos || !ptrs || !agents) {
+    if (!infos || !ptrs || !copies || !agents) {
         free(agents);
         reply_out_of_memory(rep);
         return;
     }
     size_t count = 0;
     for (struct agent *a = registry_agent_next(self->registry, NULL); a && count < n;
-         a = registry_agent_next(self->registry, a))
-        agents[count++] = a;
+         a = registry_agent_next(self->registry, a)) {
+        copies[count] = *a;
+        agents[count] = &copies[count];
+        count++;
+    }
     qsort(agents, count, sizeof(const struct agent *), compare_agent_ids);
     for (size_t i = 0; i < count; i++) {
         if (only && strcmp(agents[i]->id, only) != 0)
@@ -65,7 +70,7 @@ static void reply_agents(admin_t *self, const char *only, const char *cursor, ui
         if (cursor && cursor[0] && strcmp(agents[i]->id, cursor) <= 0)
             continue;
         if (limit && rep->msg.n_agents == limit) {
-            rep->msg.next_cursor = (char *)ptrs[limit - 1]->id; /* the registry's, borrowed */
+            rep->msg.next_cursor = (char *)ptrs[limit - 1]->id; /* points into copies */
             break;
         }
         /* A pending key that claims a node another agent holds is shown with the holder. */
@@ -91,7 +96,9 @@ static void list_agents(admin_t *self, const struct operator* op, const Vigil__A
                         struct reply *rep)
 {
     (void)op;
+    registry_lock(self->registry);
     reply_agents(self, NULL, req->list_agents->cursor, req->list_agents->limit, rep);
+    registry_unlock(self->registry);
 }
 
 static const char *check_list(const Vigil__AdminRequest *req)
@@ -138,10 +145,10 @@ static void rename_agent(admin_t *self, const struct operator* op, struct agent 
     vg_log(VG_LOG_INFO, "agent=%s renamed node=%s previous=%s by operator=%s", a->id, a->node, old,
            op->name);
     int64_t now = vg_wall_ms();
-    if (self->observer.agent_state && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
+    if (a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
         if (!node_has_other_active(self, old, a))
-            self->observer.agent_state(self->observer.userdata, old, false, now);
-        self->observer.agent_state(self->observer.userdata, a->node, true, now);
+            admin_node_change(self, old, false, now);
+        admin_node_change(self, a->node, true, now);
     }
     reply_agents(self, a->id, NULL, 0, rep);
 }
@@ -203,9 +210,8 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
     a->last_seen_mono = vg_mono_ms();
     vg_log(VG_LOG_INFO, "agent=%s node=%s %sd by operator=%s", a->id, a->node, verb, op->name);
     /* As the router does for enrollment and liveness: only up <-> not up is news. */
-    if (self->observer.agent_state && was_up != is_up &&
-        (is_up || !node_has_other_active(self, a->node, a)))
-        self->observer.agent_state(self->observer.userdata, a->node, is_up, now);
+    if (was_up != is_up && (is_up || !node_has_other_active(self, a->node, a)))
+        admin_node_change(self, a->node, is_up, now);
     reply_agents(self, id, NULL, 0, rep);
 }
 
@@ -219,16 +225,26 @@ static const char *check_revoke(const Vigil__AdminRequest *req)
     return vg_text_fits(req->revoke_agent->id, VG_MAX_NAME_LEN) ? NULL : "agent id too long";
 }
 
+/*
+ * The registry's lock is held across the one statement an approval or a revocation writes: the
+ * router changes the same agents (liveness, pending agents forgotten), and the store and the
+ * registry must agree on who is revoked. The main loop waits for that statement at most; no
+ * other operator request holds the lock across the database.
+ */
 static void approve_agent(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
                           struct reply *rep)
 {
+    registry_lock(self->registry);
     change_agent(self, op, req->approve_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE, rep);
+    registry_unlock(self->registry);
 }
 
 static void revoke_agent(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
                          struct reply *rep)
 {
+    registry_lock(self->registry);
     change_agent(self, op, req->revoke_agent->id, VIGIL__AGENT_STATE__AGENT_STATE_REVOKED, rep);
+    registry_unlock(self->registry);
 }
 
 const struct admin_command admin_agent_commands[] = {

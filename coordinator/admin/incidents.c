@@ -126,7 +126,7 @@ static int add_incident(const struct store_incident *inc, void *userdata)
     info->runbook = strdup(inc->runbook);
     info->title = strdup(inc->title);
     info->severity = (uint32_t)inc->severity;
-    info->state = strdup(inc->state);
+    info->state = strdup(incident_state_name(inc->state));
     info->opened_at_ms = inc->opened_at_ms;
     info->response_due_ms = inc->response_due_ms;
     info->acknowledged_at_ms = inc->acknowledged_at_ms;
@@ -149,7 +149,7 @@ static int add_incident_event(const struct store_incident_event *row, void *user
     ev->id = row->id;
     ev->incident_id = row->incident_id;
     ev->at_ms = row->at_ms;
-    ev->kind = strdup(row->kind);
+    ev->kind = strdup(incident_event_kind_name(row->kind));
     ev->actor = strdup(row->actor);
     ev->text = strdup(row->text);
     ev->data_json = strdup(row->data_json);
@@ -229,7 +229,8 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
                             enum incident_change change, struct reply *rep)
 {
     static const char *const verbs[] = {"acknowledge", "mitigate", "resolve"};
-    static const char *const done[] = {"acknowledged", "mitigated", "resolved"};
+    static const enum incident_state done[] = {INCIDENT_STATE_ACKNOWLEDGED,
+                                               INCIDENT_STATE_MITIGATED, INCIDENT_STATE_RESOLVED};
     static const char *const audit[] = {"incident.acknowledge", "incident.mitigate",
                                         "incident.resolve"};
     char actor[160], subject[64];
@@ -245,10 +246,15 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
         return;
     }
     int64_t now = vg_wall_ms();
-    int r = change == CHANGE_RESOLVE ? incidents_resolve(self->incidents, id, op->name, note, now)
+    admin_actor(op, actor, sizeof(actor));
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+    int r = store_incidents_audit_on_commit(self->incidents, actor, audit[change], subject, note);
+    if (r == 0)
+        r = change == CHANGE_RESOLVE ? incidents_resolve(self->incidents, id, op->name, note, now)
             : change == CHANGE_MITIGATE
                 ? incidents_mitigate(self->incidents, id, op->name, note, now)
                 : incidents_ack(self->incidents, id, op->name, note, now);
+    store_incidents_audit_clear(self->incidents);
     switch (r) {
     case 0:
         break;
@@ -257,13 +263,13 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
         return;
     case -EALREADY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT, "incident %" PRIu64 " is already %s",
-                    id, done[change]);
+                    id, incident_state_name(done[change]));
         return;
     case -EBUSY:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
                     "incident %" PRIu64 " is past that: it cannot be %s now (see vigilctl incident "
                     "show %" PRIu64 ")",
-                    id, done[change], id);
+                    id, incident_state_name(done[change]), id);
         return;
     case -EINVAL:
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST,
@@ -275,11 +281,6 @@ static void change_incident(admin_t *self, const struct operator* op, uint64_t i
         return;
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %sd by operator=%s", id, verbs[change], op->name);
-    admin_actor(op, actor, sizeof(actor));
-    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
-    if (store_audit(self->store, actor, audit[change], subject, note) < 0)
-        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s not written to the audit log", id,
-               verbs[change]);
     show_one(self, id, false, l);
 }
 
@@ -313,7 +314,14 @@ static void put_report(admin_t *self, const struct operator* op, const Vigil__Ad
     struct incident_lists *l = incidents_start(self, rep);
     if (!l)
         return;
-    int r = incidents_report(self->incidents, req->id, op->name, req->body, vg_wall_ms(), &closed);
+    admin_actor(op, actor, sizeof(actor));
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, req->id);
+    /* "closed" instead when the report closes the incident (decided inside its transaction). */
+    int r = store_incidents_audit_on_commit(self->incidents, actor, "incident.report", subject,
+                                            "revised");
+    if (r == 0)
+        r = incidents_report(self->incidents, req->id, op->name, req->body, vg_wall_ms(), &closed);
+    store_incidents_audit_clear(self->incidents);
     switch (r) {
     case 0:
         break;
@@ -336,11 +344,6 @@ static void put_report(admin_t *self, const struct operator* op, const Vigil__Ad
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " report written by operator=%s%s", req->id, op->name,
            closed ? ", incident closed" : "");
-    admin_actor(op, actor, sizeof(actor));
-    snprintf(subject, sizeof(subject), "incident %" PRIu64, req->id);
-    if (store_audit(self->store, actor, "incident.report", subject, closed ? "closed" : "revised") <
-        0)
-        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " report not written to the audit log", req->id);
     show_one(self, req->id, false, l);
 }
 
@@ -375,7 +378,13 @@ static void escalate_incident(admin_t *self, const struct operator* op,
     struct incident_lists *l = incidents_start(self, rep);
     if (!l)
         return;
-    int r = escalate_request(self->incidents, id, op->name);
+    admin_actor(op, actor, sizeof(actor));
+    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+    int r = store_incidents_audit_on_commit(self->incidents, actor, "incident.escalate", subject,
+                                            "");
+    if (r == 0)
+        r = escalate_request(self->incidents, id, op->name);
+    store_incidents_audit_clear(self->incidents);
     switch (r) {
     case 0:
         break;
@@ -397,10 +406,6 @@ static void escalate_incident(admin_t *self, const struct operator* op,
         return;
     }
     vg_log(VG_LOG_INFO, "incident=%" PRIu64 " escalation requested by operator=%s", id, op->name);
-    admin_actor(op, actor, sizeof(actor));
-    snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
-    if (store_audit(self->store, actor, "incident.escalate", subject, "") < 0)
-        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " escalate not written to the audit log", id);
     show_one(self, id, false, l);
 }
 
@@ -434,10 +439,10 @@ static int add_notification(const struct store_notification_row *row, void *user
     n->last_code = row->last_code;
     n->created_at_ms = row->created_at_ms;
     n->sent_at_ms = row->sent_at_ms;
-    n->kind = strdup(row->kind);
+    n->kind = strdup(notification_kind_name(row->kind));
     n->target = strdup(row->target);
-    n->channel = strdup(row->channel);
-    n->status = strdup(row->status);
+    n->channel = strdup(paging_channel_name(row->channel));
+    n->status = strdup(notification_status_name(row->status));
     n->last_error = strdup(row->last_error);
     n->event = strdup(row->event);
     return n->kind && n->target && n->channel && n->status && n->last_error && n->event ? 0

@@ -95,7 +95,7 @@ static void add_override(admin_t *self, const struct operator* op,
     int64_t now = vg_wall_ms();
     struct oncall_override o;
     uint64_t id = 0;
-    char actor[160], detail[256];
+    char actor[160];
 
     if (!schedule_count(self)) {
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "%s",
@@ -135,16 +135,11 @@ static void add_override(admin_t *self, const struct operator* op,
     o.from_ms = req->from_ms;
     o.to_ms = req->to_ms;
     o.created_ms = now;
-    if (!self->oncall || store_oncall_override_add(self->oncall, &o, &id) < 0) {
+    admin_actor(op, actor, sizeof(actor));
+    if (!self->oncall || store_oncall_override_add(self->oncall, &o, actor, &id) < 0) {
         reply_store_unavailable(rep, true);
         return;
     }
-    admin_actor(op, actor, sizeof(actor));
-    snprintf(detail, sizeof(detail),
-             "override=%" PRIu64 " user=%s from_ms=%" PRId64 " to_ms=%" PRId64, id, c->name,
-             req->from_ms, req->to_ms);
-    if (store_audit(self->store, actor, "oncall_override", s->name, detail) < 0)
-        vg_log(VG_LOG_WARN, "oncall: override=%" PRIu64 " stored, audit record failed", id);
     vg_log(VG_LOG_INFO,
            "oncall: override=%" PRIu64 " schedule=%s user=%s from_ms=%" PRId64 " to_ms=%" PRId64
            " by operator=%s",

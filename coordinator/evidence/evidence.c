@@ -78,6 +78,11 @@ evidence_dispatcher_t *evidence_dispatcher_new(void *zmq_ctx, char *err, size_t 
     return self;
 }
 
+void *evidence_dispatcher_socket(evidence_dispatcher_t *self)
+{
+    return self->pipe;
+}
+
 void evidence_dispatcher_destroy(evidence_dispatcher_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -179,7 +184,9 @@ int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *reg
     r = collect_valid(req, ret_status, err, errlen);
     if (r < 0)
         return r;
+    registry_lock(registry); /* the targets are copied: the lock is not held past this */
     r = pick_targets(registry, req, &targets, &ntargets);
+    registry_unlock(registry);
     if (r < 0) {
         *ret_status = VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE;
         snprintf(err, errlen, "out of memory");

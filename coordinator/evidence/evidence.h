@@ -4,7 +4,7 @@
  * and verified by the store during ingest (store_ingest); this module says what came of them
  * (log lines, metrics) and fails the targets that never answered before their deadline.
  *
- * The agents' socket belongs to the router, so the admin side does not send on it: it queues
+ * The agents' socket belongs to the router, so the admin thread does not send on it: it queues
  * each CollectRequest on an inproc PAIR pipe (the requester, bound) and the router's loop
  * drains the pipe (the dispatcher, connected) and sends from the thread that owns the socket.
  * Pipe message: [agent id][collection id, 8 bytes host order][packed Envelope{collect}].
@@ -33,8 +33,8 @@ void evidence_requester_destroy(evidence_requester_t **self_p);
 
 /*
  * Validates an operator's Collect (known kind, node or all, distinct argument keys, timeout),
- * picks the active agents it names, records the collection and queues one CollectRequest per
- * agent. Returns 0 with *ret_collection_id set; or a negative errno with *ret_status (the
+ * picks the active agents it names (under registry_lock, released before the store is
+ * written), records the collection and queues one CollectRequest per agent. Returns 0 with *ret_collection_id set; or a negative errno with *ret_status (the
  * AdminStatus to answer) and a message for the operator in err. Refusals are counted in
  * vigil_evidence_requests_refused_total.
  */
@@ -48,6 +48,8 @@ typedef struct evidence_dispatcher evidence_dispatcher_t;
 
 evidence_dispatcher_t *evidence_dispatcher_new(void *zmq_ctx, char *err, size_t errlen);
 void evidence_dispatcher_destroy(evidence_dispatcher_t **self_p);
+/* The pipe's receiving end: readable when requests are queued (for the router's poll). */
+void *evidence_dispatcher_socket(evidence_dispatcher_t *self);
 
 /* Sends buf to agent_id on the agents' socket: 0, or a negative errno with why set. */
 typedef int (*evidence_send_fn)(void *userdata, const char *agent_id, const void *buf, size_t len,

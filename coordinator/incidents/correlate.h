@@ -4,7 +4,7 @@
  * The coordinator feeds it what it learns — signal batches once they are committed (router.c),
  * agents becoming active or lost — and evaluates it on the main loop's cadence. Every symptom
  * transition the engine reports is counted (vigil_symptom_events_total{state}) and handed to
- * one event handler: today main.c's, which logs it; the incident layer replaces it.
+ * one event handler: main.c's, which logs it and turns it into an incident (incidents.h).
  *
  * The set is loaded whole or not at all (runbook_load.h): a reload that fails leaves the last
  * good set running, and the caller decides how loudly to say so.

@@ -146,8 +146,7 @@ static void scope_merge(struct store_incident *inc, const struct incident_sympto
 
 static bool is_open(const struct store_incident *inc)
 {
-    return strcmp(inc->state, "detected") == 0 || strcmp(inc->state, "acknowledged") == 0 ||
-           strcmp(inc->state, "mitigated") == 0;
+    return incident_state_open(inc->state);
 }
 
 static int open_incident(store_incidents_t *store, const struct incident_symptom *s,
@@ -159,7 +158,7 @@ static int open_incident(store_incidents_t *store, const struct incident_symptom
     snprintf(inc->fingerprint, sizeof(inc->fingerprint), "%s", s->fingerprint);
     snprintf(inc->runbook, sizeof(inc->runbook), "%s", s->runbook);
     snprintf(inc->title, sizeof(inc->title), "%s", s->title && s->title[0] ? s->title : s->runbook);
-    snprintf(inc->state, sizeof(inc->state), "detected");
+    inc->state = INCIDENT_STATE_DETECTED;
     snprintf(inc->scope_json, sizeof(inc->scope_json), "[]");
     scope_merge(inc, s);
     inc->severity = s->severity;
@@ -169,7 +168,7 @@ static int open_incident(store_incidents_t *store, const struct incident_symptom
     uint64_t id = 0;
     int r = store_incident_insert(store, inc, &id);
     if (r == 0)
-        r = store_incident_event(store, id, s->at_ms, "opened", INCIDENT_ACTOR_VIGIL,
+        r = store_incident_event(store, id, s->at_ms, INCIDENT_EVENT_OPENED, INCIDENT_ACTOR_VIGIL,
                                  s->reason ? s->reason : "", data);
     if (r == 0) {
         res->id = id;
@@ -196,8 +195,8 @@ static int attach_to_root(store_incidents_t *store, const struct incident_sympto
         char text[INCIDENT_NOTE_MAX + 320];
         snprintf(text, sizeof(text), "%s (runbook %s) %s", s->title ? s->title : "", s->runbook,
                  s->reason ? s->reason : "");
-        r = store_incident_event(store, root->id, s->at_ms, "attached", INCIDENT_ACTOR_VIGIL, text,
-                                 data);
+        r = store_incident_event(store, root->id, s->at_ms, INCIDENT_EVENT_ATTACHED,
+                                 INCIDENT_ACTOR_VIGIL, text, data);
     }
     if (r == 0) {
         res->id = root->id;
@@ -222,16 +221,16 @@ static int join_incident(store_incidents_t *store, struct store_incident *inc,
     if (reopen) {
         char text[128];
         snprintf(text, sizeof(text), "the symptom returned after the resolve; back to detected");
-        snprintf(inc->state, sizeof(inc->state), "detected");
+        inc->state = INCIDENT_STATE_DETECTED;
         inc->resolved_at_ms = 0;
         inc->acknowledged_at_ms = 0;
         inc->response_due_ms = incidents_response_due(inc->severity, s->at_ms);
-        r = store_incident_event(store, inc->id, s->at_ms, "reopened", INCIDENT_ACTOR_VIGIL, text,
-                                 data);
+        r = store_incident_event(store, inc->id, s->at_ms, INCIDENT_EVENT_REOPENED,
+                                 INCIDENT_ACTOR_VIGIL, text, data);
     }
     if (r == 0)
-        r = store_incident_event(store, inc->id, s->at_ms, "symptom", INCIDENT_ACTOR_VIGIL,
-                                 s->reason ? s->reason : "", data);
+        r = store_incident_event(store, inc->id, s->at_ms, INCIDENT_EVENT_SYMPTOM,
+                                 INCIDENT_ACTOR_VIGIL, s->reason ? s->reason : "", data);
     /* Severity rises, never falls by itself; a clear says nothing about severity. */
     if (r == 0 && firing && s->severity < inc->severity) {
         char text[INCIDENT_NOTE_MAX + 64];
@@ -241,8 +240,8 @@ static int join_incident(store_incidents_t *store, struct store_incident *inc,
                               incidents_severity_name(s->severity));
         char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
         json_decref(d);
-        r = store_incident_event(store, inc->id, s->at_ms, "severity", INCIDENT_ACTOR_VIGIL, text,
-                                 dtext);
+        r = store_incident_event(store, inc->id, s->at_ms, INCIDENT_EVENT_SEVERITY,
+                                 INCIDENT_ACTOR_VIGIL, text, dtext);
         free(dtext);
         int64_t due = incidents_response_due(s->severity, s->at_ms);
         if (due < inc->response_due_ms)
@@ -323,31 +322,34 @@ int incidents_on_symptom(store_incidents_t *store, const struct incident_symptom
     return 0;
 }
 
-/* One lifecycle transition: its target state (also its timeline kind) and the states it may
- * come from. A state already reached is -EALREADY; a later one -EBUSY. */
+/* One lifecycle transition: its target state, its timeline kind and the states it may come
+ * from. A state already reached is -EALREADY; a later one -EBUSY. Sets of states are bit
+ * masks. */
 struct transition {
-    const char *to;
-    const char *const *from; /* NULL-terminated */
-    const char *const *later;
+    enum incident_state to;
+    enum incident_event_kind kind;
+    unsigned from, later;
 };
 
-static const char *const FROM_DETECTED[] = {"detected", NULL};
-static const char *const FROM_OPEN[] = {"detected", "acknowledged", "mitigated", NULL};
-static const char *const FROM_UNMITIGATED[] = {"detected", "acknowledged", NULL};
-static const char *const AFTER_ACK[] = {"mitigated", "resolved", "closed", NULL};
-static const char *const AFTER_MITIGATE[] = {"resolved", "closed", NULL};
-static const char *const AFTER_RESOLVE[] = {NULL}; /* closed counts as already resolved */
+#define STATE_BIT(state) (1u << (state))
+#define DETECTED STATE_BIT(INCIDENT_STATE_DETECTED)
+#define ACKNOWLEDGED STATE_BIT(INCIDENT_STATE_ACKNOWLEDGED)
+#define MITIGATED STATE_BIT(INCIDENT_STATE_MITIGATED)
+#define RESOLVED STATE_BIT(INCIDENT_STATE_RESOLVED)
+#define CLOSED STATE_BIT(INCIDENT_STATE_CLOSED)
 
-static const struct transition TO_ACKNOWLEDGED = {"acknowledged", FROM_DETECTED, AFTER_ACK};
-static const struct transition TO_MITIGATED = {"mitigated", FROM_UNMITIGATED, AFTER_MITIGATE};
-static const struct transition TO_RESOLVED = {"resolved", FROM_OPEN, AFTER_RESOLVE};
+static const struct transition TO_ACKNOWLEDGED = {INCIDENT_STATE_ACKNOWLEDGED,
+                                                  INCIDENT_EVENT_ACKNOWLEDGED, DETECTED,
+                                                  MITIGATED | RESOLVED | CLOSED};
+static const struct transition TO_MITIGATED = {INCIDENT_STATE_MITIGATED, INCIDENT_EVENT_MITIGATED,
+                                               DETECTED | ACKNOWLEDGED, RESOLVED | CLOSED};
+/* Closed counts as already resolved. */
+static const struct transition TO_RESOLVED = {INCIDENT_STATE_RESOLVED, INCIDENT_EVENT_RESOLVED,
+                                              DETECTED | ACKNOWLEDGED | MITIGATED, 0};
 
-static bool state_in(const char *state, const char *const *list)
+static bool state_in(enum incident_state state, unsigned set)
 {
-    for (size_t i = 0; list && list[i]; i++)
-        if (strcmp(state, list[i]) == 0)
-            return true;
-    return false;
+    return (set & STATE_BIT(state)) != 0;
 }
 
 static int transition(store_incidents_t *store, uint64_t id, const char *actor, const char *note,
@@ -365,9 +367,9 @@ static int transition(store_incidents_t *store, uint64_t id, const char *actor, 
     }
     r = store_incident_get(store, id, true, inc);
     if (r == 0 && !state_in(inc->state, t->from))
-        r = strcmp(inc->state, t->to) == 0 || !state_in(inc->state, t->later) ? -EALREADY : -EBUSY;
+        r = inc->state == t->to || !state_in(inc->state, t->later) ? -EALREADY : -EBUSY;
     if (r == 0) {
-        snprintf(inc->state, sizeof(inc->state), "%s", t->to);
+        inc->state = t->to;
         if (t == &TO_RESOLVED)
             inc->resolved_at_ms = at_ms;
         else if (t == &TO_ACKNOWLEDGED)
@@ -376,13 +378,13 @@ static int transition(store_incidents_t *store, uint64_t id, const char *actor, 
         r = store_incident_update(store, inc);
     }
     if (r == 0)
-        r = store_incident_event(store, id, at_ms, t->to, actor, note ? note : "", NULL);
+        r = store_incident_event(store, id, at_ms, t->kind, actor, note ? note : "", NULL);
     if (r == 0)
         r = store_incidents_commit(store);
     if (r < 0)
         store_incidents_rollback(store);
     else
-        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s by %s", id, t->to, actor);
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s by %s", id, incident_state_name(t->to), actor);
     free(inc);
     return r;
 }
@@ -426,16 +428,19 @@ int incidents_report(store_incidents_t *store, uint64_t id, const char *actor, c
     r = store_incident_get(store, id, true, inc);
     if (r == 0 && is_open(inc))
         r = -EBUSY;
-    bool closing = r == 0 && strcmp(inc->state, "resolved") == 0;
+    bool closing = r == 0 && inc->state == INCIDENT_STATE_RESOLVED;
+    if (closing)
+        store_incidents_audit_detail(store, "closed"); /* an operator's audit row, if pending */
     if (r == 0)
         r = store_incident_report_put(store, id, at_ms, actor, body);
     if (r == 0 && closing) {
-        snprintf(inc->state, sizeof(inc->state), "closed");
+        inc->state = INCIDENT_STATE_CLOSED;
         inc->updated_at_ms = at_ms;
         r = store_incident_update(store, inc);
     }
     if (r == 0)
-        r = store_incident_event(store, id, at_ms, closing ? "closed" : "report", actor,
+        r = store_incident_event(store, id, at_ms,
+                                 closing ? INCIDENT_EVENT_CLOSED : INCIDENT_EVENT_REPORT, actor,
                                  closing ? "the post-incident report is written"
                                          : "the post-incident report was revised",
                                  NULL);
@@ -499,10 +504,10 @@ static int draft_event(const struct store_incident_event *ev, void *userdata)
     struct draft_timeline *t = userdata;
     char at[40];
     utc_text(ev->at_ms, at, sizeof(at));
-    if (strcmp(ev->kind, "attached") == 0)
+    if (ev->kind == INCIDENT_EVENT_ATTACHED)
         t->attached++;
-    draft_add(t->d, "- %s - %s (%s)%s%s\n", at, ev->kind, ev->actor, ev->text[0] ? ": " : "",
-              ev->text);
+    draft_add(t->d, "- %s - %s (%s)%s%s\n", at, incident_event_kind_name(ev->kind), ev->actor,
+              ev->text[0] ? ": " : "", ev->text);
     return 0;
 }
 
@@ -520,7 +525,8 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
         utc_text(inc->resolved_at_ms, resolved, sizeof(resolved));
         draft_add(&d, "# Incident Report: %" PRIu64 "\n\n## Summary\n", inc->id);
         draft_add(&d, "%s (%s, runbook %s), detected %s. State: %s.\n\n## Timeline\n", inc->title,
-                  incidents_severity_name(inc->severity), inc->runbook, opened, inc->state);
+                  incidents_severity_name(inc->severity), inc->runbook, opened,
+                  incident_state_name(inc->state));
         *ret = store_incident_events(store, id, draft_event, &t);
     }
     if (*ret == 0) {

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "curl_multi.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -226,8 +227,10 @@ size_t promql_warn_unpolled(const struct rb_set *set)
 
 /* ---- the thread ----------------------------------------------------------------------------- */
 
-static bool stopping(promql_t *self)
+static bool stopping(void *userdata)
 {
+    promql_t *self = userdata;
+
     pthread_mutex_lock(&self->lock);
     bool stop = self->stop;
     pthread_mutex_unlock(&self->lock);
@@ -256,51 +259,11 @@ static size_t keep_body(char *data, size_t size, size_t nmemb, void *userdata)
 /* Drives one transfer to its end, the timeout or promql_destroy. */
 static CURLcode transfer(promql_t *self, bool *ret_cancelled)
 {
-    CURLcode result = CURLE_OK;
-    int64_t deadline = vg_mono_ms() + self->timeout_ms + BACKSTOP_MS;
-    int running = 1;
+    /* curl_multi_poll returns early on curl_multi_wakeup from promql_destroy. */
+    const struct vg_curl_hooks hooks = {.cancel_fd = -1, .cancelled = stopping, .userdata = self};
 
-    *ret_cancelled = false;
-    if (curl_multi_add_handle(self->multi, self->easy) != CURLM_OK)
-        return CURLE_OUT_OF_MEMORY;
-    for (;;) {
-        if (curl_multi_perform(self->multi, &running) != CURLM_OK) {
-            result = CURLE_OUT_OF_MEMORY;
-            break;
-        }
-        CURLMsg *msg;
-        int left;
-        bool done = false;
-        while ((msg = curl_multi_info_read(self->multi, &left))) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == self->easy) {
-                result = msg->data.result;
-                done = true;
-            }
-        }
-        if (done)
-            break;
-        if (!running) { /* finished without a message: not expected from libcurl */
-            result = CURLE_RECV_ERROR;
-            break;
-        }
-        int64_t remaining = deadline - vg_mono_ms();
-        if (remaining <= 0) {
-            result = CURLE_OPERATION_TIMEDOUT;
-            break;
-        }
-        /* Returns early on traffic, and on curl_multi_wakeup from promql_destroy. */
-        if (curl_multi_poll(self->multi, NULL, 0, (int)(remaining < 1000 ? remaining : 1000),
-                            NULL) != CURLM_OK) {
-            result = CURLE_OUT_OF_MEMORY;
-            break;
-        }
-        if (stopping(self)) {
-            *ret_cancelled = true;
-            break;
-        }
-    }
-    curl_multi_remove_handle(self->multi, self->easy);
-    return result;
+    return vg_curl_multi_transfer(self->multi, self->easy, &hooks,
+                                  vg_mono_ms() + self->timeout_ms + BACKSTOP_MS, ret_cancelled);
 }
 
 /* A transport failure as a reason label and a message that does not vary from one attempt to
@@ -493,8 +456,8 @@ static void *poll_thread(void *arg)
             break;
         if (!due) {
             /* Woken early by promql_set_queries and promql_destroy (curl_multi_wakeup). */
-            curl_multi_poll(self->multi, NULL, 0,
-                            (int)(wait_ms < IDLE_WAIT_MS ? wait_ms : IDLE_WAIT_MS), NULL);
+            vg_curl_multi_step(self->multi, NULL, wait_ms < IDLE_WAIT_MS ? wait_ms : IDLE_WAIT_MS,
+                               NULL);
             continue;
         }
         struct promql_parsed res;

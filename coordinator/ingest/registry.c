@@ -2,6 +2,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "log.h"
@@ -11,6 +12,7 @@
 struct registry {
     zhashx_t *agents;    /* id -> struct agent (owned) */
     zhashx_t *operators; /* public key -> struct operator (owned) */
+    pthread_mutex_t lock;
 };
 
 static void free_entry(void **item)
@@ -24,6 +26,7 @@ registry_t *registry_new(void)
     registry_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
+    pthread_mutex_init(&self->lock, NULL);
     self->agents = zhashx_new();
     self->operators = zhashx_new();
     if (!self->agents || !self->operators) {
@@ -42,8 +45,19 @@ void registry_destroy(registry_t **self_p)
     registry_t *self = *self_p;
     zhashx_destroy(&self->agents);
     zhashx_destroy(&self->operators);
+    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
+}
+
+void registry_lock(registry_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+}
+
+void registry_unlock(registry_t *self)
+{
+    pthread_mutex_unlock(&self->lock);
 }
 
 static int load_agent(const struct store_agent *row, void *userdata)
@@ -82,6 +96,7 @@ static int load_operator(const struct store_operator *row, void *userdata)
     snprintf(op.id, sizeof(op.id), "%s", row->id);
     snprintf(op.name, sizeof(op.name), "%s", row->name);
     snprintf(op.public_key, sizeof(op.public_key), "%s", row->public_key);
+    snprintf(op.signing_key, sizeof(op.signing_key), "%s", row->signing_key);
     return registry_operator_add(self, &op);
 }
 
@@ -157,6 +172,54 @@ int registry_operator_add(registry_t *self, const struct operator* op)
     *copy = *op;
     zhashx_update(self->operators, copy->public_key, copy);
     return 0;
+}
+
+const struct operator* registry_operator_by_name(registry_t *self, const char *name)
+{
+    for (struct operator* op = zhashx_first(self->operators); op;
+         op = zhashx_next(self->operators)) {
+        if (strcmp(op->name, name) == 0)
+            return op;
+    }
+    return NULL;
+}
+
+size_t registry_operator_count(registry_t *self, enum operator_role role)
+{
+    size_t n = 0;
+    for (struct operator* op = zhashx_first(self->operators); op; op = zhashx_next(self->operators))
+        n += op->role == role;
+    return n;
+}
+
+int registry_operator_revoke(registry_t *self, const char *public_z85)
+{
+    if (!zhashx_lookup(self->operators, public_z85))
+        return -ENOENT;
+    zhashx_delete(self->operators, public_z85);
+    return 0;
+}
+
+int registry_operator_replace(registry_t *self, const char *old_public_z85,
+                              const struct operator* op)
+{
+    if (!zhashx_lookup(self->operators, old_public_z85))
+        return -ENOENT;
+    char old[VG_KEY_Z85_LEN + 1];
+    snprintf(old, sizeof(old), "%s", old_public_z85); /* may point into the entry deleted */
+    int r = registry_operator_add(self, op);
+    if (r < 0)
+        return r;
+    if (strcmp(old, op->public_key) != 0)
+        zhashx_delete(self->operators, old);
+    return 0;
+}
+
+void operator_id_from_key(const char *public_z85, char ret_id[OPERATOR_ID_LEN + 1])
+{
+    char agent_id[VG_AGENT_ID_LEN + 1];
+    vg_agent_id_from_key(public_z85, agent_id);
+    snprintf(ret_id, OPERATOR_ID_LEN + 1, "op-%s", agent_id + 3);
 }
 
 const char *agent_state_name(Vigil__AgentState state)

@@ -4,6 +4,12 @@
  * The registry is loaded from the store at start and is the one owner of agent and operator
  * state afterwards; every change goes to the store first and then here, so the ZAP handler and
  * the per-message checks answer from memory without a database round trip.
+ *
+ * Two threads use it: the main loop (ZAP, the router) and the admin thread (vigilctl). Whoever
+ * reads or changes it holds registry_lock for that whole step, and never across a database
+ * call it could avoid: the main loop around serving its sockets and its tick, the admin thread
+ * around the in-memory part of a request. Pointers into the registry are valid only while the
+ * lock is held; copy what must outlive it.
  */
 #ifndef COORD_REGISTRY_H
 #define COORD_REGISTRY_H
@@ -36,11 +42,13 @@ enum operator_role {
     ROLE_ADMIN = 3,
 };
 
+/* An active operator (revoked ones are not in the registry). */
 struct operator
 {
     char id[32];
     char name[128];
     char public_key[VG_KEY_Z85_LEN + 1];
+    char signing_key[45]; /* Ed25519 public key, base64; "" = none registered */
     enum operator_role role;
 };
 
@@ -48,6 +56,10 @@ typedef struct registry registry_t;
 
 registry_t *registry_new(void);
 void registry_destroy(registry_t **self_p);
+
+/* The registry's one mutex (see above). Not recursive. */
+void registry_lock(registry_t *self);
+void registry_unlock(registry_t *self);
 
 /* Loads agents and operators from the store (replacing nothing: call once, at start). */
 int registry_load(registry_t *self, store_t *store);
@@ -66,7 +78,23 @@ struct agent *registry_node_holder(registry_t *self, const char *node, const str
 
 const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85);
 const struct operator* registry_operator_by_id(registry_t *self, const char *id);
+/* Adds the operator (copied), or replaces the entry with its public key. 0 or -ENOMEM. */
 int registry_operator_add(registry_t *self, const struct operator* op);
+/* The active operator called name, or NULL. */
+const struct operator* registry_operator_by_name(registry_t *self, const char *name);
+/* How many active operators have role. */
+size_t registry_operator_count(registry_t *self, enum operator_role role);
+/* Removes the operator with that public key (revoked in the store): ZAP refuses the key from
+ * then on, and requests on its open connections find no operator. -ENOENT when absent. */
+int registry_operator_revoke(registry_t *self, const char *public_z85);
+/* The operator with old_public_z85 (rotated in the store) gives way to op: the old key is
+ * refused at once. Nothing changes on failure (-ENOMEM; -ENOENT when old is absent). */
+int registry_operator_replace(registry_t *self, const char *old_public_z85,
+                              const struct operator* op);
+/* An operator's id, from its CURVE public key: "op-" and 16 hex digits of its SHA-256 (as an
+ * agent's id is; vg_agent_id_from_key). */
+#define OPERATOR_ID_LEN VG_AGENT_ID_LEN
+void operator_id_from_key(const char *public_z85, char ret_id[OPERATOR_ID_LEN + 1]);
 
 const char *agent_state_name(Vigil__AgentState state);
 const char *operator_role_name(enum operator_role role);

@@ -57,6 +57,7 @@ struct inbound {
     uint64_t seq;    /* what a message that could not be decoded claims (0: unknown) */
     bool multipart;  /* more than one frame: refused before anything else */
     bool unadmitted; /* too large for a peer that is not an active agent: not decoded */
+    bool fresh;      /* committed and new (not a resend of a stored message) */
 };
 
 /*
@@ -680,6 +681,7 @@ static void receive_batch(void *socket, struct inbox *in, struct receiver *rx, r
         item->seq = 0;
         item->multipart = got < 0;
         item->unadmitted = false;
+        item->fresh = false;
         item->error = VG_DECODE_OK;
         in->bytes += size;
         if (!item->multipart) {
@@ -1031,25 +1033,34 @@ out:
     free(ranges);
 }
 
-/* Stores the durable messages of in in one transaction. True when they are committed. */
-static bool commit_inbox(router_t *self, const struct inbox *in)
+/* Stores the durable messages of in in one transaction and marks those that were new. True
+ * when they are committed. */
+static bool commit_inbox(router_t *self, struct inbox *in)
 {
     size_t fresh = 0;
     int64_t started = vg_mono_ms();
     uint64_t signals = 0;
 
     Vigil__Envelope **envs = calloc(in->n, sizeof(Vigil__Envelope *));
-    if (!envs)
+    bool *marks = calloc(in->n, sizeof(bool));
+    if (!envs || !marks) {
+        free(envs);
+        free(marks);
         return false;
-    for (size_t i = 0; i < in->n; i++) {
-        envs[i] = in->items[i].env;
-        /* body is a union: only a signals body has n_signals */
-        if (envs[i]->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && envs[i]->signals)
-            signals += envs[i]->signals->n_signals;
     }
+    for (size_t i = 0; i < in->n; i++)
+        envs[i] = in->items[i].env;
     struct store_evidence_events events = {0};
-    int r = store_ingest(self->store, envs, in->n, &fresh, &events);
+    int r = store_ingest_marked(self->store, envs, in->n, marks, &fresh, &events);
     free(envs);
+    for (size_t i = 0; i < in->n; i++) {
+        const Vigil__Envelope *env = in->items[i].env;
+        in->items[i].fresh = r == 0 && marks[i];
+        /* body is a union: only a signals body has n_signals */
+        if (in->items[i].fresh && env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS && env->signals)
+            signals += env->signals->n_signals;
+    }
+    free(marks);
     evidence_report(&events); /* empty unless the batch committed */
     store_evidence_events_clear(&events);
     metrics_store_batch((double)(vg_mono_ms() - started) / 1000.0);
@@ -1066,14 +1077,16 @@ static bool commit_inbox(router_t *self, const struct inbox *in)
     return true;
 }
 
-/* Committed and acknowledged signals go to the observer, each batch with its agent's node. */
+/* Committed and acknowledged signals go to the observer, each batch with its agent's node;
+ * a resend of a stored batch is not news. */
 static void observe_signals(router_t *self, const struct inbox *in)
 {
     if (!self->cfg.observer.signals)
         return;
     for (size_t i = 0; i < in->n; i++) {
         const Vigil__Envelope *env = in->items[i].env;
-        if (env->body_case != VIGIL__ENVELOPE__BODY_SIGNALS || !env->signals)
+        if (!in->items[i].fresh || env->body_case != VIGIL__ENVELOPE__BODY_SIGNALS ||
+            !env->signals)
             continue;
         const struct agent *agent = registry_agent(self->registry, env->sender);
         if (agent)
@@ -1126,6 +1139,11 @@ void router_handle(router_t *self)
 void router_send_requests(router_t *self)
 {
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+}
+
+void *router_requests_socket(router_t *self)
+{
+    return evidence_dispatcher_socket(self->evidence);
 }
 
 /*

@@ -64,8 +64,10 @@ void router_handle(router_t *self);
  * sends queued CollectRequests and fails evidence targets past their deadline. */
 void router_tick(router_t *self);
 
-/* Sends what the admin side queued for agents (collect requests) now, not at the next tick:
- * the main loop calls it after admin_handle. */
+/* Sends what the admin thread queued for agents (collect requests) now, not at the next tick:
+ * the main loop calls it when router_requests_socket is readable. */
 void router_send_requests(router_t *self);
+/* The inproc pipe the admin thread queues requests on (the router's end, to poll). */
+void *router_requests_socket(router_t *self);
 
 #endif

@@ -68,12 +68,6 @@ void escalate_destroy(escalate_t **self_p)
     *self_p = NULL;
 }
 
-static bool is_open(const char *state)
-{
-    return strcmp(state, "detected") == 0 || strcmp(state, "acknowledged") == 0 ||
-           strcmp(state, "mitigated") == 0;
-}
-
 static const struct rb_runbook *runbook_of(const struct rb_set *set, const char *id)
 {
     for (size_t i = 0; set && i < set->n; i++)
@@ -145,14 +139,12 @@ struct paged {
 static int add_paged(const struct store_notification_row *row, void *userdata)
 {
     struct paged *p = userdata;
-    if (strcmp(row->kind, "page") != 0)
+    if (row->kind != NOTIFICATION_KIND_PAGE)
         return 0;
     const struct paging_contact *c = paging_contact_find(p->self->paging, row->target);
     if (!c)
         return 0; /* removed from the configuration since */
-    for (int ch = 0; ch < PAGING_CHANNELS; ch++)
-        if (strcmp(paging_channel_name((enum paging_channel)ch), row->channel) == 0)
-            add_recipient(p->to, c, (enum paging_channel)ch);
+    add_recipient(p->to, c, row->channel);
     size_t used = strlen(p->names);
     if (!strstr(p->names, c->name))
         snprintf(p->names + used, p->names_len - used, "%s%s", used ? ", " : "", c->name);
@@ -170,7 +162,7 @@ struct context {
 
 /* Inserts one message of kind to every recipient. PagerDuty hears only of pages (trigger),
  * acknowledgements and resolutions. */
-static int send_to(struct context *cx, const char *kind, int level, int round,
+static int send_to(struct context *cx, enum notification_kind kind, int level, int round,
                    const struct recipients *to, const char *responders)
 {
     struct page_message msg;
@@ -182,10 +174,10 @@ static int send_to(struct context *cx, const char *kind, int level, int round,
         .runbook_link = cx->rb && cx->rb->doc ? cx->rb->doc : "",
         .now_ms = cx->now_ms,
     };
-    const char *event = strcmp(kind, "page") == 0           ? "trigger"
-                        : strcmp(kind, "acknowledged") == 0 ? "acknowledge"
-                        : strcmp(kind, "resolved") == 0     ? "resolve"
-                                                            : NULL;
+    const char *event = kind == NOTIFICATION_KIND_PAGE           ? "trigger"
+                        : kind == NOTIFICATION_KIND_ACKNOWLEDGED ? "acknowledge"
+                        : kind == NOTIFICATION_KIND_RESOLVED     ? "resolve"
+                                                                 : NULL;
     int r = page_message_build(&in, &msg);
     for (size_t i = 0; r == 0 && i < to->n; i++) {
         enum paging_channel ch = to->r[i].channel;
@@ -198,7 +190,7 @@ static int send_to(struct context *cx, const char *kind, int level, int round,
             .level = level,
             .round = round,
             .target = to->r[i].contact->name,
-            .channel = paging_channel_name(ch),
+            .channel = ch,
             .address = paging_contact_address(to->r[i].contact, ch),
             .event = pd ? event : "",
             .subject = msg.subject,
@@ -214,7 +206,8 @@ static int send_to(struct context *cx, const char *kind, int level, int round,
     return r;
 }
 
-static int timeline(struct context *cx, const char *kind, const char *actor, const char *text)
+static int timeline(struct context *cx, enum incident_event_kind kind, const char *actor,
+                    const char *text)
 {
     return store_incident_event(cx->self->store, cx->inc->id, cx->now_ms, kind, actor, text, NULL);
 }
@@ -270,13 +263,14 @@ static int page_next_level(struct context *cx)
         esc->next_level_at_ms = 0;
         snprintf(text, sizeof(text), "policy %s is not configured: nobody can be paged",
                  esc->policy);
-        return timeline(cx, "escalated", INCIDENT_ACTOR_VIGIL, text);
+        return timeline(cx, INCIDENT_EVENT_ESCALATED, INCIDENT_ACTOR_VIGIL, text);
     }
     size_t level = esc->level < 0 ? 0 : (size_t)esc->level + 1;
     if (level >= nlevels) {
         if (esc->repeats >= policy->repeat) {
             esc->next_level_at_ms = 0;
-            return timeline(cx, "escalated", esc->escalated_by[0] ? esc->escalated_by : "vigil",
+            return timeline(cx, INCIDENT_EVENT_ESCALATED,
+                            esc->escalated_by[0] ? esc->escalated_by : "vigil",
                             "every level of the policy has been paged; nobody further");
         }
         esc->repeats++;
@@ -290,7 +284,7 @@ static int page_next_level(struct context *cx)
     for (size_t i = 0; i < lv->targets.count; i++)
         add_target(cx->self, lv->targets.items[i], cx->now_ms, &to, names, sizeof(names), missing,
                    sizeof(missing));
-    int r = send_to(cx, "page", (int)level, esc->round, &to, names);
+    int r = send_to(cx, NOTIFICATION_KIND_PAGE, (int)level, esc->round, &to, names);
     const char *actor = esc->escalated_by[0] ? esc->escalated_by : INCIDENT_ACTOR_VIGIL;
     /* A long list of names is cut in the timeline text; vigilctl notifications lists them all. */
     if (snprintf(text, sizeof(text), "level %zu of policy %s (%" PRId64 " min): paged %s%s%s%s",
@@ -298,7 +292,7 @@ static int page_next_level(struct context *cx)
                  missing[0] ? " (" : "", missing, missing[0] ? ")" : "") >= (int)sizeof(text))
         vg_log(VG_LOG_DEBUG, "incident=%" PRIu64 " escalation text cut", cx->inc->id);
     if (r == 0)
-        r = timeline(cx, "escalated", actor, text);
+        r = timeline(cx, INCIDENT_EVENT_ESCALATED, actor, text);
     esc->level = (int)level;
     esc->escalate_now = false;
     esc->escalated_by[0] = '\0';
@@ -316,12 +310,12 @@ static int on_failed(const struct store_notification_row *row, void *userdata)
     char text[INCIDENT_NOTE_MAX], code[24] = "";
     if (row->last_code)
         snprintf(code, sizeof(code), "code %d: ", row->last_code);
-    snprintf(text, sizeof(text), "%s to %s by %s failed after %d attempt%s (%s%.300s)", row->kind,
-             row->target, row->channel, row->attempts, row->attempts == 1 ? "" : "s", code,
-             row->last_error);
-    int r = timeline(cx, "notify_failed", INCIDENT_ACTOR_VIGIL, text);
-    if (strcmp(row->kind, "page") == 0 && row->level == cx->esc->level &&
-        row->round == cx->esc->round && strcmp(cx->inc->state, "detected") == 0)
+    snprintf(text, sizeof(text), "%s to %s by %s failed after %d attempt%s (%s%.300s)",
+             notification_kind_name(row->kind), row->target, paging_channel_name(row->channel),
+             row->attempts, row->attempts == 1 ? "" : "s", code, row->last_error);
+    int r = timeline(cx, INCIDENT_EVENT_NOTIFY_FAILED, INCIDENT_ACTOR_VIGIL, text);
+    if (row->kind == NOTIFICATION_KIND_PAGE && row->level == cx->esc->level &&
+        row->round == cx->esc->round && cx->inc->state == INCIDENT_STATE_DETECTED)
         cx->esc->next_level_at_ms = cx->now_ms;
     if (row->id > cx->esc->failures_seen)
         cx->esc->failures_seen = row->id;
@@ -351,8 +345,8 @@ static void adopt(struct context *cx)
 static int handle(struct context *cx)
 {
     struct store_escalation *esc = cx->esc;
-    const char *state = cx->inc->state;
-    bool open = is_open(state), detected = strcmp(state, "detected") == 0;
+    enum incident_state state = cx->inc->state;
+    bool open = incident_state_open(state), detected = state == INCIDENT_STATE_DETECTED;
     struct recipients to = {.n = 0};
     char names[RESPONDERS_TEXT] = "";
     int r = 0;
@@ -376,7 +370,7 @@ static int handle(struct context *cx)
         char text[160];
         snprintf(text, sizeof(text), "not acknowledged by the %s response deadline: escalating",
                  incidents_severity_name(cx->inc->severity));
-        r = timeline(cx, "deadline_missed", INCIDENT_ACTOR_VIGIL, text);
+        r = timeline(cx, INCIDENT_EVENT_DEADLINE_MISSED, INCIDENT_ACTOR_VIGIL, text);
         esc->deadline_at_ms = 0;
         if (esc->level >= 0) /* the first level is paged at its own time anyway */
             esc->next_level_at_ms = cx->now_ms;
@@ -388,7 +382,7 @@ static int handle(struct context *cx)
     if (r == 0 && open && !detected && !esc->acked_told && esc->level >= 0) {
         r = paged_so_far(cx, &to, names, sizeof(names));
         if (r == 0)
-            r = send_to(cx, "acknowledged", -1, esc->round, &to, names);
+            r = send_to(cx, NOTIFICATION_KIND_ACKNOWLEDGED, -1, esc->round, &to, names);
         esc->acked_told = true;
         esc->next_level_at_ms = 0;
         esc->deadline_at_ms = 0;
@@ -398,9 +392,9 @@ static int handle(struct context *cx)
         r = paged_so_far(cx, &to, names, sizeof(names));
         audiences(cx, &to);
         if (r == 0)
-            r = send_to(cx, "update", -1, esc->updates_sent + 1, &to, names);
+            r = send_to(cx, NOTIFICATION_KIND_UPDATE, -1, esc->updates_sent + 1, &to, names);
         if (r == 0)
-            r = timeline(cx, "status_update", INCIDENT_ACTOR_VIGIL,
+            r = timeline(cx, INCIDENT_EVENT_STATUS_UPDATE, INCIDENT_ACTOR_VIGIL,
                          "status update sent to those paged and the audiences");
         esc->updates_sent++;
         int64_t next = esc->next_update_at_ms + cx->self->paging->status_update_interval_ms;
@@ -413,26 +407,26 @@ static int handle(struct context *cx)
         r = paged_so_far(cx, &to, names, sizeof(names));
         audiences(cx, &to);
         if (r == 0)
-            r = send_to(cx, "resolved", -1, esc->round, &to, names);
+            r = send_to(cx, NOTIFICATION_KIND_RESOLVED, -1, esc->round, &to, names);
         esc->resolved_told = true;
         esc->next_level_at_ms = esc->next_update_at_ms = esc->deadline_at_ms = 0;
         esc->escalate_now = false;
-        esc->report_due_at_ms = strcmp(state, "resolved") == 0
+        esc->report_due_at_ms = state == INCIDENT_STATE_RESOLVED
                                     ? cx->inc->resolved_at_ms + cx->self->paging->report_due_ms
                                     : 0;
     }
-    if (r == 0 && strcmp(state, "resolved") == 0 && esc->report_due_at_ms &&
+    if (r == 0 && state == INCIDENT_STATE_RESOLVED && esc->report_due_at_ms &&
         esc->report_due_at_ms <= cx->now_ms) {
         to.n = 0;
         r = paged_so_far(cx, &to, names, sizeof(names));
         if (r == 0)
-            r = send_to(cx, "report_due", -1, esc->round, &to, names);
+            r = send_to(cx, NOTIFICATION_KIND_REPORT_DUE, -1, esc->round, &to, names);
         if (r == 0)
-            r = timeline(cx, "report_due", INCIDENT_ACTOR_VIGIL,
+            r = timeline(cx, INCIDENT_EVENT_REPORT_DUE, INCIDENT_ACTOR_VIGIL,
                          "the post-incident report is due: vigilctl report ID --file FILE");
         esc->report_due_at_ms = 0;
     }
-    if (strcmp(state, "closed") == 0)
+    if (state == INCIDENT_STATE_CLOSED)
         esc->report_due_at_ms = 0;
     return r;
 }
@@ -451,7 +445,7 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
     if (r == 0) {
         cx.rb = runbook_of(runbooks, inc->runbook);
         r = store_escalation_get(self->store, id, true, &esc);
-        if (r == -ENOENT && !is_open(inc->state)) {
+        if (r == -ENOENT && !incident_state_open(inc->state)) {
             /* Resolved between the look-up and the lock, never paged: nothing to do. */
             store_incidents_rollback(self->store);
             free(inc);
@@ -462,7 +456,7 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
             /* Told at once: the severity's audiences and the announce list. */
             struct recipients to = {.n = 0};
             audiences(&cx, &to);
-            r = send_to(&cx, "audience", -1, 0, &to, "");
+            r = send_to(&cx, NOTIFICATION_KIND_AUDIENCE, -1, 0, &to, "");
         }
     }
     if (r == 0)
@@ -523,7 +517,7 @@ int escalate_request(store_incidents_t *store, uint64_t incident_id, const char 
         return r;
     }
     r = store_incident_get(store, incident_id, true, inc);
-    if (r == 0 && !is_open(inc->state))
+    if (r == 0 && !incident_state_open(inc->state))
         r = -EALREADY;
     if (r == 0) {
         r = store_escalation_get(store, incident_id, true, &esc);

@@ -24,10 +24,12 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "curl_multi.h"
 #include "digest.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "model.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -41,8 +43,6 @@
 #define ERROR_MAX 300          /* bytes of last_error */
 #define DB_LOG_REPEAT_MS 60000 /* a database that stays down is logged this often */
 
-enum channel { CH_SLACK, CH_WEBHOOK, CH_EMAIL, CH_PAGERDUTY, CH__COUNT };
-static const char *const channel_names[CH__COUNT] = {"slack", "webhook", "email", "pagerduty"};
 static const char *const verdict_names[] = {"sent", "retry", "failed"};
 
 /* ---- formatting (pure) ---------------------------------------------------------------------- */
@@ -371,7 +371,7 @@ enum notify_verdict notify_smtp_verdict(long code)
 struct send {
     bool busy;
     uint64_t id, incident_id;
-    enum channel channel;
+    enum paging_channel channel;
     int attempts;
     char target[64]; /* for the log */
     CURL *easy;
@@ -662,17 +662,18 @@ static void record(notify_t *self, const struct send *s, enum notify_verdict ver
     /* Not written: the lease brings the row back and it is sent again (at least once). */
     PQclear(res);
 
-    metrics_notification(channel_names[s->channel], verdict_names[verdict]);
+    metrics_notification(paging_channel_name(s->channel), verdict_names[verdict]);
     if (verdict == NOTIFY_SENT)
         vg_log(VG_LOG_INFO,
                "notify id=%" PRIu64 " incident=%" PRIu64 " channel=%s target=%s sent code=%ld"
                " attempts=%d",
-               s->id, s->incident_id, channel_names[s->channel], s->target, code, s->attempts);
+               s->id, s->incident_id, paging_channel_name(s->channel), s->target, code,
+               s->attempts);
     else
         vg_log(VG_LOG_WARN,
                "notify id=%" PRIu64 " incident=%" PRIu64 " channel=%s target=%s %s code=%ld"
                " attempts=%d%s%s error=\"%s\"",
-               s->id, s->incident_id, channel_names[s->channel], s->target,
+               s->id, s->incident_id, paging_channel_name(s->channel), s->target,
                verdict == NOTIFY_RETRY ? "retry" : "failed", code, s->attempts,
                verdict == NOTIFY_RETRY ? " retry_in_ms=" : "", verdict == NOTIFY_RETRY ? delay : "",
                error);
@@ -745,10 +746,10 @@ static int prepare_http(notify_t *self, struct send *s, const struct row *row, c
     int r;
     *ret_url = row->address;
     switch (s->channel) {
-    case CH_SLACK:
+    case PAGING_CHANNEL_SLACK:
         r = notify_slack_body(row->subject, row->body, &s->request);
         break;
-    case CH_WEBHOOK:
+    case PAGING_CHANNEL_WEBHOOK:
         r = notify_webhook_body(row->payload, row->subject, row->body, &s->request);
         break;
     default:
@@ -759,10 +760,11 @@ static int prepare_http(notify_t *self, struct send *s, const struct row *row, c
     }
     if (r == -EINVAL) {
         error_text(why, whylen, "%s",
-                   s->channel == CH_PAGERDUTY
+                   s->channel == PAGING_CHANNEL_PAGERDUTY
                        ? "cannot be sent: event is not trigger, acknowledge or resolve"
-                   : s->channel == CH_WEBHOOK ? "cannot be sent: payload is not a JSON object"
-                                              : "cannot be sent: text is not UTF-8");
+                   : s->channel == PAGING_CHANNEL_WEBHOOK
+                       ? "cannot be sent: payload is not a JSON object"
+                       : "cannot be sent: text is not UTF-8");
         return r;
     }
     if (r < 0)
@@ -772,7 +774,7 @@ static int prepare_http(notify_t *self, struct send *s, const struct row *row, c
     char header[128];
     if (!add_header(&s->list, "Content-Type: application/json") || !add_header(&s->list, "Expect:"))
         return -ENOMEM;
-    if (s->channel == CH_WEBHOOK) {
+    if (s->channel == PAGING_CHANNEL_WEBHOOK) {
         char sig[NOTIFY_SIGNATURE_LEN + 1];
         snprintf(header, sizeof(header), "X-Vigil-Delivery: %" PRIu64, s->id);
         if (!add_header(&s->list, header))
@@ -837,17 +839,6 @@ static int prepare_email(notify_t *self, struct send *s, const struct row *row, 
     return 0;
 }
 
-static int channel_parse(const char *name, enum channel *ret)
-{
-    for (int i = 0; i < CH__COUNT; i++) {
-        if (strcmp(name, channel_names[i]) == 0) {
-            *ret = (enum channel)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
 /* Starts the row's send in slot s. A row that cannot be sent is recorded at once. */
 static void start(notify_t *self, struct send *s, const struct row *row)
 {
@@ -863,8 +854,8 @@ static void start(notify_t *self, struct send *s, const struct row *row)
     for (char *p = s->target; *p; p++) /* a key=value log line: no spaces or quotes */
         if (*p <= ' ' || *p == '"' || *p == '=' || (unsigned char)*p >= 0x7F)
             *p = '_';
-    if (channel_parse(row->channel, &s->channel) < 0) { /* the table's CHECK forbids it */
-        s->channel = CH_WEBHOOK;
+    if (paging_channel_parse(row->channel, &s->channel) < 0) { /* the table's CHECK forbids it */
+        s->channel = PAGING_CHANNEL_WEBHOOK;
         error_text(why, sizeof(why), "unknown channel \"%.32s\"", row->channel);
         r = -EINVAL;
         goto err_record;
@@ -874,7 +865,7 @@ static void start(notify_t *self, struct send *s, const struct row *row)
         r = -ENOMEM;
         goto err_record;
     }
-    if (s->channel == CH_EMAIL)
+    if (s->channel == PAGING_CHANNEL_EMAIL)
         r = prepare_email(self, s, row, why, sizeof(why));
     else
         r = prepare_http(self, s, row, &url, why, sizeof(why));
@@ -962,7 +953,7 @@ static void finish(notify_t *self, struct send *s, CURLcode result)
     curl_off_t retry_after = 0;
 
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (s->channel == CH_EMAIL) {
+    if (s->channel == PAGING_CHANNEL_EMAIL) {
         /* libcurl fails the transfer on a refused MAIL, RCPT or DATA; the reply code says
          * whether that is for good (5xx) or for now (4xx). */
         verdict = result == CURLE_OK ? NOTIFY_SENT : notify_smtp_verdict(code);
@@ -1002,26 +993,22 @@ static void finish(notify_t *self, struct send *s, CURLcode result)
     record(self, s, verdict, code, delay, why);
 }
 
-static void collect_done(notify_t *self)
+/* A transfer finished (vg_curl_multi_step's done hook): records it and frees its slot. */
+static void transfer_done(void *userdata, CURL *easy, CURLcode result)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(self->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        char *priv = NULL;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-        struct send *s = (struct send *)priv;
-        if (!s)
-            continue;
-        finish(self, s, result);
-        send_clear(self, s);
-        self->inflight--;
-        if (self->more_due) { /* look again now a slot is free */
-            self->more_due = false;
-            self->look_now = true;
-        }
+    notify_t *self = userdata;
+    char *priv = NULL;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    struct send *s = (struct send *)priv;
+    if (!s)
+        return;
+    finish(self, s, result);
+    send_clear(self, s);
+    self->inflight--;
+    if (self->more_due) { /* look again now a slot is free */
+        self->more_due = false;
+        self->look_now = true;
     }
 }
 
@@ -1060,6 +1047,7 @@ static void abandon(notify_t *self)
 static void *notify_thread(void *arg)
 {
     notify_t *self = arg;
+    const struct vg_curl_hooks hooks = {.cancel_fd = -1, .done = transfer_done, .userdata = self};
 
     for (;;) {
         pthread_mutex_lock(&self->lock);
@@ -1085,19 +1073,15 @@ static void *notify_thread(void *arg)
             if (!self->db.conn) /* the database is away: try again at the next tick */
                 self->next_look_ms = now + TICK_MS;
         }
-        int running = 0;
-        curl_multi_perform(self->multi, &running);
-        collect_done(self);
-
         int64_t wait = TICK_MS;
         if (self->inflight < self->concurrency) {
             wait = self->look_now ? 0 : self->next_look_ms - vg_mono_ms();
             wait = wait < 0 ? 0 : wait > TICK_MS ? TICK_MS : wait;
         }
-        /* Returns early on traffic, on curl's own timers, and on curl_multi_wakeup (notify_kick,
-         * notify_destroy). */
-        if (wait > 0 || running > 0)
-            curl_multi_poll(self->multi, NULL, 0, (int)wait, NULL);
+        /* Sends make progress and finished ones are recorded (transfer_done). Only when none
+         * finished does it wait, and returns early on traffic, on curl's own timers, and on
+         * curl_multi_wakeup (notify_kick, notify_destroy). */
+        vg_curl_multi_step(self->multi, &hooks, wait, NULL);
     }
     abandon(self);
     return NULL;

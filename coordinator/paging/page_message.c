@@ -40,20 +40,24 @@ static void scope_text(const char *scope_json, char *buf, size_t len)
 }
 
 /* The first line's verb: what happened. */
-static const char *headline(const char *kind)
+static const char *headline(enum notification_kind kind)
 {
-    if (strcmp(kind, "page") == 0)
+    switch (kind) {
+    case NOTIFICATION_KIND_PAGE:
         return "needs you";
-    if (strcmp(kind, "update") == 0)
+    case NOTIFICATION_KIND_UPDATE:
         return "still open";
-    if (strcmp(kind, "resolved") == 0)
+    case NOTIFICATION_KIND_RESOLVED:
         return "resolved";
-    if (strcmp(kind, "acknowledged") == 0)
+    case NOTIFICATION_KIND_ACKNOWLEDGED:
         return "acknowledged";
-    if (strcmp(kind, "deadline") == 0)
+    case NOTIFICATION_KIND_DEADLINE:
         return "missed its response deadline";
-    if (strcmp(kind, "report_due") == 0)
+    case NOTIFICATION_KIND_REPORT_DUE:
         return "post-incident report due";
+    case NOTIFICATION_KIND_AUDIENCE:
+        break;
+    }
     return "opened";
 }
 
@@ -68,9 +72,12 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
     if (in->level >= 0)
         snprintf(level, sizeof(level), ", level %d", in->level + 1);
     const char *sev = incidents_severity_name(inc->severity);
+    const char *kind = notification_kind_name(in->kind), *state = incident_state_name(inc->state);
     const char *who = in->responders && in->responders[0] ? in->responders : "nobody yet";
     const char *link = in->runbook_link && in->runbook_link[0] ? in->runbook_link : "-";
     long age_min = (long)((in->now_ms - inc->opened_at_ms) / 60000);
+    if (!kind || !state)
+        return -EINVAL;
 
     if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s", sev, inc->title, inc->id,
                  headline(in->kind), level) < 0)
@@ -85,13 +92,13 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  "On it:      %s\n"
                  "Acknowledge: vigilctl ack %" PRIu64 "\n"
                  "Details:     vigilctl incident show %" PRIu64 "\n",
-                 sev, inc->title, headline(in->kind), inc->id, inc->state, inc->runbook, scope,
-                 opened, age_min, due, link, who, inc->id, inc->id) < 0)
+                 sev, inc->title, headline(in->kind), inc->id, state, inc->runbook, scope, opened,
+                 age_min, due, link, who, inc->id, inc->id) < 0)
         ret->body = NULL;
     json_t *payload = json_pack(
         "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:i}", "incident_id",
-        (json_int_t)inc->id, "kind", in->kind, "severity", sev, "title", inc->title, "state",
-        inc->state, "runbook", inc->runbook, "runbook_link", link, "scope",
+        (json_int_t)inc->id, "kind", kind, "severity", sev, "title", inc->title, "state", state,
+        "runbook", inc->runbook, "runbook_link", link, "scope",
         json_loads(inc->scope_json, 0, NULL) ?: json_array(), "started_at", opened, "respond_by",
         due, "responders", in->responders ? in->responders : "", "ack_command", "vigilctl ack",
         "show_command", "vigilctl incident show", "level", in->level);

@@ -12,10 +12,9 @@
 
 struct page_message_in {
     const struct store_incident *inc;
-    const char *kind;       /* page, update, resolved, acknowledged, audience, deadline,
-                               report_due */
-    int level;              /* page: the escalation level (0 = first); else -1 */
-    const char *responders; /* "alice, bob" paged so far ("" = nobody yet) */
+    enum notification_kind kind;
+    int level;                /* page: the escalation level (0 = first); else -1 */
+    const char *responders;   /* "alice, bob" paged so far ("" = nobody yet) */
     const char *runbook_link; /* the runbook's doc link ("" = none) */
     int64_t now_ms;
 };
@@ -26,7 +25,7 @@ struct page_message {
     char *payload_json;
 };
 
-/* 0 or -ENOMEM; free with page_message_free. */
+/* 0, -EINVAL (a kind or state outside its enum) or -ENOMEM; free with page_message_free. */
 int page_message_build(const struct page_message_in *in, struct page_message *ret);
 void page_message_free(struct page_message *msg);
 

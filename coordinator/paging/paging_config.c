@@ -463,12 +463,6 @@ int paging_target_resolve(const struct paging_config *cfg, const char *text,
     return 0;
 }
 
-const char *paging_channel_name(enum paging_channel ch)
-{
-    static const char *const names[PAGING_CHANNELS] = {"slack", "webhook", "email", "pagerduty"};
-    return (unsigned)ch < PAGING_CHANNELS ? names[ch] : "?";
-}
-
 const char *paging_contact_address(const struct paging_contact *c, enum paging_channel ch)
 {
     const char *a = NULL;

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "model.h"
 
 #define PAGING_NAME_MAX 64  /* contact, schedule and policy names: [A-Za-z0-9][A-Za-z0-9_.-]* */
 #define PAGING_SEVERITIES 4 /* SEV1 .. SEV4 */
@@ -229,15 +230,7 @@ struct paging_target {
 int paging_target_resolve(const struct paging_config *cfg, const char *text,
                           struct paging_target *ret);
 
-/* The channels, named as in the notifications table. */
-enum paging_channel {
-    PAGING_CHANNEL_SLACK,
-    PAGING_CHANNEL_WEBHOOK,
-    PAGING_CHANNEL_EMAIL,
-    PAGING_CHANNEL_PAGERDUTY,
-};
-#define PAGING_CHANNELS 4
-const char *paging_channel_name(enum paging_channel ch); /* "slack", "webhook", ... */
+/* The channels (enum paging_channel, PAGING_CHANNELS, their names) are in model.h. */
 /* The contact's address on ch (URL, e-mail address, routing key); "" when it has none. */
 const char *paging_contact_address(const struct paging_contact *c, enum paging_channel ch);
 /* The contact has an address on ch and the coordinator can deliver there (e-mail needs

@@ -155,7 +155,14 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
                                 "dbname",
                                 "client_encoding",
                                 NULL};
-    const char *const values[] = {APPLICATION_NAME, "10", "30", "10", self->conninfo, "UTF8", NULL};
+    const char *const values[] = {self->application_name ? self->application_name
+                                                         : APPLICATION_NAME,
+                                  "10",
+                                  "30",
+                                  "10",
+                                  self->conninfo,
+                                  "UTF8",
+                                  NULL};
 
     PQfinish(self->conn);
     self->conn = PQconnectdbParams(keys, values, 1);
@@ -170,6 +177,7 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
         return -EIO;
     }
     PQsetNoticeProcessor(self->conn, notice_to_log, NULL);
+    self->connected_once = true;
     return 0;
 }
 
@@ -188,11 +196,13 @@ int store_ensure_conn(store_t *self)
         }
     }
     char msg[512];
+    bool again = self->connected_once;
     if (connect_once(self, msg, sizeof(msg)) < 0) {
         vg_log(VG_LOG_WARN, "store: database connection failed error=\"%s\"", msg);
         return -EIO;
     }
-    vg_log(VG_LOG_INFO, "store: database connection re-established");
+    if (again)
+        vg_log(VG_LOG_INFO, "store: database connection re-established");
     return 0;
 }
 
@@ -362,6 +372,20 @@ err_stop:
 err_free:
     free(self);
     return NULL;
+}
+
+store_t *store_connect(const char *conninfo, const char *application_name)
+{
+    store_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->conninfo = strdup(conninfo ? conninfo : "");
+    if (!self->conninfo) {
+        free(self);
+        return NULL;
+    }
+    self->application_name = application_name;
+    return self;
 }
 
 void store_destroy(store_t **self_p)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "digest.h"
+#include "model.h"
 #include "vigil.pb-c.h"
 
 typedef struct store store_t;
@@ -31,6 +32,11 @@ struct store_config {
 /* NULL on failure with err set. Exit code policy is the caller's. */
 store_t *store_open(const struct store_config *cfg, char *err, size_t errlen);
 /* Closes the connection and stops the embedded cluster if store_open started it. */
+/* Another connection to the database store_open prepared (conninfo from store_conninfo), for a
+ * thread of its own: no cluster is started and no migration runs. It connects on first use and
+ * again after a failure, like the main one. application_name is borrowed (a literal). NULL when
+ * out of memory. */
+store_t *store_connect(const char *conninfo, const char *application_name);
 void store_destroy(store_t **self_p);
 
 /* True when a trivial query succeeds now (reconnects if needed). */
@@ -84,22 +90,44 @@ struct store_agent_health {
 /* Writes the latest health of many agents in one statement. */
 int store_agents_health(store_t *self, const struct store_agent_health *rows, size_t n);
 
-/* ---- operators ---- */
+/* ---- operators (store_operators.c) ---- */
 struct store_operator {
     char id[32];
     char name[128];
     char public_key[41];
-    char role[16]; /* viewer | responder | admin */
+    char signing_key[45]; /* Ed25519 public key, base64; "" = none registered */
+    char role[16];        /* viewer | responder | admin */
     bool revoked;
+    int64_t created_at_ms; /* read back; not written */
 };
+/* Calls cb for every operator, revoked ones too, in id order. Stops early if cb returns
+ * non-zero. */
 int store_operators_load(store_t *self, int (*cb)(const struct store_operator *op, void *userdata),
                          void *userdata);
 /* Inserts the operator if its key is not present; never changes an existing one, so a revoked
- * operator stays revoked. The row now stored for that key (the new one or the one that was
- * there, revoked or not) goes to *ret_stored when not NULL. -EEXIST when op's id is taken by
- * another key. */
+ * operator stays revoked, except that an active operator without a signing key gets op's (when op
+ * has one): the upgrade path for operators from before signing keys. Either change writes its
+ * audit_log row in the same statement. The row now stored for that key (the new one or the one
+ * that was there, revoked or not) goes to *ret_stored when not NULL. -EEXIST when op's id, name
+ * or signing key is taken by another key. */
 int store_operator_ensure(store_t *self, const struct store_operator *op,
                           struct store_operator *ret_stored);
+/* Adds an active operator (op->revoked false, a signing key given) with an audit_log row naming
+ * actor, in one statement. -EEXIST when an active operator has its name or any operator, revoked
+ * or not, has its id, public key or signing key: err says which. The new row goes to *ret_stored
+ * (may be NULL). */
+int store_operator_add(store_t *self, const struct store_operator *op, const char *actor,
+                       struct store_operator *ret_stored, char *err, size_t errlen);
+/* Revokes the active operator id, with an audit_log row naming actor, in one statement. -ENOENT
+ * when id is not an active operator; -EBUSY when it is the last active admin (nothing changes). */
+int store_operator_revoke(store_t *self, const char *id, const char *actor);
+/* New keys for the active operator old_id, in one statement: old_id is revoked and a row with
+ * fresh's id, public key and signing key and old_id's name and role is inserted, with an
+ * audit_log row naming actor. -ENOENT when old_id is not active; -EEXIST (err says which) when
+ * fresh's id or a key is any operator's. The new row goes to *ret_stored (may be NULL). */
+int store_operator_rotate(store_t *self, const char *old_id, const struct store_operator *fresh,
+                          const char *actor, struct store_operator *ret_stored, char *err,
+                          size_t errlen);
 
 /* ---- ingest ---- */
 
@@ -151,6 +179,10 @@ const char *store_message_problem(const Vigil__Envelope *m);
  */
 int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new,
                  struct store_evidence_events *ret_events);
+/* The same; ret_fresh (n entries) says, once committed, which messages were new: a resend of
+ * what was already stored is acknowledged again but must not be counted or evaluated twice. */
+int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, bool *ret_fresh,
+                        size_t *ret_new, struct store_evidence_events *ret_events);
 
 /* ---- evidence ---- */
 
@@ -392,6 +424,20 @@ int store_incidents_begin(store_incidents_t *self);
 int store_incidents_commit(store_incidents_t *self);
 void store_incidents_rollback(store_incidents_t *self);
 
+/*
+ * An operator's change and its audit row are one transaction: set the row right before calling
+ * the change (incidents_ack, incidents_report, escalate_request, ...); the change's commit
+ * writes it inside its transaction, and a rollback drops it. Clear it after the call, whatever
+ * came of it (a refusal before any transaction leaves it set). Copied. 0, or -EINVAL for text
+ * that is not UTF-8 or too long.
+ */
+int store_incidents_audit_on_commit(store_incidents_t *self, const char *actor,
+                                    const char *action, const char *subject, const char *detail);
+/* What the change decided inside its transaction replaces the pending row's detail (the report
+ * that closes an incident). Nothing happens when no row is pending. */
+void store_incidents_audit_detail(store_incidents_t *self, const char *detail);
+void store_incidents_audit_clear(store_incidents_t *self);
+
 #define STORE_INCIDENT_FINGERPRINT_MAX 256
 #define STORE_INCIDENT_RUNBOOK_MAX 128
 #define STORE_INCIDENT_TITLE_MAX 256
@@ -403,8 +449,8 @@ struct store_incident {
     char fingerprint[STORE_INCIDENT_FINGERPRINT_MAX];
     char runbook[STORE_INCIDENT_RUNBOOK_MAX];
     char title[STORE_INCIDENT_TITLE_MAX];
-    int severity;   /* 1 (SEV1) .. 4 (SEV4) */
-    char state[16]; /* detected | acknowledged | mitigated | resolved | closed */
+    int severity; /* 1 (SEV1) .. 4 (SEV4) */
+    enum incident_state state;
     int64_t opened_at_ms, response_due_ms, updated_at_ms;
     int64_t acknowledged_at_ms, resolved_at_ms; /* 0 = not (or no longer) */
     char scope_json[STORE_INCIDENT_SCOPE_MAX];  /* a JSON array of node names */
@@ -430,7 +476,7 @@ int store_incident_insert(store_incidents_t *self, const struct store_incident *
 int store_incident_update(store_incidents_t *self, const struct store_incident *inc);
 /* Appends to the timeline. data_json: a JSON object, or NULL for {}. */
 int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
-                         const char *kind, const char *actor, const char *text,
+                         enum incident_event_kind kind, const char *actor, const char *text,
                          const char *data_json);
 
 /* open_only: detected, acknowledged and mitigated only. Newest first, at most limit.
@@ -443,7 +489,8 @@ struct store_incident_event {
     uint64_t id;
     uint64_t incident_id;
     int64_t at_ms;
-    const char *kind, *actor, *text, *data_json; /* borrowed for the call */
+    enum incident_event_kind kind;
+    const char *actor, *text, *data_json; /* borrowed for the call */
 };
 /* The timeline of incident_id in order. Stops early if cb returns non-zero. */
 int store_incident_events(store_incidents_t *self, uint64_t incident_id,
@@ -479,10 +526,11 @@ typedef struct store_oncall store_oncall_t;
 store_oncall_t *store_oncall_new(const char *conninfo);
 void store_oncall_destroy(store_oncall_t **self_p);
 
-/* Inserts ovr (its id ignored; schedule, user, from < to, created_by, created_ms used). The
- * caller checked the names against the configuration. 0, -EINVAL, -EIO. */
+/* Inserts ovr (its id ignored; schedule, user, from < to, created_by, created_ms used) and its
+ * audit row by actor, in one transaction. The caller checked the names against the
+ * configuration. 0, -EINVAL, -EIO. */
 int store_oncall_override_add(store_oncall_t *self, const struct oncall_override *ovr,
-                              uint64_t *ret_id);
+                              const char *actor, uint64_t *ret_id);
 /* Every override of any schedule that ends after ends_after_ms (at most 10000, the newest),
  * into a malloc'd array the caller frees. */
 int store_oncall_overrides(store_oncall_t *self, int64_t ends_after_ms,
@@ -521,9 +569,11 @@ int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids
 /* A message to insert (007_notifications.sql); strings borrowed. */
 struct store_notification {
     uint64_t incident_id;
-    const char *kind; /* page, update, resolved, acknowledged, audience, deadline, report_due */
+    enum notification_kind kind;
     int level, round;
-    const char *target, *channel, *address, *event;
+    const char *target;
+    enum paging_channel channel;
+    const char *address, *event;
     const char *subject, *body, *payload_json;
     int64_t created_at_ms;
 };
@@ -535,9 +585,12 @@ int store_notification_add(store_incidents_t *self, const struct store_notificat
 /* A stored notification, borrowed for the callback. */
 struct store_notification_row {
     uint64_t id;
-    const char *kind;
+    enum notification_kind kind;
     int level, round;
-    const char *target, *channel, *address, *event, *status;
+    const char *target;
+    enum paging_channel channel;
+    const char *address, *event;
+    enum notification_status status;
     int attempts;
     int last_code; /* HTTP status or SMTP reply; 0 = none */
     const char *last_error;

@@ -1,10 +1,9 @@
 /*
- * Agents, operators and the audit log on the store's main connection.
+ * Agents and the audit log on the store's main connection (operators: store_operators.c).
  *
  * An agent's node and state change only through an operator (store_agent_rename,
  * store_agent_set_state) or the coordinator's own decisions, each with an audit_log row written
- * in the same statement; operators are inserted once per key and never changed here, so a
- * revoked operator stays revoked.
+ * in the same statement.
  */
 #include "store.h"
 #include "store_internal.h"
@@ -165,11 +164,15 @@ int store_agent_rename(store_t *self, const char *id, const char *node, const ch
     if (!self || !id || !node || !actor || !vg_utf8_valid(id) || !vg_utf8_valid(node) ||
         strlen(node) >= sizeof(((struct store_agent *)0)->node))
         return -EINVAL;
-    const char *params[] = {id, node};
-    int r = agent_update(self, "UPDATE agents SET node = $2, requested_node = '' WHERE id = $1",
-                         params, 2, "agent rename");
-    if (r == 0)
-        store_audit(self, actor, "agent.rename", id, node);
+    const char *params[] = {id, node, actor};
+    /* One statement: the rename and its audit row commit together or not at all. */
+    int r = agent_update(self,
+                         "WITH renamed AS ("
+                         " UPDATE agents SET node = $2, requested_node = '' WHERE id = $1"
+                         " RETURNING id) "
+                         "INSERT INTO audit_log (actor, action, subject, detail) "
+                         "SELECT $3::text, 'agent.rename', id, $2::text FROM renamed",
+                         params, 3, "agent rename");
     return r;
 }
 
@@ -264,105 +267,6 @@ int store_agents_health(store_t *self, const struct store_agent_health *rows, si
     for (int c = 0; c < NCOLS; c++)
         store_buf_free(&cols[c]);
     return r;
-}
-
-/* ---- operators ---- */
-
-static bool role_valid(const char *role)
-{
-    return strcmp(role, "viewer") == 0 || strcmp(role, "responder") == 0 ||
-           strcmp(role, "admin") == 0;
-}
-
-struct operator_walk {
-    int (*cb)(const struct store_operator *op, void *userdata);
-    void *userdata;
-};
-
-static int operator_row(const PGresult *res, int i, void *userdata)
-{
-    const struct operator_walk *walk = userdata;
-    struct store_operator op;
-    memset(&op, 0, sizeof(op));
-    const char *id = PQgetvalue(res, i, 0);
-    const char *key = PQgetvalue(res, i, 2);
-    const char *role = PQgetvalue(res, i, 3);
-    if (!store_fits(id, sizeof(op.id)) || !store_fits(key, sizeof(op.public_key)) ||
-        !store_fits(role, sizeof(op.role))) {
-        vg_log(VG_LOG_WARN, "store: operator row skipped: field too long operator=%.40s", id);
-        return 0;
-    }
-    memcpy(op.id, id, strlen(id) + 1);
-    memcpy(op.public_key, key, strlen(key) + 1);
-    memcpy(op.role, role, strlen(role) + 1);
-    snprintf(op.name, sizeof(op.name), "%s", PQgetvalue(res, i, 1));
-    op.revoked = strcmp(PQgetvalue(res, i, 4), "t") == 0;
-    return walk->cb(&op, walk->userdata);
-}
-
-int store_operators_load(store_t *self, int (*cb)(const struct store_operator *op, void *userdata),
-                         void *userdata)
-{
-    if (!self || !cb)
-        return -EINVAL;
-    int r = store_ensure_conn(self);
-    if (r < 0)
-        return r;
-    struct operator_walk walk = {cb, userdata};
-    return store_query_rows(self, "load operators",
-                            "SELECT id, name, public_key, role, revoked_at IS NOT NULL"
-                            " FROM operators ORDER BY id",
-                            0, NULL, operator_row, &walk);
-}
-
-int store_operator_ensure(store_t *self, const struct store_operator *op,
-                          struct store_operator *ret_stored)
-{
-    if (!self || !op || !op->id[0] || !op->public_key[0] || !store_fits(op->id, sizeof(op->id)) ||
-        !store_fits(op->name, sizeof(op->name)) ||
-        !store_fits(op->public_key, sizeof(op->public_key)) ||
-        !store_fits(op->role, sizeof(op->role)) || !role_valid(op->role) ||
-        !vg_utf8_valid(op->id) || !vg_utf8_valid(op->name) || !vg_utf8_valid(op->public_key))
-        return -EINVAL;
-    int r = store_ensure_conn(self);
-    if (r < 0)
-        return r;
-    const char *params[] = {op->id, op->name, op->public_key, op->role, op->revoked ? "t" : "f"};
-    /* A known key changes nothing (a revoked one stays revoked); a known id with another key is a
-     * conflict (-EEXIST). One row comes back either way: the inserted one, or the one that was
-     * there (the outer SELECT does not see the CTE's insert). */
-    PGresult *res =
-        PQexecParams(self->conn,
-                     "WITH ins AS (INSERT INTO operators (id, name, public_key, role, revoked_at)"
-                     " VALUES ($1, $2, $3, $4, CASE WHEN $5::boolean THEN now() END)"
-                     " ON CONFLICT (public_key) DO NOTHING"
-                     " RETURNING id, name, public_key, role, revoked_at IS NOT NULL)"
-                     " SELECT * FROM ins UNION ALL"
-                     " SELECT id, name, public_key, role, revoked_at IS NOT NULL FROM operators"
-                     " WHERE public_key = $3",
-                     5, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        r = store_failed(self, res, "operator ensure");
-        PQclear(res);
-        return r;
-    }
-    if (PQntuples(res) != 1) {
-        vg_log(VG_LOG_WARN, "store: operator ensure: %d rows for one key", PQntuples(res));
-        PQclear(res);
-        return -EIO;
-    }
-    if (ret_stored) {
-        struct store_operator stored;
-        memset(&stored, 0, sizeof(stored));
-        snprintf(stored.id, sizeof(stored.id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(stored.name, sizeof(stored.name), "%s", PQgetvalue(res, 0, 1));
-        snprintf(stored.public_key, sizeof(stored.public_key), "%s", PQgetvalue(res, 0, 2));
-        snprintf(stored.role, sizeof(stored.role), "%s", PQgetvalue(res, 0, 3));
-        stored.revoked = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-        *ret_stored = stored;
-    }
-    PQclear(res);
-    return 0;
 }
 
 /* ---- audit ---- */

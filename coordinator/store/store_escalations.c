@@ -166,12 +166,15 @@ int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids
 int store_notification_add(store_incidents_t *self, const struct store_notification *n,
                            bool *ret_added)
 {
+    const char *kind = notification_kind_name(n->kind), *channel = paging_channel_name(n->channel);
+    if (!kind || !channel)
+        return -EINVAL;
     char id[24], level[16], round[16], created[24];
     snprintf(id, sizeof(id), "%" PRIu64, n->incident_id);
     snprintf(level, sizeof(level), "%d", n->level);
     snprintf(round, sizeof(round), "%d", n->round);
     snprintf(created, sizeof(created), "%" PRId64, n->created_at_ms);
-    const char *params[] = {id,         n->kind,  level,      round,   n->target,       n->channel,
+    const char *params[] = {id,         kind,     level,      round,   n->target,       channel,
                             n->address, n->event, n->subject, n->body, n->payload_json, created};
     PGresult *res = NULL;
     /* clang-format off */
@@ -206,13 +209,10 @@ static int each_notification(store_incidents_t *self, const char *sql, int n,
     for (int i = 0; i < PQntuples(res); i++) {
         struct store_notification_row row = {
             .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
-            .kind = PQgetvalue(res, i, 1),
             .level = store_incidents_field_int(res, i, 2),
             .round = store_incidents_field_int(res, i, 3),
             .target = PQgetvalue(res, i, 4),
-            .channel = PQgetvalue(res, i, 5),
             .address = PQgetvalue(res, i, 6),
-            .status = PQgetvalue(res, i, 7),
             .attempts = store_incidents_field_int(res, i, 8),
             .last_code = store_incidents_field_int(res, i, 9),
             .last_error = PQgetvalue(res, i, 10),
@@ -220,6 +220,14 @@ static int each_notification(store_incidents_t *self, const char *sql, int n,
             .sent_at_ms = store_incidents_field_i64(res, i, 12),
             .event = PQgetvalue(res, i, 13),
         };
+        if (notification_kind_parse(PQgetvalue(res, i, 1), &row.kind) < 0)
+            r = store_incidents_unknown("notifications.kind", PQgetvalue(res, i, 1));
+        else if (paging_channel_parse(PQgetvalue(res, i, 5), &row.channel) < 0)
+            r = store_incidents_unknown("notifications.channel", PQgetvalue(res, i, 5));
+        else if (notification_status_parse(PQgetvalue(res, i, 7), &row.status) < 0)
+            r = store_incidents_unknown("notifications.status", PQgetvalue(res, i, 7));
+        if (r < 0)
+            break;
         int c = cb(&row, userdata);
         if (c != 0) {
             r = c < 0 ? c : 0;

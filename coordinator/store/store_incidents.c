@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "utf8.h"
 
 #define APPLICATION_NAME "vigil-coordinator-incidents"
 #define SQL_STATE_UNIQUE_VIOLATION "23505"
@@ -117,15 +118,62 @@ int store_incidents_begin(store_incidents_t *self)
     return r;
 }
 
+int store_incidents_audit_on_commit(store_incidents_t *self, const char *actor,
+                                    const char *action, const char *subject, const char *detail)
+{
+    struct store_incidents_audit *a = &self->audit;
+    detail = detail ? detail : "";
+    if (!actor || !action || !action[0] || !subject || !vg_utf8_valid(actor) ||
+        !vg_utf8_valid(subject) || !vg_utf8_valid(detail) || strlen(actor) >= sizeof(a->actor) ||
+        strlen(action) >= sizeof(a->action) || strlen(subject) >= sizeof(a->subject) ||
+        strlen(detail) >= sizeof(a->detail))
+        return -EINVAL;
+    snprintf(a->actor, sizeof(a->actor), "%s", actor);
+    snprintf(a->action, sizeof(a->action), "%s", action);
+    snprintf(a->subject, sizeof(a->subject), "%s", subject);
+    snprintf(a->detail, sizeof(a->detail), "%s", detail);
+    return 0;
+}
+
+void store_incidents_audit_detail(store_incidents_t *self, const char *detail)
+{
+    if (self && self->audit.action[0] && detail && vg_utf8_valid(detail))
+        snprintf(self->audit.detail, sizeof(self->audit.detail), "%s", detail);
+}
+
+void store_incidents_audit_clear(store_incidents_t *self)
+{
+    if (self)
+        self->audit.action[0] = '\0';
+}
+
 int store_incidents_commit(store_incidents_t *self)
 {
-    if (!self || !self->side.conn)
+    if (!self || !self->side.conn) {
+        store_incidents_audit_clear(self);
         return -EIO;
+    }
+    struct store_incidents_audit *a = &self->audit;
+    if (a->action[0]) {
+        const char *params[] = {a->actor, a->action, a->subject, a->detail};
+        PGresult *res = NULL;
+        int r = store_incidents_run(self,
+                                    "INSERT INTO audit_log (actor, action, subject, detail)"
+                                    " VALUES ($1, $2, $3, $4)",
+                                    4, params, "audit", &res);
+        PQclear(res);
+        store_incidents_audit_clear(self);
+        if (r < 0) {
+            store_incidents_rollback(self);
+            return r;
+        }
+    }
     return exec_command(self, "COMMIT", "commit");
 }
 
 void store_incidents_rollback(store_incidents_t *self)
 {
+    store_incidents_audit_clear(self);
     if (self && self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
         PQclear(PQexec(self->side.conn, "ROLLBACK"));
 }
@@ -141,7 +189,14 @@ int store_incidents_field_int(const PGresult *res, int row, int col)
     return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
 }
 
-static void row_to_incident(const PGresult *res, int row, struct store_incident *inc)
+int store_incidents_unknown(const char *column, const char *text)
+{
+    vg_log(VG_LOG_WARN, "store: %s \"%.32s\" is not known to this coordinator", column, text);
+    return -EPROTO;
+}
+
+/* 0, or -EPROTO for a state this coordinator does not know. */
+static int row_to_incident(const PGresult *res, int row, struct store_incident *inc)
 {
     memset(inc, 0, sizeof(*inc));
     inc->id = strtoull(PQgetvalue(res, row, 0), NULL, 10);
@@ -150,7 +205,6 @@ static void row_to_incident(const PGresult *res, int row, struct store_incident 
     snprintf(inc->runbook, sizeof(inc->runbook), "%s", PQgetvalue(res, row, 3));
     snprintf(inc->title, sizeof(inc->title), "%s", PQgetvalue(res, row, 4));
     inc->severity = (int)store_incidents_field_i64(res, row, 5);
-    snprintf(inc->state, sizeof(inc->state), "%s", PQgetvalue(res, row, 6));
     inc->opened_at_ms = store_incidents_field_i64(res, row, 7);
     inc->response_due_ms = store_incidents_field_i64(res, row, 8);
     inc->updated_at_ms = store_incidents_field_i64(res, row, 9);
@@ -160,6 +214,10 @@ static void row_to_incident(const PGresult *res, int row, struct store_incident 
     /* A scope too long for the buffer would be cut mid-JSON: show none rather than garbage. */
     snprintf(inc->scope_json, sizeof(inc->scope_json), "%s",
              strlen(scope) < sizeof(inc->scope_json) ? scope : "[]");
+    const char *state = PQgetvalue(res, row, 6);
+    return incident_state_parse(state, &inc->state) < 0
+               ? store_incidents_unknown("incidents.state", state)
+               : 0;
 }
 
 /* One row into *ret, or -ENOENT. */
@@ -173,7 +231,7 @@ static int one_incident(store_incidents_t *self, const char *sql, int n, const c
     if (PQntuples(res) == 0)
         r = -ENOENT;
     else
-        row_to_incident(res, 0, ret);
+        r = row_to_incident(res, 0, ret);
     PQclear(res);
     return r;
 }
@@ -239,7 +297,7 @@ static bool incident_valid(const struct store_incident *inc)
 {
     return fits(inc->fingerprint, sizeof(inc->fingerprint)) && inc->fingerprint[0] &&
            fits(inc->runbook, sizeof(inc->runbook)) && fits(inc->title, sizeof(inc->title)) &&
-           fits(inc->state, sizeof(inc->state)) && fits(inc->scope_json, sizeof(inc->scope_json)) &&
+           incident_state_name(inc->state) && fits(inc->scope_json, sizeof(inc->scope_json)) &&
            inc->severity >= 1 && inc->severity <= 4;
 }
 
@@ -268,7 +326,7 @@ int store_incident_insert(store_incidents_t *self, const struct store_incident *
                             inc->runbook,
                             inc->title,
                             sev,
-                            inc->state,
+                            incident_state_name(inc->state),
                             opened,
                             due,
                             updated,
@@ -299,7 +357,7 @@ int store_incident_update(store_incidents_t *self, const struct store_incident *
     snprintf(updated, sizeof(updated), "%" PRId64, inc->updated_at_ms);
     const char *params[] = {id,
                             sev,
-                            inc->state,
+                            incident_state_name(inc->state),
                             inc->title,
                             inc->scope_json,
                             due,
@@ -322,20 +380,23 @@ int store_incident_update(store_incidents_t *self, const struct store_incident *
 }
 
 int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
-                         const char *kind, const char *actor, const char *text,
+                         enum incident_event_kind kind, const char *actor, const char *text,
                          const char *data_json)
 {
-    if (!self || !kind || !actor)
+    const char *kind_name = incident_event_kind_name(kind);
+    if (!self || !kind_name || !actor)
         return -EINVAL;
     char id[24], at[24];
     snprintf(id, sizeof(id), "%" PRIu64, incident_id);
     snprintf(at, sizeof(at), "%" PRId64, at_ms);
-    const char *params[] = {id, at, kind, actor, text ? text : "", data_json ? data_json : "{}"};
+    const char *params[] = {
+        id, at, kind_name, actor, text ? text : "", data_json ? data_json : "{}"};
     PGresult *res = NULL;
-    int r = store_incidents_run(self,
-                "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
-                " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4, $5, $6::jsonb)",
-                6, params, "append incident event", &res);
+    int r =
+        store_incidents_run(self,
+                            "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
+                            " VALUES ($1::bigint, " MS_TO_TS(2) ", $3, $4, $5, $6::jsonb)",
+                            6, params, "append incident event", &res);
     if (r < 0)
         return r;
     PQclear(res);
@@ -369,9 +430,9 @@ int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit
         PQclear(res);
         return -ENOMEM;
     }
-    for (int i = 0; i < PQntuples(res); i++) {
-        row_to_incident(res, i, inc);
-        int c = cb(inc, userdata);
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        r = row_to_incident(res, i, inc);
+        int c = r == 0 ? cb(inc, userdata) : 0;
         if (c != 0) {
             r = c < 0 ? c : 0;
             break;
@@ -402,11 +463,14 @@ static int each_event(store_incidents_t *self, const char *sql, int n, const cha
             .id = strtoull(PQgetvalue(res, i, 0), NULL, 10),
             .incident_id = strtoull(PQgetvalue(res, i, 1), NULL, 10),
             .at_ms = store_incidents_field_i64(res, i, 2),
-            .kind = PQgetvalue(res, i, 3),
             .actor = PQgetvalue(res, i, 4),
             .text = PQgetvalue(res, i, 5),
             .data_json = PQgetvalue(res, i, 6),
         };
+        if (incident_event_kind_parse(PQgetvalue(res, i, 3), &ev.kind) < 0) {
+            r = store_incidents_unknown("incident_events.kind", PQgetvalue(res, i, 3));
+            break;
+        }
         int c = cb(&ev, userdata);
         if (c != 0) {
             r = c < 0 ? c : 0;

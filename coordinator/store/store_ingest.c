@@ -445,6 +445,12 @@ static int mark_fresh(const PGresult *res, int row, void *userdata)
 int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *ret_new,
                  struct store_evidence_events *ret_events)
 {
+    return store_ingest_marked(self, msgs, n, NULL, ret_new, ret_events);
+}
+
+int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, bool *ret_fresh,
+                        size_t *ret_new, struct store_evidence_events *ret_events)
+{
     struct store_evidence_events events = {0};
     struct store_buf arrays[4];
     struct msg_key *keys = NULL;
@@ -525,6 +531,8 @@ int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *
            marks.inserted, signal_rows, vg_mono_ms() - started);
     if (ret_new)
         *ret_new = marks.inserted;
+    if (ret_fresh)
+        memcpy(ret_fresh, fresh, n * sizeof(*fresh));
     r = 0;
     if (ret_events) {
         for (size_t i = 0; i < events.n; i++) {

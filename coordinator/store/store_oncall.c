@@ -77,9 +77,10 @@ static int run(store_oncall_t *self, const char *sql, int n, const char *const *
 }
 
 int store_oncall_override_add(store_oncall_t *self, const struct oncall_override *ovr,
-                              uint64_t *ret_id)
+                              const char *actor, uint64_t *ret_id)
 {
-    if (!self || !ovr || !ovr->schedule[0] || !ovr->user[0] || ovr->to_ms <= ovr->from_ms ||
+    if (!self || !ovr || !actor || !ovr->schedule[0] || !ovr->user[0] ||
+        ovr->to_ms <= ovr->from_ms ||
         !memchr(ovr->schedule, '\0', sizeof(ovr->schedule)) ||
         !memchr(ovr->user, '\0', sizeof(ovr->user)) ||
         !memchr(ovr->created_by, '\0', sizeof(ovr->created_by)))
@@ -88,13 +89,21 @@ int store_oncall_override_add(store_oncall_t *self, const struct oncall_override
     snprintf(from, sizeof(from), "%" PRId64, ovr->from_ms);
     snprintf(to, sizeof(to), "%" PRId64, ovr->to_ms);
     snprintf(created, sizeof(created), "%" PRId64, ovr->created_ms);
-    const char *params[] = {ovr->schedule, ovr->user, from, to, ovr->created_by, created};
+    const char *params[] = {ovr->schedule, ovr->user, from, to, ovr->created_by, created, actor};
     PGresult *res = NULL;
+    /* One statement: the override and its audit row commit together or not at all. */
     int r = run(self,
-                "INSERT INTO oncall_overrides (schedule, user_name, starts_at, ends_at,"
+                "WITH added AS ("
+                " INSERT INTO oncall_overrides (schedule, user_name, starts_at, ends_at,"
                 " created_by, created_at) VALUES ($1, $2, " MS_TO_TS(3) ", " MS_TO_TS(
-                    4) ", $5, " MS_TO_TS(6) ") RETURNING id",
-                6, params, "insert override", &res);
+                    4) ", $5, " MS_TO_TS(6) ") RETURNING id), "
+                "audited AS ("
+                " INSERT INTO audit_log (actor, action, subject, detail)"
+                " SELECT $7::text, 'oncall_override', $1::text,"
+                "  format('override=%s user=%s from_ms=%s to_ms=%s', id, $2::text, $3::text,"
+                "   $4::text) FROM added) "
+                "SELECT id FROM added",
+                7, params, "insert override", &res);
     if (r < 0)
         return r;
     if (ret_id)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Incidents through vigilctl end to end. The rule engine is not wired to the incident layer yet,
-# so incident-inject feeds symptoms through the same C API against the coordinator's database;
+# Incidents through vigilctl end to end, with the symptoms fed directly: incident-inject calls
+# the incident layer's C API (what the rule engine calls) against the coordinator's database, so
+# the test needs no agent or fault (lifecycle.sh drives the rule engine with a real one);
 # everything after that is the operator's view: list, show with the timeline, acknowledge
 # (refused to a viewer), resolve (note required), and the exit status of an unknown id.
 source "$(dirname "$0")/../lib/harness.sh"

@@ -199,6 +199,16 @@ state_is closed || h_fail "the first report closes the incident"
 h_ctl report "$id" -o json | jq -e '.draft == false and (.report | contains("nginx was OOM-killed twice."))' \
     >/dev/null || h_fail "the stored report should come back: $(h_ctl report "$id" -o json)"
 h_sql "UPDATE incident_reports SET body = 'x'" >/dev/null 2>&1 && h_fail "reports must be append-only"
+# An operator's change and its audit row are one transaction: the same xmin (transaction id).
+for pair in mitigated:incident.mitigate resolved:incident.resolve closed:incident.report; do
+    n=$(h_sql "select count(*) from incident_events e join audit_log a on a.xmin = e.xmin
+               where e.incident_id = $id and e.kind = '${pair%%:*}' and a.action = '${pair#*:}'
+               and a.actor = 'operator:admin' and a.subject = 'incident $id'")
+    [[ $n == 1 ]] || h_fail "${pair#*:} and its timeline event must commit together (got $n): $(
+        h_sql "select xmin, action, subject, detail from audit_log")"
+done
+[[ $(h_sql "select detail from audit_log where action = 'incident.report' and subject = 'incident $id'") == closed ]] ||
+    h_fail "the report that closed incident $id must be audited as closed"
 h_pass "the report: a draft from the timeline, stored, incident $id closed"
 
 tail_closed() { jq -s -e --argjson id "$id" 'any(.[]; .incident.id == $id and .kind == "closed")' "$H_DIR/tail.jsonl" >/dev/null; }

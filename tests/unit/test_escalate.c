@@ -64,11 +64,11 @@ static void test_message_says_what_a_person_needs(void **state)
     struct store_incident inc = {.id = 42, .severity = 1, .opened_at_ms = 1764400000000};
     snprintf(inc.title, sizeof(inc.title), "Application down");
     snprintf(inc.runbook, sizeof(inc.runbook), "application-down");
-    snprintf(inc.state, sizeof(inc.state), "%s", "detected");
+    inc.state = INCIDENT_STATE_DETECTED;
     snprintf(inc.scope_json, sizeof(inc.scope_json), "%s", "[\"web-1\", \"web-2\"]");
     inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
-    struct page_message_in in = {
-        &inc, "page", 1, "alice", "docs/runbook#app", inc.opened_at_ms + 16 * MIN};
+    struct page_message_in in = {&inc,    NOTIFICATION_KIND_PAGE, 1,
+                                 "alice", "docs/runbook#app",     inc.opened_at_ms + 16 * MIN};
     struct page_message msg;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_string_equal(msg.subject, "[SEV1] Application down (incident 42) needs you, level 2");
@@ -79,12 +79,14 @@ static void test_message_says_what_a_person_needs(void **state)
     assert_non_null(strstr(msg.body, "Acknowledge: vigilctl ack 42\n"));
     assert_non_null(strstr(msg.payload_json, "\"ack_command\":\"vigilctl ack 42\""));
     assert_non_null(strstr(msg.payload_json, "\"severity\":\"SEV1\""));
+    assert_non_null(strstr(msg.payload_json, "\"kind\":\"page\""));
+    assert_non_null(strstr(msg.payload_json, "\"state\":\"detected\""));
     assert_non_null(strstr(msg.payload_json, "\"scope\":[\"web-1\",\"web-2\"]"));
     page_message_free(&msg);
 
     /* A title with quotes and a newline stays one JSON string. */
     snprintf(inc.title, sizeof(inc.title), "%s", "Bad \"title\"\nsecond line");
-    in.kind = "resolved";
+    in.kind = NOTIFICATION_KIND_RESOLVED;
     in.level = -1;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_non_null(strstr(msg.payload_json, "\"title\":\"Bad \\\"title\\\"\\nsecond line\""));

@@ -94,7 +94,8 @@ static int add_event(const struct store_incident_event *ev, void *userdata)
 {
     struct timeline *tl = userdata;
     size_t len = strlen(tl->kinds);
-    snprintf(tl->kinds + len, sizeof(tl->kinds) - len, "%s%s", len ? "," : "", ev->kind);
+    snprintf(tl->kinds + len, sizeof(tl->kinds) - len, "%s%s", len ? "," : "",
+             incident_event_kind_name(ev->kind));
     snprintf(tl->last_actor, sizeof(tl->last_actor), "%s", ev->actor);
     snprintf(tl->last_text, sizeof(tl->last_text), "%s", ev->text);
     if (ev->at_ms < tl->prev_at)
@@ -138,7 +139,7 @@ static void test_critical_opens_then_joins(void **state)
     assert_true(first.id > 0);
     show(first.id, &inc, &tl);
     assert_int_equal(inc.severity, 2);
-    assert_string_equal(inc.state, "detected");
+    assert_int_equal(inc.state, INCIDENT_STATE_DETECTED);
     assert_string_equal(inc.runbook, "application-down");
     assert_string_equal(inc.title, "Application down");
     assert_int_equal(inc.opened_at_ms, T0);
@@ -213,7 +214,7 @@ static void test_ack_and_resolve(void **state)
     assert_int_equal(incidents_ack(t.inc, id, "alice", "looking at it", T0 + 2000), 0);
     assert_int_equal(incidents_ack(t.inc, id, "bob", NULL, T0 + 2500), -EALREADY);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "acknowledged");
+    assert_int_equal(inc.state, INCIDENT_STATE_ACKNOWLEDGED);
     assert_int_equal(inc.acknowledged_at_ms, T0 + 2000);
     assert_string_equal(tl.last_actor, "alice");
     assert_string_equal(tl.last_text, "looking at it");
@@ -222,7 +223,7 @@ static void test_ack_and_resolve(void **state)
     assert_int_equal(incidents_resolve(t.inc, id, "bob", "again", T0 + 4000), -EALREADY);
     assert_int_equal(incidents_ack(t.inc, id, "bob", NULL, T0 + 4000), -EBUSY);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "resolved");
+    assert_int_equal(inc.state, INCIDENT_STATE_RESOLVED);
     assert_int_equal(inc.resolved_at_ms, T0 + 3000);
     assert_string_equal(tl.kinds, "opened,acknowledged,resolved");
     assert_string_equal(tl.last_actor, "bob");
@@ -249,7 +250,7 @@ static void test_mitigate_report_close(void **state)
     assert_int_equal(incidents_mitigate(t.inc, id, "alice", "again", T0 + 2100), -EALREADY);
     assert_int_equal(incidents_ack(t.inc, id, "bob", NULL, T0 + 2200), -EBUSY);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "mitigated");
+    assert_int_equal(inc.state, INCIDENT_STATE_MITIGATED);
 
     /* A draft before any report: the template, filled from the timeline. */
     char *body = NULL;
@@ -273,7 +274,7 @@ static void test_mitigate_report_close(void **state)
     assert_false(closed);
     assert_int_equal(incidents_resolve(t.inc, id, "bob", "again", T0 + 6000), -EALREADY);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "closed");
+    assert_int_equal(inc.state, INCIDENT_STATE_CLOSED);
     assert_string_equal(tl.kinds, "opened,mitigated,resolved,closed,report");
     assert_int_equal(incidents_report_text(t.inc, id, &body, &draft), 0);
     assert_false(draft);
@@ -325,11 +326,11 @@ static void test_auto_resolve(void **state)
 
     assert_int_equal(incidents_auto_resolve(t.inc, fake_verified, NULL, T0 + 60000), 1);
     show(verified, &inc, &tl);
-    assert_string_equal(inc.state, "resolved");
+    assert_int_equal(inc.state, INCIDENT_STATE_RESOLVED);
     assert_string_equal(tl.last_actor, "vigil");
     assert_string_equal(tl.last_text, "verified: disk.used_pct below 80 on all nodes for 300s");
     show(waiting, &inc, &tl);
-    assert_string_equal(inc.state, "detected");
+    assert_int_equal(inc.state, INCIDENT_STATE_DETECTED);
     /* Nothing more to resolve: a second pass changes nothing. */
     assert_int_equal(incidents_auto_resolve(t.inc, fake_verified, NULL, T0 + 61000), 0);
     assert_int_equal(incidents_resolve(t.inc, waiting, "alice", "done", T0 + 62000), 0);
@@ -380,7 +381,7 @@ static void test_reopen_within_window_new_after(void **state)
     assert_int_equal(re.outcome, INCIDENT_REOPENED);
     assert_int_equal(re.id, id);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "detected");
+    assert_int_equal(inc.state, INCIDENT_STATE_DETECTED);
     assert_int_equal(inc.resolved_at_ms, 0);
     assert_int_equal(inc.response_due_ms, back + HOUR_MS);
     assert_string_equal(tl.kinds, "opened,resolved,reopened,symptom");
@@ -392,7 +393,7 @@ static void test_reopen_within_window_new_after(void **state)
     assert_int_equal(fresh.outcome, INCIDENT_OPENED);
     assert_true(fresh.id != id);
     show(id, &inc, &tl);
-    assert_string_equal(inc.state, "resolved");
+    assert_int_equal(inc.state, INCIDENT_STATE_RESOLVED);
     assert_int_equal(query_int("SELECT count(*) FROM incidents WHERE fingerprint = $1", "net:lb"),
                      2);
 }

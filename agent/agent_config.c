@@ -64,6 +64,7 @@ static const size_t threshold_keys_count = sizeof(threshold_keys) / sizeof(thres
 #define probe_http_target_keys_count probe_http_target_nkeys
 #define probe_postgres_target_keys_count probe_postgres_target_nkeys
 #define probe_redis_target_keys_count probe_redis_target_nkeys
+#define action_keys_count action_nkeys
 
 const struct vg_cfg_key agent_config_keys[] = {
     KEY("node", VG_CFG_STRING, node, 0, 128, "", "node name; empty = this host's name"),
@@ -164,8 +165,48 @@ const struct vg_cfg_key agent_config_keys[] = {
     KEY("link.reconnect_max", VG_CFG_DURATION_MS, link_reconnect_max_ms, 100, HOUR_MS, "30s",
         "reconnect backoff ceiling"),
     KEY("log.level", VG_CFG_STRING, log_level, 0, 8, "info", "debug, info, warn or error"),
+    LIST("actions", actions, action_keys, struct action_config, ACTIONS_MAX,
+         "the action catalog: the only things a command may run here (docs/remediation.md)"),
+    KEY("signers_file", VG_CFG_STRING, signers_file, 0, 0, SIGNERS_FILE_DEFAULT,
+        "root-owned file of the Ed25519 keys commands must be signed with; empty = remediation "
+        "disabled"),
 };
 const size_t agent_config_nkeys = sizeof(agent_config_keys) / sizeof(agent_config_keys[0]);
+
+/*
+ * The action catalog (checked against the watched processes, which signal actions name) and the
+ * signer file. A signer file that does not exist is not an error: there are no signers, so
+ * remediation is disabled (cfg->signers stays NULL), as with an empty signers_file.
+ */
+static int load_remediation(const char *path, struct agent_config *cfg, char *err, size_t errlen)
+{
+    const char **watched = NULL;
+    struct actions_context ctx = {.file = path};
+    int r;
+
+    if (cfg->processes_watch.count > 0 &&
+        !(watched = calloc(cfg->processes_watch.count, sizeof(*watched))))
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->processes_watch.count; i++)
+        watched[i] = VG_CFG_ITEM(cfg->processes_watch, struct procwatch_config, i)->name;
+    ctx.watched = watched;
+    ctx.nwatched = cfg->processes_watch.count;
+    cfg->catalog = actions_new(&cfg->actions, &ctx, err, errlen);
+    free(watched);
+    if (!cfg->catalog)
+        return -EINVAL;
+
+    if (!cfg->signers_file[0])
+        return 0;
+    if (cfg->signers_file[0] != '/') {
+        snprintf(err, errlen,
+                 "%s: \"signers_file\": must be an absolute path or empty (got \"%s\")", path,
+                 cfg->signers_file);
+        return -EINVAL;
+    }
+    r = signers_load(cfg->signers_file, &cfg->signers, err, errlen);
+    return r == -ENOENT ? 0 : r;
+}
 
 int agent_config_load(const char *path, struct agent_config *cfg, char *err, size_t errlen)
 {
@@ -221,6 +262,9 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
         snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
         return -EINVAL;
     }
+    r = load_remediation(path, cfg, err, errlen);
+    if (r < 0)
+        return r;
     if (cfg->node[0] == '\0') {
         char host[256] = "";
         gethostname(host, sizeof(host) - 1);
@@ -234,5 +278,7 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
 
 void agent_config_free(struct agent_config *cfg)
 {
+    actions_destroy(&cfg->catalog);
+    signers_destroy(&cfg->signers);
     vg_config_free(agent_config_keys, agent_config_nkeys, cfg);
 }

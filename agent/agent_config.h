@@ -6,10 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actions.h"
 #include "config.h"
 #include "logtail.h"
 #include "probes.h"
 #include "procwatch.h"
+#include "signers.h"
 
 struct agent_config {
     char *node; /* "" = this host's name */
@@ -53,6 +55,11 @@ struct agent_config {
     int64_t link_reconnect_min_ms;
     int64_t link_reconnect_max_ms;
     char *log_level;
+    struct vg_cfg_list actions; /* of struct action_config (actions.h), as written */
+    actions_t *catalog;         /* the checked catalog built from actions; empty when none */
+    char *signers_file;         /* "" = none: remediation disabled */
+    struct signers *signers;    /* NULL: no signers_file, or no file there (remediation
+                                   disabled); otherwise the keys this node accepts */
 };
 
 /* thresholds[]: overrides or adds to the runbook's alert table (agent/main.c). */

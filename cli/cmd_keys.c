@@ -1,17 +1,98 @@
 /* vigilctl keygen, vigilctl token: key material, made locally; no coordinator needed. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "keys.h"
+#include "sign.h"
 #include "token.h"
+
+/* A key file that could not be written: the saver's message, or one made from r. */
+static int write_failed(const char *path, int r, const char *err)
+{
+    if (err[0] != '\0')
+        output_error("%s", err);
+    else if (r == -EEXIST)
+        output_error("%s already exists; refusing to overwrite it", path);
+    else
+        output_error("cannot write %s: %s", path, strerror(-r));
+    return CTL_EXIT_FAILURE;
+}
+
+/* Writes a new signing key to path; *ret its public half. */
+static int keygen_signing(const char *path, struct vg_signing_key *ret)
+{
+    char err[512] = "";
+    int r = vg_signing_key_generate(ret);
+    if (r < 0) {
+        output_error("cannot generate a signing key: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    r = vg_signing_key_save(path, ret, err, sizeof(err));
+    if (r < 0) {
+        vg_signing_key_wipe(ret);
+        return write_failed(path, r, err);
+    }
+    return CTL_EXIT_OK;
+}
+
+/* Writes a new CURVE key pair to path; *ret its public half. */
+static int keygen_curve(const char *path, char ret[VG_KEY_Z85_LEN + 1])
+{
+    struct vg_keypair kp;
+    char err[512] = "";
+    int r = vg_keypair_generate(&kp);
+    if (r < 0) {
+        output_error("cannot generate a key pair: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    r = vg_keypair_save(path, &kp, err, sizeof(err));
+    explicit_bzero(kp.secret_key, sizeof(kp.secret_key));
+    if (r < 0)
+        return write_failed(path, r, err);
+    memcpy(ret, kp.public_key, VG_KEY_Z85_LEN + 1);
+    return CTL_EXIT_OK;
+}
+
+static int keygen_print(struct ctl_context *ctx, const char *curve_path, const char *public_key,
+                        const char *signing_path, const char *signing_key)
+{
+    int r;
+    if (ctx->format == OUTPUT_JSON) {
+        json_t *doc = json_object();
+        if (doc != NULL && curve_path != NULL) {
+            json_object_set_new(doc, "public_key", json_string(public_key));
+            json_object_set_new(doc, "key_file", json_string(curve_path));
+        }
+        if (doc != NULL) {
+            json_object_set_new(doc, "signing_key", json_string(signing_key));
+            json_object_set_new(doc, "signing_key_file", json_string(signing_path));
+        }
+        r = output_json_print(&doc, stdout);
+    } else {
+        r = 0;
+        if (curve_path != NULL && printf("public-key:  %s  (%s)\n", public_key, curve_path) < 0)
+            r = -EIO;
+        if (printf("signing-key: %s  (%s)\n", signing_key, signing_path) < 0)
+            r = -EIO;
+    }
+    if (r < 0) {
+        output_error("cannot write the output");
+        return CTL_EXIT_FAILURE;
+    }
+    return CTL_EXIT_OK;
+}
 
 static int run_keygen(struct ctl_context *ctx, const struct ctl_args *args)
 {
     const char *out_path = ctl_args_value(args, "out");
-    struct vg_keypair kp;
-    char err[512] = "";
+    const char *signing_out = ctl_args_value(args, "signing-out");
+    char public_key[VG_KEY_Z85_LEN + 1];
+    struct vg_signing_key sk;
+    char *default_signing = NULL;
     int r;
 
     if (args->argc > 0) {
@@ -19,38 +100,40 @@ static int run_keygen(struct ctl_context *ctx, const struct ctl_args *args)
                      args->argv[0]);
         return CTL_EXIT_USAGE;
     }
-    if (out_path == NULL) {
-        output_error("keygen needs --out FILE (where to write the new key pair)");
+    if (out_path == NULL && signing_out == NULL) {
+        output_error("keygen needs --out FILE (where to write the new key pair; the signing key "
+                     "goes to FILE.sign), or --signing-out FILE alone for a signing key only");
         return CTL_EXIT_USAGE;
     }
-
-    r = vg_keypair_generate(&kp);
-    if (r < 0) {
-        output_error("cannot generate a key pair: %s", strerror(-r));
-        return CTL_EXIT_FAILURE;
-    }
-    r = vg_keypair_save(out_path, &kp, err, sizeof(err));
-    explicit_bzero(kp.secret_key, sizeof(kp.secret_key));
-    if (r < 0) {
-        if (err[0] != '\0')
-            output_error("%s", err);
-        else if (r == -EEXIST)
-            output_error("%s already exists; refusing to overwrite it", out_path);
-        else
-            output_error("cannot write %s: %s", out_path, strerror(-r));
-        return CTL_EXIT_FAILURE;
-    }
-
-    if (ctx->format == OUTPUT_JSON) {
-        json_t *doc = json_pack("{s:s, s:s}", "public_key", kp.public_key, "key_file", out_path);
-        if (output_json_print(&doc, stdout) < 0) {
-            output_error("cannot write the output");
+    if (signing_out == NULL) {
+        if (asprintf(&default_signing, "%s.sign", out_path) < 0) {
+            output_error("out of memory");
             return CTL_EXIT_FAILURE;
         }
-    } else {
-        printf("%s\n", kp.public_key);
+        signing_out = default_signing;
     }
-    return CTL_EXIT_OK;
+    /* Neither file is written when either is there already. */
+    const char *existing = out_path != NULL && access(out_path, F_OK) == 0 ? out_path
+                           : access(signing_out, F_OK) == 0                ? signing_out
+                                                                           : NULL;
+    if (existing != NULL) {
+        output_error("%s already exists; refusing to overwrite it", existing);
+        free(default_signing);
+        return CTL_EXIT_FAILURE;
+    }
+
+    r = out_path != NULL ? keygen_curve(out_path, public_key) : CTL_EXIT_OK;
+    if (r == CTL_EXIT_OK) {
+        r = keygen_signing(signing_out, &sk);
+        if (r != CTL_EXIT_OK && out_path != NULL)
+            unlink(out_path); /* both or neither */
+    }
+    if (r == CTL_EXIT_OK) {
+        r = keygen_print(ctx, out_path, public_key, signing_out, sk.public_b64);
+        vg_signing_key_wipe(&sk);
+    }
+    free(default_signing);
+    return r;
 }
 
 /* The agent public key the token is for: from --public-key or from the agent's key file. */
@@ -155,12 +238,19 @@ static int run_token(struct ctl_context *ctx, const struct ctl_args *args)
 /* ---- the command table ---- */
 
 static const char keygen_help[] =
-    "Usage: vigilctl keygen --out FILE\n"
+    "Usage: vigilctl keygen --out FILE [--signing-out SFILE]\n"
+    "       vigilctl keygen --signing-out SFILE\n"
     "\n"
-    "Makes a CURVE key pair, writes it to FILE (mode 0600; an existing file is never\n"
-    "overwritten) and prints the public key. FILE holds 'public-key' and 'secret-key'; for an\n"
-    "operator, copy them into the configuration file as public_key and secret_key and have\n"
-    "the public key registered with the coordinator. Needs no configuration file.\n";
+    "Makes a CURVE key pair (for the connection) and writes it to FILE, and an Ed25519 signing\n"
+    "key (for approvals) and writes it to SFILE (default FILE.sign); prints both public keys.\n"
+    "With --signing-out alone, makes only the signing key. Files are mode 0600 and never\n"
+    "overwritten: when either exists, neither is written.\n"
+    "\n"
+    "FILE holds 'public-key' and 'secret-key'; for an operator, copy them into the\n"
+    "configuration file as public_key and secret_key, set signing_key_file to SFILE (or keep it\n"
+    "at the configuration file's path + .sign), and have an admin register both public keys:\n"
+    "'vigilctl operators add NAME --role ROLE --public-key K --signing-key S'.\n"
+    "Needs no configuration file.\n";
 
 static const char token_help[] =
     "Usage: vigilctl token --secret-file FILE (--public-key Z85 | --key-file KEYFILE)\n"
@@ -179,9 +269,10 @@ static const char token_help[] =
 const struct ctl_command cmd_keys_table[] = {
     {
         .name = "keygen",
-        .forms = {{"keygen --out FILE", "make a CURVE key pair and print its public key"}},
+        .forms = {{"keygen --out FILE [--signing-out SFILE]",
+                   "make a CURVE key pair and a signing key; print their public keys"}},
         .help = keygen_help,
-        .options = {{"out", CTL_OPTION_VALUE}},
+        .options = {{"out", CTL_OPTION_VALUE}, {"signing-out", CTL_OPTION_VALUE}},
         .run = run_keygen,
     },
     {

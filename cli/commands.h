@@ -135,6 +135,7 @@ extern const struct ctl_command cmd_incidents_table[];
 extern const struct ctl_command cmd_keys_table[];
 extern const struct ctl_command cmd_notifications_table[];
 extern const struct ctl_command cmd_oncall_table[];
+extern const struct ctl_command cmd_operators_table[];
 extern const struct ctl_command cmd_report_table[];
 extern const struct ctl_command cmd_signals_table[];
 extern const struct ctl_command cmd_tail_table[];

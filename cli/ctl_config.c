@@ -1,6 +1,7 @@
 #include "ctl_config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -47,6 +48,14 @@ static const struct vg_cfg_key config_keys[] = {
         .max = VG_KEY_Z85_LEN,
         .required = true,
         .help = "this operator's CURVE secret key, Z85",
+    },
+    {
+        .path = "signing_key_file",
+        .type = VG_CFG_STRING,
+        .offset = offsetof(struct ctl_config, signing_key_file),
+        .max = PATH_MAX,
+        .help = "this operator's Ed25519 signing key file, FILE.sign of 'vigilctl keygen --out "
+                "FILE' (default: this file's path + .sign)",
     },
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -151,6 +160,28 @@ int ctl_config_load(const char *path, struct ctl_config *cfg, char *err, size_t 
         snprintf(err, errlen, "%s: public_key is not the public half of secret_key", path);
         return -EINVAL;
     }
+    return 0;
+}
+
+int ctl_config_signing_key_path(const char *config_path, const struct ctl_config *cfg,
+                                char **ret_path)
+{
+    const char *file = cfg->signing_key_file;
+    const char *slash = strrchr(config_path, '/');
+    char *path = NULL;
+    int n;
+
+    if (file == NULL || file[0] == '\0')
+        n = asprintf(&path, "%s.sign", config_path);
+    else if (file[0] == '/' || slash == NULL)
+        n = asprintf(&path, "%s", file);
+    else /* relative to the configuration file's directory, not to wherever vigilctl runs */
+        n = asprintf(&path, "%.*s/%s", (int)(slash - config_path), config_path, file);
+    if (n < 0)
+        path = NULL;
+    if (path == NULL)
+        return -ENOMEM;
+    *ret_path = path;
     return 0;
 }
 

@@ -5,6 +5,8 @@
  *   coordinator_public_key: "<40 Z85 characters>"
  *   public_key: "<40 Z85 characters>"
  *   secret_key: "<40 Z85 characters>"
+ *   signing_key_file: "<path>"   (optional: the operator's Ed25519 signing key, from
+ *                                 'vigilctl keygen'; default: this file's path + ".sign")
  *
  * The file holds the operator's secret key, so it must be mode 0600 or stricter.
  */
@@ -22,6 +24,7 @@ struct ctl_config {
     char *coordinator_public_key; /* Z85 */
     char *public_key;             /* the operator's key pair, Z85 */
     char *secret_key;
+    char *signing_key_file; /* NULL or "" = the configuration file's path + ".sign" */
 };
 
 /*
@@ -35,6 +38,12 @@ int ctl_config_path(const char *flag_path, char **ret_path);
  * one-line message in err; cfg must be freed with ctl_config_free either way.
  */
 int ctl_config_load(const char *path, struct ctl_config *cfg, char *err, size_t errlen);
+
+/* Where the operator's signing key file is: cfg->signing_key_file (a relative path is relative
+ * to the configuration file's directory), or config_path + ".sign" when that is empty.
+ * *ret_path is malloc'd. 0 or -ENOMEM. */
+int ctl_config_signing_key_path(const char *config_path, const struct ctl_config *cfg,
+                                char **ret_path);
 
 /* Frees the strings (the secret key is wiped first). Safe on a zeroed or half-loaded cfg. */
 void ctl_config_free(struct ctl_config *cfg);

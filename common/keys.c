@@ -70,8 +70,10 @@ int vg_keypair_generate(struct vg_keypair *ret)
     return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
+static int write_all(int fd, const void *data, size_t len)
 {
+    const char *buf = data;
+
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
         if (n < 0) {
@@ -101,10 +103,58 @@ static void fsync_parent_dir(const char *path)
     free(copy);
 }
 
+int vg_secret_file_create(const char *path, const char *kind, const void *text, size_t len,
+                          char *err, size_t errlen)
+{
+    int fd, r;
+
+    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+        if (r == -EEXIST)
+            vg_set_err(err, errlen, "%s file %s already exists; refusing to overwrite it", kind,
+                       path);
+        else
+            vg_set_err(err, errlen, "%s file %s: cannot create: %s", kind, path, strerror(-r));
+        return r;
+    }
+    /* The umask may have removed bits; make sure the owner can read the key back. */
+    if (fchmod(fd, 0600) < 0) {
+        r = -errno;
+        vg_set_err(err, errlen, "%s file %s: cannot set mode 0600: %s", kind, path, strerror(-r));
+        goto err_unlink;
+    }
+    r = write_all(fd, text, len);
+    if (r < 0) {
+        vg_set_err(err, errlen, "%s file %s: cannot write: %s", kind, path, strerror(-r));
+        goto err_unlink;
+    }
+    if (fsync(fd) < 0) {
+        r = -errno;
+        vg_set_err(err, errlen, "%s file %s: cannot sync: %s", kind, path, strerror(-r));
+        goto err_unlink;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        r = -errno;
+        vg_set_err(err, errlen, "%s file %s: cannot close: %s", kind, path, strerror(-r));
+        goto err_unlink;
+    }
+    fsync_parent_dir(path);
+    vg_log(VG_LOG_DEBUG, "%s file saved path=%s", kind, path);
+    return 0;
+
+err_unlink:
+    if (fd >= 0)
+        close(fd);
+    unlink(path); /* we created it (O_EXCL): do not leave a partial key file behind */
+    return r;
+}
+
 int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, size_t errlen)
 {
     char text[256];
-    int fd, n, r;
+    int n, r;
 
     if (!vg_key_z85_valid(kp->public_key) || !vg_key_z85_valid(kp->secret_key)) {
         vg_set_err(err, errlen, "key file %s: refusing to save an invalid key pair", path);
@@ -119,56 +169,16 @@ int vg_keypair_save(const char *path, const struct vg_keypair *kp, char *err, si
     if (n < 0 || (size_t)n >= sizeof(text)) {
         vg_set_err(err, errlen, "key file %s: internal error formatting the key file", path);
         r = -EINVAL;
-        goto err_clear_text;
+        goto out_clear_text;
     }
+    r = vg_secret_file_create(path, "key", text, (size_t)n, err, errlen);
 
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = -errno;
-        if (r == -EEXIST)
-            vg_set_err(err, errlen, "key file %s already exists; refusing to overwrite it", path);
-        else
-            vg_set_err(err, errlen, "key file %s: cannot create: %s", path, strerror(-r));
-        goto err_clear_text;
-    }
-    /* The umask may have removed bits; make sure the owner can read the key back. */
-    if (fchmod(fd, 0600) < 0) {
-        r = -errno;
-        vg_set_err(err, errlen, "key file %s: cannot set mode 0600: %s", path, strerror(-r));
-        goto err_unlink;
-    }
-    r = write_all(fd, text, (size_t)n);
-    if (r < 0) {
-        vg_set_err(err, errlen, "key file %s: cannot write: %s", path, strerror(-r));
-        goto err_unlink;
-    }
-    if (fsync(fd) < 0) {
-        r = -errno;
-        vg_set_err(err, errlen, "key file %s: cannot sync: %s", path, strerror(-r));
-        goto err_unlink;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        r = -errno;
-        vg_set_err(err, errlen, "key file %s: cannot close: %s", path, strerror(-r));
-        goto err_unlink;
-    }
-    fsync_parent_dir(path);
-    sodium_memzero(text, sizeof(text));
-    vg_log(VG_LOG_DEBUG, "key file saved path=%s", path);
-    return 0;
-
-err_unlink:
-    if (fd >= 0)
-        close(fd);
-    unlink(path); /* we created it (O_EXCL): do not leave a partial key file behind */
-err_clear_text:
+out_clear_text:
     sodium_memzero(text, sizeof(text));
     return r;
 }
 
-/* The body of vg_secret_file_check, with the kind of file ("key", "secret") in messages. */
-static int secret_check(const char *path, const char *kind, char *err, size_t errlen)
+int vg_secret_file_check_kind(const char *path, const char *kind, char *err, size_t errlen)
 {
     struct stat st;
     mode_t mode;
@@ -199,7 +209,7 @@ static int secret_check(const char *path, const char *kind, char *err, size_t er
 
 int vg_secret_file_check(const char *path, char *err, size_t errlen)
 {
-    return secret_check(path, "secret", err, errlen);
+    return vg_secret_file_check_kind(path, "secret", err, errlen);
 }
 
 struct keyfile {
@@ -233,7 +243,7 @@ int vg_keypair_load(const char *path, struct vg_keypair *ret, char *err, size_t 
     char derived[VG_KEY_Z85_LEN + 1];
     int r;
 
-    r = secret_check(path, "key", err, errlen);
+    r = vg_secret_file_check_kind(path, "key", err, errlen);
     if (r < 0)
         return r;
     r = vg_config_load(path, keyfile_keys, KEYFILE_NKEYS, &kf, err, errlen);
@@ -274,37 +284,59 @@ out_free:
     return r;
 }
 
-int vg_keypair_load_or_create(const char *path, struct vg_keypair *ret, bool *ret_created,
-                              char *err, size_t errlen)
+int vg_key_file_load_or_create(const char *path, const char *kind, vg_key_file_fn create,
+                               vg_key_file_fn load, void *ret, bool *ret_created, char *err,
+                               size_t errlen)
 {
-    struct vg_keypair kp;
     int r;
 
-    r = secret_check(path, "key", err, errlen);
+    r = vg_secret_file_check_kind(path, kind, err, errlen);
     if (r == -ENOENT) {
-        r = vg_keypair_generate(&kp);
-        if (r < 0) {
-            vg_set_err(err, errlen, "key file %s: cannot generate a CURVE key pair: %s", path,
-                       zmq_strerror(-r));
-            return r;
-        }
-        r = vg_keypair_save(path, &kp, err, errlen);
+        r = create(path, ret, err, errlen);
         if (r == 0) {
-            *ret = kp;
             *ret_created = true;
-            sodium_memzero(&kp, sizeof(kp));
             return 0;
         }
-        sodium_memzero(&kp, sizeof(kp));
         if (r != -EEXIST) /* -EEXIST: another process created it meanwhile; load theirs */
             return r;
     } else if (r < 0) {
         return r;
     }
-    r = vg_keypair_load(path, ret, err, errlen);
+    r = load(path, ret, err, errlen);
     if (r == 0)
         *ret_created = false;
     return r;
+}
+
+/* vg_key_file_fn: a new CURVE key pair saved at path. */
+static int keypair_create(const char *path, void *ret, char *err, size_t errlen)
+{
+    struct vg_keypair kp;
+    int r;
+
+    r = vg_keypair_generate(&kp);
+    if (r < 0) {
+        vg_set_err(err, errlen, "key file %s: cannot generate a CURVE key pair: %s", path,
+                   zmq_strerror(-r));
+        return r;
+    }
+    r = vg_keypair_save(path, &kp, err, errlen);
+    if (r == 0)
+        *(struct vg_keypair *)ret = kp;
+    sodium_memzero(&kp, sizeof(kp));
+    return r;
+}
+
+static int keypair_load(const char *path, void *ret, char *err, size_t errlen)
+{
+    return vg_keypair_load(path, ret, err, errlen);
+}
+
+int vg_keypair_load_or_create(const char *path, struct vg_keypair *ret, bool *ret_created,
+                              char *err, size_t errlen)
+{
+    return vg_key_file_load_or_create(path, "key", keypair_create, keypair_load, ret, ret_created,
+                                      err, errlen);
 }
 
 int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen)
@@ -314,7 +346,7 @@ int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err
     size_t len = 0;
     int fd, r;
 
-    r = secret_check(path, "secret", err, errlen);
+    r = vg_secret_file_check_kind(path, "secret", err, errlen);
     if (r < 0)
         return r;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);

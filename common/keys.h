@@ -39,6 +39,25 @@ int vg_keypair_load_or_create(const char *path, struct vg_keypair *ret, bool *re
 /* 0 if path is a regular file without group/other permission bits, -EPERM otherwise. */
 int vg_secret_file_check(const char *path, char *err, size_t errlen);
 
+/*
+ * Shared by every kind of key file (CURVE pairs here, Ed25519 signing keys in sign.h); kind
+ * names the file in messages ("key file ...", "signing key file ...").
+ *
+ * vg_secret_file_check_kind: vg_secret_file_check, naming the file as kind.
+ * vg_secret_file_create: creates path with mode 0600 (O_EXCL: -EEXIST when it exists) holding
+ * len bytes of text, synced with its directory; on failure nothing is left behind.
+ * vg_key_file_load_or_create: loads path with load if it exists, otherwise makes it with create
+ * (which generates, saves and fills ret); a file another process created meanwhile is loaded.
+ * Both callbacks leave ret untouched on failure.
+ */
+typedef int (*vg_key_file_fn)(const char *path, void *ret, char *err, size_t errlen);
+int vg_secret_file_check_kind(const char *path, const char *kind, char *err, size_t errlen);
+int vg_secret_file_create(const char *path, const char *kind, const void *text, size_t len,
+                          char *err, size_t errlen);
+int vg_key_file_load_or_create(const char *path, const char *kind, vg_key_file_fn create,
+                               vg_key_file_fn load, void *ret, bool *ret_created, char *err,
+                               size_t errlen);
+
 /* Reads a whole secret file (checked with vg_secret_file_check), trailing newlines stripped.
  * *ret is malloc'd and NUL-terminated. */
 int vg_secret_file_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen);

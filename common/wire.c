@@ -233,6 +233,147 @@ bool vg_evidence_kind_known(const char *kind)
     return vg_evidence_kind_args(kind) != NULL;
 }
 
+/* ---- remediation commands ---- */
+
+static bool nonempty_fits(const char *s, size_t max)
+{
+    return str_ok(s, max) && s[0] != '\0';
+}
+
+/* An action name is a catalog entry's name: it becomes a log field and a metric label. */
+bool vg_command_action_name_ok(const char *action)
+{
+    if (!nonempty_fits(action, VG_MAX_NAME_LEN))
+        return false;
+    for (const char *p = action; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return false;
+    }
+    return true;
+}
+
+enum vg_decode_error vg_command_request_check(const Vigil__CommandRequest *req, const char **reason)
+{
+    if (!req) {
+        *reason = "command: no request";
+        return VG_DECODE_LIMITS;
+    }
+    if (!nonempty_fits(req->request_id, VG_MAX_COMMAND_ID_LEN)) {
+        *reason = "command: request id empty or longer than 64 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (!vg_command_action_name_ok(req->action)) {
+        *reason = "command: action must be a name of A-Z, a-z, 0-9, _, . and - (at most 128 "
+                  "bytes)";
+        return VG_DECODE_LIMITS;
+    }
+    if (!nonempty_fits(req->node, VG_MAX_NAME_LEN) ||
+        !nonempty_fits(req->requested_by, VG_MAX_NAME_LEN)) {
+        *reason = "command: target node or requester empty or longer than 128 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (req->n_args > VG_MAX_COMMAND_ARGS) {
+        *reason = "command: more than 32 arguments";
+        return VG_DECODE_LIMITS;
+    }
+    for (size_t i = 0; i < req->n_args; i++) {
+        if (!req->args[i] || !nonempty_fits(req->args[i]->key, VG_MAX_NAME_LEN) ||
+            !str_ok(req->args[i]->value, VG_MAX_VALUE_LEN)) {
+            *reason = "command: an argument key empty or too long, or a value over 1024 bytes";
+            return VG_DECODE_LIMITS;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(req->args[i]->key, req->args[j]->key) == 0) {
+                *reason = "command: an argument key appears twice";
+                return VG_DECODE_LIMITS;
+            }
+        }
+    }
+    return VG_DECODE_OK;
+}
+
+enum vg_decode_error vg_command_capsule_check(const Vigil__CommandCapsule *c, const char **reason)
+{
+    enum vg_decode_error e = vg_command_request_check(c->request, reason);
+    if (e != VG_DECODE_OK)
+        return e;
+    if (c->request_sha256.len != VG_SHA256_BYTES) {
+        *reason = "command: request hash must be 32 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->nonce.len != VG_COMMAND_NONCE_BYTES) {
+        *reason = "command: nonce must be 16 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->signature.len != VG_COMMAND_SIGNATURE_BYTES) {
+        *reason = "command: signature must be 64 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (c->n_approvals > VG_MAX_COMMAND_APPROVALS) {
+        *reason = "command: more than 8 approvals";
+        return VG_DECODE_LIMITS;
+    }
+    for (size_t i = 0; i < c->n_approvals; i++) {
+        const Vigil__Approval *a = c->approvals[i];
+        if (!a || !nonempty_fits(a->operator_, VG_MAX_NAME_LEN)) {
+            *reason = "command: an approval's operator empty or longer than 128 bytes";
+            return VG_DECODE_LIMITS;
+        }
+        if (!a->signing_key ||
+            strnlen(a->signing_key, VG_COMMAND_KEY_B64_LEN + 1) != VG_COMMAND_KEY_B64_LEN) {
+            *reason = "command: an approval's signing key must be 44 characters of base64";
+            return VG_DECODE_LIMITS;
+        }
+        if (a->signature.len != VG_COMMAND_SIGNATURE_BYTES) {
+            *reason = "command: an approval's signature must be 64 bytes";
+            return VG_DECODE_LIMITS;
+        }
+    }
+    return VG_DECODE_OK;
+}
+
+static enum vg_decode_error check_command_report(const Vigil__CommandReport *r, const char **reason)
+{
+    if (!nonempty_fits(r->request_id, VG_MAX_COMMAND_ID_LEN)) {
+        *reason = "command report: request id empty or longer than 64 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (r->nonce.len != VG_COMMAND_NONCE_BYTES) {
+        *reason = "command report: nonce must be 16 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    if (!str_ok(r->reason, VG_MAX_VALUE_LEN)) {
+        *reason = "command report: reason longer than 1024 bytes";
+        return VG_DECODE_LIMITS;
+    }
+    switch (r->step) {
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
+        break;
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
+        if (r->output_sha256.len != VG_SHA256_BYTES) {
+            *reason = "command report: a done step carries the output's 32-byte sha256";
+            return VG_DECODE_LIMITS;
+        }
+        return VG_DECODE_OK;
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
+        if (r->reason[0] == '\0') {
+            *reason = "command report: a refusal without a reason";
+            return VG_DECODE_LIMITS;
+        }
+        break;
+    default:
+        *reason = "command report: unknown step";
+        return VG_DECODE_LIMITS;
+    }
+    if (r->output_sha256.len != 0) {
+        *reason = "command report: only a done step carries an output hash";
+        return VG_DECODE_LIMITS;
+    }
+    return VG_DECODE_OK;
+}
+
 /* Bounds that depend on the body type. Durable bodies need seq >= 1, transient ones seq 0. */
 static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **reason)
 {
@@ -296,6 +437,19 @@ static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **
     }
     case VIGIL__ENVELOPE__BODY_EVIDENCE: {
         enum vg_decode_error e = check_evidence(env->evidence, reason);
+        if (e != VG_DECODE_OK)
+            return e;
+        durable = true;
+        break;
+    }
+    case VIGIL__ENVELOPE__BODY_COMMAND: {
+        enum vg_decode_error e = vg_command_capsule_check(env->command, reason);
+        if (e != VG_DECODE_OK)
+            return e;
+        break;
+    }
+    case VIGIL__ENVELOPE__BODY_COMMAND_REPORT: {
+        enum vg_decode_error e = check_command_report(env->command_report, reason);
         if (e != VG_DECODE_OK)
             return e;
         durable = true;

@@ -55,6 +55,14 @@ _Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never
 /* The kinds an agent may be asked for, for messages; vg_evidence_kind_known decides. */
 #define VG_EVIDENCE_KINDS "netstat, processes, log_tail, host, postgres, redis, file"
 
+/* Remediation commands (CommandCapsule, CommandReport; capsule.h, docs/remediation.md). */
+#define VG_MAX_COMMAND_ARGS 32        /* arguments of one request, keys unique */
+#define VG_MAX_COMMAND_APPROVALS 8    /* approvals carried by one capsule */
+#define VG_MAX_COMMAND_ID_LEN 64      /* request ids */
+#define VG_COMMAND_NONCE_BYTES 16     /* a capsule's nonce */
+#define VG_COMMAND_SIGNATURE_BYTES 64 /* Ed25519 */
+#define VG_COMMAND_KEY_B64_LEN 44     /* an Ed25519 public key in base64 */
+
 #define VG_PORT_AGENTS 7400
 #define VG_PORT_ADMIN 7401
 #define VG_PORT_HTTP 7480
@@ -87,6 +95,18 @@ enum vg_decode_error vg_envelope_decode(const void *data, size_t len, Vigil__Env
 bool vg_text_fits(const char *s, size_t max);
 bool vg_evidence_kind_name_ok(const char *kind);
 bool vg_evidence_args_ok(Vigil__Label *const *args, size_t n);
+
+/* Bounds of a command request and capsule, also for the coordinator and vigilctl, which build
+ * and show them outside an envelope (the envelope decoder applies them to its command body): a
+ * request has an id, an action name of A-Z, a-z, 0-9, '_', '.', '-' (at most 128 bytes), a target
+ * node, a requester and at most VG_MAX_COMMAND_ARGS arguments with unique non-empty keys; a
+ * capsule has a request, a 32-byte request hash, a 16-byte nonce, a 64-byte signature and at most
+ * VG_MAX_COMMAND_APPROVALS approvals, each with an operator, a 44-character key and a 64-byte
+ * signature. VG_DECODE_OK or VG_DECODE_LIMITS with a static reason. */
+enum vg_decode_error vg_command_request_check(const Vigil__CommandRequest *req,
+                                              const char **reason);
+enum vg_decode_error vg_command_capsule_check(const Vigil__CommandCapsule *c, const char **reason);
+bool vg_command_action_name_ok(const char *action);
 
 /* Agent states by name ("pending", "active", "lost", "revoked"): NULL for another value, and
  * UNSPECIFIED for a name that is none of them. */

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "sign.h"
 
 #define KEY(path_, type_, field_, min_, max_, def_, help_)                                         \
     {                                                                                              \
@@ -65,6 +66,9 @@ const struct vg_cfg_key coord_config_keys[] = {
         "Z85 public key of the first admin operator (added at start if absent; a revoked key "
         "stays revoked)"),
     KEY("admin.name", VG_CFG_STRING, admin_name, 0, 64, "admin", "name of that operator"),
+    KEY("admin.signing_public_key", VG_CFG_STRING, admin_signing_public_key, 0, 44, "",
+        "base64 Ed25519 signing public key of that operator (the signing-key line of its "
+        "'vigilctl keygen'); given to it at start when it has none yet"),
     KEY("alertmanager.token_file", VG_CFG_STRING, alertmanager_token_file, 0, 0, "",
         "file holding the bearer token Alertmanager sends to POST /api/v1/alerts (mode 0600); "
         "empty = the webhook is disabled (404)"),
@@ -133,6 +137,22 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
     }
     if (cfg->admin_public_key[0] && !vg_key_z85_valid(cfg->admin_public_key)) {
         snprintf(err, errlen, "%s: \"admin.public_key\": not a Z85 CURVE public key", path);
+        return -EINVAL;
+    }
+    unsigned char signing_key[VG_SIGN_PUBLIC_LEN];
+    if (cfg->admin_signing_public_key[0] &&
+        vg_sign_public_parse(cfg->admin_signing_public_key, signing_key) < 0) {
+        snprintf(err, errlen,
+                 "%s: \"admin.signing_public_key\": not a base64 Ed25519 public key (44 "
+                 "characters, the signing-key line of 'vigilctl keygen')",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->admin_signing_public_key[0] && !cfg->admin_public_key[0]) {
+        snprintf(err, errlen,
+                 "%s: \"admin.signing_public_key\": set without \"admin.public_key\", the key of "
+                 "the operator it belongs to",
+                 path);
         return -EINVAL;
     }
     if (cfg->state_dir[0] == '\0') {

@@ -34,6 +34,8 @@ struct coord_config {
     int64_t max_series_per_agent;
     char *admin_public_key; /* the first admin operator, added to the store at start */
     char *admin_name;
+    /* That operator's Ed25519 signing public key, base64; "" = none. */
+    char *admin_signing_public_key;
     char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */
     int64_t alertmanager_max_body; /* bytes */
     char *runbooks_dir;            /* "" = no runbooks: nothing is evaluated */

@@ -4,8 +4,9 @@
 # (same keys, same data).
 #
 # The first run writes var/coordinator.yaml, var/agent.yaml and var/vigilctl.yaml; they are
-# yours from then on (paging, probes, log files, thresholds): later runs never rewrite them.
-# Delete one to have it written afresh.
+# yours from then on (paging, probes, log files, thresholds): later runs never rewrite them, but
+# for one line added to coordinator.yaml and vigilctl.yaml of a var/ from before signing keys (see
+# "upgrade" below). Delete one to have it written afresh.
 #
 # Environment: BUILD (the build directory, relative to the tree or absolute; default build);
 # VIGIL_PORT_AGENTS, VIGIL_PORT_ADMIN, VIGIL_PORT_HTTP (default 7400, 7401, 7480; read when the
@@ -33,13 +34,18 @@ chmod 711 "$var" "$var/coordinator"
 
 key_of() { sed -n 's/^public-key: *"\(.*\)"/\1/p' "$1"; }
 
-# First run: the enrollment secret, the coordinator's key pair and an admin operator key.
+# First run: the enrollment secret, the coordinator's key pair and an admin operator's keys (a
+# CURVE pair in admin.key, its signing key in admin.key.sign). A var/ from before signing keys
+# gets admin.key.sign now.
 [[ -f $var/enrollment.secret ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$var/enrollment.secret"
 [[ -f $var/coordinator/coordinator.key ]] || "$bin/vigilctl" keygen --out "$var/coordinator/coordinator.key" >/dev/null
 [[ -f $var/admin.key ]] || "$bin/vigilctl" keygen --out "$var/admin.key" >/dev/null
+[[ -f $var/admin.key.sign ]] || "$bin/vigilctl" keygen --signing-out "$var/admin.key.sign" >/dev/null
 coord_pub=$(key_of "$var/coordinator/coordinator.key")
 admin_pub=$(key_of "$var/admin.key")
 admin_sec=$(sed -n 's/^secret-key: *"\(.*\)"/\1/p' "$var/admin.key")
+admin_sign_pub=$(sed -n 's/^signing-public-key: *"\(.*\)"/\1/p' "$var/admin.key.sign")
+[[ -n $admin_sign_pub ]] || die "$var/admin.key.sign holds no signing-public-key line: remove it to have a new one made"
 
 # needs_writing FILE OLD-HEADER: FILE is missing, or was written by a make run that rewrote it
 # on every start (its first line is OLD-HEADER), so nobody has made it their own.
@@ -118,6 +124,7 @@ enrollment:
 admin:
   public_key: "$admin_pub"
   name: admin
+  signing_public_key: "$admin_sign_pub"
 runbooks:
   dir: "$top/runbooks"
 YAML
@@ -146,6 +153,7 @@ coordinator: "tcp://127.0.0.1:$port_admin"
 coordinator_public_key: "$coord_pub"
 public_key: "$admin_pub"
 secret_key: "$admin_sec"
+signing_key_file: "$var/admin.key.sign"
 YAML
 fi
 
@@ -157,6 +165,28 @@ yaml_value() {
 }
 http_port=$(yaml_value http port)
 http_port=${http_port:-7480}
+
+# ---- upgrade: a var/ from before signing keys ------------------------------------------------------
+# The admin operator gets the signing key in admin.key.sign: the coordinator registers it at start
+# (admin.signing_public_key; an operator that has one keeps it), and vigilctl signs with it
+# (signing_key_file). Only while the files still name admin.key's operator: once it rotated its
+# keys (vigilctl operators rotate), they are its own.
+if [[ $(yaml_value admin public_key) == "$admin_pub" && -z $(yaml_value admin signing_public_key) ]]; then
+    awk -v line="signing_public_key: \"$admin_sign_pub\"" '
+        $0 ~ /^admin:/ { in_admin = 1; print; next }
+        /^[^ #]/ { in_admin = 0 }
+        { print }
+        in_admin && $1 == "public_key:" && !done { match($0, /^ */); print substr($0, 1, RLENGTH) line; done = 1 }
+        ' "$var/coordinator.yaml" >"$var/coordinator.yaml.tmp"
+    mv "$var/coordinator.yaml.tmp" "$var/coordinator.yaml"
+    echo "run: var/coordinator.yaml: added admin.signing_public_key (the signing key in var/admin.key.sign)"
+fi
+ctl_public=$(sed -n 's/^public_key: *"\(.*\)"/\1/p' "$var/vigilctl.yaml")
+if [[ $ctl_public == "$admin_pub" ]] && ! grep -q '^signing_key_file:' "$var/vigilctl.yaml" &&
+    [[ ! -e $var/vigilctl.yaml.sign ]]; then
+    echo "signing_key_file: \"$var/admin.key.sign\"" >>"$var/vigilctl.yaml"
+    echo "run: var/vigilctl.yaml: added signing_key_file (var/admin.key.sign)"
+fi
 
 coord_pid="" agent_pid=""
 # stop_one NAME PID: SIGTERM, up to 15 s to exit (the coordinator stops its PostgreSQL), then

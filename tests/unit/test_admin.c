@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "admin_internal.h"
+#include "keys.h"
+#include "sign.h"
 #include "wire.h"
 
 struct expected_role {
@@ -42,6 +44,10 @@ static const struct expected_role expected[] = {
     {VIGIL__ADMIN_REQUEST__BODY_TAIL_INCIDENTS, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_LIST_ONCALL, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_ADD_ONCALL_OVERRIDE, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_OPERATORS, ROLE_VIEWER},
+    {VIGIL__ADMIN_REQUEST__BODY_ADD_OPERATOR, ROLE_ADMIN},
+    {VIGIL__ADMIN_REQUEST__BODY_REVOKE_OPERATOR, ROLE_ADMIN},
+    {VIGIL__ADMIN_REQUEST__BODY_ROTATE_OPERATOR_KEYS, ROLE_VIEWER},
 };
 
 /* Every field of AdminRequest's body oneof, from the descriptor: a request added to the proto
@@ -82,7 +88,7 @@ static void test_tables_do_not_overlap(void **unused)
     (void)unused;
     const struct admin_command *const tables[] = {
         admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
-        admin_incident_commands, admin_paging_commands,
+        admin_incident_commands, admin_paging_commands, admin_operator_commands,
     };
     size_t n = sizeof(tables) / sizeof(tables[0]);
     for (size_t a = 0; a < n; a++)
@@ -262,6 +268,66 @@ static void test_admin_incident_requests_strict(void **state)
     assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS); /* a chain without an id */
 }
 
+/* Operators: names people can type and read, known roles, keys in their one spelling. */
+static void test_admin_operator_requests_strict(void **state)
+{
+    (void)state;
+    const char *reason = NULL;
+    struct vg_keypair kp;
+    struct vg_signing_key sk;
+    assert_int_equal(vg_keypair_generate(&kp), 0);
+    assert_int_equal(vg_signing_key_generate(&sk), 0);
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+
+    Vigil__AddOperator add = VIGIL__ADD_OPERATOR__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_ADD_OPERATOR;
+    req.add_operator = &add;
+    add.name = "bob.smith@oncall";
+    add.role = "responder";
+    add.public_key = kp.public_key;
+    add.signing_key = sk.public_b64;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    add.name = "bob smith"; /* would not read as one key=value in a log line */
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "name"));
+    add.name = "";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+    add.name = "bob";
+    add.role = "root";
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "role"));
+    add.role = "viewer";
+    add.public_key = sk.public_b64; /* the keys swapped */
+    add.signing_key = kp.public_key;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "public_key"));
+    add.public_key = kp.public_key;
+    assert_int_equal(decode_admin(&req, &reason), VG_DECODE_LIMITS);
+    assert_non_null(strstr(reason, "signing_key"));
+    char unpadded[VG_SIGN_PUBLIC_B64_LEN + 1];
+    memcpy(unpadded, sk.public_b64, sizeof(unpadded));
+    unpadded[VG_SIGN_PUBLIC_B64_LEN - 1] = '\0'; /* base64 without its '=' */
+    add.signing_key = unpadded;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+
+    Vigil__RotateOperatorKeys rot = VIGIL__ROTATE_OPERATOR_KEYS__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_ROTATE_OPERATOR_KEYS;
+    req.rotate_operator_keys = &rot;
+    rot.public_key = kp.public_key;
+    rot.signing_key = sk.public_b64;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    rot.signing_key = "";
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS);
+
+    Vigil__RevokeOperator revoke = VIGIL__REVOKE_OPERATOR__INIT;
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_REVOKE_OPERATOR;
+    req.revoke_operator = &revoke;
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_LIMITS); /* no name */
+    revoke.name = "Alice O'Brien"; /* an operator from before names were checked can go */
+    assert_int_equal(decode_admin(&req, NULL), VG_DECODE_OK);
+    vg_signing_key_wipe(&sk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_tables_do_not_overlap),
         cmocka_unit_test(test_reply_owns_its_memory),
         cmocka_unit_test(test_admin_evidence_requests_strict),
+        cmocka_unit_test(test_admin_operator_requests_strict),
         cmocka_unit_test(test_admin_incident_requests_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,12 +160,15 @@ static int finish(Vigil__AdminReply *reply, int r)
     return CTL_EXIT_OK;
 }
 
+#define INCIDENTS_PAGE 500 /* incidents per request; the listing pages through all of them */
+
 static int run_incidents(struct ctl_context *ctx, const struct ctl_args *args)
 {
     const char *status = ctl_args_value(args, "status");
     Vigil__ListIncidents body = VIGIL__LIST_INCIDENTS__INIT;
     Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
-    Vigil__AdminReply *reply = NULL;
+    Vigil__AdminReply **pages = NULL;
+    size_t npages = 0;
 
     if (args->argc > 0) {
         output_error("incidents takes no arguments (got \"%s\"); see 'vigilctl incident show ID'",
@@ -177,13 +180,36 @@ static int run_incidents(struct ctl_context *ctx, const struct ctl_args *args)
         return CTL_EXIT_USAGE;
     }
     body.all = status && strcmp(status, "all") == 0;
+    body.limit = INCIDENTS_PAGE;
     req.body_case = VIGIL__ADMIN_REQUEST__BODY_LIST_INCIDENTS;
     req.list_incidents = &body;
-    int r = ctl_admin_request(ctx, &req, "list incidents", NULL, &reply);
+    int r = ctl_admin_request_pages(ctx, &req, &body.cursor, "list incidents", &pages, &npages);
     if (r != CTL_EXIT_OK)
         return r;
-    return finish(reply,
-                  ctx->format == OUTPUT_JSON ? print_list_json(reply) : print_list_table(reply));
+
+    /* One reply's view of every page: the incidents of all of them, newest first. */
+    size_t total = 0;
+    for (size_t i = 0; i < npages; i++)
+        total += pages[i]->n_incidents;
+    Vigil__AdminReply all = *pages[0];
+    all.incidents = calloc(total ? total : 1, sizeof(Vigil__IncidentInfo *));
+    all.n_incidents = 0;
+    if (!all.incidents) {
+        ctl_admin_pages_free(pages, npages);
+        output_error("out of memory");
+        return CTL_EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < npages; i++)
+        for (size_t k = 0; k < pages[i]->n_incidents; k++)
+            all.incidents[all.n_incidents++] = pages[i]->incidents[k];
+    r = ctx->format == OUTPUT_JSON ? print_list_json(&all) : print_list_table(&all);
+    free(all.incidents);
+    ctl_admin_pages_free(pages, npages);
+    if (r < 0) {
+        output_error("cannot write the output: %s", strerror(-r));
+        return CTL_EXIT_FAILURE;
+    }
+    return CTL_EXIT_OK;
 }
 
 /* An incident id: a decimal number from 1 on. */

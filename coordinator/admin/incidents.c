@@ -183,14 +183,23 @@ static void list_incidents(admin_t *self, const struct operator* op,
     uint32_t limit = req->limit ? req->limit : INCIDENT_LIST_DEFAULT;
     if (limit > INCIDENT_LIST_MAX)
         limit = INCIDENT_LIST_MAX;
+    uint64_t before = req->cursor && req->cursor[0] ? strtoull(req->cursor, NULL, 10) : 0;
     struct incident_lists *l = incidents_start(self, rep);
     if (!l)
         return;
-    if (incidents_list(self->incidents, !req->all, limit, add_incident, l) < 0) {
+    if (incidents_list(self->incidents, !req->all, before, limit, add_incident, l) < 0) {
         reply_store_unavailable(rep, false);
         return;
     }
     incidents_reply(l);
+    /* A full page: more may follow, from below its last (oldest) incident. */
+    if (rep->msg.n_incidents == limit) {
+        char *cursor = reply_own(rep, malloc(24), free);
+        if (!cursor)
+            return;
+        snprintf(cursor, 24, "%" PRIu64, rep->msg.incidents[limit - 1]->id);
+        rep->msg.next_cursor = cursor;
+    }
 }
 
 /* The incident into the reply; with_timeline adds its events. */
@@ -543,9 +552,14 @@ static void tail_incidents(admin_t *self, const struct operator* op,
 
 static const char *check_list(const Vigil__AdminRequest *req)
 {
-    return req->list_incidents->limit > ADMIN_INCIDENTS_LISTED_MAX
-               ? "at most 1000 incidents per list"
-               : NULL;
+    const char *cursor = req->list_incidents->cursor;
+    if (req->list_incidents->limit > ADMIN_INCIDENTS_LISTED_MAX)
+        return "at most 1000 incidents per list";
+    /* A cursor is an incident id, as the last page's next_cursor gave it. */
+    if (cursor && cursor[0] &&
+        (strspn(cursor, "0123456789") != strlen(cursor) || strlen(cursor) > 19 || cursor[0] == '0'))
+        return "cursor is not an incident id";
+    return NULL;
 }
 
 static const char *check_show(const Vigil__AdminRequest *req)

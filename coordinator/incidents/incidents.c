@@ -619,7 +619,7 @@ int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verif
     if (!store || !verified)
         return -EINVAL;
     struct open_list list = {0};
-    int r = store_incidents_list(store, true, AUTO_RESOLVE_MAX_OPEN, collect_open, &list);
+    int r = store_incidents_list(store, true, 0, AUTO_RESOLVE_MAX_OPEN, collect_open, &list);
     int resolved = 0;
     for (size_t i = 0; r == 0 && i < list.n; i++) {
         char why[INCIDENT_NOTE_MAX - 16], note[INCIDENT_NOTE_MAX];
@@ -640,10 +640,10 @@ int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verif
     return r < 0 ? r : resolved;
 }
 
-int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,
+int incidents_list(store_incidents_t *store, bool open_only, uint64_t before_id, uint32_t limit,
                    int (*cb)(const struct store_incident *inc, void *userdata), void *userdata)
 {
-    return store_incidents_list(store, open_only, limit, cb, userdata);
+    return store_incidents_list(store, open_only, before_id, limit, cb, userdata);
 }
 
 int incidents_show(store_incidents_t *store, uint64_t id, struct store_incident *ret,

@@ -121,7 +121,7 @@ int incidents_auto_resolve(store_incidents_t *store, incidents_verified_fn verif
                            void *userdata, int64_t now_ms);
 
 /* Newest first, at most limit; open_only keeps detected, acknowledged and mitigated. */
-int incidents_list(store_incidents_t *store, bool open_only, uint32_t limit,
+int incidents_list(store_incidents_t *store, bool open_only, uint64_t before_id, uint32_t limit,
                    int (*cb)(const struct store_incident *inc, void *userdata), void *userdata);
 
 /* The incident into *ret and its timeline, in order, through cb (may be NULL). -ENOENT. */

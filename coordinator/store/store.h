@@ -481,7 +481,7 @@ int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t 
 
 /* open_only: detected, acknowledged and mitigated only. Newest first, at most limit.
  * Stops early if cb returns non-zero. */
-int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit,
+int store_incidents_list(store_incidents_t *self, bool open_only, uint64_t before_id, uint32_t limit,
                          int (*cb)(const struct store_incident *inc, void *userdata),
                          void *userdata);
 

@@ -403,7 +403,7 @@ int store_incident_event(store_incidents_t *self, uint64_t incident_id, int64_t 
     return 0;
 }
 
-int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit,
+int store_incidents_list(store_incidents_t *self, bool open_only, uint64_t before_id, uint32_t limit,
                          int (*cb)(const struct store_incident *inc, void *userdata),
                          void *userdata)
 {
@@ -412,17 +412,19 @@ int store_incidents_list(store_incidents_t *self, bool open_only, uint32_t limit
     int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
-    char lim[16];
+    char lim[16], before[24];
     snprintf(lim, sizeof(lim), "%" PRIu32, limit);
-    const char *params[] = {lim};
+    /* Keyset paging, newest first: ids below the last one listed (0 = from the newest). */
+    snprintf(before, sizeof(before), "%" PRIu64, before_id ? before_id : (uint64_t)INT64_MAX);
+    const char *params[] = {lim, before};
     PGresult *res = NULL;
     r = store_incidents_run(self,
             open_only ? "SELECT " INCIDENT_COLUMNS " FROM incidents"
                         " WHERE state IN ('detected', 'acknowledged', 'mitigated')"
-                        " ORDER BY id DESC LIMIT $1::bigint"
-                      : "SELECT " INCIDENT_COLUMNS
-                        " FROM incidents ORDER BY id DESC LIMIT $1::bigint",
-            1, params, "list incidents", &res);
+                        " AND id < $2::bigint ORDER BY id DESC LIMIT $1::bigint"
+                      : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id < $2::bigint"
+                        " ORDER BY id DESC LIMIT $1::bigint",
+            2, params, "list incidents", &res);
     if (r < 0)
         return r;
     struct store_incident *inc = malloc(sizeof(*inc));

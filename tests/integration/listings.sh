@@ -30,3 +30,18 @@ agents=$(h_ctl agents -o json)
 [[ $(jq '[.[] | .id] | unique | length' <<<"$agents") == 2500 ]] || h_fail "an agent was listed twice"
 jq -e '[.[] | .id] == ([.[] | .id] | sort)' <<<"$agents" >/dev/null || h_fail "agents are not in id order"
 h_pass "vigilctl agents pages through 2,500 agents, each once, in id order"
+
+# ---- incidents: 1,203 of them (701 open), newest first, each once, across pages of 500 ----
+h_sql "insert into incidents (fingerprint, runbook, title, severity, state, opened_at, response_due,
+                              updated_at)
+       select 'listing/' || i, 'listing', 'listing ' || i, 3,
+              case when i % 12 < 7 then 'detected' else 'resolved' end, now(), now(), now()
+       from generate_series(1, 1203) i" >/dev/null
+json=$(h_ctl incidents --status all -o json)
+[[ $(jq 'length' <<<"$json") == 1203 && $(jq '[.[].id] | unique | length' <<<"$json") == 1203 ]] ||
+    h_fail "vigilctl incidents --status all should list 1203 incidents once each, got $(jq 'length' <<<"$json")"
+jq -e '[.[].id] | . == (sort | reverse)' <<<"$json" >/dev/null || h_fail "incidents must come newest first"
+open=$(h_sql "select count(*) from incidents where state in ('detected', 'acknowledged', 'mitigated')")
+[[ $(h_ctl incidents -o json | jq 'length') == "$open" ]] ||
+    h_fail "vigilctl incidents should list the $open open incidents"
+h_pass "vigilctl incidents pages through 1,203 incidents, each once, newest first; open ones alone too"

@@ -467,7 +467,7 @@ static void test_list_open_and_all(void **state)
     for (int open_only = 1; open_only >= 0; open_only--) {
         struct list_walk w = {
             .open_id = open_id, .done_id = done_id, .prev = UINT64_MAX, .newest_first = true};
-        assert_int_equal(incidents_list(t.inc, open_only, 1000, list_cb, &w), 0);
+        assert_int_equal(incidents_list(t.inc, open_only, 0, 1000, list_cb, &w), 0);
         assert_int_equal(w.n, open_only ? open_n : all_n);
         assert_true(w.saw_open);
         assert_int_equal(w.saw_done, !open_only);

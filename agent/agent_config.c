@@ -70,6 +70,9 @@ const struct vg_cfg_key agent_config_keys[] = {
     KEY("node", VG_CFG_STRING, node, 0, 128, "", "node name; empty = this host's name"),
     KEY("state_dir", VG_CFG_STRING, state_dir, 0, 0, "/var/lib/vigil-agent",
         "key pair and spool live here"),
+    KEY("executor_state_dir", VG_CFG_STRING, executor_state_dir, 0, 0, "",
+        "the executor's own directory (its replay cache); empty = state_dir + \"-exec\"; must not "
+        "be writable by the agent's user"),
     KEY("user", VG_CFG_STRING, user, 0, 64, "",
         "user the network-facing process runs as when started as root"),
     KEY("allow_root", VG_CFG_BOOL, allow_root, 0, 0, "false",
@@ -208,14 +211,40 @@ static int load_remediation(const char *path, struct agent_config *cfg, char *er
     return r == -ENOENT ? 0 : r;
 }
 
+int agent_config_load_remediation(const char *path, struct agent_config *cfg, char *err,
+                                  size_t errlen)
+{
+    int r;
+
+    memset(cfg, 0, sizeof(*cfg));
+    r = vg_config_load(path, agent_config_keys, agent_config_nkeys, cfg, err, errlen);
+    if (r < 0)
+        return r;
+    if (cfg->state_dir[0] == '\0') {
+        snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
+        return -EINVAL;
+    }
+    r = load_remediation(path, cfg, err, errlen);
+    if (r < 0)
+        return r;
+    if (cfg->node[0] == '\0') {
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
+        free(cfg->node);
+        cfg->node = strdup(host[0] ? host : "unknown");
+        if (!cfg->node)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 int agent_config_load(const char *path, struct agent_config *cfg, char *err, size_t errlen)
 {
     enum vg_log_level level;
     uint8_t token[VG_TOKEN_LEN];
     int r;
 
-    memset(cfg, 0, sizeof(*cfg));
-    r = vg_config_load(path, agent_config_keys, agent_config_nkeys, cfg, err, errlen);
+    r = agent_config_load_remediation(path, cfg, err, errlen);
     if (r < 0)
         return r;
     if (vg_log_level_parse(cfg->log_level, &level) < 0) {
@@ -257,21 +286,6 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
                  "(evidence is never dropped from the spool, so it must leave room)",
                  path);
         return -EINVAL;
-    }
-    if (cfg->state_dir[0] == '\0') {
-        snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
-        return -EINVAL;
-    }
-    r = load_remediation(path, cfg, err, errlen);
-    if (r < 0)
-        return r;
-    if (cfg->node[0] == '\0') {
-        char host[256] = "";
-        gethostname(host, sizeof(host) - 1);
-        free(cfg->node);
-        cfg->node = strdup(host[0] ? host : "unknown");
-        if (!cfg->node)
-            return -ENOMEM;
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 struct agent_config {
     char *node; /* "" = this host's name */
     char *state_dir;
+    char *executor_state_dir; /* "" = state_dir + "-exec": the executor's, out of the agent's reach */
     char *user;
     bool allow_root;
     char *executor_path; /* "" = vigil-agent-exec next to the vigil-agent binary */
@@ -76,6 +77,14 @@ extern const size_t agent_config_nkeys;
 
 /* Loads and cross-checks. 0 or negative errno with err set. */
 int agent_config_load(const char *path, struct agent_config *cfg, char *err, size_t errlen);
+
+/* What the executor needs and checks itself (agent/exec/): every key read and typed, state_dir,
+ * the action catalog, the signer file and the node name — but not the checks of what only the
+ * network side uses (CURVE key, enrollment, link, evidence sizes), so the executor links no
+ * ZeroMQ. agent_config_load does this first. 0 or negative errno with err set; free with
+ * agent_config_free either way. */
+int agent_config_load_remediation(const char *path, struct agent_config *cfg, char *err,
+                                  size_t errlen);
 void agent_config_free(struct agent_config *cfg);
 
 #endif

@@ -165,6 +165,8 @@ static void send_enroll(link_t *self)
         enroll.token.data = (uint8_t *)self->cfg.token;
         enroll.token.len = VG_TOKEN_LEN;
     }
+    enroll.n_actions = self->cfg.nactions;
+    enroll.actions = (Vigil__ActionInfo **)self->cfg.actions;
     vg_envelope_init(&env, self->cfg.agent_id, 0);
     env.body_case = VIGIL__ENVELOPE__BODY_ENROLL;
     env.enroll = &enroll;
@@ -379,8 +381,16 @@ void link_handle(link_t *self)
                 break;
             }
             /* this agent takes no collect requests */
-            __attribute__((fallthrough));
+            goto ignored;
+        case VIGIL__ENVELOPE__BODY_COMMAND:
+            if (self->cfg.on_command) {
+                self->cfg.on_command(self->cfg.userdata, env->command);
+                break;
+            }
+            /* this agent takes no commands */
+            goto ignored;
         default:
+        ignored:
             self->ignored++;
             vg_log(VG_LOG_WARN, "ignored a message of type %d from the coordinator",
                    env->body_case);

@@ -42,7 +42,14 @@ struct link_config {
     /* A CollectRequest from the coordinator (evidence on demand); NULL = ignored. The
      * request is valid only during the call. */
     void (*on_collect)(void *userdata, const Vigil__CollectRequest *req);
+    /* A CommandCapsule from the coordinator (decoded and bounded by vg_envelope_decode, nothing
+     * more): the caller passes it to the executor unread; NULL = ignored. Valid only during the
+     * call. */
+    void (*on_command)(void *userdata, const Vigil__CommandCapsule *capsule);
     void *userdata;
+    /* The node's action catalog as Enroll carries it (borrowed; nactions 0: none). */
+    Vigil__ActionInfo *const *actions;
+    size_t nactions;
 };
 
 typedef struct link link_t;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "actions_info.h"
 #include "agent_config.h"
 #include "collect.h"
 #include "evidence.h"
@@ -103,6 +104,9 @@ struct agent_collector {
 
 struct agent {
     struct agent_config cfg;
+    char *config_path;                /* absolute: the executor reads it too */
+    Vigil__ActionInfo **action_infos; /* the catalog as Enroll carries it */
+    size_t naction_infos;
     struct vg_keypair keys;
     char id[VG_AGENT_ID_LEN + 1];
     uint8_t token[VG_TOKEN_LEN];
@@ -564,6 +568,105 @@ static int on_evidence_due(vg_loop_t *loop, void *userdata)
     return 0;
 }
 
+/*
+ * A capsule from the coordinator goes to the executor as it came: this side has no keys to
+ * check it with and is not trusted to (privsep.h). A channel that fails is the executor lost.
+ */
+static void on_command(void *userdata, const Vigil__CommandCapsule *capsule)
+{
+    struct agent *a = userdata;
+    size_t len = vigil__command_capsule__get_packed_size(capsule);
+    uint8_t *buf = len > 0 && len <= PRIVSEP_PAYLOAD_MAX ? malloc(len) : NULL;
+    if (!buf) {
+        vg_log(VG_LOG_WARN, "command of %zu bytes not passed to the executor (limit %d)", len,
+               PRIVSEP_PAYLOAD_MAX);
+        return;
+    }
+    vigil__command_capsule__pack(capsule, buf);
+    int r = privsep_send_command(a->privsep, buf, len);
+    free(buf);
+    if (r == -EMSGSIZE) {
+        vg_log(VG_LOG_WARN, "command of %zu bytes not passed to the executor", len);
+    } else if (r < 0) {
+        a->executor_ok = false;
+        vg_loop_stop(a->loop, EXIT_EXECUTOR_LOST);
+    }
+}
+
+static const char *step_name(Vigil__CommandStep step)
+{
+    switch (step) {
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
+        return "accepted";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
+        return "started";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
+        return "done";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
+        return "refused";
+    default:
+        return "unknown";
+    }
+}
+
+/*
+ * A report from the executor becomes a durable command_report message in the spool, like
+ * evidence: never dropped for space (SPOOL_KIND_RESULT), sent until acknowledged, stored once
+ * by (agent, seq). It is checked with the coordinator's own decoder first, so a report the
+ * coordinator would refuse is logged here instead of being sent again and again.
+ */
+static void on_executor_report(void *userdata, const uint8_t *data, size_t len)
+{
+    struct agent *a = userdata;
+    Vigil__Envelope env;
+    Vigil__Envelope *check = NULL;
+    const char *why = NULL;
+    uint8_t *buf = NULL;
+    size_t size;
+    uint64_t seq;
+
+    Vigil__CommandReport *report = vigil__command_report__unpack(NULL, len, data);
+    if (!report) {
+        vg_log(VG_LOG_ERROR, "executor sent a report that is not a CommandReport: dropped");
+        return;
+    }
+    int r = spool_reserve_seq(a->spool, &seq);
+    if (r == 0) {
+        vg_envelope_init(&env, a->id, seq);
+        env.body_case = VIGIL__ENVELOPE__BODY_COMMAND_REPORT;
+        env.command_report = report;
+        r = vg_envelope_encode(&env, &buf, &size);
+    }
+    if (r == 0 && vg_envelope_decode(buf, size, &check, &why) != VG_DECODE_OK) {
+        vg_log(VG_LOG_ERROR, "executor sent a report the coordinator would refuse (%s): dropped",
+               why ? why : "?");
+        r = -EINVAL;
+    }
+    vg_envelope_free(check);
+    if (r == 0)
+        r = spool_append(a->spool, seq, SPOOL_KIND_RESULT, 0, buf, size);
+    if (r < 0) {
+        vg_log(VG_LOG_ERROR, "command report request=%s step=%s not spooled: %s",
+               report->request_id, step_name(report->step), strerror(-r));
+    } else {
+        vg_log(VG_LOG_INFO, "command report request=%s step=%s seq=%llu", report->request_id,
+               step_name(report->step), (unsigned long long)seq);
+    }
+    free(buf);
+    vigil__command_report__free_unpacked(report, NULL);
+}
+
+/* The executor sent something: reports into the spool. A broken channel is the executor lost. */
+static int on_executor_readable(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    if (privsep_handle(a->privsep) < 0) {
+        a->executor_ok = false;
+        vg_loop_stop(loop, EXIT_EXECUTOR_LOST);
+    }
+    return 0;
+}
+
 /* A failed ping closes the channel for good (privsep.c): the unprivileged agent cannot start a
  * new executor, so the loop stops for executor_lost to report the loss and exit. */
 static int on_ping_due(vg_loop_t *loop, void *userdata)
@@ -595,6 +698,8 @@ static int start_loop(struct agent *a)
     }
     if (r == 0)
         r = vg_loop_add_fd(a->loop, evidence_fd(a->evidence), on_evidence_readable, a);
+    if (r == 0)
+        r = vg_loop_add_fd(a->loop, privsep_fd(a->privsep), on_executor_readable, a);
     if (r < 0)
         return r;
     a->evidence_timer = vg_loop_add_timer(a->loop, 0, on_evidence_due, a);
@@ -654,7 +759,8 @@ static int start(struct agent *a)
         vg_log(VG_LOG_ERROR, "probes: %s", err);
         return EXIT_CONFIG;
     }
-    a->privsep = privsep_start(exec_path, a->cfg.user, a->cfg.allow_root, err, sizeof(err));
+    a->privsep = privsep_start_config(exec_path, a->config_path, a->cfg.user, a->cfg.allow_root,
+                                      err, sizeof(err));
     free(exec_path);
     if (!a->privsep) {
         vg_log(VG_LOG_ERROR, "%s", err);
@@ -662,6 +768,7 @@ static int start(struct agent *a)
     }
     vg_log(VG_LOG_INFO, "executor pid=%d; network side runs as uid=%d",
            (int)privsep_executor_pid(a->privsep), (int)getuid());
+    privsep_set_report_handler(a->privsep, on_executor_report, a);
 
     /* From here on: unprivileged. */
     char key_path[PATH_MAX];
@@ -724,8 +831,15 @@ static int start(struct agent *a)
         .reconnect_min_ms = a->cfg.link_reconnect_min_ms,
         .reconnect_max_ms = a->cfg.link_reconnect_max_ms,
         .on_collect = on_collect,
+        .on_command = on_command,
         .userdata = a,
     };
+    if (actions_info_build(a->cfg.catalog, &a->action_infos, &a->naction_infos) < 0) {
+        vg_log(VG_LOG_ERROR, "out of memory");
+        return EXIT_OSERR;
+    }
+    lcfg.actions = a->action_infos;
+    lcfg.nactions = a->naction_infos;
     a->link = a->zmq_ctx ? link_new(a->zmq_ctx, &lcfg, a->spool, err, sizeof(err)) : NULL;
     if (!a->link) {
         vg_log(VG_LOG_ERROR, "%s", a->zmq_ctx ? err : "zmq context");
@@ -850,6 +964,7 @@ static void stop(struct agent *a)
     a->ncollectors = 0;
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
+    actions_info_free(&a->action_infos, a->naction_infos);
     if (a->zmq_ctx)
         zmq_ctx_term(a->zmq_ctx);
     spool_destroy(&a->spool);
@@ -862,6 +977,8 @@ static void stop(struct agent *a)
     }
     explicit_bzero(&a->keys, sizeof(a->keys));
     agent_config_free(&a->cfg);
+    free(a->config_path);
+    a->config_path = NULL;
 }
 
 int main(int argc, char **argv)
@@ -914,11 +1031,18 @@ int main(int argc, char **argv)
     }
     vg_log_level_parse(a.cfg.log_level, &level);
     vg_log_threshold = level;
+    a.config_path = realpath(config_path, NULL);
+    if (!a.config_path) {
+        fprintf(stderr, "vigil-agent: %s: %s\n", config_path, strerror(errno));
+        agent_config_free(&a.cfg);
+        return EXIT_CONFIG;
+    }
 
     a.signal_fd = block_signals();
     if (a.signal_fd < 0) {
         vg_log(VG_LOG_ERROR, "signalfd: %s", strerror(errno));
         agent_config_free(&a.cfg);
+        free(a.config_path);
         return EXIT_OSERR;
     }
     int code = start(&a);

@@ -18,6 +18,7 @@
  */
 #include "privsep.h"
 
+#include "childproc.h"
 #include "log.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,13 +47,19 @@
 #define PW_BUF_SIZE 16384
 #define GROUPS_GUESS 32 /* first try of getgrouplist; it says when more are needed */
 
+/* One message from the executor; +1: a longer one shows. */
+#define RECV_BUF_SIZE (sizeof(struct privsep_hdr) + PRIVSEP_PAYLOAD_MAX + 1)
+#define SEND_TIMEOUT_MS 2000
+
 struct privsep {
     int fd;           /* our end of the socketpair; -1 once the channel is broken or closed */
     pid_t pid;        /* the executor; -1 once reaped */
     uint64_t counter; /* nonce fallback when getrandom cannot answer */
+    privsep_report_fn *on_report;
+    void *report_userdata;
+    unsigned char *buf; /* RECV_BUF_SIZE: one message from the executor */
 };
 
-static const char *const exec_argv[] = {"vigil-agent-exec", NULL};
 static const char *const exec_envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -101,8 +109,10 @@ static int lookup_user(const char *name, uid_t *ret_uid, gid_t *ret_gid)
  * Runs in the forked child, which may be a copy of a multi-threaded process: only
  * async-signal-safe calls until execve. Never returns.
  */
-static void exec_child(const char *exec_path, int sock, int err_pipe, int max_fd)
+static void exec_child(const char *exec_path, const char *config_path, int sock, int err_pipe,
+                       int max_fd)
 {
+    const char *const exec_argv[] = {"vigil-agent-exec", config_path, NULL};
     int e;
     int err_fd = err_pipe; /* where a failure is reported */
 
@@ -117,22 +127,9 @@ static void exec_child(const char *exec_path, int sock, int err_pipe, int max_fd
     err_fd = EXEC_ERR_FD;
     if (dup2(sock_hi, PRIVSEP_EXEC_FD) < 0)
         goto fail;
-    if (close_range(EXEC_ERR_FD + 1, ~0U, 0) < 0) {
-        /* Kernel before 5.9: close them one by one (the limit was read before fork). */
-        for (int fd = EXEC_ERR_FD + 1; fd < max_fd; fd++)
-            close(fd);
-    }
-
+    childproc_close_from(EXEC_ERR_FD + 1, max_fd); /* the limit was read before fork */
     /* Ignored signals and the mask survive execve: give the executor a clean slate. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &sa, NULL); /* fails harmlessly for SIGKILL, SIGSTOP and gaps */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    childproc_reset_signals();
 
     execve(exec_path, (char *const *)exec_argv, (char *const *)exec_envp);
 fail:
@@ -300,6 +297,12 @@ static int plan_drop(const char *user, bool allow_root, bool *ret_drop, uid_t *r
 privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_root, char *err,
                          size_t errlen)
 {
+    return privsep_start_config(exec_path, NULL, user, allow_root, err, errlen);
+}
+
+privsep_t *privsep_start_config(const char *exec_path, const char *config_path, const char *user,
+                                bool allow_root, char *err, size_t errlen)
+{
     int r;
     privsep_t *self = NULL;
     bool drop = false;
@@ -314,6 +317,10 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
         r = fail(err, errlen, -EINVAL, "no executor path given");
         goto err_out;
     }
+    if (config_path && config_path[0] != '/') {
+        r = fail(err, errlen, -EINVAL, "the executor's configuration path must be absolute");
+        goto err_out;
+    }
     r = plan_drop(user, allow_root, &drop, &uid, &gid, &groups, &ngroups, err, errlen);
     if (r < 0)
         goto err_out;
@@ -325,6 +332,11 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
     }
     self->fd = -1;
     self->pid = -1;
+    self->buf = malloc(RECV_BUF_SIZE);
+    if (!self->buf) {
+        r = fail(err, errlen, -ENOMEM, "out of memory");
+        goto err_free;
+    }
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
         r = fail(err, errlen, -errno, "socketpair: %s", strerror(errno));
@@ -346,7 +358,7 @@ privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_roo
         goto err_close_pipe;
     }
     if (self->pid == 0)
-        exec_child(exec_path, pair[1], err_pipe[1], max_fd);
+        exec_child(exec_path, config_path, pair[1], err_pipe[1], max_fd);
 
     close(pair[1]);
     pair[1] = -1;
@@ -398,6 +410,7 @@ err_close_pair:
     close(pair[0]);
     close(pair[1]);
 err_free:
+    free(self->buf);
     free(self);
 err_out:
     free(groups);
@@ -420,10 +433,54 @@ static bool peer_closed(int fd)
     return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
 }
 
-/* Receives one reply within timeout_ms. 0, -ETIMEDOUT, -EPIPE, -EPROTO. */
-static int recv_reply(privsep_t *self, struct privsep_msg *ret_msg, int timeout_ms)
+/*
+ * Checks one message of n bytes in self->buf and acts on it: a REPORT goes to the handler
+ * (1), a PONG is copied to *ret_pong when one is awaited (2). -EPROTO for anything else.
+ */
+static int take_message(privsep_t *self, ssize_t n, struct privsep_msg *ret_pong)
 {
-    unsigned char buf[sizeof(struct privsep_msg) + 1];
+    struct privsep_hdr hdr;
+
+    if ((size_t)n < sizeof(hdr)) {
+        vg_log(VG_LOG_ERROR, "privsep: executor sent %zd bytes (at least %zu expected)", n,
+               sizeof(hdr));
+        return -EPROTO;
+    }
+    memcpy(&hdr, self->buf, sizeof(hdr));
+    if (hdr.magic != PRIVSEP_MAGIC) {
+        vg_log(VG_LOG_ERROR, "privsep: executor sent bad magic %#x", (unsigned)hdr.magic);
+        return -EPROTO;
+    }
+    if (hdr.type == PRIVSEP_PONG && ret_pong) {
+        if ((size_t)n != sizeof(struct privsep_msg)) {
+            vg_log(VG_LOG_ERROR, "privsep: executor sent a PONG of %zd bytes (expected %zu)", n,
+                   sizeof(struct privsep_msg));
+            return -EPROTO;
+        }
+        memcpy(ret_pong, self->buf, sizeof(*ret_pong));
+        return 2;
+    }
+    if (hdr.type == PRIVSEP_REPORT) {
+        if (hdr.reserved != 0 || hdr.len == 0 || hdr.len > PRIVSEP_PAYLOAD_MAX ||
+            (size_t)n != sizeof(hdr) + hdr.len) {
+            vg_log(VG_LOG_ERROR,
+                   "privsep: executor sent a REPORT of %zd bytes claiming %u (reserved %u)", n,
+                   (unsigned)hdr.len, (unsigned)hdr.reserved);
+            return -EPROTO;
+        }
+        if (self->on_report)
+            self->on_report(self->report_userdata, self->buf + sizeof(hdr), hdr.len);
+        return 1;
+    }
+    vg_log(VG_LOG_ERROR, "privsep: unexpected message type %u from executor%s", (unsigned)hdr.type,
+           hdr.type == PRIVSEP_PONG ? " (a PONG nobody waited for)" : "");
+    return -EPROTO;
+}
+
+/* Receives one message if one is there within timeout_ms (0: only what is queued). Returns
+ * what take_message returns, 0 when nothing came, -EPIPE, or -EPROTO. */
+static int recv_one(privsep_t *self, struct privsep_msg *ret_pong, int timeout_ms)
+{
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     struct pollfd pfd = {.fd = self->fd, .events = POLLIN};
 
@@ -435,11 +492,13 @@ static int recv_reply(privsep_t *self, struct privsep_msg *ret_msg, int timeout_
         if (r < 0)
             return -errno;
         if (r == 0)
-            return -ETIMEDOUT;
+            return 0;
 
-        ssize_t n = recv(self->fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        ssize_t n = recv(self->fd, self->buf, RECV_BUF_SIZE, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
         if (n == 0 && !peer_closed(self->fd)) {
             vg_log(VG_LOG_ERROR, "privsep: executor sent an empty message");
             return -EPROTO;
@@ -448,13 +507,51 @@ static int recv_reply(privsep_t *self, struct privsep_msg *ret_msg, int timeout_
             return -EPIPE;
         if (n < 0)
             return -errno;
-        if ((size_t)n != sizeof(struct privsep_msg)) {
-            vg_log(VG_LOG_ERROR, "privsep: executor sent %zd bytes (expected %zu)", n,
-                   sizeof(struct privsep_msg));
-            return -EPROTO;
+        return take_message(self, n, ret_pong);
+    }
+}
+
+/* Receives until the PONG, within timeout_ms; REPORTs on the way go to the handler. 0,
+ * -ETIMEDOUT, -EPIPE, -EPROTO. */
+static int recv_reply(privsep_t *self, struct privsep_msg *ret_msg, int timeout_ms)
+{
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        int r = recv_one(self, ret_msg, left > 0 ? (int)left : 0);
+        if (r < 0)
+            return r;
+        if (r == 2)
+            return 0;
+        if (r == 0 && now_ms() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+/* Sends one whole message, waiting up to timeout_ms for room. 0, -ETIMEDOUT, -EPIPE, errno. */
+static int send_all(privsep_t *self, const struct iovec *iov, size_t iovcnt, size_t total,
+                    int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt};
+
+    for (;;) {
+        ssize_t n = sendmsg(self->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            struct pollfd pfd = {.fd = self->fd, .events = POLLOUT};
+            if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+                return -errno;
+            continue;
         }
-        memcpy(ret_msg, buf, sizeof(*ret_msg));
-        return 0;
+        if (n < 0)
+            return errno == ECONNRESET || errno == EPIPE ? -EPIPE : -errno;
+        return (size_t)n == total ? 0 : -EPIPE;
     }
 }
 
@@ -497,6 +594,54 @@ err_close:
     return r;
 }
 
+void privsep_set_report_handler(privsep_t *self, privsep_report_fn *fn, void *userdata)
+{
+    if (!self)
+        return;
+    self->on_report = fn;
+    self->report_userdata = userdata;
+}
+
+int privsep_send_command(privsep_t *self, const void *capsule, size_t len)
+{
+    if (!self || self->fd < 0)
+        return -EPIPE;
+    if (len == 0 || len > PRIVSEP_PAYLOAD_MAX)
+        return -EMSGSIZE;
+    struct privsep_hdr hdr = {
+        .magic = PRIVSEP_MAGIC, .type = PRIVSEP_COMMAND, .len = (uint32_t)len};
+    struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)capsule, len}};
+    int r = send_all(self, iov, 2, sizeof(hdr) + len, SEND_TIMEOUT_MS);
+    if (r < 0) {
+        vg_log(VG_LOG_DEBUG, "privsep: closing executor channel: %s", strerror(-r));
+        close_channel(self);
+    }
+    return r;
+}
+
+int privsep_fd(const privsep_t *self)
+{
+    return self ? self->fd : -1;
+}
+
+int privsep_handle(privsep_t *self)
+{
+    if (!self || self->fd < 0)
+        return -EPIPE;
+    /* A bounded number per call: the loop's other work is not starved by a chatty executor. */
+    for (int i = 0; i < 64; i++) {
+        int r = recv_one(self, NULL, 0);
+        if (r == 0)
+            return 0;
+        if (r < 0) {
+            vg_log(VG_LOG_DEBUG, "privsep: closing executor channel: %s", strerror(-r));
+            close_channel(self);
+            return r;
+        }
+    }
+    return 0;
+}
+
 pid_t privsep_executor_pid(const privsep_t *self)
 {
     return self ? self->pid : -1;
@@ -509,6 +654,7 @@ void privsep_stop(privsep_t **self_p)
     privsep_t *self = *self_p;
     close_channel(self);
     reap(self, STOP_GRACE_MS);
+    free(self->buf);
     free(self);
     *self_p = NULL;
 }

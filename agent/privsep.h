@@ -4,10 +4,19 @@
  * fd 3, then drops its own privileges (setgroups, setgid, setuid to the configured user) before
  * it opens any network socket or parses anything from the network.
  *
- * The two talk in fixed-size, size-checked messages (struct privsep_msg). Any unexpected
- * message — wrong size, unknown type, wrong magic — is fatal to the receiver: a confused peer
- * is treated as a compromised one. Today the executor only answers PING with PONG; later
- * actions are added here.
+ * The two talk in size-checked messages; SOCK_SEQPACKET keeps each one whole. PING and PONG
+ * are fixed-size (struct privsep_msg). COMMAND (agent -> executor: a packed CommandCapsule,
+ * passed on unread) and REPORT (executor -> agent: a packed CommandReport) are a struct
+ * privsep_hdr followed by exactly hdr.len bytes, 1 to PRIVSEP_PAYLOAD_MAX. Any unexpected
+ * message — wrong size, unknown type, wrong magic, a length that is not the message's, a
+ * non-zero reserved field, a type sent in the wrong direction — is fatal to the receiver: a
+ * confused peer is treated as a compromised one.
+ *
+ * The executor runs commands while it keeps answering PING: REPORTs arrive at any time, also
+ * while privsep_ping waits for its PONG; they go to the report handler in the order they came.
+ *
+ * The network side never verifies or interprets a capsule: it has no keys to check one with and
+ * must not be trusted to. The executor does (agent/exec/).
  */
 #ifndef AGENT_PRIVSEP_H
 #define AGENT_PRIVSEP_H
@@ -19,9 +28,13 @@
 #define PRIVSEP_MAGIC 0x56474558u /* "VGEX" */
 #define PRIVSEP_EXEC_FD 3         /* the executor's end of the socketpair */
 
+#define PRIVSEP_PAYLOAD_MAX (64 * 1024) /* a COMMAND's capsule or a REPORT, at most */
+
 enum privsep_type {
-    PRIVSEP_PING = 1,
-    PRIVSEP_PONG = 2,
+    PRIVSEP_PING = 1,    /* agent -> executor, struct privsep_msg */
+    PRIVSEP_PONG = 2,    /* executor -> agent, struct privsep_msg */
+    PRIVSEP_COMMAND = 3, /* agent -> executor, struct privsep_hdr + a packed CommandCapsule */
+    PRIVSEP_REPORT = 4,  /* executor -> agent, struct privsep_hdr + a packed CommandReport */
 };
 
 struct privsep_msg {
@@ -29,6 +42,16 @@ struct privsep_msg {
     uint32_t type;
     uint64_t nonce; /* PONG echoes PING's nonce */
 };
+
+/* The header of COMMAND and REPORT; the payload follows it in the same message. */
+struct privsep_hdr {
+    uint32_t magic;
+    uint32_t type;
+    uint32_t len;      /* payload bytes: the message is exactly sizeof(hdr) + len */
+    uint32_t reserved; /* 0 */
+};
+
+_Static_assert(sizeof(struct privsep_hdr) == 16, "privsep_hdr is 16 bytes");
 
 typedef struct privsep privsep_t;
 
@@ -43,7 +66,30 @@ typedef struct privsep privsep_t;
 privsep_t *privsep_start(const char *exec_path, const char *user, bool allow_root, char *err,
                          size_t errlen);
 
-/* Sends PING and waits up to timeout_ms for the matching PONG. 0, -ETIMEDOUT, -EPIPE, -EPROTO. */
+/* As privsep_start, and the executor gets config_path (absolute; NULL = none) as its one
+ * argument: it reads the action catalog and the signer file from there itself, as root, before
+ * the agent drops its privileges. Without it the executor refuses every command. */
+privsep_t *privsep_start_config(const char *exec_path, const char *config_path, const char *user,
+                                bool allow_root, char *err, size_t errlen);
+
+/* A REPORT from the executor: data (a packed CommandReport, not yet decoded) is valid only
+ * during the call. */
+typedef void privsep_report_fn(void *userdata, const uint8_t *data, size_t len);
+void privsep_set_report_handler(privsep_t *self, privsep_report_fn *fn, void *userdata);
+
+/* Passes a packed CommandCapsule to the executor, unread. 0; -EMSGSIZE for an empty one or one
+ * over PRIVSEP_PAYLOAD_MAX (nothing sent); -ETIMEDOUT, -EPIPE (the channel is then closed). */
+int privsep_send_command(privsep_t *self, const void *capsule, size_t len);
+
+/* Our end of the channel, readable when the executor sent something; -1 once closed. */
+int privsep_fd(const privsep_t *self);
+
+/* Reads what the executor sent (REPORTs go to the handler). 0; -EPIPE when the executor is
+ * gone, -EPROTO for anything unexpected (an unsolicited PONG too): the channel is then closed. */
+int privsep_handle(privsep_t *self);
+
+/* Sends PING and waits up to timeout_ms for the matching PONG (REPORTs that arrive meanwhile go
+ * to the handler). 0, -ETIMEDOUT, -EPIPE, -EPROTO. */
 int privsep_ping(privsep_t *self, int timeout_ms);
 
 /* The executor's pid (for the parent's SIGCHLD handling). */

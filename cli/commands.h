@@ -130,6 +130,7 @@ size_t ctl_command_owners(const char *option, char *buf, size_t buflen);
 
 /* The tables of the cmd_*.c files, each ended by an entry without a name. */
 extern const struct ctl_command cmd_agents_table[];
+extern const struct ctl_command cmd_commands_table[];
 extern const struct ctl_command cmd_evidence_table[];
 extern const struct ctl_command cmd_incidents_table[];
 extern const struct ctl_command cmd_keys_table[];

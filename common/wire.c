@@ -374,6 +374,45 @@ static enum vg_decode_error check_command_report(const Vigil__CommandReport *r, 
     return VG_DECODE_OK;
 }
 
+/* The catalog an Enroll declares (ActionInfo): at most as many actions as a node's catalog
+ * holds (agent/actions.h), each named like a command's action, with short kind and mode words
+ * and at most VG_MAX_COMMAND_ARGS parameter names. */
+#define MAX_ENROLL_ACTIONS 256
+#define MAX_ACTION_WORD_LEN 32 /* kind, mode */
+
+static enum vg_decode_error check_enroll_actions(const Vigil__Enroll *e, const char **reason)
+{
+    if (e->n_actions > MAX_ENROLL_ACTIONS) {
+        *reason = "enroll: more than 256 actions";
+        return VG_DECODE_LIMITS;
+    }
+    for (size_t i = 0; i < e->n_actions; i++) {
+        const Vigil__ActionInfo *a = e->actions[i];
+        if (!vg_command_action_name_ok(a->name) ||
+            (a->inverse[0] != '\0' && !vg_command_action_name_ok(a->inverse))) {
+            *reason = "enroll: an action or inverse name empty, too long or not A-Z, a-z, 0-9, _, "
+                      ". and -";
+            return VG_DECODE_LIMITS;
+        }
+        if (!nonempty_fits(a->kind, MAX_ACTION_WORD_LEN) ||
+            !nonempty_fits(a->mode, MAX_ACTION_WORD_LEN)) {
+            *reason = "enroll: an action's kind or mode empty or longer than 32 bytes";
+            return VG_DECODE_LIMITS;
+        }
+        if (a->n_params > VG_MAX_COMMAND_ARGS) {
+            *reason = "enroll: an action with more than 32 parameters";
+            return VG_DECODE_LIMITS;
+        }
+        for (size_t k = 0; k < a->n_params; k++) {
+            if (!nonempty_fits(a->params[k], VG_MAX_NAME_LEN)) {
+                *reason = "enroll: a parameter name empty or longer than 128 bytes";
+                return VG_DECODE_LIMITS;
+            }
+        }
+    }
+    return VG_DECODE_OK;
+}
+
 /* Bounds that depend on the body type. Durable bodies need seq >= 1, transient ones seq 0. */
 static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **reason)
 {
@@ -390,6 +429,8 @@ static enum vg_decode_error check_body(const Vigil__Envelope *env, const char **
             *reason = "enroll: token must be 32 bytes";
             return VG_DECODE_LIMITS;
         }
+        if (check_enroll_actions(env->enroll, reason) != VG_DECODE_OK)
+            return VG_DECODE_LIMITS;
         break;
     case VIGIL__ENVELOPE__BODY_ENROLL_REPLY:
         if (!str_ok(env->enroll_reply->agent_id, VG_MAX_NAME_LEN)) {

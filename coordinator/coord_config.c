@@ -55,6 +55,14 @@ const struct vg_cfg_key coord_config_keys[] = {
         30 * 24 * HOUR_MS, "10m",
         "chunks of an artifact that never completed are removed this long after its request "
         "failed or timed out (audited); verified artifacts are never removed"),
+    KEY("commands.capsule_ttl", VG_CFG_DURATION_MS, commands_capsule_ttl_ms, 10000, 15 * 60000,
+        "5m",
+        "how long an issued command capsule stays valid on the node (its not_after); a capsule "
+        "without a report by then is marked lost"),
+    KEY("commands.approval_window", VG_CFG_DURATION_MS, commands_approval_window_ms, 60000,
+        7 * 24 * HOUR_MS, "1h",
+        "a command request not approved this long after it was made expires; later approvals "
+        "are refused"),
     KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
         "how often agents send a heartbeat"),
     KEY("agents.missed_heartbeats", VG_CFG_INT, missed_heartbeats, 1, 100, "3",

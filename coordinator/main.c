@@ -31,8 +31,10 @@
 #include "metrics.h"
 #include "promql.h"
 #include "registry.h"
+#include "remediate.h"
 #include "router.h"
 #include "runbook_load.h"
+#include "sign.h"
 #include "store.h"
 #include "timeutil.h"
 #include "zap.h"
@@ -50,13 +52,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vigil-coordinator [-n] [-c FILE]\n"
+    fprintf(out, "usage: vigil-coordinator [-n] [--print-signing-key] [-c FILE]\n"
                  "\n"
                  "Receives agents' signals over CURVE ZeroMQ, stores them in PostgreSQL and\n"
                  "serves vigilctl.\n"
                  "\n"
                  "  -c FILE   configuration file (default /etc/vigil/coordinator.yaml)\n"
                  "  -n        check the configuration and exit\n"
+                 "  --print-signing-key\n"
+                 "            print the coordinator's Ed25519 signing public key (the line for\n"
+                 "            the nodes' signer files; the key is made under state_dir if\n"
+                 "            missing) and exit\n"
                  "  -V        print the version and exit\n"
                  "  -h        this help\n"
                  "\n"
@@ -145,6 +151,8 @@ static int block_signals(void)
 struct coordinator {
     struct coord_config cfg;
     struct vg_keypair keys;
+    struct vg_signing_key signing_key; /* capsules: <state_dir>/coordinator.sign */
+    remediate_t *remediate;            /* the admin thread's side of command capsules */
     char *enroll_secret;
     size_t enroll_secret_len;
     int signal_fd;
@@ -409,6 +417,8 @@ static int run_loop(struct coordinator *c)
     if (r == 0)
         r = vg_loop_add_socket(loop, router_requests_socket(c->router), serve_requests, c);
     if (r == 0)
+        r = vg_loop_add_socket(loop, router_commands_socket(c->router), serve_requests, c);
+    if (r == 0)
         r = vg_loop_add_fd(loop, c->signal_fd, serve_signals, c);
     if (r == 0)
         r = vg_loop_add_timer(loop, EVALUATE_MS, evaluate, c);
@@ -422,6 +432,36 @@ static int run_loop(struct coordinator *c)
         return EXIT_SOFTWARE;
     }
     return r;
+}
+
+/* The coordinator's Ed25519 signing key file: beside the CURVE key, under state_dir. */
+static void signing_key_path(const struct coord_config *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s/coordinator.sign", cfg->state_dir);
+}
+
+/* --print-signing-key: the public key node owners pin in their signer files. */
+static int print_signing_key(const struct coord_config *cfg)
+{
+    struct vg_signing_key key;
+    char path[4096], err[1024];
+    bool created = false;
+
+    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vigil-coordinator: cannot create state directory %s: %s\n", cfg->state_dir,
+                strerror(errno));
+        return EXIT_OSERR;
+    }
+    signing_key_path(cfg, path, sizeof(path));
+    if (vg_signing_key_load_or_create(path, &key, &created, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil-coordinator: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    printf("%s\n", key.public_b64);
+    if (created)
+        fprintf(stderr, "vigil-coordinator: created %s\n", path);
+    vg_signing_key_wipe(&key);
+    return 0;
 }
 
 static int start(struct coordinator *c)
@@ -441,6 +481,16 @@ static int start(struct coordinator *c)
     }
     vg_log(VG_LOG_INFO, "server key %s %s public=%s", c->cfg.server_key_file,
            created ? "created" : "loaded", c->keys.public_key);
+    char signing_path[4096];
+    signing_key_path(&c->cfg, signing_path, sizeof(signing_path));
+    if (vg_signing_key_load_or_create(signing_path, &c->signing_key, &created, err, sizeof(err)) <
+        0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+    /* The line node owners put in their signer files (docs/remediation.md). */
+    vg_log(VG_LOG_INFO, "signing key %s %s public=%s", signing_path, created ? "created" : "loaded",
+           c->signing_key.public_b64);
     if (c->cfg.enrollment_secret_file[0] &&
         vg_secret_file_read(c->cfg.enrollment_secret_file, &c->enroll_secret, &c->enroll_secret_len,
                             err, sizeof(err)) < 0) {
@@ -602,6 +652,15 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "%s", err);
         return EXIT_OSERR;
     }
+    struct remediate_config mcfg = {.key = &c->signing_key,
+                                    .capsule_ttl_ms = c->cfg.commands_capsule_ttl_ms,
+                                    .approval_window_ms = c->cfg.commands_approval_window_ms};
+    c->remediate = remediate_new(c->zmq_ctx, &mcfg, err, sizeof(err));
+    if (!c->remediate) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
+    }
+    admin_set_remediate(c->admin, c->remediate);
     admin_set_paging(c->admin, &c->cfg.paging);
     admin_set_observer(c->admin, &rcfg.observer); /* approve / revoke move the node set too */
     int r = admin_start(c->admin);
@@ -618,6 +677,7 @@ static int start(struct coordinator *c)
 static void stop(struct coordinator *c)
 {
     admin_destroy(&c->admin);
+    remediate_destroy(&c->remediate); /* after the admin thread that used it */
     router_destroy(&c->router);
     zap_destroy(&c->zap);
     if (c->zmq_ctx)
@@ -638,20 +698,28 @@ static void stop(struct coordinator *c)
         free(c->enroll_secret);
     }
     explicit_bzero(&c->keys, sizeof(c->keys));
+    vg_signing_key_wipe(&c->signing_key);
     coord_config_free(&c->cfg);
 }
 
 int main(int argc, char **argv)
 {
     const char *config_path = "/etc/vigil/coordinator.yaml";
-    bool check_only = false;
+    bool check_only = false, print_key = false;
+    static const struct option long_options[] = {
+        {"print-signing-key", no_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
+    };
     struct coordinator c = {.signal_fd = -1};
     char err[1024];
     enum vg_log_level level;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:nVh", long_options, NULL)) != -1) {
         switch (opt) {
+        case 'K':
+            print_key = true;
+            break;
         case 'c':
             config_path = optarg;
             break;
@@ -679,6 +747,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigil-coordinator: %s\n", err);
         coord_config_free(&c.cfg);
         return EXIT_CONFIG;
+    }
+    if (print_key) {
+        int code = print_signing_key(&c.cfg);
+        coord_config_free(&c.cfg);
+        return code;
     }
     if (check_only) {
         /* The runbooks are part of the configuration: a set that does not load fails -n. */

@@ -31,6 +31,7 @@ static const char *const incident_event_kind_names[] = {
     [INCIDENT_EVENT_DEADLINE_MISSED] = "deadline_missed",
     [INCIDENT_EVENT_STATUS_UPDATE] = "status_update",
     [INCIDENT_EVENT_REPORT_DUE] = "report_due",
+    [INCIDENT_EVENT_COMMAND] = "command",
 };
 _Static_assert(COUNT_OF(incident_event_kind_names) == INCIDENT_EVENT_KINDS,
                "an event kind without a name");

@@ -41,7 +41,7 @@ int incident_state_parse(const char *text, enum incident_state *ret);
  * fingerprint, 005_incidents.sql's incidents_open_fingerprint). */
 bool incident_state_open(enum incident_state state);
 
-/* incident_events.kind (009_escalations.sql's incident_events_kind_check). */
+/* incident_events.kind (013_commands.sql's incident_events_kind_check). */
 enum incident_event_kind {
     INCIDENT_EVENT_OPENED,
     INCIDENT_EVENT_SYMPTOM,
@@ -59,8 +59,9 @@ enum incident_event_kind {
     INCIDENT_EVENT_DEADLINE_MISSED,
     INCIDENT_EVENT_STATUS_UPDATE,
     INCIDENT_EVENT_REPORT_DUE,
+    INCIDENT_EVENT_COMMAND, /* a remediation command's request, capsule or reported step */
 };
-#define INCIDENT_EVENT_KINDS 16
+#define INCIDENT_EVENT_KINDS 17
 const char *incident_event_kind_name(enum incident_event_kind kind);
 int incident_event_kind_parse(const char *text, enum incident_event_kind *ret);
 

@@ -735,6 +735,49 @@ void procwatch_run(procwatch_t *self, struct collect_ctx *ctx)
     free(results);
 }
 
+/* ---- Finding one process now (the executor's signal action) ---------------------------- */
+
+int procwatch_find_pid(procwatch_t *self, const char *name, int *ret_pid)
+{
+    struct found f = {0};
+    size_t i;
+    int r;
+
+    if (!self || !name)
+        return -EINVAL;
+    for (i = 0; i < self->n && strcmp(self->w[i].name, name) != 0; i++) {
+    }
+    if (i == self->n)
+        return -ENOENT;
+    struct watch *w = &self->w[i];
+    if (w->how == BY_PIDFILE) {
+        r = find_by_pidfile(self, w, &f);
+    } else if (w->how == BY_UNIT) {
+        r = find_by_unit(self, w, &f);
+    } else {
+        int *results = malloc(self->n * sizeof(*results));
+        struct found *found = calloc(self->n, sizeof(*found));
+        if (!results || !found) {
+            free(results);
+            free(found);
+            return -ENOMEM;
+        }
+        for (size_t k = 0; k < self->n; k++)
+            results[k] = k == i ? -ESRCH : 0; /* one pass, for this watch only */
+        if (self->proc_fd < 0)
+            self->proc_fd = open(self->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        find_by_comm(self, found, results);
+        r = results[i];
+        f = found[i];
+        free(results);
+        free(found);
+    }
+    if (r < 0)
+        return r;
+    *ret_pid = f.pid;
+    return 0;
+}
+
 /* ---- The collector interface (collect.h) ----------------------------------------------------- */
 
 static void collector_run(void *self, struct collect_ctx *ctx)

@@ -78,6 +78,14 @@ void procwatch_run(procwatch_t *self, struct collect_ctx *ctx);
  * destroy frees it. */
 struct collector procwatch_collector(procwatch_t **self_p, int64_t interval_ms);
 
+/*
+ * The pid of the watched process called name, looked up now the way its watch says (comm,
+ * pidfile or unit), without changing what the collector holds: for the executor's signal
+ * action, which must signal the process the agent watches and no other. 0 with *ret_pid;
+ * -ENOENT when no watch has that name, -ESRCH when it is not running, another negative errno.
+ */
+int procwatch_find_pid(procwatch_t *self, const char *name, int *ret_pid);
+
 void procwatch_destroy(procwatch_t **self_p);
 
 #endif

@@ -149,6 +149,11 @@ void admin_set_paging(admin_t *self, const struct paging_config *paging)
     self->paging = paging;
 }
 
+void admin_set_remediate(admin_t *self, remediate_t *remediate)
+{
+    self->remediate = remediate;
+}
+
 void admin_set_observer(admin_t *self, const struct router_observer *observer)
 {
     if (observer)
@@ -316,6 +321,7 @@ int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, 
 static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
+    admin_command_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)
@@ -356,8 +362,8 @@ enum vg_decode_error admin_request_check(const Vigil__AdminRequest *req, const c
     return VG_DECODE_OK;
 }
 
-static void handle_request(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
-                           struct reply *rep)
+void admin_dispatch(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                    struct reply *rep)
 {
     const char *why = NULL;
     enum vg_decode_error e = admin_request_check(req, &why);
@@ -454,7 +460,7 @@ static bool handle_one(admin_t *self)
         } else {
             metrics_received("admin");
             rep.msg.request_id = req->request_id;
-            handle_request(self, op, req, &rep);
+            admin_dispatch(self, op, req, &rep);
         }
     }
     zmq_msg_close(&msg);

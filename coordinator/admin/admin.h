@@ -35,6 +35,11 @@ void admin_destroy(admin_t **self_p);
 void admin_handle(admin_t *self);
 void *admin_socket(admin_t *self);
 
+typedef struct remediate remediate_t;
+/* Where RunCommand and ApproveCommand issue capsules (borrowed: it must outlive self; used on
+ * the admin thread only); NULL = command requests are refused. Set before admin_start. */
+void admin_set_remediate(admin_t *self, remediate_t *remediate);
+
 struct paging_config;
 /* The paging configuration `vigilctl oncall` reads (borrowed and read-only: it must outlive
  * self); NULL = paging is off. Set before admin_start. */

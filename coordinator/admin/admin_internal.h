@@ -24,6 +24,7 @@
 #include "admin.h"
 #include "evidence.h"
 #include "incidents.h"
+#include "remediate.h"
 #include "store.h"
 
 struct paging_config;
@@ -61,6 +62,8 @@ struct admin {
     /* Told when an approval or revocation changes whether a node is up (admin_set_observer),
      * from the main loop (admin_node_changes). */
     struct router_observer observer;
+    /* Command capsules (admin_set_remediate, borrowed); NULL = commands are refused. */
+    remediate_t *remediate;
 };
 
 /* Queues a node's change for the observer (admin_node_changes); a change that cannot be queued
@@ -128,9 +131,15 @@ extern const struct admin_command admin_evidence_commands[];
 extern const struct admin_command admin_incident_commands[];
 extern const struct admin_command admin_paging_commands[];
 extern const struct admin_command admin_operator_commands[];
+extern const struct admin_command admin_command_commands[];
 
 /* The entry for a request, from every table; NULL when none answers it. */
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body);
+
+/* One decoded request from op: its entry's field check, the role check, then its handler, all
+ * answered in rep (what the socket does for every request; tests call it directly). */
+void admin_dispatch(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                    struct reply *rep);
 
 /* A decoded request (vg_admin_request_decode) checked against its entry: VG_DECODE_OK, or
  * VG_DECODE_UNKNOWN_TYPE (no entry) / VG_DECODE_LIMITS with *ret_why saying why. */

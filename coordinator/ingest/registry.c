@@ -21,6 +21,15 @@ static void free_entry(void **item)
     *item = NULL;
 }
 
+static void free_agent(void **item)
+{
+    struct agent *a = *item;
+    if (a)
+        free(a->actions);
+    free(a);
+    *item = NULL;
+}
+
 registry_t *registry_new(void)
 {
     registry_t *self = calloc(1, sizeof(*self));
@@ -33,7 +42,7 @@ registry_t *registry_new(void)
         registry_destroy(&self);
         return NULL;
     }
-    zhashx_set_destructor(self->agents, free_entry);
+    zhashx_set_destructor(self->agents, free_agent);
     zhashx_set_destructor(self->operators, free_entry);
     return self;
 }
@@ -134,9 +143,68 @@ struct agent *registry_agent_add(registry_t *self, const struct agent *agent)
     if (!copy)
         return NULL;
     *copy = *agent;
+    copy->actions = NULL;
+    copy->nactions = 0;
+    /* An entry replaced keeps its catalog (an agent's row reloaded is the same agent). */
+    const struct agent *old = zhashx_lookup(self->agents, agent->id);
+    if (old && old->nactions > 0 &&
+        registry_agent_set_actions(copy, old->actions, old->nactions) < 0) {
+        free(copy);
+        return NULL;
+    }
     /* zhashx_insert refuses duplicates; replacing keeps the table's one entry per id. */
     zhashx_update(self->agents, copy->id, copy);
     return copy;
+}
+
+int registry_agent_set_actions(struct agent *agent, const struct agent_action *actions, size_t n)
+{
+    struct agent_action *copy = NULL;
+    if (n > 0) {
+        copy = malloc(n * sizeof(*copy));
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, actions, n * sizeof(*copy));
+    }
+    free(agent->actions);
+    agent->actions = copy;
+    agent->nactions = n;
+    return 0;
+}
+
+const struct agent_action *agent_action_find(const struct agent *agent, const char *name)
+{
+    for (size_t i = 0; i < agent->nactions; i++) {
+        if (strcmp(agent->actions[i].name, name) == 0)
+            return &agent->actions[i];
+    }
+    return NULL;
+}
+
+const char *agent_action_mode_name(enum vg_action_mode mode)
+{
+    switch (mode) {
+    case VG_ACTION_MODE_AUTO:
+        return "auto";
+    case VG_ACTION_MODE_APPROVE:
+        return "approve";
+    case VG_ACTION_MODE_DESTRUCTIVE:
+        return "destructive";
+    }
+    return "approve";
+}
+
+int agent_action_mode_parse(const char *text, enum vg_action_mode *ret)
+{
+    static const enum vg_action_mode modes[] = {VG_ACTION_MODE_AUTO, VG_ACTION_MODE_APPROVE,
+                                                VG_ACTION_MODE_DESTRUCTIVE};
+    for (size_t i = 0; text && i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (strcmp(text, agent_action_mode_name(modes[i])) == 0) {
+            *ret = modes[i];
+            return 0;
+        }
+    }
+    return -EINVAL;
 }
 
 struct agent *registry_agent_next(registry_t *self, const struct agent *prev)

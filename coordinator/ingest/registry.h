@@ -18,8 +18,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capsule.h"
 #include "keys.h"
 #include "store.h"
+
+/* One action of an agent's catalog, as it declared it at enrollment (Enroll.actions). */
+#define AGENT_ACTIONS_MAX 256
+struct agent_action {
+    char name[VG_MAX_NAME_LEN + 1];
+    char kind[16];
+    enum vg_action_mode mode;
+    char params[16 * 34]; /* parameter names, comma-separated, in catalog order */
+    bool root;
+    char inverse[VG_MAX_NAME_LEN + 1];
+};
 
 struct agent {
     char id[32]; /* VG_AGENT_ID_LEN used; sized like struct store_agent's */
@@ -34,6 +46,10 @@ struct agent {
     int64_t last_seen_mono; /* monotonic, for liveness */
     uint64_t uptime_s, spool_depth, spool_bytes, dropped_messages, dropped_samples;
     bool health_dirty; /* health changed since the last flush to the store */
+    /* The catalog from its latest enrollment (owned by the registry's entry: registry_agent_add
+     * does not take a caller's array; set it with registry_agent_set_actions). */
+    struct agent_action *actions;
+    size_t nactions;
 };
 
 enum operator_role {
@@ -70,6 +86,13 @@ struct agent *registry_agent_add(registry_t *self, const struct agent *agent);
 /* Removes and frees the entry (after its store row is gone); no walk may be under way. */
 void registry_agent_remove(registry_t *self, const char *id);
 /* Iteration: pass NULL to start. The table must not change during a walk. */
+/* Replaces the agent's catalog with a copy of actions. 0 or -ENOMEM (the old one kept). */
+int registry_agent_set_actions(struct agent *agent, const struct agent_action *actions, size_t n);
+/* The agent's action called name, or NULL. */
+const struct agent_action *agent_action_find(const struct agent *agent, const char *name);
+/* "auto", "approve", "destructive"; and back (0 or -EINVAL). */
+const char *agent_action_mode_name(enum vg_action_mode mode);
+int agent_action_mode_parse(const char *text, enum vg_action_mode *ret);
 struct agent *registry_agent_next(registry_t *self, const struct agent *prev);
 size_t registry_agent_count(const registry_t *self);
 /* The agent other than except (may be NULL) that holds node: the first one not revoked. A node

@@ -13,9 +13,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "catalog.h"
 #include "evidence.h"
 #include "log.h"
 #include "metrics.h"
+#include "remediate.h"
 #include "series_cap.h"
 #include "timeutil.h"
 #include "token.h"
@@ -112,11 +114,12 @@ struct router {
     store_t *store;
     struct inbox inbox[2];
     struct receiver receiver;
-    zhashx_t *enroll_windows;        /* address -> struct enroll_window */
-    zhashx_t *routes;                /* agent id -> struct route */
-    evidence_dispatcher_t *evidence; /* CollectRequests queued by the admin side */
-    int64_t next_forget_mono;        /* forget_stale's next run */
-    series_cap_t *series;            /* distinct signal series per agent, bounded */
+    zhashx_t *enroll_windows;         /* address -> struct enroll_window */
+    zhashx_t *routes;                 /* agent id -> struct route */
+    evidence_dispatcher_t *evidence;  /* CollectRequests queued by the admin side */
+    remediate_dispatcher_t *commands; /* command capsules queued by the admin side */
+    int64_t next_forget_mono;         /* forget_stale's next run */
+    series_cap_t *series;             /* distinct signal series per agent, bounded */
 };
 
 static int receiver_init(router_t *self);
@@ -159,7 +162,9 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
     if (!self->series)
         goto err_nomem;
     self->evidence = evidence_dispatcher_new(ctx, err, errlen);
-    if (!self->evidence) {
+    if (self->evidence)
+        self->commands = remediate_dispatcher_new(ctx, err, errlen);
+    if (!self->evidence || !self->commands) {
         router_destroy(&self);
         return NULL;
     }
@@ -218,6 +223,7 @@ void router_destroy(router_t **self_p)
     zhashx_destroy(&self->enroll_windows);
     zhashx_destroy(&self->routes);
     evidence_dispatcher_destroy(&self->evidence);
+    remediate_dispatcher_destroy(&self->commands);
     series_cap_destroy(&self->series);
     if (self->socket)
         zmq_close(self->socket);
@@ -468,6 +474,29 @@ static void reenrolled(router_t *self, const struct peer *peer, struct agent *ag
     }
 }
 
+/* The catalog the agent declares (Enroll.actions): stored and registered when it changed. */
+static void update_catalog(router_t *self, struct agent *agent, const Vigil__Enroll *enroll)
+{
+    struct agent_action *actions = NULL;
+    size_t n = 0, skipped = 0;
+    char *json = NULL;
+    bool changed = false;
+
+    if (catalog_from_enroll(enroll, &actions, &n, &json, &skipped) < 0)
+        return;
+    if (skipped > 0)
+        vg_log(VG_LOG_WARN,
+               "agent=%s node=%s declares %zu actions the coordinator cannot use "
+               "(bad name, mode or parameters, or more than %d): ignored",
+               agent->id, agent->node, skipped, AGENT_ACTIONS_MAX);
+    if (!catalog_equal(agent, actions, n) &&
+        store_agent_actions_set(self->store, agent->id, json, &changed) == 0 &&
+        registry_agent_set_actions(agent, actions, n) == 0)
+        vg_log(VG_LOG_INFO, "agent=%s node=%s declares %zu actions", agent->id, agent->node, n);
+    free(actions);
+    free(json);
+}
+
 static void handle_enroll(router_t *self, const struct peer *peer, struct agent *agent,
                           const Vigil__Enroll *enroll)
 {
@@ -562,6 +591,7 @@ static void handle_enroll(router_t *self, const struct peer *peer, struct agent 
         }
         reenrolled(self, peer, agent, enroll);
     }
+    update_catalog(self, agent, enroll);
     if (agent_may_send(agent))
         agent_seen(self, agent);
     send_enroll_reply(self, peer, agent);
@@ -830,7 +860,8 @@ static void route_update(router_t *self, const struct peer *peer)
     route->routing_id_len = peer->routing_id_len;
 }
 
-/* Sends a CollectRequest (evidence_send_fn) to the agent's latest connection. */
+/* Sends a CollectRequest or a command capsule (evidence_send_fn, remediate_send_fn) to the
+ * agent's latest connection. */
 static int send_to_agent(void *userdata, const char *agent_id, const void *buf, size_t len,
                          char *why, size_t whylen)
 {
@@ -865,6 +896,7 @@ static bool accept_durable(router_t *self, const struct peer *peer, struct agent
                            Vigil__Envelope *env)
 {
     bool evidence = env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE;
+    bool signals = env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS;
     if (!agent_may_send(agent)) {
         refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, env->seq,
                agent ? "agent is pending approval" : "unknown agent: enroll first");
@@ -882,7 +914,7 @@ static bool accept_durable(router_t *self, const struct peer *peer, struct agent
         agent_seen(self, agent);
         return false;
     }
-    if (!evidence) {
+    if (signals) {
         bool first = false;
         size_t dropped = series_cap_filter(self->series, agent->id, env->signals, &first);
         if (dropped)
@@ -893,7 +925,7 @@ static bool accept_durable(router_t *self, const struct peer *peer, struct agent
                    "(agents.max_series; counted in vigil_series_limit_dropped_samples_total)",
                    agent->id, agent->node, (long long)self->cfg.max_series_per_agent);
     }
-    metrics_received(evidence ? "evidence" : "signals");
+    metrics_received(evidence ? "evidence" : signals ? "signals" : "command_report");
     agent_seen(self, agent);
     return true;
 }
@@ -951,6 +983,7 @@ static bool dispatch(router_t *self, struct inbound *item)
         break;
     case VIGIL__ENVELOPE__BODY_SIGNALS:
     case VIGIL__ENVELOPE__BODY_EVIDENCE:
+    case VIGIL__ENVELOPE__BODY_COMMAND_REPORT:
         if (accept_durable(self, peer, agent, env))
             return true;
         break;
@@ -1106,8 +1139,9 @@ void router_handle(router_t *self)
     int64_t budget_end = vg_mono_ms() + HANDLE_BUDGET_MS;
     struct inbox *batch = &self->inbox[0], *next = &self->inbox[1];
 
-    /* Collect requests the admin side queued go out while the socket is ours. */
+    /* Collect requests and capsules the admin side queued go out while the socket is ours. */
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+    remediate_dispatch(self->commands, send_to_agent, self);
     /* What is waiting now; the main thread has nothing to overlap with yet. */
     receiver_start(&self->receiver, false);
     receiver_stop(&self->receiver);
@@ -1139,6 +1173,12 @@ void router_handle(router_t *self)
 void router_send_requests(router_t *self)
 {
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+    remediate_dispatch(self->commands, send_to_agent, self);
+}
+
+void *router_commands_socket(router_t *self)
+{
+    return remediate_dispatcher_socket(self->commands);
 }
 
 void *router_requests_socket(router_t *self)
@@ -1249,6 +1289,8 @@ void router_tick(router_t *self)
     free(gauges);
 
     evidence_dispatch(self->evidence, self->store, send_to_agent, self);
+    remediate_dispatch(self->commands, send_to_agent, self);
     evidence_expire(self->store);
+    remediate_expire(self->store);
     forget_stale(self);
 }

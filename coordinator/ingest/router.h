@@ -7,8 +7,11 @@
  * id it claims. Durable messages (signal batches, evidence chunks) are drained in batches,
  * stored in one transaction, and only then acknowledged: an ack means "committed".
  *
- * CollectRequests (evidence.h) are queued by the admin side on an inproc pipe and sent from
- * here, the socket's one owner, to the connection each agent last spoke on.
+ * CollectRequests (evidence.h) and command capsules (remediate.h) are queued by the admin side
+ * on inproc pipes and sent from here, the socket's one owner, to the connection each agent last
+ * spoke on. An agent's Enroll declares its action catalog, kept in the registry and the store;
+ * its CommandReports are durable messages, stored in the ingest transaction like evidence, and
+ * commands whose capsule expired without a report are marked lost on the tick.
  */
 #ifndef COORD_ROUTER_H
 #define COORD_ROUTER_H
@@ -61,7 +64,8 @@ void *router_socket(router_t *self);
 void router_handle(router_t *self);
 
 /* Once a second: marks silent agents lost, flushes agent health, refreshes agent metrics,
- * sends queued CollectRequests and fails evidence targets past their deadline. */
+ * sends queued CollectRequests and capsules, fails evidence targets past their deadline and
+ * marks commands lost or expired. */
 void router_tick(router_t *self);
 
 /* Sends what the admin thread queued for agents (collect requests) now, not at the next tick:
@@ -69,5 +73,7 @@ void router_tick(router_t *self);
 void router_send_requests(router_t *self);
 /* The inproc pipe the admin thread queues requests on (the router's end, to poll). */
 void *router_requests_socket(router_t *self);
+/* The same for command capsules (remediate.h): poll it too and call router_send_requests. */
+void *router_commands_socket(router_t *self);
 
 #endif

@@ -19,6 +19,7 @@
 #include "digest.h"
 #include "model.h"
 #include "vigil.pb-c.h"
+#include "wire.h"
 
 typedef struct store store_t;
 
@@ -363,6 +364,125 @@ struct store_signal_page {
  */
 int store_signals_latest(store_t *self, const struct store_signal_page *page,
                          int (*cb)(const struct store_signal *sig, void *userdata), void *userdata);
+
+/* ---- remediation commands (store_commands.c, 013_commands.sql) ----
+ *
+ * A command is a request (its fields are what the canonical hash covers; only its state changes
+ * afterwards), the operators' approvals, at most one capsule, and the steps agents reported. Each
+ * operator's change and its audit_log row (and, for a request with an incident, its timeline
+ * event) are written in one transaction. Any thread with its own store_t (the admin thread's
+ * connection for requests and approvals, the main connection for reports and expiry).
+ */
+#define STORE_COMMAND_ID_MAX 64
+#define STORE_COMMAND_STATE_MAX 16
+
+struct store_command_approval {
+    char operator_name[VG_MAX_NAME_LEN + 1];
+    char role[16];        /* responder or admin */
+    char signing_key[45]; /* base64 */
+    uint8_t signature[64];
+    int64_t at_ms;
+};
+
+struct store_command_step {
+    char step[16]; /* accepted, started, done, refused */
+    int64_t at_ms;
+    char agent_id[32];
+    bool has_exit;
+    int32_t exit_status;
+    uint64_t duration_ms;
+    bool has_output;
+    uint8_t output_sha256[32];
+    bool truncated;
+    char *reason; /* owned */
+};
+
+/* One command as stored. Arrays and reason are owned: store_command_info_clear frees them. */
+struct store_command_info {
+    uint64_t n; /* listing order */
+    char id[STORE_COMMAND_ID_MAX + 1];
+    char action[VG_MAX_NAME_LEN + 1];
+    char node[256];
+    uint64_t incident_id;
+    char requested_by[VG_MAX_NAME_LEN + 1];
+    int64_t created_at_ms, approve_by_ms;
+    bool dry_run;
+    char mode[16]; /* auto, approve, destructive */
+    char state[STORE_COMMAND_STATE_MAX];
+    uint8_t request_sha256[32];
+    Vigil__CommandArg **args; /* owned, each with its key and value */
+    size_t nargs;
+    struct store_command_approval *approvals;
+    size_t napprovals;
+    bool issued; /* a capsule exists */
+    int64_t issued_at_ms, not_after_ms;
+    uint8_t nonce[16];
+    /* The latest done or refused step, if any. */
+    bool has_exit;
+    int32_t exit_status;
+    uint64_t duration_ms;
+    bool has_output;
+    uint8_t output_sha256[32];
+    char *reason;                     /* owned; NULL = none */
+    struct store_command_step *steps; /* store_command_get with steps only */
+    size_t nsteps;
+};
+void store_command_info_clear(struct store_command_info *c);
+
+/* Inserts a new request (state pending) with its audit row and, when it names an incident, a
+ * timeline event. -ENOENT when incident_id is not 0 and no such incident exists; -EEXIST for a
+ * request id in use; -EINVAL for text that is not UTF-8. */
+int store_command_create(store_t *self, const struct store_command_info *c, const char *actor);
+
+/* Reads one command (approvals included; steps when with_steps). -ENOENT when absent. Inside a
+ * transaction (store_command_begin), for_update locks the request's row until its end. */
+int store_command_get(store_t *self, const char *id, bool with_steps, bool for_update,
+                      struct store_command_info *ret);
+
+/* Newest first, after the row numbered before_n (0 = from the newest); incident_id 0 = all.
+ * cb gets each command (approvers' names, capsule and result, no steps); it may take its
+ * contents, leaving *c zeroed, and otherwise they are freed after it returns. */
+int store_commands_list(store_t *self, uint64_t incident_id, uint64_t before_n, uint32_t limit,
+                        int (*cb)(struct store_command_info *c, void *userdata), void *userdata);
+
+/* A transaction for a change that reads first (approve, cancel): begin, get with for_update,
+ * then the changes below, then commit (0 only when COMMIT answered COMMIT) or rollback. */
+int store_command_begin(store_t *self);
+int store_command_commit(store_t *self);
+void store_command_rollback(store_t *self);
+
+/* Inside such a transaction: an approval and its audit row. -EEXIST when that operator approved
+ * already. */
+int store_command_approval_add(store_t *self, const char *request_id,
+                               const struct store_command_approval *a, const char *actor);
+/* Inside such a transaction: the capsule (nonce, times, signature), the request's state to
+ * issued, the audit row and the timeline event. */
+int store_command_capsule_add(store_t *self, const char *request_id, const uint8_t nonce[16],
+                              int64_t issued_at_ms, int64_t not_after_ms,
+                              const char *coordinator_key, const uint8_t signature[64],
+                              const char *actor);
+/* Inside such a transaction: state from -> to with an audit row (action, e.g.
+ * "command.cancel") and the timeline event. -ESTALE when the state was not from. */
+int store_command_transition(store_t *self, const char *request_id, const char *from,
+                             const char *to, const char *actor, const char *action);
+
+/* One request that left pending or issued by itself (store_commands_expire). */
+struct store_command_expired {
+    char id[STORE_COMMAND_ID_MAX + 1];
+    char state[STORE_COMMAND_STATE_MAX]; /* lost or expired */
+    char action[VG_MAX_NAME_LEN + 1];
+    char node[256];
+};
+/* Issued requests whose capsule expired more than grace_ms ago with no report become lost;
+ * pending ones past approve_by expired. Audited and on the timeline. Up to max reported in ret
+ * (*ret_n). */
+int store_commands_expire(store_t *self, int64_t grace_ms, struct store_command_expired *ret,
+                          size_t max, size_t *ret_n);
+
+/* The agent's declared catalog (a JSON array text) is stored when it changed, with an audit row.
+ * *ret_changed (may be NULL) says whether it did. */
+int store_agent_actions_set(store_t *self, const char *agent_id, const char *actions_json,
+                            bool *ret_changed);
 
 /* ---- audit ---- */
 int store_audit(store_t *self, const char *actor, const char *action, const char *subject,

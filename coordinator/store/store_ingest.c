@@ -68,6 +68,8 @@ static const char *kind_name(Vigil__Envelope__BodyCase body)
         return "collect";
     case VIGIL__ENVELOPE__BODY_EVIDENCE:
         return "evidence";
+    case VIGIL__ENVELOPE__BODY_COMMAND_REPORT:
+        return "command_report";
     default:
         return "none";
     }
@@ -217,6 +219,11 @@ const char *store_message_problem(const Vigil__Envelope *m)
         (!m->evidence || !m->evidence->kind || !m->evidence->error ||
          strlen(m->sender) >= sizeof(((struct store_evidence_event *)0)->agent_id)))
         return "an evidence chunk without kind or error field";
+    /* A report's text goes into text columns: PostgreSQL refuses what is not UTF-8. */
+    if (m->body_case == VIGIL__ENVELOPE__BODY_COMMAND_REPORT &&
+        (!m->command_report || !vg_utf8_valid(store_str_or_empty(m->command_report->request_id)) ||
+         !vg_utf8_valid(store_str_or_empty(m->command_report->reason))))
+        return "a command report whose request id or reason is not valid UTF-8";
     return NULL;
 }
 
@@ -416,7 +423,7 @@ struct fresh_marks {
     size_t n;
     bool *fresh; /* per message: new in this batch */
     size_t inserted;
-    bool any_signals, any_evidence;
+    bool any_signals, any_evidence, any_reports;
 };
 
 /* One (agent_id, seq) the INSERT returned: that message is fresh. */
@@ -439,6 +446,8 @@ static int mark_fresh(const PGresult *res, int row, void *userdata)
         marks->any_signals = true;
     if (m->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE)
         marks->any_evidence = true;
+    if (m->body_case == VIGIL__ENVELOPE__BODY_COMMAND_REPORT)
+        marks->any_reports = true;
     return 0;
 }
 
@@ -513,6 +522,11 @@ int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, b
     }
     if (marks.any_evidence) {
         r = store_evidence_ingest(self, msgs, n, fresh, &events);
+        if (r < 0)
+            goto err_rollback;
+    }
+    if (marks.any_reports) {
+        r = store_commands_ingest(self, msgs, n, fresh);
         if (r < 0)
             goto err_rollback;
     }

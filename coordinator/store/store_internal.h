@@ -3,7 +3,8 @@
  * shared by the files that run statements on it, one copy of each:
  *
  *   store.c           connection, open/close, errors, these helpers, other modules' connections
- *   store_agents.c    agents, operators, the audit log
+ *   store_agents.c    agents and the audit log
+ *   store_operators.c operators: add, revoke, rotate, list (each with its audit row)
  *   store_ingest.c    the ingest transaction: message arrays, COPY of signal samples
  *   store_evidence.c  evidence: chunks, settling, the vault's chain, collections, expiry,
  *                     purge, listing and reading
@@ -118,5 +119,10 @@ struct store_evidence_event *store_evidence_event_add(struct store_evidence_even
  * (or refused), then every artifact that got one settled. Outcomes are appended to ev. */
 int store_evidence_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
                           struct store_evidence_events *ev);
+
+/* The command reports of the messages marked fresh, inside the ingest transaction: each one that
+ * names an issued capsule (request id and nonce) of its agent's node is stored and moves the
+ * request's state; others are logged and skipped (store_commands.c). */
+int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh);
 
 #endif

@@ -71,12 +71,12 @@ static void test_incident_states(void **state)
 static void test_incident_event_kinds(void **state)
 {
     (void)state;
-    /* 009_escalations.sql's incident_events_kind_check. */
+    /* 013_commands.sql's incident_events_kind_check. */
     static const char *const names[] = {
-        "opened",        "symptom",         "severity",      "acknowledged",
-        "mitigated",     "resolved",        "reopened",      "note",
-        "attached",      "report",          "closed",        "escalated",
-        "notify_failed", "deadline_missed", "status_update", "report_due"};
+        "opened",     "symptom",   "severity",      "acknowledged",    "mitigated",
+        "resolved",   "reopened",  "note",          "attached",        "report",
+        "closed",     "escalated", "notify_failed", "deadline_missed", "status_update",
+        "report_due", "command"};
     static const char *const foreign[] = {"detected", "page", "update", "deadline", "failed"};
     CHECK_ENUM(enum incident_event_kind, incident_event_kind_name, incident_event_kind_parse,
                INCIDENT_EVENT_KINDS, names, foreign);

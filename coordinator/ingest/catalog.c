@@ -1,0 +1,130 @@
+#include "catalog.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PARAMS_MAX 16
+#define PARAM_NAME_MAX 32
+
+static bool name_ok(const char *s, size_t max, bool upper_and_dots)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                  (upper_and_dots && ((c >= 'A' && c <= 'Z') || c == '.' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* One declared action into *out; false when it breaks a bound. */
+static bool action_from_wire(const Vigil__ActionInfo *in, struct agent_action *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!in || !name_ok(in->name, VG_MAX_NAME_LEN, true) || !in->kind ||
+        strlen(in->kind) >= sizeof(out->kind) ||
+        agent_action_mode_parse(in->mode, &out->mode) < 0 || in->n_params > PARAMS_MAX ||
+        (in->inverse && in->inverse[0] && !name_ok(in->inverse, VG_MAX_NAME_LEN, true)))
+        return false;
+    snprintf(out->name, sizeof(out->name), "%s", in->name);
+    snprintf(out->kind, sizeof(out->kind), "%s", in->kind);
+    snprintf(out->inverse, sizeof(out->inverse), "%s", in->inverse ? in->inverse : "");
+    out->root = in->root;
+    size_t used = 0;
+    for (size_t i = 0; i < in->n_params; i++) {
+        if (!name_ok(in->params[i], PARAM_NAME_MAX, false))
+            return false;
+        int w = snprintf(out->params + used, sizeof(out->params) - used, "%s%s", i ? "," : "",
+                         in->params[i]);
+        if (w < 0 || (size_t)w >= sizeof(out->params) - used)
+            return false;
+        used += (size_t)w;
+    }
+    return true;
+}
+
+static json_t *action_json(const struct agent_action *a)
+{
+    json_t *params = json_array();
+    const char *p = a->params;
+    while (params && *p) {
+        size_t len = strcspn(p, ",");
+        json_array_append_new(params, json_stringn(p, len));
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:s}", "name", a->name, "kind", a->kind, "mode",
+                     agent_action_mode_name(a->mode), "params", params ? params : json_array(),
+                     "root", a->root, "inverse", a->inverse);
+}
+
+int catalog_from_enroll(const Vigil__Enroll *enroll, struct agent_action **ret, size_t *ret_n,
+                        char **ret_json, size_t *ret_skipped)
+{
+    size_t given = enroll->n_actions, n = 0, skipped = 0;
+    struct agent_action *actions = NULL;
+    json_t *array = json_array();
+
+    if (!array)
+        return -ENOMEM;
+    if (given > AGENT_ACTIONS_MAX) {
+        skipped += given - AGENT_ACTIONS_MAX;
+        given = AGENT_ACTIONS_MAX;
+    }
+    if (given > 0) {
+        actions = calloc(given, sizeof(*actions));
+        if (!actions) {
+            json_decref(array);
+            return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < given; i++) {
+        struct agent_action a;
+        bool duplicate = false;
+        if (!action_from_wire(enroll->actions[i], &a)) {
+            skipped++;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++)
+            duplicate |= strcmp(actions[k].name, a.name) == 0;
+        if (duplicate) {
+            skipped++;
+            continue;
+        }
+        actions[n++] = a;
+        json_array_append_new(array, action_json(&a));
+    }
+    char *json = json_dumps(array, JSON_COMPACT);
+    json_decref(array);
+    if (!json) {
+        free(actions);
+        return -ENOMEM;
+    }
+    *ret = actions;
+    *ret_n = n;
+    *ret_json = json;
+    *ret_skipped = skipped;
+    return 0;
+}
+
+bool catalog_equal(const struct agent *agent, const struct agent_action *actions, size_t n)
+{
+    if (agent->nactions != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const struct agent_action *a = &agent->actions[i], *b = &actions[i];
+        if (strcmp(a->name, b->name) != 0 || strcmp(a->kind, b->kind) != 0 || a->mode != b->mode ||
+            strcmp(a->params, b->params) != 0 || a->root != b->root ||
+            strcmp(a->inverse, b->inverse) != 0)
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,751 @@
+/*
+ * Remediation commands in the store (013_commands.sql): requests, approvals, capsules, the
+ * steps agents report, and each agent's declared action catalog.
+ *
+ * An operator's change is one transaction with its audit_log row and, for a request that names
+ * an incident, its timeline event: creating a request is one statement; approving and issuing
+ * read the request first (locked FOR UPDATE) and write in store_command_begin ..
+ * store_command_commit. Reports arrive in the ingest transaction (store_commands_ingest, called
+ * by store_ingest for the fresh report messages of a batch). Binary values cross as hex text.
+ */
+#include "store.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "utf8.h"
+
+/* The columns command_from_row reads, in its order (q: command_requests, c: its capsule, d: its
+ * latest done or refused report). */
+#define COMMAND_COLUMNS                                                                            \
+    "q.n, q.id, q.action, q.node, q.incident_id, q.requested_by,"                                  \
+    " (extract(epoch FROM q.created_at) * 1000)::bigint,"                                          \
+    " (extract(epoch FROM q.approve_by) * 1000)::bigint, q.dry_run, q.mode, q.state,"              \
+    " encode(q.request_sha256, 'hex'), q.args::text,"                                              \
+    " c.request_id IS NOT NULL, coalesce((extract(epoch FROM c.issued_at) * 1000)::bigint, 0),"    \
+    " coalesce((extract(epoch FROM c.not_after) * 1000)::bigint, 0),"                              \
+    " coalesce(encode(c.nonce, 'hex'), ''),"                                                       \
+    " d.step IS NOT NULL AND d.step = 'done', coalesce(d.exit_status, 0),"                         \
+    " coalesce(d.duration_ms, 0), coalesce(encode(d.output_sha256, 'hex'), ''), d.reason,"         \
+    " coalesce((SELECT string_agg(a.operator, ',' ORDER BY a.at, a.operator)"                      \
+    "           FROM command_approvals a WHERE a.request_id = q.id), '')"
+#define COMMAND_FROM                                                                               \
+    " FROM command_requests q"                                                                     \
+    " LEFT JOIN command_capsules c ON c.request_id = q.id"                                         \
+    " LEFT JOIN LATERAL (SELECT r.step, r.exit_status, r.duration_ms, r.output_sha256, r.reason"   \
+    "                    FROM command_reports r WHERE r.request_id = q.id"                         \
+    "                      AND r.step IN ('done', 'refused')"                                      \
+    "                    ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"
+
+/* "command.approve" and the like for the timeline's text. */
+#define TIMELINE_EVENT "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Exactly len bytes of lower-case hex; false otherwise. */
+static bool unhex(const char *text, uint8_t *out, size_t len)
+{
+    if (strlen(text) != 2 * len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static void tohex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+void store_command_info_clear(struct store_command_info *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nargs; i++) {
+        free(c->args[i]->key);
+        free(c->args[i]->value);
+        free(c->args[i]);
+    }
+    free(c->args);
+    free(c->approvals);
+    for (size_t i = 0; i < c->nsteps; i++)
+        free(c->steps[i].reason);
+    free(c->steps);
+    free(c->reason);
+    memset(c, 0, sizeof(*c));
+}
+
+/* args: the jsonb text of a flat object of strings, as PostgreSQL prints it. */
+static int args_from_json(const char *text, struct store_command_info *c)
+{
+    json_error_t jerr;
+    json_t *obj = json_loads(text, 0, &jerr);
+    const char *key;
+    json_t *value;
+    int r = 0;
+
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return -EPROTO;
+    }
+    c->args = calloc(json_object_size(obj) + 1, sizeof(Vigil__CommandArg *));
+    if (!c->args) {
+        json_decref(obj);
+        return -ENOMEM;
+    }
+    json_object_foreach(obj, key, value)
+    {
+        Vigil__CommandArg *a = malloc(sizeof(*a));
+        if (!a) {
+            r = -ENOMEM;
+            break;
+        }
+        vigil__command_arg__init(a);
+        a->key = strdup(key);
+        a->value = strdup(json_is_string(value) ? json_string_value(value) : "");
+        c->args[c->nargs++] = a;
+        if (!a->key || !a->value) {
+            r = -ENOMEM;
+            break;
+        }
+    }
+    json_decref(obj);
+    return r;
+}
+
+/* Row i of a COMMAND_COLUMNS result into *c (cleared first by the caller). */
+static int command_from_row(const PGresult *res, int i, struct store_command_info *c)
+{
+    int64_t v;
+    c->n = store_parse_u64_or_zero(PQgetvalue(res, i, 0));
+    copy_field(c->id, sizeof(c->id), PQgetvalue(res, i, 1));
+    copy_field(c->action, sizeof(c->action), PQgetvalue(res, i, 2));
+    copy_field(c->node, sizeof(c->node), PQgetvalue(res, i, 3));
+    c->incident_id = store_parse_u64_or_zero(PQgetvalue(res, i, 4));
+    copy_field(c->requested_by, sizeof(c->requested_by), PQgetvalue(res, i, 5));
+    c->created_at_ms = store_parse_i64(PQgetvalue(res, i, 6), &v) ? v : 0;
+    c->approve_by_ms = store_parse_i64(PQgetvalue(res, i, 7), &v) ? v : 0;
+    c->dry_run = strcmp(PQgetvalue(res, i, 8), "t") == 0;
+    copy_field(c->mode, sizeof(c->mode), PQgetvalue(res, i, 9));
+    copy_field(c->state, sizeof(c->state), PQgetvalue(res, i, 10));
+    if (!unhex(PQgetvalue(res, i, 11), c->request_sha256, sizeof(c->request_sha256)))
+        return -EPROTO;
+    int r = args_from_json(PQgetvalue(res, i, 12), c);
+    if (r < 0)
+        return r;
+    c->issued = strcmp(PQgetvalue(res, i, 13), "t") == 0;
+    c->issued_at_ms = store_parse_i64(PQgetvalue(res, i, 14), &v) ? v : 0;
+    c->not_after_ms = store_parse_i64(PQgetvalue(res, i, 15), &v) ? v : 0;
+    if (c->issued)
+        unhex(PQgetvalue(res, i, 16), c->nonce, sizeof(c->nonce));
+    c->has_exit = strcmp(PQgetvalue(res, i, 17), "t") == 0;
+    c->exit_status = store_parse_i64(PQgetvalue(res, i, 18), &v) ? (int32_t)v : 0;
+    c->duration_ms = store_parse_u64_or_zero(PQgetvalue(res, i, 19));
+    c->has_output = unhex(PQgetvalue(res, i, 20), c->output_sha256, sizeof(c->output_sha256));
+    if (!PQgetisnull(res, i, 21) && PQgetvalue(res, i, 21)[0]) {
+        c->reason = strdup(PQgetvalue(res, i, 21));
+        if (!c->reason)
+            return -ENOMEM;
+    }
+    /* Column 22, the approvers' names, is for listings (command_approvers_from_names). */
+    return 0;
+}
+
+/* A listing has the approvers' names only: "alice,bob". */
+static int approvers_from_names(const char *names, struct store_command_info *c)
+{
+    size_t n = names[0] ? 1 : 0;
+    for (const char *p = names; *p; p++)
+        n += *p == ',';
+    if (n == 0)
+        return 0;
+    c->approvals = calloc(n, sizeof(*c->approvals));
+    if (!c->approvals)
+        return -ENOMEM;
+    const char *p = names;
+    while (*p && c->napprovals < n) {
+        size_t len = strcspn(p, ",");
+        struct store_command_approval *a = &c->approvals[c->napprovals++];
+        snprintf(a->operator_name, sizeof(a->operator_name), "%.*s", (int)len, p);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* ---- create ---- */
+
+/* The arguments as JSON text (malloc'd), or NULL when out of memory. */
+static char *args_to_json(const struct store_command_info *c)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < c->nargs; i++) {
+        if (json_object_set_new(obj, c->args[i]->key, json_string(c->args[i]->value)) < 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return text;
+}
+
+/* Runs a statement whose last part is a SELECT; *ret_rows gets how many rows it returned. */
+static int count_row(const PGresult *res, int row, void *userdata)
+{
+    (void)res;
+    (void)row;
+    (*(uint64_t *)userdata)++;
+    return 0;
+}
+
+static int run_counted(store_t *self, const char *what, const char *sql, int nparams,
+                       const char *const *params, uint64_t *ret_rows)
+{
+    uint64_t rows = 0;
+    int r = store_query_rows(self, what, sql, nparams, params, count_row, &rows);
+    if (r == 0 && ret_rows)
+        *ret_rows = rows;
+    return r;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20)
+            return true;
+    }
+    return false;
+}
+
+int store_command_create(store_t *self, const struct store_command_info *c, const char *actor)
+{
+    if (!self || !c || !actor || !vg_utf8_valid(c->id) || !vg_utf8_valid(c->action) ||
+        !vg_utf8_valid(c->node) || !vg_utf8_valid(c->requested_by) || !vg_utf8_valid(actor))
+        return -EINVAL;
+    for (size_t i = 0; i < c->nargs; i++) {
+        if (!vg_utf8_valid(c->args[i]->key) || !vg_utf8_valid(c->args[i]->value) ||
+            has_control(c->args[i]->key) || has_control(c->args[i]->value))
+            return -EINVAL;
+    }
+    char *args = args_to_json(c);
+    if (!args)
+        return -ENOMEM;
+    char incident[24], created[24], approve_by[24], sha[65];
+    snprintf(incident, sizeof(incident), "%" PRIu64, c->incident_id);
+    snprintf(created, sizeof(created), "%" PRId64, c->created_at_ms);
+    snprintf(approve_by, sizeof(approve_by), "%" PRId64, c->approve_by_ms);
+    tohex(c->request_sha256, sizeof(c->request_sha256), sha);
+    const char *params[] = {c->id,   c->action,  args,
+                            c->node, incident,   c->requested_by,
+                            created, approve_by, c->dry_run ? "t" : "f",
+                            c->mode, sha,        actor};
+    uint64_t created_rows = 0;
+    int r = 0;
+    if (!self->conn || PQtransactionStatus(self->conn) == PQTRANS_IDLE)
+        r = store_ensure_conn(self);
+    if (r == 0)
+        r = run_counted(
+            self, "command create",
+            "WITH ins AS ("
+            "  INSERT INTO command_requests (id, action, args, node, incident_id, requested_by,"
+            "    created_at, approve_by, dry_run, mode, request_sha256)"
+            "  SELECT $1, $2, $3::jsonb, $4, $5::bigint, $6,"
+            "    timestamptz 'epoch' + $7::bigint * interval '1 millisecond',"
+            "    timestamptz 'epoch' + $8::bigint * interval '1 millisecond',"
+            "    $9::boolean, $10, decode($11, 'hex')"
+            "  WHERE $5::bigint = 0 OR EXISTS (SELECT 1 FROM incidents WHERE id = $5::bigint)"
+            "  RETURNING id, incident_id, action, node, mode, dry_run),"
+            " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+            "  SELECT $12, 'command.request', id, format('action=%s node=%s mode=%s dry_run=%s"
+            " incident=%s', action, node, mode, dry_run, incident_id) FROM ins),"
+            " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', $6,"
+            "    format('command %s requested: %s on %s (%s%s)', id, action, node, mode,"
+            "           CASE WHEN dry_run THEN ', dry run' ELSE '' END),"
+            "    jsonb_build_object('request_id', id, 'state', 'pending')"
+            "  FROM ins WHERE incident_id <> 0)"
+            " SELECT 1 FROM ins",
+            12, params, &created_rows);
+    free(args);
+    if (r < 0)
+        return r;
+    return created_rows == 1 ? 0 : -ENOENT; /* none: the incident was not there */
+}
+
+/* ---- read ---- */
+
+struct one_command {
+    struct store_command_info *c;
+    int status;
+    bool found;
+};
+
+static int one_command_row(const PGresult *res, int row, void *userdata)
+{
+    struct one_command *one = userdata;
+    one->found = true;
+    one->status = command_from_row(res, row, one->c);
+    return 1;
+}
+
+static int approval_row(const PGresult *res, int row, void *userdata)
+{
+    struct store_command_info *c = userdata;
+    struct store_command_approval *grown =
+        realloc(c->approvals, (c->napprovals + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    c->approvals = grown;
+    struct store_command_approval *a = &c->approvals[c->napprovals];
+    memset(a, 0, sizeof(*a));
+    int64_t at = 0;
+    copy_field(a->operator_name, sizeof(a->operator_name), PQgetvalue(res, row, 0));
+    copy_field(a->role, sizeof(a->role), PQgetvalue(res, row, 1));
+    copy_field(a->signing_key, sizeof(a->signing_key), PQgetvalue(res, row, 2));
+    if (!unhex(PQgetvalue(res, row, 3), a->signature, sizeof(a->signature)))
+        return -EPROTO;
+    a->at_ms = store_parse_i64(PQgetvalue(res, row, 4), &at) ? at : 0;
+    c->napprovals++;
+    return 0;
+}
+
+static int step_row(const PGresult *res, int row, void *userdata)
+{
+    struct store_command_info *c = userdata;
+    struct store_command_step *grown = realloc(c->steps, (c->nsteps + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    c->steps = grown;
+    struct store_command_step *s = &c->steps[c->nsteps];
+    memset(s, 0, sizeof(*s));
+    int64_t v = 0;
+    copy_field(s->step, sizeof(s->step), PQgetvalue(res, row, 0));
+    s->at_ms = store_parse_i64(PQgetvalue(res, row, 1), &v) ? v : 0;
+    copy_field(s->agent_id, sizeof(s->agent_id), PQgetvalue(res, row, 2));
+    s->has_exit = !PQgetisnull(res, row, 3);
+    s->exit_status = store_parse_i64(PQgetvalue(res, row, 3), &v) ? (int32_t)v : 0;
+    s->duration_ms = store_parse_u64_or_zero(PQgetvalue(res, row, 4));
+    s->has_output = unhex(PQgetvalue(res, row, 5), s->output_sha256, sizeof(s->output_sha256));
+    s->truncated = strcmp(PQgetvalue(res, row, 6), "t") == 0;
+    s->reason = strdup(PQgetvalue(res, row, 7));
+    c->nsteps++;
+    return s->reason ? 0 : -ENOMEM;
+}
+
+int store_command_get(store_t *self, const char *id, bool with_steps, bool for_update,
+                      struct store_command_info *ret)
+{
+    if (!self || !id || !ret || !vg_utf8_valid(id))
+        return -EINVAL;
+    struct store_command_info c;
+    memset(&c, 0, sizeof(c));
+    struct one_command one = {.c = &c};
+    const char *params[] = {id};
+    int r = 0;
+    if (!self->conn || PQtransactionStatus(self->conn) == PQTRANS_IDLE)
+        r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    r = store_query_rows(self, "command get",
+                         for_update ? "SELECT " COMMAND_COLUMNS COMMAND_FROM
+                                      " WHERE q.id = $1 FOR UPDATE OF q"
+                                    : "SELECT " COMMAND_COLUMNS COMMAND_FROM " WHERE q.id = $1",
+                         1, params, one_command_row, &one);
+    if (r == 0 && !one.found)
+        r = -ENOENT;
+    if (r == 0)
+        r = one.status;
+    if (r == 0)
+        r = store_query_rows(self, "command approvals",
+                             "SELECT operator, role, signing_key, encode(signature, 'hex'),"
+                             " (extract(epoch FROM at) * 1000)::bigint"
+                             " FROM command_approvals WHERE request_id = $1 ORDER BY at, operator",
+                             1, params, approval_row, &c);
+    if (r == 0 && with_steps)
+        r = store_query_rows(
+            self, "command steps",
+            "SELECT step, (extract(epoch FROM at) * 1000)::bigint, agent_id,"
+            " exit_status, duration_ms, coalesce(encode(output_sha256, 'hex'), ''),"
+            " truncated, reason"
+            " FROM command_reports WHERE request_id = $1 ORDER BY at, seq",
+            1, params, step_row, &c);
+    if (r < 0) {
+        store_command_info_clear(&c);
+        return r;
+    }
+    *ret = c;
+    return 0;
+}
+
+struct list_walk {
+    int (*cb)(struct store_command_info *c, void *userdata);
+    void *userdata;
+};
+
+static int list_row(const PGresult *res, int row, void *userdata)
+{
+    struct list_walk *walk = userdata;
+    struct store_command_info c;
+    memset(&c, 0, sizeof(c));
+    int r = command_from_row(res, row, &c);
+    if (r == 0)
+        r = approvers_from_names(PQgetvalue(res, row, 22), &c);
+    if (r == 0)
+        r = walk->cb(&c, walk->userdata);
+    store_command_info_clear(&c);
+    return r;
+}
+
+int store_commands_list(store_t *self, uint64_t incident_id, uint64_t before_n, uint32_t limit,
+                        int (*cb)(struct store_command_info *c, void *userdata), void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    char incident[24], before[24], lim[16];
+    snprintf(incident, sizeof(incident), "%" PRIu64, incident_id);
+    snprintf(before, sizeof(before), "%" PRIu64, before_n);
+    snprintf(lim, sizeof(lim), "%" PRIu32, limit);
+    const char *params[] = {incident, before, lim};
+    struct list_walk walk = {cb, userdata};
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    return store_query_rows(self, "command list",
+                            "SELECT " COMMAND_COLUMNS COMMAND_FROM
+                            " WHERE ($1::bigint = 0 OR q.incident_id = $1::bigint)"
+                            "   AND ($2::bigint = 0 OR q.n < $2::bigint)"
+                            " ORDER BY q.n DESC LIMIT $3::integer",
+                            3, params, list_row, &walk);
+}
+
+/* ---- changes in a transaction ---- */
+
+int store_command_begin(store_t *self)
+{
+    int r = store_ensure_conn(self);
+    return r < 0 ? r : store_exec(self, "command BEGIN", "BEGIN");
+}
+
+int store_command_commit(store_t *self)
+{
+    PGresult *res = PQexec(self->conn, "COMMIT");
+    int r = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        r = store_failed(self, res, "command COMMIT");
+        if (r == 0)
+            r = -EIO;
+    }
+    PQclear(res);
+    if (r < 0)
+        store_rollback_if_alive(self);
+    return r;
+}
+
+void store_command_rollback(store_t *self)
+{
+    store_rollback_if_alive(self);
+}
+
+int store_command_approval_add(store_t *self, const char *request_id,
+                               const struct store_command_approval *a, const char *actor)
+{
+    if (!vg_utf8_valid(a->operator_name) || !vg_utf8_valid(actor))
+        return -EINVAL;
+    char sig[129], at[24];
+    tohex(a->signature, sizeof(a->signature), sig);
+    snprintf(at, sizeof(at), "%" PRId64, a->at_ms);
+    const char *params[] = {request_id, a->operator_name, a->role, a->signing_key, sig, at, actor};
+    return run_counted(
+        self, "command approve",
+        "WITH ins AS ("
+        "  INSERT INTO command_approvals (request_id, operator, role, signing_key, signature, at)"
+        "  VALUES ($1, $2, $3, $4, decode($5, 'hex'),"
+        "          timestamptz 'epoch' + $6::bigint * interval '1 millisecond')"
+        "  RETURNING request_id, operator, role),"
+        " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        "  SELECT $7, 'command.approve', request_id, format('operator=%s role=%s key=%s',"
+        "         operator, role, $4) FROM ins),"
+        " timeline AS (" TIMELINE_EVENT "  SELECT q.incident_id, now(), 'command', ins.operator,"
+        "    format('command %s approved by %s (%s)', q.id, ins.operator, ins.role),"
+        "    jsonb_build_object('request_id', q.id, 'approval', ins.operator)"
+        "  FROM ins JOIN command_requests q ON q.id = ins.request_id WHERE q.incident_id <> 0)"
+        " SELECT 1 FROM ins",
+        7, params, NULL);
+}
+
+int store_command_capsule_add(store_t *self, const char *request_id, const uint8_t nonce[16],
+                              int64_t issued_at_ms, int64_t not_after_ms,
+                              const char *coordinator_key, const uint8_t signature[64],
+                              const char *actor)
+{
+    char nonce_hex[33], sig[129], issued[24], not_after[24];
+    tohex(nonce, 16, nonce_hex);
+    tohex(signature, 64, sig);
+    snprintf(issued, sizeof(issued), "%" PRId64, issued_at_ms);
+    snprintf(not_after, sizeof(not_after), "%" PRId64, not_after_ms);
+    const char *params[] = {request_id, nonce_hex, issued, not_after, coordinator_key, sig, actor};
+    uint64_t changed = 0;
+    int r = run_counted(
+        self, "command issue",
+        "WITH ins AS ("
+        "  INSERT INTO command_capsules (request_id, nonce, issued_at, not_after, coordinator_key,"
+        "    signature)"
+        "  VALUES ($1, decode($2, 'hex'),"
+        "    timestamptz 'epoch' + $3::bigint * interval '1 millisecond',"
+        "    timestamptz 'epoch' + $4::bigint * interval '1 millisecond', $5, decode($6, 'hex'))"
+        "  RETURNING request_id, not_after),"
+        " st AS (UPDATE command_requests q SET state = 'issued' FROM ins"
+        "  WHERE q.id = ins.request_id AND q.state = 'pending'"
+        "  RETURNING q.id, q.incident_id, q.action, q.node, ins.not_after),"
+        " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        "  SELECT $7, 'command.issue', id, format('action=%s node=%s nonce=%s not_after=%s',"
+        "         action, node, $2, not_after) FROM st),"
+        " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', 'vigil',"
+        "    format('command %s issued: %s sent to %s', id, action, node),"
+        "    jsonb_build_object('request_id', id, 'state', 'issued') FROM st WHERE incident_id <> "
+        "0)"
+        " SELECT 1 FROM st",
+        7, params, &changed);
+    if (r == 0 && changed != 1)
+        r = -ESTALE;
+    return r;
+}
+
+int store_command_transition(store_t *self, const char *request_id, const char *from,
+                             const char *to, const char *actor, const char *action)
+{
+    if (!vg_utf8_valid(actor))
+        return -EINVAL;
+    const char *params[] = {request_id, from, to, actor, action};
+    uint64_t changed = 0;
+    int r = run_counted(
+        self, "command transition",
+        "WITH st AS (UPDATE command_requests SET state = $3 WHERE id = $1 AND state = $2"
+        "  RETURNING id, incident_id, action, node),"
+        " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        "  SELECT $4, $5, id, format('action=%s node=%s state=%s', action, node, $3) FROM st),"
+        " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', $4,"
+        "    format('command %s %s: %s on %s', id, $3, action, node),"
+        "    jsonb_build_object('request_id', id, 'state', $3) FROM st WHERE incident_id <> 0)"
+        " SELECT 1 FROM st",
+        5, params, &changed);
+    if (r == 0 && changed != 1)
+        r = -ESTALE;
+    return r;
+}
+
+/* ---- expiry ---- */
+
+struct expired_walk {
+    struct store_command_expired *items;
+    size_t max, n;
+};
+
+static int expired_row(const PGresult *res, int row, void *userdata)
+{
+    struct expired_walk *w = userdata;
+    if (w->n >= w->max)
+        return 0;
+    struct store_command_expired *e = &w->items[w->n++];
+    copy_field(e->state, sizeof(e->state), PQgetvalue(res, row, 0));
+    copy_field(e->id, sizeof(e->id), PQgetvalue(res, row, 1));
+    copy_field(e->action, sizeof(e->action), PQgetvalue(res, row, 2));
+    copy_field(e->node, sizeof(e->node), PQgetvalue(res, row, 3));
+    return 0;
+}
+
+int store_commands_expire(store_t *self, int64_t grace_ms, struct store_command_expired *ret,
+                          size_t max, size_t *ret_n)
+{
+    char grace[24];
+    snprintf(grace, sizeof(grace), "%" PRId64, grace_ms);
+    const char *params[] = {grace};
+    struct expired_walk w = {ret, max, 0};
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    r = store_query_rows(
+        self, "command expiry",
+        "WITH lost AS ("
+        "  UPDATE command_requests q SET state = 'lost' FROM command_capsules c"
+        "  WHERE c.request_id = q.id AND q.state = 'issued'"
+        "    AND c.not_after < now() - $1::bigint * interval '1 millisecond'"
+        "  RETURNING 'lost'::text AS state, q.id, q.action, q.node, q.incident_id),"
+        " expired AS ("
+        "  UPDATE command_requests q SET state = 'expired'"
+        "  WHERE q.state = 'pending' AND q.approve_by < now()"
+        "  RETURNING 'expired'::text AS state, q.id, q.action, q.node, q.incident_id),"
+        " gone AS (SELECT * FROM lost UNION ALL SELECT * FROM expired),"
+        " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        "  SELECT 'coordinator', 'command.' || state, id,"
+        "    CASE state WHEN 'lost' THEN format('action=%s node=%s: no report before the capsule"
+        " expired', action, node)"
+        "    ELSE format('action=%s node=%s: not approved before its deadline', action, node) END"
+        "  FROM gone),"
+        " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', 'vigil',"
+        "    CASE state WHEN 'lost' THEN format('command %s lost: %s on %s never reported before"
+        " its capsule expired', id, action, node)"
+        "    ELSE format('command %s expired: %s on %s was not approved in time', id, action,"
+        " node) END,"
+        "    jsonb_build_object('request_id', id, 'state', state) FROM gone"
+        "  WHERE incident_id <> 0)"
+        " SELECT state, id, action, node FROM gone",
+        1, params, expired_row, &w);
+    if (r == 0 && ret_n)
+        *ret_n = w.n;
+    return r;
+}
+
+/* ---- the agents' catalogs ---- */
+
+int store_agent_actions_set(store_t *self, const char *agent_id, const char *actions_json,
+                            bool *ret_changed)
+{
+    if (!self || !agent_id || !actions_json || !vg_utf8_valid(actions_json))
+        return -EINVAL;
+    const char *params[] = {agent_id, actions_json};
+    uint64_t changed = 0;
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = run_counted(self, "agent actions",
+                        "WITH up AS (UPDATE agents SET actions = $2::jsonb"
+                        "  WHERE id = $1 AND actions <> $2::jsonb"
+                        "  RETURNING id, jsonb_array_length(actions) AS n),"
+                        " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+                        "  SELECT id, 'agent.actions', id,"
+                        "    format('declares %s actions: %s', n, $2) FROM up)"
+                        " SELECT 1 FROM up",
+                        2, params, &changed);
+    if (r == 0 && ret_changed)
+        *ret_changed = changed > 0;
+    return r;
+}
+
+/* ---- reports, in the ingest transaction ---- */
+
+static const char *step_name(Vigil__CommandStep step)
+{
+    switch (step) {
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
+        return "accepted";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
+        return "started";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
+        return "done";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
+        return "refused";
+    default:
+        return NULL;
+    }
+}
+
+/* The request's state once this step is known. */
+static const char *state_after(const Vigil__CommandReport *rep)
+{
+    if (rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE)
+        return rep->exit_status == 0 ? "done" : "failed";
+    return step_name(rep->step);
+}
+
+int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Vigil__Envelope *m = msgs[i];
+        if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_COMMAND_REPORT || !m->command_report)
+            continue;
+        const Vigil__CommandReport *rep = m->command_report;
+        const char *step = step_name(rep->step);
+        if (!step || rep->nonce.len != 16)
+            continue;
+        char seq[24], nonce[33], exit_status[16], duration[24], sha[65] = "", at[24];
+        snprintf(seq, sizeof(seq), "%" PRIu64, m->seq);
+        tohex(rep->nonce.data, 16, nonce);
+        bool done = rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE;
+        snprintf(exit_status, sizeof(exit_status), "%" PRId32, rep->exit_status);
+        snprintf(duration, sizeof(duration), "%" PRIu64,
+                 rep->duration_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : rep->duration_ms);
+        if (done && rep->output_sha256.len == 32)
+            tohex(rep->output_sha256.data, 32, sha);
+        snprintf(at, sizeof(at), "%" PRId64,
+                 rep->at_ms >= STORE_TS_MIN_MS && rep->at_ms <= STORE_TS_MAX_MS ? rep->at_ms : 0);
+        const char *params[] = {m->sender,
+                                seq,
+                                rep->request_id,
+                                nonce,
+                                step,
+                                done ? exit_status : NULL,
+                                done ? duration : NULL,
+                                sha[0] ? sha : NULL,
+                                done && rep->output_truncated ? "t" : "f",
+                                store_str_or_empty(rep->reason),
+                                rep->at_ms ? at : NULL,
+                                state_after(rep)};
+        uint64_t stored = 0;
+        int r = run_counted(
+            self, "command report",
+            "WITH q AS ("
+            "  SELECT q.id, q.incident_id, q.action, q.node, q.state FROM command_requests q"
+            "  JOIN command_capsules c ON c.request_id = q.id AND c.nonce = decode($4, 'hex')"
+            "  JOIN agents a ON a.id = $1 AND a.node = q.node"
+            "  WHERE q.id = $3),"
+            " ins AS (INSERT INTO command_reports (agent_id, seq, request_id, nonce, step,"
+            "    exit_status, duration_ms, output_sha256, truncated, reason, reported_at)"
+            "  SELECT $1, $2::bigint, q.id, decode($4, 'hex'), $5, $6::integer, $7::bigint,"
+            "    decode($8, 'hex'), $9::boolean, $10,"
+            "    timestamptz 'epoch' + $11::bigint * interval '1 millisecond' FROM q"
+            "  RETURNING request_id),"
+            " st AS (UPDATE command_requests r SET state = $12 FROM q"
+            "  WHERE r.id = q.id"
+            "    AND vigil_command_state_rank($12) > vigil_command_state_rank(q.state)"
+            "  RETURNING r.id),"
+            " timeline AS (" TIMELINE_EVENT "  SELECT q.incident_id, now(), 'command', 'vigil',"
+            "    format('command %s %s on %s: %s%s', q.id, q.action, q.node, $12,"
+            "      CASE WHEN $5 = 'done' THEN format(' (exit %s, %s ms)', $6, $7)"
+            "           WHEN $10 <> '' THEN ': ' || $10 ELSE '' END),"
+            "    jsonb_build_object('request_id', q.id, 'step', $5, 'agent', $1)"
+            "  FROM q WHERE q.incident_id <> 0)"
+            " SELECT 1 FROM ins",
+            12, params, &stored);
+        if (r < 0)
+            return r;
+        if (stored == 0)
+            vg_log(VG_LOG_WARN,
+                   "command report ignored agent=%s seq=%" PRIu64
+                   " request=%.64s: no capsule with that request id and nonce for this agent's "
+                   "node",
+                   m->sender, m->seq, rep->request_id);
+        else
+            vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s%s%s", rep->request_id, m->sender, step,
+                   done ? " exit=" : "", done ? exit_status : "");
+    }
+    return 0;
+}

@@ -418,17 +418,11 @@ static bool handle_one(admin_t *self)
 
     zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
     const char *user_id = zmq_msg_gets(&msg, "User-Id");
-    struct operator op_copy; /* the registry's entry may change once its lock is released */
-    const struct operator* op = NULL;
-    if (user_id) {
-        registry_lock(self->registry);
-        const struct operator* found = registry_operator_by_id(self->registry, user_id);
-        if (found) {
-            op_copy = *found;
-            op = &op_copy;
-        }
-        registry_unlock(self->registry);
-    }
+    /* A copy, without registry_lock: a listing never waits for the main loop's turn. */
+    struct operator op_copy;
+    const struct operator* op =
+        user_id && registry_operator_copy_by_id(self->registry, user_id, &op_copy) ? &op_copy
+                                                                                    : NULL;
     Vigil__AdminRequest *req = NULL;
     const char *why = NULL;
 

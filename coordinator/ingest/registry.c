@@ -12,7 +12,14 @@
 struct registry {
     zhashx_t *agents;    /* id -> struct agent (owned) */
     zhashx_t *operators; /* public key -> struct operator (owned) */
+    /* registry_lock: a ticket lock, so that the admin thread gets its turn in order although
+     * the main loop takes the lock again right after releasing it. */
     pthread_mutex_t lock;
+    pthread_cond_t turn;
+    unsigned long next_ticket, serving;
+    /* The operators table alone: taken inside every registry_operator_* call, so that the admin
+     * thread can look up who sent a request without waiting for the main loop's turn. */
+    pthread_mutex_t operators_lock;
 };
 
 static void free_entry(void **item)
@@ -36,6 +43,8 @@ registry_t *registry_new(void)
     if (!self)
         return NULL;
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->turn, NULL);
+    pthread_mutex_init(&self->operators_lock, NULL);
     self->agents = zhashx_new();
     self->operators = zhashx_new();
     if (!self->agents || !self->operators) {
@@ -55,6 +64,8 @@ void registry_destroy(registry_t **self_p)
     zhashx_destroy(&self->agents);
     zhashx_destroy(&self->operators);
     pthread_mutex_destroy(&self->lock);
+    pthread_cond_destroy(&self->turn);
+    pthread_mutex_destroy(&self->operators_lock);
     free(self);
     *self_p = NULL;
 }
@@ -62,10 +73,17 @@ void registry_destroy(registry_t **self_p)
 void registry_lock(registry_t *self)
 {
     pthread_mutex_lock(&self->lock);
+    unsigned long mine = self->next_ticket++;
+    while (self->serving != mine)
+        pthread_cond_wait(&self->turn, &self->lock);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void registry_unlock(registry_t *self)
 {
+    pthread_mutex_lock(&self->lock);
+    self->serving++;
+    pthread_cond_broadcast(&self->turn);
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -219,10 +237,14 @@ size_t registry_agent_count(const registry_t *self)
 
 const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85)
 {
-    return zhashx_lookup(self->operators, public_z85);
+    pthread_mutex_lock(&self->operators_lock);
+    const struct operator* op = zhashx_lookup(self->operators, public_z85);
+    pthread_mutex_unlock(&self->operators_lock);
+    return op;
 }
 
-const struct operator* registry_operator_by_id(registry_t *self, const char *id)
+/* Under operators_lock. */
+static const struct operator* operator_by_id(registry_t *self, const char *id)
 {
     for (struct operator* op = zhashx_first(self->operators); op;
          op = zhashx_next(self->operators)) {
@@ -232,7 +254,18 @@ const struct operator* registry_operator_by_id(registry_t *self, const char *id)
     return NULL;
 }
 
-int registry_operator_add(registry_t *self, const struct operator* op)
+bool registry_operator_copy_by_id(registry_t *self, const char *id, struct operator* ret)
+{
+    pthread_mutex_lock(&self->operators_lock);
+    const struct operator* op = operator_by_id(self, id);
+    if (op)
+        *ret = *op;
+    pthread_mutex_unlock(&self->operators_lock);
+    return op != NULL;
+}
+
+/* Under operators_lock. */
+static int operator_add(registry_t *self, const struct operator* op)
 {
     struct operator* copy = malloc(sizeof(*copy));
     if (!copy)
@@ -242,45 +275,64 @@ int registry_operator_add(registry_t *self, const struct operator* op)
     return 0;
 }
 
+int registry_operator_add(registry_t *self, const struct operator* op)
+{
+    pthread_mutex_lock(&self->operators_lock);
+    int r = operator_add(self, op);
+    pthread_mutex_unlock(&self->operators_lock);
+    return r;
+}
+
 const struct operator* registry_operator_by_name(registry_t *self, const char *name)
 {
-    for (struct operator* op = zhashx_first(self->operators); op;
+    const struct operator* found = NULL;
+    pthread_mutex_lock(&self->operators_lock);
+    for (struct operator* op = zhashx_first(self->operators); op && !found;
          op = zhashx_next(self->operators)) {
         if (strcmp(op->name, name) == 0)
-            return op;
+            found = op;
     }
-    return NULL;
+    pthread_mutex_unlock(&self->operators_lock);
+    return found;
 }
 
 size_t registry_operator_count(registry_t *self, enum operator_role role)
 {
     size_t n = 0;
+    pthread_mutex_lock(&self->operators_lock);
     for (struct operator* op = zhashx_first(self->operators); op; op = zhashx_next(self->operators))
         n += op->role == role;
+    pthread_mutex_unlock(&self->operators_lock);
     return n;
 }
 
 int registry_operator_revoke(registry_t *self, const char *public_z85)
 {
-    if (!zhashx_lookup(self->operators, public_z85))
-        return -ENOENT;
-    zhashx_delete(self->operators, public_z85);
-    return 0;
+    int r = 0;
+    pthread_mutex_lock(&self->operators_lock);
+    if (zhashx_lookup(self->operators, public_z85))
+        zhashx_delete(self->operators, public_z85);
+    else
+        r = -ENOENT;
+    pthread_mutex_unlock(&self->operators_lock);
+    return r;
 }
 
 int registry_operator_replace(registry_t *self, const char *old_public_z85,
                               const struct operator* op)
 {
-    if (!zhashx_lookup(self->operators, old_public_z85))
+    pthread_mutex_lock(&self->operators_lock);
+    if (!zhashx_lookup(self->operators, old_public_z85)) {
+        pthread_mutex_unlock(&self->operators_lock);
         return -ENOENT;
+    }
     char old[VG_KEY_Z85_LEN + 1];
     snprintf(old, sizeof(old), "%s", old_public_z85); /* may point into the entry deleted */
-    int r = registry_operator_add(self, op);
-    if (r < 0)
-        return r;
-    if (strcmp(old, op->public_key) != 0)
+    int r = operator_add(self, op);
+    if (r == 0 && strcmp(old, op->public_key) != 0)
         zhashx_delete(self->operators, old);
-    return 0;
+    pthread_mutex_unlock(&self->operators_lock);
+    return r;
 }
 
 void operator_id_from_key(const char *public_z85, char ret_id[OPERATOR_ID_LEN + 1])

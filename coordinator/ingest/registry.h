@@ -73,7 +73,7 @@ typedef struct registry registry_t;
 registry_t *registry_new(void);
 void registry_destroy(registry_t **self_p);
 
-/* The registry's one mutex (see above). Not recursive. */
+/* The registry's lock (see above): fair, in the order it was asked for. Not recursive. */
 void registry_lock(registry_t *self);
 void registry_unlock(registry_t *self);
 
@@ -100,7 +100,11 @@ size_t registry_agent_count(const registry_t *self);
 struct agent *registry_node_holder(registry_t *self, const char *node, const struct agent *except);
 
 const struct operator* registry_operator_by_key(registry_t *self, const char *public_z85);
-const struct operator* registry_operator_by_id(registry_t *self, const char *id);
+/* The operator with that id copied into *ret (false: none). The one operator lookup that needs
+ * no registry_lock: the admin thread finds who sent a request without waiting for the main
+ * loop. Every registry_operator_* call takes the operators table's own lock inside; a pointer
+ * one returns stays valid only under registry_lock, which every change holds. */
+bool registry_operator_copy_by_id(registry_t *self, const char *id, struct operator* ret);
 /* Adds the operator (copied), or replaces the entry with its public key. 0 or -ENOMEM. */
 int registry_operator_add(registry_t *self, const struct operator* op);
 /* The active operator called name, or NULL. */

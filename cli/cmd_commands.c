@@ -281,38 +281,16 @@ static int approve_one(struct ctl_context *ctx, const struct vg_signing_key *key
 
 /* ---- run ---- */
 
-static bool parse_run_args(const char *const *values, size_t n, Vigil__CommandArg *args,
+static bool parse_run_args(const char *const *texts, size_t n, Vigil__CommandArg *args,
                            Vigil__CommandArg **ptrs, char keys[][VG_MAX_NAME_LEN + 1])
 {
-    if (n > RUN_MAX_ARGS) {
-        output_error("at most %d --arg options", RUN_MAX_ARGS);
+    const char *values[RUN_MAX_ARGS];
+    if (!ctl_key_values(texts, n, RUN_MAX_ARGS, keys, values))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
-        const char *text = values[i];
-        const char *eq = strchr(text, '=');
-        size_t key_len = eq ? (size_t)(eq - text) : 0;
-        if (key_len == 0 || key_len > VG_MAX_NAME_LEN) {
-            output_error("--arg must be KEY=VALUE with a key of 1 to %d bytes (got \"%s\")",
-                         VG_MAX_NAME_LEN, text);
-            return false;
-        }
-        if (strlen(eq + 1) > VG_MAX_VALUE_LEN) {
-            output_error("--arg %.*s: the value must be at most %d bytes", (int)key_len, text,
-                         VG_MAX_VALUE_LEN);
-            return false;
-        }
-        memcpy(keys[i], text, key_len);
-        keys[i][key_len] = '\0';
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(keys[k], keys[i]) == 0) {
-                output_error("--arg %s is given twice", keys[i]);
-                return false;
-            }
-        }
         vigil__command_arg__init(&args[i]);
         args[i].key = keys[i];
-        args[i].value = (char *)(eq + 1);
+        args[i].value = (char *)values[i];
         ptrs[i] = &args[i];
     }
     return true;

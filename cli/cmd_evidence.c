@@ -188,35 +188,13 @@ _Static_assert(VG_MAX_EVIDENCE_ARGS <= CTL_MAX_LIST, "every --arg must be kept")
 static bool parse_args(const char *const *args, size_t n, Vigil__Label *labels, Vigil__Label **ptrs,
                        char keys[][VG_MAX_NAME_LEN + 1])
 {
-    if (n > VG_MAX_EVIDENCE_ARGS) {
-        output_error("at most %d --arg options", VG_MAX_EVIDENCE_ARGS);
+    const char *values[VG_MAX_EVIDENCE_ARGS];
+    if (!ctl_key_values(args, n, VG_MAX_EVIDENCE_ARGS, keys, values))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
-        const char *text = args[i];
-        const char *eq = strchr(text, '=');
-        size_t key_len = eq ? (size_t)(eq - text) : 0;
-        if (key_len == 0 || key_len > VG_MAX_NAME_LEN) {
-            output_error("--arg must be KEY=VALUE with a key of 1 to %d bytes (got \"%s\")",
-                         VG_MAX_NAME_LEN, text);
-            return false;
-        }
-        if (strlen(eq + 1) > VG_MAX_VALUE_LEN) {
-            output_error("--arg %.*s: the value must be at most %d bytes", (int)key_len, text,
-                         VG_MAX_VALUE_LEN);
-            return false;
-        }
-        memcpy(keys[i], text, key_len);
-        keys[i][key_len] = '\0';
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(keys[k], keys[i]) == 0) {
-                output_error("--arg %s is given twice", keys[i]);
-                return false;
-            }
-        }
         vigil__label__init(&labels[i]);
         labels[i].key = keys[i];
-        labels[i].value = (char *)(eq + 1);
+        labels[i].value = (char *)values[i];
         ptrs[i] = &labels[i];
     }
     return true;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "output.h"
 
 /* Every cmd_*.c file's table, once. */
 static const struct ctl_command *const tables[] = {
@@ -86,6 +87,40 @@ static int declared(const struct ctl_args *args, const char *option)
     int i = ctl_command_option(args->command, option);
     assert(i >= 0 && "the command's entry does not declare this option");
     return i;
+}
+
+bool ctl_key_values(const char *const *texts, size_t n, size_t max,
+                    char keys[][VG_MAX_NAME_LEN + 1], const char **ret_values)
+{
+    if (n > max) {
+        output_error("at most %zu --arg options", max);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *text = texts[i];
+        const char *eq = strchr(text, '=');
+        size_t key_len = eq ? (size_t)(eq - text) : 0;
+        if (key_len == 0 || key_len > VG_MAX_NAME_LEN) {
+            output_error("--arg must be KEY=VALUE with a key of 1 to %d bytes (got \"%s\")",
+                         VG_MAX_NAME_LEN, text);
+            return false;
+        }
+        if (strlen(eq + 1) > VG_MAX_VALUE_LEN) {
+            output_error("--arg %.*s: the value must be at most %d bytes", (int)key_len, text,
+                         VG_MAX_VALUE_LEN);
+            return false;
+        }
+        memcpy(keys[i], text, key_len);
+        keys[i][key_len] = '\0';
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(keys[k], keys[i]) == 0) {
+                output_error("--arg %s is given twice", keys[i]);
+                return false;
+            }
+        }
+        ret_values[i] = eq + 1;
+    }
+    return true;
 }
 
 const char *ctl_args_value(const struct ctl_args *args, const char *option)

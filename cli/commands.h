@@ -113,6 +113,14 @@ bool ctl_args_has(const struct ctl_args *args, const char *option);
 size_t ctl_args_list(const struct ctl_args *args, const char *option,
                      const char *const **ret_values);
 
+/*
+ * n `--arg KEY=VALUE` texts (at most max) split into keys (copied into keys[i]) and values
+ * (pointing into the texts): every key 1 to VG_MAX_NAME_LEN bytes and given once, every value
+ * at most VG_MAX_VALUE_LEN bytes. False after printing why.
+ */
+bool ctl_key_values(const char *const *texts, size_t n, size_t max,
+                    char keys[][VG_MAX_NAME_LEN + 1], const char **ret_values);
+
 /* The command called name, or NULL. */
 const struct ctl_command *ctl_command_find(const char *name);
 

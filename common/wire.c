@@ -712,6 +712,23 @@ static int setopt_int(void *socket, int option, int value)
     return zmq_setsockopt(socket, option, &value, sizeof(value)) == 0 ? 0 : -zmq_errno();
 }
 
+void *vg_zmq_pipe_open(void *zmq_ctx, const char *endpoint, bool bind, int hwm, const char *what,
+                       char *err, size_t errlen)
+{
+    int zero = 0;
+    void *s = zmq_socket(zmq_ctx, ZMQ_PAIR);
+    if (!s || zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0 ||
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        (bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
+        snprintf(err, errlen, "%s: %s", what, zmq_strerror(zmq_errno()));
+        if (s)
+            zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms)
 {
     /* The transport limit sits a quarter above the protocol limit: a message just over the

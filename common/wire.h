@@ -154,6 +154,14 @@ const char *const *vg_evidence_kind_args(const char *kind);
  */
 int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms);
 
+/*
+ * One end of an inproc PAIR pipe between two threads of one process (the admin thread queues,
+ * the router's loop sends): bound (bind) or connected to endpoint, hwm messages each way, no
+ * linger. NULL with err naming `what` on failure.
+ */
+void *vg_zmq_pipe_open(void *zmq_ctx, const char *endpoint, bool bind, int hwm, const char *what,
+                       char *err, size_t errlen);
+
 /* CURVE client: our key pair + the server's public key (Z85). */
 int vg_zmq_curve_client(void *socket, const char *public_z85, const char *secret_z85,
                         const char *server_public_z85);

@@ -27,19 +27,8 @@ struct evidence_dispatcher {
 
 static void *pipe_socket(void *zmq_ctx, bool bind, char *err, size_t errlen)
 {
-    int hwm = PIPE_HWM, zero = 0;
-    void *s = zmq_socket(zmq_ctx, ZMQ_PAIR);
-    if (!s || zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
-        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0 ||
-        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
-        (bind ? zmq_bind(s, EVIDENCE_PIPE_ENDPOINT) : zmq_connect(s, EVIDENCE_PIPE_ENDPOINT)) !=
-            0) {
-        snprintf(err, errlen, "evidence request pipe: %s", zmq_strerror(zmq_errno()));
-        if (s)
-            zmq_close(s);
-        return NULL;
-    }
-    return s;
+    return vg_zmq_pipe_open(zmq_ctx, EVIDENCE_PIPE_ENDPOINT, bind, PIPE_HWM,
+                            "evidence request pipe", err, errlen);
 }
 
 evidence_requester_t *evidence_requester_new(void *zmq_ctx, char *err, size_t errlen)

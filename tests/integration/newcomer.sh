@@ -150,6 +150,9 @@ ctrl_c_and_check "make run again" "$H_DIR/run-again.log" "$clone/var"
 open_dir=$(mktemp -d /tmp/vigil-newcomer-open.XXXXXX)
 chmod 711 "$open_dir"
 cp -a "$clone" "$open_dir/clone"
+# Searchable by others whatever the mode of the tree it was copied from (a 0700 clone in /root
+# gives the copy its mode through tar and cp -a).
+chmod 755 "$open_dir/clone"
 rm -rf "$open_dir/clone/var"
 start_in_group "$H_DIR/run-open.log" env -C "$open_dir/clone" VIGIL_PORT_AGENTS="$(h_free_port)" \
     VIGIL_PORT_ADMIN="$(h_free_port)" VIGIL_PORT_HTTP="$(h_free_port)" scripts/run.sh

@@ -177,9 +177,8 @@ static void change_agent(admin_t *self, const struct operator* op, const char *i
         a->state != VIGIL__AGENT_STATE__AGENT_STATE_PENDING) {
         if (a->requested_node[0])
             rename_agent(self, op, a, actor, rep);
-        else
-            reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
-                        "agent %s is not pending and asks for no other name", id);
+        else /* already admitted (by an earlier approve, or by its token): nothing to do */
+            reply_agents(self, a->id, NULL, 0, rep);
         return;
     }
     /* A node name belongs to the key that holds it: a new key for it is approved only once the

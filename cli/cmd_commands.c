@@ -627,6 +627,62 @@ static const char command_help[] =
     "agents reported (accepted, started, done with exit status, duration and output SHA-256, or\n"
     "refused with the node's reason).\n";
 
+/* ---- automation ---- */
+
+static int run_automation(struct ctl_context *ctx, const struct ctl_args *args)
+{
+    Vigil__ShowAutomation show = VIGIL__SHOW_AUTOMATION__INIT;
+    Vigil__SetAutomation set = VIGIL__SET_AUTOMATION__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+
+    if (args->argc > 1 || (args->argc == 1 && strcmp(args->argv[0], "on") != 0 &&
+                           strcmp(args->argv[0], "off") != 0)) {
+        output_error("usage: vigilctl automation [on|off]");
+        return CTL_EXIT_USAGE;
+    }
+    if (args->argc == 1) {
+        set.enabled = strcmp(args->argv[0], "on") == 0;
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_SET_AUTOMATION;
+        req.set_automation = &set;
+    } else {
+        req.body_case = VIGIL__ADMIN_REQUEST__BODY_SHOW_AUTOMATION;
+        req.show_automation = &show;
+    }
+    int r = ctl_admin_request(ctx, &req, args->argc ? "set automation" : "show automation", NULL,
+                              &reply);
+    if (r != CTL_EXIT_OK)
+        return r;
+    const Vigil__AutomationInfo *a = reply->automation;
+    if (!a) {
+        output_error("the coordinator's reply holds no automation state");
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        return CTL_EXIT_FAILURE;
+    }
+    char at[40] = "";
+    if (a->changed_at_ms > 0)
+        output_time_rfc3339(a->changed_at_ms, at, sizeof(at));
+    if (ctx->format == OUTPUT_JSON) {
+        json_t *doc =
+            json_pack("{s:b, s:o, s:o}", "enabled", a->enabled, "changed_by",
+                      output_json_string(a->changed_by), "changed_at", output_json_string(at));
+        r = output_json_print(&doc, stdout) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+    } else {
+        printf("automation is %s (set by %s at %s)%s\n", a->enabled ? "on" : "off", a->changed_by,
+               at, a->enabled ? "" : ": runbook auto steps wait for an operator's approval");
+    }
+    vigil__admin_reply__free_unpacked(reply, NULL);
+    return r;
+}
+
+static const char automation_help[] =
+    "Usage: vigilctl automation [on|off] [-o json]\n"
+    "\n"
+    "Without an argument, shows whether runbook auto steps run by themselves. 'off' makes every\n"
+    "auto step a request that waits for an operator's approval (vigilctl approve), and every\n"
+    "page says so; 'on' lets them run again. Stored and audited; the default is on. Showing\n"
+    "needs the viewer role, changing it the admin role.\n";
+
 const struct ctl_command cmd_commands_table[] = {
     {
         .name = "run",
@@ -664,6 +720,12 @@ const struct ctl_command cmd_commands_table[] = {
         .forms = {{"command show ID", "one command: request, approvals, reported steps"}},
         .help = command_help,
         .run = run_command_show,
+    },
+    {
+        .name = "automation",
+        .forms = {{"automation [on|off]", "show, or switch, whether runbook auto steps run alone"}},
+        .help = automation_help,
+        .run = run_automation,
     },
     {.name = NULL},
 };

@@ -228,6 +228,31 @@ int incident_view_parse_id(const char *cmd, const char *text, uint64_t *ret_id)
     return 0;
 }
 
+/* The runbook steps of an incident: its timeline notes whose data names a step (the admin
+ * thread's runbook steps and the main loop's verify verdicts, docs/remediation.md), in order.
+ * A JSON array of {step, mode, state, request_id}; NULL when out of memory. */
+static json_t *incident_steps(const Vigil__AdminReply *reply)
+{
+    json_t *steps = json_array();
+    for (size_t i = 0; steps && i < reply->n_incident_events; i++) {
+        const Vigil__IncidentEvent *ev = reply->incident_events[i];
+        if (strcmp(ev->kind, "note") != 0 || !ev->data_json[0])
+            continue;
+        json_t *data = json_loads(ev->data_json, 0, NULL);
+        const char *step = json_string_value(json_object_get(data, "step"));
+        if (step) {
+            const char *mode = json_string_value(json_object_get(data, "mode"));
+            const char *state = json_string_value(json_object_get(data, "state"));
+            const char *id = json_string_value(json_object_get(data, "request_id"));
+            json_array_append_new(steps, json_pack("{s:s, s:s, s:s, s:s}", "step", step, "mode",
+                                                   mode ? mode : "", "state", state ? state : "",
+                                                   "request_id", id ? id : ""));
+        }
+        json_decref(data);
+    }
+    return steps;
+}
+
 static int print_show_json(const Vigil__AdminReply *reply)
 {
     json_t *doc = incident_view_json(reply->incidents[0]);
@@ -240,6 +265,12 @@ static int print_show_json(const Vigil__AdminReply *reply)
     for (size_t i = 0; i < reply->n_incident_events; i++)
         json_array_append_new(timeline, incident_view_event_json(reply->incident_events[i]));
     json_object_set_new(doc, "timeline", timeline);
+    json_t *steps = incident_steps(reply);
+    if (!steps) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    json_object_set_new(doc, "steps", steps);
     return output_json_print(&doc, stdout);
 }
 
@@ -267,6 +298,36 @@ static int print_show_text(const Vigil__AdminReply *reply)
                inc->id, title, incident_view_severity(inc->severity), inc->state, inc->runbook, fp,
                safe_scope, opened, due) < 0)
         return -EIO;
+
+    json_t *steps = incident_steps(reply);
+    if (!steps)
+        return -ENOMEM;
+    if (json_array_size(steps) > 0) {
+        static const char *const step_headers[] = {"STEP", "MODE", "STATE", "REQUEST"};
+        output_table_t *st = output_table_new(4, step_headers);
+        int sr = st ? 0 : -ENOMEM;
+        for (size_t i = 0; sr == 0 && i < json_array_size(steps); i++) {
+            json_t *one = json_array_get(steps, i);
+            const char *id = json_string_value(json_object_get(one, "request_id"));
+            const char *cells[] = {json_string_value(json_object_get(one, "step")),
+                                   json_string_value(json_object_get(one, "mode")),
+                                   json_string_value(json_object_get(one, "state")),
+                                   id && id[0] ? id : NULL};
+            sr = output_table_add_row(st, cells);
+        }
+        if (sr == 0 && printf("steps\n") < 0)
+            sr = -EIO;
+        if (sr == 0)
+            sr = output_table_print(st, stdout);
+        if (sr == 0 && printf("\n") < 0)
+            sr = -EIO;
+        output_table_destroy(&st);
+        if (sr < 0) {
+            json_decref(steps);
+            return sr;
+        }
+    }
+    json_decref(steps);
 
     static const char *const headers[] = {"AT", "KIND", "ACTOR", "TEXT"};
     output_table_t *table = output_table_new(4, headers);

@@ -63,6 +63,10 @@ const struct vg_cfg_key coord_config_keys[] = {
         7 * 24 * HOUR_MS, "1h",
         "a command request not approved this long after it was made expires; later approvals "
         "are refused"),
+    KEY("commands.auto_min_interval", VG_CFG_DURATION_MS, commands_auto_min_interval_ms, 0,
+        7 * 24 * HOUR_MS, "10m",
+        "at most one automatic request per runbook and node in this time; a runbook auto step "
+        "within it waits for an operator's approval instead"),
     KEY("agents.heartbeat_interval", VG_CFG_DURATION_MS, heartbeat_interval_ms, 100, HOUR_MS, "5s",
         "how often agents send a heartbeat"),
     KEY("agents.missed_heartbeats", VG_CFG_INT, missed_heartbeats, 1, 100, "3",

@@ -29,8 +29,9 @@ struct coord_config {
     int64_t enrollment_pending_max;
     int64_t enrollment_pending_ttl_ms;
     int64_t evidence_incomplete_grace_ms;
-    int64_t commands_capsule_ttl_ms;     /* commands.capsule_ttl */
-    int64_t commands_approval_window_ms; /* commands.approval_window */
+    int64_t commands_capsule_ttl_ms;       /* commands.capsule_ttl */
+    int64_t commands_approval_window_ms;   /* commands.approval_window */
+    int64_t commands_auto_min_interval_ms; /* commands.auto_min_interval */
     int64_t heartbeat_interval_ms;
     int64_t missed_heartbeats;
     int64_t max_series_per_agent;

@@ -23,18 +23,19 @@
 #include "correlate.h"
 #include "escalate.h"
 #include "evloop.h"
-#include "notify.h"
 #include "http.h"
 #include "incidents.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "promql.h"
 #include "registry.h"
 #include "remediate.h"
 #include "router.h"
 #include "runbook_load.h"
 #include "sign.h"
+#include "steps.h"
 #include "store.h"
 #include "timeutil.h"
 #include "zap.h"
@@ -49,6 +50,8 @@
 /* Symptoms are evaluated four times a second: a fault seen in a sample becomes an event within
  * a quarter second of its commit (the detection target is p50 <= 0.3 s end to end). */
 #define EVALUATE_MS 250
+/* A batch that feeds a symptom evaluates at once, but not within this of the last evaluation. */
+#define EVALUATE_EVENT_MIN_MS 20
 
 static void usage(FILE *out)
 {
@@ -169,6 +172,11 @@ struct coordinator {
     alertmanager_t *alerts;       /* borrowed from the HTTP server; NULL = webhook disabled */
     escalate_t *escalate;         /* NULL = paging not configured */
     notify_t *notify;             /* delivers what escalate inserts */
+    steps_watchlist_t *watchlist; /* automatic runbook steps until their verify verdict */
+    vg_loop_t *loop;              /* the main loop, while it runs */
+    int evaluate_timer;           /* its evaluate timer */
+    int64_t evaluated_mono_ms;    /* when evaluate last ran */
+    bool evaluate_pending;        /* a batch fed a symptom too soon after it: evaluate_soon */
 };
 
 /* Every symptom transition is logged in one line. */
@@ -201,7 +209,8 @@ static enum incident_symptom_state incident_state(enum rule_state state)
  * transaction each costs little. */
 static void symptom_to_incident(void *userdata, const struct rule_event *ev)
 {
-    store_incidents_t *store = userdata;
+    struct coordinator *c = userdata;
+    store_incidents_t *store = c->incidents;
     const char *node = ev->node;
     char fingerprint[STORE_INCIDENT_FINGERPRINT_MAX];
     char reason[INCIDENT_NOTE_MAX];
@@ -240,7 +249,20 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
         vg_log(VG_LOG_WARN, "incident %s id=%llu runbook=%s severity=SEV%d fingerprint=%s",
                res.outcome == INCIDENT_OPENED ? "opened" : "reopened", (unsigned long long)res.id,
                ev->runbook->id, res.severity, ev->fingerprint);
-    else if (res.outcome == INCIDENT_ATTACHED)
+    /* After the incident's commit: its runbook's resolve steps become requests on the admin
+     * thread, which has a store connection of its own, so the loop does not wait for them. */
+    if ((res.outcome == INCIDENT_OPENED || res.outcome == INCIDENT_REOPENED) &&
+        ev->runbook->nresolve > 0 && c->admin) {
+        const char *one[1] = {node};
+        struct steps_job *job =
+            node[0] ? steps_job_new(res.id, ev->runbook, node, one, 1)
+                    : steps_job_new(res.id, ev->runbook, "", ev->firing, ev->n_firing);
+        if (job)
+            admin_runbook_steps(c->admin, &job);
+        else
+            vg_log(VG_LOG_ERROR, "incident id=%llu: runbook steps not run: out of memory",
+                   (unsigned long long)res.id);
+    } else if (res.outcome == INCIDENT_ATTACHED)
         vg_log(VG_LOG_INFO, "symptom fingerprint=%s attached to root incident id=%llu",
                ev->fingerprint, (unsigned long long)res.id);
     else if (res.severity_raised)
@@ -248,17 +270,29 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
                res.severity);
 }
 
+/* A committed batch that feeds a symptom makes the evaluation due now, instead of at the next
+ * 250 ms tick, so fault -> incident -> runbook step does not wait a tick (the agent sends a
+ * crossing at once). At most one evaluation per loop turn, and none within
+ * EVALUATE_EVENT_MIN_MS of the last, so a busy ingest cannot turn it into a spin: a batch that
+ * comes sooner leaves it pending for evaluate_soon. */
 static void observe_signals(void *userdata, const char *node, const Vigil__SignalBatch *batch)
 {
-    correlate_observe(userdata, node, batch);
+    struct coordinator *c = userdata;
+    if (correlate_observe(c->correlate, node, batch) == 0 || !c->loop)
+        return;
+    if (vg_mono_ms() - c->evaluated_mono_ms >= EVALUATE_EVENT_MIN_MS)
+        vg_loop_timer_due_now(c->loop, c->evaluate_timer);
+    else
+        c->evaluate_pending = true;
 }
 
 static void observe_agent_state(void *userdata, const char *node, bool up, int64_t at_ms)
 {
+    struct coordinator *c = userdata;
     if (up)
-        correlate_node_up(userdata, node, at_ms);
+        correlate_node_up(c->correlate, node, at_ms);
     else
-        correlate_node_down(userdata, node, at_ms);
+        correlate_node_down(c->correlate, node, at_ms);
 }
 
 static void observe_promql(void *userdata, const char *signal, double value, int64_t ts_ms)
@@ -377,6 +411,8 @@ static int evaluate(vg_loop_t *loop, void *userdata)
 {
     (void)loop;
     struct coordinator *c = userdata;
+    c->evaluated_mono_ms = vg_mono_ms();
+    c->evaluate_pending = false;
     admin_node_changes(c->admin); /* approvals and revocations since the last pass */
     if (c->promql)
         promql_drain(c->promql, observe_promql, c->correlate);
@@ -386,6 +422,121 @@ static int evaluate(vg_loop_t *loop, void *userdata)
     if (c->escalate &&
         escalate_tick(c->escalate, correlate_runbooks(c->correlate), vg_wall_ms()) > 0)
         notify_kick(c->notify);
+    return 0;
+}
+
+/* ---- verify-then-inverse (docs/remediation.md, "Runbook steps") ---- */
+
+#define ESCALATE_RETRY_MS 10000
+
+static void watch_note(struct coordinator *c, const struct steps_watch *w, const char *state,
+                       const char *text)
+{
+    vg_log(VG_LOG_WARN, "incident=%llu command=%s action=%s node=%s %s: %s",
+           (unsigned long long)w->incident_id, w->request_id, w->action, w->node, state, text);
+    int r = store_command_step_note(c->store, w->incident_id, w->action, "auto", state,
+                                    w->request_id, text);
+    if (r < 0)
+        vg_log(VG_LOG_WARN, "incident=%llu command=%s not on the timeline: %s",
+               (unsigned long long)w->incident_id, w->request_id, strerror(-r));
+}
+
+/* The escalation a verdict asks for; true when done with (or given up). */
+static bool watch_escalate(struct coordinator *c, struct steps_watch *w, int64_t now)
+{
+    int r = escalate_request(c->incidents, w->incident_id, "vigil");
+    if (r == -EINPROGRESS && now < w->escalate_until_ms)
+        return false; /* adopted by the escalation engine within a second: next tick */
+    if (r < 0 && r != -EALREADY)
+        vg_log(VG_LOG_WARN, "incident=%llu command=%s not escalated: %s",
+               (unsigned long long)w->incident_id, w->request_id, strerror(-r));
+    return true;
+}
+
+/* One watched command, once a tick: true when its verdict is in and acted upon. */
+static bool check_watch(struct steps_watch *w, void *userdata)
+{
+    struct coordinator *c = userdata;
+    int64_t now = vg_wall_ms();
+    if (w->escalate_until_ms)
+        return watch_escalate(c, w, now);
+    struct store_command_info info;
+    int r = store_command_get(c->store, w->request_id, false, false, &info);
+    if (r == -ENOENT)
+        return true;
+    if (r < 0)
+        return false;
+    bool done = strcmp(info.state, "done") == 0;
+    if (done && w->done_at_ms == 0)
+        w->done_at_ms = now;
+    char why[512] = "", text[1024];
+    int verified =
+        done ? correlate_verified(c->correlate, w->runbook, w->verify_node, now, why, sizeof(why))
+             : 0;
+    enum steps_verdict v = steps_judge(info.state, info.has_exit, info.exit_status, verified, now,
+                                       w->done_at_ms, w->within_ms);
+    bool finished = v != STEPS_WAIT;
+    if (w->rest[0] && done && info.has_exit && info.exit_status == 0) {
+        /* The canary did its part: the step's other nodes now. */
+        struct steps_job *rest =
+            steps_job_after_canary(w->incident_id, w->runbook, w->verify_node, w->rest, w->action,
+                                   info.args, info.nargs, w->within_ms);
+        snprintf(text, sizeof(text), "canary %s on %s done with exit 0: the other nodes now",
+                 w->action, w->node);
+        watch_note(c, w, "canary-done", text);
+        if (rest)
+            admin_runbook_steps(c->admin, &rest);
+        else
+            vg_log(VG_LOG_ERROR, "command=%s the other nodes not requested: out of memory",
+                   w->request_id);
+        w->rest[0] = '\0';
+    } else if (w->rest[0] && v == STEPS_FAILED) {
+        snprintf(text, sizeof(text), "canary %s on %s failed: the other nodes are not reached",
+                 w->action, w->node);
+        watch_note(c, w, "canary-failed", text);
+        w->rest[0] = '\0';
+    }
+    if (v == STEPS_VERIFIED) {
+        snprintf(text, sizeof(text), "%s on %s verified: %s", w->action, w->node, why);
+        watch_note(c, w, "verified", text);
+    } else if (v == STEPS_FAILED) {
+        if (done)
+            snprintf(text, sizeof(text), "%s on %s exited %d: escalated", w->action, w->node,
+                     info.exit_status);
+        else
+            snprintf(text, sizeof(text), "%s on %s is %s: escalated", w->action, w->node,
+                     info.state);
+        watch_note(c, w, "failed", text);
+        w->escalate_until_ms = now + ESCALATE_RETRY_MS;
+        finished = watch_escalate(c, w, now);
+    } else if (v == STEPS_NOT_VERIFIED) {
+        struct steps_job *job = NULL;
+        if (w->inverse[0])
+            job = steps_job_inverse(w->incident_id, w->runbook, w->node, w->inverse, info.args,
+                                    info.nargs);
+        snprintf(text, sizeof(text), "%s on %s did not verify within %llds (%s): %s%s%s", w->action,
+                 w->node, (long long)(w->within_ms / 1000), why[0] ? why : "not yet",
+                 w->inverse[0] ? "its inverse " : "no inverse declared; ", w->inverse,
+                 w->inverse[0] ? " requested, escalated" : "escalated");
+        watch_note(c, w, "not-verified", text);
+        if (job)
+            admin_runbook_steps(c->admin, &job);
+        else if (w->inverse[0])
+            vg_log(VG_LOG_ERROR, "command=%s inverse %s not requested: out of memory",
+                   w->request_id, w->inverse);
+        w->escalate_until_ms = now + ESCALATE_RETRY_MS;
+        finished = watch_escalate(c, w, now);
+    }
+    store_command_info_clear(&info);
+    return finished;
+}
+
+/* Every EVALUATE_EVENT_MIN_MS: an evaluation a batch asked for too soon after the last one. */
+static int evaluate_soon(vg_loop_t *loop, void *userdata)
+{
+    struct coordinator *c = userdata;
+    if (c->evaluate_pending && vg_mono_ms() - c->evaluated_mono_ms >= EVALUATE_EVENT_MIN_MS)
+        vg_loop_timer_due_now(loop, c->evaluate_timer);
     return 0;
 }
 
@@ -401,6 +552,8 @@ static int tick(vg_loop_t *loop, void *userdata)
      * (rules.h, rules_verified). */
     if (correlate_runbook_count(c->correlate) > 0)
         incidents_auto_resolve(c->incidents, correlate_verified, c->correlate, vg_wall_ms());
+    if (c->watchlist)
+        steps_watchlist_check(c->watchlist, check_watch, c);
     return 0;
 }
 
@@ -422,10 +575,15 @@ static int run_loop(struct coordinator *c)
         r = vg_loop_add_fd(loop, c->signal_fd, serve_signals, c);
     if (r == 0)
         r = vg_loop_add_timer(loop, EVALUATE_MS, evaluate, c);
+    c->evaluate_timer = r;
+    c->loop = r >= 0 ? loop : NULL;
+    if (r >= 0)
+        r = vg_loop_add_timer(loop, EVALUATE_EVENT_MIN_MS, evaluate_soon, c);
     if (r >= 0)
         r = vg_loop_add_timer(loop, TICK_MS, tick, c);
     if (r >= 0)
         r = vg_loop_run(loop);
+    c->loop = NULL;
     vg_loop_destroy(&loop);
     if (r < 0) {
         vg_log(VG_LOG_ERROR, "main loop: %s", zmq_strerror(-r));
@@ -558,7 +716,7 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "incidents: cannot connect to the store");
         return EXIT_UNAVAILABLE;
     }
-    correlate_set_handler(c->correlate, symptom_to_incident, c->incidents);
+    correlate_set_handler(c->correlate, symptom_to_incident, c);
 
     /* Paging: the engine inserts notifications on the main loop, the notifier's thread
      * delivers them (escalate.h, notify.h). */
@@ -636,9 +794,7 @@ static int start(struct coordinator *c)
         .max_series_per_agent = c->cfg.max_series_per_agent,
         .pending_ttl_ms = c->cfg.enrollment_pending_ttl_ms,
         .incomplete_evidence_grace_ms = c->cfg.evidence_incomplete_grace_ms,
-        .observer = {.signals = observe_signals,
-                     .agent_state = observe_agent_state,
-                     .userdata = c->correlate},
+        .observer = {.signals = observe_signals, .agent_state = observe_agent_state, .userdata = c},
     };
     c->router = router_new(c->zmq_ctx, &rcfg, c->registry, c->store, err, sizeof(err));
     if (!c->router) {
@@ -661,6 +817,16 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_remediate(c->admin, c->remediate);
+    c->watchlist = steps_watchlist_new();
+    if (!c->watchlist) {
+        vg_log(VG_LOG_ERROR, "admin: out of memory");
+        return EXIT_OSERR;
+    }
+    admin_set_watchlist(c->admin, c->watchlist);
+    if (admin_set_auto_min_interval(c->admin, c->cfg.commands_auto_min_interval_ms) < 0) {
+        vg_log(VG_LOG_ERROR, "admin: out of memory");
+        return EXIT_OSERR;
+    }
     admin_set_paging(c->admin, &c->cfg.paging);
     admin_set_observer(c->admin, &rcfg.observer); /* approve / revoke move the node set too */
     int r = admin_start(c->admin);
@@ -678,6 +844,7 @@ static void stop(struct coordinator *c)
 {
     admin_destroy(&c->admin);
     remediate_destroy(&c->remediate); /* after the admin thread that used it */
+    steps_watchlist_destroy(&c->watchlist);
     router_destroy(&c->router);
     zap_destroy(&c->zap);
     if (c->zmq_ctx)

@@ -38,10 +38,13 @@ admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *ser
     }
     pthread_mutex_init(&self->changes_lock, NULL);
     self->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    self->steps_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     self->registry = registry;
     self->store = store_connect(conninfo, "vigil-coordinator-admin");
-    if (self->stop_fd < 0 || !self->store) {
-        snprintf(err, errlen, "admin: %s", self->stop_fd < 0 ? strerror(errno) : "out of memory");
+    self->limiter = steps_limiter_new(STEPS_AUTO_MIN_INTERVAL_DEFAULT_MS);
+    if (self->stop_fd < 0 || self->steps_fd < 0 || !self->store || !self->limiter) {
+        snprintf(err, errlen, "admin: %s",
+                 self->stop_fd < 0 || self->steps_fd < 0 ? strerror(errno) : "out of memory");
         admin_destroy(&self);
         return NULL;
     }
@@ -78,6 +81,62 @@ static int serve_requests(vg_loop_t *loop, void *userdata)
     return 0;
 }
 
+/* Runs the runbook steps the main loop queued (admin_runbook_steps). */
+static int serve_steps(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    admin_t *self = userdata;
+    uint64_t count;
+    if (read(self->steps_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        vg_log(VG_LOG_WARN, "admin: steps eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&self->changes_lock);
+    struct steps_job *jobs = self->steps_head;
+    self->steps_head = self->steps_tail = NULL;
+    pthread_mutex_unlock(&self->changes_lock);
+    while (jobs) {
+        struct steps_job *next = jobs->next;
+        admin_commands_run_steps(self, jobs);
+        steps_job_destroy(&jobs);
+        jobs = next;
+    }
+    return 0;
+}
+
+void admin_runbook_steps(admin_t *self, struct steps_job **job_p)
+{
+    if (!job_p || !*job_p)
+        return;
+    struct steps_job *job = *job_p;
+    *job_p = NULL;
+    job->next = NULL;
+    pthread_mutex_lock(&self->changes_lock);
+    if (self->steps_tail)
+        self->steps_tail->next = job;
+    else
+        self->steps_head = job;
+    self->steps_tail = job;
+    pthread_mutex_unlock(&self->changes_lock);
+    uint64_t one = 1;
+    if (write(self->steps_fd, &one, sizeof(one)) != sizeof(one))
+        vg_log(VG_LOG_ERROR, "admin: cannot wake the thread for runbook steps: %s",
+               strerror(errno));
+}
+
+void admin_set_watchlist(admin_t *self, struct steps_watchlist *watchlist)
+{
+    self->watchlist = watchlist;
+}
+
+int admin_set_auto_min_interval(admin_t *self, int64_t interval_ms)
+{
+    steps_limiter_t *fresh = steps_limiter_new(interval_ms);
+    if (!fresh)
+        return -ENOMEM;
+    steps_limiter_destroy(&self->limiter);
+    self->limiter = fresh;
+    return 0;
+}
+
 static int serve_stop(vg_loop_t *loop, void *userdata)
 {
     (void)userdata;
@@ -93,6 +152,8 @@ static void *admin_main(void *arg)
     int r = loop ? 0 : -ENOMEM;
     if (r == 0)
         r = vg_loop_add_socket(loop, self->socket, serve_requests, self);
+    if (r == 0)
+        r = vg_loop_add_fd(loop, self->steps_fd, serve_steps, self);
     if (r == 0)
         r = vg_loop_add_fd(loop, self->stop_fd, serve_stop, self);
     if (r == 0)
@@ -133,6 +194,14 @@ void admin_destroy(admin_t **self_p)
     store_destroy(&self->store);
     if (self->stop_fd >= 0)
         close(self->stop_fd);
+    if (self->steps_fd >= 0)
+        close(self->steps_fd);
+    while (self->steps_head) {
+        struct steps_job *next = self->steps_head->next;
+        steps_job_destroy(&self->steps_head);
+        self->steps_head = next;
+    }
+    steps_limiter_destroy(&self->limiter);
     free(self->changes);
     pthread_mutex_destroy(&self->changes_lock);
     free(self);

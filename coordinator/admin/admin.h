@@ -52,6 +52,20 @@ void admin_set_paging(admin_t *self, const struct paging_config *paging);
  * admin_start. */
 void admin_set_observer(admin_t *self, const struct router_observer *observer);
 
+struct steps_job;
+
+/* Hands an opened incident's runbook steps to the admin thread (takes *job_p and sets it to
+ * NULL), which turns them into requests (docs/remediation.md, "Runbook steps"). Any thread;
+ * never blocks on the store. */
+void admin_runbook_steps(admin_t *self, struct steps_job **job_p);
+/* Where automatic runbook steps go to be judged by their verify conditions (borrowed: it must
+ * outlive self). Set before admin_start. */
+struct steps_watchlist;
+void admin_set_watchlist(admin_t *self, struct steps_watchlist *watchlist);
+/* At most one automatic request per (runbook, node) per interval_ms (commands.auto_min_interval).
+ * Set before admin_start. 0 or -ENOMEM. */
+int admin_set_auto_min_interval(admin_t *self, int64_t interval_ms);
+
 /* Tells the observer, on the caller's thread (the main loop), the node changes operators made
  * since the last call, in order. */
 void admin_node_changes(admin_t *self);

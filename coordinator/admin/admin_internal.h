@@ -25,6 +25,7 @@
 #include "evidence.h"
 #include "incidents.h"
 #include "remediate.h"
+#include "steps.h"
 #include "store.h"
 
 struct paging_config;
@@ -64,11 +65,20 @@ struct admin {
     struct router_observer observer;
     /* Command capsules (admin_set_remediate, borrowed); NULL = commands are refused. */
     remediate_t *remediate;
+    /* Opened incidents' runbook steps from the main loop (admin_runbook_steps): a list under
+     * changes_lock, and an eventfd that wakes the admin thread to run them. */
+    struct steps_job *steps_head, *steps_tail;
+    int steps_fd;
+    steps_limiter_t *limiter;     /* automatic requests per (runbook, node); admin thread */
+    steps_watchlist_t *watchlist; /* borrowed (admin_set_watchlist); NULL = no verify watch */
 };
 
 /* Queues a node's change for the observer (admin_node_changes); a change that cannot be queued
  * is logged. */
 void admin_node_change(admin_t *self, const char *node, bool up, int64_t at_ms);
+
+/* Runs an opened incident's runbook steps (commands.c; admin thread). */
+void admin_commands_run_steps(admin_t *self, const struct steps_job *job);
 
 struct reply_owned {
     void *ptr;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,7 @@ static bool in_list(const char *list, const char *name, size_t len)
 struct run_target {
     char node[256];
     enum vg_action_mode mode;
+    char inverse[sizeof(((struct agent_action *)0)->inverse)];
     char params[sizeof(((struct agent_action *)0)->params)];
     char (*agents)[sizeof(((struct agent *)0)->id)];
     size_t nagents;
@@ -353,6 +355,7 @@ static int pick_targets(registry_t *registry, const char *action, const char *no
         if (tg->nagents == 0 || act->mode > tg->mode) {
             tg->mode = act->mode;
             snprintf(tg->params, sizeof(tg->params), "%s", act->params);
+            snprintf(tg->inverse, sizeof(tg->inverse), "%s", act->inverse);
         }
         snprintf(tg->agents[tg->nagents++], sizeof(tg->agents[0]), "%s", a->id);
     }
@@ -362,31 +365,31 @@ static int pick_targets(registry_t *registry, const char *action, const char *no
 }
 
 /* The arguments against the declared parameter names: each once, nothing else (the check
- * decoded the request refuses a key given twice). */
-static bool args_match(const Vigil__RunCommand *run, const struct run_target *t, char *why,
-                       size_t whylen)
+ * decoded the request refuses a key given twice; a runbook's args are a mapping). */
+static bool args_match(const char *action, Vigil__CommandArg *const *args, size_t nargs,
+                       const struct run_target *t, char *why, size_t whylen)
 {
     for (const char *p = t->params; *p;) {
         size_t len = strcspn(p, ",");
         bool given = false;
-        for (size_t i = 0; i < run->n_args; i++)
-            given |= strlen(run->args[i]->key) == len && strncmp(run->args[i]->key, p, len) == 0;
+        for (size_t i = 0; i < nargs; i++)
+            given |= strlen(args[i]->key) == len && strncmp(args[i]->key, p, len) == 0;
         if (!given) {
             snprintf(why, whylen,
-                     "action %s on node %s needs --arg %.*s=VALUE (its parameters: %s)",
-                     run->action, t->node, (int)len, p, t->params);
+                     "action %s on node %s needs --arg %.*s=VALUE (its parameters: %s)", action,
+                     t->node, (int)len, p, t->params);
             return false;
         }
         p += len;
         if (*p == ',')
             p++;
     }
-    for (size_t i = 0; i < run->n_args; i++) {
-        const char *key = run->args[i]->key;
+    for (size_t i = 0; i < nargs; i++) {
+        const char *key = args[i]->key;
         if (!in_list(t->params, key, strlen(key))) {
             snprintf(why, whylen,
-                     "action %s on node %s has no parameter \"%s\" (its parameters: %s)",
-                     run->action, t->node, key, t->params[0] ? t->params : "none");
+                     "action %s on node %s has no parameter \"%s\" (its parameters: %s)", action,
+                     t->node, key, t->params[0] ? t->params : "none");
             return false;
         }
     }
@@ -436,6 +439,84 @@ static bool remediation_on(admin_t *self, struct reply *rep)
     return false;
 }
 
+/* What create_requests stores: one request per target. */
+struct new_requests {
+    const char *actor;        /* for the audit rows */
+    const char *requested_by; /* the operator's name, or "vigil" */
+    const char *action;
+    Vigil__CommandArg *const *args; /* borrowed */
+    size_t nargs;
+    uint64_t incident_id;
+    bool dry_run;
+    bool issue_auto; /* issue the capsule of a target whose mode is auto at once */
+};
+
+/*
+ * One request per target, and the capsules of auto targets when issue_auto, in one transaction
+ * (RunCommand and runbook steps). ids[i] is target i's request id and envelopes[i] its packed
+ * capsule (NULL when it waits for approvals): queue them with queued_requests after this
+ * returned 0. -ENOENT: no such incident; -EINVAL: an argument is not valid text; -EPROTO: a
+ * capsule failed the coordinator's own check; other negative errno: the store.
+ */
+static int create_requests(admin_t *self, const struct new_requests *nr,
+                           const struct run_target *targets, size_t ntargets, uint8_t **envelopes,
+                           size_t *lens, char (*ids)[VG_MAX_COMMAND_ID_LEN + 1])
+{
+    int64_t now = vg_wall_ms();
+    int r = store_command_begin(self->store);
+    for (size_t i = 0; r == 0 && i < ntargets; i++) {
+        struct store_command_info c;
+        memset(&c, 0, sizeof(c));
+        new_request_id(ids[i], sizeof(ids[i]));
+        snprintf(c.id, sizeof(c.id), "%s", ids[i]);
+        snprintf(c.action, sizeof(c.action), "%s", nr->action);
+        snprintf(c.node, sizeof(c.node), "%s", targets[i].node);
+        c.incident_id = nr->incident_id;
+        snprintf(c.requested_by, sizeof(c.requested_by), "%s", nr->requested_by);
+        c.created_at_ms = now;
+        c.approve_by_ms = now + remediate_approval_window_ms(self->remediate);
+        c.dry_run = nr->dry_run;
+        snprintf(c.mode, sizeof(c.mode), "%s", agent_action_mode_name(targets[i].mode));
+        c.args = (Vigil__CommandArg **)nr->args; /* borrowed: not cleared below */
+        c.nargs = nr->nargs;
+        Vigil__CommandRequest creq;
+        remediate_request_from_info(&c, &creq);
+        r = vg_command_request_hash(&creq, c.request_sha256);
+        if (r == 0)
+            r = store_command_create(self->store, &c, nr->actor);
+        if (r == 0 && nr->issue_auto && targets[i].mode == VG_ACTION_MODE_AUTO) {
+            struct store_command_info stored;
+            r = store_command_get(self->store, c.id, false, true, &stored);
+            int64_t not_after = 0;
+            char needs[384] = "";
+            if (r == 0)
+                r = remediate_try_issue(self->remediate, self->store, &stored, nr->actor, now,
+                                        &envelopes[i], &lens[i], &not_after, needs, sizeof(needs));
+            store_command_info_clear(&stored);
+        }
+    }
+    if (r == 0)
+        r = store_command_commit(self->store);
+    else
+        store_command_rollback(self->store);
+    return r;
+}
+
+/* After create_requests: logs each request and queues the issued capsules for their agents. */
+static void queued_requests(admin_t *self, const struct new_requests *nr,
+                            const struct run_target *targets, size_t ntargets,
+                            uint8_t *const *envelopes, const size_t *lens,
+                            char (*ids)[VG_MAX_COMMAND_ID_LEN + 1])
+{
+    for (size_t i = 0; i < ntargets; i++) {
+        vg_log(VG_LOG_INFO, "command=%s %s requested action=%s node=%s mode=%s%s", ids[i],
+               nr->actor, nr->action, targets[i].node, agent_action_mode_name(targets[i].mode),
+               envelopes[i] ? " issued" : "");
+        if (envelopes[i])
+            queue_capsule(self, ids[i], &targets[i], envelopes[i], lens[i]);
+    }
+}
+
 /* ---- run ---- */
 
 static void run_command(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
@@ -444,7 +525,7 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
     const Vigil__RunCommand *run = req->run_command;
     struct run_target *targets = NULL;
     size_t ntargets = 0;
-    char declared[DECLARED_TEXT_MAX], actor[192], why[512];
+    char declared[DECLARED_TEXT_MAX], actor[192], why[1536];
     bool node_active = false;
 
     if (!remediation_on(self, rep))
@@ -473,7 +554,7 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
         return;
     }
     for (size_t i = 0; i < ntargets; i++) {
-        if (!args_match(run, &targets[i], why, sizeof(why))) {
+        if (!args_match(run->action, run->args, run->n_args, &targets[i], why, sizeof(why))) {
             reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "%s", why);
             targets_free(targets, ntargets);
             return;
@@ -488,43 +569,17 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
         reply_out_of_memory(rep);
         goto out;
     }
-    int64_t now = vg_wall_ms();
-    r = store_command_begin(self->store);
-    for (size_t i = 0; r == 0 && i < ntargets; i++) {
-        struct store_command_info c;
-        memset(&c, 0, sizeof(c));
-        new_request_id(ids[i], sizeof(ids[i]));
-        snprintf(c.id, sizeof(c.id), "%s", ids[i]);
-        snprintf(c.action, sizeof(c.action), "%s", run->action);
-        snprintf(c.node, sizeof(c.node), "%s", targets[i].node);
-        c.incident_id = run->incident_id;
-        snprintf(c.requested_by, sizeof(c.requested_by), "%s", op->name);
-        c.created_at_ms = now;
-        c.approve_by_ms = now + remediate_approval_window_ms(self->remediate);
-        c.dry_run = run->dry_run;
-        snprintf(c.mode, sizeof(c.mode), "%s", agent_action_mode_name(targets[i].mode));
-        c.args = run->args; /* borrowed: not cleared below */
-        c.nargs = run->n_args;
-        Vigil__CommandRequest creq;
-        remediate_request_from_info(&c, &creq);
-        r = vg_command_request_hash(&creq, c.request_sha256);
-        if (r == 0)
-            r = store_command_create(self->store, &c, actor);
-        if (r == 0 && targets[i].mode == VG_ACTION_MODE_AUTO) {
-            struct store_command_info stored;
-            r = store_command_get(self->store, c.id, false, true, &stored);
-            int64_t not_after = 0;
-            char needs[384] = "";
-            if (r == 0)
-                r = remediate_try_issue(self->remediate, self->store, &stored, actor, now,
-                                        &envelopes[i], &lens[i], &not_after, needs, sizeof(needs));
-            store_command_info_clear(&stored);
-        }
-    }
-    if (r == 0)
-        r = store_command_commit(self->store);
-    else
-        store_command_rollback(self->store);
+    struct new_requests nr = {
+        .actor = actor,
+        .requested_by = op->name,
+        .action = run->action,
+        .args = run->args,
+        .nargs = run->n_args,
+        .incident_id = run->incident_id,
+        .dry_run = run->dry_run,
+        .issue_auto = true,
+    };
+    r = create_requests(self, &nr, targets, ntargets, envelopes, lens, ids);
     if (r == -ENOENT) {
         reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "incident %" PRIu64 " not found",
                     run->incident_id);
@@ -545,13 +600,7 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
         reply_store_unavailable(rep, true);
         goto out;
     }
-    for (size_t i = 0; i < ntargets; i++) {
-        vg_log(VG_LOG_INFO, "command=%s %s requested action=%s node=%s mode=%s%s", ids[i], actor,
-               run->action, targets[i].node, agent_action_mode_name(targets[i].mode),
-               envelopes[i] ? " issued" : "");
-        if (envelopes[i])
-            queue_capsule(self, ids[i], &targets[i], envelopes[i], lens[i]);
-    }
+    queued_requests(self, &nr, targets, ntargets, envelopes, lens, ids);
     if (!reply_commands_reserve(rep, ntargets))
         goto out;
     for (size_t i = 0; i < ntargets; i++) {
@@ -825,6 +874,240 @@ static void show_command(admin_t *self, const struct operator* op, const Vigil__
     reply_with_command(self, rep, req->show_command->request_id, true);
 }
 
+/* ---- runbook steps ---- */
+
+static void step_note(admin_t *self, const struct steps_job *job, const struct steps_step *st,
+                      const char *state, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* The step on the incident's timeline, and in the log. */
+static void step_note(admin_t *self, const struct steps_job *job, const struct steps_step *st,
+                      const char *state, const char *request_id, const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " runbook=%s step=%s mode=%s state=%s%s%s: %s",
+           job->incident_id, job->runbook, st->action, steps_mode_name(st->mode), state,
+           request_id[0] ? " command=" : "", request_id, text);
+    int r = store_command_step_note(self->store, job->incident_id, st->action,
+                                    steps_mode_name(st->mode), state, request_id, text);
+    if (r < 0)
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " step=%s not on the timeline: %s",
+               job->incident_id, st->action, strerror(-r));
+}
+
+/* One step on one node: a request, issued at once or waiting for approvals. rest: the nodes
+ * to request once this one (the canary) reported done with exit 0 ("" = none). True when the
+ * request was issued and is watched (a canary that will request the rest itself). */
+static bool run_step_on(admin_t *self, const struct steps_job *job, const struct steps_step *st,
+                        const char *node, const char *rest)
+{
+    struct run_target *targets = NULL;
+    size_t ntargets = 0;
+    char declared[DECLARED_TEXT_MAX], why[1536];
+    bool node_active = false;
+
+    registry_lock(self->registry);
+    int r = pick_targets(self->registry, st->action, node, &targets, &ntargets, declared,
+                         sizeof(declared), &node_active);
+    registry_unlock(self->registry);
+    if (r < 0 || ntargets == 0) {
+        step_note(self, job, st, "skipped", "", "runbook step %s (%s) not run on %s: %s",
+                  st->action, steps_mode_name(st->mode), node,
+                  r < 0          ? "out of memory"
+                  : !node_active ? "no active agent on the node"
+                                 : "no active agent of the node declares the action");
+        targets_free(targets, ntargets);
+        return false;
+    }
+    if (!args_match(st->action, st->args, st->nargs, &targets[0], why, sizeof(why))) {
+        step_note(self, job, st, "skipped", "", "runbook step %s (%s) not run: %s", st->action,
+                  steps_mode_name(st->mode), why);
+        targets_free(targets, ntargets);
+        return false;
+    }
+    enum steps_outcome out = steps_decide(st->mode, targets[0].mode);
+    const char *limited = "";
+    struct store_automation automation = {.enabled = true};
+    if (out == STEPS_ISSUE && store_automation_get(self->store, &automation) < 0) {
+        automation.enabled = false; /* unknown: an operator decides */
+        vg_log(VG_LOG_WARN, "incident=%" PRIu64 " step=%s automation state unknown: waits",
+               job->incident_id, st->action);
+    }
+    if (out == STEPS_ISSUE && !automation.enabled) {
+        out = STEPS_PENDING;
+        limited = " (automation is off)";
+    } else if (out == STEPS_ISSUE && !st->inverse &&
+               !steps_limiter_allow(self->limiter, job->runbook, node, vg_wall_ms())) {
+        out = STEPS_PENDING;
+        limited = " (Vigil ran it on this node less than commands.auto_min_interval ago)";
+    }
+    uint8_t *envelope = NULL;
+    size_t len = 0;
+    bool watched = false;
+    char id[1][VG_MAX_COMMAND_ID_LEN + 1];
+    struct new_requests nr = {
+        .actor = "vigil",
+        .requested_by = "vigil",
+        .action = st->action,
+        .args = st->args,
+        .nargs = st->nargs,
+        .incident_id = job->incident_id,
+        .issue_auto = out == STEPS_ISSUE,
+    };
+    r = create_requests(self, &nr, targets, 1, &envelope, &len, id);
+    if (r < 0) {
+        step_note(self, job, st, "skipped", "", "runbook step %s (%s) not run on %s: %s",
+                  st->action, steps_mode_name(st->mode), node,
+                  r == -EINVAL   ? "an argument is not valid text"
+                  : r == -EPROTO ? "the capsule failed the coordinator's own check"
+                                 : "the store is unavailable");
+        targets_free(targets, ntargets);
+        return false;
+    }
+    queued_requests(self, &nr, targets, 1, &envelope, &len, id);
+    if (envelope && st->inverse)
+        step_note(self, job, st, "issued", id[0], "inverse %s ran automatically on %s as %s",
+                  st->action, node, id[0]);
+    else if (envelope)
+        step_note(self, job, st, "issued", id[0], "runbook step %s ran automatically on %s as %s",
+                  st->action, node, id[0]);
+    if (envelope && !st->inverse && self->watchlist) {
+        /* Verify-then-inverse: the main loop judges it once it reports (steps.h). */
+        struct steps_watch w = {.incident_id = job->incident_id,
+                                .within_ms = st->verify_within_ms > 0
+                                                 ? st->verify_within_ms
+                                                 : RB_DEFAULT_VERIFY_WITHIN_MS};
+        snprintf(w.request_id, sizeof(w.request_id), "%s", id[0]);
+        snprintf(w.runbook, sizeof(w.runbook), "%s", job->runbook);
+        snprintf(w.verify_node, sizeof(w.verify_node), "%s", job->verify_node);
+        snprintf(w.node, sizeof(w.node), "%s", node);
+        snprintf(w.action, sizeof(w.action), "%s", st->action);
+        snprintf(w.inverse, sizeof(w.inverse), "%s", targets[0].inverse);
+        snprintf(w.rest, sizeof(w.rest), "%s", rest);
+        if (steps_watchlist_add(self->watchlist, &w) < 0)
+            vg_log(VG_LOG_WARN, "command=%s not watched for its verify: out of memory", id[0]);
+        else
+            watched = true;
+    }
+    if (!envelope)
+        step_note(self, job, st, "pending", id[0],
+                  "runbook step %s on %s waits for approval%s: vigilctl approve %s", st->action,
+                  node, limited, id[0]);
+    free(envelope);
+    targets_free(targets, ntargets);
+    return watched;
+}
+
+void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
+{
+    for (size_t i = 0; i < job->nsteps; i++) {
+        const struct steps_step *st = &job->steps[i];
+        if (st->mode == RB_MODE_MANUAL) {
+            step_note(self, job, st, "manual", "",
+                      "runbook step %s (manual): Vigil does not run it; a responder does",
+                      st->action);
+            continue;
+        }
+        if (!self->remediate) {
+            step_note(self, job, st, "skipped", "",
+                      "runbook step %s (%s) not run: remediation commands are not available on "
+                      "this coordinator",
+                      st->action, steps_mode_name(st->mode));
+            continue;
+        }
+        struct rb_action limits = {.mode = st->mode, .max_nodes = st->max_nodes};
+        size_t limit = steps_node_limit(&limits);
+        size_t reach = limit == 0 || job->nnodes < limit ? job->nnodes : limit;
+        size_t k = 0;
+        if (st->mode == RB_MODE_AUTO && !st->inverse && !st->after_canary && reach > 1) {
+            /* Canary: one node first; the others once it reported done with exit 0. */
+            char rest[sizeof(((struct steps_watch *)0)->rest)] = "";
+            size_t used = 0;
+            for (size_t n = 1; n < reach; n++) {
+                int w = snprintf(rest + used, sizeof(rest) - used, "%s%s", used ? "\n" : "",
+                                 job->nodes[n]);
+                if (w < 0 || (size_t)w >= sizeof(rest) - used) {
+                    rest[used] = '\0';
+                    break;
+                }
+                used += (size_t)w;
+            }
+            k = 1; /* a canary not issued alone (pending, skipped): the others decide below */
+            if (run_step_on(self, job, st, job->nodes[0], rest)) {
+                step_note(self, job, st, "canary", "",
+                          "runbook step %s runs on %s first; the other %zu node(s) after it "
+                          "reports done with exit 0",
+                          st->action, job->nodes[0], reach - 1);
+                k = reach; /* the canary's watch requests the others */
+            }
+        }
+        for (; k < reach; k++)
+            run_step_on(self, job, st, job->nodes[k], "");
+        if (limit != 0 && job->nnodes > limit)
+            step_note(self, job, st, "limited", "",
+                      "runbook step %s (%s) reached %zu of %zu nodes (max_nodes)", st->action,
+                      steps_mode_name(st->mode), limit, job->nnodes);
+    }
+}
+
+/* ---- automation ---- */
+
+struct wire_automation {
+    Vigil__AutomationInfo info;
+    struct store_automation src;
+};
+
+static void reply_with_automation(struct reply *rep, const struct store_automation *a)
+{
+    struct wire_automation *w = reply_own(rep, calloc(1, sizeof(*w)), free);
+    if (!w)
+        return;
+    w->src = *a;
+    vigil__automation_info__init(&w->info);
+    w->info.enabled = w->src.enabled;
+    w->info.changed_by = w->src.changed_by;
+    w->info.changed_at_ms = w->src.changed_at_ms;
+    rep->msg.automation = &w->info;
+}
+
+static void show_automation(admin_t *self, const struct operator* op,
+                            const Vigil__AdminRequest *req, struct reply *rep)
+{
+    (void)op;
+    (void)req;
+    struct store_automation a;
+    if (store_automation_get(self->store, &a) < 0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    reply_with_automation(rep, &a);
+}
+
+static void set_automation(admin_t *self, const struct operator* op, const Vigil__AdminRequest *req,
+                           struct reply *rep)
+{
+    char actor[192];
+    struct store_automation a;
+    admin_actor(op, actor, sizeof(actor));
+    if (store_automation_set(self->store, req->set_automation->enabled, op->name, &a) < 0) {
+        reply_store_unavailable(rep, true);
+        return;
+    }
+    vg_log(VG_LOG_WARN, "automation %s by %s: runbook auto steps %s", a.enabled ? "on" : "off",
+           actor, a.enabled ? "run by themselves" : "wait for an operator's approval");
+    reply_with_automation(rep, &a);
+}
+
+static const char *check_nothing(const Vigil__AdminRequest *req)
+{
+    (void)req;
+    return NULL;
+}
+
 const struct admin_command admin_command_commands[] = {
     {VIGIL__ADMIN_REQUEST__BODY_RUN_COMMAND, ROLE_RESPONDER, "running commands", check_run,
      run_command},
@@ -836,5 +1119,9 @@ const struct admin_command admin_command_commands[] = {
      list_commands},
     {VIGIL__ADMIN_REQUEST__BODY_SHOW_COMMAND, ROLE_VIEWER, "showing commands", check_show,
      show_command},
+    {VIGIL__ADMIN_REQUEST__BODY_SHOW_AUTOMATION, ROLE_VIEWER, "showing automation", check_nothing,
+     show_automation},
+    {VIGIL__ADMIN_REQUEST__BODY_SET_AUTOMATION, ROLE_ADMIN, "turning automation on or off",
+     check_nothing, set_automation},
     {0},
 };

@@ -101,12 +101,14 @@ const struct rb_set *correlate_runbooks(const correlate_t *self)
     return self->set;
 }
 
-void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch)
+size_t correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch)
 {
     struct rb_label labels[OBSERVE_MAX_LABELS];
+    struct rules_stats before, after;
 
     if (!self->set || !batch)
-        return;
+        return 0;
+    rules_stats(self->rules, &before);
     for (size_t i = 0; i < batch->n_signals; i++) {
         const Vigil__Signal *s = batch->signals[i];
         size_t n = s->n_labels < OBSERVE_MAX_LABELS ? s->n_labels : OBSERVE_MAX_LABELS;
@@ -117,6 +119,8 @@ void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalB
         }
         rules_observe(self->rules, node, s->name, labels, n, s->value, s->ts_ms);
     }
+    rules_stats(self->rules, &after);
+    return (size_t)(after.samples_matched - before.samples_matched);
 }
 
 void correlate_observe_value(correlate_t *self, const char *node, const char *name, double value,

@@ -50,8 +50,8 @@ const struct rb_set *correlate_runbooks(const correlate_t *self);
 const char *correlate_dir(const correlate_t *self);
 
 /* Every sample of a committed batch from node: one hash lookup each for signals that no
- * symptom reads. */
-void correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch);
+ * symptom reads. Returns how many samples a symptom stored (0: nothing to evaluate for). */
+size_t correlate_observe(correlate_t *self, const char *node, const Vigil__SignalBatch *batch);
 
 /* One sample without labels that did not come from an agent (the PromQL poller's answers, on
  * node ""). */

@@ -512,6 +512,20 @@ static int draft_event(const struct store_incident_event *ev, void *userdata)
 }
 
 /* The document's report template, filled with what Vigil knows; the rest is left for people. */
+/* One line per command in the draft's Resolution: what ran, who asked, how it ended. */
+static int draft_command(const struct store_incident_command *c, void *userdata)
+{
+    struct draft *d = userdata;
+    draft_add(d, "- %s on %s (%s, %s, requested by %s): %s", c->action, c->node, c->id, c->mode,
+              c->requested_by, c->state);
+    if (c->has_exit)
+        draft_add(d, ", exit %d", c->exit_status);
+    if (c->reason[0])
+        draft_add(d, " (%s)", c->reason);
+    draft_add(d, "\n");
+    return 0;
+}
+
 static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
@@ -545,7 +559,15 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
                       "root cause (see the timeline).\n",
                       t.attached);
         draft_add(&d, "\n## Resolution\n[Steps taken to resolve the incident; the resolve note "
-                      "is in the timeline]\n\n## Lessons Learned\n- What went well\n"
+                      "is in the timeline]\n");
+        draft_add(&d, "\nCommands (runbook steps and vigilctl run):\n");
+        size_t heading = d.len;
+        *ret = store_incident_commands(store, id, draft_command, &d);
+        if (*ret == 0 && d.len == heading)
+            draft_add(&d, "- none\n");
+    }
+    if (*ret == 0) {
+        draft_add(&d, "\n## Lessons Learned\n- What went well\n"
                       "- What could be improved\n- Action items for prevention\n\n"
                       "## Follow-up Actions\n- [ ] Action item 1\n");
         if (d.failed)

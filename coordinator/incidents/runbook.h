@@ -116,7 +116,12 @@ struct rb_action {
     struct rb_label *args;
     size_t nargs;
     int max_nodes; /* blast radius: at most this many nodes per incident; 0 = no limit */
+    /* After an automatic run reported done, the verify conditions must hold within this, or the
+       action's inverse runs and the incident escalates (1s to 1d; default 5m). */
+    int64_t verify_within_ms;
 };
+
+#define RB_DEFAULT_VERIFY_WITHIN_MS (5 * 60 * 1000)
 
 struct rb_runbook {
     char *id; /* unique across the set; the incident fingerprint starts with it */

@@ -110,14 +110,14 @@ static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *
 static int get_action(struct rb_loader *ld, struct fy_node *node, const char *path,
                       const struct fy_mark *where, struct rb_action *a)
 {
-    static const char *const names[] = {"action", "mode", "args", "max_nodes"};
-    struct rb_field fields[4];
+    static const char *const names[] = {"action", "mode", "args", "max_nodes", "verify_within"};
+    struct rb_field fields[5];
     struct fy_mark buf;
     char shown[VG_YAML_QUOTE_MAX + 1];
     const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     size_t len = 0;
     const char *mode;
-    int r = rb_yaml_take_keys(ld, node, path, at, names, 4, 15, fields);
+    int r = rb_yaml_take_keys(ld, node, path, at, names, 5, 31, fields);
 
     if (r == 0)
         r = rb_yaml_need(ld, &fields[0], at);
@@ -145,6 +145,10 @@ static int get_action(struct rb_loader *ld, struct fy_node *node, const char *pa
     r = rb_yaml_get_labels(ld, &fields[2], &a->args, &a->nargs);
     if (r == 0 && rb_yaml_present(&fields[3]))
         r = rb_yaml_get_int(ld, &fields[3], 0, 10000, &a->max_nodes);
+    a->verify_within_ms = RB_DEFAULT_VERIFY_WITHIN_MS;
+    if (r == 0 && rb_yaml_present(&fields[4]))
+        r = rb_yaml_get_duration(ld, &fields[4], RB_MS_PER_S, 24 * 60 * RB_MS_PER_M,
+                                 &a->verify_within_ms);
     return r;
 }
 

@@ -166,12 +166,19 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
                    const struct recipients *to, const char *responders)
 {
     struct page_message msg;
+    bool automation_on = true;
+    char *pending = NULL;
+    if (store_incidents_automation(cx->self->store, cx->inc->id, &automation_on, &pending) < 0)
+        pending = NULL; /* the page goes out without it */
+    char *steps = page_message_steps(cx->rb, automation_on, pending);
+    free(pending);
     struct page_message_in in = {
         .inc = cx->inc,
         .kind = kind,
         .level = level,
         .responders = responders,
         .runbook_link = cx->rb && cx->rb->doc ? cx->rb->doc : "",
+        .steps = steps,
         .now_ms = cx->now_ms,
     };
     const char *event = kind == NOTIFICATION_KIND_PAGE           ? "trigger"
@@ -203,6 +210,7 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
         cx->added += added;
     }
     page_message_free(&msg);
+    free(steps);
     return r;
 }
 

@@ -1,5 +1,6 @@
 /* Notification text and payload (page_message.h). */
 #include "page_message.h"
+#include "runbook.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -91,9 +92,10 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  "Runbook:    %s\n"
                  "On it:      %s\n"
                  "Acknowledge: vigilctl ack %" PRIu64 "\n"
-                 "Details:     vigilctl incident show %" PRIu64 "\n",
+                 "Details:     vigilctl incident show %" PRIu64 "\n"
+                 "%s",
                  sev, inc->title, headline(in->kind), inc->id, state, inc->runbook, scope, opened,
-                 age_min, due, link, who, inc->id, inc->id) < 0)
+                 age_min, due, link, who, inc->id, inc->id, in->steps ? in->steps : "") < 0)
         ret->body = NULL;
     json_t *payload = json_pack(
         "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:i}", "incident_id",
@@ -124,4 +126,30 @@ void page_message_free(struct page_message *msg)
     free(msg->body);
     free(msg->payload_json);
     memset(msg, 0, sizeof(*msg));
+}
+
+char *page_message_steps(const struct rb_runbook *rb, bool automation_on, const char *pending)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+    if (!automation_on)
+        fprintf(f, "Automation is off: auto steps wait for approval (vigilctl automation on)\n");
+    for (size_t i = 0; rb && i < rb->nresolve; i++) {
+        const struct rb_action *a = &rb->resolve[i];
+        const char *what = a->mode == RB_MODE_MANUAL    ? "manual: a responder does it by hand"
+                           : a->mode == RB_MODE_APPROVE ? "approve: waits for vigilctl approve"
+                           : automation_on              ? "auto: Vigil runs it"
+                                                        : "auto: waits for vigilctl approve";
+        fprintf(f, "%s %s (%s)\n", i == 0 ? "Steps:      " : "            ", a->name, what);
+    }
+    if (pending && pending[0])
+        fprintf(f, "Approve:     %s (vigilctl approve ID)\n", pending);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }

@@ -6,6 +6,7 @@
 #ifndef COORD_PAGE_MESSAGE_H
 #define COORD_PAGE_MESSAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -17,6 +18,7 @@ struct page_message_in {
     const char *responders;   /* "alice, bob" paged so far ("" = nobody yet) */
     const char *runbook_link; /* the runbook's doc link ("" = none) */
     int64_t now_ms;
+    const char *steps; /* page_message_steps' text, appended to the body (NULL = none) */
 };
 
 struct page_message {
@@ -24,6 +26,14 @@ struct page_message {
     char *body;
     char *payload_json;
 };
+
+struct rb_runbook;
+
+/* The lines a page adds about the runbook's resolve steps (docs/remediation.md, "Runbook
+ * steps"): "Automation is off" when it is, each step with what Vigil does with it, and the
+ * requests that wait for approval (pending: "ID ACTION on NODE, ..." or ""). rb may be NULL.
+ * malloc'd (caller frees); NULL when out of memory. */
+char *page_message_steps(const struct rb_runbook *rb, bool automation_on, const char *pending);
 
 /* 0, -EINVAL (a kind or state outside its enum) or -ENOMEM; free with page_message_free. */
 int page_message_build(const struct page_message_in *in, struct page_message *ret);

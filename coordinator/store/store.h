@@ -434,6 +434,25 @@ void store_command_info_clear(struct store_command_info *c);
  * request id in use; -EINVAL for text that is not UTF-8. */
 int store_command_create(store_t *self, const struct store_command_info *c, const char *actor);
 
+/* Whether runbook auto steps run by themselves (table automation, migration 014). */
+struct store_automation {
+    bool enabled;
+    char changed_by[192];
+    int64_t changed_at_ms;
+};
+/* The state now (enabled when the row is missing). Outside a transaction. */
+int store_automation_get(store_t *self, struct store_automation *ret);
+/* Sets it, with its audit row (automation.on / automation.off), in one statement; *ret is the
+ * state as stored. */
+int store_automation_set(store_t *self, bool enabled, const char *actor,
+                         struct store_automation *ret);
+
+/* A runbook step on incident_id's timeline (kind note, actor vigil, data {step, mode, state,
+ * request_id}): text says what Vigil did with the step. Outside a transaction. */
+int store_command_step_note(store_t *self, uint64_t incident_id, const char *action,
+                            const char *mode, const char *state, const char *request_id,
+                            const char *text);
+
 /* Reads one command (approvals included; steps when with_steps). -ENOENT when absent. Inside a
  * transaction (store_command_begin), for_update locks the request's row until its end. */
 int store_command_get(store_t *self, const char *id, bool with_steps, bool for_update,
@@ -716,6 +735,22 @@ struct store_notification_row {
     const char *last_error;
     int64_t created_at_ms, sent_at_ms; /* sent 0 = not sent */
 };
+/* One command of an incident, for its report (strings borrowed for the callback). */
+struct store_incident_command {
+    const char *id, *action, *node, *mode, *requested_by, *state;
+    bool has_exit; /* a done report came */
+    int exit_status;
+    const char *reason; /* a refusal's reason, "" = none */
+};
+/* Every command of incident_id in the order they were requested. cb returns 0 or a negative
+ * errno (which stops and is returned). */
+int store_incident_commands(store_incidents_t *self, uint64_t incident_id,
+                            int (*cb)(const struct store_incident_command *c, void *userdata),
+                            void *userdata);
+/* For a page: whether runbook auto steps run by themselves (table automation) and the
+ * incident's requests that wait for approval ("ID ACTION on NODE, ...", malloc'd, "" = none). */
+int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bool *ret_enabled,
+                               char **ret_pending);
 int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
                              int (*cb)(const struct store_notification_row *row, void *userdata),
                              void *userdata);

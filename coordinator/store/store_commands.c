@@ -301,6 +301,85 @@ int store_command_create(store_t *self, const struct store_command_info *c, cons
     return created_rows == 1 ? 0 : -ENOENT; /* none: the incident was not there */
 }
 
+/* A runbook step's note on the incident's timeline (kind note, actor vigil): what Vigil did with
+ * the step, or why it did not run it. */
+int store_command_step_note(store_t *self, uint64_t incident_id, const char *action,
+                            const char *mode, const char *state, const char *request_id,
+                            const char *text)
+{
+    if (!self || incident_id == 0 || !vg_utf8_valid(action) || !vg_utf8_valid(text) ||
+        !vg_utf8_valid(request_id))
+        return -EINVAL;
+    char incident[24];
+    snprintf(incident, sizeof(incident), "%" PRIu64, incident_id);
+    const char *params[] = {incident, text, action, mode, state, request_id};
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = run_counted(self, "command step note",
+                        "WITH ins AS (" TIMELINE_EVENT "  SELECT id, now(), 'note', 'vigil', $2,"
+                        "    jsonb_build_object('step', $3::text, 'mode', $4::text,"
+                        "      'state', $5::text, 'request_id', $6::text)"
+                        "  FROM incidents WHERE id = $1::bigint RETURNING 1)"
+                        " SELECT 1 FROM ins",
+                        6, params, NULL);
+    return r;
+}
+
+/* ---- automation ---- */
+
+static int automation_row(const PGresult *res, int row, void *userdata)
+{
+    struct store_automation *a = userdata;
+    int64_t v = 0;
+    a->enabled = strcmp(PQgetvalue(res, row, 0), "t") == 0;
+    copy_field(a->changed_by, sizeof(a->changed_by), PQgetvalue(res, row, 1));
+    a->changed_at_ms = store_parse_i64(PQgetvalue(res, row, 2), &v) ? v : 0;
+    return 1;
+}
+
+#define AUTOMATION_COLUMNS "enabled, changed_by, (extract(epoch FROM changed_at) * 1000)::bigint"
+
+int store_automation_get(store_t *self, struct store_automation *ret)
+{
+    struct store_automation a = {.enabled = true};
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = store_query_rows(self, "automation get",
+                             "SELECT " AUTOMATION_COLUMNS " FROM automation", 0, NULL,
+                             automation_row, &a);
+    if (r == 0)
+        *ret = a;
+    return r;
+}
+
+int store_automation_set(store_t *self, bool enabled, const char *actor,
+                         struct store_automation *ret)
+{
+    if (!vg_utf8_valid(actor))
+        return -EINVAL;
+    struct store_automation a = {.enabled = enabled};
+    const char *params[] = {enabled ? "t" : "f", actor};
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = store_query_rows(
+            self, "automation set",
+            "WITH prev AS (SELECT enabled FROM automation),"
+            " upd AS (INSERT INTO automation (singleton, enabled, changed_by, changed_at)"
+            "  VALUES (true, $1::boolean, $2, now())"
+            "  ON CONFLICT (singleton) DO UPDATE SET enabled = EXCLUDED.enabled,"
+            "    changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at"
+            "  RETURNING " AUTOMATION_COLUMNS "),"
+            " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+            "  SELECT $2, CASE WHEN $1::boolean THEN 'automation.on' ELSE 'automation.off' END,"
+            "    'automation', format('was=%s', coalesce((SELECT enabled FROM prev)::text, "
+            "'unset')))"
+            " SELECT * FROM upd",
+            2, params, automation_row, &a);
+    if (r == 0)
+        *ret = a;
+    return r;
+}
+
 /* ---- read ---- */
 
 struct one_command {

@@ -270,3 +270,67 @@ int store_notifications_failed_after(
                              " AND status = 'failed' ORDER BY id",
                              2, params, cb, userdata);
 }
+
+int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bool *ret_enabled,
+                               char **ret_pending)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    int r = store_incidents_run(
+        self,
+        "SELECT coalesce((SELECT enabled FROM automation), true),"
+        " coalesce((SELECT string_agg(format('%s %s on %s', id, action, node), ', ' ORDER BY n)"
+        "   FROM command_requests WHERE incident_id = $1::bigint AND state = 'pending'), '')",
+        1, params, "read automation", &res);
+    if (r < 0)
+        return r;
+    char *pending = PQntuples(res) == 1 ? strdup(PQgetvalue(res, 0, 1)) : strdup("");
+    bool enabled = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "f") != 0;
+    PQclear(res);
+    if (!pending)
+        return -ENOMEM;
+    *ret_enabled = enabled;
+    *ret_pending = pending;
+    return 0;
+}
+
+int store_incident_commands(store_incidents_t *self, uint64_t incident_id,
+                            int (*cb)(const struct store_incident_command *c, void *userdata),
+                            void *userdata)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    int r = store_incidents_run(
+        self,
+        "SELECT q.id, q.action, q.node, q.mode, q.requested_by, q.state,"
+        " coalesce(d.exit_status::text, ''), coalesce(d.reason, '')"
+        " FROM command_requests q"
+        " LEFT JOIN LATERAL (SELECT r.exit_status, r.reason FROM command_reports r"
+        "   WHERE r.request_id = q.id AND r.step IN ('done', 'refused')"
+        "   ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"
+        " WHERE q.incident_id = $1::bigint ORDER BY q.n",
+        1, params, "incident commands", &res);
+    if (r < 0)
+        return r;
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        const char *exit_text = PQgetvalue(res, i, 6);
+        struct store_incident_command c = {
+            .id = PQgetvalue(res, i, 0),
+            .action = PQgetvalue(res, i, 1),
+            .node = PQgetvalue(res, i, 2),
+            .mode = PQgetvalue(res, i, 3),
+            .requested_by = PQgetvalue(res, i, 4),
+            .state = PQgetvalue(res, i, 5),
+            .has_exit = exit_text[0] != '\0',
+            .exit_status = exit_text[0] ? (int)strtol(exit_text, NULL, 10) : 0,
+            .reason = PQgetvalue(res, i, 7),
+        };
+        r = cb(&c, userdata);
+    }
+    PQclear(res);
+    return r < 0 ? r : 0;
+}

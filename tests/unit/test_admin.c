@@ -53,6 +53,8 @@ static const struct expected_role expected[] = {
     {VIGIL__ADMIN_REQUEST__BODY_CANCEL_COMMAND, ROLE_RESPONDER},
     {VIGIL__ADMIN_REQUEST__BODY_LIST_COMMANDS, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_SHOW_COMMAND, ROLE_VIEWER},
+    {VIGIL__ADMIN_REQUEST__BODY_SHOW_AUTOMATION, ROLE_VIEWER},
+    {VIGIL__ADMIN_REQUEST__BODY_SET_AUTOMATION, ROLE_ADMIN},
 };
 
 /* Every field of AdminRequest's body oneof, from the descriptor: a request added to the proto

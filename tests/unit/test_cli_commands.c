@@ -241,8 +241,9 @@ static void test_vigilctl_options(void **state)
     assert_string_equal(err, "vigilctl: --all takes no value; try 'vigilctl help'");
     char *unknown[] = {"vigilctl", "help", "bogus", NULL};
     assert_int_equal(vigilctl(unknown, err, sizeof(err)), CTL_EXIT_USAGE);
-    assert_non_null(
-        strstr(err, "the commands are ack, agents, approve, cancel, collect, command, commands, "));
+    assert_non_null(strstr(
+        err,
+        "the commands are ack, agents, approve, automation, cancel, collect, command, commands, "));
     assert_non_null(strstr(err, ", tail and token"));
 }
 

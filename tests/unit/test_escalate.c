@@ -13,6 +13,7 @@
 
 #include "escalate.h"
 #include "page_message.h"
+#include "runbook.h"
 
 #define MIN (60 * INT64_C(1000))
 
@@ -68,7 +69,8 @@ static void test_message_says_what_a_person_needs(void **state)
     snprintf(inc.scope_json, sizeof(inc.scope_json), "%s", "[\"web-1\", \"web-2\"]");
     inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
     struct page_message_in in = {&inc,    NOTIFICATION_KIND_PAGE, 1,
-                                 "alice", "docs/runbook#app",     inc.opened_at_ms + 16 * MIN};
+                                 "alice", "docs/runbook#app",     inc.opened_at_ms + 16 * MIN,
+                                 NULL};
     struct page_message msg;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_string_equal(msg.subject, "[SEV1] Application down (incident 42) needs you, level 2");
@@ -93,12 +95,44 @@ static void test_message_says_what_a_person_needs(void **state)
     page_message_free(&msg);
 }
 
+/* A page lists the runbook's steps with what Vigil does with each, says when automation is off,
+ * and names the requests waiting for approval. */
+static void test_message_lists_runbook_steps(void **unused)
+{
+    (void)unused;
+    struct rb_action resolve[] = {
+        {.name = "restart-nginx", .mode = RB_MODE_AUTO},
+        {.name = "flush-cache", .mode = RB_MODE_APPROVE},
+        {.name = "scale-up", .mode = RB_MODE_MANUAL},
+    };
+    struct rb_runbook rb = {.id = "application-down", .resolve = resolve, .nresolve = 3};
+    char *on = page_message_steps(&rb, true, "");
+    assert_non_null(on);
+    assert_null(strstr(on, "Automation is off"));
+    assert_non_null(strstr(on, "Steps:       restart-nginx (auto: Vigil runs it)\n"));
+    assert_non_null(strstr(on, "flush-cache (approve: waits for vigilctl approve)\n"));
+    assert_non_null(strstr(on, "scale-up (manual: a responder does it by hand)\n"));
+    assert_null(strstr(on, "Approve:"));
+    char *off = page_message_steps(&rb, false, "cmd-0011223344556677 flush-cache on web-1");
+    assert_non_null(off);
+    assert_non_null(strstr(off, "Automation is off"));
+    assert_non_null(strstr(off, "restart-nginx (auto: waits for vigilctl approve)\n"));
+    assert_non_null(strstr(off, "Approve:     cmd-0011223344556677 flush-cache on web-1"));
+    free(on);
+    free(off);
+    /* No runbook, automation on: nothing to add. */
+    char *none = page_message_steps(NULL, true, NULL);
+    assert_string_equal(none, "");
+    free(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels_follow_the_timeline),
         cmocka_unit_test(test_repeat_runs_the_policy_again),
         cmocka_unit_test(test_message_says_what_a_person_needs),
+        cmocka_unit_test(test_message_lists_runbook_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

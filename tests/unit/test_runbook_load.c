@@ -78,8 +78,21 @@ static void test_shipped_runbooks(void **unused)
         assert_true(rb->ninvestigate > 0 && rb->nresolve > 0 && rb->nverify > 0);
         for (size_t v = 0; v < rb->nverify; v++)
             assert_true(rb->verify[v].hold_ms > 0);
-        for (size_t a = 0; a < rb->nresolve; a++)
-            assert_int_not_equal(rb->resolve[a].mode, RB_MODE_AUTO); /* no agent actions yet */
+        int64_t longest_hold = 0;
+        for (size_t v = 0; v < rb->nverify; v++)
+            longest_hold =
+                rb->verify[v].hold_ms > longest_hold ? rb->verify[v].hold_ms : longest_hold;
+        for (size_t a = 0; a < rb->nresolve; a++) {
+            const struct rb_action *act = &rb->resolve[a];
+            if (act->mode != RB_MODE_AUTO)
+                continue;
+            /* Only what deploy/config/agent.yaml's catalog marks auto runs by itself, on one
+             * node, and its verify window must leave room for the longest hold (or every
+             * successful run would be judged unverified and escalate). */
+            assert_string_equal(act->name, "restart-nginx");
+            assert_int_equal(act->max_nodes, 1);
+            assert_true(act->verify_within_ms > longest_hold);
+        }
         if (want[i].depends_on_database) {
             assert_int_equal(rb->ndepends, 1);
             assert_string_equal(rb->depends_on[0], "database-issues");
@@ -241,6 +254,8 @@ static void test_every_key(void **unused)
     assert_int_equal(rb->resolve[1].mode, RB_MODE_MANUAL);
     assert_int_equal(rb->resolve[1].max_nodes, 0);
     assert_int_equal(rb->resolve[2].mode, RB_MODE_AUTO);
+    assert_int_equal(rb->resolve[2].verify_within_ms, 90 * S_MS);
+    assert_int_equal(rb->resolve[0].verify_within_ms, 5 * M_MS); /* the default */
 
     assert_int_equal(rb->nverify, 2);
     assert_int_equal(rb->verify[0].cond.kind, RB_COND_THRESHOLD);
@@ -289,6 +304,8 @@ static void test_bad_files(void **unused)
          "7:6: \"verify[0]\": needs hold, how long the condition must hold (e.g. hold: 2m)"},
         {"action-mode.yaml",
          "7:29: \"resolve[0].mode\": must be auto, approve or manual (got \"yolo\")"},
+        {"verify-within.yaml",
+         "7:50: \"resolve[0].verify_within\": must be between 1s and 1d (got \"0s\")"},
         {"negative-duration.yaml",
          "5:45: \"symptoms[0].for\": must be between 0s and 1d (got \"-5s\")"},
         {"depends-self.yaml", "4:14: \"depends_on[0]\": a runbook cannot depend on itself"},

@@ -24,8 +24,25 @@
  *       odd-node (enrolls as a node name that is not UTF-8, then heartbeats with a version
  *       cut inside a character: both must be accepted).
  *
- *   Both take --protocol-version V (default: this build's VG_PROTOCOL_VERSION): every envelope
- *   is stamped V, and a reply is taken only if an agent at V would take it (V-1 .. V+1, the
+ *   vigil-sim commands --endpoint E --server-key K --secret-file F --signing-key S
+ *                      [--agents N] [--seconds S] [--action A] [--expect C] [--node-prefix P]
+ *       N agents enroll declaring a catalog of one `auto` exec action A ("noop" by default) and
+ *       print "sim: ready agents=N" once all are active. Then each answers every CommandCapsule
+ *       it receives the way the executor does: vg_capsule_verify with a signer set holding the
+ *       coordinator's Ed25519 public key S (base64, as `vigil-coordinator --print-signing-key`
+ *       prints it), this agent's node and the wall clock, then vg_capsule_policy_ok for mode
+ *       auto and the action name; a capsule that passes is answered ACCEPTED, STARTED, DONE
+ *       (exit 0, the SHA-256 of an empty output), one that does not REFUSED with the reason,
+ *       all as durable command_report messages with increasing seq. The nonce is not recorded
+ *       (no replay cache: the benchmark never replays). It stops after S seconds (60 by
+ *       default), or once every agent has answered C capsules (--expect, 0 = never) and all its
+ *       reports are acknowledged, and prints
+ *       sim: commands agents=N capsules=X refused=Y reports=Z unacked=U first_capsule_at_ms=T1
+ *       last_capsule_at_ms=T2   (T1, T2: wall clock, Unix ms, when the first and last capsule
+ *       arrived)
+ *
+ *   Every mode takes --protocol-version V (default: this build's VG_PROTOCOL_VERSION): every
+ * envelope is stamped V, and a reply is taken only if an agent at V would take it (V-1 .. V+1, the
  *   window common/wire.h defines), so a rolling upgrade's mixed versions can be played.
  */
 #include <errno.h>
@@ -36,6 +53,8 @@
 #include <sys/resource.h>
 #include <zmq.h>
 
+#include "capsule.h"
+#include "digest.h"
 #include "keys.h"
 #include "timeutil.h"
 #include "token.h"
@@ -50,6 +69,9 @@ struct sim_agent {
     uint64_t inflight;
     uint64_t acked_messages;
     int64_t last_enroll;
+    int64_t next_heartbeat; /* commands: mono ms */
+    uint32_t heartbeat_ms;  /* commands: from the EnrollReply */
+    int capsules;           /* commands: capsules answered */
 };
 
 struct options {
@@ -61,6 +83,9 @@ struct options {
     int signals_per_message;
     int window;
     const char *node_prefix;
+    const char *signing_key; /* commands: the coordinator's signing public key, base64 */
+    const char *action;      /* commands: the one action the catalog declares */
+    int expect;              /* commands: stop once every agent answered this many */
 };
 
 /* bad flood-*: how many messages, of how many bytes (--messages, --size). */
@@ -110,14 +135,22 @@ static int send_env(void *s, Vigil__Envelope *env)
     return r < 0 ? -1 : 0;
 }
 
+/* commands: the catalog every simulated agent declares in Enroll (NULL: none). */
+static Vigil__ActionInfo *sim_catalog;
+
 static void send_enroll(struct sim_agent *a, const char *node, bool bad_token)
 {
     Vigil__Enroll enroll = VIGIL__ENROLL__INIT;
+    Vigil__ActionInfo *catalog[1] = {sim_catalog};
     uint8_t token[VG_TOKEN_LEN];
     Vigil__Envelope env;
 
     enroll.node = (char *)node;
     enroll.agent_version = "sim";
+    if (sim_catalog) {
+        enroll.actions = catalog;
+        enroll.n_actions = 1;
+    }
     if (secret) {
         vg_token_compute(secret, secret_len, a->keys.public_key, token);
         if (bad_token)
@@ -210,6 +243,7 @@ static void handle_reply(struct sim_agent *a, Vigil__Envelope *env)
 {
     if (env->body_case == VIGIL__ENVELOPE__BODY_ENROLL_REPLY) {
         a->active = env->enroll_reply->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE;
+        a->heartbeat_ms = env->enroll_reply->heartbeat_interval_ms;
     } else if (env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
         for (size_t i = 0; i < env->ack->n_ranges; i++) {
             uint64_t n = env->ack->ranges[i]->last - env->ack->ranges[i]->first + 1;
@@ -250,10 +284,15 @@ static int ingest_end(struct sim_agent *agents, zmq_pollitem_t *items, int n, in
     return code;
 }
 
-static int run_ingest(void *ctx, const struct options *o)
+/*
+ * Makes o->agents agents, each with its own key and connection, and enrolls them all as nodes
+ * P-0 .. P-(N-1) (retrying while connections come up, for up to 60 s). 0 when all are active;
+ * 3 when the coordinator refused our protocol version, 1 when some never became active (both
+ * printed).
+ */
+static int enroll_all(void *ctx, const struct options *o, struct sim_agent *agents,
+                      zmq_pollitem_t *items)
 {
-    struct sim_agent *agents = calloc((size_t)o->agents, sizeof(*agents));
-    zmq_pollitem_t *items = calloc((size_t)o->agents, sizeof(*items));
     char node[64];
 
     for (int i = 0; i < o->agents; i++) {
@@ -263,7 +302,6 @@ static int run_ingest(void *ctx, const struct options *o)
         agents[i].next_seq = 1;
         items[i] = (zmq_pollitem_t){agents[i].socket, 0, ZMQ_POLLIN, 0};
     }
-    /* Enroll everyone (retrying while connections come up), then measure. */
     int64_t deadline = vg_mono_ms() + 60000;
     int active = 0;
     while (active < o->agents && vg_mono_ms() < deadline) {
@@ -277,7 +315,7 @@ static int run_ingest(void *ctx, const struct options *o)
         if (agents_refused_version > 0) {
             printf("vigil-sim: refused code=%d reason=%s\n", VIGIL__REFUSAL_CODE__REFUSAL_VERSION,
                    version_refusal);
-            return ingest_end(agents, items, o->agents, 3);
+            return 3;
         }
         active = 0;
         for (int i = 0; i < o->agents; i++)
@@ -285,8 +323,23 @@ static int run_ingest(void *ctx, const struct options *o)
     }
     if (active < o->agents) {
         fprintf(stderr, "vigil-sim: only %d of %d agents enrolled\n", active, o->agents);
-        return ingest_end(agents, items, o->agents, 1);
+        return 1;
     }
+    return 0;
+}
+
+static int run_ingest(void *ctx, const struct options *o)
+{
+    struct sim_agent *agents = calloc((size_t)o->agents, sizeof(*agents));
+    zmq_pollitem_t *items = calloc((size_t)o->agents, sizeof(*items));
+    char node[64];
+
+    if (!agents || !items)
+        die("out of memory");
+    /* Enroll everyone, then measure. */
+    int e = enroll_all(ctx, o, agents, items);
+    if (e != 0)
+        return ingest_end(agents, items, o->agents, e);
 
     int64_t start = vg_mono_ms();
     int64_t stop = start + (int64_t)o->seconds * 1000;
@@ -324,6 +377,156 @@ static int run_ingest(void *ctx, const struct options *o)
     free(agents);
     free(items);
     return 0;
+}
+
+/* ---- commands: answer capsules as an executor would ---- */
+
+static int send_report(struct sim_agent *a, const Vigil__CommandCapsule *c, Vigil__CommandStep step,
+                       const char *reason)
+{
+    static uint8_t empty_sha256[VG_SHA256_LEN];
+    static bool hashed;
+    Vigil__CommandReport rep = VIGIL__COMMAND_REPORT__INIT;
+    Vigil__Envelope env;
+
+    if (!hashed) {
+        vg_sha256("", 0, empty_sha256);
+        hashed = true;
+    }
+    rep.request_id = c->request->request_id;
+    rep.nonce = c->nonce;
+    rep.step = step;
+    rep.at_ms = vg_wall_ms();
+    if (step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE) {
+        rep.exit_status = 0;
+        rep.output_sha256.data = empty_sha256;
+        rep.output_sha256.len = sizeof(empty_sha256);
+    }
+    if (reason)
+        rep.reason = (char *)reason;
+    init_env(&env, a->id, a->next_seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_COMMAND_REPORT;
+    env.command_report = &rep;
+    if (send_env(a->socket, &env) < 0)
+        return -1;
+    a->next_seq++;
+    a->inflight++;
+    return 0;
+}
+
+struct command_counts {
+    uint64_t capsules, refused, reports;
+    int64_t first_capsule_ms, last_capsule_ms; /* wall clock when received */
+};
+
+/* One capsule for agent a (node `node`): verified, then answered with its reports. */
+static void answer_capsule(struct sim_agent *a, const char *node, const Vigil__CommandCapsule *c,
+                           const vg_signer_set_t *signers, const char *action,
+                           struct command_counts *n)
+{
+    struct vg_capsule_verdict verdict;
+    const char *why = NULL;
+
+    n->last_capsule_ms = vg_wall_ms();
+    if (n->capsules++ == 0)
+        n->first_capsule_ms = n->last_capsule_ms;
+    a->capsules++;
+    if (vg_capsule_verify(c, signers, node, vg_wall_ms(), &verdict) < 0)
+        why = verdict.reason[0] ? verdict.reason : "the capsule does not verify";
+    else if (strcmp(c->request->action, action) != 0)
+        why = "the action is not in this node's catalog";
+    else if (!vg_capsule_policy_ok(&verdict, VG_ACTION_MODE_AUTO, &why))
+        why = why ? why : "the capsule lacks what the action's mode needs";
+    if (why) {
+        n->refused++;
+        n->reports += send_report(a, c, VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED, why) == 0;
+        return;
+    }
+    n->reports += send_report(a, c, VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED, NULL) == 0;
+    n->reports += send_report(a, c, VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED, NULL) == 0;
+    n->reports += send_report(a, c, VIGIL__COMMAND_STEP__COMMAND_STEP_DONE, NULL) == 0;
+}
+
+static void send_heartbeat(struct sim_agent *a)
+{
+    Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+    Vigil__Envelope env;
+    hb.agent_version = "sim";
+    init_env(&env, a->id, 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_env(a->socket, &env);
+    a->next_heartbeat = vg_mono_ms() + (a->heartbeat_ms ? a->heartbeat_ms : 1000);
+}
+
+static int run_commands(void *ctx, const struct options *o)
+{
+    unsigned char coordinator_key[VG_SIGN_PUBLIC_LEN];
+    static Vigil__ActionInfo info = VIGIL__ACTION_INFO__INIT;
+    struct command_counts n = {0};
+    char node[64];
+
+    if (!o->signing_key || vg_sign_public_parse(o->signing_key, coordinator_key) < 0)
+        die("commands needs --signing-key: the coordinator's Ed25519 public key, base64");
+    vg_signer_set_t *signers = vg_signer_set_new();
+    if (!signers ||
+        vg_signer_set_add(signers, "coordinator", VG_SIGNER_COORDINATOR, coordinator_key) < 0)
+        die("cannot build the signer set");
+    info.name = (char *)o->action;
+    info.kind = "exec";
+    info.mode = "auto";
+    sim_catalog = &info;
+
+    struct sim_agent *agents = calloc((size_t)o->agents, sizeof(*agents));
+    zmq_pollitem_t *items = calloc((size_t)o->agents, sizeof(*items));
+    if (!agents || !items)
+        die("out of memory");
+    int e = enroll_all(ctx, o, agents, items);
+    if (e != 0) {
+        vg_signer_set_destroy(&signers);
+        return ingest_end(agents, items, o->agents, e);
+    }
+    printf("sim: ready agents=%d\n", o->agents);
+    fflush(stdout);
+
+    int64_t stop = vg_mono_ms() + (int64_t)o->seconds * 1000;
+    while (vg_mono_ms() < stop) {
+        int64_t now = vg_mono_ms();
+        bool finished = o->expect > 0;
+        for (int i = 0; i < o->agents; i++) {
+            if (now >= agents[i].next_heartbeat)
+                send_heartbeat(&agents[i]);
+            finished &= agents[i].capsules >= o->expect && agents[i].inflight == 0;
+        }
+        if (finished)
+            break;
+        if (zmq_poll(items, o->agents, 10) <= 0)
+            continue;
+        for (int i = 0; i < o->agents; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            Vigil__Envelope *env;
+            while ((env = receive(agents[i].socket, 0)) != NULL) {
+                if (env->body_case == VIGIL__ENVELOPE__BODY_COMMAND) {
+                    snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
+                    answer_capsule(&agents[i], node, env->command, signers, o->action, &n);
+                } else {
+                    handle_reply(&agents[i], env);
+                }
+                vg_envelope_free(env);
+            }
+        }
+    }
+    uint64_t unacked = 0;
+    for (int i = 0; i < o->agents; i++)
+        unacked += agents[i].inflight;
+    printf("sim: commands agents=%d capsules=%llu refused=%llu reports=%llu unacked=%llu "
+           "first_capsule_at_ms=%lld last_capsule_at_ms=%lld\n",
+           o->agents, (unsigned long long)n.capsules, (unsigned long long)n.refused,
+           (unsigned long long)n.reports, (unsigned long long)unacked,
+           (long long)n.first_capsule_ms, (long long)n.last_capsule_ms);
+    vg_signer_set_destroy(&signers);
+    return ingest_end(agents, items, o->agents, n.refused > 0 ? 1 : 0);
 }
 
 /* ---- hostile input ---- */
@@ -526,9 +729,10 @@ static int send_bad(struct sim_agent *sa, const char *kind)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: vigil-sim ingest|bad KIND --endpoint E --server-key K "
+    fprintf(stderr, "usage: vigil-sim ingest|commands|bad KIND --endpoint E --server-key K "
                     "[--secret-file F] [--agents N] [--seconds S] [--signals-per-message M] "
-                    "[--window W] [--node-prefix P] [--protocol-version V]\n");
+                    "[--window W] [--node-prefix P] [--protocol-version V] "
+                    "[--signing-key S] [--action A] [--expect C]\n");
     exit(64);
 }
 
@@ -541,6 +745,7 @@ int main(int argc, char **argv)
         .signals_per_message = 50,
         .window = 4,
         .node_prefix = "sim",
+        .action = "noop",
     };
     const char *mode, *kind = NULL;
     char err[256];
@@ -554,9 +759,11 @@ int main(int argc, char **argv)
             usage();
         kind = argv[2];
         i = 3;
-    } else if (strcmp(mode, "ingest") != 0) {
+    } else if (strcmp(mode, "ingest") != 0 && strcmp(mode, "commands") != 0) {
         usage();
     }
+    if (strcmp(mode, "commands") == 0)
+        o.seconds = 60;
     for (; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--endpoint") == 0)
@@ -579,6 +786,12 @@ int main(int argc, char **argv)
             o.window = (int)strtol(v, NULL, 10);
         else if (strcmp(k, "--node-prefix") == 0)
             o.node_prefix = v;
+        else if (strcmp(k, "--signing-key") == 0)
+            o.signing_key = v;
+        else if (strcmp(k, "--action") == 0)
+            o.action = v;
+        else if (strcmp(k, "--expect") == 0)
+            o.expect = (int)strtol(v, NULL, 10);
         else if (strcmp(k, "--protocol-version") == 0)
             protocol_version = (uint32_t)strtoul(v, NULL, 10);
         else
@@ -600,7 +813,9 @@ int main(int argc, char **argv)
     void *ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, o.agents + 64);
     zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
-    int r = kind ? run_bad(ctx, &o, kind) : run_ingest(ctx, &o);
+    int r = kind                            ? run_bad(ctx, &o, kind)
+            : strcmp(mode, "commands") == 0 ? run_commands(ctx, &o)
+                                            : run_ingest(ctx, &o);
     zmq_ctx_term(ctx);
     free(secret);
     return r;

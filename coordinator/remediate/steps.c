@@ -120,7 +120,7 @@ static int copy_args(struct steps_step *s, size_t nargs, const char *(*key)(cons
                      const char *(*value)(const void *, size_t), const void *src)
 {
     s->argv = calloc(nargs ? nargs : 1, sizeof(*s->argv));
-    s->args = calloc(nargs ? nargs : 1, sizeof(*s->args));
+    s->args = calloc(nargs ? nargs : 1, sizeof(Vigil__CommandArg *));
     if (!s->argv || !s->args)
         return -ENOMEM;
     for (; s->nargs < nargs; s->nargs++) {

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "digest.h"
+#include "fake_wire.h"
 #include "keys.h"
 #include "timeutil.h"
 #include "token.h"
@@ -34,26 +35,12 @@ static void die(const char *what)
 
 static void send_env(void *s, Vigil__Envelope *env)
 {
-    uint8_t *buf;
-    size_t len;
-    if (vg_envelope_encode(env, &buf, &len) < 0 || zmq_send(s, buf, len, 0) < 0)
-        die("send failed");
-    free(buf);
+    fake_wire_send("evidence-fake-agent", s, env);
 }
 
 static Vigil__Envelope *receive(void *s, int timeout_ms)
 {
-    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, timeout_ms) <= 0)
-        return NULL;
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, s, 0) < 0)
-        die("receive failed");
-    Vigil__Envelope *env = NULL;
-    vg_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &env, NULL);
-    zmq_msg_close(&msg);
-    return env;
+    return fake_wire_receive("evidence-fake-agent", s, timeout_ms);
 }
 
 static uint8_t *read_file(const char *path, size_t *ret_len)

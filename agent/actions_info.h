@@ -1,7 +1,8 @@
 /*
  * The action catalog as the coordinator may know it: one ActionInfo per action (name, kind,
- * mode, parameter names, root, inverse — never argv), carried by Enroll so the coordinator
- * routes an action only to agents that declare it (docs/remediation.md).
+ * mode, parameter names, root, inverse, the evidence to collect after it — never argv), carried
+ * by Enroll so the coordinator routes an action only to agents that declare it and collects
+ * that evidence once it ran (docs/remediation.md).
  *
  * The mode is the signatures the action needs on this node: "destructive" when the catalog
  * marks it destructive, "auto" when it marks it auto, "approve" otherwise.

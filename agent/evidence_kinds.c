@@ -287,6 +287,9 @@ static int open_beneath(const char *dir, const char *rel, mode_t *ret_refused)
     return fd;
 }
 
+static int copy_fd(int fd, const char *what, const struct artifact_writer *out, char *err,
+                   size_t errlen);
+
 static int capture_file(void *userdata, const struct evidence_args *args,
                         const struct artifact_writer *out, char *err, size_t errlen)
 {
@@ -341,19 +344,26 @@ static int capture_file(void *userdata, const struct evidence_args *args,
         snprintf(err, errlen, "%.512s: %s", path, strerror(-fd));
         return fd;
     }
+    return copy_fd(fd, path, out, err, errlen);
+}
+
+/* Copies fd to out, then closes it. */
+static int copy_fd(int fd, const char *what, const struct artifact_writer *out, char *err,
+                   size_t errlen)
+{
     char *buf = malloc(FILE_READ_BUF);
+    int r = 0;
     if (!buf) {
         close(fd);
         return -ENOMEM;
     }
-    r = 0;
     for (;;) {
         ssize_t got = read(fd, buf, FILE_READ_BUF);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             r = -errno;
-            snprintf(err, errlen, "%.512s: %s", path, strerror(errno));
+            snprintf(err, errlen, "%.512s: %s", what, strerror(errno));
             break;
         }
         if (got == 0)
@@ -367,13 +377,31 @@ static int capture_file(void *userdata, const struct evidence_args *args,
     return r;
 }
 
+static int capture_command_output(void *userdata, const struct evidence_args *args,
+                                  const struct artifact_writer *out, char *err, size_t errlen)
+{
+    const struct evidence_sources *src = userdata;
+    int r = evidence_args_check(args, vg_evidence_kind_args("command_output"), err, errlen);
+    if (r < 0)
+        return r;
+    if (!src->outputs) {
+        snprintf(err, errlen, "this agent runs no commands (no executor)");
+        return -ENOENT;
+    }
+    const char *id = evidence_arg(args, "request");
+    int fd = cmd_output_open(src->outputs, id ? id : "", err, errlen);
+    if (fd < 0)
+        return fd;
+    return copy_fd(fd, id, out, err, errlen);
+}
+
 size_t evidence_kinds_fill(struct evidence_kind *kinds, struct evidence_sources *src)
 {
     const struct evidence_kind all[] = {
         {"netstat", capture_netstat, src},   {"processes", capture_processes, src},
         {"host", capture_host, src},         {"log_tail", capture_log_tail, src},
         {"postgres", capture_postgres, src}, {"redis", capture_redis, src},
-        {"file", capture_file, src},
+        {"file", capture_file, src},         {"command_output", capture_command_output, src},
     };
     size_t n = sizeof(all) / sizeof(all[0]);
 

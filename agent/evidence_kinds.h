@@ -11,6 +11,7 @@
  *   postgres   pg_stat_activity, lock waits, replication       target=NAME
  *   redis      INFO all                                        target=NAME
  *   file       a file under evidence.allow_dirs                path=/ABSOLUTE/PATH
+ *   command_output  the kept output of a command run here      request=ID
  */
 #ifndef AGENT_EVIDENCE_KINDS_H
 #define AGENT_EVIDENCE_KINDS_H
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cmd_output.h"
 #include "config.h"
 #include "evidence.h"
 #include "logtail.h"
@@ -29,9 +31,10 @@ struct evidence_sources {
     const logtail_t *logs;                   /* NULL when no logs are configured */
     probes_t *probes;                        /* NULL when no probes are configured */
     size_t max_bytes;                        /* the artifact size cap */
+    const cmd_output_t *outputs;             /* NULL: no executor, no command outputs */
 };
 
-#define EVIDENCE_KINDS_MAX 8
+#define EVIDENCE_KINDS_MAX 12
 
 /* For tests only: resolve "file" paths as on kernels without openat2 (before 5.6), where the
  * path is walked one component at a time with O_NOFOLLOW. Not thread-safe; set it before

@@ -27,6 +27,7 @@
 
 #include "actions_info.h"
 #include "agent_config.h"
+#include "cmd_output.h"
 #include "collect.h"
 #include "evidence.h"
 #include "evidence_kinds.h"
@@ -55,6 +56,9 @@
 
 #define EXECUTOR_PING_TIMEOUT_MS 1000
 #define EXECUTOR_LOST_FLUSH_MS 5000 /* for the spool's acknowledgement before exiting 75 */
+/* After a command's DONE, its signals are tagged this long: a restarted service takes a moment
+ * to answer its probe again. */
+#define COMMAND_SETTLE_MS 5000
 
 /* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"), plus
  * "down is critical" for everything with an up signal. Clear margins give hysteresis: CPU
@@ -123,6 +127,11 @@ struct agent {
     thresholds_t *thresholds;
     int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
     bool executor_ok;
+    cmd_output_t *outputs; /* the executor's command outputs, for the vault */
+    /* The command whose signals are tagged (sigbuf_set_command): from its STARTED until
+     * COMMAND_SETTLE_MS after its DONE. */
+    char tagging[VG_MAX_COMMAND_ID_LEN + 1];
+    int64_t tagging_until; /* mono ms; INT64_MAX while it runs */
     /* In the order a turn runs them; each owns its object. */
     struct agent_collector collectors[AGENT_COLLECTORS];
     size_t ncollectors;
@@ -265,6 +274,11 @@ static void collect_self(void *self, struct collect_ctx *ctx)
 
 static struct collect_ctx collect_begin(struct agent *a)
 {
+    if (a->tagging[0] && vg_mono_ms() >= a->tagging_until) {
+        a->tagging[0] = '\0';
+        if (a->batch)
+            sigbuf_set_command(a->batch, NULL);
+    }
     if (sigbuf_count(a->batch) == 0)
         a->batch_started = vg_mono_ms();
     return (struct collect_ctx){
@@ -441,6 +455,7 @@ static int start_collectors(struct agent *a)
         .logs = logs,
         .probes = probes,
         .max_bytes = (size_t)a->cfg.evidence_max_bytes,
+        .outputs = a->outputs,
     };
     add_collector(a, (struct collector){.name = "agent",
                                         .interval_ms = a->cfg.self_signals_interval_ms,
@@ -610,6 +625,39 @@ static const char *step_name(Vigil__CommandStep step)
 }
 
 /*
+ * Signals measured while a command runs, and for COMMAND_SETTLE_MS after it, carry its request id:
+ * what a restart or a block disturbs on its way is Vigil's own doing, and the coordinator opens
+ * no incident for it (docs/remediation.md). One command at a time is tagged, the latest started.
+ */
+static void tag_signals(struct agent *a, const Vigil__CommandReport *report)
+{
+    bool mine = strcmp(a->tagging, report->request_id) == 0;
+    switch (report->step) {
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
+        snprintf(a->tagging, sizeof(a->tagging), "%s", report->request_id);
+        a->tagging_until = INT64_MAX;
+        if (a->batch)
+            sigbuf_set_command(a->batch, a->tagging);
+        break;
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
+        if (mine)
+            a->tagging_until = vg_mono_ms() + COMMAND_SETTLE_MS;
+        break;
+    default:
+        break;
+    }
+}
+
+/* A command's output from the executor: kept for the coordinator's command_output collection. */
+static void on_executor_output(void *userdata, const uint8_t *data, size_t len)
+{
+    struct agent *a = userdata;
+    if (a->outputs)
+        cmd_output_take(a->outputs, data, len);
+}
+
+/*
  * A report from the executor becomes a durable command_report message in the spool, like
  * evidence: never dropped for space (SPOOL_KIND_RESULT), sent until acknowledged, stored once
  * by (agent, seq). It is checked with the coordinator's own decoder first, so a report the
@@ -630,6 +678,7 @@ static void on_executor_report(void *userdata, const uint8_t *data, size_t len)
         vg_log(VG_LOG_ERROR, "executor sent a report that is not a CommandReport: dropped");
         return;
     }
+    tag_signals(a, report);
     int r = spool_reserve_seq(a->spool, &seq);
     if (r == 0) {
         vg_envelope_init(&env, a->id, seq);
@@ -769,8 +818,16 @@ static int start(struct agent *a)
     vg_log(VG_LOG_INFO, "executor pid=%d; network side runs as uid=%d",
            (int)privsep_executor_pid(a->privsep), (int)getuid());
     privsep_set_report_handler(a->privsep, on_executor_report, a);
+    privsep_set_output_handler(a->privsep, on_executor_output, a);
 
     /* From here on: unprivileged. */
+    char outputs_dir[PATH_MAX];
+    snprintf(outputs_dir, sizeof(outputs_dir), "%s/outputs", a->cfg.state_dir);
+    a->outputs = cmd_output_new(outputs_dir, err, sizeof(err));
+    if (!a->outputs) {
+        vg_log(VG_LOG_ERROR, "command outputs: %s", err);
+        return EXIT_OSERR;
+    }
     char key_path[PATH_MAX];
     snprintf(key_path, sizeof(key_path), "%s/agent.key", a->cfg.state_dir);
     if (vg_keypair_load_or_create(key_path, &a->keys, &created, err, sizeof(err)) < 0) {
@@ -954,6 +1011,7 @@ static void stop(struct agent *a)
     sigbuf_destroy(&a->batch);
     vg_loop_destroy(&a->loop);
     evidence_destroy(&a->evidence); /* before the sources its captures read */
+    cmd_output_destroy(&a->outputs);
     a->evidence_sources = (struct evidence_sources){0};
     a->probes = NULL;
     for (size_t i = a->ncollectors; i-- > 0;) {

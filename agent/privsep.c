@@ -57,6 +57,8 @@ struct privsep {
     uint64_t counter; /* nonce fallback when getrandom cannot answer */
     privsep_report_fn *on_report;
     void *report_userdata;
+    privsep_report_fn *on_output;
+    void *output_userdata;
     unsigned char *buf; /* RECV_BUF_SIZE: one message from the executor */
 };
 
@@ -460,16 +462,19 @@ static int take_message(privsep_t *self, ssize_t n, struct privsep_msg *ret_pong
         memcpy(ret_pong, self->buf, sizeof(*ret_pong));
         return 2;
     }
-    if (hdr.type == PRIVSEP_REPORT) {
+    if (hdr.type == PRIVSEP_REPORT || hdr.type == PRIVSEP_OUTPUT) {
+        bool report = hdr.type == PRIVSEP_REPORT;
         if (hdr.reserved != 0 || hdr.len == 0 || hdr.len > PRIVSEP_PAYLOAD_MAX ||
             (size_t)n != sizeof(hdr) + hdr.len) {
             vg_log(VG_LOG_ERROR,
-                   "privsep: executor sent a REPORT of %zd bytes claiming %u (reserved %u)", n,
-                   (unsigned)hdr.len, (unsigned)hdr.reserved);
+                   "privsep: executor sent a%s of %zd bytes claiming %u (reserved %u)",
+                   report ? " REPORT" : "n OUTPUT", n, (unsigned)hdr.len, (unsigned)hdr.reserved);
             return -EPROTO;
         }
-        if (self->on_report)
-            self->on_report(self->report_userdata, self->buf + sizeof(hdr), hdr.len);
+        privsep_report_fn *fn = report ? self->on_report : self->on_output;
+        if (fn)
+            fn(report ? self->report_userdata : self->output_userdata, self->buf + sizeof(hdr),
+               hdr.len);
         return 1;
     }
     vg_log(VG_LOG_ERROR, "privsep: unexpected message type %u from executor%s", (unsigned)hdr.type,
@@ -600,6 +605,14 @@ void privsep_set_report_handler(privsep_t *self, privsep_report_fn *fn, void *us
         return;
     self->on_report = fn;
     self->report_userdata = userdata;
+}
+
+void privsep_set_output_handler(privsep_t *self, privsep_report_fn *fn, void *userdata)
+{
+    if (!self)
+        return;
+    self->on_output = fn;
+    self->output_userdata = userdata;
 }
 
 int privsep_send_command(privsep_t *self, const void *capsule, size_t len)

@@ -6,7 +6,8 @@
  *
  * The two talk in size-checked messages; SOCK_SEQPACKET keeps each one whole. PING and PONG
  * are fixed-size (struct privsep_msg). COMMAND (agent -> executor: a packed CommandCapsule,
- * passed on unread) and REPORT (executor -> agent: a packed CommandReport) are a struct
+ * passed on unread), REPORT (executor -> agent: a packed CommandReport) and OUTPUT (executor ->
+ * agent: a packed CommandOutput, a command's kept output in order before its DONE) are a struct
  * privsep_hdr followed by exactly hdr.len bytes, 1 to PRIVSEP_PAYLOAD_MAX. Any unexpected
  * message — wrong size, unknown type, wrong magic, a length that is not the message's, a
  * non-zero reserved field, a type sent in the wrong direction — is fatal to the receiver: a
@@ -35,6 +36,7 @@ enum privsep_type {
     PRIVSEP_PONG = 2,    /* executor -> agent, struct privsep_msg */
     PRIVSEP_COMMAND = 3, /* agent -> executor, struct privsep_hdr + a packed CommandCapsule */
     PRIVSEP_REPORT = 4,  /* executor -> agent, struct privsep_hdr + a packed CommandReport */
+    PRIVSEP_OUTPUT = 5,  /* executor -> agent, struct privsep_hdr + a packed CommandOutput */
 };
 
 struct privsep_msg {
@@ -76,6 +78,8 @@ privsep_t *privsep_start_config(const char *exec_path, const char *config_path, 
  * during the call. */
 typedef void privsep_report_fn(void *userdata, const uint8_t *data, size_t len);
 void privsep_set_report_handler(privsep_t *self, privsep_report_fn *fn, void *userdata);
+/* An OUTPUT from the executor (a packed CommandOutput), in the order it came among REPORTs. */
+void privsep_set_output_handler(privsep_t *self, privsep_report_fn *fn, void *userdata);
 
 /* Passes a packed CommandCapsule to the executor, unread. 0; -EMSGSIZE for an empty one or one
  * over PRIVSEP_PAYLOAD_MAX (nothing sent); -ETIMEDOUT, -EPIPE (the channel is then closed). */

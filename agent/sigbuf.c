@@ -1,6 +1,8 @@
 #include "sigbuf.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
  * arena never leaves a dangling pointer. */
 struct sample {
     size_t name, unit; /* arena offsets */
+    size_t command;    /* arena offset of the command id, or NO_COMMAND */
     size_t labels;     /* index of the first label in the label table */
     size_t nlabels;
     double value;
@@ -30,7 +33,10 @@ struct sigbuf {
     char *arena;
     size_t arena_len, arena_cap;
     uint64_t escaped; /* strings with bytes escaped since sigbuf_new; never cleared */
+    char command[VG_MAX_COMMAND_ID_LEN + 1]; /* sigbuf_set_command; "" = none */
 };
+
+#define NO_COMMAND SIZE_MAX
 
 sigbuf_t *sigbuf_new(void)
 {
@@ -98,7 +104,8 @@ int sigbuf_add(sigbuf_t *self, const char *name, double value, const char *unit,
                        .ts_ms = ts_ms,
                        .state = state,
                        .labels = self->nlabels,
-                       .nlabels = nlabels};
+                       .nlabels = nlabels,
+                       .command = NO_COMMAND};
     int r;
 
     if (self->nsamples >= VG_MAX_SIGNALS_PER_BATCH || nlabels > VG_MAX_LABELS_PER_SIGNAL)
@@ -108,7 +115,9 @@ int sigbuf_add(sigbuf_t *self, const char *name, double value, const char *unit,
         (r = grow((void **)&self->labels, &self->cap_labels, self->nlabels + nlabels,
                   sizeof(struct label_ref))) < 0 ||
         (r = intern(self, name, VG_MAX_NAME_LEN, &s.name)) < 0 ||
-        (r = intern(self, unit, VG_MAX_NAME_LEN, &s.unit)) < 0)
+        (r = intern(self, unit, VG_MAX_NAME_LEN, &s.unit)) < 0 ||
+        (self->command[0] &&
+         (r = intern(self, self->command, VG_MAX_COMMAND_ID_LEN, &s.command)) < 0))
         goto undo;
     for (size_t i = 0; i < nlabels; i++) {
         struct label_ref *l = &self->labels[self->nlabels];
@@ -124,6 +133,11 @@ undo:
     self->arena_len = arena_mark;
     self->nlabels = labels_mark;
     return r;
+}
+
+void sigbuf_set_command(sigbuf_t *self, const char *request_id)
+{
+    snprintf(self->command, sizeof(self->command), "%s", request_id ? request_id : "");
 }
 
 uint64_t sigbuf_escaped(const sigbuf_t *self)
@@ -171,6 +185,8 @@ int sigbuf_encode(const sigbuf_t *self, const char *sender, uint64_t seq, uint8_
         sigs[i].state = s->state;
         sigs[i].labels = s->nlabels ? &label_ptrs[s->labels] : NULL;
         sigs[i].n_labels = s->nlabels;
+        if (s->command != NO_COMMAND)
+            sigs[i].command_id = self->arena + s->command;
         sig_ptrs[i] = &sigs[i];
     }
     Vigil__SignalBatch batch = VIGIL__SIGNAL_BATCH__INIT;

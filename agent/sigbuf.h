@@ -28,6 +28,10 @@ void sigbuf_destroy(sigbuf_t **self_p);
 int sigbuf_add(sigbuf_t *self, const char *name, double value, const char *unit, int64_t ts_ms,
                Vigil__SignalState state, const struct sig_label *labels, size_t nlabels);
 
+/* Samples added from now on carry request_id as their command_id (NULL or "": none): they
+ * were measured while that remediation command ran, or just after it (docs/remediation.md). */
+void sigbuf_set_command(sigbuf_t *self, const char *request_id);
+
 size_t sigbuf_count(const sigbuf_t *self);
 
 /* Strings whose bytes were not UTF-8 and were escaped as \xNN (sigbuf_add), since

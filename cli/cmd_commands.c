@@ -17,6 +17,7 @@
 #include "capsule.h"
 #include "commands.h"
 #include "ctl_admin.h"
+#include "evidence_view.h"
 #include "sign.h"
 #include "timeutil.h"
 
@@ -519,6 +520,13 @@ static int run_command_show(struct ctl_context *ctx, const struct ctl_args *args
     const Vigil__CommandInfo *c = reply->commands[0];
     if (ctx->format == OUTPUT_JSON) {
         json_t *doc = command_json(c);
+        json_t *evidence = json_array();
+        for (size_t i = 0; evidence && i < reply->n_evidence; i++)
+            json_array_append_new(evidence, evidence_view_json(reply->evidence[i]));
+        if (doc && evidence)
+            json_object_set_new(doc, "evidence", evidence);
+        else
+            json_decref(evidence);
         r = output_json_print(&doc, stdout) < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
     } else {
         print_request(stdout, c);
@@ -534,6 +542,13 @@ static int run_command_show(struct ctl_context *ctx, const struct ctl_args *args
             printf("reason        %s\n", text);
         }
         print_steps(stdout, c);
+        if (reply->n_evidence > 0) {
+            /* What it left in the vault: its output and its action's evidence kinds. */
+            printf("\nevidence after the command:\n");
+            fflush(stdout);
+            if (evidence_view_table(reply->evidence, reply->n_evidence, false) < 0)
+                r = CTL_EXIT_FAILURE;
+        }
     }
     vigil__admin_reply__free_unpacked(reply, NULL);
     return r;

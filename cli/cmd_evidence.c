@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "ctl_admin.h"
 #include "digest.h"
+#include "evidence_view.h"
 #include "timeutil.h"
 
 #define COLLECT_DEFAULT_TIMEOUT_MS 60000
@@ -98,7 +99,7 @@ static json_t *args_json(const Vigil__EvidenceInfo *e)
     return obj;
 }
 
-static json_t *evidence_json(const Vigil__EvidenceInfo *e)
+json_t *evidence_view_json(const Vigil__EvidenceInfo *e)
 {
     bool stored = e->status == VIGIL__EVIDENCE_STATUS__EVIDENCE_STORED;
     json_int_t size = e->size > INT64_MAX ? INT64_MAX : (json_int_t)e->size;
@@ -127,7 +128,7 @@ static int print_json(Vigil__EvidenceInfo *const *items, size_t n)
     if (list == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (json_array_append_new(list, evidence_json(items[i])) < 0) {
+        if (json_array_append_new(list, evidence_view_json(items[i])) < 0) {
             json_decref(list);
             return -ENOMEM;
         }
@@ -136,7 +137,7 @@ static int print_json(Vigil__EvidenceInfo *const *items, size_t n)
 }
 
 /* collect: the stored artifacts. list: every row, with its status and error. */
-static int print_table(Vigil__EvidenceInfo *const *items, size_t n, bool stored_only)
+int evidence_view_table(Vigil__EvidenceInfo *const *items, size_t n, bool stored_only)
 {
     static const char *const collect_headers[] = {"ID", "NODE", "KIND", "SIZE", "SHA256"};
     static const char *const list_headers[] = {"ID",   "COLLECTION", "NODE",      "KIND", "STATUS",
@@ -325,7 +326,7 @@ static int run_collect(struct ctl_context *ctx, const struct ctl_args *args)
     if (ctx->format == OUTPUT_JSON)
         r = print_json(reply->evidence, reply->n_evidence);
     else if (stored > 0) /* nothing stored: the lines on stderr say it all */
-        r = print_table(reply->evidence, reply->n_evidence, true);
+        r = evidence_view_table(reply->evidence, reply->n_evidence, true);
     vigil__admin_reply__free_unpacked(reply, NULL);
     if (r < 0) {
         output_error("cannot write the result: %s", strerror(-r));
@@ -388,7 +389,7 @@ static int evidence_list(struct ctl_context *ctx, const struct ctl_args *args, i
     if (r != CTL_EXIT_OK)
         return r;
     r = ctx->format == OUTPUT_JSON ? print_json(reply->evidence, reply->n_evidence)
-                                   : print_table(reply->evidence, reply->n_evidence, false);
+                                   : evidence_view_table(reply->evidence, reply->n_evidence, false);
     vigil__admin_reply__free_unpacked(reply, NULL);
     if (r < 0) {
         output_error("cannot write the evidence list: %s", strerror(-r));

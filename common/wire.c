@@ -91,6 +91,10 @@ static enum vg_decode_error check_signals(const Vigil__SignalBatch *batch, const
                 return VG_DECODE_LIMITS;
             }
         }
+        if (!str_ok(s->command_id, VG_MAX_COMMAND_ID_LEN)) {
+            *reason = "signal command id too long";
+            return VG_DECODE_LIMITS;
+        }
     }
     return VG_DECODE_OK;
 }
@@ -215,6 +219,7 @@ static const struct {
     {"postgres", {"target", NULL}},
     {"redis", {"target", NULL}},
     {"file", {"path", NULL}},
+    {"command_output", {"request", NULL}},
 };
 
 const char *const *vg_evidence_kind_args(const char *kind)
@@ -379,6 +384,7 @@ static enum vg_decode_error check_command_report(const Vigil__CommandReport *r, 
  * and at most VG_MAX_COMMAND_ARGS parameter names. */
 #define MAX_ENROLL_ACTIONS 256
 #define MAX_ACTION_WORD_LEN 32 /* kind, mode */
+#define MAX_ACTION_EVIDENCE 8  /* agent/actions.h ACTION_EVIDENCE_MAX */
 
 static enum vg_decode_error check_enroll_actions(const Vigil__Enroll *e, const char **reason)
 {
@@ -406,6 +412,18 @@ static enum vg_decode_error check_enroll_actions(const Vigil__Enroll *e, const c
         for (size_t k = 0; k < a->n_params; k++) {
             if (!nonempty_fits(a->params[k], VG_MAX_NAME_LEN)) {
                 *reason = "enroll: a parameter name empty or longer than 128 bytes";
+                return VG_DECODE_LIMITS;
+            }
+        }
+        if (a->n_evidence > MAX_ACTION_EVIDENCE) {
+            *reason = "enroll: an action with more than 8 evidence entries";
+            return VG_DECODE_LIMITS;
+        }
+        for (size_t k = 0; k < a->n_evidence; k++) {
+            if (!vg_evidence_kind_name_ok(a->evidence[k]->kind) ||
+                !vg_evidence_args_ok(a->evidence[k]->args, a->evidence[k]->n_args)) {
+                *reason = "enroll: an action's evidence kind not a short name, or its arguments "
+                          "too many or too long";
                 return VG_DECODE_LIMITS;
             }
         }

@@ -441,6 +441,33 @@ static void send_report(const struct report *rep)
            rep->reason ? " reason=\"" : "", rep->reason ? reason : "", rep->reason ? "\"" : "");
 }
 
+/* The job's kept output to the agent, in OUTPUT messages, before the DONE that reports its hash:
+ * the agent keeps it for the vault (agent/cmd_output.h). Nothing for an empty output. */
+static void send_output(const struct command_plan *p, const job_t *job)
+{
+    size_t len = 0;
+    const unsigned char *data = job_output(job, &len);
+    unsigned char packed[PRIVSEP_PAYLOAD_MAX];
+    /* Room for the request id and the field tags within one message. */
+    const size_t chunk = PRIVSEP_PAYLOAD_MAX - 256;
+
+    for (size_t off = 0; data && off < len; off += chunk) {
+        Vigil__CommandOutput out = VIGIL__COMMAND_OUTPUT__INIT;
+        out.request_id = (char *)p->request_id;
+        out.offset = off;
+        out.data.data = (uint8_t *)data + off;
+        out.data.len = len - off < chunk ? len - off : chunk;
+        out.last = off + out.data.len == len;
+        size_t n = vigil__command_output__get_packed_size(&out);
+        if (n == 0 || n > sizeof(packed))
+            die(EXIT_IO, "an output message of %zu bytes does not fit a message", n);
+        vigil__command_output__pack(&out, packed);
+        struct privsep_hdr hdr = {.magic = PRIVSEP_MAGIC, .type = PRIVSEP_OUTPUT, .len = (uint32_t)n};
+        struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {packed, n}};
+        send_or_exit(iov, 2, sizeof(hdr) + n);
+    }
+}
+
 static void report_step(const struct command_plan *p, Vigil__CommandStep step)
 {
     send_report(&(struct report){p->request_id, p->nonce, step, NULL, NULL});
@@ -540,6 +567,9 @@ static void job_finished(struct running *slot)
     char err[256];
 
     job_result(slot->job, &res);
+    /* The output DONE reports the hash of: the action's, or a precheck's that stopped it. */
+    if (!slot->in_precheck || res.exit_status != 0 || res.timed_out)
+        send_output(p, slot->job);
     job_destroy(&slot->job);
     if (slot->in_precheck) {
         slot->in_precheck = false;

@@ -36,6 +36,8 @@ struct job {
     bool done;
     struct job_result result;
     struct vg_sha256 hash;
+    unsigned char *kept; /* the output up to output_max, for the vault */
+    size_t kept_len, kept_cap;
 };
 
 static const char *const job_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL};
@@ -157,6 +159,32 @@ int64_t job_deadline(const job_t *self)
     return at;
 }
 
+/* Keeps what fits under output_max; past it only the hash and the count go on. */
+static void keep(job_t *self, const unsigned char *buf, size_t n)
+{
+    size_t room = (size_t)self->output_max > self->kept_len
+                      ? (size_t)self->output_max - self->kept_len
+                      : 0;
+    if (n > room)
+        n = room;
+    if (n == 0)
+        return;
+    if (self->kept_len + n > self->kept_cap) {
+        size_t want = self->kept_cap ? self->kept_cap : 4096;
+        while (want < self->kept_len + n)
+            want *= 2;
+        if (want > (size_t)self->output_max)
+            want = (size_t)self->output_max;
+        unsigned char *more = realloc(self->kept, want);
+        if (!more)
+            return; /* the hash still covers it; the kept copy stops here */
+        self->kept = more;
+        self->kept_cap = want;
+    }
+    memcpy(self->kept + self->kept_len, buf, n);
+    self->kept_len += n;
+}
+
 /* Reads what the pipe holds, at most READ_CHUNKS_PER_CALL chunks: a program that writes as fast
  * as it is read must not keep the loop from answering PING. True when it stopped at that limit
  * (more may be waiting), false at EAGAIN or EOF. */
@@ -178,6 +206,7 @@ static bool read_output(job_t *self)
         }
         vg_sha256_update(&self->hash, buf, (size_t)n);
         self->result.output_bytes += (uint64_t)n;
+        keep(self, buf, (size_t)n);
     }
     return false;
 }
@@ -240,6 +269,12 @@ void job_result(const job_t *self, struct job_result *ret)
     *ret = self->result;
 }
 
+const unsigned char *job_output(const job_t *self, size_t *ret_len)
+{
+    *ret_len = self->kept_len;
+    return self->kept;
+}
+
 void job_destroy(job_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -255,6 +290,7 @@ void job_destroy(job_t **self_p)
         close(self->out_fd);
     if (self->pidfd >= 0)
         close(self->pidfd);
+    free(self->kept);
     free(self);
     *self_p = NULL;
 }

@@ -11,8 +11,8 @@
  * 126 (setup) or 127 (execve).
  *
  * The parent reads the output as it comes: the SHA-256 covers all of it, the count goes on, and
- * output_truncated says it went past output_max (the output itself is not kept: the CommandReport
- * carries only the hash and the flag). At the
+ * output_truncated says it went past output_max; the first output_max bytes are kept (job_output)
+ * for the executor to pass on, so the output reaches the vault. At the
  * timeout the process group gets SIGTERM, JOB_KILL_GRACE_MS later SIGKILL. The job is done when
  * its process exited (seen through a pidfd); what is left in the pipe is read then (16 MiB at
  * most: a descendant may hold it open), and a group that outlived a timeout gets SIGKILL.
@@ -66,6 +66,9 @@ int64_t job_deadline(const job_t *self);
 bool job_handle(job_t *self, int64_t now_mono_ms);
 /* The outcome; valid once job_handle returned true. */
 void job_result(const job_t *self, struct job_result *ret);
+
+/* The kept output (at most output_max bytes; NULL when none); valid until job_destroy. */
+const unsigned char *job_output(const job_t *self, size_t *ret_len);
 
 /* Kills a job still running (its group, SIGKILL), reaps it and frees. Accepts NULL. */
 void job_destroy(job_t **self_p);

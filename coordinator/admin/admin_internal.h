@@ -109,6 +109,9 @@ __attribute__((format(printf, 3, 4))) void reply_error(struct reply *rep, Vigil_
 void reply_out_of_memory(struct reply *rep);
 /* was_change: the request would have changed something ("nothing changed"), else a read. */
 void reply_store_unavailable(struct reply *rep, bool was_change);
+/* The evidence collected after command request_id ran (its output, its action's kinds) as the
+ * reply's evidence entries (admin/evidence.c). */
+void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *request_id);
 void reply_incident_not_found(struct reply *rep, uint64_t id);
 
 /* "operator:NAME", the actor of audit rows and timelines. */

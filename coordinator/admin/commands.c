@@ -872,6 +872,8 @@ static void show_command(admin_t *self, const struct operator* op, const Vigil__
 {
     (void)op;
     reply_with_command(self, rep, req->show_command->request_id, true);
+    if (rep->msg.status == VIGIL__ADMIN_STATUS__ADMIN_OK && rep->msg.n_commands == 1)
+        admin_reply_command_evidence(self, rep, req->show_command->request_id);
 }
 
 /* ---- runbook steps ---- */

@@ -95,6 +95,19 @@ static void evidence_reply(zlistx_t *list, struct reply *rep)
         rep->msg.evidence[rep->msg.n_evidence++] = info;
 }
 
+void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *request_id)
+{
+    zlistx_t *list = evidence_list_start(rep);
+    if (!list)
+        return;
+    evidence_expire(self->store); /* a target past its deadline reads as timed out at once */
+    if (store_evidence_list_command(self->store, request_id, add_evidence, list) < 0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    evidence_reply(list, rep);
+}
+
 static void collect(admin_t *self, const struct operator* op, const Vigil__AdminRequest *request,
                     struct reply *rep)
 {

@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "wire.h"
 
 #define PARAMS_MAX 16
 #define PARAM_NAME_MAX 32
@@ -48,6 +51,35 @@ static bool action_from_wire(const Vigil__ActionInfo *in, struct agent_action *o
         used += (size_t)w;
     }
     return true;
+}
+
+/* The evidence entries in, as [{kind, args{}}], leaving out kinds the coordinator cannot ask for
+ * (counted in *skipped). */
+static json_t *evidence_json(const Vigil__ActionInfo *in, size_t *skipped)
+{
+    json_t *list = json_array();
+    for (size_t k = 0; list && k < in->n_evidence; k++) {
+        const Vigil__ActionEvidence *e = in->evidence[k];
+        if (!vg_evidence_kind_known(e->kind)) {
+            (*skipped)++;
+            continue;
+        }
+        json_t *args = json_object();
+        for (size_t j = 0; args && j < e->n_args; j++)
+            json_object_set_new(args, e->args[j]->key, json_string(e->args[j]->value));
+        json_array_append_new(list, json_pack("{s:s, s:o}", "kind", e->kind, "args",
+                                              args ? args : json_object()));
+    }
+    return list;
+}
+
+/* FNV-1a over text: tells a changed evidence list apart, nothing more. */
+static uint64_t digest_text(const char *text)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)text; p && *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
 }
 
 static json_t *action_json(const struct agent_action *a)
@@ -99,8 +131,17 @@ int catalog_from_enroll(const Vigil__Enroll *enroll, struct agent_action **ret, 
             skipped++;
             continue;
         }
+        json_t *evidence = evidence_json(enroll->actions[i], &skipped);
+        char *evidence_text = evidence ? json_dumps(evidence, JSON_COMPACT) : NULL;
+        a.evidence_digest = digest_text(evidence_text);
+        free(evidence_text);
+        json_t *entry = action_json(&a);
+        if (entry && evidence)
+            json_object_set_new(entry, "evidence", evidence);
+        else
+            json_decref(evidence);
         actions[n++] = a;
-        json_array_append_new(array, action_json(&a));
+        json_array_append_new(array, entry);
     }
     char *json = json_dumps(array, JSON_COMPACT);
     json_decref(array);
@@ -123,7 +164,7 @@ bool catalog_equal(const struct agent *agent, const struct agent_action *actions
         const struct agent_action *a = &agent->actions[i], *b = &actions[i];
         if (strcmp(a->name, b->name) != 0 || strcmp(a->kind, b->kind) != 0 || a->mode != b->mode ||
             strcmp(a->params, b->params) != 0 || a->root != b->root ||
-            strcmp(a->inverse, b->inverse) != 0)
+            strcmp(a->inverse, b->inverse) != 0 || a->evidence_digest != b->evidence_digest)
             return false;
     }
     return true;

@@ -31,6 +31,7 @@ struct agent_action {
     char params[16 * 34]; /* parameter names, comma-separated, in catalog order */
     bool root;
     char inverse[VG_MAX_NAME_LEN + 1];
+    uint64_t evidence_digest; /* of the evidence entries' JSON (agents.actions): a change shows */
 };
 
 struct agent {

@@ -1066,6 +1066,27 @@ out:
     free(ranges);
 }
 
+/* Sends the collections the committed batch opened after commands reported done (their output
+ * and their action's evidence: store_followups); one that cannot be sent fails at once. */
+static void send_followups(router_t *self)
+{
+    struct store_followups f = {0};
+    store_followups_take(self->store, &f);
+    for (size_t i = 0; i < f.n; i++) {
+        const struct store_followup *item = &f.items[i];
+        char why[160];
+        if (send_to_agent(self, item->agent_id, item->envelope, item->len, why, sizeof(why)) == 0) {
+            metrics_evidence_requested(item->kind);
+            continue;
+        }
+        vg_log(VG_LOG_WARN, "collection=%" PRIu64 " agent=%s kind=%s after a command: %s",
+               item->collection_id, item->agent_id, item->kind, why);
+        if (store_evidence_target_fail(self->store, item->collection_id, item->agent_id, why) == 0)
+            metrics_evidence_failed(item->kind);
+    }
+    store_followups_clear(&f);
+}
+
 /* Stores the durable messages of in in one transaction and marks those that were new. True
  * when they are committed. */
 static bool commit_inbox(router_t *self, struct inbox *in)
@@ -1107,6 +1128,7 @@ static bool commit_inbox(router_t *self, struct inbox *in)
         return false;
     }
     metrics_rows_stored(fresh, signals);
+    send_followups(self);
     return true;
 }
 

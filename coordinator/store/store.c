@@ -399,6 +399,7 @@ void store_destroy(store_t **self_p)
     self->conninfo = NULL;
     embedded_pg_stop(&self->pg);
     store_buf_free(&self->copy);
+    store_followups_clear(&self->followups);
     free(self);
     *self_p = NULL;
 }

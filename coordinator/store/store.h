@@ -185,6 +185,26 @@ int store_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, size_t *
 int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, bool *ret_fresh,
                         size_t *ret_new, struct store_evidence_events *ret_events);
 
+/*
+ * A collection the coordinator opened by itself in an ingest transaction — the evidence a command
+ * leaves when it reports done: its kept output and its action's evidence kinds (migration 015) —
+ * as the packed Envelope{collect} to send to agent_id once that transaction committed.
+ */
+struct store_followup {
+    char agent_id[32];
+    char kind[33];
+    uint64_t collection_id;
+    uint8_t *envelope; /* malloc'd */
+    size_t len;
+};
+struct store_followups {
+    struct store_followup *items;
+    size_t n, cap;
+};
+void store_followups_clear(struct store_followups *f);
+/* Moves the follow-ups of the ingests committed since the last call into *ret (cleared first). */
+void store_followups_take(store_t *self, struct store_followups *ret);
+
 /* ---- evidence ---- */
 
 struct store_evidence_arg {
@@ -237,6 +257,11 @@ struct store_evidence_info {
     bool truncated;
 };
 typedef int (*store_evidence_cb)(const struct store_evidence_info *info, void *userdata);
+
+/* The collections opened after command request_id ran (its output, its action's evidence
+ * kinds; migration 015), each target as in store_evidence_list, in the order they were opened. */
+int store_evidence_list_command(store_t *self, const char *request_id, store_evidence_cb cb,
+                                void *userdata);
 
 /*
  * collection_id != 0: every target of that collection (pending, stored, failed) ordered by

@@ -20,7 +20,12 @@
 #include <string.h>
 
 #include "log.h"
+#include "timeutil.h"
 #include "utf8.h"
+#include "wire.h"
+
+/* How long the agent has for the evidence a command leaves (EVIDENCE_DEFAULT_TIMEOUT_MS). */
+#define FOLLOWUP_TIMEOUT_MS 60000
 
 /* The columns command_from_row reads, in its order (q: command_requests, c: its capsule, d: its
  * latest done or refused report). */
@@ -755,7 +760,150 @@ static const char *state_after(const Vigil__CommandReport *rep)
     return step_name(rep->step);
 }
 
-int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh)
+/* ---- the evidence a command leaves ---- */
+
+void store_followups_clear(struct store_followups *f)
+{
+    for (size_t i = 0; f && i < f->n; i++)
+        free(f->items[i].envelope);
+    if (f) {
+        free(f->items);
+        *f = (struct store_followups){0};
+    }
+}
+
+static struct store_followup *followup_add(struct store_followups *f)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct store_followup *more = realloc(f->items, cap * sizeof(*more));
+        if (!more)
+            return NULL;
+        f->items = more;
+        f->cap = cap;
+    }
+    struct store_followup *item = &f->items[f->n++];
+    memset(item, 0, sizeof(*item));
+    return item;
+}
+
+void store_followups_append(struct store_followups *to, struct store_followups *from)
+{
+    for (size_t i = 0; i < from->n; i++) {
+        struct store_followup *item = followup_add(to);
+        if (!item) {
+            vg_log(VG_LOG_WARN,
+                   "store: out of memory: %zu collections after commands not sent (they fail at "
+                   "their deadline)",
+                   from->n - i);
+            for (size_t k = i; k < from->n; k++)
+                free(from->items[k].envelope);
+            break;
+        }
+        *item = from->items[i];
+    }
+    free(from->items);
+    *from = (struct store_followups){0};
+}
+
+void store_followups_take(store_t *self, struct store_followups *ret)
+{
+    store_followups_clear(ret);
+    *ret = self->followups;
+    self->followups = (struct store_followups){0};
+}
+
+struct followup_rows {
+    const char *agent_id;
+    int64_t deadline_ms;
+    struct store_followups *out;
+};
+
+/* One opened collection (id, kind, args as a JSON object) into a packed CollectRequest. */
+static int followup_row(const PGresult *res, int row, void *userdata)
+{
+    struct followup_rows *w = userdata;
+    json_t *args = json_loads(PQgetvalue(res, row, 2), 0, NULL);
+    size_t nargs = json_is_object(args) ? json_object_size(args) : 0;
+    Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
+    size_t n = 0;
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(args, key, value)
+    {
+        if (n == VG_MAX_EVIDENCE_ARGS || nargs > VG_MAX_EVIDENCE_ARGS || !json_is_string(value))
+            break;
+        vigil__label__init(&labels[n]);
+        labels[n].key = (char *)key;
+        labels[n].value = (char *)json_string_value(value);
+        label_ptrs[n] = &labels[n];
+        n++;
+    }
+    Vigil__CollectRequest body = VIGIL__COLLECT_REQUEST__INIT;
+    body.collection_id = store_parse_u64_or_zero(PQgetvalue(res, row, 0));
+    body.kind = PQgetvalue(res, row, 1);
+    body.args = label_ptrs;
+    body.n_args = n;
+    body.expires_at_ms = w->deadline_ms;
+    Vigil__Envelope env;
+    vg_envelope_init(&env, "coordinator", 0);
+    env.body_case = VIGIL__ENVELOPE__BODY_COLLECT;
+    env.collect = &body;
+
+    struct store_followup *item = followup_add(w->out);
+    int r = item ? vg_envelope_encode(&env, &item->envelope, &item->len) : -ENOMEM;
+    json_decref(args);
+    if (r < 0) {
+        if (item)
+            w->out->n--;
+        /* Recorded all the same: the collection fails at its deadline, which says so. */
+        vg_log(VG_LOG_WARN, "collection=%" PRIu64 " after a command not sent: %s",
+               body.collection_id, strerror(-r));
+        return 0;
+    }
+    snprintf(item->agent_id, sizeof(item->agent_id), "%s", w->agent_id);
+    snprintf(item->kind, sizeof(item->kind), "%s", body.kind);
+    item->collection_id = body.collection_id;
+    return 0;
+}
+
+/*
+ * A command that ran reported done: opens, in the ingest transaction, one collection for its kept
+ * output (when it had any) and one for each evidence kind the node's catalog lists for the action,
+ * each with one pending target (this agent), linked to the command.
+ */
+static int open_followups(store_t *self, const char *agent_id, const char *request_id,
+                          bool had_output, struct store_followups *out)
+{
+    char deadline[24];
+    struct followup_rows w = {agent_id, vg_wall_ms() + FOLLOWUP_TIMEOUT_MS, out};
+    snprintf(deadline, sizeof(deadline), "%" PRId64, w.deadline_ms);
+    const char *params[] = {agent_id, request_id, had_output ? "t" : "f", deadline};
+    return store_query_rows(
+        self, "command evidence",
+        "WITH q AS (SELECT r.id, r.action, a.node, a.actions FROM command_requests r"
+        "  JOIN agents a ON a.id = $1 WHERE r.id = $2 AND NOT r.dry_run),"
+        " wanted AS ("
+        "  SELECT 0::bigint AS ord, 'command_output' AS kind,"
+        "    jsonb_build_object('request', q.id) AS args FROM q WHERE $3::boolean"
+        "  UNION ALL"
+        "  SELECT x.ord, x.e->>'kind', coalesce(x.e->'args', '{}'::jsonb) FROM q,"
+        "    jsonb_array_elements(q.actions) act,"
+        "    jsonb_array_elements(coalesce(act->'evidence', '[]'::jsonb)) WITH ORDINALITY x(e, ord)"
+        "  WHERE act->>'name' = q.action AND jsonb_typeof(x.e->'kind') = 'string'),"
+        " coll AS (INSERT INTO evidence_collections (operator, kind, args, deadline, command_id)"
+        "  SELECT 'vigil', w.kind, w.args,"
+        "    timestamptz 'epoch' + $4::bigint * interval '1 millisecond', q.id"
+        "  FROM wanted w, q ORDER BY w.ord RETURNING id, kind, args),"
+        " tgt AS (INSERT INTO evidence_targets (collection_id, agent_id, node)"
+        "  SELECT coll.id, $1, q.node FROM coll, q)"
+        " SELECT id, kind, args::text FROM coll ORDER BY id",
+        4, params, followup_row, &w);
+}
+
+int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
+                          struct store_followups *followups)
 {
     for (size_t i = 0; i < n; i++) {
         const Vigil__Envelope *m = msgs[i];
@@ -825,6 +973,14 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
         else
             vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s%s%s", rep->request_id, m->sender, step,
                    done ? " exit=" : "", done ? exit_status : "");
+        if (stored > 0 && done) {
+            static const char empty_sha256[] =
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+            r = open_followups(self, m->sender, rep->request_id,
+                               sha[0] && strcmp(sha, empty_sha256) != 0, followups);
+            if (r < 0)
+                return r;
+        }
     }
     return 0;
 }

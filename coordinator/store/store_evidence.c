@@ -920,6 +920,29 @@ int store_evidence_list(store_t *self, uint64_t collection_id, const char *node,
                             3, params, evidence_row, &walk);
 }
 
+int store_evidence_list_command(store_t *self, const char *request_id, store_evidence_cb cb,
+                                void *userdata)
+{
+    if (!self || !cb || !request_id || !vg_utf8_valid(request_id))
+        return -EINVAL;
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    const char *params[] = {request_id};
+    struct evidence_walk walk = {cb, userdata, false};
+    return store_query_rows(
+        self, "command evidence list",
+        "SELECT coalesce(e.id, 0), t.collection_id, t.agent_id, t.node, c.kind,"
+        " c.args::text, coalesce(e.size, 0), coalesce(encode(e.sha256, 'hex'), ''),"
+        " coalesce((extract(epoch FROM e.collected_at) * 1000)::bigint, 0),"
+        " coalesce((extract(epoch FROM e.stored_at) * 1000)::bigint, 0),"
+        " t.status, t.error, coalesce(e.truncated, false)"
+        " FROM evidence_collections c JOIN evidence_targets t ON t.collection_id = c.id"
+        " LEFT JOIN evidence e ON e.id = t.evidence_id"
+        " WHERE c.command_id = $1 ORDER BY c.id, t.agent_id LIMIT 64",
+        1, params, evidence_row, &walk);
+}
+
 int store_evidence_get(store_t *self, uint64_t id, store_evidence_cb cb, void *userdata)
 {
     if (!self || !cb)

@@ -461,6 +461,7 @@ int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, b
                         size_t *ret_new, struct store_evidence_events *ret_events)
 {
     struct store_evidence_events events = {0};
+    struct store_followups followups = {0};
     struct store_buf arrays[4];
     struct msg_key *keys = NULL;
     bool *fresh = NULL;
@@ -526,7 +527,7 @@ int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, b
             goto err_rollback;
     }
     if (marks.any_reports) {
-        r = store_commands_ingest(self, msgs, n, fresh);
+        r = store_commands_ingest(self, msgs, n, fresh, &followups);
         if (r < 0)
             goto err_rollback;
     }
@@ -548,6 +549,7 @@ int store_ingest_marked(store_t *self, Vigil__Envelope *const *msgs, size_t n, b
     if (ret_fresh)
         memcpy(ret_fresh, fresh, n * sizeof(*fresh));
     r = 0;
+    store_followups_append(&self->followups, &followups);
     if (ret_events) {
         for (size_t i = 0; i < events.n; i++) {
             struct store_evidence_event *e = store_evidence_event_add(
@@ -576,5 +578,6 @@ out:
     free(keys);
     free(fresh);
     store_evidence_events_clear(&events);
+    store_followups_clear(&followups);
     return r;
 }

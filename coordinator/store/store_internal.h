@@ -43,6 +43,7 @@ struct store {
     bool connected_once;          /* a later connect is a re-connect (logged as such) */
     struct store_buf
         copy; /* ingest's COPY data, kept between batches (at most a chunk and a row) */
+    struct store_followups followups; /* committed, not yet taken (store_followups_take) */
 };
 
 /* ---- buffers and PostgreSQL array literals ---- */
@@ -123,6 +124,12 @@ int store_evidence_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
 /* The command reports of the messages marked fresh, inside the ingest transaction: each one that
  * names an issued capsule (request id and nonce) of its agent's node is stored and moves the
  * request's state; others are logged and skipped (store_commands.c). */
-int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh);
+/* Moves every item of from to the end of to (from is left empty); what does not fit in memory is
+ * dropped with a log line: the collections stay recorded and fail at their deadline. */
+void store_followups_append(struct store_followups *to, struct store_followups *from);
+/* Command reports of an ingest, in its transaction; a done report of a command that ran adds
+ * its evidence collections to *followups (sent once the transaction committed). */
+int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
+                          struct store_followups *followups);
 
 #endif

@@ -3,7 +3,8 @@
 # enrollment, its network side passes the capsule to the executor unread, and the executor's
 # reports go through the spool like evidence, so they reach the coordinator exactly once even
 # when the coordinator dies in the middle (SIGKILLed while the action runs: the reports wait in
-# the spool and are sent again to the restarted coordinator, which stores them once).
+# the spool and are sent again to the restarted coordinator, which stores them once). What the
+# command leaves — its output and the evidence kinds its catalog entry lists — reaches the vault.
 source "$(dirname "$0")/../lib/harness.sh"
 
 [[ $(id -u) == 0 ]] || { h_log "SKIP: needs root (the catalog and signer file are root's)"; exit 77; }
@@ -45,6 +46,7 @@ actions:
     argv: [$H_DIR/bin/canary.sh, \"{name}\", \"{delay}\"]
     root: true
     auto: true
+    evidence: [host]
     params:
       - {name: name, identifier: {pattern: \"[a-z]+\"}}
       - {name: delay, int: {min: 0, max: 10}}
@@ -79,6 +81,29 @@ doc=$(h_ctl command show "$id" -o json)
 [[ -e $OUT/ran-hello ]] || h_fail "the canary did not run"
 grep -q "command report request=$id" "$log" || h_fail "the agent did not spool the reports"
 h_pass "vigilctl run -> capsule -> executor -> accepted, started, done (exit 0, output SHA-256) stored"
+
+# The evidence it left: its output (the same bytes the done report hashed) and the host snapshot
+# its catalog entry lists, each a verified vault artifact linked to the command.
+evidence_stored() {
+    [[ $(h_ctl command show "$id" -o json |
+        jq '[.evidence[] | select(.status == "stored")] | length') == 2 ]]
+}
+h_wait "the output and the host snapshot of $id in the vault" 30 evidence_stored
+doc=$(h_ctl command show "$id" -o json)
+out_sha=$(jq -r '.evidence[] | select(.kind == "command_output") | .sha256' <<<"$doc")
+[[ $out_sha == $(jq -r '.output_sha256' <<<"$doc") ]] ||
+    h_fail "the stored output does not hash to the report's output_sha256: $doc"
+[[ $(jq -r '.evidence[] | select(.kind == "command_output") | .args.request' <<<"$doc") == "$id" ]] ||
+    h_fail "the output artifact does not name its command: $doc"
+out_id=$(jq -r '.evidence[] | select(.kind == "command_output") | .id' <<<"$doc")
+h_ctl evidence get "$out_id" --out "$H_DIR/output.bin" >/dev/null
+[[ $(cat "$H_DIR/output.bin") == "hello hello" ]] || h_fail "output artifact: $(cat "$H_DIR/output.bin")"
+[[ $(jq -r '[.evidence[].kind] | sort | join(" ")' <<<"$doc") == "command_output host" ]] ||
+    h_fail "evidence kinds: $(jq -c '[.evidence[].kind]' <<<"$doc")"
+h_ctl command show "$id" | grep -q "evidence after the command" ||
+    h_fail "command show does not list the evidence"
+h_ctl evidence verify >/dev/null || h_fail "the vault does not verify after the command's evidence"
+h_pass "the command's output and its catalog's evidence kind are verified vault artifacts"
 
 # The coordinator dies while the action runs: the reports wait in the spool.
 id=$(run_id canary --node node-x --arg name=later --arg delay=2)

@@ -176,6 +176,13 @@ done_line=$(report ok done)
 [[ $(field truncated "$done_line") == 0 ]] || h_fail "ok is not truncated: $done_line"
 [[ -e $OUT/ran-first ]] || h_fail "the canary of ok did not run"
 h_pass "an auto exec action runs: accepted, started, done with exit 0 and its output's SHA-256"
+out_line=$(grep "^OUTPUT id=ok " <<<"$REPORTS" || true)
+[[ $(field sha256 "$out_line") == $(field sha256 "$done_line") &&
+    $(field last "$out_line") == 1 && $(field offset "$out_line") == 0 ]] ||
+    h_fail "the kept output of ok, before its done: '$out_line'"
+order=$(grep -E "^(OUTPUT id=ok |REPORT id=ok step=done )" <<<"$REPORTS" | cut -c1-6 | tr '\n' ' ')
+[[ $order == "OUTPUT REPORT " ]] || h_fail "the output does not come before the done report: $order"
+h_pass "the executor hands the kept output to the agent before the done report that hashes it"
 
 # ---- refusals: each one reported with its reason, and nothing runs
 before=$(ls "$OUT" | sort | tr '\n' ' ')
@@ -256,7 +263,12 @@ noisy_line=$(report noisy done)
 [[ $(field truncated "$noisy_line") == 1 ]] || h_fail "noisy output not flagged truncated: $noisy_line"
 [[ $(field sha256 "$noisy_line") == $(seq 1 20000 | sha) ]] ||
     h_fail "the hash is not over the whole output: $noisy_line"
-h_pass "output over the 1 KiB cap is flagged truncated, its SHA-256 covers all $(seq 1 20000 | wc -c) bytes"
+kept=0
+for b in $(grep "^OUTPUT id=noisy " <<<"$REPORTS" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p'); do
+    kept=$((kept + b))
+done
+[[ $kept == 1024 ]] || h_fail "noisy: $kept bytes kept (the cap is 1 KiB)"
+h_pass "output over the 1 KiB cap is flagged truncated, its SHA-256 covers all $(seq 1 20000 | wc -c) bytes, the first 1 KiB are kept"
 
 # ---- an action without root: true runs as the agent's user, with the fixed environment
 capsule as-user -a as-user

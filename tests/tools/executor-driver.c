@@ -338,8 +338,24 @@ static int cmd_run(const char *exec_path, const char *config, int ncapsules, cha
             next_ping = vg_mono_ms() + PING_EVERY_MS;
             continue;
         }
-        if (hdr.type != PRIVSEP_REPORT || (size_t)n != sizeof(hdr) + hdr.len)
+        if ((hdr.type != PRIVSEP_REPORT && hdr.type != PRIVSEP_OUTPUT) ||
+            (size_t)n != sizeof(hdr) + hdr.len)
             fail("unexpected message type %u of %zd bytes", hdr.type, n);
+        if (hdr.type == PRIVSEP_OUTPUT) {
+            /* The kept output before its DONE: shown as its size and the SHA-256 of the chunk. */
+            Vigil__CommandOutput *o =
+                vigil__command_output__unpack(NULL, hdr.len, buf + sizeof(hdr));
+            if (!o)
+                fail("an OUTPUT that is not a CommandOutput");
+            unsigned char sha[VG_SHA256_LEN];
+            char hex[VG_SHA256_HEX_LEN + 1];
+            vg_sha256(o->data.data, o->data.len, sha);
+            vg_hex(sha, VG_SHA256_LEN, hex);
+            printf("OUTPUT id=%s offset=%llu bytes=%zu last=%d sha256=%s\n", o->request_id,
+                   (unsigned long long)o->offset, o->data.len, o->last, hex);
+            vigil__command_output__free_unpacked(o, NULL);
+            continue;
+        }
         Vigil__CommandReport *r = vigil__command_report__unpack(NULL, hdr.len, buf + sizeof(hdr));
         if (!r)
             fail("a REPORT that is not a CommandReport");

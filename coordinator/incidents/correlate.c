@@ -117,7 +117,11 @@ size_t correlate_observe(correlate_t *self, const char *node, const Vigil__Signa
             labels[k].key = s->labels[k]->key;
             labels[k].value = s->labels[k]->value;
         }
-        rules_observe(self->rules, node, s->name, labels, n, s->value, s->ts_ms);
+        if (s->command_id && s->command_id[0])
+            rules_observe_during_command(self->rules, node, s->name, labels, n, s->value,
+                                         s->ts_ms);
+        else
+            rules_observe(self->rules, node, s->name, labels, n, s->value, s->ts_ms);
     }
     rules_stats(self->rules, &after);
     return (size_t)(after.samples_matched - before.samples_matched);

@@ -36,6 +36,7 @@ struct series {
     enum role role;
     double value;
     int64_t ts_ms;
+    bool by_command; /* the latest sample was measured while a command ran */
 };
 
 /* One fingerprint's state. A verify condition uses warn_holding / warn_since only: whether it
@@ -89,6 +90,7 @@ struct member {
     double value;
     double num, den;
     enum rule_state level;
+    bool by_command; /* what decides comes from a sample measured while a command ran */
 };
 
 struct rules {
@@ -509,8 +511,26 @@ static bool series_key(char *key, size_t size, long node, const struct rb_label 
     return true;
 }
 
+static void observe(rules_t *self, const char *node, const char *name,
+                    const struct rb_label *labels, size_t nlabels, double value, int64_t ts_ms,
+                    bool by_command);
+
 void rules_observe(rules_t *self, const char *node, const char *name, const struct rb_label *labels,
                    size_t nlabels, double value, int64_t ts_ms)
+{
+    observe(self, node, name, labels, nlabels, value, ts_ms, false);
+}
+
+void rules_observe_during_command(rules_t *self, const char *node, const char *name,
+                                  const struct rb_label *labels, size_t nlabels, double value,
+                                  int64_t ts_ms)
+{
+    observe(self, node, name, labels, nlabels, value, ts_ms, true);
+}
+
+static void observe(rules_t *self, const char *node, const char *name,
+                    const struct rb_label *labels, size_t nlabels, double value, int64_t ts_ms,
+                    bool by_command)
 {
     if (!self)
         return;
@@ -566,6 +586,7 @@ void rules_observe(rules_t *self, const char *node, const char *name, const stru
         if (ts_ms >= s->ts_ms) { /* a late, older sample does not replace a newer one */
             s->value = value;
             s->ts_ms = ts_ms;
+            s->by_command = by_command;
         }
     }
     if (stored)
@@ -851,7 +872,7 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
 {
     const struct rb_condition *c = sym->cond;
     for (size_t i = 0; i < self->nnodes; i++)
-        self->members[i] = (struct member){false, NAN, 0, 0, RULE_OK};
+        self->members[i] = (struct member){false, NAN, 0, 0, RULE_OK, false};
 
     if (c->kind == RB_COND_ABSENCE) {
         for (size_t i = 0; i < self->nnodes; i++) {
@@ -888,6 +909,7 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
             if (now_ms - s->ts_ms > c->window_ms)
                 continue;
             m->has = true;
+            m->by_command |= s->by_command;
             if (s->role == ROLE_NUMERATOR)
                 m->num += s->value;
             else
@@ -895,6 +917,7 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
         } else if (worse(c->op, s->value, m->value)) {
             m->has = true;
             m->value = s->value;
+            m->by_command = s->by_command;
         }
     }
     if (stale) { /* forget them: memory stays bounded by live series */
@@ -928,6 +951,7 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
     size_t total = 0, firing = 0, firing_crit = 0;
     double worst = NAN, worst_firing = NAN;
     double num = 0, den = 0;
+    bool by_command = false; /* a sample measured while a command ran counts in the sums */
     for (size_t i = 0; i < self->nnodes; i++) {
         struct member *m = &self->members[i];
         /* A ratio per node needs its own minimum count; across nodes the sums do. */
@@ -940,11 +964,15 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
              * level must not count as firing because another node fired. */
             enum rule_state confirmed = per_node ? sym->slots[i].inst.state : sym->slots[i].level;
             m->level = level_of(c, m->value, confirmed);
+            /* Measured while a command ran: Vigil's own action does not raise anything. */
+            if (m->by_command && m->level > confirmed)
+                m->level = confirmed;
             sym->slots[i].level = m->level;
         }
         total++;
         num += m->num;
         den += m->den;
+        by_command |= m->by_command;
         enum rb_op op = c->kind == RB_COND_ABSENCE ? RB_OP_GT : c->op;
         if (worse(op, m->value, worst))
             worst = m->value;
@@ -975,6 +1003,8 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
         /* One ratio across nodes; per-node ratios only say how many nodes share it. */
         v.value = den > 0 && den >= ratio_min(c) ? num / den * 100 : NAN;
         v.candidate = level_of(c, v.value, sym->across.state);
+        if (by_command && v.candidate > sym->across.state)
+            v.candidate = sym->across.state;
     } else if (scope_holds(&c->scope, firing_crit, total)) {
         v.candidate = RULE_CRITICAL;
     } else if (scope_holds(&c->scope, firing, total)) {

@@ -100,6 +100,13 @@ int rules_set_runbooks(rules_t *self, const struct rb_set *set);
 
 void rules_observe(rules_t *self, const char *node, const char *name, const struct rb_label *labels,
                    size_t nlabels, double value, int64_t ts_ms);
+/* The same for a sample measured while a remediation command ran on the node (Signal.command_id):
+ * it keeps the node present (absence), lets a symptom fall and a verify condition hold, but cannot
+ * raise a symptom — a node whose deciding sample is such counts at most at the level it had — so
+ * no rule reacts to Vigil's own action. The next untagged sample decides as usual. */
+void rules_observe_during_command(rules_t *self, const char *node, const char *name,
+                                  const struct rb_label *labels, size_t nlabels, double value,
+                                  int64_t ts_ms);
 
 /* The nodes that exist: an agent became active / was lost. */
 void rules_node_up(rules_t *self, const char *node, int64_t ts_ms);

@@ -88,7 +88,7 @@ static const char *kind_name(Vigil__Envelope__BodyCase body)
 static const char copy_signature[] = "PGCOPY\n\377\r\n\0"
                                      "\0\0\0\0"  /* flags */
                                      "\0\0\0\0"; /* header extension length */
-#define COPY_FIELDS 8              /* agent_id, seq, name, value, unit, labels, ts, state */
+#define COPY_FIELDS 9 /* agent_id, seq, name, value, unit, labels, ts, state, command_id */
 #define JSONB_VERSION 1            /* the one jsonb binary format version */
 #define PG_EPOCH_MS 946684800000LL /* 2000-01-01 00:00:00 UTC, where timestamptz counts from */
 
@@ -285,7 +285,8 @@ static int build_message_arrays(Vigil__Envelope *const *msgs, size_t n, struct s
     return oom ? -ENOMEM : 0;
 }
 
-/* One COPY row: agent_id, seq, name, value, unit, labels (a JSON object), ts, state. */
+/* One COPY row: agent_id, seq, name, value, unit, labels (a JSON object), ts, state, command_id
+ * (NULL unless measured while a command ran). */
 static void copy_put_signal(struct store_buf *b, const Vigil__Envelope *m, size_t sender_len,
                             const Vigil__Signal *s)
 {
@@ -295,8 +296,10 @@ static void copy_put_signal(struct store_buf *b, const Vigil__Envelope *m, size_
     for (size_t i = 0; i < s->n_labels; i++)
         labels_max += json_string_max(store_str_or_empty(s->labels[i]->key)) +
                       json_string_max(store_str_or_empty(s->labels[i]->value)) + 2;
+    const char *command = s->command_id && s->command_id[0] ? s->command_id : NULL;
+    size_t command_len = command ? strlen(command) : 0;
     if (!store_buf_reserve(b, 2 + COPY_FIELDS * 4 + sender_len + 8 + name_len + 8 + unit_len + 1 +
-                                  labels_max + 8 + 2))
+                                  labels_max + 8 + 2 + command_len))
         return;
 
     char *p = put_be16(b->data + b->len, COPY_FIELDS);
@@ -328,6 +331,7 @@ static void copy_put_signal(struct store_buf *b, const Vigil__Envelope *m, size_
     /* smallint: the threshold state the agent evaluated (0-3; anything else stored as none). */
     uint16_t state = s->state >= 0 && s->state <= 3 ? (uint16_t)s->state : 0;
     p = put_be16(put_be32(p, 2), state);
+    p = command ? put_field(p, command, command_len) : put_be32(p, UINT32_MAX); /* -1: NULL */
     b->len = (size_t)(p - b->data);
 }
 
@@ -352,8 +356,8 @@ static int copy_signals(store_t *self, Vigil__Envelope *const *msgs, size_t n, c
     int r = 0;
 
     PGresult *res =
-        PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts, state)"
-                           " FROM STDIN (FORMAT binary)");
+        PQexec(self->conn, "COPY signals (agent_id, seq, name, value, unit, labels, ts, state,"
+                           " command_id) FROM STDIN (FORMAT binary)");
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         r = store_failed(self, res, "ingest COPY");
         PQclear(res);

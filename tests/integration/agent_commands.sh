@@ -100,8 +100,8 @@ h_ctl evidence get "$out_id" --out "$H_DIR/output.bin" >/dev/null
 [[ $(cat "$H_DIR/output.bin") == "hello hello" ]] || h_fail "output artifact: $(cat "$H_DIR/output.bin")"
 [[ $(jq -r '[.evidence[].kind] | sort | join(" ")' <<<"$doc") == "command_output host" ]] ||
     h_fail "evidence kinds: $(jq -c '[.evidence[].kind]' <<<"$doc")"
-h_ctl command show "$id" | grep -q "evidence after the command" ||
-    h_fail "command show does not list the evidence"
+shown=$(h_ctl command show "$id")
+grep -q "evidence after the command" <<<"$shown" || h_fail "command show does not list the evidence: $shown"
 h_ctl evidence verify >/dev/null || h_fail "the vault does not verify after the command's evidence"
 h_pass "the command's output and its catalog's evidence kind are verified vault artifacts"
 
@@ -115,3 +115,17 @@ start_coordinator
 h_wait "command $id done after the coordinator came back" 60 is_done
 [[ $(done_steps "$id") == 1 ]] || h_fail "done stored $(done_steps "$id") times"
 h_pass "reports survive a dead coordinator in the spool and are stored exactly once"
+
+# Samples measured while a command runs carry its id: the agent's own signals during a 3 s run.
+id=$(run_id canary --node node-x --arg name=tagged --arg delay=3)
+[[ -n $id ]] || h_fail "vigilctl run gave no command id"
+h_wait "command $id done" 20 is_done
+tagged() { [[ $(h_sql "SELECT count(*) FROM signals WHERE command_id = '$id'") -gt 0 ]]; }
+h_wait "samples tagged with $id" 30 tagged
+agent=$(h_agent_id node-x)
+untagged_after() {
+    [[ $(h_sql "SELECT count(*) FROM signals WHERE command_id IS NULL AND agent_id = '$agent'
+        AND ts > (SELECT max(ts) FROM signals WHERE command_id = '$id')") -gt 0 ]]
+}
+h_wait "untagged samples again once the command settled" 30 untagged_after
+h_pass "samples measured while a command runs (and just after) carry its id; later ones do not"

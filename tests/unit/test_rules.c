@@ -895,9 +895,55 @@ static void test_verify_per_node(void **unused)
     rules_destroy(&r);
 }
 
+/* A sample measured while a remediation command ran never raises a symptom (no rule reacts to
+ * Vigil's own action), but it lets one fall, keeps verify honest, and the next untagged sample
+ * decides as usual. */
+static void test_samples_during_a_command(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    fixture_init(&f, threshold("http.up", RB_OP_LT, 1, 1, NAN, 0, RB_SCOPE_NODE));
+    struct rb_verify verify[1] = {{threshold("http.up", RB_OP_GE, 1, 1, NAN, 0, RB_SCOPE_NODE), 0}};
+    f.rb.verify = verify;
+    f.rb.nverify = 1;
+    rules_t *r = rules_new(&f.set, NULL);
+    const struct rule_event *ev;
+    char why[256];
+
+    /* A restart takes the service down for a moment: measured during the command, nothing. */
+    put(r, "n1", "http.up", 1, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 0);
+    rules_observe_during_command(r, "n1", "http.up", NULL, 0, 0, 2000);
+    assert_int_equal(rules_evaluate(r, 2000, &ev), 0);
+    rules_observe_during_command(r, "n1", "http.up", NULL, 0, 0, 3000);
+    assert_int_equal(rules_evaluate(r, 3000, &ev), 0);
+    /* Still down once the command settled: the untagged sample opens it. */
+    put(r, "n1", "http.up", 0, 9000);
+    assert_int_equal(rules_evaluate(r, 9000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    /* The remediation runs: a tagged recovery clears it and verify sees it hold. */
+    rules_observe_during_command(r, "n1", "http.up", NULL, 0, 1, 10000);
+    assert_int_equal(rules_evaluate(r, 10000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_OK);
+    assert_int_equal(rules_verified(r, "rb", "n1", 10000, why, sizeof why), 1);
+
+    /* Across nodes the same: a tagged node does not count as firing. */
+    rules_destroy(&r);
+    fixture_init(&f, threshold(cpu, RB_OP_GT, 80, 95, NAN, 0, RB_SCOPE_ANY));
+    r = rules_new(&f.set, NULL);
+    put(r, "n1", cpu, 10, 1000);
+    rules_observe_during_command(r, "n2", cpu, NULL, 0, 99, 1000);
+    assert_int_equal(rules_evaluate(r, 1000, &ev), 0);
+    put(r, "n2", cpu, 99, 2000);
+    assert_int_equal(rules_evaluate(r, 2000, &ev), 1);
+    assert_int_equal(ev[0].state, RULE_CRITICAL);
+    rules_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_samples_during_a_command),
         cmocka_unit_test(test_levels_and_ops),
         cmocka_unit_test(test_worst_series_of_a_node),
         cmocka_unit_test(test_for_needs_continuous_hold),

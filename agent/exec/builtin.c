@@ -18,11 +18,13 @@
 
 static const char *const systemctl_paths[] = {"/usr/bin/systemctl", "/bin/systemctl"};
 
-/* The nft table every block lives in: two sets with timeouts and the rules that drop them. */
+/* The nft table every block lives in: two sets with timeouts and the rules that drop them.
+ * auto-merge: a block that overlaps one already there (an address inside a blocked network, or a
+ * wider network) is merged instead of refused; the merged range keeps the expiry of the wider. */
 static const char nft_ensure[] =
     "add table inet vigil ; "
-    "add set inet vigil blocked4 { type ipv4_addr ; flags interval, timeout ; } ; "
-    "add set inet vigil blocked6 { type ipv6_addr ; flags interval, timeout ; } ; "
+    "add set inet vigil blocked4 { type ipv4_addr ; flags interval, timeout ; auto-merge ; } ; "
+    "add set inet vigil blocked6 { type ipv6_addr ; flags interval, timeout ; auto-merge ; } ; "
     "add chain inet vigil input { type filter hook input priority -10 ; policy accept ; } ; "
     "add chain inet vigil forward { type filter hook forward priority -10 ; policy accept ; } ; "
     "flush chain inet vigil input ; flush chain inet vigil forward ; "
@@ -126,6 +128,8 @@ static int nft_argv(const struct action *a, const struct action_arg *args, size_
                     ms / 1000))
             return fail(why, whylen, -EINVAL, "action %s: nft script too long", a->name);
     } else {
+        /* What is not in the set (never blocked, expired, or part of a wider block) fails with
+         * nft's "element does not exist" in the output: there is nothing to remove. */
         if (!append(script, "delete element inet vigil %s { %s }", set, addr_text))
             return fail(why, whylen, -EINVAL, "action %s: nft script too long", a->name);
     }
@@ -158,7 +162,14 @@ static int isolate_argv(const struct action *a, const struct action_net *coordin
                 "add chain inet vigil_isolate forward { type filter hook forward priority -20 ; "
                 "policy drop ; } ; "
                 "add rule inet vigil_isolate input iif lo accept ; "
-                "add rule inet vigil_isolate output oif lo accept");
+                "add rule inet vigil_isolate output oif lo accept ; "
+                /* IPv6 finds its neighbours (the coordinator's too) through multicast: without
+                 * neighbour discovery an IPv6 coordinator is unreachable once its cache entry
+                 * expires. Link-local only; it carries no traffic. */
+                "add rule inet vigil_isolate input icmpv6 type { nd-neighbor-solicit, "
+                "nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept ; "
+                "add rule inet vigil_isolate output icmpv6 type { nd-neighbor-solicit, "
+                "nd-neighbor-advert, nd-router-solicit } ip6 hoplimit 255 accept");
     for (size_t i = 0; ok && i < ncoordinator; i++) {
         char text[64];
         const char *fam = coordinator[i].family == AF_INET ? "ip" : "ip6";

@@ -149,6 +149,10 @@ chmod 644 "$D/agent.yaml" "$D/keys/signers.yaml"
 capsule() { "$DRIVER" capsule "$D/keys" "$D/caps/$1" -i "$1" "${@:2}" >/dev/null; }
 capsule block -a block -A address=203.0.113.0/24 -A expires=10m
 capsule unblock -a unblock -A address=203.0.113.0/24
+capsule block-inner -a block -A address=203.0.113.5 -A expires=10m
+capsule block-wider -a block -A address=203.0.112.0/23 -A expires=10m
+capsule unblock-wider -a unblock -A address=203.0.112.0/23
+capsule block-again -a block -A address=203.0.113.0/24 -A expires=10m
 capsule block-brief -a block-brief -A address=203.0.113.0/24 -A expires=2s
 capsule isolate -a isolate
 capsule release -a release
@@ -191,6 +195,18 @@ cannot "after block" "$NS_PEER" 203.0.113.5 198.51.100.1 "$PORT"
 can "after block" "$NS_PEER" 198.51.100.7 198.51.100.1 "$PORT"
 can "after block" "$NS_COORD" 192.0.2.10 192.0.2.1 "$PORT"
 h_pass "block: 203.0.113.0/24 is in the set with its timeout, 203.0.113.5 is cut off, 198.51.100.7 and the coordinator still get through"
+
+# Blocks that overlap the one in place merge instead of failing: an address inside it, then a
+# wider network (which takes the narrower one in).
+step block-inner
+step block-wider
+out=$(blocked)
+grep -q '203.0.112.0/23 timeout' <<<"$out" && ! grep -q '203.0.113.0/24' <<<"$out" ||
+    h_fail "overlapping blocks: $out"
+cannot "after a wider block" "$NS_PEER" 203.0.113.5 198.51.100.1 "$PORT"
+step unblock-wider
+h_pass "overlapping blocks merge: an address inside the blocked /24 and then the wider /23 both succeed"
+step block-again
 
 step unblock
 out=$(blocked)

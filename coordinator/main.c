@@ -476,23 +476,38 @@ static bool check_watch(struct steps_watch *w, void *userdata)
     enum steps_verdict v = steps_judge(info.state, info.has_exit, info.exit_status, verified, now,
                                        w->done_at_ms, w->within_ms);
     bool finished = v != STEPS_WAIT;
-    if (w->rest[0] && done && info.has_exit && info.exit_status == 0) {
-        /* The canary did its part: the step's other nodes now. */
+    enum steps_canary canary = STEPS_CANARY_WAIT;
+    char canary_why[512] = "";
+    if (w->rest[0]) {
+        /* The canary proves itself on its own node before the others are reached. */
+        const struct rb_set *set = correlate_runbooks(c->correlate);
+        bool per_node = steps_verifies_per_node(set ? runbooks_find(set, w->runbook) : NULL);
+        char node_why[512] = "";
+        int node_verified = done && per_node ? correlate_verified(c->correlate, w->runbook, w->node,
+                                                                  now, node_why, sizeof(node_why))
+                                             : 0;
+        canary = steps_canary_judge(info.state, info.has_exit, info.exit_status, per_node,
+                                    node_verified, now, w->done_at_ms, w->within_ms);
+        if (canary == STEPS_CANARY_GO)
+            snprintf(canary_why, sizeof(canary_why), "%s",
+                     per_node ? node_why : "done with exit 0; the runbook cannot verify one node");
+    }
+    if (canary == STEPS_CANARY_GO) {
         struct steps_job *rest =
             steps_job_after_canary(w->incident_id, w->runbook, w->verify_node, w->rest, w->action,
                                    info.args, info.nargs, w->within_ms);
-        snprintf(text, sizeof(text), "canary %s on %s done with exit 0: the other nodes now",
-                 w->action, w->node);
-        watch_note(c, w, "canary-done", text);
+        snprintf(text, sizeof(text), "canary %s on %s verified (%s): the other nodes now",
+                 w->action, w->node, canary_why);
+        watch_note(c, w, "canary-verified", text);
         if (rest)
             admin_runbook_steps(c->admin, &rest);
         else
             vg_log(VG_LOG_ERROR, "command=%s the other nodes not requested: out of memory",
                    w->request_id);
         w->rest[0] = '\0';
-    } else if (w->rest[0] && v == STEPS_FAILED) {
-        snprintf(text, sizeof(text), "canary %s on %s failed: the other nodes are not reached",
-                 w->action, w->node);
+    } else if (canary == STEPS_CANARY_STOP) {
+        snprintf(text, sizeof(text), "canary %s on %s %s: the other nodes are not reached",
+                 w->action, w->node, v == STEPS_FAILED ? "failed" : "did not verify in time");
         watch_note(c, w, "canary-failed", text);
         w->rest[0] = '\0';
     }
@@ -544,7 +559,11 @@ static int tick(vg_loop_t *loop, void *userdata)
 {
     (void)loop;
     struct coordinator *c = userdata;
+    /* Before the health check: a private cluster that died is started again at once. */
+    if (store_embedded_watch(c->store) > 0)
+        metrics_embedded_pg_restarted();
     metrics_store_up(store_ping(c->store));
+    metrics_store_outages(store_outages());
     registry_lock(c->registry);
     router_tick(c->router);
     registry_unlock(c->registry);

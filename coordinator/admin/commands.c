@@ -1026,7 +1026,7 @@ void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
         size_t reach = limit == 0 || job->nnodes < limit ? job->nnodes : limit;
         size_t k = 0;
         if (st->mode == RB_MODE_AUTO && !st->inverse && !st->after_canary && reach > 1) {
-            /* Canary: one node first; the others once it reported done with exit 0. */
+            /* Canary: one node first; the others once it verified on its node (steps.h). */
             char rest[sizeof(((struct steps_watch *)0)->rest)] = "";
             size_t used = 0;
             for (size_t n = 1; n < reach; n++) {
@@ -1041,8 +1041,8 @@ void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
             k = 1; /* a canary not issued alone (pending, skipped): the others decide below */
             if (run_step_on(self, job, st, job->nodes[0], rest)) {
                 step_note(self, job, st, "canary", "",
-                          "runbook step %s runs on %s first; the other %zu node(s) after it "
-                          "reports done with exit 0",
+                          "runbook step %s runs on %s first; the other %zu node(s) once it "
+                          "verified there",
                           st->action, job->nodes[0], reach - 1);
                 k = reach; /* the canary's watch requests the others */
             }

@@ -292,6 +292,36 @@ void steps_job_destroy(struct steps_job **self_p)
 
 /* ---- verify-then-inverse ---- */
 
+bool steps_verifies_per_node(const struct rb_runbook *rb)
+{
+    if (!rb || rb->nverify == 0)
+        return false;
+    for (size_t i = 0; i < rb->nverify; i++) {
+        if (rb->verify[i].cond.scope.kind != RB_SCOPE_NODE)
+            return false;
+    }
+    return true;
+}
+
+enum steps_canary steps_canary_judge(const char *state, bool has_exit, int exit_status,
+                                     bool per_node, int node_verified, int64_t now_ms,
+                                     int64_t done_at_ms, int64_t within_ms)
+{
+    /* The canary's own verdict, as for any watched command, with its node as the incident. */
+    enum steps_verdict v = steps_judge(state, has_exit, exit_status, per_node ? node_verified : 1,
+                                       now_ms, done_at_ms, within_ms);
+    switch (v) {
+    case STEPS_VERIFIED:
+        return STEPS_CANARY_GO;
+    case STEPS_FAILED:
+    case STEPS_NOT_VERIFIED:
+        return STEPS_CANARY_STOP;
+    case STEPS_WAIT:
+    default:
+        return STEPS_CANARY_WAIT;
+    }
+}
+
 enum steps_verdict steps_judge(const char *state, bool has_exit, int exit_status, int verified,
                                int64_t now_ms, int64_t done_at_ms, int64_t within_ms)
 {

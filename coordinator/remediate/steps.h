@@ -9,7 +9,8 @@
  *   step. A manual step never becomes a request.
  * - An auto step reaches at most max_nodes nodes (default 1); an approve step max_nodes (0 = no
  *   limit). An auto step for several nodes runs on one first (the canary); the others are
- *   requested once the canary reported done with exit 0, never after a failure.
+ *   requested once the canary verified on its own node (steps_canary_judge), never after a
+ *   failure or a canary that did not verify within its window.
  * - The limiter lets Vigil start at most one automatic request per (runbook, node) per interval,
  *   so a flapping incident cannot loop an action. It keeps at most STEPS_LIMITER_MAX keys; when
  *   every slot is recent it refuses (a refusal is a pending request, never a lost step).
@@ -94,6 +95,25 @@ struct steps_job *steps_job_after_canary(uint64_t incident_id, const char *runbo
 void steps_job_destroy(struct steps_job **self_p);
 
 const char *steps_mode_name(enum rb_mode mode);
+
+/* ---- the canary ---- */
+
+enum steps_canary {
+    STEPS_CANARY_WAIT, /* not done, or done and its node not verified yet */
+    STEPS_CANARY_GO,   /* the other nodes now */
+    STEPS_CANARY_STOP, /* failed, or not verified within the window: the others are not reached */
+};
+
+/* True when rb's verify entries can judge one node: it has some, and all are per node. */
+bool steps_verifies_per_node(const struct rb_runbook *rb);
+
+/* Whether the nodes after a canary may be reached: its command's state (latest exit when
+ * has_exit); when per_node (steps_verifies_per_node), node_verified is correlate_verified on the
+ * canary's node (1 = holds), and it must hold within within_ms of done_at_ms. A runbook that
+ * cannot judge one node (no verify entries, or entries across nodes) goes on at done, exit 0. */
+enum steps_canary steps_canary_judge(const char *state, bool has_exit, int exit_status,
+                                     bool per_node, int node_verified, int64_t now_ms,
+                                     int64_t done_at_ms, int64_t within_ms);
 
 /* ---- verify-then-inverse ---- */
 

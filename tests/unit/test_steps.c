@@ -126,6 +126,41 @@ static void judge_verify_then_inverse(void **state)
     assert_int_equal(steps_judge("done", true, 0, -1, 1000 + w, 1000, w), STEPS_NOT_VERIFIED);
 }
 
+/* The canary proves itself on its node when the runbook can judge one node; else done, exit 0. */
+static void canary_waits_for_its_node(void **state)
+{
+    (void)state;
+    const int64_t w = MIN_MS;
+    struct rb_verify per_node[1] = {{.cond = {.scope = {.kind = RB_SCOPE_NODE}}}};
+    struct rb_verify across[2] = {{.cond = {.scope = {.kind = RB_SCOPE_NODE}}},
+                                  {.cond = {.scope = {.kind = RB_SCOPE_ALL}}}};
+    struct rb_runbook rb = {.id = "rb"};
+    assert_false(steps_verifies_per_node(&rb)); /* no verify entries */
+    rb.verify = per_node;
+    rb.nverify = 1;
+    assert_true(steps_verifies_per_node(&rb));
+    rb.verify = across;
+    rb.nverify = 2;
+    assert_false(steps_verifies_per_node(&rb));
+    assert_false(steps_verifies_per_node(NULL));
+
+    assert_int_equal(steps_canary_judge("started", false, 0, true, 0, 1000, 0, w),
+                     STEPS_CANARY_WAIT);
+    /* Done with exit 0 is not enough where the node can be judged... */
+    assert_int_equal(steps_canary_judge("done", true, 0, true, 0, 2000, 1000, w),
+                     STEPS_CANARY_WAIT);
+    assert_int_equal(steps_canary_judge("done", true, 0, true, 1, 3000, 1000, w), STEPS_CANARY_GO);
+    assert_int_equal(steps_canary_judge("done", true, 0, true, 0, 1000 + w, 1000, w),
+                     STEPS_CANARY_STOP);
+    /* ... and is where it cannot. */
+    assert_int_equal(steps_canary_judge("done", true, 0, false, 0, 2000, 1000, w), STEPS_CANARY_GO);
+    /* A failure stops the rest either way. */
+    assert_int_equal(steps_canary_judge("done", true, 2, false, 0, 2000, 1000, w),
+                     STEPS_CANARY_STOP);
+    assert_int_equal(steps_canary_judge("refused", false, 0, true, 0, 2000, 0, w),
+                     STEPS_CANARY_STOP);
+}
+
 static bool drop_even(struct steps_watch *w, void *userdata)
 {
     int *seen = userdata;
@@ -180,6 +215,7 @@ int main(void)
         cmocka_unit_test(limiter_full_refuses_then_reuses_stale),
         cmocka_unit_test(job_copies_the_runbook),
         cmocka_unit_test(judge_verify_then_inverse),
+        cmocka_unit_test(canary_waits_for_its_node),
         cmocka_unit_test(watchlist_drops_what_check_finishes),
         cmocka_unit_test(inverse_job_keeps_the_arguments),
     };

@@ -485,14 +485,12 @@ static int create_requests(admin_t *self, const struct new_requests *nr,
         if (r == 0)
             r = store_command_create(self->store, &c, nr->actor);
         if (r == 0 && nr->issue_auto && targets[i].mode == VG_ACTION_MODE_AUTO) {
-            struct store_command_info stored;
-            r = store_command_get(self->store, c.id, false, true, &stored);
+            /* Just created in this transaction, with no approvals: issued from what was
+             * written, not read back (a fan-out to 1,000 nodes saves 1,000 round trips). */
             int64_t not_after = 0;
             char needs[384] = "";
-            if (r == 0)
-                r = remediate_try_issue(self->remediate, self->store, &stored, nr->actor, now,
-                                        &envelopes[i], &lens[i], &not_after, needs, sizeof(needs));
-            store_command_info_clear(&stored);
+            r = remediate_try_issue(self->remediate, self->store, &c, nr->actor, now,
+                                    &envelopes[i], &lens[i], &not_after, needs, sizeof(needs));
         }
     }
     if (r == 0)

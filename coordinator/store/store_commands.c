@@ -902,6 +902,21 @@ static int open_followups(store_t *self, const char *agent_id, const char *reque
         4, params, followup_row, &w);
 }
 
+/* What the report statement answered: stored (a row), and whether the node's catalog lists
+ * evidence for the action. */
+struct report_outcome {
+    bool stored;
+    bool action_evidence;
+};
+
+static int report_row(const PGresult *res, int row, void *userdata)
+{
+    struct report_outcome *o = userdata;
+    o->stored = true;
+    o->action_evidence = strcmp(PQgetvalue(res, row, 0), "t") == 0;
+    return 0;
+}
+
 int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
                           struct store_followups *followups)
 {
@@ -936,8 +951,8 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
                                 store_str_or_empty(rep->reason),
                                 rep->at_ms ? at : NULL,
                                 state_after(rep)};
-        uint64_t stored = 0;
-        int r = run_counted(
+        struct report_outcome report = {0};
+        int r = store_query_rows(
             self, "command report",
             "WITH q AS ("
             "  SELECT q.id, q.incident_id, q.action, q.node, q.state FROM command_requests q"
@@ -960,11 +975,15 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
             "           WHEN $10 <> '' THEN ': ' || $10 ELSE '' END),"
             "    jsonb_build_object('request_id', q.id, 'step', $5, 'agent', $1)"
             "  FROM q WHERE q.incident_id <> 0)"
-            " SELECT 1 FROM ins",
-            12, params, &stored);
+            /* Whether the node's catalog lists evidence for the action (open_followups). */
+            " SELECT EXISTS (SELECT 1 FROM agents a, jsonb_array_elements(a.actions) act"
+            "  WHERE a.id = $1 AND act->>'name' = q.action"
+            "    AND jsonb_array_length(coalesce(act->'evidence', '[]'::jsonb)) > 0)"
+            " FROM ins, q",
+            12, params, report_row, &report);
         if (r < 0)
             return r;
-        if (stored == 0)
+        if (!report.stored)
             vg_log(VG_LOG_WARN,
                    "command report ignored agent=%s seq=%" PRIu64
                    " request=%.64s: no capsule with that request id and nonce for this agent's "
@@ -973,11 +992,11 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
         else
             vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s%s%s", rep->request_id, m->sender, step,
                    done ? " exit=" : "", done ? exit_status : "");
-        if (stored > 0 && done) {
-            static const char empty_sha256[] =
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-            r = open_followups(self, m->sender, rep->request_id,
-                               sha[0] && strcmp(sha, empty_sha256) != 0, followups);
+        static const char empty_sha256[] =
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        bool had_output = sha[0] && strcmp(sha, empty_sha256) != 0;
+        if (report.stored && done && (had_output || report.action_evidence)) {
+            r = open_followups(self, m->sender, rep->request_id, had_output, followups);
             if (r < 0)
                 return r;
         }

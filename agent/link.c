@@ -247,6 +247,7 @@ static void begin_enrollment(link_t *self)
 
 static void handle_ack(link_t *self, const Vigil__Ack *ack)
 {
+    uint64_t oldest = spool_oldest_inflight(self->spool);
     for (size_t i = 0; i < ack->n_ranges; i++) {
         int r = spool_ack(self->spool, ack->ranges[i]->first, ack->ranges[i]->last);
         if (r < 0)
@@ -254,11 +255,14 @@ static void handle_ack(link_t *self, const Vigil__Ack *ack)
                    (unsigned long long)ack->ranges[i]->first,
                    (unsigned long long)ack->ranges[i]->last, strerror(-r));
     }
-    if (ack->n_ranges > 0) {
-        struct spool_stats st;
-        spool_stats(self->spool, &st);
-        self->ack_deadline = st.inflight ? vg_mono_ms() + self->cfg.ack_timeout_ms : 0;
-    }
+    /* The deadline is the oldest in-flight record's: an Ack of later ones does not push it back.
+     * A record whose batch the coordinator could not commit (its database was down) is never
+     * acknowledged; it used to wait for as long as newer records kept being acknowledged. */
+    uint64_t now_oldest = spool_oldest_inflight(self->spool);
+    if (now_oldest == 0)
+        self->ack_deadline = 0;
+    else if (now_oldest != oldest)
+        self->ack_deadline = vg_mono_ms() + self->cfg.ack_timeout_ms;
 }
 
 static void handle_enroll_reply(link_t *self, const Vigil__EnrollReply *reply)

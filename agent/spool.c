@@ -1391,6 +1391,20 @@ void spool_requeue_inflight(spool_t *self)
     }
 }
 
+uint64_t spool_oldest_inflight(const spool_t *self)
+{
+    for (size_t si = 0; si < self->nsegs && self->inflight > 0; si++) {
+        const struct segment *seg = &self->segs[si];
+        if (seg->live == 0)
+            continue;
+        for (uint32_t i = 0; i < seg->nrecs; i++) {
+            if (seg->recs[i].state == REC_INFLIGHT)
+                return rec_seq(seg, &seg->recs[i]);
+        }
+    }
+    return 0;
+}
+
 int spool_ack(spool_t *self, uint64_t first, uint64_t last)
 {
     uint64_t removed = 0;

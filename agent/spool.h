@@ -78,6 +78,9 @@ void spool_mark_sent(spool_t *self, uint64_t seq);
 /* Every in-flight record becomes unsent again (after a reconnect or an ack timeout). */
 void spool_requeue_inflight(spool_t *self);
 
+/* The smallest seq in flight (sent, not acknowledged), or 0 when nothing is. */
+uint64_t spool_oldest_inflight(const spool_t *self);
+
 /* Acknowledges seqs first..last (inclusive); unknown seqs are ignored. Returns the number of
  * records removed, or a negative errno if deleting a segment failed. */
 int spool_ack(spool_t *self, uint64_t first, uint64_t last);

@@ -103,6 +103,8 @@ static struct {
     double batch_sum;
     uint64_t batch_count;
     int store_up;
+    uint64_t store_outages;        /* as counted by the store (store_outages) */
+    uint64_t embedded_pg_restarts; /* the private cluster started again after it died */
     uint64_t agents_by_state[AGENT_STATES];
     struct metrics_agent *agents;
     size_t agents_len;
@@ -180,6 +182,8 @@ static struct metrics_agent *reset_locked(void)
     metrics.batch_sum = 0;
     metrics.batch_count = 0;
     metrics.store_up = 0;
+    metrics.store_outages = 0;
+    metrics.embedded_pg_restarts = 0;
     memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
     metrics.agents = NULL;
     metrics.agents_len = 0;
@@ -289,6 +293,20 @@ int metrics_store_is_up(void)
     int up = metrics.store_up;
     pthread_mutex_unlock(&metrics.lock);
     return up;
+}
+
+void metrics_store_outages(uint64_t total)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.store_outages = total;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_embedded_pg_restarted(void)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.embedded_pg_restarts++;
+    pthread_mutex_unlock(&metrics.lock);
 }
 
 static void label_count(struct label_counter *c, const char *label)
@@ -566,6 +584,12 @@ static void render_locked(FILE *out)
     put_header(out, "vigil_store_up", "gauge",
                "1 if the last check of the store succeeded, 0 otherwise.");
     fprintf(out, "vigil_store_up %d\n", metrics.store_up);
+    put_header(out, "vigil_store_outages_total", "counter",
+               "Times the database became unreachable (a connection attempt failed).");
+    fprintf(out, "vigil_store_outages_total %" PRIu64 "\n", metrics.store_outages);
+    put_header(out, "vigil_embedded_pg_restarts_total", "counter",
+               "Times the private PostgreSQL cluster was started again after it died.");
+    fprintf(out, "vigil_embedded_pg_restarts_total %" PRIu64 "\n", metrics.embedded_pg_restarts);
 
     put_header(out, "vigil_agents", "gauge", "Known agents, by state.");
     for (size_t state = 1; state < AGENT_STATES; state++)

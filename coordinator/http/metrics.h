@@ -51,6 +51,8 @@ void metrics_series_limited(uint64_t samples);
 void metrics_store_batch(double seconds); /* histogram vigil_store_batch_seconds */
 void metrics_store_up(int up);            /* 1 reachable, 0 not: drives /healthz */
 int metrics_store_is_up(void);
+void metrics_store_outages(uint64_t total); /* vigil_store_outages_total, from store_outages() */
+void metrics_embedded_pg_restarted(void);   /* vigil_embedded_pg_restarts_total */
 /* Replaces the per-agent gauges and the count of agents by state. */
 void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5]);
 

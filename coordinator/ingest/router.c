@@ -1122,8 +1122,10 @@ static bool commit_inbox(router_t *self, struct inbox *in)
         /* Not acknowledged: every agent still has these in its spool and resends them. */
         for (size_t i = 0; i < in->n; i++)
             metrics_refused(REFUSE_STORE);
-        vg_log(VG_LOG_ERROR, "store: batch of %zu messages not stored (%s); agents will resend",
-               in->n, strerror(-r));
+        /* Once per outage: the store logs the outage itself (store.h), not every batch. */
+        vg_log(metrics_store_is_up() ? VG_LOG_ERROR : VG_LOG_DEBUG,
+               "store: batch of %zu messages not stored (%s); agents will resend", in->n,
+               strerror(-r));
         metrics_store_up(0);
         return false;
     }

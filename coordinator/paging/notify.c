@@ -604,7 +604,7 @@ static PGresult *db_exec(notify_t *self, const char *sql, int n, const char *con
                          const char *what)
 {
     if (!self->db.conn || PQstatus(self->db.conn) != CONNECTION_OK) {
-        if (store_side_connect(&self->db.conn, self->db.conninfo, APPLICATION_NAME, "notify") < 0)
+        if (store_side_connect(&self->db.conn, self->db.conninfo, APPLICATION_NAME) < 0)
             return NULL;
         self->db_logged_ms = 0;
     }

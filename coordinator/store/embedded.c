@@ -52,6 +52,11 @@
 #define OUTPUT_TAIL 1024 /* bytes of a child's output kept for an error message */
 #define MAX_GROUPS 64
 #define DB_CONNECT_TIMEOUT_MS 30000
+/* A postmaster that died is started again after these waits: 1 s, doubling up to 30 s; the
+ * backoff starts over once a restarted cluster has stayed up RESTART_STABLE_MS. */
+#define RESTART_BACKOFF_FIRST_MS 1000
+#define RESTART_BACKOFF_MAX_MS 30000
+#define RESTART_STABLE_MS 60000
 
 struct embedded_pg {
     char bin_dir[PATH_MAX];
@@ -72,6 +77,14 @@ struct embedded_pg {
     char env_home[PATH_MAX + 8];
     char env_tz[256];
     char *envp[5];
+
+    /* Watching the postmaster (embedded_pg_watch); times are mono_ms(). */
+    bool dead; /* found dead, not seen alive since */
+    long dead_since_ms;
+    long next_restart_ms;    /* no restart before this */
+    long restart_backoff_ms; /* the wait after the next restart */
+    long restarted_ms;       /* the last restart; 0 = none */
+    unsigned long restarts;
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -792,7 +805,9 @@ static void adopt_socket(embedded_pg_t *pg)
     }
 }
 
-static int pg_start(const embedded_pg_t *pg, char *err, size_t errlen)
+/* wait: until it accepts connections (start-up); otherwise pg_ctl returns once the server is
+ * forked (a restart from the main loop, which must not wait on crash recovery). */
+static int pg_start(const embedded_pg_t *pg, bool wait, char *err, size_t errlen)
 {
     char tool[PATH_MAX];
     char opts[PATH_MAX + 128];
@@ -804,18 +819,9 @@ static int pg_start(const embedded_pg_t *pg, char *err, size_t errlen)
     snprintf(opts, sizeof(opts),
              "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%s -c fsync=on",
              pg->sock_dir, pg->port);
-    char *argv[] = {tool,
-                    "-D",
-                    (char *)pg->data_dir,
-                    "-l",
-                    (char *)pg->log_path,
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    opts,
-                    "start",
-                    NULL};
+    char *argv[] = {tool,    "-D", (char *)pg->data_dir, "-l", (char *)pg->log_path,
+                    "-o",    opts, wait ? "-w" : "-W",   "-t", "60",
+                    "start", NULL};
     int r = run_tool(pg, argv, tail, sizeof(tail));
     if (r != 0) {
         char log_tail[600];
@@ -825,8 +831,8 @@ static int pg_start(const embedded_pg_t *pg, char *err, size_t errlen)
                flatten(log_tail));
         return -EIO;
     }
-    vg_log(VG_LOG_INFO, "store: private cluster started pgdata=%s socket=%s", pg->data_dir,
-           pg->sock_dir);
+    vg_log(VG_LOG_INFO, "store: private cluster %s pgdata=%s socket=%s",
+           wait ? "started" : "starting", pg->data_dir, pg->sock_dir);
     return 0;
 }
 
@@ -953,7 +959,7 @@ embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, 
         adopt_socket(pg);
         vg_log(VG_LOG_INFO, "store: adopting running cluster pgdata=%s socket=%s", pg->data_dir,
                pg->sock_dir);
-    } else if (pg_start(pg, err, errlen) < 0) {
+    } else if (pg_start(pg, true, err, errlen) < 0) {
         goto err_free;
     }
 
@@ -968,6 +974,90 @@ err_stop:
 err_free:
     free(pg);
     return NULL;
+}
+
+/* A dead process whose parent has not reaped it yet. The postmaster's parent is whoever adopted
+ * it when pg_ctl exited: init, or the coordinator itself when it is a container's pid 1. */
+static bool is_zombie(pid_t pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false; /* no /proc: trust kill(pid, 0) */
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *end = strrchr(stat, ')'); /* comm may hold anything, ")" included */
+    return end && (end[1] == ' ') && (end[2] == 'Z' || end[2] == 'X');
+}
+
+/* The postmaster's pid from line 1 of postmaster.pid, while that process exists: two small reads,
+ * cheap enough for every second. 0 when there is no postmaster. */
+static pid_t postmaster_pid(const embedded_pg_t *pg)
+{
+    char path[PATH_MAX];
+    char line[32];
+    if (path_join(path, sizeof(path), pg->data_dir, "postmaster.pid") < 0)
+        return 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    char *end = NULL;
+    long pid = got ? strtol(line, &end, 10) : 0;
+    if (pid <= 0 || pid > INT_MAX || end == line || (*end != '\n' && *end != '\0'))
+        return 0;
+    /* EPERM: alive, under another user (we are not root and it is not ours). */
+    if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+        return 0;
+    /* A zombie still holds its pid, and PostgreSQL will not start while the pid in its lock file
+     * exists: reap it if it is ours (ECHILD otherwise), else wait for init to. */
+    if (is_zombie((pid_t)pid) && waitpid((pid_t)pid, NULL, WNOHANG) == (pid_t)pid)
+        return 0;
+    return (pid_t)pid;
+}
+
+int embedded_pg_watch(embedded_pg_t *self)
+{
+    if (!self)
+        return 0;
+    long now = mono_ms();
+    pid_t pid = postmaster_pid(self);
+    if (pid > 0) {
+        if (self->dead)
+            vg_log(VG_LOG_INFO,
+                   "store: private cluster running again pid=%d after=%.1fs restarts=%lu", (int)pid,
+                   (double)(now - self->dead_since_ms) / 1000.0, self->restarts);
+        self->dead = false;
+        if (self->restarted_ms && now - self->restarted_ms >= RESTART_STABLE_MS)
+            self->restart_backoff_ms = RESTART_BACKOFF_FIRST_MS;
+        return 0;
+    }
+    if (!self->dead) {
+        self->dead = true;
+        self->dead_since_ms = now;
+        vg_log(VG_LOG_WARN, "store: private cluster died pgdata=%s: starting it again",
+               self->data_dir);
+    }
+    if (now < self->next_restart_ms)
+        return 0;
+    if (self->restart_backoff_ms < RESTART_BACKOFF_FIRST_MS)
+        self->restart_backoff_ms = RESTART_BACKOFF_FIRST_MS;
+    self->next_restart_ms = now + self->restart_backoff_ms;
+    self->restart_backoff_ms = self->restart_backoff_ms * 2 > RESTART_BACKOFF_MAX_MS
+                                   ? RESTART_BACKOFF_MAX_MS
+                                   : self->restart_backoff_ms * 2;
+    self->restarted_ms = now;
+    char err[1024];
+    if (pg_start(self, false, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_WARN, "store: private cluster restart failed next_in=%lds error=\"%s\"",
+               (self->next_restart_ms - now) / 1000, err);
+        return -EIO;
+    }
+    self->restarts++;
+    return 1;
 }
 
 const char *embedded_pg_conninfo(const embedded_pg_t *self)

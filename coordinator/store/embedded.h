@@ -14,6 +14,15 @@ typedef struct embedded_pg embedded_pg_t;
 /* Starts (or adopts) the cluster in <state_dir>/pgdata. NULL on failure with err set. */
 embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, char *err,
                                  size_t errlen);
+/*
+ * For the main loop, every second: when the postmaster is gone (its pid in postmaster.pid no longer
+ * runs, or no postmaster.pid), starts the cluster again without waiting for it to accept
+ * connections (the store reconnects when it does), with a backoff between attempts (1 s doubling
+ * to 30 s, reset after 60 s up). The death is logged once, and the cluster running again. 1 when it
+ * restarted the cluster (one restart to count), 0 when there was nothing to do (yet), -EIO when
+ * pg_ctl failed (logged; retried after the backoff).
+ */
+int embedded_pg_watch(embedded_pg_t *self);
 /* The libpq connection string for the running cluster (borrowed). */
 const char *embedded_pg_conninfo(const embedded_pg_t *self);
 /* Stops the cluster (fast shutdown) and frees. Accepts NULL. */

@@ -2,7 +2,8 @@
  * The coordinator's store: one libpq connection, used synchronously from the main loop. This
  * file owns the connection (open, reconnect, close), converts its errors, and holds the helpers
  * the statement files share (store_internal.h); the statements live by domain in store_agents.c,
- * store_ingest.c, store_evidence.c and store_signals.c.
+ * store_ingest.c, store_evidence.c and store_signals.c. It also logs the database's outages for
+ * every connection of the coordinator (store.h), and keeps the private cluster running.
  *
  * Errors are converted here: libpq's text goes to the log, the caller gets a negative errno.
  * -EIO means the connection is gone (nothing of the call was stored); the next call reconnects.
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 #define APPLICATION_NAME "vigil-coordinator"
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
+/* While the database stays unreachable, one summary line per this long. */
+#define OUTAGE_SUMMARY_MS 60000
 
 /* ---- buffers and PostgreSQL array literals ---- */
 
@@ -132,6 +136,106 @@ uint64_t store_parse_u64_or_zero(const char *text)
     return store_parse_i64(text, &v) && v > 0 ? (uint64_t)v : 0;
 }
 
+/* ---- outages (any thread) ---- */
+
+/*
+ * Every connection to the database (main, admin, incidents, on-call, verify, webhook, notifier)
+ * reports its connection attempts here, so that an outage is logged for the store as a whole:
+ * one warning when an attempt first fails, a summary each minute while none succeeds, one line
+ * when one does. Each connection used to log each of its retries: 97 identical lines in 25 s.
+ */
+static struct {
+    pthread_mutex_t lock;
+    bool down;
+    int64_t down_since_ms;  /* mono */
+    int64_t summary_ms;     /* mono: the last line about this outage */
+    uint64_t attempts;      /* failed connection attempts in this outage, all connections */
+    uint64_t outages;       /* since start: vigil_store_outages_total */
+    int64_t lost_logged_ms; /* mono: the last "connection lost" line at info; 0 = never */
+    uint64_t lost_unlogged; /* connections lost since that line, logged at debug */
+} outage = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void outage_connect_failed(const char *connection, const char *error)
+{
+    int64_t now = vg_mono_ms();
+    pthread_mutex_lock(&outage.lock);
+    if (!outage.down) {
+        outage.down = true;
+        outage.down_since_ms = outage.summary_ms = now;
+        outage.attempts = 1;
+        outage.outages++;
+        vg_log(VG_LOG_WARN, "store: database unreachable connection=%s error=\"%s\"", connection,
+               error);
+    } else {
+        outage.attempts++;
+        if (now - outage.summary_ms >= OUTAGE_SUMMARY_MS) {
+            outage.summary_ms = now;
+            vg_log(VG_LOG_WARN,
+                   "store: database still unreachable for=%llds attempts=%" PRIu64 " error=\"%s\"",
+                   (long long)((now - outage.down_since_ms) / 1000), outage.attempts, error);
+        } else {
+            vg_log(VG_LOG_DEBUG, "store: connection failed connection=%s error=\"%s\"", connection,
+                   error);
+        }
+    }
+    pthread_mutex_unlock(&outage.lock);
+}
+
+static void outage_connect_ok(const char *connection)
+{
+    pthread_mutex_lock(&outage.lock);
+    if (outage.down) {
+        outage.down = false;
+        vg_log(VG_LOG_INFO,
+               "store: database reachable again after=%.1fs attempts=%" PRIu64 " connection=%s",
+               (double)(vg_mono_ms() - outage.down_since_ms) / 1000.0, outage.attempts, connection);
+    } else {
+        vg_log(VG_LOG_DEBUG, "store: connected connection=%s", connection);
+    }
+    pthread_mutex_unlock(&outage.lock);
+}
+
+/* A connection found dead by a statement: the first of a minute at info (it may be the only sign
+ * of a short outage), the others at debug; a failed reconnect then starts the outage. */
+static void outage_connection_lost(const char *connection, const char *what, const char *error)
+{
+    int64_t now = vg_mono_ms();
+    pthread_mutex_lock(&outage.lock);
+    if (!outage.down &&
+        (outage.lost_logged_ms == 0 || now - outage.lost_logged_ms >= OUTAGE_SUMMARY_MS)) {
+        vg_log(VG_LOG_INFO,
+               "store: connection lost connection=%s during=\"%s\" others_lost=%" PRIu64
+               " error=\"%s\"",
+               connection, what, outage.lost_unlogged, error);
+        outage.lost_logged_ms = now;
+        outage.lost_unlogged = 0;
+    } else {
+        outage.lost_unlogged++;
+        vg_log(VG_LOG_DEBUG, "store: connection lost connection=%s during=\"%s\" error=\"%s\"",
+               connection, what, error);
+    }
+    pthread_mutex_unlock(&outage.lock);
+}
+
+uint64_t store_outages(void)
+{
+    pthread_mutex_lock(&outage.lock);
+    uint64_t n = outage.outages;
+    pthread_mutex_unlock(&outage.lock);
+    return n;
+}
+
+void store_statement_failed(PGconn *conn, const char *connection, const char *what,
+                            const char *error)
+{
+    char buf[512];
+    vg_log_one_line(error, buf, sizeof(buf));
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        vg_log(VG_LOG_WARN, "store: %s failed connection=%s error=\"%s\"", what, connection, buf);
+    else
+        outage_connection_lost(connection, what, buf);
+}
+
 /* ---- connection and errors ---- */
 
 static void notice_to_log(void *arg, const char *message)
@@ -177,7 +281,6 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
         return -EIO;
     }
     PQsetNoticeProcessor(self->conn, notice_to_log, NULL);
-    self->connected_once = true;
     return 0;
 }
 
@@ -196,13 +299,12 @@ int store_ensure_conn(store_t *self)
         }
     }
     char msg[512];
-    bool again = self->connected_once;
+    const char *name = self->application_name ? self->application_name : APPLICATION_NAME;
     if (connect_once(self, msg, sizeof(msg)) < 0) {
-        vg_log(VG_LOG_WARN, "store: database connection failed error=\"%s\"", msg);
+        outage_connect_failed(name, msg);
         return -EIO;
     }
-    if (again)
-        vg_log(VG_LOG_INFO, "store: database connection re-established");
+    outage_connect_ok(name);
     return 0;
 }
 
@@ -229,14 +331,12 @@ static int result_errno(const store_t *self, const PGresult *res)
 
 int store_failed(const store_t *self, const PGresult *res, const char *what)
 {
-    char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : NULL;
     if (!text || !text[0])
         text = self->conn ? PQerrorMessage(self->conn) : "no connection";
-    int r = result_errno(self, res);
-    vg_log(VG_LOG_WARN, "store: %s failed errno=%d error=\"%s\"", what, -r,
-           vg_log_one_line(text, buf, sizeof(buf)));
-    return r;
+    store_statement_failed(
+        self->conn, self->application_name ? self->application_name : APPLICATION_NAME, what, text);
+    return result_errno(self, res);
 }
 
 void store_rollback_if_alive(store_t *self)
@@ -404,6 +504,11 @@ void store_destroy(store_t **self_p)
     *self_p = NULL;
 }
 
+int store_embedded_watch(store_t *self)
+{
+    return self ? embedded_pg_watch(self->pg) : 0;
+}
+
 const char *store_conninfo(const store_t *self)
 {
     return self ? self->conninfo : NULL;
@@ -430,8 +535,7 @@ bool store_ping(store_t *self)
 
 /* ---- other modules' connections ---- */
 
-int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name,
-                       const char *what)
+int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name)
 {
     const char *const keys[] = {"application_name", "connect_timeout", "dbname", "client_encoding",
                                 NULL};
@@ -443,12 +547,13 @@ int store_side_connect(PGconn **conn, const char *conninfo, const char *applicat
         return -ENOMEM;
     if (PQstatus(*conn) != CONNECTION_OK) {
         char buf[512];
-        vg_log(VG_LOG_WARN, "store: %s connection failed error=\"%s\"", what,
-               vg_log_one_line(PQerrorMessage(*conn), buf, sizeof(buf)));
+        outage_connect_failed(application_name,
+                              vg_log_one_line(PQerrorMessage(*conn), buf, sizeof(buf)));
         PQfinish(*conn);
         *conn = NULL;
         return -EIO;
     }
+    outage_connect_ok(application_name);
     return 0;
 }
 

@@ -43,6 +43,12 @@ void store_destroy(store_t **self_p);
 /* True when a trivial query succeeds now (reconnects if needed). */
 bool store_ping(store_t *self);
 
+/* The private cluster store_open started is the coordinator's to keep running: called from the
+ * main loop every second, it starts a cluster whose postmaster died again, with a backoff
+ * (embedded_pg_watch in embedded.h). 1 when it restarted it (a restart to count), else 0 or
+ * -EIO (logged). Nothing to do with store.url. */
+int store_embedded_watch(store_t *self);
+
 /* ---- agents ---- */
 struct store_agent {
     char id[32];
@@ -540,7 +546,7 @@ const char *store_conninfo(const store_t *self);
 
 /* (Re)connects *conn to conninfo for a module that keeps a connection of its own (the
  * Alertmanager webhook on the HTTP thread, incidents); *conn is finished first. 0, -ENOMEM, or
- * -EIO with libpq's message logged under `what`. */
+ * -EIO, the failure reported to the store's outage log (below) under application_name. */
 typedef struct pg_conn PGconn;
 
 /* Such a module's connection: the coordinator's conninfo, connected lazily. */
@@ -551,8 +557,21 @@ struct store_side {
 int store_side_init(struct store_side *side, const char *conninfo); /* 0 or -ENOMEM */
 void store_side_fini(struct store_side *side);                      /* closes and frees */
 
-int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name,
-                       const char *what);
+int store_side_connect(PGconn **conn, const char *conninfo, const char *application_name);
+
+/*
+ * The database's outages, logged for the store as a whole, from any thread: every connection's
+ * attempts (store_side_connect and the store's own) are reported to one tracker, which logs one
+ * warning when an attempt first fails ("store: database unreachable"), a summary each minute
+ * while none succeeds, and one line when one does ("store: database reachable again after=").
+ */
+/* A statement on conn failed with libpq's error text: a warning naming what and connection (the
+ * application name) while the connection is alive; a connection found dead is logged at most once
+ * a minute (at info), since the outage it is part of is logged by the tracker. */
+void store_statement_failed(PGconn *conn, const char *connection, const char *what,
+                            const char *error);
+/* Outages since the process started (vigil_store_outages_total). */
+uint64_t store_outages(void);
 
 /* A connection of its own for the HTTP thread's webhook; connects on first use and again after
  * a failure. Never share one between threads. */

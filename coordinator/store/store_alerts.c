@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-
 #define APPLICATION_NAME "vigil-coordinator-alertmanager"
 
 struct store_alerts {
@@ -57,19 +55,16 @@ static int ensure_conn(store_alerts_t *self)
     if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK &&
         PQtransactionStatus(self->side.conn) == PQTRANS_IDLE)
         return 0;
-    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME,
-                              "alertmanager");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME);
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, else -EINVAL. */
 static int failed(store_alerts_t *self, PGresult *res, const char *what)
 {
-    char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : "";
     if (!text[0])
         text = PQerrorMessage(self->side.conn);
-    vg_log(VG_LOG_WARN, "store: alertmanager %s failed error=\"%s\"", what,
-           vg_log_one_line(text, buf, sizeof(buf)));
+    store_statement_failed(self->side.conn, APPLICATION_NAME, what, text);
     return PQstatus(self->side.conn) == CONNECTION_OK ? -EINVAL : -EIO;
 }
 

@@ -158,18 +158,16 @@ static int ensure_conn(store_verify_t *self, bool force)
         if (PQtransactionStatus(self->side.conn) == PQTRANS_IDLE)
             return 0;
     }
-    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME, "verify");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME);
 }
 
 /* Logs libpq's words; -EIO when the connection is gone, else -EPROTO. */
 static int failed(store_verify_t *self, const PGresult *res, const char *what)
 {
-    char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : "";
     if (!text[0])
         text = PQerrorMessage(self->side.conn);
-    vg_log(VG_LOG_WARN, "store: verify %s failed error=\"%s\"", what,
-           vg_log_one_line(text, buf, sizeof(buf)));
+    store_statement_failed(self->side.conn, APPLICATION_NAME, what, text);
     return PQstatus(self->side.conn) == CONNECTION_OK ? -EPROTO : -EIO;
 }
 

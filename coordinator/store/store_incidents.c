@@ -56,22 +56,20 @@ int store_incidents_ensure(store_incidents_t *self)
 {
     if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
         return 0;
-    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME, "incidents");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME);
 }
 
 /* Logs libpq's message and maps it: -EIO when the connection is gone, -EEXIST for a unique
  * violation, else -EINVAL. */
 static int failed(store_incidents_t *self, const PGresult *res, const char *what)
 {
-    char buf[512];
     const char *text = res ? PQresultErrorMessage(res) : "";
     if (!text[0])
         text = PQerrorMessage(self->side.conn);
     const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (sqlstate && strcmp(sqlstate, SQL_STATE_UNIQUE_VIOLATION) == 0)
         return -EEXIST;
-    vg_log(VG_LOG_WARN, "store: incidents %s failed error=\"%s\"", what,
-           vg_log_one_line(text, buf, sizeof(buf)));
+    store_statement_failed(self->side.conn, APPLICATION_NAME, what, text);
     return PQstatus(self->side.conn) == CONNECTION_OK ? -EINVAL : -EIO;
 }
 

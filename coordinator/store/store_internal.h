@@ -37,10 +37,9 @@ struct store_buf {
 
 struct store {
     PGconn *conn;
-    char *conninfo;    /* store.url, or the embedded cluster's */
-    embedded_pg_t *pg; /* non-NULL when we started (or adopted) a private cluster */
+    char *conninfo;               /* store.url, or the embedded cluster's */
+    embedded_pg_t *pg;            /* non-NULL when we started (or adopted) a private cluster */
     const char *application_name; /* what pg_stat_activity shows for this connection */
-    bool connected_once;          /* a later connect is a re-connect (logged as such) */
     struct store_buf
         copy; /* ingest's COPY data, kept between batches (at most a chunk and a row) */
     struct store_followups followups; /* committed, not yet taken (store_followups_take) */

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-
 #define APPLICATION_NAME "vigil-coordinator-oncall"
 /* More overrides than this in force at once is not a rotation any more. */
 #define OVERRIDES_MAX 10000
@@ -48,7 +46,7 @@ static int ensure_conn(store_oncall_t *self)
 {
     if (self->side.conn && PQstatus(self->side.conn) == CONNECTION_OK)
         return 0;
-    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME, "oncall");
+    return store_side_connect(&self->side.conn, self->side.conninfo, APPLICATION_NAME);
 }
 
 /* One statement; a connection that died while idle is only noticed by using it: one retry. */
@@ -65,10 +63,8 @@ static int run(store_oncall_t *self, const char *sql, int n, const char *const *
             *ret_res = res;
             return 0;
         }
-        char buf[512];
         const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(self->side.conn);
-        vg_log(VG_LOG_WARN, "store: oncall %s failed error=\"%s\"", what,
-               vg_log_one_line(text, buf, sizeof(buf)));
+        store_statement_failed(self->side.conn, APPLICATION_NAME, what, text);
         PQclear(res);
         if (PQstatus(self->side.conn) == CONNECTION_OK)
             return -EINVAL;

@@ -493,6 +493,48 @@ static void test_ack_timeout_resends(void **state)
     await_spool(0, 0);
 }
 
+/* A record that is never acknowledged (the coordinator could not commit its batch: its database
+ * was down) is sent again after link.ack_timeout even while newer records keep being
+ * acknowledged. Every Ack used to push the deadline back, so after a database outage the backlog
+ * stayed in the spool for as long as the agent kept producing. */
+static void test_ack_timeout_counts_from_the_oldest(void **state)
+{
+    (void)state;
+    const int64_t ack_timeout_ms = 200;
+    spool_batches(1);
+    peer_bind();
+    start_link(ack_timeout_ms);
+    enroll_active();
+    peer_expect_seqs(1, 1); /* its batch failed: no Ack */
+    int64_t sent = vg_mono_ms();
+    uint64_t seq;
+    for (seq = 2;; seq++) {
+        spool_batches(1);
+        Vigil__Envelope *env = peer_expect(VIGIL__ENVELOPE__BODY_SIGNALS);
+        uint64_t got = env->seq;
+        vg_envelope_free(env);
+        if (got == 1)
+            break; /* sent again */
+        assert_int_equal(got, seq);
+        peer_ack(seq, seq, 0, 0);
+        /* The Ack read and the next record made a little later, as a running agent would. The
+         * link may send seq 1 again in one of these turns: the next peer_expect reads it. */
+        for (int turn = 0; turn < 3 || stats().depth > 1; turn++)
+            (void)agent_turn(10);
+        if (vg_mono_ms() - sent > 5 * ack_timeout_ms)
+            fail_msg("seq 1 not sent again %d ms after it was sent, newer ones acknowledged",
+                     (int)(5 * ack_timeout_ms));
+    }
+    assert_true(vg_mono_ms() - sent >= ack_timeout_ms);
+    peer_ack(1, seq, 0, 0); /* seq 1 and whatever else went out again with it */
+    for (int64_t until = vg_mono_ms() + REPLY_TIMEOUT_MS; stats().depth > 0;) {
+        if (agent_turn(10))
+            vg_envelope_free(peer_receive(0));
+        if (vg_mono_ms() > until)
+            fail_msg("the spool still holds %" PRIu64 " records", stats().depth);
+    }
+}
+
 /* A record the coordinator refuses as invalid (with its seq) is dropped from the spool and
  * counted, never sent again; a NOT_ENROLLED refusal makes the link enroll again and resend what
  * was in flight, nothing dropped. */
@@ -530,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acks_trim_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_resends_unacknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_timeout_resends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_timeout_counts_from_the_oldest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

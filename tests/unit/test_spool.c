@@ -383,6 +383,29 @@ static void test_requeue_inflight(void **state)
     spool_destroy(&sp);
 }
 
+/* The oldest record in flight, whose ack the link's ack deadline waits for: an ack of a newer
+ * one does not change it. */
+static void test_oldest_inflight(void **state)
+{
+    struct fixture *fx = *state;
+    spool_t *sp = open_spool(fx->dir, 1 << 20, 0, false);
+    uint64_t seqs[3], got[8];
+
+    assert_int_equal(spool_oldest_inflight(sp), 0);
+    for (int i = 0; i < 3; i++)
+        seqs[i] = append_one(sp, SPOOL_KIND_SIGNALS, 1, 64, NULL);
+    assert_int_equal(spool_oldest_inflight(sp), 0); /* nothing sent yet */
+    assert_int_equal(drain(sp, got, 8), 3);
+    assert_int_equal(spool_oldest_inflight(sp), seqs[0]);
+    assert_int_equal(spool_ack(sp, seqs[1], seqs[1]), 1);
+    assert_int_equal(spool_oldest_inflight(sp), seqs[0]);
+    assert_int_equal(spool_ack(sp, seqs[0], seqs[0]), 1);
+    assert_int_equal(spool_oldest_inflight(sp), seqs[2]);
+    spool_requeue_inflight(sp);
+    assert_int_equal(spool_oldest_inflight(sp), 0);
+    spool_destroy(&sp);
+}
+
 static void test_overflow_drops_oldest_signals(void **state)
 {
     struct fixture *fx = *state;
@@ -676,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_unacked_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_empty_spool_never_reuses_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_inflight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oldest_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_drops_oldest_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_of_evidence_is_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),

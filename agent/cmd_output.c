@@ -131,7 +131,7 @@ static void prune(cmd_output_t *self)
             all = more;
             cap = want;
         }
-        snprintf(all[n].name, sizeof(all[n].name), "%s", e->d_name);
+        snprintf(all[n].name, sizeof(all[n].name), "%.64s", e->d_name); /* an id: <= 64 */
         all[n].mtime = st.st_mtim;
         n++;
     }

@@ -58,7 +58,7 @@
 #define EXECUTOR_LOST_FLUSH_MS 5000 /* for the spool's acknowledgement before exiting 75 */
 /* After a command's DONE, its signals are tagged this long: a restarted service takes a moment
  * to answer its probe again. */
-#define COMMAND_SETTLE_MS 5000
+#define COMMAND_SETTLE_MS 2000
 
 /* The runbook's alert table (docs/incident-response-runbooks.md, "ALERT THRESHOLDS"), plus
  * "down is critical" for everything with an up signal. Clear margins give hysteresis: CPU

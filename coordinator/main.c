@@ -529,8 +529,8 @@ static bool check_watch(struct steps_watch *w, void *userdata)
         if (w->inverse[0])
             job = steps_job_inverse(w->incident_id, w->runbook, w->node, w->inverse, info.args,
                                     info.nargs);
-        snprintf(text, sizeof(text), "%s on %s did not verify within %llds (%s): %s%s%s", w->action,
-                 w->node, (long long)(w->within_ms / 1000), why[0] ? why : "not yet",
+        snprintf(text, sizeof(text), "%s on %s did not verify within %llds (%.400s): %s%s%s",
+                 w->action, w->node, (long long)(w->within_ms / 1000), why[0] ? why : "not yet",
                  w->inverse[0] ? "its inverse " : "no inverse declared; ", w->inverse,
                  w->inverse[0] ? " requested, escalated" : "escalated");
         watch_note(c, w, "not-verified", text);

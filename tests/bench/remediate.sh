@@ -263,7 +263,10 @@ last_capsule=$(sed -n 's/.* last_capsule_at_ms=\([0-9]*\).*/\1/p' <<<"$sim_line"
 # pidfile (an exit is seen at once), the web-down runbook's auto step restarts it. latency =
 # the restart's STARTED report stored (command_reports.at) - the wall clock just before the kill.
 # Each trial waits until nginx answers again and the incident resolved itself (verify: up for
-# 1 s), then a random 0-1 s, so the kill falls at a random phase of the agent's cycles.
+# 1 s), then 2 s — what the agent measures within 2 s of a command's end carries the command's id
+# and raises nothing, so a crash right after a restart is seen once that window passed; the trials
+# measure faults independent of the last restart — then a random 0-1 s, so the kill falls at a
+# random phase of the agent's cycles.
 nginx_watched() {
     [[ $(h_ctl signals -o json --node bench-node --name proc.up |
         jq -r '[.[] | select(.labels.name == "nginx")] | sort_by(.ts) | last | .value // empty') == 1 ]]
@@ -289,7 +292,7 @@ h_log "fault -> action: nginx SIGKILLed $FAULT_TRIALS times"
 F2A_MS=() OPEN_MS=() REQ_MS=() RUN_MS=()
 for trial in $(seq 1 "$FAULT_TRIALS"); do
     h_wait "nginx up and no open web-down incident before trial $trial" 60 quiet
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 }')"
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 2 + r / 32768 }')"
     killed=$(now_ms)
     kill_nginx
     h_wait "trial $trial: the automatic restart started" 30 got_started

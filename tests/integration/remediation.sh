@@ -317,10 +317,10 @@ h_ctl report "$inc" | grep -qF -- "- restart-nginx on web-1 ($cid, auto, request
 h_pass "nginx killed -> incident -> auto step issued by vigil -> accepted/started/done -> resolved"
 
 # ---- rate limit: killed again at once, the auto step waits for an operator ---------------------
-# What an agent measures up to 5 s after a command is tagged with it and raises nothing (no rule
+# What an agent measures up to 2 s after a command is tagged with it and raises nothing (no rule
 # reacts to Vigil's own action): each fault below comes after that window, so that it is seen at
 # once (the event-driven check at the end measures every fault).
-settle() { sleep 6; }
+settle() { sleep 3; }
 settle
 kill_nginx
 new_incident() { local i; i=$(incident_of web-down); [[ -n $i && $i != "$inc" ]] || [[ $(incident_state "$inc") != resolved ]]; }

@@ -92,12 +92,12 @@ static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *
         r = rb_yaml_need(ld, &fields[0], at);
     if (r == 0)
         r = rb_yaml_get_string(ld, &fields[0], VG_MAX_EVIDENCE_KIND_LEN, &e->kind);
-    if (r == 0 && !vg_evidence_kind_known(e->kind)) {
+    if (r == 0 && (!vg_evidence_kind_known(e->kind) || strcmp(e->kind, "command_output") == 0)) {
         char shown[VG_YAML_QUOTE_MAX + 1];
         rb_yaml_fail(ld, rb_yaml_value_mark(&fields[0], &buf),
                      "\"%s\": unknown evidence kind \"%s\" (one of %s)", fields[0].path,
                      vg_yaml_quotable(e->kind, strlen(e->kind), shown, sizeof(shown)),
-                     VG_EVIDENCE_KINDS);
+                     VG_EVIDENCE_KINDS_OF_STATE);
         r = -EINVAL;
     }
     if (r == 0)

@@ -902,104 +902,191 @@ static int open_followups(store_t *self, const char *agent_id, const char *reque
         4, params, followup_row, &w);
 }
 
-/* What the report statement answered: stored (a row), and whether the node's catalog lists
- * evidence for the action. */
-struct report_outcome {
+/* The report columns, as text arrays in this order ($1..$12 of REPORTS_SQL). */
+enum report_column {
+    RC_AGENT, RC_SEQ, RC_REQUEST, RC_NONCE, RC_STEP, RC_EXIT, RC_DURATION, RC_SHA, RC_TRUNCATED,
+    RC_REASON, RC_AT, RC_STATE, RC_COUNT
+};
+
+/*
+ * Every fresh report of a batch in one statement: only those naming an issued capsule (request
+ * id and nonce) of the reporting agent's node are stored; a request moves to the highest state
+ * its reports reach (a late accepted never undoes a done); each stored report is a timeline
+ * event, in the order they came. Answers (ordinality, whether the node's catalog lists evidence
+ * for the action) for each report stored.
+ */
+#define REPORTS_SQL                                                                                \
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"   \
+    "    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"     \
+    "  WITH ORDINALITY AS r(agent_id, seq, request_id, nonce, step, exit_status, duration_ms,"     \
+    "    sha, truncated, reason, at_ms, state_after, ord)),"                                       \
+    " q AS (SELECT r.*, q.incident_id, q.action, q.node, q.state AS current FROM r"                 \
+    "  JOIN command_requests q ON q.id = r.request_id"                                             \
+    "  JOIN command_capsules c ON c.request_id = q.id AND c.nonce = decode(r.nonce, 'hex')"       \
+    "  JOIN agents a ON a.id = r.agent_id AND a.node = q.node),"                                   \
+    " ins AS (INSERT INTO command_reports (agent_id, seq, request_id, nonce, step, exit_status,"   \
+    "    duration_ms, output_sha256, truncated, reason, reported_at)"                              \
+    "  SELECT agent_id, seq::bigint, request_id, decode(nonce, 'hex'), step,"                      \
+    "    exit_status::integer, duration_ms::bigint, decode(sha, 'hex'), truncated::boolean,"      \
+    "    reason, timestamptz 'epoch' + at_ms::bigint * interval '1 millisecond'"                   \
+    "  FROM q ORDER BY ord),"                                                                      \
+    " best AS (SELECT DISTINCT ON (request_id) request_id, state_after, current FROM q"            \
+    "  ORDER BY request_id, vigil_command_state_rank(state_after) DESC),"                          \
+    " st AS (UPDATE command_requests x SET state = best.state_after FROM best"                     \
+    "  WHERE x.id = best.request_id"                                                                \
+    "    AND vigil_command_state_rank(best.state_after) > vigil_command_state_rank(best.current)),"\
+    " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', 'vigil',"             \
+    "    format('command %s %s on %s: %s%s', request_id, action, node, state_after,"              \
+    "      CASE WHEN step = 'done' THEN format(' (exit %s, %s ms)', exit_status, duration_ms)"    \
+    "           WHEN reason <> '' THEN ': ' || reason ELSE '' END),"                               \
+    "    jsonb_build_object('request_id', request_id, 'step', step, 'agent', agent_id)"           \
+    "  FROM q WHERE incident_id <> 0 ORDER BY ord)"                                                \
+    " SELECT q.ord, EXISTS (SELECT 1 FROM agents a, jsonb_array_elements(a.actions) act"           \
+    "  WHERE a.id = q.agent_id AND act->>'name' = q.action"                                        \
+    "    AND jsonb_array_length(coalesce(act->'evidence', '[]'::jsonb)) > 0)"                      \
+    " FROM q" /* ins, st and timeline run whether read or not (data-modifying CTEs) */
+
+/* One fresh report of the batch: its message, and what the statement answered. */
+struct report_item {
+    const Vigil__Envelope *m;
     bool stored;
-    bool action_evidence;
+    bool action_evidence; /* the node's catalog lists evidence for the action */
+};
+
+struct report_rows {
+    struct report_item *items;
+    size_t n;
 };
 
 static int report_row(const PGresult *res, int row, void *userdata)
 {
-    struct report_outcome *o = userdata;
-    o->stored = true;
-    o->action_evidence = strcmp(PQgetvalue(res, row, 0), "t") == 0;
+    struct report_rows *w = userdata;
+    uint64_t ord = store_parse_u64_or_zero(PQgetvalue(res, row, 0));
+    if (ord >= 1 && ord <= w->n) {
+        w->items[ord - 1].stored = true;
+        w->items[ord - 1].action_evidence = strcmp(PQgetvalue(res, row, 1), "t") == 0;
+    }
+    return 0;
+}
+
+/* An element of a text array: the value quoted, or NULL. */
+static void put_element(struct store_buf *b, size_t i, const char *value)
+{
+    store_array_sep(b, i);
+    if (value)
+        store_array_put_text(b, value);
+    else
+        store_buf_puts(b, "NULL");
+}
+
+/* The columns of one report, as text (NULL where the column is). */
+static void report_columns(const Vigil__Envelope *m, char bufs[RC_COUNT][72],
+                           const char *cols[RC_COUNT])
+{
+    const Vigil__CommandReport *rep = m->command_report;
+    bool done = rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE;
+    snprintf(bufs[RC_SEQ], 72, "%" PRIu64, m->seq);
+    tohex(rep->nonce.data, 16, bufs[RC_NONCE]);
+    snprintf(bufs[RC_EXIT], 72, "%" PRId32, rep->exit_status);
+    snprintf(bufs[RC_DURATION], 72, "%" PRIu64,
+             rep->duration_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : rep->duration_ms);
+    bufs[RC_SHA][0] = '\0';
+    if (done && rep->output_sha256.len == 32)
+        tohex(rep->output_sha256.data, 32, bufs[RC_SHA]);
+    snprintf(bufs[RC_AT], 72, "%" PRId64,
+             rep->at_ms >= STORE_TS_MIN_MS && rep->at_ms <= STORE_TS_MAX_MS ? rep->at_ms : 0);
+    cols[RC_AGENT] = m->sender;
+    cols[RC_SEQ] = bufs[RC_SEQ];
+    cols[RC_REQUEST] = rep->request_id;
+    cols[RC_NONCE] = bufs[RC_NONCE];
+    cols[RC_STEP] = step_name(rep->step);
+    cols[RC_EXIT] = done ? bufs[RC_EXIT] : NULL;
+    cols[RC_DURATION] = done ? bufs[RC_DURATION] : NULL;
+    cols[RC_SHA] = bufs[RC_SHA][0] ? bufs[RC_SHA] : NULL;
+    cols[RC_TRUNCATED] = done && rep->output_truncated ? "t" : "f";
+    cols[RC_REASON] = store_str_or_empty(rep->reason);
+    cols[RC_AT] = rep->at_ms ? bufs[RC_AT] : NULL;
+    cols[RC_STATE] = state_after(rep);
+}
+
+/* Logs what became of each report and opens the collections of the done ones that left
+ * something (open_followups). */
+static int after_reports(store_t *self, const struct report_rows *w,
+                         struct store_followups *followups)
+{
+    static const char empty_sha256[] =
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    for (size_t k = 0; k < w->n; k++) {
+        const struct report_item *it = &w->items[k];
+        const Vigil__CommandReport *rep = it->m->command_report;
+        bool done = rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE;
+        if (!it->stored) {
+            vg_log(VG_LOG_WARN,
+                   "command report ignored agent=%s seq=%" PRIu64
+                   " request=%.64s: no capsule with that request id and nonce for this agent's "
+                   "node",
+                   it->m->sender, it->m->seq, rep->request_id);
+            continue;
+        }
+        if (done)
+            vg_log(VG_LOG_INFO, "command=%s agent=%s step=done exit=%" PRId32, rep->request_id,
+                   it->m->sender, rep->exit_status);
+        else
+            vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s", rep->request_id, it->m->sender,
+                   step_name(rep->step));
+        char sha[65] = "";
+        if (done && rep->output_sha256.len == 32)
+            tohex(rep->output_sha256.data, 32, sha);
+        bool had_output = sha[0] && strcmp(sha, empty_sha256) != 0;
+        if (done && (had_output || it->action_evidence)) {
+            int r = open_followups(self, it->m->sender, rep->request_id, had_output, followups);
+            if (r < 0)
+                return r;
+        }
+    }
     return 0;
 }
 
 int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n, const bool *fresh,
                           struct store_followups *followups)
 {
+    struct report_rows w = {calloc(n ? n : 1, sizeof(struct report_item)), 0};
+    struct store_buf arrays[RC_COUNT];
+    int r = 0;
+
+    if (!w.items)
+        return -ENOMEM;
+    memset(arrays, 0, sizeof(arrays));
     for (size_t i = 0; i < n; i++) {
         const Vigil__Envelope *m = msgs[i];
-        if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_COMMAND_REPORT || !m->command_report)
+        if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_COMMAND_REPORT ||
+            !m->command_report || !step_name(m->command_report->step) ||
+            m->command_report->nonce.len != 16)
             continue;
-        const Vigil__CommandReport *rep = m->command_report;
-        const char *step = step_name(rep->step);
-        if (!step || rep->nonce.len != 16)
-            continue;
-        char seq[24], nonce[33], exit_status[16], duration[24], sha[65] = "", at[24];
-        snprintf(seq, sizeof(seq), "%" PRIu64, m->seq);
-        tohex(rep->nonce.data, 16, nonce);
-        bool done = rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE;
-        snprintf(exit_status, sizeof(exit_status), "%" PRId32, rep->exit_status);
-        snprintf(duration, sizeof(duration), "%" PRIu64,
-                 rep->duration_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : rep->duration_ms);
-        if (done && rep->output_sha256.len == 32)
-            tohex(rep->output_sha256.data, 32, sha);
-        snprintf(at, sizeof(at), "%" PRId64,
-                 rep->at_ms >= STORE_TS_MIN_MS && rep->at_ms <= STORE_TS_MAX_MS ? rep->at_ms : 0);
-        const char *params[] = {m->sender,
-                                seq,
-                                rep->request_id,
-                                nonce,
-                                step,
-                                done ? exit_status : NULL,
-                                done ? duration : NULL,
-                                sha[0] ? sha : NULL,
-                                done && rep->output_truncated ? "t" : "f",
-                                store_str_or_empty(rep->reason),
-                                rep->at_ms ? at : NULL,
-                                state_after(rep)};
-        struct report_outcome report = {0};
-        int r = store_query_rows(
-            self, "command report",
-            "WITH q AS ("
-            "  SELECT q.id, q.incident_id, q.action, q.node, q.state FROM command_requests q"
-            "  JOIN command_capsules c ON c.request_id = q.id AND c.nonce = decode($4, 'hex')"
-            "  JOIN agents a ON a.id = $1 AND a.node = q.node"
-            "  WHERE q.id = $3),"
-            " ins AS (INSERT INTO command_reports (agent_id, seq, request_id, nonce, step,"
-            "    exit_status, duration_ms, output_sha256, truncated, reason, reported_at)"
-            "  SELECT $1, $2::bigint, q.id, decode($4, 'hex'), $5, $6::integer, $7::bigint,"
-            "    decode($8, 'hex'), $9::boolean, $10,"
-            "    timestamptz 'epoch' + $11::bigint * interval '1 millisecond' FROM q"
-            "  RETURNING request_id),"
-            " st AS (UPDATE command_requests r SET state = $12 FROM q"
-            "  WHERE r.id = q.id"
-            "    AND vigil_command_state_rank($12) > vigil_command_state_rank(q.state)"
-            "  RETURNING r.id),"
-            " timeline AS (" TIMELINE_EVENT "  SELECT q.incident_id, now(), 'command', 'vigil',"
-            "    format('command %s %s on %s: %s%s', q.id, q.action, q.node, $12,"
-            "      CASE WHEN $5 = 'done' THEN format(' (exit %s, %s ms)', $6, $7)"
-            "           WHEN $10 <> '' THEN ': ' || $10 ELSE '' END),"
-            "    jsonb_build_object('request_id', q.id, 'step', $5, 'agent', $1)"
-            "  FROM q WHERE q.incident_id <> 0)"
-            /* Whether the node's catalog lists evidence for the action (open_followups). */
-            " SELECT EXISTS (SELECT 1 FROM agents a, jsonb_array_elements(a.actions) act"
-            "  WHERE a.id = $1 AND act->>'name' = q.action"
-            "    AND jsonb_array_length(coalesce(act->'evidence', '[]'::jsonb)) > 0)"
-            " FROM ins, q",
-            12, params, report_row, &report);
-        if (r < 0)
-            return r;
-        if (!report.stored)
-            vg_log(VG_LOG_WARN,
-                   "command report ignored agent=%s seq=%" PRIu64
-                   " request=%.64s: no capsule with that request id and nonce for this agent's "
-                   "node",
-                   m->sender, m->seq, rep->request_id);
-        else
-            vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s%s%s", rep->request_id, m->sender, step,
-                   done ? " exit=" : "", done ? exit_status : "");
-        static const char empty_sha256[] =
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        bool had_output = sha[0] && strcmp(sha, empty_sha256) != 0;
-        if (report.stored && done && (had_output || report.action_evidence)) {
-            r = open_followups(self, m->sender, rep->request_id, had_output, followups);
-            if (r < 0)
-                return r;
-        }
+        char bufs[RC_COUNT][72];
+        const char *cols[RC_COUNT];
+        report_columns(m, bufs, cols);
+        for (int c = 0; c < RC_COUNT; c++)
+            put_element(&arrays[c], w.n, cols[c]);
+        w.items[w.n++].m = m;
     }
-    return 0;
+    if (w.n > 0) {
+        const char *params[RC_COUNT];
+        for (int c = 0; c < RC_COUNT; c++) {
+            store_buf_putc(&arrays[c], '}');
+            params[c] = arrays[c].data;
+        }
+        for (int c = 0; c < RC_COUNT && r == 0; c++)
+            if (!arrays[c].data)
+                r = -ENOMEM;
+        if (r == 0)
+            r = store_query_rows(self, "command reports", REPORTS_SQL, RC_COUNT, params,
+                                 report_row, &w);
+        if (r == 0)
+            r = after_reports(self, &w, followups);
+    }
+    for (int c = 0; c < RC_COUNT; c++)
+        store_buf_free(&arrays[c]);
+    free(w.items);
+    return r;
 }

@@ -22,6 +22,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 #include "wire.h"
 
 #define ROUTING_ID_MAX 255
@@ -127,11 +128,25 @@ void admin_set_watchlist(admin_t *self, struct steps_watchlist *watchlist)
     self->watchlist = watchlist;
 }
 
+static void remember_auto(void *userdata, const char *runbook, const char *node,
+                          int64_t created_at_ms)
+{
+    steps_limiter_allow(userdata, runbook, node, created_at_ms);
+}
+
 int admin_set_auto_min_interval(admin_t *self, int64_t interval_ms)
 {
     steps_limiter_t *fresh = steps_limiter_new(interval_ms);
     if (!fresh)
         return -ENOMEM;
+    /* What Vigil ran by itself within the interval before a restart still counts. */
+    int r = store_commands_recent_auto(self->store, vg_wall_ms() - interval_ms, remember_auto,
+                                       fresh);
+    if (r < 0)
+        vg_log(VG_LOG_WARN,
+               "runbook steps: the automatic commands of the last %llds could not be read (%s): "
+               "the rate limit starts empty",
+               (long long)(interval_ms / 1000), strerror(-r));
     steps_limiter_destroy(&self->limiter);
     self->limiter = fresh;
     return 0;
@@ -390,7 +405,7 @@ int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, 
 static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
-    admin_command_commands,
+    admin_command_commands,  admin_silence_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)

@@ -473,6 +473,13 @@ struct store_automation {
 };
 /* The state now (enabled when the row is missing). Outside a transaction. */
 int store_automation_get(store_t *self, struct store_automation *ret);
+/* The automatic requests Vigil issued for runbook steps since since_ms, oldest first: cb with
+ * the incident's runbook, the node and the request's creation time. For the step limiter to
+ * remember across a restart what it allowed before (commands.auto_min_interval). */
+int store_commands_recent_auto(store_t *self, int64_t since_ms,
+                               void (*cb)(void *userdata, const char *runbook, const char *node,
+                                          int64_t created_at_ms),
+                               void *userdata);
 /* Sets it, with its audit row (automation.on / automation.off), in one statement; *ret is the
  * state as stored. */
 int store_automation_set(store_t *self, bool enabled, const char *actor,

@@ -344,6 +344,45 @@ static int automation_row(const PGresult *res, int row, void *userdata)
 
 #define AUTOMATION_COLUMNS "enabled, changed_by, (extract(epoch FROM changed_at) * 1000)::bigint"
 
+struct recent_auto {
+    void (*cb)(void *userdata, const char *runbook, const char *node, int64_t created_at_ms);
+    void *userdata;
+};
+
+static int recent_auto_row(const PGresult *res, int row, void *userdata)
+{
+    struct recent_auto *w = userdata;
+    int64_t at = 0;
+    store_parse_i64(PQgetvalue(res, row, 2), &at);
+    w->cb(w->userdata, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), at);
+    return 0;
+}
+
+int store_commands_recent_auto(store_t *self, int64_t since_ms,
+                               void (*cb)(void *userdata, const char *runbook, const char *node,
+                                          int64_t created_at_ms),
+                               void *userdata)
+{
+    char since[24];
+    snprintf(since, sizeof(since), "%" PRId64, since_ms);
+    const char *params[] = {since};
+    struct recent_auto w = {cb, userdata};
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    /* Issued by vigil on its signature alone: an auto request with a capsule and no approval. */
+    return store_query_rows(
+        self, "recent automatic commands",
+        "SELECT i.runbook, q.node, (extract(epoch FROM q.created_at) * 1000)::bigint"
+        " FROM command_requests q JOIN incidents i ON i.id = q.incident_id"
+        " JOIN command_capsules c ON c.request_id = q.id"
+        " WHERE q.requested_by = 'vigil' AND q.mode = 'auto'"
+        "   AND q.created_at >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond'"
+        "   AND NOT EXISTS (SELECT 1 FROM command_approvals a WHERE a.request_id = q.id)"
+        " ORDER BY q.created_at LIMIT 4096",
+        1, params, recent_auto_row, &w);
+}
+
 int store_automation_get(store_t *self, struct store_automation *ret)
 {
     struct store_automation a = {.enabled = true};

@@ -317,6 +317,11 @@ h_ctl report "$inc" | grep -qF -- "- restart-nginx on web-1 ($cid, auto, request
 h_pass "nginx killed -> incident -> auto step issued by vigil -> accepted/started/done -> resolved"
 
 # ---- rate limit: killed again at once, the auto step waits for an operator ---------------------
+# ... also after a coordinator restart: what Vigil ran by itself within the interval is read back.
+h_stop_coordinator
+"$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml" >>"$H_DIR/coordinator.log" 2>&1 &
+H_COORD_PID=$!
+h_wait "coordinator healthy again" 90 h_coordinator_healthy
 # What an agent measures up to 2 s after a command is tagged with it and raises nothing (no rule
 # reacts to Vigil's own action): each fault below comes after that window, so that it is seen at
 # once (the event-driven check at the end measures every fault).
@@ -336,7 +341,7 @@ timeline "$inc2" | grep -q "waits for approval.*auto_min_interval.*vigilctl appr
 nginx_up && h_fail "nginx answered before the approval"
 h_ctl approve "$id" >"$H_DIR/approve.out" 2>&1 || h_fail "approve $id: $(cat "$H_DIR/approve.out")"
 h_wait "nginx restarted after the approval" 30 nginx_up
-h_pass "a second automatic restart within auto_min_interval waits for vigilctl approve"
+h_pass "a second automatic restart within auto_min_interval waits for vigilctl approve, also across a coordinator restart"
 
 # ---- approve: the step waits for an operator ----------------------------------------------------
 kill -KILL "$SLEEPER_PID"

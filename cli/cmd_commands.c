@@ -640,7 +640,10 @@ static const char command_help[] =
     "\n"
     "One command in full: the request, its approvals, its capsule's expiry and every step the\n"
     "agents reported (accepted, started, done with exit status, duration and output SHA-256, or\n"
-    "refused with the node's reason).\n";
+    "refused with the node's reason), then the evidence it left in the vault: its output (kind\n"
+    "command_output) and the evidence kinds its action lists, each with its status, size and\n"
+    "SHA-256 ('vigilctl evidence get ID --out FILE' fetches one). -o json adds them as\n"
+    "\"evidence\".\n";
 
 /* ---- automation ---- */
 
@@ -732,7 +735,7 @@ const struct ctl_command cmd_commands_table[] = {
     },
     {
         .name = "command",
-        .forms = {{"command show ID", "one command: request, approvals, reported steps"}},
+        .forms = {{"command show ID", "one command: request, approvals, reported steps, the evidence it left"}},
         .help = command_help,
         .run = run_command_show,
     },

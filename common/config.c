@@ -833,6 +833,40 @@ static int walk_document(struct loader *ld, struct fy_document *doc)
     return walk_mapping(ld, root, "", NULL);
 }
 
+/* The whole of fp into *ret_text (malloc'd, NUL-terminated) and *ret_len. 0 or -errno. */
+static int read_text(FILE *fp, char **ret_text, size_t *ret_len)
+{
+    size_t len = 0, cap = 4096;
+    char *text = malloc(cap);
+
+    if (!text)
+        return -ENOMEM;
+    for (;;) {
+        if (cap - len < 2) {
+            char *grown = cap > SIZE_MAX / 2 ? NULL : realloc(text, cap * 2);
+            if (!grown) {
+                free(text);
+                return -ENOMEM;
+            }
+            text = grown;
+            cap *= 2;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, fp);
+        len += n;
+        if (n == 0) {
+            if (ferror(fp)) {
+                free(text);
+                return -EIO;
+            }
+            break;
+        }
+    }
+    text[len] = '\0';
+    *ret_text = text;
+    *ret_len = len;
+    return 0;
+}
+
 int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys, void *target,
                    char *err, size_t errlen)
 {
@@ -849,6 +883,9 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     struct fy_parser *parser = NULL;
     struct fy_document *doc = NULL, *extra = NULL;
     struct stat st;
+    struct fy_mark mark;
+    char *text = NULL;
+    size_t len = 0;
     FILE *fp;
     int r;
 
@@ -867,12 +904,22 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
         r = -EISDIR;
         goto err_close_file;
     }
+    r = read_text(fp, &text, &len);
+    if (r < 0) {
+        vg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(-r));
+        goto err_close_file;
+    }
+    if (!vg_yaml_utf8_ok(text, len, &mark)) {
+        loc_err(&ld, &mark, "not UTF-8 text (a configuration file is UTF-8)");
+        r = -EINVAL;
+        goto err_free_text;
+    }
 
     ld.seen = calloc(nkeys ? nkeys : 1, sizeof(*ld.seen));
     if (!ld.seen) {
         vg_set_err(err, errlen, "%s: out of memory", path);
         r = -ENOMEM;
-        goto err_close_file;
+        goto err_free_text;
     }
 
     /* Collect parse errors instead of printing them, so they can carry file:line:col. */
@@ -885,7 +932,7 @@ int vg_config_load(const char *path, const struct vg_cfg_key *keys, size_t nkeys
     pcfg.flags = FYPCF_QUIET;
     pcfg.diag = diag;
     parser = fy_parser_create(&pcfg);
-    if (!parser || fy_parser_set_input_fp(parser, path, fp) != 0) {
+    if (!parser || fy_parser_set_string(parser, text, len) != 0) {
         vg_set_err(err, errlen, "%s: cannot create the YAML parser", path);
         r = -ENOMEM;
         goto err_destroy_parser;
@@ -931,6 +978,8 @@ err_destroy_parser:
     fy_diag_destroy(diag);
 err_free_seen:
     free(ld.seen);
+err_free_text:
+    free(text);
 err_close_file:
     fclose(fp);
     return r;

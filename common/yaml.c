@@ -2,6 +2,7 @@
 #include "yaml.h"
 
 #include "log.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -126,6 +127,28 @@ struct fy_diag *vg_yaml_diag_new(void)
     if (diag)
         fy_diag_set_collect_errors(diag, true);
     return diag;
+}
+
+bool vg_yaml_utf8_ok(const char *text, size_t len, struct fy_mark *ret_mark)
+{
+    int line = 0, column = 0;
+
+    for (size_t i = 0; i < len;) {
+        size_t n = (unsigned char)text[i] < 0x80 ? 1 : vg_utf8_char_len(text + i, len - i);
+        if (n == 0) {
+            if (ret_mark)
+                *ret_mark = (struct fy_mark){.input_pos = i, .line = line, .column = column};
+            return false;
+        }
+        if (text[i] == '\n') {
+            line++;
+            column = 0;
+        } else {
+            column++;
+        }
+        i += n;
+    }
+    return true;
 }
 
 bool vg_yaml_parse_error(struct fy_diag *diag, const char *file, char *err, size_t errlen)

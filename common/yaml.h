@@ -41,6 +41,12 @@ const char *vg_yaml_kind_of(struct fy_node *n);
 void vg_yaml_verror(char *err, size_t errlen, const char *file, const struct fy_mark *mark,
                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
+/* True when text (len bytes) is UTF-8; otherwise false with *ret_mark (may be NULL) at the first
+ * byte that is not. Every reader checks this before libfyaml sees the text: YAML is Unicode, and
+ * libfyaml 0.7.12 loops forever on a directive line ("%" at the start of a line) holding bytes
+ * that are not UTF-8. */
+bool vg_yaml_utf8_ok(const char *text, size_t len, struct fy_mark *ret_mark);
+
 /* A diagnostics object that collects errors instead of printing them. NULL on failure. */
 struct fy_diag *vg_yaml_diag_new(void);
 

@@ -3,12 +3,15 @@
 # FUZZ_SECONDS each (default 60), starting from the committed corpus in tests/fuzz/corpus/<name>
 # and keeping what it finds in BUILD_DIR/corpus/<name>. Prints one line per target:
 #   fuzz: target=<name> seconds=S execs=N cov=C features=F crashes=K
-# A crash leaves its input in BUILD_DIR/crash-<name>-*; add it to the target's corpus directory
-# once fixed, so make test replays it from then on.
+# execs is libFuzzer's final stat::number_of_executed_units, cov and features (ft) the last
+# status line's counters. One input running longer than FUZZ_UNIT_TIMEOUT seconds (default 10)
+# is a crash too (a hang). A crash leaves its input in BUILD_DIR/crash-<name>-*; add it to the
+# target's corpus directory once fixed, so make test replays it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
+unit_timeout=${FUZZ_UNIT_TIMEOUT:-10}
 status=0
 for src in tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
@@ -19,7 +22,8 @@ for src in tests/fuzz/fuzz_*.c; do
     mkdir -p "$work"
     log=$build/fuzz_$name.log
     set +e
-    "$bin" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$build/crash-$name-" \
+    "$bin" -max_total_time="$seconds" -timeout="$unit_timeout" -print_final_stats=1 \
+        -artifact_prefix="$build/crash-$name-" \
         "$work" "tests/fuzz/corpus/$name" >"$log" 2>&1
     rc=$?
     set -e

@@ -116,6 +116,36 @@ static int reply_error(const struct nlmsghdr *h)
     return done < 0 ? done : 0;
 }
 
+/* One received batch of a dump's replies: each record of request seq goes to fn, and *skipped
+ * counts the malformed ones. 1 when the batch ended the dump, 0 when more batches follow, or a
+ * negative errno: the dump's error, or fn's. */
+static int parse_batch(const void *buf, size_t len, uint32_t seq, record_fn fn, void *ctx,
+                       int *skipped)
+{
+    /* NLMSG_OK and NLMSG_NEXT, with the lengths compared as unsigned: a message's length is at
+     * least its header and at most what is left; the next one starts at the aligned length. */
+    for (size_t off = 0; len - off >= NLMSG_HDRLEN;) {
+        const struct nlmsghdr *h = (const struct nlmsghdr *)((const char *)buf + off);
+        if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > len - off)
+            break;
+        if (h->nlmsg_seq == seq) { /* else the tail of a request we gave up on */
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                int r = reply_error(h);
+                return r < 0 ? r : 1;
+            }
+            int r = fn(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, ctx);
+            if (r < 0)
+                return r;
+            *skipped += r;
+        }
+        size_t step = NLMSG_ALIGN((size_t)h->nlmsg_len);
+        if (step >= len - off)
+            break;
+        off += step;
+    }
+    return 0;
+}
+
 /* Sends req (a dump request; seq and flags are filled in) and feeds each record to fn. */
 static int dump(sockdiag_t *self, struct nlmsghdr *req, record_fn fn, void *ctx)
 {
@@ -153,22 +183,11 @@ static int dump(sockdiag_t *self, struct nlmsghdr *req, record_fn fn, void *ctx)
         }
         if (from.nl_pid != 0)
             continue; /* only the kernel answers */
-        int left = (int)n;
-        for (const struct nlmsghdr *h = (const struct nlmsghdr *)self->buf; NLMSG_OK(h, left);
-             h = NLMSG_NEXT(h, left)) {
-            if (h->nlmsg_seq != self->seq)
-                continue; /* the tail of a request we gave up on */
-            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-                r = reply_error(h);
-                if (r < 0)
-                    goto err_close;
-                return skipped;
-            }
-            r = fn(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, ctx);
-            if (r < 0)
-                goto err_close;
-            skipped += r;
-        }
+        r = parse_batch(self->buf, (size_t)n, self->seq, fn, ctx, &skipped);
+        if (r < 0)
+            goto err_close;
+        if (r == 1)
+            return skipped;
     }
 
 err_close:
@@ -343,4 +362,22 @@ int sockdiag_unix(sockdiag_t *self, procfs_unix_cb cb, void *userdata)
         .r = {.sdiag_family = AF_UNIX, .udiag_states = ~0u},
     };
     return dump(self, &req.nlh, unix_record, &ctx);
+}
+
+/* ---- parsing without a socket ------------------------------------------------------------ */
+
+int sockdiag_parse(const void *buf, size_t len, uint32_t seq, procfs_sock_cb cb,
+                   procfs_unix_cb unix_cb, void *userdata, bool *ret_done)
+{
+    if (!buf || (!cb) == (!unix_cb) || !ret_done)
+        return -EINVAL;
+    struct inet_ctx inet = {cb, userdata, 0};
+    struct unix_ctx unx = {unix_cb, userdata};
+    int skipped = 0;
+    int r = cb ? parse_batch(buf, len, seq, inet_record, &inet, &skipped)
+               : parse_batch(buf, len, seq, unix_record, &unx, &skipped);
+    if (r < 0)
+        return r;
+    *ret_done = r == 1;
+    return skipped;
 }

@@ -47,4 +47,12 @@ int sockdiag_udp(sockdiag_t *self, int family, procfs_sock_cb cb, void *userdata
 /* Unix domain sockets. */
 int sockdiag_unix(sockdiag_t *self, procfs_unix_cb cb, void *userdata);
 
+/* One received batch of a dump's replies (len bytes, aligned as recv() hands them over), parsed
+ * as a dump of request seq parses it, without a socket: for the fuzz target and tests. Records
+ * go to cb as inet (TCP, UDP) records, or to unix_cb as unix ones (exactly one of the two is
+ * non-NULL). Returns what a dump returns (the number of malformed records skipped, or a negative
+ * errno: the kernel's error, or cb's); *ret_done says whether the batch ended the dump. */
+int sockdiag_parse(const void *buf, size_t len, uint32_t seq, procfs_sock_cb cb,
+                   procfs_unix_cb unix_cb, void *userdata, bool *ret_done);
+
 #endif

@@ -189,10 +189,16 @@ static int load_one(struct rb_loader *ld, struct rb_runbook *rb)
     struct fy_document *doc = NULL, *extra = NULL;
     char *text = NULL;
     size_t len = 0;
+    struct fy_mark mark;
     int r = read_file(ld, &text, &len);
 
     if (r < 0)
         return r;
+    if (!vg_yaml_utf8_ok(text, len, &mark)) {
+        rb_yaml_fail(ld, &mark, "not UTF-8 text (a runbook is UTF-8)");
+        r = -EINVAL;
+        goto err_free_text;
+    }
     diag = vg_yaml_diag_new();
     if (!diag) {
         rb_yaml_fail(ld, NULL, "cannot create the YAML diagnostics object");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "wire.h"
 
 #define PARAMS_MAX 16
@@ -31,8 +32,11 @@ static bool name_ok(const char *s, size_t max, bool upper_and_dots)
 static bool action_from_wire(const Vigil__ActionInfo *in, struct agent_action *out)
 {
     memset(out, 0, sizeof(*out));
+    /* The kind is free text (a newer agent's kinds pass), but it goes into the store's JSON:
+     * one that is not UTF-8 made the entry vanish from agents.actions while the registry kept
+     * it. */
     if (!in || !name_ok(in->name, VG_MAX_NAME_LEN, true) || !in->kind ||
-        strlen(in->kind) >= sizeof(out->kind) ||
+        strlen(in->kind) >= sizeof(out->kind) || !vg_utf8_valid(in->kind) ||
         agent_action_mode_parse(in->mode, &out->mode) < 0 || in->n_params > PARAMS_MAX ||
         (in->inverse && in->inverse[0] && !name_ok(in->inverse, VG_MAX_NAME_LEN, true)))
         return false;
@@ -60,7 +64,10 @@ static json_t *evidence_json(const Vigil__ActionInfo *in, size_t *skipped)
     json_t *list = json_array();
     for (size_t k = 0; list && k < in->n_evidence; k++) {
         const Vigil__ActionEvidence *e = in->evidence[k];
-        if (!vg_evidence_kind_known(e->kind)) {
+        bool text_ok = true; /* the JSON takes UTF-8 only: an entry with other bytes is left out */
+        for (size_t j = 0; j < e->n_args; j++)
+            text_ok = text_ok && vg_utf8_valid(e->args[j]->key) && vg_utf8_valid(e->args[j]->value);
+        if (!vg_evidence_kind_known(e->kind) || !text_ok) {
             (*skipped)++;
             continue;
         }

@@ -5,10 +5,11 @@
  * coordinator which agents it may name an action to, and in which mode.
  *
  * Hostile input: at most AGENT_ACTIONS_MAX entries are taken; an entry with a name that is not
- * 1-128 of [A-Za-z0-9_.-], an unknown mode, a kind over 15 bytes, more than 16 parameters or a
- * parameter name that is not 1-32 of [a-z0-9_] is skipped and counted. Evidence entries of a
- * kind the coordinator does not know are left out of the JSON (and counted as skipped): the
- * coordinator collects only what it can ask for after the action ran. Pure; any thread.
+ * 1-128 of [A-Za-z0-9_.-], an unknown mode, a kind over 15 bytes or not UTF-8, more than 16
+ * parameters or a parameter name that is not 1-32 of [a-z0-9_] is skipped and counted. Evidence
+ * entries of a kind the coordinator does not know, or with arguments that are not UTF-8, are left
+ * out of the JSON (and counted as skipped): the coordinator collects only what it can ask for after the action ran. Pure; any
+ * thread.
  */
 #ifndef COORD_CATALOG_H
 #define COORD_CATALOG_H

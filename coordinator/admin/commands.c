@@ -458,45 +458,87 @@ struct new_requests {
  * returned 0. -ENOENT: no such incident; -EINVAL: an argument is not valid text; -EPROTO: a
  * capsule failed the coordinator's own check; other negative errno: the store.
  */
+/* The request for one target, hashed. */
+static int request_for(admin_t *self, const struct new_requests *nr, const struct run_target *t,
+                       int64_t now, const char *id, struct store_command_info *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->action, sizeof(c->action), "%s", nr->action);
+    snprintf(c->node, sizeof(c->node), "%s", t->node);
+    c->incident_id = nr->incident_id;
+    snprintf(c->requested_by, sizeof(c->requested_by), "%s", nr->requested_by);
+    c->created_at_ms = now;
+    c->approve_by_ms = now + remediate_approval_window_ms(self->remediate);
+    c->dry_run = nr->dry_run;
+    snprintf(c->mode, sizeof(c->mode), "%s", agent_action_mode_name(t->mode));
+    c->args = (Vigil__CommandArg **)nr->args; /* borrowed: never cleared */
+    c->nargs = nr->nargs;
+    Vigil__CommandRequest creq;
+    remediate_request_from_info(c, &creq);
+    return vg_command_request_hash(&creq, c->request_sha256);
+}
+
+/*
+ * Creates one request per target in one transaction. Where the step issues auto requests at
+ * once and the node declares the action auto, the capsule is sealed here and every such request
+ * is stored with its capsule in one statement (store_commands_issue_auto_many): a fan-out to
+ * 1,000 nodes is one round trip. Others are created pending, one statement each.
+ */
 static int create_requests(admin_t *self, const struct new_requests *nr,
                            const struct run_target *targets, size_t ntargets, uint8_t **envelopes,
                            size_t *lens, char (*ids)[VG_MAX_COMMAND_ID_LEN + 1])
 {
     int64_t now = vg_wall_ms();
+    struct store_auto_issue *batch = calloc(ntargets ? ntargets : 1, sizeof(*batch));
+    struct store_command_info c;
+    size_t nbatch = 0;
+    int64_t issued_at = 0, not_after = 0;
+    if (!batch)
+        return -ENOMEM;
     int r = store_command_begin(self->store);
     for (size_t i = 0; r == 0 && i < ntargets; i++) {
-        struct store_command_info c;
-        memset(&c, 0, sizeof(c));
         new_request_id(ids[i], sizeof(ids[i]));
-        snprintf(c.id, sizeof(c.id), "%s", ids[i]);
-        snprintf(c.action, sizeof(c.action), "%s", nr->action);
-        snprintf(c.node, sizeof(c.node), "%s", targets[i].node);
-        c.incident_id = nr->incident_id;
-        snprintf(c.requested_by, sizeof(c.requested_by), "%s", nr->requested_by);
-        c.created_at_ms = now;
-        c.approve_by_ms = now + remediate_approval_window_ms(self->remediate);
-        c.dry_run = nr->dry_run;
-        snprintf(c.mode, sizeof(c.mode), "%s", agent_action_mode_name(targets[i].mode));
-        c.args = (Vigil__CommandArg **)nr->args; /* borrowed: not cleared below */
-        c.nargs = nr->nargs;
-        Vigil__CommandRequest creq;
-        remediate_request_from_info(&c, &creq);
-        r = vg_command_request_hash(&creq, c.request_sha256);
-        if (r == 0)
+        r = request_for(self, nr, &targets[i], now, ids[i], &c);
+        if (r < 0)
+            break;
+        if (!nr->issue_auto || targets[i].mode != VG_ACTION_MODE_AUTO) {
             r = store_command_create(self->store, &c, nr->actor);
-        if (r == 0 && nr->issue_auto && targets[i].mode == VG_ACTION_MODE_AUTO) {
-            /* Just created in this transaction, with no approvals: issued from what was
-             * written, not read back (a fan-out to 1,000 nodes saves 1,000 round trips). */
-            int64_t not_after = 0;
-            char needs[384] = "";
-            r = remediate_try_issue(self->remediate, self->store, &c, nr->actor, now,
-                                    &envelopes[i], &lens[i], &not_after, needs, sizeof(needs));
+            continue;
         }
+        struct remediate_sealed sealed;
+        char needs[384] = "";
+        r = remediate_seal(self->remediate, &c, now, &sealed, needs, sizeof(needs));
+        if (r == 0 && !sealed.envelope) /* an auto request the coordinator alone cannot issue */
+            r = store_command_create(self->store, &c, nr->actor);
+        if (r < 0 || !sealed.envelope)
+            continue;
+        envelopes[i] = sealed.envelope;
+        lens[i] = sealed.len;
+        issued_at = sealed.issued_at_ms;
+        not_after = sealed.not_after_ms;
+        batch[nbatch] = (struct store_auto_issue){.id = ids[i], .node = targets[i].node};
+        memcpy(batch[nbatch].request_sha256, c.request_sha256, 32);
+        memcpy(batch[nbatch].nonce, sealed.nonce, 16);
+        memcpy(batch[nbatch].signature, sealed.signature, 64);
+        nbatch++;
+    }
+    if (r == 0 && nbatch > 0) {
+        /* The template: what every request of the batch shares (c is the last one's). */
+        r = store_commands_issue_auto_many(self->store, &c, batch, nbatch, issued_at, not_after,
+                                           remediate_public_key(self->remediate), nr->actor);
     }
     if (r == 0)
         r = store_command_commit(self->store);
     else
         store_command_rollback(self->store);
+    if (r < 0) { /* nothing was stored: nothing is sent */
+        for (size_t i = 0; i < ntargets; i++) {
+            free(envelopes[i]);
+            envelopes[i] = NULL;
+        }
+    }
+    free(batch);
     return r;
 }
 

@@ -124,16 +124,15 @@ static vg_signer_set_t *signers_for(const remediate_t *self, const struct store_
     return set;
 }
 
-int remediate_try_issue(remediate_t *self, store_t *store, const struct store_command_info *c,
-                        const char *actor, int64_t now_ms, uint8_t **ret_envelope, size_t *ret_len,
-                        int64_t *ret_not_after_ms, char *needs, size_t needslen)
+int remediate_seal(remediate_t *self, const struct store_command_info *c, int64_t now_ms,
+                   struct remediate_sealed *ret, char *needs, size_t needslen)
 {
     Vigil__CommandRequest req;
     unsigned char hash[VG_CAPSULE_HASH_LEN];
     enum vg_action_mode mode;
     int r;
 
-    *ret_envelope = NULL;
+    memset(ret, 0, sizeof(*ret));
     if (agent_action_mode_parse(c->mode, &mode) < 0)
         return -EPROTO;
     remediate_request_from_info(c, &req);
@@ -189,18 +188,39 @@ int remediate_try_issue(remediate_t *self, store_t *store, const struct store_co
         return 0;
     }
 
-    r = store_command_capsule_add(store, c->id, seal.nonce, cap.issued_at_ms, cap.not_after_ms,
-                                  self->key.public_b64, seal.signature, actor);
-    if (r < 0)
-        return r;
     Vigil__Envelope env;
     vg_envelope_init(&env, "coordinator", 0);
     env.body_case = VIGIL__ENVELOPE__BODY_COMMAND;
     env.command = &cap;
-    r = vg_envelope_encode(&env, ret_envelope, ret_len);
+    r = vg_envelope_encode(&env, &ret->envelope, &ret->len);
     if (r < 0)
         return r;
-    *ret_not_after_ms = cap.not_after_ms;
+    memcpy(ret->nonce, seal.nonce, sizeof(ret->nonce));
+    memcpy(ret->signature, seal.signature, sizeof(ret->signature));
+    ret->issued_at_ms = cap.issued_at_ms;
+    ret->not_after_ms = cap.not_after_ms;
+    return 0;
+}
+
+int remediate_try_issue(remediate_t *self, store_t *store, const struct store_command_info *c,
+                        const char *actor, int64_t now_ms, uint8_t **ret_envelope, size_t *ret_len,
+                        int64_t *ret_not_after_ms, char *needs, size_t needslen)
+{
+    struct remediate_sealed sealed;
+    *ret_envelope = NULL;
+    int r = remediate_seal(self, c, now_ms, &sealed, needs, needslen);
+    if (r < 0 || !sealed.envelope)
+        return r;
+    r = store_command_capsule_add(store, c->id, sealed.nonce, sealed.issued_at_ms,
+                                  sealed.not_after_ms, self->key.public_b64, sealed.signature,
+                                  actor);
+    if (r < 0) {
+        free(sealed.envelope);
+        return r;
+    }
+    *ret_envelope = sealed.envelope;
+    *ret_len = sealed.len;
+    *ret_not_after_ms = sealed.not_after_ms;
     return 0;
 }
 

@@ -63,6 +63,22 @@ int remediate_try_issue(remediate_t *self, store_t *store, const struct store_co
                         const char *actor, int64_t now_ms, uint8_t **ret_envelope, size_t *ret_len,
                         int64_t *ret_not_after_ms, char *needs, size_t needslen);
 
+/* A capsule built and checked, not yet stored. */
+struct remediate_sealed {
+    uint8_t *envelope; /* the packed Envelope{command}, malloc'd; NULL: not issued (needs says) */
+    size_t len;
+    uint8_t nonce[16];
+    uint8_t signature[64];
+    int64_t issued_at_ms, not_after_ms;
+};
+
+/* remediate_try_issue's first half: the capsule for c when its approvals satisfy its mode,
+ * signed and checked as a node would, in *ret (envelope NULL and needs set when they do not),
+ * nothing stored. For a caller that stores many capsules in one statement
+ * (store_commands_issue_auto_many). Negative errno as remediate_try_issue. */
+int remediate_seal(remediate_t *self, const struct store_command_info *c, int64_t now_ms,
+                   struct remediate_sealed *ret, char *needs, size_t needslen);
+
 /* The CommandRequest c holds (pointing into c), whose canonical hash approvers sign. */
 void remediate_request_from_info(const struct store_command_info *c, Vigil__CommandRequest *req);
 

@@ -465,6 +465,27 @@ void store_command_info_clear(struct store_command_info *c);
  * request id in use; -EINVAL for text that is not UTF-8. */
 int store_command_create(store_t *self, const struct store_command_info *c, const char *actor);
 
+/* One request of store_commands_issue_auto_many: what differs between the nodes of a fan-out. */
+struct store_auto_issue {
+    const char *id;
+    const char *node;
+    uint8_t request_sha256[32];
+    uint8_t nonce[16];
+    uint8_t signature[64];
+};
+
+/*
+ * Inside store_command_begin .. commit: n new auto requests that share template's action,
+ * arguments, incident, requester, times and dry-run flag, each issued at once — request row,
+ * capsule (issued_at_ms, not_after_ms, coordinator_key), both audit rows and both timeline
+ * events, as store_command_create and store_command_capsule_add write them — in one statement.
+ * A fan-out to 1,000 nodes is one round trip, not 2,000. -ENOENT when the incident is not there.
+ */
+int store_commands_issue_auto_many(store_t *self, const struct store_command_info *template_,
+                                   const struct store_auto_issue *items, size_t n,
+                                   int64_t issued_at_ms, int64_t not_after_ms,
+                                   const char *coordinator_key, const char *actor);
+
 /* Whether runbook auto steps run by themselves (table automation, migration 014). */
 struct store_automation {
     bool enabled;

@@ -625,6 +625,103 @@ int store_command_approval_add(store_t *self, const char *request_id,
         7, params, NULL);
 }
 
+int store_commands_issue_auto_many(store_t *self, const struct store_command_info *t,
+                                   const struct store_auto_issue *items, size_t n,
+                                   int64_t issued_at_ms, int64_t not_after_ms,
+                                   const char *coordinator_key, const char *actor)
+{
+    if (!self || !t || (n && !items) || !actor || !vg_utf8_valid(t->action) ||
+        !vg_utf8_valid(t->requested_by) || !vg_utf8_valid(actor))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < t->nargs; i++) {
+        if (!vg_utf8_valid(t->args[i]->key) || !vg_utf8_valid(t->args[i]->value) ||
+            has_control(t->args[i]->key) || has_control(t->args[i]->value))
+            return -EINVAL;
+    }
+    struct store_buf cols[5]; /* id, node, request_sha256, nonce, signature (hex) */
+    memset(cols, 0, sizeof(cols));
+    for (size_t i = 0; i < n; i++) {
+        char sha[65], nonce[33], sig[129];
+        if (!vg_utf8_valid(items[i].id) || !vg_utf8_valid(items[i].node)) {
+            for (int c = 0; c < 5; c++)
+                store_buf_free(&cols[c]);
+            return -EINVAL;
+        }
+        tohex(items[i].request_sha256, 32, sha);
+        tohex(items[i].nonce, 16, nonce);
+        tohex(items[i].signature, 64, sig);
+        const char *values[5] = {items[i].id, items[i].node, sha, nonce, sig};
+        for (int c = 0; c < 5; c++) {
+            store_array_sep(&cols[c], i);
+            store_array_put_text(&cols[c], values[c]);
+        }
+    }
+    for (int c = 0; c < 5; c++)
+        store_buf_putc(&cols[c], '}');
+    char *args = args_to_json(t);
+    char incident[24], created[24], approve_by[24], issued[24], not_after[24];
+    snprintf(incident, sizeof(incident), "%" PRIu64, t->incident_id);
+    snprintf(created, sizeof(created), "%" PRId64, t->created_at_ms);
+    snprintf(approve_by, sizeof(approve_by), "%" PRId64, t->approve_by_ms);
+    snprintf(issued, sizeof(issued), "%" PRId64, issued_at_ms);
+    snprintf(not_after, sizeof(not_after), "%" PRId64, not_after_ms);
+    const char *params[] = {cols[0].data, cols[1].data, cols[2].data, cols[3].data, cols[4].data,
+                            t->action,    args,         incident,     t->requested_by,
+                            created,      approve_by,   t->dry_run ? "t" : "f",
+                            issued,       not_after,    coordinator_key, actor};
+    uint64_t issued_rows = 0;
+    int r = args && cols[0].data && cols[1].data && cols[2].data && cols[3].data && cols[4].data
+                ? 0
+                : -ENOMEM;
+    if (r == 0)
+        r = run_counted(
+            self, "commands issue",
+            "WITH n AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            "    $5::text[]) WITH ORDINALITY AS n(id, node, sha, nonce, sig, ord)),"
+            " req AS (INSERT INTO command_requests (id, action, args, node, incident_id,"
+            "    requested_by, created_at, approve_by, dry_run, mode, request_sha256, state)"
+            "  SELECT n.id, $6, $7::jsonb, n.node, $8::bigint, $9,"
+            "    timestamptz 'epoch' + $10::bigint * interval '1 millisecond',"
+            "    timestamptz 'epoch' + $11::bigint * interval '1 millisecond',"
+            "    $12::boolean, 'auto', decode(n.sha, 'hex'), 'issued' FROM n"
+            "  WHERE $8::bigint = 0 OR EXISTS (SELECT 1 FROM incidents WHERE id = $8::bigint)"
+            "  ORDER BY n.ord RETURNING id, node),"
+            " cap AS (INSERT INTO command_capsules (request_id, nonce, issued_at, not_after,"
+            "    coordinator_key, signature)"
+            "  SELECT req.id, decode(n.nonce, 'hex'),"
+            "    timestamptz 'epoch' + $13::bigint * interval '1 millisecond',"
+            "    timestamptz 'epoch' + $14::bigint * interval '1 millisecond', $15,"
+            "    decode(n.sig, 'hex') FROM req JOIN n ON n.id = req.id RETURNING request_id),"
+            " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
+            "  SELECT $16, a.action, n.id, CASE a.action"
+            "    WHEN 'command.request' THEN format('action=%s node=%s mode=auto dry_run=%s"
+            " incident=%s', $6, n.node, $12::boolean, $8)"
+            "    ELSE format('action=%s node=%s nonce=%s not_after=%s', $6, n.node, n.nonce,"
+            "      timestamptz 'epoch' + $14::bigint * interval '1 millisecond') END"
+            "  FROM n JOIN req ON req.id = n.id,"
+            "    (VALUES (1, 'command.request'), (2, 'command.issue')) a(k, action)"
+            "  ORDER BY n.ord, a.k),"
+            " timeline AS (" TIMELINE_EVENT "  SELECT $8::bigint, now(), 'command', a.actor,"
+            "    CASE a.k WHEN 1 THEN format('command %s requested: %s on %s (auto%s)', n.id, $6,"
+            "      n.node, CASE WHEN $12::boolean THEN ', dry run' ELSE '' END)"
+            "    ELSE format('command %s issued: %s sent to %s', n.id, $6, n.node) END,"
+            "    jsonb_build_object('request_id', n.id, 'state',"
+            "      CASE a.k WHEN 1 THEN 'pending' ELSE 'issued' END)"
+            "  FROM n JOIN req ON req.id = n.id,"
+            "    (VALUES (1, $9), (2, 'vigil')) a(k, actor)"
+            "  WHERE $8::bigint <> 0 ORDER BY n.ord, a.k)"
+            " SELECT 1 FROM cap",
+            16, params, &issued_rows);
+    free(args);
+    for (int c = 0; c < 5; c++)
+        store_buf_free(&cols[c]);
+    if (r < 0)
+        return r;
+    return issued_rows == n ? 0 : -ENOENT; /* none: the incident was not there */
+}
+
 int store_command_capsule_add(store_t *self, const char *request_id, const uint8_t nonce[16],
                               int64_t issued_at_ms, int64_t not_after_ms,
                               const char *coordinator_key, const uint8_t signature[64],

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "ctl_admin.h"
+#include "evidence_view.h"
 #include "incident_view.h"
 #include "timeutil.h"
 
@@ -271,6 +272,11 @@ static int print_show_json(const Vigil__AdminReply *reply)
         return -ENOMEM;
     }
     json_object_set_new(doc, "steps", steps);
+    json_t *evidence = json_array();
+    for (size_t i = 0; evidence && i < reply->n_evidence; i++)
+        json_array_append_new(evidence, evidence_view_json(reply->evidence[i]));
+    if (evidence)
+        json_object_set_new(doc, "investigation", evidence);
     return output_json_print(&doc, stdout);
 }
 
@@ -328,6 +334,17 @@ static int print_show_text(const Vigil__AdminReply *reply)
         }
     }
     json_decref(steps);
+    if (reply->n_evidence > 0) {
+        /* The runbook's investigation: what was collected from the nodes when it opened. */
+        if (printf("investigation\n") < 0)
+            return -EIO;
+        fflush(stdout);
+        int er = evidence_view_table(reply->evidence, reply->n_evidence, false);
+        if (er < 0)
+            return er;
+        if (printf("\n") < 0)
+            return -EIO;
+    }
 
     static const char *const headers[] = {"AT", "KIND", "ACTOR", "TEXT"};
     output_table_t *table = output_table_new(4, headers);
@@ -485,8 +502,12 @@ static const char incident_help[] =
     "which), reopened (the symptom returned soon after a resolve), attached (a dependent\n"
     "symptom explained by this incident), report or closed; ACTOR is the operator's name\n"
     "or \"vigil\".\n"
+    "Then the runbook's steps, and its investigation: the evidence collected from the\n"
+    "incident's nodes when it opened (the runbook's investigate list), each with its status,\n"
+    "size and SHA-256 ('vigilctl evidence get ID --out FILE' fetches one).\n"
     "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
-    "\"scope\", \"acknowledged_at\", \"resolved_at\" and \"timeline\": an array of\n"
+    "\"scope\", \"acknowledged_at\", \"resolved_at\", \"steps\", \"investigation\" (as\n"
+    "'vigilctl evidence -o json' shows each entry) and \"timeline\": an array of\n"
     "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
     "   \"text\": \"...\", \"data\": {...}}\n"
     "The viewer role is enough.\n";

@@ -249,10 +249,11 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
         vg_log(VG_LOG_WARN, "incident %s id=%llu runbook=%s severity=SEV%d fingerprint=%s",
                res.outcome == INCIDENT_OPENED ? "opened" : "reopened", (unsigned long long)res.id,
                ev->runbook->id, res.severity, ev->fingerprint);
-    /* After the incident's commit: its runbook's resolve steps become requests on the admin
-     * thread, which has a store connection of its own, so the loop does not wait for them. */
+    /* After the incident's commit: its runbook's investigate entries become collections and its
+     * resolve steps requests, on the admin thread, which has a store connection of its own, so
+     * the loop does not wait for them. */
     if ((res.outcome == INCIDENT_OPENED || res.outcome == INCIDENT_REOPENED) &&
-        ev->runbook->nresolve > 0 && c->admin) {
+        (ev->runbook->nresolve > 0 || ev->runbook->ninvestigate > 0) && c->admin) {
         const char *one[1] = {node};
         struct steps_job *job =
             node[0] ? steps_job_new(res.id, ev->runbook, node, one, 1)

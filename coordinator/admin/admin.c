@@ -96,6 +96,7 @@ static int serve_steps(vg_loop_t *loop, void *userdata)
     pthread_mutex_unlock(&self->changes_lock);
     while (jobs) {
         struct steps_job *next = jobs->next;
+        admin_investigate(self, jobs); /* started first, not waited for */
         admin_commands_run_steps(self, jobs);
         steps_job_destroy(&jobs);
         jobs = next;

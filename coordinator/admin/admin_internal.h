@@ -78,6 +78,9 @@ struct admin {
 void admin_node_change(admin_t *self, const char *node, bool up, int64_t at_ms);
 
 /* Runs an opened incident's runbook steps (commands.c; admin thread). */
+/* The runbook's investigate entries of job, collected from its nodes for its incident
+ * (admin/evidence.c): started before any step runs, never waited for. */
+void admin_investigate(admin_t *self, const struct steps_job *job);
 void admin_commands_run_steps(admin_t *self, const struct steps_job *job);
 
 struct reply_owned {
@@ -112,6 +115,8 @@ void reply_store_unavailable(struct reply *rep, bool was_change);
 /* The evidence collected after command request_id ran (its output, its action's kinds) as the
  * reply's evidence entries (admin/evidence.c). */
 void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *request_id);
+/* The evidence of incident_id's investigation, the same way (admin/evidence.c). */
+void admin_reply_incident_evidence(admin_t *self, struct reply *rep, uint64_t incident_id);
 void reply_incident_not_found(struct reply *rep, uint64_t id);
 
 /* "operator:NAME", the actor of audit rows and timelines. */

@@ -95,17 +95,68 @@ static void evidence_reply(zlistx_t *list, struct reply *rep)
         rep->msg.evidence[rep->msg.n_evidence++] = info;
 }
 
-void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *request_id)
+/* The evidence linked to a command (request_id) or an incident, as the reply's entries. */
+static void reply_linked_evidence(admin_t *self, struct reply *rep, const char *request_id,
+                                  uint64_t incident_id)
 {
     zlistx_t *list = evidence_list_start(rep);
     if (!list)
         return;
     evidence_expire(self->store); /* a target past its deadline reads as timed out at once */
-    if (store_evidence_list_command(self->store, request_id, add_evidence, list) < 0) {
+    int r = request_id
+                ? store_evidence_list_command(self->store, request_id, add_evidence, list)
+                : store_evidence_list_incident(self->store, incident_id, add_evidence, list);
+    if (r < 0) {
         reply_store_unavailable(rep, false);
         return;
     }
     evidence_reply(list, rep);
+}
+
+void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *request_id)
+{
+    reply_linked_evidence(self, rep, request_id, 0);
+}
+
+void admin_reply_incident_evidence(admin_t *self, struct reply *rep, uint64_t incident_id)
+{
+    reply_linked_evidence(self, rep, NULL, incident_id);
+}
+
+void admin_investigate(admin_t *self, const struct steps_job *job)
+{
+    for (size_t i = 0; i < job->ninvestigate; i++) {
+        const struct steps_step *e = &job->investigate[i];
+        Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
+        size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;
+        for (size_t k = 0; k < nargs; k++) {
+            vigil__label__init(&labels[k]);
+            labels[k].key = e->args[k]->key;
+            labels[k].value = e->args[k]->value;
+            label_ptrs[k] = &labels[k];
+        }
+        for (size_t n = 0; n < job->nnodes; n++) {
+            Vigil__Collect req = VIGIL__COLLECT__INIT;
+            Vigil__AdminStatus status;
+            uint64_t collection_id = 0;
+            char err[512], text[768];
+            req.kind = e->action;
+            req.node = job->nodes[n];
+            req.args = label_ptrs;
+            req.n_args = nargs;
+            if (evidence_collect(self->evidence, self->store, self->registry, "vigil", &req,
+                                 job->incident_id, &collection_id, &status, err,
+                                 sizeof(err)) == 0)
+                continue;
+            /* Nothing was recorded: the timeline says so (a recorded collection tells it
+             * itself, also when it fails later). */
+            snprintf(text, sizeof(text), "investigation: %s from %s not collected: %s", e->action,
+                     job->nodes[n], err);
+            vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s", job->incident_id, text);
+            store_evidence_investigation_note(self->store, job->incident_id, e->action,
+                                              job->nodes[n], text);
+        }
+    }
 }
 
 static void collect(admin_t *self, const struct operator* op, const Vigil__AdminRequest *request,
@@ -117,7 +168,7 @@ static void collect(admin_t *self, const struct operator* op, const Vigil__Admin
     uint64_t collection_id = 0;
 
     admin_actor(op, actor, sizeof(actor));
-    int r = evidence_collect(self->evidence, self->store, self->registry, actor, req,
+    int r = evidence_collect(self->evidence, self->store, self->registry, actor, req, 0,
                              &collection_id, &status, err, sizeof(err));
     if (r < 0) {
         vg_log(VG_LOG_WARN, "operator=%s collect kind=%.32s refused: %s", op->name, req->kind, err);

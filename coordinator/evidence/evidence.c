@@ -159,8 +159,9 @@ static int queue_request(evidence_requester_t *self, const char *agent_id, uint6
 }
 
 int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *registry,
-                     const char *actor, const Vigil__Collect *req, uint64_t *ret_collection_id,
-                     Vigil__AdminStatus *ret_status, char *err, size_t errlen)
+                     const char *actor, const Vigil__Collect *req, uint64_t incident_id,
+                     uint64_t *ret_collection_id, Vigil__AdminStatus *ret_status, char *err,
+                     size_t errlen)
 {
     struct store_evidence_target *targets = NULL;
     struct store_evidence_arg args[VG_MAX_EVIDENCE_ARGS];
@@ -195,7 +196,7 @@ int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *reg
     int64_t timeout = req->timeout_ms ? req->timeout_ms : EVIDENCE_DEFAULT_TIMEOUT_MS;
     int64_t deadline = vg_wall_ms() + timeout;
     r = store_evidence_collection_create(store, actor, req->kind, args, req->n_args, deadline,
-                                         targets, ntargets, &collection_id);
+                                         targets, ntargets, incident_id, &collection_id);
     if (r < 0) {
         *ret_status = r == -EINVAL ? VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST
                                    : VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE;

@@ -34,13 +34,15 @@ void evidence_requester_destroy(evidence_requester_t **self_p);
 /*
  * Validates an operator's Collect (known kind, node or all, distinct argument keys, timeout),
  * picks the active agents it names (under registry_lock, released before the store is
- * written), records the collection and queues one CollectRequest per agent. Returns 0 with *ret_collection_id set; or a negative errno with *ret_status (the
+ * written), records the collection (for incident_id's investigation when not 0) and queues one
+ * CollectRequest per agent. Returns 0 with *ret_collection_id set; or a negative errno with *ret_status (the
  * AdminStatus to answer) and a message for the operator in err. Refusals are counted in
  * vigil_evidence_requests_refused_total.
  */
 int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *registry,
-                     const char *actor, const Vigil__Collect *req, uint64_t *ret_collection_id,
-                     Vigil__AdminStatus *ret_status, char *err, size_t errlen);
+                     const char *actor, const Vigil__Collect *req, uint64_t incident_id,
+                     uint64_t *ret_collection_id, Vigil__AdminStatus *ret_status, char *err,
+                     size_t errlen);
 
 /* ---- the router side ---- */
 

@@ -241,8 +241,17 @@ struct steps_job *steps_job_new(uint64_t incident_id, const struct rb_runbook *r
     job->runbook = dup_text(rb->id);
     job->nodes = calloc(n ? n : 1, sizeof(char *));
     job->steps = calloc(rb->nresolve ? rb->nresolve : 1, sizeof(*job->steps));
-    if (!job->runbook || !job->verify_node || !job->nodes || !job->steps)
+    job->investigate = calloc(rb->ninvestigate ? rb->ninvestigate : 1, sizeof(*job->investigate));
+    if (!job->runbook || !job->verify_node || !job->nodes || !job->steps || !job->investigate)
         goto err_destroy;
+    for (size_t i = 0; i < rb->ninvestigate; i++) {
+        const struct rb_evidence *e = &rb->investigate[i];
+        struct steps_step *s = &job->investigate[i];
+        s->action = dup_text(e->kind);
+        job->ninvestigate++;
+        if (!s->action || copy_args(s, e->nargs, label_key, label_value, e->args) < 0)
+            goto err_destroy;
+    }
     for (; job->nnodes < n; job->nnodes++) {
         job->nodes[job->nnodes] = dup_text(nodes[job->nnodes]);
         if (!job->nodes[job->nnodes])
@@ -265,16 +274,10 @@ err_destroy:
     return NULL;
 }
 
-void steps_job_destroy(struct steps_job **self_p)
+static void steps_free(struct steps_step *steps, size_t n)
 {
-    if (!self_p || !*self_p)
-        return;
-    struct steps_job *job = *self_p;
-    for (size_t i = 0; job->nodes && i < job->nnodes; i++)
-        free(job->nodes[i]);
-    free(job->nodes);
-    for (size_t i = 0; job->steps && i < job->nsteps; i++) {
-        struct steps_step *s = &job->steps[i];
+    for (size_t i = 0; steps && i < n; i++) {
+        struct steps_step *s = &steps[i];
         for (size_t k = 0; s->argv && k < s->nargs; k++) {
             free(s->argv[k].key);
             free(s->argv[k].value);
@@ -283,7 +286,19 @@ void steps_job_destroy(struct steps_job **self_p)
         free(s->args);
         free(s->action);
     }
-    free(job->steps);
+    free(steps);
+}
+
+void steps_job_destroy(struct steps_job **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    struct steps_job *job = *self_p;
+    for (size_t i = 0; job->nodes && i < job->nnodes; i++)
+        free(job->nodes[i]);
+    free(job->nodes);
+    steps_free(job->steps, job->nsteps);
+    steps_free(job->investigate, job->ninvestigate);
     free(job->runbook);
     free(job->verify_node);
     free(job);

@@ -75,11 +75,15 @@ struct steps_job {
     size_t nnodes;
     struct steps_step *steps;
     size_t nsteps;
+    /* The runbook's investigate entries (a new incident only): action is the evidence kind,
+     * args its arguments; collected from the nodes before any step runs. */
+    struct steps_step *investigate;
+    size_t ninvestigate;
     struct steps_job *next; /* the admin thread's queue */
 };
 
-/* A copy of rb's resolve steps for incident_id on nodes (n of them); verify_node is the
- * incident's node ("" across nodes). NULL when out of memory. */
+/* A copy of rb's resolve steps and investigate entries for incident_id on nodes (n of them);
+ * verify_node is the incident's node ("" across nodes). NULL when out of memory. */
 struct steps_job *steps_job_new(uint64_t incident_id, const struct rb_runbook *rb,
                                 const char *verify_node, const char *const *nodes, size_t n);
 /* One inverse step: action with args on node for incident_id. NULL when out of memory. */

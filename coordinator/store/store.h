@@ -225,12 +225,18 @@ struct store_evidence_target {
 /*
  * Records a collection (who asked, kind, args, deadline), one pending target per agent and an
  * audit_log row, in one transaction. Argument keys must be distinct (-EINVAL otherwise).
+ * incident_id (0 = none): an incident's investigation, linked to it and on its timeline.
  */
 int store_evidence_collection_create(store_t *self, const char *actor, const char *kind,
                                      const struct store_evidence_arg *args, size_t nargs,
                                      int64_t deadline_ms,
                                      const struct store_evidence_target *targets, size_t ntargets,
-                                     uint64_t *ret_id);
+                                     uint64_t incident_id, uint64_t *ret_id);
+
+/* A timeline note on incident_id: its investigation could not collect kind from node (text
+ * says why: no active agent there, the store). */
+int store_evidence_investigation_note(store_t *self, uint64_t incident_id, const char *kind,
+                                      const char *node, const char *text);
 
 /* A pending target fails with error (an undeliverable request). -ENOENT if not pending. */
 int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char *agent_id,
@@ -268,6 +274,9 @@ typedef int (*store_evidence_cb)(const struct store_evidence_info *info, void *u
  * kinds; migration 015), each target as in store_evidence_list, in the order they were opened. */
 int store_evidence_list_command(store_t *self, const char *request_id, store_evidence_cb cb,
                                 void *userdata);
+/* The same for the collections of incident_id's investigation (migration 018). At most 256. */
+int store_evidence_list_incident(store_t *self, uint64_t incident_id, store_evidence_cb cb,
+                                 void *userdata);
 
 /*
  * collection_id != 0: every target of that collection (pending, stored, failed) ordered by

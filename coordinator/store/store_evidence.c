@@ -178,6 +178,28 @@ void store_evidence_chain(const uint8_t prev_chain[32], const uint8_t sha256[32]
     vg_sha256_final(&h, ret_chain);
 }
 
+/* An investigation's collection (migration 018) tells its incident's timeline what became of it:
+ * started, and each node that failed (its error, or the deadline). Stored ones show in
+ * `vigilctl incident show`. */
+#define EVIDENCE_TIMELINE_EVENT "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
+/* In target_fail's statement: failed (collection_id, agent_id, node), $3 the error. */
+#define FAILED_TIMELINE_EVENT                                                                      \
+    EVIDENCE_TIMELINE_EVENT                                                                        \
+    " SELECT c.incident_id, now(), 'note', 'vigil',"                                               \
+    "  format('investigation: %s from %s failed: %s', c.kind, f.node, $3),"                         \
+    "  jsonb_build_object('collection_id', c.id, 'kind', c.kind, 'node', f.node,"                 \
+    "   'state', 'failed')"                                                                         \
+    " FROM failed f JOIN evidence_collections c ON c.id = f.collection_id"                          \
+    " WHERE c.incident_id IS NOT NULL"
+/* In the expiry's statement: expired (collection_id, agent_id, node, kind, incident_id). */
+#define EXPIRED_TIMELINE_EVENT                                                                     \
+    EVIDENCE_TIMELINE_EVENT                                                                        \
+    " SELECT incident_id, now(), 'note', 'vigil',"                                                 \
+    "  format('investigation: %s from %s failed: %s', kind, node, $1),"                             \
+    "  jsonb_build_object('collection_id', collection_id, 'kind', kind, 'node', node,"            \
+    "   'state', 'failed')"                                                                         \
+    " FROM expired WHERE incident_id IS NOT NULL"
+
 /* ---- targets ---- */
 
 /* A pending target fails, with an audit row, in one statement. *ret_changed: it was pending. */
@@ -194,7 +216,8 @@ static int target_fail(store_t *self, uint64_t collection_id, const char *agent_
         "WITH failed AS ("
         " UPDATE evidence_targets SET status = 'failed', error = $3, updated_at = now()"
         " WHERE collection_id = $1::bigint AND agent_id = $2 AND status = 'pending'"
-        " RETURNING collection_id, agent_id) "
+        " RETURNING collection_id, agent_id, node), "
+        "tl AS (" FAILED_TIMELINE_EVENT ") "
         "INSERT INTO audit_log (actor, action, subject, detail)"
         " SELECT 'coordinator', $4, format('collection=%s agent=%s', collection_id, agent_id), $3"
         " FROM failed",
@@ -670,7 +693,7 @@ int store_evidence_collection_create(store_t *self, const char *actor, const cha
                                      const struct store_evidence_arg *args, size_t nargs,
                                      int64_t deadline_ms,
                                      const struct store_evidence_target *targets, size_t ntargets,
-                                     uint64_t *ret_id)
+                                     uint64_t incident_id, uint64_t *ret_id)
 {
     if (!self || !actor || !kind || (nargs > 0 && !args) || (ntargets > 0 && !targets) ||
         nargs > VG_MAX_EVIDENCE_ARGS || !vg_utf8_valid(actor) || !vg_utf8_valid(kind) ||
@@ -718,22 +741,30 @@ int store_evidence_collection_create(store_t *self, const char *actor, const cha
     if (r < 0)
         goto err_rollback;
 
-    char deadline[24], count[24];
+    char deadline[24], count[24], incident[24];
     snprintf(deadline, sizeof(deadline), "%" PRId64, deadline_ms);
     snprintf(count, sizeof(count), "%zu", ntargets);
-    const char *params[] = {actor, kind, cols[KEYS].data, cols[VALUES].data, deadline, count};
-    PGresult *res =
-        PQexecParams(self->conn,
-                     "WITH c AS ("
-                     " INSERT INTO evidence_collections (operator, kind, args, deadline)"
-                     " VALUES ($1, $2, jsonb_object($3::text[], $4::text[]),"
-                     "  'epoch'::timestamptz + $5::bigint * interval '1 millisecond')"
-                     " RETURNING id, kind, args), "
-                     "a AS (INSERT INTO audit_log (actor, action, subject, detail)"
-                     " SELECT $1, 'evidence.collect', 'collection=' || id,"
-                     "  format('kind=%s args=%s targets=%s', kind, args::text, $6::text) FROM c) "
-                     "SELECT id FROM c",
-                     6, NULL, params, NULL, NULL, 0);
+    snprintf(incident, sizeof(incident), "%" PRIu64, incident_id);
+    const char *params[] = {actor,    kind,  cols[KEYS].data, cols[VALUES].data,
+                            deadline, count, incident,        cols[NODES].data};
+    PGresult *res = PQexecParams(
+        self->conn,
+        "WITH c AS ("
+        " INSERT INTO evidence_collections (operator, kind, args, deadline, incident_id)"
+        " VALUES ($1, $2, jsonb_object($3::text[], $4::text[]),"
+        "  'epoch'::timestamptz + $5::bigint * interval '1 millisecond', nullif($7::bigint, 0))"
+        " RETURNING id, kind, args, incident_id), "
+        "a AS (INSERT INTO audit_log (actor, action, subject, detail)"
+        " SELECT $1, 'evidence.collect', 'collection=' || id,"
+        "  format('kind=%s args=%s targets=%s', kind, args::text, $6::text) FROM c), "
+        "tl AS (" EVIDENCE_TIMELINE_EVENT
+        "  SELECT incident_id, now(), 'note', 'vigil',"
+        "   format('investigating: %s from %s (collection %s)', kind,"
+        "     array_to_string($8::text[], ', '), id),"
+        "   jsonb_build_object('collection_id', id, 'kind', kind, 'state', 'pending')"
+        "  FROM c WHERE incident_id IS NOT NULL) "
+        "SELECT id FROM c",
+        8, NULL, params, NULL, NULL, 0);
     int64_t id = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
         !store_parse_i64(PQgetvalue(res, 0, 0), &id)) {
@@ -840,12 +871,33 @@ int store_evidence_expire(store_t *self, struct store_evidence_events *ret_event
         " UPDATE evidence_targets t SET status = 'failed', error = $1, updated_at = now()"
         " FROM evidence_collections c"
         " WHERE c.id = t.collection_id AND t.status = 'pending' AND c.deadline < now()"
-        " RETURNING t.collection_id, t.agent_id, c.kind), "
+        " RETURNING t.collection_id, t.agent_id, t.node, c.kind, c.incident_id), "
         "audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
         " SELECT 'coordinator', 'evidence.failed',"
-        "  format('collection=%s agent=%s', collection_id, agent_id), $1 FROM expired) "
+        "  format('collection=%s agent=%s', collection_id, agent_id), $1 FROM expired), "
+        "tl AS (" EXPIRED_TIMELINE_EVENT ") "
         "SELECT collection_id, agent_id, kind FROM expired",
         1, params, expired_row, ret_events);
+}
+
+int store_evidence_investigation_note(store_t *self, uint64_t incident_id, const char *kind,
+                                      const char *node, const char *text)
+{
+    if (!self || incident_id == 0 || !vg_utf8_valid(kind) || !vg_utf8_valid(node) ||
+        !vg_utf8_valid(text))
+        return -EINVAL;
+    char incident[24];
+    snprintf(incident, sizeof(incident), "%" PRIu64, incident_id);
+    const char *params[] = {incident, text, kind, node};
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = store_command(self, "investigation note",
+                          EVIDENCE_TIMELINE_EVENT " SELECT id, now(), 'note', 'vigil', $2,"
+                          "  jsonb_build_object('kind', $3::text, 'node', $4::text,"
+                          "   'state', 'failed')"
+                          " FROM incidents WHERE id = $1::bigint",
+                          4, params, NULL);
+    return r;
 }
 
 /* ---- listing and reading ---- */
@@ -920,27 +972,48 @@ int store_evidence_list(store_t *self, uint64_t collection_id, const char *node,
                             3, params, evidence_row, &walk);
 }
 
+/* Every target of the collections that match where ($1 the one parameter), in the order they
+ * were opened. */
+static int list_linked(store_t *self, const char *what, const char *where, const char *param,
+                       store_evidence_cb cb, void *userdata)
+{
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(e.id, 0), t.collection_id, t.agent_id, t.node, c.kind,"
+             " c.args::text, coalesce(e.size, 0), coalesce(encode(e.sha256, 'hex'), ''),"
+             " coalesce((extract(epoch FROM e.collected_at) * 1000)::bigint, 0),"
+             " coalesce((extract(epoch FROM e.stored_at) * 1000)::bigint, 0),"
+             " t.status, t.error, coalesce(e.truncated, false)"
+             " FROM evidence_collections c JOIN evidence_targets t ON t.collection_id = c.id"
+             " LEFT JOIN evidence e ON e.id = t.evidence_id"
+             " WHERE %s ORDER BY c.id, t.agent_id LIMIT 256",
+             where);
+    const char *params[] = {param};
+    struct evidence_walk walk = {cb, userdata, false};
+    return store_query_rows(self, what, sql, 1, params, evidence_row, &walk);
+}
+
 int store_evidence_list_command(store_t *self, const char *request_id, store_evidence_cb cb,
                                 void *userdata)
 {
     if (!self || !cb || !request_id || !vg_utf8_valid(request_id))
         return -EINVAL;
-    int r = store_ensure_conn(self);
-    if (r < 0)
-        return r;
-    const char *params[] = {request_id};
-    struct evidence_walk walk = {cb, userdata, false};
-    return store_query_rows(
-        self, "command evidence list",
-        "SELECT coalesce(e.id, 0), t.collection_id, t.agent_id, t.node, c.kind,"
-        " c.args::text, coalesce(e.size, 0), coalesce(encode(e.sha256, 'hex'), ''),"
-        " coalesce((extract(epoch FROM e.collected_at) * 1000)::bigint, 0),"
-        " coalesce((extract(epoch FROM e.stored_at) * 1000)::bigint, 0),"
-        " t.status, t.error, coalesce(e.truncated, false)"
-        " FROM evidence_collections c JOIN evidence_targets t ON t.collection_id = c.id"
-        " LEFT JOIN evidence e ON e.id = t.evidence_id"
-        " WHERE c.command_id = $1 ORDER BY c.id, t.agent_id LIMIT 64",
-        1, params, evidence_row, &walk);
+    return list_linked(self, "command evidence list", "c.command_id = $1", request_id, cb,
+                       userdata);
+}
+
+int store_evidence_list_incident(store_t *self, uint64_t incident_id, store_evidence_cb cb,
+                                 void *userdata)
+{
+    if (!self || !cb)
+        return -EINVAL;
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    return list_linked(self, "incident evidence list", "c.incident_id = $1::bigint", id, cb,
+                       userdata);
 }
 
 int store_evidence_get(store_t *self, uint64_t id, store_evidence_cb cb, void *userdata)

@@ -928,7 +928,7 @@ static uint64_t new_collection(int64_t deadline_ms)
                                                            {"ag-ev-b", "node-b"}};
     uint64_t id = 0;
     assert_int_equal(store_evidence_collection_create(t.store, "operator:test", "file", args, 2,
-                                                      deadline_ms, targets, 2, &id),
+                                                      deadline_ms, targets, 2, 0, &id),
                      0);
     assert_true(id > 0);
     return id;
@@ -1300,7 +1300,7 @@ static void test_evidence_refusals(void **state)
     const struct store_evidence_target target = {"ag-ev-a", "node-a"};
     uint64_t id = 0;
     assert_int_equal(store_evidence_collection_create(t.store, "operator:test", "file", dup, 2,
-                                                      vg_wall_ms(), &target, 1, &id),
+                                                      vg_wall_ms(), &target, 1, 0, &id),
                      -EINVAL);
 }
 

@@ -263,6 +263,12 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
         else
             vg_log(VG_LOG_ERROR, "incident id=%llu: runbook steps not run: out of memory",
                    (unsigned long long)res.id);
+    } else if (res.outcome == INCIDENT_UPDATED && !node[0] && ev->n_firing > 0 &&
+               ev->runbook->ninvestigate > 0 && c->admin) {
+        /* Across nodes, the symptom may now fire on more: those are investigated too. */
+        struct steps_job *job = steps_job_joined(res.id, ev->runbook, ev->firing, ev->n_firing);
+        if (job)
+            admin_runbook_steps(c->admin, &job);
     } else if (res.outcome == INCIDENT_ATTACHED)
         vg_log(VG_LOG_INFO, "symptom fingerprint=%s attached to root incident id=%llu",
                ev->fingerprint, (unsigned long long)res.id);

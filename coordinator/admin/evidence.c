@@ -125,7 +125,23 @@ void admin_reply_incident_evidence(admin_t *self, struct reply *rep, uint64_t in
 
 void admin_investigate(admin_t *self, const struct steps_job *job)
 {
-    for (size_t i = 0; i < job->ninvestigate; i++) {
+    /* Nodes joining an open incident: those investigated already are not asked again. A node
+     * without any collection (no agent when it joined) is tried again at the next event. */
+    bool *skip = calloc(job->nnodes ? job->nnodes : 1, sizeof(bool));
+    if (!skip)
+        return;
+    size_t todo = 0;
+    for (size_t n = 0; n < job->nnodes; n++) {
+        if (job->joined &&
+            store_evidence_investigated(self->store, job->incident_id, job->nodes[n], &skip[n]) <
+                0)
+            skip[n] = true; /* the store is away: the next event tries again */
+        todo += !skip[n];
+    }
+    if (job->joined && todo > 0)
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %zu node(s) joined: investigating them",
+               job->incident_id, todo);
+    for (size_t i = 0; todo > 0 && i < job->ninvestigate; i++) {
         const struct steps_step *e = &job->investigate[i];
         Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
         size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;
@@ -136,6 +152,8 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
             label_ptrs[k] = &labels[k];
         }
         for (size_t n = 0; n < job->nnodes; n++) {
+            if (skip[n])
+                continue;
             Vigil__Collect req = VIGIL__COLLECT__INIT;
             Vigil__AdminStatus status;
             uint64_t collection_id = 0;
@@ -157,6 +175,7 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
                                               job->nodes[n], text);
         }
     }
+    free(skip);
 }
 
 static void collect(admin_t *self, const struct operator* op, const Vigil__AdminRequest *request,

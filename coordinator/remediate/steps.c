@@ -289,6 +289,19 @@ static void steps_free(struct steps_step *steps, size_t n)
     free(steps);
 }
 
+struct steps_job *steps_job_joined(uint64_t incident_id, const struct rb_runbook *rb,
+                                   const char *const *nodes, size_t n)
+{
+    struct steps_job *job = steps_job_new(incident_id, rb, "", nodes, n);
+    if (job) {
+        steps_free(job->steps, job->nsteps);
+        job->steps = NULL;
+        job->nsteps = 0;
+        job->joined = true;
+    }
+    return job;
+}
+
 void steps_job_destroy(struct steps_job **self_p)
 {
     if (!self_p || !*self_p)

@@ -79,6 +79,7 @@ struct steps_job {
      * args its arguments; collected from the nodes before any step runs. */
     struct steps_step *investigate;
     size_t ninvestigate;
+    bool joined; /* nodes joining an open incident: investigate those not yet, no steps */
     struct steps_job *next; /* the admin thread's queue */
 };
 
@@ -86,6 +87,11 @@ struct steps_job {
  * verify_node is the incident's node ("" across nodes). NULL when out of memory. */
 struct steps_job *steps_job_new(uint64_t incident_id, const struct rb_runbook *rb,
                                 const char *verify_node, const char *const *nodes, size_t n);
+/* The investigation of nodes joining open incident_id (its symptom fires on more nodes): rb's
+ * investigate entries for those of nodes not investigated yet, and no resolve step. NULL when
+ * out of memory. */
+struct steps_job *steps_job_joined(uint64_t incident_id, const struct rb_runbook *rb,
+                                   const char *const *nodes, size_t n);
 /* One inverse step: action with args on node for incident_id. NULL when out of memory. */
 struct steps_job *steps_job_inverse(uint64_t incident_id, const char *runbook, const char *node,
                                     const char *action, Vigil__CommandArg *const *args,

@@ -233,6 +233,9 @@ int store_evidence_collection_create(store_t *self, const char *actor, const cha
                                      const struct store_evidence_target *targets, size_t ntargets,
                                      uint64_t incident_id, uint64_t *ret_id);
 
+/* *ret: incident_id's investigation already has a collection from node. */
+int store_evidence_investigated(store_t *self, uint64_t incident_id, const char *node,
+                                bool *ret);
 /* A timeline note on incident_id: its investigation could not collect kind from node (text
  * says why: no active agent there, the store). */
 int store_evidence_investigation_note(store_t *self, uint64_t incident_id, const char *kind,

@@ -880,6 +880,31 @@ int store_evidence_expire(store_t *self, struct store_evidence_events *ret_event
         1, params, expired_row, ret_events);
 }
 
+static int count_row(const PGresult *res, int row, void *userdata)
+{
+    *(bool *)userdata = strcmp(PQgetvalue(res, row, 0), "t") == 0;
+    return 0;
+}
+
+int store_evidence_investigated(store_t *self, uint64_t incident_id, const char *node,
+                                bool *ret)
+{
+    if (!self || !node || !vg_utf8_valid(node) || !ret)
+        return -EINVAL;
+    char incident[24];
+    snprintf(incident, sizeof(incident), "%" PRIu64, incident_id);
+    const char *params[] = {incident, node};
+    *ret = false;
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = store_query_rows(self, "investigated",
+                             "SELECT EXISTS (SELECT 1 FROM evidence_collections c"
+                             " JOIN evidence_targets t ON t.collection_id = c.id"
+                             " WHERE c.incident_id = $1::bigint AND t.node = $2)",
+                             2, params, count_row, ret);
+    return r;
+}
+
 int store_evidence_investigation_note(store_t *self, uint64_t incident_id, const char *kind,
                                       const char *node, const char *text)
 {

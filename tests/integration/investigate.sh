@@ -2,7 +2,8 @@
 # Automatic investigation: when an incident opens, its runbook's investigate entries are
 # collected from the incident's node as collections linked to the incident — stored ones listed
 # by `vigilctl incident show` (text and -o json) and verified in the vault, a refused one failed
-# on the timeline with the agent's reason.
+# on the timeline with the agent's reason. Across nodes, a node that joins the incident later
+# (here: the symptom reaches every node and its severity rises) is investigated too, once.
 source "$(dirname "$0")/../lib/harness.sh"
 h_setup
 
@@ -20,11 +21,21 @@ investigate:
   - {kind: processes}
   - {kind: file, args: {path: /etc/hostname}}
 YAML
+cat >"$RB/fleet-down.yaml" <<'YAML'
+id: fleet-down
+title: Fleet down
+severity: SEV3
+reopen_window: 0s
+symptoms:
+  - {id: down, signal: proc.up, labels: {name: fleet}, below: 1, scope: any, severity_all: SEV2}
+investigate:
+  - {kind: host}
+YAML
 
-worker=""
+worker="" fleet_b="" fleet_c=""
 stop_worker() {
     local status=$?
-    [[ -z $worker ]] || kill "$worker" 2>/dev/null || true
+    for p in $worker $fleet_b $fleet_c; do kill "$p" 2>/dev/null || true; done
     (exit "$status")
     h_cleanup
 }
@@ -32,6 +43,12 @@ trap stop_worker EXIT
 sleep 1000 &
 worker=$!
 echo "$worker" >"$H_DIR/worker.pid"
+sleep 1000 &
+fleet_b=$!
+echo "$fleet_b" >"$H_DIR/fleet-b.pid"
+sleep 1000 &
+fleet_c=$!
+echo "$fleet_c" >"$H_DIR/fleet-c.pid"
 
 h_start_coordinator "runbooks:
   dir: \"$RB\""
@@ -77,5 +94,36 @@ text=$(h_ctl incident show "$id")
 grep -q "^investigation" <<<"$text" && grep -q "processes" <<<"$text" ||
     h_fail "incident show does not list the investigation: $text"
 h_pass "incident opened -> host, processes stored in the vault and listed; the refused file failed on the timeline with the agent's reason"
+
+# ---- across nodes: node-c joins after the incident opened on node-b
+for n in b c; do
+    h_start_agent "node-$n" "collectors:
+  processes:
+    interval: 1s
+    watch:
+      - {name: fleet, pidfile: \"$H_DIR/fleet-$n.pid\"}"
+done
+fleet_up() {
+    h_ctl signals -o json --node "$1" --name proc.up |
+        jq -e '[.[] | select(.labels.name == "fleet")] | last | .value == 1' >/dev/null
+}
+h_wait "node-b sees its fleet process" 30 fleet_up node-b
+h_wait "node-c sees its fleet process" 30 fleet_up node-c
+kill "$fleet_b"
+fleet_b=""
+fleet_incident() { h_ctl incidents -o json | jq -r '[.[] | select(.runbook == "fleet-down")] | last | .id // empty'; }
+has_fleet() { [[ -n $(fleet_incident) ]]; }
+h_wait "fleet-down incident" 20 has_fleet
+fid=$(fleet_incident)
+hosts() { h_ctl incident show "$fid" -o json | jq -r '[.investigation[] | select(.status == "stored") | .node] | sort | join(" ")'; }
+only_b() { [[ $(hosts) == "node-b" ]]; }
+h_wait "node-b investigated" 30 only_b
+kill "$fleet_c"
+fleet_c=""
+both() { [[ $(hosts) == "node-b node-c" ]]; }
+h_wait "node-c investigated once it joined" 30 both
+[[ $(h_ctl incident show "$fid" -o json | jq '.investigation | length') == 2 ]] ||
+    h_fail "a node was investigated twice: $(h_ctl incident show "$fid" -o json | jq -c '.investigation')"
+h_pass "across nodes: the node that joined the open incident is investigated too, and the first not again"
 
 h_pass "automatic investigation"

@@ -526,6 +526,23 @@ static int draft_command(const struct store_incident_command *c, void *userdata)
     return 0;
 }
 
+/* One line per artifact in the draft's Evidence: what was collected, where, and its vault id. */
+static int draft_evidence(const struct store_incident_evidence *e, void *userdata)
+{
+    struct draft *d = userdata;
+    draft_add(d, "- %s from %s", e->kind, e->node);
+    if (e->command_id[0])
+        draft_add(d, " after command %s", e->command_id);
+    if (e->evidence_id)
+        draft_add(d, ": evidence %" PRIu64 ", %" PRIu64 " bytes, SHA-256 %s\n", e->evidence_id,
+                  e->size, e->sha256_hex);
+    else if (e->error[0])
+        draft_add(d, ": %s (%s)\n", e->status, e->error);
+    else
+        draft_add(d, ": %s\n", e->status);
+    return 0;
+}
+
 static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
@@ -563,6 +580,14 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
         draft_add(&d, "\nCommands (runbook steps and vigilctl run):\n");
         size_t heading = d.len;
         *ret = store_incident_commands(store, id, draft_command, &d);
+        if (*ret == 0 && d.len == heading)
+            draft_add(&d, "- none\n");
+    }
+    if (*ret == 0) {
+        /* What the investigation and the commands left in the vault ('vigilctl evidence get'). */
+        draft_add(&d, "\nEvidence (in the vault: vigilctl evidence get ID --out FILE):\n");
+        size_t heading = d.len;
+        *ret = store_incident_evidence(store, id, draft_evidence, &d);
         if (*ret == 0 && d.len == heading)
             draft_add(&d, "- none\n");
     }

@@ -831,6 +831,17 @@ struct store_incident_command {
 int store_incident_commands(store_incidents_t *self, uint64_t incident_id,
                             int (*cb)(const struct store_incident_command *c, void *userdata),
                             void *userdata);
+/* One artifact (or its failure) of an incident: its investigation's, or one a command of the
+ * incident left (command_id set). Borrowed for the callback. */
+struct store_incident_evidence {
+    const char *kind, *node, *command_id, *status, *error, *sha256_hex;
+    uint64_t evidence_id; /* 0 unless stored */
+    uint64_t size;
+};
+/* Every artifact of incident_id in the order it was asked for (at most 512); cb as above. */
+int store_incident_evidence(store_incidents_t *self, uint64_t incident_id,
+                            int (*cb)(const struct store_incident_evidence *e, void *userdata),
+                            void *userdata);
 /* For a page: whether runbook auto steps run by themselves (table automation) and the
  * incident's requests that wait for approval ("ID ACTION on NODE, ...", malloc'd, "" = none). */
 int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bool *ret_enabled,

@@ -12,6 +12,7 @@
  * prev_chain is unique, so even a writer that skipped the lock could not fork it).
  */
 #include "store.h"
+#include "store_incidents_conn.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -903,6 +904,43 @@ int store_evidence_investigated(store_t *self, uint64_t incident_id, const char 
                              " WHERE c.incident_id = $1::bigint AND t.node = $2)",
                              2, params, count_row, ret);
     return r;
+}
+
+int store_incident_evidence(store_incidents_t *self, uint64_t incident_id,
+                            int (*cb)(const struct store_incident_evidence *e, void *userdata),
+                            void *userdata)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    int r = store_incidents_run(
+        self,
+        "SELECT c.kind, t.node, coalesce(c.command_id, ''), t.status, t.error,"
+        " coalesce(e.id, 0), coalesce(encode(e.sha256, 'hex'), ''), coalesce(e.size, 0)"
+        " FROM evidence_collections c JOIN evidence_targets t ON t.collection_id = c.id"
+        " LEFT JOIN evidence e ON e.id = t.evidence_id"
+        " WHERE c.incident_id = $1::bigint"
+        "    OR c.command_id IN (SELECT id FROM command_requests WHERE incident_id = $1::bigint)"
+        " ORDER BY c.id, t.node LIMIT 512",
+        1, params, "incident evidence", &res);
+    if (r < 0)
+        return r;
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        struct store_incident_evidence e = {
+            .kind = PQgetvalue(res, i, 0),
+            .node = PQgetvalue(res, i, 1),
+            .command_id = PQgetvalue(res, i, 2),
+            .status = PQgetvalue(res, i, 3),
+            .error = PQgetvalue(res, i, 4),
+            .evidence_id = (uint64_t)store_incidents_field_i64(res, i, 5),
+            .sha256_hex = PQgetvalue(res, i, 6),
+            .size = (uint64_t)store_incidents_field_i64(res, i, 7),
+        };
+        r = cb(&e, userdata);
+    }
+    PQclear(res);
+    return r < 0 ? r : 0;
 }
 
 int store_evidence_investigation_note(store_t *self, uint64_t incident_id, const char *kind,

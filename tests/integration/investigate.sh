@@ -93,6 +93,10 @@ grep -q "^note vigil investigation: file from node-a failed: refused, no directo
 text=$(h_ctl incident show "$id")
 grep -q "^investigation" <<<"$text" && grep -q "processes" <<<"$text" ||
     h_fail "incident show does not list the investigation: $text"
+report=$(h_ctl report "$id")
+grep -q "^- host from node-a: evidence [0-9]*, [0-9]* bytes, SHA-256 [0-9a-f]\{64\}$" <<<"$report" &&
+    grep -q "^- file from node-a: failed (refused" <<<"$report" ||
+    h_fail "the report draft does not list the evidence: $report"
 h_pass "incident opened -> host, processes stored in the vault and listed; the refused file failed on the timeline with the agent's reason"
 
 # ---- across nodes: node-c joins after the incident opened on node-b

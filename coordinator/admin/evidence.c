@@ -241,7 +241,6 @@ static void list_evidence(admin_t *self, const struct operator* op,
 static void get_evidence(admin_t *self, const struct operator* op,
                          const Vigil__AdminRequest *request, struct reply *rep)
 {
-    (void)op;
     const Vigil__GetEvidence *req = request->get_evidence;
     size_t max = req->max_bytes && req->max_bytes < VG_MAX_EVIDENCE_CHUNK_BYTES
                      ? req->max_bytes
@@ -271,6 +270,18 @@ static void get_evidence(admin_t *self, const struct operator* op,
     rep->msg.data.data = data;
     rep->msg.data.len = got;
     evidence_reply(list, rep);
+    if (req->offset == 0 && rep->msg.n_evidence == 1) {
+        /* Chain of custody: who fetched which artifact, once per fetch (its first chunk). */
+        const Vigil__EvidenceInfo *e = rep->msg.evidence[0];
+        char actor[160], subject[48], detail[256];
+        admin_actor(op, actor, sizeof(actor));
+        snprintf(subject, sizeof(subject), "evidence=%" PRIu64, req->id);
+        snprintf(detail, sizeof(detail), "kind=%.32s node=%.64s sha256=%.64s size=%" PRIu64,
+                 e->kind, e->node, e->sha256, e->size);
+        if (store_audit(self->store, actor, "evidence.get", subject, detail) < 0)
+            vg_log(VG_LOG_WARN, "evidence=%" PRIu64 " fetched by %s: not audited (store)",
+                   req->id, op->name);
+    }
 }
 
 /* What a VerifyEvidence reply points into. */

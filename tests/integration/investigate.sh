@@ -83,6 +83,11 @@ inv=$(jq -c '[.investigation[] | {kind, node, status}] | sort_by(.kind)' <<<"$do
 jq -e '.investigation[] | select(.kind == "host") | .sha256 | test("^[0-9a-f]{64}$")' <<<"$doc" >/dev/null ||
     h_fail "the host snapshot has no SHA-256: $doc"
 h_ctl evidence verify >/dev/null || h_fail "the vault does not verify"
+host_id=$(jq -r '.investigation[] | select(.kind == "host") | .id' <<<"$doc")
+h_ctl evidence get "$host_id" --out "$H_DIR/host.json" >/dev/null || h_fail "evidence get $host_id"
+[[ $(h_sql "SELECT count(*) FROM audit_log WHERE action = 'evidence.get'
+    AND subject = 'evidence=$host_id' AND actor LIKE '%admin%'") == 1 ]] ||
+    h_fail "fetching evidence $host_id is not one audit row: $(h_sql "SELECT actor, action, subject, detail FROM audit_log WHERE action LIKE 'evidence.%'")"
 timeline=$(jq -r '.timeline[] | "\(.kind) \(.actor) \(.text)"' <<<"$doc")
 for kind in host processes file; do
     grep -q "^note vigil investigating: $kind from node-a (collection [0-9]*)" <<<"$timeline" ||

@@ -334,6 +334,9 @@ int store_failed(const store_t *self, const PGresult *res, const char *what)
     const char *text = res ? PQresultErrorMessage(res) : NULL;
     if (!text || !text[0])
         text = self->conn ? PQerrorMessage(self->conn) : "no connection";
+    /* A statement that ran but answered other than expected (rows from a command): say so. */
+    if (!text[0] && res)
+        text = PQresStatus(PQresultStatus(res));
     store_statement_failed(
         self->conn, self->application_name ? self->application_name : APPLICATION_NAME, what, text);
     return result_errno(self, res);

@@ -145,6 +145,7 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
         const struct steps_step *e = &job->investigate[i];
         Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
         size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;
+        /* cppcheck-suppress knownConditionTrueFalse ; nargs comes from the runbook */
         for (size_t k = 0; k < nargs; k++) {
             vigil__label__init(&labels[k]);
             labels[k].key = e->args[k]->key;

@@ -435,6 +435,8 @@ static int evaluate(vg_loop_t *loop, void *userdata)
 /* ---- verify-then-inverse (docs/remediation.md, "Runbook steps") ---- */
 
 #define ESCALATE_RETRY_MS 10000
+/* How far back a restart looks for automatic commands still waiting for their verdict. */
+#define REWATCH_WINDOW_MS (60LL * 60 * 1000)
 
 static void watch_note(struct coordinator *c, const struct steps_watch *w, const char *state,
                        const char *text)
@@ -551,6 +553,44 @@ static bool check_watch(struct steps_watch *w, void *userdata)
     }
     store_command_info_clear(&info);
     return finished;
+}
+
+/* After a restart: the automatic commands that were waiting for their verify verdict are
+ * watched again (their window starts anew when they are seen done). Only runbook steps: an
+ * inverse is never watched, and a canary's other nodes are not requested again. */
+static void rewatch_one(void *userdata, const struct store_unjudged_command *u)
+{
+    struct coordinator *c = userdata;
+    const struct rb_set *set = correlate_runbooks(c->correlate);
+    const struct rb_runbook *rb = set ? runbooks_find(set, u->runbook) : NULL;
+    const struct rb_action *step = NULL;
+    for (size_t i = 0; rb && i < rb->nresolve && !step; i++)
+        if (strcmp(rb->resolve[i].name, u->action) == 0)
+            step = &rb->resolve[i];
+    if (!step)
+        return;
+    struct steps_watch w = {.incident_id = u->incident_id,
+                            .within_ms = step->verify_within_ms > 0 ? step->verify_within_ms
+                                                                    : RB_DEFAULT_VERIFY_WITHIN_MS};
+    const char *fp_node = incidents_fingerprint_node(u->fingerprint);
+    snprintf(w.request_id, sizeof(w.request_id), "%s", u->id);
+    snprintf(w.runbook, sizeof(w.runbook), "%s", u->runbook);
+    snprintf(w.verify_node, sizeof(w.verify_node), "%s", fp_node ? fp_node : "");
+    snprintf(w.node, sizeof(w.node), "%s", u->node);
+    snprintf(w.action, sizeof(w.action), "%s", u->action);
+    snprintf(w.inverse, sizeof(w.inverse), "%s", u->inverse);
+    if (steps_watchlist_add(c->watchlist, &w) == 0)
+        vg_log(VG_LOG_INFO,
+               "incident=%llu command=%s action=%s node=%s watched again for its verify",
+               (unsigned long long)u->incident_id, u->id, u->action, u->node);
+}
+
+static void rewatch(struct coordinator *c)
+{
+    int r = store_commands_unjudged(c->store, vg_wall_ms() - REWATCH_WINDOW_MS, rewatch_one, c);
+    if (r < 0)
+        vg_log(VG_LOG_WARN, "automatic commands waiting for a verdict not read again (%s): "
+               "they are not verified after this restart", strerror(-r));
 }
 
 /* Every EVALUATE_EVENT_MIN_MS: an evaluation a batch asked for too soon after the last one. */
@@ -849,6 +889,7 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_watchlist(c->admin, c->watchlist);
+    rewatch(c);
     if (admin_set_auto_min_interval(c->admin, c->cfg.commands_auto_min_interval_ms) < 0) {
         vg_log(VG_LOG_ERROR, "admin: out of memory");
         return EXIT_OSERR;

@@ -506,6 +506,17 @@ struct store_automation {
 };
 /* The state now (enabled when the row is missing). Outside a transaction. */
 int store_automation_get(store_t *self, struct store_automation *ret);
+/* An automatic command of an open incident still waiting for its verify verdict. */
+struct store_unjudged_command {
+    const char *id, *action, *node, *runbook, *fingerprint;
+    const char *inverse; /* the node's declared inverse of the action (agents.actions), "" */
+    uint64_t incident_id;
+};
+/* Those created since since_ms, oldest first: for the main loop to watch them again after a
+ * restart (verify-then-inverse). */
+int store_commands_unjudged(store_t *self, int64_t since_ms,
+                            void (*cb)(void *userdata, const struct store_unjudged_command *c),
+                            void *userdata);
 /* The automatic requests Vigil issued for runbook steps since since_ms, oldest first: cb with
  * the incident's runbook, the node and the request's creation time. For the step limiter to
  * remember across a restart what it allowed before (commands.auto_min_interval). */

@@ -344,6 +344,58 @@ static int automation_row(const PGresult *res, int row, void *userdata)
 
 #define AUTOMATION_COLUMNS "enabled, changed_by, (extract(epoch FROM changed_at) * 1000)::bigint"
 
+struct unjudged {
+    void (*cb)(void *userdata, const struct store_unjudged_command *c);
+    void *userdata;
+};
+
+static int unjudged_row(const PGresult *res, int row, void *userdata)
+{
+    struct unjudged *w = userdata;
+    struct store_unjudged_command c = {
+        .id = PQgetvalue(res, row, 0),
+        .action = PQgetvalue(res, row, 1),
+        .node = PQgetvalue(res, row, 2),
+        .incident_id = store_parse_u64_or_zero(PQgetvalue(res, row, 3)),
+        .runbook = PQgetvalue(res, row, 4),
+        .fingerprint = PQgetvalue(res, row, 5),
+        .inverse = PQgetvalue(res, row, 6),
+    };
+    w->cb(w->userdata, &c);
+    return 0;
+}
+
+int store_commands_unjudged(store_t *self, int64_t since_ms,
+                            void (*cb)(void *userdata, const struct store_unjudged_command *c),
+                            void *userdata)
+{
+    char since[24];
+    snprintf(since, sizeof(since), "%" PRId64, since_ms);
+    const char *params[] = {since};
+    struct unjudged w = {cb, userdata};
+    int r = store_ensure_conn(self);
+    if (r < 0)
+        return r;
+    /* Issued by vigil on its own signature for an open incident, and no verdict on its
+     * timeline yet (the notes the main loop writes: verified, not-verified, failed). */
+    return store_query_rows(
+        self, "unjudged commands",
+        "SELECT q.id, q.action, q.node, q.incident_id, i.runbook, i.fingerprint,"
+        " coalesce((SELECT act->>'inverse' FROM agents a, jsonb_array_elements(a.actions) act"
+        "   WHERE a.node = q.node AND act->>'name' = q.action ORDER BY a.id LIMIT 1), '')"
+        " FROM command_requests q JOIN incidents i ON i.id = q.incident_id"
+        " JOIN command_capsules c ON c.request_id = q.id"
+        " WHERE q.requested_by = 'vigil' AND q.mode = 'auto' AND NOT q.dry_run"
+        "   AND q.created_at >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond'"
+        "   AND i.state IN ('detected', 'acknowledged', 'mitigated')"
+        "   AND NOT EXISTS (SELECT 1 FROM command_approvals a WHERE a.request_id = q.id)"
+        "   AND NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = q.incident_id"
+        "     AND e.kind = 'note' AND e.data->>'request_id' = q.id"
+        "     AND e.data->>'state' IN ('verified', 'not-verified', 'failed'))"
+        " ORDER BY q.n LIMIT 4096",
+        1, params, unjudged_row, &w);
+}
+
 struct recent_auto {
     void (*cb)(void *userdata, const char *runbook, const char *node, int64_t created_at_ms);
     void *userdata;

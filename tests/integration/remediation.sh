@@ -365,6 +365,15 @@ h_pass "an approve step waits, runs after vigilctl approve with its runbook args
 kill -KILL "$OTHER_PID"
 h_wait "other-down incident" 20 has_incident other-down
 oinc=$(incident_of other-down)
+# The coordinator dies while the action waits for its verdict: the restarted one watches it again.
+ran() { grep -qx "restart fix" "$H_DIR/pretend.log" 2>/dev/null; }
+h_wait "pretend-restart ran" 20 ran
+h_kill_coordinator
+"$VIGIL_BUILD/vigil-coordinator" -c "$H_DIR/coordinator.yaml" >>"$H_DIR/coordinator.log" 2>&1 &
+H_COORD_PID=$!
+h_wait "coordinator healthy again" 90 h_coordinator_healthy
+grep -q "incident=$oinc command=.* action=pretend-restart node=web-1 watched again" "$H_DIR/coordinator.log" ||
+    h_fail "the restarted coordinator does not watch the command again"
 undone() { grep -qx "undo fix" "$H_DIR/pretend.log" 2>/dev/null; }
 h_wait "the inverse ran with the step's arguments" 30 undone
 grep -qx "restart fix" "$H_DIR/pretend.log" || h_fail "the action did not run: $(cat "$H_DIR/pretend.log")"
@@ -377,7 +386,7 @@ otl=$(timeline "$oinc")
 grep -q "^note vigil pretend-restart on web-1 did not verify within 3s.*its inverse pretend-undo requested, escalated" <<<"$otl" ||
     h_fail "no not-verified note: $otl"
 grep -q "^note vigil inverse pretend-undo ran automatically" <<<"$otl" || h_fail "no inverse note: $otl"
-h_pass "an action that did not fix it: its inverse runs with the same arguments and the incident escalates"
+h_pass "an action that did not fix it: its inverse runs with the same arguments and the incident escalates, across a coordinator restart"
 
 # ---- canary: one node first, the other after it reported done ---------------------------------
 fleet_up() { h_ctl signals -o json --node "$1" --name proc.up | jq -e '[.[] | select(.labels.name == "fleet")] | sort_by(.ts) | last | .value == 1' >/dev/null; }

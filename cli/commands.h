@@ -148,5 +148,6 @@ extern const struct ctl_command cmd_operators_table[];
 extern const struct ctl_command cmd_report_table[];
 extern const struct ctl_command cmd_signals_table[];
 extern const struct ctl_command cmd_tail_table[];
+extern const struct ctl_command cmd_silences_table[];
 
 #endif

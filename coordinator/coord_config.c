@@ -88,6 +88,10 @@ const struct vg_cfg_key coord_config_keys[] = {
         "largest webhook body accepted; larger ones get 413"),
     KEY("runbooks.dir", VG_CFG_STRING, runbooks_dir, 0, 0, COORD_RUNBOOKS_DIR_DEFAULT,
         "directory of runbook YAML files, loaded at start and on SIGHUP; empty = no runbooks"),
+    KEY("runbooks.absence_grace", VG_CFG_DURATION_MS, runbooks_absence_grace_ms, 0,
+        60 * 60 * 1000LL, "2m",
+        "after a start, absent: symptoms (node-lost) hold nowhere this long, while agents "
+        "reconnect; 0 = none"),
     KEY("prometheus.url", VG_CFG_STRING, prometheus_url, 0, 1024, "",
         "base URL of the Prometheus HTTP API that runbooks' promql symptoms are evaluated "
         "against, e.g. http://prometheus:9090; empty = no Prometheus"),

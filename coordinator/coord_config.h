@@ -39,10 +39,11 @@ struct coord_config {
     char *admin_name;
     /* That operator's Ed25519 signing public key, base64; "" = none. */
     char *admin_signing_public_key;
-    char *alertmanager_token_file; /* "" = no Alertmanager webhook (404) */
-    int64_t alertmanager_max_body; /* bytes */
-    char *runbooks_dir;            /* "" = no runbooks: nothing is evaluated */
-    char *prometheus_url;          /* "" = no Prometheus: PromQL symptoms never fire */
+    char *alertmanager_token_file;     /* "" = no Alertmanager webhook (404) */
+    int64_t alertmanager_max_body;     /* bytes */
+    char *runbooks_dir;                /* "" = no runbooks: nothing is evaluated */
+    int64_t runbooks_absence_grace_ms; /* no absence symptom holds this long after a start */
+    char *prometheus_url;              /* "" = no Prometheus: PromQL symptoms never fire */
     int64_t prometheus_timeout_ms;
     char *prometheus_token_file; /* "" = no Authorization header */
     char *log_level;

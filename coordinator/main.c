@@ -734,6 +734,7 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "runbooks: %s", err);
         return EXIT_CONFIG;
     }
+    correlate_set_absence_grace(c->correlate, c->cfg.runbooks_absence_grace_ms);
     if (dir[0])
         vg_log(VG_LOG_INFO, "runbooks: %zu loaded from %s", correlate_runbook_count(c->correlate),
                dir);

@@ -44,6 +44,8 @@ static const char *const notification_kind_names[] = {
     [NOTIFICATION_KIND_AUDIENCE] = "audience",
     [NOTIFICATION_KIND_DEADLINE] = "deadline",
     [NOTIFICATION_KIND_REPORT_DUE] = "report_due",
+    [NOTIFICATION_KIND_GROUPED] = "grouped",
+    [NOTIFICATION_KIND_SUMMARY] = "summary",
 };
 _Static_assert(COUNT_OF(notification_kind_names) == NOTIFICATION_KINDS,
                "a notification kind without a name");
@@ -53,6 +55,8 @@ static const char *const notification_status_names[] = {
     [NOTIFICATION_STATUS_SENDING] = "sending",
     [NOTIFICATION_STATUS_SENT] = "sent",
     [NOTIFICATION_STATUS_FAILED] = "failed",
+    [NOTIFICATION_STATUS_HELD] = "held",
+    [NOTIFICATION_STATUS_SUMMARISED] = "summarised",
 };
 _Static_assert(COUNT_OF(notification_status_names) == NOTIFICATION_STATUSES,
                "a notification status without a name");

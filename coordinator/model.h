@@ -65,7 +65,7 @@ enum incident_event_kind {
 const char *incident_event_kind_name(enum incident_event_kind kind);
 int incident_event_kind_parse(const char *text, enum incident_event_kind *ret);
 
-/* notifications.kind (007_notifications.sql): why a message is sent. */
+/* notifications.kind (016_page_groups.sql): why a message is sent. */
 enum notification_kind {
     NOTIFICATION_KIND_PAGE,         /* an escalation level */
     NOTIFICATION_KIND_UPDATE,       /* every status_update_interval while open */
@@ -74,19 +74,23 @@ enum notification_kind {
     NOTIFICATION_KIND_AUDIENCE,     /* management, partners: told at once, never escalated */
     NOTIFICATION_KIND_DEADLINE,     /* the response deadline was missed */
     NOTIFICATION_KIND_REPORT_DUE,   /* the post-incident report is due */
+    NOTIFICATION_KIND_GROUPED,      /* more nodes joined a paged storm (016_page_groups.sql) */
+    NOTIFICATION_KIND_SUMMARY,      /* pages held back by the per-person cap, in one message */
 };
-#define NOTIFICATION_KINDS 7
+#define NOTIFICATION_KINDS 9
 const char *notification_kind_name(enum notification_kind kind);
 int notification_kind_parse(const char *text, enum notification_kind *ret);
 
-/* notifications.status (007_notifications.sql; notify.h draws the life of a row). */
+/* notifications.status (016_page_groups.sql; notify.h draws the life of a row). */
 enum notification_status {
     NOTIFICATION_STATUS_PENDING,
     NOTIFICATION_STATUS_SENDING,
     NOTIFICATION_STATUS_SENT,
     NOTIFICATION_STATUS_FAILED,
+    NOTIFICATION_STATUS_HELD,       /* past the per-person cap: waits for the next summary */
+    NOTIFICATION_STATUS_SUMMARISED, /* told in a summary instead; never delivered itself */
 };
-#define NOTIFICATION_STATUSES 4
+#define NOTIFICATION_STATUSES 6
 const char *notification_status_name(enum notification_status status);
 int notification_status_parse(const char *text, enum notification_status *ret);
 

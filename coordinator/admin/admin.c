@@ -406,7 +406,7 @@ int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, 
 static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
-    admin_command_commands,
+    admin_command_commands,  admin_silence_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)

@@ -148,6 +148,7 @@ extern const struct admin_command admin_signal_commands[];
 extern const struct admin_command admin_evidence_commands[];
 extern const struct admin_command admin_incident_commands[];
 extern const struct admin_command admin_paging_commands[];
+extern const struct admin_command admin_silence_commands[];
 extern const struct admin_command admin_operator_commands[];
 extern const struct admin_command admin_command_commands[];
 

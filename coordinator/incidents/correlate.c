@@ -145,6 +145,11 @@ void correlate_node_down(correlate_t *self, const char *node, int64_t ts_ms)
     rules_node_down(self->rules, node, ts_ms);
 }
 
+void correlate_set_absence_grace(correlate_t *self, int64_t grace_ms)
+{
+    rules_set_absence_grace(self->rules, grace_ms);
+}
+
 size_t correlate_evaluate(correlate_t *self, int64_t now_ms)
 {
     const struct rule_event *events = NULL;

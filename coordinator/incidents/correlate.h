@@ -61,6 +61,9 @@ void correlate_observe_value(correlate_t *self, const char *node, const char *na
 /* An agent became active / was lost or revoked (wall-clock ms). */
 void correlate_node_up(correlate_t *self, const char *node, int64_t ts_ms);
 void correlate_node_down(correlate_t *self, const char *node, int64_t ts_ms);
+/* runbooks.absence_grace: no absence symptom holds this long after the first evaluation
+ * (rules_set_absence_grace), so a coordinator restart is not a fleet of lost nodes. */
+void correlate_set_absence_grace(correlate_t *self, int64_t grace_ms);
 
 /* Evaluates every symptom at now_ms (wall clock, like the samples' ts_ms), counts and hands
  * each transition to the handler. Returns how many transitions there were. */

@@ -111,6 +111,8 @@ struct rules {
     size_t nfiring, firing_cap;
     size_t *firing_off; /* per event: where its names start in firing[] */
     struct rules_stats stats;
+    int64_t absence_grace_ms;
+    int64_t first_evaluation_ms; /* 0 = not evaluated yet */
 };
 
 static void free_item(void **item)
@@ -461,6 +463,12 @@ void rules_node_up(rules_t *self, const char *node, int64_t ts_ms)
 void rules_node_down(rules_t *self, const char *node, int64_t ts_ms)
 {
     node_set(self, node, false, ts_ms);
+}
+
+void rules_set_absence_grace(rules_t *self, int64_t grace_ms)
+{
+    if (self)
+        self->absence_grace_ms = grace_ms > 0 ? grace_ms : 0;
 }
 
 /* Slots follow the node table's growth; false when memory is short. */
@@ -875,6 +883,7 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
         self->members[i] = (struct member){false, NAN, 0, 0, RULE_OK, false};
 
     if (c->kind == RB_COND_ABSENCE) {
+        bool in_grace = now_ms < self->first_evaluation_ms + self->absence_grace_ms;
         for (size_t i = 0; i < self->nnodes; i++) {
             const struct node *node = &self->nodes[i];
             const struct slot *slot = &sym->slots[i];
@@ -888,7 +897,8 @@ static void gather(rules_t *self, struct sym *sym, int64_t now_ms)
             struct member *m = &self->members[i];
             m->has = true;
             m->value = (double)(now_ms - from) / 1000;
-            m->level = !node->up || now_ms - from > c->absent_ms ? RULE_CRITICAL : RULE_OK;
+            m->level =
+                !in_grace && (!node->up || now_ms - from > c->absent_ms) ? RULE_CRITICAL : RULE_OK;
         }
         return;
     }
@@ -1068,6 +1078,8 @@ size_t rules_evaluate(rules_t *self, int64_t now_ms, const struct rule_event **r
     }
     self->nevents = 0;
     self->nfiring = 0;
+    if (self->first_evaluation_ms == 0)
+        self->first_evaluation_ms = now_ms;
     for (size_t i = 0; i < self->nsyms; i++) {
         if (self->syms[i].s)
             evaluate_symptom(self, &self->syms[i], now_ms);

@@ -27,7 +27,8 @@
  *   old a contribution may be. No denominator (0) = no data = OK. Scope node: per node ratio.
  * - Absence: per node, the silence since the last matching sample (or since rules_node_up when
  *   none came) exceeding absent_ms holds, and a node known down holds at once. Its level is
- *   critical; value = the silence in seconds.
+ *   critical; value = the silence in seconds. Nothing is absent during the start-up grace
+ *   (rules_set_absence_grace).
  * - PromQL: not evaluated here. A poller feeds each result as a sample named
  *   "promql.<runbook id>.<symptom id>" on node "" (rules_promql_signal), and the condition is a
  *   threshold over that series.
@@ -111,6 +112,11 @@ void rules_observe_during_command(rules_t *self, const char *node, const char *n
 /* The nodes that exist: an agent became active / was lost. */
 void rules_node_up(rules_t *self, const char *node, int64_t ts_ms);
 void rules_node_down(rules_t *self, const char *node, int64_t ts_ms);
+
+/* Absence holds nowhere until grace_ms after the engine's first evaluation: after a coordinator
+ * restart the agents need a moment to reconnect, and a node not heard from yet (or marked lost
+ * before it got through) is not a lost node. 0 = no grace. Set before the first evaluation. */
+void rules_set_absence_grace(rules_t *self, int64_t grace_ms);
 
 /* Evaluates every symptom at now_ms; *ret_events points to the transitions (owned by the
    engine, valid until the next call). Returns how many. */

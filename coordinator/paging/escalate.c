@@ -10,17 +10,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "incidents.h"
 #include "log.h"
 #include "oncall.h"
 #include "page_message.h"
+#include "silence.h"
+#include "utf8.h"
 
 #define DUE_PER_PASS 100
 #define MINUTE_MS (60 * INT64_C(1000))
 #define RECIPIENTS_MAX 64   /* distinct (contact, channel) pairs one message goes to */
 #define RESPONDERS_TEXT 512 /* "alice, bob" */
 #define WARN_EVERY_MS (10 * INT64_C(1000))
+#define GROUP_NAMES_MAX 20 /* nodes a grouped message names; the count says how many in all */
+/* Their names (each at most a fingerprint long), ", "-separated, and ", and N more". */
+#define NODES_TEXT (GROUP_NAMES_MAX * (STORE_INCIDENT_FINGERPRINT_MAX + 2) + 64)
+#define HELD_PER_PASS 100 /* (person, channel) pairs summarised per pass */
+#define SUMMARY_EVERY_MS 1000
+/* A silenced level looks again this often, so that a silence ended by hand lets it page soon. */
+#define SILENCE_RECHECK_MS (10 * INT64_C(1000))
 
 struct escalate {
     const struct paging_config *paging;
@@ -28,9 +38,12 @@ struct escalate {
     store_oncall_t *oncall;
     struct oncall_override *overrides; /* read once per pass */
     size_t noverrides;
-    int64_t warned_ms; /* the last "not handled" warning: a stuck incident is retried every
-                          pass, and logged at most every WARN_EVERY_MS */
-    uint64_t unlogged; /* failures since that warning */
+    int64_t warned_ms;     /* the last "not handled" warning: a stuck incident is retried every
+                              pass, and logged at most every WARN_EVERY_MS */
+    uint64_t unlogged;     /* failures since that warning */
+    int64_t summarised_ms; /* the last look for held pages to summarise */
+    struct store_silence *silences; /* in force, read once per pass */
+    size_t nsilences;
 };
 
 /* One message's recipients: each (contact, channel) once. */
@@ -64,6 +77,7 @@ void escalate_destroy(escalate_t **self_p)
     store_incidents_destroy(&self->store);
     store_oncall_destroy(&self->oncall);
     free(self->overrides);
+    free(self->silences);
     free(self);
     *self_p = NULL;
 }
@@ -157,13 +171,84 @@ struct context {
     struct store_escalation *esc;
     const struct rb_runbook *rb;
     int64_t now_ms;
-    int added; /* notifications inserted */
+    int added;                           /* notifications inserted */
+    char held[RESPONDERS_TEXT];          /* who the cap held a page back from ("alice, bob") */
+    const struct store_silence *silence; /* in force and matching: page no one; NULL = none */
 };
 
-/* Inserts one message of kind to every recipient. PagerDuty hears only of pages (trigger),
- * acknowledgements and resolutions. */
-static int send_to(struct context *cx, enum notification_kind kind, int level, int round,
-                   const struct recipients *to, const char *responders)
+/* At most max bytes of text into out (max + 1 bytes), cut at a character boundary: node names
+ * and reasons are UTF-8, and the timeline refuses half a character. */
+static const char *cut(const char *text, char *out, size_t max)
+{
+    size_t n = vg_utf8_cut(text, strlen(text), max);
+    memcpy(out, text, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Per-node incidents are grouped; one across nodes is one incident (and one page) already. */
+static bool per_node(const struct context *cx)
+{
+    const char *node = incidents_fingerprint_node(cx->inc->fingerprint);
+    return node && node[0];
+}
+
+/* May lead or join a group now. A group formed before grouping was turned off (a reload) still
+ * names its nodes and hands over: per_node alone decides those. */
+static bool groupable(const struct context *cx)
+{
+    return cx->self->paging->grouping_wait_ms > 0 && per_node(cx) && !cx->esc->silenced;
+}
+
+/* The per-person cap: whether c has had max_pages_per_minute pages (and summaries) in the last
+ * minute, so this one is held for the next summary. PagerDuty groups and throttles by itself,
+ * and a held trigger would never be resolved there, so it is never held. */
+static int over_cap(struct context *cx, const struct paging_contact *c, enum paging_channel ch,
+                    bool *ret_held)
+{
+    int64_t cap = cx->self->paging->max_pages_per_minute;
+    uint32_t recent = 0;
+    *ret_held = false;
+    if (cap <= 0 || ch == PAGING_CHANNEL_PAGERDUTY)
+        return 0;
+    int r = store_pages_recent(cx->self->store, c->name, cx->now_ms - MINUTE_MS, &recent);
+    if (r == 0 && recent >= (uint64_t)cap) {
+        *ret_held = true;
+        size_t used = strlen(cx->held);
+        if (!strstr(cx->held, c->name))
+            snprintf(cx->held + used, sizeof(cx->held) - used, "%s%s", used ? ", " : "", c->name);
+    }
+    return r;
+}
+
+/* The group the incident leads, for its messages: how many nodes it has open and the first
+ * names. *ret_total 0 and *ret_names NULL when it leads no group. */
+static int group_of(struct context *cx, uint32_t *ret_total, char **ret_names)
+{
+    *ret_total = 0;
+    *ret_names = NULL;
+    if (!per_node(cx) || cx->esc->group_leader)
+        return 0;
+    return store_page_group_nodes(cx->self->store, cx->inc->id, 0, GROUP_NAMES_MAX, ret_total,
+                                  ret_names);
+}
+
+/* "web-1, web-2" followed by ", and 180 more" when the group has more than the store named
+ * (GROUP_NAMES_MAX; node names may hold commas, so they are not counted in the text). */
+static void nodes_text(const char *names, uint32_t total, char *buf, size_t len)
+{
+    if (total > GROUP_NAMES_MAX)
+        snprintf(buf, len, "%s, and %" PRIu32 " more", names ? names : "", total - GROUP_NAMES_MAX);
+    else
+        snprintf(buf, len, "%s", names ? names : "");
+}
+
+/* Inserts one message of kind to every recipient, about nodes_total nodes (a group; <= 1 =
+ * the incident's own scope). PagerDuty hears only of pages (trigger), acknowledgements and
+ * resolutions. A page to a contact over the per-person cap is stored held (over_cap). */
+static int send_to_nodes(struct context *cx, enum notification_kind kind, int level, int round,
+                         const struct recipients *to, const char *responders, uint32_t nodes_total,
+                         const char *nodes)
 {
     struct page_message msg;
     bool automation_on = true;
@@ -173,6 +258,8 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
     char *steps = page_message_steps(cx->rb, automation_on, pending);
     free(pending);
     struct page_message_in in = {
+        .nodes_total = nodes_total,
+        .nodes = nodes,
         .inc = cx->inc,
         .kind = kind,
         .level = level,
@@ -185,12 +272,28 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
                         : kind == NOTIFICATION_KIND_ACKNOWLEDGED ? "acknowledge"
                         : kind == NOTIFICATION_KIND_RESOLVED     ? "resolve"
                                                                  : NULL;
+    const struct paging_contact *decided[RECIPIENTS_MAX];
+    bool decided_held[RECIPIENTS_MAX] = {false};
+    size_t ndecided = 0;
     int r = page_message_build(&in, &msg);
     for (size_t i = 0; r == 0 && i < to->n; i++) {
         enum paging_channel ch = to->r[i].channel;
-        bool pd = ch == PAGING_CHANNEL_PAGERDUTY;
+        bool pd = ch == PAGING_CHANNEL_PAGERDUTY, held = false;
         if (pd && !event)
             continue;
+        if (kind == NOTIFICATION_KIND_PAGE && !pd) {
+            /* One decision per person and message, whatever channels reach them. */
+            size_t k = 0;
+            while (k < ndecided && decided[k] != to->r[i].contact)
+                k++;
+            if (k == ndecided) {
+                r = over_cap(cx, to->r[i].contact, ch, &decided_held[k]);
+                decided[ndecided++] = to->r[i].contact;
+            }
+            held = decided_held[k];
+        }
+        if (r < 0)
+            break;
         struct store_notification n = {
             .incident_id = cx->inc->id,
             .kind = kind,
@@ -204,6 +307,7 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
             .body = msg.body,
             .payload_json = msg.payload_json,
             .created_at_ms = cx->now_ms,
+            .held = held,
         };
         bool added = false;
         r = store_notification_add(cx->self->store, &n, &added);
@@ -212,6 +316,20 @@ static int send_to(struct context *cx, enum notification_kind kind, int level, i
     page_message_free(&msg);
     free(steps);
     return r;
+}
+
+/* The same, naming the group the incident leads (if any). */
+static int send_to(struct context *cx, enum notification_kind kind, int level, int round,
+                   const struct recipients *to, const char *responders)
+{
+    uint32_t total = 0;
+    char *names = NULL, nodes[NODES_TEXT];
+    int r = group_of(cx, &total, &names);
+    if (r < 0)
+        return r;
+    nodes_text(names, total, nodes, sizeof(nodes));
+    free(names);
+    return send_to_nodes(cx, kind, level, round, to, responders, total, nodes);
 }
 
 static int timeline(struct context *cx, enum incident_event_kind kind, const char *actor,
@@ -225,7 +343,8 @@ static int paged_so_far(struct context *cx, struct recipients *to, char *names, 
 {
     struct paged p = {cx->self, to, names, len};
     names[0] = '\0';
-    return store_notifications_list(cx->self->store, cx->inc->id, add_paged, &p);
+    /* A leader that took over its group (hand_over) counts those its predecessors paged. */
+    return store_notifications_list_group(cx->self->store, cx->inc->id, add_paged, &p);
 }
 
 /* The severity's audiences and the announce list (told, never escalated). */
@@ -259,6 +378,38 @@ int64_t escalate_next_due(const struct paging_policy *policy, int level, int64_t
     return now_ms + (gap > MINUTE_MS ? gap : MINUTE_MS);
 }
 
+/* The silence on the timeline, once: from then on the incident is out of any page group. */
+static int silence_note(struct context *cx)
+{
+    const struct store_silence *s = cx->silence;
+    char text[INCIDENT_NOTE_MAX], until[40];
+    cx->esc->silenced = true;
+    time_t secs = (time_t)(s->ends_at_ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(until, sizeof(until), "-");
+    char value[201], reason[401];
+    snprintf(text, sizeof(text),
+             "silenced by silence %" PRIu64 " (%s %s until %s: %s): nobody paged", s->id,
+             store_silence_matcher_name(s->matcher), cut(s->value, value, 200), until,
+             cut(s->reason, reason, 400));
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " silence=%" PRIu64 " nobody paged", cx->inc->id,
+           s->id);
+    return timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+}
+
+/* A level falls due while a silence matches: nobody is paged, the timeline says why (once),
+ * and the level is looked at again every SILENCE_RECHECK_MS, so it pages once the silence ends
+ * (or is ended by hand) while the incident is still unacknowledged. */
+static int silenced(struct context *cx)
+{
+    const struct store_silence *s = cx->silence;
+    struct store_escalation *esc = cx->esc;
+    int64_t next = cx->now_ms + SILENCE_RECHECK_MS;
+    esc->next_level_at_ms = s->ends_at_ms < next ? s->ends_at_ms : next;
+    return esc->silenced ? 0 : silence_note(cx);
+}
+
 /* The next level of the policy (wrapping for `repeat`), paged now. */
 static int page_next_level(struct context *cx)
 {
@@ -267,6 +418,8 @@ static int page_next_level(struct context *cx)
     size_t nlevels = policy ? policy->levels.count : 0;
     char text[INCIDENT_NOTE_MAX];
 
+    if (cx->silence && !esc->escalate_now) /* by hand it pages: a person asked for it */
+        return silenced(cx);
     if (nlevels == 0) {
         esc->next_level_at_ms = 0;
         snprintf(text, sizeof(text), "policy %s is not configured: nobody can be paged",
@@ -292,12 +445,21 @@ static int page_next_level(struct context *cx)
     for (size_t i = 0; i < lv->targets.count; i++)
         add_target(cx->self, lv->targets.items[i], cx->now_ms, &to, names, sizeof(names), missing,
                    sizeof(missing));
+    cx->held[0] = '\0';
     int r = send_to(cx, NOTIFICATION_KIND_PAGE, (int)level, esc->round, &to, names);
     const char *actor = esc->escalated_by[0] ? esc->escalated_by : INCIDENT_ACTOR_VIGIL;
+    /* The page named every node of the group open now: later ones are news for the thread. */
+    if (esc->group_leader == 0) {
+        esc->group_told_at_ms = cx->now_ms;
+        esc->group_next_at_ms = 0;
+    }
     /* A long list of names is cut in the timeline text; vigilctl notifications lists them all. */
-    if (snprintf(text, sizeof(text), "level %zu of policy %s (%" PRId64 " min): paged %s%s%s%s",
-                 level + 1, esc->policy, lv->delay_ms / MINUTE_MS, names[0] ? names : "nobody",
-                 missing[0] ? " (" : "", missing, missing[0] ? ")" : "") >= (int)sizeof(text))
+    if (snprintf(text, sizeof(text),
+                 "level %zu of policy %s (%" PRId64 " min): paged %s%s%s%s%s%s%s", level + 1,
+                 esc->policy, lv->delay_ms / MINUTE_MS, names[0] ? names : "nobody",
+                 missing[0] ? " (" : "", missing, missing[0] ? ")" : "",
+                 cx->held[0] ? " (held back for the next summary, over the per-person cap: " : "",
+                 cx->held, cx->held[0] ? ")" : "") >= (int)sizeof(text))
         vg_log(VG_LOG_DEBUG, "incident=%" PRIu64 " escalation text cut", cx->inc->id);
     if (r == 0)
         r = timeline(cx, INCIDENT_EVENT_ESCALATED, actor, text);
@@ -344,10 +506,183 @@ static void adopt(struct context *cx)
     const struct paging_policy *policy = paging_policy_find(cx->self->paging, esc->policy);
     const struct paging_level *first = policy ? paging_policy_level(policy, 0) : NULL;
     esc->next_level_at_ms = first ? esc->started_at_ms + first->delay_ms : cx->now_ms;
+    /* A storm's first page waits for the runbook's other nodes (Alertmanager's group_wait). */
+    int64_t grouped_at = esc->started_at_ms + cx->self->paging->grouping_wait_ms;
+    if (groupable(cx) && esc->next_level_at_ms < grouped_at)
+        esc->next_level_at_ms = grouped_at;
     if (esc->next_level_at_ms == 0)
         esc->next_level_at_ms = 1; /* 0 means "not set" */
     esc->next_update_at_ms = cx->inc->opened_at_ms + cx->self->paging->status_update_interval_ms;
     esc->deadline_at_ms = cx->inc->response_due_ms;
+}
+
+/* Joins the open group of the incident's runbook when there is one: the incident then pages
+ * nobody, and its leader's thread tells those paged (at most every grouping.interval). */
+static int try_join(struct context *cx, bool *ret_joined)
+{
+    struct store_escalation *esc = cx->esc, lead = {0};
+    uint64_t leader = 0;
+    char text[INCIDENT_NOTE_MAX];
+    *ret_joined = false;
+    if (!groupable(cx))
+        return 0;
+    int r = store_page_group_find(cx->self->store, cx->inc->runbook, esc->policy, cx->inc->severity,
+                                  cx->inc->id, &leader);
+    if (r == -ENOENT)
+        return 0;
+    if (r == 0)
+        r = store_escalation_get(cx->self->store, leader, true, &lead);
+    if (r < 0)
+        return r;
+    if (lead.level >= 0 && lead.group_next_at_ms == 0) { /* paged already: news for the thread */
+        int64_t next = lead.group_told_at_ms + cx->self->paging->grouping_interval_ms;
+        lead.group_next_at_ms = next > cx->now_ms ? next : cx->now_ms;
+        r = store_escalation_put(cx->self->store, &lead);
+    }
+    esc->group_leader = leader;
+    esc->level = -1;
+    esc->started_at_ms = cx->now_ms; /* when it joined: a member's started_at times nothing */
+    esc->next_level_at_ms = esc->next_update_at_ms = esc->deadline_at_ms = 0;
+    esc->group_told_at_ms = esc->group_next_at_ms = 0;
+    snprintf(text, sizeof(text),
+             "paged as one group with incident %" PRIu64 " (nodes of runbook %s within %" PRId64
+             " s page once)",
+             leader, cx->inc->runbook, cx->self->paging->grouping_wait_ms / 1000);
+    if (r == 0)
+        r = timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+    if (r == 0) {
+        char node[201];
+        snprintf(text, sizeof(text), "node %s joined the group (incident %" PRIu64 ")",
+                 cut(incidents_fingerprint_node(cx->inc->fingerprint), node, 200), cx->inc->id);
+        r = store_incident_event(cx->self->store, leader, cx->now_ms, INCIDENT_EVENT_NOTE,
+                                 INCIDENT_ACTOR_VIGIL, text, NULL);
+    }
+    *ret_joined = r == 0;
+    return r;
+}
+
+/* The leader resolved while members are still open: the oldest open member leads from here,
+ * with the group's escalation as it stands (level, timers, acknowledgement), so the storm is
+ * neither paged again nor forgotten. *ret_handed false when no member is open. */
+static int hand_over(struct context *cx, bool *ret_handed)
+{
+    struct store_escalation *esc = cx->esc, heir = {0};
+    uint64_t heir_id = 0;
+    char text[INCIDENT_NOTE_MAX];
+    *ret_handed = false;
+    int r = store_page_group_successor(cx->self->store, cx->inc->id, &heir_id);
+    if (r == -ENOENT)
+        return 0;
+    if (r == 0)
+        r = store_escalation_get(cx->self->store, heir_id, true, &heir);
+    if (r == 0)
+        r = store_page_group_move(cx->self->store, cx->inc->id, heir_id);
+    if (r < 0)
+        return r;
+    uint64_t failures_seen = heir.failures_seen;
+    heir = *esc;
+    heir.incident_id = heir_id;
+    heir.failures_seen = failures_seen;
+    heir.group_leader = 0;
+    heir.resolved_told = false;
+    heir.report_due_at_ms = 0;
+    r = store_escalation_put(cx->self->store, &heir);
+    esc->group_leader = heir_id;
+    esc->resolved_told = true; /* told with the group's resolution, by the last to resolve */
+    esc->next_level_at_ms = esc->next_update_at_ms = esc->deadline_at_ms = 0;
+    esc->group_told_at_ms = esc->group_next_at_ms = 0;
+    esc->escalate_now = false;
+    snprintf(text, sizeof(text), "the group's paging continues with incident %" PRIu64, heir_id);
+    if (r == 0)
+        r = timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+    if (r == 0) {
+        snprintf(text, sizeof(text),
+                 "leads the group of runbook %s now (incident %" PRIu64 " resolved)",
+                 cx->inc->runbook, cx->inc->id);
+        r = store_incident_event(cx->self->store, heir_id, cx->now_ms, INCIDENT_EVENT_NOTE,
+                                 INCIDENT_ACTOR_VIGIL, text, NULL);
+    }
+    *ret_handed = r == 0;
+    return r;
+}
+
+/* A grouped message's round (unique per incident, kind, level, round, target, channel): the
+ * seconds since its escalation started; messages are at least grouping.interval (>= 1 s) apart. */
+static int grouped_round(const struct context *cx)
+{
+    int64_t s = (cx->now_ms - cx->esc->started_at_ms) / 1000;
+    return s < 0 ? 0 : s > INT32_MAX ? INT32_MAX : (int)s;
+}
+
+/* The nodes that joined the group since the last page or grouped message, told to those
+ * paged in one message. */
+static int tell_joined(struct context *cx)
+{
+    struct store_escalation *esc = cx->esc;
+    struct recipients to = {.n = 0};
+    char names[RESPONDERS_TEXT] = "", nodes[NODES_TEXT], text[INCIDENT_NOTE_MAX];
+    char *joined_names = NULL;
+    uint32_t joined = 0;
+    int64_t since = esc->group_told_at_ms > 0 ? esc->group_told_at_ms : 1;
+    int r = store_page_group_nodes(cx->self->store, cx->inc->id, since, GROUP_NAMES_MAX, &joined,
+                                   &joined_names);
+    if (r == 0 && joined > 0) {
+        nodes_text(joined_names, joined, nodes, sizeof(nodes));
+        r = paged_so_far(cx, &to, names, sizeof(names));
+        if (r == 0)
+            r = send_to_nodes(cx, NOTIFICATION_KIND_GROUPED, -1, grouped_round(cx), &to, names,
+                              joined, nodes);
+        char shown[601];
+        snprintf(text, sizeof(text), "%" PRIu32 " more node%s joined: %s; told %.300s", joined,
+                 joined == 1 ? "" : "s", cut(nodes, shown, 600), names[0] ? names : "nobody");
+        if (r == 0)
+            r = timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+    }
+    free(joined_names);
+    esc->group_told_at_ms = cx->now_ms;
+    return r;
+}
+
+/* A member pages nobody: its leader does. It leaves the group when someone escalates it by
+ * hand, and looks for a group again when it reopens. *ret_done false: handle it as any other. */
+static int handle_member(struct context *cx, bool *ret_done)
+{
+    struct store_escalation *esc = cx->esc;
+    bool open = incident_state_open(cx->inc->state), joined = false;
+    *ret_done = true;
+    if (!open) {
+        esc->resolved_told = true; /* its own resolution is on its timeline; nobody is told */
+        return 0;
+    }
+    if (esc->resolved_told || esc->escalate_now) {
+        esc->group_leader = 0;
+        *ret_done = false;
+        if (esc->escalate_now)
+            return 0;
+        int r = try_join(cx, &joined); /* reopened */
+        if (r == 0 && joined)
+            esc->resolved_told = false;
+        *ret_done = joined;
+        return r;
+    }
+    /* Grown more severe than its group (a symptom raised it): paged on its own, so a SEV1 does
+     * not hide behind a SEV3 storm's page. */
+    struct store_incident *lead = calloc(1, sizeof(*lead));
+    if (!lead)
+        return -ENOMEM;
+    int r = store_incident_get(cx->self->store, esc->group_leader, false, lead);
+    if (r == 0 && cx->inc->severity < lead->severity) {
+        char text[INCIDENT_NOTE_MAX];
+        snprintf(text, sizeof(text),
+                 "%s now, more severe than its group (incident %" PRIu64 ", %s): paged on its own",
+                 incidents_severity_name(cx->inc->severity), lead->id,
+                 incidents_severity_name(lead->severity));
+        adopt(cx); /* out of the group, from the first level of its severity's policy */
+        r = timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+        *ret_done = false;
+    }
+    free(lead);
+    return r == -ENOENT ? 0 : r;
 }
 
 static int handle(struct context *cx)
@@ -399,9 +734,9 @@ static int handle(struct context *cx)
         to.n = 0;
         r = paged_so_far(cx, &to, names, sizeof(names));
         audiences(cx, &to);
-        if (r == 0)
+        if (r == 0 && !cx->silence)
             r = send_to(cx, NOTIFICATION_KIND_UPDATE, -1, esc->updates_sent + 1, &to, names);
-        if (r == 0)
+        if (r == 0 && !cx->silence)
             r = timeline(cx, INCIDENT_EVENT_STATUS_UPDATE, INCIDENT_ACTOR_VIGIL,
                          "status update sent to those paged and the audiences");
         esc->updates_sent++;
@@ -410,10 +745,22 @@ static int handle(struct context *cx)
         esc->next_update_at_ms =
             next > cx->now_ms ? next : cx->now_ms + cx->self->paging->status_update_interval_ms;
     }
+    if (r == 0 && open && esc->group_next_at_ms && esc->group_next_at_ms <= cx->now_ms) {
+        if (esc->level >= 0 && !cx->silence)
+            r = tell_joined(cx);
+        esc->group_next_at_ms = 0;
+    }
+    if (r == 0 && !open && !esc->resolved_told && esc->group_leader == 0 && per_node(cx)) {
+        bool handed = false;
+        r = hand_over(cx, &handed);
+        if (r < 0 || handed)
+            return r;
+    }
     if (r == 0 && !open && !esc->resolved_told) {
         to.n = 0;
         r = paged_so_far(cx, &to, names, sizeof(names));
-        audiences(cx, &to);
+        if (!cx->silence) /* those paged before the silence still hear the end of it */
+            audiences(cx, &to);
         if (r == 0)
             r = send_to(cx, NOTIFICATION_KIND_RESOLVED, -1, esc->round, &to, names);
         esc->resolved_told = true;
@@ -439,11 +786,27 @@ static int handle(struct context *cx)
     return r;
 }
 
+/* A node silence does not hide a group's page about its other nodes (as for an incident across
+ * nodes, silence.h): it holds a leader back only while the leader's node is the group's only
+ * one open. */
+static int node_silence_of_group(struct context *cx)
+{
+    uint32_t open_nodes = 0;
+    char *names = NULL;
+    if (!cx->silence || cx->silence->matcher != STORE_SILENCE_NODE || !per_node(cx))
+        return 0;
+    int r = store_page_group_nodes(cx->self->store, cx->inc->id, 0, 0, &open_nodes, &names);
+    free(names);
+    if (r == 0 && open_nodes > 1)
+        cx->silence = NULL;
+    return r;
+}
+
 static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t id, int64_t now_ms)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
     struct store_escalation esc;
-    struct context cx = {self, inc, &esc, NULL, now_ms, 0};
+    struct context cx = {.self = self, .inc = inc, .esc = &esc, .now_ms = now_ms};
     int r = inc ? store_incidents_begin(self->store) : -ENOMEM;
     if (r < 0) {
         free(inc);
@@ -452,6 +815,7 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
     r = store_incident_get(self->store, id, true, inc);
     if (r == 0) {
         cx.rb = runbook_of(runbooks, inc->runbook);
+        cx.silence = silence_match(self->silences, self->nsilences, inc, cx.rb);
         r = store_escalation_get(self->store, id, true, &esc);
         if (r == -ENOENT && !incident_state_open(inc->state)) {
             /* Resolved between the look-up and the lock, never paged: nothing to do. */
@@ -459,15 +823,27 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
             free(inc);
             return 0;
         }
+        if (r == 0 && esc.group_leader == 0)
+            r = node_silence_of_group(&cx);
         if (r == -ENOENT) {
+            bool joined = false;
             adopt(&cx);
-            /* Told at once: the severity's audiences and the announce list. */
+            r = cx.silence ? silence_note(&cx) : 0;
+            if (r == 0)
+                r = try_join(&cx, &joined);
+            /* Told at once: the severity's audiences and the announce list (a group's once;
+             * a silenced incident's never). */
             struct recipients to = {.n = 0};
-            audiences(&cx, &to);
-            r = send_to(&cx, NOTIFICATION_KIND_AUDIENCE, -1, 0, &to, "");
+            if (r == 0 && !joined && !cx.silence) {
+                audiences(&cx, &to);
+                r = send_to(&cx, NOTIFICATION_KIND_AUDIENCE, -1, 0, &to, "");
+            }
         }
     }
-    if (r == 0)
+    bool done = false;
+    if (r == 0 && esc.group_leader)
+        r = handle_member(&cx, &done);
+    if (r == 0 && !done)
         r = handle(&cx);
     if (r == 0)
         r = store_escalation_put(self->store, &esc);
@@ -491,22 +867,101 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
     return r < 0 ? r : cx.added;
 }
 
+struct summarise {
+    escalate_t *self;
+    int64_t now_ms;
+    int added;
+};
+
+/* One person's held pages on one channel, told in one summary once the cap lets one more
+ * message through (the summary counts towards the cap). */
+static int summarise_one(const struct store_held_pages *held, void *userdata)
+{
+    struct summarise *sm = userdata;
+    escalate_t *self = sm->self;
+    int64_t cap = self->paging->max_pages_per_minute;
+    uint32_t recent = 0;
+    struct page_message msg;
+    bool added = false;
+    int r = store_pages_recent(self->store, held->target, sm->now_ms - MINUTE_MS, &recent);
+    if (r < 0 || (cap > 0 && recent >= (uint64_t)cap))
+        return r;
+    r = page_message_summary(held->count, cap, held->subjects, &msg);
+    if (r < 0)
+        return r;
+    struct store_notification n = {
+        .incident_id = held->newest_incident_id,
+        .kind = NOTIFICATION_KIND_SUMMARY,
+        .level = -1,
+        .round = (int)(held->newest_id & INT32_MAX), /* one summary per newest held row */
+        .target = held->target,
+        .channel = held->channel,
+        .address = held->address,
+        .event = "",
+        .subject = msg.subject,
+        .body = msg.body,
+        .payload_json = msg.payload_json,
+        .created_at_ms = sm->now_ms,
+    };
+    r = store_notification_add(self->store, &n, &added);
+    if (r == 0)
+        r = store_pages_summarised(self->store, held->target, held->channel, held->newest_id);
+    if (r == 0) {
+        sm->added += added;
+        vg_log(VG_LOG_INFO, "pages summarised target=%s channel=%s held=%" PRIu32, held->target,
+               paging_channel_name(held->channel), held->count);
+    }
+    page_message_free(&msg);
+    return r;
+}
+
+/* Held pages into summaries, in one transaction, at most once a second. */
+static int summarise_held(escalate_t *self, int64_t now_ms)
+{
+    struct summarise sm = {self, now_ms, 0};
+    if (now_ms - self->summarised_ms < SUMMARY_EVERY_MS)
+        return 0;
+    self->summarised_ms = now_ms;
+    int r = store_incidents_begin(self->store);
+    if (r < 0)
+        return r;
+    r = store_pages_held(self->store, HELD_PER_PASS, summarise_one, &sm);
+    if (r == 0)
+        r = store_incidents_commit(self->store);
+    if (r < 0) {
+        store_incidents_rollback(self->store);
+        return r;
+    }
+    return sm.added;
+}
+
 int escalate_tick(escalate_t *self, const struct rb_set *runbooks, int64_t now_ms)
 {
     uint64_t ids[DUE_PER_PASS];
     size_t n = 0;
     if (!self || !paging_enabled(self->paging))
         return 0;
+    int summaries = summarise_held(self, now_ms);
+    if (summaries < 0)
+        vg_log(VG_LOG_DEBUG, "held pages not summarised: %s", strerror(-summaries));
     int r = store_escalations_due(self->store, now_ms, ids, DUE_PER_PASS, &n);
     if (r < 0 || n == 0)
-        return r;
+        return r < 0 ? r : summaries > 0 ? summaries : 0;
     /* Overrides change rarely but must count from the moment they are written. */
     free(self->overrides);
     self->overrides = NULL;
     self->noverrides = 0;
     if (store_oncall_overrides(self->oncall, now_ms, &self->overrides, &self->noverrides) < 0)
         vg_log(VG_LOG_WARN, "on-call overrides unreadable: paging by the rotation alone");
-    int added = 0;
+    /* Unreadable silences must not page what an operator silenced: the pass waits for them. */
+    free(self->silences);
+    self->silences = NULL;
+    self->nsilences = 0;
+    r = store_silences_list(self->store, false, now_ms, STORE_SILENCES_LISTED_MAX, &self->silences,
+                            &self->nsilences);
+    if (r < 0)
+        return r;
+    int added = summaries > 0 ? summaries : 0;
     for (size_t i = 0; i < n; i++) {
         int one = process_one(self, runbooks, ids[i], now_ms);
         if (one > 0)

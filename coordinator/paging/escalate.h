@@ -16,6 +16,22 @@
  * the severity's audiences (PagerDuty: resolve), then a reminder when the post-incident report
  * is due. A reopened incident is paged again from the first level.
  *
+ * Grouping (016_page_groups.sql): per-node incidents of one runbook opened within
+ * paging.grouping.wait are one page. The first leads: its first level waits grouping.wait, and
+ * every message it sends names the group's open nodes. The others are members: they page
+ * nobody, and those paged hear of nodes that joined after a page in one 'grouped' message per
+ * grouping.interval. A leader that resolves hands the escalation to its oldest open member; a
+ * member grown more severe than its leader leaves the group and is paged on its own.
+ * Incidents across nodes are one incident already and are never grouped.
+ *
+ * The per-person cap: a page to a contact who had max_pages_per_minute pages (and summaries) in
+ * the last minute is stored 'held'; each pass tells everything held for a contact in one
+ * 'summary' once the minute has room. PagerDuty is never held.
+ *
+ * Silences (silence.h): a level that falls due while a silence matches pages no one and looks
+ * again every few seconds until the silence is over; audiences, status updates and group
+ * messages are not sent meanwhile. A silenced incident neither leads nor joins a group.
+ *
  * Main loop only. The notifier (notify.h) delivers the rows.
  */
 #ifndef COORD_ESCALATE_H

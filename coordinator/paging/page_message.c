@@ -56,6 +56,10 @@ static const char *headline(enum notification_kind kind)
         return "missed its response deadline";
     case NOTIFICATION_KIND_REPORT_DUE:
         return "post-incident report due";
+    case NOTIFICATION_KIND_GROUPED:
+        return "more nodes";
+    case NOTIFICATION_KIND_SUMMARY:
+        return "pages held back";
     case NOTIFICATION_KIND_AUDIENCE:
         break;
     }
@@ -65,13 +69,18 @@ static const char *headline(enum notification_kind kind)
 int page_message_build(const struct page_message_in *in, struct page_message *ret)
 {
     const struct store_incident *inc = in->inc;
-    char opened[40], due[40], scope[1024], level[32] = "";
+    char opened[40], due[40], scope[1024], level[32] = "", nodes[64] = "";
+    char *group = NULL; /* the group's nodes, instead of the scope: no fixed bound */
     memset(ret, 0, sizeof(*ret));
     utc(inc->opened_at_ms, opened, sizeof(opened));
     utc(inc->response_due_ms, due, sizeof(due));
     scope_text(inc->scope_json, scope, sizeof(scope));
     if (in->level >= 0)
         snprintf(level, sizeof(level), ", level %d", in->level + 1);
+    bool grouped = in->kind == NOTIFICATION_KIND_GROUPED || in->nodes_total > 1;
+    if (grouped)
+        snprintf(nodes, sizeof(nodes), ", %" PRIu32 " node%s", in->nodes_total,
+                 in->nodes_total == 1 ? "" : "s");
     const char *sev = incidents_severity_name(inc->severity);
     const char *kind = notification_kind_name(in->kind), *state = incident_state_name(inc->state);
     const char *who = in->responders && in->responders[0] ? in->responders : "nobody yet";
@@ -80,13 +89,23 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
     if (!kind || !state)
         return -EINVAL;
 
-    if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s", sev, inc->title, inc->id,
-                 headline(in->kind), level) < 0)
+    /* A group names its nodes (the first few; the count says how many) instead of the
+     * leader's own scope: one page stands for all of them. */
+    if (grouped &&
+        asprintf(&group, "%" PRIu32 " node%s%s %s%s", in->nodes_total,
+                 in->nodes_total == 1 ? "" : "s",
+                 in->kind == NOTIFICATION_KIND_GROUPED ? " joined:" : ":",
+                 in->nodes && in->nodes[0] ? in->nodes : "-",
+                 in->kind == NOTIFICATION_KIND_GROUPED ? " (incidents of their own, grouped here)"
+                                                       : "") < 0)
+        return -ENOMEM;
+    if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s%s", sev, inc->title, inc->id,
+                 headline(in->kind), level, nodes) < 0)
         ret->subject = NULL;
     if (asprintf(&ret->body,
                  "%s %s: %s\n"
                  "Incident:   %" PRIu64 " (%s, runbook %s)\n"
-                 "Scope:      %s\n"
+                 "%s %s\n"
                  "Started:    %s (%ld min ago)\n"
                  "Respond by: %s\n"
                  "Runbook:    %s\n"
@@ -94,9 +113,11 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  "Acknowledge: vigilctl ack %" PRIu64 "\n"
                  "Details:     vigilctl incident show %" PRIu64 "\n"
                  "%s",
-                 sev, inc->title, headline(in->kind), inc->id, state, inc->runbook, scope, opened,
-                 age_min, due, link, who, inc->id, inc->id, in->steps ? in->steps : "") < 0)
+                 sev, inc->title, headline(in->kind), inc->id, state, inc->runbook,
+                 grouped ? "Nodes:     " : "Scope:     ", grouped ? group : scope, opened, age_min,
+                 due, link, who, inc->id, inc->id, in->steps ? in->steps : "") < 0)
         ret->body = NULL;
+    free(group);
     json_t *payload = json_pack(
         "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:i}", "incident_id",
         (json_int_t)inc->id, "kind", kind, "severity", sev, "title", inc->title, "state", state,
@@ -110,6 +131,38 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
         json_object_set_new(payload, "ack_command", json_string(cmd));
         snprintf(cmd, sizeof(cmd), "vigilctl incident show %" PRIu64, inc->id);
         json_object_set_new(payload, "show_command", json_string(cmd));
+        if (grouped)
+            json_object_set_new(payload, "group",
+                                json_pack("{s:I, s:s}", "nodes_total", (json_int_t)in->nodes_total,
+                                          "nodes", in->nodes ? in->nodes : ""));
+        ret->payload_json = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(payload);
+    }
+    if (!ret->subject || !ret->body || !ret->payload_json) {
+        page_message_free(ret);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int page_message_summary(uint32_t count, int64_t cap, const char *subjects,
+                         struct page_message *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    if (asprintf(&ret->subject,
+                 "[Vigil] %" PRIu32 " page%s held back (at most %" PRId64 " a minute)", count,
+                 count == 1 ? "" : "s", cap) < 0)
+        ret->subject = NULL;
+    if (asprintf(&ret->body,
+                 "You were paged more than %" PRId64 " times in a minute. These pages were held "
+                 "back and are summarised here:\n%s\n%s"
+                 "Open incidents: vigilctl incidents\n",
+                 cap, subjects ? subjects : "",
+                 count > 50 ? "(the first 50 are listed)\n" : "") < 0)
+        ret->body = NULL;
+    json_t *payload = json_pack("{s:s, s:I, s:I}", "kind", "summary", "held", (json_int_t)count,
+                                "max_pages_per_minute", (json_int_t)cap);
+    if (payload) {
         ret->payload_json = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(payload);
     }

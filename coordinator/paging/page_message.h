@@ -19,6 +19,11 @@ struct page_message_in {
     const char *runbook_link; /* the runbook's doc link ("" = none) */
     int64_t now_ms;
     const char *steps; /* page_message_steps' text, appended to the body (NULL = none) */
+    /* A page group (escalate.h, "Grouping"): how many nodes it has open, and their names
+     * ("web-1, web-2", the first few); nodes_total <= 1 = not grouped. For a grouped message
+     * (NOTIFICATION_KIND_GROUPED) the nodes that joined since the last message instead. */
+    uint32_t nodes_total;
+    const char *nodes;
 };
 
 struct page_message {
@@ -34,6 +39,11 @@ struct rb_runbook;
  * requests that wait for approval (pending: "ID ACTION on NODE, ..." or ""). rb may be NULL.
  * malloc'd (caller frees); NULL when out of memory. */
 char *page_message_steps(const struct rb_runbook *rb, bool automation_on, const char *pending);
+
+/* The per-person cap's summary: count pages held back for one person (cap a minute), with
+ * the first subjects, one a line. 0 or -ENOMEM; free with page_message_free. */
+int page_message_summary(uint32_t count, int64_t cap, const char *subjects,
+                         struct page_message *ret);
 
 /* 0, -EINVAL (a kind or state outside its enum) or -ENOMEM; free with page_message_free. */
 int page_message_build(const struct page_message_in *in, struct page_message *ret);

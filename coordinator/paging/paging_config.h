@@ -99,6 +99,11 @@ struct paging_config {
     char *smtp_from; /* envelope and From: address */
     char *pagerduty_url;
     char *webhook_secret_file; /* HMAC key of the generic webhook's signature; "" = unsigned */
+    /* A storm is one page (escalate.h, "Grouping"). */
+    int64_t grouping_wait_ms;     /* a per-node incident's first page waits for its runbook's
+                                     other nodes this long; 0 = no grouping */
+    int64_t grouping_interval_ms; /* nodes joining a paged group are told at most this often */
+    int64_t max_pages_per_minute; /* per person; pages past it wait for a summary; 0 = no cap */
     /* Where the keys came from, for messages (set by paging_config_finish). */
     char *source;      /* the YAML file */
     char *yaml_prefix; /* "paging" when inline in coordinator.yaml, "" in a file of its own */
@@ -170,7 +175,16 @@ extern const size_t paging_policy_nkeys;
                     "https://events.pagerduty.com/v2/enqueue", "PagerDuty Events API v2"),         \
         PAGING_KEY_(prefix "webhook_secret_file", VG_CFG_STRING, owner,                            \
                     member webhook_secret_file, 0, 0, "",                                          \
-                    "HMAC-SHA256 key of generic webhooks (mode 0600); empty = unsigned")
+                    "HMAC-SHA256 key of generic webhooks (mode 0600); empty = unsigned"),          \
+        PAGING_KEY_(prefix "grouping.wait", VG_CFG_DURATION_MS, owner, member grouping_wait_ms, 0, \
+                    PAGING_HOUR_MS, "30s",                                                         \
+                    "per-node incidents of one runbook opened within this page once; 0 = off"),    \
+        PAGING_KEY_(prefix "grouping.interval", VG_CFG_DURATION_MS, owner,                         \
+                    member grouping_interval_ms, 1000, 24 * PAGING_HOUR_MS, "5m",                  \
+                    "nodes joining a paged group are told at most this often"),                    \
+        PAGING_KEY_(prefix "max_pages_per_minute", VG_CFG_INT, owner, member max_pages_per_minute, \
+                    0, 10000, "10",                                                                \
+                    "pages per person per minute; the rest in one summary; 0 = no cap")
 
 /* The table of a paging file of its own (top-level keys). */
 extern const struct vg_cfg_key paging_config_keys[];

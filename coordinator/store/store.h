@@ -789,6 +789,13 @@ struct store_escalation {
     bool acked_told, resolved_told;
     int64_t report_due_at_ms;
     uint64_t failures_seen;
+    /* Grouping (016_page_groups.sql): a member names its group's leader and pages nobody;
+     * 0 = pages on its own, or leads. A leader's group_told_at_ms: members that joined at or
+     * after it are not yet told; group_next_at_ms: when they may be (0 = nothing due). */
+    uint64_t group_leader;
+    int64_t group_told_at_ms, group_next_at_ms;
+    bool silenced; /* a silence held one of its pages back: from then on it neither leads nor
+                      joins a group (017_silences.sql) */
 };
 /* -ENOENT when the incident has none. for_update locks it until the transaction ends. */
 int store_escalation_get(store_incidents_t *self, uint64_t incident_id, bool for_update,
@@ -810,6 +817,7 @@ struct store_notification {
     const char *address, *event;
     const char *subject, *body, *payload_json;
     int64_t created_at_ms;
+    bool held; /* past the person's cap: stored 'held', never delivered (see page groups) */
 };
 /* Inserts once per (incident, kind, level, round, target, channel); *ret_added false when it
  * was already there (a page is never sent twice). */
@@ -864,5 +872,82 @@ int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
 int store_notifications_failed_after(
     store_incidents_t *self, uint64_t incident_id, uint64_t after_id,
     int (*cb)(const struct store_notification_row *row, void *userdata), void *userdata);
+
+/* ---- page groups and the per-person cap (store_page_groups.c), on the incidents connection ---- */
+
+/* Inside a transaction: the leader of an open group a per-node incident of runbook may join
+ * (its own leader, open, paged along policy, at least as severe as severity, not exclude_id),
+ * its escalation row locked. 0 with *ret_leader, or -ENOENT when there is none. */
+int store_page_group_find(store_incidents_t *self, const char *runbook, const char *policy,
+                          int severity, uint64_t exclude_id, uint64_t *ret_leader);
+/* The group of leader_id: its open incidents' nodes (the leader's and its members'), or with
+ * joined_since_ms > 0 only the members that joined at or after it (open or not). *ret_count is
+ * how many; *ret_names (malloc'd, caller frees) the first max_names of them, ", "-separated. */
+int store_page_group_nodes(store_incidents_t *self, uint64_t leader_id, int64_t joined_since_ms,
+                           size_t max_names, uint32_t *ret_count, char **ret_names);
+/* The oldest open member of leader_id's group, its row locked; -ENOENT when none is open. */
+int store_page_group_successor(store_incidents_t *self, uint64_t leader_id, uint64_t *ret_id);
+/* Every member of from_leader's group (but to_leader itself) now follows to_leader. */
+int store_page_group_move(store_incidents_t *self, uint64_t from_leader, uint64_t to_leader);
+/* The incident's notifications and those of its group's members (a former leader's pages),
+ * in id order (store_escalations.c, beside store_notifications_list). */
+int store_notifications_list_group(store_incidents_t *self, uint64_t incident_id,
+                                   int (*cb)(const struct store_notification_row *row,
+                                             void *userdata),
+                                   void *userdata);
+/* Pages and summaries delivered (or on their way) to target since since_ms, counted per
+ * message (incident, level, round), not per channel. */
+int store_pages_recent(store_incidents_t *self, const char *target, int64_t since_ms,
+                       uint32_t *ret_count);
+/* One person's held pages on one channel, borrowed for the callback. */
+struct store_held_pages {
+    const char *target;
+    enum paging_channel channel;
+    const char *address;
+    uint64_t newest_incident_id, newest_id;
+    uint32_t count;
+    const char *subjects; /* the first subjects, one a line */
+};
+/* Every (target, channel) with held pages, at most max. */
+int store_pages_held(store_incidents_t *self, size_t max,
+                     int (*cb)(const struct store_held_pages *held, void *userdata),
+                     void *userdata);
+/* target's held pages on channel up to up_to_id become 'summarised'. */
+int store_pages_summarised(store_incidents_t *self, const char *target,
+                           enum paging_channel channel, uint64_t up_to_id);
+
+/* ---- silences (store_silences.c, 017_silences.sql), on an incidents connection ---- */
+
+#define STORE_SILENCE_VALUE_MAX 512
+#define STORE_SILENCE_REASON_MAX 1024
+#define STORE_SILENCES_LISTED_MAX 1000
+
+enum store_silence_matcher { STORE_SILENCE_RUNBOOK, STORE_SILENCE_NODE, STORE_SILENCE_LABEL };
+
+struct store_silence {
+    uint64_t id;
+    enum store_silence_matcher matcher;
+    char value[STORE_SILENCE_VALUE_MAX + 1];   /* runbook id, node name or "KEY=VALUE" */
+    char reason[STORE_SILENCE_REASON_MAX + 1];
+    char created_by[160]; /* the operator's name */
+    int64_t created_at_ms, ends_at_ms;
+    int64_t ended_at_ms; /* 0 = not ended by hand */
+    char ended_by[160];  /* the actor, "operator:NAME" */
+};
+/* "runbook", "node", "label"; NULL outside the enum. */
+const char *store_silence_matcher_name(enum store_silence_matcher m);
+
+/* Inserts s (id, ended_* ignored) and its audit row (actor), one transaction. -EINVAL when a
+ * field does not fit, is empty or is not UTF-8, or ends_at is not after created_at. */
+int store_silence_add(store_incidents_t *self, const struct store_silence *s, const char *actor,
+                      uint64_t *ret_id);
+/* Ends silence id at at_ms, with its audit row, one transaction; *ret holds it as it now is.
+ * -ENOENT unknown id, -EALREADY ended or expired already. */
+int store_silence_end(store_incidents_t *self, uint64_t id, const char *actor, int64_t at_ms,
+                      struct store_silence *ret);
+/* Silences in force at now_ms (all: every silence, newest first), at most max, into *ret
+ * (malloc'd, caller frees; NULL when none) and *ret_n. */
+int store_silences_list(store_incidents_t *self, bool all, int64_t now_ms, size_t max,
+                        struct store_silence **ret, size_t *ret_n);
 
 #endif

@@ -24,14 +24,14 @@ static const char *ms_param(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
-#define ESCALATION_COLUMNS                                                                                                                                 \
-    "incident_id, policy, level, round, repeats, " TS_TO_MS("started_at") ", " TS_TO_MS(                                                                   \
-        "next_level_at") ", escalate_now, escalated_by, " TS_TO_MS("next_update_at") ", "                                                                  \
-                                                                                     "updates_"                                                            \
-                                                                                     "sent,"                                                               \
-                                                                                     " " TS_TO_MS("deadline_at") ", acked_told, resolved_told, " TS_TO_MS( \
-                                                                                         "report_"                                                         \
-                                                                                         "due_at") ", failures_seen"
+/* clang-format off */
+#define ESCALATION_COLUMNS                                                                         \
+    "incident_id, policy, level, round, repeats, " TS_TO_MS("started_at") ", "                     \
+    TS_TO_MS("next_level_at") ", escalate_now, escalated_by, " TS_TO_MS("next_update_at") ","      \
+    " updates_sent, " TS_TO_MS("deadline_at") ", acked_told, resolved_told, "                      \
+    TS_TO_MS("report_due_at") ", failures_seen, coalesce(group_leader, 0), "                       \
+    TS_TO_MS("group_told_at") ", " TS_TO_MS("group_next_at") ", silenced"
+/* clang-format on */
 
 static void row_to_escalation(const PGresult *res, int row, struct store_escalation *e)
 {
@@ -52,6 +52,10 @@ static void row_to_escalation(const PGresult *res, int row, struct store_escalat
     e->resolved_told = PQgetvalue(res, row, 13)[0] == 't';
     e->report_due_at_ms = store_incidents_field_i64(res, row, 14);
     e->failures_seen = strtoull(PQgetvalue(res, row, 15), NULL, 10);
+    e->group_leader = strtoull(PQgetvalue(res, row, 16), NULL, 10);
+    e->group_told_at_ms = store_incidents_field_i64(res, row, 17);
+    e->group_next_at_ms = store_incidents_field_i64(res, row, 18);
+    e->silenced = PQgetvalue(res, row, 19)[0] == 't';
 }
 
 int store_escalation_get(store_incidents_t *self, uint64_t incident_id, bool for_update,
@@ -79,7 +83,8 @@ int store_escalation_get(store_incidents_t *self, uint64_t incident_id, bool for
 int store_escalation_put(store_incidents_t *self, const struct store_escalation *e)
 {
     char id[24], level[16], round[16], repeats[16], started[24], next_level[24], next_update[24],
-        updates[16], deadline[24], report_due[24], failures[24];
+        updates[16], deadline[24], report_due[24], failures[24], leader[24], told[24],
+        next_group[24];
     snprintf(id, sizeof(id), "%" PRIu64, e->incident_id);
     snprintf(level, sizeof(level), "%d", e->level);
     snprintf(round, sizeof(round), "%d", e->round);
@@ -87,6 +92,7 @@ int store_escalation_put(store_incidents_t *self, const struct store_escalation 
     snprintf(started, sizeof(started), "%" PRId64, e->started_at_ms);
     snprintf(updates, sizeof(updates), "%d", e->updates_sent);
     snprintf(failures, sizeof(failures), "%" PRIu64, e->failures_seen);
+    snprintf(leader, sizeof(leader), "%" PRIu64, e->group_leader);
     const char *params[] = {id,
                             e->policy,
                             level,
@@ -102,16 +108,22 @@ int store_escalation_put(store_incidents_t *self, const struct store_escalation 
                             e->resolved_told ? "true" : "false",
                             ms_param(e->report_due_at_ms, report_due, sizeof(report_due)),
                             failures,
-                            repeats};
+                            repeats,
+                            e->group_leader ? leader : NULL,
+                            ms_param(e->group_told_at_ms, told, sizeof(told)),
+                            ms_param(e->group_next_at_ms, next_group, sizeof(next_group)),
+                            e->silenced ? "true" : "false"};
     PGresult *res = NULL;
     /* clang-format off */
     int r = store_incidents_run(self,
         "INSERT INTO escalations (incident_id, policy, level, round, started_at, next_level_at,"
         " escalate_now, escalated_by, next_update_at, updates_sent, deadline_at, acked_told,"
-        " resolved_told, report_due_at, failures_seen, repeats)"
+        " resolved_told, report_due_at, failures_seen, repeats, group_leader, group_told_at,"
+        " group_next_at, silenced)"
         " VALUES ($1::bigint, $2, $3::integer, $4::integer, " MS_TO_TS(5) ", " MS_TO_TS(6) ","
         " $7::boolean, $8, " MS_TO_TS(9) ", $10::integer, " MS_TO_TS(11) ", $12::boolean,"
-        " $13::boolean, " MS_TO_TS(14) ", $15::bigint, $16::integer)"
+        " $13::boolean, " MS_TO_TS(14) ", $15::bigint, $16::integer, $17::bigint,"
+        " " MS_TO_TS(18) ", " MS_TO_TS(19) ", $20::boolean)"
         " ON CONFLICT (incident_id) DO UPDATE SET policy = EXCLUDED.policy,"
         " level = EXCLUDED.level, round = EXCLUDED.round, started_at = EXCLUDED.started_at,"
         " next_level_at = EXCLUDED.next_level_at, escalate_now = EXCLUDED.escalate_now,"
@@ -119,8 +131,10 @@ int store_escalation_put(store_incidents_t *self, const struct store_escalation 
         " updates_sent = EXCLUDED.updates_sent, deadline_at = EXCLUDED.deadline_at,"
         " acked_told = EXCLUDED.acked_told, resolved_told = EXCLUDED.resolved_told,"
         " report_due_at = EXCLUDED.report_due_at, failures_seen = EXCLUDED.failures_seen,"
-        " repeats = EXCLUDED.repeats",
-        16, params, "write escalation", &res);
+        " repeats = EXCLUDED.repeats, group_leader = EXCLUDED.group_leader,"
+        " group_told_at = EXCLUDED.group_told_at, group_next_at = EXCLUDED.group_next_at,"
+        " silenced = EXCLUDED.silenced",
+        20, params, "write escalation", &res);
     /* clang-format on */
     if (r == 0)
         PQclear(res);
@@ -150,6 +164,9 @@ int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids
         " OR (i.state IN ('detected', 'acknowledged', 'mitigated') AND e.next_update_at <= " MS_TO_TS(1) ")"
         " OR (i.state IN ('resolved', 'closed') AND NOT e.resolved_told)"
         " OR (i.state = 'resolved' AND e.report_due_at <= " MS_TO_TS(1) ")"
+        " OR (i.state IN ('detected', 'acknowledged', 'mitigated') AND e.group_next_at <= " MS_TO_TS(1) ")"
+        " OR (e.group_leader IS NOT NULL AND i.state IN ('detected', 'acknowledged', 'mitigated')"
+        "     AND i.severity < (SELECT l.severity FROM incidents l WHERE l.id = e.group_leader))"
         " OR EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id"
         "            AND n.id > e.failures_seen AND n.status = 'failed')"
         " ORDER BY i.id LIMIT $2::bigint",
@@ -174,17 +191,28 @@ int store_notification_add(store_incidents_t *self, const struct store_notificat
     snprintf(level, sizeof(level), "%d", n->level);
     snprintf(round, sizeof(round), "%d", n->round);
     snprintf(created, sizeof(created), "%" PRId64, n->created_at_ms);
-    const char *params[] = {id,         kind,     level,      round,   n->target,       channel,
-                            n->address, n->event, n->subject, n->body, n->payload_json, created};
+    const char *params[] = {id,
+                            kind,
+                            level,
+                            round,
+                            n->target,
+                            channel,
+                            n->address,
+                            n->event,
+                            n->subject,
+                            n->body,
+                            n->payload_json,
+                            created,
+                            n->held ? "held" : "pending"};
     PGresult *res = NULL;
     /* clang-format off */
     int r = store_incidents_run(self,
         "INSERT INTO notifications (incident_id, kind, level, round, target, channel, address,"
-        " event, subject, body, payload, next_attempt_at, created_at)"
+        " event, subject, body, payload, next_attempt_at, created_at, status)"
         " VALUES ($1::bigint, $2, $3::integer, $4::integer, $5, $6, $7, $8, $9, $10, $11::jsonb,"
-        " " MS_TO_TS(12) ", " MS_TO_TS(12) ")"
+        " " MS_TO_TS(12) ", " MS_TO_TS(12) ", $13)"
         " ON CONFLICT (incident_id, kind, level, round, target, channel) DO NOTHING",
-        12, params, "add notification", &res);
+        13, params, "add notification", &res);
     /* clang-format on */
     if (r < 0)
         return r;
@@ -254,6 +282,23 @@ int store_notifications_list(store_incidents_t *self, uint64_t incident_id,
                              "SELECT " NOTIFICATION_COLUMNS " FROM notifications"
                              " WHERE incident_id = $1::bigint ORDER BY id",
                              1, params, cb, userdata);
+}
+
+int store_notifications_list_group(store_incidents_t *self, uint64_t incident_id,
+                                   int (*cb)(const struct store_notification_row *row,
+                                             void *userdata),
+                                   void *userdata)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    return each_notification(
+        self,
+        "SELECT " NOTIFICATION_COLUMNS " FROM notifications"
+        " WHERE incident_id = $1::bigint OR incident_id IN"
+        " (SELECT incident_id FROM escalations WHERE group_leader = $1::bigint)"
+        " ORDER BY id",
+        1, params, cb, userdata);
 }
 
 int store_notifications_failed_after(

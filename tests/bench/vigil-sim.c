@@ -172,8 +172,9 @@ static int send_batch(struct sim_agent *a, int nsignals, const char *node)
     Vigil__Signal **ptrs = calloc((size_t)nsignals, sizeof(*ptrs));
     Vigil__Label labels[2];
     Vigil__Label *label_ptrs[2] = {&labels[0], &labels[1]};
+    /* The fifth is the agents' heartbeat signal, so node-lost (absent:) sees a live node. */
     static const char *const names[] = {"host.cpu.busy_pct", "host.mem.used_pct",
-                                        "host.disk.used_pct", "host.load.1m"};
+                                        "host.disk.used_pct", "host.load.1m", "agent.uptime_s"};
     int64_t now = vg_wall_ms();
 
     vigil__label__init(&labels[0]);
@@ -184,7 +185,7 @@ static int send_batch(struct sim_agent *a, int nsignals, const char *node)
     labels[1].value = "/var";
     for (int i = 0; i < nsignals; i++) {
         vigil__signal__init(&sigs[i]);
-        sigs[i].name = (char *)names[i % 4];
+        sigs[i].name = (char *)names[i % 5];
         sigs[i].value = (double)(i % 100) + 0.5;
         sigs[i].unit = "percent";
         sigs[i].labels = label_ptrs;

@@ -40,8 +40,11 @@ sleep 1000 &
 worker=$!
 echo "$worker" >"$H_DIR/worker.pid"
 
+# No start-up grace for absence (runbooks.absence_grace, 2m by default): this test loses an
+# agent on purpose within its first minute.
 h_start_coordinator "runbooks:
-  dir: \"$RB\""
+  dir: \"$RB\"
+  absence_grace: 0s"
 grep -q "runbooks: $expected loaded from $RB" "$H_DIR/coordinator.log" ||
     h_fail "the coordinator should log \"runbooks: $expected loaded from $RB\""
 [[ $(h_metric vigil_runbooks_loaded) == "$expected" ]] ||

@@ -55,6 +55,9 @@ static const struct expected_role expected[] = {
     {VIGIL__ADMIN_REQUEST__BODY_SHOW_COMMAND, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_SHOW_AUTOMATION, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_SET_AUTOMATION, ROLE_ADMIN},
+    {VIGIL__ADMIN_REQUEST__BODY_ADD_SILENCE, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_SILENCES, ROLE_VIEWER},
+    {VIGIL__ADMIN_REQUEST__BODY_END_SILENCE, ROLE_RESPONDER},
 };
 
 /* Every field of AdminRequest's body oneof, from the descriptor: a request added to the proto
@@ -96,6 +99,7 @@ static void test_tables_do_not_overlap(void **unused)
     const struct admin_command *const tables[] = {
         admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
         admin_incident_commands, admin_paging_commands, admin_operator_commands,
+        admin_silence_commands,
     };
     size_t n = sizeof(tables) / sizeof(tables[0]);
     for (size_t a = 0; a < n; a++)

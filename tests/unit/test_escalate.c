@@ -68,9 +68,12 @@ static void test_message_says_what_a_person_needs(void **state)
     inc.state = INCIDENT_STATE_DETECTED;
     snprintf(inc.scope_json, sizeof(inc.scope_json), "%s", "[\"web-1\", \"web-2\"]");
     inc.response_due_ms = inc.opened_at_ms + 15 * MIN;
-    struct page_message_in in = {&inc,    NOTIFICATION_KIND_PAGE, 1,
-                                 "alice", "docs/runbook#app",     inc.opened_at_ms + 16 * MIN,
-                                 NULL};
+    struct page_message_in in = {.inc = &inc,
+                                 .kind = NOTIFICATION_KIND_PAGE,
+                                 .level = 1,
+                                 .responders = "alice",
+                                 .runbook_link = "docs/runbook#app",
+                                 .now_ms = inc.opened_at_ms + 16 * MIN};
     struct page_message msg;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_string_equal(msg.subject, "[SEV1] Application down (incident 42) needs you, level 2");
@@ -92,6 +95,58 @@ static void test_message_says_what_a_person_needs(void **state)
     in.level = -1;
     assert_int_equal(page_message_build(&in, &msg), 0);
     assert_non_null(strstr(msg.payload_json, "\"title\":\"Bad \\\"title\\\"\\nsecond line\""));
+    page_message_free(&msg);
+}
+
+/* A storm's one page names how many nodes and which; a grouped message says who joined; the
+ * cap's summary lists what was held back. */
+static void test_message_names_a_group(void **unused)
+{
+    (void)unused;
+    struct store_incident inc = {.id = 7, .severity = 3, .opened_at_ms = 1764400000000};
+    snprintf(inc.title, sizeof(inc.title), "CPU pinned");
+    snprintf(inc.runbook, sizeof(inc.runbook), "cpu");
+    snprintf(inc.scope_json, sizeof(inc.scope_json), "%s", "[\"sim-0\"]");
+    inc.state = INCIDENT_STATE_DETECTED;
+    struct page_message_in in = {.inc = &inc,
+                                 .kind = NOTIFICATION_KIND_PAGE,
+                                 .level = 0,
+                                 .responders = "alice",
+                                 .now_ms = inc.opened_at_ms,
+                                 .nodes_total = 200,
+                                 .nodes = "sim-0, sim-1, and 198 more"};
+    struct page_message msg;
+    assert_int_equal(page_message_build(&in, &msg), 0);
+    assert_string_equal(msg.subject,
+                        "[SEV3] CPU pinned (incident 7) needs you, level 1, 200 nodes");
+    assert_non_null(strstr(msg.body, "Nodes:      200 nodes: sim-0, sim-1, and 198 more\n"));
+    assert_null(strstr(msg.body, "Scope:"));
+    assert_non_null(strstr(msg.payload_json, "\"group\":{\"nodes\":\"sim-0, sim-1, and 198 more\","
+                                             "\"nodes_total\":200}"));
+    page_message_free(&msg);
+
+    in.kind = NOTIFICATION_KIND_GROUPED;
+    in.level = -1;
+    in.nodes_total = 1;
+    in.nodes = "sim-200";
+    assert_int_equal(page_message_build(&in, &msg), 0);
+    assert_string_equal(msg.subject, "[SEV3] CPU pinned (incident 7) more nodes, 1 node");
+    assert_non_null(strstr(msg.body, "Nodes:      1 node joined: sim-200 (incidents of their own"));
+    page_message_free(&msg);
+
+    /* One node is no group: the scope as before. */
+    in.kind = NOTIFICATION_KIND_PAGE;
+    in.level = 0;
+    in.nodes_total = 1;
+    assert_int_equal(page_message_build(&in, &msg), 0);
+    assert_non_null(strstr(msg.body, "Scope:      sim-0\n"));
+    assert_null(strstr(msg.payload_json, "\"group\""));
+    page_message_free(&msg);
+
+    assert_int_equal(page_message_summary(12, 10, "[SEV3] a\n[SEV3] b", &msg), 0);
+    assert_string_equal(msg.subject, "[Vigil] 12 pages held back (at most 10 a minute)");
+    assert_non_null(strstr(msg.body, "[SEV3] a\n[SEV3] b\n"));
+    assert_non_null(strstr(msg.payload_json, "\"held\":12"));
     page_message_free(&msg);
 }
 
@@ -133,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_repeat_runs_the_policy_again),
         cmocka_unit_test(test_message_says_what_a_person_needs),
         cmocka_unit_test(test_message_lists_runbook_steps),
+        cmocka_unit_test(test_message_names_a_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

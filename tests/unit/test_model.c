@@ -85,9 +85,10 @@ static void test_incident_event_kinds(void **state)
 static void test_notification_kinds(void **state)
 {
     (void)state;
-    /* 007_notifications.sql. */
-    static const char *const names[] = {"page",     "update",   "resolved",  "acknowledged",
-                                        "audience", "deadline", "report_due"};
+    /* 016_page_groups.sql's notifications_kind_check. */
+    static const char *const names[] = {"page",         "update",   "resolved",
+                                        "acknowledged", "audience", "deadline",
+                                        "report_due",   "grouped",  "summary"};
     static const char *const foreign[] = {"closed", "detected", "status_update", "escalated"};
     CHECK_ENUM(enum notification_kind, notification_kind_name, notification_kind_parse,
                NOTIFICATION_KINDS, names, foreign);
@@ -96,8 +97,9 @@ static void test_notification_kinds(void **state)
 static void test_notification_statuses(void **state)
 {
     (void)state;
-    /* 007_notifications.sql; "retry" is an attempt's outcome (a metric label), not a status. */
-    static const char *const names[] = {"pending", "sending", "sent", "failed"};
+    /* 016_page_groups.sql; "retry" is an attempt's outcome (a metric label), not a status. */
+    static const char *const names[] = {"pending", "sending", "sent",
+                                        "failed",  "held",    "summarised"};
     static const char *const foreign[] = {"retry", "stored", "page", "notify_failed"};
     CHECK_ENUM(enum notification_status, notification_status_name, notification_status_parse,
                NOTIFICATION_STATUSES, names, foreign);

@@ -46,6 +46,7 @@ static const char *const notification_kind_names[] = {
     [NOTIFICATION_KIND_REPORT_DUE] = "report_due",
     [NOTIFICATION_KIND_GROUPED] = "grouped",
     [NOTIFICATION_KIND_SUMMARY] = "summary",
+    [NOTIFICATION_KIND_ACTION] = "action",
 };
 _Static_assert(COUNT_OF(notification_kind_names) == NOTIFICATION_KINDS,
                "a notification kind without a name");

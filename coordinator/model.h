@@ -76,8 +76,9 @@ enum notification_kind {
     NOTIFICATION_KIND_REPORT_DUE,   /* the post-incident report is due */
     NOTIFICATION_KIND_GROUPED,      /* more nodes joined a paged storm (016_page_groups.sql) */
     NOTIFICATION_KIND_SUMMARY,      /* pages held back by the per-person cap, in one message */
+    NOTIFICATION_KIND_ACTION,       /* an automatic action ran: what and how it ended */
 };
-#define NOTIFICATION_KINDS 9
+#define NOTIFICATION_KINDS 10
 const char *notification_kind_name(enum notification_kind kind);
 int notification_kind_parse(const char *text, enum notification_kind *ret);
 

@@ -174,6 +174,7 @@ struct context {
     int added;                           /* notifications inserted */
     char held[RESPONDERS_TEXT];          /* who the cap held a page back from ("alice, bob") */
     const struct store_silence *silence; /* in force and matching: page no one; NULL = none */
+    const char *action; /* NOTIFICATION_KIND_ACTION: the line about the action */
 };
 
 /* At most max bytes of text into out (max + 1 bytes), cut at a character boundary: node names
@@ -267,6 +268,7 @@ static int send_to_nodes(struct context *cx, enum notification_kind kind, int le
         .runbook_link = cx->rb && cx->rb->doc ? cx->rb->doc : "",
         .steps = steps,
         .now_ms = cx->now_ms,
+        .action = cx->action,
     };
     const char *event = kind == NOTIFICATION_KIND_PAGE           ? "trigger"
                         : kind == NOTIFICATION_KIND_ACKNOWLEDGED ? "acknowledge"
@@ -616,6 +618,34 @@ static int grouped_round(const struct context *cx)
 
 /* The nodes that joined the group since the last page or grouped message, told to those
  * paged in one message. */
+/* One automatic action that ended, told to those paged (and the round is its command's n, so
+ * each is told once: the notifications' unique key). */
+static int tell_action(const struct store_incident_action *a, void *userdata)
+{
+    struct context *cx = userdata;
+    struct recipients to = {.n = 0};
+    char names[RESPONDERS_TEXT] = "", line[512];
+    if (a->has_exit)
+        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s, exit %d",
+                 a->action, a->node, a->id, a->state, a->exit_status);
+    else
+        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s", a->action,
+                 a->node, a->id, a->state);
+    int r = paged_so_far(cx, &to, names, sizeof(names));
+    cx->action = line;
+    if (r == 0 && to.n > 0)
+        r = send_to(cx, NOTIFICATION_KIND_ACTION, -1, (int)a->n, &to, names);
+    cx->action = NULL;
+    return r;
+}
+
+/* The automatic actions of the incident that ended and were not told yet (docs/remediation.md):
+ * those paged hear what Vigil did and how it ended, before a resolved message. */
+static int tell_actions(struct context *cx)
+{
+    return store_incident_actions_untold(cx->self->store, cx->inc->id, tell_action, cx);
+}
+
 static int tell_joined(struct context *cx)
 {
     struct store_escalation *esc = cx->esc;
@@ -750,6 +780,8 @@ static int handle(struct context *cx)
             r = tell_joined(cx);
         esc->group_next_at_ms = 0;
     }
+    if (r == 0 && esc->level >= 0 && !cx->silence && !esc->resolved_told)
+        r = tell_actions(cx);
     if (r == 0 && !open && !esc->resolved_told && esc->group_leader == 0 && per_node(cx)) {
         bool handed = false;
         r = hand_over(cx, &handed);

@@ -60,6 +60,8 @@ static const char *headline(enum notification_kind kind)
         return "more nodes";
     case NOTIFICATION_KIND_SUMMARY:
         return "pages held back";
+    case NOTIFICATION_KIND_ACTION:
+        return "automatic action";
     case NOTIFICATION_KIND_AUDIENCE:
         break;
     }
@@ -102,8 +104,9 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
     if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s%s", sev, inc->title, inc->id,
                  headline(in->kind), level, nodes) < 0)
         ret->subject = NULL;
+    bool action = in->kind == NOTIFICATION_KIND_ACTION && in->action;
     if (asprintf(&ret->body,
-                 "%s %s: %s\n"
+                 "%s %s: %s%s%s\n"
                  "Incident:   %" PRIu64 " (%s, runbook %s)\n"
                  "%s %s\n"
                  "Started:    %s (%ld min ago)\n"
@@ -113,7 +116,8 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  "Acknowledge: vigilctl ack %" PRIu64 "\n"
                  "Details:     vigilctl incident show %" PRIu64 "\n"
                  "%s",
-                 sev, inc->title, headline(in->kind), inc->id, state, inc->runbook,
+                 sev, inc->title, headline(in->kind), action ? ": " : "", action ? in->action : "",
+                 inc->id, state, inc->runbook,
                  grouped ? "Nodes:     " : "Scope:     ", grouped ? group : scope, opened, age_min,
                  due, link, who, inc->id, inc->id, in->steps ? in->steps : "") < 0)
         ret->body = NULL;
@@ -131,6 +135,8 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
         json_object_set_new(payload, "ack_command", json_string(cmd));
         snprintf(cmd, sizeof(cmd), "vigilctl incident show %" PRIu64, inc->id);
         json_object_set_new(payload, "show_command", json_string(cmd));
+        if (action)
+            json_object_set_new(payload, "action", json_string(in->action));
         if (grouped)
             json_object_set_new(payload, "group",
                                 json_pack("{s:I, s:s}", "nodes_total", (json_int_t)in->nodes_total,

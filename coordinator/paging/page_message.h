@@ -24,6 +24,8 @@ struct page_message_in {
      * (NOTIFICATION_KIND_GROUPED) the nodes that joined since the last message instead. */
     uint32_t nodes_total;
     const char *nodes;
+    /* NOTIFICATION_KIND_ACTION: the automatic action and how it ended, one line. */
+    const char *action;
 };
 
 struct page_message {

@@ -861,6 +861,18 @@ struct store_incident_evidence {
 int store_incident_evidence(store_incidents_t *self, uint64_t incident_id,
                             int (*cb)(const struct store_incident_evidence *e, void *userdata),
                             void *userdata);
+/* An automatic action (a runbook step Vigil issued on its own signature) that ended. */
+struct store_incident_action {
+    uint64_t n; /* the command's listing number: the notification's round */
+    const char *id, *action, *node, *state;
+    bool has_exit;
+    int exit_status;
+};
+/* incident_id's automatic actions that ended (done, failed, refused, lost) within the last hour
+ * and have no 'action' notification yet, oldest first; cb as above. */
+int store_incident_actions_untold(store_incidents_t *self, uint64_t incident_id,
+                                  int (*cb)(const struct store_incident_action *a, void *userdata),
+                                  void *userdata);
 /* For a page: whether runbook auto steps run by themselves (table automation) and the
  * incident's requests that wait for approval ("ID ACTION on NODE, ...", malloc'd, "" = none). */
 int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bool *ret_enabled,

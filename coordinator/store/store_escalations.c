@@ -169,6 +169,13 @@ int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids
         "     AND i.severity < (SELECT l.severity FROM incidents l WHERE l.id = e.group_leader))"
         " OR EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id"
         "            AND n.id > e.failures_seen AND n.status = 'failed')"
+        /* An automatic action ended and those paged have not heard (store_incident_actions_untold). */
+        " OR (e.level >= 0 AND NOT e.resolved_told AND EXISTS (SELECT 1 FROM command_requests q"
+        "     WHERE q.incident_id = i.id AND q.requested_by = 'vigil' AND q.mode = 'auto'"
+        "       AND q.state IN ('done', 'failed', 'refused', 'lost')"
+        "       AND q.created_at > now() - interval '1 hour'"
+        "       AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id"
+        "         AND n.kind = 'action' AND n.round = q.n)))"
         " ORDER BY i.id LIMIT $2::bigint",
         2, params, "find due escalations", &res);
     /* clang-format on */
@@ -339,6 +346,48 @@ int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bo
     *ret_enabled = enabled;
     *ret_pending = pending;
     return 0;
+}
+
+int store_incident_actions_untold(store_incidents_t *self, uint64_t incident_id,
+                                  int (*cb)(const struct store_incident_action *a, void *userdata),
+                                  void *userdata)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    int r = store_incidents_run(
+        self,
+        "SELECT q.n, q.id, q.action, q.node, q.state, coalesce(d.exit_status::text, '')"
+        " FROM command_requests q"
+        " JOIN command_capsules c ON c.request_id = q.id"
+        " LEFT JOIN LATERAL (SELECT r.exit_status, r.at FROM command_reports r"
+        "   WHERE r.request_id = q.id AND r.step = 'done'"
+        "   ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"
+        " WHERE q.incident_id = $1::bigint AND q.requested_by = 'vigil' AND q.mode = 'auto'"
+        "   AND q.state IN ('done', 'failed', 'refused', 'lost')"
+        "   AND c.issued_at > now() - interval '1 hour'"
+        "   AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = q.incident_id"
+        "     AND n.kind = 'action' AND n.round = q.n)"
+        " ORDER BY q.n LIMIT 16",
+        1, params, "incident actions", &res);
+    if (r < 0)
+        return r;
+    for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+        const char *exit_text = PQgetvalue(res, i, 5);
+        struct store_incident_action a = {
+            .n = (uint64_t)store_incidents_field_i64(res, i, 0),
+            .id = PQgetvalue(res, i, 1),
+            .action = PQgetvalue(res, i, 2),
+            .node = PQgetvalue(res, i, 3),
+            .state = PQgetvalue(res, i, 4),
+            .has_exit = exit_text[0] != '\0',
+            .exit_status = exit_text[0] ? (int)strtol(exit_text, NULL, 10) : 0,
+        };
+        r = cb(&a, userdata);
+    }
+    PQclear(res);
+    return r < 0 ? r : 0;
 }
 
 int store_incident_commands(store_incidents_t *self, uint64_t incident_id,

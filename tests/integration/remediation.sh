@@ -300,7 +300,8 @@ for word in accepted started done; do
 done
 grep -q "^note vigil runbook step restart-nginx ran automatically" <<<"$tl" || h_fail "auto step note: $tl"
 grep -q "^note vigil runbook step check-resource-limits (manual)" <<<"$tl" || h_fail "manual step: $tl"
-paged() { grep -F "incident $1)" "$SINK_LOG" | grep -qF "$2"; }
+# (grep -q would stop reading early and fail the pipe under pipefail)
+paged() { grep -F "incident $1)" "$SINK_LOG" | grep -F "$2" >/dev/null; }
 h_wait "the page lists the runbook's steps" 15 paged "$inc" "restart-nginx (auto: Vigil runs it)"
 paged "$inc" "check-resource-limits (manual: a responder does it by hand)" || h_fail "page: $(cat "$SINK_LOG")"
 paged "$inc" "Automation is off" && h_fail "automation is on, the page says off"
@@ -312,6 +313,11 @@ h_ctl incident show "$inc" -o json | jq -e --arg id "$cid" '
     h_fail "incident show steps: $(h_ctl incident show "$inc" -o json | jq -c .steps)"
 h_ctl incident show "$inc" | grep -qE "^ *restart-nginx +auto +issued +$cid" ||
     h_fail "incident show (text) has no steps section: $(h_ctl incident show "$inc")"
+# Those paged hear what Vigil did, once.
+told="Vigil ran restart-nginx on web-1 ($cid): done, exit 0"
+h_wait "the automatic action told to those paged" 15 paged "$inc" "$told"
+told_n=$(jq -r '.body | fromjson | .text // ""' "$SINK_LOG" | grep -cF "(incident $inc) automatic action" || true)
+[[ $told_n == 1 ]] || h_fail "the action told $told_n times (once expected): $(cat "$SINK_LOG")"
 h_ctl report "$inc" | grep -qF -- "- restart-nginx on web-1 ($cid, auto, requested by vigil): done, exit 0" ||
     h_fail "the report draft does not list the command: $(h_ctl report "$inc")"
 h_pass "nginx killed -> incident -> auto step issued by vigil -> accepted/started/done -> resolved"

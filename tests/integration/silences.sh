@@ -145,6 +145,10 @@ h_pass "5. silence $s2 ended by hand: web-9 paged; ending it again or an unknown
 # ---- 6. a node silence does not hide a storm on other nodes --------------------------------------
 g1=$(open_incident cache/web-5 cache web-5)
 g2=$(open_incident cache/web-6 cache web-6)
+# The silence comes once the two form a group (web-6 follows web-5): the case under test is a
+# silence on the leader's node, not which of the two the escalation engine saw first.
+grouped() { [[ $(h_sql "select group_leader from escalations where incident_id = $g2") == "$g1" ]]; }
+h_wait "web-6 in web-5's group" 10 grouped
 s3=$(h_ctl silence --node web-5 --for 1h --reason "web-5 only" -o json | jq -r '.[0].id')
 h_wait "the group of web-5 and web-6 paged" 8 paged "$g1"
 jq -e --argjson id "$g1" 'select(.path == "/alice") | .body | fromjson

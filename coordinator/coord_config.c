@@ -92,6 +92,11 @@ const struct vg_cfg_key coord_config_keys[] = {
         60 * 60 * 1000LL, "2m",
         "after a start, absent: symptoms (node-lost) hold nowhere this long, while agents "
         "reconnect; 0 = none"),
+    KEY("watchdog.url", VG_CFG_STRING, watchdog_url, 0, 1024, "",
+        "URL called (GET) every watchdog.interval while the coordinator and its database are "
+        "healthy, so a service outside pages when Vigil itself is down; empty = none"),
+    KEY("watchdog.interval", VG_CFG_DURATION_MS, watchdog_interval_ms, 1000, HOUR_MS, "1m",
+        "how often the watchdog URL is called"),
     KEY("prometheus.url", VG_CFG_STRING, prometheus_url, 0, 1024, "",
         "base URL of the Prometheus HTTP API that runbooks' promql symptoms are evaluated "
         "against, e.g. http://prometheus:9090; empty = no Prometheus"),
@@ -191,6 +196,13 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
         r = vg_secret_file_check(cfg->alertmanager_token_file, err, errlen);
         if (r < 0)
             return r;
+    }
+    if (cfg->watchdog_url[0] && strncmp(cfg->watchdog_url, "http://", 7) != 0 &&
+        strncmp(cfg->watchdog_url, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "%s: \"watchdog.url\": must start with http:// or https:// (got \"%s\")", path,
+                 cfg->watchdog_url);
+        return -EINVAL;
     }
     if (cfg->prometheus_url[0] && strncmp(cfg->prometheus_url, "http://", 7) != 0 &&
         strncmp(cfg->prometheus_url, "https://", 8) != 0) {

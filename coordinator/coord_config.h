@@ -43,6 +43,8 @@ struct coord_config {
     int64_t alertmanager_max_body;     /* bytes */
     char *runbooks_dir;                /* "" = no runbooks: nothing is evaluated */
     int64_t runbooks_absence_grace_ms; /* no absence symptom holds this long after a start */
+    char *watchdog_url;                /* "" = no dead-man's switch (paging/watchdog.h) */
+    int64_t watchdog_interval_ms;
     char *prometheus_url;              /* "" = no Prometheus: PromQL symptoms never fire */
     int64_t prometheus_timeout_ms;
     char *prometheus_token_file; /* "" = no Authorization header */

@@ -38,6 +38,7 @@
 #include "steps.h"
 #include "store.h"
 #include "timeutil.h"
+#include "watchdog.h"
 #include "zap.h"
 
 #define EXIT_USAGE 64
@@ -173,6 +174,7 @@ struct coordinator {
     escalate_t *escalate;         /* NULL = paging not configured */
     notify_t *notify;             /* delivers what escalate inserts */
     steps_watchlist_t *watchlist; /* automatic runbook steps until their verify verdict */
+    watchdog_t *watchdog;         /* the dead-man's switch; NULL when watchdog.url is empty */
     vg_loop_t *loop;              /* the main loop, while it runs */
     int evaluate_timer;           /* its evaluate timer */
     int64_t evaluated_mono_ms;    /* when evaluate last ran */
@@ -609,7 +611,9 @@ static int tick(vg_loop_t *loop, void *userdata)
     /* Before the health check: a private cluster that died is started again at once. */
     if (store_embedded_watch(c->store) > 0)
         metrics_embedded_pg_restarted();
-    metrics_store_up(store_ping(c->store));
+    bool store_up = store_ping(c->store);
+    metrics_store_up(store_up);
+    watchdog_set_healthy(c->watchdog, store_up);
     metrics_store_outages(store_outages());
     registry_lock(c->registry);
     router_tick(c->router);
@@ -891,6 +895,14 @@ static int start(struct coordinator *c)
     }
     admin_set_watchlist(c->admin, c->watchlist);
     rewatch(c);
+    if (c->cfg.watchdog_url[0]) {
+        c->watchdog = watchdog_start(c->cfg.watchdog_url, c->cfg.watchdog_interval_ms, err,
+                                     sizeof(err));
+        if (!c->watchdog) {
+            vg_log(VG_LOG_ERROR, "%s", err);
+            return EXIT_OSERR;
+        }
+    }
     if (admin_set_auto_min_interval(c->admin, c->cfg.commands_auto_min_interval_ms) < 0) {
         vg_log(VG_LOG_ERROR, "admin: out of memory");
         return EXIT_OSERR;
@@ -910,6 +922,7 @@ static int start(struct coordinator *c)
 
 static void stop(struct coordinator *c)
 {
+    watchdog_destroy(&c->watchdog); /* first: a stopping coordinator is no longer healthy */
     admin_destroy(&c->admin);
     remediate_destroy(&c->remediate); /* after the admin thread that used it */
     steps_watchlist_destroy(&c->watchlist);

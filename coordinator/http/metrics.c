@@ -104,6 +104,7 @@ static struct {
     uint64_t batch_count;
     int store_up;
     uint64_t store_outages;        /* as counted by the store (store_outages) */
+    uint64_t watchdog_calls[3];    /* ok, failed, skipped (watchdog.h) */
     uint64_t embedded_pg_restarts; /* the private cluster started again after it died */
     uint64_t agents_by_state[AGENT_STATES];
     struct metrics_agent *agents;
@@ -183,6 +184,7 @@ static struct metrics_agent *reset_locked(void)
     metrics.batch_count = 0;
     metrics.store_up = 0;
     metrics.store_outages = 0;
+    memset(metrics.watchdog_calls, 0, sizeof(metrics.watchdog_calls));
     metrics.embedded_pg_restarts = 0;
     memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
     metrics.agents = NULL;
@@ -293,6 +295,17 @@ int metrics_store_is_up(void)
     int up = metrics.store_up;
     pthread_mutex_unlock(&metrics.lock);
     return up;
+}
+
+static const char *const watchdog_results[3] = {"ok", "failed", "skipped"};
+
+void metrics_watchdog_call(const char *result)
+{
+    pthread_mutex_lock(&metrics.lock);
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(result, watchdog_results[i]) == 0)
+            metrics.watchdog_calls[i]++;
+    pthread_mutex_unlock(&metrics.lock);
 }
 
 void metrics_store_outages(uint64_t total)
@@ -587,6 +600,11 @@ static void render_locked(FILE *out)
     put_header(out, "vigil_store_outages_total", "counter",
                "Times the database became unreachable (a connection attempt failed).");
     fprintf(out, "vigil_store_outages_total %" PRIu64 "\n", metrics.store_outages);
+    put_header(out, "vigil_watchdog_calls_total", "counter",
+               "Calls of watchdog.url: ok, failed, or skipped while not healthy.");
+    for (size_t i = 0; i < 3; i++)
+        fprintf(out, "vigil_watchdog_calls_total{result=\"%s\"} %" PRIu64 "\n",
+                watchdog_results[i], metrics.watchdog_calls[i]);
     put_header(out, "vigil_embedded_pg_restarts_total", "counter",
                "Times the private PostgreSQL cluster was started again after it died.");
     fprintf(out, "vigil_embedded_pg_restarts_total %" PRIu64 "\n", metrics.embedded_pg_restarts);

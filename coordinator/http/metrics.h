@@ -53,6 +53,7 @@ void metrics_store_up(int up);            /* 1 reachable, 0 not: drives /healthz
 int metrics_store_is_up(void);
 void metrics_store_outages(uint64_t total); /* vigil_store_outages_total, from store_outages() */
 void metrics_embedded_pg_restarted(void);   /* vigil_embedded_pg_restarts_total */
+void metrics_watchdog_call(const char *result); /* vigil_watchdog_calls_total{ok|failed|skipped} */
 /* Replaces the per-agent gauges and the count of agents by state. */
 void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5]);
 

@@ -610,18 +610,8 @@ static void on_command(void *userdata, const Vigil__CommandCapsule *capsule)
 
 static const char *step_name(Vigil__CommandStep step)
 {
-    switch (step) {
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
-        return "accepted";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
-        return "started";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
-        return "done";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
-        return "refused";
-    default:
-        return "unknown";
-    }
+    const char *name = vg_command_step_name(step);
+    return name ? name : "unknown";
 }
 
 /*

@@ -245,6 +245,22 @@ static bool nonempty_fits(const char *s, size_t max)
     return str_ok(s, max) && s[0] != '\0';
 }
 
+const char *vg_command_step_name(Vigil__CommandStep step)
+{
+    switch (step) {
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
+        return "accepted";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
+        return "started";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
+        return "done";
+    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
+        return "refused";
+    default:
+        return NULL;
+    }
+}
+
 /* An action name is a catalog entry's name: it becomes a log field and a metric label. */
 bool vg_command_action_name_ok(const char *action)
 {

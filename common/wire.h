@@ -110,6 +110,9 @@ enum vg_decode_error vg_command_request_check(const Vigil__CommandRequest *req,
                                               const char **reason);
 enum vg_decode_error vg_command_capsule_check(const Vigil__CommandCapsule *c, const char **reason);
 bool vg_command_action_name_ok(const char *action);
+/* "accepted", "started", "done" or "refused" (as logs and the store spell a report's step);
+ * NULL for a step this build does not know. */
+const char *vg_command_step_name(Vigil__CommandStep step);
 
 /* Agent states by name ("pending", "active", "lost", "revoked"): NULL for another value, and
  * UNSPECIFIED for a name that is none of them. */

@@ -50,6 +50,7 @@
 #include "procwatch.h"
 #include "timeutil.h"
 #include "vigil.pb-c.h"
+#include "wire.h"
 
 #define PROG "vigil-agent-exec"
 #define EXEC_JOBS_MAX 16
@@ -433,12 +434,9 @@ static void send_report(const struct report *rep)
     struct privsep_hdr hdr = {.magic = PRIVSEP_MAGIC, .type = PRIVSEP_REPORT, .len = (uint32_t)len};
     struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {packed, len}};
     send_or_exit(iov, 2, sizeof(hdr) + len);
+    const char *step = vg_command_step_name(rep->step);
     vg_log(VG_LOG_INFO, "command request=%s step=%s%s%s%s", rep->request_id,
-           rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED  ? "accepted"
-           : rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED ? "started"
-           : rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE    ? "done"
-                                                                    : "refused",
-           rep->reason ? " reason=\"" : "", rep->reason ? reason : "", rep->reason ? "\"" : "");
+           step ? step : "unknown", rep->reason ? " reason=\"" : "", rep->reason ? reason : "", rep->reason ? "\"" : "");
 }
 
 /* The job's kept output to the agent, in OUTPUT messages, before the DONE that reports its hash:

@@ -924,28 +924,13 @@ int store_agent_actions_set(store_t *self, const char *agent_id, const char *act
 
 /* ---- reports, in the ingest transaction ---- */
 
-static const char *step_name(Vigil__CommandStep step)
-{
-    switch (step) {
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
-        return "accepted";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
-        return "started";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
-        return "done";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
-        return "refused";
-    default:
-        return NULL;
-    }
-}
 
 /* The request's state once this step is known. */
 static const char *state_after(const Vigil__CommandReport *rep)
 {
     if (rep->step == VIGIL__COMMAND_STEP__COMMAND_STEP_DONE)
         return rep->exit_status == 0 ? "done" : "failed";
-    return step_name(rep->step);
+    return vg_command_step_name(rep->step);
 }
 
 /* ---- the evidence a command leaves ---- */
@@ -1187,7 +1172,7 @@ static void report_columns(const Vigil__Envelope *m, char bufs[RC_COUNT][72],
     cols[RC_SEQ] = bufs[RC_SEQ];
     cols[RC_REQUEST] = rep->request_id;
     cols[RC_NONCE] = bufs[RC_NONCE];
-    cols[RC_STEP] = step_name(rep->step);
+    cols[RC_STEP] = vg_command_step_name(rep->step);
     cols[RC_EXIT] = done ? bufs[RC_EXIT] : NULL;
     cols[RC_DURATION] = done ? bufs[RC_DURATION] : NULL;
     cols[RC_SHA] = bufs[RC_SHA][0] ? bufs[RC_SHA] : NULL;
@@ -1221,7 +1206,7 @@ static int after_reports(store_t *self, const struct report_rows *w,
                    it->m->sender, rep->exit_status);
         else
             vg_log(VG_LOG_INFO, "command=%s agent=%s step=%s", rep->request_id, it->m->sender,
-                   step_name(rep->step));
+                   vg_command_step_name(rep->step));
         char sha[65] = "";
         if (done && rep->output_sha256.len == 32)
             tohex(rep->output_sha256.data, 32, sha);
@@ -1248,7 +1233,7 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
     for (size_t i = 0; i < n; i++) {
         const Vigil__Envelope *m = msgs[i];
         if (!fresh[i] || m->body_case != VIGIL__ENVELOPE__BODY_COMMAND_REPORT ||
-            !m->command_report || !step_name(m->command_report->step) ||
+            !m->command_report || !vg_command_step_name(m->command_report->step) ||
             m->command_report->nonce.len != 16)
             continue;
         char bufs[RC_COUNT][72];

@@ -38,6 +38,7 @@
 #include "sign.h"
 #include "timeutil.h"
 #include "vigil.pb-c.h"
+#include "wire.h"
 
 #define MAX_ARGS 16
 #define MAX_APPROVERS 8
@@ -265,18 +266,8 @@ static void read_file(const char *path, uint8_t **ret, size_t *ret_len)
 
 static const char *step_name(Vigil__CommandStep s)
 {
-    switch (s) {
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED:
-        return "accepted";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED:
-        return "started";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_DONE:
-        return "done";
-    case VIGIL__COMMAND_STEP__COMMAND_STEP_REFUSED:
-        return "refused";
-    default:
-        return "unknown";
-    }
+    const char *name = vg_command_step_name(s);
+    return name ? name : "unknown";
 }
 
 static int cmd_run(const char *exec_path, const char *config, int ncapsules, char **paths)

@@ -27,13 +27,7 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- receivers ----------------------------------------------------------------------------------
-SINK_LOG=$H_DIR/sink.jsonl
-: >"$SINK_LOG"
-"$PY" "$VIGIL_SRC/tests/tools/http_sink.py" --log "$SINK_LOG" --port-file "$H_DIR/sink.port" \
-    --mode-file "$H_DIR/sink.mode" >"$H_DIR/sink.out" 2>&1 &
-SINK_PID=$!
-h_wait "the HTTP sink listening" 10 test -s "$H_DIR/sink.port"
-SINK=http://127.0.0.1:$(cat "$H_DIR/sink.port")
+h_start_sink
 
 SMTP_PORT=$(h_free_port)
 mkdir -p "$H_DIR/mail"

@@ -46,13 +46,7 @@ kill_nginx() {
 }
 # A second watched process for the approve runbook.
 SINK_PID=""
-SINK_LOG=$H_DIR/sink.jsonl
-: >"$SINK_LOG"
-"${VIGIL_PYTHON:-/usr/bin/python3}" "$VIGIL_SRC/tests/tools/http_sink.py" --log "$SINK_LOG" \
-    --port-file "$H_DIR/sink.port" --mode-file "$H_DIR/sink.mode" >"$H_DIR/sink.out" 2>&1 &
-SINK_PID=$!
-h_wait "the HTTP sink listening" 10 test -s "$H_DIR/sink.port"
-SINK=http://127.0.0.1:$(cat "$H_DIR/sink.port")
+h_start_sink
 SLEEPER_PID=""
 start_sleeper() {
     setsid sleep 1000 </dev/null >/dev/null 2>&1 &

@@ -24,13 +24,7 @@ on_exit() {
 }
 trap on_exit EXIT
 
-SINK_LOG=$H_DIR/sink.jsonl
-: >"$SINK_LOG"
-"${VIGIL_PYTHON:-/usr/bin/python3}" "$VIGIL_SRC/tests/tools/http_sink.py" --log "$SINK_LOG" \
-    --port-file "$H_DIR/sink.port" >"$H_DIR/sink.out" 2>&1 &
-SINK_PID=$!
-h_wait "the HTTP sink listening" 10 test -s "$H_DIR/sink.port"
-SINK=http://127.0.0.1:$(cat "$H_DIR/sink.port")
+h_start_sink
 
 # A short grouping wait: per-node incidents page 2 s after they open (step 6 needs a group).
 h_start_coordinator "paging:

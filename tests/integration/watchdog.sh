@@ -14,12 +14,7 @@ stop_sink() {
     h_cleanup
 }
 trap stop_sink EXIT
-SINK_LOG=$H_DIR/sink.jsonl
-: >"$SINK_LOG"
-"${VIGIL_PYTHON:-/usr/bin/python3}" "$VIGIL_SRC/tests/tools/http_sink.py" --log "$SINK_LOG" \
-    --port-file "$H_DIR/sink.port" --mode-file "$H_DIR/sink.mode" >"$H_DIR/sink.out" 2>&1 &
-SINK_PID=$!
-h_wait "the HTTP sink listening" 10 test -s "$H_DIR/sink.port"
+h_start_sink
 
 h_start_coordinator "watchdog:
   url: \"http://127.0.0.1:$(cat "$H_DIR/sink.port")/ping/vigil\"

@@ -236,9 +236,24 @@ h_wait() {
 
 h_sim() { "$VIGIL_BUILD/vigil-sim" "$@" --endpoint "tcp://127.0.0.1:$H_PORT_AGENTS" --server-key "$H_COORD_PUB"; }
 
+# h_start_sink: tests/tools/http_sink.py on a free port, standing for Slack, webhooks, a watchdog
+# receiver: every request appended to $SINK_LOG (JSON lines), answered as $H_DIR/sink.mode says
+# (a status code, or "hang"; 200 when the file is absent). Sets SINK (its base URL) and
+# SINK_PID; h_cleanup stops it.
+h_start_sink() {
+    SINK_LOG=$H_DIR/sink.jsonl
+    : >"$SINK_LOG"
+    "${VIGIL_PYTHON:-/usr/bin/python3}" "$VIGIL_SRC/tests/tools/http_sink.py" --log "$SINK_LOG" \
+        --port-file "$H_DIR/sink.port" --mode-file "$H_DIR/sink.mode" >"$H_DIR/sink.out" 2>&1 &
+    SINK_PID=$!
+    h_wait "the HTTP sink listening" 10 test -s "$H_DIR/sink.port"
+    SINK=http://127.0.0.1:$(cat "$H_DIR/sink.port")
+}
+
 h_cleanup() {
     local status=$?
     local name
+    [[ -z ${SINK_PID:-} ]] || kill "$SINK_PID" 2>/dev/null || true
     for name in "${!H_AGENT_PIDS[@]}"; do h_stop_agent "$name"; done
     h_stop_coordinator
     # A coordinator killed with SIGKILL leaves its private PostgreSQL running.

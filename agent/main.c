@@ -90,8 +90,8 @@ static void usage(FILE *out)
                  "\n"
                  "  -c FILE   configuration file (default /etc/vigil/agent.yaml)\n"
                  "  -n        check the configuration and exit\n"
-                 "  -V        print the version and exit\n"
-                 "  -h        this help\n"
+                 "  -V, --version  print the version and exit\n"
+                 "  -h, --help     this help\n"
                  "\n"
                  "Exit codes: 0 stopped, 64 usage, 71 OS error, 75 the executor died (restart\n"
                  "the agent), 78 configuration error.\n"
@@ -1038,7 +1038,12 @@ int main(int argc, char **argv)
     enum vg_log_level level;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+    static const struct option long_options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "c:nVh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;

@@ -67,8 +67,8 @@ static void usage(FILE *out)
                  "            print the coordinator's Ed25519 signing public key (the line for\n"
                  "            the nodes' signer files; the key is made under state_dir if\n"
                  "            missing) and exit\n"
-                 "  -V        print the version and exit\n"
-                 "  -h        this help\n"
+                 "  -V, --version  print the version and exit\n"
+                 "  -h, --help     this help\n"
                  "\n"
                  "Ports: 7400 agents, 7401 vigilctl, 7480 HTTP (/healthz, /metrics).\n"
                  "Exit codes: 0 stopped, 64 usage, 69 database unreachable at start,\n"
@@ -956,6 +956,8 @@ int main(int argc, char **argv)
     bool check_only = false, print_key = false;
     static const struct option long_options[] = {
         {"print-signing-key", no_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct coordinator c = {.signal_fd = -1};

@@ -164,14 +164,19 @@ sock=$pgdata/../pgsock
 sock=$(readlink -f "$sock")
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_postgres "$bindir/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null || h_fail "cannot stop the database"
+# The coordinator starts its private cluster again as soon as it sees it gone, and a pg_ctl
+# waiting for the stop would then see the new postmaster and wait in vain. Stop it under
+# another name, so the coordinator's restarts fail (and back off) until it is given back.
+mv "$pgdata" "$pgdata.held"
+as_postgres "$bindir/pg_ctl" -D "$pgdata.held" -m fast -w stop >/dev/null || h_fail "cannot stop the database"
 down='{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"WhileDown"},
   "startsAt":"2026-01-02T03:04:05Z","fingerprint":"0000aaaa0000bbbb"}]}'
 post 503 "$down" -H "Authorization: Bearer $TOKEN" >/dev/null
 [[ $(h_metric 'vigil_alerts_refused_total{reason="store_error"}') == 1 ]] ||
     h_fail "the store failure should be counted"
-# The coordinator starts its private cluster again by itself (within a second or two).
-pg_back() { as_postgres "$bindir/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; }
+# Given back, the coordinator starts its private cluster again by itself (at its next backoff).
+mv "$pgdata.held" "$pgdata"
+pg_back() { "$bindir/pg_isready" -q -h "$sock"; }
 h_wait "the coordinator restarted its database" 30 pg_back
 post 200 "$down" -H "Authorization: Bearer $TOKEN" >/dev/null
 while_down_stored() {

@@ -9,6 +9,7 @@
  * State lives in instances: one per node for scope node, one for a symptom across nodes.
  */
 #include "rules.h"
+#include "runbook_load.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -47,6 +48,7 @@ struct instance {
     bool warn_holding, crit_holding; /* the candidate level is at least warning / critical */
     int64_t warn_since, crit_since;
     int64_t last_active_ms; /* the last evaluation at which it was not OK (or rising to it) */
+    int64_t last_fired_ms;  /* the last evaluation at which it was not OK (combinations) */
 };
 
 /* Per symptom, per node. */
@@ -61,6 +63,7 @@ struct slot {
 struct sym {
     const struct rb_runbook *rb;
     const struct rb_symptom *s;      /* a symptom; NULL for a verify entry */
+    size_t first;                    /* index in syms[] of its runbook's first symptom */
     const struct rb_verify *verify;  /* a verify entry; NULL for a symptom */
     size_t verify_index;             /* its position in rb->verify, the identity across reloads */
     const struct rb_condition *cond; /* s->cond or verify->cond */
@@ -199,6 +202,7 @@ static int syms_build(const struct rb_set *set, struct sym **ret_syms, size_t *r
         const struct rb_runbook *rb = &set->runbooks[r];
         for (size_t i = 0; i < rb->nsymptoms + rb->nverify; i++, k++) {
             struct sym *sym = &syms[k];
+            sym->first = k - i;
             if (i < rb->nsymptoms) {
                 sym->s = &rb->symptoms[i];
                 sym->cond = &sym->s->cond;
@@ -660,6 +664,7 @@ struct verdict {
     double value;
     size_t firing, total;
     const char *node; /* scope node */
+    const struct rb_combination *combination; /* scope node: the worst one the node completes */
 };
 
 static __attribute__((format(printf, 4, 5))) void append(char *buf, size_t size, size_t *len,
@@ -788,6 +793,57 @@ static bool event_firing(rules_t *self, const struct verdict *v, enum rule_state
     return true;
 }
 
+/* Whether inst fired (was not OK) at some evaluation in the last within_ms. */
+static bool fired_within(const struct instance *inst, int64_t now_ms, int64_t within_ms)
+{
+    return inst->state != RULE_OK || (inst->last_fired_ms > 0 && now_ms - inst->last_fired_ms <= within_ms);
+}
+
+/* The most severe of sym's runbook's combinations that include sym's symptom and whose other
+ * symptoms all fired on node (an index into nodes[]) within the combination's window; NULL when
+ * none. Only the symptom evaluated now needs to be firing: the others' bursts may have ended. */
+static const struct rb_combination *combination_of(const rules_t *self, const struct sym *sym,
+                                                   size_t node, int64_t now_ms)
+{
+    const struct rb_runbook *rb = sym->rb;
+    size_t own = (size_t)(sym->s - rb->symptoms);
+    const struct rb_combination *worst = NULL;
+    for (size_t c = 0; c < rb->ncombinations; c++) {
+        const struct rb_combination *comb = &rb->combinations[c];
+        bool mine = false, others = true;
+        for (size_t j = 0; j < comb->nsymptoms && others; j++) {
+            if (comb->symptoms[j] == own) {
+                mine = true;
+                continue;
+            }
+            const struct sym *other = &self->syms[sym->first + comb->symptoms[j]];
+            others = node < other->nslots &&
+                     fired_within(&other->slots[node].inst, now_ms, comb->within_ms);
+        }
+        if (mine && others && (!worst || comb->severity < worst->severity))
+            worst = comb;
+    }
+    return worst;
+}
+
+/* Appends to a firing event's reason which combination raised it. */
+static void combination_text(const struct sym *sym, const struct rb_combination *comb, char *buf,
+                             size_t size)
+{
+    size_t len = strlen(buf);
+    append(buf, size, &len, "; with");
+    const char *sep = " ";
+    for (size_t j = 0; j < comb->nsymptoms; j++) {
+        const struct rb_symptom *other = &sym->rb->symptoms[comb->symptoms[j]];
+        if (other == sym->s)
+            continue;
+        append(buf, size, &len, "%s%s", sep, other->id);
+        sep = ", ";
+    }
+    append(buf, size, &len, " on the same node within %gm: %s", (double)comb->within_ms / 60000,
+           rb_severity_name(comb->severity));
+}
+
 /* Applies `for` to the candidate level and reports a change of state or severity. */
 static void step(rules_t *self, struct sym *sym, struct instance *inst, const struct verdict *v,
                  int64_t now_ms)
@@ -817,6 +873,10 @@ static void step(rules_t *self, struct sym *sym, struct instance *inst, const st
     if (state != RULE_OK && sym->s->severity_all != RB_SEV_NONE && v->total > 0 &&
         v->firing == v->total)
         severity = sym->s->severity_all;
+    if (state != RULE_OK && v->combination && v->combination->severity < severity)
+        severity = v->combination->severity;
+    if (state != RULE_OK)
+        inst->last_fired_ms = now_ms;
     if (inst->severity == RB_SEV_NONE)
         inst->severity = base_severity(sym);
     if (state == inst->state && (state == RULE_OK || severity == inst->severity))
@@ -848,6 +908,8 @@ static void step(rules_t *self, struct sym *sym, struct instance *inst, const st
     e->since_ms = state != RULE_OK ? inst->warn_since : 0;
     e->at_ms = now_ms;
     reason_text(sym, v, state, e->reason, sizeof e->reason);
+    if (state != RULE_OK && v->combination)
+        combination_text(sym, v->combination, e->reason, sizeof e->reason);
     self->nevents++;
     self->stats.events++;
     inst->state = state;
@@ -1002,13 +1064,14 @@ static void evaluate_symptom(rules_t *self, struct sym *sym, int64_t now_ms)
             if (!m->has && inst->state == RULE_OK && !inst->warn_holding)
                 continue;
             struct verdict v = {m->has ? m->level : RULE_OK, m->has ? m->value : NAN, firing, total,
-                                self->nodes[i].name};
+                                self->nodes[i].name, combination_of(self, sym, i, now_ms)};
             step(self, sym, inst, &v, now_ms);
         }
         return;
     }
 
-    struct verdict v = {RULE_OK, isnan(worst_firing) ? worst : worst_firing, firing, total, NULL};
+    struct verdict v = {RULE_OK, isnan(worst_firing) ? worst : worst_firing, firing, total, NULL,
+                        NULL};
     if (c->kind == RB_COND_RATIO) {
         /* One ratio across nodes; per-node ratios only say how many nodes share it. */
         v.value = den > 0 && den >= ratio_min(c) ? num / den * 100 : NAN;

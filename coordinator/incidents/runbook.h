@@ -123,6 +123,18 @@ struct rb_action {
 
 #define RB_DEFAULT_VERIFY_WITHIN_MS (5 * 60 * 1000)
 
+/* Symptoms that, together on one node, are worse than each alone (the security runbook's failed
+ * logins and a new listener): once every one of them has fired on the node within `within`,
+ * each that is firing there carries this severity. */
+struct rb_combination {
+    size_t *symptoms; /* indices into the runbook's symptoms: at least 2, distinct, scope node */
+    size_t nsymptoms;
+    int64_t within_ms;
+    enum rb_severity severity; /* more severe than each of its symptoms' own */
+};
+
+#define RB_DEFAULT_COMBINATION_WITHIN_MS (30 * 60 * 1000)
+
 struct rb_runbook {
     char *id; /* unique across the set; the incident fingerprint starts with it */
     char *title;
@@ -134,6 +146,8 @@ struct rb_runbook {
     size_t ndepends;
     struct rb_symptom *symptoms;
     size_t nsymptoms;
+    struct rb_combination *combinations;
+    size_t ncombinations;
     struct rb_evidence *investigate;
     size_t ninvestigate;
     struct rb_action *resolve;
@@ -146,6 +160,10 @@ struct rb_runbook {
 struct rb_set {
     struct rb_runbook *runbooks;
     size_t n;
+    /* References (runbooks_ref): the rule engine holds the set in force, and the admin thread
+       the same set for drills while it plays one; the last runbooks_free frees it. The only
+       field that changes after loading; atomic. */
+    int refs;
 };
 
 #endif

@@ -79,6 +79,9 @@ static void free_runbook(struct rb_runbook *rb)
         free_condition(&rb->symptoms[i].cond);
     }
     free(rb->symptoms);
+    for (size_t i = 0; rb->combinations && i < rb->ncombinations; i++)
+        free(rb->combinations[i].symptoms);
+    free(rb->combinations);
     for (size_t i = 0; rb->investigate && i < rb->ninvestigate; i++) {
         free(rb->investigate[i].kind);
         free_labels(&rb->investigate[i].args, &rb->investigate[i].nargs);
@@ -101,11 +104,29 @@ void runbooks_free(struct rb_set **set_p)
 
     if (!set)
         return;
+    *set_p = NULL;
+    if (__atomic_sub_fetch(&set->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
     for (size_t i = 0; set->runbooks && i < set->n; i++)
         free_runbook(&set->runbooks[i]);
     free(set->runbooks);
     free(set);
-    *set_p = NULL;
+}
+
+const struct rb_set *runbooks_ref(const struct rb_set *set)
+{
+    /* The count is the one mutable field of an immutable set (rb_set.refs). */
+    if (set)
+        __atomic_add_fetch(&((struct rb_set *)set)->refs, 1, __ATOMIC_RELAXED);
+    return set;
+}
+
+void runbooks_release(const struct rb_set **set_p)
+{
+    struct rb_set *set = set_p ? (struct rb_set *)*set_p : NULL;
+    if (set_p)
+        *set_p = NULL;
+    runbooks_free(&set);
 }
 
 const struct rb_runbook *runbooks_find(const struct rb_set *set, const char *id)
@@ -256,6 +277,8 @@ static struct rb_set *set_new(size_t capacity)
 {
     struct rb_set *set = calloc(1, sizeof(*set));
 
+    if (set)
+        set->refs = 1; /* the loader's caller's */
     if (set && capacity > 0 && !(set->runbooks = calloc(capacity, sizeof(*set->runbooks)))) {
         free(set);
         set = NULL;

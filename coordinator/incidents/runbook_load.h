@@ -22,6 +22,7 @@
 #define RB_MAX_STEPS 16  /* investigate, resolve and verify entries each */
 #define RB_MAX_LABELS 16 /* labels of a match, args of an evidence kind or action */
 #define RB_MAX_DEPENDS 16
+#define RB_MAX_COMBINATIONS 8
 #define RB_ID_MAX_LEN 64 /* ids, policy and action names: [a-z0-9][a-z0-9_-]* */
 
 /*
@@ -36,8 +37,13 @@ struct rb_set *runbooks_load_dir(const char *dir, char *err, size_t errlen);
  * runbook's own id). Returns a set of one runbook, or NULL with err set. */
 struct rb_set *runbooks_load_file(const char *path, char *err, size_t errlen);
 
-/* Frees a set from either loader and nulls the caller's pointer; NULL is fine. */
+/* Drops the caller's reference to a set from either loader (freeing it with the last one) and
+ * nulls the caller's pointer; NULL is fine. */
 void runbooks_free(struct rb_set **set_p);
+/* One more reference to set (NULL is fine), for another thread: a set is immutable once loaded,
+ * so it may be read from several threads; each drops its reference with runbooks_release. */
+const struct rb_set *runbooks_ref(const struct rb_set *set);
+void runbooks_release(const struct rb_set **set_p);
 
 /* The runbook with this id, or NULL. */
 const struct rb_runbook *runbooks_find(const struct rb_set *set, const char *id);

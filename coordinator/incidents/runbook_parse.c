@@ -152,12 +152,107 @@ static int get_action(struct rb_loader *ld, struct fy_node *node, const char *pa
     return r;
 }
 
+/* A symptom named by a combination, as its index among the runbook's symptoms (parsed before
+ * the combinations: ld->runbook). Only per-node symptoms combine: the combination is "on one
+ * node". */
+static int one_combined_symptom(struct rb_loader *ld, struct fy_node *n, const char *path,
+                                const struct fy_mark *where, size_t i, void *item)
+{
+    struct rb_field f = {.value = n, .key_mark = *where, .path = path};
+    struct fy_mark buf;
+    const struct rb_runbook *rb = ld->runbook;
+    char *id = NULL;
+    int r = rb_yaml_get_id(ld, &f, &id);
+
+    (void)i;
+    if (r < 0)
+        return r;
+    size_t k = 0;
+    while (k < rb->nsymptoms && strcmp(rb->symptoms[k].id, id) != 0)
+        k++;
+    if (k == rb->nsymptoms) {
+        rb_yaml_fail(ld, rb_yaml_value_mark(&f, &buf), "\"%s\": no symptom \"%s\" in this runbook",
+                     path, id);
+        r = -EINVAL;
+    } else if (rb->symptoms[k].cond.scope.kind != RB_SCOPE_NODE) {
+        rb_yaml_fail(ld, rb_yaml_value_mark(&f, &buf),
+                     "\"%s\": symptom \"%s\" is not per node (scope: node), and a combination "
+                     "is of symptoms on one node",
+                     path, id);
+        r = -EINVAL;
+    } else {
+        *(size_t *)item = k;
+    }
+    free(id);
+    return r;
+}
+
+static int get_combination(struct rb_loader *ld, struct fy_node *node, const char *path,
+                           const struct fy_mark *where, struct rb_combination *c)
+{
+    static const char *const names[] = {"symptoms", "within", "severity"};
+    struct rb_field fields[3];
+    struct fy_mark buf;
+    const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
+    const struct rb_runbook *rb = ld->runbook;
+    void *items = NULL;
+    int r = rb_yaml_take_keys(ld, node, path, at, names, 3, 7, fields);
+
+    if (r == 0)
+        r = rb_yaml_need(ld, &fields[0], at);
+    if (r == 0)
+        r = rb_yaml_need(ld, &fields[2], at);
+    if (r == 0) {
+        r = rb_yaml_get_items(ld, &fields[0], RB_MAX_SYMPTOMS, sizeof(size_t), &items,
+                              &c->nsymptoms, one_combined_symptom);
+        c->symptoms = items;
+    }
+    if (r == 0 && c->nsymptoms < 2) {
+        rb_yaml_fail(ld, rb_yaml_value_mark(&fields[0], &buf),
+                     "\"%s\": a combination needs at least two symptoms", fields[0].path);
+        r = -EINVAL;
+    }
+    for (size_t i = 1; r == 0 && i < c->nsymptoms; i++)
+        for (size_t j = 0; r == 0 && j < i; j++)
+            if (c->symptoms[i] == c->symptoms[j]) {
+                rb_yaml_fail(ld, rb_yaml_value_mark(&fields[0], &buf),
+                             "\"%s\": \"%s\" is listed twice", fields[0].path,
+                             rb->symptoms[c->symptoms[i]].id);
+                r = -EINVAL;
+            }
+    c->within_ms = RB_DEFAULT_COMBINATION_WITHIN_MS;
+    if (r == 0 && rb_yaml_present(&fields[1]))
+        r = rb_yaml_get_duration(ld, &fields[1], RB_MS_PER_S, RB_MS_PER_D, &c->within_ms);
+    if (r == 0)
+        r = rb_yaml_get_severity(ld, &fields[2], &c->severity);
+    /* A combination no more severe than one of its symptoms alone would change nothing. */
+    for (size_t i = 0; r == 0 && i < c->nsymptoms; i++) {
+        const struct rb_symptom *s = &rb->symptoms[c->symptoms[i]];
+        enum rb_severity alone = s->severity != RB_SEV_NONE ? s->severity : rb->severity;
+        if (c->severity >= alone) {
+            rb_yaml_fail(ld, rb_yaml_value_mark(&fields[2], &buf),
+                         "\"%s\": %s is not more severe than symptom \"%s\" alone (%s)",
+                         fields[2].path, rb_severity_name(c->severity), s->id,
+                         rb_severity_name(alone));
+            r = -EINVAL;
+        }
+    }
+    return r;
+}
+
 /* Adapters from rb_yaml_get_items' item callback to the typed readers. */
 static int one_symptom(struct rb_loader *ld, struct fy_node *n, const char *path,
                        const struct fy_mark *where, size_t i, void *item)
 {
     (void)i;
     return rb_condition_get_symptom(ld, n, path, where, ld->severity, item);
+}
+
+static int one_combination(struct rb_loader *ld, struct fy_node *n, const char *path,
+                           const struct fy_mark *where, size_t i, void *item)
+{
+    (void)i;
+    return get_combination(ld, n, path, where, item);
 }
 
 static int one_evidence(struct rb_loader *ld, struct fy_node *n, const char *path,
@@ -202,6 +297,7 @@ enum rb_key {
     RK_DEPENDS_ON,
     RK_REOPEN_WINDOW,
     RK_SYMPTOMS,
+    RK_COMBINATIONS,
     RK_INVESTIGATE,
     RK_RESOLVE,
     RK_VERIFY,
@@ -209,8 +305,8 @@ enum rb_key {
 };
 
 static const char *const runbook_keys[RK_COUNT] = {
-    "id",       "title",       "doc",     "severity", "policy", "depends_on", "reopen_window",
-    "symptoms", "investigate", "resolve", "verify",
+    "id",       "title",        "doc",         "severity", "policy", "depends_on",
+    "reopen_window", "symptoms", "combinations", "investigate", "resolve", "verify",
 };
 
 #define DEFAULT_REOPEN_WINDOW_MS (30 * RB_MS_PER_M)
@@ -286,6 +382,15 @@ int rb_parse_runbook(struct rb_loader *ld, struct fy_node *root, struct rb_runbo
             r = -EINVAL;
             break;
         }
+    }
+    if (r == 0) {
+        items = NULL;
+        ld->runbook = rb;
+        r = rb_yaml_get_items(ld, &f[RK_COMBINATIONS], RB_MAX_COMBINATIONS,
+                              sizeof(struct rb_combination), &items, &rb->ncombinations,
+                              one_combination);
+        rb->combinations = items;
+        ld->runbook = NULL;
     }
     if (r == 0) {
         items = NULL;

@@ -42,6 +42,7 @@ struct rb_loader {
     size_t errlen;
     struct rb_marks marks;
     enum rb_severity severity; /* the runbook's, for its symptoms' checks */
+    const struct rb_runbook *runbook; /* the one being parsed: combinations name its symptoms */
 };
 
 /* One key of a mapping, after rb_yaml_take_keys: NULL key = not present. */

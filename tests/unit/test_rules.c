@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "rules.h"
+#include "runbook_load.h"
 
 #define S(x) ((char *)(x))
 
@@ -655,7 +657,7 @@ static void test_rate(void **unused)
     }
     struct rb_runbook rb = {
         .id = S("bench"), .severity = RB_SEV3, .symptoms = syms, .nsymptoms = SYMPTOMS};
-    struct rb_set set = {&rb, 1};
+    struct rb_set set = {.runbooks = &rb, .n = 1};
     rules_t *r = rules_new(&set, NULL);
     char nodes[NODES][16];
     for (int i = 0; i < NODES; i++)
@@ -940,6 +942,74 @@ static void test_samples_during_a_command(void **unused)
     rules_destroy(&r);
 }
 
+/* The shipped security runbook: failed logins, then a new listener on the same node, is the
+ * document's SEV1 breach; each alone, or on two different nodes, stays SEV2. */
+static void test_security_combination_is_sev1(void **unused)
+{
+    (void)unused;
+    const char *dir = getenv("VIGIL_RUNBOOKS");
+    if (!dir)
+        fail_msg("VIGIL_RUNBOOKS is not set (run through ctest)");
+    char err[512] = "";
+    struct rb_set *set = runbooks_load_dir(dir, err, sizeof err);
+    if (!set)
+        fail_msg("shipped runbooks refused: %s", err);
+    rules_t *r = rules_new(set, NULL);
+    const struct rule_event *ev;
+    const int64_t minute = 60 * 1000;
+    int64_t t = 1000;
+
+    /* Each sign alone is SEV2: failed logins on web1, a new listener on web2. */
+    put(r, "web1", "log.failed_logins", 60, t);
+    put(r, "web2", "net.listen.new", 1, t);
+    size_t n = rules_evaluate(r, t, &ev);
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ev[i].runbook->id, "security-incident") != 0)
+            continue;
+        seen++;
+        assert_int_equal(ev[i].severity, RB_SEV2);
+    }
+    assert_int_equal(seen, 2);
+
+    /* The login burst on web1 ends; ten minutes later a new port listens there: SEV1, and the
+     * reason says why. */
+    t += minute;
+    put(r, "web1", "log.failed_logins", 0, t);
+    rules_evaluate(r, t, &ev);
+    t += 10 * minute;
+    put(r, "web1", "net.listen.new", 1, t);
+    put(r, "web2", "net.listen.new", 1, t);
+    n = rules_evaluate(r, t, &ev);
+    seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ev[i].fingerprint, "security-incident/new-listener/web1") != 0)
+            continue;
+        seen++;
+        assert_int_equal(ev[i].severity, RB_SEV1);
+        assert_non_null(strstr(ev[i].reason, "with failed-logins on the same node within 30m: SEV1"));
+    }
+    assert_int_equal(seen, 1);
+
+    /* Past the window the combination is over: a listener an hour after the logins is SEV2. */
+    put(r, "web1", "net.listen.new", 0, t + minute);
+    rules_evaluate(r, t + minute, &ev);
+    t += 60 * minute;
+    put(r, "web1", "net.listen.new", 1, t);
+    n = rules_evaluate(r, t, &ev);
+    seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ev[i].fingerprint, "security-incident/new-listener/web1") != 0)
+            continue;
+        seen++;
+        assert_int_equal(ev[i].state, RULE_CRITICAL);
+        assert_int_equal(ev[i].severity, RB_SEV2);
+    }
+    assert_int_equal(seen, 1);
+    rules_destroy(&r);
+    runbooks_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_ratio_min_count),
         cmocka_unit_test(test_verify_hold),
         cmocka_unit_test(test_verify_per_node),
+        cmocka_unit_test(test_security_combination_is_sev1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

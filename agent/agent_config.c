@@ -67,7 +67,8 @@ static const size_t threshold_keys_count = sizeof(threshold_keys) / sizeof(thres
 #define action_keys_count action_nkeys
 
 const struct vg_cfg_key agent_config_keys[] = {
-    KEY("node", VG_CFG_STRING, node, 0, 128, "", "node name; empty = this host's name"),
+    KEY("node", VG_CFG_STRING, node, 0, 128, "",
+        "node name; empty = the NODE_NAME environment variable, else this host's name"),
     KEY("state_dir", VG_CFG_STRING, state_dir, 0, 0, "/var/lib/vigil-agent",
         "key pair and spool live here"),
     KEY("executor_state_dir", VG_CFG_STRING, executor_state_dir, 0, 0, "",
@@ -81,14 +82,10 @@ const struct vg_cfg_key agent_config_keys[] = {
         "the privileged executor; empty = vigil-agent-exec next to vigil-agent"),
     KEY("coordinator.endpoint", VG_CFG_STRING, coordinator_endpoint, 0, 256, "tcp://127.0.0.1:7400",
         "the coordinator's agents endpoint"),
-    {.path = "coordinator.public_key",
-     .type = VG_CFG_STRING,
-     .offset = offsetof(struct agent_config, coordinator_public_key),
-     .min = 0,
-     .max = 40,
-     .def = NULL,
-     .required = true,
-     .help = "the coordinator's Z85 CURVE public key"},
+    KEY("coordinator.public_key", VG_CFG_STRING, coordinator_public_key, 0, 40, "",
+        "the coordinator's Z85 CURVE public key (this or public_key_file is required)"),
+    KEY("coordinator.public_key_file", VG_CFG_STRING, coordinator_public_key_file, 0, 0, "",
+        "file holding the coordinator's public key (a Kubernetes Secret, say) instead"),
     KEY("enrollment.token", VG_CFG_STRING, enrollment_token, 0, 64, "",
         "bootstrap token (vigilctl token) for this agent's key"),
     KEY("enrollment.secret_file", VG_CFG_STRING, enrollment_secret_file, 0, 0, "",
@@ -117,7 +114,15 @@ const struct vg_cfg_key agent_config_keys[] = {
     KEY("collectors.logs.max_read", VG_CFG_SIZE, logs_max_read_bytes, 64 * 1024, 1024 * MIB, "4MiB",
         "bytes read per file per run at most (the rest next run)"),
     LIST("collectors.logs.files", logs_files, logtail_file_keys, struct logtail_file_config, 64,
-         "logs to follow: {name, path (glob), format: plain | access | auth, patterns}"),
+         "logs to follow: {name, path (glob) or namespace + pod (+ container) patterns, "
+         "format: plain | access | auth, patterns}"),
+    KEY("kubernetes.pod_logs_dir", VG_CFG_STRING, pod_logs_dir, 0, 0, "/var/log/pods",
+        "the kubelet's pod log directories (<namespace>_<pod>_<uid>/<container>/N.log): they "
+        "name the pods of processes and sockets, and hold the logs `pod:` entries follow"),
+    KEY("kubernetes.container_logs_dir", VG_CFG_STRING, container_logs_dir, 0, 0,
+        "/var/log/containers",
+        "the kubelet's container log links (<pod>_<namespace>_<container>-<id>.log), whose names "
+        "tell a container id's container; only names are read"),
     KEY("collectors.http.interval", VG_CFG_DURATION_MS, http.interval_ms, 0, HOUR_MS, "10s",
         "HTTP checks; 0 = off"),
     KEY("collectors.http.timeout", VG_CFG_DURATION_MS, http.timeout_ms, 100, 10 * 60 * SEC_MS,
@@ -211,6 +216,76 @@ static int load_remediation(const char *path, struct agent_config *cfg, char *er
     return r == -ENOENT ? 0 : r;
 }
 
+/*
+ * An empty `node`: the NODE_NAME environment variable (a DaemonSet sets it from the downward
+ * API, spec.nodeName: the name the cluster knows the node by, which need not be its hostname),
+ * else the hostname. The executor gets NODE_NAME from the agent (privsep.c), so both sides agree
+ * on the name commands are addressed to.
+ */
+static int node_from_environment(const char *path, struct agent_config *cfg, char *err,
+                                 size_t errlen)
+{
+    const char *env = getenv("NODE_NAME");
+    char host[256] = "";
+    const char *name;
+
+    if (env && env[0]) {
+        size_t len = strlen(env);
+        bool printable = len <= 128;
+        for (size_t i = 0; printable && i < len; i++)
+            printable = (unsigned char)env[i] > 0x20 && (unsigned char)env[i] < 0x7f;
+        if (!printable) {
+            snprintf(err, errlen,
+                     "%s: \"node\" is empty and the NODE_NAME environment variable is not a node "
+                     "name (1 to 128 printable ASCII characters without spaces)",
+                     path);
+            return -EINVAL;
+        }
+        name = env;
+    } else {
+        gethostname(host, sizeof(host) - 1);
+        name = host[0] ? host : "unknown";
+    }
+    free(cfg->node);
+    cfg->node = strdup(name);
+    return cfg->node ? 0 : -ENOMEM;
+}
+
+/* coordinator.public_key_file: one line, the coordinator's Z85 public key (surrounding white
+ * space ignored). Not a secret, so any mode will do. */
+static int read_public_key_file(const char *path, struct agent_config *cfg, char *err,
+                                size_t errlen)
+{
+    const char *file = cfg->coordinator_public_key_file;
+    char buf[128];
+    FILE *f = fopen(file, "re");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: \"coordinator.public_key_file\": %s: %s", path, file,
+                 strerror(e));
+        return -e;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *start = buf;
+    while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+        start++;
+    char *end = start + strlen(start);
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    if (!vg_key_z85_valid(start)) {
+        snprintf(err, errlen,
+                 "%s: \"coordinator.public_key_file\": %s does not hold a Z85 CURVE public key "
+                 "(40 characters)",
+                 path, file);
+        return -EINVAL;
+    }
+    free(cfg->coordinator_public_key);
+    cfg->coordinator_public_key = strdup(start);
+    return cfg->coordinator_public_key ? 0 : -ENOMEM;
+}
+
 int agent_config_load_remediation(const char *path, struct agent_config *cfg, char *err,
                                   size_t errlen)
 {
@@ -227,14 +302,8 @@ int agent_config_load_remediation(const char *path, struct agent_config *cfg, ch
     r = load_remediation(path, cfg, err, errlen);
     if (r < 0)
         return r;
-    if (cfg->node[0] == '\0') {
-        char host[256] = "";
-        gethostname(host, sizeof(host) - 1);
-        free(cfg->node);
-        cfg->node = strdup(host[0] ? host : "unknown");
-        if (!cfg->node)
-            return -ENOMEM;
-    }
+    if (cfg->node[0] == '\0')
+        return node_from_environment(path, cfg, err, errlen);
     return 0;
 }
 
@@ -251,6 +320,25 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
         snprintf(err, errlen, "%s: \"log.level\": must be debug, info, warn or error (got \"%s\")",
                  path, cfg->log_level);
         return -EINVAL;
+    }
+    if (cfg->coordinator_public_key[0] && cfg->coordinator_public_key_file[0]) {
+        snprintf(err, errlen,
+                 "%s: set either \"coordinator.public_key\" or \"coordinator.public_key_file\", "
+                 "not both",
+                 path);
+        return -EINVAL;
+    }
+    if (!cfg->coordinator_public_key[0] && !cfg->coordinator_public_key_file[0]) {
+        snprintf(err, errlen,
+                 "%s: \"coordinator.public_key\" (or \"coordinator.public_key_file\"): required "
+                 "key is missing",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->coordinator_public_key_file[0]) {
+        r = read_public_key_file(path, cfg, err, errlen);
+        if (r < 0)
+            return r;
     }
     if (!vg_key_z85_valid(cfg->coordinator_public_key)) {
         snprintf(err, errlen, "%s: \"coordinator.public_key\": not a Z85 CURVE public key", path);

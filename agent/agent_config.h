@@ -14,14 +14,15 @@
 #include "signers.h"
 
 struct agent_config {
-    char *node; /* "" = this host's name */
+    char *node; /* "" = the NODE_NAME environment variable, else this host's name */
     char *state_dir;
     char *executor_state_dir; /* "" = state_dir + "-exec": the executor's, out of the agent's reach */
     char *user;
     bool allow_root;
     char *executor_path; /* "" = vigil-agent-exec next to the vigil-agent binary */
     char *coordinator_endpoint;
-    char *coordinator_public_key;
+    char *coordinator_public_key; /* from coordinator.public_key_file when that is set */
+    char *coordinator_public_key_file;
     char *enrollment_token;       /* 64 hex digits, or "" */
     char *enrollment_secret_file; /* compute the token from the cluster secret, or "" */
     int64_t heartbeat_interval_ms;
@@ -36,6 +37,8 @@ struct agent_config {
     int64_t logs_max_line_bytes;
     int64_t logs_max_read_bytes;
     struct vg_cfg_list logs_files; /* of struct logtail_file_config */
+    char *pod_logs_dir;            /* kubernetes.pod_logs_dir: pods named, pod logs found */
+    char *container_logs_dir;      /* kubernetes.container_logs_dir: containers named */
     /* Probes, in probes_kind_config order: http, postgres, redis. */
     struct probe_kind_settings {
         int64_t interval_ms;

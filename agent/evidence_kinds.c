@@ -27,7 +27,8 @@ static int capture_netstat(void *userdata, const struct evidence_args *args,
 {
     const struct evidence_sources *src = userdata;
     int r = evidence_args_check(args, vg_evidence_kind_args("netstat"), err, errlen);
-    return r < 0 ? r : netstat_write_table(src->proc_root, src->max_bytes, out, err, errlen);
+    return r < 0 ? r
+                 : netstat_write_table(src->proc_root, src->pods, src->max_bytes, out, err, errlen);
 }
 
 static int capture_processes(void *userdata, const struct evidence_args *args,
@@ -35,7 +36,7 @@ static int capture_processes(void *userdata, const struct evidence_args *args,
 {
     const struct evidence_sources *src = userdata;
     int r = evidence_args_check(args, vg_evidence_kind_args("processes"), err, errlen);
-    return r < 0 ? r : proctable_write(src->proc_root, src->max_bytes, out, err, errlen);
+    return r < 0 ? r : proctable_write(src->proc_root, src->pods, src->max_bytes, out, err, errlen);
 }
 
 static int capture_host(void *userdata, const struct evidence_args *args,
@@ -43,7 +44,8 @@ static int capture_host(void *userdata, const struct evidence_args *args,
 {
     const struct evidence_sources *src = userdata;
     int r = evidence_args_check(args, vg_evidence_kind_args("host"), err, errlen);
-    return r < 0 ? r : host_write_snapshot(src->proc_root, src->max_bytes, out, err, errlen);
+    return r < 0 ? r
+                 : host_write_snapshot(src->proc_root, src->pods, src->max_bytes, out, err, errlen);
 }
 
 /* A decimal count argument within [1, max]; def when absent. */

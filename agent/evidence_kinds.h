@@ -23,6 +23,7 @@
 #include "config.h"
 #include "evidence.h"
 #include "logtail.h"
+#include "podmap.h"
 #include "probes.h"
 
 struct evidence_sources {
@@ -32,6 +33,7 @@ struct evidence_sources {
     probes_t *probes;                        /* NULL when no probes are configured */
     size_t max_bytes;                        /* the artifact size cap */
     const cmd_output_t *outputs;             /* NULL: no executor, no command outputs */
+    podmap_t *pods;                          /* NULL: processes and sockets name no pods */
 };
 
 #define EVIDENCE_KINDS_MAX 12

@@ -29,6 +29,7 @@ struct link {
     int64_t next_enroll;    /* mono; 0 = not scheduled */
     int64_t enroll_backoff_ms;
     int64_t last_heard;   /* mono: last message from the coordinator */
+    int64_t last_contact; /* wall clock of the same, for the status file; 0 = never */
     uint64_t ignored;     /* malformed or unexpected messages from the coordinator */
     uint64_t refused;     /* records the coordinator refused as invalid, discarded */
     int64_t ack_deadline; /* mono: in-flight records are resent after this; 0 = none */
@@ -138,6 +139,14 @@ const char *link_state_name(enum link_state state)
 void link_set_executor_ok(link_t *self, bool ok)
 {
     self->executor_ok = ok;
+}
+
+void link_get_status(const link_t *self, struct link_status *ret)
+{
+    *ret = (struct link_status){.state = self->state,
+                                .connected = self->connected,
+                                .last_contact_ms = self->last_contact,
+                                .heartbeat_interval_ms = self->heartbeat_interval_ms};
 }
 
 /* ---- sending ---- */
@@ -369,6 +378,7 @@ void link_handle(link_t *self)
             continue;
         }
         self->last_heard = vg_mono_ms();
+        self->last_contact = vg_wall_ms();
         switch (env->body_case) {
         case VIGIL__ENVELOPE__BODY_ACK:
             handle_ack(self, env->ack);
@@ -478,13 +488,16 @@ void link_tick(link_t *self)
 {
     int64_t now = vg_mono_ms();
 
-    if (self->connected && now >= self->next_heartbeat) {
-        if (self->state == LINK_ACTIVE)
+    /* The heartbeat deadline moves on while disconnected too: link_next_timeout is the loop's
+     * sleep, and a deadline left in the past made the agent poll without sleeping for as long
+     * as the coordinator was unreachable (a fifth of a core). */
+    if (now >= self->next_heartbeat) {
+        if (self->connected && self->state == LINK_ACTIVE)
             send_heartbeat(self);
         self->next_heartbeat = now + self->heartbeat_interval_ms;
         /* Silence for three heartbeats while connected: the coordinator lost our state or
          * the connection is half dead. Start over; duplicates are harmless. */
-        if (self->state == LINK_ACTIVE &&
+        if (self->connected && self->state == LINK_ACTIVE &&
             now - self->last_heard > 3 * self->heartbeat_interval_ms) {
             vg_log(VG_LOG_WARN, "no answer from the coordinator for %lld ms",
                    (long long)(now - self->last_heard));
@@ -506,7 +519,9 @@ int64_t link_next_timeout(const link_t *self)
     int64_t now = vg_mono_ms();
     int64_t next = self->next_heartbeat;
 
-    if (self->next_enroll && self->next_enroll < next)
+    /* Enrollment is sent only while connected; a reconnection wakes the loop (the monitor). */
+    if (self->connected && self->next_enroll && self->state != LINK_ACTIVE &&
+        self->next_enroll < next)
         next = self->next_enroll;
     if (self->ack_deadline && self->ack_deadline < next)
         next = self->ack_deadline;

@@ -81,4 +81,13 @@ void link_set_executor_ok(link_t *self, bool ok);
 enum link_state link_state(const link_t *self);
 const char *link_state_name(enum link_state state);
 
+/* For the agent's status file (status.h). */
+struct link_status {
+    enum link_state state;
+    bool connected;
+    int64_t last_contact_ms;       /* wall clock of the last message from the coordinator; 0 = never */
+    int64_t heartbeat_interval_ms; /* in force (the coordinator's once enrolled) */
+};
+void link_get_status(const link_t *self, struct link_status *ret);
+
 #endif

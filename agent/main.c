@@ -44,6 +44,7 @@
 #include "reach.h"
 #include "sigbuf.h"
 #include "spool.h"
+#include "status.h"
 #include "thresholds.h"
 #include "timeutil.h"
 #include "token.h"
@@ -84,12 +85,17 @@ static const struct threshold_rule default_thresholds[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vigil-agent [-n] [-c FILE]\n"
+    fprintf(out, "usage: vigil-agent [-n | --health | --ready] [-c FILE]\n"
                  "\n"
                  "Watches this node and reports to the Vigil coordinator over CURVE ZeroMQ.\n"
                  "\n"
                  "  -c FILE   configuration file (default /etc/vigil/agent.yaml)\n"
                  "  -n        check the configuration and exit\n"
+                 "  --health  is the agent running here alive? Reads <state_dir>/status, which the\n"
+                 "            agent rewrites every 5 s: exit 0 when it is fresh and the executor\n"
+                 "            answers, else 1; one line says why (a liveness probe)\n"
+                 "  --ready   --health, and the coordinator answered within 3 heartbeats\n"
+                 "            (a readiness probe)\n"
                  "  -V, --version  print the version and exit\n"
                  "  -h, --help     this help\n"
                  "\n"
@@ -128,6 +134,7 @@ struct agent {
     int64_t batch_started; /* mono time of the batch's first sample; 0 = empty */
     bool executor_ok;
     cmd_output_t *outputs; /* the executor's command outputs, for the vault */
+    podmap_t *pods;        /* names pods for netstat and evidence; outlives the collectors */
     /* The command whose signals are tagged (sigbuf_set_command): from its STARTED until
      * COMMAND_SETTLE_MS after its DONE. */
     char tagging[VG_MAX_COMMAND_ID_LEN + 1];
@@ -140,6 +147,7 @@ struct agent {
     struct evidence_sources evidence_sources; /* borrows the logs and probes collectors' objects */
     vg_loop_t *loop;
     int evidence_timer;      /* due while evidence_poll has work left */
+    bool status_failed;      /* the last status file write failed (logged once) */
     int stop_signal;         /* SIGINT or SIGTERM, once one arrived */
     struct collect_ctx turn; /* what the collectors due in this loop turn emit into */
     bool turn_open;
@@ -270,6 +278,12 @@ static void collect_self(void *self, struct collect_ctx *ctx)
     collect_emit(ctx, "agent.evidence.failed", (double)ev.failed, "requests", NULL, 0);
     collect_emit(ctx, "agent.evidence.sent", (double)ev.stored, "artifacts", NULL, 0);
     collect_emit(ctx, "agent.evidence.sent_bytes", (double)ev.bytes, "bytes", NULL, 0);
+    struct podmap_stats pods;
+    if (a->pods && (podmap_get_stats(a->pods, &pods), pods.scans > 0)) { /* a Kubernetes node */
+        collect_emit(ctx, "agent.pods.known", (double)pods.pods, "pods", NULL, 0);
+        collect_emit(ctx, "agent.pods.unresolved", (double)pods.unresolved, "lookups", NULL, 0);
+        collect_emit(ctx, "agent.pods.bad_names", (double)pods.malformed, "entries", NULL, 0);
+    }
 }
 
 static struct collect_ctx collect_begin(struct agent *a)
@@ -416,6 +430,13 @@ static int start_collectors(struct agent *a)
         goto err_destroy_collectors;
     }
     vg_log(VG_LOG_INFO, "socket tables read through %s", netstat_collector_source(netstat));
+    a->pods = podmap_new(a->cfg.pod_logs_dir, a->cfg.container_logs_dir);
+    if (!a->pods) {
+        vg_log(VG_LOG_ERROR, "out of memory");
+        code = EXIT_OSERR;
+        goto err_destroy_collectors;
+    }
+    netstat_collector_set_pods(netstat, a->pods);
     if (a->cfg.processes_watch.count && a->cfg.processes_interval_ms) {
         procs = procwatch_new(a->cfg.processes_watch.items, a->cfg.processes_watch.count, "/proc",
                               "/sys/fs/cgroup", err, sizeof(err));
@@ -423,12 +444,14 @@ static int start_collectors(struct agent *a)
             vg_log(VG_LOG_ERROR, "collectors.processes: %s", err);
             goto err_destroy_collectors;
         }
+        procwatch_set_pods(procs, a->pods);
     }
     if (a->cfg.logs_files.count && a->cfg.logs_interval_ms) {
         struct logtail_options opt = {
             .window_ms = a->cfg.logs_window_ms,
             .max_line_bytes = a->cfg.logs_max_line_bytes,
             .max_read_per_run = a->cfg.logs_max_read_bytes,
+            .pods_dir = a->cfg.pod_logs_dir,
         };
         snprintf(path, sizeof(path), "%s/log-offsets", a->cfg.state_dir);
         logs = logtail_new(a->cfg.logs_files.items, a->cfg.logs_files.count, &opt, path, err,
@@ -456,6 +479,7 @@ static int start_collectors(struct agent *a)
         .probes = probes,
         .max_bytes = (size_t)a->cfg.evidence_max_bytes,
         .outputs = a->outputs,
+        .pods = a->pods,
     };
     add_collector(a, (struct collector){.name = "agent",
                                         .interval_ms = a->cfg.self_signals_interval_ms,
@@ -717,6 +741,40 @@ static int on_ping_due(vg_loop_t *loop, void *userdata)
     return 0;
 }
 
+/* <state_dir>/status for `vigil-agent --health` (status.h): the loop is alive, and what the
+ * link knows of the coordinator. */
+static int on_status_due(vg_loop_t *loop, void *userdata)
+{
+    struct agent *a = userdata;
+    struct agent_status st = {.pid = (long)getpid(),
+                              .written_ms = vg_wall_ms(),
+                              .interval_ms = AGENT_STATUS_INTERVAL_MS,
+                              .executor_ok = a->executor_ok};
+    struct link_status ls;
+    struct spool_stats sp;
+
+    (void)loop;
+    link_get_status(a->link, &ls);
+    spool_stats(a->spool, &sp);
+    snprintf(st.node, sizeof(st.node), "%s", a->cfg.node);
+    snprintf(st.agent_id, sizeof(st.agent_id), "%s", a->id);
+    snprintf(st.link, sizeof(st.link), "%s", link_state_name(ls.state));
+    st.started_ms = st.written_ms - (vg_mono_ms() - a->started_mono);
+    st.connected = ls.connected;
+    st.last_contact_ms = ls.last_contact_ms;
+    st.heartbeat_interval_ms = ls.heartbeat_interval_ms;
+    st.spool_depth = sp.depth;
+    st.spool_dropped_messages = sp.dropped_messages;
+    int r = agent_status_write(a->cfg.state_dir, &st);
+    if (r < 0 && !a->status_failed)
+        vg_log(VG_LOG_WARN, "status file in %s not written: %s (vigil-agent --health will fail)",
+               a->cfg.state_dir, strerror(-r));
+    else if (r == 0 && a->status_failed)
+        vg_log(VG_LOG_INFO, "status file in %s written again", a->cfg.state_dir);
+    a->status_failed = r < 0;
+    return 0;
+}
+
 /*
  * The main loop. A turn serves, in this order: the link and the signals, each collector's fd,
  * the evidence worker's fd; then the timers: evidence left to move, the executor's ping, and
@@ -745,6 +803,10 @@ static int start_loop(struct agent *a)
     if (a->evidence_timer < 0)
         return a->evidence_timer;
     r = vg_loop_add_timer(a->loop, a->cfg.heartbeat_interval_ms, on_ping_due, a);
+    if (r > 0)
+        r = vg_loop_add_timer(a->loop, AGENT_STATUS_INTERVAL_MS, on_status_due, a);
+    if (r > 0)
+        r = vg_loop_timer_due_now(a->loop, r);
     for (size_t i = 0; r >= 0 && i < a->ncollectors; i++) {
         struct agent_collector *ac = &a->collectors[i];
         if (!ac->c.run || ac->c.interval_ms <= 0)
@@ -994,6 +1056,9 @@ static int run_loop(struct agent *a)
 
 static void stop(struct agent *a)
 {
+    /* A stopped agent is not healthy: --health says so at once instead of after 15 s. */
+    if (a->loop)
+        agent_status_remove(a->cfg.state_dir);
     /* What was measured but not yet batched goes to the spool, to be sent next time. */
     if (a->batch && a->spool)
         flush_batch(a);
@@ -1010,6 +1075,7 @@ static void stop(struct agent *a)
             c->destroy(&c->self);
     }
     a->ncollectors = 0;
+    podmap_destroy(&a->pods); /* after the collectors and evidence that borrow it */
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);
     actions_info_free(&a->action_infos, a->naction_infos);
@@ -1029,10 +1095,42 @@ static void stop(struct agent *a)
     a->config_path = NULL;
 }
 
+/* --health / --ready: judges <state_dir>/status (status.h); 0 healthy (ready), 1 not. Only the
+ * configuration's keys are read, not cross-checked: the probe asks about the agent running
+ * now, which loaded the file when it started. */
+static int health_check(const char *config_path, bool ready)
+{
+    struct agent_config cfg;
+    struct agent_status st;
+    char err[1024], why[512];
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (vg_config_load(config_path, agent_config_keys, agent_config_nkeys, &cfg, err,
+                       sizeof(err)) < 0) {
+        printf("unhealthy: %s\n", err);
+        vg_config_free(agent_config_keys, agent_config_nkeys, &cfg);
+        return 1;
+    }
+    int r = agent_status_read(cfg.state_dir, &st, err, sizeof(err));
+    vg_config_free(agent_config_keys, agent_config_nkeys, &cfg);
+    if (r == -ENOENT) {
+        printf("unhealthy: the agent is not running (%s)\n", err);
+        return 1;
+    }
+    if (r < 0) {
+        printf("unhealthy: %s\n", err);
+        return 1;
+    }
+    bool ok = agent_status_check(&st, vg_wall_ms(), ready, why, sizeof(why));
+    printf("%s\n", why);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = "/etc/vigil/agent.yaml";
     bool check_only = false;
+    int health = 0; /* 'H' --health, 'R' --ready */
     struct agent a = {.signal_fd = -1};
     char err[1024];
     enum vg_log_level level;
@@ -1041,10 +1139,16 @@ int main(int argc, char **argv)
     static const struct option long_options[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"health", no_argument, NULL, 'H'},
+        {"ready", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "c:nVh", long_options, NULL)) != -1) {
         switch (opt) {
+        case 'H':
+        case 'R':
+            health = opt;
+            break;
         case 'c':
             config_path = optarg;
             break;
@@ -1062,10 +1166,12 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (health && check_only)) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (health)
+        return health_check(config_path, health == 'R');
     vg_log_init("vigil-agent", VG_LOG_INFO, !isatty(STDERR_FILENO));
     /* Probe and capture threads allocate little: one malloc arena keeps glibc from giving
      * each thread its own (every arena is anonymous memory the agent keeps). */

@@ -5,7 +5,9 @@
  *   1. check the requested user and look it up (nothing has changed yet, so a configuration
  *      mistake costs no process);
  *   2. socketpair + fork + execve of the executor, its end of the pair as fd 3, every other
- *      descriptor closed, signals reset, a fixed environment. A close-on-exec pipe carries the
+ *      descriptor closed, signals reset, a fixed environment (PATH, and the agent's NODE_NAME
+ *      when it has one: the executor names its node as the agent does, agent_config.c). A
+ *      close-on-exec pipe carries the
  *      errno of a failed execve back, so "no such file" is reported as such;
  *   3. drop to the user (root's supplementary groups replaced by the user's own, then gid, then
  *      uid) and prove the drop cannot be undone. The user's groups are kept because that is
@@ -62,7 +64,8 @@ struct privsep {
     unsigned char *buf; /* RECV_BUF_SIZE: one message from the executor */
 };
 
-static const char *const exec_envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+#define EXEC_PATH_ENV "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+#define NODE_NAME_ENV "NODE_NAME="
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -111,8 +114,8 @@ static int lookup_user(const char *name, uid_t *ret_uid, gid_t *ret_gid)
  * Runs in the forked child, which may be a copy of a multi-threaded process: only
  * async-signal-safe calls until execve. Never returns.
  */
-static void exec_child(const char *exec_path, const char *config_path, int sock, int err_pipe,
-                       int max_fd)
+static void exec_child(const char *exec_path, const char *config_path, const char *const *envp,
+                       int sock, int err_pipe, int max_fd)
 {
     const char *const exec_argv[] = {"vigil-agent-exec", config_path, NULL};
     int e;
@@ -133,7 +136,7 @@ static void exec_child(const char *exec_path, const char *config_path, int sock,
     /* Ignored signals and the mask survive execve: give the executor a clean slate. */
     childproc_reset_signals();
 
-    execve(exec_path, (char *const *)exec_argv, (char *const *)exec_envp);
+    execve(exec_path, (char *const *)exec_argv, (char *const *)envp);
 fail:
     e = errno;
     if (write(err_fd, &e, sizeof(e)) < 0) {
@@ -348,6 +351,15 @@ privsep_t *privsep_start_config(const char *exec_path, const char *config_path, 
         r = fail(err, errlen, -errno, "pipe2: %s", strerror(errno));
         goto err_close_pair;
     }
+    /* Built before fork: the child may only make async-signal-safe calls. A NODE_NAME the
+     * configuration would refuse (agent_config.c) never gets this far. */
+    char node_env[sizeof(NODE_NAME_ENV) + 128];
+    const char *envp[] = {EXEC_PATH_ENV, NULL, NULL};
+    const char *node = getenv("NODE_NAME");
+    if (node && node[0] && strlen(node) <= 128) {
+        snprintf(node_env, sizeof(node_env), NODE_NAME_ENV "%s", node);
+        envp[1] = node_env;
+    }
     struct rlimit nofile;
     int max_fd = 65536;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
@@ -360,7 +372,7 @@ privsep_t *privsep_start_config(const char *exec_path, const char *config_path, 
         goto err_close_pipe;
     }
     if (self->pid == 0)
-        exec_child(exec_path, config_path, pair[1], err_pipe[1], max_fd);
+        exec_child(exec_path, config_path, envp, pair[1], err_pipe[1], max_fd);
 
     close(pair[1]);
     pair[1] = -1;

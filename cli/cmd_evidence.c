@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "checkpoint.h"
 #include "ctl_admin.h"
 #include "digest.h"
 #include "evidence_view.h"
@@ -549,6 +550,13 @@ static int evidence_get(struct ctl_context *ctx, const struct ctl_args *args, in
 
 /* ---- evidence verify ---- */
 
+/* One chain other than the vault's, as the walk's last step reported it. */
+struct chain_line {
+    char name[16], reason[256];
+    uint64_t rows, broken_at, head;
+    bool ok;
+};
+
 /* The walk's totals over all requests, and where it ended. */
 struct verify_total {
     uint64_t checked, bytes;
@@ -557,14 +565,30 @@ struct verify_total {
     char reason[256];
     uint64_t last_id; /* the last row found intact (0 = none) and its chain hash: a copy kept */
     char last_chain[VG_SHA256_HEX_LEN + 1]; /* elsewhere shows later whether the tail was cut */
+    bool checkpoint_ok; /* --checkpoint: the vault still holds what it signed */
+    uint64_t checkpoint_broken_id;
+    char checkpoint_reason[512];
+    struct chain_line chains[VG_CHAINS]; /* the other chains, as the last step reported them */
+    size_t nchains;
+    bool chains_ok;
 };
+
+/* How each chain is named in the verdict's lines. */
+static const char *chain_title(const char *name)
+{
+    return strcmp(name, "audit") == 0      ? "audit log"
+           : strcmp(name, "timeline") == 0 ? "incident timelines"
+           : strcmp(name, "reports") == 0  ? "command reports"
+                                           : name;
+}
 
 /*
  * Asks the coordinator to walk the vault, one time slice per request, each going on after the
  * last row the one before found intact (its id and chain hash), until the end or a broken link.
  * 0 with *ret filled, or a negative errno after printing why.
  */
-static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct verify_total *ret)
+static int verify_walk(struct ctl_context *ctx, uint32_t per_request, const char *checkpoint,
+                       struct verify_total *ret)
 {
     uint64_t after_id = 0;
     uint8_t after_chain[VG_SHA256_LEN];
@@ -581,6 +605,7 @@ static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct ver
             body.after_chain.len = sizeof(after_chain);
         }
         body.max_artifacts = per_request;
+        body.checkpoint = (char *)(checkpoint ? checkpoint : "");
         req.body_case = VIGIL__ADMIN_REQUEST__BODY_VERIFY_EVIDENCE;
         req.verify_evidence = &body;
         int r = call(ctx, &req, ctx->timeout_ms, "verify the evidence vault", NULL, &reply, err,
@@ -609,6 +634,24 @@ static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct ver
             ret->broken_id = v->broken_id;
             snprintf(ret->reason, sizeof(ret->reason), "%s", v->reason);
         }
+        if (v->done) {
+            ret->chains_ok = true;
+            for (size_t c = 0; c < v->n_chains && ret->nchains < VG_CHAINS; c++) {
+                const Vigil__ChainVerdict *cv = v->chains[c];
+                struct chain_line *out = &ret->chains[ret->nchains++];
+                snprintf(out->name, sizeof(out->name), "%s", cv->name);
+                snprintf(out->reason, sizeof(out->reason), "%s", cv->reason);
+                out->rows = cv->rows;
+                out->broken_at = cv->broken_at;
+                out->head = cv->head;
+                out->ok = cv->ok;
+                ret->chains_ok = ret->chains_ok && cv->ok;
+            }
+            ret->checkpoint_ok = v->checkpoint_ok;
+            ret->checkpoint_broken_id = v->checkpoint_broken_id;
+            snprintf(ret->checkpoint_reason, sizeof(ret->checkpoint_reason), "%s",
+                     v->checkpoint_reason);
+        }
         after_id = v->last_id;
         memcpy(after_chain, v->last_chain.data, sizeof(after_chain));
         ret->last_id = after_id;
@@ -619,10 +662,39 @@ static int verify_walk(struct ctl_context *ctx, uint32_t per_request, struct ver
     }
 }
 
+/* A checkpoint file into text (NUL-terminated), checked here first so a damaged or foreign file
+ * is named before any walk. 0, or -1 after printing why. */
+static int read_checkpoint(const char *path, char *text, size_t size)
+{
+    char err[256];
+    struct vg_checkpoint cp;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        output_error("--checkpoint %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(text, 1, size - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    text[n] = '\0';
+    if (more || strlen(text) != n) {
+        output_error("--checkpoint %s: not a checkpoint (over %d bytes, or binary)", path,
+                     VG_CHECKPOINT_MAX_LEN);
+        return -1;
+    }
+    if (vg_checkpoint_parse(text, n, &cp, err, sizeof(err)) < 0) {
+        output_error("--checkpoint %s: %s", path, err);
+        return -1;
+    }
+    return 0;
+}
+
 static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args, int argc,
                            char **argv)
 {
     const char *limit_text = ctl_args_value(args, "limit");
+    const char *checkpoint_path = ctl_args_value(args, "checkpoint");
+    char checkpoint[VG_CHECKPOINT_MAX_LEN + 1] = "";
     uint64_t per_request = 0;
     struct verify_total total;
 
@@ -641,8 +713,12 @@ static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args,
                      limit_text);
         return CTL_EXIT_USAGE;
     }
-    if (verify_walk(ctx, (uint32_t)per_request, &total) < 0)
+    if (checkpoint_path && read_checkpoint(checkpoint_path, checkpoint, sizeof(checkpoint)) < 0)
         return CTL_EXIT_FAILURE;
+    if (verify_walk(ctx, (uint32_t)per_request, checkpoint, &total) < 0)
+        return CTL_EXIT_FAILURE;
+    /* The chain intact but the checkpoint not held: the tail was cut or rewritten. */
+    bool held = !checkpoint[0] || !total.ok || total.checkpoint_ok;
     int r;
     if (ctx->format == OUTPUT_JSON) {
         /* clang-format off */
@@ -657,10 +733,43 @@ static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args,
                                                          : json_null(),
                                 "last_chain", total.last_chain);
         /* clang-format on */
+        json_t *chains = json_array();
+        for (size_t c = 0; doc && chains && c < total.nchains; c++)
+            json_array_append_new(
+                chains, json_pack("{s:s, s:I, s:b, s:o, s:o, s:I}", "name", total.chains[c].name,
+                                  "rows", (json_int_t)total.chains[c].rows, "ok",
+                                  total.chains[c].ok, "broken_at",
+                                  total.chains[c].ok ? json_null()
+                                                     : json_integer((json_int_t)total.chains[c].broken_at),
+                                  "reason",
+                                  total.chains[c].ok ? json_null()
+                                                     : output_json_string(total.chains[c].reason),
+                                  "head", (json_int_t)total.chains[c].head));
+        if (doc)
+            json_object_set_new(doc, "chains", chains);
+        else
+            json_decref(chains);
+        if (doc && checkpoint[0] && total.ok)
+            json_object_set_new(doc, "checkpoint",
+                                json_pack("{s:b, s:o, s:o}", "held", total.checkpoint_ok,
+                                          "broken_id", total.checkpoint_broken_id
+                                              ? json_integer((json_int_t)total.checkpoint_broken_id)
+                                              : json_null(),
+                                          "reason", total.checkpoint_ok
+                                              ? json_null()
+                                              : output_json_string(total.checkpoint_reason)));
         r = output_json_print(&doc, stdout);
+    } else if (total.ok && !held) {
+        char reason[sizeof(total.checkpoint_reason)];
+        output_sanitize(total.checkpoint_reason, reason, sizeof(reason));
+        r = printf("evidence vault: %" PRIu64 " artifacts, chain intact, but the checkpoint is "
+                   "not held: %s\n",
+                   total.checked, reason) < 0
+                ? -EIO
+                : 0;
     } else if (total.ok) {
-        r = printf("evidence vault: %" PRIu64 " artifacts, %" PRIu64 " bytes, chain intact\n",
-                   total.checked, total.bytes) < 0
+        r = printf("evidence vault: %" PRIu64 " artifacts, %" PRIu64 " bytes, chain intact%s\n",
+                   total.checked, total.bytes, checkpoint[0] ? ", checkpoint held" : "") < 0
                 ? -EIO
                 : 0;
     } else {
@@ -671,11 +780,70 @@ static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args,
                 ? -EIO
                 : 0;
     }
+    for (size_t c = 0; r == 0 && ctx->format != OUTPUT_JSON && c < total.nchains; c++) {
+        char reason[sizeof(total.chains[c].reason)];
+        output_sanitize(total.chains[c].reason, reason, sizeof(reason));
+        if (total.chains[c].ok)
+            r = printf("%s: %" PRIu64 " rows, chain intact\n", chain_title(total.chains[c].name),
+                       total.chains[c].rows) < 0
+                    ? -EIO
+                    : 0;
+        else
+            r = printf("%s: chain broken at place %" PRIu64 ": %s\n",
+                       chain_title(total.chains[c].name), total.chains[c].broken_at, reason) < 0
+                    ? -EIO
+                    : 0;
+    }
     if (r < 0) {
         output_error("cannot write the result");
         return CTL_EXIT_FAILURE;
     }
-    return total.ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+    bool chains_ok = !total.ok || total.chains_ok;
+    return total.ok && held && chains_ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+}
+
+/* ---- evidence checkpoint ---- */
+
+static int evidence_checkpoint(struct ctl_context *ctx, const struct ctl_args *args, int argc,
+                               char **argv)
+{
+    const char *out_path = ctl_args_value(args, "out");
+    Vigil__GetCheckpoint body = VIGIL__GET_CHECKPOINT__INIT;
+    Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
+    Vigil__AdminReply *reply = NULL;
+    char err[1024] = "";
+    struct vg_checkpoint cp;
+
+    if (argc > 0) {
+        output_error("evidence checkpoint takes no arguments (got \"%s\")", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_CHECKPOINT;
+    req.get_checkpoint = &body;
+    if (call(ctx, &req, ctx->timeout_ms, "issue a checkpoint", NULL, &reply, err, sizeof(err)) <
+        0) {
+        print_call_error(err);
+        return CTL_EXIT_FAILURE;
+    }
+    /* What is kept must verify: checked here before it is written anywhere. */
+    const char *text = reply->checkpoint ? reply->checkpoint : "";
+    if (vg_checkpoint_parse(text, strlen(text), &cp, err, sizeof(err)) < 0) {
+        vigil__admin_reply__free_unpacked(reply, NULL);
+        output_error("the coordinator's checkpoint does not verify: %s", err);
+        return CTL_EXIT_FAILURE;
+    }
+    int fd = STDOUT_FILENO;
+    if (out_path && strcmp(out_path, "-") != 0)
+        fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
+    if (fd >= 0 && fd != STDOUT_FILENO && close(fd) < 0)
+        ok = false;
+    if (!ok)
+        output_error("cannot write the checkpoint to %s: %s", out_path ? out_path : "stdout",
+                     strerror(errno));
+    vigil__admin_reply__free_unpacked(reply, NULL);
+    return ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
 static int run_evidence(struct ctl_context *ctx, const struct ctl_args *args)
@@ -689,7 +857,10 @@ static int run_evidence(struct ctl_context *ctx, const struct ctl_args *args)
         return evidence_get(ctx, args, argc - 1, argv + 1);
     if (strcmp(argv[0], "verify") == 0)
         return evidence_verify(ctx, args, argc - 1, argv + 1);
-    output_error("unknown evidence command \"%s\" (expected list, get or verify)", argv[0]);
+    if (strcmp(argv[0], "checkpoint") == 0)
+        return evidence_checkpoint(ctx, args, argc - 1, argv + 1);
+    output_error("unknown evidence command \"%s\" (expected list, get, verify or checkpoint)",
+                 argv[0]);
     return CTL_EXIT_USAGE;
 }
 
@@ -732,7 +903,8 @@ static const char collect_help[] =
 static const char evidence_help[] =
     "Usage: vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]\n"
     "       vigilctl evidence get ID --out FILE\n"
-    "       vigilctl evidence verify [--limit N] [-o table|json]\n"
+    "       vigilctl evidence verify [--limit N] [--checkpoint FILE] [-o table|json]\n"
+    "       vigilctl evidence checkpoint [--out FILE]\n"
     "\n"
     "  evidence [list]   the latest stored artifacts, newest first (--limit N, default 50,\n"
     "                    at most 1000): ID COLLECTION NODE KIND STATUS SIZE SHA256\n"
@@ -760,8 +932,17 @@ static const char evidence_help[] =
     "                    \"last_id\": ID|null, \"last_chain\": \"<64 hex>\"}: the last\n"
     "                    intact row and its chain hash. Keep them elsewhere: deleting\n"
     "                    the newest rows breaks no link, but changes the last one.\n"
+    "                    --checkpoint FILE: also check that the vault still holds the\n"
+    "                    row and chain hash FILE signed (this coordinator's key); a\n"
+    "                    deleted or rewritten tail fails with\n"
+    "                      evidence vault: N artifacts, chain intact, but the checkpoint\n"
+    "                      is not held: REASON\n"
+    "  checkpoint        a checkpoint of the vault's head now, signed by the coordinator\n"
+    "                    (also written to its state_dir/checkpoints/): keep it off the\n"
+    "                    machine. Printed, or with --out FILE written (mode 0600, never\n"
+    "                    overwritten). Format and openssl check: docs/forensics.md.\n"
     "\n"
-    "Listing needs the viewer role, get and verify the responder role. Needs the\n"
+    "Listing and checkpoint need the viewer role, get and verify the responder role. Needs the\n"
     "configuration file (see 'vigilctl help').\n";
 
 const struct ctl_command cmd_evidence_table[] = {
@@ -778,12 +959,15 @@ const struct ctl_command cmd_evidence_table[] = {
         .forms = {{"evidence [list] [--collection ID] [--node NODE] [--limit N]",
                    "stored artifacts, or one collection's outcome per agent"},
                   {"evidence get ID --out FILE", "fetch an artifact, checking its SHA-256"},
-                  {"evidence verify", "re-hash the vault and check its chain; exit 1 if broken"}},
+                  {"evidence verify [--checkpoint FILE]",
+                   "re-hash the vault and check its chain; exit 1 if broken"},
+                  {"evidence checkpoint [--out FILE]", "a signed checkpoint of the vault's head"}},
         .help = evidence_help,
         .options = {{"collection", CTL_OPTION_VALUE},
                     {"node", CTL_OPTION_VALUE},
                     {"limit", CTL_OPTION_VALUE},
-                    {"out", CTL_OPTION_VALUE}},
+                    {"out", CTL_OPTION_VALUE},
+                    {"checkpoint", CTL_OPTION_VALUE}},
         .run = run_evidence,
     },
     {.name = NULL},

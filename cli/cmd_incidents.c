@@ -214,6 +214,16 @@ static int run_incidents(struct ctl_context *ctx, const struct ctl_args *args)
 }
 
 /* An incident id: a decimal number from 1 on. */
+uint32_t incident_view_parse_severity(const char *text)
+{
+    if (!text)
+        return 0;
+    if ((text[0] == 'S' || text[0] == 's') && (text[1] == 'E' || text[1] == 'e') &&
+        (text[2] == 'V' || text[2] == 'v'))
+        text += 3;
+    return text[0] >= '1' && text[0] <= '4' && text[1] == '\0' ? (uint32_t)(text[0] - '0') : 0;
+}
+
 int incident_view_parse_id(const char *cmd, const char *text, uint64_t *ret_id)
 {
     char *end = NULL;

@@ -72,7 +72,7 @@ struct ctl_option {
     enum ctl_option_kind kind;
 };
 
-#define CTL_MAX_FORMS 3   /* lines of one command in 'vigilctl help' */
+#define CTL_MAX_FORMS 4   /* lines of one command in 'vigilctl help' */
 #define CTL_MAX_OPTIONS 6 /* options of one command */
 #define CTL_MAX_LIST 16   /* values kept of one CTL_OPTION_LIST option */
 
@@ -149,5 +149,7 @@ extern const struct ctl_command cmd_report_table[];
 extern const struct ctl_command cmd_signals_table[];
 extern const struct ctl_command cmd_tail_table[];
 extern const struct ctl_command cmd_silences_table[];
+extern const struct ctl_command cmd_steer_table[]; /* cmd_steer.c: issue 18 */
+extern const struct ctl_command cmd_drills_table[];
 
 #endif

@@ -19,6 +19,9 @@ json_t *incident_view_json(const Vigil__IncidentInfo *inc);
 /* One timeline event: {id, incident (when known), at, kind, actor, text, data}. */
 json_t *incident_view_event_json(const Vigil__IncidentEvent *ev);
 
+/* "SEV1".."SEV4" (any case) or "1".."4" as 1..4; 0 when it is neither. */
+uint32_t incident_view_parse_severity(const char *text);
+
 /* An incident id: a decimal number from 1 on. 0, or -EINVAL after printing why (cmd names the
  * command for the message). */
 int incident_view_parse_id(const char *cmd, const char *text, uint64_t *ret_id);

@@ -55,6 +55,10 @@ const struct vg_cfg_key coord_config_keys[] = {
         30 * 24 * HOUR_MS, "10m",
         "chunks of an artifact that never completed are removed this long after its request "
         "failed or timed out (audited); verified artifacts are never removed"),
+    KEY("evidence.checkpoint_interval", VG_CFG_DURATION_MS, evidence_checkpoint_interval_ms, 0,
+        24 * HOUR_MS, "10m",
+        "a signed checkpoint of every chain's head is written to <state_dir>/checkpoints this "
+        "often while they grow; 0 = only on `vigilctl evidence checkpoint`"),
     KEY("commands.capsule_ttl", VG_CFG_DURATION_MS, commands_capsule_ttl_ms, 10000, 15 * 60000,
         "5m",
         "how long an issued command capsule stays valid on the node (its not_after); a capsule "
@@ -108,6 +112,7 @@ const struct vg_cfg_key coord_config_keys[] = {
     KEY("paging.file", VG_CFG_STRING, paging.file, 0, 0, "",
         "YAML file holding the paging keys at its top level; empty = they are here"),
     PAGING_CONFIG_KEYS("paging.", struct coord_config, paging.),
+    STATUSPAGE_CONFIG_KEYS("status_page.", struct coord_config, status_page.),
 };
 const size_t coord_config_nkeys = sizeof(coord_config_keys) / sizeof(coord_config_keys[0]);
 
@@ -216,6 +221,9 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
         if (r < 0)
             return r;
     }
+    r = statuspage_config_check(&cfg->status_page, path, err, errlen);
+    if (r < 0)
+        return r;
     return load_paging(path, cfg, err, errlen);
 }
 

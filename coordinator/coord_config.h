@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "paging_config.h"
+#include "statuspage.h"
 
 /* Where packages install the runbooks. Unlike a directory someone configured, this one may be
  * absent: the coordinator then runs without runbooks and says so. */
@@ -29,6 +30,7 @@ struct coord_config {
     int64_t enrollment_pending_max;
     int64_t enrollment_pending_ttl_ms;
     int64_t evidence_incomplete_grace_ms;
+    int64_t evidence_checkpoint_interval_ms; /* 0 = checkpoints only on request */
     int64_t commands_capsule_ttl_ms;       /* commands.capsule_ttl */
     int64_t commands_approval_window_ms;   /* commands.approval_window */
     int64_t commands_auto_min_interval_ms; /* commands.auto_min_interval */
@@ -50,6 +52,7 @@ struct coord_config {
     char *prometheus_token_file; /* "" = no Authorization header */
     char *log_level;
     struct paging_config paging; /* paging: contacts, schedules, policies (paging_config.h) */
+    struct status_page_config status_page; /* the public status page (statuspage.h) */
 };
 
 extern const struct vg_cfg_key coord_config_keys[];

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "escalate.h"
 #include "evloop.h"
 #include "http.h"
+#include "status_http.h"
 #include "incidents.h"
 #include "keys.h"
 #include "log.h"
@@ -161,6 +163,7 @@ struct coordinator {
     size_t enroll_secret_len;
     int signal_fd;
     http_server_t *http;
+    status_server_t *status_page; /* NULL = disabled, or its port could not be bound */
     store_t *store;
     registry_t *registry;
     void *zmq_ctx;
@@ -362,7 +365,9 @@ static void reload_runbooks(struct coordinator *c)
     if (paging_check_runbooks(&c->cfg.paging, correlate_runbooks(c->correlate), err,
                               sizeof(err)) < 0)
         vg_log(VG_LOG_ERROR, "paging: %s", err);
+    statuspage_check_runbooks(&c->cfg.status_page, correlate_runbooks(c->correlate));
     promql_sync(c);
+    admin_set_runbooks(c->admin, correlate_runbooks(c->correlate));
 }
 
 /* ---- the main loop's handlers (vg_loop: sockets in this order, then timers) ---- */
@@ -762,6 +767,7 @@ static int start(struct coordinator *c)
         vg_log(VG_LOG_ERROR, "paging: %s", err);
         return EXIT_CONFIG;
     }
+    statuspage_check_runbooks(&c->cfg.status_page, correlate_runbooks(c->correlate));
     c->http = http_server_start(c->cfg.http_address, (uint16_t)c->cfg.http_port,
                                 (unsigned)c->cfg.http_max_per_client, err, sizeof(err));
     if (!c->http) {
@@ -888,6 +894,10 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_remediate(c->admin, c->remediate);
+    char checkpoints[PATH_MAX];
+    snprintf(checkpoints, sizeof(checkpoints), "%s/checkpoints", c->cfg.state_dir);
+    admin_set_checkpoints(c->admin, &c->signing_key, checkpoints,
+                          c->cfg.evidence_checkpoint_interval_ms);
     c->watchlist = steps_watchlist_new();
     if (!c->watchlist) {
         vg_log(VG_LOG_ERROR, "admin: out of memory");
@@ -908,11 +918,21 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_paging(c->admin, &c->cfg.paging);
+    admin_set_runbooks(c->admin, correlate_runbooks(c->correlate));
+    admin_set_status_page(c->admin, &c->cfg.status_page);
     admin_set_observer(c->admin, &rcfg.observer); /* approve / revoke move the node set too */
     int r = admin_start(c->admin);
     if (r < 0) {
         vg_log(VG_LOG_ERROR, "admin thread: %s", strerror(-r));
         return EXIT_OSERR;
+    }
+    /* The public page is not what the coordinator is for: when its port cannot be had, it says
+     * so and goes on detecting and paging (docs/status-page.md). */
+    if (c->cfg.status_page.enabled) {
+        c->status_page =
+            status_server_start(&c->cfg.status_page, store_conninfo(c->store), err, sizeof(err));
+        if (!c->status_page)
+            vg_log(VG_LOG_ERROR, "%s; the status page is not served", err);
     }
     vg_log(VG_LOG_INFO, "listening agents=%s admin=%s http=%s:%lld", c->cfg.listen_agents,
            c->cfg.listen_admin, c->cfg.http_address[0] ? c->cfg.http_address : "*",
@@ -931,6 +951,7 @@ static void stop(struct coordinator *c)
     if (c->zmq_ctx)
         zmq_ctx_term(c->zmq_ctx);
     http_server_stop(&c->http);
+    status_server_stop(&c->status_page);
     registry_destroy(&c->registry);
     escalate_destroy(&c->escalate);
     notify_destroy(&c->notify);

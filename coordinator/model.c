@@ -47,6 +47,8 @@ static const char *const notification_kind_names[] = {
     [NOTIFICATION_KIND_GROUPED] = "grouped",
     [NOTIFICATION_KIND_SUMMARY] = "summary",
     [NOTIFICATION_KIND_ACTION] = "action",
+    [NOTIFICATION_KIND_REMINDER] = "reminder",
+    [NOTIFICATION_KIND_HUMAN_UPDATE] = "human_update",
 };
 _Static_assert(COUNT_OF(notification_kind_names) == NOTIFICATION_KINDS,
                "a notification kind without a name");

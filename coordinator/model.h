@@ -77,8 +77,10 @@ enum notification_kind {
     NOTIFICATION_KIND_GROUPED,      /* more nodes joined a paged storm (016_page_groups.sql) */
     NOTIFICATION_KIND_SUMMARY,      /* pages held back by the per-person cap, in one message */
     NOTIFICATION_KIND_ACTION,       /* an automatic action ran: what and how it ended */
+    NOTIFICATION_KIND_REMINDER,     /* the owner: no status update in the interval, post one */
+    NOTIFICATION_KIND_HUMAN_UPDATE, /* an operator's status update (vigilctl update) */
 };
-#define NOTIFICATION_KINDS 10
+#define NOTIFICATION_KINDS 12
 const char *notification_kind_name(enum notification_kind kind);
 int notification_kind_parse(const char *text, enum notification_kind *ret);
 

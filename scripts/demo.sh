@@ -63,7 +63,7 @@ free_port() {
     done
 }
 port_agents=$(free_port) port_admin=$(free_port) port_http=$(free_port) port_app=$(free_port)
-port_pager=$(free_port)
+port_pager=$(free_port) port_status=$(free_port)
 
 coord_pid="" agent_pid="" nginx_pid="" sink_pid="" KEEP=0
 stop_all() {
@@ -152,6 +152,12 @@ admin:
   name: admin
 runbooks:
   dir: "$rb"
+# The public status page (docs/status-page.md): one component, affected by the runbook played here.
+status_page:
+  port: $port_status
+  name: "Demo status"
+  components:
+    - {name: "Web application", runbooks: [application-down]}
 # The on-call team: one person on a one-person rotation, paged through a generic webhook that
 # lands on a local receiver (tests/tools/http_sink.py), and a manager who would be paged if
 # nobody acknowledged within 10 minutes.
@@ -320,6 +326,18 @@ wait_for "the page reaching alice" 10 paged
 say "And the on-call person was paged: the runbook's escalation policy pages the primary on-call at once (the manager would follow at 10 minutes if nobody acknowledged with 'vigilctl ack $inc'). Here the page lands on a local receiver standing in for Slack, a webhook, e-mail or PagerDuty:"
 show_pages alice
 
+status_summary() { # the public JSON, shortened
+    curl -fsS "http://127.0.0.1:$port_status/api/v2/summary.json" | jq '{status: .status.description,
+        components: [.components[] | "\(.name): \(.status)"],
+        incidents: [.incidents[] | {name, status, updates: [.incident_updates[].body]}]}' |
+        sed 's/^/    /'
+}
+say "What the users see is an operator's decision: the public status page (http://127.0.0.1:$port_status/) shows nothing of this incident until someone publishes an update, in their own words:"
+ctl update "$inc" "The web application is down; we are restoring it." --public >/dev/null
+show update "$inc" "We found the crashed server and are bringing it back." --public
+say "Its Statuspage v2 JSON (/api/v2/summary.json; the page itself is plain HTML and CSS): the component mapped to the runbook is degraded, the node's name and the timeline stay private:"
+status_summary
+
 # ---- recovery ----------------------------------------------------------------------------------
 step "Bringing nginx back"
 start_nginx
@@ -344,6 +362,8 @@ wait_for "alice told of the resolution" 10 told
 say "Whoever was paged is told that it is over:"
 show_pages alice
 show incidents --status all
+say "And the status page: the incident moved to its history, the component is operational again ($(curl -fsS "http://127.0.0.1:$port_status/api/v2/status.json" | jq -r .status.description)):"
+status_summary
 
 step "Done in $((SECONDS - T0)) s. Stopping everything."
 say "To keep Vigil running and try it yourself: make run (then vigilctl incidents, vigilctl signals). The runbooks are in runbooks/, their format in docs/."

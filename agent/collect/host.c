@@ -473,6 +473,7 @@ struct snapshot {
     double *cpu_pct; /* per procs[i], of one CPU, over the sample */
     size_t nprocs;
     size_t *order; /* indices into procs, sorted for a top list */
+    podmap_t *pods; /* NULL: the POD column shows "-" */
 };
 
 static int snap_read(struct snapshot *s, const char *name, size_t *ret_len)
@@ -785,8 +786,8 @@ static void write_top(struct snapshot *s, bool cpu)
     for (size_t i = 0; i < s->nprocs; i++)
         s->order[i] = i;
     qsort_r(s->order, s->nprocs, sizeof(*s->order), cpu ? by_cpu : by_rss, s);
-    artifact_text_printf(&s->text, "  %-7s %-16s %6s %10s %s\n", "PID", "USER", "CPU%", "RSS_KIB",
-                         "COMMAND");
+    artifact_text_printf(&s->text, "  %-7s %-16s %6s %10s %-23s %s\n", "PID", "USER", "CPU%",
+                         "RSS_KIB", "NAMESPACE/POD/CONTAINER", "COMMAND");
     for (size_t k = 0; k < s->nprocs && k < TOP_N; k++) {
         const struct proctable_proc *p = &s->procs[s->order[k]];
         char user[64], cmdline[TOP_CMDLINE];
@@ -798,13 +799,17 @@ static void write_top(struct snapshot *s, bool cpu)
             snprintf(user, sizeof(user), "?");
         }
         proctable_cmdline(s->proc_fd, p->pid, p->comm, cmdline, sizeof(cmdline));
-        artifact_text_printf(&s->text, "  %-7d %-16s %6.1f %10llu %s\n", p->pid, user,
-                             s->cpu_pct[s->order[k]], (unsigned long long)p->rss_kib, cmdline);
+        char pod[PODMAP_NAMESPACE_MAX + PODMAP_POD_MAX + PODMAP_CONTAINER_MAX + 4] = "-";
+        struct pod_identity id;
+        if (s->pods && podmap_resolve_pid(s->pods, s->proc_fd, p->pid, vg_mono_ms(), &id) == 0)
+            podmap_identity_text(&id, pod, sizeof(pod));
+        artifact_text_printf(&s->text, "  %-7d %-16s %6.1f %10llu %-23s %s\n", p->pid, user,
+                             s->cpu_pct[s->order[k]], (unsigned long long)p->rss_kib, pod, cmdline);
     }
 }
 
-int host_write_snapshot(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                        char *err, size_t errlen)
+int host_write_snapshot(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                        const struct artifact_writer *out, char *err, size_t errlen)
 {
     char now[32];
     if (!out || !out->write) {
@@ -819,6 +824,7 @@ int host_write_snapshot(const char *proc_root, size_t max_bytes, const struct ar
     }
     int r;
     s->root = proc_root ? proc_root : "/proc";
+    s->pods = pods;
     s->tck = sysconf(_SC_CLK_TCK);
     if (s->tck <= 0)
         s->tck = 100;

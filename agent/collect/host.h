@@ -23,6 +23,7 @@
 #define AGENT_COLLECT_HOST_H
 
 #include "collect.h"
+#include "podmap.h"
 
 typedef struct host_collector host_collector_t;
 
@@ -42,14 +43,15 @@ struct collector host_collector(host_collector_t **self_p, int64_t interval_ms);
  * CPU over a 200 ms sample (busy share and its parts), memory (every /proc/meminfo line),
  * OOM kills, usage of every real filesystem (as host.disk.used_pct chooses them: statfs is
  * never called on a network filesystem), every network interface's counters, and the 10
- * processes using the most resident memory and the most CPU over the sample. Reads
+ * processes using the most resident memory and the most CPU over the sample (with their
+ * namespace/pod/container as pods names them; NULL pods: "-"). Reads
  * <proc_root> ("/proc" when NULL); sleeps 200 ms; thread-safe (shares nothing with the
  * collector). A source that cannot be read is named in the artifact, not an error. Returns 0;
  * -EFBIG when max_bytes was reached (the artifact ends with a "# truncated" line); the
  * writer's negative errno when it failed; -ENOENT, -EACCES or -ENOMEM when proc_root cannot be
  * opened. err says which in words.
  */
-int host_write_snapshot(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                        char *err, size_t errlen);
+int host_write_snapshot(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                        const struct artifact_writer *out, char *err, size_t errlen);
 
 #endif

@@ -16,8 +16,10 @@
  */
 #include "logtail.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -29,8 +31,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crilog.h"
 #include "log.h"
 #include "logparse.h"
+#include "podmap.h"
 
 #define READ_CHUNK (64 * 1024)
 #define WINDOW_DEFAULT_MS 60000
@@ -45,9 +49,18 @@
 #define OFFSETS_SAVE_INTERVAL_S 10
 #define NAME_MAX_LEN 63
 
-enum reason { R_SYMLINK, R_UNREADABLE, R_TOO_LONG, R_BINARY, R_TOO_MANY, R_COUNT };
-static const char *const reason_names[R_COUNT] = {"symlink", "unreadable", "too_long", "binary",
-                                                  "too_many_files"};
+enum reason {
+    R_SYMLINK,
+    R_UNREADABLE,
+    R_TOO_LONG,
+    R_BINARY,
+    R_TOO_MANY,
+    R_BAD_NAME,
+    R_NOT_CRI,
+    R_COUNT
+};
+static const char *const reason_names[R_COUNT] = {
+    "symlink", "unreadable", "too_long", "binary", "too_many_files", "bad_name", "not_cri"};
 
 enum format { FORMAT_PLAIN, FORMAT_ACCESS, FORMAT_AUTH };
 
@@ -80,8 +93,24 @@ const struct vg_cfg_key logtail_file_keys[] = {
      .type = VG_CFG_STRING,
      .offset = offsetof(struct logtail_file_config, path),
      .max = PATH_MAX - 1,
-     .required = true,
-     .help = "absolute path or glob of the log file(s); symlinks are refused"},
+     .help = "absolute path or glob of the log file(s); symlinks are refused; or namespace"},
+    {.path = "namespace",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct logtail_file_config, namespace),
+     .max = 253,
+     .help = "instead of path: the pods of namespaces matching this pattern (fnmatch), their "
+             "CRI logs under kubernetes.pod_logs_dir"},
+    {.path = "pod",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct logtail_file_config, pod),
+     .max = 253,
+     .help = "with namespace: pod names matching this pattern (fnmatch); default every pod"},
+    {.path = "container",
+     .type = VG_CFG_STRING,
+     .offset = offsetof(struct logtail_file_config, container),
+     .max = 253,
+     .help = "with namespace: container names matching this pattern (fnmatch); default every "
+             "container"},
     {.path = "format",
      .type = VG_CFG_STRING,
      .offset = offsetof(struct logtail_file_config, format),
@@ -104,8 +133,11 @@ const size_t logtail_file_nkeys = sizeof(logtail_file_keys) / sizeof(logtail_fil
 /* One configured file: immutable after logtail_new (logtail_tail reads it from any thread). */
 struct spec {
     char *name;
-    char *path;
+    char *path; /* NULL for pods */
     bool is_glob;
+    /* Pods: the CRI logs of containers matching all three patterns (fnmatch). */
+    bool pods;
+    char *pod_namespace, *pod_name, *pod_container;
     enum format format;
     char **pattern_names;
     size_t npatterns;
@@ -145,8 +177,9 @@ struct followed {
     bool skip_partial; /* started in the middle of a line: its rest is not a line */
     bool done;         /* drained: drop at the end of this run */
     bool unreadable;   /* open or read failed (logged) */
-    bool logged_too_long, logged_binary;
+    bool logged_too_long, logged_binary, logged_not_cri;
     int64_t drain_since_ms;
+    struct crilog_joiner cri; /* pods: partial records waiting for their end */
 };
 
 /* An offset read from offsets_path, used by the first run only. */
@@ -165,6 +198,7 @@ struct logtail {
     size_t max_line;
     size_t max_read;
     char *offsets_path; /* NULL: not kept */
+    char *pods_dir;     /* where pods' specs look: kubernetes.pod_logs_dir */
 
     struct followed **files;
     size_t nfiles;
@@ -542,7 +576,16 @@ static int init_spec(logtail_t *self, size_t i, const struct logtail_file_config
             return -EINVAL;
         }
     }
-    if (!c->path || c->path[0] != '/' || strlen(c->path) >= PATH_MAX) {
+    bool pods =
+        (c->namespace && *c->namespace) || (c->pod && *c->pod) || (c->container && *c->container);
+    if (pods && ((c->path && *c->path) || !c->namespace || !*c->namespace)) {
+        vg_set_err(err, errlen,
+                   "log file \"%s\": give either path, or namespace (with pod and container "
+                   "patterns if you like), not both",
+                   c->name);
+        return -EINVAL;
+    }
+    if (!pods && (!c->path || c->path[0] != '/' || strlen(c->path) >= PATH_MAX)) {
         vg_set_err(err, errlen,
                    "log file \"%s\": path must be an absolute path or glob (got \"%s\")", c->name,
                    c->path ? c->path : "");
@@ -560,12 +603,23 @@ static int init_spec(logtail_t *self, size_t i, const struct logtail_file_config
         return -EINVAL;
     }
     s->name = strdup(c->name);
-    s->path = strdup(c->path);
-    s->is_glob = is_glob(c->path);
+    s->pods = pods;
+    if (pods) {
+        s->pod_namespace = strdup(c->namespace);
+        s->pod_name = strdup(c->pod && *c->pod ? c->pod : "*");
+        s->pod_container = strdup(c->container && *c->container ? c->container : "*");
+        if (!s->pod_namespace || !s->pod_name || !s->pod_container)
+            goto err_nomem;
+    } else {
+        s->path = strdup(c->path);
+        s->is_glob = is_glob(c->path);
+        if (!s->path)
+            goto err_nomem;
+    }
     s->pattern_names = calloc(c->patterns.count + 1, sizeof(char *));
     st->patterns = logparse_patterns_new();
     st->counts = logparse_window_new(self->window_s, WINDOW_KEYS);
-    if (!s->name || !s->path || !s->pattern_names || !st->patterns || !st->counts)
+    if (!s->name || !s->pattern_names || !st->patterns || !st->counts)
         goto err_nomem;
     for (size_t j = 0; j < c->patterns.count; j++) {
         const struct logtail_pattern_config *p =
@@ -623,6 +677,12 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
         if (init_spec(self, i, &files[i], err, errlen) < 0)
             goto err_free;
     }
+    self->pods_dir =
+        strdup(opt && opt->pods_dir && *opt->pods_dir ? opt->pods_dir : PODMAP_POD_LOGS_DIR);
+    if (!self->pods_dir) {
+        vg_set_err(err, errlen, "logs: out of memory");
+        goto err_free;
+    }
     self->nspecs = nfiles;
     if (getrandom(&self->seed, sizeof(self->seed), GRND_NONBLOCK) != (ssize_t)sizeof(self->seed))
         self->seed = (uint64_t)(uintptr_t)self ^ (uint64_t)getpid();
@@ -649,6 +709,7 @@ static void followed_free(struct followed **f_p)
     if (f->fd >= 0)
         close(f->fd);
     logparse_lines_destroy(&f->lines);
+    crilog_joiner_free(&f->cri);
     free(f->path);
     free(f->renamed_from);
     free(f);
@@ -669,6 +730,9 @@ void logtail_destroy(logtail_t **self_p)
         free(s->pattern_names);
         free(s->name);
         free(s->path);
+        free(s->pod_namespace);
+        free(s->pod_name);
+        free(s->pod_container);
         logparse_patterns_destroy(&st->patterns);
         logparse_window_destroy(&st->counts);
         logparse_window_destroy(&st->logins);
@@ -681,6 +745,7 @@ void logtail_destroy(logtail_t **self_p)
     free(self->specs);
     free(self->states);
     free(self->offsets_path);
+    free(self->pods_dir);
     free(self->buf);
     free(self);
     *self_p = NULL;
@@ -783,6 +848,7 @@ static void add_file(logtail_t *self, size_t spec, const char *path, const struc
     f->seen = true;
     f->path = strdup(path);
     f->lines = logparse_lines_new(self->max_line);
+    (void)crilog_joiner_init(&f->cri, self->max_line); /* max_line is within its bounds */
     if (!f->path || !f->lines) {
         followed_free(&f);
         return;
@@ -863,6 +929,157 @@ static void match_new(logtail_t *self, size_t spec, const char *path, const stru
     add_file(self, spec, path, st);
 }
 
+/* ---- Pods' files under pods_dir ----------------------------------------------------------- */
+
+struct path_list {
+    char **v;
+    size_t n, cap;
+};
+
+static void path_list_free(struct path_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static int path_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "0.log", "12.log": the container's current and earlier runs. "0.log.20240501-120000" (a
+ * rotated file) and "0.log.gz" are not: a rotated file leaves the list and drains. */
+static bool restart_log_name(const char *name)
+{
+    size_t i = 0;
+    while (name[i] >= '0' && name[i] <= '9' && i < 9)
+        i++;
+    return i > 0 && strcmp(name + i, ".log") == 0;
+}
+
+/* An entry of a directory opened with O_NOFOLLOW: a directory, not a link to one. */
+static DIR *open_subdir(int dir_fd, const char *name)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0)
+        close(fd);
+    return d;
+}
+
+/* Adds dir/a/b/c to l; false when the list is full (LOGTAIL_FILES_MAX + 1: the overflow shows)
+ * or memory ran out. */
+static bool path_list_add(struct path_list *l, const char *dir, const char *a, const char *b,
+                          const char *c)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s/%s/%s", dir, a, b, c);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return true; /* cannot be a real path: skipped */
+    if (l->n == l->cap) {
+        if (l->cap > LOGTAIL_FILES_MAX)
+            return false;
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **more = realloc(l->v, cap * sizeof(*more));
+        if (!more)
+            return false;
+        l->v = more;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(path)))
+        return false;
+    l->n++;
+    return true;
+}
+
+/* What one listing of pods_dir needs. counter: the collector, which counts and logs refused
+ * names; NULL for the evidence thread, which must not touch the collector's state. */
+struct pod_listing {
+    const char *pods_dir;
+    const struct spec *s;
+    logtail_t *counter;
+    size_t spec;
+    size_t refused; /* this listing: past BAD_NAMES_NOTED, names are skipped unnoted */
+};
+
+/* Bad names noted per listing: thousands of stray directories would otherwise cycle through
+ * the notes and be logged again every run. */
+#define BAD_NAMES_NOTED 16
+
+static void refuse_name(struct pod_listing *p, const char *a, const char *b, const char *why)
+{
+    char where[PATH_MAX];
+    if (!p->counter || p->refused++ >= BAD_NAMES_NOTED)
+        return;
+    snprintf(where, sizeof(where), "%s/%s%s%s", p->pods_dir, a, b ? "/" : "", b ? b : "");
+    refuse_path(p->counter, p->spec, R_BAD_NAME, where, why);
+}
+
+/* The N.log files of one pod's matching containers. */
+static bool list_pod(struct pod_listing *p, int pods_fd, const char *pod_dir,
+                     struct path_list *l)
+{
+    const struct spec *s = p->s;
+    DIR *pod = open_subdir(pods_fd, pod_dir);
+    if (!pod)
+        return true; /* gone since the listing, or not a directory */
+    bool room = true;
+    struct dirent *c;
+    while (room && (c = readdir(pod)) != NULL) {
+        if (strcmp(c->d_name, ".") == 0 || strcmp(c->d_name, "..") == 0)
+            continue;
+        if (!podmap_container_name_valid(c->d_name)) {
+            refuse_name(p, pod_dir, c->d_name, "not a container's name");
+            continue;
+        }
+        if (fnmatch(s->pod_container, c->d_name, 0) != 0)
+            continue;
+        DIR *container = open_subdir(dirfd(pod), c->d_name);
+        if (!container)
+            continue;
+        struct dirent *f;
+        while (room && (f = readdir(container)) != NULL) {
+            if (restart_log_name(f->d_name))
+                room = path_list_add(l, p->pods_dir, pod_dir, c->d_name, f->d_name);
+        }
+        closedir(container);
+    }
+    closedir(pod);
+    return room;
+}
+
+/* Every file a pods spec follows, in name order, like a glob's matches. */
+static void list_pod_files(struct pod_listing *p, struct path_list *l)
+{
+    const struct spec *s = p->s;
+    DIR *pods = opendir(p->pods_dir);
+    if (!pods) {
+        if (errno != ENOENT && p->counter)
+            refuse_path(p->counter, p->spec, R_UNREADABLE, p->pods_dir, strerror(errno));
+        return; /* no pods on this node (yet): nothing to follow */
+    }
+    if (p->counter)
+        forget(p->counter, p->spec, R_UNREADABLE, p->pods_dir);
+    bool room = true;
+    struct dirent *de;
+    while (room && (de = readdir(pods)) != NULL) {
+        struct pod_identity id;
+        if (de->d_name[0] == '.')
+            continue;
+        if (podmap_parse_pod_dir(de->d_name, &id) < 0) {
+            refuse_name(p, de->d_name, NULL, "not <namespace>_<pod>_<uid>");
+            continue;
+        }
+        if (fnmatch(s->pod_namespace, id.namespace, 0) == 0 && fnmatch(s->pod_name, id.pod, 0) == 0)
+            room = list_pod(p, dirfd(pods), de->d_name, l);
+    }
+    closedir(pods);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), path_cmp);
+}
+
 static void expand(logtail_t *self, size_t spec)
 {
     const struct spec *s = &self->specs[spec];
@@ -870,8 +1087,14 @@ static void expand(logtail_t *self, size_t spec)
     char **paths = single;
     size_t n = 1;
     glob_t g = {0};
+    struct path_list pod_files = {0};
 
-    if (s->is_glob) {
+    if (s->pods) {
+        struct pod_listing listing = {self->pods_dir, s, self, spec, 0};
+        list_pod_files(&listing, &pod_files);
+        paths = pod_files.v;
+        n = pod_files.n;
+    } else if (s->is_glob) {
         int r = glob(s->path, 0, NULL, &g);
         if (r != 0 && r != GLOB_NOMATCH)
             vg_log(VG_LOG_DEBUG, "logs: file=%s glob %s failed (%d)", s->name, s->path, r);
@@ -903,6 +1126,7 @@ static void expand(logtail_t *self, size_t spec)
     free(todo);
     if (s->is_glob)
         globfree(&g);
+    path_list_free(&pod_files);
     for (size_t i = 0; i < self->nfiles; i++) {
         free(self->files[i]->renamed_from);
         self->files[i]->renamed_from = NULL;
@@ -978,7 +1202,8 @@ static void count_login(const logtail_t *self, struct spec_state *st, const char
     count_key(st->logins, addr, now_s);
 }
 
-static void on_line(const char *line, size_t len, bool truncated, void *userdata)
+/* One line as the rules see it: a file's line, or a pod log's message (CRI decoded, joined). */
+static void on_message(const char *line, size_t len, bool truncated, void *userdata)
 {
     const struct reading *r = userdata;
     logtail_t *self = r->self;
@@ -986,10 +1211,6 @@ static void on_line(const char *line, size_t len, bool truncated, void *userdata
     const struct spec *spec = &self->specs[f->spec];
     struct spec_state *st = &self->states[f->spec];
 
-    if (f->skip_partial) {
-        f->skip_partial = false; /* the rest of a line that was there before we started */
-        return;
-    }
     if (memchr(line, '\0', len)) {
         st->errors[R_BINARY]++;
         if (!f->logged_binary)
@@ -1019,6 +1240,37 @@ static void on_line(const char *line, size_t len, bool truncated, void *userdata
         count_access(st, line, len, r->now_s);
     else if (spec->format == FORMAT_AUTH)
         count_login(self, st, line, len, r->now_s);
+}
+
+static void on_line(const char *line, size_t len, bool truncated, void *userdata)
+{
+    const struct reading *r = userdata;
+    logtail_t *self = r->self;
+    struct followed *f = r->f;
+    const struct spec *spec = &self->specs[f->spec];
+
+    if (f->skip_partial) {
+        f->skip_partial = false; /* the rest of a line that was there before we started */
+        return;
+    }
+    if (!spec->pods) {
+        on_message(line, len, truncated, userdata);
+        return;
+    }
+    /* A pod's log: the runtime's record around the line the container wrote. */
+    struct crilog_record rec;
+    if (crilog_parse(line, len, &rec) < 0) {
+        self->states[f->spec].errors[R_NOT_CRI]++;
+        if (!f->logged_not_cri)
+            vg_log(VG_LOG_WARN,
+                   "logs: file=%s path=%s a line that is not a CRI log record near offset %" PRIu64
+                   " skipped (later ones are counted in log.errors, not logged)",
+                   spec->name, shown(f->path).text, f->read_off);
+        f->logged_not_cri = true;
+        return;
+    }
+    if (crilog_joiner_add(&f->cri, &rec, truncated, on_message, userdata) == -ENOMEM)
+        vg_log(VG_LOG_WARN, "logs: file=%s out of memory joining a partial line", spec->name);
 }
 
 static void mark_unreadable(logtail_t *self, struct followed *f, int err, const char *what)
@@ -1073,6 +1325,7 @@ static void read_followed(logtail_t *self, struct followed *f, int64_t now_s)
     if ((uint64_t)st.st_size < f->read_off) {
         /* Truncated in place (copytruncate): whatever was pending belongs to the old content. */
         logparse_lines_flush(f->lines, NULL, NULL);
+        crilog_joiner_flush(&f->cri, NULL, NULL);
         self->states[f->spec].truncations++;
         vg_log(VG_LOG_INFO,
                "logs: file=%s path=%s truncated (%jd < %" PRIu64 " bytes); reading from the start",
@@ -1113,8 +1366,10 @@ static void read_followed(logtail_t *self, struct followed *f, int64_t now_s)
         }
     }
     if (f->draining && at_eof && self->clock_ms - f->drain_since_ms >= ROTATE_WAIT_MS) {
-        /* The old file is finished: its last line may lack the newline. */
+        /* The old file is finished: its last line may lack the newline, and a container that
+         * died mid-line leaves partial records without their end. */
         logparse_lines_flush(f->lines, on_line, &r);
+        crilog_joiner_flush(&f->cri, on_message, &r);
         f->done = true;
         self->offsets_dirty = true;
     }
@@ -1135,6 +1390,58 @@ static void drop_done(logtail_t *self)
 }
 
 /* ---- Emitting --------------------------------------------------------------------------- */
+
+/* The pod and container of a file under pods_dir/NS_POD_UID/C/. */
+static bool pod_of_path(const char *pods_dir, const char *path, struct pod_identity *ret)
+{
+    size_t n = strlen(pods_dir);
+    struct pod_identity id;
+    char dir[NAME_MAX + 1], container[NAME_MAX + 1];
+    if (strncmp(path, pods_dir, n) != 0 || path[n] != '/' ||
+        sscanf(path + n + 1, "%255[^/]/%255[^/]/", dir, container) != 2 ||
+        podmap_parse_pod_dir(dir, &id) < 0 || !podmap_container_name_valid(container))
+        return false;
+    memcpy(id.container, container, strlen(container) + 1); /* valid: at most 63 bytes */
+    *ret = id;
+    return true;
+}
+
+/* The files' directory: "pods_dir/NS_POD_UID/C" of ".../C/N.log". */
+static size_t dir_len(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? (size_t)(slash - path) : 0;
+}
+
+/* log.pod{file,namespace,pod,container,pod_uid}: the files followed per container. */
+static void emit_pods(const logtail_t *self, size_t spec, struct collect_ctx *ctx)
+{
+    for (size_t i = 0; i < self->nfiles; i++) {
+        const struct followed *f = self->files[i];
+        if (f->spec != spec || f->draining || f->done)
+            continue;
+        size_t len = dir_len(f->path);
+        bool first = true;
+        size_t files = 0;
+        for (size_t j = 0; j < self->nfiles; j++) {
+            const struct followed *g = self->files[j];
+            if (g->spec != spec || g->draining || g->done || dir_len(g->path) != len ||
+                memcmp(g->path, f->path, len) != 0)
+                continue;
+            first &= j >= i;
+            files++;
+        }
+        struct pod_identity id;
+        if (!first || !pod_of_path(self->pods_dir, f->path, &id))
+            continue;
+        const struct sig_label l[5] = {{"file", self->specs[spec].name},
+                                       {"namespace", id.namespace},
+                                       {"pod", id.pod},
+                                       {"container", id.container},
+                                       {"pod_uid", id.uid}};
+        collect_emit(ctx, "log.pod", (double)files, "count", l, 5);
+    }
+}
 
 static void emit_spec(const logtail_t *self, size_t i, struct collect_ctx *ctx, int64_t now_s)
 {
@@ -1159,6 +1466,8 @@ static void emit_spec(const logtail_t *self, size_t i, struct collect_ctx *ctx, 
     }
     collect_emit(ctx, "log.rotations", (double)st->rotations, "count", l, 1);
     collect_emit(ctx, "log.truncations", (double)st->truncations, "count", l, 1);
+    if (s->pods)
+        emit_pods(self, i, ctx);
 
     if (s->format == FORMAT_ACCESS) {
         static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
@@ -1285,8 +1594,19 @@ static int tail_start(int fd, off_t size, size_t lines, size_t bytes, char *buf,
     return 0;
 }
 
-/* One file's tail. header: a glob's match, preceded by "==> PATH <==" and never fatal. */
-static int tail_file(const char *path, bool header, size_t lines, size_t bytes,
+/* " (namespace=NS pod=POD container=C)" for a file under pods_dir/NS_POD_UID/C/, else "". */
+static void pod_note(const char *pods_dir, const char *path, char *buf, size_t cap)
+{
+    struct pod_identity id;
+    buf[0] = '\0';
+    if (pod_of_path(pods_dir, path, &id))
+        snprintf(buf, cap, " (namespace=%s pod=%s container=%s)", id.namespace, id.pod,
+                 id.container);
+}
+
+/* One file's tail. header: a glob's match, preceded by "==> PATH <==" and never fatal. note
+ * follows PATH in the header ("" for none). */
+static int tail_file(const char *path, bool header, const char *note, size_t lines, size_t bytes,
                      const struct artifact_writer *out, char *buf, char *err, size_t errlen)
 {
     struct stat st;
@@ -1295,7 +1615,7 @@ static int tail_file(const char *path, bool header, size_t lines, size_t bytes,
 
     if (header) {
         if ((r = write_text(out, "==> ")) < 0 || (r = write_text(out, path)) < 0 ||
-            (r = write_text(out, " <==\n")) < 0)
+            (r = write_text(out, note)) < 0 || (r = write_text(out, " <==\n")) < 0)
             return r;
     }
     if (lstat(path, &st) != 0) {
@@ -1353,18 +1673,22 @@ static int tail_file(const char *path, bool header, size_t lines, size_t bytes,
     return 0;
 }
 
-/* A glob's matches, each with its header; at most LOGTAIL_TAIL_FILES_MAX of them. */
-static int tail_matches(const glob_t *g, size_t lines, size_t bytes,
-                        const struct artifact_writer *out, char *buf, char *err, size_t errlen)
+/* A glob's matches, each with its header; at most LOGTAIL_TAIL_FILES_MAX of them. pods_dir:
+ * name the pod of each (NULL: plain files). */
+static int tail_matches(char *const *paths, size_t count, const char *pods_dir, size_t lines,
+                        size_t bytes, const struct artifact_writer *out, char *buf, char *err,
+                        size_t errlen)
 {
-    char *const *paths = g->gl_pathv;
-    size_t count = g->gl_pathc;
     size_t n = count;
     int r = 0;
+    char which[PODMAP_NAMESPACE_MAX + PODMAP_POD_MAX + PODMAP_CONTAINER_MAX + 48] = "";
     if (n > LOGTAIL_TAIL_FILES_MAX)
         n = LOGTAIL_TAIL_FILES_MAX;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = tail_file(paths[i], true, lines, bytes, out, buf, err, errlen);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (pods_dir)
+            pod_note(pods_dir, paths[i], which, sizeof(which));
+        r = tail_file(paths[i], true, which, lines, bytes, out, buf, err, errlen);
+    }
     if (r == 0 && count > n) {
         char more[96];
         snprintf(more, sizeof(more), "==> %zu more files not shown <==\n", count - n);
@@ -1398,8 +1722,23 @@ int logtail_tail(const logtail_t *self, const char *name, size_t lines, size_t b
         vg_set_err(err, errlen, "log tail: out of memory");
         return -ENOMEM;
     }
+    if (s->pods) {
+        struct pod_listing listing = {self->pods_dir, s, NULL, 0, 0};
+        struct path_list files = {0};
+        list_pod_files(&listing, &files);
+        if (files.n == 0) {
+            vg_set_err(err, errlen, "log file \"%s\": no pod's log under %s matches", name,
+                       self->pods_dir);
+            r = -ENOENT;
+        } else {
+            r = tail_matches(files.v, files.n, self->pods_dir, lines, bytes, out, buf, err, errlen);
+        }
+        path_list_free(&files);
+        free(buf);
+        return r;
+    }
     if (!s->is_glob) {
-        r = tail_file(s->path, false, lines, bytes, out, buf, err, errlen);
+        r = tail_file(s->path, false, "", lines, bytes, out, buf, err, errlen);
         if (r == -ENOENT)
             vg_set_err(err, errlen, "log file \"%s\": %s does not exist", name, s->path);
         free(buf);
@@ -1414,7 +1753,7 @@ int logtail_tail(const logtail_t *self, const char *name, size_t lines, size_t b
         vg_set_err(err, errlen, "log file \"%s\": cannot expand %s", name, s->path);
         r = gr == GLOB_NOSPACE ? -ENOMEM : -EIO;
     } else {
-        r = tail_matches(&g, lines, bytes, out, buf, err, errlen);
+        r = tail_matches(g.gl_pathv, g.gl_pathc, NULL, lines, bytes, out, buf, err, errlen);
     }
     if (gr != GLOB_NOMATCH)
         globfree(&g);

@@ -16,6 +16,14 @@
  *     (dev, inode) has a saved offset, which resumes there, and one whose path had another
  *     inode when the offsets were saved (rotated while the agent was down), which starts at 0.
  *     A file that appears later starts at 0.
+ *   - Pods: an entry with namespace (and pod, container) patterns instead of a path lists, every
+ *     run, the <restart>.log files of matching containers under
+ *     <pods_dir>/<namespace>_<pod>_<uid>/<container>/ (kubernetes.pod_logs_dir): a container's
+ *     restart (a new N.log) and a new pod are picked up like a glob's new files, and the
+ *     kubelet's rotation (0.log renamed 0.log.<date>, a new 0.log) like a rename rotation. Their
+ *     lines are CRI records (crilog.h): decoded, partial records joined per stream (up to
+ *     max_line_bytes), and only the container's line reaches patterns and formats. Directory
+ *     and container names are checked (podmap.h) before a path is built from them.
  *   - Offsets are saved in offsets_path (temporary file, fsync, rename), at most once per run
  *     and only when they moved. The offset saved is the end of the last whole line, so a
  *     restart never re-reads counted lines and never counts half a line.
@@ -31,6 +39,10 @@
  *                   matched, the rest of the line is skipped
  *   binary          a line with NUL bytes: not counted as a line, not matched
  *   too_many_files  a glob matched more files than followed (LOGTAIL_FILES_MAX in all)
+ *   bad_name        pods: a <pods_dir> entry not named <namespace>_<pod>_<uid>, or a container
+ *                   directory whose name is not a DNS label (once per name; at most 16 names
+ *                   per run are noted, the rest skipped silently)
+ *   not_cri         pods: a line that is not a CRI record (skipped, one count per line)
  *
  * Signals, per configured file name (labels file=<name>; counts are over the window, the
  * error counters since the agent started):
@@ -40,6 +52,8 @@
  *   log.match_rate{file,pattern} [per_min]       the same per minute: count * 60 s / window
  *   log.errors{file,reason} [count]              refused input, by the reasons above
  *   log.rotations{file}, log.truncations{file} [count]
+ *   log.pod{file,namespace,pod,container,pod_uid} [count]  pods: the files followed per
+ *                                                container (its current and earlier runs)
  *   format "access" (nginx/Apache common and combined; lines that do not parse are counted in
  *   log.lines only):
  *   log.http.requests{file} [requests]
@@ -80,7 +94,10 @@ struct logtail_pattern_config {
 /* collectors.logs.files[] */
 struct logtail_file_config {
     char *name;                  /* the `file` label; required, unique */
-    char *path;                  /* a path or a glob */
+    char *path;                  /* a path or a glob; or, instead: */
+    char *namespace;             /* pods: fnmatch patterns of namespace, pod and container */
+    char *pod;                   /* names ("" = "*"); their CRI logs under pods_dir */
+    char *container;
     char *format;                /* "plain" (default), "access" (nginx/Apache), "auth" (sshd/PAM) */
     struct vg_cfg_list patterns; /* of struct logtail_pattern_config */
 };
@@ -94,6 +111,7 @@ struct logtail_options {
     int64_t window_ms;        /* counting window, 1 s .. 1 h (whole seconds); 0 = 60 s */
     int64_t max_line_bytes;   /* longer lines are too_long; 0 = 16 KiB, at most 64 MiB */
     int64_t max_read_per_run; /* bytes per file per run; 0 = 4 MiB, at least 64 KiB */
+    const char *pods_dir;     /* kubernetes.pod_logs_dir; NULL or "" = /var/log/pods */
 };
 
 typedef struct logtail logtail_t;

@@ -118,6 +118,18 @@ struct netstat_collector {
     struct tcp_pressure walked_at;
     uint64_t walk_states[PROCFS_TCP_NEW_SYN_RECV + 1];
     uint64_t walks, skips;
+    /* Listeners' owners in pods (hostNetwork pods: kubelet's neighbours, ingress, CNI): what
+     * the last cycle resolved, by pid, carried to the next while the pid still owns one, so a
+     * steady node reads no cgroup file. */
+    podmap_t *pods; /* NULL: owners are not named */
+    struct owner_pod *owner_pods, *next_owner_pods;
+    size_t nowner_pods, nnext_owner_pods, owner_pods_cap, next_owner_pods_cap;
+};
+
+struct owner_pod {
+    int pid;
+    bool in_pod;
+    struct pod_identity id;
 };
 
 /* What a cycle gathers while the files stream past. */
@@ -208,8 +220,15 @@ void netstat_collector_destroy(netstat_collector_t **self_p)
     free(self->cur.by_inode);
     free(self->prev.items);
     free(self->prev.by_inode);
+    free(self->owner_pods);
+    free(self->next_owner_pods);
     free(self);
     *self_p = NULL;
+}
+
+void netstat_collector_set_pods(netstat_collector_t *self, podmap_t *pods)
+{
+    self->pods = pods;
 }
 
 /* ---- Addresses -------------------------------------------------------------------------- */
@@ -916,11 +935,43 @@ static void emit_states(const struct cycle *c)
     }
 }
 
+/* The pod of a listener's owner: last cycle's answer for the pid, else podmap's. NULL: none. */
+static const struct pod_identity *owner_pod(netstat_collector_t *self, int pid, int64_t now_ms)
+{
+    struct owner_pod found = {.pid = pid};
+    for (size_t k = 0; k < self->nnext_owner_pods; k++) {
+        if (self->next_owner_pods[k].pid == pid)
+            return self->next_owner_pods[k].in_pod ? &self->next_owner_pods[k].id : NULL;
+    }
+    size_t k = 0;
+    for (; k < self->nowner_pods && self->owner_pods[k].pid != pid; k++)
+        ;
+    if (k < self->nowner_pods)
+        found = self->owner_pods[k];
+    else
+        found.in_pod = podmap_resolve_pid(self->pods, self->proc_fd, pid, now_ms, &found.id) == 0;
+    if (self->nnext_owner_pods == self->next_owner_pods_cap) {
+        size_t cap = self->next_owner_pods_cap ? self->next_owner_pods_cap * 2 : 8;
+        struct owner_pod *more =
+            cap <= MAX_LISTENERS ? realloc(self->next_owner_pods, cap * sizeof(*more)) : NULL;
+        if (!more)
+            return NULL; /* named next cycle, or never: a label less, not an error */
+        self->next_owner_pods = more;
+        self->next_owner_pods_cap = cap;
+    }
+    self->next_owner_pods[self->nnext_owner_pods] = found;
+    struct owner_pod *kept = &self->next_owner_pods[self->nnext_owner_pods++];
+    return kept->in_pod ? &kept->id : NULL;
+}
+
 /* net.listen for each key in self->cur (sorted), net.listen.new for those not in prev. */
 static void emit_listeners(netstat_collector_t *self, struct collect_ctx *ctx, bool report_new)
 {
     const struct listener_set *cur = &self->cur, *prev = &self->prev;
+    int64_t now_ms = vg_mono_ms();
     size_t i = 0;
+
+    self->nnext_owner_pods = 0;
     while (i < cur->n) {
         const struct listener *first = &cur->items[i], *owner = NULL;
         size_t j = i;
@@ -933,7 +984,9 @@ static void emit_listeners(netstat_collector_t *self, struct collect_ctx *ctx, b
         addr_text(first->family, first->addr, address, sizeof(address));
         snprintf(port, sizeof(port), "%u", (unsigned)first->port);
         snprintf(pid, sizeof(pid), "%d", owner ? owner->pid : 0);
-        const struct sig_label labels[] = {
+        const struct pod_identity *pod =
+            owner && self->pods ? owner_pod(self, owner->pid, now_ms) : NULL;
+        struct sig_label labels[9] = {
             {"proto", first->proto == PROTO_TCP ? "tcp" : "udp"},
             {"address", address},
             {"port", port},
@@ -941,6 +994,13 @@ static void emit_listeners(netstat_collector_t *self, struct collect_ctx *ctx, b
             {"process", owner ? owner->comm : ""},
         };
         size_t nlabels = owner ? 5 : 3; /* without an owner, no pid and process */
+        if (pod) {
+            labels[nlabels++] = (struct sig_label){"namespace", pod->namespace};
+            labels[nlabels++] = (struct sig_label){"pod", pod->pod};
+            if (pod->container[0])
+                labels[nlabels++] = (struct sig_label){"container", pod->container};
+            labels[nlabels++] = (struct sig_label){"pod_uid", pod->uid};
+        }
         collect_emit(ctx, "net.listen", (double)(j - i), "count", labels, nlabels);
         if (report_new && !(prev->n > 0 && bsearch(first, prev->items, prev->n,
                                                    sizeof(*prev->items), key_cmp_void))) {
@@ -950,6 +1010,15 @@ static void emit_listeners(netstat_collector_t *self, struct collect_ctx *ctx, b
         }
         i = j;
     }
+    /* This cycle's owners become the cache; pids that own no listener now are forgotten. */
+    struct owner_pod *old = self->owner_pods;
+    size_t old_cap = self->owner_pods_cap;
+    self->owner_pods = self->next_owner_pods;
+    self->owner_pods_cap = self->next_owner_pods_cap;
+    self->nowner_pods = self->nnext_owner_pods;
+    self->next_owner_pods = old;
+    self->next_owner_pods_cap = old_cap;
+    self->nnext_owner_pods = 0;
 }
 
 void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx)
@@ -1043,7 +1112,13 @@ struct sock_owner {
     char comm[COMM_MAX]; /* raw: escaped when written */
 };
 
-/* One netstat_write_table call: everything it uses is its own (it runs on another thread). */
+struct pid_pod {
+    int pid;
+    char text[PODMAP_NAMESPACE_MAX + PODMAP_POD_MAX + PODMAP_CONTAINER_MAX + 4];
+};
+
+/* One netstat_write_table call: everything it uses is its own (it runs on another thread),
+ * but the podmap, which locks. */
 struct table_dump {
     struct artifact_text text;
     int proc_fd;
@@ -1052,6 +1127,10 @@ struct table_dump {
     size_t nowners, owners_cap;
     bool owners_full;
     size_t owner_pids; /* processes holding at least one socket */
+    podmap_t *pods;    /* NULL: owners are not named */
+    int64_t now_ms;
+    struct pid_pod *pid_pods; /* owners in pods, ascending pid (pids are walked in order) */
+    size_t npid_pods, pid_pods_cap;
     size_t denied;     /* processes whose fd directory could not be read */
     const char *netid; /* of the file being read: "tcp", "tcp6", "udp", "udp6" */
     bool udp;
@@ -1094,6 +1173,40 @@ static bool owner_add(struct table_dump *d, uint64_t inode, int pid, int fd, con
     return true;
 }
 
+/* Remembers the pod of an owner, if it is in one (bounded like the owners). */
+static void pid_pod_add(struct table_dump *d, int pid)
+{
+    struct pod_identity id;
+    if (!d->pods || podmap_resolve_pid(d->pods, d->proc_fd, pid, d->now_ms, &id) < 0)
+        return;
+    if (d->npid_pods == d->pid_pods_cap) {
+        size_t cap = d->pid_pods_cap ? d->pid_pods_cap * 2 : 16;
+        struct pid_pod *more = cap <= OWNERS_MAX ? realloc(d->pid_pods, cap * sizeof(*more)) : NULL;
+        if (!more)
+            return;
+        d->pid_pods = more;
+        d->pid_pods_cap = cap;
+    }
+    d->pid_pods[d->npid_pods].pid = pid;
+    podmap_identity_text(&id, d->pid_pods[d->npid_pods].text, sizeof(d->pid_pods[0].text));
+    d->npid_pods++;
+}
+
+static const char *pid_pod_text(const struct table_dump *d, int pid)
+{
+    size_t lo = 0, hi = d->npid_pods;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->pid_pods[mid].pid == pid)
+            return d->pid_pods[mid].text;
+        if (d->pid_pods[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 /* Every socket fd of one process. Processes exiting meanwhile simply end early. */
 static void dump_pid_owners(struct table_dump *d, int pid)
 {
@@ -1127,6 +1240,7 @@ static void dump_pid_owners(struct table_dump *d, int pid)
                 break; /* exited */
             have_comm = true;
             d->owner_pids++;
+            pid_pod_add(d, pid);
         }
         owner_add(d, inode, pid, fd, comm);
     }
@@ -1175,10 +1289,11 @@ static const char *process_text(struct table_dump *d, uint64_t inode)
     append(d->process, sizeof(d->process), &used, "users:(");
     size_t i = lo;
     for (; i < d->nowners && d->owners[i].inode == inode && shown < OWNERS_SHOWN; i++, shown++) {
-        char comm[COMM_MAX * 4 + 1], piece[COMM_MAX * 4 + 48];
+        char comm[COMM_MAX * 4 + 1], piece[COMM_MAX * 4 + sizeof(d->pid_pods[0].text) + 56];
         artifact_escape(d->owners[i].comm, strlen(d->owners[i].comm), "\"", comm, sizeof(comm));
-        snprintf(piece, sizeof(piece), "%s(\"%s\",pid=%d,fd=%d)", shown ? "," : "", comm,
-                 d->owners[i].pid, d->owners[i].fd);
+        const char *pod = pid_pod_text(d, d->owners[i].pid);
+        snprintf(piece, sizeof(piece), "%s(\"%s\",pid=%d,fd=%d%s%s)", shown ? "," : "", comm,
+                 d->owners[i].pid, d->owners[i].fd, pod ? ",pod=" : "", pod ? pod : "");
         append(d->process, sizeof(d->process), &used, piece);
     }
     size_t more = 0;
@@ -1328,8 +1443,8 @@ static void dump_summary(struct table_dump *d)
                          (unsigned long long)d->udp_socks, (unsigned long long)d->unix_socks);
 }
 
-int netstat_write_table(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                        char *err, size_t errlen)
+int netstat_write_table(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                        const struct artifact_writer *out, char *err, size_t errlen)
 {
     const char *root = proc_root ? proc_root : "/proc";
     char now[32];
@@ -1352,6 +1467,8 @@ int netstat_write_table(const char *proc_root, size_t max_bytes, const struct ar
         goto err_free;
     }
     artifact_text_init(&d->text, out, max_bytes);
+    d->pods = pods;
+    d->now_ms = vg_mono_ms();
     dump_owners(d);
 
     artifact_time_text(vg_wall_ms() / 1000, now, sizeof(now));
@@ -1366,7 +1483,9 @@ int netstat_write_table(const char *proc_root, size_t max_bytes, const struct ar
                          d->owners_full ? " (the first ones only: table full)" : "", d->denied);
     artifact_text_printf(&d->text,
                          "# Recv-Q/Send-Q: bytes queued (LISTEN: connections waiting to be "
-                         "accepted); TIME_WAIT and request sockets have no inode or owner\n");
+                         "accepted); TIME_WAIT and request sockets have no inode or owner; "
+                         "pod=NAMESPACE/POD/CONTAINER: an owner in a Kubernetes pod (container "
+                         "\"-\": not told)\n");
     artifact_text_printf(&d->text, "%-5s %-12s %8s %8s %-40s %-40s %6s %10s %s\n", "Netid", "State",
                          "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "UID",
                          "Inode", "Process");
@@ -1381,6 +1500,7 @@ int netstat_write_table(const char *proc_root, size_t max_bytes, const struct ar
 
 err_free:
     free(d->owners);
+    free(d->pid_pods);
     free(d->buf);
     free(d);
     return r;

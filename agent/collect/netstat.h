@@ -29,6 +29,10 @@
  *                                           socket activation). Both labels are left out when
  *                                           no owner was found: kernel sockets (nfsd), or
  *                                           other users' processes without CAP_SYS_PTRACE.
+ *                                           With a podmap (netstat_collector_set_pods), an
+ *                                           owner in a pod adds namespace, pod, container
+ *                                           and pod_uid (hostNetwork pods: only their
+ *                                           sockets are in the node's table).
  *   net.listen.new{proto,address,port,pid,process} [count]
  *                                           value 1, sent once, in the cycle where a listener
  *                                           (proto + address + port) appears that was not
@@ -71,12 +75,18 @@
 #define AGENT_COLLECT_NETSTAT_H
 
 #include "collect.h"
+#include "podmap.h"
 
 typedef struct netstat_collector netstat_collector_t;
 
 /* proc_root is "/proc" normally (NULL means that too); tests point it at a fixture tree. */
 netstat_collector_t *netstat_collector_new(const char *proc_root);
 void netstat_collector_destroy(netstat_collector_t **self_p);
+
+/* Names the pods of listeners' owners through pods (borrowed; it must outlive the collector):
+ * net.listen and net.listen.new then carry namespace, pod, container (when told) and pod_uid
+ * for an owner in a pod. NULL, the default: no pod labels. */
+void netstat_collector_set_pods(netstat_collector_t *self, podmap_t *pods);
 
 /* One cycle. Unreadable sources are skipped and counted in ctx->errors; never fatal. */
 void netstat_collector_run(netstat_collector_t *self, struct collect_ctx *ctx);
@@ -99,13 +109,14 @@ void netstat_collector_walks(const netstat_collector_t *self, uint64_t *ret_walk
  * when NULL) as text, like `ss -tanup` and `ss -xap` together: one line per TCP, UDP and unix
  * socket with netid, state, receive and send queues, local and peer address, uid, inode and
  * the processes holding it (users:(("nginx",pid=1234,fd=3)), found by walking every
- * <pid>/fd once), then a summary line with the counts by state. A table that cannot be read
+ * <pid>/fd once; ",pod=NAMESPACE/POD/CONTAINER" after fd= for an owner in a pod, when pods
+ * is not NULL), then a summary line with the counts by state. A table that cannot be read
  * is named in the artifact, not an error. Thread-safe (shares nothing with the collector).
  * Returns 0; -EFBIG when max_bytes was reached (the artifact ends with a "# truncated" line);
  * the writer's negative errno when it failed; -ENOENT, -EACCES or -ENOMEM when proc_root
  * cannot be opened. err says which in words.
  */
-int netstat_write_table(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                        char *err, size_t errlen);
+int netstat_write_table(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                        const struct artifact_writer *out, char *err, size_t errlen);
 
 #endif

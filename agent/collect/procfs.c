@@ -948,9 +948,10 @@ static bool component_container_id(struct span comp, struct span *ret_id)
         *ret_id = comp;
         return true;
     }
-    if (!span_ends(comp, ".scope"))
-        return false;
-    comp.n -= strlen(".scope");
+    /* The systemd driver's unit is <prefix><id>.scope; CRI-O under the cgroupfs driver names
+     * the directory crio-<id>, without the suffix. */
+    if (span_ends(comp, ".scope"))
+        comp.n -= strlen(".scope");
     /* crio-conmon-<id> and libpod-conmon-<id> (the runtime's monitor, outside the container)
      * do not match: "conmon-<id>" is not 64 hex digits. */
     static const char *const prefixes[] = {"docker-", "cri-containerd-", "crio-", "libpod-"};

@@ -282,7 +282,8 @@ struct procfs_cgroup_ids {
 
 /*
  * From /proc/PID/cgroup (v1 and v2 forms): the container id of docker-<id>.scope,
- * cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope or a bare 64-hex path component
+ * cri-containerd-<id>.scope, crio-<id>.scope (crio-<id> under the cgroupfs driver),
+ * libpod-<id>.scope or a bare 64-hex path component
  * (/docker/<id>, /kubepods/.../pod<uid>/<id>), the innermost on a path; and the pod uid of a
  * kubepods path (pod<uuid> or kubepods-<qos>-pod<uuid_with_underscores>.slice). Container
  * runtimes' monitor scopes (crio-conmon-<id>, libpod-conmon-<id>) are not containers.

@@ -337,12 +337,15 @@ struct user_entry {
 struct table_ctx {
     struct artifact_text text;
     int proc_fd;
+    podmap_t *pods; /* NULL: pods are not named */
+    int64_t now_ms; /* monotonic, for podmap's rescan bound */
     int64_t btime; /* boot time, Unix seconds; 0 = unknown */
     long tck;      /* clock ticks per second */
     struct user_entry users[USER_CACHE];
     size_t nusers;
     char cgroup[CGROUP_BUF];
     char cmdline[CMDLINE_TEXT];
+    char k8s[PODMAP_NAMESPACE_MAX + PODMAP_POD_MAX + PODMAP_CONTAINER_MAX + 4];
     char user[64];
 };
 
@@ -413,6 +416,11 @@ static void write_process(struct table_ctx *c, const struct proctable_proc *p)
         procfs_parse_cgroup(c->cgroup, len, &ids) < 0)
         memset(&ids, 0, sizeof(ids));
     ids_text(&ids, where, sizeof(where));
+    struct pod_identity pod;
+    if (c->pods && podmap_resolve(c->pods, &ids, c->now_ms, &pod) == 0)
+        podmap_identity_text(&pod, c->k8s, sizeof(c->k8s));
+    else
+        snprintf(c->k8s, sizeof(c->k8s), "-");
     user_text(c, p);
     proctable_cmdline(c->proc_fd, p->pid, p->comm, c->cmdline, sizeof(c->cmdline));
     if (c->btime > 0)
@@ -421,15 +429,15 @@ static void write_process(struct table_ctx *c, const struct proctable_proc *p)
     else
         snprintf(started, sizeof(started), "?");
     uint64_t tck = (uint64_t)c->tck;
-    artifact_text_printf(&c->text, "%-7d %-7d %-16s %c %4u %10llu %8llu.%02llu %-20s %-13s %s\n",
-                         p->pid, p->ppid, c->user, p->state, p->threads,
-                         (unsigned long long)p->rss_kib, (unsigned long long)(p->cpu_ticks / tck),
-                         (unsigned long long)(p->cpu_ticks % tck * 100 / tck), started, where,
-                         c->cmdline);
+    artifact_text_printf(
+        &c->text, "%-7d %-7d %-16s %c %4u %10llu %8llu.%02llu %-20s %-13s %-23s %s\n", p->pid,
+        p->ppid, c->user, p->state, p->threads, (unsigned long long)p->rss_kib,
+        (unsigned long long)(p->cpu_ticks / tck),
+        (unsigned long long)(p->cpu_ticks % tck * 100 / tck), started, where, c->k8s, c->cmdline);
 }
 
-int proctable_write(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                    char *err, size_t errlen)
+int proctable_write(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                    const struct artifact_writer *out, char *err, size_t errlen)
 {
     const char *root = proc_root ? proc_root : "/proc";
     int *pids = NULL;
@@ -446,6 +454,8 @@ int proctable_write(const char *proc_root, size_t max_bytes, const struct artifa
         return -ENOMEM;
     }
     c->nusers = 0;
+    c->pods = pods;
+    c->now_ms = vg_mono_ms();
     c->tck = sysconf(_SC_CLK_TCK);
     if (c->tck <= 0)
         c->tck = 100;
@@ -465,13 +475,15 @@ int proctable_write(const char *proc_root, size_t max_bytes, const struct artifa
         "# USER: uid(name in this agent's user database); S: R running, S sleeping, D waiting "
         "(usually I/O), Z zombie, T stopped, I idle; THR: threads; RSS_KIB: resident memory; "
         "CPU_S: user + system seconds since start; STARTED: UTC; POD/CONTAINER: the Kubernetes "
-        "pod uid and container id from the cgroup (\"-\": none); COMMAND: arguments separated by "
+        "pod uid and container id from the cgroup (\"-\": none); NAMESPACE/POD/CONTAINER: their "
+        "names, from /var/log/pods (\"-\": not a pod, or not named there; a container \"-\": "
+        "the pod's sandbox or not told); COMMAND: arguments separated by "
         "spaces, other bytes as \\xHH, cut with \"...\" after %d bytes, [comm] when there is "
         "none\n",
         CMDLINE_READ);
-    artifact_text_printf(&c->text, "%-7s %-7s %-16s %c %4s %10s %11s %-20s %-13s %s\n", "PID",
+    artifact_text_printf(&c->text, "%-7s %-7s %-16s %c %4s %10s %11s %-20s %-13s %-23s %s\n", "PID",
                          "PPID", "USER", 'S', "THR", "RSS_KIB", "CPU_S", "STARTED", "POD/CONTAINER",
-                         "COMMAND");
+                         "NAMESPACE/POD/CONTAINER", "COMMAND");
     for (size_t i = 0; i < npids && c->text.status == 0; i++) {
         struct proctable_proc p;
         r = proctable_read(c->proc_fd, pids[i], &p);

@@ -1,14 +1,14 @@
 /*
  * The process table as evidence (`vigilctl collect processes`): every process with its
  * parent, user, state, threads, resident memory, CPU time, start time, Kubernetes pod and
- * container ids (from its cgroup) and full command line, as a text artifact a responder reads
- * as it is. Also the pieces of it that the host snapshot reuses (reading one process, its
- * command line, its user's name) and the bounded text output every evidence writer of
- * agent/collect uses (the netstat, host and processes artifacts).
+ * container ids (from its cgroup) with their names (podmap.h) and full command line, as a text
+ * artifact a responder reads as it is. Also the pieces of it that the host snapshot reuses (reading
+ * one process, its command line, its user's name) and the bounded text output every evidence writer
+ * of agent/collect uses (the netstat, host and processes artifacts).
  *
  * Thread safety: everything here may run on the agent's evidence thread while the collectors
- * run: no state is shared, each call opens and allocates what it uses, user names come from
- * getpwuid_r.
+ * run: no state is shared but the podmap (which locks), each call opens and allocates what it
+ * uses, user names come from getpwuid_r.
  *
  * Processes come and go while they are read: one that exits half-way is left out (and
  * counted), never an error.
@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "collect.h" /* struct artifact_writer */
+#include "podmap.h"
 #include "procfs.h"
 
 /* ---- Bounded text artifacts ------------------------------------------------------------- */
@@ -100,12 +101,13 @@ void proctable_user_name(uid_t uid, char *buf, size_t cap);
 
 /*
  * Writes the process table of proc_root ("/proc" when NULL) to out, one process per line in
- * pid order, under a header naming the columns and above a summary line. Returns 0; -EFBIG
+ * pid order, under a header naming the columns and above a summary line. A process in a pod
+ * shows its namespace, pod and container names as pods resolves them (NULL: "-"). Returns 0; -EFBIG
  * when max_bytes was reached (the artifact ends with a "# truncated" line); the writer's
  * negative errno when it failed; or -ENOENT, -EACCES, -ENOMEM when proc_root cannot be
  * listed. err says which in words.
  */
-int proctable_write(const char *proc_root, size_t max_bytes, const struct artifact_writer *out,
-                    char *err, size_t errlen);
+int proctable_write(const char *proc_root, podmap_t *pods, size_t max_bytes,
+                    const struct artifact_writer *out, char *err, size_t errlen);
 
 #endif

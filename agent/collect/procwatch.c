@@ -94,6 +94,12 @@ struct watch {
 
     uint64_t errors[R_COUNT];
     bool failing[R_COUNT]; /* logged; cleared when the source reads well again */
+
+    /* The pod of the process held, looked up once per process (pid, start). */
+    bool pod_checked;
+    int pod_pid;
+    uint64_t pod_start;
+    struct pod_identity *pod; /* NULL: not in a pod (or not named) */
 };
 
 struct procwatch {
@@ -104,6 +110,7 @@ struct procwatch {
     int epfd;    /* -1: exits are polled */
     long clk_tck;
     long page_size;
+    podmap_t *pods; /* NULL: proc.pod is not sent */
     char buf[STAT_BUF];
 };
 
@@ -373,6 +380,7 @@ void procwatch_destroy(procwatch_t **self_p)
         free(w->comm);
         free(w->pidfile);
         free(w->procs);
+        free(w->pod);
     }
     free(self->w);
     if (self->epfd >= 0)
@@ -381,6 +389,11 @@ void procwatch_destroy(procwatch_t **self_p)
         close(self->proc_fd);
     free(self);
     *self_p = NULL;
+}
+
+void procwatch_set_pods(procwatch_t *self, podmap_t *pods)
+{
+    self->pods = pods;
 }
 
 int procwatch_fd(const procwatch_t *self)
@@ -638,6 +651,30 @@ static void hold(procwatch_t *self, size_t i, const struct found *f)
     attach_pidfd(self, i, f);
 }
 
+/* proc.pod{name,namespace,pod,container,pod_uid} = 1 for a process in a pod. */
+static void emit_pod(const procwatch_t *self, struct watch *w, struct collect_ctx *ctx, int64_t now)
+{
+    if (!w->pod_checked || w->pod_pid != w->pid || w->pod_start != w->start) {
+        struct pod_identity id;
+        free(w->pod);
+        w->pod = NULL;
+        if (podmap_resolve_pid(self->pods, self->proc_fd, w->pid, now, &id) == 0 &&
+            (w->pod = malloc(sizeof(*w->pod))) != NULL)
+            *w->pod = id;
+        w->pod_checked = true;
+        w->pod_pid = w->pid;
+        w->pod_start = w->start;
+    }
+    if (!w->pod)
+        return;
+    struct sig_label l[5] = {{"name", w->name},
+                             {"namespace", w->pod->namespace},
+                             {"pod", w->pod->pod},
+                             {"pod_uid", w->pod->uid},
+                             {"container", w->pod->container}};
+    collect_emit(ctx, "proc.pod", 1, "bool", l, w->pod->container[0] ? 5 : 4);
+}
+
 static void emit(const procwatch_t *self, struct watch *w, const struct found *f,
                  struct collect_ctx *ctx)
 {
@@ -660,6 +697,8 @@ static void emit(const procwatch_t *self, struct watch *w, const struct found *f
         w->cpu_ticks = ticks;
         w->cpu_mono_ms = now;
         w->have_cpu = true;
+        if (self->pods)
+            emit_pod(self, w, ctx, now);
     }
     for (int r = 0; r < R_COUNT; r++) {
         if (w->errors[r] == 0)

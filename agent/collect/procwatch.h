@@ -27,6 +27,11 @@
  *   proc.cpu_pct{name} [percent]  when up, CPU time since the previous run as a percentage of
  *                                 one CPU (a busy multi-threaded process can exceed 100);
  *                                 not sent on the first run for a process
+ *   proc.pod{name,namespace,pod,container,pod_uid} [bool]
+ *                                 1 when up and in a Kubernetes pod (procwatch_set_pods):
+ *                                 which pod the process is, as a series of its own so that
+ *                                 proc.up{name} stays one series across pod restarts
+ *                                 (container left out when it cannot be told)
  *   proc.errors{name,reason} [count]  since the agent started, sent once one happened:
  *                                 reason=pidfile (malformed contents), unreadable (the pidfile,
  *                                 cgroup.procs or the process's /proc entries could not be read
@@ -40,6 +45,7 @@
 
 #include "collect.h"
 #include "config.h"
+#include "podmap.h"
 
 #define PROCWATCH_MAX 256 /* watched processes */
 
@@ -63,6 +69,10 @@ typedef struct procwatch procwatch_t;
  */
 procwatch_t *procwatch_new(const struct procwatch_config *watch, size_t n, const char *proc_root,
                            const char *cgroup_root, char *err, size_t errlen);
+
+/* Names the pods of watched processes through pods (borrowed; it must outlive self): proc.pod
+ * is sent for each one in a pod. NULL, the default: not sent. */
+void procwatch_set_pods(procwatch_t *self, podmap_t *pods);
 
 /* An epoll fd, readable when a watched process exited; -1 when exits are only polled. */
 int procwatch_fd(const procwatch_t *self);

@@ -22,6 +22,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "runbook_load.h"
 #include "timeutil.h"
 #include "wire.h"
 
@@ -172,6 +173,15 @@ static void *admin_main(void *arg)
         r = vg_loop_add_fd(loop, self->steps_fd, serve_steps, self);
     if (r == 0)
         r = vg_loop_add_fd(loop, self->stop_fd, serve_stop, self);
+    if (r == 0) {
+        int timer = vg_loop_add_timer(loop, ADMIN_CHAIN_LINK_MS, admin_chain_tick, self);
+        r = timer < 0 ? timer : 0;
+    }
+    if (r == 0 && self->checkpoints.enabled && self->checkpoints.interval_ms > 0) {
+        int timer = vg_loop_add_timer(loop, self->checkpoints.interval_ms, admin_checkpoint_tick,
+                                      self);
+        r = timer < 0 ? timer : 0;
+    }
     if (r == 0)
         r = vg_loop_run(loop);
     if (r < 0 && r != -ETERM)
@@ -218,6 +228,8 @@ void admin_destroy(admin_t **self_p)
         self->steps_head = next;
     }
     steps_limiter_destroy(&self->limiter);
+    runbooks_release(&self->runbooks);
+    vg_signing_key_wipe(&self->checkpoints.key);
     free(self->changes);
     pthread_mutex_destroy(&self->changes_lock);
     free(self);
@@ -232,6 +244,29 @@ void *admin_socket(admin_t *self)
 void admin_set_paging(admin_t *self, const struct paging_config *paging)
 {
     self->paging = paging;
+}
+
+void admin_set_runbooks(admin_t *self, const struct rb_set *set)
+{
+    const struct rb_set *fresh = runbooks_ref(set);
+    pthread_mutex_lock(&self->changes_lock);
+    const struct rb_set *old = self->runbooks;
+    self->runbooks = fresh;
+    pthread_mutex_unlock(&self->changes_lock);
+    runbooks_release(&old);
+}
+
+const struct rb_set *admin_runbooks(admin_t *self)
+{
+    pthread_mutex_lock(&self->changes_lock);
+    const struct rb_set *set = runbooks_ref(self->runbooks);
+    pthread_mutex_unlock(&self->changes_lock);
+    return set;
+}
+
+void admin_set_status_page(admin_t *self, const struct status_page_config *status_page)
+{
+    self->status_page = status_page;
 }
 
 void admin_set_remediate(admin_t *self, remediate_t *remediate)
@@ -406,7 +441,9 @@ int admin_labels_from_json(const char *labels_json, Vigil__Label ***ret_labels, 
 static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
-    admin_command_commands,  admin_silence_commands,
+    admin_command_commands,  admin_silence_commands, admin_drill_commands,
+    admin_checkpoint_commands,
+    admin_steer_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)

@@ -45,12 +45,30 @@ struct paging_config;
  * self); NULL = paging is off. Set before admin_start. */
 void admin_set_paging(admin_t *self, const struct paging_config *paging);
 
+struct status_page_config;
+/* The status page's components (which runbooks affect which) for `vigilctl update` and
+ * `vigilctl status-page export` (borrowed, read-only, outlives self). Set before admin_start. */
+void admin_set_status_page(admin_t *self, const struct status_page_config *status_page);
+
 /* Who hears that an operator approved (node up) or revoked (node down) an agent: the same
  * observer the router tells about enrollment and liveness, so the rule engine's node set
  * follows both (copied; only agent_state is called). A revoked agent's node stays up while
  * another agent of that node is active (a node re-enrolled with a new key). Set before
  * admin_start. */
 void admin_set_observer(admin_t *self, const struct router_observer *observer);
+
+struct vg_signing_key;
+/* Signed checkpoints of the evidence chain (admin/checkpoints.c): the coordinator's signing
+ * key (copied), the directory they are written to, and how often the admin thread issues one
+ * when a chain grew (0 = only on request). Set before admin_start; without it GetCheckpoint
+ * is refused. */
+void admin_set_checkpoints(admin_t *self, const struct vg_signing_key *key, const char *dir,
+                           int64_t interval_ms);
+
+struct rb_set;
+/* The runbook set in force, for drills (a reference is taken; the previous one is dropped):
+ * called at start and after every reload that succeeded, from the main loop. */
+void admin_set_runbooks(admin_t *self, const struct rb_set *set);
 
 struct steps_job;
 

@@ -23,12 +23,26 @@
 
 #include "admin.h"
 #include "evidence.h"
+#include "checkpoint.h"
+#include "evloop.h"
+#include "sign.h"
 #include "incidents.h"
 #include "remediate.h"
 #include "steps.h"
 #include "store.h"
 
 struct paging_config;
+
+/* Signed checkpoints of the evidence chain (checkpoints.c; admin_set_checkpoints). */
+struct admin_checkpoints {
+    bool enabled;              /* a signing key was given */
+    struct vg_signing_key key; /* the coordinator's, a copy (wiped by admin_destroy) */
+    char dir[4096];            /* state_dir/checkpoints */
+    int64_t interval_ms;       /* 0 = only on request */
+    int64_t link_warned_ms;    /* the chain linker's last warning (monotonic) */
+    bool has_published;        /* published holds the heads last written */
+    struct vg_chain_head published[VG_CHAINS];
+};
 
 /* A node that went up or down by an operator's hand, for the rule engine on the main loop. */
 struct admin_node_change {
@@ -56,6 +70,8 @@ struct admin {
     store_incidents_t *incidents;   /* own connection, opened on first use */
     /* Borrowed (admin_set_paging); NULL = paging is off. */
     const struct paging_config *paging;
+    /* Borrowed (admin_set_status_page); NULL = no components configured. */
+    const struct status_page_config *status_page;
     /* On-call overrides: own connection, opened on first use. */
     store_oncall_t *oncall;
     /* Evidence vault verification: own connection, opened on first use. */
@@ -71,6 +87,8 @@ struct admin {
     int steps_fd;
     steps_limiter_t *limiter;     /* automatic requests per (runbook, node); admin thread */
     steps_watchlist_t *watchlist; /* borrowed (admin_set_watchlist); NULL = no verify watch */
+    const struct rb_set *runbooks; /* a reference to the set in force, under changes_lock */
+    struct admin_checkpoints checkpoints; /* checkpoints.c */
 };
 
 /* Queues a node's change for the observer (admin_node_changes); a change that cannot be queued
@@ -118,6 +136,10 @@ void admin_reply_command_evidence(admin_t *self, struct reply *rep, const char *
 /* The evidence of incident_id's investigation, the same way (admin/evidence.c). */
 void admin_reply_incident_evidence(admin_t *self, struct reply *rep, uint64_t incident_id);
 void reply_incident_not_found(struct reply *rep, uint64_t id);
+/* The incidents connection, opened on first use (NULL when out of memory); and the incident as
+ * it now is into the reply (admin/incidents.c). */
+store_incidents_t *admin_incidents_store(admin_t *self);
+void admin_reply_incident(admin_t *self, struct reply *rep, uint64_t id);
 
 /* "operator:NAME", the actor of audit rows and timelines. */
 void admin_actor(const struct operator* op, char *out, size_t len);
@@ -147,10 +169,32 @@ extern const struct admin_command admin_agent_commands[];
 extern const struct admin_command admin_signal_commands[];
 extern const struct admin_command admin_evidence_commands[];
 extern const struct admin_command admin_incident_commands[];
+extern const struct admin_command admin_steer_commands[]; /* steer.c: issue 18 */
 extern const struct admin_command admin_paging_commands[];
 extern const struct admin_command admin_silence_commands[];
 extern const struct admin_command admin_operator_commands[];
 extern const struct admin_command admin_command_commands[];
+extern const struct admin_command admin_drill_commands[];
+extern const struct admin_command admin_checkpoint_commands[];
+
+struct vg_checkpoint;
+/* A checkpoint of the vault's head now, signed, written to the directory: text (len bytes).
+ * 0; -ENOTSUP without a signing key; -EIO store. */
+int admin_checkpoint_issue(admin_t *self, char *text, size_t len);
+/* The admin loop's timer: links the rows committed since the last pass (030_chains.sql). */
+int admin_chain_tick(vg_loop_t *loop, void *userdata);
+#define ADMIN_CHAIN_LINK_MS 1000
+/* The admin loop's timer: a checkpoint when a chain grew since the last one. */
+int admin_checkpoint_tick(vg_loop_t *loop, void *userdata);
+/* The table of a chain other than the vault's (NULL for VG_CHAIN_EVIDENCE). */
+const char *admin_chain_table(enum vg_chain chain);
+/* Whether the vault (intact through last_id) and the other chains still hold what cp signed;
+ * false with broken_id (the row or place to blame; 0 = none) and why. */
+bool admin_checkpoint_check(admin_t *self, const struct vg_checkpoint *cp, uint64_t last_id,
+                            uint64_t *broken_id, char *why, size_t whylen);
+
+/* A reference to the runbook set in force (runbooks_release it), or NULL when none is loaded. */
+const struct rb_set *admin_runbooks(admin_t *self);
 
 /* The entry for a request, from every table; NULL when none answers it. */
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body);

@@ -1048,6 +1048,22 @@ void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
 {
     for (size_t i = 0; i < job->nsteps; i++) {
         const struct steps_step *st = &job->steps[i];
+        if (job->dry_run) {
+            char nodes[512] = "";
+            for (size_t n = 0, used = 0; n < job->nnodes && used < sizeof(nodes); n++) {
+                int w = snprintf(nodes + used, sizeof(nodes) - used, "%s%s", used ? ", " : "",
+                                 job->nodes[n]);
+                used += w > 0 ? (size_t)w : 0;
+            }
+            step_note(self, job, st, "dry_run", "",
+                      "drill: runbook step %s (%s) would %s on %s; a dry run, nothing was requested",
+                      st->action, steps_mode_name(st->mode),
+                      st->mode == RB_MODE_MANUAL    ? "be shown to the responder"
+                      : st->mode == RB_MODE_APPROVE ? "wait for approvals"
+                                                    : "run at once",
+                      nodes[0] ? nodes : "no node");
+            continue;
+        }
         if (st->mode == RB_MODE_MANUAL) {
             step_note(self, job, st, "manual", "",
                       "runbook step %s (manual): Vigil does not run it; a responder does",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin_internal.h"
+#include "checkpoint.h"
 #include "log.h"
 #include "wire.h"
 
@@ -289,6 +290,11 @@ static void get_evidence(admin_t *self, const struct operator* op,
 struct verify_reply {
     Vigil__EvidenceVerifyResult result;
     char reason[STORE_VERIFY_REASON_MAX];
+    char checkpoint_reason[512];
+    /* The other chains' verdicts (the last walk step only). */
+    struct store_chain_verdict verdicts[VG_CHAINS];
+    Vigil__ChainVerdict chains[VG_CHAINS];
+    Vigil__ChainVerdict *chain_ptrs[VG_CHAINS];
     uint8_t chain[VG_SHA256_LEN];
 };
 
@@ -297,7 +303,7 @@ static void verify_evidence(admin_t *self, const struct operator* op,
 {
     const Vigil__VerifyEvidence *req = request->verify_evidence;
     struct store_verify_result res;
-    char actor[160], detail[128 + STORE_VERIFY_REASON_MAX];
+    char actor[160], detail[128 + STORE_VERIFY_REASON_MAX + 520];
 
     if (!self->verify)
         self->verify = store_verify_new(store_conninfo(self->store));
@@ -326,11 +332,54 @@ static void verify_evidence(admin_t *self, const struct operator* op,
     memcpy(out->chain, res.last_chain, VG_SHA256_LEN);
     v->last_chain.data = out->chain;
     v->last_chain.len = VG_SHA256_LEN;
+    v->checkpoint_reason = out->checkpoint_reason;
     rep->msg.evidence_verify = v;
+    /* The walk is done: the other chains are checked whole, each in one query, once the rows
+     * committed so far are linked. */
+    bool chains_ok = true;
+    if (res.done && store_chains_link(self->verify, NULL) < 0) {
+        reply_store_unavailable(rep, false);
+        return;
+    }
+    for (int c = VG_CHAIN_AUDIT; res.done && c < VG_CHAINS; c++) {
+        struct store_chain_verdict *d = &out->verdicts[c];
+        if (store_chain_verify(self->verify, admin_chain_table((enum vg_chain)c), d) < 0) {
+            reply_store_unavailable(rep, false);
+            return;
+        }
+        Vigil__ChainVerdict *cv = &out->chains[c];
+        vigil__chain_verdict__init(cv);
+        cv->name = (char *)vg_chain_name((enum vg_chain)c);
+        cv->rows = d->rows;
+        cv->ok = !d->broken;
+        cv->broken_at = d->broken_seq;
+        cv->reason = d->reason;
+        cv->head = d->head_seq;
+        out->chain_ptrs[v->n_chains++] = cv;
+        chains_ok = chains_ok && cv->ok;
+        if (d->broken)
+            vg_log(VG_LOG_ERROR, "%s chain: broken at place %" PRIu64 " reason=\"%s\" operator=%s",
+                   cv->name, d->broken_seq, d->reason, op->name);
+    }
+    v->chains = out->chain_ptrs;
+    /* A checkpoint vouches for the tail, which the chain alone cannot: judged once the walk
+     * reached the end intact (its text was checked by check_verify). */
+    struct vg_checkpoint cp;
+    bool with_checkpoint = req->checkpoint[0] && res.done && res.broken_id == 0 &&
+                           vg_checkpoint_parse(req->checkpoint, strlen(req->checkpoint), &cp,
+                                               out->checkpoint_reason,
+                                               sizeof(out->checkpoint_reason)) == 0;
+    if (with_checkpoint)
+        v->checkpoint_ok = admin_checkpoint_check(self, &cp, res.last_id, &v->checkpoint_broken_id,
+                                                  out->checkpoint_reason,
+                                                  sizeof(out->checkpoint_reason));
 
     /* The verdict, once per walk: a walk of many steps is one audit row, at its end. */
     if (!res.done && res.broken_id == 0)
         return;
+    if (with_checkpoint && !v->checkpoint_ok)
+        vg_log(VG_LOG_ERROR, "evidence vault: checkpoint not held: %s operator=%s",
+               out->checkpoint_reason, op->name);
     if (res.broken_id)
         vg_log(VG_LOG_ERROR,
                "evidence vault: chain broken at evidence=%" PRIu64 " reason=\"%s\" operator=%s",
@@ -350,6 +399,16 @@ static void verify_evidence(admin_t *self, const struct operator* op,
         size_t len = strlen(detail);
         snprintf(detail + len, sizeof(detail) - len, " (a step after evidence %" PRIu64 ")",
                  req->after_id);
+    }
+    if (res.done) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof(detail) - len, "; other chains %s",
+                 chains_ok ? "intact" : "broken");
+    }
+    if (with_checkpoint) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof(detail) - len, "; checkpoint %s",
+                 v->checkpoint_ok ? "held" : out->checkpoint_reason);
     }
     if (store_audit(self->store, actor, "evidence.verify", "evidence vault", detail) < 0)
         vg_log(VG_LOG_WARN, "evidence vault verification not written to the audit log");
@@ -388,6 +447,14 @@ static const char *check_verify(const Vigil__AdminRequest *req)
     if (v->after_id > (uint64_t)INT64_MAX ||
         (v->after_id == 0 ? v->after_chain.len != 0 : v->after_chain.len != 32))
         return "after_id needs after_chain, that row's 32-byte chain hash (and only then)";
+    static __thread char why[300];
+    struct vg_checkpoint cp;
+    char err[256];
+    if (v->checkpoint[0] &&
+        vg_checkpoint_parse(v->checkpoint, strlen(v->checkpoint), &cp, err, sizeof(err)) < 0) {
+        snprintf(why, sizeof(why), "the checkpoint is not valid: %s", err);
+        return why;
+    }
     return NULL;
 }
 

@@ -645,3 +645,19 @@ const struct admin_command admin_incident_commands[] = {
      tail_incidents},
     {0},
 };
+
+/* ---- for the other request files (admin_internal.h) ---- */
+
+store_incidents_t *admin_incidents_store(admin_t *self)
+{
+    if (!self->incidents)
+        self->incidents = store_incidents_new(store_conninfo(self->store));
+    return self->incidents;
+}
+
+void admin_reply_incident(admin_t *self, struct reply *rep, uint64_t id)
+{
+    struct incident_lists *l = incidents_start(self, rep);
+    if (l)
+        show_one(self, id, false, l);
+}

@@ -543,6 +543,118 @@ static int draft_evidence(const struct store_incident_evidence *e, void *userdat
     return 0;
 }
 
+/* ---- a drill's times (README "Drills") ---- */
+
+#define DRILL_PEOPLE_MAX 64
+
+struct drill_times {
+    struct {
+        char name[128];
+        int64_t paged_at_ms; /* the first page */
+    } people[DRILL_PEOPLE_MAX];
+    size_t n;
+    char acked_by[160], resolved_by[160];
+    int64_t acked_at_ms, resolved_at_ms;
+};
+
+static int drill_page(const struct store_notification_row *row, void *userdata)
+{
+    struct drill_times *t = userdata;
+    if (row->kind != NOTIFICATION_KIND_PAGE)
+        return 0;
+    size_t i = 0;
+    while (i < t->n && strcmp(t->people[i].name, row->target) != 0)
+        i++;
+    if (i == t->n) {
+        if (t->n == DRILL_PEOPLE_MAX)
+            return 0;
+        snprintf(t->people[t->n].name, sizeof(t->people[0].name), "%s", row->target);
+        t->people[t->n++].paged_at_ms = row->created_at_ms;
+    } else if (row->created_at_ms < t->people[i].paged_at_ms) {
+        t->people[i].paged_at_ms = row->created_at_ms;
+    }
+    return 0;
+}
+
+static int drill_event(const struct store_incident_event *ev, void *userdata)
+{
+    struct drill_times *t = userdata;
+    if (ev->kind == INCIDENT_EVENT_ACKNOWLEDGED && !t->acked_at_ms) {
+        t->acked_at_ms = ev->at_ms;
+        snprintf(t->acked_by, sizeof(t->acked_by), "%s", ev->actor);
+    } else if (ev->kind == INCIDENT_EVENT_RESOLVED) { /* the last resolution, after a reopen */
+        t->resolved_at_ms = ev->at_ms;
+        snprintf(t->resolved_by, sizeof(t->resolved_by), "%s", ev->actor);
+    }
+    return 0;
+}
+
+/* "4m 05s", "1h 02m", "12s". */
+static const char *span_text(int64_t ms, char *buf, size_t size)
+{
+    int64_t s = ms > 0 ? ms / 1000 : 0;
+    if (s >= 3600)
+        snprintf(buf, size, "%" PRId64 "h %02" PRId64 "m", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(buf, size, "%" PRId64 "m %02" PRId64 "s", s / 60, s % 60);
+    else
+        snprintf(buf, size, "%" PRId64 "s", s);
+    return buf;
+}
+
+/* A drill's section: each person paged with their time to acknowledge (an operator counts as
+ * the contact of the same name) and to resolution from their first page. Nothing for a real
+ * incident. */
+static int draft_drill(store_incidents_t *store, const struct store_incident *inc,
+                       struct draft *d)
+{
+    struct store_drill drill;
+    int r = store_drill_get(store, inc->id, &drill);
+    if (r == -ENOENT)
+        return 0;
+    struct drill_times *t = r == 0 ? calloc(1, sizeof(*t)) : NULL;
+    if (r == 0 && !t)
+        r = -ENOMEM;
+    if (r == 0)
+        r = store_notifications_list(store, inc->id, drill_page, t);
+    if (r == 0)
+        r = store_incident_events(store, inc->id, drill_event, t);
+    if (r < 0) {
+        free(t);
+        return r;
+    }
+    char at[40], a[32], b[32];
+    utc_text(drill.started_at_ms, at, sizeof(at));
+    draft_add(d, "\n## Drill\n%s drill of runbook %s, started by %s at %s.\n",
+              drill.live ? "A live" : "An audience-only", inc->runbook, drill.started_by, at);
+    if (t->n == 0)
+        draft_add(d, "- Nobody was paged.\n");
+    for (size_t i = 0; i < t->n; i++) {
+        utc_text(t->people[i].paged_at_ms, at, sizeof(at));
+        draft_add(d, "- %s: paged %s", t->people[i].name, at);
+        if (t->acked_at_ms && strcmp(t->acked_by, t->people[i].name) == 0)
+            draft_add(d, "; time to acknowledge %s",
+                      span_text(t->acked_at_ms - t->people[i].paged_at_ms, a, sizeof(a)));
+        else
+            draft_add(d, "; did not acknowledge");
+        if (t->resolved_at_ms)
+            draft_add(d, "; time to resolve %s",
+                      span_text(t->resolved_at_ms - t->people[i].paged_at_ms, a, sizeof(a)));
+        draft_add(d, "\n");
+    }
+    if (t->acked_at_ms)
+        draft_add(d, "- Acknowledged by %s %s after the drill started.\n", t->acked_by,
+                  span_text(t->acked_at_ms - inc->opened_at_ms, a, sizeof(a)));
+    if (t->resolved_at_ms)
+        draft_add(d, "- Resolved by %s %s after the drill started (%s after the "
+                     "acknowledgement).\n",
+                  t->resolved_by, span_text(t->resolved_at_ms - inc->opened_at_ms, a, sizeof(a)),
+                  t->acked_at_ms ? span_text(t->resolved_at_ms - t->acked_at_ms, b, sizeof(b))
+                                 : "-");
+    free(t);
+    return 0;
+}
+
 static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
@@ -560,6 +672,8 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
                   incident_state_name(inc->state));
         *ret = store_incident_events(store, id, draft_event, &t);
     }
+    if (*ret == 0)
+        *ret = draft_drill(store, inc, &d);
     if (*ret == 0) {
         draft_add(&d, "\n## Impact\n- Users affected: [NUMBER]\n");
         if (inc->resolved_at_ms > inc->opened_at_ms) {
@@ -701,5 +815,260 @@ int incidents_show(store_incidents_t *store, uint64_t id, struct store_incident 
     int r = store_incident_get(store, id, false, ret);
     if (r == 0 && cb)
         r = store_incident_events(store, id, cb, userdata);
+    return r;
+}
+
+/* ---- steering by hand (issue 18) ---- */
+
+static bool runbook_id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    return n > 0 && n < STORE_INCIDENT_RUNBOOK_MAX &&
+           strspn(id, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789_.-") == n;
+}
+
+int incidents_open_manual(store_incidents_t *store, const struct incident_manual *m, int64_t at_ms,
+                          uint64_t *ret_id)
+{
+    const char *node = m && m->node ? m->node : "";
+    if (!store || !m || !ret_id || !runbook_id_ok(m->runbook) || m->severity < 1 ||
+        m->severity > 4 || !m->title || !m->title[0] ||
+        strlen(m->title) >= STORE_INCIDENT_TITLE_MAX || !m->actor || !m->actor[0] ||
+        strlen(node) > 200 || strpbrk(node, "/:"))
+        return -EINVAL;
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    /* No '/': not a runbook symptom's fingerprint, so no symptom joins it and the verify pass
+     * leaves it to the operators (collect_open). */
+    int n = snprintf(inc->fingerprint, sizeof(inc->fingerprint), "%s:%s:%s:%" PRId64,
+                     m->drill ? "drill" : "manual", m->runbook, node, at_ms);
+    if (n < 0 || (size_t)n >= sizeof(inc->fingerprint)) {
+        free(inc);
+        return -EINVAL;
+    }
+    snprintf(inc->runbook, sizeof(inc->runbook), "%s", m->runbook);
+    snprintf(inc->title, sizeof(inc->title), "%s", m->title);
+    inc->state = INCIDENT_STATE_DETECTED;
+    json_t *scope = json_array();
+    if (scope && node[0])
+        json_array_append_new(scope, json_string(node));
+    char *scope_text = scope ? json_dumps(scope, JSON_COMPACT) : NULL;
+    json_t *d =
+        json_pack("{s:b, s:s, s:s, s:O*}", m->drill ? "drill" : "manual", 1, "severity",
+                  incidents_severity_name(m->severity), "runbook", m->runbook, "nodes", scope);
+    if (d && m->drill)
+        json_object_set_new(d, "live", json_boolean(m->live));
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    json_decref(scope);
+    snprintf(inc->scope_json, sizeof(inc->scope_json), "%s", scope_text ? scope_text : "[]");
+    free(scope_text);
+    inc->severity = m->severity;
+    inc->opened_at_ms = inc->updated_at_ms = at_ms;
+    inc->response_due_ms = incidents_response_due(m->severity, at_ms);
+    char text[STORE_INCIDENT_TITLE_MAX + 32];
+    snprintf(text, sizeof(text), "%s: %s",
+             !m->drill ? "opened by hand"
+             : m->live ? "live drill started"
+                       : "drill started",
+             m->title);
+    uint64_t id = 0;
+    int r = data ? store_incidents_begin(store) : -ENOMEM;
+    if (r == 0) {
+        r = store_incident_insert(store, inc, &id);
+        if (r == 0) {
+            char subject[48];
+            snprintf(subject, sizeof(subject), "incident %" PRIu64, id);
+            store_incidents_audit_subject(store, subject); /* an operator's audit row, if pending */
+        }
+        if (r == 0 && m->drill) {
+            struct store_drill drill = {.incident_id = id, .live = m->live, .started_at_ms = at_ms};
+            snprintf(drill.started_by, sizeof(drill.started_by), "%s", m->actor);
+            r = store_drill_insert(store, &drill);
+        }
+        if (r == 0)
+            r = store_incident_event(store, id, at_ms, INCIDENT_EVENT_OPENED, m->actor, text, data);
+        if (r == 0)
+            r = store_incidents_commit(store);
+        if (r < 0)
+            store_incidents_rollback(store);
+    }
+    if (r == 0) {
+        *ret_id = id;
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " runbook=%s severity=%s %s by %s", id, m->runbook,
+               incidents_severity_name(m->severity),
+               !m->drill ? "opened by hand"
+               : m->live ? "live drill started"
+                         : "drill started",
+               m->actor);
+    }
+    free(data);
+    free(inc);
+    return r;
+}
+
+int incidents_set_severity(store_incidents_t *store, uint64_t id, int severity, const char *actor,
+                           const char *note, const struct incident_policy_change *policy,
+                           int64_t at_ms, int *ret_previous)
+{
+    if (!store || severity < 1 || severity > 4 || !actor || !actor[0] || !note || !note[0] ||
+        !text_ok(note, INCIDENT_NOTE_MAX) ||
+        (policy && (!policy->from || !policy->to || strlen(policy->to) >= 128)))
+        return -EINVAL;
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    int r = store_incidents_begin(store);
+    if (r < 0) {
+        free(inc);
+        return r;
+    }
+    int previous = 0;
+    r = store_incident_get(store, id, true, inc);
+    if (r == 0 && !is_open(inc))
+        r = -EBUSY;
+    if (r == 0 && inc->severity == severity)
+        r = -EALREADY;
+    if (r == 0) {
+        previous = inc->severity;
+        if (severity < previous) { /* a rise: never later than it was */
+            int64_t due = incidents_response_due(severity, at_ms);
+            if (due < inc->response_due_ms)
+                inc->response_due_ms = due;
+        } else {
+            inc->response_due_ms = incidents_response_due(severity, inc->opened_at_ms);
+        }
+        inc->severity = severity;
+        inc->updated_at_ms = at_ms;
+        r = store_incident_update(store, inc);
+    }
+    if (r == 0) {
+        char text[INCIDENT_NOTE_MAX + 64];
+        snprintf(text, sizeof(text), "%s -> %s by hand: %s", incidents_severity_name(previous),
+                 incidents_severity_name(severity), note);
+        json_t *d = json_pack("{s:s, s:s, s:b}", "from", incidents_severity_name(previous), "to",
+                              incidents_severity_name(severity), "manual", 1);
+        char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        json_decref(d);
+        r = dtext ? store_incident_event(store, id, at_ms, INCIDENT_EVENT_SEVERITY, actor, text,
+                                         dtext)
+                  : -ENOMEM;
+        free(dtext);
+    }
+    /* The escalation follows: its pending response deadline and its policy. */
+    struct store_escalation esc;
+    int e = r == 0 ? store_escalation_get(store, id, true, &esc) : -ENOENT;
+    if (r == 0 && e == 0) {
+        /* Still waiting for a response: the deadline is the new one (re-armed when a fall
+         * moved it past now after the old one was missed). */
+        if (inc->state == INCIDENT_STATE_DETECTED &&
+            (esc.deadline_at_ms != 0 || inc->response_due_ms > at_ms))
+            esc.deadline_at_ms = inc->response_due_ms;
+        /* A runbook's own policy stays; the severity's route follows the severity, and while
+         * nobody responded its next level comes when the new policy says. */
+        if (policy && policy->to[0] && strcmp(esc.policy, policy->from) == 0 &&
+            strcmp(esc.policy, policy->to) != 0) {
+            snprintf(esc.policy, sizeof(esc.policy), "%s", policy->to);
+            if (inc->state == INCIDENT_STATE_DETECTED && esc.level >= 0 && policy->next_due) {
+                int64_t due = policy->next_due(policy->userdata, esc.level, esc.started_at_ms,
+                                               esc.repeats, at_ms);
+                esc.next_level_at_ms = due > 0 && due < at_ms ? at_ms : due;
+            }
+        }
+        r = store_escalation_put(store, &esc);
+    } else if (r == 0 && e != -ENOENT) {
+        r = e;
+    }
+    if (r == 0)
+        r = store_incidents_commit(store);
+    if (r < 0) {
+        store_incidents_rollback(store);
+    } else {
+        if (ret_previous)
+            *ret_previous = previous;
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " severity %s -> %s by %s", id,
+               incidents_severity_name(previous), incidents_severity_name(severity), actor);
+    }
+    free(inc);
+    return r;
+}
+
+int incidents_note(store_incidents_t *store, uint64_t id, const char *actor, const char *text,
+                   int64_t at_ms)
+{
+    if (!store || !actor || !actor[0] || !text || !text[0] || !text_ok(text, INCIDENT_NOTE_MAX))
+        return -EINVAL;
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    int r = store_incidents_begin(store);
+    if (r == 0) {
+        r = store_incident_get(store, id, true, inc);
+        if (r == 0)
+            r = store_incident_event(store, id, at_ms, INCIDENT_EVENT_NOTE, actor, text,
+                                     "{\"private\":true}");
+        if (r == 0)
+            r = store_incidents_commit(store);
+        if (r < 0)
+            store_incidents_rollback(store);
+    }
+    free(inc);
+    return r;
+}
+
+int incidents_status_update(store_incidents_t *store, uint64_t id, const char *actor,
+                            const struct incident_status_update *u, int64_t at_ms)
+{
+    if (!store || !actor || !actor[0] || !u || !u->text || !u->text[0] ||
+        !text_ok(u->text, INCIDENT_NOTE_MAX) || !u->components_json ||
+        (u->title && strlen(u->title) >= STORE_INCIDENT_TITLE_MAX))
+        return -EINVAL;
+    json_t *components = json_loads(u->components_json, 0, NULL);
+    if (!json_is_object(components)) {
+        json_decref(components);
+        return -EINVAL;
+    }
+    json_t *d = json_pack("{s:b, s:O}", "public", u->public, "components", components);
+    if (d && u->title && u->title[0])
+        json_object_set_new(d, "title", json_string(u->title));
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    json_decref(components);
+    struct store_incident *inc = calloc(1, sizeof(*inc));
+    int r = inc && data ? store_incidents_begin(store) : -ENOMEM;
+    if (r == 0) {
+        r = store_incident_get(store, id, true, inc);
+        if (r == 0)
+            r = store_status_update_add(store, id, at_ms, actor, u->text, u->public,
+                                        u->title ? u->title : "", incident_state_name(inc->state),
+                                        u->components_json);
+        if (r == 0)
+            r = store_incident_event(store, id, at_ms, INCIDENT_EVENT_STATUS_UPDATE, actor, u->text,
+                                     data);
+        struct store_escalation esc;
+        int e =
+            r == 0 && u->next_update_at_ms ? store_escalation_get(store, id, true, &esc) : -ENOENT;
+        if (e == 0 && esc.next_update_at_ms != 0 && u->next_update_at_ms < esc.next_update_at_ms) {
+            /* A person gave the update: the escalation tells it (and any other posted since the
+             * timer moved here) at once, and the automatic one waits a whole interval from
+             * then. */
+            esc.next_update_at_ms = u->next_update_at_ms;
+            e = store_escalation_put(store, &esc);
+        }
+        if (r == 0 && e < 0 && e != -ENOENT)
+            r = e;
+        if (r == 0)
+            r = store_incidents_commit(store);
+        if (r < 0)
+            store_incidents_rollback(store);
+    }
+    if (r == 0)
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s status update by %s", id,
+               u->public ? "public" : "private", actor);
+    free(inc);
+    free(data);
     return r;
 }

@@ -129,4 +129,63 @@ int incidents_show(store_incidents_t *store, uint64_t id, struct store_incident 
                    int (*cb)(const struct store_incident_event *ev, void *userdata),
                    void *userdata);
 
+/* ---- steering by hand (issue 18) ---- */
+
+/* An incident opened by an operator. Its fingerprint is "manual:<runbook>:<node>:<ms>" (no '/'):
+ * symptoms never join it and it never resolves itself; an operator resolves it. */
+struct incident_manual {
+    const char *runbook; /* a runbook id */
+    int severity;        /* 1..4 */
+    const char *title;   /* non-empty, < STORE_INCIDENT_TITLE_MAX */
+    const char *node;    /* NULL or "" = none; else the scope */
+    const char *actor;   /* the operator's name */
+    /* A practice drill (vigilctl drill, admin/drills.c): its drills row (020_drills.sql) is
+       written in the same transaction, so the escalation never pages one unknowingly; live =
+       the runbook's real policy is paged, marked [DRILL]. */
+    bool drill, live;
+};
+
+/* Opens it (state detected, timeline "opened" by the actor); escalation picks it up like any
+ * other. -EINVAL bad fields, -EEXIST the same fingerprint in the same millisecond. */
+int incidents_open_manual(store_incidents_t *store, const struct incident_manual *m, int64_t at_ms,
+                          uint64_t *ret_id);
+
+/* Sets the severity by hand, up or down (note required: why). The response deadline follows
+ * (a rise: the sooner of the current one and the new severity's from now; a fall: the new
+ * severity's from the opening), and so does the escalation row when there is one: its pending
+ * response deadline, and its policy (below). -ENOENT, -EALREADY same severity,
+ * -EBUSY resolved or closed, -EINVAL. *ret_previous: the severity before. */
+struct incident_policy_change {
+    /* The escalation moves to `to` when it runs `from` (the old severity's route policy; a
+     * runbook's own policy stays); its next level is then due when next_due says (the new
+     * policy's delay after the escalation's start; 0 = nothing further). */
+    const char *from, *to;
+    int64_t (*next_due)(void *userdata, int level, int64_t started_at_ms, int repeats,
+                        int64_t now_ms);
+    void *userdata;
+};
+/* policy: NULL = the escalation keeps its policy. */
+int incidents_set_severity(store_incidents_t *store, uint64_t id, int severity, const char *actor,
+                           const char *note, const struct incident_policy_change *policy,
+                           int64_t at_ms, int *ret_previous);
+
+/* A private timeline note (kind note), in any state. -ENOENT, -EINVAL empty or too long. */
+int incidents_note(store_incidents_t *store, uint64_t id, const char *actor, const char *text,
+                   int64_t at_ms);
+
+/* A status update in an operator's words: a status_updates row (021_status_updates.sql) and a
+ * timeline event status_update. components_json: a JSON object {"name": "status"} ("{}" =
+ * none); title: the public name ("" = keep). next_update_at_ms: the escalation's update timer
+ * moves there (0 = leave it): at_ms makes the escalation tell this update to those paged and the
+ * audiences at its next pass, and count the interval from then (escalate.c). -ENOENT, -EINVAL. */
+struct incident_status_update {
+    const char *text;
+    bool public;
+    const char *title;
+    const char *components_json;
+    int64_t next_update_at_ms;
+};
+int incidents_status_update(store_incidents_t *store, uint64_t id, const char *actor,
+                            const struct incident_status_update *u, int64_t at_ms);
+
 #endif

@@ -175,6 +175,11 @@ struct context {
     char held[RESPONDERS_TEXT];          /* who the cap held a page back from ("alice, bob") */
     const struct store_silence *silence; /* in force and matching: page no one; NULL = none */
     const char *action; /* NOTIFICATION_KIND_ACTION: the line about the action */
+    /* A practice drill (020_drills.sql): messages marked [DRILL]; unless live, paged along the
+       policy "drill" (paging.drills.audience) and no audience is told. NULL = a real one. */
+    const struct store_drill *drill;
+    /* The status update rule (status_update): the line after a message's headline. */
+    const char *note;
 };
 
 /* At most max bytes of text into out (max + 1 bytes), cut at a character boundary: node names
@@ -269,6 +274,8 @@ static int send_to_nodes(struct context *cx, enum notification_kind kind, int le
         .steps = steps,
         .now_ms = cx->now_ms,
         .action = cx->action,
+        .drill = cx->drill != NULL,
+        .note = cx->note,
     };
     const char *event = kind == NOTIFICATION_KIND_PAGE           ? "trigger"
                         : kind == NOTIFICATION_KIND_ACKNOWLEDGED ? "acknowledge"
@@ -353,6 +360,8 @@ static int paged_so_far(struct context *cx, struct recipients *to, char *names, 
 static void audiences(struct context *cx, struct recipients *to)
 {
     char names[RESPONDERS_TEXT] = "", missing[RESPONDERS_TEXT] = "";
+    if (cx->drill && !cx->drill->live)
+        return; /* a drill reaches its audience only */
     const struct paging_route *route = paging_route_for(cx->self->paging, cx->inc->severity);
     for (size_t i = 0; route && i < route->also.count; i++)
         add_target(cx->self, route->also.items[i], cx->now_ms, to, names, sizeof(names), missing,
@@ -495,6 +504,18 @@ static int on_failed(const struct store_notification_row *row, void *userdata)
     return r;
 }
 
+/* The status update rule's timer (status_update): the owner's reminder comes a sixth of the
+ * interval before the interval ends (5 of 30 min), so an interval's first stop is the reminder. */
+static int64_t update_reminder_lead(const struct paging_config *paging)
+{
+    return paging->status_update_interval_ms / 6;
+}
+
+static int64_t update_first_due(const struct paging_config *paging)
+{
+    return paging->status_update_interval_ms - update_reminder_lead(paging);
+}
+
 /* A new escalation for an open incident without one. */
 static void adopt(struct context *cx)
 {
@@ -502,7 +523,8 @@ static void adopt(struct context *cx)
     memset(esc, 0, sizeof(*esc));
     esc->incident_id = cx->inc->id;
     snprintf(esc->policy, sizeof(esc->policy), "%s",
-             policy_name(cx->self, cx->rb, cx->inc->severity));
+             cx->drill && !cx->drill->live ? PAGING_POLICY_DRILL
+                                           : policy_name(cx->self, cx->rb, cx->inc->severity));
     esc->level = -1;
     esc->started_at_ms = cx->inc->opened_at_ms;
     const struct paging_policy *policy = paging_policy_find(cx->self->paging, esc->policy);
@@ -514,7 +536,7 @@ static void adopt(struct context *cx)
         esc->next_level_at_ms = grouped_at;
     if (esc->next_level_at_ms == 0)
         esc->next_level_at_ms = 1; /* 0 means "not set" */
-    esc->next_update_at_ms = cx->inc->opened_at_ms + cx->self->paging->status_update_interval_ms;
+    esc->next_update_at_ms = cx->inc->opened_at_ms + update_first_due(cx->self->paging);
     esc->deadline_at_ms = cx->inc->response_due_ms;
 }
 
@@ -626,11 +648,11 @@ static int tell_action(const struct store_incident_action *a, void *userdata)
     struct recipients to = {.n = 0};
     char names[RESPONDERS_TEXT] = "", line[512];
     if (a->has_exit)
-        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s, exit %d",
-                 a->action, a->node, a->id, a->state, a->exit_status);
+        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s, exit %d", a->action,
+                 a->node, a->id, a->state, a->exit_status);
     else
-        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s", a->action,
-                 a->node, a->id, a->state);
+        snprintf(line, sizeof(line), "Vigil ran %.128s on %.200s (%.64s): %s", a->action, a->node,
+                 a->id, a->state);
     int r = paged_so_far(cx, &to, names, sizeof(names));
     cx->action = line;
     if (r == 0 && to.n > 0)
@@ -715,6 +737,138 @@ static int handle_member(struct context *cx, bool *ret_done)
     return r == -ENOENT ? 0 : r;
 }
 
+/*
+ * The status update rule (issue 18, docs/status-page.md). Each interval has two stops: the
+ * owner's reminder (update_reminder_lead before its end) and its end. `vigilctl update` pulls the
+ * timer to the update's time (incidents_status_update; the earliest untold one's), so updates
+ * posted since the timer was set are operators': each goes to those paged and the audiences in
+ * the operator's words, and a new interval starts. Otherwise, at the first stop the incident's
+ * owner (whoever acknowledged it last, when that operator is a paging contact; else those paged)
+ * is reminded to post one; at the second the automatic update says that no human update was
+ * given.
+ */
+struct human_updates {
+    struct context *cx;
+    const struct recipients *to;
+    const char *names;
+    size_t told;
+};
+
+static int tell_human_update(const struct store_status_posted *u, void *userdata)
+{
+    struct human_updates *h = userdata;
+    char *note = NULL;
+    if (asprintf(&note, "%s (by %s)", u->body, u->author) < 0)
+        return -ENOMEM;
+    h->cx->note = note;
+    int r = h->cx->silence
+                ? 0
+                : send_to(h->cx, NOTIFICATION_KIND_HUMAN_UPDATE, -1, (int)u->id, h->to, h->names);
+    h->cx->note = NULL;
+    free(note);
+    h->told++;
+    return r;
+}
+
+/* The owner, or (none reachable) those paged: reminded to post an update. */
+static int remind_owner(struct context *cx, const struct recipients *paged, const char *names,
+                        const char *every)
+{
+    struct recipients *owner = calloc(1, sizeof(*owner));
+    char who[128] = "", *note = NULL;
+    int r = owner ? store_incident_owner(cx->self->store, cx->inc->id, who, sizeof(who)) : -ENOMEM;
+    if (r == 0 && who[0]) {
+        char target[160], owner_names[RESPONDERS_TEXT] = "", missing[RESPONDERS_TEXT] = "";
+        struct paging_target t;
+        snprintf(target, sizeof(target), "contact:%s", who);
+        /* Only an operator who is also a paging contact can be reached. */
+        if (paging_target_resolve(cx->self->paging, target, &t) == 0)
+            add_target(cx->self, target, cx->now_ms, owner, owner_names, sizeof(owner_names),
+                       missing, sizeof(missing));
+    }
+    if (r == 0 && asprintf(&note,
+                           "no status update was posted in the last %s: post one with "
+                           "'vigilctl update %" PRIu64 " TEXT [--public]', or the automatic "
+                           "update will say that none was given",
+                           every, cx->inc->id) < 0) {
+        note = NULL;
+        r = -ENOMEM;
+    }
+    cx->note = note;
+    if (r == 0)
+        r = send_to(cx, NOTIFICATION_KIND_REMINDER, -1, cx->esc->updates_sent + 1,
+                    owner->n ? owner : paged, names);
+    cx->note = NULL;
+    free(note);
+    free(owner);
+    return r;
+}
+
+static int status_update(struct context *cx)
+{
+    struct store_escalation *esc = cx->esc;
+    const struct paging_config *paging = cx->self->paging;
+    int64_t interval = paging->status_update_interval_ms, lead = update_reminder_lead(paging);
+    struct recipients *to = calloc(2, sizeof(*to)), *everyone = to + 1;
+    char names[RESPONDERS_TEXT] = "", every[32], since[32];
+    char *note = NULL;
+    int r = to ? paged_so_far(cx, to, names, sizeof(names)) : -ENOMEM;
+    if (r == 0) {
+        *everyone = *to;
+        audiences(cx, everyone);
+    }
+    struct human_updates human = {cx, everyone, names, 0};
+    if (r == 0)
+        r = store_status_since(cx->self->store, cx->inc->id, esc->next_update_at_ms,
+                               tell_human_update, &human);
+    if (interval % 60000 == 0)
+        snprintf(every, sizeof(every), "%" PRId64 " min", interval / 60000);
+    else
+        snprintf(every, sizeof(every), "%" PRId64 " s", interval / 1000);
+    int64_t reminded_after = interval - lead;
+    if (reminded_after % 60000 == 0)
+        snprintf(since, sizeof(since), "%" PRId64 " min", reminded_after / 60000);
+    else
+        snprintf(since, sizeof(since), "%.1f s", (double)reminded_after / 1000);
+    bool remind = human.told == 0 && !esc->update_reminded;
+    if (r == 0 && remind && !cx->silence)
+        r = remind_owner(cx, to, names, since);
+    if (r == 0 && human.told == 0 && !remind && !cx->silence) {
+        if (asprintf(&note, "no human update was given in the last %s", every) < 0)
+            note = NULL;
+        cx->note = note;
+        r = note ? send_to(cx, NOTIFICATION_KIND_UPDATE, -1, esc->updates_sent + 1, everyone, names)
+                 : -ENOMEM;
+        cx->note = NULL;
+        if (r == 0)
+            r = timeline(cx, INCIDENT_EVENT_STATUS_UPDATE, INCIDENT_ACTOR_VIGIL,
+                         "no human update was given: the automatic status update went to those "
+                         "paged and the audiences (the owner had been reminded)");
+    }
+    free(note);
+    free(to);
+    if (r < 0)
+        return r;
+    int64_t next;
+    if (human.told > 0) { /* a new interval from now */
+        esc->update_reminded = false;
+        esc->next_update_at_ms = cx->now_ms + update_first_due(paging);
+        return 0;
+    }
+    if (remind) { /* the interval's end next */
+        esc->update_reminded = true;
+        next = esc->next_update_at_ms + lead;
+        esc->next_update_at_ms = next > cx->now_ms ? next : cx->now_ms + lead;
+        return 0;
+    }
+    esc->updates_sent++;
+    esc->update_reminded = false;
+    next = esc->next_update_at_ms + update_first_due(paging);
+    /* Late after a restart: one update now, the next a whole interval later. */
+    esc->next_update_at_ms = next > cx->now_ms ? next : cx->now_ms + update_first_due(paging);
+    return 0;
+}
+
 static int handle(struct context *cx)
 {
     struct store_escalation *esc = cx->esc;
@@ -735,7 +889,7 @@ static int handle(struct context *cx)
         const struct paging_policy *p = paging_policy_find(cx->self->paging, esc->policy);
         const struct paging_level *first = p ? paging_policy_level(p, 0) : NULL;
         esc->next_level_at_ms = cx->now_ms + (first ? first->delay_ms : 0);
-        esc->next_update_at_ms = cx->now_ms + cx->self->paging->status_update_interval_ms;
+        esc->next_update_at_ms = cx->now_ms + update_first_due(cx->self->paging);
     }
     r = store_notifications_failed_after(cx->self->store, cx->inc->id, esc->failures_seen,
                                          on_failed, cx);
@@ -760,21 +914,8 @@ static int handle(struct context *cx)
         esc->next_level_at_ms = 0;
         esc->deadline_at_ms = 0;
     }
-    if (r == 0 && open && esc->next_update_at_ms && esc->next_update_at_ms <= cx->now_ms) {
-        to.n = 0;
-        r = paged_so_far(cx, &to, names, sizeof(names));
-        audiences(cx, &to);
-        if (r == 0 && !cx->silence)
-            r = send_to(cx, NOTIFICATION_KIND_UPDATE, -1, esc->updates_sent + 1, &to, names);
-        if (r == 0 && !cx->silence)
-            r = timeline(cx, INCIDENT_EVENT_STATUS_UPDATE, INCIDENT_ACTOR_VIGIL,
-                         "status update sent to those paged and the audiences");
-        esc->updates_sent++;
-        int64_t next = esc->next_update_at_ms + cx->self->paging->status_update_interval_ms;
-        /* Late after a restart: one update now, the next a whole interval later. */
-        esc->next_update_at_ms =
-            next > cx->now_ms ? next : cx->now_ms + cx->self->paging->status_update_interval_ms;
-    }
+    if (r == 0 && open && esc->next_update_at_ms && esc->next_update_at_ms <= cx->now_ms)
+        r = status_update(cx);
     if (r == 0 && open && esc->group_next_at_ms && esc->group_next_at_ms <= cx->now_ms) {
         if (esc->level >= 0 && !cx->silence)
             r = tell_joined(cx);
@@ -845,9 +986,19 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
         return r;
     }
     r = store_incident_get(self->store, id, true, inc);
+    struct store_drill drill;
+    if (r == 0) {
+        /* Read in the transaction that pages: a drill is never paged as a real incident. */
+        int d = store_drill_get(self->store, id, &drill);
+        if (d == 0)
+            cx.drill = &drill;
+        else if (d != -ENOENT)
+            r = d;
+    }
     if (r == 0) {
         cx.rb = runbook_of(runbooks, inc->runbook);
-        cx.silence = silence_match(self->silences, self->nsilences, inc, cx.rb);
+        /* A drill is practice on purpose: no silence holds it back. */
+        cx.silence = cx.drill ? NULL : silence_match(self->silences, self->nsilences, inc, cx.rb);
         r = store_escalation_get(self->store, id, true, &esc);
         if (r == -ENOENT && !incident_state_open(inc->state)) {
             /* Resolved between the look-up and the lock, never paged: nothing to do. */

@@ -62,6 +62,10 @@ static const char *headline(enum notification_kind kind)
         return "pages held back";
     case NOTIFICATION_KIND_ACTION:
         return "automatic action";
+    case NOTIFICATION_KIND_REMINDER:
+        return "needs a status update";
+    case NOTIFICATION_KIND_HUMAN_UPDATE:
+        return "status update";
     case NOTIFICATION_KIND_AUDIENCE:
         break;
     }
@@ -101,12 +105,15 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  in->kind == NOTIFICATION_KIND_GROUPED ? " (incidents of their own, grouped here)"
                                                        : "") < 0)
         return -ENOMEM;
-    if (asprintf(&ret->subject, "[%s] %s (incident %" PRIu64 ") %s%s%s", sev, inc->title, inc->id,
-                 headline(in->kind), level, nodes) < 0)
+    /* A drill says so first, where a phone's lock screen cuts the subject. */
+    const char *drill = in->drill ? "[DRILL] " : "";
+    if (asprintf(&ret->subject, "%s[%s] %s (incident %" PRIu64 ") %s%s%s", drill, sev, inc->title,
+                 inc->id, headline(in->kind), level, nodes) < 0)
         ret->subject = NULL;
     bool action = in->kind == NOTIFICATION_KIND_ACTION && in->action;
+    const char *after = action ? in->action : in->note; /* after the headline */
     if (asprintf(&ret->body,
-                 "%s %s: %s%s%s\n"
+                 "%s%s %s: %s%s%s\n"
                  "Incident:   %" PRIu64 " (%s, runbook %s)\n"
                  "%s %s\n"
                  "Started:    %s (%ld min ago)\n"
@@ -116,7 +123,10 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
                  "Acknowledge: vigilctl ack %" PRIu64 "\n"
                  "Details:     vigilctl incident show %" PRIu64 "\n"
                  "%s",
-                 sev, inc->title, headline(in->kind), action ? ": " : "", action ? in->action : "",
+                 in->drill ? "DRILL: a practice run of the runbook, not a real incident. Respond "
+                             "as you would; your times go into the drill's report.\n"
+                           : "",
+                 sev, inc->title, headline(in->kind), after ? ": " : "", after ? after : "",
                  inc->id, state, inc->runbook,
                  grouped ? "Nodes:     " : "Scope:     ", grouped ? group : scope, opened, age_min,
                  due, link, who, inc->id, inc->id, in->steps ? in->steps : "") < 0)
@@ -137,6 +147,10 @@ int page_message_build(const struct page_message_in *in, struct page_message *re
         json_object_set_new(payload, "show_command", json_string(cmd));
         if (action)
             json_object_set_new(payload, "action", json_string(in->action));
+        if (!action && in->note)
+            json_object_set_new(payload, "update", json_string(in->note));
+        if (in->drill)
+            json_object_set_new(payload, "drill", json_true());
         if (grouped)
             json_object_set_new(payload, "group",
                                 json_pack("{s:I, s:s}", "nodes_total", (json_int_t)in->nodes_total,

@@ -26,6 +26,10 @@ struct page_message_in {
     const char *nodes;
     /* NOTIFICATION_KIND_ACTION: the automatic action and how it ended, one line. */
     const char *action;
+    bool drill; /* a practice drill (vigilctl drill): marked [DRILL] wherever it is read */
+    /* NOTIFICATION_KIND_HUMAN_UPDATE: "TEXT (by NAME)"; _REMINDER and the automatic _UPDATE: why
+     * (no human update in the interval). After the headline, and "update" in the payload. */
+    const char *note;
 };
 
 struct page_message {

@@ -809,6 +809,29 @@ static char *xstrdup(const char *s, bool *oom)
     return d;
 }
 
+/* A built-in policy named name with nlevels empty levels, appended to cfg's policies; NULL when
+ * out of memory (what was allocated is cfg's to free). */
+static struct paging_policy *builtin_append(struct paging_config *cfg, const char *name,
+                                            size_t nlevels)
+{
+    struct paging_policy *items =
+        realloc(cfg->policies.items, (cfg->policies.count + 1) * sizeof(*items));
+    bool oom = false;
+
+    if (!items)
+        return NULL;
+    cfg->policies.items = items;
+    struct paging_policy *p = &items[cfg->policies.count++];
+    memset(p, 0, sizeof(*p));
+    p->builtin = true;
+    p->name = xstrdup(name, &oom);
+    p->levels.items = calloc(nlevels, sizeof(struct paging_level));
+    if (!p->levels.items || oom)
+        return NULL;
+    p->levels.count = nlevels;
+    return p;
+}
+
 /* The document's timeline; security adds contact:security at the first level. */
 static int add_builtin(struct paging_config *cfg, const char *name, bool security)
 {
@@ -822,21 +845,11 @@ static int add_builtin(struct paging_config *cfg, const char *name, bool securit
         {"60m", {"contact:cto", "contact:stakeholders", NULL}},
     };
     const size_t nlevels = sizeof(timeline) / sizeof(timeline[0]);
-    struct paging_policy *items =
-        realloc(cfg->policies.items, (cfg->policies.count + 1) * sizeof(*items));
+    struct paging_policy *p = builtin_append(cfg, name, nlevels);
     bool oom = false;
 
-    if (!items)
+    if (!p)
         return -ENOMEM;
-    cfg->policies.items = items;
-    struct paging_policy *p = &items[cfg->policies.count++];
-    memset(p, 0, sizeof(*p));
-    p->builtin = true;
-    p->name = xstrdup(name, &oom);
-    p->levels.items = calloc(nlevels, sizeof(struct paging_level));
-    if (!p->levels.items)
-        return -ENOMEM;
-    p->levels.count = nlevels;
     for (size_t l = 0; l < nlevels; l++) {
         struct paging_level *lv = VG_CFG_ITEM(p->levels, struct paging_level, l);
         (void)vg_parse_duration_ms(timeline[l].delay, &lv->delay_ms);
@@ -849,6 +862,24 @@ static int add_builtin(struct paging_config *cfg, const char *name, bool securit
             lv->targets.items[lv->targets.count++] = xstrdup(timeline[l].targets[t], &oom);
         }
     }
+    return oom ? -ENOMEM : 0;
+}
+
+/* The policy "drill": the drill audience, paged at once, once (drills.audience). */
+static int add_drill_policy(struct paging_config *cfg)
+{
+    struct paging_policy *p = builtin_append(cfg, PAGING_POLICY_DRILL, 1);
+    const struct vg_cfg_strings *audience = &cfg->drills_audience;
+    bool oom = false;
+
+    if (!p)
+        return -ENOMEM;
+    struct paging_level *lv = VG_CFG_ITEM(p->levels, struct paging_level, 0);
+    lv->targets.items = calloc(audience->count ? audience->count : 1, sizeof(char *));
+    if (!lv->targets.items)
+        return -ENOMEM;
+    for (size_t t = 0; t < audience->count; t++)
+        lv->targets.items[lv->targets.count++] = xstrdup(audience->items[t], &oom);
     return oom ? -ENOMEM : 0;
 }
 
@@ -912,7 +943,7 @@ int paging_config_finish(struct paging_config *cfg, const char *source, const ch
         return r;
 
     cfg->enabled = cfg->contacts.count > 0 || cfg->schedules.count > 0 || cfg->policies.count > 0 ||
-                   cfg->announce.count > 0;
+                   cfg->announce.count > 0 || cfg->drills_audience.count > 0;
     for (int i = 0; i < PAGING_SEVERITIES; i++)
         cfg->enabled = cfg->enabled || cfg->routes[i].also.count > 0 ||
                        strcmp(cfg->routes[i].policy, PAGING_POLICY_DEFAULT) != 0;
@@ -925,12 +956,15 @@ int paging_config_finish(struct paging_config *cfg, const char *source, const ch
     if (!paging_policy_find(cfg, PAGING_POLICY_SECURITY) &&
         (r = add_builtin(cfg, PAGING_POLICY_SECURITY, true)) < 0)
         goto err_oom;
+    if (!paging_policy_find(cfg, PAGING_POLICY_DRILL) && (r = add_drill_policy(cfg)) < 0)
+        goto err_oom;
 
     if ((r = check_contacts(&ck)) < 0 || (r = check_schedules(&ck)) < 0 ||
         (r = check_policies(&ck)) < 0 || (r = check_routes(&ck)) < 0 ||
         (r = check_contact_channels(&ck)) < 0)
         return r;
-    return 0;
+    return check_targets(&ck, "drills.audience", &cfg->drills_audience, "the drill audience",
+                         NULL, false);
 
 err_oom:
     snprintf(err, errlen, "out of memory");

@@ -41,6 +41,8 @@
 #define PAGING_ZONEINFO_DIR "/usr/share/zoneinfo"
 #define PAGING_POLICY_DEFAULT "default"
 #define PAGING_POLICY_SECURITY "security"
+/* What a drill without --live pages: drills.audience at once (or a policy of this name). */
+#define PAGING_POLICY_DRILL "drill"
 
 struct paging_contact {
     char *name;
@@ -104,6 +106,7 @@ struct paging_config {
                                      other nodes this long; 0 = no grouping */
     int64_t grouping_interval_ms; /* nodes joining a paged group are told at most this often */
     int64_t max_pages_per_minute; /* per person; pages past it wait for a summary; 0 = no cap */
+    struct vg_cfg_strings drills_audience; /* who a drill pages unless live (the policy "drill") */
     /* Where the keys came from, for messages (set by paging_config_finish). */
     char *source;      /* the YAML file */
     char *yaml_prefix; /* "paging" when inline in coordinator.yaml, "" in a file of its own */
@@ -184,7 +187,9 @@ extern const size_t paging_policy_nkeys;
                     "nodes joining a paged group are told at most this often"),                    \
         PAGING_KEY_(prefix "max_pages_per_minute", VG_CFG_INT, owner, member max_pages_per_minute, \
                     0, 10000, "10",                                                                \
-                    "pages per person per minute; the rest in one summary; 0 = no cap")
+                    "pages per person per minute; the rest in one summary; 0 = no cap"),         \
+        PAGING_KEY_(prefix "drills.audience", VG_CFG_STRINGS, owner, member drills_audience, 0,    \
+                    32, NULL, "who `vigilctl drill` pages (without --live); empty = nobody")
 
 /* The table of a paging file of its own (top-level keys). */
 extern const struct vg_cfg_key paging_config_keys[];

@@ -80,6 +80,7 @@ struct steps_job {
     struct steps_step *investigate;
     size_t ninvestigate;
     bool joined; /* nodes joining an open incident: investigate those not yet, no steps */
+    bool dry_run; /* a drill: each step is on the timeline as what would run, never requested */
     struct steps_job *next; /* the admin thread's queue */
 };
 

@@ -376,6 +376,30 @@ struct store_verify_result {
  * -EIO when the database is unreachable, -EPROTO when a statement failed (logged), -EINVAL
  * for bad arguments.
  */
+/* The vault's newest row and its chain hash (0 and zeros for an empty vault), for a signed
+ * checkpoint; its own short query, outside any walk. 0 or -EIO. */
+int store_evidence_head(store_verify_t *self, uint64_t *ret_id, uint8_t ret_chain[32]);
+/* Row id's chain hash: 0, -ENOENT when the vault has no such row, -EIO. */
+int store_evidence_row_chain(store_verify_t *self, uint64_t id, uint8_t ret_chain[32]);
+/* The chains of 030_chains.sql, by table ("audit_log", "incident_events", "command_reports").
+ * store_chains_link links every committed row not linked yet (all three chains; how many in
+ * *ret_linked, may be NULL). Then: the newest place and its link (0 and zeros when empty); one
+ * place's link (-ENOENT when the chain has no such place); the whole chain checked in the
+ * database. */
+int store_chains_link(store_verify_t *self, uint64_t *ret_linked);
+int store_chain_head(store_verify_t *self, const char *table, uint64_t *ret_seq,
+                     uint8_t ret_link[32]);
+int store_chain_link_at(store_verify_t *self, const char *table, uint64_t seq,
+                        uint8_t ret_link[32]);
+struct store_chain_verdict {
+    uint64_t rows;
+    bool broken;
+    uint64_t broken_seq; /* broken: the first place that breaks it (0: rows without a link) */
+    char reason[256];
+    uint64_t head_seq; /* the newest place (0 = empty) and its link */
+    uint8_t head_link[32];
+};
+int store_chain_verify(store_verify_t *self, const char *table, struct store_chain_verdict *ret);
 int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t *after_chain,
                           uint32_t max_artifacts, int64_t budget_ms,
                           struct store_verify_result *ret);
@@ -670,6 +694,8 @@ int store_incidents_audit_on_commit(store_incidents_t *self, const char *actor,
 /* What the change decided inside its transaction replaces the pending row's detail (the report
  * that closes an incident). Nothing happens when no row is pending. */
 void store_incidents_audit_detail(store_incidents_t *self, const char *detail);
+/* The same for the subject (an incident opened by hand: its id is known only inside). */
+void store_incidents_audit_subject(store_incidents_t *self, const char *subject);
 void store_incidents_audit_clear(store_incidents_t *self);
 
 #define STORE_INCIDENT_FINGERPRINT_MAX 256
@@ -785,6 +811,7 @@ struct store_escalation {
     char escalated_by[128];
     int64_t next_update_at_ms;
     int updates_sent;
+    bool update_reminded; /* this interval's reminder went out (022_status_update_rule.sql) */
     int64_t deadline_at_ms;
     bool acked_told, resolved_told;
     int64_t report_due_at_ms;
@@ -961,5 +988,61 @@ int store_silence_end(store_incidents_t *self, uint64_t id, const char *actor, i
  * (malloc'd, caller frees; NULL when none) and *ret_n. */
 int store_silences_list(store_incidents_t *self, bool all, int64_t now_ms, size_t max,
                         struct store_silence **ret, size_t *ret_n);
+
+/* ---- practice drills (store_drills.c, 020_drills.sql), on an incidents connection ---- */
+
+struct store_drill {
+    uint64_t incident_id;
+    bool live;            /* the runbook's real policy is paged (every message marked [DRILL]) */
+    char started_by[160]; /* the actor, "operator:NAME" */
+    int64_t started_at_ms;
+};
+/* Inside the caller's transaction (the one that inserts the incident). */
+int store_drill_insert(store_incidents_t *self, const struct store_drill *d);
+/* -ENOENT when incident_id is not a drill. */
+int store_drill_get(store_incidents_t *self, uint64_t incident_id, struct store_drill *ret);
+
+/* ---- status updates and the status page (store_status.c, 021_status_updates.sql), on an
+ * incidents connection ---- */
+
+/* Inside the caller's transaction: one status update. components_json a JSON object. */
+int store_status_update_add(store_incidents_t *self, uint64_t incident_id, int64_t at_ms,
+                            const char *author, const char *body, bool public_,
+                            const char *title, const char *incident_state,
+                            const char *components_json);
+
+/* One public update with its incident, for the status page (strings borrowed for the
+ * callback). Nothing else of the incident is read: no scope, no timeline, no author. */
+struct store_status_row {
+    uint64_t incident_id;
+    enum incident_state state;      /* the incident's state now */
+    int64_t opened_at_ms, resolved_at_ms, incident_updated_at_ms;
+    uint64_t update_id;
+    int64_t at_ms;
+    const char *body, *title, *components_json;
+    enum incident_state update_state; /* the incident's state when it was posted */
+};
+/* The public updates of every incident that has one and is open or resolved at or after
+ * since_ms: incidents newest first, each one's updates oldest first; at most max rows. */
+int store_status_rows(store_incidents_t *self, int64_t since_ms, uint32_t max,
+                      int (*cb)(const struct store_status_row *row, void *userdata),
+                      void *userdata);
+/* *ret: incident_id has a public update already. */
+int store_status_published(store_incidents_t *self, uint64_t incident_id, bool *ret);
+
+/* An incident's status update (public or not), for the status update rule. */
+struct store_status_posted {
+    uint64_t id;
+    int64_t at_ms;
+    bool public_;
+    const char *author, *body; /* borrowed for the callback */
+};
+/* Its updates posted at or after since_ms, oldest first (at most 16). cb returns 0 or a
+ * negative errno (which stops and is returned). */
+int store_status_since(store_incidents_t *self, uint64_t incident_id, int64_t since_ms,
+                       int (*cb)(const struct store_status_posted *u, void *userdata),
+                       void *userdata);
+/* Who acknowledged incident_id last (its owner), into buf; "" when nobody did. */
+int store_incident_owner(store_incidents_t *self, uint64_t incident_id, char *buf, size_t size);
 
 #endif

@@ -30,7 +30,7 @@ static const char *ms_param(int64_t ms, char *buf, size_t len)
     TS_TO_MS("next_level_at") ", escalate_now, escalated_by, " TS_TO_MS("next_update_at") ","      \
     " updates_sent, " TS_TO_MS("deadline_at") ", acked_told, resolved_told, "                      \
     TS_TO_MS("report_due_at") ", failures_seen, coalesce(group_leader, 0), "                       \
-    TS_TO_MS("group_told_at") ", " TS_TO_MS("group_next_at") ", silenced"
+    TS_TO_MS("group_told_at") ", " TS_TO_MS("group_next_at") ", silenced, update_reminded"
 /* clang-format on */
 
 static void row_to_escalation(const PGresult *res, int row, struct store_escalation *e)
@@ -56,6 +56,7 @@ static void row_to_escalation(const PGresult *res, int row, struct store_escalat
     e->group_told_at_ms = store_incidents_field_i64(res, row, 17);
     e->group_next_at_ms = store_incidents_field_i64(res, row, 18);
     e->silenced = PQgetvalue(res, row, 19)[0] == 't';
+    e->update_reminded = PQgetvalue(res, row, 20)[0] == 't';
 }
 
 int store_escalation_get(store_incidents_t *self, uint64_t incident_id, bool for_update,
@@ -112,18 +113,19 @@ int store_escalation_put(store_incidents_t *self, const struct store_escalation 
                             e->group_leader ? leader : NULL,
                             ms_param(e->group_told_at_ms, told, sizeof(told)),
                             ms_param(e->group_next_at_ms, next_group, sizeof(next_group)),
-                            e->silenced ? "true" : "false"};
+                            e->silenced ? "true" : "false",
+                            e->update_reminded ? "true" : "false"};
     PGresult *res = NULL;
     /* clang-format off */
     int r = store_incidents_run(self,
         "INSERT INTO escalations (incident_id, policy, level, round, started_at, next_level_at,"
         " escalate_now, escalated_by, next_update_at, updates_sent, deadline_at, acked_told,"
         " resolved_told, report_due_at, failures_seen, repeats, group_leader, group_told_at,"
-        " group_next_at, silenced)"
+        " group_next_at, silenced, update_reminded)"
         " VALUES ($1::bigint, $2, $3::integer, $4::integer, " MS_TO_TS(5) ", " MS_TO_TS(6) ","
         " $7::boolean, $8, " MS_TO_TS(9) ", $10::integer, " MS_TO_TS(11) ", $12::boolean,"
         " $13::boolean, " MS_TO_TS(14) ", $15::bigint, $16::integer, $17::bigint,"
-        " " MS_TO_TS(18) ", " MS_TO_TS(19) ", $20::boolean)"
+        " " MS_TO_TS(18) ", " MS_TO_TS(19) ", $20::boolean, $21::boolean)"
         " ON CONFLICT (incident_id) DO UPDATE SET policy = EXCLUDED.policy,"
         " level = EXCLUDED.level, round = EXCLUDED.round, started_at = EXCLUDED.started_at,"
         " next_level_at = EXCLUDED.next_level_at, escalate_now = EXCLUDED.escalate_now,"
@@ -133,8 +135,8 @@ int store_escalation_put(store_incidents_t *self, const struct store_escalation 
         " report_due_at = EXCLUDED.report_due_at, failures_seen = EXCLUDED.failures_seen,"
         " repeats = EXCLUDED.repeats, group_leader = EXCLUDED.group_leader,"
         " group_told_at = EXCLUDED.group_told_at, group_next_at = EXCLUDED.group_next_at,"
-        " silenced = EXCLUDED.silenced",
-        20, params, "write escalation", &res);
+        " silenced = EXCLUDED.silenced, update_reminded = EXCLUDED.update_reminded",
+        21, params, "write escalation", &res);
     /* clang-format on */
     if (r == 0)
         PQclear(res);

@@ -444,3 +444,168 @@ int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t
     memcpy(ret->last_chain, w->prev, VG_SHA256_LEN);
     return 0;
 }
+
+/* ---- the chain's head and one row's link, for signed checkpoints (checkpoint.h) ---- */
+
+static int unhex32(const char *hex, uint8_t out[VG_SHA256_LEN])
+{
+    if (strlen(hex) != 2 * VG_SHA256_LEN)
+        return -EPROTO;
+    for (size_t i = 0; i < VG_SHA256_LEN; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -EPROTO;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* One statement returning rows, outside any walk: *ret_res on success (the caller clears it).
+ * A connection that died while idle is only noticed by using it: one more try. */
+static int query(store_verify_t *self, const char *sql, int n, const char *const *params,
+                 const char *what, PGresult **ret_res)
+{
+    int r = -EIO;
+    PGresult *res = NULL;
+    for (int attempt = 0; attempt < 2 && r == -EIO; attempt++) {
+        r = ensure_conn(self, attempt > 0);
+        if (r < 0)
+            continue;
+        PQclear(res);
+        res = PQexecParams(self->side.conn, sql, n, NULL, params, NULL, NULL, 0);
+        r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : failed(self, res, what);
+    }
+    if (r < 0) {
+        PQclear(res);
+        res = NULL;
+    }
+    *ret_res = res;
+    return r;
+}
+
+/* One row (id, encode(chain, 'hex')) of sql with params, or -ENOENT. */
+static int chain_row(store_verify_t *self, const char *sql, int n, const char *const *params,
+                     uint64_t *ret_id, uint8_t ret_chain[VG_SHA256_LEN])
+{
+    PGresult *res = NULL;
+    int r = query(self, sql, n, params, "chain head", &res);
+    if (r == 0 && PQntuples(res) == 0)
+        r = -ENOENT;
+    if (r == 0) {
+        *ret_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        r = unhex32(PQgetvalue(res, 0, 1), ret_chain);
+    }
+    PQclear(res);
+    return r;
+}
+
+int store_evidence_head(store_verify_t *self, uint64_t *ret_id, uint8_t ret_chain[32])
+{
+    if (!self || !ret_id || !ret_chain)
+        return -EINVAL;
+    int r = chain_row(self, "SELECT id, encode(chain, 'hex') FROM evidence ORDER BY id DESC LIMIT 1",
+                      0, NULL, ret_id, ret_chain);
+    if (r == -ENOENT) { /* an empty vault: its head is the start */
+        *ret_id = 0;
+        memset(ret_chain, 0, VG_SHA256_LEN);
+        r = 0;
+    }
+    return r;
+}
+
+int store_evidence_row_chain(store_verify_t *self, uint64_t id, uint8_t ret_chain[32])
+{
+    if (!self || !ret_chain || id == 0 || id > INT64_MAX)
+        return -EINVAL;
+    char text[24];
+    uint64_t got = 0;
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    const char *params[] = {text};
+    return chain_row(self, "SELECT id, encode(chain, 'hex') FROM evidence WHERE id = $1::bigint",
+                     1, params, &got, ret_chain);
+}
+
+/* ---- the other chains (030_chains.sql): the audit log, the timelines, the command reports ---- */
+
+static bool chained_table(const char *table)
+{
+    return table && (strcmp(table, "audit_log") == 0 || strcmp(table, "incident_events") == 0 ||
+                     strcmp(table, "command_reports") == 0);
+}
+
+int store_chains_link(store_verify_t *self, uint64_t *ret_linked)
+{
+    if (!self)
+        return -EINVAL;
+    PGresult *res = NULL;
+    /* One statement, one transaction: the chains in a fixed order, so two passes (two
+     * coordinators) wait for each other instead of deadlocking. */
+    int r = query(self,
+                  "SELECT vigil_chain_pending('audit_log') + vigil_chain_pending('incident_events')"
+                  " + vigil_chain_pending('command_reports')",
+                  0, NULL, "chain links", &res);
+    if (r == 0 && PQntuples(res) != 1)
+        r = -EPROTO;
+    if (r == 0 && ret_linked)
+        *ret_linked = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return r;
+}
+
+int store_chain_head(store_verify_t *self, const char *table, uint64_t *ret_seq,
+                     uint8_t ret_link[32])
+{
+    if (!self || !chained_table(table) || !ret_seq || !ret_link)
+        return -EINVAL;
+    const char *params[] = {table};
+    int r = chain_row(self,
+                      "SELECT seq, encode(link, 'hex') FROM chain_links WHERE chain = $1"
+                      " ORDER BY seq DESC LIMIT 1",
+                      1, params, ret_seq, ret_link);
+    if (r == -ENOENT) {
+        *ret_seq = 0;
+        memset(ret_link, 0, VG_SHA256_LEN);
+        r = 0;
+    }
+    return r;
+}
+
+int store_chain_link_at(store_verify_t *self, const char *table, uint64_t seq,
+                        uint8_t ret_link[32])
+{
+    char text[24];
+    uint64_t got = 0;
+    if (!self || !chained_table(table) || !ret_link || seq == 0 || seq > INT64_MAX)
+        return -EINVAL;
+    snprintf(text, sizeof(text), "%" PRIu64, seq);
+    const char *params[] = {table, text};
+    return chain_row(self,
+                     "SELECT seq, encode(link, 'hex') FROM chain_links WHERE chain = $1"
+                     " AND seq = $2::bigint",
+                     2, params, &got, ret_link);
+}
+
+int store_chain_verify(store_verify_t *self, const char *table, struct store_chain_verdict *ret)
+{
+    if (!self || !chained_table(table) || !ret)
+        return -EINVAL;
+    const char *params[] = {table};
+    PGresult *res = NULL;
+    int r = query(self,
+                  "SELECT rows, broken_seq, reason, head_seq, encode(head_link, 'hex')"
+                  " FROM vigil_chain_verify($1)",
+                  1, params, "chain verify", &res);
+    if (r == 0 && PQntuples(res) != 1)
+        r = -EPROTO;
+    if (r == 0) {
+        memset(ret, 0, sizeof(*ret));
+        ret->rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        ret->broken = !PQgetisnull(res, 0, 1);
+        ret->broken_seq = ret->broken ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+        snprintf(ret->reason, sizeof(ret->reason), "%s", PQgetvalue(res, 0, 2));
+        ret->head_seq = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+        r = unhex32(PQgetvalue(res, 0, 4), ret->head_link);
+    }
+    PQclear(res);
+    return r;
+}

@@ -139,6 +139,12 @@ void store_incidents_audit_detail(store_incidents_t *self, const char *detail)
         snprintf(self->audit.detail, sizeof(self->audit.detail), "%s", detail);
 }
 
+void store_incidents_audit_subject(store_incidents_t *self, const char *subject)
+{
+    if (self && self->audit.action[0] && subject && vg_utf8_valid(subject))
+        snprintf(self->audit.subject, sizeof(self->audit.subject), "%s", subject);
+}
+
 void store_incidents_audit_clear(store_incidents_t *self)
 {
     if (self)

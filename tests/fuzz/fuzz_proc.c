@@ -60,10 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sink s = {0};
     struct artifact_writer out = {sink_write, &s};
     err[0] = '\0';
-    check_artifact(proctable_write(root, ARTIFACT_MAX, &out, err, sizeof(err)), &s, err);
+    check_artifact(proctable_write(root, NULL, ARTIFACT_MAX, &out, err, sizeof(err)), &s, err);
     s.len = 0;
     err[0] = '\0';
-    check_artifact(netstat_write_table(root, ARTIFACT_MAX, &out, err, sizeof(err)), &s, err);
+    check_artifact(netstat_write_table(root, NULL, ARTIFACT_MAX, &out, err, sizeof(err)), &s, err);
 
     sigbuf_t *batch = sigbuf_new();
     host_collector_t *host = host_collector_new(root);

@@ -282,3 +282,19 @@ h_cleanup() {
     fi
     exit "$status"
 }
+
+# h_add_operator NAME ROLE: a key pair and signing key for NAME, a vigilctl configuration
+# ($H_DIR/NAME.yaml) and the operator itself, added by the test's admin. h_as NAME ARGS...:
+# vigilctl as that operator.
+h_add_operator() {
+    "$VIGIL_BUILD/vigilctl" keygen --out "$H_DIR/$1.key" >/dev/null || h_fail "keygen for $1"
+    h_write_ctl_config "$H_DIR/$1.yaml" "$H_DIR/$1.key"
+    h_ctl operators add "$1" --role "$2" --public-key "$(h_key_public "$H_DIR/$1.key")" \
+        --signing-key "$(sed -n 's/^signing-public-key: *"\(.*\)"/\1/p' "$H_DIR/$1.key.sign")" \
+        >/dev/null || h_fail "operators add $1"
+}
+h_as() {
+    local who=$1
+    shift
+    VIGIL_CONFIG="$H_DIR/$who.yaml" "$VIGIL_BUILD/vigilctl" "$@"
+}

@@ -58,6 +58,16 @@ static const struct expected_role expected[] = {
     {VIGIL__ADMIN_REQUEST__BODY_ADD_SILENCE, ROLE_RESPONDER},
     {VIGIL__ADMIN_REQUEST__BODY_LIST_SILENCES, ROLE_VIEWER},
     {VIGIL__ADMIN_REQUEST__BODY_END_SILENCE, ROLE_RESPONDER},
+    /* issue 18: a viewer cannot open, note, update or publish */
+    {VIGIL__ADMIN_REQUEST__BODY_OPEN_INCIDENT, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_SET_INCIDENT_SEVERITY, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_ADD_INCIDENT_NOTE, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_POST_STATUS_UPDATE, ROLE_RESPONDER},
+    {VIGIL__ADMIN_REQUEST__BODY_GET_STATUS_PAGE, ROLE_VIEWER},
+    /* issue 17: a drill pages people (its live form checks admin in its handler) */
+    {VIGIL__ADMIN_REQUEST__BODY_RUN_DRILL, ROLE_RESPONDER},
+    /* issue 15: a checkpoint holds only hashes */
+    {VIGIL__ADMIN_REQUEST__BODY_GET_CHECKPOINT, ROLE_VIEWER},
 };
 
 /* Every field of AdminRequest's body oneof, from the descriptor: a request added to the proto

@@ -342,7 +342,7 @@ static int snapshot(struct sink *s, const char *proc_root, size_t cap, char *err
 {
     struct artifact_writer out = {sink_write, s};
     err[0] = '\0';
-    return host_write_snapshot(proc_root, cap, &out, err, errlen);
+    return host_write_snapshot(proc_root, NULL, cap, &out, err, errlen);
 }
 
 static void put_process(int pid, const char *comm, unsigned long long ticks, unsigned long rss,
@@ -434,12 +434,13 @@ static void test_snapshot_of_fixture(void **state)
     /* Top by memory: java (200 MiB), postgres (100 MiB), then the kernel thread. */
     long page_kib = sysconf(_SC_PAGESIZE) / 1024;
     char *top = section(s.data, "top 10 processes by resident memory");
-    char want[256];
+    char want[512];
     snprintf(want, sizeof(want),
-             "  PID     USER               CPU%%    RSS_KIB COMMAND\n"
-             "  200     0(root)             0.0 %10ld java -jar app.jar\n"
-             "  100     0(root)             0.0 %10ld postgres -D /var/lib/pg\n"
-             "  300     0(root)             0.0          0 [kworker/0:1]\n",
+             "  PID     USER               CPU%%    RSS_KIB NAMESPACE/POD/CONTAINER COMMAND\n"
+             "  200     0(root)             0.0 %10ld -                       java -jar app.jar\n"
+             "  100     0(root)             0.0 %10ld -                       postgres -D "
+             "/var/lib/pg\n"
+             "  300     0(root)             0.0          0 -                       [kworker/0:1]\n",
              51200 * page_kib, 25600 * page_kib);
     assert_string_equal(top, want);
     free(top);

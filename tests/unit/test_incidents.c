@@ -559,6 +559,150 @@ static void test_dependent_symptom_attaches_to_root(void **state)
     assert_int_equal(res.id, own);
 }
 
+/* ---- issue 18: opened, steered and spoken for by hand ---- */
+
+static int always_verified(void *userdata, const char *runbook, const char *node, int64_t now_ms,
+                           char *why, size_t whylen)
+{
+    (void)userdata, (void)runbook, (void)node, (void)now_ms;
+    snprintf(why, whylen, "everything holds");
+    return 1;
+}
+
+static int64_t fixed_next_due(void *userdata, int level, int64_t started_at_ms, int repeats,
+                              int64_t now_ms)
+{
+    (void)userdata, (void)level, (void)repeats, (void)now_ms;
+    return started_at_ms + 2000; /* the new policy's next level, long past */
+}
+
+static int count_status_row(const struct store_status_row *row, void *userdata)
+{
+    int *n = userdata;
+    assert_string_equal(row->body, "We are on it.");
+    assert_string_equal(row->title, "Checkout errors");
+    assert_int_equal(row->update_state, INCIDENT_STATE_DETECTED);
+    (*n)++;
+    return 0;
+}
+
+static void test_steered_by_hand(void **state)
+{
+    (void)state;
+    struct store_incident inc;
+    struct timeline tl;
+    uint64_t id = 0;
+    struct incident_manual m = {.runbook = "checkout-down",
+                                .severity = 2,
+                                .title = "Checkout errors",
+                                .node = "web-1",
+                                .actor = "alice"};
+
+    /* Opened by hand: detected, its severity's deadline, the node in its scope. */
+    assert_int_equal(incidents_open_manual(t.inc, &m, T0, &id), 0);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.state, INCIDENT_STATE_DETECTED);
+    assert_int_equal(inc.response_due_ms, T0 + HOUR_MS);
+    assert_string_equal(inc.scope_json, "[\"web-1\"]");
+    assert_null(strchr(inc.fingerprint, '/'));
+    assert_string_equal(tl.kinds, "opened");
+    assert_string_equal(tl.last_actor, "alice");
+    /* A symptom of the same runbook and node opens its own incident; verification never
+     * resolves one opened by hand. */
+    struct incident_result res = feed("checkout-down/web-1", 2, INCIDENT_SYMPTOM_CRITICAL, T0);
+    assert_int_equal(res.outcome, INCIDENT_OPENED);
+    assert_true(res.id != id);
+    assert_true(incidents_auto_resolve(t.inc, always_verified, NULL, T0 + 1000) >= 1);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.state, INCIDENT_STATE_DETECTED);
+    m.title = "";
+    assert_int_equal(incidents_open_manual(t.inc, &m, T0, &id), -EINVAL);
+    m.title = "Checkout errors";
+    m.node = "a/b";
+    assert_int_equal(incidents_open_manual(t.inc, &m, T0, &id), -EINVAL);
+
+    /* An escalation already under way along the SEV2 route's policy. */
+    struct store_escalation esc = {.incident_id = id,
+                                   .level = 0,
+                                   .started_at_ms = T0,
+                                   .next_level_at_ms = T0 + HOUR_MS,
+                                   .next_update_at_ms = T0 + 30 * MINUTE_MS,
+                                   .deadline_at_ms = T0 + HOUR_MS};
+    snprintf(esc.policy, sizeof(esc.policy), "slow");
+    assert_int_equal(store_escalation_put(t.inc, &esc), 0);
+
+    /* Down: the deadline is the new severity's from the opening. */
+    struct incident_policy_change to_slow = {.from = "fast", .to = "slow"};
+    int previous = 0;
+    assert_int_equal(incidents_set_severity(t.inc, id, 3, "alice", "some users only", &to_slow,
+                                            T0 + 10 * MINUTE_MS, &previous),
+                     0);
+    assert_int_equal(previous, 2);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.severity, 3);
+    assert_int_equal(inc.response_due_ms, T0 + 4 * HOUR_MS);
+    assert_string_equal(tl.last_text, "SEV2 -> SEV3 by hand: some users only");
+    assert_int_equal(store_escalation_get(t.inc, id, false, &esc), 0);
+    assert_string_equal(esc.policy, "slow"); /* it ran "slow", not the old route "fast" */
+    assert_int_equal(esc.deadline_at_ms, T0 + 4 * HOUR_MS);
+    assert_int_equal(incidents_set_severity(t.inc, id, 3, "alice", "again", NULL, T0, NULL),
+                     -EALREADY);
+    assert_int_equal(incidents_set_severity(t.inc, id, 1, "alice", "", NULL, T0, NULL), -EINVAL);
+
+    /* Up: the sooner deadline, the new route's policy and its next level. */
+    struct incident_policy_change to_fast = {
+        .from = "slow", .to = "fast", .next_due = fixed_next_due};
+    assert_int_equal(incidents_set_severity(t.inc, id, 1, "bob", "all checkouts fail", &to_fast,
+                                            T0 + 20 * MINUTE_MS, NULL),
+                     0);
+    show(id, &inc, &tl);
+    assert_int_equal(inc.response_due_ms, T0 + 35 * MINUTE_MS);
+    assert_string_equal(tl.kinds, "opened,severity,severity");
+    assert_int_equal(store_escalation_get(t.inc, id, false, &esc), 0);
+    assert_string_equal(esc.policy, "fast");
+    assert_int_equal(esc.next_level_at_ms, T0 + 20 * MINUTE_MS); /* past: at once */
+    assert_int_equal(esc.deadline_at_ms, T0 + 35 * MINUTE_MS);
+
+    /* A private note. */
+    assert_int_equal(incidents_note(t.inc, id, "bob", "eu-west only", T0 + 21 * MINUTE_MS), 0);
+    assert_int_equal(incidents_note(t.inc, id, "bob", "", T0), -EINVAL);
+    assert_int_equal(incidents_note(t.inc, 999999, "bob", "x", T0), -ENOENT);
+    show(id, &inc, &tl);
+    assert_string_equal(tl.last_text, "eu-west only");
+
+    /* Updates: only the public one is on the page; the escalation's update timer comes to the
+     * update's time so that it is told at once. */
+    struct incident_status_update priv = {.text = "digging on web-1",
+                                          .title = "",
+                                          .components_json = "{}",
+                                          .next_update_at_ms = T0 + 22 * MINUTE_MS};
+    assert_int_equal(incidents_status_update(t.inc, id, "bob", &priv, T0 + 22 * MINUTE_MS), 0);
+    bool published = true;
+    assert_int_equal(store_status_published(t.inc, id, &published), 0);
+    assert_false(published);
+    struct incident_status_update pub = {.text = "We are on it.",
+                                         .public = true,
+                                         .title = "Checkout errors",
+                                         .components_json = "{\"API\": \"partial_outage\"}",
+                                         .next_update_at_ms = T0 + 23 * MINUTE_MS};
+    assert_int_equal(incidents_status_update(t.inc, id, "bob", &pub, T0 + 23 * MINUTE_MS), 0);
+    assert_int_equal(store_status_published(t.inc, id, &published), 0);
+    assert_true(published);
+    assert_int_equal(store_escalation_get(t.inc, id, false, &esc), 0);
+    assert_int_equal(esc.next_update_at_ms, T0 + 22 * MINUTE_MS); /* the earliest untold */
+    int rows = 0;
+    assert_int_equal(store_status_rows(t.inc, T0 - HOUR_MS, 100, count_status_row, &rows), 0);
+    assert_int_equal(rows, 1);
+    pub.components_json = "[]";
+    assert_int_equal(incidents_status_update(t.inc, id, "bob", &pub, T0), -EINVAL);
+    show(id, &inc, &tl);
+    assert_string_equal(tl.kinds, "opened,severity,severity,note,status_update,status_update");
+
+    /* Resolved: its severity is settled. */
+    assert_int_equal(incidents_resolve(t.inc, id, "bob", "rolled back", T0 + HOUR_MS), 0);
+    assert_int_equal(incidents_set_severity(t.inc, id, 2, "bob", "late", NULL, T0, NULL), -EBUSY);
+}
+
 int main(void)
 {
     vg_log_init("test_incidents", VG_LOG_ERROR, false);
@@ -576,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_timeline_is_append_only),
         cmocka_unit_test(test_list_open_and_all),
         cmocka_unit_test(test_dependent_symptom_attaches_to_root),
+        cmocka_unit_test(test_steered_by_hand),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -686,6 +686,201 @@ static void test_tail_evidence(void **state)
     run_close(&r);
 }
 
+/* ---- Pods' logs under /var/log/pods ------------------------------------------------------ */
+
+#define UID1 "8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e"
+#define UID2 "11111111-2222-4333-8444-555555555555"
+#define UID3 "22222222-3333-4444-8555-666666666666"
+#define WEB1 "pods/prod_web-1_" UID1
+
+static void mkdirs(const char *const *names, size_t n)
+{
+    char path[256];
+    for (size_t i = 0; i < n; i++) {
+        path_of(path, sizeof(path), names[i]);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+}
+
+/* One CRI record as containerd writes it. */
+static void cri(const char *name, const char *stream, char tag, const char *msg)
+{
+    char line[1024];
+    snprintf(line, sizeof(line), "2024-05-01T12:00:00.123456789Z %s %c %s\n", stream, tag, msg);
+    append(name, line);
+}
+
+static struct run pods_run(struct logtail_file_config *c, const char *ns, const char *pod,
+                           const char *container, const char *format)
+{
+    static struct logtail_pattern_config error[] = {{"error", "ERROR"}};
+    static char pods_dir[256];
+    path_of(pods_dir, sizeof(pods_dir), "pods");
+    *c = (struct logtail_file_config){.name = "web",
+                                      .namespace = (char *)ns,
+                                      .pod = (char *)pod,
+                                      .container = (char *)container,
+                                      .format = (char *)format,
+                                      .patterns = {.items = error, .count = 1}};
+    struct logtail_options opt = {.pods_dir = pods_dir, .max_line_bytes = 512};
+    struct run r;
+    run_open_opts(&r, c, 1, &opt, NULL);
+    return r;
+}
+
+static void test_pod_logs(void **state)
+{
+    (void)state;
+    static const char *const dirs[] = {
+        "pods",
+        WEB1,
+        WEB1 "/nginx",
+        WEB1 "/sidecar",
+        "pods/prod_api-1_" UID2,
+        "pods/prod_api-1_" UID2 "/nginx",
+        "pods/dev_web-1_" UID3,
+        "pods/dev_web-1_" UID3 "/nginx",
+        "pods/garbage-dir",
+        "pods/prod_web-9_not-a-uid",
+        WEB1 "/Bad_Container",
+    };
+    mkdirs(dirs, sizeof(dirs) / sizeof(dirs[0]));
+    cri(WEB1 "/nginx/0.log", "stdout", 'F', "history: not news ERROR");
+    cri(WEB1 "/sidecar/0.log", "stdout", 'F', "another container ERROR");
+    cri("pods/prod_api-1_" UID2 "/nginx/0.log", "stdout", 'F', "another pod ERROR");
+    cri("pods/dev_web-1_" UID3 "/nginx/0.log", "stdout", 'F', "another namespace ERROR");
+
+    struct logtail_file_config c;
+    struct run r = pods_run(&c, "prod", "web-*", "nginx", "access");
+    cycle(&r, 0);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 1);
+    assert_true(lines(&r, "web") == 0);
+    assert_true(errors(&r, "web", "bad_name") == 3); /* two pod directories, one container */
+
+    /* Whole records, a line cut into partial records with stderr between, a line that is not
+     * a CRI record: the rules see the container's lines, not the runtime's. */
+    char access[256];
+    access_line(access, sizeof(access), 200);
+    access[strlen(access) - 1] = '\0';
+    cri(WEB1 "/nginx/0.log", "stdout", 'F', access);
+    cri(WEB1 "/nginx/0.log", "stdout", 'P', "203.0.113.9 - - [10/Oct/2023:13:55:36 +0000] \"GET");
+    cri(WEB1 "/nginx/0.log", "stderr", 'F', "ERROR upstream timed out");
+    cri(WEB1 "/nginx/0.log", "stdout", 'P', " /api HTTP/1.1\" 5");
+    cri(WEB1 "/nginx/0.log", "stdout", 'F', "03 12 \"-\" \"curl/8.0\"");
+    append(WEB1 "/nginx/0.log", "plain text, not from a runtime\n");
+    cycle(&r, 1000);
+    assert_true(lines(&r, "web") == 3);
+    assert_true(value(&r, "log.http.requests", "web", NULL, NULL) == 2);
+    assert_true(value(&r, "log.http.status", "web", "class", "5xx") == 1);
+    assert_true(value(&r, "log.match_count", "web", "pattern", "error") == 1);
+    assert_true(errors(&r, "web", "not_cri") == 1);
+    assert_true(errors(&r, "web", "bad_name") == 3); /* counted once, not every run */
+
+    /* The kubelet rotates: 0.log renamed with a date, a new 0.log. The old one is finished. */
+    cri(WEB1 "/nginx/0.log", "stdout", 'F', "ERROR last in the old file");
+    move(WEB1 "/nginx/0.log", WEB1 "/nginx/0.log.20240501-120000");
+    cri(WEB1 "/nginx/0.log", "stdout", 'F', "first in the new file");
+    cycle(&r, 1000);
+    assert_true(lines(&r, "web") == 5);
+    assert_true(value(&r, "log.rotations", "web", NULL, NULL) == 1);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 1);
+
+    /* The container restarts: 1.log, read from its start; the container dies mid-line. */
+    cri(WEB1 "/nginx/1.log", "stdout", 'F', "ERROR restarted");
+    cri(WEB1 "/nginx/1.log", "stdout", 'P', "last words, never ended");
+    cycle(&r, 1000);
+    assert_true(lines(&r, "web") == 6);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 2);
+    /* Which pod and container those files belong to: one series per container. */
+    const Vigil__Signal *pod = find(&r, "log.pod", "web", "container", "nginx");
+    assert_non_null(pod);
+    assert_true(pod->value == 2);
+    assert_string_equal(label(pod, "namespace"), "prod");
+    assert_string_equal(label(pod, "pod"), "web-1");
+    assert_string_equal(label(pod, "pod_uid"), UID1);
+    assert_true(value(&r, "log.match_count", "web", "pattern", "error") == 3);
+
+    /* A new pod of the same deployment: followed from its first line. */
+    static const char *const web2[] = {"pods/prod_web-2_" UID3, "pods/prod_web-2_" UID3 "/nginx"};
+    mkdirs(web2, 2);
+    cri("pods/prod_web-2_" UID3 "/nginx/0.log", "stdout", 'F', "web-2 up");
+    cycle(&r, 1000);
+    assert_true(lines(&r, "web") == 7);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 3);
+
+    /* A line cut into more partial records than max_line holds: its start counts, marked. */
+    for (int i = 0; i < 8; i++)
+        cri("pods/prod_web-2_" UID3 "/nginx/0.log", "stdout", 'P',
+            "0123456789012345678901234567890123456789012345678901234567890123456789012345678");
+    cri("pods/prod_web-2_" UID3 "/nginx/0.log", "stdout", 'F', "end");
+    cycle(&r, 1000);
+    assert_true(lines(&r, "web") == 8);
+    assert_true(errors(&r, "web", "too_long") == 1);
+
+    /* The first pod is deleted: its files are finished, the partial line among them. */
+    char old[256], gone[256];
+    path_of(old, sizeof(old), WEB1);
+    path_of(gone, sizeof(gone), "deleted-pod");
+    assert_int_equal(rename(old, gone), 0);
+    cycle(&r, 1000);
+    cycle(&r, 6000);
+    assert_true(lines(&r, "web") == 9);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 1);
+    assert_true(errors(&r, "web", "not_cri") == 1);
+
+    /* Evidence: each file under a header naming its pod. */
+    struct sink s = {0};
+    struct artifact_writer out = {.write = sink_write, .w = &s};
+    char err[256];
+    assert_int_equal(logtail_tail(r.lt, "web", 1, 0, &out, err, sizeof(err)), 0);
+    char expect[1024];
+    snprintf(expect, sizeof(expect),
+             "==> %s/pods/prod_web-2_" UID3 "/nginx/0.log (namespace=prod pod=web-2 "
+             "container=nginx) <==\n2024-05-01T12:00:00.123456789Z stdout F end\n",
+             dir);
+    assert_string_equal(s.data, expect);
+    free(s.data);
+    run_close(&r);
+
+    /* No pod matches: nothing followed, nothing to tail; the directory may not exist at all. */
+    r = pods_run(&c, "kube-*", NULL, NULL, NULL);
+    cycle(&r, 0);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 0);
+    s = (struct sink){0};
+    assert_int_equal(logtail_tail(r.lt, "web", 1, 0, &out, err, sizeof(err)), -ENOENT);
+    run_close(&r);
+    struct logtail_file_config nowhere = {.name = "k", .namespace = "x"};
+    struct logtail_options opt = {.pods_dir = "/nonexistent/pods"};
+    run_open_opts(&r, &nowhere, 1, &opt, NULL);
+    cycle(&r, 0);
+    assert_true(value(&r, "log.files", "k", NULL, NULL) == 0);
+    assert_true(value(&r, "log.errors", "k", "reason", "unreadable") == 0);
+    run_close(&r);
+}
+
+/* Thousands of stray directories cost a bounded number of notes and log lines per run. */
+static void test_pod_logs_many_bad_names(void **state)
+{
+    (void)state;
+    char name[64];
+    static const char *const pods[] = {"pods"};
+    mkdirs(pods, 1);
+    for (int i = 0; i < 200; i++) {
+        char path[256];
+        snprintf(name, sizeof(name), "pods/junk-%d", i);
+        path_of(path, sizeof(path), name);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    struct logtail_file_config c;
+    struct run r = pods_run(&c, "*", NULL, NULL, NULL);
+    cycle(&r, 0);
+    assert_true(errors(&r, "web", "bad_name") == 16);
+    cycle(&r, 1000);
+    assert_true(errors(&r, "web", "bad_name") == 16);
+    assert_true(value(&r, "log.files", "web", NULL, NULL) == 0);
+    run_close(&r);
+}
+
 /* ---- Configuration ---------------------------------------------------------------------- */
 
 static void expect_refused(const struct logtail_file_config *c, size_t n, const char *needle)
@@ -718,6 +913,13 @@ static void test_bad_configuration_refused(void **state)
     char err[256];
     assert_null(logtail_new(c, 1, &opt, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "window"));
+    /* Pods: a namespace, and no path beside it. */
+    c[1] = (struct logtail_file_config){.name = "x", .path = "/a.log", .namespace = "prod"};
+    expect_refused(&c[1], 1, "either path, or namespace");
+    c[1] = (struct logtail_file_config){.name = "x", .pod = "web-*"};
+    expect_refused(&c[1], 1, "either path, or namespace");
+    c[1] = (struct logtail_file_config){.name = "x"};
+    expect_refused(&c[1], 1, "absolute");
 }
 
 /* The key tables, through the real loader, as agent.yaml's collectors.logs.files. */
@@ -739,13 +941,17 @@ static void test_key_tables_load(void **state)
     const char *yaml = "files:\n"
                        "  - {name: app, path: \"/var/log/app-*.log\", patterns: "
                        "[{name: error, regex: \"ERROR|FATAL\"}]}\n"
-                       "  - {name: web, path: /var/log/nginx/access.log, format: access}\n";
+                       "  - {name: web, path: /var/log/nginx/access.log, format: access}\n"
+                       "  - {name: pods, namespace: prod, pod: \"web-*\", format: access}\n";
     write_raw("logs.yaml", "w", yaml, strlen(yaml));
     struct files_only cfg = {0};
     int rc = vg_config_load(path, keys, 1, &cfg, err, sizeof(err));
     if (rc < 0)
         fail_msg("load: %s", err);
-    assert_int_equal(cfg.files.count, 2);
+    assert_int_equal(cfg.files.count, 3);
+    const struct logtail_file_config *pods = VG_CFG_ITEM(cfg.files, struct logtail_file_config, 2);
+    assert_string_equal(pods->namespace, "prod");
+    assert_string_equal(pods->pod, "web-*");
     const struct logtail_file_config *app = VG_CFG_ITEM(cfg.files, struct logtail_file_config, 0);
     const struct logtail_file_config *web = VG_CFG_ITEM(cfg.files, struct logtail_file_config, 1);
     assert_string_equal(app->format, "plain");
@@ -783,6 +989,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flood_read_over_several_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_logins_per_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pod_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pod_logs_many_bad_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_tables_load, setup, teardown),
     };

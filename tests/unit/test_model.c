@@ -85,11 +85,11 @@ static void test_incident_event_kinds(void **state)
 static void test_notification_kinds(void **state)
 {
     (void)state;
-    /* 019_action_notices.sql's notifications_kind_check. */
+    /* 022_status_update_rule.sql's notifications_kind_check. */
     static const char *const names[] = {"page",         "update",   "resolved",
                                         "acknowledged", "audience", "deadline",
                                         "report_due",   "grouped",  "summary",
-                                        "action"};
+                                        "action",       "reminder", "human_update"};
     static const char *const foreign[] = {"closed", "detected", "status_update", "escalated"};
     CHECK_ENUM(enum notification_kind, notification_kind_name, notification_kind_parse,
                NOTIFICATION_KINDS, names, foreign);

@@ -523,7 +523,7 @@ static int write_table(struct sink *s, const char *proc_root, size_t cap, char *
 {
     struct artifact_writer out = {sink_write, s};
     err[0] = '\0';
-    return netstat_write_table(proc_root, cap, &out, err, errlen);
+    return netstat_write_table(proc_root, NULL, cap, &out, err, errlen);
 }
 
 /* The one line containing a, b and c (NULL: no condition); fails unless exactly one does. */
@@ -593,6 +593,52 @@ static void test_table_shows_sockets_with_owners(void **state)
                                   "LISTEN 3); udp: 2; unix: 3\n"));
     assert_non_null(strstr(s.data, "4 socket fds in 2 processes"));
     free(s.data);
+}
+
+/* hostNetwork pods: a listener's owner in a pod carries its names, in signals and evidence. */
+static void test_owner_in_pod(void **state)
+{
+    (void)state;
+    char pods[300], containers[300];
+    put("1234/cgroup", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+                       "8f14e45f_ceea_467f_a0e6_5c1a7f2b3d4e.slice/cri-containerd-"
+                       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n");
+    make_dir("pods");
+    make_dir("pods/ingress_nginx-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e");
+    make_dir("pods/ingress_nginx-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e/controller");
+    make_dir("containers");
+    path_of(pods, sizeof(pods), "pods");
+    path_of(containers, sizeof(containers), "containers");
+    podmap_t *map = podmap_new(pods, containers);
+    assert_non_null(map);
+
+    struct run r;
+    run_open(&r, root);
+    netstat_collector_set_pods(r.collector, map);
+    run_cycle(&r);
+    const Vigil__Signal *l = find(&r, "net.listen", "port", "8080", NULL, NULL);
+    assert_non_null(l);
+    assert_string_equal(label(l, "process"), "nginx");
+    assert_string_equal(label(l, "namespace"), "ingress");
+    assert_string_equal(label(l, "pod"), "nginx-0");
+    assert_string_equal(label(l, "pod_uid"), "8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e");
+    /* /var/log/containers does not name this container id: the container is not guessed. */
+    assert_null(label(l, "container"));
+    /* A listener without an owner has no pod. */
+    assert_null(label(find(&r, "net.listen", "port", "9000", NULL, NULL), "pod"));
+    run_cycle(&r); /* from the cache, the same labels */
+    l = find(&r, "net.listen", "port", "8080", NULL, NULL);
+    assert_string_equal(label(l, "namespace"), "ingress");
+    run_close(&r);
+
+    struct sink s = {0};
+    struct artifact_writer out = {sink_write, &s};
+    char err[256] = "";
+    assert_int_equal(netstat_write_table(root, map, 1 << 20, &out, err, sizeof(err)), 0);
+    const char *line = only_line(&s, "tcp ", " LISTEN ", " 0.0.0.0:8080 ");
+    assert_true(ends_with(line, " users:((\"nginx\",pid=1234,fd=3,pod=ingress/nginx-0/-))"));
+    free(s.data);
+    podmap_destroy(&map);
 }
 
 static void test_table_cap_and_writer_errors(void **state)
@@ -935,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_real_proc),
         cmocka_unit_test_setup_teardown(test_table_shows_sockets_with_owners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_cap_and_writer_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_in_pod, setup, teardown),
         cmocka_unit_test(test_table_live),
         cmocka_unit_test(test_netlink_agrees_with_text),
         cmocka_unit_test(test_collector_sources_agree),

@@ -23,6 +23,22 @@
 
 #include "proctable.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int nftw_remove(const char *dir)
+{
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static char fixture_root[4096];
 
 /* VIGIL_FIXTURES when ctest sets it, else next to this source file. */
@@ -82,7 +98,7 @@ static void assert_printable(const struct sink *s)
 static int write_fixture(struct sink *s, size_t cap, char *err, size_t errlen)
 {
     struct artifact_writer out = {sink_write, s};
-    return proctable_write(fixture_root, cap, &out, err, errlen);
+    return proctable_write(fixture_root, NULL, cap, &out, err, errlen);
 }
 
 /* ---- Tests ------------------------------------------------------------------------------ */
@@ -109,7 +125,8 @@ static void test_fixture_table(void **state)
     assert_non_null(strstr(l, " 0(root) "));
     assert_non_null(strstr(l, " 4.00 "));
     assert_non_null(strstr(l, " 2023-11-14T22:13:20Z "));
-    assert_true(ends_with(l, " -             /sbin/init splash")); /* no pod, no container */
+    /* no pod, no container, no names */
+    assert_true(ends_with(l, " -             -                       /sbin/init splash"));
     free(l);
 
     /* A kernel thread: no command line, its name in brackets. */
@@ -159,6 +176,47 @@ static void test_fixture_table(void **state)
     assert_true(
         ends_with(s.data, "# 5 processes listed; 1 exited while being read; 1 unreadable\n"));
     sink_reset(&s);
+}
+
+/* With a podmap, nginx's pod and container are named; processes outside pods are not. */
+static void test_pods_named(void **state)
+{
+    (void)state;
+    char tree[] = "/tmp/test_proctable.XXXXXX", path[512];
+    assert_non_null(mkdtemp(tree));
+    static const char *const dirs[] = {
+        "pods", "containers", "pods/web_nginx-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e",
+        "pods/web_nginx-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e/nginx"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s", tree, dirs[i]);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    snprintf(path, sizeof(path),
+             "%s/containers/nginx-0_web_nginx-"
+             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.log",
+             tree);
+    assert_int_equal(symlink("../pods/x/nginx/0.log", path), 0);
+    char pods[256], containers[256];
+    snprintf(pods, sizeof(pods), "%s/pods", tree);
+    snprintf(containers, sizeof(containers), "%s/containers", tree);
+    podmap_t *map = podmap_new(pods, containers);
+
+    struct sink s = {0};
+    struct artifact_writer out = {sink_write, &s};
+    char err[256] = "";
+    assert_int_equal(proctable_write(fixture_root, map, 1 << 20, &out, err, sizeof(err)), 0);
+    assert_non_null(strstr(s.data, " NAMESPACE/POD/CONTAINER "));
+    char *l = line_of(&s, 1234);
+    assert_non_null(l);
+    assert_non_null(strstr(l, "0123456789abcdef web/nginx-0/nginx "));
+    free(l);
+    l = line_of(&s, 1);
+    assert_true(ends_with(l, " -             -                       /sbin/init splash"));
+    free(l);
+    free(s.data);
+    podmap_destroy(&map);
+
+    assert_int_equal(nftw_remove(tree), 0);
 }
 
 static void test_cap_is_respected(void **state)
@@ -213,7 +271,8 @@ static void test_missing_root(void **state)
     struct sink s = {0};
     struct artifact_writer out = {sink_write, &s};
     char err[256] = "";
-    assert_int_equal(proctable_write("/nonexistent-proc", 4096, &out, err, sizeof(err)), -ENOENT);
+    assert_int_equal(proctable_write("/nonexistent-proc", NULL, 4096, &out, err, sizeof(err)),
+                     -ENOENT);
     assert_non_null(strstr(err, "/nonexistent-proc"));
     assert_int_equal(s.len, 0);
     sink_reset(&s);
@@ -226,7 +285,7 @@ static void test_live_proc_shows_self(void **state)
     struct sink s = {0};
     struct artifact_writer out = {sink_write, &s};
     char err[256] = "";
-    assert_int_equal(proctable_write(NULL, 64 << 20, &out, err, sizeof(err)), 0);
+    assert_int_equal(proctable_write(NULL, NULL, 64 << 20, &out, err, sizeof(err)), 0);
     assert_printable(&s);
 
     char *l = line_of(&s, getpid());
@@ -274,7 +333,7 @@ static void test_vanishing_processes(void **state)
     struct artifact_writer out = {sink_write, &s};
     char err[256];
     for (int i = 0; i < 20; i++) {
-        assert_int_equal(proctable_write(NULL, 64 << 20, &out, err, sizeof(err)), 0);
+        assert_int_equal(proctable_write(NULL, NULL, 64 << 20, &out, err, sizeof(err)), 0);
         assert_non_null(strstr(s.data, " processes listed; "));
         sink_reset(&s);
         out.w = &s;
@@ -311,13 +370,10 @@ static void test_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_table),
-        cmocka_unit_test(test_cap_is_respected),
-        cmocka_unit_test(test_writer_error_stops),
-        cmocka_unit_test(test_missing_root),
-        cmocka_unit_test(test_live_proc_shows_self),
-        cmocka_unit_test(test_vanishing_processes),
-        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_fixture_table),       cmocka_unit_test(test_pods_named),
+        cmocka_unit_test(test_cap_is_respected),    cmocka_unit_test(test_writer_error_stops),
+        cmocka_unit_test(test_missing_root),        cmocka_unit_test(test_live_proc_shows_self),
+        cmocka_unit_test(test_vanishing_processes), cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, find_fixture, NULL);
 }

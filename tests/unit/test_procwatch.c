@@ -422,6 +422,58 @@ static void test_polling_with_a_foreign_proc(void **state)
     run_close(&r);
 }
 
+/* A watched process in a pod: proc.pod names it; proc.up stays the one series {name}. */
+static void test_pod_named(void **state)
+{
+    (void)state;
+    char root[256], pods[256], containers[256];
+    struct procwatch_config c[2] = {{.name = "db", .comm = "postgres"},
+                                    {.name = "host", .comm = "sshd"}};
+    struct run r;
+    make_dir("proc");
+    make_dir("proc/700");
+    make_dir("proc/800");
+    put("proc/700/stat", "700 (postgres) S 1 700 700 0 -1 4194560 1 0 0 0 5 3 0 0 20 0 1 0 "
+                         "5000 100000 250 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0\n");
+    put("proc/700/cgroup", "0::/kubepods/burstable/pod8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e/"
+                           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+    put("proc/800/stat", "800 (sshd) S 1 800 800 0 -1 4194560 1 0 0 0 5 3 0 0 20 0 1 0 "
+                         "5000 100000 250 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0\n");
+    put("proc/800/cgroup", "0::/system.slice/ssh.service\n");
+    make_dir("pods");
+    make_dir("pods/data_pg-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e");
+    make_dir("pods/data_pg-0_8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e/postgres");
+    make_dir("containers");
+    put("containers/pg-0_data_postgres-"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.log",
+        "");
+    path_of(root, sizeof(root), "proc");
+    path_of(pods, sizeof(pods), "pods");
+    path_of(containers, sizeof(containers), "containers");
+    podmap_t *map = podmap_new(pods, containers);
+    run_open(&r, c, 2, root, NULL);
+    procwatch_set_pods(r.pw, map);
+    cycle(&r);
+    const Vigil__Signal *s = find(&r, "proc.pod", "db", NULL);
+    assert_non_null(s);
+    assert_true(s->value == 1);
+    size_t seen = 0;
+    for (size_t j = 0; j < s->n_labels; j++) {
+        const char *k = s->labels[j]->key, *v = s->labels[j]->value;
+        seen +=
+            (strcmp(k, "namespace") == 0 && strcmp(v, "data") == 0) +
+            (strcmp(k, "pod") == 0 && strcmp(v, "pg-0") == 0) +
+            (strcmp(k, "container") == 0 && strcmp(v, "postgres") == 0) +
+            (strcmp(k, "pod_uid") == 0 && strcmp(v, "8f14e45f-ceea-467f-a0e6-5c1a7f2b3d4e") == 0);
+    }
+    assert_int_equal(seen, 4);
+    assert_int_equal(find(&r, "proc.up", "db", NULL)->n_labels, 1);
+    assert_null(find(&r, "proc.pod", "host", NULL)); /* not in a pod */
+    assert_true(value(&r, "proc.up", "host") == 1);
+    run_close(&r);
+    podmap_destroy(&map);
+}
+
 static void expect_refused(const struct procwatch_config *c, size_t n, const char *needle)
 {
     char err[256] = "";
@@ -457,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unit_lowest_pid_of_cgroup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_pidfiles_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_polling_with_a_foreign_proc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pod_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

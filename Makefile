@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps run demo test test-unit sanitize fuzz bench-ingest bench-footprint bench-detect clean check images
+.PHONY: all build deps run demo test test-unit sanitize fuzz faults bench-ingest bench-footprint bench-detect bench-memory clean check images
 
 all: build
 
@@ -48,6 +48,12 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS) --target fuzz-targets
 	BUILD_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
+# The long fault suite (tests/faults/faults.sh, as root: network namespaces): a 60 s partition,
+# a full spool, a lossy link, coordinator kills, 1,000 agents reconnecting. make test runs the
+# short version.
+faults: deps build
+	VIGIL_BUILD=$(abspath $(BUILD)) tests/faults/faults.sh
+
 # Static checks on the machine: cppcheck and clang-tidy over the project's sources.
 # variableScope is suppressed: vg_log's level check (log.h) makes every buffer formatted for a
 # log line look as if it could live inside the macro's if.
@@ -72,6 +78,9 @@ bench-footprint: deps build
 
 bench-detect: deps build
 	tests/bench/detect.sh
+
+bench-memory: deps build
+	VIGIL_BUILD=$(abspath $(BUILD)) tests/bench/memory.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

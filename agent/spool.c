@@ -61,6 +61,7 @@
 #define STATE_FILE "next-seq"
 #define STATE_TMP "next-seq.tmp"
 #define STATE_HEADER "vigil-spool 1"
+#define STATE_ROOM 4096u /* what rewriting the state file may take from a full filesystem */
 #define SEG_NAME_LEN 32
 
 enum rec_state {
@@ -625,6 +626,12 @@ static int reap(spool_t *self)
 
 /* ---- overflow ---- */
 
+/* The filesystem under the spool has no room left (as opposed to the spool's own bound). */
+static bool disk_full(int err)
+{
+    return err == -ENOSPC || err == -EDQUOT;
+}
+
 /* Drops a segment that holds no record overflow must keep: deletes the file. */
 static int seg_drop(spool_t *self, size_t si)
 {
@@ -763,16 +770,16 @@ static int seg_rewrite(spool_t *self, size_t si)
     return 0;
 }
 
-/* Drops the oldest signals a segment at a time until need more bytes fit. The caller checked
- * that they fit once every droppable record is gone. */
-static int make_room(spool_t *self, uint64_t need)
+/* Drops the oldest signals a segment at a time until the spool holds at most limit bytes;
+ * -ENOSPC when every droppable record is gone first. */
+static int drop_down_to(spool_t *self, uint64_t limit)
 {
     uint64_t messages_before = self->dropped_messages;
     uint64_t samples_before = self->dropped_samples;
     size_t si = 0;
     int ret = 0;
 
-    while (self->bytes + need > self->limits.max_bytes) {
+    while (self->bytes > limit) {
         while (si < self->nsegs && self->segs[si].size == self->segs[si].keep_bytes)
             si++; /* nothing to reclaim there */
         if (si == self->nsegs) {
@@ -784,6 +791,12 @@ static int make_room(spool_t *self, uint64_t need)
         } else {
             ret = seg_rewrite(self, si);
             si++;
+            /* A rewrite needs room for its copy, which a full filesystem may not have: the
+             * next segment may be one that can simply be deleted. */
+            if (disk_full(ret)) {
+                ret = 0;
+                continue;
+            }
         }
         if (ret < 0) {
             vg_log(VG_LOG_WARN, "spool: making room failed: %s", strerror(-ret));
@@ -802,6 +815,43 @@ static int make_room(spool_t *self, uint64_t need)
             vg_log(VG_LOG_WARN, "spool: cannot persist dropped counters: %s", strerror(-r));
     }
     return ret;
+}
+
+/* Drops the oldest signals a segment at a time until need more bytes fit. The caller checked
+ * that they fit once every droppable record is gone. */
+static int make_room(spool_t *self, uint64_t need)
+{
+    return drop_down_to(self, self->limits.max_bytes - need);
+}
+
+/*
+ * The filesystem is full before max_bytes is reached (a small disk, or another writer filled
+ * it): the same policy as the spool's own bound — the oldest signals go first, counted — frees
+ * at least need bytes. 0 when anything was freed (the caller tries its write again), -ENOSPC
+ * when nothing could be. Without it a full disk lost every later message, evidence and command
+ * reports included, and the signals without a count (issue 19's spool-full fault).
+ */
+static int make_room_on_disk(spool_t *self, uint64_t need)
+{
+    uint64_t before = self->bytes;
+    drop_down_to(self, before > need ? before - need : 0);
+    return self->bytes < before ? 0 : -ENOSPC;
+}
+
+/* A signals record with nowhere to go — no older signals left to drop — is dropped itself and
+ * counted like any other overflow: its seq is reserved already, so the coordinator sees the
+ * gap, and the count must explain it. */
+static void drop_unwritten(spool_t *self, uint32_t samples)
+{
+    self->dropped_messages++;
+    self->dropped_samples += samples;
+    vg_log(VG_LOG_WARN,
+           "spool: full, dropped the newest signals messages=1 samples=%" PRIu32
+           " dropped_messages_total=%" PRIu64 " dropped_samples_total=%" PRIu64,
+           samples, self->dropped_messages, self->dropped_samples);
+    int r = state_write(self, self->ceiling);
+    if (r < 0)
+        vg_log(VG_LOG_WARN, "spool: cannot persist dropped counters: %s", strerror(-r));
 }
 
 /* ---- recovery ---- */
@@ -1204,6 +1254,10 @@ int spool_reserve_seq(spool_t *self, uint64_t *ret_seq)
         uint64_t ceiling = self->next_seq + 1;
         ceiling = UINT64_MAX - ceiling < SEQ_BLOCK ? UINT64_MAX : ceiling + SEQ_BLOCK - 1;
         int ret = state_write(self, ceiling);
+        /* The state file needs a block of its own: on a full filesystem older signals make
+         * way for it. */
+        while (disk_full(ret) && make_room_on_disk(self, STATE_ROOM) == 0)
+            ret = state_write(self, ceiling);
         if (ret < 0)
             return ret;
         self->ceiling = ceiling;
@@ -1234,26 +1288,13 @@ static int seg_create(spool_t *self, uint64_t seq)
     return 0;
 }
 
-int spool_append(spool_t *self, uint64_t seq, enum spool_kind kind, uint32_t samples,
-                 const void *data, size_t len)
+/* Writes one record at the end of the active segment (a new one when it is full) and indexes
+ * it. On failure nothing is left behind, so the write can be tried again. */
+static int write_record(spool_t *self, uint64_t seq, enum spool_kind kind, uint32_t samples,
+                        const void *data, size_t len)
 {
-    int ret;
-
-    if (!kind_valid((unsigned int)kind) || (len > 0 && !data))
-        return -EINVAL;
-    if (seq >= self->next_seq || seq <= self->last_appended)
-        return -EINVAL; /* not reserved, or not in increasing order */
-    if (len > self->limits.segment_bytes - REC_HDR)
-        return -EMSGSIZE;
     uint64_t need = REC_HDR + (uint64_t)len;
-
-    if (self->bytes + need > self->limits.max_bytes) {
-        if (self->keep_bytes + need > self->limits.max_bytes)
-            return -ENOSPC;
-        ret = make_room(self, need);
-        if (ret < 0)
-            return ret;
-    }
+    int ret;
 
     if (self->active_fd >= 0) {
         const struct segment *act = &self->segs[self->nsegs - 1];
@@ -1296,6 +1337,42 @@ int spool_append(spool_t *self, uint64_t seq, enum spool_kind kind, uint32_t sam
     self->bytes += need;
     self->last_appended = seq;
     return 0;
+}
+
+int spool_append(spool_t *self, uint64_t seq, enum spool_kind kind, uint32_t samples,
+                 const void *data, size_t len)
+{
+    int ret;
+
+    if (!kind_valid((unsigned int)kind) || (len > 0 && !data))
+        return -EINVAL;
+    if (seq >= self->next_seq || seq <= self->last_appended)
+        return -EINVAL; /* not reserved, or not in increasing order */
+    if (len > self->limits.segment_bytes - REC_HDR)
+        return -EMSGSIZE;
+    uint64_t need = REC_HDR + (uint64_t)len;
+
+    if (self->bytes + need > self->limits.max_bytes) {
+        if (self->keep_bytes + need > self->limits.max_bytes) {
+            if (kind != SPOOL_KIND_SIGNALS)
+                return -ENOSPC;
+            drop_unwritten(self, samples);
+            return 0;
+        }
+        ret = make_room(self, need);
+        if (ret < 0)
+            return ret;
+    }
+
+    /* A full filesystem below max_bytes: older signals make way, as for the bound above. */
+    while (disk_full(ret = write_record(self, seq, kind, samples, data, len)) &&
+           make_room_on_disk(self, need) == 0)
+        ;
+    if (disk_full(ret) && kind == SPOOL_KIND_SIGNALS) {
+        drop_unwritten(self, samples);
+        return 0;
+    }
+    return ret;
 }
 
 int spool_next_unsent(spool_t *self, struct spool_entry *ret)

@@ -11,10 +11,13 @@
  * a segment is resent, and the coordinator ignores duplicates by (agent, seq).
  * A torn record at the tail (crash during append) is cut off at open.
  *
- * Overflow: when an append would push the spool over max_bytes, the oldest SPOOL_KIND_SIGNALS
- * records are dropped first (segments rewritten without them); other kinds are never dropped
- * for space — the append fails with -ENOSPC instead. Exact counts of dropped messages and
- * samples are kept (and persisted in "next-seq" alongside the counter).
+ * Overflow: when an append would push the spool over max_bytes, or the filesystem under it is
+ * full (ENOSPC, EDQUOT) before that, the oldest SPOOL_KIND_SIGNALS records are dropped first
+ * (segments deleted, or rewritten without them); other kinds are never dropped for space — the
+ * append fails with -ENOSPC instead. A signals record that finds no room even then is dropped
+ * itself (its seq stays unused), counted, and the append returns 0. Exact counts of dropped
+ * messages and samples are kept (and persisted in "next-seq" alongside the counter), so every
+ * gap the coordinator sees in an agent's sequence is one the agent counted.
  *
  * Not thread-safe: the agent's link loop owns it.
  */
@@ -64,8 +67,9 @@ void spool_destroy(spool_t **self_p);
 int spool_reserve_seq(spool_t *self, uint64_t *ret_seq);
 
 /* Appends a record for a reserved seq (seqs must be appended in increasing order).
- * Returns 0, -ENOSPC (non-droppable data does not fit), -EMSGSIZE (bigger than a segment),
- * or another negative errno on I/O failure. */
+ * Returns 0 (also for a signals record dropped for want of room, counted), -ENOSPC
+ * (non-droppable data does not fit), -EMSGSIZE (bigger than a segment), or another negative
+ * errno on I/O failure. */
 int spool_append(spool_t *self, uint64_t seq, enum spool_kind kind, uint32_t samples,
                  const void *data, size_t len);
 

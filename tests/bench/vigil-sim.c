@@ -41,6 +41,24 @@
  *       last_capsule_at_ms=T2   (T1, T2: wall clock, Unix ms, when the first and last capsule
  *       arrived)
  *
+ *   vigil-sim steady --endpoint E --server-key K --secret-file F [--agents N] [--seconds S]
+ *                    [--interval-ms I] [--signals-per-message M] [--node-prefix P]
+ *                    [--ids-file F] [--stop-file F] [--enroll-seconds T] [--ramp R]
+ *       N agents that behave like real ones across faults (the fault suite's reconnect storm,
+ *       the coordinator memory benchmark): each enrolls, then sends one signal batch every I ms
+ *       (1000 by default, first sends spread over I) and a heartbeat at the interval the
+ *       coordinator asks for, keeps every unacknowledged batch (at most 64; a full window
+ *       sends nothing new, so nothing is ever given up) and sends them all again, same seq and
+ *       content, when the oldest is 2 s without an ack (as the agent's spool does after a
+ *       reconnect). A refusal "not enrolled" enrolls again. --ramp R opens R connections a
+ *       second rather than all at once (thousands of simultaneous CURVE handshakes are a
+ *       storm). Prints "sim: ready agents=N" once all are active. After S seconds, or once
+ *       the stop file exists, it makes no new batch, waits up to 60 s for every outstanding
+ *       ack, writes "AGENT_ID LAST_SEQ" per agent to the ids file (so the store can be checked
+ *       for every seq 1..LAST_SEQ), and prints
+ *       sim: steady agents=N sent=X acked=Y unacked=U resent=Z refused=R reenrolled=E
+ *       (refused: refusals other than "not enrolled"). Exit 0 when unacked and refused are 0.
+ *
  *   Every mode takes --protocol-version V (default: this build's VG_PROTOCOL_VERSION): every
  * envelope is stamped V, and a reply is taken only if an agent at V would take it (V-1 .. V+1, the
  *   window common/wire.h defines), so a rolling upgrade's mixed versions can be played.
@@ -51,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "capsule.h"
@@ -69,6 +88,7 @@ struct sim_agent {
     uint64_t inflight;
     uint64_t acked_messages;
     int64_t last_enroll;
+    int enroll_attempts;    /* enroll_all: the retry interval doubles with each (1 s .. 16 s) */
     int64_t next_heartbeat; /* commands: mono ms */
     uint32_t heartbeat_ms;  /* commands: from the EnrollReply */
     int capsules;           /* commands: capsules answered */
@@ -86,6 +106,11 @@ struct options {
     const char *signing_key; /* commands: the coordinator's signing public key, base64 */
     const char *action;      /* commands: the one action the catalog declares */
     int expect;              /* commands: stop once every agent answered this many */
+    int interval_ms;         /* steady: one batch per agent per interval */
+    const char *ids_file;    /* steady: "AGENT_ID LAST_SEQ" lines written at the end */
+    const char *stop_file;   /* steady: stop producing once this file exists */
+    int enroll_seconds;      /* how long enroll_all waits for every agent to be active */
+    int ramp;                /* enroll_all: connections opened per second, 0 = all at once */
 };
 
 /* bad flood-*: how many messages, of how many bytes (--messages, --size). */
@@ -285,9 +310,13 @@ static int ingest_end(struct sim_agent *agents, zmq_pollitem_t *items, int n, in
     return code;
 }
 
+static void send_heartbeat(struct sim_agent *a);
+
 /*
  * Makes o->agents agents, each with its own key and connection, and enrolls them all as nodes
- * P-0 .. P-(N-1) (retrying while connections come up, for up to 60 s). 0 when all are active;
+ * P-0 .. P-(N-1) (retrying while connections come up, for up to --enroll-seconds, 60 s; with
+ * --ramp R, R more connections each second), heartbeating those already active. 0 when all
+ * are active;
  * 3 when the coordinator refused our protocol version, 1 when some never became active (both
  * printed).
  */
@@ -295,33 +324,47 @@ static int enroll_all(void *ctx, const struct options *o, struct sim_agent *agen
                       zmq_pollitem_t *items)
 {
     char node[64];
-
-    for (int i = 0; i < o->agents; i++) {
-        vg_keypair_generate(&agents[i].keys);
-        vg_agent_id_from_key(agents[i].keys.public_key, agents[i].id);
-        agents[i].socket = connect_agent(ctx, o, &agents[i].keys);
-        agents[i].next_seq = 1;
-        items[i] = (zmq_pollitem_t){agents[i].socket, 0, ZMQ_POLLIN, 0};
-    }
-    int64_t deadline = vg_mono_ms() + 60000;
+    int created = 0;
+    int64_t started = vg_mono_ms();
+    int64_t deadline = started + (int64_t)o->enroll_seconds * 1000;
     int active = 0;
     while (active < o->agents && vg_mono_ms() < deadline) {
-        for (int i = 0; i < o->agents; i++) {
-            if (!agents[i].active && vg_mono_ms() - agents[i].last_enroll > 1000) {
+        int64_t now = vg_mono_ms();
+        /* --ramp: at most R more connections each second, instead of all of them at once. */
+        int allowed = o->agents;
+        if (o->ramp > 0 && (int64_t)o->ramp * (1 + (now - started) / 1000) < o->agents)
+            allowed = (int)((int64_t)o->ramp * (1 + (now - started) / 1000));
+        for (; created < allowed; created++) {
+            vg_keypair_generate(&agents[created].keys);
+            vg_agent_id_from_key(agents[created].keys.public_key, agents[created].id);
+            agents[created].socket = connect_agent(ctx, o, &agents[created].keys);
+            agents[created].next_seq = 1;
+            items[created] = (zmq_pollitem_t){agents[created].socket, 0, ZMQ_POLLIN, 0};
+        }
+        for (int i = 0; i < created; i++) {
+            /* Retries back off: a coordinator slow to answer thousands of enrollments is not
+             * helped by each agent asking again every second. */
+            int shift = agents[i].enroll_attempts < 4 ? agents[i].enroll_attempts : 4;
+            if (!agents[i].active && now - agents[i].last_enroll > (int64_t)1000 << shift) {
                 snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
                 send_enroll(&agents[i], node, false);
+                agents[i].enroll_attempts++;
+            } else if (agents[i].active && agents[i].heartbeat_ms &&
+                       now >= agents[i].next_heartbeat) {
+                send_heartbeat(&agents[i]); /* those enrolled first stay alive meanwhile */
             }
         }
-        drain(agents, o->agents, items, 100);
+        drain(agents, created, items, 100);
         if (agents_refused_version > 0) {
             printf("vigil-sim: refused code=%d reason=%s\n", VIGIL__REFUSAL_CODE__REFUSAL_VERSION,
                    version_refusal);
             return 3;
         }
         active = 0;
-        for (int i = 0; i < o->agents; i++)
+        for (int i = 0; i < created; i++)
             active += agents[i].active;
     }
+    /* Sockets never made stay NULL: the caller's zmq_close refuses them harmlessly. */
     if (active < o->agents) {
         fprintf(stderr, "vigil-sim: only %d of %d agents enrolled\n", active, o->agents);
         return 1;
@@ -530,6 +573,215 @@ static int run_commands(void *ctx, const struct options *o)
     return ingest_end(agents, items, o->agents, n.refused > 0 ? 1 : 0);
 }
 
+/* ---- steady: agents that resend what was not acknowledged, across faults ---- */
+
+#define STEADY_WINDOW 64
+#define STEADY_ACK_TIMEOUT_MS 2000
+#define STEADY_SIGNALS_MAX 1000
+
+/* What one steady agent has sent and not yet had acknowledged: seqs base .. base+n-1, each
+ * with the time stamped into its samples (a resend is the same message). */
+struct steady_state {
+    uint64_t base;                /* oldest unacknowledged seq (== next_seq when none) */
+    int64_t ts_ms[STEADY_WINDOW]; /* by seq % STEADY_WINDOW */
+    bool acked[STEADY_WINDOW];    /* by seq % STEADY_WINDOW, for seqs >= base */
+    int64_t oldest_sent_ms;       /* mono, when the oldest outstanding one was last sent */
+    int64_t next_send_ms;         /* mono */
+};
+
+struct steady_counts {
+    uint64_t sent, acked, resent, refused, reenrolled;
+};
+
+/* One batch of m samples for seq, stamped ts (as send_batch, with a given seq and time). */
+static int send_steady_batch(struct sim_agent *a, uint64_t seq, int64_t ts, int m, const char *node)
+{
+    static Vigil__Signal sigs[STEADY_SIGNALS_MAX];
+    static Vigil__Signal *ptrs[STEADY_SIGNALS_MAX];
+    static const char *const names[] = {"host.cpu.busy_pct", "host.mem.used_pct", "host.load.1m",
+                                        "agent.uptime_s"};
+    Vigil__Label label = VIGIL__LABEL__INIT;
+    Vigil__Label *label_ptrs[1] = {&label};
+
+    label.key = "node";
+    label.value = (char *)node;
+    for (int i = 0; i < m; i++) {
+        vigil__signal__init(&sigs[i]);
+        sigs[i].name = (char *)names[i % 4];
+        sigs[i].value = (double)(seq % 50) + i;
+        sigs[i].unit = "percent";
+        sigs[i].labels = label_ptrs;
+        sigs[i].n_labels = 1;
+        sigs[i].ts_ms = ts;
+        ptrs[i] = &sigs[i];
+    }
+    Vigil__SignalBatch batch = VIGIL__SIGNAL_BATCH__INIT;
+    batch.signals = ptrs;
+    batch.n_signals = (size_t)m;
+    Vigil__Envelope env;
+    init_env(&env, a->id, seq);
+    env.body_case = VIGIL__ENVELOPE__BODY_SIGNALS;
+    env.signals = &batch;
+    return send_env(a->socket, &env);
+}
+
+static void steady_ack(struct sim_agent *a, struct steady_state *st, const Vigil__Ack *ack,
+                       struct steady_counts *n)
+{
+    for (size_t r = 0; r < ack->n_ranges; r++) {
+        uint64_t first = ack->ranges[r]->first, last = ack->ranges[r]->last;
+        if (first < st->base)
+            first = st->base;
+        for (uint64_t seq = first; seq <= last && seq < a->next_seq; seq++) {
+            if (!st->acked[seq % STEADY_WINDOW]) {
+                st->acked[seq % STEADY_WINDOW] = true;
+                a->acked_messages++;
+                n->acked++;
+            }
+        }
+    }
+    bool moved = false;
+    while (st->base < a->next_seq && st->acked[st->base % STEADY_WINDOW]) {
+        st->acked[st->base % STEADY_WINDOW] = false;
+        st->base++;
+        moved = true;
+    }
+    a->inflight = a->next_seq - st->base;
+    if (moved)
+        st->oldest_sent_ms = vg_mono_ms();
+}
+
+static void steady_receive(struct sim_agent *a, struct steady_state *st, const char *node,
+                           struct steady_counts *n)
+{
+    Vigil__Envelope *env;
+    while ((env = receive(a->socket, 0)) != NULL) {
+        if (env->body_case == VIGIL__ENVELOPE__BODY_ACK) {
+            steady_ack(a, st, env->ack, n);
+        } else if (env->body_case == VIGIL__ENVELOPE__BODY_ENROLL_REPLY) {
+            handle_reply(a, env);
+        } else if (env->body_case == VIGIL__ENVELOPE__BODY_REFUSAL) {
+            if (env->refusal->code == VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED) {
+                /* The coordinator wants a login first: enroll again, resend after the reply. */
+                if (vg_mono_ms() - a->last_enroll > 1000) {
+                    n->reenrolled++;
+                    send_enroll(a, node, false);
+                }
+            } else {
+                n->refused++;
+                fprintf(stderr, "vigil-sim: agent %s refused code=%d seq=%llu: %s\n", a->id,
+                        env->refusal->code, (unsigned long long)env->refusal->seq,
+                        env->refusal->reason);
+            }
+        }
+        vg_envelope_free(env);
+    }
+}
+
+static int run_steady(void *ctx, const struct options *o)
+{
+    struct sim_agent *agents = calloc((size_t)o->agents, sizeof(*agents));
+    struct steady_state *st = calloc((size_t)o->agents, sizeof(*st));
+    zmq_pollitem_t *items = calloc((size_t)o->agents, sizeof(*items));
+    struct steady_counts n = {0};
+    char node[64];
+
+    if (!agents || !st || !items)
+        die("out of memory");
+    if (o->signals_per_message > STEADY_SIGNALS_MAX)
+        die("steady: at most 1000 signals per message");
+    int e = enroll_all(ctx, o, agents, items);
+    if (e != 0) {
+        free(st);
+        return ingest_end(agents, items, o->agents, e);
+    }
+    printf("sim: ready agents=%d\n", o->agents);
+    fflush(stdout);
+
+    int64_t start = vg_mono_ms();
+    for (int i = 0; i < o->agents; i++) {
+        st[i].base = agents[i].next_seq;
+        st[i].next_send_ms = start + (int64_t)i * o->interval_ms / o->agents;
+    }
+    int64_t stop = start + (int64_t)o->seconds * 1000;
+    int64_t drain_until = 0, next_stop_check = 0;
+    for (;;) {
+        int64_t now = vg_mono_ms();
+        bool producing = drain_until == 0;
+        if (producing && now >= next_stop_check) {
+            next_stop_check = now + 200;
+            if (now >= stop || (o->stop_file && access(o->stop_file, F_OK) == 0))
+                producing = false;
+        }
+        if (!producing && drain_until == 0)
+            drain_until = now + 60000;
+        uint64_t outstanding = 0;
+        for (int i = 0; i < o->agents; i++) {
+            struct sim_agent *a = &agents[i];
+            struct steady_state *s = &st[i];
+            snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
+            if (now >= a->next_heartbeat)
+                send_heartbeat(a);
+            /* Resend everything outstanding when the oldest waited too long. */
+            if (s->base < a->next_seq && now - s->oldest_sent_ms >= STEADY_ACK_TIMEOUT_MS) {
+                for (uint64_t seq = s->base; seq < a->next_seq; seq++) {
+                    if (s->acked[seq % STEADY_WINDOW])
+                        continue;
+                    if (send_steady_batch(a, seq, s->ts_ms[seq % STEADY_WINDOW],
+                                          o->signals_per_message, node) == 0)
+                        n.resent++;
+                }
+                s->oldest_sent_ms = now;
+            }
+            if (producing && now >= s->next_send_ms && a->next_seq - s->base < STEADY_WINDOW) {
+                uint64_t seq = a->next_seq;
+                int64_t ts = vg_wall_ms();
+                s->ts_ms[seq % STEADY_WINDOW] = ts;
+                s->acked[seq % STEADY_WINDOW] = false;
+                /* Taken even when the socket refuses it now (no connection): it is resent. */
+                send_steady_batch(a, seq, ts, o->signals_per_message, node);
+                if (s->base == seq)
+                    s->oldest_sent_ms = now;
+                a->next_seq++;
+                n.sent++;
+                s->next_send_ms += o->interval_ms;
+                if (s->next_send_ms < now)
+                    s->next_send_ms = now + o->interval_ms;
+            }
+            outstanding += a->next_seq - s->base;
+        }
+        if (!producing && (outstanding == 0 || now >= drain_until))
+            break;
+        if (zmq_poll(items, o->agents, 10) > 0) {
+            for (int i = 0; i < o->agents; i++) {
+                if (!(items[i].revents & ZMQ_POLLIN))
+                    continue;
+                snprintf(node, sizeof(node), "%s-%d", o->node_prefix, i);
+                steady_receive(&agents[i], &st[i], node, &n);
+            }
+        }
+    }
+
+    uint64_t unacked = 0;
+    FILE *ids = o->ids_file ? fopen(o->ids_file, "w") : NULL;
+    if (o->ids_file && !ids)
+        die("cannot write the ids file");
+    for (int i = 0; i < o->agents; i++) {
+        unacked += agents[i].next_seq - st[i].base;
+        if (ids)
+            fprintf(ids, "%s %llu\n", agents[i].id, (unsigned long long)(agents[i].next_seq - 1));
+    }
+    if (ids && fclose(ids) != 0)
+        die("cannot write the ids file");
+    printf("sim: steady agents=%d sent=%llu acked=%llu unacked=%llu resent=%llu refused=%llu "
+           "reenrolled=%llu\n",
+           o->agents, (unsigned long long)n.sent, (unsigned long long)n.acked,
+           (unsigned long long)unacked, (unsigned long long)n.resent, (unsigned long long)n.refused,
+           (unsigned long long)n.reenrolled);
+    free(st);
+    return ingest_end(agents, items, o->agents, unacked == 0 && n.refused == 0 ? 0 : 1);
+}
+
 /* ---- hostile input ---- */
 
 static int expect_refusal(void *s)
@@ -730,10 +982,11 @@ static int send_bad(struct sim_agent *sa, const char *kind)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: vigil-sim ingest|commands|bad KIND --endpoint E --server-key K "
+    fprintf(stderr, "usage: vigil-sim ingest|commands|steady|bad KIND --endpoint E --server-key K "
                     "[--secret-file F] [--agents N] [--seconds S] [--signals-per-message M] "
                     "[--window W] [--node-prefix P] [--protocol-version V] "
-                    "[--signing-key S] [--action A] [--expect C]\n");
+                    "[--signing-key S] [--action A] [--expect C] [--interval-ms I] "
+                    "[--ids-file F] [--stop-file F] [--enroll-seconds T] [--ramp R]\n");
     exit(64);
 }
 
@@ -747,6 +1000,8 @@ int main(int argc, char **argv)
         .window = 4,
         .node_prefix = "sim",
         .action = "noop",
+        .interval_ms = 1000,
+        .enroll_seconds = 60,
     };
     const char *mode, *kind = NULL;
     char err[256];
@@ -760,7 +1015,8 @@ int main(int argc, char **argv)
             usage();
         kind = argv[2];
         i = 3;
-    } else if (strcmp(mode, "ingest") != 0 && strcmp(mode, "commands") != 0) {
+    } else if (strcmp(mode, "ingest") != 0 && strcmp(mode, "commands") != 0 &&
+               strcmp(mode, "steady") != 0) {
         usage();
     }
     if (strcmp(mode, "commands") == 0)
@@ -793,13 +1049,23 @@ int main(int argc, char **argv)
             o.action = v;
         else if (strcmp(k, "--expect") == 0)
             o.expect = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--interval-ms") == 0)
+            o.interval_ms = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--ids-file") == 0)
+            o.ids_file = v;
+        else if (strcmp(k, "--stop-file") == 0)
+            o.stop_file = v;
+        else if (strcmp(k, "--enroll-seconds") == 0)
+            o.enroll_seconds = (int)strtol(v, NULL, 10);
+        else if (strcmp(k, "--ramp") == 0)
+            o.ramp = (int)strtol(v, NULL, 10);
         else if (strcmp(k, "--protocol-version") == 0)
             protocol_version = (uint32_t)strtoul(v, NULL, 10);
         else
             usage();
     }
     if (i != argc || !o.server_key || !vg_key_z85_valid(o.server_key) || o.agents < 1 ||
-        o.signals_per_message < 1 || o.window < 1)
+        o.signals_per_message < 1 || o.window < 1 || o.interval_ms < 1 || o.enroll_seconds < 1)
         usage();
     if (o.secret_file &&
         vg_secret_file_read(o.secret_file, &secret, &secret_len, err, sizeof(err)) < 0)
@@ -816,6 +1082,7 @@ int main(int argc, char **argv)
     zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
     int r = kind                            ? run_bad(ctx, &o, kind)
             : strcmp(mode, "commands") == 0 ? run_commands(ctx, &o)
+            : strcmp(mode, "steady") == 0   ? run_steady(ctx, &o)
                                             : run_ingest(ctx, &o);
     zmq_ctx_term(ctx);
     free(secret);

@@ -151,5 +151,6 @@ extern const struct ctl_command cmd_tail_table[];
 extern const struct ctl_command cmd_silences_table[];
 extern const struct ctl_command cmd_steer_table[]; /* cmd_steer.c: issue 18 */
 extern const struct ctl_command cmd_drills_table[];
+extern const struct ctl_command cmd_followups_table[]; /* cmd_followups.c: issue 18 */
 
 #endif

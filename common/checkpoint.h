@@ -15,7 +15,7 @@
  *     evidence_head: 42            the vault's newest row id (0: empty)
  *     evidence_hash: <64 lowercase hex digits>      its chain hash (zeros when empty)
  *     audit_head: 17               then the audit log's, the timelines' and the command
- *     audit_hash: <hex>            reports' chains (030_chains.sql): their newest row's
+ *     audit_hash: <hex>            reports' chains (024_chains.sql): their newest row's
  *     timeline_head: 230           place in the chain (chain_seq) and its link
  *     timeline_hash: <hex>
  *     reports_head: 0

@@ -443,7 +443,7 @@ static const struct admin_command *const tables[] = {
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
     admin_command_commands,  admin_silence_commands, admin_drill_commands,
     admin_checkpoint_commands,
-    admin_steer_commands,
+    admin_steer_commands,    admin_followup_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)

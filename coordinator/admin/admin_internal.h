@@ -175,13 +175,14 @@ extern const struct admin_command admin_silence_commands[];
 extern const struct admin_command admin_operator_commands[];
 extern const struct admin_command admin_command_commands[];
 extern const struct admin_command admin_drill_commands[];
+extern const struct admin_command admin_followup_commands[]; /* followups.c: issue 18 */
 extern const struct admin_command admin_checkpoint_commands[];
 
 struct vg_checkpoint;
 /* A checkpoint of the vault's head now, signed, written to the directory: text (len bytes).
  * 0; -ENOTSUP without a signing key; -EIO store. */
 int admin_checkpoint_issue(admin_t *self, char *text, size_t len);
-/* The admin loop's timer: links the rows committed since the last pass (030_chains.sql). */
+/* The admin loop's timer: links the rows committed since the last pass (024_chains.sql). */
 int admin_chain_tick(vg_loop_t *loop, void *userdata);
 #define ADMIN_CHAIN_LINK_MS 1000
 /* The admin loop's timer: a checkpoint when a chain grew since the last one. */

@@ -2,7 +2,7 @@
  * The chains' upkeep and their signed checkpoints (common/checkpoint.h, docs/forensics.md).
  *
  * Every second the rows committed to the audit log, the timelines and the command reports since
- * the last pass are linked into their chains (030_chains.sql). A checkpoint of every chain's
+ * the last pass are linked into their chains (024_chains.sql). A checkpoint of every chain's
  * head, the vault's included, is issued on request (`vigilctl evidence checkpoint`) and every
  * evidence.checkpoint_interval while a chain grew, each written to state_dir/checkpoints/ —
  * outside the database whose tails they vouch for. `vigilctl evidence verify --checkpoint FILE`
@@ -31,7 +31,7 @@
 
 #define SUFFIX ".checkpoint"
 
-/* The table of each chain but the vault's (030_chains.sql), by enum vg_chain. */
+/* The table of each chain but the vault's (024_chains.sql), by enum vg_chain. */
 static const char *const chain_tables[VG_CHAINS] = {
     [VG_CHAIN_AUDIT] = "audit_log",
     [VG_CHAIN_TIMELINE] = "incident_events",

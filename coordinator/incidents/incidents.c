@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "timeutil.h"
 #include "wire.h"
 
 #define MINUTE_MS (INT64_C(60) * 1000)
@@ -610,13 +611,12 @@ static int draft_drill(store_incidents_t *store, const struct store_incident *in
 {
     struct store_drill drill;
     int r = store_drill_get(store, inc->id, &drill);
-    if (r == -ENOENT)
-        return 0;
-    struct drill_times *t = r == 0 ? calloc(1, sizeof(*t)) : NULL;
-    if (r == 0 && !t)
-        r = -ENOMEM;
-    if (r == 0)
-        r = store_notifications_list(store, inc->id, drill_page, t);
+    if (r < 0)
+        return r == -ENOENT ? 0 : r;
+    struct drill_times *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    r = store_notifications_list(store, inc->id, drill_page, t);
     if (r == 0)
         r = store_incident_events(store, inc->id, drill_event, t);
     if (r < 0) {
@@ -652,6 +652,35 @@ static int draft_drill(store_incidents_t *store, const struct store_incident *in
                   t->acked_at_ms ? span_text(t->resolved_at_ms - t->acked_at_ms, b, sizeof(b))
                                  : "-");
     free(t);
+    return 0;
+}
+
+/* The incident's follow-up actions (vigilctl followup add) as checkboxes, oldest first; the
+ * template's placeholder when there are none. */
+static int draft_followups(store_incidents_t *store, uint64_t id, struct draft *d)
+{
+    struct store_followup_action *list = NULL;
+    size_t n = 0;
+    int r = store_followups_list(store, id, true, vg_wall_ms(), STORE_FOLLOWUPS_LISTED_MAX, &list,
+                                 &n);
+    if (r < 0)
+        return r;
+    if (n == 0)
+        draft_add(d, "- [ ] Action item 1\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct store_followup_action *f = &list[i];
+        if (f->done) {
+            char on[16];
+            vg_date_text(f->done_at_ms, on, sizeof(on));
+            draft_add(d, "- [x] %s (done by %s on %s)\n", f->text, f->done_by, on);
+        } else {
+            bool paren = f->owner[0] || f->due[0];
+            draft_add(d, "- [ ] %s%s%s%s%s%s%s%s\n", f->text, paren ? " (" : "",
+                      f->owner[0] ? "owner " : "", f->owner, f->owner[0] && f->due[0] ? ", " : "",
+                      f->due[0] ? "due " : "", f->due, paren ? ")" : "");
+        }
+    }
+    free(list);
     return 0;
 }
 
@@ -708,7 +737,10 @@ static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
     if (*ret == 0) {
         draft_add(&d, "\n## Lessons Learned\n- What went well\n"
                       "- What could be improved\n- Action items for prevention\n\n"
-                      "## Follow-up Actions\n- [ ] Action item 1\n");
+                      "## Follow-up Actions\n");
+        *ret = draft_followups(store, id, &d);
+    }
+    if (*ret == 0) {
         if (d.failed)
             *ret = -ENOMEM;
     }

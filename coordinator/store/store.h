@@ -381,7 +381,7 @@ struct store_verify_result {
 int store_evidence_head(store_verify_t *self, uint64_t *ret_id, uint8_t ret_chain[32]);
 /* Row id's chain hash: 0, -ENOENT when the vault has no such row, -EIO. */
 int store_evidence_row_chain(store_verify_t *self, uint64_t id, uint8_t ret_chain[32]);
-/* The chains of 030_chains.sql, by table ("audit_log", "incident_events", "command_reports").
+/* The chains of 024_chains.sql, by table ("audit_log", "incident_events", "command_reports").
  * store_chains_link links every committed row not linked yet (all three chains; how many in
  * *ret_linked, may be NULL). Then: the newest place and its link (0 and zeros when empty); one
  * place's link (-ENOENT when the chain has no such place); the whole chain checked in the
@@ -1001,6 +1001,46 @@ struct store_drill {
 int store_drill_insert(store_incidents_t *self, const struct store_drill *d);
 /* -ENOENT when incident_id is not a drill. */
 int store_drill_get(store_incidents_t *self, uint64_t incident_id, struct store_drill *ret);
+
+/* ---- follow-up actions (store_followups.c, 023_followups.sql), on an incidents connection.
+ * The people's action items after an incident (issue 18, step 5) — not struct store_followup
+ * above, which is the evidence a command leaves. ---- */
+
+#define STORE_FOLLOWUP_TEXT_MAX 1024  /* bytes of UTF-8: the text and a done note */
+#define STORE_FOLLOWUP_OWNER_MAX 64   /* characters */
+#define STORE_FOLLOWUPS_LISTED_MAX 1000
+
+struct store_followup_action {
+    uint64_t id, incident_id;
+    char text[STORE_FOLLOWUP_TEXT_MAX + 1];
+    char owner[STORE_FOLLOWUP_OWNER_MAX * 4 + 1]; /* "" = nobody named */
+    char due[11];                                 /* "YYYY-MM-DD", "" = none */
+    bool overdue;          /* open and due before the listing's day (UTC) */
+    char created_by[256];  /* the operator's name */
+    int64_t created_at_ms;
+    bool done;
+    char done_by[256];     /* the operator's name */
+    int64_t done_at_ms;
+    char done_note[STORE_FOLLOWUP_TEXT_MAX + 1];
+};
+
+/* Adds f (its incident_id, text, owner, due and created_by; the rest ignored) at at_ms, with a
+ * note on the incident's timeline and an audit row (actor, "operator:NAME"), one transaction.
+ * *ret (may be NULL) holds it as stored. -ENOENT unknown incident, -EINVAL a field that does
+ * not fit or is not UTF-8. */
+int store_followup_add(store_incidents_t *self, const struct store_followup_action *f,
+                       const char *actor, int64_t at_ms, struct store_followup_action *ret);
+/* Marks follow-up id done by name (note may be "") at at_ms, with the timeline note and the
+ * audit row, one transaction; *ret (may be NULL) holds it as it now is. -ENOENT unknown id,
+ * -EALREADY done already. */
+int store_followup_done(store_incidents_t *self, uint64_t id, const char *name, const char *actor,
+                        const char *note, int64_t at_ms, struct store_followup_action *ret);
+/* Follow-ups into *ret (malloc'd, caller frees; NULL when none) and *ret_n, at most max.
+ * incident_id 0: every incident's, open ones overdue first, then by due date, then newest;
+ * all adds the done ones after them. Else that incident's, done or not, oldest first.
+ * today_ms: the day (UTC) that decides what is overdue. */
+int store_followups_list(store_incidents_t *self, uint64_t incident_id, bool all, int64_t today_ms,
+                         size_t max, struct store_followup_action **ret, size_t *ret_n);
 
 /* ---- status updates and the status page (store_status.c, 021_status_updates.sql), on an
  * incidents connection ---- */

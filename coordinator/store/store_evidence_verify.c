@@ -525,7 +525,7 @@ int store_evidence_row_chain(store_verify_t *self, uint64_t id, uint8_t ret_chai
                      1, params, &got, ret_chain);
 }
 
-/* ---- the other chains (030_chains.sql): the audit log, the timelines, the command reports ---- */
+/* ---- the other chains (024_chains.sql): the audit log, the timelines, the command reports ---- */
 
 static bool chained_table(const char *table)
 {

@@ -118,8 +118,8 @@ static void test_owners(void **state)
     char buf[256];
 
     (void)state;
-    assert_int_equal(ctl_command_owners("note", buf, sizeof(buf)), 4);
-    assert_string_equal(buf, "ack mitigate resolve severity");
+    assert_int_equal(ctl_command_owners("note", buf, sizeof(buf)), 5);
+    assert_string_equal(buf, "ack followup mitigate resolve severity");
     assert_int_equal(ctl_command_owners("out", buf, sizeof(buf)), 2);
     assert_string_equal(buf, "evidence keygen");
     assert_int_equal(ctl_command_owners("bogus", buf, sizeof(buf)), 0);
@@ -212,7 +212,7 @@ static void test_vigilctl_options(void **state)
     char *note_first[] = {"vigilctl", "--note", "x", "escalate", "5", NULL};
     assert_int_equal(vigilctl(note_first, err, sizeof(err)), CTL_EXIT_USAGE);
     assert_string_equal(err, "vigilctl: --note is not an option of 'escalate' (it belongs to: "
-                             "ack mitigate resolve severity)");
+                             "ack followup mitigate resolve severity)");
     /* --help wins over it, as it always did. */
     char *help_wins[] = {"vigilctl", "keygen", "--help", "--node", "x", NULL};
     assert_int_equal(vigilctl(help_wins, err, sizeof(err)), CTL_EXIT_OK);

@@ -1,4 +1,4 @@
--- 030: chains of their own for what an investigator relies on besides the evidence vault
+-- 024: chains of their own for what an investigator relies on besides the evidence vault
 -- (issue 15, docs/forensics.md "Chains"): the audit log, the incident timelines and the command
 -- reports. chain_links holds, per chain, one row per linked row of its table: its place (seq,
 -- from 1), the row's id, prev_link and link = SHA-256(prev_link || canonical row). It is

@@ -932,12 +932,18 @@ static const char evidence_help[] =
     "                    \"last_id\": ID|null, \"last_chain\": \"<64 hex>\"}: the last\n"
     "                    intact row and its chain hash. Keep them elsewhere: deleting\n"
     "                    the newest rows breaks no link, but changes the last one.\n"
-    "                    --checkpoint FILE: also check that the vault still holds the\n"
-    "                    row and chain hash FILE signed (this coordinator's key); a\n"
-    "                    deleted or rewritten tail fails with\n"
+    "                    Also \"chains\": [{\"name\": \"audit\"|\"timeline\"|\"reports\",\n"
+    "                    \"rows\", \"ok\", \"broken_at\", \"reason\", \"head\"}] and, with\n"
+    "                    --checkpoint, \"checkpoint\": {\"held\", \"broken_id\", \"reason\"}.\n"
+    "                    Then the audit log's, the incident timelines' and the command\n"
+    "                    reports' chains, one line each (\"audit log: N rows, chain\n"
+    "                    intact\", or the place that breaks it; exit 1).\n"
+    "                    --checkpoint FILE: also check that every chain still holds the\n"
+    "                    head FILE signed (this coordinator's key); a deleted or\n"
+    "                    rewritten tail fails with\n"
     "                      evidence vault: N artifacts, chain intact, but the checkpoint\n"
     "                      is not held: REASON\n"
-    "  checkpoint        a checkpoint of the vault's head now, signed by the coordinator\n"
+    "  checkpoint        a checkpoint of every chain's head now, signed by the coordinator\n"
     "                    (also written to its state_dir/checkpoints/): keep it off the\n"
     "                    machine. Printed, or with --out FILE written (mode 0600, never\n"
     "                    overwritten). Format and openssl check: docs/forensics.md.\n"
@@ -961,7 +967,7 @@ const struct ctl_command cmd_evidence_table[] = {
                   {"evidence get ID --out FILE", "fetch an artifact, checking its SHA-256"},
                   {"evidence verify [--checkpoint FILE]",
                    "re-hash the vault and check its chain; exit 1 if broken"},
-                  {"evidence checkpoint [--out FILE]", "a signed checkpoint of the vault's head"}},
+                  {"evidence checkpoint [--out FILE]", "a signed checkpoint of every chain's head"}},
         .help = evidence_help,
         .options = {{"collection", CTL_OPTION_VALUE},
                     {"node", CTL_OPTION_VALUE},

@@ -22,9 +22,7 @@ int64_t vg_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t vg_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -62,7 +60,7 @@ int vg_parse_date(const char *text, int64_t *ret_days)
     if (day > month_days[month - 1] + (month == 2 && leap))
         return -EINVAL;
     if (ret_days)
-        *ret_days = days_from_civil(year, month, day);
+        *ret_days = vg_days_from_civil(year, month, day);
     return 0;
 }
 

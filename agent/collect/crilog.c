@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timeutil.h"
+
 #define CAP_MAX (64u * 1024 * 1024)
 
 /* ---- One record ------------------------------------------------------------------------- */
@@ -19,17 +21,6 @@ static bool digits(const char *s, size_t n, int *ret)
     }
     *ret = v;
     return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 static int days_in_month(int y, int m)
@@ -76,7 +67,7 @@ static bool parse_time(const char *s, size_t n, int64_t *ret_ns)
     }
     if (i != n)
         return false;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    int64_t secs = vg_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     *ret_ns = secs * 1000000000LL + frac;
     return true;
 }

@@ -112,6 +112,10 @@ struct spool {
     uint64_t inflight;
     uint64_t dropped_messages;
     uint64_t dropped_samples;
+    /* Of dropped_messages, those dropped while in flight: sent, not acknowledged. The
+       coordinator may have stored them still, so a count of losses is at most the one and at
+       least the other minus this. */
+    uint64_t dropped_in_flight;
 };
 
 /* CRC-32C (Castagnoli), reflected, a nibble at a time: small table, fast enough for a spool. */
@@ -320,11 +324,12 @@ static int buf_reserve(spool_t *self, size_t need)
 
 static int state_write(spool_t *self, uint64_t ceiling)
 {
-    char text[192];
+    char text[256];
     int n = snprintf(text, sizeof(text),
                      STATE_HEADER "\nseq_ceiling %" PRIu64 "\ndropped_messages %" PRIu64
-                                  "\ndropped_samples %" PRIu64 "\n",
-                     ceiling, self->dropped_messages, self->dropped_samples);
+                                  "\ndropped_samples %" PRIu64 "\ndropped_in_flight %" PRIu64 "\n",
+                     ceiling, self->dropped_messages, self->dropped_samples,
+                     self->dropped_in_flight);
     if (n < 0 || (size_t)n >= sizeof(text))
         return -EOVERFLOW;
 
@@ -361,7 +366,7 @@ static bool parse_u64(const char *text, uint64_t *ret)
 
 /* 0, -ENOENT when there is no state file, -EBADMSG when it is not ours, or an I/O error. */
 static int state_read(spool_t *self, uint64_t *ret_ceiling, uint64_t *ret_messages,
-                      uint64_t *ret_samples)
+                      uint64_t *ret_samples, uint64_t *ret_in_flight)
 {
     char text[512];
     size_t used = 0;
@@ -388,7 +393,7 @@ static int state_read(spool_t *self, uint64_t *ret_ceiling, uint64_t *ret_messag
     close(fd);
     text[used] = '\0';
 
-    uint64_t ceiling = 0, messages = 0, samples = 0;
+    uint64_t ceiling = 0, messages = 0, samples = 0, in_flight = 0;
     unsigned int seen = 0;
     char *line = text;
     bool first = true;
@@ -418,6 +423,8 @@ static int state_read(spool_t *self, uint64_t *ret_ceiling, uint64_t *ret_messag
             } else if (strcmp(line, "dropped_samples") == 0) {
                 samples = v;
                 seen |= 4u;
+            } else if (strcmp(line, "dropped_in_flight") == 0) {
+                in_flight = v; /* optional: state files from before it have none */
             } else {
                 return -EBADMSG;
             }
@@ -429,6 +436,7 @@ static int state_read(spool_t *self, uint64_t *ret_ceiling, uint64_t *ret_messag
     *ret_ceiling = ceiling;
     *ret_messages = messages;
     *ret_samples = samples;
+    *ret_in_flight = in_flight;
     return 0;
 }
 
@@ -651,6 +659,7 @@ static int seg_drop(spool_t *self, size_t si)
         return ret;
     self->dropped_messages += messages;
     self->dropped_samples += samples;
+    self->dropped_in_flight += inflight;
     self->depth -= messages;
     self->inflight -= inflight;
     return 0;
@@ -741,8 +750,10 @@ static int seg_rewrite(spool_t *self, size_t si)
             self->dropped_messages++;
             self->dropped_samples += r.samples;
             self->depth--;
-            if (r.state == REC_INFLIGHT)
+            if (r.state == REC_INFLIGHT) {
                 self->inflight--;
+                self->dropped_in_flight++;
+            }
         }
     }
     seg->nrecs = kept;
@@ -1136,11 +1147,12 @@ static int recover(spool_t *self, char *err, size_t errlen)
     }
     self->last_appended = prev_seq;
 
-    uint64_t ceiling = 0, messages = 0, samples = 0;
-    ret = state_read(self, &ceiling, &messages, &samples);
+    uint64_t ceiling = 0, messages = 0, samples = 0, in_flight = 0;
+    ret = state_read(self, &ceiling, &messages, &samples, &in_flight);
     if (ret == 0) {
         self->dropped_messages = messages;
         self->dropped_samples = samples;
+        self->dropped_in_flight = in_flight;
     } else if (ret == -ENOENT && self->nsegs == 0) {
         ceiling = 1; /* a new spool: seq 0 is never used */
     } else if (ret == -ENOENT || ret == -EBADMSG) {

@@ -62,6 +62,7 @@ check: build
 	    --suppress=missingIncludeSystem --suppress=variableScope -I common -I agent -I agent/collect -I agent/probe \
 	    -I coordinator -I coordinator/store -I coordinator/admin -I coordinator/ingest \
 	    -I coordinator/incidents -I coordinator/paging -I coordinator/evidence -I coordinator/http \
+	    -I coordinator/status -I coordinator/remediate \
 	    common agent coordinator cli
 	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'common/*.c' 'agent/*.c' 'coordinator/*.c' 'cli/*.c')
 

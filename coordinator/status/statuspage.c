@@ -656,7 +656,7 @@ static json_t *component_json(const struct sp_page *page, size_t i)
                      "name", c->name, "status", statuspage_status_name(c->status), "created_at",
                      time_json(page->updated_at_ms), "updated_at",
                      time_json(c->updated_at_ms ? c->updated_at_ms : page->updated_at_ms),
-                     "position", (json_int_t)(i + 1), "description",
+                     "position", (json_int_t)i + 1, "description",
                      c->description && c->description[0] ? c->description : NULL, "showcase", 1,
                      "start_date", "group_id", "page_id", "vigil", "group", 0,
                      "only_show_if_degraded", 0);
@@ -695,7 +695,7 @@ static json_t *update_json(const struct sp_incident *inc, size_t k)
 
 static json_t *incident_json(const struct sp_page *page, const struct sp_incident *inc)
 {
-    char id[24], cid[STATUSPAGE_NAME_MAX + 1];
+    char id[24];
     snprintf(id, sizeof(id), "%" PRIu64, inc->id);
     json_t *updates = json_array();
     for (size_t k = inc->nupdates; k-- > 0;) /* newest first, as Statuspage lists them */
@@ -710,7 +710,6 @@ static json_t *incident_json(const struct sp_page *page, const struct sp_inciden
     for (size_t k = 0; k < inc->nupdates; k++)
         if (!monitoring && strcmp(inc->updates[k].status, "monitoring") == 0)
             monitoring = inc->updates[k].at_ms;
-    (void)cid;
     return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:o, s:o}", "id", id,
                      "name", inc->name, "status", inc->status, "created_at",
                      time_json(inc->created_at_ms), "updated_at", time_json(inc->updated_at_ms),

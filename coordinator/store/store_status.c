@@ -107,10 +107,10 @@ int store_status_rows(store_incidents_t *self, int64_t since_ms, uint32_t max,
             break;
         }
         int c = cb(&row, userdata);
-        if (c != 0)
+        if (c != 0) { /* stop: a negative errno is the caller's error */
             r = c < 0 ? c : 0;
-        if (c != 0)
             break;
+        }
     }
     PQclear(res);
     return r;

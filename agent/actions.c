@@ -102,9 +102,16 @@ const struct vg_cfg_key action_keys[] = {
      .offset = offsetof(struct action_config, kind),
      .max = 16,
      .required = true,
-     .help = "exec, systemd, signal, nft or isolate"},
+     .help = "exec, systemd, signal, nft, isolate; postgres, redis, kubernetes"},
     AKEY("op", VG_CFG_STRING, op, 0, 16, "",
-         "nft: block or unblock; isolate: isolate (default) or release; systemd: restart"),
+         "nft: block or unblock; isolate: isolate (default) or release; systemd: restart; "
+         "postgres: terminate, analyze, reindex or statement; redis: flushall or flushdb; "
+         "kubernetes: restart, scale, set-env, set-resources, block, unblock, isolate-pod or "
+         "release-pod"),
+    AKEY("target", VG_CFG_STRING, target, 0, 128, "",
+         "postgres, redis: the name of the collectors.<kind>.targets entry it acts on"),
+    AKEY("statement", VG_CFG_STRING, statement, 0, 8192, "",
+         "postgres op statement: the SQL, with $1..$N for the parameters in order"),
     {.path = "argv",
      .type = VG_CFG_STRINGS,
      .offset = offsetof(struct action_config, argv),
@@ -144,12 +151,19 @@ const size_t action_nkeys = sizeof(action_keys) / sizeof(action_keys[0]);
 static const char *const kind_names[] = {
     [ACTION_EXEC] = "exec", [ACTION_SYSTEMD] = "systemd", [ACTION_SIGNAL] = "signal",
     [ACTION_NFT] = "nft",   [ACTION_ISOLATE] = "isolate",
+    [ACTION_POSTGRES] = "postgres", [ACTION_REDIS] = "redis", [ACTION_KUBERNETES] = "kubernetes",
 };
 static const char *const op_names[] = {
     [ACTION_OP_RUN] = "run",         [ACTION_OP_RESTART] = "restart",
     [ACTION_OP_SIGNAL] = "signal",   [ACTION_OP_BLOCK] = "block",
     [ACTION_OP_UNBLOCK] = "unblock", [ACTION_OP_ISOLATE] = "isolate",
     [ACTION_OP_RELEASE] = "release",
+    [ACTION_OP_TERMINATE] = "terminate", [ACTION_OP_ANALYZE] = "analyze",
+    [ACTION_OP_REINDEX] = "reindex",     [ACTION_OP_STATEMENT] = "statement",
+    [ACTION_OP_FLUSHALL] = "flushall",   [ACTION_OP_FLUSHDB] = "flushdb",
+    [ACTION_OP_SCALE] = "scale",         [ACTION_OP_SET_ENV] = "set-env",
+    [ACTION_OP_SET_RESOURCES] = "set-resources", [ACTION_OP_ISOLATE_POD] = "isolate-pod",
+    [ACTION_OP_RELEASE_POD] = "release-pod",
 };
 static const char *const type_names[] = {
     [ACTION_PARAM_ENUM] = "enum",         [ACTION_PARAM_INT] = "int",
@@ -168,6 +182,11 @@ static const char *const shells[] = {"sh",  "bash", "dash", "zsh",  "ksh",     "
 const char *actions_kind_name(enum action_kind kind)
 {
     return (unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "?";
+}
+
+bool actions_kind_is_service(enum action_kind kind)
+{
+    return kind == ACTION_POSTGRES || kind == ACTION_REDIS || kind == ACTION_KUBERNETES;
 }
 
 const char *actions_op_name(enum action_op op)
@@ -217,6 +236,8 @@ static void free_param(struct action_param *p)
 static void free_action(struct action *a)
 {
     free(a->name);
+    free(a->target);
+    free(a->statement);
     free_strv(a->argv, a->argc);
     free(a->argv_param);
     for (size_t i = 0; a->params && i < a->nparams; i++)
@@ -784,8 +805,200 @@ static int check_builtin(struct checker *ck, struct action *a)
     case ACTION_ISOLATE:
         return want_params(ck, a, NULL, 0, "no parameters");
     case ACTION_EXEC:
+    case ACTION_POSTGRES:
+    case ACTION_REDIS:
+    case ACTION_KUBERNETES:
         break;
     }
+    return 0;
+}
+
+/* ---- service kinds: postgres, redis, kubernetes ---- */
+
+/* What each service op takes: the parameters it needs, those it may have, whether it must be
+ * destructive. Names and types are fixed so that vigil-agent-action knows what each means;
+ * names of things (namespaces, deployments, databases...) are enums: the catalog's allow-list. */
+struct service_op {
+    enum action_kind kind;
+    enum action_op op;
+    const char *required[6];
+    const char *optional[2];
+    bool destructive;
+};
+
+static const struct service_op service_ops[] = {
+    {ACTION_POSTGRES, ACTION_OP_TERMINATE, {"older_than"}, {"database"}, false},
+    {ACTION_POSTGRES, ACTION_OP_ANALYZE, {NULL}, {"database"}, false},
+    {ACTION_POSTGRES, ACTION_OP_REINDEX, {"database"}, {NULL}, true},
+    {ACTION_REDIS, ACTION_OP_FLUSHALL, {NULL}, {NULL}, true},
+    {ACTION_REDIS, ACTION_OP_FLUSHDB, {"db"}, {NULL}, false},
+    {ACTION_KUBERNETES, ACTION_OP_RESTART, {"namespace", "deployment"}, {NULL}, false},
+    {ACTION_KUBERNETES, ACTION_OP_SCALE, {"namespace", "deployment", "replicas"}, {NULL}, false},
+    {ACTION_KUBERNETES,
+     ACTION_OP_SET_ENV,
+     {"namespace", "deployment", "container", "variable", "value"},
+     {NULL},
+     false},
+    {ACTION_KUBERNETES,
+     ACTION_OP_SET_RESOURCES,
+     {"namespace", "deployment", "container", "cpu", "memory"},
+     {NULL},
+     false},
+    {ACTION_KUBERNETES, ACTION_OP_BLOCK, {"namespace", "policy", "cidr"}, {NULL}, false},
+    {ACTION_KUBERNETES, ACTION_OP_UNBLOCK, {"namespace", "policy", "cidr"}, {NULL}, false},
+    {ACTION_KUBERNETES, ACTION_OP_ISOLATE_POD, {"namespace", "pod"}, {NULL}, false},
+    {ACTION_KUBERNETES, ACTION_OP_RELEASE_POD, {"namespace", "pod"}, {NULL}, false},
+};
+
+/* The type each fixed parameter name must have (two when either will do). */
+static const struct {
+    const char *name;
+    enum action_param_type t1, t2;
+    const char *what;
+} service_param_types[] = {
+    {"older_than", ACTION_PARAM_DURATION, ACTION_PARAM_DURATION, "a duration"},
+    {"database", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of database names"},
+    {"db", ACTION_PARAM_INT, ACTION_PARAM_INT, "an int (the Redis database number)"},
+    {"namespace", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of namespaces"},
+    {"deployment", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of deployment names"},
+    {"container", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of container names"},
+    {"variable", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of environment variable names"},
+    {"policy", ACTION_PARAM_ENUM, ACTION_PARAM_ENUM, "an enum of NetworkPolicy names"},
+    {"replicas", ACTION_PARAM_INT, ACTION_PARAM_INT, "an int"},
+    {"cidr", ACTION_PARAM_CIDR, ACTION_PARAM_CIDR, "a cidr"},
+    {"pod", ACTION_PARAM_IDENTIFIER, ACTION_PARAM_IDENTIFIER, "an identifier (pod names vary)"},
+    {"value", ACTION_PARAM_ENUM, ACTION_PARAM_IDENTIFIER, "an enum or an identifier"},
+    {"cpu", ACTION_PARAM_ENUM, ACTION_PARAM_IDENTIFIER, "an enum or an identifier"},
+    {"memory", ACTION_PARAM_ENUM, ACTION_PARAM_IDENTIFIER, "an enum or an identifier"},
+};
+
+static size_t strv_len(const char *const *v, size_t max)
+{
+    size_t n = 0;
+    while (n < max && v[n])
+        n++;
+    return n;
+}
+
+/* $1..$N in sql, N the number of parameters: each used, none beyond. */
+static int check_statement(struct checker *ck, const struct action *a)
+{
+    bool used[ACTION_PARAMS_MAX + 1] = {false};
+    char ypath[YPATH_LEN];
+
+    ypath_of(ck, ypath, sizeof(ypath), "/statement");
+    if (!a->statement || !a->statement[0])
+        return FAIL(ck, ypath,
+                    "action \"%s\": a postgres statement action needs statement: the SQL it runs "
+                    "(the coordinator can only name the action, never send SQL)",
+                    ck->name);
+    for (const char *p = a->statement; (p = strchr(p, '$'));) {
+        p++;
+        if (*p < '1' || *p > '9')
+            continue;
+        long n = strtol(p, (char **)&p, 10);
+        if (n < 1 || (size_t)n > a->nparams)
+            return FAIL(ck, ypath,
+                        "action \"%s\": the statement uses $%ld but the action has %zu "
+                        "parameter%s ($1..$N bind them in the order of params)",
+                        ck->name, n, a->nparams, a->nparams == 1 ? "" : "s");
+        used[n] = true;
+    }
+    for (size_t j = 1; j <= a->nparams; j++)
+        if (!used[j])
+            return FAIL(ck, ypath,
+                        "action \"%s\": parameter \"%s\" is $%zu, which the statement never uses",
+                        ck->name, a->params[j - 1].name, j);
+    return 0;
+}
+
+/* target: a configured probe target of the kind (postgres, redis); no other kind has one. */
+static int check_target(struct checker *ck, const struct action *a)
+{
+    char ypath[YPATH_LEN], q[VG_YAML_QUOTE_MAX + 1];
+    const char *const *names = a->kind == ACTION_POSTGRES ? ck->ctx->postgres_targets
+                                                          : ck->ctx->redis_targets;
+    size_t n = a->kind == ACTION_POSTGRES ? ck->ctx->npostgres_targets : ck->ctx->nredis_targets;
+
+    ypath_of(ck, ypath, sizeof(ypath), "/target");
+    if (a->kind != ACTION_POSTGRES && a->kind != ACTION_REDIS)
+        return a->target[0] ? FAIL(ck, ypath,
+                                   "action \"%s\": target is for postgres and redis actions",
+                                   ck->name)
+                            : 0;
+    if (!a->target[0])
+        return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/kind"),
+                    "action \"%s\": a %s action needs target: the name of one of "
+                    "collectors.%s.targets (it uses that target's address and password)",
+                    ck->name, actions_kind_name(a->kind), actions_kind_name(a->kind));
+    if (!in_list(a->target, names, n))
+        return FAIL(ck, ypath,
+                    "action \"%s\": target \"%s\" is not a name in collectors.%s.targets", ck->name,
+                    shown(a->target, q, sizeof(q)), actions_kind_name(a->kind));
+    return 0;
+}
+
+static int check_service(struct checker *ck, struct action *a)
+{
+    char ypath[YPATH_LEN];
+    const struct service_op *so = NULL;
+    int r;
+
+    if (a->kind == ACTION_KUBERNETES && !ck->ctx->cluster)
+        return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/kind"),
+                    "action \"%s\": kubernetes actions run only on the cluster agent (role: "
+                    "cluster); a node agent holds no cluster rights, so a compromised node cannot "
+                    "change the cluster",
+                    ck->name);
+    if ((r = check_target(ck, a)) < 0)
+        return r;
+    if (a->op != ACTION_OP_STATEMENT && a->statement[0])
+        return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/statement"),
+                    "action \"%s\": statement is for postgres actions with op: statement",
+                    ck->name);
+    if (a->op == ACTION_OP_STATEMENT)
+        return check_statement(ck, a);
+
+    for (size_t i = 0; i < sizeof(service_ops) / sizeof(service_ops[0]); i++)
+        if (service_ops[i].kind == a->kind && service_ops[i].op == a->op)
+            so = &service_ops[i];
+    if (!so)
+        return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/op"), "action \"%s\": no such op",
+                    ck->name);
+    size_t nreq = strv_len(so->required, 6), nopt = strv_len(so->optional, 2);
+    const char *all[8];
+    char what[160] = "";
+    for (size_t i = 0; i < nreq + nopt; i++) {
+        all[i] = i < nreq ? so->required[i] : so->optional[i - nreq];
+        snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s%s", i ? ", " : "",
+                 all[i], i >= nreq ? " (optional)" : "");
+    }
+    if (!what[0])
+        snprintf(what, sizeof(what), "no parameters");
+    /* The required ones, then whichever optional ones are there: nothing else. */
+    for (size_t j = 0; j < a->nparams; j++)
+        if (!in_list(a->params[j].name, all, nreq + nopt))
+            return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/params/%zu/name", j),
+                        "action \"%s\": a %s %s action takes %s; \"%s\" is not one of them",
+                        ck->name, actions_kind_name(a->kind), actions_op_name(a->op), what,
+                        a->params[j].name);
+    for (size_t i = 0; i < nreq; i++)
+        if (!param_named(a, so->required[i]))
+            return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), a->nparams ? "/params" : "/op"),
+                        "action \"%s\": a %s %s action takes %s; \"%s\" is missing", ck->name,
+                        actions_kind_name(a->kind), actions_op_name(a->op), what,
+                        so->required[i]);
+    for (size_t j = 0; j < a->nparams; j++)
+        for (size_t t = 0; t < sizeof(service_param_types) / sizeof(service_param_types[0]); t++)
+            if (strcmp(service_param_types[t].name, a->params[j].name) == 0 &&
+                (r = want_type(ck, a, a->params[j].name, service_param_types[t].t1,
+                               service_param_types[t].t2, service_param_types[t].what)) < 0)
+                return r;
+    if (so->destructive && !a->destructive)
+        return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/op"),
+                    "action \"%s\": %s %s cannot be undone, so it must be destructive: true (two "
+                    "operators' approvals, one an admin)",
+                    ck->name, actions_kind_name(a->kind), actions_op_name(a->op));
     return 0;
 }
 
@@ -806,6 +1019,20 @@ static int check_kind(struct checker *ck, struct action *a, const struct action_
         {"", ACTION_ISOLATE, ACTION_OP_ISOLATE},
         {"isolate", ACTION_ISOLATE, ACTION_OP_ISOLATE},
         {"release", ACTION_ISOLATE, ACTION_OP_RELEASE},
+        {"terminate", ACTION_POSTGRES, ACTION_OP_TERMINATE},
+        {"analyze", ACTION_POSTGRES, ACTION_OP_ANALYZE},
+        {"reindex", ACTION_POSTGRES, ACTION_OP_REINDEX},
+        {"statement", ACTION_POSTGRES, ACTION_OP_STATEMENT},
+        {"flushall", ACTION_REDIS, ACTION_OP_FLUSHALL},
+        {"flushdb", ACTION_REDIS, ACTION_OP_FLUSHDB},
+        {"restart", ACTION_KUBERNETES, ACTION_OP_RESTART},
+        {"scale", ACTION_KUBERNETES, ACTION_OP_SCALE},
+        {"set-env", ACTION_KUBERNETES, ACTION_OP_SET_ENV},
+        {"set-resources", ACTION_KUBERNETES, ACTION_OP_SET_RESOURCES},
+        {"block", ACTION_KUBERNETES, ACTION_OP_BLOCK},
+        {"unblock", ACTION_KUBERNETES, ACTION_OP_UNBLOCK},
+        {"isolate-pod", ACTION_KUBERNETES, ACTION_OP_ISOLATE_POD},
+        {"release-pod", ACTION_KUBERNETES, ACTION_OP_RELEASE_POD},
     };
     static const char *const op_help[] = {
         [ACTION_EXEC] = "an exec action takes no op",
@@ -813,6 +1040,10 @@ static int check_kind(struct checker *ck, struct action *a, const struct action_
         [ACTION_SIGNAL] = "a signal action takes no op",
         [ACTION_NFT] = "an nft action needs op: block or unblock",
         [ACTION_ISOLATE] = "an isolate action takes op: isolate (the default) or release",
+        [ACTION_POSTGRES] = "a postgres action needs op: terminate, analyze, reindex or statement",
+        [ACTION_REDIS] = "a redis action needs op: flushall or flushdb",
+        [ACTION_KUBERNETES] = "a kubernetes action needs op: restart, scale, set-env, "
+                              "set-resources, block, unblock, isolate-pod or release-pod",
     };
     char ypath[YPATH_LEN], q[VG_YAML_QUOTE_MAX + 1];
     size_t k;
@@ -822,8 +1053,8 @@ static int check_kind(struct checker *ck, struct action *a, const struct action_
             break;
     if (k == sizeof(kind_names) / sizeof(kind_names[0]))
         return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/kind"),
-                    "action \"%s\": kind must be exec, systemd, signal, nft or isolate (got "
-                    "\"%s\")",
+                    "action \"%s\": kind must be exec, systemd, signal, nft, isolate, postgres, "
+                    "redis or kubernetes (got \"%s\")",
                     ck->name, shown(c->kind, q, sizeof(q)));
     a->kind = (enum action_kind)k;
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -946,6 +1177,8 @@ static int check_action(struct checker *ck, actions_t *cat, const struct action_
     a->auto_run = c->auto_run;
     a->destructive = c->destructive;
     a->root = c->root;
+    if (!(a->target = strdup(c->target)) || !(a->statement = strdup(c->statement)))
+        return oom(ck);
     if ((r = check_kind(ck, a, c)) < 0)
         return r;
     if (a->auto_run && a->destructive)
@@ -973,7 +1206,7 @@ static int check_action(struct checker *ck, actions_t *cat, const struct action_
                  "action \"%s\": argv is for exec actions; a %s action takes parameters only",
                  c->name, actions_kind_name(a->kind));
     } else {
-        r = check_builtin(ck, a);
+        r = actions_kind_is_service(a->kind) ? check_service(ck, a) : check_builtin(ck, a);
     }
     if (r < 0)
         return r;

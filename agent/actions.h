@@ -73,8 +73,11 @@ struct action_param_config {
 
 struct action_config {
     char *name;
-    char *kind; /* exec, systemd, signal, nft, isolate */
-    char *op;   /* "" = the kind's default: systemd restart, isolate isolate; nft block | unblock */
+    char *kind; /* exec, systemd, signal, nft, isolate; postgres, redis, kubernetes (services) */
+    char *op;   /* "" = the kind's default: systemd restart, isolate isolate; nft block | unblock;
+                   a service kind's op is required (actions_service.c) */
+    char *target;    /* postgres, redis: the collectors.<kind>.targets name it acts on */
+    char *statement; /* postgres op statement: the SQL, with $1..$N for the parameters in order */
     struct vg_cfg_strings argv;
     struct vg_cfg_list params; /* of struct action_param_config */
     int64_t timeout_ms;
@@ -92,7 +95,17 @@ extern const size_t action_nkeys;
 
 /* ---- the checked catalog ---- */
 
-enum action_kind { ACTION_EXEC, ACTION_SYSTEMD, ACTION_SIGNAL, ACTION_NFT, ACTION_ISOLATE };
+enum action_kind {
+    ACTION_EXEC,
+    ACTION_SYSTEMD,
+    ACTION_SIGNAL,
+    ACTION_NFT,
+    ACTION_ISOLATE,
+    /* Service kinds: run by vigil-agent-action as the agent's user (agent/action/svc.h). */
+    ACTION_POSTGRES,
+    ACTION_REDIS,
+    ACTION_KUBERNETES, /* only on an agent with role: cluster */
+};
 
 enum action_op {
     ACTION_OP_RUN,     /* exec */
@@ -102,6 +115,20 @@ enum action_op {
     ACTION_OP_UNBLOCK, /* nft */
     ACTION_OP_ISOLATE, /* isolate */
     ACTION_OP_RELEASE, /* isolate: undo it */
+    /* postgres */
+    ACTION_OP_TERMINATE, /* pg_terminate_backend of active queries older than older_than */
+    ACTION_OP_ANALYZE,
+    ACTION_OP_REINDEX, /* REINDEX DATABASE: destructive */
+    ACTION_OP_STATEMENT, /* the catalog's own SQL */
+    /* redis */
+    ACTION_OP_FLUSHALL, /* destructive */
+    ACTION_OP_FLUSHDB,
+    /* kubernetes (and ACTION_OP_RESTART, ACTION_OP_BLOCK, ACTION_OP_UNBLOCK) */
+    ACTION_OP_SCALE,
+    ACTION_OP_SET_ENV,
+    ACTION_OP_SET_RESOURCES,
+    ACTION_OP_ISOLATE_POD,
+    ACTION_OP_RELEASE_POD,
 };
 
 enum action_param_type {
@@ -158,6 +185,8 @@ struct action {
     bool auto_run;                 /* may run on the coordinator's signature alone */
     bool destructive;              /* needs two operators' approvals */
     bool root;                     /* exec: keeps root; otherwise runs in a child that dropped it */
+    char *target;                  /* postgres, redis: the probe target's name */
+    char *statement;               /* postgres statement: the SQL */
     const struct action *precheck; /* NULL = none */
     const struct action *inverse;  /* NULL = none */
     struct action_evidence *evidence;
@@ -171,6 +200,11 @@ struct actions_context {
     const char *file;           /* the file the list came from, for positions */
     const char *const *watched; /* collectors.processes.watch names */
     size_t nwatched;
+    const char *const *postgres_targets; /* collectors.postgres.targets names */
+    size_t npostgres_targets;
+    const char *const *redis_targets; /* collectors.redis.targets names */
+    size_t nredis_targets;
+    bool cluster; /* role: cluster, the only agent that may declare kubernetes actions */
 };
 
 /*
@@ -190,6 +224,8 @@ const struct action *actions_get(const actions_t *self, size_t i);
 const struct action *actions_find(const actions_t *self, const char *name);
 
 const char *actions_kind_name(enum action_kind kind);
+/* True for the kinds vigil-agent-action runs (postgres, redis, kubernetes). */
+bool actions_kind_is_service(enum action_kind kind);
 const char *actions_op_name(enum action_op op);
 const char *actions_param_type_name(enum action_param_type type);
 

@@ -80,6 +80,12 @@ const struct vg_cfg_key agent_config_keys[] = {
         "permit running everything as root when no user is set (not recommended)"),
     KEY("executor_path", VG_CFG_STRING, executor_path, 0, 0, "",
         "the privileged executor; empty = vigil-agent-exec next to vigil-agent"),
+    KEY("action_path", VG_CFG_STRING, action_path, 0, 0, "",
+        "the program that runs postgres, redis and kubernetes actions as the agent's user; "
+        "empty = vigil-agent-action next to vigil-agent-exec"),
+    KEY("role", VG_CFG_STRING, role, 0, 16, "node",
+        "node: watches this node (a DaemonSet pod); cluster: the one agent that may hold "
+        "kubernetes actions (its own Deployment and ServiceAccount)"),
     KEY("coordinator.endpoint", VG_CFG_STRING, coordinator_endpoint, 0, 256, "tcp://127.0.0.1:7400",
         "the coordinator's agents endpoint"),
     KEY("coordinator.public_key", VG_CFG_STRING, coordinator_public_key, 0, 40, "",
@@ -123,6 +129,19 @@ const struct vg_cfg_key agent_config_keys[] = {
         "/var/log/containers",
         "the kubelet's container log links (<pod>_<namespace>_<container>-<id>.log), whose names "
         "tell a container id's container; only names are read"),
+    KEY("kubernetes.kubeconfig", VG_CFG_STRING, kube_kubeconfig, 0, 0, "",
+        "role cluster: the kubeconfig kubernetes actions use; empty = the in-cluster "
+        "ServiceAccount"),
+    KEY("kubernetes.context", VG_CFG_STRING, kube_context, 0, 256, "",
+        "role cluster: the kubeconfig's context; empty = its current-context"),
+    KEY("kubernetes.server", VG_CFG_STRING, kube_server, 0, 512, "",
+        "role cluster, in-cluster: the API server; empty = https://kubernetes.default.svc"),
+    KEY("kubernetes.token_file", VG_CFG_STRING, kube_token_file, 0, 0, "",
+        "role cluster, in-cluster: the ServiceAccount token; empty = "
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+    KEY("kubernetes.ca_file", VG_CFG_STRING, kube_ca_file, 0, 0, "",
+        "role cluster, in-cluster: the API server's CA; empty = "
+        "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
     KEY("collectors.http.interval", VG_CFG_DURATION_MS, http.interval_ms, 0, HOUR_MS, "10s",
         "HTTP checks; 0 = off"),
     KEY("collectors.http.timeout", VG_CFG_DURATION_MS, http.timeout_ms, 100, 10 * 60 * SEC_MS,
@@ -186,23 +205,40 @@ const size_t agent_config_nkeys = sizeof(agent_config_keys) / sizeof(agent_confi
  * signer file. A signer file that does not exist is not an error: there are no signers, so
  * remediation is disabled (cfg->signers stays NULL), as with an empty signers_file.
  */
+static const char **target_names(const struct vg_cfg_list *targets)
+{
+    const char **names = calloc(targets->count + 1, sizeof(*names));
+    for (size_t i = 0; names && i < targets->count; i++)
+        names[i] = VG_CFG_ITEM(*targets, struct probe_target_config, i)->name;
+    return names;
+}
+
 static int load_remediation(const char *path, struct agent_config *cfg, char *err, size_t errlen)
 {
-    const char **watched = NULL;
-    struct actions_context ctx = {.file = path};
+    const char **watched = calloc(cfg->processes_watch.count + 1, sizeof(*watched));
+    const char **pg = target_names(&cfg->postgres.targets);
+    const char **redis = target_names(&cfg->redis.targets);
+    struct actions_context ctx = {
+        .file = path,
+        .watched = watched,
+        .nwatched = cfg->processes_watch.count,
+        .postgres_targets = pg,
+        .npostgres_targets = cfg->postgres.targets.count,
+        .redis_targets = redis,
+        .nredis_targets = cfg->redis.targets.count,
+        .cluster = agent_config_is_cluster(cfg),
+    };
     int r;
 
-    if (cfg->processes_watch.count > 0 &&
-        !(watched = calloc(cfg->processes_watch.count, sizeof(*watched))))
-        return -ENOMEM;
-    for (size_t i = 0; i < cfg->processes_watch.count; i++)
+    for (size_t i = 0; watched && i < cfg->processes_watch.count; i++)
         watched[i] = VG_CFG_ITEM(cfg->processes_watch, struct procwatch_config, i)->name;
-    ctx.watched = watched;
-    ctx.nwatched = cfg->processes_watch.count;
-    cfg->catalog = actions_new(&cfg->actions, &ctx, err, errlen);
+    if (watched && pg && redis)
+        cfg->catalog = actions_new(&cfg->actions, &ctx, err, errlen);
     free(watched);
+    free(pg);
+    free(redis);
     if (!cfg->catalog)
-        return -EINVAL;
+        return err[0] ? -EINVAL : -ENOMEM;
 
     if (!cfg->signers_file[0])
         return 0;
@@ -286,6 +322,11 @@ static int read_public_key_file(const char *path, struct agent_config *cfg, char
     return cfg->coordinator_public_key ? 0 : -ENOMEM;
 }
 
+bool agent_config_is_cluster(const struct agent_config *cfg)
+{
+    return cfg->role && strcmp(cfg->role, "cluster") == 0;
+}
+
 int agent_config_load_remediation(const char *path, struct agent_config *cfg, char *err,
                                   size_t errlen)
 {
@@ -297,6 +338,20 @@ int agent_config_load_remediation(const char *path, struct agent_config *cfg, ch
         return r;
     if (cfg->state_dir[0] == '\0') {
         snprintf(err, errlen, "%s: \"state_dir\": must not be empty", path);
+        return -EINVAL;
+    }
+    if (strcmp(cfg->role, "node") != 0 && strcmp(cfg->role, "cluster") != 0) {
+        snprintf(err, errlen, "%s: \"role\": must be node or cluster (got \"%s\")", path,
+                 cfg->role);
+        return -EINVAL;
+    }
+    if (agent_config_is_cluster(cfg) && cfg->node[0] == '\0') {
+        /* NODE_NAME is the Kubernetes node the pod landed on, whose DaemonSet agent holds that
+         * name: the cluster agent must have a name of its own. */
+        snprintf(err, errlen,
+                 "%s: \"node\": an agent with role: cluster needs a node name of its own (say "
+                 "node: cluster), not the name of the node it runs on",
+                 path);
         return -EINVAL;
     }
     r = load_remediation(path, cfg, err, errlen);

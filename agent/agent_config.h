@@ -20,6 +20,10 @@ struct agent_config {
     char *user;
     bool allow_root;
     char *executor_path; /* "" = vigil-agent-exec next to the vigil-agent binary */
+    char *action_path;   /* "" = vigil-agent-action next to the executor */
+    char *role;          /* "node" or "cluster" (agent_config_is_cluster) */
+    /* role cluster: where kubernetes actions reach the API server (agent/action/svc.h) */
+    char *kube_kubeconfig, *kube_context, *kube_server, *kube_token_file, *kube_ca_file;
     char *coordinator_endpoint;
     char *coordinator_public_key; /* from coordinator.public_key_file when that is set */
     char *coordinator_public_key_file;
@@ -89,5 +93,8 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
 int agent_config_load_remediation(const char *path, struct agent_config *cfg, char *err,
                                   size_t errlen);
 void agent_config_free(struct agent_config *cfg);
+
+/* role: cluster (the one agent that may hold kubernetes actions). */
+bool agent_config_is_cluster(const struct agent_config *cfg);
 
 #endif

@@ -174,6 +174,7 @@ static void send_enroll(link_t *self)
         enroll.token.data = (uint8_t *)self->cfg.token;
         enroll.token.len = VG_TOKEN_LEN;
     }
+    enroll.role = (char *)(self->cfg.role ? self->cfg.role : "node");
     enroll.n_actions = self->cfg.nactions;
     enroll.actions = (Vigil__ActionInfo **)self->cfg.actions;
     vg_envelope_init(&env, self->cfg.agent_id, 0);

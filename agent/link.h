@@ -50,6 +50,7 @@ struct link_config {
     /* The node's action catalog as Enroll carries it (borrowed; nactions 0: none). */
     Vigil__ActionInfo *const *actions;
     size_t nactions;
+    const char *role; /* "node" or "cluster", as Enroll carries it */
 };
 
 typedef struct link link_t;

@@ -949,6 +949,7 @@ static int start(struct agent *a)
     }
     lcfg.actions = a->action_infos;
     lcfg.nactions = a->naction_infos;
+    lcfg.role = a->cfg.role;
     a->link = a->zmq_ctx ? link_new(a->zmq_ctx, &lcfg, a->spool, err, sizeof(err)) : NULL;
     if (!a->link) {
         vg_log(VG_LOG_ERROR, "%s", a->zmq_ctx ? err : "zmq context");

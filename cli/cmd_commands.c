@@ -1,5 +1,5 @@
 /*
- * vigilctl run ACTION (--node N | --all) [--arg K=V]... [--incident ID] [--dry-run] |
+ * vigilctl run ACTION (--node N | --all | --cluster) [--arg K=V]... [--incident ID] [--dry-run] |
  * approve REQ | cancel REQ | commands [--incident ID] | command show REQ
  *
  * Remediation commands (docs/remediation.md, "Commands"). Approving is signing: vigilctl checks
@@ -314,6 +314,7 @@ static int run_run(struct ctl_context *ctx, const struct ctl_args *args)
 {
     const char *node = ctl_args_value(args, "node");
     bool all = ctl_args_has(args, "all");
+    bool cluster = ctl_args_has(args, "cluster");
     const char *incident = ctl_args_value(args, "incident");
     const char *const *values = NULL;
     size_t nvalues = ctl_args_list(args, "arg", &values);
@@ -328,8 +329,8 @@ static int run_run(struct ctl_context *ctx, const struct ctl_args *args)
                      args->argc > 1 ? args->argv[1] : "");
         return CTL_EXIT_USAGE;
     }
-    if ((node != NULL) == all) {
-        output_error("run needs --node NODE or --all (one of them)");
+    if ((int)(node != NULL) + (int)all + (int)cluster != 1) {
+        output_error("run needs one of --node NODE, --all or --cluster");
         return CTL_EXIT_USAGE;
     }
     if (node != NULL && (node[0] == '\0' || strlen(node) > VG_MAX_NAME_LEN)) {
@@ -347,6 +348,7 @@ static int run_run(struct ctl_context *ctx, const struct ctl_args *args)
     body.action = args->argv[0];
     body.node = node ? (char *)node : "";
     body.all = all;
+    body.cluster = cluster;
     body.args = ptrs;
     body.n_args = nvalues;
     body.incident_id = incident_id;
@@ -596,11 +598,13 @@ static int run_commands(struct ctl_context *ctx, const struct ctl_args *args)
 }
 
 static const char run_help[] =
-    "Usage: vigilctl run ACTION (--node NODE | --all) [--arg KEY=VALUE]... [--incident ID]\n"
-    "                    [--dry-run]\n"
+    "Usage: vigilctl run ACTION (--node NODE | --all | --cluster) [--arg KEY=VALUE]...\n"
+    "                    [--incident ID] [--dry-run]\n"
     "\n"
-    "Asks the agents of NODE (or of every node, --all) to run ACTION, an action their own\n"
-    "catalog declares (agent.yaml's actions:), with the given arguments: one request per node.\n"
+    "Asks the agents of NODE (or of every node, --all; or the cluster agent, --cluster: the\n"
+    "one agent with role: cluster, which alone holds kubernetes actions) to run ACTION, an\n"
+    "action their own catalog declares (agent.yaml's actions:), with the given arguments: one\n"
+    "request per node.\n"
     "The coordinator refuses an action no active agent of the node declares and names the ones\n"
     "it does. The request is signed here with your signing key (signing_key_file), so running\n"
     "it counts as your approval: an 'auto' action is sent at once, an 'approve' action once a\n"
@@ -704,11 +708,13 @@ static const char automation_help[] =
 const struct ctl_command cmd_commands_table[] = {
     {
         .name = "run",
-        .forms = {{"run ACTION (--node NODE | --all) [--arg K=V]... [--incident ID] [--dry-run]",
+        .forms = {{"run ACTION (--node NODE | --all | --cluster) [--arg K=V]... [--incident ID] "
+                   "[--dry-run]",
                    "ask a node's agents to run a declared action (signed: your approval)"}},
         .help = run_help,
         .options = {{"node", CTL_OPTION_VALUE},
                     {"all", CTL_OPTION_FLAG},
+                    {"cluster", CTL_OPTION_FLAG},
                     {"arg", CTL_OPTION_LIST},
                     {"incident", CTL_OPTION_VALUE},
                     {"dry-run", CTL_OPTION_FLAG}},

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "service.h"
 #include "vigil.pb-c.h"
 
 static int refuse(char *why, size_t whylen, const char *fmt, ...)
@@ -63,6 +64,41 @@ static const char *arg_value(const struct action_arg *args, size_t n, const char
     return NULL;
 }
 
+/* A service action: vigil-agent-action KIND OP as the agent's user (libpq, hiredis and libcurl
+ * never in a root process), with its request on stdin. */
+static int service_plan(const struct command_env *env, const struct action *a,
+                        const struct action_arg *args, size_t n, struct command_plan *plan,
+                        char *why, size_t whylen)
+{
+    if (!env->service_program || !env->cfg)
+        return refuse(why, whylen,
+                      "action %s: vigil-agent-action, which runs %s actions, was not found next "
+                      "to the executor (set action_path)",
+                      a->name, actions_kind_name(a->kind));
+    if (a->precheck && a->precheck->kind != ACTION_EXEC)
+        return refuse(why, whylen, "action %s: its precheck %s is not an exec action", a->name,
+                      a->precheck->name);
+    int r = service_request(env->cfg, a, args, n, &plan->stdin_data, &plan->stdin_len, why,
+                            whylen);
+    if (r < 0)
+        return r == -ENOMEM ? r : -EPERM;
+    plan->argv = calloc(4, sizeof(*plan->argv));
+    if (!plan->argv || !(plan->argv[0] = strdup(env->service_program)) ||
+        !(plan->argv[1] = strdup(actions_kind_name(a->kind))) ||
+        !(plan->argv[2] = strdup(actions_op_name(a->op))))
+        return -ENOMEM;
+    plan->as_root = false;
+    if (a->precheck) {
+        r = actions_render_argv(a->precheck, args, n, &plan->precheck_argv);
+        if (r < 0)
+            return r == -ENOMEM ? r
+                                : refuse(why, whylen, "cannot build the argv of precheck %s",
+                                         a->precheck->name);
+        plan->precheck_as_root = a->precheck->root;
+    }
+    return 0;
+}
+
 /* What a checked action runs: plan->argv (and the precheck's), or the signal to send. */
 static int build_plan(const struct command_env *env, const struct action *a,
                       const struct action_arg *args, size_t n, struct command_plan *plan, char *why,
@@ -95,6 +131,10 @@ static int build_plan(const struct command_env *env, const struct action *a,
         plan->as_root = true;
         return plan->process_name ? 0 : -ENOMEM;
     }
+    case ACTION_POSTGRES:
+    case ACTION_REDIS:
+    case ACTION_KUBERNETES:
+        return service_plan(env, a, args, n, plan, why, whylen);
     default:
         r = builtin_argv(a, args, n, env->coordinator, env->ncoordinator, &plan->argv, why, whylen);
         plan->as_root = true;
@@ -217,6 +257,9 @@ void command_plan_free(struct command_plan *plan)
     actions_argv_free(&plan->precheck_argv);
     free(plan->process_name);
     plan->process_name = NULL;
+    free(plan->stdin_data);
+    plan->stdin_data = NULL;
+    plan->stdin_len = 0;
 }
 
 void command_argv_text(char *const *argv, char *buf, size_t buflen)

@@ -13,8 +13,9 @@
  *      destructive if the catalog says so, auto only if the catalog marks it auto, else approve;
  *   5. the arguments pass the action's types (actions_check_args) with the run-time deny list:
  *      this node's interface addresses (read now), loopback and the coordinator's addresses;
- *   6. what the action would run can be built (exec argv, a built-in's fixed argv), and a
- *      program that must not keep root has a user to run as;
+ *   6. what the action would run can be built (exec argv, a built-in's fixed argv, a service
+ *      action's request for vigil-agent-action, which never keeps root), and a program that
+ *      must not keep root has a user to run as;
  *   7. the nonce was never run (replay_seen_or_add, remembered until not_after, on disk before
  *      this returns): last, so a refused capsule does not use up its nonce.
  * Only a plan that passed all seven is returned; nothing runs before that.
@@ -29,6 +30,7 @@
 #include <stdint.h>
 
 #include "actions.h"
+#include "agent_config.h"
 #include "capsule.h"
 #include "replay.h"
 #include "wire.h"
@@ -44,6 +46,8 @@ struct command_env {
     const struct action_net *coordinator; /* the coordinator's addresses */
     size_t ncoordinator;
     bool unprivileged_ok; /* a program without root: true can run (as the agent's user) */
+    const struct agent_config *cfg; /* service actions: targets, the API server (service.h) */
+    const char *service_program;    /* vigil-agent-action; NULL: service actions refused */
     bool busy;            /* no room for another running command: refuse */
 };
 
@@ -54,7 +58,9 @@ struct command_plan {
     const struct action *action; /* borrowed from the catalog */
     bool dry_run;
     char **argv;          /* what runs (execve), NULL-terminated; NULL for a signal action */
-    bool as_root;         /* keep root (root: true, and every built-in); else drop to the user */
+    bool as_root; /* keep root (root: true, and the node built-ins); else drop to the user */
+    char *stdin_data; /* a service action's request for vigil-agent-action (service.h), or NULL */
+    size_t stdin_len;
     int signal_number;    /* signal actions */
     char *process_name;   /* signal actions: the watched process's name */
     char **precheck_argv; /* the precheck's argv (exec), or NULL */

@@ -46,6 +46,7 @@
 #include "agent_config.h"
 #include "command.h"
 #include "job.h"
+#include "service.h"
 #include "log.h"
 #include "procwatch.h"
 #include "timeutil.h"
@@ -89,6 +90,7 @@ struct executor {
     size_t ncoordinator;
     bool drop; /* non-root actions run as the user below */
     bool unprivileged_ok;
+    char *service_program; /* vigil-agent-action, when it is there */
     uid_t uid;
     gid_t gid;
     gid_t *groups;
@@ -334,6 +336,38 @@ static void load_user(void)
     die(EXIT_CONFIG, "cannot list the groups of user \"%s\"", ex.cfg.user);
 }
 
+/* vigil-agent-action, for the catalog's service actions: looked for once, and only trusted when
+ * nobody but root can replace it (it runs as the agent's user, but with the node owner's
+ * database passwords and the cluster agent's API token). */
+static void load_service_program(void)
+{
+    bool wanted = false;
+    struct stat st;
+
+    for (size_t i = 0; i < actions_count(ex.cfg.catalog); i++)
+        wanted |= actions_kind_is_service(actions_get(ex.cfg.catalog, i)->kind);
+    if (!wanted)
+        return;
+    char *path = service_program_path(&ex.cfg);
+    if (!path || stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+        vg_log(VG_LOG_WARN,
+               "executor: %s is not an executable file: postgres, redis and kubernetes actions "
+               "are refused (set action_path)",
+               path ? path : "vigil-agent-action");
+        free(path);
+        return;
+    }
+    if (geteuid() == 0 && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+        vg_log(VG_LOG_WARN,
+               "executor: %s is not root's or is writable by others: postgres, redis and "
+               "kubernetes actions are refused",
+               path);
+        free(path);
+        return;
+    }
+    ex.service_program = path;
+}
+
 static void load_config(const char *path)
 {
     char err[1024];
@@ -370,6 +404,7 @@ static void load_config(const char *path)
     }
     load_coordinator(ex.cfg.coordinator_endpoint);
     load_user();
+    load_service_program();
 
     if (actions_count(ex.cfg.catalog) > 0 && ex.signers) {
         char own[PATH_MAX], dir[PATH_MAX];
@@ -482,10 +517,12 @@ static void report_done_now(const struct command_plan *p, int exit_status, const
 
 /* ---- running ---- */
 
-static job_t *start_job(char *const *argv, bool as_root, const struct action *a, char *err,
-                        size_t errlen)
+static job_t *start_job(char *const *argv, bool as_root, const struct action *a,
+                        const struct command_plan *stdin_of, char *err, size_t errlen)
 {
     struct job_spec spec = {
+        .stdin_data = stdin_of ? stdin_of->stdin_data : NULL,
+        .stdin_len = stdin_of ? stdin_of->stdin_len : 0,
         .argv = argv,
         .drop = !as_root && ex.drop,
         .uid = ex.uid,
@@ -548,8 +585,8 @@ static void run_command(struct running *slot)
     report_step(p, VIGIL__COMMAND_STEP__COMMAND_STEP_STARTED);
     slot->in_precheck = p->precheck_argv != NULL;
     slot->job = slot->in_precheck ? start_job(p->precheck_argv, p->precheck_as_root,
-                                              p->action->precheck, err, sizeof(err))
-                                  : start_job(p->argv, p->as_root, p->action, err, sizeof(err));
+                                              p->action->precheck, NULL, err, sizeof(err))
+                                  : start_job(p->argv, p->as_root, p->action, p, err, sizeof(err));
     if (!slot->job) {
         snprintf(text, sizeof(text), "cannot start: %s", err);
         report_done_now(p, 126, text);
@@ -572,7 +609,7 @@ static void job_finished(struct running *slot)
     if (slot->in_precheck) {
         slot->in_precheck = false;
         if (res.exit_status == 0 && !res.timed_out) {
-            slot->job = start_job(p->argv, p->as_root, p->action, err, sizeof(err));
+            slot->job = start_job(p->argv, p->as_root, p->action, p, err, sizeof(err));
             if (slot->job)
                 return;
             snprintf(reason, sizeof(reason), "cannot start: %s", err);
@@ -621,6 +658,8 @@ static void handle_command(const uint8_t *capsule, size_t len)
         .coordinator = ex.coordinator,
         .ncoordinator = ex.ncoordinator,
         .unprivileged_ok = ex.unprivileged_ok,
+        .cfg = ex.have_cfg ? &ex.cfg : NULL,
+        .service_program = ex.service_program,
     };
     resolve_coordinator(COORDINATOR_RESOLVE_COMMAND_MS);
     env.ncoordinator = ex.ncoordinator;

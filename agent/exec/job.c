@@ -55,15 +55,15 @@ static void child_fail(int fd, int status, const char *what, int e)
     _exit(status);
 }
 
-static void child(const struct job_spec *spec, int out_w, int max_fd)
+static void child(const struct job_spec *spec, int in_r, int out_w, int max_fd)
 {
     /* Its own session and process group: the timeout signals the whole group. */
     if (setsid() < 0)
         child_fail(out_w, EXIT_SETUP, "setsid", errno);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0)
+    int in = in_r >= 0 ? in_r : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0)
         child_fail(out_w, EXIT_SETUP, "/dev/null", errno);
-    if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
         dup2(out_w, STDERR_FILENO) < 0)
         child_fail(out_w, EXIT_SETUP, "dup2", errno);
     childproc_close_from(3, max_fd);
@@ -94,9 +94,41 @@ static void child(const struct job_spec *spec, int out_w, int max_fd)
     child_fail(STDOUT_FILENO, EXIT_EXEC, spec->argv[0], errno);
 }
 
+/* A pipe already holding data, its write end closed: the child reads the data, then EOF. */
+static int stdin_pipe(const struct job_spec *spec, char *err, size_t errlen)
+{
+    int fds[2];
+    if (spec->stdin_len > JOB_STDIN_MAX) {
+        snprintf(err, errlen, "stdin data of %zu bytes, more than %d", spec->stdin_len,
+                 JOB_STDIN_MAX);
+        return -1;
+    }
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    (void)fcntl(fds[1], F_SETPIPE_SZ, JOB_STDIN_MAX); /* the default is already 64 KiB */
+    size_t done = 0;
+    while (done < spec->stdin_len) {
+        ssize_t n = write(fds[1], spec->stdin_data + done, spec->stdin_len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(err, errlen, "writing stdin: %s", n < 0 ? strerror(errno) : "short write");
+            close(fds[0]);
+            close(fds[1]);
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    close(fds[1]);
+    return fds[0];
+}
+
 job_t *job_start(const struct job_spec *spec, char *err, size_t errlen)
 {
     int pipefd[2];
+    int in_r = -1;
     job_t *self = calloc(1, sizeof(*self));
     if (!self) {
         snprintf(err, errlen, "out of memory");
@@ -105,8 +137,14 @@ job_t *job_start(const struct job_spec *spec, char *err, size_t errlen)
     self->pid = -1;
     self->pidfd = -1;
     self->out_fd = -1;
+    if (spec->stdin_data && (in_r = stdin_pipe(spec, err, errlen)) < 0) {
+        free(self);
+        return NULL;
+    }
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
+        if (in_r >= 0)
+            close(in_r);
         free(self);
         return NULL;
     }
@@ -125,15 +163,19 @@ job_t *job_start(const struct job_spec *spec, char *err, size_t errlen)
         snprintf(err, errlen, "fork: %s", strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
+        if (in_r >= 0)
+            close(in_r);
         free(self);
         return NULL;
     }
     if (self->pid == 0) {
         close(pipefd[0]);
         /* dup2 onto 1 and 2 clears close-on-exec there; the original closes at execve. */
-        child(spec, pipefd[1], max_fd);
+        child(spec, in_r, pipefd[1], max_fd);
     }
     close(pipefd[1]);
+    if (in_r >= 0)
+        close(in_r);
     self->out_fd = pipefd[0];
     fcntl(self->out_fd, F_SETFL, O_NONBLOCK);
     self->pidfd = (int)syscall(SYS_pidfd_open, self->pid, 0);

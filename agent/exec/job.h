@@ -4,7 +4,7 @@
  * job_start forks, and the child, before execve(argv[0], argv, env) — never a shell, no PATH
  * search — puts itself in a new session (setsid: its own process group, no terminal), gets
  * /dev/null as stdin and one pipe as stdout and stderr, closes every other descriptor, resets
- * signal dispositions and the mask, sets rlimits (NOFILE 256, CORE 0, CPU the timeout rounded
+ * signal dispositions and the mask (stdin is /dev/null, or a pipe holding spec->stdin_data), sets rlimits (NOFILE 256, CORE 0, CPU the timeout rounded
  * up), drops to the given user when asked (setgroups, setresgid, setresuid, then checks that
  * root cannot come back) and gets the fixed environment PATH=/usr/sbin:/usr/bin:/sbin:/bin,
  * LANG=C and nothing else. A child that cannot get there writes one line to the pipe and exits
@@ -32,6 +32,7 @@
 
 #define JOB_KILL_GRACE_MS 2000
 #define JOB_NOFILE 256
+#define JOB_STDIN_MAX 65536 /* what one pipe holds: written whole before the child starts */
 
 struct job_spec {
     char *const *argv; /* argv[0] an absolute path */
@@ -42,6 +43,8 @@ struct job_spec {
     size_t ngroups;
     int64_t timeout_ms;
     int64_t output_max_bytes;
+    const char *stdin_data; /* NULL: stdin is /dev/null; else these bytes, then end of file */
+    size_t stdin_len;       /* at most JOB_STDIN_MAX */
 };
 
 struct job_result {

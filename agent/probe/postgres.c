@@ -16,8 +16,9 @@
  *                                      pg_stat_statements extension is installed and loaded
  *   pg.error{reason} [bool]            1 when down: refused, timeout, auth, dns, tls, closed,
  *                                      or libpq's message
- * Evidence: pg_stat_activity, lock waits with the blocking pids, and replication, as
- * tab-separated tables (bounded by max_artifact_bytes).
+ * Evidence: pg_stat_activity, lock waits with the blocking pids, replication, and the 10
+ * slowest statements by mean time with their text (pg_stat_statements, when installed and
+ * loaded), as tab-separated tables (bounded by max_artifact_bytes).
  *
  * Reading other sessions' queries needs the pg_read_all_stats role (or pg_monitor).
  *
@@ -612,6 +613,105 @@ static const char WAL_RECEIVER_SQL[] =
     "SELECT status, sender_host, sender_port, slot_name, last_msg_receipt_time"
     "  FROM pg_stat_wal_receiver";
 
+#define EVIDENCE_STATEMENTS 10
+#define STATEMENT_TEXT_MAX 500 /* bytes of each statement's text */
+
+static const char PGSS_SCHEMA_SQL[] =
+    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+    " WHERE e.extname = 'pg_stat_statements'";
+
+/* A value cut to at most max bytes, never inside a UTF-8 sequence, on one line. */
+static void art_field_cut(struct artifact *a, const char *value, size_t max)
+{
+    char buf[STATEMENT_TEXT_MAX + 1];
+    if (max > STATEMENT_TEXT_MAX)
+        max = STATEMENT_TEXT_MAX;
+    size_t len = strnlen(value, max + 1);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)value[len] & 0xc0) == 0x80)
+            len--; /* value[len] continues a character that started before the cut */
+    }
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    art_field(a, buf);
+}
+
+/*
+ * The slowest statements by mean time with their text, from pg_stat_statements; one line
+ * saying why not when the extension is not installed in this database or cannot be read
+ * (not in shared_preload_libraries: the server's message says so). False once the connection
+ * is gone.
+ */
+static bool art_statements(struct artifact *a, struct pg_probe *self, int64_t deadline)
+{
+    struct failure f = {0};
+    char sql[512];
+
+    art_printf(a, "\n## slowest statements by mean time (pg_stat_statements, top %d)\n",
+               EVIDENCE_STATEMENTS);
+    if (!self->conn) {
+        art_printf(a, "error: not connected any more\n");
+        return false;
+    }
+    PGresult *r = query(self, deadline, PGSS_SCHEMA_SQL, 0, NULL, &f);
+    if (!r) {
+        art_printf(a, "error: %s\n", f.text);
+        return self->conn != NULL;
+    }
+    char *ident =
+        PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+            ? PQescapeIdentifier(self->conn, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)))
+            : NULL;
+    bool installed = PQntuples(r) == 1;
+    PQclear(r);
+    if (!installed) {
+        art_printf(a, "pg_stat_statements is not installed in database %s\n", PQdb(self->conn));
+        return true;
+    }
+    if (!ident) {
+        art_printf(a, "error: out of memory\n");
+        return true;
+    }
+    /* The columns were renamed in PostgreSQL 13. */
+    bool v13 = PQserverVersion(self->conn) >= 130000;
+    int n = snprintf(sql, sizeof(sql),
+                     "SELECT queryid, calls, round(%s::numeric, 3) AS mean_ms,"
+                     "       round(%s::numeric, 3) AS total_ms, rows, left(query, %d) AS query"
+                     "  FROM %s.pg_stat_statements ORDER BY %s DESC LIMIT %d",
+                     v13 ? "mean_exec_time" : "mean_time", v13 ? "total_exec_time" : "total_time",
+                     STATEMENT_TEXT_MAX, ident, v13 ? "mean_exec_time" : "mean_time",
+                     EVIDENCE_STATEMENTS);
+    PQfreemem(ident);
+    if (n < 0 || (size_t)n >= sizeof(sql)) {
+        art_printf(a, "error: the extension's schema name is too long\n");
+        return true;
+    }
+    r = query(self, deadline, sql, 0, NULL, &f);
+    if (!r) {
+        /* Installed but not in shared_preload_libraries: "pg_stat_statements must be loaded
+         * via shared_preload_libraries". */
+        art_printf(a, "pg_stat_statements is installed but cannot be read (not loaded?): %s\n",
+                   f.text);
+        return self->conn != NULL;
+    }
+    int rows = PQntuples(r), cols = PQnfields(r);
+    for (int c = 0; c < cols; c++) {
+        art_field(a, PQfname(r, c));
+        art_write(a, c + 1 < cols ? "\t" : "\n", 1);
+    }
+    for (int row = 0; row < rows; row++) {
+        for (int c = 0; c < cols; c++) {
+            if (!PQgetisnull(r, row, c))
+                art_field_cut(a, PQgetvalue(r, row, c), STATEMENT_TEXT_MAX);
+            art_write(a, c + 1 < cols ? "\t" : "\n", 1);
+        }
+    }
+    art_printf(a, "(%d row%s)\n", rows, rows == 1 ? "" : "s");
+    PQclear(r);
+    return true;
+}
+
 static int pg_evidence(void *state, const struct artifact_writer *out, char *err, size_t errlen)
 {
     struct pg_probe *self = state;
@@ -634,7 +734,8 @@ static int pg_evidence(void *state, const struct artifact_writer *out, char *err
         art_section(&a, self, deadline, "replication: this server", RECOVERY_SQL) &&
         art_section(&a, self, deadline, "replication: standbys of this server", STANDBYS_SQL) &&
         art_section(&a, self, deadline, "replication: slots", SLOTS_SQL) &&
-        art_section(&a, self, deadline, "replication: WAL receiver", WAL_RECEIVER_SQL);
+        art_section(&a, self, deadline, "replication: WAL receiver", WAL_RECEIVER_SQL) &&
+        art_statements(&a, self, deadline);
     (void)ok; /* a section that failed says so in the artifact; what came before is kept */
     if (a.truncated && !a.err) {
         char note[96];

@@ -58,8 +58,8 @@ static const char *check_run(const Vigil__AdminRequest *req)
     const Vigil__RunCommand *run = req->run_command;
     if (!action_name_ok(run->action))
         return "the action must be 1 to 128 letters, digits, '_', '.' or '-'";
-    if (run->all == (run->node[0] != '\0'))
-        return run->all ? "give a node or all, not both" : "give a node, or all";
+    if ((int)run->all + (int)run->cluster + (int)(run->node[0] != '\0') != 1)
+        return "give exactly one of a node, all or cluster";
     if (strlen(run->node) > VG_MAX_NAME_LEN)
         return "the node name is longer than 128 bytes";
     if (run->n_args > VG_MAX_COMMAND_ARGS)
@@ -317,7 +317,7 @@ static struct run_target *target_for(struct run_target *t, size_t *n, size_t max
  * Under registry_lock: the nodes the request reaches (node, or every node when it is NULL) and,
  * for one node that reaches none, what its active agents declare instead (declared). -ENOMEM.
  */
-static int pick_targets(registry_t *registry, const char *action, const char *node,
+static int pick_targets(registry_t *registry, const char *action, const char *node, bool cluster,
                         struct run_target **ret, size_t *ret_n, char *declared, size_t declared_len,
                         bool *ret_node_active)
 {
@@ -331,7 +331,7 @@ static int pick_targets(registry_t *registry, const char *action, const char *no
          a = registry_agent_next(registry, a)) {
         if (a->state != VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE)
             continue;
-        if (node && strcmp(a->node, node) != 0)
+        if ((node && strcmp(a->node, node) != 0) || (cluster && !a->cluster))
             continue;
         *ret_node_active = true;
         const struct agent_action *act = agent_action_find(a, action);
@@ -416,8 +416,8 @@ static int target_of(admin_t *self, const struct store_command_info *c, struct r
     char declared[8];
     bool active = false;
     registry_lock(self->registry);
-    int r = pick_targets(self->registry, c->action, c->node, ret, ret_n, declared, sizeof(declared),
-                         &active);
+    int r = pick_targets(self->registry, c->action, c->node, false, ret, ret_n, declared,
+                         sizeof(declared), &active);
     registry_unlock(self->registry);
     return r;
 }
@@ -572,8 +572,9 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
         return;
     admin_actor(op, actor, sizeof(actor));
     registry_lock(self->registry);
-    int r = pick_targets(self->registry, run->action, run->all ? NULL : run->node, &targets,
-                         &ntargets, declared, sizeof(declared), &node_active);
+    int r = pick_targets(self->registry, run->action, run->node[0] ? run->node : NULL,
+                         run->cluster, &targets, &ntargets, declared, sizeof(declared),
+                         &node_active);
     registry_unlock(self->registry);
     if (r < 0) {
         reply_out_of_memory(rep);
@@ -583,6 +584,11 @@ static void run_command(admin_t *self, const struct operator* op, const Vigil__A
         if (run->all)
             reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND,
                         "no active agent declares action %s", run->action);
+        else if (run->cluster)
+            reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND,
+                        "no active cluster agent (role: cluster) declares action %s%s",
+                        run->action,
+                        node_active ? "" : "; no cluster agent is connected");
         else if (!node_active)
             reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_NOT_FOUND, "no active agent on node %s",
                         run->node);
@@ -953,7 +959,7 @@ static bool run_step_on(admin_t *self, const struct steps_job *job, const struct
     bool node_active = false;
 
     registry_lock(self->registry);
-    int r = pick_targets(self->registry, st->action, node, &targets, &ntargets, declared,
+    int r = pick_targets(self->registry, st->action, node, false, &targets, &ntargets, declared,
                          sizeof(declared), &node_active);
     registry_unlock(self->registry);
     if (r < 0 || ntargets == 0) {
@@ -1044,6 +1050,42 @@ static bool run_step_on(admin_t *self, const struct steps_job *job, const struct
     return watched;
 }
 
+/* The node name of the cluster agent (role: cluster) that declares action: 0, or -ENOENT when
+ * none is active. Several (a second one during a move): the first. */
+static int cluster_node_for(admin_t *self, const char *action, char *node, size_t len)
+{
+    struct run_target *targets = NULL;
+    size_t ntargets = 0;
+    char declared[8];
+    bool active = false;
+
+    registry_lock(self->registry);
+    int r = pick_targets(self->registry, action, NULL, true, &targets, &ntargets, declared,
+                         sizeof(declared), &active);
+    registry_unlock(self->registry);
+    if (r == 0 && ntargets == 0)
+        r = -ENOENT;
+    if (r == 0)
+        snprintf(node, len, "%s", targets[0].node);
+    targets_free(targets, ntargets);
+    return r;
+}
+
+/* A step with `on: cluster`: once, on the cluster agent, whatever nodes the incident has. */
+static void run_step_on_cluster(admin_t *self, const struct steps_job *job,
+                                const struct steps_step *st)
+{
+    char node[sizeof(((struct run_target *)0)->node)];
+    if (cluster_node_for(self, st->action, node, sizeof(node)) < 0) {
+        step_note(self, job, st, "skipped", "",
+                  "runbook step %s (%s) not run: no active cluster agent (role: cluster) "
+                  "declares it",
+                  st->action, steps_mode_name(st->mode));
+        return;
+    }
+    run_step_on(self, job, st, node, "");
+}
+
 void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
 {
     for (size_t i = 0; i < job->nsteps; i++) {
@@ -1075,6 +1117,10 @@ void admin_commands_run_steps(admin_t *self, const struct steps_job *job)
                       "runbook step %s (%s) not run: remediation commands are not available on "
                       "this coordinator",
                       st->action, steps_mode_name(st->mode));
+            continue;
+        }
+        if (st->on_cluster) {
+            run_step_on_cluster(self, job, st);
             continue;
         }
         struct rb_action limits = {.mode = st->mode, .max_nodes = st->max_nodes};

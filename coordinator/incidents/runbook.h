@@ -119,6 +119,10 @@ struct rb_action {
     /* After an automatic run reported done, the verify conditions must hold within this, or the
        action's inverse runs and the incident escalates (1s to 1d; default 5m). */
     int64_t verify_within_ms;
+    /* `on: cluster`: requested from the cluster agent (role: cluster) that declares the action,
+       once per incident, instead of from the incident's nodes (kubernetes, and database or
+       cache actions the cluster agent holds). */
+    bool on_cluster;
 };
 
 #define RB_DEFAULT_VERIFY_WITHIN_MS (5 * 60 * 1000)

@@ -110,14 +110,15 @@ static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *
 static int get_action(struct rb_loader *ld, struct fy_node *node, const char *path,
                       const struct fy_mark *where, struct rb_action *a)
 {
-    static const char *const names[] = {"action", "mode", "args", "max_nodes", "verify_within"};
-    struct rb_field fields[5];
+    static const char *const names[] = {"action",        "mode", "args", "max_nodes",
+                                        "verify_within", "on"};
+    struct rb_field fields[6];
     struct fy_mark buf;
     char shown[VG_YAML_QUOTE_MAX + 1];
     const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
     size_t len = 0;
     const char *mode;
-    int r = rb_yaml_take_keys(ld, node, path, at, names, 5, 31, fields);
+    int r = rb_yaml_take_keys(ld, node, path, at, names, 6, 63, fields);
 
     if (r == 0)
         r = rb_yaml_need(ld, &fields[0], at);
@@ -149,6 +150,20 @@ static int get_action(struct rb_loader *ld, struct fy_node *node, const char *pa
     if (r == 0 && rb_yaml_present(&fields[4]))
         r = rb_yaml_get_duration(ld, &fields[4], RB_MS_PER_S, 24 * 60 * RB_MS_PER_M,
                                  &a->verify_within_ms);
+    if (r == 0 && rb_yaml_present(&fields[5])) {
+        const char *on = rb_yaml_scalar_text(ld, &fields[5], "nodes or cluster", &len);
+        if (!on)
+            return -EINVAL;
+        if (len == 7 && memcmp(on, "cluster", 7) == 0) {
+            a->on_cluster = true;
+        } else if (!(len == 5 && memcmp(on, "nodes", 5) == 0)) {
+            rb_yaml_fail(ld, rb_yaml_value_mark(&fields[5], &buf),
+                         "\"%s\": must be nodes (the incident's, the default) or cluster (the "
+                         "cluster agent) (got \"%s\")",
+                         fields[5].path, vg_yaml_quotable(on, len, shown, sizeof(shown)));
+            return -EINVAL;
+        }
+    }
     return r;
 }
 

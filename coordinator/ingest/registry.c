@@ -163,8 +163,11 @@ struct agent *registry_agent_add(registry_t *self, const struct agent *agent)
     *copy = *agent;
     copy->actions = NULL;
     copy->nactions = 0;
-    /* An entry replaced keeps its catalog (an agent's row reloaded is the same agent). */
+    /* An entry replaced keeps its catalog and role (an agent's row reloaded is the same
+     * agent). */
     const struct agent *old = zhashx_lookup(self->agents, agent->id);
+    if (old)
+        copy->cluster = old->cluster || agent->cluster;
     if (old && old->nactions > 0 &&
         registry_agent_set_actions(copy, old->actions, old->nactions) < 0) {
         free(copy);

@@ -51,6 +51,7 @@ struct agent {
      * does not take a caller's array; set it with registry_agent_set_actions). */
     struct agent_action *actions;
     size_t nactions;
+    bool cluster; /* role: cluster in its latest enrollment (kept like the catalog) */
 };
 
 enum operator_role {

@@ -482,6 +482,11 @@ static void update_catalog(router_t *self, struct agent *agent, const Vigil__Enr
     char *json = NULL;
     bool changed = false;
 
+    bool cluster = enroll->role && strcmp(enroll->role, "cluster") == 0;
+    if (agent->cluster != cluster)
+        vg_log(VG_LOG_INFO, "agent=%s node=%s role=%s", agent->id, agent->node,
+               cluster ? "cluster" : "node");
+    agent->cluster = cluster;
     if (catalog_from_enroll(enroll, &actions, &n, &json, &skipped) < 0)
         return;
     if (skipped > 0)

@@ -263,6 +263,7 @@ struct steps_job *steps_job_new(uint64_t incident_id, const struct rb_runbook *r
         s->mode = a->mode;
         s->max_nodes = a->max_nodes;
         s->verify_within_ms = a->verify_within_ms;
+        s->on_cluster = a->on_cluster;
         s->action = dup_text(a->name);
         job->nsteps++;
         if (!s->action || copy_args(s, a->nargs, label_key, label_value, a->args) < 0)

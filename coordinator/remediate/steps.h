@@ -62,6 +62,7 @@ struct steps_step {
     int64_t verify_within_ms;
     bool inverse; /* the inverse of a step whose verify failed: not rate limited, not watched */
     bool after_canary;       /* the nodes after a canary reported done: no canary again */
+    bool on_cluster;         /* runbook `on: cluster`: the cluster agent, not the nodes */
     Vigil__CommandArg *argv; /* nargs, strings owned */
     Vigil__CommandArg **args;
     size_t nargs;

@@ -74,9 +74,10 @@ body=$(messages alice "$id" | jq -r '[.[] | select(.kind == "page")][0].body')
 [[ $body == "DRILL: a practice run"* ]] || h_fail "the page's body does not start with DRILL: $body"
 step_notes() { h_ctl incident show "$id" -o json |
     jq '[.timeline[] | select(.kind == "note" and (.text | startswith("drill: runbook step")))] | length'; }
-# block-source-ips, reset-user-sessions, enable-debug-logging, notify-security-team
-steps_noted() { [[ $(step_notes) == 4 ]]; }
-h_wait "the four resolve steps on the timeline as a dry run" 10 steps_noted
+# block-source-ips, block-network-policy, reset-user-sessions, set-deployment-env, isolate-pod,
+# notify-security-team
+steps_noted() { [[ $(step_notes) == 6 ]]; }
+h_wait "the six resolve steps on the timeline as a dry run" 10 steps_noted
 h_ctl incident show "$id" -o json |
     jq -e 'any(.timeline[]; .text | startswith("drill: synthetic symptom failed-logins (signal log.failed_logins) on web-1"))' \
         >/dev/null || h_fail "the synthetic symptom is not on the timeline"

@@ -161,6 +161,9 @@ h_wait "pg.long_running counts the sleeping query" 8 has pg.long_running store '
 has pg.longest_query_s store '.value >= 2' || h_fail "pg.longest_query_s: $(sig pg.longest_query_s store)"
 has pg.active store '.value >= 1' || h_fail "pg.active: $(sig pg.active store)"
 collect_and_check postgres 'pg_sleep\(60\)'
+# The coordinator's cluster has no pg_stat_statements: the evidence says so in one line.
+grep -q '^pg_stat_statements is not installed in database vigil$' "$H_DIR/evidence-postgres.txt" ||
+    h_fail "postgres evidence: no line about pg_stat_statements: $(tail -c 600 "$H_DIR/evidence-postgres.txt")"
 h_pass "postgres: up, connections, long-running query; evidence shows the query"
 
 # ---- Redis --------------------------------------------------------------------------------

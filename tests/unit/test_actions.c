@@ -31,7 +31,8 @@
 static char tmpdir[] = "/tmp/vigil-test-actions-XXXXXX";
 static char path[512];
 static char err[1024];
-static char header[512];
+static char header[768];
+static const char *top_keys = ""; /* top-level keys written before the header (role: cluster) */
 
 /* Everything an agent.yaml needs, one watched process (for signal actions), then "actions:". */
 static void make_header(void)
@@ -47,6 +48,10 @@ static void make_header(void)
              "  processes:\n"
              "    watch:\n"
              "      - {name: nginx, comm: nginx}\n"
+             "  postgres:\n"
+             "    targets: [{name: main, conninfo: \"host=/run/postgresql dbname=app\"}]\n"
+             "  redis:\n"
+             "    targets: [{name: cache, address: \"127.0.0.1:6379\"}]\n"
              "actions:\n",
              kp.public_key);
 }
@@ -59,6 +64,7 @@ static void write_config(const char *actions_yaml, mode_t mode)
     snprintf(path, sizeof(path), "%s/%d-agent.yaml", tmpdir, counter++);
     fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
     assert_true(fd >= 0);
+    assert_int_equal(write(fd, top_keys, strlen(top_keys)), (ssize_t)strlen(top_keys));
     assert_int_equal(write(fd, header, strlen(header)), (ssize_t)strlen(header));
     assert_int_equal(write(fd, actions_yaml, strlen(actions_yaml)), (ssize_t)strlen(actions_yaml));
     assert_int_equal(fchmod(fd, mode), 0);
@@ -80,7 +86,7 @@ static void position_of(const char *actions_yaml, const char *marker, size_t off
     const char *hit;
     int line = 1, col = 1;
 
-    assert_int_not_equal(asprintf(&text, "%s%s", header, actions_yaml), -1);
+    assert_int_not_equal(asprintf(&text, "%s%s%s", top_keys, header, actions_yaml), -1);
     hit = strstr(text, marker);
     if (!hit)
         fail_msg("marker \"%s\" is not in the test's YAML", marker);
@@ -449,7 +455,7 @@ static void test_bad_types(void **state)
                    "min: 1}", "int needs both min and max");
     expect_refused("  - name: echo-it\n"
                    "    kind: rm\n",
-                   "rm", "kind must be exec, systemd, signal, nft or isolate");
+                   "rm", "kind must be exec, systemd, signal, nft, isolate, postgres, redis or kubernetes");
 }
 
 static void test_builtin_parameters(void **state)
@@ -483,6 +489,114 @@ static void test_builtin_parameters(void **state)
                    "    destructive: true\n"
                    "    evidence: [\"shell cmd=id\"]\n",
                    "\"shell cmd=id\"", "must start with an evidence kind");
+}
+
+/* postgres, redis and kubernetes: fixed parameter names and types, a configured target, the
+ * statement's placeholders, destructive where nothing undoes it, kubernetes on the cluster agent
+ * only. */
+static void test_service_kinds(void **state)
+{
+    struct agent_config cfg;
+    (void)state;
+
+    assert_int_equal(load("  - name: terminate-long-queries\n"
+                          "    kind: postgres\n"
+                          "    op: terminate\n"
+                          "    target: main\n"
+                          "    params:\n"
+                          "      - {name: older_than, duration: {min: 1m, max: 1h}}\n"
+                          "      - {name: database, enum: [app]}\n"
+                          "  - name: purge-sessions\n"
+                          "    kind: postgres\n"
+                          "    op: statement\n"
+                          "    target: main\n"
+                          "    statement: \"DELETE FROM sessions WHERE created_at < now() - "
+                          "$1::interval\"\n"
+                          "    params: [{name: age, enum: [1 hour]}]\n"
+                          "  - {name: flush-cache, kind: redis, op: flushall, target: cache, "
+                          "destructive: true}\n",
+                          &cfg),
+                     0);
+    assert_int_equal(actions_find(cfg.catalog, "terminate-long-queries")->kind, ACTION_POSTGRES);
+    assert_int_equal(actions_find(cfg.catalog, "purge-sessions")->op, ACTION_OP_STATEMENT);
+    assert_string_equal(actions_find(cfg.catalog, "flush-cache")->target, "cache");
+    agent_config_free(&cfg);
+
+    expect_refused("  - name: restart-backend\n"
+                   "    kind: kubernetes\n"
+                   "    op: restart\n"
+                   "    params:\n"
+                   "      - {name: namespace, enum: [app]}\n"
+                   "      - {name: deployment, enum: [backend]}\n",
+                   "kubernetes",
+                   "kubernetes actions run only on the cluster agent (role: cluster)");
+    expect_refused("  - {name: reindex, kind: postgres, op: reindex, target: main, params: [{name: "
+                   "database, enum: [app]}]}\n",
+                   "reindex, target", "postgres reindex cannot be undone, so it must be destructive");
+    expect_refused("  - {name: flush, kind: redis, op: flushall, target: nowhere, destructive: "
+                   "true}\n",
+                   "nowhere", "target \"nowhere\" is not a name in collectors.redis.targets");
+    expect_refused_at("  - {name: analyze, kind: postgres, op: analyze}\n", "kind: postgres", 6,
+                      "a postgres action needs target");
+    expect_refused("  - name: purge\n"
+                   "    kind: postgres\n"
+                   "    op: statement\n"
+                   "    target: main\n"
+                   "    statement: \"DELETE FROM t WHERE a = $2\"\n"
+                   "    params: [{name: a, enum: [x]}]\n",
+                   "\"DELETE", "the statement uses $2 but the action has 1 parameter");
+    expect_refused("  - name: purge\n"
+                   "    kind: postgres\n"
+                   "    op: statement\n"
+                   "    target: main\n"
+                   "    statement: \"DELETE FROM t\"\n"
+                   "    params: [{name: a, enum: [x]}]\n",
+                   "\"DELETE", "parameter \"a\" is $1, which the statement never uses");
+    expect_refused_at("  - {name: purge, kind: postgres, op: statement, target: main}\n",
+                      "{name: purge", 1, "needs statement");
+    expect_refused("  - name: kill-queries\n"
+                   "    kind: postgres\n"
+                   "    op: terminate\n"
+                   "    target: main\n"
+                   "    params:\n"
+                   "      - {name: older_than, duration: {min: 1m, max: 1h}}\n"
+                   "      - {name: database, identifier: {pattern: \"[a-z]+\"}}\n",
+                   "name: database", "parameter \"database\" must be an enum of database names");
+    expect_refused("  - {name: flush, kind: redis, op: flushdb, target: cache}\n", "flushdb",
+                   "a redis flushdb action takes db; \"db\" is missing");
+    expect_refused("  - {name: flush, kind: redis, op: flush, target: cache}\n", "flush, target",
+                   "a redis action needs op: flushall or flushdb");
+
+    /* The cluster agent: kubernetes actions load, with their fixed parameters. */
+    top_keys = "node: cluster\nrole: cluster\n";
+    assert_int_equal(load("  - name: scale-backend\n"
+                          "    kind: kubernetes\n"
+                          "    op: scale\n"
+                          "    params:\n"
+                          "      - {name: namespace, enum: [reconciliation]}\n"
+                          "      - {name: deployment, enum: [backend]}\n"
+                          "      - {name: replicas, int: {min: 1, max: 10}}\n",
+                          &cfg),
+                     0);
+    assert_int_equal(actions_find(cfg.catalog, "scale-backend")->op, ACTION_OP_SCALE);
+    agent_config_free(&cfg);
+    expect_refused("  - name: scale-backend\n"
+                   "    kind: kubernetes\n"
+                   "    op: scale\n"
+                   "    params:\n"
+                   "      - {name: namespace, enum: [reconciliation]}\n"
+                   "      - {name: deployment, identifier: {pattern: \"[a-z]+\"}}\n"
+                   "      - {name: replicas, int: {min: 1, max: 10}}\n",
+                   "name: deployment", "\"deployment\" must be an enum of deployment names");
+    top_keys = "role: cluster\n";
+    assert_int_equal(load("", &cfg), -EINVAL);
+    assert_non_null(strstr(err, "an agent with role: cluster needs a node name of its own"));
+    agent_config_free(&cfg);
+    top_keys = "role: leader\n";
+    assert_int_equal(load("", &cfg), -EINVAL);
+    assert_non_null(strstr(err, "\"role\": must be node or cluster"));
+    agent_config_free(&cfg);
+    top_keys = "";
 }
 
 static void test_catalog_file_must_be_roots(void **state)
@@ -680,6 +794,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_regex, need_root),
         cmocka_unit_test_setup(test_bad_types, need_root),
         cmocka_unit_test_setup(test_builtin_parameters, need_root),
+        cmocka_unit_test_setup(test_service_kinds, need_root),
         cmocka_unit_test_setup(test_catalog_file_must_be_roots, need_root),
         cmocka_unit_test(test_net_overlap_across_families),
     };

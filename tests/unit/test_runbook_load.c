@@ -261,6 +261,9 @@ static void test_every_key(void **unused)
     assert_int_equal(rb->resolve[1].max_nodes, 0);
     assert_int_equal(rb->resolve[2].mode, RB_MODE_AUTO);
     assert_int_equal(rb->resolve[2].verify_within_ms, 90 * S_MS);
+    assert_false(rb->resolve[0].on_cluster); /* the default: the incident's nodes */
+    assert_false(rb->resolve[1].on_cluster); /* on: nodes */
+    assert_true(rb->resolve[2].on_cluster);
     assert_int_equal(rb->resolve[0].verify_within_ms, 5 * M_MS); /* the default */
 
     assert_int_equal(rb->nverify, 2);
@@ -310,6 +313,8 @@ static void test_bad_files(void **unused)
          "7:6: \"verify[0]\": needs hold, how long the condition must hold (e.g. hold: 2m)"},
         {"action-mode.yaml",
          "7:29: \"resolve[0].mode\": must be auto, approve or manual (got \"yolo\")"},
+        {"action-on.yaml", "7:42: \"resolve[0].on\": must be nodes (the incident's, the default) "
+                           "or cluster (the cluster agent) (got \"everywhere\")"},
         {"verify-within.yaml",
          "7:50: \"resolve[0].verify_within\": must be between 1s and 1d (got \"0s\")"},
         {"negative-duration.yaml",

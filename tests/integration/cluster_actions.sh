@@ -8,6 +8,8 @@
 #   - the catalog's own statement (DELETE FROM sessions older than an argument from an enum)
 #     deletes exactly the old rows; a value outside the enum is refused by the node and nothing
 #     is deleted; an action the cluster agent does not declare is refused by the coordinator
+#   - vigilctl run --cluster scales a deployment through a loopback Kubernetes API server
+#     (tests/tools/kube_apiserver.py); the output in the vault holds the state before and after
 #   - a node agent (no role: cluster) with a kubernetes action does not start
 source "$(dirname "$0")/../lib/harness.sh"
 
@@ -18,12 +20,14 @@ h_setup
 public_of() { sed -n 's/^signing-public-key: "\(.*\)"$/\1/p' "$1"; }
 REDIS_PID=""
 PSQL_PID=""
+KUBE_PID=""
 on_exit() {
     local status=$?
     set +e
     h_stop_agent cluster
     [[ -n $PSQL_PID ]] && kill "$PSQL_PID" 2>/dev/null
     [[ -n $REDIS_PID ]] && kill "$REDIS_PID" 2>/dev/null
+    [[ -n $KUBE_PID ]] && kill "$KUBE_PID" 2>/dev/null
     (exit "$status")
     h_cleanup
 }
@@ -37,6 +41,19 @@ REDIS_PID=$!
 h_wait "redis" 10 redis-cli -p "$REDIS_PORT" ping
 redis-cli -p "$REDIS_PORT" mset a 1 b 2 c 3 >/dev/null
 redis-cli -p "$REDIS_PORT" -n 3 set d 4 >/dev/null
+
+# ---- a Kubernetes API server, its kubeconfig readable by the agent's user -------------------
+KUBE=$H_DIR/kube
+mkdir -p "$KUBE"
+python3 "$VIGIL_SRC/tests/tools/kube_apiserver.py" --dir "$KUBE" >"$H_DIR/kube.log" 2>&1 &
+KUBE_PID=$!
+h_wait "the API server" 20 test -s "$KUBE/port"
+chmod 755 "$KUBE"
+chmod 644 "$KUBE/kubeconfig" "$KUBE/ca.crt"
+kube_state() {
+    curl -fsS --cacert "$KUBE/ca.crt" -H "Authorization: Bearer $(cat "$KUBE/token")" \
+        "https://127.0.0.1:$(cat "$KUBE/port")/_test/state"
+}
 
 # ---- the coordinator, with a runbook for slow queries ---------------------------------------
 RB=$H_DIR/runbooks
@@ -98,6 +115,8 @@ H_AGENT_WRAP=("$H_DIR/bin/as-user.sh")
 h_start_agent cluster "user: postgres
 role: cluster
 action_path: \"$H_DIR/bin/vigil-agent-action\"
+kubernetes:
+  kubeconfig: \"$KUBE/kubeconfig\"
 signers_file: \"$H_DIR/signers.yaml\"
 collectors:
   host: {interval: 0s}
@@ -123,8 +142,15 @@ actions:
     target: main
     statement: \"DELETE FROM sessions WHERE created_at < now() - \$1::interval\"
     params: [{name: age, enum: [1 hour]}]
-  - {name: flush-cache, kind: redis, op: flushall, target: cache, destructive: true}"
-h_wait "the cluster agent's catalog" 30 grep -q "node=cluster declares 3 actions" "$H_DIR/coordinator.log"
+  - {name: flush-cache, kind: redis, op: flushall, target: cache, destructive: true}
+  - name: scale-deployment
+    kind: kubernetes
+    op: scale
+    params:
+      - {name: namespace, enum: [reconciliation]}
+      - {name: deployment, enum: [backend, frontend]}
+      - {name: replicas, int: {min: 1, max: 10}}"
+h_wait "the cluster agent's catalog" 30 grep -q "node=cluster declares 4 actions" "$H_DIR/coordinator.log"
 grep -q "node=cluster role=cluster" "$H_DIR/coordinator.log" ||
     h_fail "the coordinator did not log the agent's role"
 
@@ -209,6 +235,26 @@ h_capture out status as bob run drop-database --cluster
 [[ $status == 1 && $out == *"no active cluster agent (role: cluster) declares action drop-database"* ]] ||
     h_fail "an undeclared action: $status $out"
 h_pass "the catalog's statement deletes the old sessions; a value outside its enum is refused on the node; no SQL can be sent"
+
+# ---- a Kubernetes action: scale, as kubectl scale does it ------------------------------------
+[[ $(kube_state | jq '.deployments["reconciliation/backend"].spec.replicas') == 2 ]] ||
+    h_fail "the API server's seed changed: $(kube_state | jq -c '.deployments | keys')"
+scale=$(as bob run scale-deployment --cluster --arg namespace=reconciliation --arg deployment=backend \
+    --arg replicas=3 -o json | jq -r '.[0].id')
+wait_state "$scale" done
+[[ $(kube_state | jq '.deployments["reconciliation/backend"].spec.replicas') == 3 ]] ||
+    h_fail "the deployment was not scaled: $(kube_state | jq -c '.deployments["reconciliation/backend"].spec')"
+scaled_stored() {
+    [[ $(h_ctl command show "$scale" -o json |
+        jq '[.evidence[] | select(.kind == "command_output" and .status == "stored")] | length') == 1 ]]
+}
+h_wait "the scale output in the vault" 30 scaled_stored
+out_id=$(h_ctl command show "$scale" -o json | jq -r '.evidence[] | select(.kind == "command_output") | .id')
+h_ctl evidence get "$out_id" --out "$H_DIR/scale.out" >/dev/null
+grep -q '^before: {"replicas":2}' "$H_DIR/scale.out" && grep -q '^after: {"replicas":3}' "$H_DIR/scale.out" &&
+    grep -q '^restore: replicas=2' "$H_DIR/scale.out" ||
+    h_fail "the scale output does not hold before and after: $(cat "$H_DIR/scale.out")"
+h_pass "vigilctl run --cluster scales a deployment through the API server; the vault holds before and after"
 
 # ---- kubernetes actions belong to the cluster agent ------------------------------------------
 mkdir -p "$H_DIR/node"

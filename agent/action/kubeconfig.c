@@ -101,6 +101,27 @@ static bool token_ok(const char *t)
     return true;
 }
 
+/* The token as the executor passed it: trailing white space trimmed, then one visible line. */
+static int inline_token(const char *token, char **ret, char *err, size_t errlen)
+{
+    size_t len = strlen(token);
+    while (len > 0 && strchr(" \t\r\n", token[len - 1]))
+        len--;
+    char *text = strndup(token, len);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (!token_ok(text)) {
+        snprintf(err, errlen, "the ServiceAccount token is not one line of visible ASCII");
+        explicit_bzero(text, len);
+        free(text);
+        return -EINVAL;
+    }
+    *ret = text;
+    return 0;
+}
+
 static int read_token(const char *path, char **ret, char *err, size_t errlen)
 {
     char *text = NULL;
@@ -164,16 +185,23 @@ static int in_cluster(const struct kube_source *src, struct kube_creds *c, char 
 
     if (r < 0)
         return r;
-    if (access(ca_file, R_OK) < 0) {
+    if (!empty(src->ca_pem)) {
+        c->ca.len = strlen(src->ca_pem);
+        c->ca.data = (unsigned char *)strdup(src->ca_pem);
+        if (!c->ca.data) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    } else if (access(ca_file, R_OK) < 0) {
         r = neg_errno();
         snprintf(err, errlen, "cannot read the API server's CA file %s: %s", ca_file, strerror(-r));
         return r;
-    }
-    c->ca_file = strdup(ca_file);
-    if (!c->ca_file) {
+    } else if (!(c->ca_file = strdup(ca_file))) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    if (!empty(src->token))
+        return inline_token(src->token, &c->token, err, errlen);
     return read_token(token_file, &c->token, err, errlen);
 }
 

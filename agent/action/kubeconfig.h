@@ -2,9 +2,13 @@
  * The credentials vigil-agent-action's kubernetes module talks to the API server with: the
  * ServiceAccount the cluster agent runs as (in-cluster), or one context of a kubeconfig file.
  *
- * In-cluster: server (default https://kubernetes.default.svc), the bearer token read from
- * token_file (default /var/run/secrets/kubernetes.io/serviceaccount/token; read on every run, as
- * the kubelet rotates it) and the CA bundle ca_file (default .../serviceaccount/ca.crt).
+ * In-cluster: server (default https://kubernetes.default.svc), the bearer token and the CA
+ * bundle. The executor reads both as root and passes them in the request (token, ca_pem): the
+ * ServiceAccount's token is root's only, so the agent's network side, which runs as the same
+ * user as this program, never holds the cluster's rights. Without them (a node where the executor
+ * could not read them), token_file (default /var/run/secrets/kubernetes.io/serviceaccount/token;
+ * read on every run, as the kubelet rotates it) and ca_file (default .../serviceaccount/ca.crt)
+ * are read here.
  *
  * Kubeconfig: the context named (or current-context), its cluster's server, certificate-authority
  * (a path) or certificate-authority-data (base64 PEM), its user's token or tokenFile (tokenFile
@@ -52,6 +56,8 @@ struct kube_source {
     const char *server;
     const char *token_file;
     const char *ca_file;
+    const char *token;  /* in-cluster: the token itself, read by the executor; NULL or "" = none */
+    const char *ca_pem; /* in-cluster: the CA bundle itself (PEM); NULL or "" = none */
 };
 
 /*

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,6 +59,13 @@ int main(int argc, char **argv)
     }
     if (argc != 3) {
         usage(stderr);
+        return SVC_EXIT_BAD_REQUEST;
+    }
+    /* The request may hold the cluster's token and a database password: the agent's network
+     * side runs as the same user and must not read them from this process (ptrace, /proc/PID/
+     * mem, a core). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        fprintf(stderr, PROG ": cannot make the process undumpable: %s\n", strerror(errno));
         return SVC_EXIT_BAD_REQUEST;
     }
     ssize_t len = read_all(STDIN_FILENO, buf, sizeof(buf));

@@ -28,7 +28,10 @@
  *   kubernetes:  kube.kubeconfig ("" = in-cluster), kube.context ("" = current-context),
  *                kube.server, kube.token_file, kube.ca_file (in-cluster: default
  *                https://kubernetes.default.svc and /var/run/secrets/kubernetes.io/
- *                serviceaccount/{token,ca.crt})
+ *                serviceaccount/{token,ca.crt}); in-cluster, kube.token and kube.ca_pem: the
+ *                token and CA themselves, read by the executor as root (the token is root's
+ *                only: the agent's network side, the same user as this program, must not
+ *                hold the cluster's rights). This program is undumpable before it reads them.
  *
  * What a module writes to out (stdout, which is the command's output: it reaches the vault with
  * its SHA-256) is its account of the run, for the investigator: what it read before, what it

@@ -1203,6 +1203,8 @@ static int setup(struct kube *k, const struct svc_request *req)
         .server = svc_get(req, "kube.server"),
         .token_file = svc_get(req, "kube.token_file"),
         .ca_file = svc_get(req, "kube.ca_file"),
+        .token = svc_get(req, "kube.token"),
+        .ca_pem = svc_get(req, "kube.ca_pem"),
     };
     char *end;
     long long ms;

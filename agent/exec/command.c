@@ -257,6 +257,8 @@ void command_plan_free(struct command_plan *plan)
     actions_argv_free(&plan->precheck_argv);
     free(plan->process_name);
     plan->process_name = NULL;
+    if (plan->stdin_data) /* it may hold the cluster's token */
+        explicit_bzero(plan->stdin_data, plan->stdin_len);
     free(plan->stdin_data);
     plan->stdin_data = NULL;
     plan->stdin_len = 0;

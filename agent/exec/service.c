@@ -13,6 +13,9 @@
 #include "probe.h"
 
 #define SERVICE_REQUEST_MAX 65536 /* as SVC_REQUEST_MAX */
+#define SERVICE_SECRET_MAX 16384  /* a token, a CA bundle */
+#define KUBE_SA_TOKEN "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define KUBE_SA_CA "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
 struct blob {
     char *buf;
@@ -42,6 +45,42 @@ static const struct probe_target_config *find_target(const struct vg_cfg_list *t
             return t;
     }
     return NULL;
+}
+
+/* A small file's text (the token, the CA bundle), or NULL when it cannot be read. */
+static char *read_small(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *text = calloc(1, max + 1);
+    size_t n = text ? fread(text, 1, max + 1, f) : 0;
+    fclose(f);
+    if (text && (n == 0 || n > max || memchr(text, '\0', n))) {
+        explicit_bzero(text, max + 1);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* In-cluster, the ServiceAccount's token and CA as the executor (root) reads them: the token is
+ * root's only (the agent's network side, the user vigil-agent-action runs as, cannot read it).
+ * What cannot be read here is left for vigil-agent-action to read, and to report. */
+static void put_in_cluster_secrets(struct blob *b, const struct agent_config *cfg)
+{
+    const char *token_file = cfg->kube_token_file[0] ? cfg->kube_token_file : KUBE_SA_TOKEN;
+    const char *ca_file = cfg->kube_ca_file[0] ? cfg->kube_ca_file : KUBE_SA_CA;
+    char *token = read_small(token_file, SERVICE_SECRET_MAX);
+    char *ca = read_small(ca_file, SERVICE_SECRET_MAX);
+    if (token)
+        put(b, "kube.token", token);
+    if (ca)
+        put(b, "kube.ca_pem", ca);
+    if (token)
+        explicit_bzero(token, strlen(token));
+    free(token);
+    free(ca);
 }
 
 int service_request(const struct agent_config *cfg, const struct action *a,
@@ -91,6 +130,8 @@ int service_request(const struct agent_config *cfg, const struct action *a,
         }
     }
     if (a->kind == ACTION_KUBERNETES) {
+        if (!cfg->kube_kubeconfig[0])
+            put_in_cluster_secrets(&b, cfg);
         put(&b, "kube.kubeconfig", cfg->kube_kubeconfig);
         put(&b, "kube.context", cfg->kube_context);
         if (cfg->kube_server[0])

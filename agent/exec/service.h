@@ -5,8 +5,9 @@
  *
  * Everything in it is the node owner's configuration (the probe target's address and password
  * file, the statement, where the API server is) or an argument that passed the catalog's types.
- * The password itself is not in it: vigil-agent-action reads the password file as the agent's
- * user, as the probe does.
+ * The database password itself is not in it: vigil-agent-action reads the password file as the
+ * agent's user, as the probe does. The cluster agent's ServiceAccount token is (in-cluster): it
+ * is root's only, so the executor reads it and passes it on (svc.h).
  */
 #ifndef AGENT_EXEC_SERVICE_H
 #define AGENT_EXEC_SERVICE_H

@@ -124,6 +124,44 @@ void admin_reply_incident_evidence(admin_t *self, struct reply *rep, uint64_t in
     reply_linked_evidence(self, rep, NULL, incident_id);
 }
 
+/* One investigate entry from one node; what could not even be requested goes on the
+ * timeline (a recorded collection tells its own outcome, also when it fails later). */
+static void investigate_on(admin_t *self, const struct steps_job *job, const struct steps_step *e,
+                           Vigil__Label **labels, size_t nlabels, const char *node)
+{
+    Vigil__Collect req = VIGIL__COLLECT__INIT;
+    Vigil__AdminStatus status;
+    uint64_t collection_id = 0;
+    char err[512], text[768];
+
+    req.kind = e->action;
+    req.node = (char *)node;
+    req.args = labels;
+    req.n_args = nlabels;
+    if (evidence_collect(self->evidence, self->store, self->registry, "vigil", &req,
+                         job->incident_id, &collection_id, &status, err, sizeof(err)) == 0)
+        return;
+    snprintf(text, sizeof(text), "investigation: %s from %s not collected: %s", e->action, node,
+             err);
+    vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s", job->incident_id, text);
+    store_evidence_investigation_note(self->store, job->incident_id, e->action, node, text);
+}
+
+/* The node name of an active cluster agent (role: cluster), or "" when none is connected. */
+static void cluster_node(admin_t *self, char *node, size_t len)
+{
+    node[0] = '\0';
+    registry_lock(self->registry);
+    for (struct agent *a = registry_agent_next(self->registry, NULL); a;
+         a = registry_agent_next(self->registry, a)) {
+        if (a->cluster && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
+            snprintf(node, len, "%s", a->node);
+            break;
+        }
+    }
+    registry_unlock(self->registry);
+}
+
 void admin_investigate(admin_t *self, const struct steps_job *job)
 {
     /* Nodes joining an open incident: those investigated already are not asked again. A node
@@ -142,8 +180,15 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
     if (job->joined && todo > 0)
         vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %zu node(s) joined: investigating them",
                job->incident_id, todo);
-    for (size_t i = 0; todo > 0 && i < job->ninvestigate; i++) {
+    char cluster[sizeof(((struct agent *)0)->node)] = "";
+    for (size_t i = 0; i < job->ninvestigate && !job->joined; i++)
+        if (job->investigate[i].on_cluster && !cluster[0])
+            cluster_node(self, cluster, sizeof(cluster));
+    for (size_t i = 0; i < job->ninvestigate; i++) {
         const struct steps_step *e = &job->investigate[i];
+        /* A cluster entry is the cluster's state: asked once, when the incident opens. */
+        if (e->on_cluster ? job->joined : todo == 0)
+            continue;
         Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
         size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;
         /* cppcheck-suppress knownConditionTrueFalse ; nargs comes from the runbook */
@@ -153,28 +198,13 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
             labels[k].value = e->args[k]->value;
             label_ptrs[k] = &labels[k];
         }
+        if (e->on_cluster) {
+            investigate_on(self, job, e, label_ptrs, nargs, cluster[0] ? cluster : "cluster");
+            continue;
+        }
         for (size_t n = 0; n < job->nnodes; n++) {
-            if (skip[n])
-                continue;
-            Vigil__Collect req = VIGIL__COLLECT__INIT;
-            Vigil__AdminStatus status;
-            uint64_t collection_id = 0;
-            char err[512], text[768];
-            req.kind = e->action;
-            req.node = job->nodes[n];
-            req.args = label_ptrs;
-            req.n_args = nargs;
-            if (evidence_collect(self->evidence, self->store, self->registry, "vigil", &req,
-                                 job->incident_id, &collection_id, &status, err,
-                                 sizeof(err)) == 0)
-                continue;
-            /* Nothing was recorded: the timeline says so (a recorded collection tells it
-             * itself, also when it fails later). */
-            snprintf(text, sizeof(text), "investigation: %s from %s not collected: %s", e->action,
-                     job->nodes[n], err);
-            vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s", job->incident_id, text);
-            store_evidence_investigation_note(self->store, job->incident_id, e->action,
-                                              job->nodes[n], text);
+            if (!skip[n])
+                investigate_on(self, job, e, label_ptrs, nargs, job->nodes[n]);
         }
     }
     free(skip);

@@ -102,6 +102,7 @@ struct rb_evidence {
     char *kind;
     struct rb_label *args;
     size_t nargs;
+    bool on_cluster; /* `on: cluster`: collected once from the cluster agent, not the nodes */
 };
 
 enum rb_mode {

@@ -79,14 +79,39 @@ static int check_evidence_args(struct rb_loader *ld, const struct rb_field *kind
     return 0;
 }
 
+/* `on:` of a resolve or investigate entry: nodes (the default) or cluster. */
+static int get_on(struct rb_loader *ld, const struct rb_field *f, bool *on_cluster)
+{
+    struct fy_mark buf;
+    char shown[VG_YAML_QUOTE_MAX + 1];
+    size_t len = 0;
+
+    if (!rb_yaml_present(f))
+        return 0;
+    const char *on = rb_yaml_scalar_text(ld, f, "nodes or cluster", &len);
+    if (!on)
+        return -EINVAL;
+    if (len == 7 && memcmp(on, "cluster", 7) == 0) {
+        *on_cluster = true;
+        return 0;
+    }
+    if (len == 5 && memcmp(on, "nodes", 5) == 0)
+        return 0;
+    rb_yaml_fail(ld, rb_yaml_value_mark(f, &buf),
+                 "\"%s\": must be nodes (the incident's, the default) or cluster (the cluster "
+                 "agent) (got \"%s\")",
+                 f->path, vg_yaml_quotable(on, len, shown, sizeof(shown)));
+    return -EINVAL;
+}
+
 static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *path,
                         const struct fy_mark *where, struct rb_evidence *e)
 {
-    static const char *const names[] = {"kind", "args"};
-    struct rb_field fields[2];
+    static const char *const names[] = {"kind", "args", "on"};
+    struct rb_field fields[3];
     struct fy_mark buf;
     const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
-    int r = rb_yaml_take_keys(ld, node, path, at, names, 2, 3, fields);
+    int r = rb_yaml_take_keys(ld, node, path, at, names, 3, 7, fields);
 
     if (r == 0)
         r = rb_yaml_need(ld, &fields[0], at);
@@ -104,6 +129,8 @@ static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *
         r = rb_yaml_get_labels(ld, &fields[1], &e->args, &e->nargs);
     if (r == 0)
         r = check_evidence_args(ld, &fields[0], &fields[1], e);
+    if (r == 0)
+        r = get_on(ld, &fields[2], &e->on_cluster);
     return r;
 }
 
@@ -150,20 +177,8 @@ static int get_action(struct rb_loader *ld, struct fy_node *node, const char *pa
     if (r == 0 && rb_yaml_present(&fields[4]))
         r = rb_yaml_get_duration(ld, &fields[4], RB_MS_PER_S, 24 * 60 * RB_MS_PER_M,
                                  &a->verify_within_ms);
-    if (r == 0 && rb_yaml_present(&fields[5])) {
-        const char *on = rb_yaml_scalar_text(ld, &fields[5], "nodes or cluster", &len);
-        if (!on)
-            return -EINVAL;
-        if (len == 7 && memcmp(on, "cluster", 7) == 0) {
-            a->on_cluster = true;
-        } else if (!(len == 5 && memcmp(on, "nodes", 5) == 0)) {
-            rb_yaml_fail(ld, rb_yaml_value_mark(&fields[5], &buf),
-                         "\"%s\": must be nodes (the incident's, the default) or cluster (the "
-                         "cluster agent) (got \"%s\")",
-                         fields[5].path, vg_yaml_quotable(on, len, shown, sizeof(shown)));
-            return -EINVAL;
-        }
-    }
+    if (r == 0)
+        r = get_on(ld, &fields[5], &a->on_cluster);
     return r;
 }
 

@@ -248,6 +248,7 @@ struct steps_job *steps_job_new(uint64_t incident_id, const struct rb_runbook *r
         const struct rb_evidence *e = &rb->investigate[i];
         struct steps_step *s = &job->investigate[i];
         s->action = dup_text(e->kind);
+        s->on_cluster = e->on_cluster;
         job->ninvestigate++;
         if (!s->action || copy_args(s, e->nargs, label_key, label_value, e->args) < 0)
             goto err_destroy;

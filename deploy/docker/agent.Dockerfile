@@ -15,18 +15,20 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     && cmake --build /build -j "$(nproc)" --target vigil-agent vigil-agent-exec \
-        vigil-probe-http vigil-probe-postgres vigil-probe-redis
+        vigil-agent-action vigil-probe-http vigil-probe-postgres vigil-probe-redis
 
 # ---- runtime: the shared libraries the binaries link (objdump -p), and nft ----
 FROM debian:12-slim
 # libzmq5 libczmq4 libprotobuf-c1 libsodium23 libfyaml0: vigil-agent (the executor needs the
 # last three); libcurl4, libpq5, libhiredis0.14: the HTTP, PostgreSQL and Redis probe modules,
-# loaded only when a probe of their kind is configured; ca-certificates: HTTPS probes;
-# nftables: /usr/sbin/nft, which the executor's nft and isolate actions run.
+# loaded only when a probe of their kind is configured; libjansson4 with those three:
+# vigil-agent-action, which runs PostgreSQL, Redis and Kubernetes actions as `vigil`;
+# ca-certificates: HTTPS probes; nftables: /usr/sbin/nft, which the executor's nft and isolate
+# actions run.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libzmq5 libczmq4 libprotobuf-c1 libsodium23 libfyaml0 \
-        libcurl4 libpq5 libhiredis0.14 ca-certificates nftables \
+        libcurl4 libpq5 libhiredis0.14 libjansson4 ca-certificates nftables \
     && rm -rf /var/lib/apt/lists/*
 # The user the network-facing side runs as (agent.yaml `user: vigil`); in adm, as Debian's log
 # readers are, for /var/log/auth.log. Its state directory is a hostPath, so the host sees this
@@ -35,9 +37,10 @@ RUN apt-get update \
 RUN groupadd --gid 10999 vigil \
     && useradd --uid 10999 --gid vigil --groups adm --no-create-home \
         --home-dir /var/lib/vigil-agent --shell /usr/sbin/nologin vigil
-# The executor and the probe modules are found next to vigil-agent.
-COPY --from=build /build/vigil-agent /build/vigil-agent-exec /build/vigil-probe-http.so \
-    /build/vigil-probe-postgres.so /build/vigil-probe-redis.so /usr/local/lib/vigil/
+# The executor, vigil-agent-action and the probe modules are found next to vigil-agent.
+COPY --from=build /build/vigil-agent /build/vigil-agent-exec /build/vigil-agent-action \
+    /build/vigil-probe-http.so /build/vigil-probe-postgres.so /build/vigil-probe-redis.so \
+    /usr/local/lib/vigil/
 # Not USER vigil: the agent must start as root to fork its privileged executor; it then drops
 # its network-facing side to `vigil` itself (README, "Privilege separation").
 ENTRYPOINT ["/usr/local/lib/vigil/vigil-agent"]

@@ -9,19 +9,32 @@
 #                           enrollment.secret  the same secret: every node's agent is active at once
 #                           signers.yaml       the keys commands are verified against: the
 #                                              coordinator's and the first admin's (docs/remediation.md)
+#   vigil-cluster-agent-keys agent.key         the cluster agent's CURVE key pair (role: cluster,
+#                                              base/cluster-agent.yaml): made here, so a new pod or
+#                                              volume is the same agent, bound to node "cluster"
+#                           coordinator.pub, enrollment.secret, signers.yaml  as in vigil-agent-keys
+#                           app-pg.password    the password of the application's PostgreSQL user
+#                                              (config/cluster-agent.yaml, collectors.postgres)
+#                           app-redis.password the application's Redis password (collectors.redis)
 #   vigil-store             PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE
 #                           (with --pg-host: overlays/prod's external PostgreSQL)
 #
-#   deploy/kubernetes/secrets.sh --admin-key admin.key [--overlay DIR] [--keys DIR]
+#   deploy/kubernetes/secrets.sh --admin-key admin.key --app-pg-password-file FILE
+#       --app-redis-password-file FILE [--overlay DIR] [--keys DIR]
 #       [--namespace NS] [--pg-host HOST --pg-user USER --pg-password-file FILE
 #        [--pg-port 5432] [--pg-database vigil] [--pg-sslmode verify-full]] | kubectl apply -f -
 #
 # --admin-key: the first admin's key file from `vigilctl keygen --out admin.key` (and its
 #   admin.key.sign); with --overlay, its two public keys are also written into
 #   DIR/coordinator.yaml (admin.public_key, admin.signing_public_key).
-# --keys DIR: where the coordinator's keys and the enrollment secret are made, or taken from when
-#   they are there already (keep DIR private: it is the cluster's identity). Without it they are
-#   made in a temporary directory that is removed afterwards: the Secrets are then the only copy.
+# --app-pg-password-file, --app-redis-password-file: files whose first line is the password the
+#   cluster agent logs in to the application's PostgreSQL (user reconciliation_user) and Redis
+#   with, for its probes and its postgres and redis actions.
+# --keys DIR: where the coordinator's keys, the cluster agent's key and the enrollment secret are
+#   made, or taken from when they are there already (keep DIR private: it is the cluster's
+#   identity). Without it they are made in a temporary directory that is removed afterwards: the
+#   Secrets are then the only copy, and running this again makes new keys (the cluster agent
+#   then waits for `vigilctl agents approve`: node "cluster" is bound to its first key).
 # The keys are made by the project's own programs: VIGIL_BUILD (default build/) must hold
 # vigilctl and vigil-coordinator (`make`).
 set -euo pipefail
@@ -30,7 +43,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${VIGIL_BUILD:-$src/build}
 namespace=vigil
 admin_key="" overlay="" keys="" pg_host="" pg_port=5432 pg_database=vigil pg_user=""
-pg_password_file="" pg_sslmode=verify-full
+pg_password_file="" pg_sslmode=verify-full app_pg_password_file="" app_redis_password_file=""
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -53,6 +66,8 @@ while [[ $# -gt 0 ]]; do
     --pg-user) pg_user=${2:?}; shift 2 ;;
     --pg-password-file) pg_password_file=${2:?}; shift 2 ;;
     --pg-sslmode) pg_sslmode=${2:?}; shift 2 ;;
+    --app-pg-password-file) app_pg_password_file=${2:?}; shift 2 ;;
+    --app-redis-password-file) app_redis_password_file=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "secrets.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -63,6 +78,12 @@ if [[ -n $pg_host ]]; then
     [[ -n $pg_user && -n $pg_password_file ]] || die "--pg-host needs --pg-user and --pg-password-file"
     [[ -f $pg_password_file ]] || die "$pg_password_file: no such file"
 fi
+# The cluster agent's passwords: a first line that is not empty (the agent refuses an empty one).
+for f in "$app_pg_password_file" "$app_redis_password_file"; do
+    [[ -n $f ]] || die "--app-pg-password-file and --app-redis-password-file are required: the cluster agent's PostgreSQL and Redis passwords (deploy/config/cluster-agent.yaml)"
+    [[ -f $f ]] || die "$f: no such file"
+    [[ -n $(head -n1 "$f") ]] || die "$f: the first line (the password) is empty"
+done
 [[ -z $overlay || -f $overlay/coordinator.yaml ]] || die "$overlay/coordinator.yaml: no such file"
 for prog in vigilctl vigil-coordinator; do
     [[ -x $build/$prog ]] || die "$build/$prog not found: run make first (or set VIGIL_BUILD)"
@@ -84,6 +105,9 @@ fi
 mkdir -p "$keys"
 [[ -f $keys/coordinator.key ]] || "$build/vigilctl" keygen --out "$keys/coordinator.key" >/dev/null
 rm -f "$keys/coordinator.key.sign" # keygen's operator signing key: the coordinator has its own
+# The cluster agent's CURVE key pair, in the format of an agent's state_dir/agent.key.
+[[ -f $keys/cluster-agent.key ]] || "$build/vigilctl" keygen --out "$keys/cluster-agent.key" >/dev/null
+rm -f "$keys/cluster-agent.key.sign" # an agent signs nothing
 [[ -f $keys/enrollment.secret ]] ||
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$keys/enrollment.secret"
 # The coordinator makes its signing key under its state_dir; --print-signing-key makes it there
@@ -102,9 +126,12 @@ signers:
   - {name: admin, role: admin, public_key: "$admin_signing"}
 YAML
 printf '%s\n' "$coordinator_public" >"$keys/coordinator.pub"
+cluster_agent_public=$(key_field "$keys/cluster-agent.key" public-key)
+[[ ${#cluster_agent_public} == 40 ]] || die "$keys/cluster-agent.key is not a vigilctl keygen key file"
 
 b64() { base64 -w0 <"$1"; }
 b64s() { printf '%s' "$1" | base64 -w0; }
+b64line() { head -n1 "$1" | base64 -w0; } # the first line, with its newline
 
 cat <<YAML
 # Made by deploy/kubernetes/secrets.sh. Keep this output private: it holds secret keys.
@@ -131,7 +158,23 @@ data:
   coordinator.pub: $(b64 "$keys/coordinator.pub")
   enrollment.secret: $(b64 "$keys/enrollment.secret")
   signers.yaml: $(b64 "$keys/signers.yaml")
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: vigil-cluster-agent-keys
+  namespace: $namespace
+  labels: {app.kubernetes.io/part-of: vigil, app.kubernetes.io/name: vigil-cluster-agent}
+type: Opaque
+data:
+  agent.key: $(b64 "$keys/cluster-agent.key")
+  coordinator.pub: $(b64 "$keys/coordinator.pub")
+  enrollment.secret: $(b64 "$keys/enrollment.secret")
+  signers.yaml: $(b64 "$keys/signers.yaml")
+  app-pg.password: $(b64line "$app_pg_password_file")
+  app-redis.password: $(b64line "$app_redis_password_file")
 YAML
+echo "secrets.sh: the cluster agent (node \"cluster\") has the public key $cluster_agent_public" >&2
 if [[ -n $pg_host ]]; then
     cat <<YAML
 ---

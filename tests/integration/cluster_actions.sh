@@ -10,6 +10,8 @@
 #     is deleted; an action the cluster agent does not declare is refused by the coordinator
 #   - vigilctl run --cluster scales a deployment through a loopback Kubernetes API server
 #     (tests/tools/kube_apiserver.py); the output in the vault holds the state before and after
+#   - a runbook's investigate entry with on: cluster is collected from the cluster agent, the
+#     others from the incident's node
 #   - a node agent (no role: cluster) with a kubernetes action does not start
 source "$(dirname "$0")/../lib/harness.sh"
 
@@ -25,6 +27,7 @@ on_exit() {
     local status=$?
     set +e
     h_stop_agent cluster
+    h_stop_agent web-1
     [[ -n $PSQL_PID ]] && kill "$PSQL_PID" 2>/dev/null
     [[ -n $REDIS_PID ]] && kill "$REDIS_PID" 2>/dev/null
     [[ -n $KUBE_PID ]] && kill "$KUBE_PID" 2>/dev/null
@@ -48,8 +51,11 @@ mkdir -p "$KUBE"
 python3 "$VIGIL_SRC/tests/tools/kube_apiserver.py" --dir "$KUBE" >"$H_DIR/kube.log" 2>&1 &
 KUBE_PID=$!
 h_wait "the API server" 20 test -s "$KUBE/port"
+# In-cluster style, as the ServiceAccount's token is mounted for the cluster agent: the token is
+# root's only (0600), so the agent's user cannot read it; the executor reads it and passes it on.
 chmod 755 "$KUBE"
-chmod 644 "$KUBE/kubeconfig" "$KUBE/ca.crt"
+chmod 644 "$KUBE/ca.crt"
+chmod 600 "$KUBE/token"
 kube_state() {
     curl -fsS --cacert "$KUBE/ca.crt" -H "Authorization: Bearer $(cat "$KUBE/token")" \
         "https://127.0.0.1:$(cat "$KUBE/port")/_test/state"
@@ -69,6 +75,18 @@ resolve:
   - {action: terminate-long-queries, mode: approve, args: {older_than: 2s}}
 verify:
   - {signal: pg.long_running, labels: {target: main}, at_most: 0, scope: all, hold: 2s}
+EOF
+cat >"$RB/web-check.yaml" <<'EOF'
+id: web-check
+title: Web check
+severity: SEV4
+symptoms:
+  - {id: up, signal: host.cpu.busy_pct, above: -1, scope: any}  # web-1 only: the cluster agent watches no host
+investigate:
+  - {kind: host}
+  - {kind: redis, args: {target: cache}, on: cluster}
+verify:
+  - {signal: host.cpu.busy_pct, below: -1, scope: all, hold: 1h}
 EOF
 h_write_coordinator_config "runbooks:
   dir: \"$RB\""
@@ -116,7 +134,9 @@ h_start_agent cluster "user: postgres
 role: cluster
 action_path: \"$H_DIR/bin/vigil-agent-action\"
 kubernetes:
-  kubeconfig: \"$KUBE/kubeconfig\"
+  server: \"https://127.0.0.1:$(cat "$KUBE/port")\"
+  token_file: \"$KUBE/token\"
+  ca_file: \"$KUBE/ca.crt\"
 signers_file: \"$H_DIR/signers.yaml\"
 collectors:
   host: {interval: 0s}
@@ -254,7 +274,24 @@ h_ctl evidence get "$out_id" --out "$H_DIR/scale.out" >/dev/null
 grep -q '^before: {"replicas":2}' "$H_DIR/scale.out" && grep -q '^after: {"replicas":3}' "$H_DIR/scale.out" &&
     grep -q '^restore: replicas=2' "$H_DIR/scale.out" ||
     h_fail "the scale output does not hold before and after: $(cat "$H_DIR/scale.out")"
-h_pass "vigilctl run --cluster scales a deployment through the API server; the vault holds before and after"
+! runuser -u postgres -- cat "$KUBE/token" >/dev/null 2>&1 || h_fail "the agent's user can read the token"
+h_pass "vigilctl run --cluster scales a deployment through the API server with a token only root can read; the vault holds before and after"
+
+# ---- investigation: the cluster's entries from the cluster agent -----------------------------
+h_start_agent web-1 "collectors: {host: {interval: 1s}, netstat: {interval: 0s}, processes: {interval: 0s}}"
+web_incident() { h_ctl incidents -o json | jq -r '[.[] | select(.runbook == "web-check")][0].id // empty'; }
+has_web_incident() { [[ -n $(web_incident) ]]; }
+h_wait "the web-check incident on web-1" 30 has_web_incident
+wid=$(web_incident)
+settled() {
+    h_ctl incident show "$wid" -o json |
+        jq -e '.investigation | length == 2 and all(.[]; .status == "stored")' >/dev/null
+}
+h_wait "the investigation of incident $wid" 60 settled
+inv=$(h_ctl incident show "$wid" -o json | jq -c '[.investigation[] | {kind, node}] | sort_by(.kind)')
+[[ $inv == '[{"kind":"host","node":"web-1"},{"kind":"redis","node":"cluster"}]' ]] ||
+    h_fail "investigation: $inv"
+h_pass "an investigate entry with on: cluster comes from the cluster agent, the others from the incident's node"
 
 # ---- kubernetes actions belong to the cluster agent ------------------------------------------
 mkdir -p "$H_DIR/node"

@@ -74,7 +74,7 @@ body=$(messages alice "$id" | jq -r '[.[] | select(.kind == "page")][0].body')
 [[ $body == "DRILL: a practice run"* ]] || h_fail "the page's body does not start with DRILL: $body"
 step_notes() { h_ctl incident show "$id" -o json |
     jq '[.timeline[] | select(.kind == "note" and (.text | startswith("drill: runbook step")))] | length'; }
-# block-source-ips, block-network-policy, reset-user-sessions, set-deployment-env, isolate-pod,
+# block-source-ips, block-ingress-cidr, reset-user-sessions, set-log-level, isolate-pod,
 # notify-security-team
 steps_noted() { [[ $(step_notes) == 6 ]]; }
 h_wait "the six resolve steps on the timeline as a dry run" 10 steps_noted

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "runbook_load.h"
+#include "wire.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -251,6 +252,8 @@ static void test_every_key(void **unused)
     assert_string_equal(label(rb->investigate[0].args, 2, "lines"), "200");
     assert_string_equal(rb->investigate[1].kind, "netstat");
     assert_int_equal(rb->investigate[1].nargs, 0);
+    assert_false(rb->investigate[0].on_cluster);
+    assert_true(rb->investigate[1].on_cluster);
 
     assert_int_equal(rb->nresolve, 3);
     assert_string_equal(rb->resolve[0].name, "restart-service");
@@ -307,8 +310,8 @@ static void test_bad_files(void **unused)
         {"duplicate-symptom.yaml",
          "8:9: \"symptoms[1].id\": \"s\" is already the id of symptoms[0]"},
         {"evidence-kind.yaml",
-         "8:12: \"investigate[1].kind\": unknown evidence kind \"coredump\" (one of netstat, "
-         "processes, log_tail, host, postgres, redis, file)"},
+         "8:12: \"investigate[1].kind\": unknown evidence kind \"coredump\" (one of "
+         VG_EVIDENCE_KINDS_OF_STATE ")"},
         {"verify-no-hold.yaml",
          "7:6: \"verify[0]\": needs hold, how long the condition must hold (e.g. hold: 2m)"},
         {"action-mode.yaml",

@@ -1,12 +1,14 @@
 #include "agent_config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "keys.h"
+#include "spool.h"
 #include "log.h"
 #include "token.h"
 
@@ -27,6 +29,9 @@
 #define HOUR_MS (3600LL * SEC_MS)
 #define MIB (1024LL * 1024)
 #define EVIDENCE_DEFAULT_MAX (32 * MIB)
+/* What an evidence chunk's message adds to its data: the envelope and the chunk's ids, kind and
+ * arguments, bounded by the wire's limits with room to spare. */
+#define EVIDENCE_CHUNK_OVERHEAD 8192
 
 static const struct vg_cfg_key threshold_keys[] = {
     {.path = "signal",
@@ -417,6 +422,21 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
     if (cfg->link_reconnect_max_ms < cfg->link_reconnect_min_ms) {
         snprintf(err, errlen, "%s: \"link.reconnect_max\" must not be below \"link.reconnect_min\"",
                  path);
+        return -EINVAL;
+    }
+    /* An evidence chunk is one spooled message: it must fit in a segment, or every capture
+     * fails at its first chunk. */
+    struct spool_limits spool = {(uint64_t)cfg->spool_max_bytes, (uint64_t)cfg->spool_segment_bytes,
+                                 cfg->spool_fsync};
+    uint64_t record_max = spool_record_max(&spool);
+    if ((uint64_t)cfg->evidence_chunk_bytes + EVIDENCE_CHUNK_OVERHEAD > record_max) {
+        snprintf(err, errlen,
+                 "%s: \"evidence.chunk_size\" (%" PRId64 " bytes) does not fit in a spool "
+                 "segment, which takes messages of at most %" PRIu64 " bytes with this "
+                 "spool.max_size and spool.segment_size: lower evidence.chunk_size to at most "
+                 "%" PRIu64 " bytes or raise spool.segment_size",
+                 path, cfg->evidence_chunk_bytes, record_max,
+                 record_max > EVIDENCE_CHUNK_OVERHEAD ? record_max - EVIDENCE_CHUNK_OVERHEAD : 0);
         return -EINVAL;
     }
     if (cfg->evidence_max_bytes == 0)

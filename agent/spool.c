@@ -1199,6 +1199,13 @@ static void limits_normalize(struct spool_limits *l)
         l->segment_bytes = SEG_MIN;
 }
 
+uint64_t spool_record_max(const struct spool_limits *limits)
+{
+    struct spool_limits l = *limits;
+    limits_normalize(&l);
+    return l.segment_bytes - REC_HDR;
+}
+
 spool_t *spool_open(const char *dir, const struct spool_limits *limits, char *err, size_t errlen)
 {
     spool_t *self = calloc(1, sizeof(*self));

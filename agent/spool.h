@@ -61,6 +61,10 @@ struct spool_stats {
     uint64_t next_seq;
 };
 
+/* The largest record (one message) a spool with these limits takes: a segment's size after the
+ * defaults and bounds spool_open applies, less a record's header. */
+uint64_t spool_record_max(const struct spool_limits *limits);
+
 /* Opens (creating dir with 0700 if needed) and recovers. NULL on failure with err set. */
 spool_t *spool_open(const char *dir, const struct spool_limits *limits, char *err, size_t errlen);
 void spool_destroy(spool_t **self_p);

@@ -6,7 +6,7 @@ source "$(dirname "$0")/../lib/harness.sh"
 h_setup
 h_start_coordinator
 # Only the agent's own signals, so every message is a batch of the same size.
-small_spool=$'spool:\n  max_size: 256KiB\n  segment_size: 16KiB\n  fsync: false\ncollectors:\n  host:\n    interval: 0s\n  netstat:\n    interval: 0s'
+small_spool=$'spool:\n  max_size: 256KiB\n  segment_size: 16KiB\n  fsync: false\nevidence:\n  chunk_size: 4KiB\ncollectors:\n  host:\n    interval: 0s\n  netstat:\n    interval: 0s'
 H_SELF_INTERVAL=10ms h_start_agent node-s "$small_spool"
 is_active() { [[ $(h_ctl agents -o json | jq -r '.[0].state') == active ]]; }
 h_wait "node-s active" 30 is_active

@@ -256,6 +256,44 @@ static void test_public_key_file(void **state)
     agent_config_free(&cfg);
 }
 
+/* An evidence chunk is one spooled message: a chunk that no segment can hold is refused at load,
+ * not at the first capture (which would fail every time). */
+static void test_chunk_must_fit_a_segment(void **state)
+{
+    (void)state;
+    char pub[41], sec[41], err[512];
+    struct agent_config cfg;
+
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    assert_int_equal(agent_config_load(config_with("spool:\n  max_size: 1MiB\n"
+                                                   "  segment_size: 128KiB\n"
+                                                   "evidence:\n  chunk_size: 256KiB\n",
+                                                   pub),
+                                       &cfg, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "\"evidence.chunk_size\" (262144 bytes) does not fit in a spool "
+                                "segment"));
+    agent_config_free(&cfg);
+    /* The same chunk with segments that hold it, or a chunk that fits the segments. */
+    assert_int_equal(agent_config_load(config_with("spool:\n  max_size: 4MiB\n"
+                                                   "  segment_size: 512KiB\n"
+                                                   "evidence:\n  chunk_size: 256KiB\n",
+                                                   pub),
+                                       &cfg, err, sizeof(err)),
+                     0);
+    agent_config_free(&cfg);
+    assert_int_equal(agent_config_load(config_with("spool:\n  max_size: 1MiB\n"
+                                                   "  segment_size: 128KiB\n"
+                                                   "evidence:\n  chunk_size: 64KiB\n",
+                                                   pub),
+                                       &cfg, err, sizeof(err)),
+                     0);
+    agent_config_free(&cfg);
+    /* The defaults hold together. */
+    assert_int_equal(agent_config_load(config_with("", pub), &cfg, err, sizeof(err)), 0);
+    agent_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test_setup_teardown(test_node_name_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_must_fit_a_segment, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * user, from the request the executor writes on its stdin. The contract is in svc.h.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
@@ -30,17 +31,16 @@ static ssize_t read_all(int fd, char *buf, size_t max)
 {
     size_t used = 0;
     for (;;) {
-        char extra;
-        char *to = used < max ? buf + used : &extra;
-        size_t room = used < max ? max - used : 1;
-        ssize_t n = read(fd, to, room);
+        char extra = 0;
+        bool full = used == max; /* one byte more, into extra, tells whether it was all */
+        ssize_t n = read(fd, full ? &extra : buf + used, full ? 1 : max - used);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -errno;
         if (n == 0)
             return (ssize_t)used;
-        if (used >= max)
+        if (full)
             return -EFBIG;
         used += (size_t)n;
     }

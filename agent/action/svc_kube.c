@@ -25,6 +25,9 @@
  *   uid and resourceVersion as preconditions (get, patch, list pods; get, delete
  *   networkpolicies). An object Vigil does not own is never deleted.
  *
+ * What the ops decide from the objects read, without a server (the fields shown before and after,
+ * the CIDR arithmetic, the block/unblock patch), is in kube_policy.c, for unit tests and fuzzing.
+ *
  * Writes carry ?fieldManager=vigil, so the object's managedFields name Vigil as the writer.
  * The whole run is bounded by timeout_ms. Answers are read up to 4 MiB.
  */
@@ -39,10 +42,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
+#include "kube_policy.h"
 #include "kubeconfig.h"
 #include "svc.h"
 #include "timeutil.h"
@@ -53,8 +53,6 @@
 #define VIGIL_NAMESPACE "vigil" /* Vigil's own namespace: isolation lets its traffic through */
 #define ISOLATE_LABEL "vigil.dev/isolated"
 #define ISOLATE_POLICY "vigil-isolate"
-#define BLOCKED_ANNOTATION "vigil.dev/blocked"
-#define RESTARTED_AT "kubectl.kubernetes.io/restartedAt"
 #define MANAGED_BY "app.kubernetes.io/managed-by"
 
 #define CT_JSON "application/json"
@@ -349,15 +347,6 @@ static int api(struct kube *k, const char *verb, const char *method, const struc
 
 /* ---- JSON ---- */
 
-/* The value at the path keys (NULL-terminated) under v, or NULL. AT(v, "spec", "replicas"). */
-static json_t *at_path(json_t *v, const char *const *keys)
-{
-    for (; v && *keys; keys++)
-        v = json_object_get(v, *keys);
-    return v;
-}
-#define AT(v, ...) at_path((v), (const char *const[]){__VA_ARGS__, NULL})
-
 /* Writes "label: JSON" (compact; null for NULL). */
 static void show(struct kube *k, const char *label, json_t *v)
 {
@@ -467,15 +456,15 @@ static int op_restart(struct kube *k, const struct svc_request *req)
     r = api(k, "get", "GET", &o, NULL, NULL, NULL, NULL, NULL, &dep);
     if (r)
         return r;
-    before = json_pack("{s:O?}", RESTARTED_AT,
-                       AT(dep, "spec", "template", "metadata", "annotations", RESTARTED_AT));
+    before = kube_fields(KUBE_OP_RESTART, dep, NULL, NULL);
     show(k, "before", before);
     json_decref(before);
     json_decref(dep);
 
     gmtime_r(&t, &tm);
     strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    patch = NEST(json_string(now), "spec", "template", "metadata", "annotations", RESTARTED_AT);
+    patch =
+        NEST(json_string(now), "spec", "template", "metadata", "annotations", KUBE_RESTARTED_AT);
     if (!patch)
         return fail(k, SVC_EXIT_FAILED, "out of memory");
     r = api(k, "patch", "PATCH", &o, NULL, "fieldManager=" FIELD_MANAGER, CT_STRATEGIC, patch, NULL,
@@ -483,9 +472,7 @@ static int op_restart(struct kube *k, const struct svc_request *req)
     json_decref(patch);
     if (r)
         return r;
-    json_t *shown =
-        json_pack("{s:O?}", RESTARTED_AT,
-                  AT(after, "spec", "template", "metadata", "annotations", RESTARTED_AT));
+    json_t *shown = kube_fields(KUBE_OP_RESTART, after, NULL, NULL);
     show(k, "after", shown);
     json_decref(shown);
     json_decref(after);
@@ -496,7 +483,7 @@ static int op_restart(struct kube *k, const struct svc_request *req)
 static int op_scale(struct kube *k, const struct svc_request *req)
 {
     const char *ns = NULL, *name = NULL, *text = NULL;
-    json_t *dep = NULL, *after = NULL, *patch, *old;
+    json_t *dep = NULL, *after = NULL, *patch, *before, *old;
     char *end;
     long long replicas;
     int r;
@@ -512,25 +499,24 @@ static int op_scale(struct kube *k, const struct svc_request *req)
     r = api(k, "get", "GET", &o, NULL, NULL, NULL, NULL, NULL, &dep);
     if (r)
         return r;
-    old = json_incref(AT(dep, "spec", "replicas"));
+    before = kube_fields(KUBE_OP_SCALE, dep, NULL, NULL);
     json_decref(dep);
-    json_t *shown = json_pack("{s:O?}", "replicas", old);
-    show(k, "before", shown);
-    json_decref(shown);
+    show(k, "before", before);
+    old = json_object_get(before, "replicas");
 
     patch = NEST(json_integer(replicas), "spec", "replicas");
     if (!patch) {
-        json_decref(old);
+        json_decref(before);
         return fail(k, SVC_EXIT_FAILED, "out of memory");
     }
     r = api(k, "patch", "PATCH", &o, "scale", "fieldManager=" FIELD_MANAGER, CT_MERGE, patch, NULL,
             &after);
     json_decref(patch);
     if (r) {
-        json_decref(old);
+        json_decref(before);
         return r;
     }
-    shown = json_pack("{s:O?}", "replicas", AT(after, "spec", "replicas"));
+    json_t *shown = kube_fields(KUBE_OP_SCALE, after, NULL, NULL);
     show(k, "after", shown);
     json_decref(shown);
     json_decref(after);
@@ -538,49 +524,12 @@ static int op_scale(struct kube *k, const struct svc_request *req)
         fprintf(k->out, "restore: replicas=%lld\n", (long long)json_integer_value(old));
     else
         fprintf(k->out, "restore: -\n");
-    json_decref(old);
+    json_decref(before);
     return SVC_EXIT_OK;
 }
 
-/* The container called name in a deployment (or its names for a message, in *ret_names). */
-static json_t *container(json_t *dep, const char *name, char *names, size_t nameslen)
-{
-    json_t *list = AT(dep, "spec", "template", "spec", "containers");
-    size_t i, used = 0;
-    json_t *c;
-
-    names[0] = '\0';
-    json_array_foreach(list, i, c)
-    {
-        const char *n = json_string_value(json_object_get(c, "name"));
-        if (n && strcmp(n, name) == 0)
-            return c;
-        if (n && used < nameslen) {
-            int w = snprintf(names + used, nameslen - used, "%s%s", used ? ", " : "", n);
-            used += w > 0 ? (size_t)w : 0;
-        }
-    }
-    return NULL;
-}
-
-/* The env entry called name in container c, or NULL. */
-static json_t *env_entry(json_t *c, const char *name)
-{
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(json_object_get(c, "env"), i, e)
-    {
-        const char *n = json_string_value(json_object_get(e, "name"));
-        if (n && strcmp(n, name) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-/* GET the deployment and find its container: *ret_dep (caller's) and *ret_container (in it). */
-static int read_container(struct kube *k, const struct obj *o, const char *cname, json_t **ret_dep,
-                          json_t **ret_container)
+/* GET the deployment, which must have the container cname: *ret_dep (caller's). */
+static int read_container(struct kube *k, const struct obj *o, const char *cname, json_t **ret_dep)
 {
     char names[256];
     json_t *dep = NULL;
@@ -588,8 +537,7 @@ static int read_container(struct kube *k, const struct obj *o, const char *cname
 
     if (r)
         return r;
-    *ret_container = container(dep, cname, names, sizeof(names));
-    if (!*ret_container) {
+    if (!kube_container(dep, cname, names, sizeof(names))) {
         json_decref(dep);
         return fail(k, SVC_EXIT_FAILED, "deployment %s/%s has no container \"%s\" (it has: %s)",
                     o->ns, o->name, cname, names[0] ? names : "none");
@@ -611,7 +559,7 @@ static json_t *container_patch(const char *cname, const char *key, json_t *value
 static int op_set_env(struct kube *k, const struct svc_request *req)
 {
     const char *ns = NULL, *name = NULL, *cname = NULL, *var = NULL, *value = NULL;
-    json_t *dep = NULL, *after = NULL, *c, *old, *entry, *list, *patch;
+    json_t *dep = NULL, *after = NULL, *old, *entry, *list, *patch, *shown;
     char *old_value = NULL;
     bool old_from = false;
     int r;
@@ -621,15 +569,16 @@ static int op_set_env(struct kube *k, const struct svc_request *req)
         (r = arg(k, req, "variable", false, &var)) || (r = arg(k, req, "value", false, &value)))
         return r;
     struct obj o = deployment(ns, name);
-    r = read_container(k, &o, cname, &dep, &c);
+    r = read_container(k, &o, cname, &dep);
     if (r)
         return r;
-    old = env_entry(c, var);
-    show(k, "before", old);
-    if (old && json_is_string(json_object_get(old, "value")))
-        old_value = strdup(json_string_value(json_object_get(old, "value")));
-    old_from = old && json_object_get(old, "valueFrom");
+    old = kube_fields(KUBE_OP_SET_ENV, dep, cname, var);
     json_decref(dep);
+    show(k, "before", old);
+    if (json_is_string(json_object_get(old, "value")))
+        old_value = strdup(json_string_value(json_object_get(old, "value")));
+    old_from = json_object_get(old, "valueFrom") != NULL;
+    json_decref(old);
 
     /* A variable that came from valueFrom gets a value instead: valueFrom goes (null deletes a
      * field in a strategic merge patch), or the API server refuses an entry holding both. */
@@ -657,8 +606,9 @@ static int op_set_env(struct kube *k, const struct svc_request *req)
         free(old_value);
         return r;
     }
-    c = container(after, cname, (char[8]){0}, 8);
-    show(k, "after", env_entry(c, var));
+    shown = kube_fields(KUBE_OP_SET_ENV, after, cname, var);
+    show(k, "after", shown);
+    json_decref(shown);
     json_decref(after);
     if (old_value) {
         restore_pair(k, "value", old_value, true);
@@ -676,7 +626,7 @@ static int op_set_resources(struct kube *k, const struct svc_request *req)
 {
     const char *ns = NULL, *name = NULL, *cname = NULL;
     const char *cpu = svc_get(req, "arg.cpu"), *memory = svc_get(req, "arg.memory");
-    json_t *dep = NULL, *after = NULL, *c, *limits, *patch, *old_limits;
+    json_t *dep = NULL, *after = NULL, *before, *shown, *limits, *patch, *old_limits;
     int r;
 
     if ((r = arg(k, req, "namespace", true, &ns)) || (r = arg(k, req, "deployment", true, &name)) ||
@@ -685,12 +635,14 @@ static int op_set_resources(struct kube *k, const struct svc_request *req)
     if ((!cpu || !cpu[0]) && (!memory || !memory[0]))
         return fail(k, SVC_EXIT_BAD_REQUEST, "the request has neither arg.cpu nor arg.memory");
     struct obj o = deployment(ns, name);
-    r = read_container(k, &o, cname, &dep, &c);
+    r = read_container(k, &o, cname, &dep);
     if (r)
         return r;
-    show(k, "before", json_object_get(c, "resources"));
-    old_limits = json_deep_copy(AT(c, "resources", "limits"));
+    before = kube_fields(KUBE_OP_SET_RESOURCES, dep, cname, NULL);
     json_decref(dep);
+    show(k, "before", before);
+    old_limits = json_deep_copy(json_object_get(before, "limits"));
+    json_decref(before);
 
     /* The document's order: memory, then cpu. */
     limits = json_object();
@@ -712,8 +664,9 @@ static int op_set_resources(struct kube *k, const struct svc_request *req)
         json_decref(old_limits);
         return r;
     }
-    c = container(after, cname, (char[8]){0}, 8);
-    show(k, "after", json_object_get(c, "resources"));
+    shown = kube_fields(KUBE_OP_SET_RESOURCES, after, cname, NULL);
+    show(k, "after", shown);
+    json_decref(shown);
     json_decref(after);
 
     /* What set-resources would be given to put the limits back: the old value of each limit it
@@ -735,135 +688,18 @@ static int op_set_resources(struct kube *k, const struct svc_request *req)
 
 /* ---- block, unblock ---- */
 
-struct cidr {
-    int family;
-    unsigned char addr[16];
-    unsigned prefix;
-};
-
-static unsigned cidr_bits(const struct cidr *c)
-{
-    return c->family == AF_INET ? 32 : 128;
-}
-
-static void cidr_mask(struct cidr *c)
-{
-    for (unsigned i = c->prefix; i < cidr_bits(c); i++)
-        c->addr[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
-}
-
-/* "a.b.c.d/n", "x::/n" or a bare address (a host); with strict, host bits must be clear. */
-static int cidr_parse(const char *text, bool strict, struct cidr *ret)
-{
-    char buf[INET6_ADDRSTRLEN + 8];
-    struct cidr c = {0};
-    const char *slash = strchr(text, '/');
-    size_t len = slash ? (size_t)(slash - text) : strlen(text);
-
-    if (len == 0 || len >= INET6_ADDRSTRLEN)
-        return -EINVAL;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, c.addr) == 1)
-        c.family = AF_INET;
-    else if (inet_pton(AF_INET6, buf, c.addr) == 1)
-        c.family = AF_INET6;
-    else
-        return -EINVAL;
-    c.prefix = cidr_bits(&c);
-    if (slash) {
-        char *end;
-        errno = 0;
-        unsigned long p = strtoul(slash + 1, &end, 10);
-        if (errno || end == slash + 1 || *end || p > cidr_bits(&c) || slash[1] == '+' ||
-            slash[1] == '-' || slash[1] == ' ')
-            return -EINVAL;
-        c.prefix = (unsigned)p;
-    }
-    struct cidr masked = c;
-    cidr_mask(&masked);
-    if (strict && memcmp(masked.addr, c.addr, sizeof(c.addr)) != 0)
-        return -EDOM;
-    *ret = masked;
-    return 0;
-}
-
-static void cidr_format(const struct cidr *c, char *buf, size_t buflen)
-{
-    char addr[INET6_ADDRSTRLEN];
-
-    inet_ntop(c->family, c->addr, addr, sizeof(addr));
-    snprintf(buf, buflen, "%s/%u", addr, c->prefix);
-}
-
-/* True when every address of inner is in outer. */
-static bool cidr_contains(const struct cidr *outer, const struct cidr *inner)
-{
-    if (outer->family != inner->family || outer->prefix > inner->prefix)
-        return false;
-    struct cidr cut = *inner;
-    cut.prefix = outer->prefix;
-    cidr_mask(&cut);
-    return memcmp(cut.addr, outer->addr, sizeof(cut.addr)) == 0;
-}
-
-static bool cidr_text_equals(const char *text, const struct cidr *c)
-{
-    struct cidr x;
-    return cidr_parse(text, false, &x) == 0 && x.family == c->family && x.prefix == c->prefix &&
-           memcmp(x.addr, c->addr, sizeof(x.addr)) == 0;
-}
-
-static bool cidr_text_contains(const char *text, const struct cidr *c)
-{
-    struct cidr x;
-    return cidr_parse(text, false, &x) == 0 && cidr_contains(&x, c);
-}
-
-/* The annotation's list (comma-separated CIDRs) with cidr added or removed: a new string, or
- * NULL when it is empty afterwards (*ret_oom on failure). */
-static char *blocked_list(const char *old, const char *cidr, bool add, bool *ret_oom)
-{
-    char *copy = strdup(old ? old : ""), *save = NULL, *out = NULL;
-    size_t used = 0, cap = strlen(old ? old : "") + strlen(cidr) + 2;
-
-    *ret_oom = false;
-    out = calloc(1, cap);
-    if (!copy || !out) {
-        free(copy);
-        free(out);
-        *ret_oom = true;
-        return NULL;
-    }
-    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        item += strspn(item, " ");
-        if (!item[0] || strcmp(item, cidr) == 0)
-            continue;
-        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", item);
-    }
-    if (add)
-        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "," : "", cidr);
-    free(copy);
-    if (used == 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
 static int op_block(struct kube *k, const struct svc_request *req, bool block)
 {
     const char *ns = NULL, *name = NULL, *text = NULL;
-    json_t *pol = NULL, *after = NULL, *ingress, *rule, *peer, *patch = NULL;
-    struct cidr target;
-    char canon[INET6_ADDRSTRLEN + 8];
-    size_t i, j, holders = 0, changed = 0, whole = 0;
+    json_t *pol = NULL, *after = NULL, *patch = NULL, *shown;
+    struct kube_cidr target;
+    char canon[KUBE_CIDR_TEXT_MAX], msg[1024];
     int r;
 
     if ((r = arg(k, req, "namespace", true, &ns)) || (r = arg(k, req, "policy", true, &name)) ||
         (r = arg(k, req, "cidr", false, &text)))
         return r;
-    r = cidr_parse(text, true, &target);
+    r = kube_cidr_parse(text, true, &target);
     if (r == -EDOM)
         return fail(k, SVC_EXIT_BAD_REQUEST,
                     "arg.cidr %.64s has bits set past its prefix length, which a NetworkPolicy "
@@ -872,133 +708,41 @@ static int op_block(struct kube *k, const struct svc_request *req, bool block)
     if (r < 0)
         return fail(k, SVC_EXIT_BAD_REQUEST, "arg.cidr is not an address or a CIDR (got \"%.64s\")",
                     text);
-    cidr_format(&target, canon, sizeof(canon));
+    kube_cidr_format(&target, canon, sizeof(canon));
     struct obj o = {API_NET, "networkpolicy", "networkpolicies", ns, name};
     r = api(k, "get", "GET", &o, NULL, NULL, NULL, NULL, NULL, &pol);
     if (r)
         return r;
-    ingress = json_deep_copy(AT(pol, "spec", "ingress"));
-    show(k, "before", AT(pol, "spec", "ingress"));
+    shown = kube_fields(block ? KUBE_OP_BLOCK : KUBE_OP_UNBLOCK, pol, NULL, NULL);
+    show(k, "before", shown);
+    json_decref(shown);
 
-    /* Every ipBlock of every ingress rule: block excepts the CIDR from those that let it in;
-     * unblock removes it from every except list holding it. */
-    json_array_foreach(ingress, i, rule)
-    {
-        json_array_foreach(json_object_get(rule, "from"), j, peer)
-        {
-            json_t *ipb = json_object_get(peer, "ipBlock");
-            const char *cidr = json_string_value(json_object_get(ipb, "cidr"));
-            json_t *except = json_object_get(ipb, "except"), *e;
-            size_t x;
-            bool excepted = false;
-
-            if (!cidr)
-                continue;
-            if (block) {
-                if (!cidr_text_contains(cidr, &target))
-                    continue;
-                /* An except must be a strict subset of its ipBlock's cidr (the API server
-                 * refuses the rest): an ipBlock of exactly this range cannot be blocked so. */
-                if (cidr_text_equals(cidr, &target)) {
-                    whole++;
-                    continue;
-                }
-                holders++;
-                json_array_foreach(except, x, e)
-                {
-                    const char *et = json_string_value(e);
-                    excepted = excepted || (et && cidr_text_contains(et, &target));
-                }
-                if (excepted)
-                    continue;
-                if (!except) {
-                    except = json_array();
-                    if (!except || json_object_set_new(ipb, "except", except) < 0)
-                        goto err_oom;
-                }
-                if (json_array_append_new(except, json_string(canon)) < 0)
-                    goto err_oom;
-                changed++;
-            } else {
-                for (x = json_array_size(except); x-- > 0;) {
-                    const char *et = json_string_value(json_array_get(except, x));
-                    if (et && cidr_text_equals(et, &target)) {
-                        json_array_remove(except, x);
-                        changed++;
-                        holders++;
-                    }
-                }
-                if (except && json_array_size(except) == 0)
-                    json_object_del(ipb, "except");
-            }
-        }
+    r = kube_policy_edit(pol, &target, block, ns, name, &patch, msg, sizeof(msg));
+    json_decref(pol);
+    if (r < 0)
+        return fail(k, SVC_EXIT_FAILED, "%s", msg);
+    if (!patch) {
+        fprintf(k->out, "%s\n", msg);
+        return SVC_EXIT_OK;
     }
-    if (block && whole > 0) {
-        r = fail(k, SVC_EXIT_FAILED,
-                 "networkpolicy %s/%s lets %s in through an ipBlock of exactly that range, which "
-                 "an except cannot cover (it must be a strict subset of the ipBlock's cidr); "
-                 "nothing was changed: remove that rule from the policy instead",
-                 ns, name, canon);
-        goto out;
-    }
-    if (block && holders == 0) {
-        r = fail(k, SVC_EXIT_FAILED,
-                 "networkpolicy %s/%s lets no ipBlock containing %s in: there is nothing to block "
-                 "(its ingress rules admit that range another way, or not at all)",
-                 ns, name, canon);
-        goto out;
-    }
-    if (changed == 0) {
-        fprintf(k->out, "%s: %s is %s in networkpolicy %s/%s; nothing to change\n",
-                block ? "already blocked" : "not blocked", canon,
-                block ? "already excepted from every ipBlock that contains it"
-                      : "in no except list",
-                ns, name);
-        r = SVC_EXIT_OK;
-        goto out;
-    }
-
-    bool oom;
-    char *list =
-        blocked_list(json_string_value(AT(pol, "metadata", "annotations", BLOCKED_ANNOTATION)),
-                     canon, block, &oom);
-    if (oom)
-        goto err_oom;
-    json_t *meta = json_pack("{s:{s:s?}}", "annotations", BLOCKED_ANNOTATION, list);
-    free(list);
-    const char *rv = json_string_value(AT(pol, "metadata", "resourceVersion"));
-    /* The resourceVersion read: a change made since fails with 409 instead of being lost. */
-    if (!meta || (rv && put(meta, "resourceVersion", json_string(rv)) < 0)) {
-        json_decref(meta);
-        goto err_oom;
-    }
-    patch = json_pack("{s:o,s:{s:O}}", "metadata", meta, "spec", "ingress", ingress);
-    if (!patch)
-        goto err_oom;
     r = api(k, "patch", "PATCH", &o, NULL, "fieldManager=" FIELD_MANAGER, CT_STRATEGIC, patch, NULL,
             &after);
-    if (r)
-        goto out;
-    show(k, "after", AT(after, "spec", "ingress"));
-    fprintf(k->out, "restore: op=%s cidr=%s\n", block ? "unblock" : "block", canon);
-    r = SVC_EXIT_OK;
-    goto out;
-
-err_oom:
-    r = fail(k, SVC_EXIT_FAILED, "out of memory");
-out:
-    json_decref(after);
     json_decref(patch);
-    json_decref(ingress);
-    json_decref(pol);
-    return r;
+    if (r)
+        return r;
+    shown = kube_fields(block ? KUBE_OP_BLOCK : KUBE_OP_UNBLOCK, after, NULL, NULL);
+    show(k, "after", shown);
+    json_decref(shown);
+    json_decref(after);
+    fprintf(k->out, "restore: op=%s cidr=%s\n", block ? "unblock" : "block", canon);
+    return SVC_EXIT_OK;
 }
 
 /* ---- isolate-pod, release-pod ---- */
 
 static bool managed_by_vigil(json_t *o)
 {
-    const char *v = json_string_value(AT(o, "metadata", "labels", MANAGED_BY));
+    const char *v = json_string_value(KUBE_AT(o, "metadata", "labels", MANAGED_BY));
     return v && strcmp(v, "vigil") == 0;
 }
 
@@ -1020,12 +764,15 @@ static json_t *isolate_policy(const char *ns)
 /* PATCH the pod's label to value (NULL: remove it), showing the labels before and after. */
 static int label_pod(struct kube *k, const struct obj *pod, const char *value)
 {
-    json_t *cur = NULL, *after = NULL, *patch;
+    enum kube_op op = value ? KUBE_OP_ISOLATE_POD : KUBE_OP_RELEASE_POD;
+    json_t *cur = NULL, *after = NULL, *patch, *shown;
     int r = api(k, "get", "GET", pod, NULL, NULL, NULL, NULL, NULL, &cur);
 
     if (r)
         return r;
-    show(k, "before", AT(cur, "metadata", "labels"));
+    shown = kube_fields(op, cur, NULL, NULL);
+    show(k, "before", shown);
+    json_decref(shown);
     json_decref(cur);
     patch = NEST(value ? json_string(value) : json_null(), "metadata", "labels", ISOLATE_LABEL);
     if (!patch)
@@ -1035,7 +782,9 @@ static int label_pod(struct kube *k, const struct obj *pod, const char *value)
     json_decref(patch);
     if (r)
         return r;
-    show(k, "after", AT(after, "metadata", "labels"));
+    shown = kube_fields(op, after, NULL, NULL);
+    show(k, "after", shown);
+    json_decref(shown);
     json_decref(after);
     return SVC_EXIT_OK;
 }
@@ -1046,17 +795,17 @@ static int ensure_isolate_policy(struct kube *k, const char *ns)
 {
     struct obj policy = {API_NET, "networkpolicy", "networkpolicies", ns, ISOLATE_POLICY};
     struct obj all = {API_NET, "networkpolicy", "networkpolicies", ns, NULL};
-    json_t *pol = NULL, *body;
+    json_t *pol = NULL;
     long status = 0;
-    int r;
 
     for (int attempt = 0; attempt < 2; attempt++) {
-        r = api(k, "get", "GET", &policy, NULL, NULL, NULL, NULL, &status, &pol);
+        int r = api(k, "get", "GET", &policy, NULL, NULL, NULL, NULL, &status, &pol);
         if (r)
             return r;
         if (is_2xx(status)) {
             bool ours = managed_by_vigil(pol);
-            show(k, ours ? "policy (Vigil's, exists)" : "policy (not Vigil's)", AT(pol, "spec"));
+            show(k, ours ? "policy (Vigil's, exists)" : "policy (not Vigil's)",
+                 KUBE_AT(pol, "spec"));
             json_decref(pol);
             if (!ours)
                 return fail(k, SVC_EXIT_FAILED,
@@ -1073,7 +822,7 @@ static int ensure_isolate_policy(struct kube *k, const char *ns)
         }
         json_decref(pol);
         pol = NULL;
-        body = isolate_policy(ns);
+        json_t *body = isolate_policy(ns);
         if (!body)
             return fail(k, SVC_EXIT_FAILED, "out of memory");
         r = api(k, "create", "POST", &all, NULL, "fieldManager=" FIELD_MANAGER, CT_JSON, body,
@@ -1082,7 +831,7 @@ static int ensure_isolate_policy(struct kube *k, const char *ns)
         if (r)
             return r;
         if (is_2xx(status)) {
-            show(k, "policy (created)", AT(pol, "spec"));
+            show(k, "policy (created)", KUBE_AT(pol, "spec"));
             json_decref(pol);
             return SVC_EXIT_OK;
         }
@@ -1176,8 +925,8 @@ static int op_release(struct kube *k, const struct svc_request *req)
     }
     /* Preconditions: delete the very object just read, not one put in its place since. */
     opts = json_pack("{s:s,s:s,s:{s:O?,s:O?}}", "apiVersion", "v1", "kind", "DeleteOptions",
-                     "preconditions", "uid", AT(pol, "metadata", "uid"), "resourceVersion",
-                     AT(pol, "metadata", "resourceVersion"));
+                     "preconditions", "uid", KUBE_AT(pol, "metadata", "uid"), "resourceVersion",
+                     KUBE_AT(pol, "metadata", "resourceVersion"));
     json_decref(pol);
     if (!opts)
         return fail(k, SVC_EXIT_FAILED, "out of memory");

@@ -264,6 +264,24 @@ static json_t *incident_steps(const Vigil__AdminReply *reply)
     return steps;
 }
 
+/* The issue filed for the incident (paging.tickets, docs/notifications.md "Tickets"): the link
+ * of the timeline note whose data names a "ticket". malloc'd; NULL when none was filed. */
+static char *incident_ticket(const Vigil__AdminReply *reply)
+{
+    char *url = NULL;
+    for (size_t i = 0; !url && i < reply->n_incident_events; i++) {
+        const Vigil__IncidentEvent *ev = reply->incident_events[i];
+        if (strcmp(ev->kind, "note") != 0 || !ev->data_json[0] || !strstr(ev->data_json, "ticket"))
+            continue;
+        json_t *data = json_loads(ev->data_json, 0, NULL);
+        const char *ticket = json_string_value(json_object_get(data, "ticket"));
+        if (ticket && ticket[0])
+            url = strdup(ticket);
+        json_decref(data);
+    }
+    return url;
+}
+
 static int print_show_json(const Vigil__AdminReply *reply)
 {
     json_t *doc = incident_view_json(reply->incidents[0]);
@@ -282,6 +300,9 @@ static int print_show_json(const Vigil__AdminReply *reply)
         return -ENOMEM;
     }
     json_object_set_new(doc, "steps", steps);
+    char *ticket = incident_ticket(reply);
+    json_object_set_new(doc, "ticket", ticket ? output_json_string(ticket) : json_null());
+    free(ticket);
     json_t *evidence = json_array();
     for (size_t i = 0; evidence && i < reply->n_evidence; i++)
         json_array_append_new(evidence, evidence_view_json(reply->evidence[i]));
@@ -310,9 +331,17 @@ static int print_show_text(const Vigil__AdminReply *reply)
                "  fingerprint   %s\n"
                "  scope         %s\n"
                "  opened        %s\n"
-               "  response due  %s\n\n",
+               "  response due  %s\n",
                inc->id, title, incident_view_severity(inc->severity), inc->state, inc->runbook, fp,
                safe_scope, opened, due) < 0)
+        return -EIO;
+    char *ticket = incident_ticket(reply);
+    char safe_ticket[1024] = "";
+    if (ticket)
+        output_sanitize(ticket, safe_ticket, sizeof(safe_ticket));
+    free(ticket);
+    if (printf("%s%s%s\n", safe_ticket[0] ? "  ticket        " : "", safe_ticket,
+               safe_ticket[0] ? "\n" : "") < 0)
         return -EIO;
 
     json_t *steps = incident_steps(reply);
@@ -518,7 +547,8 @@ static const char incident_help[] =
     "incident's nodes when it opened (the runbook's investigate list), each with its status,\n"
     "size and SHA-256 ('vigilctl evidence get ID --out FILE' fetches one).\n"
     "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
-    "\"scope\", \"acknowledged_at\", \"resolved_at\", \"steps\", \"investigation\" (as\n"
+    "\"scope\", \"acknowledged_at\", \"resolved_at\", \"steps\", \"ticket\" (the link of the\n"
+    "issue filed in the tracker, paging.tickets; null when none), \"investigation\" (as\n"
     "'vigilctl evidence -o json' shows each entry) and \"timeline\": an array of\n"
     "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
     "   \"text\": \"...\", \"data\": {...}}\n"

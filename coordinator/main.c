@@ -809,6 +809,21 @@ static int start(struct coordinator *c)
             .max_attempts = (int)p->notify_attempts,
             .backoff_ms = p->notify_backoff_ms,
             .max_backoff_ms = p->notify_max_backoff_ms,
+            .sms_url = p->sms_url,
+            .sms_account_sid = p->sms_account_sid,
+            .sms_auth_token_file = p->sms_auth_token_file,
+            .sms_from = p->sms_from,
+            .ticket_kind = p->tickets_kind,
+            .ticket_api_url = p->tickets_api_url,
+            .ticket_owner = p->tickets_owner,
+            .ticket_repo = p->tickets_repo,
+            .ticket_labels = (const char *const *)p->tickets_labels.items,
+            .ticket_nlabels = p->tickets_labels.count,
+            .ticket_base_url = p->tickets_base_url,
+            .ticket_user = p->tickets_user,
+            .ticket_project = p->tickets_project,
+            .ticket_issue_type = p->tickets_issue_type,
+            .ticket_token_file = p->tickets_token_file,
         };
         c->notify = notify_new(&ncfg, err, sizeof(err));
         if (!c->notify) {

@@ -69,6 +69,8 @@ static const char *const paging_channel_names[] = {
     [PAGING_CHANNEL_WEBHOOK] = "webhook",
     [PAGING_CHANNEL_EMAIL] = "email",
     [PAGING_CHANNEL_PAGERDUTY] = "pagerduty",
+    [PAGING_CHANNEL_SMS] = "sms",
+    [PAGING_CHANNEL_TICKET] = "ticket",
 };
 _Static_assert(COUNT_OF(paging_channel_names) == PAGING_CHANNELS, "a channel without a name");
 

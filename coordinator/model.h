@@ -97,14 +97,17 @@ enum notification_status {
 const char *notification_status_name(enum notification_status status);
 int notification_status_parse(const char *text, enum notification_status *ret);
 
-/* notifications.channel (007_notifications.sql): how a message reaches a contact. */
+/* notifications.channel (007_notifications.sql, 025_tickets.sql): how a message reaches a
+ * contact, or (ticket) an issue tracker. */
 enum paging_channel {
     PAGING_CHANNEL_SLACK,
     PAGING_CHANNEL_WEBHOOK,
     PAGING_CHANNEL_EMAIL,
     PAGING_CHANNEL_PAGERDUTY,
+    PAGING_CHANNEL_SMS,    /* a Twilio-compatible Messages API (025_tickets.sql) */
+    PAGING_CHANNEL_TICKET, /* an issue tracker: GitHub Issues or Jira (025_tickets.sql) */
 };
-#define PAGING_CHANNELS 4
+#define PAGING_CHANNELS 6
 const char *paging_channel_name(enum paging_channel channel);
 int paging_channel_parse(const char *text, enum paging_channel *ret);
 

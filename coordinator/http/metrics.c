@@ -82,7 +82,8 @@ static const char *const alert_refuse_reasons[] = {"unauthorized", "method",    
 /* Symptom transitions: rules.h's rule_state names. */
 static const char *const symptom_states[] = {"ok", "warning", "critical"};
 /* Notifications: notify.c's channels and attempt outcomes, every pair shown from the start. */
-static const char *const notify_channels[] = {"slack", "webhook", "email", "pagerduty"};
+static const char *const notify_channels[] = {"slack",     "webhook", "email",
+                                              "pagerduty", "sms",     "ticket"};
 static const char *const notify_outcomes[] = {"sent", "retry", "failed"};
 #define NOTIFY_CHANNELS (sizeof(notify_channels) / sizeof(notify_channels[0]))
 #define NOTIFY_OUTCOMES (sizeof(notify_outcomes) / sizeof(notify_outcomes[0]))

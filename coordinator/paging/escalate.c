@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hours.h"
 #include "incidents.h"
 #include "log.h"
 #include "oncall.h"
@@ -174,7 +175,7 @@ struct context {
     int added;                           /* notifications inserted */
     char held[RESPONDERS_TEXT];          /* who the cap held a page back from ("alice, bob") */
     const struct store_silence *silence; /* in force and matching: page no one; NULL = none */
-    const char *action; /* NOTIFICATION_KIND_ACTION: the line about the action */
+    const char *action;                  /* NOTIFICATION_KIND_ACTION: the line about the action */
     /* A practice drill (020_drills.sql): messages marked [DRILL]; unless live, paged along the
        policy "drill" (paging.drills.audience) and no audience is told. NULL = a real one. */
     const struct store_drill *drill;
@@ -421,6 +422,54 @@ static int silenced(struct context *cx)
     return esc->silenced ? 0 : silence_note(cx);
 }
 
+/*
+ * Business hours (hours.h): the level that falls due now waits for its window when it has one
+ * (its own `hours`, or its schedules') and the incident's severity is one hours may hold. Then
+ * the policy's timeline moves to the window's start, so the levels after it keep their gaps from
+ * it instead of all falling due at once; the timeline says so, once per hold. *ret_held false:
+ * page it now (in the window, by hand, a drill, or a window that cannot be computed).
+ */
+static int hold_for_hours(struct context *cx, const struct paging_policy *policy, size_t level,
+                          bool wrapping, bool *ret_held)
+{
+    struct store_escalation *esc = cx->esc;
+    const struct paging_config *paging = cx->self->paging;
+    const struct paging_level *lv = paging_policy_level(policy, level);
+    const struct paging_hours *hours = paging_level_hours(paging, lv);
+    int64_t open_at = 0;
+    *ret_held = false;
+    if (!hours || esc->escalate_now || cx->drill || !paging_hours_apply(paging, cx->inc->severity))
+        return 0;
+    int r = hours_next_open(hours, cx->now_ms, &open_at);
+    if (r < 0) {
+        vg_log(VG_LOG_WARN,
+               "incident=%" PRIu64 " business hours \"%s\" cannot be computed (%s): paging now",
+               cx->inc->id, hours->name, strerror(-r));
+        return 0;
+    }
+    if (open_at <= cx->now_ms)
+        return 0;
+    *ret_held = true;
+    bool told = esc->next_level_at_ms == open_at;
+    esc->next_level_at_ms = open_at;
+    if (!wrapping) /* a wrapping round restarts its timeline when it pages anyway */
+        esc->started_at_ms = open_at - lv->delay_ms;
+    if (told)
+        return 0;
+    char text[INCIDENT_NOTE_MAX], when[HOURS_TEXT_MAX], targets[300] = "";
+    for (size_t i = 0; i < lv->targets.count; i++) {
+        size_t used = strlen(targets);
+        snprintf(targets + used, sizeof(targets) - used, "%s%s", used ? ", " : "",
+                 lv->targets.items[i]);
+    }
+    hours_local_text(hours, open_at, when, sizeof(when));
+    snprintf(text, sizeof(text),
+             "paging level %zu of policy %s (%s) held until %s (business hours %s)", level + 1,
+             policy->name, targets, when, hours->name);
+    vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %s", cx->inc->id, text);
+    return timeline(cx, INCIDENT_EVENT_NOTE, INCIDENT_ACTOR_VIGIL, text);
+}
+
 /* The next level of the policy (wrapping for `repeat`), paged now. */
 static int page_next_level(struct context *cx)
 {
@@ -438,13 +487,17 @@ static int page_next_level(struct context *cx)
         return timeline(cx, INCIDENT_EVENT_ESCALATED, INCIDENT_ACTOR_VIGIL, text);
     }
     size_t level = esc->level < 0 ? 0 : (size_t)esc->level + 1;
-    if (level >= nlevels) {
-        if (esc->repeats >= policy->repeat) {
-            esc->next_level_at_ms = 0;
-            return timeline(cx, INCIDENT_EVENT_ESCALATED,
-                            esc->escalated_by[0] ? esc->escalated_by : "vigil",
-                            "every level of the policy has been paged; nobody further");
-        }
+    bool wrapping = level >= nlevels, held = false;
+    if (wrapping && esc->repeats >= policy->repeat) {
+        esc->next_level_at_ms = 0;
+        return timeline(cx, INCIDENT_EVENT_ESCALATED,
+                        esc->escalated_by[0] ? esc->escalated_by : "vigil",
+                        "every level of the policy has been paged; nobody further");
+    }
+    int hr = hold_for_hours(cx, policy, wrapping ? 0 : level, wrapping, &held);
+    if (hr < 0 || held)
+        return hr;
+    if (wrapping) {
         esc->repeats++;
         esc->round++;
         level = 0;
@@ -975,6 +1028,57 @@ static int node_silence_of_group(struct context *cx)
     return r;
 }
 
+/* The address a ticket row shows ("github:owner/repo", "jira:OPS"): the notifier sends it to
+ * the tracker its own configuration names. */
+static void ticket_address(const struct paging_config *paging, char *buf, size_t len)
+{
+    if (strcmp(paging->tickets_kind, "github") == 0)
+        snprintf(buf, len, "github:%s/%s", paging->tickets_owner, paging->tickets_repo);
+    else
+        snprintf(buf, len, "%s:%s", paging->tickets_kind, paging->tickets_project);
+}
+
+/* "Standard bug tracking process" (paging.tickets): one ticket row for the incident, inserted
+ * once by the notifications' unique key; the notifier files it and stores its link (notify.h). */
+static int file_ticket(struct context *cx)
+{
+    struct page_message msg;
+    char address[300];
+    bool added = false;
+    struct page_message_in in = {
+        .inc = cx->inc,
+        .kind = NOTIFICATION_KIND_AUDIENCE,
+        .level = -1,
+        .responders = "",
+        .runbook_link = cx->rb && cx->rb->doc ? cx->rb->doc : "",
+        .now_ms = cx->now_ms,
+    };
+    int r = page_message_build(&in, &msg);
+    if (r < 0)
+        return r;
+    ticket_address(cx->self->paging, address, sizeof(address));
+    struct store_notification n = {
+        .incident_id = cx->inc->id,
+        .kind = NOTIFICATION_KIND_AUDIENCE,
+        .level = -1,
+        .round = 0,
+        .target = PAGING_TICKET_TARGET,
+        .channel = PAGING_CHANNEL_TICKET,
+        .address = address,
+        .event = "",
+        .subject = msg.subject,
+        .body = msg.body,
+        .payload_json = msg.payload_json,
+        .created_at_ms = cx->now_ms,
+    };
+    r = store_notification_add(cx->self->store, &n, &added);
+    cx->added += added;
+    page_message_free(&msg);
+    if (r == 0 && added)
+        vg_log(VG_LOG_INFO, "incident=%" PRIu64 " ticket queued tracker=%s", cx->inc->id, address);
+    return r;
+}
+
 static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t id, int64_t now_ms)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
@@ -1021,6 +1125,9 @@ static int process_one(escalate_t *self, const struct rb_set *runbooks, uint64_t
                 audiences(&cx, &to);
                 r = send_to(&cx, NOTIFICATION_KIND_AUDIENCE, -1, 0, &to, "");
             }
+            if (r == 0 && !joined && !cx.silence && !cx.drill &&
+                paging_ticket_wanted(self->paging, inc->severity))
+                r = file_ticket(&cx);
         }
     }
     bool done = false;

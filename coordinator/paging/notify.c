@@ -9,6 +9,7 @@
  */
 #include "notify.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -329,6 +330,159 @@ int notify_email_message(const struct notify_email *mail, char **ret)
     return 0;
 }
 
+/* Bytes of the first max_chars UTF-8 characters of s. */
+static size_t utf8_chars(const char *s, size_t max_chars)
+{
+    size_t i = 0, chars = 0;
+    while (s[i]) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (chars == max_chars)
+                break;
+            chars++;
+        }
+        i++;
+    }
+    return i;
+}
+
+char *notify_sms_text(const char *subject, const char *body)
+{
+    char *text = NULL;
+    if (asprintf(&text, "%s\n%s", subject ? subject : "", body ? body : "") < 0)
+        return NULL;
+    text[utf8_chars(text, NOTIFY_SMS_MAX_CHARS)] = '\0';
+    return text;
+}
+
+/* application/x-www-form-urlencoded value: unreserved characters as they are, the rest %XX. */
+static void put_form_value(FILE *out, const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+            fputc(*p, out);
+        else
+            fprintf(out, "%%%02X", *p);
+    }
+}
+
+static bool e164(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 3 || n > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+int notify_sms_form(const char *to, const char *from, const char *subject, const char *body,
+                    char **ret)
+{
+    if (!e164(to) || !e164(from))
+        return -EINVAL;
+    char *text = notify_sms_text(subject, body), *form = NULL;
+    size_t len = 0;
+    FILE *out = text ? open_memstream(&form, &len) : NULL;
+    if (!out) {
+        free(text);
+        return -ENOMEM;
+    }
+    fputs("To=", out);
+    put_form_value(out, to);
+    fputs("&From=", out);
+    put_form_value(out, from);
+    fputs("&Body=", out);
+    put_form_value(out, text);
+    free(text);
+    bool failed = ferror(out) != 0;
+    if (fclose(out) != 0 || failed) {
+        free(form);
+        return -ENOMEM;
+    }
+    *ret = form;
+    return 0;
+}
+
+/* A JSON string of at most max characters of text; NULL if it is not UTF-8. */
+static json_t *title_string(const char *text)
+{
+    const char *t = text && text[0] ? text : "Vigil incident";
+    return json_stringn(t, utf8_chars(t, NOTIFY_TICKET_TITLE_MAX));
+}
+
+int notify_github_issue_body(const char *subject, const char *body, const char *const *labels,
+                             size_t nlabels, char **ret)
+{
+    json_t *root = json_object(), *list = json_array();
+    if (!root || !list) {
+        json_decref(root);
+        json_decref(list);
+        return -ENOMEM;
+    }
+    json_t *title = title_string(subject);
+    bool ok = title && json_object_set_new(root, "title", title) == 0 &&
+              set_string(root, "body", body) && json_object_set_new(root, "labels", list) == 0;
+    for (size_t i = 0; ok && i < nlabels; i++)
+        ok = json_array_append_new(list, json_string(labels[i])) == 0;
+    if (!ok) {
+        json_decref(root);
+        return -EINVAL;
+    }
+    return dump(root, ret);
+}
+
+int notify_jira_issue_body(const char *project, const char *issue_type, const char *subject,
+                           const char *body, char **ret)
+{
+    json_t *summary = title_string(subject);
+    json_t *root =
+        summary ? json_pack("{s:{s:{s:s}, s:o, s:s, s:{s:s}}}", "fields", "project", "key",
+                            project ? project : "", "summary", summary, "description",
+                            body ? body : "", "issuetype", "name", issue_type ? issue_type : "")
+                : NULL;
+    if (!root)
+        return -EINVAL;
+    return dump(root, ret);
+}
+
+int notify_ticket_link(const char *kind, const char *base_url, const char *answer, char **ret_url,
+                       char **ret_key)
+{
+    json_error_t jerr;
+    json_t *root = answer ? json_loads(answer, 0, &jerr) : NULL;
+    char *url = NULL, *key = NULL;
+    int r = -EINVAL;
+    if (kind && strcmp(kind, "github") == 0) {
+        const char *link = json_string_value(json_object_get(root, "html_url"));
+        json_int_t number = json_integer_value(json_object_get(root, "number"));
+        if (link && link[0] &&
+            (asprintf(&key, "%" JSON_INTEGER_FORMAT, number) < 0 || !(url = strdup(link))))
+            r = -ENOMEM;
+        else if (link && link[0])
+            r = 0;
+    } else if (kind && strcmp(kind, "jira") == 0) {
+        const char *k = json_string_value(json_object_get(root, "key"));
+        size_t blen = base_url ? strlen(base_url) : 0;
+        while (blen > 0 && base_url[blen - 1] == '/')
+            blen--;
+        if (k && k[0] &&
+            (asprintf(&url, "%.*s/browse/%s", (int)blen, base_url, k) < 0 || !(key = strdup(k))))
+            r = -ENOMEM;
+        else if (k && k[0])
+            r = 0;
+    }
+    json_decref(root);
+    if (r < 0) {
+        free(url);
+        free(key);
+        return r;
+    }
+    *ret_url = url;
+    *ret_key = key;
+    return 0;
+}
+
 int64_t notify_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt, double unit)
 {
     if (base_ms < 1)
@@ -378,6 +532,10 @@ struct send {
     struct curl_slist *list; /* HTTP headers, or the SMTP recipient */
     char *request;           /* POST body or the mail */
     size_t request_len, request_off;
+    char note[200]; /* for the log line of a sent row: "sid=SM..." or "ticket=URL" */
+    char *answer;   /* SMS and tickets: the whole answer (up to NOTIFY_ANSWER_MAX), to parse */
+    size_t answer_len;
+    bool answer_cut;
     char response[NOTIFY_RESPONSE_KEEP + 1];
     size_t response_len;
     char errbuf[CURL_ERROR_SIZE];
@@ -395,6 +553,11 @@ struct notify {
     char *smtp_url, *smtp_from, *pagerduty_url;
     char *secret;
     size_t secret_len;
+    char *sms_url, *sms_sid, *sms_from, *sms_token;
+    char *ticket_kind, *ticket_url, *ticket_base_url, *ticket_user, *ticket_project,
+        *ticket_issue_type, *ticket_owner, *ticket_repo, *ticket_token;
+    char **ticket_labels;
+    size_t ticket_nlabels;
     int64_t timeout_ms, backoff_ms, max_backoff_ms;
     int max_attempts, concurrency;
     struct send *sends;
@@ -446,6 +609,115 @@ static char *dup_or(const char *s, const char *fallback)
 }
 
 static void *notify_thread(void *arg);
+
+/* A token for a header or basic auth: read from its file (mode checked), printable, no ':' for
+ * basic auth's password is fine but no control characters anywhere. */
+static int read_token(const char *path, const char *what, char **ret, char *err, size_t errlen)
+{
+    char *token = NULL;
+    size_t len = 0;
+    if (vg_secret_file_read(path, &token, &len, err, errlen) < 0)
+        return -EINVAL;
+    bool ok = len > 0 && strlen(token) == len;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = token[i] > ' ' && token[i] < 0x7F;
+    if (!ok) {
+        vg_set_err(err, errlen, "%s: the %s is empty or has spaces or control characters", path,
+                   what);
+        sodium_memzero(token, len);
+        free(token);
+        return -EINVAL;
+    }
+    *ret = token;
+    return 0;
+}
+
+static void free_token(char **token_p)
+{
+    if (*token_p) {
+        sodium_memzero(*token_p, strlen(*token_p));
+        free(*token_p);
+        *token_p = NULL;
+    }
+}
+
+static int setup_sms(notify_t *self, const struct notify_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->sms_account_sid || !cfg->sms_account_sid[0])
+        return 0;
+    self->sms_url = dup_or(cfg->sms_url, NOTIFY_DEFAULT_SMS_URL);
+    self->sms_sid = strdup(cfg->sms_account_sid);
+    self->sms_from = dup_or(cfg->sms_from, "");
+    if (!self->sms_url || !self->sms_sid || !self->sms_from) {
+        vg_set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (check_url("sms url", self->sms_url, false, err, errlen) < 0)
+        return -EINVAL;
+    if (!e164(self->sms_from)) {
+        vg_set_err(err, errlen, "sms from \"%s\": not an E.164 number", self->sms_from);
+        return -EINVAL;
+    }
+    return read_token(cfg->sms_auth_token_file ? cfg->sms_auth_token_file : "", "auth token",
+                      &self->sms_token, err, errlen);
+}
+
+static int setup_tickets(notify_t *self, const struct notify_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->ticket_kind || !cfg->ticket_kind[0])
+        return 0;
+    bool github = strcmp(cfg->ticket_kind, "github") == 0;
+    if (!github && strcmp(cfg->ticket_kind, "jira") != 0) {
+        vg_set_err(err, errlen, "ticket kind \"%s\": must be github or jira", cfg->ticket_kind);
+        return -EINVAL;
+    }
+    self->ticket_kind = strdup(cfg->ticket_kind);
+    self->ticket_owner = dup_or(cfg->ticket_owner, "");
+    self->ticket_repo = dup_or(cfg->ticket_repo, "");
+    self->ticket_base_url = dup_or(cfg->ticket_base_url, "");
+    self->ticket_user = dup_or(cfg->ticket_user, "");
+    self->ticket_project = dup_or(cfg->ticket_project, "");
+    self->ticket_issue_type = dup_or(cfg->ticket_issue_type, "Bug");
+    self->ticket_labels = calloc(cfg->ticket_nlabels + 1, sizeof(char *));
+    if (!self->ticket_kind || !self->ticket_owner || !self->ticket_repo || !self->ticket_base_url ||
+        !self->ticket_user || !self->ticket_project || !self->ticket_issue_type ||
+        !self->ticket_labels)
+        goto err_nomem;
+    for (size_t i = 0; i < cfg->ticket_nlabels; i++) {
+        if (!(self->ticket_labels[i] = strdup(cfg->ticket_labels[i])))
+            goto err_nomem;
+        self->ticket_nlabels++;
+    }
+    /* The endpoint, from the root the configuration names (a trailing '/' dropped). */
+    const char *root =
+        github ? (cfg->ticket_api_url && cfg->ticket_api_url[0] ? cfg->ticket_api_url
+                                                                : NOTIFY_DEFAULT_GITHUB_URL)
+               : self->ticket_base_url;
+    int n = (int)strlen(root);
+    while (n > 0 && root[n - 1] == '/')
+        n--;
+    int w = github ? asprintf(&self->ticket_url, "%.*s/repos/%s/%s/issues", n, root,
+                              self->ticket_owner, self->ticket_repo)
+                   : asprintf(&self->ticket_url, "%.*s/rest/api/2/issue", n, root);
+    if (w < 0) {
+        self->ticket_url = NULL;
+        goto err_nomem;
+    }
+    if (check_url("ticket url", self->ticket_url, false, err, errlen) < 0)
+        return -EINVAL;
+    if (github ? !self->ticket_owner[0] || !self->ticket_repo[0]
+               : !self->ticket_user[0] || !self->ticket_project[0]) {
+        vg_set_err(err, errlen, "tickets: %s",
+                   github ? "owner and repo must be set" : "user and project must be set");
+        return -EINVAL;
+    }
+    return read_token(cfg->ticket_token_file ? cfg->ticket_token_file : "", "ticket token",
+                      &self->ticket_token, err, errlen);
+
+err_nomem:
+    vg_set_err(err, errlen, "out of memory");
+    return -ENOMEM;
+}
 
 notify_t *notify_new(const struct notify_config *cfg, char *err, size_t errlen)
 {
@@ -505,6 +777,8 @@ notify_t *notify_new(const struct notify_config *cfg, char *err, size_t errlen)
             goto err_destroy;
         }
     }
+    if (setup_sms(self, cfg, err, errlen) < 0 || setup_tickets(self, cfg, err, errlen) < 0)
+        goto err_destroy;
     self->multi = curl_multi_init();
     if (!self->multi)
         goto err_nomem;
@@ -541,6 +815,7 @@ static void send_clear(notify_t *self, struct send *s)
     }
     curl_slist_free_all(s->list);
     free(s->request);
+    free(s->answer);
     memset(s, 0, offsetof(struct send, response));
     s->response_len = 0;
     s->errbuf[0] = '\0';
@@ -573,6 +848,22 @@ void notify_destroy(notify_t **self_p)
         sodium_memzero(self->secret, self->secret_len);
         free(self->secret);
     }
+    free(self->sms_url);
+    free(self->sms_sid);
+    free(self->sms_from);
+    free_token(&self->sms_token);
+    free(self->ticket_kind);
+    free(self->ticket_url);
+    free(self->ticket_base_url);
+    free(self->ticket_user);
+    free(self->ticket_project);
+    free(self->ticket_issue_type);
+    free(self->ticket_owner);
+    free(self->ticket_repo);
+    for (size_t i = 0; self->ticket_labels && i < self->ticket_nlabels; i++)
+        free(self->ticket_labels[i]);
+    free(self->ticket_labels);
+    free_token(&self->ticket_token);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -633,6 +924,9 @@ static void error_text(char *out, size_t outlen, const char *fmt, ...)
             *p = ' ';
 }
 
+static void record_told(const struct send *s, enum notify_verdict verdict, long code,
+                        const char *delay, const char *error);
+
 /* Writes the outcome of the attempt on the row, if the row is still the one we claimed. */
 static void record(notify_t *self, const struct send *s, enum notify_verdict verdict, long code,
                    int64_t retry_in_ms, const char *error)
@@ -661,14 +955,20 @@ static void record(notify_t *self, const struct send *s, enum notify_verdict ver
         self->next_look_ms = vg_mono_ms() + retry_in_ms; /* be there when it is due */
     /* Not written: the lease brings the row back and it is sent again (at least once). */
     PQclear(res);
+    record_told(s, verdict, code, delay, error);
+}
 
+/* The attempt's metric and log line. */
+static void record_told(const struct send *s, enum notify_verdict verdict, long code,
+                        const char *delay, const char *error)
+{
     metrics_notification(paging_channel_name(s->channel), verdict_names[verdict]);
     if (verdict == NOTIFY_SENT)
         vg_log(VG_LOG_INFO,
                "notify id=%" PRIu64 " incident=%" PRIu64 " channel=%s target=%s sent code=%ld"
-               " attempts=%d",
-               s->id, s->incident_id, paging_channel_name(s->channel), s->target, code,
-               s->attempts);
+               " attempts=%d%s%s",
+               s->id, s->incident_id, paging_channel_name(s->channel), s->target, code, s->attempts,
+               s->note[0] ? " " : "", s->note);
     else
         vg_log(VG_LOG_WARN,
                "notify id=%" PRIu64 " incident=%" PRIu64 " channel=%s target=%s %s code=%ld"
@@ -710,6 +1010,23 @@ static size_t keep_response(char *data, size_t size, size_t nmemb, void *userdat
     memcpy(s->response + s->response_len, data, take);
     s->response_len += take;
     s->response[s->response_len] = '\0';
+    if ((s->channel == PAGING_CHANNEL_SMS || s->channel == PAGING_CHANNEL_TICKET) &&
+        !s->answer_cut) {
+        /* The whole answer, to read the message's sid or the issue's link from. */
+        if (s->answer_len + n > NOTIFY_ANSWER_MAX) {
+            s->answer_cut = true;
+            return n;
+        }
+        char *grown = realloc(s->answer, s->answer_len + n + 1);
+        if (!grown) {
+            s->answer_cut = true;
+            return n;
+        }
+        s->answer = grown;
+        memcpy(s->answer + s->answer_len, data, n);
+        s->answer_len += n;
+        s->answer[s->answer_len] = '\0';
+    }
     return n; /* the rest is read and dropped */
 }
 
@@ -839,10 +1156,114 @@ static int prepare_email(notify_t *self, struct send *s, const struct row *row, 
     return 0;
 }
 
+/* SMS: POST {sms_url}/2010-04-01/Accounts/{sid}/Messages.json, form-encoded, basic auth. */
+static int prepare_sms(notify_t *self, struct send *s, const struct row *row, char *url,
+                       size_t urllen, char *why, size_t whylen)
+{
+    if (!self->sms_sid) {
+        error_text(why, whylen, "cannot be sent: no SMS account configured (paging.sms)");
+        return -EINVAL;
+    }
+    int r = notify_sms_form(row->address, self->sms_from, row->subject, row->body, &s->request);
+    if (r == -EINVAL) {
+        error_text(why, whylen, "cannot be sent: \"%.32s\" is not an E.164 phone number",
+                   row->address);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    s->request_len = strlen(s->request);
+    size_t n = strlen(self->sms_url);
+    while (n > 0 && self->sms_url[n - 1] == '/')
+        n--;
+    snprintf(url, urllen, "%.*s/2010-04-01/Accounts/%s/Messages.json", (int)n, self->sms_url,
+             self->sms_sid);
+    if (!add_header(&s->list, "Content-Type: application/x-www-form-urlencoded") ||
+        !add_header(&s->list, "Accept: application/json") || !add_header(&s->list, "Expect:"))
+        return -ENOMEM;
+    if (curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->list) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_USERNAME, self->sms_sid) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_PASSWORD, self->sms_token) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->request_len) !=
+            CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->request) != CURLE_OK)
+        return -ENOMEM;
+    return 0;
+}
+
+/* A ticket: GitHub's POST {api_url}/repos/{owner}/{repo}/issues with a bearer token, or Jira's
+ * POST {base_url}/rest/api/2/issue with basic auth user:token. */
+static int prepare_ticket(notify_t *self, struct send *s, const struct row *row, char *why,
+                          size_t whylen)
+{
+    if (!self->ticket_kind) {
+        error_text(why, whylen, "cannot be sent: no tracker configured (paging.tickets)");
+        return -EINVAL;
+    }
+    bool github = strcmp(self->ticket_kind, "github") == 0;
+    int r = github ? notify_github_issue_body(row->subject, row->body,
+                                              (const char *const *)self->ticket_labels,
+                                              self->ticket_nlabels, &s->request)
+                   : notify_jira_issue_body(self->ticket_project, self->ticket_issue_type,
+                                            row->subject, row->body, &s->request);
+    if (r == -EINVAL) {
+        error_text(why, whylen, "cannot be sent: text is not UTF-8");
+        return r;
+    }
+    if (r < 0)
+        return r;
+    s->request_len = strlen(s->request);
+    if (!add_header(&s->list, "Content-Type: application/json") || !add_header(&s->list, "Expect:"))
+        return -ENOMEM;
+    if (github) {
+        char *auth = NULL;
+        if (asprintf(&auth, "Authorization: Bearer %s", self->ticket_token) < 0)
+            return -ENOMEM;
+        bool ok = add_header(&s->list, auth) &&
+                  add_header(&s->list, "Accept: application/vnd.github+json") &&
+                  add_header(&s->list, "X-GitHub-Api-Version: 2022-11-28");
+        sodium_memzero(auth, strlen(auth));
+        free(auth);
+        if (!ok)
+            return -ENOMEM;
+    } else {
+        if (!add_header(&s->list, "Accept: application/json") ||
+            curl_easy_setopt(s->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
+            curl_easy_setopt(s->easy, CURLOPT_USERNAME, self->ticket_user) != CURLE_OK ||
+            curl_easy_setopt(s->easy, CURLOPT_PASSWORD, self->ticket_token) != CURLE_OK)
+            return -ENOMEM;
+    }
+    if (curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->list) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->request_len) !=
+            CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->request) != CURLE_OK)
+        return -ENOMEM;
+    return 0;
+}
+
+/* The incident's ticket link when one is stored: then it was filed, and is never filed again.
+ * ret_url "" when none; -EIO when the database cannot say (the row is retried). */
+static int ticket_filed(notify_t *self, uint64_t incident_id, char *ret_url, size_t len)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident_id);
+    const char *params[] = {id};
+    PGresult *res = db_exec(self, "SELECT url FROM incident_tickets WHERE incident_id = $1::bigint",
+                            1, params, "looking up a ticket");
+    if (!res)
+        return -EIO;
+    snprintf(ret_url, len, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}
+
 /* Starts the row's send in slot s. A row that cannot be sent is recorded at once. */
 static void start(notify_t *self, struct send *s, const struct row *row)
 {
-    char why[ERROR_MAX] = "out of memory";
+    char why[ERROR_MAX] = "out of memory", sms_url[1400];
     const char *url = NULL;
     int r;
 
@@ -860,15 +1281,36 @@ static void start(notify_t *self, struct send *s, const struct row *row)
         r = -EINVAL;
         goto err_record;
     }
+    if (s->channel == PAGING_CHANNEL_TICKET) {
+        char filed[1024];
+        r = ticket_filed(self, row->incident_id, filed, sizeof(filed));
+        if (r < 0) {
+            error_text(why, sizeof(why), "cannot tell whether the ticket was filed already");
+            goto err_record;
+        }
+        if (filed[0]) { /* the stored link says it was filed: never twice */
+            error_text(why, sizeof(why), "filed already: %.200s", filed);
+            record(self, s, NOTIFY_SENT, 0, 0, why);
+            send_clear(self, s);
+            return;
+        }
+    }
     s->easy = curl_easy_init();
     if (!s->easy) {
         r = -ENOMEM;
         goto err_record;
     }
-    if (s->channel == PAGING_CHANNEL_EMAIL)
+    if (s->channel == PAGING_CHANNEL_EMAIL) {
         r = prepare_email(self, s, row, why, sizeof(why));
-    else
+    } else if (s->channel == PAGING_CHANNEL_SMS) {
+        r = prepare_sms(self, s, row, sms_url, sizeof(sms_url), why, sizeof(why));
+        url = sms_url;
+    } else if (s->channel == PAGING_CHANNEL_TICKET) {
+        r = prepare_ticket(self, s, row, why, sizeof(why));
+        url = self->ticket_url;
+    } else {
         r = prepare_http(self, s, row, &url, why, sizeof(why));
+    }
     if (r < 0)
         goto err_record;
     if ((url && curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK) ||
@@ -890,8 +1332,8 @@ static void start(notify_t *self, struct send *s, const struct row *row)
     return;
 
 err_record:
-    /* Memory may come back; anything else will not get better by waiting. */
-    if (r == -ENOMEM)
+    /* Memory (or the database) may come back; anything else will not get better by waiting. */
+    if (r == -ENOMEM || r == -EIO)
         record(self, s, NOTIFY_RETRY, 0,
                notify_backoff_ms(self->backoff_ms, self->max_backoff_ms, s->attempts, 0.5), why);
     else
@@ -944,6 +1386,60 @@ static void claim(notify_t *self)
     PQclear(res);
 }
 
+/* A ticket the tracker created: the row sent, the link stored and on the timeline, in one
+ * statement (a crash cannot store one without the other). An answer without a link is sent all
+ * the same (the tracker has the issue), with why in last_error. */
+static void record_ticket(notify_t *self, struct send *s, long code)
+{
+    char *url = NULL, *key = NULL, why[ERROR_MAX] = "";
+    char id[24], code_text[24], attempts[16];
+    if (s->answer_cut ||
+        notify_ticket_link(self->ticket_kind, self->ticket_base_url, s->answer, &url, &key) < 0) {
+        error_text(why, sizeof(why), "filed, but the answer names no issue: %.200s", s->response);
+        record(self, s, NOTIFY_SENT, code, 0, why);
+        return;
+    }
+    snprintf(id, sizeof(id), "%" PRIu64, s->id);
+    snprintf(code_text, sizeof(code_text), "%ld", code);
+    snprintf(attempts, sizeof(attempts), "%d", s->attempts);
+    const char *params[] = {id, attempts, code_text, self->ticket_kind, url, key};
+    PGresult *res = db_exec(
+        self,
+        "WITH sent AS (UPDATE notifications SET status = 'sent', last_code = $3, last_error = '',"
+        "   sent_at = now() WHERE id = $1 AND attempts = $2 AND status = 'sending'"
+        "   RETURNING id, incident_id),"
+        " filed AS (INSERT INTO incident_tickets"
+        "   (incident_id, tracker, url, issue_key, notification_id, filed_at)"
+        "   SELECT incident_id, $4, $5, $6, id, now() FROM sent"
+        "   ON CONFLICT (incident_id) DO NOTHING RETURNING incident_id)"
+        " INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
+        " SELECT incident_id, now(), 'note', 'vigil', 'ticket filed: ' || $5,"
+        "  jsonb_build_object('ticket', $5::text, 'tracker', $4::text, 'issue', $6::text)"
+        " FROM filed",
+        6, params, "recording a ticket");
+    PQclear(res);
+    snprintf(s->note, sizeof(s->note), "ticket=%.180s", url);
+    for (char *p = s->note; *p; p++)
+        if (*p <= ' ' || *p == '"' || (unsigned char)*p >= 0x7F)
+            *p = '_';
+    record_told(s, NOTIFY_SENT, code, "", "");
+    free(url);
+    free(key);
+}
+
+/* Twilio's message sid from its answer, for the log line. */
+static void sms_note(struct send *s)
+{
+    json_error_t jerr;
+    json_t *root = s->answer ? json_loads(s->answer, 0, &jerr) : NULL;
+    const char *sid = json_string_value(json_object_get(root, "sid"));
+    snprintf(s->note, sizeof(s->note), "sid=%.64s", sid && sid[0] ? sid : "-");
+    for (char *p = s->note + 4; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            *p = '_';
+    json_decref(root);
+}
+
 /* What a finished transfer means, and records it. */
 static void finish(notify_t *self, struct send *s, CURLcode result)
 {
@@ -981,6 +1477,12 @@ static void finish(notify_t *self, struct send *s, CURLcode result)
         size_t len = strlen(why);
         snprintf(why + len, sizeof(why) - len, " (after %d attempts)", s->attempts);
     }
+    if (verdict == NOTIFY_SENT && s->channel == PAGING_CHANNEL_TICKET) {
+        record_ticket(self, s, code);
+        return;
+    }
+    if (verdict == NOTIFY_SENT && s->channel == PAGING_CHANNEL_SMS)
+        sms_note(s);
     int64_t delay = 0;
     if (verdict == NOTIFY_RETRY) {
         double unit = (double)randombytes_uniform(1u << 24) / (double)(1u << 24);

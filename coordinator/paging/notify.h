@@ -1,7 +1,13 @@
 /*
  * The notifier: delivers the rows of the notifications table (007_notifications.sql) that the
  * escalation engine inserts, through Slack-compatible webhooks, generic JSON webhooks, e-mail
- * over SMTP and PagerDuty's Events API v2, and records every attempt on the row.
+ * over SMTP, PagerDuty's Events API v2, SMS through a Twilio-compatible Messages API and tickets
+ * in an issue tracker (GitHub Issues, Jira), and records every attempt on the row.
+ *
+ * A ticket row (channel 'ticket', 025_tickets.sql) is sent to the tracker the configuration
+ * names; the 2xx answer's issue link is stored in incident_tickets, with a timeline note
+ * {"ticket": URL}, in the statement that marks the row sent. A ticket row of an incident that
+ * has a stored link is marked sent without a request: one ticket per incident.
  *
  * Threads: one thread of its own, with its own PostgreSQL connection and one libcurl multi
  * handle; nothing here ever blocks the caller. notify_kick wakes it when rows were inserted;
@@ -52,6 +58,11 @@
                                        */
 #define NOTIFY_RESPONSE_KEEP 4096     /* bytes of a response body kept; the rest is read, dropped */
 #define NOTIFY_SIGNATURE_LEN (7 + 64) /* "sha256=" + hex */
+#define NOTIFY_DEFAULT_SMS_URL "https://api.twilio.com"
+#define NOTIFY_DEFAULT_GITHUB_URL "https://api.github.com"
+#define NOTIFY_SMS_MAX_CHARS 1600       /* Twilio refuses longer bodies */
+#define NOTIFY_TICKET_TITLE_MAX 255     /* characters: Jira's summary limit (GitHub: 256) */
+#define NOTIFY_ANSWER_MAX (1024 * 1024) /* bytes of an SMS or tracker answer parsed */
 
 /* Zero or NULL fields take the defaults above. Strings are copied by notify_new. */
 struct notify_config {
@@ -67,6 +78,21 @@ struct notify_config {
     int64_t backoff_ms;     /* delay before the 2nd attempt; doubles each time, +-20% jitter */
     int64_t max_backoff_ms; /* cap of that delay */
     int concurrency;        /* sends in flight at once, 1 .. NOTIFY_MAX_CONCURRENCY */
+    /* SMS (Twilio-compatible): account_sid NULL/"" = sms rows fail. */
+    const char *sms_url; /* API root; POST {sms_url}/2010-04-01/Accounts/{sid}/Messages.json */
+    const char *sms_account_sid;
+    const char *sms_auth_token_file; /* basic auth account_sid:token */
+    const char *sms_from;            /* E.164 sender */
+    /* Tickets: kind NULL/"" = ticket rows fail. */
+    const char *ticket_kind;    /* "github" or "jira" */
+    const char *ticket_api_url; /* GitHub: POST {api_url}/repos/{owner}/{repo}/issues */
+    const char *ticket_owner, *ticket_repo;
+    const char *const *ticket_labels; /* GitHub */
+    size_t ticket_nlabels;
+    const char *ticket_base_url; /* Jira: POST {base_url}/rest/api/2/issue */
+    const char *ticket_user;     /* Jira: basic auth user:token */
+    const char *ticket_project, *ticket_issue_type;
+    const char *ticket_token_file; /* GitHub: Authorization: Bearer; Jira: the basic auth token */
 };
 
 typedef struct notify notify_t;
@@ -130,6 +156,32 @@ int notify_email_message(const struct notify_email *mail, char **ret);
  * '@' with text on both sides, printable ASCII without spaces, quotes, <>, (), commas or
  * semicolons, at most 254 bytes. */
 bool notify_email_address_ok(const char *addr);
+
+/* An SMS's text: "<subject>\n<body>", cut at NOTIFY_SMS_MAX_CHARS characters (not bytes: never
+ * inside a UTF-8 sequence). malloc'd, NULL when out of memory. */
+char *notify_sms_text(const char *subject, const char *body);
+
+/* The Twilio Messages request's form body: To=<to>&From=<from>&Body=<notify_sms_text>, each
+ * value percent-encoded (application/x-www-form-urlencoded; space as %20). -EINVAL if to or from
+ * is not E.164. */
+int notify_sms_form(const char *to, const char *from, const char *subject, const char *body,
+                    char **ret);
+
+/* GitHub's create-an-issue body: {"title": subject cut at NOTIFY_TICKET_TITLE_MAX characters,
+ * "body": body, "labels": [labels...]}. */
+int notify_github_issue_body(const char *subject, const char *body, const char *const *labels,
+                             size_t nlabels, char **ret);
+
+/* Jira's create-issue body (REST API v2): {"fields": {"project": {"key": project}, "summary":
+ * subject cut at NOTIFY_TICKET_TITLE_MAX characters, "description": body, "issuetype":
+ * {"name": issue_type}}}. */
+int notify_jira_issue_body(const char *project, const char *issue_type, const char *subject,
+                           const char *body, char **ret);
+
+/* The created issue from the tracker's answer: GitHub's html_url and number; Jira's
+ * {base_url}/browse/{key} and key. -EINVAL when the answer names none. */
+int notify_ticket_link(const char *kind, const char *base_url, const char *answer, char **ret_url,
+                       char **ret_key);
 
 /* Delay before the next attempt after attempt number `attempt` (1 = the first) failed:
  * min(max, base * 2^(attempt-1)) scaled by a factor in [0.8, 1.2) picked by unit in [0, 1),

@@ -13,11 +13,7 @@
 
 /* ---- the C library's time zone, switched for one computation ---- */
 
-struct tz_saved {
-    char *old; /* TZ before, or NULL when it was not set */
-};
-
-static int tz_enter(const char *zone, struct tz_saved *sv)
+int oncall_tz_enter(const char *zone, struct oncall_tz_saved *sv)
 {
     char value[sizeof(PAGING_ZONEINFO_DIR) + 160];
     const char *old = getenv("TZ");
@@ -37,7 +33,7 @@ static int tz_enter(const char *zone, struct tz_saved *sv)
     return 0;
 }
 
-static void tz_leave(struct tz_saved *sv)
+void oncall_tz_leave(struct oncall_tz_saved *sv)
 {
     setenv("TZ", sv->old ? sv->old : TZ_UNSET, 1);
     tzset();
@@ -255,20 +251,20 @@ out:
 int oncall_who(const struct paging_schedule *s, const struct oncall_override *ovr, size_t novr,
                int64_t at_ms, struct oncall_result *ret)
 {
-    struct tz_saved sv;
+    struct oncall_tz_saved sv;
     struct oncall_result res;
     struct ctx c = {.s = s, .ovr = ovr, .novr = ovr ? novr : 0};
     int r;
 
     if (!prepared(s) || !ret || at_ms < 0 || at_ms > AT_MAX_MS)
         return -EINVAL;
-    if ((r = tz_enter(s->timezone, &sv)) < 0)
+    if ((r = oncall_tz_enter(s->timezone, &sv)) < 0)
         return r;
     memset(&res, 0, sizeof(res));
     r = handover(s, 0, &c.h0);
     if (r == 0)
         r = compute(&c, at_ms, &res);
-    tz_leave(&sv);
+    oncall_tz_leave(&sv);
     if (r < 0)
         return r == -ERANGE ? -EINVAL : r;
     *ret = res;
@@ -277,16 +273,16 @@ int oncall_who(const struct paging_schedule *s, const struct oncall_override *ov
 
 int oncall_handover(const struct paging_schedule *s, int64_t k, int64_t *ret_ms)
 {
-    struct tz_saved sv;
+    struct oncall_tz_saved sv;
     int64_t ms = 0;
     int r;
 
     if (!prepared(s) || !ret_ms)
         return -EINVAL;
-    if ((r = tz_enter(s->timezone, &sv)) < 0)
+    if ((r = oncall_tz_enter(s->timezone, &sv)) < 0)
         return r;
     r = handover(s, k, &ms);
-    tz_leave(&sv);
+    oncall_tz_leave(&sv);
     if (r < 0)
         return -EINVAL;
     *ret_ms = ms;

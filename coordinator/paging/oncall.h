@@ -59,6 +59,14 @@ struct oncall_result {
 int oncall_who(const struct paging_schedule *s, const struct oncall_override *ovr, size_t novr,
                int64_t at_ms, struct oncall_result *ret);
 
+/* The C library's time zone switched to zone (an IANA name) for a computation with mktime and
+ * localtime_r, and put back; same thread caveat. 0, -EINVAL (not a zone) or -ENOMEM. */
+struct oncall_tz_saved {
+    char *old; /* TZ before, or NULL when it was not set */
+};
+int oncall_tz_enter(const char *zone, struct oncall_tz_saved *sv);
+void oncall_tz_leave(struct oncall_tz_saved *sv);
+
 /* The instant of handover k (0 = the first, at start). Same rules and thread caveat. */
 int oncall_handover(const struct paging_schedule *s, int64_t k, int64_t *ret_ms);
 

@@ -47,6 +47,8 @@ const struct vg_cfg_key paging_contact_keys[] = {
             "generic JSON webhook URL"),
     SUB_KEY(struct paging_contact, "pagerduty", VG_CFG_STRING, pagerduty, 128, "", false,
             "PagerDuty Events API v2 routing key"),
+    SUB_KEY(struct paging_contact, "phone", VG_CFG_STRING, phone, 16, "", false,
+            "phone number in E.164 (+4915112345678) for SMS (needs sms.account_sid)"),
 };
 const size_t paging_contact_nkeys = sizeof(paging_contact_keys) / sizeof(paging_contact_keys[0]);
 
@@ -61,6 +63,8 @@ const struct vg_cfg_key paging_schedule_keys[] = {
             "YYYY-MM-DD on the handover weekday: the first user's first shift"),
     SUB_KEY(struct paging_schedule, "users", VG_CFG_STRINGS, users, USERS_MAX, NULL, true,
             "contact names in rotation order"),
+    SUB_KEY(struct paging_schedule, "hours", VG_CFG_STRING, hours, PAGING_NAME_MAX, "", false,
+            "business hours (a business_hours name) pages to this schedule wait for"),
 };
 const size_t paging_schedule_nkeys = sizeof(paging_schedule_keys) / sizeof(paging_schedule_keys[0]);
 
@@ -74,7 +78,25 @@ static const struct vg_cfg_key paging_level_keys[] = {
      .help = "how long after the incident opened this level is paged"},
     SUB_KEY(struct paging_level, "targets", VG_CFG_STRINGS, targets, TARGETS_MAX, NULL, false,
             "schedule:NAME or contact:NAME"),
+    SUB_KEY(struct paging_level, "hours", VG_CFG_STRING, hours, PAGING_NAME_MAX, "", false,
+            "business hours (a business_hours name) this level waits for"),
 };
+
+const struct vg_cfg_key paging_hours_keys[] = {
+    SUB_KEY(struct paging_hours, "name", VG_CFG_STRING, name, PAGING_NAME_MAX, NULL, true,
+            "the name levels and schedules use (hours: NAME)"),
+    SUB_KEY(struct paging_hours, "timezone", VG_CFG_STRING, timezone, TIMEZONE_MAX, "UTC", false,
+            "IANA time zone of the window, e.g. Europe/Berlin"),
+    SUB_KEY(struct paging_hours, "days", VG_CFG_STRINGS, days, 7, NULL, false,
+            "weekdays with a window (Mon .. Sun); default Mon to Fri"),
+    SUB_KEY(struct paging_hours, "start", VG_CFG_STRING, start, 5, "09:00", false,
+            "local time the window opens"),
+    SUB_KEY(struct paging_hours, "end", VG_CFG_STRING, end, 5, "17:00", false,
+            "local time the window closes (24:00 = midnight)"),
+    SUB_KEY(struct paging_hours, "holidays", VG_CFG_STRINGS, holidays, 400, NULL, false,
+            "YYYY-MM-DD local dates without a window"),
+};
+const size_t paging_hours_nkeys = sizeof(paging_hours_keys) / sizeof(paging_hours_keys[0]);
 
 const struct vg_cfg_key paging_policy_keys[] = {
     SUB_KEY(struct paging_policy, "name", VG_CFG_STRING, name, PAGING_NAME_MAX, NULL, true,
@@ -479,6 +501,11 @@ const char *paging_contact_address(const struct paging_contact *c, enum paging_c
     case PAGING_CHANNEL_PAGERDUTY:
         a = c->pagerduty;
         break;
+    case PAGING_CHANNEL_SMS:
+        a = c->phone;
+        break;
+    case PAGING_CHANNEL_TICKET:
+        break;
     }
     return a ? a : "";
 }
@@ -492,6 +519,72 @@ bool paging_channel_usable(const struct paging_config *cfg, const struct paging_
         return cfg && cfg->smtp_url && cfg->smtp_url[0];
     if (ch == PAGING_CHANNEL_PAGERDUTY)
         return cfg && cfg->pagerduty_url && cfg->pagerduty_url[0];
+    if (ch == PAGING_CHANNEL_SMS)
+        return cfg && cfg->sms_account_sid && cfg->sms_account_sid[0];
+    return true;
+}
+
+#define HOURS(cfg, i) VG_CFG_ITEM((cfg)->business_hours, struct paging_hours, i)
+
+const struct paging_hours *paging_hours_find(const struct paging_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && name[0] && i < cfg->business_hours.count; i++) {
+        if (strcmp(HOURS(cfg, i)->name, name) == 0)
+            return HOURS(cfg, i);
+    }
+    return NULL;
+}
+
+const struct paging_hours *paging_level_hours(const struct paging_config *cfg,
+                                              const struct paging_level *lv)
+{
+    if (!lv)
+        return NULL;
+    if (lv->hours && lv->hours[0])
+        return paging_hours_find(cfg, lv->hours);
+    for (size_t i = 0; i < lv->targets.count; i++) {
+        struct paging_target t;
+        if (paging_target_resolve(cfg, lv->targets.items[i], &t) == 0 &&
+            t.kind == PAGING_TARGET_SCHEDULE && t.schedule->hours && t.schedule->hours[0])
+            return paging_hours_find(cfg, t.schedule->hours);
+    }
+    return NULL;
+}
+
+/* Severity in a list of "SEV1".."SEV4" (case-insensitive); an empty list is fallback. */
+static bool severity_listed(const struct vg_cfg_strings *list, int severity, unsigned fallback)
+{
+    if (severity < 1 || severity > PAGING_SEVERITIES)
+        return false;
+    if (list->count == 0)
+        return (fallback >> severity) & 1u;
+    for (size_t i = 0; i < list->count; i++) {
+        const char *s = list->items[i];
+        if (strncasecmp(s, "SEV", 3) == 0 && s[3] == '0' + severity && !s[4])
+            return true;
+    }
+    return false;
+}
+
+bool paging_hours_apply(const struct paging_config *cfg, int severity)
+{
+    return cfg && severity_listed(&cfg->hours_severities, severity, (1u << 3) | (1u << 4));
+}
+
+bool paging_ticket_wanted(const struct paging_config *cfg, int severity)
+{
+    return cfg && cfg->tickets_kind && cfg->tickets_kind[0] &&
+           severity_listed(&cfg->tickets_severities, severity, 1u << 4);
+}
+
+bool paging_phone_valid(const char *phone)
+{
+    size_t n = phone ? strlen(phone) : 0;
+    if (n < 3 || n > 16 || phone[0] != '+' || phone[1] < '1' || phone[1] > '9')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isdigit((unsigned char)phone[i]))
+            return false;
     return true;
 }
 
@@ -522,6 +615,9 @@ static void unreachable_why(const struct checker *ck, const struct paging_contac
     else if (c->pagerduty[0] && !ck->cfg->pagerduty_url[0])
         snprintf(buf, len, "contact \"%s\" has only PagerDuty, and %s is empty", c->name,
                  shown_key(ck, "pagerduty_url", key, sizeof(key)));
+    else if (c->phone[0] && !ck->cfg->sms_account_sid[0])
+        snprintf(buf, len, "contact \"%s\" has only a phone, and %s is not set", c->name,
+                 shown_key(ck, "sms.account_sid", key, sizeof(key)));
     else
         snprintf(buf, len, "contact \"%s\" has no channel", c->name);
 }
@@ -613,11 +709,19 @@ static int check_contacts(struct checker *ck)
                 return fail(ck, key, "contact \"%s\" is defined twice (first as contacts[%zu])",
                             c->name, j);
         }
-        if (!c->slack[0] && !c->email[0] && !c->webhook[0] && !c->pagerduty[0]) {
+        if (!c->slack[0] && !c->email[0] && !c->webhook[0] && !c->pagerduty[0] && !c->phone[0]) {
             snprintf(key, sizeof(key), "contacts[%zu]", i);
             return fail(ck, key,
-                        "contact \"%s\" has no channel: set slack, email, webhook or pagerduty",
+                        "contact \"%s\" has no channel: set slack, email, webhook, pagerduty or "
+                        "phone",
                         c->name);
+        }
+        if (c->phone[0] && !paging_phone_valid(c->phone)) {
+            snprintf(key, sizeof(key), "contacts[%zu].phone", i);
+            return fail(ck, key,
+                        "must be a number in E.164 form: '+', the country code and the number, "
+                        "digits only, like +4915112345678 (got \"%s\")",
+                        q(c->phone, qb));
         }
         if (c->slack[0] && !url_valid(c->slack)) {
             snprintf(key, sizeof(key), "contacts[%zu].slack", i);
@@ -651,6 +755,11 @@ static int check_contact_channels(struct checker *ck)
             snprintf(key, sizeof(key), "contacts[%zu].email", i);
             return fail(ck, key, "contact \"%s\" has an e-mail address, but %s is not set", c->name,
                         shown_key(ck, "smtp.url", smtp, sizeof(smtp)));
+        }
+        if (c->phone[0] && !ck->cfg->sms_account_sid[0]) {
+            snprintf(key, sizeof(key), "contacts[%zu].phone", i);
+            return fail(ck, key, "contact \"%s\" has a phone number, but %s is not set", c->name,
+                        shown_key(ck, "sms.account_sid", smtp, sizeof(smtp)));
         }
     }
     return 0;
@@ -690,7 +799,191 @@ static int check_schedules(struct checker *ck)
                 return fail(ck, key, "no contact named \"%s\"", q(s->users.items[u], qb));
             }
         }
+        if (s->hours[0] && !paging_hours_find(ck->cfg, s->hours)) {
+            snprintf(key, sizeof(key), "schedules[%zu].hours", i);
+            return fail(ck, key, "no business_hours named \"%s\"", q(s->hours, qb));
+        }
     }
+    return 0;
+}
+
+/* A level without hours of its own takes its schedules': they must agree. */
+static int check_level_hours(struct checker *ck, const char *key, const struct paging_level *lv,
+                             const char *what)
+{
+    const char *seen = NULL;
+    if (lv->hours && lv->hours[0])
+        return 0;
+    for (size_t i = 0; i < lv->targets.count; i++) {
+        struct paging_target t;
+        if (paging_target_resolve(ck->cfg, lv->targets.items[i], &t) < 0 ||
+            t.kind != PAGING_TARGET_SCHEDULE)
+            continue;
+        const char *h = t.schedule->hours ? t.schedule->hours : "";
+        if (seen && strcmp(seen, h) != 0)
+            return fail(ck, key,
+                        "%s pages schedules with different business hours (\"%s\" and \"%s\"): "
+                        "give the level hours of its own, or split it",
+                        what, seen[0] ? seen : "any time", h[0] ? h : "any time");
+        seen = h;
+    }
+    return 0;
+}
+
+/* "HH:MM" (00:00 .. 24:00) as minutes after midnight; -1 otherwise. */
+static int parse_clock(const char *s)
+{
+    int hour, minute;
+    if (!s || strlen(s) != 5 || s[2] != ':' || !two_digits(s, &hour) ||
+        !two_digits(s + 3, &minute) || minute > 59 || hour > 24 || (hour == 24 && minute != 0))
+        return -1;
+    return hour * 60 + minute;
+}
+
+static bool date_valid(const char *d)
+{
+    int y1, y2, month, day;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!d || strlen(d) != 10 || d[4] != '-' || d[7] != '-' || !two_digits(d, &y1) ||
+        !two_digits(d + 2, &y2) || !two_digits(d + 5, &month) || !two_digits(d + 8, &day))
+        return false;
+    int year = y1 * 100 + y2;
+    return year >= 1970 && year <= 2200 && month >= 1 && month <= 12 && day >= 1 &&
+           day <= mdays[month - 1] + (month == 2 && leap_year(year));
+}
+
+static int check_hours(struct checker *ck)
+{
+    char key[96], qb[QBUF];
+    for (size_t i = 0; i < ck->cfg->business_hours.count; i++) {
+        struct paging_hours *h = HOURS(ck->cfg, i);
+        snprintf(key, sizeof(key), "business_hours[%zu].name", i);
+        if (!name_valid(h->name))
+            return fail(ck, key,
+                        "must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
+                        "letter or digit (got \"%s\")",
+                        q(h->name, qb));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(HOURS(ck->cfg, j)->name, h->name) == 0)
+                return fail(ck, key,
+                            "business hours \"%s\" are defined twice (first as "
+                            "business_hours[%zu])",
+                            h->name, j);
+        }
+        snprintf(key, sizeof(key), "business_hours[%zu].timezone", i);
+        if (!paging_timezone_valid(h->timezone))
+            return fail(ck, key,
+                        "\"%s\" is not a time zone in " PAGING_ZONEINFO_DIR
+                        " (an IANA name such as Europe/Berlin or America/New_York)",
+                        q(h->timezone, qb));
+        h->day_mask = h->days.count ? 0 : 0x3E; /* Mon..Fri */
+        for (size_t d = 0; d < h->days.count; d++) {
+            const char *day = h->days.items[d];
+            int w = parse_weekday(day, strlen(day));
+            if (w < 0) {
+                snprintf(key, sizeof(key), "business_hours[%zu].days[%zu]", i, d);
+                return fail(ck, key, "must be a weekday, Mon to Sun (got \"%s\")", q(day, qb));
+            }
+            h->day_mask |= 1u << w;
+        }
+        h->start_minute = parse_clock(h->start);
+        h->end_minute = parse_clock(h->end);
+        if (h->start_minute < 0 || h->start_minute >= 24 * 60) {
+            snprintf(key, sizeof(key), "business_hours[%zu].start", i);
+            return fail(ck, key, "must be a local time HH:MM, like \"09:00\" (got \"%s\")",
+                        q(h->start, qb));
+        }
+        snprintf(key, sizeof(key), "business_hours[%zu].end", i);
+        if (h->end_minute < 0)
+            return fail(ck, key, "must be a local time HH:MM, like \"17:00\" (got \"%s\")",
+                        q(h->end, qb));
+        if (h->end_minute <= h->start_minute)
+            return fail(ck, key,
+                        "must be later than start (%s); a window past midnight is two "
+                        "windows: end it at 24:00 and start the next day at 00:00",
+                        h->start);
+        for (size_t d = 0; d < h->holidays.count; d++) {
+            if (!date_valid(h->holidays.items[d])) {
+                snprintf(key, sizeof(key), "business_hours[%zu].holidays[%zu]", i, d);
+                return fail(ck, key, "must be a date YYYY-MM-DD (got \"%s\")",
+                            q(h->holidays.items[d], qb));
+            }
+        }
+    }
+    return 0;
+}
+
+static int check_severities(struct checker *ck, const char *key, const struct vg_cfg_strings *list)
+{
+    char ikey[96], qb[QBUF];
+    for (size_t i = 0; i < list->count; i++) {
+        const char *s = list->items[i];
+        if (strncasecmp(s, "SEV", 3) != 0 || s[3] < '1' || s[3] > '4' || s[4]) {
+            snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+            return fail(ck, ikey, "must be SEV1, SEV2, SEV3 or SEV4 (got \"%s\")", q(s, qb));
+        }
+    }
+    return 0;
+}
+
+/* sms.* and tickets.*: complete when used, and their token files private. */
+static int check_channels(struct checker *ck)
+{
+    const struct paging_config *cfg = ck->cfg;
+    char msg[512] = "", qb[QBUF];
+    int r;
+
+    if ((r = check_severities(ck, "hours_severities", &cfg->hours_severities)) < 0 ||
+        (r = check_severities(ck, "tickets.severities", &cfg->tickets_severities)) < 0)
+        return r;
+    if (cfg->sms_account_sid[0]) {
+        if (!url_valid(cfg->sms_url))
+            return fail(ck, "sms.url", "must be an http:// or https:// URL");
+        if (!routing_key_valid(cfg->sms_account_sid))
+            return fail(ck, "sms.account_sid", "must be letters and digits, like AC0123...");
+        if (!paging_phone_valid(cfg->sms_from))
+            return fail(ck, "sms.from",
+                        "must be the sender number in E.164 form, like +15005550006 (got \"%s\")",
+                        q(cfg->sms_from, qb));
+        if (!cfg->sms_auth_token_file[0])
+            return fail(ck, "sms.auth_token_file", "must be set when sms.account_sid is");
+        if (vg_secret_file_check(cfg->sms_auth_token_file, msg, sizeof(msg)) < 0)
+            return fail(ck, "sms.auth_token_file", "%s", msg);
+    }
+    if (!cfg->tickets_kind[0])
+        return 0;
+    bool github = strcmp(cfg->tickets_kind, "github") == 0;
+    if (!github && strcmp(cfg->tickets_kind, "jira") != 0)
+        return fail(ck, "tickets.kind", "must be github or jira (got \"%s\")",
+                    q(cfg->tickets_kind, qb));
+    if (github) {
+        if (!url_valid(cfg->tickets_api_url))
+            return fail(ck, "tickets.api_url", "must be an http:// or https:// URL");
+        if (!name_valid(cfg->tickets_owner))
+            return fail(ck, "tickets.owner", "must name the repository's owner (got \"%s\")",
+                        q(cfg->tickets_owner, qb));
+        if (!name_valid(cfg->tickets_repo))
+            return fail(ck, "tickets.repo", "must name the repository (got \"%s\")",
+                        q(cfg->tickets_repo, qb));
+    } else {
+        if (!url_valid(cfg->tickets_base_url))
+            return fail(
+                ck, "tickets.base_url",
+                "must be the Jira site's http:// or https:// URL when tickets.kind is jira");
+        if (!cfg->tickets_user[0] || !printable_no_space(cfg->tickets_user) ||
+            strchr(cfg->tickets_user, ':'))
+            return fail(ck, "tickets.user",
+                        "must be the Jira account the API token belongs to (no spaces or ':')");
+        if (!routing_key_valid(cfg->tickets_project))
+            return fail(ck, "tickets.project", "must be a Jira project key, like OPS (got \"%s\")",
+                        q(cfg->tickets_project, qb));
+        if (!cfg->tickets_issue_type[0])
+            return fail(ck, "tickets.issue_type", "must name an issue type, like Bug");
+    }
+    if (!cfg->tickets_token_file[0])
+        return fail(ck, "tickets.token_file", "must be set when tickets.kind is");
+    if (vg_secret_file_check(cfg->tickets_token_file, msg, sizeof(msg)) < 0)
+        return fail(ck, "tickets.token_file", "%s", msg);
     return 0;
 }
 
@@ -727,6 +1020,11 @@ static int check_policies(struct checker *ck)
             snprintf(what, sizeof(what), "level %zu of policy \"%s\"", l + 1, p->name);
             int r = check_targets(ck, key, &lv->targets, what, NULL, true);
             if (r < 0)
+                return r;
+            snprintf(key, sizeof(key), "policies[%zu].levels[%zu].hours", i, l);
+            if (lv->hours[0] && !paging_hours_find(ck->cfg, lv->hours))
+                return fail(ck, key, "no business_hours named \"%s\"", q(lv->hours, qb));
+            if ((r = check_level_hours(ck, key, lv, what)) < 0)
                 return r;
         }
     }
@@ -959,12 +1257,13 @@ int paging_config_finish(struct paging_config *cfg, const char *source, const ch
     if (!paging_policy_find(cfg, PAGING_POLICY_DRILL) && (r = add_drill_policy(cfg)) < 0)
         goto err_oom;
 
-    if ((r = check_contacts(&ck)) < 0 || (r = check_schedules(&ck)) < 0 ||
+    if ((r = check_hours(&ck)) < 0 || (r = check_channels(&ck)) < 0 ||
+        (r = check_contacts(&ck)) < 0 || (r = check_schedules(&ck)) < 0 ||
         (r = check_policies(&ck)) < 0 || (r = check_routes(&ck)) < 0 ||
         (r = check_contact_channels(&ck)) < 0)
         return r;
-    return check_targets(&ck, "drills.audience", &cfg->drills_audience, "the drill audience",
-                         NULL, false);
+    return check_targets(&ck, "drills.audience", &cfg->drills_audience, "the drill audience", NULL,
+                         false);
 
 err_oom:
     snprintf(err, errlen, "out of memory");

@@ -50,6 +50,21 @@ struct paging_contact {
     char *email;     /* address; "" = none (needs paging.smtp.url) */
     char *webhook;   /* generic JSON webhook URL; "" = none */
     char *pagerduty; /* PagerDuty Events API v2 routing key; "" = none */
+    char *phone;     /* E.164 number ("+4915112345678") for SMS (needs paging.sms); "" = none */
+};
+
+/* Working hours (issue "the people side 2 of 2"): a page that falls due outside them is held
+ * until the next window opens (hours.h). Weekdays, a local time span and holiday dates, in an
+ * IANA time zone. */
+struct paging_hours {
+    char *name;
+    char *timezone;             /* IANA name; default UTC */
+    struct vg_cfg_strings days; /* "Mon".."Sun" (or full names); default Mon..Fri */
+    char *start, *end; /* "09:00", "17:00": local times, start < end ("24:00" = midnight) */
+    struct vg_cfg_strings holidays; /* "YYYY-MM-DD" local dates without a window */
+    /* Parsed by paging_config_finish. */
+    unsigned day_mask;            /* bit 0 = Sunday .. bit 6 = Saturday */
+    int start_minute, end_minute; /* minutes after local midnight, start < end <= 1440 */
 };
 
 /* A weekly rotation: users[k mod n] is on call from the k-th handover after start. */
@@ -59,6 +74,8 @@ struct paging_schedule {
     char *handover; /* "Mon 09:00": weekday and local time of the weekly handover */
     char *start;    /* "YYYY-MM-DD", a handover weekday: users[0]'s first shift begins then */
     struct vg_cfg_strings users; /* contact names, in rotation order */
+    char *hours; /* a paging.business_hours name: pages to this schedule wait for it; "" = any
+                    time (a policy level's own hours win) */
     /* Parsed from the text above by paging_schedule_prepare (paging_config_finish calls it). */
     int handover_wday; /* 0 = Sunday .. 6 = Saturday */
     int handover_hour, handover_minute;
@@ -69,6 +86,8 @@ struct paging_schedule {
 struct paging_level {
     int64_t delay_ms;
     struct vg_cfg_strings targets; /* "schedule:NAME" (who is on call then) or "contact:NAME" */
+    char *hours; /* a paging.business_hours name: the level waits for its window; "" = the
+                    hours of the schedules it pages (all the same), else any time */
 };
 
 struct paging_policy {
@@ -106,7 +125,26 @@ struct paging_config {
                                      other nodes this long; 0 = no grouping */
     int64_t grouping_interval_ms; /* nodes joining a paged group are told at most this often */
     int64_t max_pages_per_minute; /* per person; pages past it wait for a summary; 0 = no cap */
-    struct vg_cfg_strings drills_audience; /* who a drill pages unless live (the policy "drill") */
+    struct vg_cfg_strings drills_audience;  /* who a drill pages unless live (the policy "drill") */
+    struct vg_cfg_list business_hours;      /* struct paging_hours */
+    struct vg_cfg_strings hours_severities; /* "SEV1".."SEV4" business hours may hold; empty =
+                                               SEV3 and SEV4 (paging_hours_apply) */
+    /* SMS through a Twilio-compatible Messages API (notify.h); account_sid "" = no SMS. */
+    char *sms_url; /* base URL, default https://api.twilio.com */
+    char *sms_account_sid;
+    char *sms_auth_token_file; /* mode 0600 */
+    char *sms_from;            /* E.164 sender number */
+    /* Tickets in an issue tracker (notify.h); kind "" = none. */
+    char *tickets_kind;                       /* "github" or "jira" */
+    struct vg_cfg_strings tickets_severities; /* empty = SEV4 (paging_ticket_wanted) */
+    char *tickets_api_url;                    /* GitHub: REST API root, default api.github.com */
+    char *tickets_owner, *tickets_repo;       /* GitHub */
+    struct vg_cfg_strings tickets_labels;     /* GitHub */
+    char *tickets_base_url;                   /* Jira: the site, https://example.atlassian.net */
+    char *tickets_user;                       /* Jira: the account the token belongs to */
+    char *tickets_project;                    /* Jira: project key, e.g. OPS */
+    char *tickets_issue_type;                 /* Jira: default "Bug" */
+    char *tickets_token_file;                 /* GitHub token / Jira API token, mode 0600 */
     /* Where the keys came from, for messages (set by paging_config_finish). */
     char *source;      /* the YAML file */
     char *yaml_prefix; /* "paging" when inline in coordinator.yaml, "" in a file of its own */
@@ -123,6 +161,8 @@ extern const struct vg_cfg_key paging_schedule_keys[];
 extern const size_t paging_schedule_nkeys;
 extern const struct vg_cfg_key paging_policy_keys[];
 extern const size_t paging_policy_nkeys;
+extern const struct vg_cfg_key paging_hours_keys[];
+extern const size_t paging_hours_nkeys;
 
 #define PAGING_KEY_(p_, t_, owner_, f_, min_, max_, def_, help_)                                   \
     {                                                                                              \
@@ -187,9 +227,44 @@ extern const size_t paging_policy_nkeys;
                     "nodes joining a paged group are told at most this often"),                    \
         PAGING_KEY_(prefix "max_pages_per_minute", VG_CFG_INT, owner, member max_pages_per_minute, \
                     0, 10000, "10",                                                                \
-                    "pages per person per minute; the rest in one summary; 0 = no cap"),         \
+                    "pages per person per minute; the rest in one summary; 0 = no cap"),           \
         PAGING_KEY_(prefix "drills.audience", VG_CFG_STRINGS, owner, member drills_audience, 0,    \
-                    32, NULL, "who `vigilctl drill` pages (without --live); empty = nobody")
+                    32, NULL, "who `vigilctl drill` pages (without --live); empty = nobody"),      \
+        PAGING_LIST_(prefix "business_hours", owner, member business_hours, paging_hours_keys,     \
+                     paging_hours_nkeys, struct paging_hours, 32,                                  \
+                     "working-hours windows policy levels and schedules may name (hours:)"),       \
+        PAGING_KEY_(prefix "hours_severities", VG_CFG_STRINGS, owner, member hours_severities, 0,  \
+                    4, NULL, "severities business hours may hold; empty = SEV3 and SEV4"),         \
+        PAGING_KEY_(prefix "sms.url", VG_CFG_STRING, owner, member sms_url, 0, 1024,               \
+                    "https://api.twilio.com", "Twilio-compatible API root"),                       \
+        PAGING_KEY_(prefix "sms.account_sid", VG_CFG_STRING, owner, member sms_account_sid, 0, 64, \
+                    "", "account SID; empty = no SMS"),                                            \
+        PAGING_KEY_(prefix "sms.auth_token_file", VG_CFG_STRING, owner,                            \
+                    member sms_auth_token_file, 0, 0, "", "the account's auth token (mode 0600)"), \
+        PAGING_KEY_(prefix "sms.from", VG_CFG_STRING, owner, member sms_from, 0, 16, "",           \
+                    "sender number, E.164"),                                                       \
+        PAGING_KEY_(prefix "tickets.kind", VG_CFG_STRING, owner, member tickets_kind, 0, 16, "",   \
+                    "github or jira; empty = no tickets"),                                         \
+        PAGING_KEY_(prefix "tickets.severities", VG_CFG_STRINGS, owner, member tickets_severities, \
+                    0, 4, NULL, "severities that file a ticket; empty = SEV4"),                    \
+        PAGING_KEY_(prefix "tickets.api_url", VG_CFG_STRING, owner, member tickets_api_url, 0,     \
+                    1024, "https://api.github.com", "GitHub REST API root"),                       \
+        PAGING_KEY_(prefix "tickets.owner", VG_CFG_STRING, owner, member tickets_owner, 0, 100,    \
+                    "", "GitHub: the repository's owner"),                                         \
+        PAGING_KEY_(prefix "tickets.repo", VG_CFG_STRING, owner, member tickets_repo, 0, 100, "",  \
+                    "GitHub: the repository"),                                                     \
+        PAGING_KEY_(prefix "tickets.labels", VG_CFG_STRINGS, owner, member tickets_labels, 0, 20,  \
+                    NULL, "GitHub: labels of the issue"),                                          \
+        PAGING_KEY_(prefix "tickets.base_url", VG_CFG_STRING, owner, member tickets_base_url, 0,   \
+                    1024, "", "Jira: the site's URL"),                                             \
+        PAGING_KEY_(prefix "tickets.user", VG_CFG_STRING, owner, member tickets_user, 0, 254, "",  \
+                    "Jira: the account of the API token"),                                         \
+        PAGING_KEY_(prefix "tickets.project", VG_CFG_STRING, owner, member tickets_project, 0, 64, \
+                    "", "Jira: project key"),                                                      \
+        PAGING_KEY_(prefix "tickets.issue_type", VG_CFG_STRING, owner, member tickets_issue_type,  \
+                    0, 64, "Bug", "Jira: issue type"),                                             \
+        PAGING_KEY_(prefix "tickets.token_file", VG_CFG_STRING, owner, member tickets_token_file,  \
+                    0, 0, "", "GitHub token or Jira API token (mode 0600)")
 
 /* The table of a paging file of its own (top-level keys). */
 extern const struct vg_cfg_key paging_config_keys[];
@@ -250,12 +325,30 @@ int paging_target_resolve(const struct paging_config *cfg, const char *text,
                           struct paging_target *ret);
 
 /* The channels (enum paging_channel, PAGING_CHANNELS, their names) are in model.h. */
-/* The contact's address on ch (URL, e-mail address, routing key); "" when it has none. */
+/* The contact's address on ch (URL, e-mail address, routing key, phone); "" when it has none
+ * (always on the ticket channel: tickets go to the tracker, not to a person). */
 const char *paging_contact_address(const struct paging_contact *c, enum paging_channel ch);
 /* The contact has an address on ch and the coordinator can deliver there (e-mail needs
- * smtp.url). */
+ * smtp.url, SMS sms.account_sid). */
 bool paging_channel_usable(const struct paging_config *cfg, const struct paging_contact *c,
                            enum paging_channel ch);
+
+/* The business hours of that name; NULL when none. */
+const struct paging_hours *paging_hours_find(const struct paging_config *cfg, const char *name);
+/* The window a level waits for: its own hours, else those of the schedules it pages; NULL =
+ * any time. */
+const struct paging_hours *paging_level_hours(const struct paging_config *cfg,
+                                              const struct paging_level *lv);
+/* Business hours may hold pages of incidents of this severity (1..4): hours_severities, by
+ * default SEV3 and SEV4. */
+bool paging_hours_apply(const struct paging_config *cfg, int severity);
+/* Incidents of this severity file a ticket: tickets.kind is set and tickets.severities (by
+ * default SEV4) names it. */
+bool paging_ticket_wanted(const struct paging_config *cfg, int severity);
+/* A phone number in E.164: '+', then 2 to 15 digits, the first not 0. */
+bool paging_phone_valid(const char *phone);
+/* The target name a ticket row is stored under (it has no contact). */
+#define PAGING_TICKET_TARGET "tickets"
 
 /* Parses s->handover and s->start into the fields below them and checks s->timezone exists.
  * 0, or -EINVAL with a message (no position) in err. */

@@ -3,7 +3,7 @@
 
 Usage:
     python3 tests/tools/http_sink.py --log FILE [--port PORT] [--port-file FILE]
-                                     [--mode MODE] [--mode-file FILE]
+                                     [--mode MODE] [--mode-file FILE] [--answer-file FILE]
 
 Listens on 127.0.0.1:PORT (0, the default, picks a free port; --port-file then receives the
 port number once the socket is listening, written atomically, so a test can wait for the file).
@@ -23,6 +23,10 @@ the sink runs; an absent or empty file falls back to --mode) wins over --mode:
     500x3                         500 for the first 3 requests this sink has seen, then 200
                                   (any CODExN works: 503x2, 429x1, ...)
 Default mode: 200. Stops on SIGTERM or SIGINT. Python 3 standard library only.
+
+--answer-file (re-read at every request; absent or empty = the small JSON body) gives the body
+of every answer below 400, as an API would answer (Twilio's {"sid": ...}, GitHub's
+{"html_url": ...}); always sent as application/json.
 """
 
 import argparse
@@ -40,7 +44,8 @@ MAX_BODY = 16 * 1024 * 1024
 
 
 class Sink:
-    def __init__(self, log_path, mode, mode_file):
+    def __init__(self, log_path, mode, mode_file, answer_file=None):
+        self.answer_file = answer_file
         self.log_path = log_path
         self.mode = mode
         self.mode_file = mode_file
@@ -58,6 +63,17 @@ class Sink:
             except FileNotFoundError:
                 pass
         return self.mode
+
+    def answer_body(self):
+        """The --answer-file's bytes, or None."""
+        if not self.answer_file:
+            return None
+        try:
+            with open(self.answer_file, "rb") as f:
+                data = f.read()
+            return data or None
+        except FileNotFoundError:
+            return None
 
     def record(self, entry):
         """Counts the request and appends it to the log; returns its 1-based number."""
@@ -117,8 +133,10 @@ def make_handler(sink):
                     except OSError:
                         return
                 return
-            reply = json.dumps({"status": "ok" if status < 400 else "error",
-                                "message": f"http_sink answered {status}"}).encode()
+            reply = sink.answer_body() if status < 400 else None
+            if reply is None:
+                reply = json.dumps({"status": "ok" if status < 400 else "error",
+                                    "message": f"http_sink answered {status}"}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
@@ -137,13 +155,14 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--mode", default="200")
     parser.add_argument("--mode-file")
+    parser.add_argument("--answer-file")
     args = parser.parse_args()
     try:
         answer_for(args.mode, 1)
     except ValueError as e:
         parser.error(str(e))
 
-    sink = Sink(args.log, args.mode, args.mode_file)
+    sink = Sink(args.log, args.mode, args.mode_file, args.answer_file)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sink))
     server.daemon_threads = True
 

@@ -109,9 +109,10 @@ static void test_notification_statuses(void **state)
 static void test_paging_channels(void **state)
 {
     (void)state;
-    /* 007_notifications.sql, and the keys of a contact in paging_config.c. */
-    static const char *const names[] = {"slack", "webhook", "email", "pagerduty"};
-    static const char *const foreign[] = {"sms", "smtp", "pager_duty", "page"};
+    /* 007_notifications.sql and 025_tickets.sql, and the keys of a contact in paging_config.c
+     * (a contact's phone is the sms channel's address; tickets have no contact). */
+    static const char *const names[] = {"slack", "webhook", "email", "pagerduty", "sms", "ticket"};
+    static const char *const foreign[] = {"phone", "smtp", "pager_duty", "page", "tickets"};
     CHECK_ENUM(enum paging_channel, paging_channel_name, paging_channel_parse, PAGING_CHANNELS,
                names, foreign);
 }

@@ -121,18 +121,22 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(rename(tmp, path), 0);
 }
 
-static void sink_start(struct sink *s, const char *mode)
+/* A sink answering mode, with answer (NULL = the sink's own small body) as the body of 2xx. */
+static void sink_start_answer(struct sink *s, const char *mode, const char *answer)
 {
-    char port_file[PATH_MAX], errfile[PATH_MAX];
+    char port_file[PATH_MAX], errfile[PATH_MAX], answer_file[PATH_MAX];
     int n = ++t.seq;
     memset(s, 0, sizeof(*s));
     snprintf(s->log, sizeof(s->log), "%s/sink-%d.jsonl", t.work, n);
     snprintf(s->mode, sizeof(s->mode), "%s/sink-%d.mode", t.work, n);
     snprintf(port_file, sizeof(port_file), "%s/sink-%d.port", t.work, n);
     snprintf(errfile, sizeof(errfile), "%s/sink-%d.err", t.work, n);
+    snprintf(answer_file, sizeof(answer_file), "%s/sink-%d.answer", t.work, n);
     write_file(s->mode, mode);
-    char *const argv[] = {t.python,  t.sink_script, "--log", s->log, "--port-file",
-                          port_file, "--mode-file", s->mode, NULL};
+    write_file(answer_file, answer ? answer : "");
+    char *const argv[] = {t.python,        t.sink_script, "--log",       s->log,
+                          "--port-file",   port_file,     "--mode-file", s->mode,
+                          "--answer-file", answer_file,   NULL};
     s->pid = spawn(argv, errfile);
     for (int i = 0; i < 200 && s->port == 0; i++) {
         FILE *f = fopen(port_file, "r");
@@ -147,6 +151,11 @@ static void sink_start(struct sink *s, const char *mode)
     if (s->port == 0)
         fail_msg("http_sink did not start (see %s)", errfile);
     snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+}
+
+static void sink_start(struct sink *s, const char *mode)
+{
+    sink_start_answer(s, mode, NULL);
 }
 
 static void sink_mode(struct sink *s, const char *mode)
@@ -1274,6 +1283,355 @@ static void test_kick_sends_without_waiting_for_the_tick(void **state)
 /* ---- group ---------------------------------------------------------------------------------- */
 
 /* Between tests: nothing a test left due may reach the next test's receivers. */
+
+/* ---- SMS and tickets ------------------------------------------------------------------------ */
+
+#define SMS_SID "AC0123456789abcdef"
+#define SMS_TOKEN "twilio-auth-token"
+#define TICKET_TOKEN "ghp_tickettoken123"
+
+/* A secret file (mode 0600) under the scratch directory; its path into out. */
+static void secret_file(const char *name, const char *text, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", t.work, name);
+    write_file(out, text);
+    assert_int_equal(chmod(out, 0600), 0);
+}
+
+/* One value of an application/x-www-form-urlencoded body, decoded (caller frees); NULL when
+ * absent. */
+static char *form_value(const char *form, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = form; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, klen) != 0 || p[klen] != '=')
+            continue;
+        const char *v = p + klen + 1;
+        size_t n = strcspn(v, "&");
+        char *out = malloc(n + 1), *o = out;
+        assert_non_null(out);
+        for (size_t i = 0; i < n; i++) {
+            if (v[i] == '%' && i + 2 < n + 1) {
+                char hex[3] = {v[i + 1], v[i + 2], 0};
+                *o++ = (char)strtol(hex, NULL, 16);
+                i += 2;
+            } else {
+                *o++ = v[i] == '+' ? ' ' : v[i];
+            }
+        }
+        *o = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+/* "Basic " + base64(user:password). */
+static void basic_auth(const char *user, const char *password, char *out, size_t len)
+{
+    char plain[128], b64[200];
+    snprintf(plain, sizeof(plain), "%s:%s", user, password);
+    sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)plain, strlen(plain),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(out, len, "Basic %s", b64);
+}
+
+static void test_sms_and_ticket_bodies(void **state)
+{
+    (void)state;
+    char *form = NULL;
+    /* Form-encoded, every reserved character escaped: '+' must not become a space. */
+    assert_int_equal(notify_sms_form("+4915112345678", "+15005550006", "[SEV1] DB down & out",
+                                     "Ack: vigilctl ack 3\n", &form),
+                     0);
+    char *to = form_value(form, "To"), *from = form_value(form, "From");
+    char *body = form_value(form, "Body");
+    assert_string_equal(to, "+4915112345678");
+    assert_string_equal(from, "+15005550006");
+    assert_string_equal(body, "[SEV1] DB down & out\nAck: vigilctl ack 3\n");
+    assert_non_null(strstr(form, "To=%2B4915112345678&From=%2B15005550006&Body="));
+    free(to);
+    free(from);
+    free(body);
+    free(form);
+    form = NULL;
+    assert_int_equal(notify_sms_form("004915112345678", "+15005550006", "s", "b", &form), -EINVAL);
+    assert_int_equal(notify_sms_form("+4915112345678", "vigil", "s", "b", &form), -EINVAL);
+    assert_null(form);
+
+    /* 1600 characters, not bytes: 2000 "é" (2 bytes each) are cut to 1600 characters. */
+    char *long_body = malloc(4001);
+    assert_non_null(long_body);
+    for (int i = 0; i < 2000; i++)
+        memcpy(long_body + 2 * i, "\xc3\xa9", 2);
+    long_body[4000] = '\0';
+    char *text = notify_sms_text("S", long_body);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), 2 + 1598 * 2); /* "S\n" and 1598 "é" */
+    free(text);
+    free(long_body);
+
+    const char *labels[] = {"incident", "vigil"};
+    char *gh = NULL;
+    assert_int_equal(
+        notify_github_issue_body("[SEV4] Disk filling (incident 9)", "Body text\n", labels, 2, &gh),
+        0);
+    json_t *root = json_loads(gh, 0, NULL);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "title")),
+                        "[SEV4] Disk filling (incident 9)");
+    assert_string_equal(json_string_value(json_object_get(root, "body")), "Body text\n");
+    assert_int_equal(json_array_size(json_object_get(root, "labels")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(root, "labels"), 1)),
+                        "vigil");
+    json_decref(root);
+    free(gh);
+
+    char *jira = NULL;
+    assert_int_equal(notify_jira_issue_body("OPS", "Bug", "[SEV4] Disk", "Body\n", &jira), 0);
+    root = json_loads(jira, 0, NULL);
+    json_t *fields = json_object_get(root, "fields");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(fields, "project"), "key")), "OPS");
+    assert_string_equal(json_string_value(json_object_get(fields, "summary")), "[SEV4] Disk");
+    assert_string_equal(json_string_value(json_object_get(fields, "description")), "Body\n");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(fields, "issuetype"), "name")), "Bug");
+    json_decref(root);
+    free(jira);
+
+    char *url = NULL, *key = NULL;
+    assert_int_equal(notify_ticket_link("github", NULL,
+                                        "{\"number\": 7, \"html_url\": "
+                                        "\"https://github.com/acme/ops/issues/7\"}",
+                                        &url, &key),
+                     0);
+    assert_string_equal(url, "https://github.com/acme/ops/issues/7");
+    assert_string_equal(key, "7");
+    free(url);
+    free(key);
+    assert_int_equal(notify_ticket_link("jira", "https://acme.atlassian.net/",
+                                        "{\"id\": \"10000\", \"key\": \"OPS-12\"}", &url, &key),
+                     0);
+    assert_string_equal(url, "https://acme.atlassian.net/browse/OPS-12");
+    assert_string_equal(key, "OPS-12");
+    free(url);
+    free(key);
+    assert_int_equal(notify_ticket_link("github", NULL, "{\"message\": \"ok\"}", &url, &key),
+                     -EINVAL);
+}
+
+static void test_sms_delivered(void **state)
+{
+    (void)state;
+    struct sink sink;
+    struct row_state r;
+    char token_path[PATH_MAX], auth[400], path[160];
+    sink_start_answer(&sink, "201",
+                      "{\"sid\": \"SM0123456789abcdef0123456789abcdef\", \"status\": \"queued\"}");
+    secret_file("sms.token", SMS_TOKEN "\n", token_path, sizeof(token_path));
+    long long sent_before = metric("vigil_notifications_total{channel=\"sms\",outcome=\"sent\"}");
+    struct notify_config cfg = config();
+    cfg.sms_url = sink.url;
+    cfg.sms_account_sid = SMS_SID;
+    cfg.sms_auth_token_file = token_path;
+    cfg.sms_from = "+15005550006";
+    notify_start(&cfg);
+
+    uint64_t incident = incident_new();
+    uint64_t id = note_insert(&(struct note){.incident = incident,
+                                             .channel = "sms",
+                                             .address = "+4915112345678",
+                                             .subject = "[SEV1] Application down on web-1"});
+    notify_kick(t.notify);
+    wait_status(id, "sent", &r);
+    assert_int_equal(r.last_code, 201);
+
+    json_t *reqs = sink_requests(&sink);
+    assert_int_equal(json_array_size(reqs), 1);
+    json_t *req = json_array_get(reqs, 0);
+    assert_string_equal(json_string_value(json_object_get(req, "method")), "POST");
+    snprintf(path, sizeof(path), "/2010-04-01/Accounts/%s/Messages.json", SMS_SID);
+    assert_string_equal(json_string_value(json_object_get(req, "path")), path);
+    basic_auth(SMS_SID, SMS_TOKEN, auth, sizeof(auth));
+    assert_string_equal(request_header(req, "Authorization"), auth);
+    assert_string_equal(request_header(req, "Content-Type"), "application/x-www-form-urlencoded");
+    size_t len = 0;
+    char *form = request_body(req, &len);
+    char *to = form_value(form, "To"), *from = form_value(form, "From");
+    char *body = form_value(form, "Body");
+    assert_string_equal(to, "+4915112345678");
+    assert_string_equal(from, "+15005550006");
+    assert_non_null(body);
+    assert_int_equal(strncmp(body, "[SEV1] Application down on web-1\n", 33), 0);
+    assert_non_null(strstr(body, "vigilctl ack"));
+    free(to);
+    free(from);
+    free(body);
+    free(form);
+    json_decref(reqs);
+    assert_int_equal(metric("vigil_notifications_total{channel=\"sms\",outcome=\"sent\"}"),
+                     sent_before + 1);
+    notify_destroy(&t.notify);
+    sink_stop(&sink);
+}
+
+/* The ticket link stored for an incident ("" when none) and how many timeline notes name it. */
+static void ticket_of(uint64_t incident, char *url, size_t len, int *ret_notes)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, incident);
+    const char *params[] = {id};
+    PGresult *res = sql("SELECT coalesce((SELECT url FROM incident_tickets"
+                        "  WHERE incident_id = $1::bigint), ''),"
+                        " (SELECT count(*) FROM incident_events WHERE incident_id = $1::bigint"
+                        "  AND kind = 'note' AND data ? 'ticket')",
+                        1, params);
+    snprintf(url, len, "%s", PQgetvalue(res, 0, 0));
+    *ret_notes = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+}
+
+static void test_github_ticket_filed_once(void **state)
+{
+    (void)state;
+    struct sink sink;
+    struct row_state r;
+    char token_path[PATH_MAX], url[256];
+    int notes = 0;
+    sink_start_answer(&sink, "201",
+                      "{\"id\": 1, \"number\": 7, \"url\": "
+                      "\"https://api.github.com/repos/acme/ops/issues/7\", \"html_url\": "
+                      "\"https://github.com/acme/ops/issues/7\", \"title\": \"x\"}");
+    secret_file("github.token", TICKET_TOKEN "\n", token_path, sizeof(token_path));
+    const char *labels[] = {"incident", "vigil"};
+    struct notify_config cfg = config();
+    cfg.ticket_kind = "github";
+    cfg.ticket_api_url = sink.url;
+    cfg.ticket_owner = "acme";
+    cfg.ticket_repo = "ops";
+    cfg.ticket_labels = labels;
+    cfg.ticket_nlabels = 2;
+    cfg.ticket_token_file = token_path;
+    notify_start(&cfg);
+
+    uint64_t incident = incident_new();
+    uint64_t id = note_insert(&(struct note){.incident = incident,
+                                             .kind = "audience",
+                                             .level = -1,
+                                             .target = "tickets",
+                                             .channel = "ticket",
+                                             .address = "github:acme/ops",
+                                             .subject = "[SEV4] Disk filling (incident 9)"});
+    notify_kick(t.notify);
+    wait_status(id, "sent", &r);
+    assert_int_equal(r.last_code, 201);
+    ticket_of(incident, url, sizeof(url), &notes);
+    assert_string_equal(url, "https://github.com/acme/ops/issues/7");
+    assert_int_equal(notes, 1);
+
+    json_t *reqs = sink_requests(&sink);
+    assert_int_equal(json_array_size(reqs), 1);
+    json_t *req = json_array_get(reqs, 0);
+    assert_string_equal(json_string_value(json_object_get(req, "method")), "POST");
+    assert_string_equal(json_string_value(json_object_get(req, "path")), "/repos/acme/ops/issues");
+    assert_string_equal(request_header(req, "Authorization"), "Bearer " TICKET_TOKEN);
+    assert_string_equal(request_header(req, "Accept"), "application/vnd.github+json");
+    assert_string_equal(request_header(req, "Content-Type"), "application/json");
+    size_t len = 0;
+    char *body = request_body(req, &len);
+    json_t *root = json_loads(body, 0, NULL);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "title")),
+                        "[SEV4] Disk filling (incident 9)");
+    assert_non_null(strstr(json_string_value(json_object_get(root, "body")), "vigilctl ack"));
+    assert_int_equal(json_array_size(json_object_get(root, "labels")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(root, "labels"), 0)),
+                        "incident");
+    json_decref(root);
+    free(body);
+    json_decref(reqs);
+
+    /* Another ticket row for the same incident (a restart, a second decision): the stored link
+     * says it was filed, so it is marked sent without a request. */
+    uint64_t again = note_insert(&(struct note){.incident = incident,
+                                                .kind = "resolved",
+                                                .level = -1,
+                                                .target = "tickets",
+                                                .channel = "ticket",
+                                                .address = "github:acme/ops",
+                                                .subject = "[SEV4] again"});
+    notify_kick(t.notify);
+    wait_status(again, "sent", &r);
+    assert_non_null(strstr(r.last_error, "filed already"));
+    assert_int_equal(sink_count(&sink), 1);
+    ticket_of(incident, url, sizeof(url), &notes);
+    assert_int_equal(notes, 1);
+    notify_destroy(&t.notify);
+    sink_stop(&sink);
+}
+
+static void test_jira_ticket_filed(void **state)
+{
+    (void)state;
+    struct sink sink;
+    struct row_state r;
+    char token_path[PATH_MAX], url[256], expected[256], auth[400];
+    int notes = 0;
+    sink_start_answer(&sink, "201",
+                      "{\"id\": \"10000\", \"key\": \"OPS-12\", \"self\": "
+                      "\"https://acme.atlassian.net/rest/api/2/issue/10000\"}");
+    secret_file("jira.token", "jira-api-token\n", token_path, sizeof(token_path));
+    struct notify_config cfg = config();
+    cfg.ticket_kind = "jira";
+    cfg.ticket_base_url = sink.url;
+    cfg.ticket_user = "vigil@example.com";
+    cfg.ticket_project = "OPS";
+    cfg.ticket_issue_type = "Task";
+    cfg.ticket_token_file = token_path;
+    notify_start(&cfg);
+
+    uint64_t incident = incident_new();
+    uint64_t id = note_insert(&(struct note){.incident = incident,
+                                             .kind = "audience",
+                                             .level = -1,
+                                             .target = "tickets",
+                                             .channel = "ticket",
+                                             .address = "jira:OPS",
+                                             .subject = "[SEV4] Disk filling (incident 9)"});
+    notify_kick(t.notify);
+    wait_status(id, "sent", &r);
+    snprintf(expected, sizeof(expected), "%s/browse/OPS-12", sink.url);
+    ticket_of(incident, url, sizeof(url), &notes);
+    assert_string_equal(url, expected);
+    assert_int_equal(notes, 1);
+
+    json_t *reqs = sink_requests(&sink);
+    assert_int_equal(json_array_size(reqs), 1);
+    json_t *req = json_array_get(reqs, 0);
+    assert_string_equal(json_string_value(json_object_get(req, "method")), "POST");
+    assert_string_equal(json_string_value(json_object_get(req, "path")), "/rest/api/2/issue");
+    basic_auth("vigil@example.com", "jira-api-token", auth, sizeof(auth));
+    assert_string_equal(request_header(req, "Authorization"), auth);
+    assert_string_equal(request_header(req, "Content-Type"), "application/json");
+    size_t len = 0;
+    char *body = request_body(req, &len);
+    json_t *root = json_loads(body, 0, NULL);
+    json_t *fields = json_object_get(root, "fields");
+    assert_non_null(fields);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(fields, "project"), "key")), "OPS");
+    assert_string_equal(json_string_value(json_object_get(fields, "summary")),
+                        "[SEV4] Disk filling (incident 9)");
+    assert_non_null(strstr(json_string_value(json_object_get(fields, "description")), "vigilctl"));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(fields, "issuetype"), "name")), "Task");
+    json_decref(root);
+    free(body);
+    json_decref(reqs);
+    notify_destroy(&t.notify);
+    sink_stop(&sink);
+}
+
 static int test_teardown(void **state)
 {
     (void)state;
@@ -1341,6 +1699,10 @@ int main(void)
         cmocka_unit_test_teardown(test_row_left_sending_by_a_crash_is_resent, test_teardown),
         cmocka_unit_test_teardown(test_concurrency_is_bounded, test_teardown),
         cmocka_unit_test_teardown(test_kick_sends_without_waiting_for_the_tick, test_teardown),
+        cmocka_unit_test(test_sms_and_ticket_bodies),
+        cmocka_unit_test_teardown(test_sms_delivered, test_teardown),
+        cmocka_unit_test_teardown(test_github_ticket_filed_once, test_teardown),
+        cmocka_unit_test_teardown(test_jira_ticket_filed, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

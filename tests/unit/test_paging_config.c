@@ -344,7 +344,7 @@ static void test_contact_and_policy_refusals(void **state)
             "contacts[1])");
     refused(CONTACTS "    - {name: dave}\n",
             "13:8: \"paging.contacts[8]\": contact \"dave\" has no channel: set slack, email, "
-            "webhook or pagerduty");
+            "webhook, pagerduty or phone");
     refused(CONTACTS "    - {name: dave, slack: \"ftp://x\"}\n",
             "13:27: \"paging.contacts[8].slack\": must be an http:// or https:// URL");
     refused(CONTACTS "    - {name: dave, email: \"dave@example.com\\r\\nBcc: x@y\"}\n",
@@ -375,6 +375,97 @@ static void test_contact_and_policy_refusals(void **state)
             "  smtp: {url: \"smtp://127.0.0.1:25\"}\n",
             "4:10: \"paging.smtp.from\": must be the sender's address, like vigil@example.com, "
             "when smtp.url is set (got \"\")");
+}
+
+/* Phones (E.164, only with sms configured), business hours and tickets. */
+static void test_hours_sms_and_tickets(void **state)
+{
+    (void)state;
+    struct coord_config cfg;
+    char err[1024];
+    char token[160];
+    snprintf(token, sizeof(token), "%s/token", dir);
+    write_file(token, "secret\n");
+    assert_int_equal(chmod(token, 0600), 0);
+
+    refused("paging:\n"
+            "  contacts: [{name: a, phone: \"0151 123\"}]\n",
+            "3:31: \"paging.contacts[0].phone\": must be a number in E.164 form: '+', the "
+            "country code and the number, digits only, like +4915112345678 (got \"0151 123\")");
+    refused("paging:\n"
+            "  contacts: [{name: a, phone: \"+4915112345678\"}, {name: b, webhook: \"http://b\"}]\n"
+            "  policies: [{name: default, levels: [{targets: [\"contact:b\"]}]}]\n",
+            "3:31: \"paging.contacts[0].phone\": contact \"a\" has a phone number, but "
+            "paging.sms.account_sid is not set");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  policies: [{name: p, levels: [{targets: [\"contact:a\"], hours: office}]}]\n",
+            "4:65: \"paging.policies[0].levels[0].hours\": no business_hours named \"office\"");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  business_hours: [{name: office, start: \"18:00\", end: \"08:00\"}]\n",
+            "4:56: \"paging.business_hours[0].end\": must be later than start (18:00); a window "
+            "past midnight is two windows: end it at 24:00 and start the next day at 00:00");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  business_hours: [{name: office, days: [Mon, Feiertag]}]\n",
+            "4:47: \"paging.business_hours[0].days[1]\": must be a weekday, Mon to Sun (got "
+            "\"Feiertag\")");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  business_hours: [{name: office, holidays: [\"2026-02-30\"]}]\n",
+            "4:46: \"paging.business_hours[0].holidays[0]\": must be a date YYYY-MM-DD (got "
+            "\"2026-02-30\")");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  tickets: {kind: gitlab}\n",
+            "4:19: \"paging.tickets.kind\": must be github or jira (got \"gitlab\")");
+    refused("paging:\n"
+            "  contacts: [{name: a, slack: \"http://127.0.0.1:9/a\"}]\n"
+            "  tickets: {kind: jira, base_url: \"https://acme.atlassian.net\", user: bot,\n"
+            "            project: OPS}\n",
+            "4:13: \"paging.tickets.token_file\": must be set when tickets.kind is");
+
+    char body[2048];
+    snprintf(
+        body, sizeof(body),
+        "paging:\n"
+        "  contacts:\n"
+        "    - {name: a, phone: \"+4915112345678\"}\n"
+        "    - {name: b, slack: \"http://127.0.0.1:9/b\"}\n"
+        "  schedules:\n"
+        "    - {name: day, start: 2024-03-04, users: [a], hours: office}\n"
+        "  business_hours:\n"
+        "    - {name: office, timezone: Europe/Berlin, holidays: [\"2026-12-25\"]}\n"
+        "  policies:\n"
+        "    - name: team\n"
+        "      levels: [{targets: [\"schedule:day\"]}, {delay: 1h, targets: [\"contact:b\"]}]\n"
+        "  routing: {SEV1: {policy: team}, SEV2: {policy: team}, SEV3: {policy: team},\n"
+        "            SEV4: {policy: team}}\n"
+        "  sms: {account_sid: AC123, auth_token_file: \"%s\", from: \"+15005550006\"}\n"
+        "  tickets: {kind: github, owner: acme, repo: ops, token_file: \"%s\",\n"
+        "            severities: [SEV3, SEV4]}\n",
+        token, token);
+    if (load(body, &cfg, err, sizeof(err)) != 0)
+        fail_msg("refused: %s", err);
+    const struct paging_config *p = &cfg.paging;
+    const struct paging_hours *h = paging_hours_find(p, "office");
+    assert_non_null(h);
+    assert_int_equal(h->day_mask, 0x3E); /* Mon..Fri by default */
+    assert_int_equal(h->start_minute, 9 * 60);
+    assert_int_equal(h->end_minute, 17 * 60);
+    const struct paging_policy *team = paging_policy_find(p, "team");
+    assert_ptr_equal(paging_level_hours(p, paging_policy_level(team, 0)), h); /* its schedule's */
+    assert_null(paging_level_hours(p, paging_policy_level(team, 1)));
+    assert_false(paging_hours_apply(p, 1));
+    assert_true(paging_hours_apply(p, 3));
+    assert_true(paging_ticket_wanted(p, 3));
+    assert_false(paging_ticket_wanted(p, 2));
+    const struct paging_contact *a = paging_contact_find(p, "a");
+    assert_string_equal(paging_contact_address(a, PAGING_CHANNEL_SMS), "+4915112345678");
+    assert_true(paging_channel_usable(p, a, PAGING_CHANNEL_SMS));
+    assert_false(paging_channel_usable(p, a, PAGING_CHANNEL_TICKET));
+    coord_config_free(&cfg);
 }
 
 /* The built-in default policy is used by routing: its people must exist. */
@@ -518,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_paging_file),
         cmocka_unit_test(test_runbook_policies),
         cmocka_unit_test(test_example_config),
+        cmocka_unit_test(test_hours_sms_and_tickets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,7 +5,9 @@
  * agent's executor will check them. A step whose action or arguments the catalog refuses would
  * sit on the timeline as "skipped" in every real incident.
  *
- * The catalog must be root's (the agent refuses it otherwise): without root the test is skipped.
+ * The catalog must be root's and writable by nobody else (the agent refuses it otherwise): the
+ * test loads a 0644 copy, whatever the umask the tree was checked out with, and is skipped
+ * without root.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,11 +19,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "actions.h"
 #include "agent_config.h"
 #include "runbook_load.h"
+
+/* A root-owned 0644 copy of path in a temporary file; its name in copy (at least 64 bytes). */
+static void private_copy(const char *path, char *copy)
+{
+    FILE *in = fopen(path, "re");
+    if (!in)
+        fail_msg("%s: cannot read it", path);
+    snprintf(copy, 64, "/tmp/vigil-test-shipped-XXXXXX");
+    int fd = mkstemp(copy);
+    assert_true(fd >= 0);
+    assert_int_equal(fchmod(fd, 0644), 0);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(write(fd, buf, n), (ssize_t)n);
+    fclose(in);
+    assert_int_equal(close(fd), 0);
+}
 
 static void test_cluster_steps_are_in_the_catalog(void **state)
 {
@@ -36,8 +57,12 @@ static void test_cluster_steps_are_in_the_catalog(void **state)
         skip();
     if (!runbooks || !catalog)
         fail_msg("VIGIL_RUNBOOKS or VIGIL_CLUSTER_AGENT_YAML is not set (run through ctest)");
-    if (agent_config_load_remediation(catalog, &cfg, err, sizeof(err)) < 0)
-        fail_msg("%s", err);
+    char copy[64];
+    private_copy(catalog, copy);
+    int r = agent_config_load_remediation(copy, &cfg, err, sizeof(err));
+    unlink(copy);
+    if (r < 0)
+        fail_msg("%s: %s", catalog, err);
     const struct rb_set *set = runbooks_load_dir(runbooks, err, sizeof(err));
     if (!set)
         fail_msg("%s", err);

@@ -149,20 +149,28 @@ const size_t action_nkeys = sizeof(action_keys) / sizeof(action_keys[0]);
 /* ---- names ---- */
 
 static const char *const kind_names[] = {
-    [ACTION_EXEC] = "exec", [ACTION_SYSTEMD] = "systemd", [ACTION_SIGNAL] = "signal",
-    [ACTION_NFT] = "nft",   [ACTION_ISOLATE] = "isolate",
-    [ACTION_POSTGRES] = "postgres", [ACTION_REDIS] = "redis", [ACTION_KUBERNETES] = "kubernetes",
+    [ACTION_EXEC] = "exec",   [ACTION_SYSTEMD] = "systemd",       [ACTION_SIGNAL] = "signal",
+    [ACTION_NFT] = "nft",     [ACTION_ISOLATE] = "isolate",       [ACTION_POSTGRES] = "postgres",
+    [ACTION_REDIS] = "redis", [ACTION_KUBERNETES] = "kubernetes",
 };
 static const char *const op_names[] = {
-    [ACTION_OP_RUN] = "run",         [ACTION_OP_RESTART] = "restart",
-    [ACTION_OP_SIGNAL] = "signal",   [ACTION_OP_BLOCK] = "block",
-    [ACTION_OP_UNBLOCK] = "unblock", [ACTION_OP_ISOLATE] = "isolate",
+    [ACTION_OP_RUN] = "run",
+    [ACTION_OP_RESTART] = "restart",
+    [ACTION_OP_SIGNAL] = "signal",
+    [ACTION_OP_BLOCK] = "block",
+    [ACTION_OP_UNBLOCK] = "unblock",
+    [ACTION_OP_ISOLATE] = "isolate",
     [ACTION_OP_RELEASE] = "release",
-    [ACTION_OP_TERMINATE] = "terminate", [ACTION_OP_ANALYZE] = "analyze",
-    [ACTION_OP_REINDEX] = "reindex",     [ACTION_OP_STATEMENT] = "statement",
-    [ACTION_OP_FLUSHALL] = "flushall",   [ACTION_OP_FLUSHDB] = "flushdb",
-    [ACTION_OP_SCALE] = "scale",         [ACTION_OP_SET_ENV] = "set-env",
-    [ACTION_OP_SET_RESOURCES] = "set-resources", [ACTION_OP_ISOLATE_POD] = "isolate-pod",
+    [ACTION_OP_TERMINATE] = "terminate",
+    [ACTION_OP_ANALYZE] = "analyze",
+    [ACTION_OP_REINDEX] = "reindex",
+    [ACTION_OP_STATEMENT] = "statement",
+    [ACTION_OP_FLUSHALL] = "flushall",
+    [ACTION_OP_FLUSHDB] = "flushdb",
+    [ACTION_OP_SCALE] = "scale",
+    [ACTION_OP_SET_ENV] = "set-env",
+    [ACTION_OP_SET_RESOURCES] = "set-resources",
+    [ACTION_OP_ISOLATE_POD] = "isolate-pod",
     [ACTION_OP_RELEASE_POD] = "release-pod",
 };
 static const char *const type_names[] = {
@@ -916,16 +924,16 @@ static int check_statement(struct checker *ck, const struct action *a)
 static int check_target(struct checker *ck, const struct action *a)
 {
     char ypath[YPATH_LEN], q[VG_YAML_QUOTE_MAX + 1];
-    const char *const *names = a->kind == ACTION_POSTGRES ? ck->ctx->postgres_targets
-                                                          : ck->ctx->redis_targets;
+    const char *const *names =
+        a->kind == ACTION_POSTGRES ? ck->ctx->postgres_targets : ck->ctx->redis_targets;
     size_t n = a->kind == ACTION_POSTGRES ? ck->ctx->npostgres_targets : ck->ctx->nredis_targets;
 
     ypath_of(ck, ypath, sizeof(ypath), "/target");
     if (a->kind != ACTION_POSTGRES && a->kind != ACTION_REDIS)
-        return a->target[0] ? FAIL(ck, ypath,
-                                   "action \"%s\": target is for postgres and redis actions",
-                                   ck->name)
-                            : 0;
+        return a->target[0]
+                   ? FAIL(ck, ypath, "action \"%s\": target is for postgres and redis actions",
+                          ck->name)
+                   : 0;
     if (!a->target[0])
         return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), "/kind"),
                     "action \"%s\": a %s action needs target: the name of one of "
@@ -970,8 +978,8 @@ static int check_service(struct checker *ck, struct action *a)
     char what[160] = "";
     for (size_t i = 0; i < nreq + nopt; i++) {
         all[i] = i < nreq ? so->required[i] : so->optional[i - nreq];
-        snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s%s", i ? ", " : "",
-                 all[i], i >= nreq ? " (optional)" : "");
+        snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s%s", i ? ", " : "", all[i],
+                 i >= nreq ? " (optional)" : "");
     }
     if (!what[0])
         snprintf(what, sizeof(what), "no parameters");
@@ -986,8 +994,7 @@ static int check_service(struct checker *ck, struct action *a)
         if (!param_named(a, so->required[i]))
             return FAIL(ck, ypath_of(ck, ypath, sizeof(ypath), a->nparams ? "/params" : "/op"),
                         "action \"%s\": a %s %s action takes %s; \"%s\" is missing", ck->name,
-                        actions_kind_name(a->kind), actions_op_name(a->op), what,
-                        so->required[i]);
+                        actions_kind_name(a->kind), actions_op_name(a->op), what, so->required[i]);
     for (size_t j = 0; j < a->nparams; j++)
         for (size_t t = 0; t < sizeof(service_param_types) / sizeof(service_param_types[0]); t++)
             if (strcmp(service_param_types[t].name, a->params[j].name) == 0 &&

@@ -69,6 +69,7 @@ static const size_t threshold_keys_count = sizeof(threshold_keys) / sizeof(thres
 #define probe_http_target_keys_count probe_http_target_nkeys
 #define probe_postgres_target_keys_count probe_postgres_target_nkeys
 #define probe_redis_target_keys_count probe_redis_target_nkeys
+#define probe_kubernetes_target_keys_count probe_kubernetes_target_nkeys
 #define action_keys_count action_nkeys
 
 const struct vg_cfg_key agent_config_keys[] = {
@@ -168,6 +169,13 @@ const struct vg_cfg_key agent_config_keys[] = {
     LIST("collectors.redis.targets", redis.targets, probe_redis_target_keys,
          struct probe_target_config, 16,
          "{name, address (host:port or /socket), password_file | password_env}"),
+    KEY("collectors.kubernetes.interval", VG_CFG_DURATION_MS, kubernetes.interval_ms, 0, HOUR_MS,
+        "15s", "Kubernetes API probes (pods, deployments, nodes; role cluster); 0 = off"),
+    KEY("collectors.kubernetes.timeout", VG_CFG_DURATION_MS, kubernetes.timeout_ms, 100,
+        10 * 60 * SEC_MS, "5s", "one cycle's bound (every request of it)"),
+    LIST("collectors.kubernetes.targets", kubernetes.targets, probe_kubernetes_target_keys,
+         struct probe_target_config, 8,
+         "{name, kubeconfig (empty = in-cluster), context, namespaces}"),
     KEY("probe_dir", VG_CFG_STRING, probe_dir, 0, 0, "",
         "where vigil-probe-<kind>.so live; empty = next to vigil-agent"),
     LIST("thresholds", thresholds, threshold_keys, struct threshold_config, 256,
@@ -182,6 +190,15 @@ const struct vg_cfg_key agent_config_keys[] = {
         "half of spool.max_size"),
     KEY("evidence.chunk_size", VG_CFG_SIZE, evidence_chunk_bytes, 4096, 1 * MIB, "256KiB",
         "bytes per evidence message"),
+    KEY("flight_recorder.enabled", VG_CFG_BOOL, flight_enabled, 0, 0, "true",
+        "keep the last minutes of sockets, processes and log lines in memory (evidence kind "
+        "flight)"),
+    KEY("flight_recorder.interval", VG_CFG_DURATION_MS, flight_interval_ms, SEC_MS, 60 * SEC_MS,
+        "10s", "one snapshot every this long (each costs a walk of /proc and the socket table)"),
+    KEY("flight_recorder.window", VG_CFG_DURATION_MS, flight_window_ms, 10 * SEC_MS, HOUR_MS, "5m",
+        "snapshots older than this are dropped; at least the interval"),
+    KEY("flight_recorder.max_size", VG_CFG_SIZE, flight_max_bytes, 64 * 1024, 256 * MIB, "4MiB",
+        "the recorder's memory; the oldest snapshots are dropped beyond it"),
     KEY("spool.max_size", VG_CFG_SIZE, spool_max_bytes, 256 * 1024, 64LL * 1024 * MIB, "64MiB",
         "disk spool bound; oldest metric samples are dropped beyond it"),
     KEY("spool.segment_size", VG_CFG_SIZE, spool_segment_bytes, 0, 1024 * MIB, "0",
@@ -447,6 +464,13 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *err, siz
         snprintf(err, errlen,
                  "%s: \"evidence.max_size\" must be at most half of \"spool.max_size\" "
                  "(evidence is never dropped from the spool, so it must leave room)",
+                 path);
+        return -EINVAL;
+    }
+    if (cfg->flight_window_ms < cfg->flight_interval_ms) {
+        snprintf(err, errlen,
+                 "%s: \"flight_recorder.window\" must not be shorter than "
+                 "\"flight_recorder.interval\" (a window holds at least one snapshot)",
                  path);
         return -EINVAL;
     }

@@ -43,18 +43,22 @@ struct agent_config {
     struct vg_cfg_list logs_files; /* of struct logtail_file_config */
     char *pod_logs_dir;            /* kubernetes.pod_logs_dir: pods named, pod logs found */
     char *container_logs_dir;      /* kubernetes.container_logs_dir: containers named */
-    /* Probes, in probes_kind_config order: http, postgres, redis. */
+    /* Probes, in probes_kind_config order: http, postgres, redis, kubernetes. */
     struct probe_kind_settings {
         int64_t interval_ms;
         int64_t timeout_ms;
         int64_t long_running_ms;    /* postgres only */
         struct vg_cfg_list targets; /* of struct probe_target_config */
-    } http, postgres, redis;
+    } http, postgres, redis, kubernetes;
     char *probe_dir;               /* "" = next to the vigil-agent binary */
     struct vg_cfg_list thresholds; /* of struct threshold_config */
     struct vg_cfg_strings evidence_allow_dirs;
     int64_t evidence_max_bytes;
     int64_t evidence_chunk_bytes;
+    bool flight_enabled; /* flight_recorder.*: the in-memory ring of snapshots (flight.h) */
+    int64_t flight_interval_ms;
+    int64_t flight_window_ms;
+    int64_t flight_max_bytes;
     int64_t spool_max_bytes;
     int64_t spool_segment_bytes;
     bool spool_fsync;

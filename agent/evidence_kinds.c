@@ -124,6 +124,12 @@ static int capture_redis(void *userdata, const struct evidence_args *args,
     return capture_probe(userdata, "redis", args, out, err, errlen);
 }
 
+static int capture_kubernetes(void *userdata, const struct evidence_args *args,
+                              const struct artifact_writer *out, char *err, size_t errlen)
+{
+    return capture_probe(userdata, "kubernetes", args, out, err, errlen);
+}
+
 static bool without_openat2; /* evidence_kinds_test_without_openat2 */
 
 void evidence_kinds_test_without_openat2(bool on)
@@ -397,13 +403,34 @@ static int capture_command_output(void *userdata, const struct evidence_args *ar
     return copy_fd(fd, id, out, err, errlen);
 }
 
+/* The recorder's ring, frozen (flight_freeze) while snapshots go on. */
+static int capture_flight(void *userdata, const struct evidence_args *args,
+                          const struct artifact_writer *out, char *err, size_t errlen)
+{
+    const struct evidence_sources *src = userdata;
+    int r = evidence_args_check(args, vg_evidence_kind_args("flight"), err, errlen);
+    if (r < 0)
+        return r;
+    if (!src->flight) {
+        snprintf(err, errlen, "the flight recorder is off on this node (flight_recorder.enabled)");
+        return -ENOENT;
+    }
+    return flight_write(src->flight, src->max_bytes, out, err, errlen);
+}
+
 size_t evidence_kinds_fill(struct evidence_kind *kinds, struct evidence_sources *src)
 {
     const struct evidence_kind all[] = {
-        {"netstat", capture_netstat, src},   {"processes", capture_processes, src},
-        {"host", capture_host, src},         {"log_tail", capture_log_tail, src},
-        {"postgres", capture_postgres, src}, {"redis", capture_redis, src},
-        {"file", capture_file, src},         {"command_output", capture_command_output, src},
+        {"netstat", capture_netstat, src},
+        {"processes", capture_processes, src},
+        {"host", capture_host, src},
+        {"log_tail", capture_log_tail, src},
+        {"postgres", capture_postgres, src},
+        {"redis", capture_redis, src},
+        {"kubernetes", capture_kubernetes, src},
+        {"file", capture_file, src},
+        {"command_output", capture_command_output, src},
+        {"flight", capture_flight, src},
     };
     size_t n = sizeof(all) / sizeof(all[0]);
 

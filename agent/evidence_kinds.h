@@ -10,8 +10,11 @@
  *   log_tail   the end of a configured log       name=LOG lines=N | bytes=N
  *   postgres   pg_stat_activity, lock waits, replication       target=NAME
  *   redis      INFO all                                        target=NAME
+ *   kubernetes kubectl get/describe/logs/top of the watched namespaces and the nodes
+ *                                                              target=NAME
  *   file       a file under evidence.allow_dirs                path=/ABSOLUTE/PATH
  *   command_output  the kept output of a command run here      request=ID
+ *   flight     the flight recorder's last minutes (flight.h)   (no arguments)
  */
 #ifndef AGENT_EVIDENCE_KINDS_H
 #define AGENT_EVIDENCE_KINDS_H
@@ -22,6 +25,7 @@
 #include "cmd_output.h"
 #include "config.h"
 #include "evidence.h"
+#include "flight.h"
 #include "logtail.h"
 #include "podmap.h"
 #include "probes.h"
@@ -34,6 +38,7 @@ struct evidence_sources {
     size_t max_bytes;                        /* the artifact size cap */
     const cmd_output_t *outputs;             /* NULL: no executor, no command outputs */
     podmap_t *pods;                          /* NULL: processes and sockets name no pods */
+    flight_t *flight;                        /* NULL: the flight recorder is off */
 };
 
 #define EVIDENCE_KINDS_MAX 12

@@ -32,6 +32,7 @@
 #include "evidence.h"
 #include "evidence_kinds.h"
 #include "evloop.h"
+#include "flight.h"
 #include "host.h"
 #include "keys.h"
 #include "link.h"
@@ -145,6 +146,7 @@ struct agent {
     probes_t *probes; /* borrowed from collectors[]; NULL when no probe is configured */
     evidence_t *evidence;
     struct evidence_sources evidence_sources; /* borrows the logs and probes collectors' objects */
+    flight_t *flight; /* NULL: flight_recorder.enabled is false */
     vg_loop_t *loop;
     int evidence_timer;      /* due while evidence_poll has work left */
     bool status_failed;      /* the last status file write failed (logged once) */
@@ -278,6 +280,12 @@ static void collect_self(void *self, struct collect_ctx *ctx)
     collect_emit(ctx, "agent.evidence.failed", (double)ev.failed, "requests", NULL, 0);
     collect_emit(ctx, "agent.evidence.sent", (double)ev.stored, "artifacts", NULL, 0);
     collect_emit(ctx, "agent.evidence.sent_bytes", (double)ev.bytes, "bytes", NULL, 0);
+    if (a->flight) {
+        struct flight_stats fl;
+        flight_get_stats(a->flight, &fl);
+        collect_emit(ctx, "agent.flight.snapshots", (double)fl.snapshots, "snapshots", NULL, 0);
+        collect_emit(ctx, "agent.flight.bytes", (double)fl.bytes, "bytes", NULL, 0);
+    }
     struct podmap_stats pods;
     if (a->pods && (podmap_get_stats(a->pods, &pods), pods.scans > 0)) { /* a Kubernetes node */
         collect_emit(ctx, "agent.pods.known", (double)pods.pods, "pods", NULL, 0);
@@ -380,12 +388,13 @@ static void on_collect(void *userdata, const Vigil__CollectRequest *req)
 }
 
 /* The probe kinds as configured; returns how many targets are enabled. */
-#define PROBE_KINDS 3
+#define PROBE_KINDS 4
 static size_t probe_kinds_from_config(const struct agent *a,
                                       struct probes_kind_config kinds[PROBE_KINDS])
 {
-    const struct probe_kind_settings *settings[] = {&a->cfg.http, &a->cfg.postgres, &a->cfg.redis};
-    static const char *const names[] = {"http", "postgres", "redis"};
+    const struct probe_kind_settings *settings[] = {&a->cfg.http, &a->cfg.postgres, &a->cfg.redis,
+                                                    &a->cfg.kubernetes};
+    static const char *const names[] = {"http", "postgres", "redis", "kubernetes"};
     size_t ntargets = 0;
     for (size_t i = 0; i < PROBE_KINDS; i++) {
         kinds[i] = (struct probes_kind_config){
@@ -406,6 +415,39 @@ static void add_collector(struct agent *a, struct collector c)
 {
     assert(a->ncollectors < AGENT_COLLECTORS);
     a->collectors[a->ncollectors++] = (struct agent_collector){.c = c, .agent = a};
+}
+
+/* The flight recorder (flight.h): its thread starts here; the log collector hands it its lines. */
+static int start_flight(struct agent *a, logtail_t *logs)
+{
+    char err[256];
+    const char *names[LOGTAIL_CONFIGS_MAX];
+    size_t nlogs = a->cfg.logs_files.count < LOGTAIL_CONFIGS_MAX ? a->cfg.logs_files.count
+                                                                 : LOGTAIL_CONFIGS_MAX;
+    for (size_t i = 0; i < nlogs; i++)
+        names[i] = VG_CFG_ITEM(a->cfg.logs_files, struct logtail_file_config, i)->name;
+    struct flight_options opt = {
+        .interval_ms = a->cfg.flight_interval_ms,
+        .window_ms = a->cfg.flight_window_ms,
+        .max_bytes = (size_t)a->cfg.flight_max_bytes,
+        .proc_root = "/proc",
+        .pods = a->pods,
+        .log_names = names,
+        .nlogs = logs ? nlogs : 0,
+    };
+    a->flight = flight_new(&opt, err, sizeof(err));
+    if (!a->flight || flight_start(a->flight, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        flight_destroy(&a->flight);
+        return -1;
+    }
+    if (logs)
+        logtail_set_line_hook(logs, flight_log_line, a->flight);
+    vg_log(VG_LOG_INFO,
+           "flight recorder: a snapshot every %lld ms, kept %lld ms, at most %lld bytes in memory",
+           (long long)a->cfg.flight_interval_ms, (long long)a->cfg.flight_window_ms,
+           (long long)a->cfg.flight_max_bytes);
+    return 0;
 }
 
 /*
@@ -471,6 +513,10 @@ static int start_collectors(struct agent *a)
         }
     }
 
+    if (a->cfg.flight_enabled && start_flight(a, logs) < 0) {
+        code = EXIT_OSERR;
+        goto err_destroy_collectors;
+    }
     a->probes = probes;
     a->evidence_sources = (struct evidence_sources){
         .proc_root = "/proc",
@@ -480,6 +526,7 @@ static int start_collectors(struct agent *a)
         .max_bytes = (size_t)a->cfg.evidence_max_bytes,
         .outputs = a->outputs,
         .pods = a->pods,
+        .flight = a->flight,
     };
     add_collector(a, (struct collector){.name = "agent",
                                         .interval_ms = a->cfg.self_signals_interval_ms,
@@ -1076,6 +1123,7 @@ static void stop(struct agent *a)
             c->destroy(&c->self);
     }
     a->ncollectors = 0;
+    flight_destroy(&a->flight); /* after the log collector that feeds it, before the podmap */
     podmap_destroy(&a->pods); /* after the collectors and evidence that borrow it */
     thresholds_destroy(&a->thresholds);
     link_destroy(&a->link);

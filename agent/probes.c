@@ -79,6 +79,12 @@ const struct vg_cfg_key probe_http_target_keys[] = {
      .offset = TARGET_OFFSET(ca_file),
      .def = "",
      .help = "CA bundle to verify against; empty = the system's"},
+    {.path = "statuspage",
+     .type = VG_CFG_BOOL,
+     .offset = TARGET_OFFSET(statuspage),
+     .def = "false",
+     .help = "the url is a Statuspage v2 status.json or summary.json: read the vendor's "
+             "indicator and components (http.statuspage.*)"},
 };
 const size_t probe_http_target_nkeys =
     sizeof(probe_http_target_keys) / sizeof(probe_http_target_keys[0]);
@@ -138,6 +144,42 @@ const struct vg_cfg_key probe_redis_target_keys[] = {
 };
 const size_t probe_redis_target_nkeys =
     sizeof(probe_redis_target_keys) / sizeof(probe_redis_target_keys[0]);
+
+const struct vg_cfg_key probe_kubernetes_target_keys[] = {
+    {.path = "name",
+     .type = VG_CFG_STRING,
+     .offset = TARGET_OFFSET(name),
+     .max = TARGET_NAME_MAX,
+     .required = true,
+     .help = "the target label of this probe's samples"},
+    {.path = "kubeconfig",
+     .type = VG_CFG_STRING,
+     .offset = TARGET_OFFSET(kubeconfig),
+     .def = "",
+     .help = "kubeconfig file (its token or client certificate); empty = the in-cluster "
+             "ServiceAccount"},
+    {.path = "context",
+     .type = VG_CFG_STRING,
+     .offset = TARGET_OFFSET(context),
+     .max = 256,
+     .def = "",
+     .help = "the kubeconfig's context; empty = its current-context"},
+    {.path = "namespaces",
+     .type = VG_CFG_STRINGS,
+     .offset = TARGET_OFFSET(namespaces),
+     .max = 32,
+     .help = "namespaces whose pods, deployments and events are watched"},
+};
+const size_t probe_kubernetes_target_nkeys =
+    sizeof(probe_kubernetes_target_keys) / sizeof(probe_kubernetes_target_keys[0]);
+
+/* The config loader fills namespaces as a struct vg_cfg_strings; the module reads it as the
+ * ABI's struct probe_strings. */
+_Static_assert(sizeof(struct probe_strings) == sizeof(struct vg_cfg_strings) &&
+                   offsetof(struct probe_strings, items) ==
+                       offsetof(struct vg_cfg_strings, items) &&
+                   offsetof(struct probe_strings, count) == offsetof(struct vg_cfg_strings, count),
+               "struct probe_strings must match struct vg_cfg_strings");
 
 /* ---- State ------------------------------------------------------------------------------- */
 
@@ -518,9 +560,24 @@ static int copy_target(struct probe_target_config *dst, const struct probe_targe
         .expect_status = src->expect_status,
         .tls_verify = src->tls_verify,
         .ca_file = dup_or_empty(src->ca_file),
+        .kubeconfig = dup_or_empty(src->kubeconfig),
+        .context = dup_or_empty(src->context),
+        .statuspage = src->statuspage,
     };
-    if (!dst->name || !dst->address || !dst->password_file || !dst->password_env || !dst->ca_file)
+    if (!dst->name || !dst->address || !dst->password_file || !dst->password_env || !dst->ca_file ||
+        !dst->kubeconfig || !dst->context)
         return -ENOMEM;
+    if (src->namespaces.count) {
+        dst->namespaces.items = calloc(src->namespaces.count, sizeof(char *));
+        if (!dst->namespaces.items)
+            return -ENOMEM;
+        for (size_t i = 0; i < src->namespaces.count; i++) {
+            dst->namespaces.items[i] = dup_or_empty(src->namespaces.items[i]);
+            if (!dst->namespaces.items[i])
+                return -ENOMEM;
+            dst->namespaces.count++;
+        }
+    }
     return 0;
 }
 
@@ -531,6 +588,11 @@ static void free_target_config(struct probe_target_config *c)
     free(c->password_file);
     free(c->password_env);
     free(c->ca_file);
+    free(c->kubeconfig);
+    free(c->context);
+    for (size_t i = 0; i < c->namespaces.count; i++)
+        free(c->namespaces.items[i]);
+    free(c->namespaces.items);
     *c = (struct probe_target_config){0};
 }
 
@@ -556,7 +618,8 @@ static int validate_kind(const struct probes_kind_config *kc, char *err, size_t 
                        kc->kind, i, TARGET_NAME_MAX);
             return -EINVAL;
         }
-        if (!t->address || !t->address[0]) {
+        /* kubernetes targets have no address: their kubeconfig ("" = in-cluster) says where. */
+        if (strcmp(kc->kind, "kubernetes") != 0 && (!t->address || !t->address[0])) {
             vg_set_err(err, errlen, "collectors.%s.targets[%zu] (\"%s\"): the %s must not be empty",
                        kc->kind, i, t->name,
                        strcmp(kc->kind, "http") == 0       ? "url"

@@ -1,6 +1,6 @@
 /*
- * The probe runner: HTTP, PostgreSQL and Redis targets (collectors.<kind> in agent.yaml),
- * each measured by a dlopen'd module (agent/probe/probe.h) on a thread of its own.
+ * The probe runner: HTTP, PostgreSQL, Redis and Kubernetes targets (collectors.<kind> in
+ * agent.yaml), each measured by a dlopen'd module (agent/probe/probe.h) on a thread of its own.
  *
  * Why threads: a probe waits on somebody else's server. One thread per target means a
  * target that hangs delays nobody: not the agent's loop, not another target. Each thread
@@ -27,7 +27,7 @@
 
 /* collectors.<kind> in agent.yaml. */
 struct probes_kind_config {
-    const char *kind;    /* "http", "postgres", "redis": the module vigil-probe-<kind>.so */
+    const char *kind;    /* "http", "postgres", "redis", "kubernetes": vigil-probe-<kind>.so */
     int64_t interval_ms; /* 0 = disabled: the module is not even loaded */
     struct probe_options options; /* cancel_fd is the runner's own: the value here is ignored;
                                      max_artifact_bytes 0 = 1 MiB; long_running_ms 0 = 5 min */
@@ -43,6 +43,8 @@ extern const struct vg_cfg_key probe_postgres_target_keys[];
 extern const size_t probe_postgres_target_nkeys;
 extern const struct vg_cfg_key probe_redis_target_keys[];
 extern const size_t probe_redis_target_nkeys;
+extern const struct vg_cfg_key probe_kubernetes_target_keys[];
+extern const size_t probe_kubernetes_target_nkeys;
 
 typedef struct probes probes_t;
 
@@ -79,9 +81,9 @@ void probes_drain(probes_t *self, struct collect_ctx *ctx);
 struct collector probes_collector(probes_t **self_p);
 
 /*
- * Evidence (vigilctl collect postgres|redis): opens a fresh module state for the target,
- * writes its artifact and closes it, within the kind's timeout. target NULL or "" = the only
- * target of that kind. Safe to call from another thread than the main one (the agent's
+ * Evidence (vigilctl collect postgres|redis|kubernetes): opens a fresh module state for the
+ * target, writes its artifact and closes it, within the kind's timeout. target NULL or "" = the
+ * only target of that kind. Safe to call from another thread than the main one (the agent's
  * evidence thread), but that thread must be finished before probes_destroy. Returns 0, or
  * a negative errno with err set: -ENOENT kind not configured or no such target, -EINVAL
  * target not named while several exist, -EOPNOTSUPP the kind has no evidence.

@@ -218,8 +218,10 @@ static const struct {
     {"host", {NULL}},
     {"postgres", {"target", NULL}},
     {"redis", {"target", NULL}},
+    {"kubernetes", {"target", NULL}},
     {"file", {"path", NULL}},
     {"command_output", {"request", NULL}},
+    {"flight", {NULL}},
 };
 
 const char *const *vg_evidence_kind_args(const char *kind)

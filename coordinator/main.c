@@ -257,14 +257,17 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
     /* After the incident's commit: its runbook's investigate entries become collections and its
      * resolve steps requests, on the admin thread, which has a store connection of its own, so
      * the loop does not wait for them. */
+    const char *one[1] = {node};
+    const char *const *nodes = node[0] ? one : (const char *const *)ev->firing;
+    size_t nnodes = node[0] ? 1 : ev->n_firing;
+    bool severe = res.severity >= 1 && res.severity <= 2; /* SEV1, SEV2: freeze the recorders */
     if ((res.outcome == INCIDENT_OPENED || res.outcome == INCIDENT_REOPENED) &&
-        (ev->runbook->nresolve > 0 || ev->runbook->ninvestigate > 0) && c->admin) {
-        const char *one[1] = {node};
-        struct steps_job *job =
-            node[0] ? steps_job_new(res.id, ev->runbook, node, one, 1)
-                    : steps_job_new(res.id, ev->runbook, "", ev->firing, ev->n_firing);
-        if (job)
+        (ev->runbook->nresolve > 0 || ev->runbook->ninvestigate > 0 || severe) && c->admin) {
+        struct steps_job *job = steps_job_new(res.id, ev->runbook, node, nodes, nnodes);
+        if (job) {
+            job->flight = severe;
             admin_runbook_steps(c->admin, &job);
+        }
         else
             vg_log(VG_LOG_ERROR, "incident id=%llu: runbook steps not run: out of memory",
                    (unsigned long long)res.id);
@@ -277,9 +280,14 @@ static void symptom_to_incident(void *userdata, const struct rule_event *ev)
     } else if (res.outcome == INCIDENT_ATTACHED)
         vg_log(VG_LOG_INFO, "symptom fingerprint=%s attached to root incident id=%llu",
                ev->fingerprint, (unsigned long long)res.id);
-    else if (res.severity_raised)
+    else if (res.severity_raised) {
         vg_log(VG_LOG_WARN, "incident id=%llu severity raised to SEV%d", (unsigned long long)res.id,
                res.severity);
+        struct steps_job *job =
+            severe && c->admin ? steps_job_flight(res.id, ev->runbook, nodes, nnodes) : NULL;
+        if (job)
+            admin_runbook_steps(c->admin, &job);
+    }
 }
 
 /* A committed batch that feeds a symptom makes the evaluation due now, instead of at the next

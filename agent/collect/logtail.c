@@ -217,6 +217,9 @@ struct logtail {
 
     uint64_t notes[NOTES_MAX]; /* hashes of (reason, path) already logged */
     size_t nnotes, next_note;
+
+    logtail_line_hook line_hook; /* NULL: none */
+    void *line_hook_data;
 };
 
 /* ---- Small helpers ---------------------------------------------------------------------- */
@@ -1232,6 +1235,8 @@ static void on_message(const char *line, size_t len, bool truncated, void *userd
         f->logged_too_long = true;
     }
     count_key(st->counts, "lines", r->now_s);
+    if (self->line_hook)
+        self->line_hook(self->line_hook_data, spec->name, line, len);
     if (spec->npatterns) {
         struct match_ctx m = {.r = r, .spec = spec, .counts = st->counts};
         (void)logparse_patterns_match(st->patterns, line, len, count_match, &m);
@@ -1773,6 +1778,12 @@ static void collector_destroy(void **self_p)
     logtail_t *self = *self_p;
     logtail_destroy(&self);
     *self_p = NULL;
+}
+
+void logtail_set_line_hook(logtail_t *self, logtail_line_hook fn, void *userdata)
+{
+    self->line_hook = fn;
+    self->line_hook_data = userdata;
 }
 
 struct collector logtail_collector(logtail_t **self_p, int64_t interval_ms)

@@ -131,6 +131,12 @@ logtail_t *logtail_new(const struct logtail_file_config *files, size_t nfiles,
  * problems are counted (log.errors, ctx->errors) and logged. */
 void logtail_run(logtail_t *self, struct collect_ctx *ctx);
 
+/* Called with every line logtail_run reads (for a pod's log, the container's message; lines
+ * with NUL bytes excepted), without its newline, on logtail_run's thread, as it is read: the
+ * flight recorder keeps them (flight.h). fn NULL: none, the default. */
+typedef void (*logtail_line_hook)(void *userdata, const char *name, const char *line, size_t len);
+void logtail_set_line_hook(logtail_t *self, logtail_line_hook fn, void *userdata);
+
 /* The collector interface (collect.h): "logs", logtail_run every interval_ms (0: never);
  * takes ownership of *self_p (set to NULL): the collector's destroy frees it. logtail_tail stays
  * safe to call on the object meanwhile. */

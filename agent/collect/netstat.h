@@ -111,7 +111,9 @@ void netstat_collector_walks(const netstat_collector_t *self, uint64_t *ret_walk
  * the processes holding it (users:(("nginx",pid=1234,fd=3)), found by walking every
  * <pid>/fd once; ",pod=NAMESPACE/POD/CONTAINER" after fd= for an owner in a pod, when pods
  * is not NULL), then a summary line with the counts by state. A table that cannot be read
- * is named in the artifact, not an error. Thread-safe (shares nothing with the collector).
+ * is named in the artifact, not an error. TCP comes through netlink (one walk of the kernel's
+ * table for both families) when proc_root is a real procfs, else, or when the dump fails, from
+ * the text files. Thread-safe (shares nothing with the collector).
  * Returns 0; -EFBIG when max_bytes was reached (the artifact ends with a "# truncated" line);
  * the writer's negative errno when it failed; -ENOENT, -EACCES or -ENOMEM when proc_root
  * cannot be opened. err says which in words.

@@ -17,7 +17,10 @@
  * options->cancel_fd, so stopping the agent never waits for a timeout to run out: once it is
  * readable, a module gives up at once and returns without emitting.
  *
- * ABI 2 added probe_options.cancel_fd.
+ * ABI 2 added probe_options.cancel_fd. ABI 3 added the kubernetes module's target fields
+ * (probe_target_config.kubeconfig, .context, .namespaces) and the http module's
+ * probe_target_config.statuspage: a module built for ABI 2 would read past the end of the
+ * struct the agent hands it.
  */
 #ifndef AGENT_PROBE_H
 #define AGENT_PROBE_H
@@ -26,8 +29,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROBE_ABI_VERSION 2
+#define PROBE_ABI_VERSION 3
 #define PROBE_MODULE_SYMBOL "vigil_probe_module" /* the exported struct probe_module */
+
+/* A list of strings owned by the target's configuration: the layout of libvigil's struct
+ * vg_cfg_strings, which the config loader fills (agent/probes.c checks that they agree). */
+struct probe_strings {
+    char **items;
+    size_t count;
+};
 
 /* One configured target, as loaded from agent.yaml (collectors.<kind>.targets[]). Each kind
  * uses the fields it documents and ignores the rest. */
@@ -40,6 +50,11 @@ struct probe_target_config {
     int64_t expect_status; /* http: the status that counts as up; 0 = any 2xx or 3xx */
     bool tls_verify;       /* http: verify the peer certificate and host name */
     char *ca_file;         /* http: CA bundle for tls_verify; "" = the system's */
+    char *kubeconfig;      /* kubernetes: a kubeconfig file; "" = the in-cluster ServiceAccount */
+    char *context;         /* kubernetes: the kubeconfig's context; "" = its current-context */
+    struct probe_strings namespaces; /* kubernetes: the namespaces watched (may be empty) */
+    bool statuspage; /* http: the body is an Atlassian Statuspage v2 status.json or summary.json
+                        to read (http.statuspage.*) */
 };
 
 /* Options common to every target of a kind (collectors.<kind>.*). */
@@ -74,7 +89,7 @@ struct artifact_writer {
 
 struct probe_module {
     uint32_t abi;     /* PROBE_ABI_VERSION */
-    const char *kind; /* "http", "postgres", "redis" */
+    const char *kind; /* "http", "postgres", "redis", "kubernetes" */
 
     /* Validates the target and prepares its state; connects lazily, never here. NULL with
      * err set when the target is unusable (bad URL, unreadable password file). */

@@ -207,6 +207,10 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
                 investigate_on(self, job, e, label_ptrs, nargs, job->nodes[n]);
         }
     }
+    /* SEV1/SEV2: the minutes before, from each node's flight recorder. */
+    const struct steps_step flight = {.action = "flight"};
+    for (size_t n = 0; job->flight && !job->joined && n < job->nnodes; n++)
+        investigate_on(self, job, &flight, NULL, 0, job->nodes[n]);
     free(skip);
 }
 

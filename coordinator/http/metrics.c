@@ -68,8 +68,9 @@ struct label_counter {
 };
 
 /* Shown at zero from the start, so a dashboard sees the series before the first event. */
-static const char *const evidence_kinds[] = {"netstat",  "processes", "log_tail", "host",
-                                             "postgres", "redis",     "file"};
+static const char *const evidence_kinds[] = {"netstat", "processes",  "log_tail", "host",
+                                             "postgres", "redis",    "kubernetes", "file",
+                                             "flight"};
 static const char *const evidence_reject_reasons[] = {
     "sha256", "size",      "unknown_collection", "not_pending",
     "kind",   "duplicate", "artifact_reuse",     "invalid"};

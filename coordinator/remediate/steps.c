@@ -304,6 +304,22 @@ struct steps_job *steps_job_joined(uint64_t incident_id, const struct rb_runbook
     return job;
 }
 
+struct steps_job *steps_job_flight(uint64_t incident_id, const struct rb_runbook *rb,
+                                   const char *const *nodes, size_t n)
+{
+    struct steps_job *job = steps_job_new(incident_id, rb, "", nodes, n);
+    if (job) {
+        steps_free(job->steps, job->nsteps);
+        job->steps = NULL;
+        job->nsteps = 0;
+        steps_free(job->investigate, job->ninvestigate);
+        job->investigate = NULL;
+        job->ninvestigate = 0;
+        job->flight = true;
+    }
+    return job;
+}
+
 void steps_job_destroy(struct steps_job **self_p)
 {
     if (!self_p || !*self_p)

@@ -82,6 +82,9 @@ struct steps_job {
     size_t ninvestigate;
     bool joined; /* nodes joining an open incident: investigate those not yet, no steps */
     bool dry_run; /* a drill: each step is on the timeline as what would run, never requested */
+    /* A SEV1 or SEV2: each node's flight recorder (evidence kind flight) is frozen and shipped
+     * with the investigation, so the minutes before the fault are kept. */
+    bool flight;
     struct steps_job *next; /* the admin thread's queue */
 };
 
@@ -104,6 +107,10 @@ struct steps_job *steps_job_after_canary(uint64_t incident_id, const char *runbo
                                          const char *verify_node, const char *rest,
                                          const char *action, Vigil__CommandArg *const *args,
                                          size_t nargs, int64_t within_ms);
+/* The flight recorders of an open incident's nodes, and nothing else (its severity rose to SEV2
+ * or SEV1). NULL when out of memory. */
+struct steps_job *steps_job_flight(uint64_t incident_id, const struct rb_runbook *rb,
+                                   const char *const *nodes, size_t n);
 void steps_job_destroy(struct steps_job **self_p);
 
 const char *steps_mode_name(enum rb_mode mode);

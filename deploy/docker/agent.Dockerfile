@@ -15,7 +15,8 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     && cmake --build /build -j "$(nproc)" --target vigil-agent vigil-agent-exec \
-        vigil-agent-action vigil-probe-http vigil-probe-postgres vigil-probe-redis
+        vigil-agent-action vigil-probe-http vigil-probe-postgres vigil-probe-redis \
+        vigil-probe-kubernetes
 
 # ---- runtime: the shared libraries the binaries link (objdump -p), and nft ----
 FROM debian:12-slim
@@ -40,6 +41,7 @@ RUN groupadd --gid 10999 vigil \
 # The executor, vigil-agent-action and the probe modules are found next to vigil-agent.
 COPY --from=build /build/vigil-agent /build/vigil-agent-exec /build/vigil-agent-action \
     /build/vigil-probe-http.so /build/vigil-probe-postgres.so /build/vigil-probe-redis.so \
+    /build/vigil-probe-kubernetes.so \
     /usr/local/lib/vigil/
 # Not USER vigil: the agent must start as root to fork its privileged executor; it then drops
 # its network-facing side to `vigil` itself (README, "Privilege separation").

@@ -25,6 +25,15 @@
 # for node_exporter (one scrape = one collection cycle). Memory figures are the mean of one
 # sample a second over the window.
 #
+# The flight recorder (docs/forensics.md) is on in the measured agent, with its defaults (a
+# snapshot every 5 s kept 5 m, at most 4 MiB), as on a node. A second agent with
+# flight_recorder.enabled: false runs beside it, with the same collectors, in the same window:
+#   flight: rss_kib_on=P1 rss_kib_off=P2 cpu_pct_on=C1 cpu_pct_off=C2 anon_kib_on=A1 anon_kib_off=A2
+# rss_kib: VmRSS of agent + executor (coordinator stopped), anon_kib: Pss_Anon over the window,
+# cpu_pct: schedstat CPU over the window, % of one CPU. The ring
+# fills in 5 m: with WARMUP >= 300 the figures are the full ring's. FOOTPRINT_FLIGHT=0 leaves the
+# second agent out (and the line).
+#
 # Last line: footprint: rss_ratio=R anon_kib=A cpu_ratio=C — rss_ratio from the agent's PSS
 # measured alone (after the coordinator and its PostgreSQL, which share its libraries on this
 # machine, are stopped), cpu_ratio from schedstat nanoseconds.
@@ -193,8 +202,8 @@ h_log "agent collectors at 1 s:$collectors"
 H_AGENT_PIDS["$AGENT"]=$! # h_cleanup stops it
 AGENT_PID=$!
 
-agent_pids() { # the agent and its children (the executor)
-    local p=$AGENT_PID c
+agent_pids() { # the agent and its children (the executor); $1: another agent's pid
+    local p=${1:-$AGENT_PID} c
     echo "$p"
     for c in "/proc/$p"/task/*/children; do cat "$c" 2>/dev/null || true; done | tr ' ' '\n' | sed '/^$/d' | sort -un
 }
@@ -205,6 +214,29 @@ is_active() {
 has_executor() { (($(agent_pids | wc -l) >= 2)); }
 h_wait "agent $AGENT active" 30 is_active
 h_wait "agent $AGENT's executor running" 10 has_executor
+
+# ---- the same agent without the flight recorder, beside it ----
+OFF_PID=""
+if [[ ${FOOTPRINT_FLIGHT:-1} == 1 ]]; then
+    offdir=$H_DIR/agents/$AGENT-off
+    mkdir -p "$offdir"
+    chmod 755 "$offdir"
+    sed -e "s|^node: .*|node: \"$AGENT-off\"|" -e "s|^state_dir: .*|state_dir: \"$offdir/state\"|" \
+        "$adir/agent.yaml" >"$offdir/agent.yaml"
+    printf 'flight_recorder:\n  enabled: false\n' >>"$offdir/agent.yaml"
+    if "$VIGIL_BUILD/vigil-agent" -n -c "$offdir/agent.yaml" >/dev/null 2>"$offdir/config-check.txt"; then
+        "$VIGIL_BUILD/vigil-agent" -c "$offdir/agent.yaml" >>"$offdir/agent.log" 2>&1 &
+        OFF_PID=$!
+        H_AGENT_PIDS["$AGENT-off"]=$OFF_PID
+        off_active() {
+            kill -0 "$OFF_PID" 2>/dev/null || h_fail "the agent without the flight recorder exited"
+            [[ $(h_ctl agents -o json 2>/dev/null | jq -r --arg n "$AGENT-off" '.[] | select(.node == $n) | .state') == active ]]
+        }
+        h_wait "agent $AGENT-off (flight recorder off) active" 30 off_active
+    else
+        h_log "no flight recorder comparison: this build refuses flight_recorder: $(head -1 "$offdir/config-check.txt")"
+    fi
+fi
 
 # ---- the reference: node_exporter with its default collectors, unprivileged like Debian's ----
 NE_PORT=$(h_free_port)
@@ -260,7 +292,7 @@ scrape() { curl -fsS -o /dev/null --max-time 0.9 "$NE_URL" 2>/dev/null; }
 
 # Once a second: scrape node_exporter; during the window also sample both processes' memory.
 SCRAPES=0 FAILED=0 SAMPLES=0
-A_PSS=0 A_ANON=0 A_RSS=0 N_PSS=0 N_ANON=0 A_PSS_MAX=0 N_PSS_MAX=0
+A_PSS=0 A_ANON=0 A_RSS=0 N_PSS=0 N_ANON=0 A_PSS_MAX=0 N_PSS_MAX=0 O_PSS=0 O_ANON=0
 tick_loop() { # SECONDS MEASURE(0|1)
     local n=$1 measure=$2 k t0 ok p a r
     t0=$(now_us)
@@ -273,6 +305,10 @@ tick_loop() { # SECONDS MEASURE(0|1)
             read -r p a r < <(mem_kib "${PIDS[@]}")
             A_PSS=$((A_PSS + p)) A_ANON=$((A_ANON + a)) A_RSS=$((A_RSS + r))
             if ((p > A_PSS_MAX)); then A_PSS_MAX=$p; fi
+            if [[ -n $OFF_PID ]]; then
+                read -r p a r < <(mem_kib "${OFF_PIDS[@]}")
+                O_PSS=$((O_PSS + p)) O_ANON=$((O_ANON + a))
+            fi
             read -r p a r < <(mem_kib "$NE_PID")
             N_PSS=$((N_PSS + p)) N_ANON=$((N_ANON + a))
             if ((p > N_PSS_MAX)); then N_PSS_MAX=$p; fi
@@ -288,6 +324,10 @@ h_log "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (o
 tick_loop "$WARMUP" 0
 
 mapfile -t PIDS < <(agent_pids)
+OFF_PIDS=()
+[[ -z $OFF_PID ]] || mapfile -t OFF_PIDS < <(agent_pids "$OFF_PID")
+o_ns0=0 o_ns1=0
+[[ -z $OFF_PID ]] || o_ns0=$(sched_ns "${OFF_PIDS[@]}")
 stored0=$(h_metric vigil_stored_signals_total)
 a_cpu0=$(cpu_ticks "${PIDS[@]}") x_cpu0=$(cpu_ticks "${PIDS[@]:1}")
 n_cpu0=$(cpu_ticks "$NE_PID")
@@ -297,6 +337,7 @@ tick_loop "$WINDOW" 1
 a_cpu1=$(cpu_ticks "${PIDS[@]}") x_cpu1=$(cpu_ticks "${PIDS[@]:1}")
 n_cpu1=$(cpu_ticks "$NE_PID")
 a_ns1=$(sched_ns "${PIDS[@]}") n_ns1=$(sched_ns "$NE_PID")
+[[ -z $OFF_PID ]] || o_ns1=$(sched_ns "${OFF_PIDS[@]}")
 w1=$(now_us)
 stored1=$(h_metric vigil_stored_signals_total)
 mapfile -t PIDS_END < <(agent_pids)
@@ -309,6 +350,12 @@ ne_series=$(curl -fsS "$NE_URL" | grep -vc '^#' || true)
 # has neither. Stop them and look again: the same mappings, PSS as on a node. ----
 h_stop_coordinator
 sleep 1
+off_alone_rss=0 off_alone_anon=0
+if [[ -n $OFF_PID ]]; then # its RSS (sharing does not change it), then it goes: PSS alone is ours
+    read -r _ off_alone_anon off_alone_rss < <(mem_kib "${OFF_PIDS[@]}")
+    h_stop_agent "$AGENT-off"
+    sleep 1
+fi
 read -r alone_pss alone_anon alone_rss < <(mem_kib "${PIDS[@]}")
 top_maps=$(for p in "${PIDS[@]}"; do cat "/proc/$p/smaps"; done | awk '
     /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]"; sub(".*/", "", name); next }
@@ -338,6 +385,16 @@ awk -v tck="$TCK" -v a="$((a_cpu1 - a_cpu0))" -v n="$((n_cpu1 - n_cpu0))" -v c="
 }'
 echo "agent mappings, alone (KiB pss, KiB rss, KiB anon, mapping; summed over the agent's processes):"
 awk '{ printf "  %7d %7d %7d  %s\n", $1, $2, $3, $4 }' <<<"$top_maps"
+if [[ -n $OFF_PID ]]; then
+    # rss_kib: VmRSS summed over the agent and its executor with the coordinator stopped (RSS,
+    # unlike PSS, does not depend on the other agent sharing the same libraries); anon_kib: the
+    # window's mean Pss_Anon; cpu_pct: schedstat over the window, percent of one CPU.
+    awk -v on="$alone_rss" -v off="$off_alone_rss" -v ans="$((a_ns1 - a_ns0))" -v ons="$((o_ns1 - o_ns0))" \
+        -v aa="$A_ANON" -v oa="$O_ANON" -v s="$SAMPLES" -v w="$((w1 - w0))" 'BEGIN {
+        printf "flight: rss_kib_on=%d rss_kib_off=%d cpu_pct_on=%.2f cpu_pct_off=%.2f anon_kib_on=%d anon_kib_off=%d\n",
+            on, off, ans / 1e3 / w * 100, ons / 1e3 / w * 100, aa / s + 0.5, oa / s + 0.5
+    }'
+fi
 echo "targets: rss_ratio <= 0.5, anon_kib <= 4096, cpu_ratio <= 0.2 (printed, not enforced)"
 ((SCRAPES > 0)) || h_fail "no successful scrape of node_exporter"
 # The verdict uses what a node would see: the agent's PSS alone (no coordinator sharing its

@@ -23,7 +23,7 @@ pass() { echo "PASS: $*"; }
 runtime() { awk '/^FROM /{n++} {stage[n] = stage[n] $0 "\n"} END {printf "%s", stage[n]}' "$1"; }
 
 declare -A binaries=(
-    [agent.Dockerfile]="vigil-agent vigil-agent-exec vigil-probe-http.so vigil-probe-postgres.so vigil-probe-redis.so"
+    [agent.Dockerfile]="vigil-agent vigil-agent-exec vigil-probe-http.so vigil-probe-postgres.so vigil-probe-redis.so vigil-probe-kubernetes.so vigil-agent-action"
     [coordinator.Dockerfile]="vigil-coordinator vigilctl"
 )
 for df in "${!binaries[@]}"; do

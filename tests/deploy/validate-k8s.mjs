@@ -10,8 +10,9 @@
 //    from the same document), recursively; a misspelt or misplaced field is an error.
 // 3. Prints, for the caller's consistency checks (tests/deploy/kubernetes.sh), one JSON line per
 //    container: {"file", "workload", "container", "init", "command", "env", "mounts", "ports",
-//    "probe_ports", "configmaps"} plus one line per Service and NetworkPolicy with its ports and
-//    the ConfigMaps' data keyed by name.
+//    "probe_ports", "configmaps"} plus one line per Service and NetworkPolicy with its ports, the
+//    ConfigMaps' data keyed by name, and one line per Secret the manifests declare (its type,
+//    annotations and keys: a service-account-token Secret is filled in by Kubernetes).
 //
 // Exit 0 when every object is valid, 1 otherwise (each error on stderr as FILE: KIND/NAME: PATH: why).
 import { readFileSync, readdirSync, statSync } from "node:fs";
@@ -144,6 +145,17 @@ function describe(file, obj) {
     const kind = obj.kind;
     if (kind === "ConfigMap") {
         out.push({ file, kind, name: obj.metadata.name, data: obj.data || {} });
+        return;
+    }
+    if (kind === "Secret") {
+        out.push({
+            file,
+            kind,
+            name: obj.metadata.name,
+            type: obj.type || "Opaque",
+            annotations: obj.metadata.annotations || {},
+            keys: Object.keys({ ...(obj.data || {}), ...(obj.stringData || {}) }),
+        });
         return;
     }
     if (kind === "Service") {

@@ -58,6 +58,8 @@ struct server {
     int port;
     bool redis;
     const char *http_response;
+    const char *const *http_responses; /* or these in turn, the last one repeated */
+    size_t nhttp, http_next;
     const char *const *info_replies; /* redis: INFO answers in turn, the last one repeated */
     size_t ninfo, info_next;
     volatile bool stop;
@@ -88,7 +90,10 @@ static void serve_http(struct server *s, int conn)
         if (strstr(buf, "\r\n\r\n"))
             break;
     }
-    send_all(conn, s->http_response, strlen(s->http_response));
+    const char *response = s->http_response;
+    if (s->nhttp)
+        response = s->http_responses[s->http_next < s->nhttp ? s->http_next++ : s->nhttp - 1];
+    send_all(conn, response, strlen(response));
 }
 
 /* Enough RESP for PING, INFO and AUTH: the command name is found in the request text. One
@@ -178,7 +183,8 @@ static void server_stop(struct server *s)
 struct seen_sample {
     char target[64];
     char name[64];
-    char reason[64]; /* the reason label, "" without */
+    char reason[64];    /* the reason label, "" without */
+    char component[64]; /* the component label, "" without */
     double value;
     int64_t ts_ms;
     size_t nlabels;
@@ -226,6 +232,8 @@ static void collect_for(probes_t *p, struct seen *seen, int64_t wait_ms)
                         snprintf(s->target, sizeof(s->target), "%s", sig->labels[l]->value);
                     if (strcmp(sig->labels[l]->key, "reason") == 0)
                         snprintf(s->reason, sizeof(s->reason), "%s", sig->labels[l]->value);
+                    if (strcmp(sig->labels[l]->key, "component") == 0)
+                        snprintf(s->component, sizeof(s->component), "%s", sig->labels[l]->value);
                 }
             }
             vg_envelope_free(env);
@@ -242,6 +250,21 @@ static const struct seen_sample *find(const struct seen *seen, const char *targe
         if (strcmp(seen->items[i].target, target) == 0 && strcmp(seen->items[i].name, name) == 0 &&
             nth-- == 0)
             return &seen->items[i];
+    }
+    return NULL;
+}
+
+/* The nth sample of the series name{target, label=value} (label "reason" or "component"). */
+static const struct seen_sample *find_labelled(const struct seen *seen, const char *target,
+                                               const char *name, const char *label,
+                                               const char *value, size_t nth)
+{
+    for (size_t i = 0; i < seen->n; i++) {
+        const struct seen_sample *s = &seen->items[i];
+        const char *v = strcmp(label, "reason") == 0 ? s->reason : s->component;
+        if (strcmp(s->target, target) == 0 && strcmp(s->name, name) == 0 && strcmp(v, value) == 0 &&
+            nth-- == 0)
+            return s;
     }
     return NULL;
 }
@@ -694,6 +717,210 @@ static void test_evidence(void **unused)
     close(refused_fd);
 }
 
+/* The kubernetes module: targets have no address but a kubeconfig and namespaces (copied by the
+ * runner); a server that refuses is down with reason refused, and its evidence fails. The API
+ * server end to end is tests/integration/kube_probe.sh. */
+static void test_kubernetes_refused(void **unused)
+{
+    (void)unused;
+    static struct seen seen;
+    char kubeconfig[] = "/tmp/vigil-probes-kube-XXXXXX";
+    char err[512] = "";
+    int port;
+    int refused_fd = bound_socket(&port);
+    int fd = mkstemp(kubeconfig);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+            "clusters: [{name: c, cluster: {server: \"https://127.0.0.1:%d\"}}]\n"
+            "users: [{name: u, user: {token: not-a-real-token}}]\n"
+            "contexts: [{name: test, context: {cluster: c, user: u}}]\n",
+            port);
+    fclose(f);
+
+    char *bad_ns[] = {"Not_A_Namespace"};
+    const struct probe_target_config bad[] = {
+        {.name = "k8s", .kubeconfig = kubeconfig, .namespaces = {bad_ns, 1}}};
+    expect_config_error("kubernetes", bad, 1, "\"Not_A_Namespace\" is not a namespace name");
+    const struct probe_target_config missing[] = {
+        {.name = "k8s", .kubeconfig = "/nonexistent/vigil-kubeconfig"}};
+    expect_config_error("kubernetes", missing, 1, "/nonexistent/vigil-kubeconfig");
+
+    char *namespaces[] = {"reconciliation", "shop"};
+    struct probe_target_config t = {
+        .name = "k8s", .kubeconfig = kubeconfig, .namespaces = {namespaces, 2}};
+    struct probes_kind_config kind = {.kind = "kubernetes",
+                                      .interval_ms = 1000,
+                                      .options = {.timeout_ms = 1000},
+                                      .targets = &t,
+                                      .ntargets = 1};
+    memset(&seen, 0, sizeof(seen));
+    probes_t *p = probes_new(&kind, 1, NULL, err, sizeof(err));
+    if (!p)
+        fail_msg("probes_new: %s", err);
+    collect_for(p, &seen, 300);
+    assert_non_null(find(&seen, "k8s", "k8s.up", 0));
+    assert_true(find(&seen, "k8s", "k8s.up", 0)->value == 0);
+    assert_string_equal(find(&seen, "k8s", "k8s.error", 0)->reason, "refused");
+    assert_int_equal(count(&seen, "k8s", "k8s.pods_not_ready"), 0);
+
+    struct capture c = {.len = 0};
+    struct artifact_writer out = {.write = capture_write, .w = &c};
+    assert_true(probes_evidence(p, "kubernetes", "k8s", &out, err, sizeof(err)) < 0);
+    if (!strstr(err, "kubernetes target \"k8s\": ") || !strstr(err, "refused"))
+        fail_msg("unexpected error: %s", err);
+    assert_int_equal(c.len, 0);
+    probes_destroy(&p);
+    close(refused_fd);
+    assert_int_equal(unlink(kubeconfig), 0);
+}
+
+#define JSON_200 "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"
+
+/* statuspage: true reads a vendor's Statuspage v2 status.json or summary.json: the indicator,
+ * maintenance and components, a component that leaves the page ended with 0; a body of another
+ * shape emits none of them and says why in http.error while http.up stays 1. A target without
+ * the option ignores the same body. */
+static void test_statuspage(void **unused)
+{
+    (void)unused;
+    static struct seen seen;
+    static const char *const vendor_bodies[] = {
+        JSON_200 "{\"page\": {\"id\": \"x\", \"name\": \"Vendor\"},"
+                 " \"status\": {\"indicator\": \"none\", \"description\": \"All Systems "
+                 "Operational\"}}",
+        JSON_200 "{\"page\": {}, \"status\": {\"indicator\": \"major\", \"description\": \"Partial "
+                 "System Outage\"}, \"components\": ["
+                 "{\"name\": \"API\", \"status\": \"operational\"},"
+                 "{\"name\": \"Web\", \"status\": \"partial_outage\"},"
+                 "{\"name\": \"Search\", \"status\": \"degraded_performance\"},"
+                 "{\"name\": \"Billing\", \"status\": \"major_outage\"},"
+                 "{\"name\": \"Old\", \"status\": \"under_maintenance\"},"
+                 "{\"name\": 3, \"status\": \"major_outage\"},"
+                 "{\"name\": \"Odd\", \"status\": \"on_fire\"},"
+                 "{\"name\": \"API\", \"status\": \"major_outage\"}],"
+                 " \"scheduled_maintenances\": [{\"name\": \"db\", \"status\": \"in_progress\"}]}",
+        JSON_200 "{\"status\": {\"indicator\": \"maintenance\"}, \"components\": ["
+                 "{\"name\": \"API\", \"status\": \"operational\"},"
+                 "{\"name\": \"Search\", \"status\": \"operational\"},"
+                 "{\"name\": \"Billing\", \"status\": \"operational\"},"
+                 "{\"name\": \"Old\", \"status\": \"operational\"}]}",
+        JSON_200 "<html>We'll be right back</html>",
+    };
+    /* 60 components (50 kept), then bodies each wrong in its own way. */
+    static char many[8192];
+    size_t used = (size_t)snprintf(many, sizeof(many), "%s",
+                                   JSON_200 "{\"status\": {\"indicator\": \"minor\"}, "
+                                            "\"components\": [");
+    for (int i = 0; i < 60; i++)
+        used += (size_t)snprintf(many + used, sizeof(many) - used,
+                                 "%s{\"name\": \"c%02d\", \"status\": \"partial_outage\"}",
+                                 i ? "," : "", i);
+    snprintf(many + used, sizeof(many) - used, "]}");
+    size_t big_len = strlen(JSON_200) + 1100 * 1024;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memcpy(big, JSON_200, strlen(JSON_200));
+    memset(big + strlen(JSON_200), ' ', big_len - strlen(JSON_200));
+    big[big_len] = '\0';
+    const char *const odd_bodies[] = {
+        many,
+        big,
+        JSON_200 "{\"status\": {\"indicator\": \"purple\"}}",
+        JSON_200 "{\"page\": {}}",
+        JSON_200 "{\"status\": {\"indicator\": \"none\"}, \"components\": {\"API\": 1}}",
+    };
+
+    struct server vendor = {.http_responses = vendor_bodies, .nhttp = 4};
+    struct server odd = {.http_responses = odd_bodies, .nhttp = 5};
+    struct server plain = {.http_responses = vendor_bodies + 1, .nhttp = 1};
+    int vendor_port, odd_port, plain_port;
+    int vendor_fd = bound_socket(&vendor_port), odd_fd = bound_socket(&odd_port),
+        plain_fd = bound_socket(&plain_port);
+    server_start(&vendor, vendor_fd, vendor_port);
+    server_start(&odd, odd_fd, odd_port);
+    server_start(&plain, plain_fd, plain_port);
+    char u1[96], u2[96], u3[96];
+    struct probe_target_config t[] = {
+        http_target("vendor", u1, sizeof(u1), vendor_port, "/api/v2/summary.json"),
+        http_target("odd", u2, sizeof(u2), odd_port, "/api/v2/summary.json"),
+        http_target("plain", u3, sizeof(u3), plain_port, "/api/v2/summary.json"),
+    };
+    t[0].statuspage = true;
+    t[1].statuspage = true;
+
+    memset(&seen, 0, sizeof(seen));
+    probes_t *p = start_http(t, 3, 200, 1000);
+    collect_for(p, &seen, 1500);
+    probes_destroy(&p);
+    server_stop(&vendor);
+    server_stop(&odd);
+    server_stop(&plain);
+    free(big);
+
+    /* Every cycle answered: up, whatever the body said. */
+    assert_in_range(count(&seen, "vendor", "http.up"), 5, 9);
+    for (size_t i = 0; i < count(&seen, "vendor", "http.up"); i++)
+        assert_true(find(&seen, "vendor", "http.up", i)->value == 1);
+    for (size_t i = 0; i < count(&seen, "odd", "http.up"); i++)
+        assert_true(find(&seen, "odd", "http.up", i)->value == 1);
+
+    /* none, major, maintenance; then nothing for the HTML page. */
+    assert_int_equal(count(&seen, "vendor", "http.statuspage.indicator"), 3);
+    assert_true(find(&seen, "vendor", "http.statuspage.indicator", 0)->value == 0);
+    assert_true(find(&seen, "vendor", "http.statuspage.indicator", 1)->value == 2);
+    assert_true(find(&seen, "vendor", "http.statuspage.indicator", 2)->value == 0);
+    assert_true(find(&seen, "vendor", "http.statuspage.maintenance", 0)->value == 0);
+    assert_true(find(&seen, "vendor", "http.statuspage.maintenance", 1)->value == 1);
+    assert_true(find(&seen, "vendor", "http.statuspage.maintenance", 2)->value == 1);
+    assert_string_equal(find(&seen, "vendor", "http.statuspage.indicator", 0)->first_label,
+                        "target");
+
+#define COMPONENT(name, nth)                                                                       \
+    find_labelled(&seen, "vendor", "http.statuspage.component", "component", name, nth)
+    assert_true(COMPONENT("API", 0)->value == 0); /* the first of two entries named API */
+    assert_true(COMPONENT("Web", 0)->value == 2);
+    assert_true(COMPONENT("Search", 0)->value == 1);
+    assert_true(COMPONENT("Billing", 0)->value == 3);
+    assert_true(COMPONENT("Old", 0)->value == 0);
+    assert_null(COMPONENT("Odd", 0));
+    /* Next cycle: Web left the page and is ended with 0, the others are back to 0. */
+    assert_true(COMPONENT("Web", 1)->value == 0);
+    assert_null(COMPONENT("Web", 2));
+    assert_true(COMPONENT("Billing", 1)->value == 0);
+    assert_int_equal(count(&seen, "vendor", "http.statuspage.component"), 5 + 5);
+#undef COMPONENT
+
+    const struct seen_sample *html =
+        find_labelled(&seen, "vendor", "http.error", "reason", "statuspage: not a JSON object", 0);
+    assert_non_null(html);
+    assert_true(html->value == 1);
+
+    /* At most 50 components; then each wrong body emits nothing and says why. */
+    assert_int_equal(count(&seen, "odd", "http.statuspage.indicator"), 1);
+    assert_true(find(&seen, "odd", "http.statuspage.indicator", 0)->value == 1);
+    assert_int_equal(count(&seen, "odd", "http.statuspage.component"), 50);
+    assert_null(find_labelled(&seen, "odd", "http.statuspage.component", "component", "c50", 0));
+    static const char *const reasons[] = {
+        "statuspage: body over 1 MiB", "statuspage: unknown status.indicator",
+        "statuspage: no status.indicator", "statuspage: components is not a list"};
+    for (size_t i = 0; i < 4; i++) {
+        const struct seen_sample *e =
+            find_labelled(&seen, "odd", "http.error", "reason", reasons[i], 0);
+        if (!e)
+            fail_msg("no http.error{reason=\"%s\"}", reasons[i]);
+        assert_true(e->value == 1);
+    }
+
+    /* Without the option the body is not read. */
+    assert_true(find(&seen, "plain", "http.up", 0)->value == 1);
+    assert_int_equal(count(&seen, "plain", "http.statuspage.indicator"), 0);
+    assert_int_equal(count(&seen, "plain", "http.statuspage.component"), 0);
+    assert_null(find(&seen, "plain", "http.error", 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +934,8 @@ int main(void)
         cmocka_unit_test(test_redis_info),
         cmocka_unit_test(test_redis_refused),
         cmocka_unit_test(test_evidence),
+        cmocka_unit_test(test_statuspage),
+        cmocka_unit_test(test_kubernetes_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,128 @@
+/*
+ * Fuzz target: what a Kubernetes API server answers the cluster agent's kubernetes probe with
+ * (agent/probe/kube_decode.c), parsed as the probe parses it (json_loadb, no flags), through
+ * every decoder and every text section, and the input's bytes as a quantity, a time and a log.
+ *
+ * Oracles beyond "no crash, no sanitizer report": a decoder answers 0 or -EINVAL and nothing
+ * else, -EINVAL exactly when the value has no "items" array; counts never exceed the items;
+ * the text sections never write a control character but line breaks (and tabs in a log), so
+ * a pod, an event or a log line cannot forge a line of the artifact's headings; the log
+ * section ends with a line break.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_decode.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct sink {
+    bool log;   /* tabs allowed */
+    char last;  /* the last byte written */
+    size_t len; /* bytes written */
+};
+
+static void check_write(void *userdata, const char *data, size_t len)
+{
+    struct sink *s = userdata;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c < 0x20 && c != '\n' && !(s->log && c == '\t'))
+            abort(); /* a control character reached the artifact */
+        if (c == 0x7f)
+            abort();
+    }
+    if (len > 0)
+        s->last = data[len - 1];
+    s->len += len;
+}
+
+static void count_pod(void *userdata, const char *pod, double restarts)
+{
+    size_t *n = userdata;
+    if (!pod || !(restarts > 0))
+        abort(); /* only pods that restarted are reported, by name */
+    (*n)++;
+}
+
+static void count_node(void *userdata, const char *node, double cpu, double memory)
+{
+    size_t *n = userdata;
+    (void)cpu;
+    (void)memory;
+    if (!node)
+        abort();
+    (*n)++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* The raw bytes: a quantity, a time, a log. */
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0';
+    double q;
+    time_t t;
+    if (kube_quantity(text, &q) && isnan(q))
+        abort();
+    (void)kube_time(text, &t);
+    struct sink log = {.log = true};
+    struct kube_text log_out = {check_write, &log};
+    kube_text_log(&log_out, text, size);
+    if (size > 0 && log.last != '\n')
+        abort(); /* the section always ends its last line */
+    free(text);
+
+    json_t *v = json_loadb((const char *)data, size, 0, NULL);
+    if (!v)
+        return 0;
+    json_t *items = json_is_object(v) ? json_object_get(v, "items") : NULL;
+    bool is_list = json_is_array(items);
+    size_t nitems = is_list ? json_array_size(items) : 0;
+
+    struct kube_pods_summary pods;
+    size_t restarted = 0;
+    int r = kube_decode_pods(v, &pods, count_pod, &restarted);
+    if (r != (is_list ? 0 : -EINVAL))
+        abort();
+    if (r == 0 && (pods.pods != nitems || pods.not_ready > nitems || restarted > nitems))
+        abort();
+    unsigned unavailable = 0, not_ready = 0;
+    r = kube_decode_deployments(v, &unavailable);
+    if (r != (is_list ? 0 : -EINVAL) || (r == 0 && unavailable > nitems))
+        abort();
+    size_t nodes = 0, metrics = 0;
+    r = kube_decode_nodes(v, &not_ready, count_node, &nodes);
+    if (r != (is_list ? 0 : -EINVAL) || (r == 0 && (not_ready > nitems || nodes > nitems)))
+        abort();
+    r = kube_decode_node_metrics(v, count_node, &metrics);
+    if ((r != 0 && r != -EINVAL) || metrics > nitems)
+        abort();
+    (void)kube_pod_troubled(v);
+
+    struct sink s = {.log = false};
+    struct kube_text out = {check_write, &s};
+    time_t now = 1796000000;
+    kube_text_pods(&out, v, now);
+    kube_text_pod(&out, v, now);
+    kube_text_events(&out, v, now, 50);
+    kube_text_ingresses(&out, v, now);
+    kube_text_deployments(&out, v, now);
+    kube_text_top_pods(&out, v);
+    kube_text_nodes(&out, v, now);
+    kube_text_top_nodes(&out, v, v);
+    kube_text_top_nodes(&out, v, NULL);
+    for (size_t i = 0; i < nitems; i++) {
+        json_t *item = json_array_get(items, i);
+        (void)kube_pod_troubled(item);
+        kube_text_pod(&out, item, now);
+    }
+    json_decref(v);
+    return 0;
+}

@@ -1,0 +1,225 @@
+/*
+ * The kubernetes probe's decoders (agent/probe/kube_decode.c): quantities and times, the counts
+ * behind the k8s.* signals, and the kubectl-like text of the evidence, from API JSON written
+ * here. The module end to end is tests/integration/kube_probe.sh.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kube_decode.h"
+
+static json_t *parse(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    if (!j)
+        fail_msg("bad test JSON at %d: %s", err.position, err.text);
+    return j;
+}
+
+static void test_quantity(void **state)
+{
+    (void)state;
+    double v;
+    assert_true(kube_quantity("250m", &v));
+    assert_true(fabs(v - 0.25) < 1e-12);
+    assert_true(kube_quantity("4", &v) && v == 4);
+    assert_true(kube_quantity("15Gi", &v) && v == 15.0 * 1073741824.0);
+    assert_true(kube_quantity("123456Ki", &v) && v == 123456.0 * 1024);
+    assert_true(kube_quantity("123456789n", &v) && fabs(v - 0.123456789) < 1e-12);
+    assert_true(kube_quantity("1e3", &v) && v == 1000);
+    assert_true(kube_quantity("2M", &v) && v == 2e6);
+    static const char *const bad[] = {"",      "0x10", "inf",  "nan",  "5Xi",
+                                      "1.5.5", "Gi",   "1 Gi", "1Gi ", "-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(kube_quantity(bad[i], &v));
+    assert_false(kube_quantity(NULL, &v));
+}
+
+static void test_time(void **state)
+{
+    (void)state;
+    time_t t;
+    assert_true(kube_time("1970-01-01T00:01:00Z", &t) && t == 60);
+    assert_true(kube_time("2026-01-01T10:00:00.123456Z", &t) && t == 1767261600);
+    assert_true(kube_time("2026-01-01T11:00:00+01:00", &t) && t == 1767261600);
+    assert_false(kube_time("2026-01-01 10:00:00", &t));
+    assert_false(kube_time("2026-13-01T10:00:00Z", &t));
+    assert_false(kube_time("yesterday", &t));
+    assert_false(kube_time(NULL, &t));
+}
+
+static const char PODS[] =
+    "{\"kind\": \"PodList\", \"items\": ["
+    /* Running and Ready, restarted twice over two containers */
+    "{\"metadata\": {\"name\": \"ok-1\"}, \"status\": {\"phase\": \"Running\","
+    " \"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}],"
+    " \"containerStatuses\": [{\"name\": \"a\", \"restartCount\": 1,"
+    " \"ready\": true}, {\"name\": \"b\", \"restartCount\": 1,"
+    " \"ready\": true}]}},"
+    /* Running, not Ready, crash-looping */
+    "{\"metadata\": {\"name\": \"crash\"}, \"spec\": {\"nodeName\": \"n1\","
+    " \"containers\": [{\"name\": \"app\"}]},"
+    " \"status\": {\"phase\": \"Running\","
+    " \"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}],"
+    " \"containerStatuses\": [{\"name\": \"app\", \"restartCount\": 7,"
+    " \"state\": {\"waiting\": {\"reason\": \"CrashLoopBackOff\"}}}]}},"
+    "{\"metadata\": {\"name\": \"pending\"}, \"status\": {\"phase\": \"Pending\"}},"
+    "{\"metadata\": {\"name\": \"failed\"}, \"status\": {\"phase\": \"Failed\"}},"
+    "{\"metadata\": {\"name\": \"done\"}, \"status\": {\"phase\": \"Succeeded\"}},"
+    /* garbage is skipped, not fatal */
+    "42, \"pod\", null, {\"status\": {\"containerStatuses\": \"no\"}}"
+    "]}";
+
+struct restarts_seen {
+    char names[4][32];
+    double values[4];
+    size_t n;
+};
+
+static void on_restarts(void *userdata, const char *pod, double restarts)
+{
+    struct restarts_seen *s = userdata;
+    assert_true(s->n < 4);
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%s", pod);
+    s->values[s->n++] = restarts;
+}
+
+static void test_pods(void **state)
+{
+    (void)state;
+    json_t *list = parse(PODS);
+    struct kube_pods_summary s;
+    struct restarts_seen seen = {0};
+
+    assert_int_equal(kube_decode_pods(list, &s, on_restarts, &seen), 0);
+    /* 5 pods and one nameless object; crash, pending, failed and the phaseless one not ready */
+    assert_int_equal(s.pods, 6);
+    assert_int_equal(s.not_ready, 4);
+    assert_int_equal(s.crashloop, 1);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.names[0], "ok-1");
+    assert_true(seen.values[0] == 2);
+    assert_string_equal(seen.names[1], "crash");
+    assert_true(seen.values[1] == 7);
+    json_decref(list);
+
+    json_t *not_list = parse("{\"kind\": \"Status\", \"message\": \"forbidden\"}");
+    assert_int_equal(kube_decode_pods(not_list, &s, NULL, NULL), -EINVAL);
+    assert_int_equal(kube_decode_pods(NULL, &s, NULL, NULL), -EINVAL);
+    json_decref(not_list);
+}
+
+static void test_deployments_and_nodes(void **state)
+{
+    (void)state;
+    unsigned n = 99;
+    json_t *deps = parse("{\"items\": ["
+                         "{\"spec\": {\"replicas\": 2}, \"status\": {\"readyReplicas\": 2}},"
+                         "{\"spec\": {\"replicas\": 3}, \"status\": {\"readyReplicas\": 2}},"
+                         "{\"spec\": {\"replicas\": 1}, \"status\": {\"readyReplicas\": 1,"
+                         " \"unavailableReplicas\": 1}},"
+                         "{\"spec\": {}, \"status\": {}},"               /* 1 desired, 0 ready */
+                         "{\"spec\": {\"replicas\": 0}, \"status\": {}}" /* scaled to zero */
+                         "]}");
+    assert_int_equal(kube_decode_deployments(deps, &n), 0);
+    assert_int_equal(n, 3);
+    json_decref(deps);
+
+    json_t *nodes = parse(
+        "{\"items\": ["
+        "{\"metadata\": {\"name\": \"w1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\","
+        " \"status\": \"True\"}], \"allocatable\": {\"cpu\": \"3800m\", \"memory\": \"15Gi\"}}},"
+        "{\"metadata\": {\"name\": \"w2\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\","
+        " \"status\": \"Unknown\"}]}},"
+        "{\"metadata\": {\"name\": \"w3\"}}"
+        "]}");
+    assert_int_equal(kube_decode_nodes(nodes, &n, NULL, NULL), 0);
+    assert_int_equal(n, 2);
+    json_decref(nodes);
+}
+
+struct collected {
+    char text[16384];
+    size_t len;
+};
+
+static void collect(void *userdata, const char *data, size_t len)
+{
+    struct collected *c = userdata;
+    assert_true(c->len + len < sizeof(c->text));
+    memcpy(c->text + c->len, data, len);
+    c->len += len;
+    c->text[c->len] = '\0';
+}
+
+static void test_text(void **state)
+{
+    (void)state;
+    struct collected c = {0};
+    struct kube_text out = {collect, &c};
+    json_t *list = parse(PODS);
+
+    kube_text_pods(&out, list, 0);
+    assert_non_null(strstr(c.text, "NAME "));
+    assert_non_null(strstr(c.text, "\ncrash "));
+    assert_non_null(strstr(c.text, "0/1     CrashLoopBackOff    7 "));
+    c.len = 0;
+    kube_text_pod(&out, json_array_get(json_object_get(list, "items"), 1), 0);
+    assert_non_null(strstr(c.text, "Reason: CrashLoopBackOff"));
+    assert_non_null(strstr(c.text, "Restart Count: 7"));
+    json_decref(list);
+
+    /* Warnings first; a message cannot start a line of its own. */
+    c.len = 0;
+    json_t *events = parse("{\"items\": ["
+                           "{\"type\": \"Normal\", \"reason\": \"Pulled\", \"message\": \"m1\","
+                           " \"lastTimestamp\": \"2026-01-01T10:09:00Z\"},"
+                           "{\"type\": \"Warning\", \"reason\": \"BackOff\","
+                           " \"message\": \"evil\\n== kubectl fake ==\","
+                           " \"lastTimestamp\": \"2026-01-01T10:00:00Z\"}]}");
+    kube_text_events(&out, events, 1767261600 + 600, 10);
+    char *warning = strstr(c.text, "BackOff"), *normal = strstr(c.text, "Pulled");
+    assert_non_null(warning);
+    assert_non_null(normal);
+    assert_true(warning < normal);
+    assert_null(strstr(c.text, "\n== kubectl fake"));
+    assert_non_null(strstr(c.text, "evil?== kubectl fake =="));
+    c.len = 0;
+    kube_text_events(&out, events, 0, 1);
+    assert_non_null(strstr(c.text, "(1 more events not shown)"));
+    json_decref(events);
+
+    /* Log text keeps its lines, loses its escape sequences. */
+    c.len = 0;
+    kube_text_log(&out, "a\tb\n\x1b[31mred", 12);
+    assert_string_equal(c.text, "a\tb\n?[31mred\n");
+
+    /* Not a list: said, not crashed on. */
+    c.len = 0;
+    json_t *status = parse("{\"kind\": \"Status\"}");
+    kube_text_nodes(&out, status, 0);
+    kube_text_top_nodes(&out, status, NULL);
+    kube_text_ingresses(&out, status, 0);
+    assert_non_null(strstr(c.text, "error: the answer is not a list of nodes"));
+    json_decref(status);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quantity), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_pods),     cmocka_unit_test(test_deployments_and_nodes),
+        cmocka_unit_test(test_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

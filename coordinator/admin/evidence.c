@@ -147,19 +147,22 @@ static void investigate_on(admin_t *self, const struct steps_job *job, const str
     store_evidence_investigation_note(self->store, job->incident_id, e->action, node, text);
 }
 
-/* The node name of an active cluster agent (role: cluster), or "" when none is connected. */
-static void cluster_node(admin_t *self, char *node, size_t len)
+/* The node name of an active cluster agent (role: cluster), or "" when none is connected.
+ * False when no agent has ever enrolled as one since the coordinator started: a deployment
+ * without a cluster agent, where the shipped runbooks' cluster entries are skipped quietly. */
+static bool cluster_node(admin_t *self, char *node, size_t len)
 {
+    bool known = false;
     node[0] = '\0';
     registry_lock(self->registry);
     for (struct agent *a = registry_agent_next(self->registry, NULL); a;
          a = registry_agent_next(self->registry, a)) {
-        if (a->cluster && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE) {
+        known |= a->cluster;
+        if (a->cluster && a->state == VIGIL__AGENT_STATE__AGENT_STATE_ACTIVE && !node[0])
             snprintf(node, len, "%s", a->node);
-            break;
-        }
     }
     registry_unlock(self->registry);
+    return known;
 }
 
 void admin_investigate(admin_t *self, const struct steps_job *job)
@@ -181,13 +184,15 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
         vg_log(VG_LOG_INFO, "incident=%" PRIu64 " %zu node(s) joined: investigating them",
                job->incident_id, todo);
     char cluster[sizeof(((struct agent *)0)->node)] = "";
-    for (size_t i = 0; i < job->ninvestigate && !job->joined; i++)
-        if (job->investigate[i].on_cluster && !cluster[0])
-            cluster_node(self, cluster, sizeof(cluster));
+    bool cluster_known = false;
+    for (size_t i = 0; i < job->ninvestigate && !job->joined && !cluster_known; i++)
+        if (job->investigate[i].on_cluster)
+            cluster_known = cluster_node(self, cluster, sizeof(cluster));
     for (size_t i = 0; i < job->ninvestigate; i++) {
         const struct steps_step *e = &job->investigate[i];
-        /* A cluster entry is the cluster's state: asked once, when the incident opens. */
-        if (e->on_cluster ? job->joined : todo == 0)
+        /* A cluster entry is the cluster's state: asked once, when the incident opens; not at
+         * all where no cluster agent was ever seen (none is deployed). */
+        if (e->on_cluster ? job->joined || !cluster_known : todo == 0)
             continue;
         Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
         size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;

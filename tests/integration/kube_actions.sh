@@ -57,6 +57,11 @@ if [[ $(id -u) == 0 ]]; then
     chmod 755 "$D"
     chmod 644 "$D/kubeconfig" "$D/ca.crt" "$D/token"
     [[ $("${RUNAS[@]}" id -u) != 0 ]] || h_fail "runuser -u nobody still runs as root"
+    # A copy nobody can reach, as a package installs it: a build tree in a 0700 clone under
+    # /root is not.
+    install -d -m 0755 "$D/bin"
+    install -m 0755 "$ACTION" "$D/bin/vigil-agent-action"
+    ACTION=$D/bin/vigil-agent-action
 fi
 
 api() { # api METHOD PATH [BODY]: the fake server's own endpoints

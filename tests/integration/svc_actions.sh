@@ -14,6 +14,11 @@ AS_NOBODY=()
 if [[ $(id -u) == 0 ]]; then
     AS_PG=(runuser -u postgres --)
     AS_NOBODY=(runuser -u nobody --)
+    # A copy those users can reach, as a package installs it: a build tree in a 0700 clone
+    # under /root is not.
+    install -d -m 0755 "$H_DIR/bin"
+    install -m 0755 "$ACTION" "$H_DIR/bin/vigil-agent-action"
+    ACTION=$H_DIR/bin/vigil-agent-action
 fi
 
 REDIS_PID=""

@@ -327,14 +327,13 @@ static void add_line(struct builder *b, const char *text, size_t len)
 /* "tcp   TIME_WAIT ..." or "tcp6  TIME_WAIT ...": a row of netstat_write_table's. */
 static bool is_time_wait(const char *line, size_t len)
 {
-    size_t i = 0;
     if (len < 3 || memcmp(line, "tcp", 3) != 0)
         return false;
-    while (i < len && line[i] != ' ')
-        i++;
-    while (i < len && line[i] == ' ')
-        i++;
-    return len - i > 10 && memcmp(line + i, "TIME_WAIT ", 10) == 0;
+    const char *end = line + len;
+    const char *p = memchr(line, ' ', len);
+    while (p && p < end && *p == ' ')
+        p++;
+    return p && (size_t)(end - p) > 10 && memcmp(p, "TIME_WAIT ", 10) == 0;
 }
 
 static void flush_part(struct builder *b)

@@ -424,6 +424,7 @@ static int start_flight(struct agent *a, logtail_t *logs)
     const char *names[LOGTAIL_CONFIGS_MAX];
     size_t nlogs = a->cfg.logs_files.count < LOGTAIL_CONFIGS_MAX ? a->cfg.logs_files.count
                                                                  : LOGTAIL_CONFIGS_MAX;
+    /* cppcheck-suppress knownConditionTrueFalse ; nlogs comes from the configuration */
     for (size_t i = 0; i < nlogs; i++)
         names[i] = VG_CFG_ITEM(a->cfg.logs_files, struct logtail_file_config, i)->name;
     struct flight_options opt = {

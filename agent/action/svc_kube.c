@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "kube_policy.h"
+#include "kube_tls.h"
 #include "kubeconfig.h"
 #include "svc.h"
 #include "timeutil.h"
@@ -975,39 +976,8 @@ static int setup(struct kube *k, const struct svc_request *req)
     if (!k->curl)
         return fail(k, SVC_EXIT_FAILED, "cannot initialise libcurl");
 
-    CURL *c = k->curl;
-    const struct kube_creds *cr = &k->creds;
-    CURLcode rc = CURLE_OK;
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, k->curl_err);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "vigil-agent-action/" VIGIL_VERSION);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* the API server is reached directly, as in-cluster */
-    if (cr->ca_file)
-        rc = curl_easy_setopt(c, CURLOPT_CAINFO, cr->ca_file);
-    if (rc == CURLE_OK && cr->ca.data) {
-        struct curl_blob b = {cr->ca.data, cr->ca.len, CURL_BLOB_COPY};
-        rc = curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
-    }
-    if (rc == CURLE_OK && cr->cert_file)
-        rc = curl_easy_setopt(c, CURLOPT_SSLCERT, cr->cert_file);
-    if (rc == CURLE_OK && cr->cert.data) {
-        struct curl_blob b = {cr->cert.data, cr->cert.len, CURL_BLOB_COPY};
-        rc = curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
-    }
-    if (rc == CURLE_OK && cr->key_file)
-        rc = curl_easy_setopt(c, CURLOPT_SSLKEY, cr->key_file);
-    if (rc == CURLE_OK && cr->key.data) {
-        struct curl_blob b = {cr->key.data, cr->key.len, CURL_BLOB_COPY};
-        rc = curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
-    }
-    if (rc == CURLE_OK && (cr->cert_file || cr->cert.data)) {
-        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    curl_easy_setopt(k->curl, CURLOPT_ERRORBUFFER, k->curl_err);
+    CURLcode rc = kube_tls_setup(k->curl, &k->creds, "vigil-agent-action/" VIGIL_VERSION);
     if (rc != CURLE_OK)
         return fail(k, SVC_EXIT_FAILED, "libcurl refused the TLS settings: %s",
                     curl_easy_strerror(rc));

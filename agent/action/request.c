@@ -1,7 +1,9 @@
 /* The request vigil-agent-action reads on stdin: see svc.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "svc.h"
 
 const char *svc_get(const struct svc_request *r, const char *key)
@@ -17,6 +19,24 @@ const char *svc_get_or(const struct svc_request *r, const char *key, const char 
 {
     const char *v = svc_get(r, key);
     return v ? v : fallback;
+}
+
+int svc_timeout_ms(const struct svc_request *r, int64_t *ret_ms, char *err, size_t errlen)
+{
+    const char *text = svc_get(r, "timeout_ms");
+    int64_t ms;
+
+    if (!text) {
+        snprintf(err, errlen, "the request has no timeout_ms");
+        return SVC_EXIT_BAD_REQUEST;
+    }
+    if (vg_parse_int(text, &ms) < 0 || ms < 1 || ms > SVC_TIMEOUT_MAX_MS) {
+        snprintf(err, errlen, "timeout_ms: expected 1 to %lld, got \"%.32s\"",
+                 SVC_TIMEOUT_MAX_MS, text);
+        return SVC_EXIT_BAD_REQUEST;
+    }
+    *ret_ms = ms;
+    return SVC_EXIT_OK;
 }
 
 int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max,

@@ -43,6 +43,7 @@
 #define AGENT_ACTION_SVC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define SVC_REQUEST_MAX 65536
@@ -77,6 +78,11 @@ const char *svc_get_or(const struct svc_request *r, const char *key, const char 
  */
 int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max,
                       size_t *ret_n);
+
+/* The request's timeout_ms: every module's bound on its whole run (1 ms to a day). SVC_EXIT_OK
+ * with *ret_ms set, or SVC_EXIT_BAD_REQUEST with one sentence in err. */
+#define SVC_TIMEOUT_MAX_MS (24LL * 3600 * 1000)
+int svc_timeout_ms(const struct svc_request *r, int64_t *ret_ms, char *err, size_t errlen);
 
 /* Each module: runs request r (kind is its own), writes its account to out, returns an
  * enum svc_exit value with one sentence in err when not SVC_EXIT_OK. */

@@ -49,7 +49,6 @@
 #include "timeutil.h"
 
 #define RESPONSE_MAX (4 * 1024 * 1024)
-#define TIMEOUT_MAX_MS (24LL * 3600 * 1000)
 #define FIELD_MANAGER "vigil"
 #define VIGIL_NAMESPACE "vigil" /* Vigil's own namespace: isolation lets its traffic through */
 #define ISOLATE_LABEL "vigil.dev/isolated"
@@ -946,7 +945,6 @@ done:
 
 static int setup(struct kube *k, const struct svc_request *req)
 {
-    const char *timeout = svc_get(req, "timeout_ms");
     struct kube_source src = {
         .kubeconfig = svc_get(req, "kube.kubeconfig"),
         .context = svc_get(req, "kube.context"),
@@ -956,15 +954,11 @@ static int setup(struct kube *k, const struct svc_request *req)
         .token = svc_get(req, "kube.token"),
         .ca_pem = svc_get(req, "kube.ca_pem"),
     };
-    char *end;
-    long long ms;
+    int64_t ms;
+    int code = svc_timeout_ms(req, &ms, k->err, k->errlen);
 
-    if (!timeout)
-        return fail(k, SVC_EXIT_BAD_REQUEST, "the request has no timeout_ms");
-    errno = 0;
-    ms = strtoll(timeout, &end, 10);
-    if (errno || end == timeout || *end || ms <= 0 || ms > TIMEOUT_MAX_MS)
-        return fail(k, SVC_EXIT_BAD_REQUEST, "timeout_ms is not a number of milliseconds");
+    if (code != SVC_EXIT_OK)
+        return code;
     k->timeout_ms = ms;
     k->deadline_ms = vg_mono_ms() + ms;
 

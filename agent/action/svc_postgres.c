@@ -41,7 +41,6 @@
 #include "timeutil.h"
 
 #define APPLICATION_NAME "vigil-agent-action"
-#define TIMEOUT_MAX_MS (24LL * 3600 * 1000)
 #define BINDS_MAX SVC_REQUEST_KEYS_MAX
 #define QUERY_TEXT_MAX 200 /* bytes of a terminated backend's query in the account */
 
@@ -530,20 +529,18 @@ int svc_postgres_run(const struct svc_request *r, FILE *out, char *err, size_t e
 {
     struct pg_action a = {.req = r, .out = out, .err = err, .errlen = errlen};
     const char *op = need(&a, "op");
-    const char *timeout = need(&a, "timeout_ms");
 
-    if (!op || !timeout)
+    if (!op)
         return SVC_EXIT_BAD_REQUEST;
-    if (vg_parse_int(timeout, &a.timeout_ms) < 0 || a.timeout_ms < 1 ||
-        a.timeout_ms > TIMEOUT_MAX_MS)
-        return fail(&a, SVC_EXIT_BAD_REQUEST, "timeout_ms: expected 1 to %lld, got \"%s\"",
-                    TIMEOUT_MAX_MS, timeout);
+    int code = svc_timeout_ms(r, &a.timeout_ms, err, errlen);
+    if (code != SVC_EXIT_OK)
+        return code;
     a.deadline = vg_mono_ms() + a.timeout_ms;
     for (size_t i = 0; i < sizeof(OPS) / sizeof(OPS[0]); i++) {
         if (strcmp(op, OPS[i].name) != 0)
             continue;
         fprintf(out, "postgres target %s\n", svc_get_or(r, "target.name", "?"));
-        int code = OPS[i].run(&a);
+        code = OPS[i].run(&a);
         disconnect(&a);
         return code;
     }

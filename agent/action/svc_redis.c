@@ -33,7 +33,6 @@
 #include "svc.h"
 #include "timeutil.h"
 
-#define TIMEOUT_MAX_MS (24LL * 3600 * 1000)
 #define HOST_MAX 256
 #define DB_MAX 1000000 /* far above any server's "databases"; the server has the last word */
 
@@ -359,20 +358,18 @@ int svc_redis_run(const struct svc_request *r, FILE *out, char *err, size_t errl
 {
     struct redis_action a = {.req = r, .out = out, .err = err, .errlen = errlen};
     const char *op = need(&a, "op");
-    const char *timeout = need(&a, "timeout_ms");
 
-    if (!op || !timeout)
+    if (!op)
         return SVC_EXIT_BAD_REQUEST;
-    if (vg_parse_int(timeout, &a.timeout_ms) < 0 || a.timeout_ms < 1 ||
-        a.timeout_ms > TIMEOUT_MAX_MS)
-        return fail(&a, SVC_EXIT_BAD_REQUEST, "timeout_ms: expected 1 to %lld, got \"%s\"",
-                    TIMEOUT_MAX_MS, timeout);
+    int code = svc_timeout_ms(r, &a.timeout_ms, err, errlen);
+    if (code != SVC_EXIT_OK)
+        return code;
     a.deadline = vg_mono_ms() + a.timeout_ms;
     for (size_t i = 0; i < sizeof(OPS) / sizeof(OPS[0]); i++) {
         if (strcmp(op, OPS[i].name) != 0)
             continue;
         fprintf(out, "redis target %s\n", svc_get_or(r, "target.name", "?"));
-        int code = OPS[i].run(&a);
+        code = OPS[i].run(&a);
         disconnect(&a);
         return code;
     }

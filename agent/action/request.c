@@ -31,16 +31,15 @@ int svc_timeout_ms(const struct svc_request *r, int64_t *ret_ms, char *err, size
         return SVC_EXIT_BAD_REQUEST;
     }
     if (vg_parse_int(text, &ms) < 0 || ms < 1 || ms > SVC_TIMEOUT_MAX_MS) {
-        snprintf(err, errlen, "timeout_ms: expected 1 to %lld, got \"%.32s\"",
-                 SVC_TIMEOUT_MAX_MS, text);
+        snprintf(err, errlen, "timeout_ms: expected 1 to %lld, got \"%.32s\"", SVC_TIMEOUT_MAX_MS,
+                 text);
         return SVC_EXIT_BAD_REQUEST;
     }
     *ret_ms = ms;
     return SVC_EXIT_OK;
 }
 
-int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max,
-                      size_t *ret_n)
+int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max, size_t *ret_n)
 {
     size_t n = 0, at = 0;
 

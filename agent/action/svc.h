@@ -76,8 +76,7 @@ const char *svc_get_or(const struct svc_request *r, const char *key, const char 
  * 0 with *ret_n set; -EINVAL for a malformed request (an odd number of strings, no final NUL,
  * an empty or repeated key, too many keys).
  */
-int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max,
-                      size_t *ret_n);
+int svc_request_parse(const char *buf, size_t len, struct svc_kv *items, size_t max, size_t *ret_n);
 
 /* The request's timeout_ms: every module's bound on its whole run (1 ms to a day). SVC_EXIT_OK
  * with *ret_ms set, or SVC_EXIT_BAD_REQUEST with one sentence in err. */

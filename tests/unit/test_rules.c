@@ -1010,9 +1010,54 @@ static void test_security_combination_is_sev1(void **unused)
     runbooks_free(&set);
 }
 
+/* The shipped application-down runbook on the cluster agent's kubernetes signals: a crash loop is
+ * SEV2 at once; a deployment short of ready replicas only once it lasted a minute. */
+static void test_kubernetes_symptoms(void **unused)
+{
+    (void)unused;
+    const char *dir = getenv("VIGIL_RUNBOOKS");
+    if (!dir)
+        fail_msg("VIGIL_RUNBOOKS is not set (run through ctest)");
+    char err[512] = "";
+    struct rb_set *set = runbooks_load_dir(dir, err, sizeof err);
+    if (!set)
+        fail_msg("shipped runbooks refused: %s", err);
+    rules_t *r = rules_new(set, NULL);
+    const struct rule_event *ev;
+    const struct rb_label ns[] = {{"namespace", "reconciliation"}};
+    int64_t t = 1000;
+
+    rules_observe(r, "cluster", "k8s.deployments_unavailable", ns, 1, 1, t);
+    rules_observe(r, "cluster", "k8s.crashloop", ns, 1, 1, t);
+    size_t n = rules_evaluate(r, t, &ev);
+    size_t crashloop = 0, unavailable = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ev[i].runbook->id, "application-down") != 0)
+            continue;
+        crashloop += strstr(ev[i].fingerprint, "/crashloop") != NULL;
+        unavailable += strstr(ev[i].fingerprint, "/deployment-unavailable") != NULL;
+        assert_int_equal(ev[i].severity, RB_SEV2);
+    }
+    assert_int_equal(crashloop, 1);
+    assert_int_equal(unavailable, 0); /* for: 1m */
+
+    t += 61 * 1000;
+    rules_observe(r, "cluster", "k8s.deployments_unavailable", ns, 1, 1, t);
+    n = rules_evaluate(r, t, &ev);
+    unavailable = 0;
+    for (size_t i = 0; i < n; i++)
+        unavailable += strcmp(ev[i].runbook->id, "application-down") == 0 &&
+                       strstr(ev[i].fingerprint, "/deployment-unavailable") != NULL &&
+                       ev[i].severity == RB_SEV2;
+    assert_int_equal(unavailable, 1);
+    rules_destroy(&r);
+    runbooks_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kubernetes_symptoms),
         cmocka_unit_test(test_samples_during_a_command),
         cmocka_unit_test(test_levels_and_ops),
         cmocka_unit_test(test_worst_series_of_a_node),

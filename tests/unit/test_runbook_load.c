@@ -58,10 +58,10 @@ static void test_shipped_runbooks(void **unused)
         const char *doc_prefix;
         bool investigates;
     } want[] = {
-        {"application-down", RB_SEV2, 3, true, doc_runbook, true},
+        {"application-down", RB_SEV2, 5, true, doc_runbook, true},
         {"database-issues", RB_SEV2, 4, false, doc_runbook, true},
         {"executor-down", RB_SEV2, 1, false, doc_operations, true},
-        {"high-error-rate", RB_SEV3, 3, true, doc_runbook, true},
+        {"high-error-rate", RB_SEV3, 4, true, doc_runbook, true},
         {"node-lost", RB_SEV3, 2, false, doc_format, false},
         {"performance-degradation", RB_SEV3, 5, false, doc_runbook, true},
         {"security-incident", RB_SEV2, 3, false, doc_runbook, true},

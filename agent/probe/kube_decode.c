@@ -195,6 +195,32 @@ static unsigned pod_crashlooping(const json_t *pod)
     return n;
 }
 
+static bool terminated_oomkilled(const json_t *cs, const char *state)
+{
+    const char *reason = STR(cs, state, "terminated", "reason");
+    return reason && strcmp(reason, "OOMKilled") == 0;
+}
+
+/* Containers whose current or last instance was killed for running out of memory. */
+static unsigned pod_oomkilled(const json_t *pod)
+{
+    static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
+    unsigned n = 0;
+
+    for (size_t l = 0; l < 2; l++) {
+        const json_t *statuses = AT(pod, "status", lists[l]);
+        size_t i;
+        json_t *cs;
+        if (!json_is_array(statuses))
+            continue;
+        json_array_foreach(statuses, i, cs)
+        {
+            n += terminated_oomkilled(cs, "lastState") || terminated_oomkilled(cs, "state");
+        }
+    }
+    return n;
+}
+
 static bool pod_not_ready(const json_t *pod)
 {
     const char *phase = STR(pod, "status", "phase");
@@ -230,6 +256,7 @@ int kube_decode_pods(const json_t *list, struct kube_pods_summary *ret, kube_pod
         s.pods++;
         s.not_ready += pod_not_ready(pod);
         s.crashloop += pod_crashlooping(pod);
+        s.oomkilled += pod_oomkilled(pod);
         double restarts = pod_restarts(pod);
         const char *name = STR(pod, "metadata", "name");
         if (fn && restarts > 0 && name)
@@ -275,10 +302,11 @@ static double quantity_at(const json_t *v)
     return kube_quantity(str_at(v), &q) ? q : NAN;
 }
 
-int kube_decode_nodes(const json_t *list, unsigned *ret_not_ready, kube_node_fn fn, void *userdata)
+int kube_decode_nodes(const json_t *list, struct kube_nodes_summary *ret, kube_node_fn fn,
+                      void *userdata)
 {
     const json_t *items = items_of(list);
-    unsigned n = 0;
+    struct kube_nodes_summary s = {0};
     size_t i;
     json_t *node;
 
@@ -288,13 +316,15 @@ int kube_decode_nodes(const json_t *list, unsigned *ret_not_ready, kube_node_fn 
     {
         if (!json_is_object(node))
             continue;
-        n += !condition_true(node, "Ready");
+        s.not_ready += !condition_true(node, "Ready");
+        s.memory_pressure += condition_true(node, "MemoryPressure");
+        s.disk_pressure += condition_true(node, "DiskPressure");
         const char *name = STR(node, "metadata", "name");
         if (fn && name)
             fn(userdata, name, quantity_at(AT(node, "status", "allocatable", "cpu")),
                quantity_at(AT(node, "status", "allocatable", "memory")));
     }
-    *ret_not_ready = n;
+    *ret = s;
     return 0;
 }
 
@@ -313,6 +343,39 @@ int kube_decode_node_metrics(const json_t *list, kube_node_fn fn, void *userdata
             fn(userdata, name, quantity_at(AT(m, "usage", "cpu")),
                quantity_at(AT(m, "usage", "memory")));
     }
+    return 0;
+}
+
+/* ---- Events ------------------------------------------------------------------------------ */
+
+/* When an event last happened, for the signal: lastTimestamp, else eventTime, else
+ * metadata.creationTimestamp; false when none is readable. */
+static bool event_last(const json_t *ev, time_t *ret)
+{
+    return kube_time(STR(ev, "lastTimestamp"), ret) || kube_time(STR(ev, "eventTime"), ret) ||
+           kube_time(STR(ev, "metadata", "creationTimestamp"), ret);
+}
+
+int kube_decode_warning_events(const json_t *list, time_t now, int64_t window_s, unsigned *ret)
+{
+    const json_t *items = items_of(list);
+    unsigned n = 0;
+    size_t i;
+    json_t *ev;
+
+    if (!items)
+        return -EINVAL;
+    json_array_foreach(items, i, ev)
+    {
+        const char *type = STR(ev, "type");
+        time_t t;
+        if (!type || strcmp(type, "Warning") != 0 || !event_last(ev, &t))
+            continue;
+        /* t >= now - window_s, without overflowing either side */
+        if (t >= now || (int64_t)now - (int64_t)t <= window_s)
+            n++;
+    }
+    *ret = n;
     return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -30,6 +31,14 @@ struct kube_pods_summary {
     unsigned pods;      /* items */
     unsigned not_ready; /* Running without Ready=True, Pending, Failed, Unknown */
     unsigned crashloop; /* containers (init containers too) waiting in CrashLoopBackOff */
+    unsigned oomkilled; /* containers (init containers too) whose state or lastState is
+                           terminated with reason OOMKilled */
+};
+
+struct kube_nodes_summary {
+    unsigned not_ready;       /* no Ready condition with status True */
+    unsigned memory_pressure; /* a MemoryPressure condition with status True */
+    unsigned disk_pressure;   /* a DiskPressure condition with status True */
 };
 
 typedef void (*kube_pod_fn)(void *userdata, const char *pod, double restarts);
@@ -45,9 +54,15 @@ int kube_decode_pods(const json_t *list, struct kube_pods_summary *ret, kube_pod
  * spec.replicas (1 when absent). 0 or -EINVAL. */
 int kube_decode_deployments(const json_t *list, unsigned *ret_unavailable);
 
-/* A NodeList: how many nodes have no Ready condition with status True, and fn (may be NULL)
- * for each node with its allocatable CPU and memory (NAN when absent). 0 or -EINVAL. */
-int kube_decode_nodes(const json_t *list, unsigned *ret_not_ready, kube_node_fn fn, void *userdata);
+/* A NodeList: the summary (see struct kube_nodes_summary), and fn (may be NULL) for each node
+ * with its allocatable CPU and memory (NAN when absent). 0 or -EINVAL. */
+int kube_decode_nodes(const json_t *list, struct kube_nodes_summary *ret, kube_node_fn fn,
+                      void *userdata);
+
+/* An EventList: how many events of type Warning happened within window_s seconds before now
+ * (lastTimestamp, else eventTime, else metadata.creationTimestamp; an event with none of them
+ * readable is not counted; one stamped after now, a skewed clock, is). 0 or -EINVAL. */
+int kube_decode_warning_events(const json_t *list, time_t now, int64_t window_s, unsigned *ret);
 
 /* A metrics.k8s.io NodeMetricsList: fn for each node with its usage (NAN when absent). */
 int kube_decode_node_metrics(const json_t *list, kube_node_fn fn, void *userdata);

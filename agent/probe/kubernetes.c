@@ -20,9 +20,16 @@
  *                                               that restarted (at most 50 series; a series
  *                                               whose pod is gone or back to 0 ends with 0)
  *   k8s.crashloop{namespace} [containers]       containers waiting in CrashLoopBackOff
+ *   k8s.oomkilled{namespace} [containers]       containers (init ones too) whose state or
+ *                                               lastState is terminated with reason OOMKilled
  *   k8s.deployments_unavailable{namespace} [deployments]  unavailableReplicas > 0 or
  *                                               readyReplicas < spec.replicas
+ *   k8s.warning_events{namespace} [events]      Warning events whose lastTimestamp (else
+ *                                               eventTime, else creationTimestamp) is within
+ *                                               the last 5 minutes
  *   k8s.nodes_not_ready [nodes]                 nodes whose Ready condition is not True
+ *   k8s.nodes_memory_pressure [nodes], k8s.nodes_disk_pressure [nodes]  nodes whose
+ *                                               MemoryPressure / DiskPressure condition is True
  *   k8s.node_cpu_pct{node}, k8s.node_memory_pct{node} [percent]  usage (metrics.k8s.io) over
  *                                               allocatable, when the metrics API answers
  *
@@ -63,6 +70,7 @@
 #define DESCRIBE_PODS_MAX 10        /* pods described per namespace in the evidence */
 #define POD_EVENTS_MAX 20           /* events shown per described pod */
 #define NAMESPACE_EVENTS_MAX 50     /* events shown per namespace */
+#define WARNING_EVENTS_WINDOW_S 300 /* k8s.warning_events counts the last 5 minutes */
 #define LOG_TAIL_LINES 100
 #define ARTIFACT_MARGIN 128 /* room kept for the truncation note */
 
@@ -450,7 +458,7 @@ static void on_pod_restarts(void *userdata, const char *pod, double restarts)
     c->sink->emit(c->sink->sink, "k8s.pod_restarts", restarts, "restarts", labels, 2);
 }
 
-/* Pods and deployments of one namespace. False when the server is down. */
+/* Pods, deployments and events of one namespace. False when the server is down. */
 static bool cycle_namespace(struct cycle *c, const char *ns, bool *ret_pods_listed)
 {
     struct kube_probe *self = c->self;
@@ -472,6 +480,7 @@ static bool cycle_namespace(struct cycle *c, const char *ns, bool *ret_pods_list
             *ret_pods_listed = true;
             emit1(c->sink, "k8s.pods_not_ready", s.not_ready, "pods", "namespace", ns);
             emit1(c->sink, "k8s.crashloop", s.crashloop, "containers", "namespace", ns);
+            emit1(c->sink, "k8s.oomkilled", s.oomkilled, "containers", "namespace", ns);
         } else {
             fail(&f, false, "protocol: list pods", "list pods: the answer is not a list");
         }
@@ -493,6 +502,24 @@ static bool cycle_namespace(struct cycle *c, const char *ns, bool *ret_pods_list
         if (kube_decode_deployments(list, &unavailable) == 0)
             emit1(c->sink, "k8s.deployments_unavailable", unavailable, "deployments", "namespace",
                   ns);
+        json_decref(list);
+    }
+    if (f.reason[0])
+        note_failure(c, &f);
+
+    f = (struct failure){0};
+    list = NULL;
+    path = ns_path(self, API_CORE, ns, "events");
+    r = path ? get_json(self, path, "list events", &list, NULL, &f) : -ENOMEM;
+    free(path);
+    if (r < 0 || f.down) {
+        note_failure(c, &f);
+        return false;
+    }
+    if (list) {
+        unsigned warnings;
+        if (kube_decode_warning_events(list, time(NULL), WARNING_EVENTS_WINDOW_S, &warnings) == 0)
+            emit1(c->sink, "k8s.warning_events", warnings, "events", "namespace", ns);
         json_decref(list);
     }
     if (f.reason[0])
@@ -545,9 +572,12 @@ static bool cycle_nodes(struct cycle *c)
         note_failure(c, &f);
     if (!list)
         return true;
-    unsigned not_ready;
-    if (kube_decode_nodes(list, &not_ready, on_node_alloc, c) == 0)
-        emit1(c->sink, "k8s.nodes_not_ready", not_ready, "nodes", NULL, NULL);
+    struct kube_nodes_summary s;
+    if (kube_decode_nodes(list, &s, on_node_alloc, c) == 0) {
+        emit1(c->sink, "k8s.nodes_not_ready", s.not_ready, "nodes", NULL, NULL);
+        emit1(c->sink, "k8s.nodes_memory_pressure", s.memory_pressure, "nodes", NULL, NULL);
+        emit1(c->sink, "k8s.nodes_disk_pressure", s.disk_pressure, "nodes", NULL, NULL);
+    }
     json_decref(list);
 
     /* metrics.k8s.io is optional: no metrics-server (404, 503) is no error. */

@@ -4,7 +4,9 @@
  * every decoder and every text section, and the input's bytes as a quantity, a time and a log.
  *
  * Oracles beyond "no crash, no sanitizer report": a decoder answers 0 or -EINVAL and nothing
- * else, -EINVAL exactly when the value has no "items" array; counts never exceed the items;
+ * else, -EINVAL exactly when the value has no "items" array; counts never exceed the items
+ * (OOMKilled containers: the items' container statuses; a wider window of Warning events
+ * never counts fewer);
  * the text sections never write a control character but line breaks (and tabs in a log), so
  * a pod, an event or a log line cannot forge a line of the artifact's headings; the log
  * section ends with a line break.
@@ -59,6 +61,22 @@ static void count_node(void *userdata, const char *node, double cpu, double memo
     (*n)++;
 }
 
+/* The container statuses (init ones too) of the items: what k8s.oomkilled may count. */
+static size_t container_statuses(const json_t *items)
+{
+    static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *status = json_object_get(json_array_get(items, i), "status");
+        for (size_t l = 0; l < 2; l++) {
+            json_t *statuses = json_object_get(status, lists[l]);
+            if (json_is_array(statuses))
+                n += json_array_size(statuses);
+        }
+    }
+    return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The raw bytes: a quantity, a time, a log. */
@@ -93,16 +111,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r == 0 && (pods.pods != nitems || pods.not_ready > nitems || restarted > nitems))
         abort();
-    unsigned unavailable = 0, not_ready = 0;
+    /* a container counts once, however many of its states say OOMKilled */
+    if (r == 0 && pods.oomkilled > container_statuses(items))
+        abort();
+    unsigned unavailable = 0;
     r = kube_decode_deployments(v, &unavailable);
     if (r != (is_list ? 0 : -EINVAL) || (r == 0 && unavailable > nitems))
         abort();
     size_t nodes = 0, metrics = 0;
-    r = kube_decode_nodes(v, &not_ready, count_node, &nodes);
-    if (r != (is_list ? 0 : -EINVAL) || (r == 0 && (not_ready > nitems || nodes > nitems)))
+    struct kube_nodes_summary ns = {0};
+    r = kube_decode_nodes(v, &ns, count_node, &nodes);
+    if (r != (is_list ? 0 : -EINVAL) ||
+        (r == 0 && (ns.not_ready > nitems || ns.memory_pressure > nitems ||
+                    ns.disk_pressure > nitems || nodes > nitems)))
         abort();
     r = kube_decode_node_metrics(v, count_node, &metrics);
     if ((r != 0 && r != -EINVAL) || metrics > nitems)
+        abort();
+    unsigned warnings = 0;
+    r = kube_decode_warning_events(v, 1796000000, 300, &warnings);
+    if (r != (is_list ? 0 : -EINVAL) || (r == 0 && warnings > nitems))
+        abort();
+    /* a wider window never counts fewer */
+    unsigned wider = 0;
+    if (r == 0 && (kube_decode_warning_events(v, 1796000000, INT64_MAX, &wider) != 0 ||
+                   wider < warnings || wider > nitems))
         abort();
     (void)kube_pod_troubled(v);
 

@@ -2,7 +2,8 @@
 # The kubernetes probe end to end on a cluster agent (role: cluster), against the loopback
 # Kubernetes API server (tests/tools/kube_apiserver.py) with a pod made to crash-loop:
 #   - k8s.up is 1; the crash-looping pod shows in k8s.pods_not_ready and k8s.crashloop, the
-#     restarted pods in k8s.pod_restarts, the nodes' usage in k8s.node_cpu_pct/memory_pct
+#     restarted pods in k8s.pod_restarts, the nodes' usage in k8s.node_cpu_pct/memory_pct, the
+#     seed's two recent BackOff warnings in k8s.warning_events; no OOMKilled, no node pressure
 #   - vigilctl collect kubernetes stores the investigation: kubectl get pods with the pod names,
 #     the failing pod's describe, events and log lines (current and previous), ingress,
 #     deployments, nodes, top; no Secret is ever requested and no secret value appears
@@ -100,6 +101,15 @@ has k8s.pod_restarts '.value == 2' pod backend-7d4b9c-fghij ||
 has k8s.deployments_unavailable '.value == 0' namespace reconciliation ||
     h_fail "k8s.deployments_unavailable: $(sig k8s.deployments_unavailable namespace reconciliation)"
 has k8s.nodes_not_ready '.value == 0' || h_fail "k8s.nodes_not_ready: $(sig k8s.nodes_not_ready)"
+has k8s.nodes_memory_pressure '.value == 0' ||
+    h_fail "k8s.nodes_memory_pressure: $(sig k8s.nodes_memory_pressure)"
+has k8s.nodes_disk_pressure '.value == 0' ||
+    h_fail "k8s.nodes_disk_pressure: $(sig k8s.nodes_disk_pressure)"
+has k8s.oomkilled '.value == 0 and .unit == "containers"' namespace reconciliation ||
+    h_fail "k8s.oomkilled: $(sig k8s.oomkilled namespace reconciliation)"
+# The seed's two BackOff warnings were last seen 2 minutes before the API server started.
+has k8s.warning_events '.value == 2 and .unit == "events"' namespace reconciliation ||
+    h_fail "k8s.warning_events: $(sig k8s.warning_events namespace reconciliation)"
 # worker-1 uses 1200m of 3800m and 6Gi of 15Gi.
 has k8s.node_cpu_pct '.value > 31.5 and .value < 31.6 and .unit == "percent"' node worker-1 ||
     h_fail "k8s.node_cpu_pct{node=worker-1}: $(sig k8s.node_cpu_pct node worker-1)"

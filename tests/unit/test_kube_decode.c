@@ -123,6 +123,7 @@ static void test_deployments_and_nodes(void **state)
 {
     (void)state;
     unsigned n = 99;
+    struct kube_nodes_summary ns;
     json_t *deps = parse("{\"items\": ["
                          "{\"spec\": {\"replicas\": 2}, \"status\": {\"readyReplicas\": 2}},"
                          "{\"spec\": {\"replicas\": 3}, \"status\": {\"readyReplicas\": 2}},"
@@ -143,9 +144,143 @@ static void test_deployments_and_nodes(void **state)
         " \"status\": \"Unknown\"}]}},"
         "{\"metadata\": {\"name\": \"w3\"}}"
         "]}");
-    assert_int_equal(kube_decode_nodes(nodes, &n, NULL, NULL), 0);
-    assert_int_equal(n, 2);
+    assert_int_equal(kube_decode_nodes(nodes, &ns, NULL, NULL), 0);
+    assert_int_equal(ns.not_ready, 2);
+    assert_int_equal(ns.memory_pressure, 0);
+    assert_int_equal(ns.disk_pressure, 0);
     json_decref(nodes);
+}
+
+static void test_node_pressure(void **state)
+{
+    (void)state;
+    struct kube_nodes_summary ns;
+
+    /* counted: MemoryPressure and DiskPressure True */
+    json_t *v = parse("{\"items\": [{\"status\": {\"conditions\": ["
+                      "{\"type\": \"Ready\", \"status\": \"True\"},"
+                      "{\"type\": \"MemoryPressure\", \"status\": \"True\"},"
+                      "{\"type\": \"DiskPressure\", \"status\": \"True\"}]}},"
+                      "{\"status\": {\"conditions\": ["
+                      "{\"type\": \"DiskPressure\", \"status\": \"True\"}]}}]}");
+    assert_int_equal(kube_decode_nodes(v, &ns, NULL, NULL), 0);
+    assert_int_equal(ns.not_ready, 1);
+    assert_int_equal(ns.memory_pressure, 1);
+    assert_int_equal(ns.disk_pressure, 2);
+    json_decref(v);
+
+    /* not counted: False, Unknown */
+    v = parse("{\"items\": [{\"status\": {\"conditions\": ["
+              "{\"type\": \"MemoryPressure\", \"status\": \"False\"},"
+              "{\"type\": \"DiskPressure\", \"status\": \"Unknown\"}]}}]}");
+    assert_int_equal(kube_decode_nodes(v, &ns, NULL, NULL), 0);
+    assert_int_equal(ns.memory_pressure, 0);
+    assert_int_equal(ns.disk_pressure, 0);
+    json_decref(v);
+
+    /* malformed: status not a string, conditions not an array, a condition not an object */
+    v = parse("{\"items\": [{\"status\": {\"conditions\": ["
+              "{\"type\": \"MemoryPressure\", \"status\": true}, 7,"
+              "{\"type\": 1, \"status\": \"True\"}]}},"
+              "{\"status\": {\"conditions\": {\"type\": \"DiskPressure\"}}}]}");
+    assert_int_equal(kube_decode_nodes(v, &ns, NULL, NULL), 0);
+    assert_int_equal(ns.memory_pressure, 0);
+    assert_int_equal(ns.disk_pressure, 0);
+    assert_int_equal(ns.not_ready, 2);
+    json_decref(v);
+
+    json_t *not_list = parse("{\"kind\": \"Status\"}");
+    assert_int_equal(kube_decode_nodes(not_list, &ns, NULL, NULL), -EINVAL);
+    json_decref(not_list);
+}
+
+static void test_oomkilled(void **state)
+{
+    (void)state;
+    struct kube_pods_summary s;
+
+    /* counted: lastState (an init container), state; one container with both counts once */
+    json_t *v = parse("{\"items\": [{\"status\": {\"phase\": \"Running\","
+                      " \"initContainerStatuses\": [{\"lastState\": {\"terminated\":"
+                      " {\"reason\": \"OOMKilled\", \"exitCode\": 137}}}],"
+                      " \"containerStatuses\": [{\"state\": {\"terminated\":"
+                      " {\"reason\": \"OOMKilled\"}}},"
+                      " {\"state\": {\"terminated\": {\"reason\": \"OOMKilled\"}},"
+                      " \"lastState\": {\"terminated\": {\"reason\": \"OOMKilled\"}}}]}}]}");
+    assert_int_equal(kube_decode_pods(v, &s, NULL, NULL), 0);
+    assert_int_equal(s.oomkilled, 3);
+    json_decref(v);
+
+    /* not counted: another reason, waiting with OOMKilled, no termination */
+    v = parse("{\"items\": [{\"status\": {\"containerStatuses\": ["
+              "{\"lastState\": {\"terminated\": {\"reason\": \"Error\"}}},"
+              "{\"state\": {\"waiting\": {\"reason\": \"OOMKilled\"}}},"
+              "{\"state\": {\"running\": {}}}]}}]}");
+    assert_int_equal(kube_decode_pods(v, &s, NULL, NULL), 0);
+    assert_int_equal(s.oomkilled, 0);
+    json_decref(v);
+
+    /* malformed: reason not a string, terminated not an object, statuses not an array */
+    v = parse("{\"items\": [{\"status\": {\"containerStatuses\": ["
+              "{\"lastState\": {\"terminated\": {\"reason\": 137}}},"
+              "{\"state\": {\"terminated\": \"OOMKilled\"}}, \"OOMKilled\"],"
+              " \"initContainerStatuses\": {\"reason\": \"OOMKilled\"}}}]}");
+    assert_int_equal(kube_decode_pods(v, &s, NULL, NULL), 0);
+    assert_int_equal(s.oomkilled, 0);
+    json_decref(v);
+}
+
+static void test_warning_events(void **state)
+{
+    (void)state;
+    /* 2026-01-01T10:10:00Z */
+    const time_t now = 1767261600 + 600;
+    unsigned n = 99;
+
+    /* counted: lastTimestamp, eventTime, creationTimestamp within 5 minutes, on the edge */
+    json_t *v = parse("{\"items\": ["
+                      "{\"type\": \"Warning\", \"lastTimestamp\": \"2026-01-01T10:09:00Z\"},"
+                      "{\"type\": \"Warning\", \"lastTimestamp\": null,"
+                      " \"eventTime\": \"2026-01-01T10:08:00.123456Z\"},"
+                      "{\"type\": \"Warning\","
+                      " \"metadata\": {\"creationTimestamp\": \"2026-01-01T10:07:00Z\"}},"
+                      "{\"type\": \"Warning\", \"lastTimestamp\": \"2026-01-01T10:05:00Z\"}"
+                      "]}");
+    assert_int_equal(kube_decode_warning_events(v, now, 300, &n), 0);
+    assert_int_equal(n, 4);
+    json_decref(v);
+
+    /* not counted: Normal, older than 5 minutes (lastTimestamp wins over a recent eventTime) */
+    v = parse("{\"items\": ["
+              "{\"type\": \"Normal\", \"lastTimestamp\": \"2026-01-01T10:09:00Z\"},"
+              "{\"type\": \"Warning\", \"lastTimestamp\": \"2026-01-01T10:04:59Z\"},"
+              "{\"type\": \"Warning\", \"lastTimestamp\": \"2026-01-01T09:00:00Z\","
+              " \"eventTime\": \"2026-01-01T10:09:00Z\"}]}");
+    assert_int_equal(kube_decode_warning_events(v, now, 300, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kube_decode_warning_events(v, now, 7200, &n), 0);
+    assert_int_equal(n, 2);
+    json_decref(v);
+
+    /* malformed: type not a string, no readable time, garbage items */
+    v = parse("{\"items\": ["
+              "{\"type\": 1, \"lastTimestamp\": \"2026-01-01T10:09:00Z\"},"
+              "{\"type\": \"Warning\", \"lastTimestamp\": \"yesterday\"},"
+              "{\"type\": \"Warning\", \"lastTimestamp\": 1767262100},"
+              "{\"type\": \"Warning\"}, 42, null, \"Warning\","
+              /* an unreadable lastTimestamp falls back to eventTime */
+              "{\"type\": \"Warning\", \"lastTimestamp\": \"soon\","
+              " \"eventTime\": \"2026-01-01T10:09:30Z\"}]}");
+    assert_int_equal(kube_decode_warning_events(v, now, 300, &n), 0);
+    assert_int_equal(n, 1);
+    json_decref(v);
+
+    json_t *not_list = parse("{\"kind\": \"Status\"}");
+    n = 99;
+    assert_int_equal(kube_decode_warning_events(not_list, now, 300, &n), -EINVAL);
+    assert_int_equal(kube_decode_warning_events(NULL, now, 300, &n), -EINVAL);
+    assert_int_equal(n, 99);
+    json_decref(not_list);
 }
 
 struct collected {
@@ -217,9 +352,10 @@ static void test_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quantity), cmocka_unit_test(test_time),
-        cmocka_unit_test(test_pods),     cmocka_unit_test(test_deployments_and_nodes),
-        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_quantity),       cmocka_unit_test(test_time),
+        cmocka_unit_test(test_pods),           cmocka_unit_test(test_deployments_and_nodes),
+        cmocka_unit_test(test_node_pressure),  cmocka_unit_test(test_oomkilled),
+        cmocka_unit_test(test_warning_events), cmocka_unit_test(test_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,7 +154,8 @@ static bool condition_true(const json_t *obj, const char *type)
     return false;
 }
 
-static double pod_restarts(const json_t *pod)
+/* fn of every container status of pod (init containers too), summed. */
+static double sum_statuses(const json_t *pod, double (*fn)(const json_t *cs))
 {
     static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
     double sum = 0;
@@ -167,32 +168,22 @@ static double pod_restarts(const json_t *pod)
             continue;
         json_array_foreach(statuses, i, cs)
         {
-            double n = NUM(0, cs, "restartCount");
-            if (n > 0 && n < 1e9)
-                sum += n;
+            sum += fn(cs);
         }
     }
     return sum;
 }
 
-static unsigned pod_crashlooping(const json_t *pod)
+static double restart_count(const json_t *cs)
 {
-    static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
-    unsigned n = 0;
+    double n = NUM(0, cs, "restartCount");
+    return n > 0 && n < 1e9 ? n : 0;
+}
 
-    for (size_t l = 0; l < 2; l++) {
-        const json_t *statuses = AT(pod, "status", lists[l]);
-        size_t i;
-        json_t *cs;
-        if (!json_is_array(statuses))
-            continue;
-        json_array_foreach(statuses, i, cs)
-        {
-            const char *reason = STR(cs, "state", "waiting", "reason");
-            n += reason && strcmp(reason, "CrashLoopBackOff") == 0;
-        }
-    }
-    return n;
+static double crashlooping(const json_t *cs)
+{
+    const char *reason = STR(cs, "state", "waiting", "reason");
+    return reason && strcmp(reason, "CrashLoopBackOff") == 0;
 }
 
 static bool terminated_oomkilled(const json_t *cs, const char *state)
@@ -201,24 +192,25 @@ static bool terminated_oomkilled(const json_t *cs, const char *state)
     return reason && strcmp(reason, "OOMKilled") == 0;
 }
 
-/* Containers whose current or last instance was killed for running out of memory. */
+/* A container whose current or last instance was killed for running out of memory. */
+static double oomkilled(const json_t *cs)
+{
+    return terminated_oomkilled(cs, "lastState") || terminated_oomkilled(cs, "state");
+}
+
+static double pod_restarts(const json_t *pod)
+{
+    return sum_statuses(pod, restart_count);
+}
+
+static unsigned pod_crashlooping(const json_t *pod)
+{
+    return (unsigned)sum_statuses(pod, crashlooping);
+}
+
 static unsigned pod_oomkilled(const json_t *pod)
 {
-    static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
-    unsigned n = 0;
-
-    for (size_t l = 0; l < 2; l++) {
-        const json_t *statuses = AT(pod, "status", lists[l]);
-        size_t i;
-        json_t *cs;
-        if (!json_is_array(statuses))
-            continue;
-        json_array_foreach(statuses, i, cs)
-        {
-            n += terminated_oomkilled(cs, "lastState") || terminated_oomkilled(cs, "state");
-        }
-    }
-    return n;
+    return (unsigned)sum_statuses(pod, oomkilled);
 }
 
 static bool pod_not_ready(const json_t *pod)

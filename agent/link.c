@@ -13,6 +13,8 @@
 #define ENROLL_RETRY_MIN_MS 1000
 #define ENROLL_RETRY_MAX_MS 30000
 #define REVOKED_RETRY_MS 60000
+/* Requests remembered to be handled once: more than the coordinator keeps unanswered (32). */
+#define LINK_SEEN_MAX 256
 
 struct link {
     struct link_config cfg;
@@ -28,11 +30,14 @@ struct link {
     int64_t next_heartbeat; /* mono */
     int64_t next_enroll;    /* mono; 0 = not scheduled */
     int64_t enroll_backoff_ms;
-    int64_t last_heard;   /* mono: last message from the coordinator */
-    int64_t last_contact; /* wall clock of the same, for the status file; 0 = never */
-    uint64_t ignored;     /* malformed or unexpected messages from the coordinator */
-    uint64_t refused;     /* records the coordinator refused as invalid, discarded */
-    int64_t ack_deadline; /* mono: in-flight records are resent after this; 0 = none */
+    int64_t last_heard;           /* mono: last message from the coordinator */
+    int64_t last_contact;         /* wall clock of the same, for the status file; 0 = never */
+    uint64_t ignored;             /* malformed or unexpected messages from the coordinator */
+    uint64_t refused;             /* records the coordinator refused as invalid, discarded */
+    int64_t ack_deadline;         /* mono: in-flight records are resent after this; 0 = none */
+    uint64_t seen[LINK_SEEN_MAX]; /* requests acted on lately (seen_before) */
+    unsigned seen_next;
+    uint64_t duplicates; /* requests received again and not acted on */
 };
 
 static int setopt_int(void *socket, int option, int value)
@@ -69,7 +74,8 @@ link_t *link_new(void *ctx, const struct link_config *cfg, spool_t *spool, char 
     /* IMMEDIATE: nothing queues on a connection that is not up; the spool is the queue.
      * Reconnect delays are randomised per agent so a coordinator restart does not make every
      * agent hand-shake in the same instant. */
-    if (!self->socket || vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms) < 0 ||
+    if (!self->socket ||
+        vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms, VG_LIVENESS_TCP) < 0 ||
         vg_zmq_curve_client(self->socket, cfg->keys->public_key, cfg->keys->secret_key,
                             cfg->server_public_key) < 0 ||
         setopt_int(self->socket, ZMQ_IMMEDIATE, 1) != 0 ||
@@ -246,6 +252,20 @@ static void restart_delivery(link_t *self, const char *why)
     self->ack_deadline = 0;
 }
 
+/* Drops the connection and dials again. zmq_disconnect ends the session without a
+ * DISCONNECTED event; the next HANDSHAKE_SUCCEEDED enrolls again. */
+static void reconnect(link_t *self)
+{
+    self->connected = false;
+    restart_delivery(self, "reconnecting");
+    if (zmq_disconnect(self->socket, self->cfg.endpoint) != 0)
+        vg_log(VG_LOG_WARN, "disconnect from %s: %s", self->cfg.endpoint,
+               zmq_strerror(zmq_errno()));
+    if (zmq_connect(self->socket, self->cfg.endpoint) != 0)
+        vg_log(VG_LOG_ERROR, "cannot connect to %s: %s", self->cfg.endpoint,
+               zmq_strerror(zmq_errno()));
+}
+
 static void begin_enrollment(link_t *self)
 {
     self->state = LINK_ENROLLING;
@@ -254,6 +274,29 @@ static void begin_enrollment(link_t *self)
 }
 
 /* ---- receiving ---- */
+
+/* The coordinator sends a request again when this agent reconnects before answering it
+ * (coordinator/ingest/routes.h); the copy that arrives second is not acted on. Collections are
+ * known by their id (shifted: even), capsules by their random nonce (odd). */
+static bool seen_before(link_t *self, uint64_t identity)
+{
+    for (unsigned i = 0; i < LINK_SEEN_MAX; i++)
+        if (self->seen[i] == identity && identity != 0) {
+            self->duplicates++;
+            vg_log(VG_LOG_DEBUG, "a request the coordinator sent again was handled already");
+            return true;
+        }
+    self->seen[self->seen_next] = identity;
+    self->seen_next = (self->seen_next + 1) % LINK_SEEN_MAX;
+    return false;
+}
+
+static uint64_t capsule_identity(const Vigil__CommandCapsule *capsule)
+{
+    uint64_t id;
+    memcpy(&id, capsule->nonce.data, sizeof(id));
+    return id | 1;
+}
 
 static void handle_ack(link_t *self, const Vigil__Ack *ack)
 {
@@ -391,6 +434,8 @@ void link_handle(link_t *self)
             handle_refusal(self, env->refusal);
             break;
         case VIGIL__ENVELOPE__BODY_COLLECT:
+            if (env->collect && seen_before(self, env->collect->collection_id << 1))
+                break;
             if (self->cfg.on_collect) {
                 self->cfg.on_collect(self->cfg.userdata, env->collect);
                 break;
@@ -398,6 +443,9 @@ void link_handle(link_t *self)
             /* this agent takes no collect requests */
             goto ignored;
         case VIGIL__ENVELOPE__BODY_COMMAND:
+            if (env->command && env->command->nonce.len >= sizeof(uint64_t) &&
+                seen_before(self, capsule_identity(env->command)))
+                break;
             if (self->cfg.on_command) {
                 self->cfg.on_command(self->cfg.userdata, env->command);
                 break;
@@ -424,6 +472,11 @@ uint64_t link_ignored_messages(const link_t *self)
 uint64_t link_refused_records(const link_t *self)
 {
     return self->refused;
+}
+
+uint64_t link_duplicate_requests(const link_t *self)
+{
+    return self->duplicates;
 }
 
 void link_handle_monitor(link_t *self)
@@ -496,15 +549,16 @@ void link_tick(link_t *self)
         if (self->connected && self->state == LINK_ACTIVE)
             send_heartbeat(self);
         self->next_heartbeat = now + self->heartbeat_interval_ms;
-        /* Silence for three heartbeats while connected: the coordinator lost our state or
-         * the connection is half dead. Start over; duplicates are harmless. */
-        if (self->connected && self->state == LINK_ACTIVE &&
+        /* Silence for three heartbeats while connected: the connection is half dead (a
+         * partition, a middlebox that takes our bytes and passes nothing on; the socket has no
+         * ZMTP heartbeat to see it, VG_LIVENESS_TCP says why) or the coordinator lost our
+         * state. A new connection, then a new enrollment; duplicates are harmless. */
+        if (self->connected && (self->state == LINK_ACTIVE || self->state == LINK_PENDING) &&
             now - self->last_heard > 3 * self->heartbeat_interval_ms) {
-            vg_log(VG_LOG_WARN, "no answer from the coordinator for %lld ms",
+            vg_log(VG_LOG_WARN, "no answer from the coordinator for %lld ms; reconnecting",
                    (long long)(now - self->last_heard));
             self->last_heard = now;
-            restart_delivery(self, "coordinator silent");
-            begin_enrollment(self);
+            reconnect(self);
         }
     }
     if (self->connected && self->next_enroll && now >= self->next_enroll &&

@@ -69,6 +69,9 @@ uint64_t link_ignored_messages(const link_t *self);
 /* Records the coordinator refused as invalid (with their seq), discarded from the spool: they
  * could never be stored. Reported as agent.link.refused_records. */
 uint64_t link_refused_records(const link_t *self);
+/* Requests (collections, capsules) the coordinator sent again after a reconnect and this agent
+ * had acted on already: not acted on twice. Reported as agent.link.duplicate_requests. */
+uint64_t link_duplicate_requests(const link_t *self);
 void link_handle_monitor(link_t *self); /* the monitor is readable */
 
 /* Timers (heartbeat, enrollment retry, ack timeout) and sending from the spool. */

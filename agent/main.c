@@ -268,6 +268,8 @@ static void collect_self(void *self, struct collect_ctx *ctx)
                  "messages", NULL, 0);
     collect_emit(ctx, "agent.link.refused_records", (double)link_refused_records(a->link),
                  "messages", NULL, 0);
+    collect_emit(ctx, "agent.link.duplicate_requests", (double)link_duplicate_requests(a->link),
+                 "messages", NULL, 0);
     collect_emit(ctx, "agent.signals.escaped", (double)sigbuf_escaped(a->batch), "strings", NULL,
                  0);
     if (a->probes)

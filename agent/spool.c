@@ -23,8 +23,8 @@
  * records have been removed from disk: a crash between the two undercounts, never overcounts.
  *
  * In memory: one 16-byte index entry per record (seq delta, offset, length, samples, kind,
- * state), grouped by segment; payloads stay on disk and are read into one reusable buffer.
- * Acks live only in memory (see spool.h): a segment file goes when every record in it is
+ * state, sent once), grouped by segment; payloads stay on disk and are read into one reusable
+ * buffer. Acks live only in memory (see spool.h): a segment file goes when every record in it is
  * acknowledged, discarded or dropped.
  *
  * Overflow works a segment at a time, oldest first: a segment holding only signals (and done
@@ -53,6 +53,7 @@
 #define REC_HDR 25u
 #define SEQ_BLOCK UINT64_C(1)       /* see "Sequence numbers" above */
 #define SEG_MAX (UINT64_C(1) << 28) /* offsets and lengths fit the index's 28/32-bit fields */
+#define REC_DELTA_MAX ((UINT64_C(1) << 31) - 1) /* the index's seq delta is 31 bits */
 #define SEG_MIN UINT64_C(256)
 #define SEG_DEFAULT_MIN (UINT64_C(64) << 10)
 #define SEG_DEFAULT_MAX (UINT64_C(4) << 20)
@@ -71,7 +72,8 @@ enum rec_state {
 };
 
 struct rec {
-    uint32_t delta;        /* seq - segment base */
+    uint32_t delta : 31;   /* seq - segment base (REC_DELTA_MAX) */
+    uint32_t sent : 1;     /* sent at least once: it may have arrived even if dropped since */
     uint32_t off;          /* of the header in the segment file */
     uint32_t samples;      /* as appended */
     unsigned int len : 28; /* payload bytes */
@@ -325,11 +327,11 @@ static int buf_reserve(spool_t *self, size_t need)
 static int state_write(spool_t *self, uint64_t ceiling)
 {
     char text[256];
-    int n = snprintf(text, sizeof(text),
-                     STATE_HEADER "\nseq_ceiling %" PRIu64 "\ndropped_messages %" PRIu64
-                                  "\ndropped_samples %" PRIu64 "\ndropped_in_flight %" PRIu64 "\n",
-                     ceiling, self->dropped_messages, self->dropped_samples,
-                     self->dropped_in_flight);
+    int n =
+        snprintf(text, sizeof(text),
+                 STATE_HEADER "\nseq_ceiling %" PRIu64 "\ndropped_messages %" PRIu64
+                              "\ndropped_samples %" PRIu64 "\ndropped_in_flight %" PRIu64 "\n",
+                 ceiling, self->dropped_messages, self->dropped_samples, self->dropped_in_flight);
     if (n < 0 || (size_t)n >= sizeof(text))
         return -EOVERFLOW;
 
@@ -644,7 +646,7 @@ static bool disk_full(int err)
 static int seg_drop(spool_t *self, size_t si)
 {
     const struct segment *seg = &self->segs[si];
-    uint64_t messages = 0, samples = 0, inflight = 0;
+    uint64_t messages = 0, samples = 0, inflight = 0, sent = 0;
 
     for (uint32_t i = 0; i < seg->nrecs; i++) {
         const struct rec *r = &seg->recs[i];
@@ -653,13 +655,14 @@ static int seg_drop(spool_t *self, size_t si)
         messages++;
         samples += r->samples;
         inflight += r->state == REC_INFLIGHT;
+        sent += r->sent;
     }
     int ret = seg_remove(self, si);
     if (ret < 0)
         return ret;
     self->dropped_messages += messages;
     self->dropped_samples += samples;
-    self->dropped_in_flight += inflight;
+    self->dropped_in_flight += sent;
     self->depth -= messages;
     self->inflight -= inflight;
     return 0;
@@ -750,10 +753,10 @@ static int seg_rewrite(spool_t *self, size_t si)
             self->dropped_messages++;
             self->dropped_samples += r.samples;
             self->depth--;
-            if (r.state == REC_INFLIGHT) {
+            if (r.state == REC_INFLIGHT)
                 self->inflight--;
+            if (r.sent)
                 self->dropped_in_flight++;
-            }
         }
     }
     seg->nrecs = kept;
@@ -928,7 +931,7 @@ static int scan_record(struct reader *rd, uint64_t file_size, uint64_t base, uin
         *why = "bad kind";
         return -EBADMSG;
     }
-    if (h.seq < base || h.seq - base > UINT32_MAX || h.seq <= prev_seq) {
+    if (h.seq < base || h.seq - base > REC_DELTA_MAX || h.seq <= prev_seq) {
         *why = "seq out of order";
         return -EBADMSG;
     }
@@ -1467,6 +1470,7 @@ void spool_mark_sent(spool_t *self, uint64_t seq)
 
     if (r && r->state == REC_UNSENT) {
         r->state = REC_INFLIGHT;
+        r->sent = 1;
         self->inflight++;
     }
 }

@@ -18,8 +18,9 @@
  * itself (its seq stays unused), counted, and the append returns 0. Exact counts of dropped
  * messages and samples are kept (and persisted in "next-seq" alongside the counter), so every
  * gap the coordinator sees in an agent's sequence is one the agent counted. Of the dropped
- * messages, those dropped while in flight (sent, not yet acknowledged) are also counted apart
- * ("dropped_in_flight"): the coordinator may have stored them all the same.
+ * messages, those that had been sent (in flight, or sent on a connection since given up and
+ * queued again) are also counted apart ("dropped_in_flight"): the coordinator may have stored
+ * them all the same.
  *
  * Not thread-safe: the agent's link loop owns it.
  */

@@ -313,7 +313,7 @@ int ctl_admin_call(const struct ctl_config *cfg, Vigil__AdminRequest *req, int64
         goto err_term_ctx;
     }
 
-    r = vg_zmq_common_options(sock, HEARTBEAT_IVL_MS);
+    r = vg_zmq_common_options(sock, HEARTBEAT_IVL_MS, VG_LIVENESS_ZMTP);
     if (r < 0) {
         snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(-r));
         goto err_close_sock;

@@ -765,7 +765,22 @@ void *vg_zmq_pipe_open(void *zmq_ctx, const char *endpoint, bool bind, int hwm, 
     return s;
 }
 
-int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms)
+/* A silent peer is gone after about 3 * ivl_ms: keepalive probes start after ivl_ms of quiet,
+ * one every ivl_ms, two unanswered end it; data unacknowledged that long ends it too. */
+static int tcp_liveness(void *socket, int ivl_ms)
+{
+    int ivl_s = ivl_ms >= 2000 ? ivl_ms / 1000 : 1;
+    int r;
+
+    if ((r = setopt_int(socket, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
+        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_IDLE, ivl_s)) < 0 ||
+        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_INTVL, ivl_s)) < 0 ||
+        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_CNT, 2)) < 0)
+        return r;
+    return setopt_int(socket, ZMQ_TCP_MAXRT, 3 * ivl_ms);
+}
+
+int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms, enum vg_zmq_liveness liveness)
 {
     /* The transport limit sits a quarter above the protocol limit: a message just over the
      * protocol limit still arrives and is refused with its reason and a metric; anything far
@@ -777,6 +792,8 @@ int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms)
         return -zmq_errno();
     if ((r = setopt_int(socket, ZMQ_LINGER, 0)) < 0)
         return r;
+    if (liveness == VG_LIVENESS_TCP)
+        return tcp_liveness(socket, heartbeat_ivl_ms);
     if ((r = setopt_int(socket, ZMQ_HEARTBEAT_IVL, heartbeat_ivl_ms)) < 0)
         return r;
     if ((r = setopt_int(socket, ZMQ_HEARTBEAT_TIMEOUT, 3 * heartbeat_ivl_ms)) < 0)

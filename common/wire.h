@@ -154,12 +154,28 @@ bool vg_evidence_kind_known(const char *kind);
  * kind. */
 const char *const *vg_evidence_kind_args(const char *kind);
 
+/* How a socket notices a dead peer (vg_zmq_common_options). */
+enum vg_zmq_liveness {
+    /* ZMTP PING/PONG heartbeats: interval ivl_ms, timeout and TTL 3 * ivl_ms. The operators'
+     * socket and vigilctl. */
+    VG_LIVENESS_ZMTP,
+    /* The agents' socket, on both ends: no ZMTP PING either way. TCP keepalive probes after
+     * ivl_ms of quiet, two unanswered end the connection, and so does data unacknowledged for
+     * 3 * ivl_ms (TCP_USER_TIMEOUT); the agent reconnects when its heartbeats go unanswered
+     * (agent/link.c) and the coordinator sends what a lost connection took with it again
+     * (coordinator/ingest/routes.h). Why: libzmq 4.3.4 aborts the process
+     * (stream_engine_base.cpp:331, `!_io_error`) when it writes a PING or a PONG on a
+     * connection whose input the receive high-water mark stopped and whose peer then closed
+     * it — which agents reconnecting in a crowd against the coordinator's small per-agent
+     * RCVHWM make happen. */
+    VG_LIVENESS_TCP,
+};
+
 /*
  * Socket options every Vigil socket gets: ZMQ_MAXMSGSIZE (1.25 x VG_MAX_MESSAGE_BYTES), linger,
- * ZMTP heartbeats (interval ivl_ms, timeout and TTL 3 * ivl_ms) so a dead peer is noticed. Returns
- * 0 or -errno.
+ * and dead-peer detection as `liveness` says, at heartbeat_ivl_ms. Returns 0 or -errno.
  */
-int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms);
+int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms, enum vg_zmq_liveness liveness);
 
 /*
  * One end of an inproc PAIR pipe between two threads of one process (the admin thread queues,

@@ -56,7 +56,8 @@ admin_t *admin_new(void *ctx, const char *endpoint, const struct vg_keypair *ser
         return NULL;
     }
     self->socket = zmq_socket(ctx, ZMQ_ROUTER);
-    if (!self->socket || vg_zmq_common_options(self->socket, heartbeat_ivl_ms) < 0 ||
+    if (!self->socket ||
+        vg_zmq_common_options(self->socket, heartbeat_ivl_ms, VG_LIVENESS_ZMTP) < 0 ||
         zmq_setsockopt(self->socket, ZMQ_ROUTER_MANDATORY, &on, sizeof(on)) != 0 ||
         zmq_setsockopt(self->socket, ZMQ_CURVE_SERVER, &on, sizeof(on)) != 0 ||
         zmq_setsockopt(self->socket, ZMQ_CURVE_SECRETKEY, server_keys->secret_key,

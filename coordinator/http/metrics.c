@@ -119,6 +119,7 @@ static struct {
     uint64_t evidence_bytes;
     uint64_t evidence_purged_bytes;       /* of artifacts that never completed */
     uint64_t series_limited;              /* samples dropped: their agent had too many series */
+    uint64_t requests_resent; /* requests sent again on an agent's new connection */
     struct label_counter alerts_received; /* by status */
     struct label_counter alerts_refused;  /* by reason */
     uint64_t runbooks_loaded;
@@ -199,6 +200,7 @@ static struct metrics_agent *reset_locked(void)
     metrics.evidence_bytes = 0;
     metrics.evidence_purged_bytes = 0;
     metrics.series_limited = 0;
+    metrics.requests_resent = 0;
     SEED(metrics.alerts_received, alert_statuses);
     SEED(metrics.alerts_refused, alert_refuse_reasons);
     metrics.runbooks_loaded = 0;
@@ -434,6 +436,13 @@ void metrics_series_limited(uint64_t samples)
     pthread_mutex_unlock(&metrics.lock);
 }
 
+void metrics_requests_resent(uint64_t n)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.requests_resent += n;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
 void metrics_evidence_purged(uint64_t bytes)
 {
     pthread_mutex_lock(&metrics.lock);
@@ -576,6 +585,10 @@ static void render_locked(FILE *out)
     put_header(out, "vigil_series_limit_dropped_samples_total", "counter",
                "Samples of new signal series dropped: their agent had agents.max_series.");
     fprintf(out, "vigil_series_limit_dropped_samples_total %" PRIu64 "\n", metrics.series_limited);
+    put_header(out, "vigil_agent_requests_resent_total", "counter",
+               "Collection requests and command capsules sent again: their agent came back on "
+               "a new connection before answering them.");
+    fprintf(out, "vigil_agent_requests_resent_total %" PRIu64 "\n", metrics.requests_resent);
 
     put_header(out, "vigil_stored_messages_total", "counter", "Messages committed to the store.");
     fprintf(out, "vigil_stored_messages_total %" PRIu64 "\n", metrics.stored_messages);

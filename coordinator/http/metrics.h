@@ -48,6 +48,8 @@ void metrics_refused(enum refuse_reason reason);
 void metrics_rows_stored(uint64_t messages, uint64_t signals);
 /* vigil_series_limit_dropped_samples_total: samples of series past an agent's bound. */
 void metrics_series_limited(uint64_t samples);
+/* vigil_agent_requests_resent_total: unanswered requests sent again on a new connection. */
+void metrics_requests_resent(uint64_t n);
 void metrics_store_batch(double seconds); /* histogram vigil_store_batch_seconds */
 void metrics_store_up(int up);            /* 1 reachable, 0 not: drives /healthz */
 int metrics_store_is_up(void);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "remediate.h"
+#include "routes.h"
 #include "series_cap.h"
 #include "timeutil.h"
 #include "token.h"
@@ -33,8 +34,10 @@
 #define RECEIVE_WAITED_MS 100 /* a receive the main thread waits for stops after this */
 #define HANDLE_BUDGET_MS 500
 #define ROUTING_ID_MAX 255
-/* Per connection: four times an agent's largest window (link.max_inflight 256 by default),
- * so an honest agent never meets it and a flooding peer is held back in TCP. */
+/* Per connection: what libzmq queues before it stops reading that connection, so the rest of
+ * an agent's window (link.max_inflight, 256 by default) waits in TCP and in its spool, and a
+ * flooding peer costs at most this many messages. A stopped connection is why the agents'
+ * socket sends no ZMTP heartbeats (VG_LIVENESS_TCP). */
 #define RCVHWM_MESSAGES 16
 /* A peer that is not an active agent may only enroll, and an enrollment request is a few
  * hundred bytes: anything larger from it is refused without being decoded. */
@@ -101,12 +104,6 @@ struct enroll_window {
     int64_t count;
 };
 
-/* Where an agent was last heard from: CollectRequests go to its latest connection. */
-struct route {
-    uint8_t routing_id[ROUTING_ID_MAX];
-    size_t routing_id_len;
-};
-
 struct router {
     void *socket;
     struct router_config cfg;
@@ -115,7 +112,7 @@ struct router {
     struct inbox inbox[2];
     struct receiver receiver;
     zhashx_t *enroll_windows;         /* address -> struct enroll_window */
-    zhashx_t *routes;                 /* agent id -> struct route */
+    routes_t *routes;                 /* where each agent is, what it has not answered */
     evidence_dispatcher_t *evidence;  /* CollectRequests queued by the admin side */
     remediate_dispatcher_t *commands; /* command capsules queued by the admin side */
     int64_t next_forget_mono;         /* forget_stale's next run */
@@ -152,11 +149,10 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
             goto err_nomem;
     }
     self->enroll_windows = zhashx_new();
-    self->routes = zhashx_new();
+    self->routes = routes_new();
     if (!self->enroll_windows || !self->routes)
         goto err_nomem;
     zhashx_set_destructor(self->enroll_windows, free_entry);
-    zhashx_set_destructor(self->routes, free_entry);
     self->series = series_cap_new(cfg->max_series_per_agent > 0 ? (size_t)cfg->max_series_per_agent
                                                                 : (size_t)-1);
     if (!self->series)
@@ -175,7 +171,8 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
     /* A send to a vanished agent fails loudly (EHOSTUNREACH) instead of vanishing. Receive
      * high-water marks stop reading from an agent's connection rather than dropping: the
      * back-pressure lands in TCP and then in the agent's spool. */
-    if (vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms) < 0 ||
+    if (vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms,
+                              VG_LIVENESS_TCP) < 0 ||
         setopt_int(self->socket, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
         setopt_int(self->socket, ZMQ_RCVHWM, RCVHWM_MESSAGES) != 0 ||
         setopt_int(self->socket, ZMQ_SNDHWM, 100000) != 0 ||
@@ -221,7 +218,7 @@ void router_destroy(router_t **self_p)
         free(self->inbox[i].items);
     }
     zhashx_destroy(&self->enroll_windows);
-    zhashx_destroy(&self->routes);
+    routes_destroy(&self->routes);
     evidence_dispatcher_destroy(&self->evidence);
     remediate_dispatcher_destroy(&self->commands);
     series_cap_destroy(&self->series);
@@ -845,49 +842,100 @@ static const enum refuse_reason decode_reason[] = {
     [VG_DECODE_LIMITS] = REFUSE_LIMITS,
 };
 
-/* Remembers the connection an agent spoke on last (a reconnect gets a new routing id). */
+static int send_on(void *userdata, const uint8_t *rid, size_t rid_len, const void *buf, size_t len)
+{
+    router_t *self = userdata;
+    if (zmq_send(self->socket, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0)
+        return -zmq_errno();
+    return 0;
+}
+
+/* Follows an agent to its newest connection; a new one gets what the agent has not answered. */
 static void route_update(router_t *self, const struct peer *peer)
 {
-    struct route *route = zhashx_lookup(self->routes, peer->user_id);
-    if (route && route->routing_id_len == peer->routing_id_len &&
-        memcmp(route->routing_id, peer->routing_id, peer->routing_id_len) == 0)
+    if (!routes_update(self->routes, peer->user_id, peer->routing_id, peer->routing_id_len))
         return;
-    if (!route) {
-        route = calloc(1, sizeof(*route));
-        if (!route)
-            return;
-        if (zhashx_insert(self->routes, peer->user_id, route) != 0) {
-            free(route);
-            return;
-        }
+    unsigned n = routes_resend(self->routes, peer->user_id, vg_wall_ms(), send_on, self);
+    if (n > 0) {
+        metrics_requests_resent(n);
+        vg_log(VG_LOG_INFO, "agent=%s reconnected: %u unanswered requests sent again",
+               peer->user_id, n);
     }
-    memcpy(route->routing_id, peer->routing_id, peer->routing_id_len);
-    route->routing_id_len = peer->routing_id_len;
+}
+
+/* What a request to an agent is, to remember it until answered: a CollectRequest or a capsule. */
+static bool request_identity(const void *buf, size_t len, uint64_t *key, int64_t *expires_wall_ms)
+{
+    Vigil__Envelope *env = NULL;
+    bool ok = false;
+    if (vg_envelope_decode(buf, len, &env, NULL) != VG_DECODE_OK)
+        return false;
+    if (env->body_case == VIGIL__ENVELOPE__BODY_COLLECT && env->collect) {
+        *key = routes_key_collection(env->collect->collection_id);
+        *expires_wall_ms = env->collect->expires_at_ms;
+        ok = true;
+    } else if (env->body_case == VIGIL__ENVELOPE__BODY_COMMAND && env->command &&
+               env->command->request && env->command->request->request_id) {
+        *key = routes_key_command(env->command->request->request_id);
+        *expires_wall_ms = env->command->not_after_ms;
+        ok = true;
+    }
+    vg_envelope_free(env);
+    return ok;
+}
+
+/* The agent's connection is gone but the agent spoke within its heartbeat timeout: it is
+ * reconnecting (a path that held its bytes let them through with the old connection's end). */
+static bool reconnecting(router_t *self, const char *agent_id)
+{
+    const struct agent *agent = registry_agent(self->registry, agent_id);
+    return agent && agent_may_send(agent) &&
+           vg_mono_ms() - agent->last_seen_mono <
+               self->cfg.heartbeat_interval_ms * self->cfg.missed_heartbeats;
 }
 
 /* Sends a CollectRequest or a command capsule (evidence_send_fn, remediate_send_fn) to the
- * agent's latest connection. */
+ * agent's newest connection, and remembers it until the agent answers. A request for an agent
+ * that is reconnecting waits for its new connection (its deadline still holds). */
 static int send_to_agent(void *userdata, const char *agent_id, const void *buf, size_t len,
                          char *why, size_t whylen)
 {
     router_t *self = userdata;
-    const struct route *route = zhashx_lookup(self->routes, agent_id);
+    size_t rid_len = 0;
+    const uint8_t *rid = routes_lookup(self->routes, agent_id, &rid_len);
 
-    if (!route) {
+    if (!rid) {
         snprintf(why, whylen,
                  "not sent: the agent has not connected since the coordinator "
                  "started");
         return -EHOSTUNREACH;
     }
-    if (zmq_send(self->socket, route->routing_id, route->routing_id_len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
+    int r = send_on(self, rid, rid_len, buf, len);
+    if (r < 0 && !(r == -EHOSTUNREACH && reconnecting(self, agent_id))) {
         snprintf(why, whylen, "not sent: %s",
-                 e == EHOSTUNREACH ? "the agent is not connected" : zmq_strerror(e));
-        return -e;
+                 r == -EHOSTUNREACH ? "the agent is not connected" : zmq_strerror(-r));
+        return r;
     }
+    /* Sent, or held for the connection a reconnecting agent is about to make. */
+    uint64_t key;
+    int64_t expires;
+    if (request_identity(buf, len, &key, &expires))
+        routes_remember(self->routes, agent_id, key, buf, len, expires);
     return 0;
+}
+
+/* An evidence chunk or a command report answers the request it belongs to. */
+static void request_answered(router_t *self, const struct agent *agent, const Vigil__Envelope *env)
+{
+    if (env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE && env->evidence &&
+        env->evidence->collection_id > 0)
+        routes_answered(self->routes, agent->id,
+                        routes_key_collection(env->evidence->collection_id));
+    else if (env->body_case == VIGIL__ENVELOPE__BODY_COMMAND_REPORT && env->command_report &&
+             env->command_report->request_id)
+        routes_answered(self->routes, agent->id,
+                        routes_key_command(env->command_report->request_id));
 }
 
 /*
@@ -902,6 +950,8 @@ static bool accept_durable(router_t *self, const struct peer *peer, struct agent
 {
     bool evidence = env->body_case == VIGIL__ENVELOPE__BODY_EVIDENCE;
     bool signals = env->body_case == VIGIL__ENVELOPE__BODY_SIGNALS;
+    if (agent)
+        request_answered(self, agent, env);
     if (!agent_may_send(agent)) {
         refuse(self, peer, REFUSE_NOT_ENROLLED, VIGIL__REFUSAL_CODE__REFUSAL_NOT_ENROLLED, env->seq,
                agent ? "agent is pending approval" : "unknown agent: enroll first");
@@ -1250,7 +1300,7 @@ static void forget_stale(router_t *self)
             continue;
         vg_log(VG_LOG_INFO, "agent=%s pending too long without approval: forgotten", id);
         registry_agent_remove(self->registry, id);
-        zhashx_delete(self->routes, id);
+        routes_forget(self->routes, id);
         series_cap_forget(self->series, id);
     }
     zlistx_destroy(&expired);

@@ -8,7 +8,9 @@
 #
 # Before it: rules: samples=... (the rule engine saw every stored sample) evaluations_per_s=...
 #   (condition evaluations per second of evaluation time, with the shipped runbooks loaded)
-# Then: ingest: agents=N rows_per_s=X copy_rows_per_s=Y ratio=R lost=L
+# Then: ingest: agents=N rows_per_s=X copy_rows_per_s=Y ratio=R lost=L coordinator_rss_mb=M
+#   kb_per_agent=K (the coordinator process's peak resident memory over the run, and that peak
+#   less its size before the first agent, per agent: connections, decoded batches, registry)
 # With --operators K, the same ingest runs again (same coordinator, after the first) while K
 # operators loop over `vigilctl signals` and `vigilctl incidents`, and the last line is
 #   ingest_under_operators: rows_per_s=X baseline_rows_per_s=Y ratio=R operator_requests=Q
@@ -39,9 +41,12 @@ h_start_coordinator "runbooks:
   dir: \"$VIGIL_SRC/runbooks\""
 
 h_log "ingest: $AGENTS agents, $DURATION s, $SIGNALS_PER_MESSAGE signals per message"
+status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$H_COORD_PID/status"; }
+baseline_kib=$(status_kib VmRSS)
 sim=$(h_sim ingest --secret-file "$H_DIR/enrollment.secret" --agents "$AGENTS" \
     --seconds "$DURATION" --signals-per-message "$SIGNALS_PER_MESSAGE" --window 4)
 echo "$sim"
+peak_kib=$(status_kib VmHWM)
 rows_per_s=$(sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' <<<"$sim")
 rows=$(sed -n 's/.* rows=\([0-9]*\).*/\1/p' <<<"$sim")
 lost=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' <<<"$sim")
@@ -74,7 +79,9 @@ h_sql "\\copy signals (agent_id, seq, name, value, unit, labels, ts) from '$copy
 end=$(date +%s.%N)
 copy_rows_per_s=$(awk -v n="$rows" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
 ratio=$(awk -v x="$rows_per_s" -v y="$copy_rows_per_s" 'BEGIN { printf "%.2f", x / y }')
-echo "ingest: agents=$AGENTS rows_per_s=$rows_per_s copy_rows_per_s=$copy_rows_per_s ratio=$ratio lost=$lost"
+echo "ingest: agents=$AGENTS rows_per_s=$rows_per_s copy_rows_per_s=$copy_rows_per_s ratio=$ratio lost=$lost" \
+    "coordinator_rss_mb=$((peak_kib / 1024))" \
+    "kb_per_agent=$(awk -v p="$peak_kib" -v b="$baseline_kib" -v n="$AGENTS" 'BEGIN { printf "%.1f", (p - b) * 1.024 / n }')"
 
 # Operators during ingest: K loops of vigilctl listings against the same coordinator.
 if ((OPERATORS > 0)); then

@@ -135,7 +135,7 @@ static void die(const char *what)
 static void *connect_agent(void *ctx, const struct options *o, const struct vg_keypair *keys)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
-    if (!s || vg_zmq_common_options(s, 5000) < 0 ||
+    if (!s || vg_zmq_common_options(s, 5000, VG_LIVENESS_TCP) < 0 ||
         vg_zmq_curve_client(s, keys->public_key, keys->secret_key, o->server_key) < 0 ||
         zmq_connect(s, o->endpoint) != 0)
         die("cannot create a socket");

@@ -178,8 +178,8 @@ start_relay() {
     RELAY_ENDPOINT=tcp://$COORD_ADDR:$(cat "$port_file")
 }
 # cut_outgoing NAME: what the agent sends goes nowhere (its relay holds it back), what the
-# coordinator sends still arrives — until the coordinator's ZMTP heartbeat gives the connection
-# up, 3 heartbeats (3 s) later. (Dropping the agent's packets with nftables would drop its TCP
+# coordinator sends still arrives — a path TCP sees as healthy: the agent gives the connection
+# up when 3 heartbeats (3 s) go unanswered, and what it sent on it arrives at the heal, late. (Dropping the agent's packets with nftables would drop its TCP
 # acknowledgements too and stall the coordinator's side within one retransmission timeout.)
 cut_outgoing() { : >"$H_DIR/relay-$1.hold"; }
 # Faults on an agent namespace's link are rules in a table of its own there (vigil_faults).
@@ -645,11 +645,11 @@ scenario_storm() {
     ((refused_total == 0)) || h_fail "storm: the coordinator refused $refused_total messages"
 }
 
-# coordinator_alive SCENARIO: fails at once, saying why, when the coordinator died. Seen once in
-# the long storm on a loaded 2-core machine: libzmq 4.3.4 aborting the coordinator with
-# "Assertion failed: !_io_error (src/stream_engine_base.cpp:331)" (zeromq/libzmq#4364, #3937:
-# a connection whose input is stopped at its RCVHWM gets a hang-up, and the ZMTP heartbeat timer
-# then writes to the broken engine). Not fixed yet: see the README's Faults section.
+# coordinator_alive SCENARIO: fails at once, saying why, when the coordinator died. Seen in the
+# long storm before the agents' socket lost its ZMTP heartbeats: libzmq 4.3.4 aborting with
+# "Assertion failed: !_io_error (src/stream_engine_base.cpp:331)" (a connection whose input is
+# stopped at its RCVHWM gets a hang-up, and the heartbeat timer then writes to the broken
+# engine; VG_LIVENESS_TCP in common/wire.h).
 coordinator_alive() {
     kill -0 "$H_COORD_PID" 2>/dev/null && return 0
     h_fail "$1: the coordinator died: $(grep -m1 -E 'Assertion failed|Sanitizer|Segmentation' "$H_DIR/coordinator.log" || tail -n 3 "$H_DIR/coordinator.log")"

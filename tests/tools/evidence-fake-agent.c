@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
-    if (vg_zmq_common_options(s, 1000) < 0 ||
+    if (vg_zmq_common_options(s, 1000, VG_LIVENESS_TCP) < 0 ||
         vg_zmq_curve_client(s, keys.public_key, keys.secret_key, server_key) < 0 ||
         zmq_connect(s, endpoint) < 0)
         die("connect failed");

@@ -478,6 +478,51 @@ static void test_overflow_drops_oldest_signals(void **state)
     spool_destroy(&sp);
 }
 
+/* A record sent on a connection that was given up (queued again, not in flight any more) may
+ * still reach the coordinator: dropped later, it counts as dropped in flight ("next-seq"). */
+static uint64_t state_counter(const char *dir, const char *name)
+{
+    char path[160], line[128];
+    uint64_t value = UINT64_MAX;
+    snprintf(path, sizeof(path), "%s/next-seq", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        char key[64];
+        unsigned long long v;
+        if (sscanf(line, "%63s %llu", key, &v) == 2 && strcmp(key, name) == 0)
+            value = v;
+    }
+    fclose(f);
+    return value;
+}
+
+static void test_requeued_then_dropped_counts_as_in_flight(void **state)
+{
+    struct fixture *fx = *state;
+    const uint64_t max_bytes = 16 << 10;
+    spool_t *sp = open_spool(fx->dir, max_bytes, 2048, false);
+    struct sent s[200];
+    struct spool_entry e;
+
+    for (int i = 0; i < 3; i++)
+        append_one(sp, SPOOL_KIND_SIGNALS, 1, 200, &s[i]);
+    for (int k = 0; k < 2; k++) { /* the first two go out, then their connection is given up */
+        assert_int_equal(spool_next_unsent(sp, &e), 0);
+        spool_mark_sent(sp, e.seq);
+    }
+    spool_requeue_inflight(sp);
+    struct spool_stats st;
+    spool_stats(sp, &st);
+    assert_int_equal(st.inflight, 0);
+    for (int i = 3; i < 200; i++)
+        append_one(sp, SPOOL_KIND_SIGNALS, 1, 200, &s[i]);
+    spool_stats(sp, &st);
+    assert_true(st.dropped_messages > 3); /* the first three were among the oldest dropped */
+    assert_int_equal(state_counter(fx->dir, "dropped_in_flight"), 2);
+    spool_destroy(&sp);
+}
+
 static void test_full_of_evidence_is_enospc(void **state)
 {
     struct fixture *fx = *state;
@@ -701,6 +746,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requeue_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oldest_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_drops_oldest_signals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requeued_then_dropped_counts_as_in_flight, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_full_of_evidence_is_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_detected, setup, teardown),

@@ -765,8 +765,10 @@ void *vg_zmq_pipe_open(void *zmq_ctx, const char *endpoint, bool bind, int hwm, 
     return s;
 }
 
-/* A silent peer is gone after about 3 * ivl_ms: keepalive probes start after ivl_ms of quiet,
- * one every ivl_ms, two unanswered end it; data unacknowledged that long ends it too. */
+/* A peer that stopped answering is gone after about 3 * ivl_ms of quiet: keepalive probes start
+ * after ivl_ms, one every ivl_ms, two unanswered end the connection. No TCP user timeout: it
+ * also ends a connection whose peer is alive but not reading (a zero window for that long),
+ * which is every agent's connection while the coordinator holds back for its database. */
 static int tcp_liveness(void *socket, int ivl_ms)
 {
     int ivl_s = ivl_ms >= 2000 ? ivl_ms / 1000 : 1;
@@ -774,10 +776,9 @@ static int tcp_liveness(void *socket, int ivl_ms)
 
     if ((r = setopt_int(socket, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
         (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_IDLE, ivl_s)) < 0 ||
-        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_INTVL, ivl_s)) < 0 ||
-        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_CNT, 2)) < 0)
+        (r = setopt_int(socket, ZMQ_TCP_KEEPALIVE_INTVL, ivl_s)) < 0)
         return r;
-    return setopt_int(socket, ZMQ_TCP_MAXRT, 3 * ivl_ms);
+    return setopt_int(socket, ZMQ_TCP_KEEPALIVE_CNT, 2);
 }
 
 int vg_zmq_common_options(void *socket, int heartbeat_ivl_ms, enum vg_zmq_liveness liveness)

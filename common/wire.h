@@ -160,9 +160,8 @@ enum vg_zmq_liveness {
      * socket and vigilctl. */
     VG_LIVENESS_ZMTP,
     /* The agents' socket, on both ends: no ZMTP PING either way. TCP keepalive probes after
-     * ivl_ms of quiet, two unanswered end the connection, and so does data unacknowledged for
-     * 3 * ivl_ms (TCP_USER_TIMEOUT); the agent reconnects when its heartbeats go unanswered
-     * (agent/link.c) and the coordinator sends what a lost connection took with it again
+     * ivl_ms of quiet, two unanswered end the connection; the agent reconnects when its
+     * heartbeats go unanswered for three intervals (agent/link.c) and the coordinator sends what a lost connection took with it again
      * (coordinator/ingest/routes.h). Why: libzmq 4.3.4 aborts the process
      * (stream_engine_base.cpp:331, `!_io_error`) when it writes a PING or a PONG on a
      * connection whose input the receive high-water mark stopped and whose peer then closed

@@ -130,6 +130,43 @@ static int capture_kubernetes(void *userdata, const struct evidence_args *args,
     return capture_probe(userdata, "kubernetes", args, out, err, errlen);
 }
 
+/* The kubernetes probe's kubectl steps: every argument but target goes to the module, which
+ * checks the values (names, line counts) before any reaches a URL. */
+static int capture_k8s(const struct evidence_sources *src, const char *kind,
+                       const struct evidence_args *args, const struct artifact_writer *out,
+                       char *err, size_t errlen)
+{
+    struct probe_label labels[EVIDENCE_MAX_ARGS];
+    size_t n = 0;
+    int r = evidence_args_check(args, vg_evidence_kind_args(kind), err, errlen);
+
+    if (r < 0)
+        return r;
+    if (!src->probes) {
+        snprintf(err, errlen, "no kubernetes targets are configured on this node");
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < args->count && n < EVIDENCE_MAX_ARGS; i++) {
+        if (strcmp(args->key[i], "target") != 0)
+            labels[n++] = (struct probe_label){args->key[i], args->value[i]};
+    }
+    return probes_evidence_kind(src->probes, "kubernetes", kind, labels, n,
+                                evidence_arg(args, "target"), out, err, errlen);
+}
+
+#define K8S_CAPTURE(name)                                                                          \
+    static int capture_##name(void *userdata, const struct evidence_args *args,                    \
+                              const struct artifact_writer *out, char *err, size_t errlen)         \
+    {                                                                                              \
+        return capture_k8s(userdata, #name, args, out, err, errlen);                               \
+    }
+K8S_CAPTURE(k8s_pods)
+K8S_CAPTURE(k8s_describe)
+K8S_CAPTURE(k8s_logs)
+K8S_CAPTURE(k8s_ingress)
+K8S_CAPTURE(k8s_config)
+K8S_CAPTURE(k8s_top)
+
 static bool without_openat2; /* evidence_kinds_test_without_openat2 */
 
 void evidence_kinds_test_without_openat2(bool on)
@@ -428,12 +465,19 @@ size_t evidence_kinds_fill(struct evidence_kind *kinds, struct evidence_sources 
         {"postgres", capture_postgres, src},
         {"redis", capture_redis, src},
         {"kubernetes", capture_kubernetes, src},
+        {"k8s_pods", capture_k8s_pods, src},
+        {"k8s_describe", capture_k8s_describe, src},
+        {"k8s_logs", capture_k8s_logs, src},
+        {"k8s_ingress", capture_k8s_ingress, src},
+        {"k8s_config", capture_k8s_config, src},
+        {"k8s_top", capture_k8s_top, src},
         {"file", capture_file, src},
         {"command_output", capture_command_output, src},
         {"flight", capture_flight, src},
     };
     size_t n = sizeof(all) / sizeof(all[0]);
 
+    _Static_assert(sizeof(all) / sizeof(all[0]) <= EVIDENCE_KINDS_MAX, "EVIDENCE_KINDS_MAX");
     memcpy(kinds, all, sizeof(all));
     return n;
 }

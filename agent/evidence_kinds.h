@@ -12,6 +12,8 @@
  *   redis      INFO all                                        target=NAME
  *   kubernetes kubectl get/describe/logs/top of the watched namespaces and the nodes
  *                                                              target=NAME
+ *   k8s_pods, k8s_describe, k8s_logs, k8s_ingress, k8s_config, k8s_top
+ *              one kubectl step each (agent/probe/kubernetes.c) target=NAME and the step's own
  *   file       a file under evidence.allow_dirs                path=/ABSOLUTE/PATH
  *   command_output  the kept output of a command run here      request=ID
  *   flight     the flight recorder's last minutes (flight.h)   (no arguments)
@@ -41,7 +43,7 @@ struct evidence_sources {
     flight_t *flight;                        /* NULL: the flight recorder is off */
 };
 
-#define EVIDENCE_KINDS_MAX 12
+#define EVIDENCE_KINDS_MAX 20
 
 /* For tests only: resolve "file" paths as on kernels without openat2 (before 5.6), where the
  * path is walked one component at a time with O_NOFOLLOW. Not thread-safe; set it before

@@ -820,8 +820,28 @@ uint64_t probes_errors(const probes_t *self)
 
 /* ---- Evidence ---------------------------------------------------------------------------- */
 
+static int evidence_of(probes_t *self, const char *kind, const char *evidence_kind,
+                       const struct probe_label *args, size_t nargs, const char *target,
+                       const struct artifact_writer *out, char *err, size_t errlen);
+
 int probes_evidence(probes_t *self, const char *kind, const char *target,
                     const struct artifact_writer *out, char *err, size_t errlen)
+{
+    return evidence_of(self, kind, NULL, NULL, 0, target, out, err, errlen);
+}
+
+int probes_evidence_kind(probes_t *self, const char *kind, const char *evidence_kind,
+                         const struct probe_label *args, size_t nargs, const char *target,
+                         const struct artifact_writer *out, char *err, size_t errlen)
+{
+    return evidence_of(self, kind, evidence_kind ? evidence_kind : "", args, nargs, target, out,
+                       err, errlen);
+}
+
+/* evidence_kind NULL: the module's evidence; else its evidence_kind. */
+static int evidence_of(probes_t *self, const char *kind, const char *evidence_kind,
+                       const struct probe_label *args, size_t nargs, const char *target,
+                       const struct artifact_writer *out, char *err, size_t errlen)
 {
     const struct loaded_kind *k = NULL;
     const struct target *t = NULL;
@@ -835,8 +855,9 @@ int probes_evidence(probes_t *self, const char *kind, const char *target,
         vg_set_err(err, errlen, "no %s probe is configured on this node", kind ? kind : "(null)");
         return -ENOENT;
     }
-    if (!k->module->evidence) {
-        vg_set_err(err, errlen, "%s probes have no evidence to collect", k->kind);
+    if (evidence_kind ? !k->module->evidence_kind : !k->module->evidence) {
+        vg_set_err(err, errlen, "%s probes have no %s evidence to collect", k->kind,
+                   evidence_kind ? evidence_kind : "such");
         return -EOPNOTSUPP;
     }
     if (!target || !target[0]) {
@@ -863,7 +884,9 @@ int probes_evidence(probes_t *self, const char *kind, const char *target,
                    why[0] ? why : "cannot be set up");
         return -EINVAL;
     }
-    int r = k->module->evidence(state, out, why, sizeof(why));
+    int r = evidence_kind
+                ? k->module->evidence_kind(state, evidence_kind, args, nargs, out, why, sizeof(why))
+                : k->module->evidence(state, out, why, sizeof(why));
     k->module->close(state);
     if (r < 0)
         vg_set_err(err, errlen, "%s target \"%s\": %s", k->kind, t->config.name,

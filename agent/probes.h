@@ -91,6 +91,13 @@ struct collector probes_collector(probes_t **self_p);
 int probes_evidence(probes_t *self, const char *kind, const char *target,
                     const struct artifact_writer *out, char *err, size_t errlen);
 
+/* The same for a module's evidence kind with arguments (probe_module.evidence_kind): kind is
+ * the module's ("kubernetes"), evidence_kind the one asked for ("k8s_logs"), args its arguments
+ * but target. -EOPNOTSUPP when the module has no such kinds. */
+int probes_evidence_kind(probes_t *self, const char *kind, const char *evidence_kind,
+                         const struct probe_label *args, size_t nargs, const char *target,
+                         const struct artifact_writer *out, char *err, size_t errlen);
+
 /* Samples lost since start: queue full, malformed samples, targets whose thread could not
  * start. Counted, never fatal. */
 uint64_t probes_errors(const probes_t *self);

@@ -210,7 +210,7 @@ static enum vg_decode_error check_evidence(const Vigil__EvidenceChunk *c, const 
  * the coordinator and the runbook loader check against. */
 static const struct {
     const char *kind;
-    const char *args[4];
+    const char *args[8];
 } evidence_kinds[] = {
     {"netstat", {NULL}},
     {"processes", {NULL}},
@@ -219,6 +219,14 @@ static const struct {
     {"postgres", {"target", NULL}},
     {"redis", {"target", NULL}},
     {"kubernetes", {"target", NULL}},
+    /* The kubectl investigation steps, one each (agent/probe/kubernetes.c). */
+    {"k8s_pods", {"target", "namespace", "selector", "field", NULL}},
+    {"k8s_describe", {"target", "namespace", "kind", "name", NULL}},
+    {"k8s_logs",
+     {"target", "namespace", "pod", "container", "selector", "lines", "previous", NULL}},
+    {"k8s_ingress", {"target", "namespace", NULL}},
+    {"k8s_config", {"target", "namespace", "name", "workload", NULL}},
+    {"k8s_top", {"target", "namespace", NULL}},
     {"file", {"path", NULL}},
     {"command_output", {"request", NULL}},
     {"flight", {NULL}},

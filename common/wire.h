@@ -54,7 +54,8 @@ _Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never
 #define VG_SHA256_BYTES 32
 /* The kinds an agent may be asked for, for messages; vg_evidence_kind_known decides. */
 #define VG_EVIDENCE_KINDS_OF_STATE                                                                 \
-    "netstat, processes, log_tail, host, postgres, redis, kubernetes, file, flight"
+    "netstat, processes, log_tail, host, postgres, redis, kubernetes, k8s_pods, k8s_describe, "    \
+    "k8s_logs, k8s_ingress, k8s_config, k8s_top, file, flight"
 /* command_output (request=ID) is a command's kept output: collected after a command ran, never
  * by a runbook's investigate list. */
 #define VG_EVIDENCE_KINDS VG_EVIDENCE_KINDS_OF_STATE ", command_output"

@@ -998,3 +998,192 @@ void kube_text_log(const struct kube_text *out, const char *text, size_t len)
     if (len && text[len - 1] != '\n')
         put(out, "\n", 1);
 }
+
+/* ---- Deployments, ConfigMaps and what a workload references ------------------------------ */
+
+bool kube_deployment_troubled(const json_t *deployment)
+{
+    return deployment_unavailable(deployment);
+}
+
+void kube_text_deployment(const struct kube_text *out, const json_t *d, time_t now)
+{
+    char b1[FIELD_MAX], b2[MESSAGE_MAX], b3[32];
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    outf(out, "Name:               %s\n", clean(STR(d, "metadata", "name"), b1, sizeof(b1)));
+    outf(out, "CreationTimestamp:  %s (%s ago)\n",
+         clean(STR(d, "metadata", "creationTimestamp"), b1, sizeof(b1)),
+         age(STR(d, "metadata", "creationTimestamp"), now, b3, sizeof(b3)));
+    outf(out, "Selector:           ");
+    const json_t *labels = AT(d, "spec", "selector", "matchLabels");
+    bool any = false;
+    if (json_is_object(labels)) {
+        json_object_foreach((json_t *)labels, key, v)
+        {
+            outf(out, "%s%s=", any ? "," : "", clean(key, b1, sizeof(b1)));
+            outf(out, "%s", clean(str_at(v), b1, sizeof(b1)));
+            any = true;
+        }
+    }
+    outf(out, "%s\n", any ? "" : "<none>");
+    outf(out,
+         "Replicas:           %.0f desired | %.0f updated | %.0f total | %.0f available | %.0f "
+         "unavailable\n",
+         NUM(1, d, "spec", "replicas"), NUM(0, d, "status", "updatedReplicas"),
+         NUM(0, d, "status", "replicas"), NUM(0, d, "status", "availableReplicas"),
+         NUM(0, d, "status", "unavailableReplicas"));
+    outf(out, "StrategyType:       %s\n",
+         clean(STR(d, "spec", "strategy", "type"), b1, sizeof(b1)));
+    outf(out, "Pod Template:\n  Containers:\n");
+    const json_t *containers = AT(d, "spec", "template", "spec", "containers");
+    if (json_is_array(containers)) {
+        json_array_foreach(containers, i, v)
+        {
+            char lim[FIELD_MAX] = "", req[FIELD_MAX] = "";
+            outf(out, "   %s:\n", clean(STR(v, "name"), b1, sizeof(b1)));
+            outf(out, "    Image:      %s\n", clean(STR(v, "image"), b1, sizeof(b1)));
+            if (STR(v, "resources", "limits", "cpu") || STR(v, "resources", "limits", "memory"))
+                outf(out, "    Limits:     cpu=%s memory=%s\n",
+                     clean(STR(v, "resources", "limits", "cpu"), lim, sizeof(lim)),
+                     clean(STR(v, "resources", "limits", "memory"), b1, sizeof(b1)));
+            if (STR(v, "resources", "requests", "cpu") || STR(v, "resources", "requests", "memory"))
+                outf(out, "    Requests:   cpu=%s memory=%s\n",
+                     clean(STR(v, "resources", "requests", "cpu"), req, sizeof(req)),
+                     clean(STR(v, "resources", "requests", "memory"), b1, sizeof(b1)));
+        }
+    }
+    outf(out, "Conditions:\n  Type              Status  Reason / Message\n");
+    const json_t *conds = AT(d, "status", "conditions");
+    if (json_is_array(conds)) {
+        json_array_foreach(conds, i, v)
+        {
+            char reason[FIELD_MAX];
+            outf(out, "  %-18s%-8s%s%s%s\n", clean(STR(v, "type"), b1, sizeof(b1)),
+                 clean(STR(v, "status"), b3, sizeof(b3)),
+                 STR(v, "reason") ? clean(STR(v, "reason"), reason, sizeof(reason)) : "",
+                 STR(v, "message") ? " " : "",
+                 STR(v, "message") ? clean(STR(v, "message"), b2, sizeof(b2)) : "");
+        }
+    }
+}
+
+/* Text of a ConfigMap value: line breaks and tabs kept, other control characters as '?', every
+ * line indented so that a value cannot forge a key or a heading. */
+static void text_block(const struct kube_text *out, const char *text, size_t len)
+{
+    char chunk[1024];
+    size_t n = 0;
+    bool line_start = true;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (line_start) {
+            if (n + 4 > sizeof(chunk)) {
+                put(out, chunk, n);
+                n = 0;
+            }
+            memcpy(chunk + n, "    ", 4);
+            n += 4;
+        }
+        chunk[n++] = (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ? '?' : (char)c;
+        line_start = c == '\n';
+        if (n == sizeof(chunk)) {
+            put(out, chunk, n);
+            n = 0;
+        }
+    }
+    put(out, chunk, n);
+    if (len == 0 || text[len - 1] != '\n')
+        put(out, "\n", 1);
+}
+
+void kube_text_configmap(const struct kube_text *out, const json_t *cm)
+{
+    char b1[FIELD_MAX];
+    const json_t *data = AT(cm, "data");
+    const json_t *binary = AT(cm, "binaryData");
+    const char *key;
+    json_t *v;
+
+    outf(out, "ConfigMap %s:\n", clean(STR(cm, "metadata", "name"), b1, sizeof(b1)));
+    if (json_object_size(data) == 0 && json_object_size(binary) == 0) {
+        outf(out, "  (no data)\n");
+        return;
+    }
+    json_object_foreach((json_t *)data, key, v)
+    {
+        outf(out, "  %s: |\n", clean(key, b1, sizeof(b1)));
+        if (json_is_string(v))
+            text_block(out, json_string_value(v), json_string_length(v));
+        else
+            outf(out, "    <not text>\n");
+    }
+    json_object_foreach((json_t *)binary, key, v)
+    {
+        outf(out, "  %s: <binary, %zu bytes of base64>\n", clean(key, b1, sizeof(b1)),
+             json_is_string(v) ? json_string_length(v) : 0);
+    }
+}
+
+/* One reference: "  secret NAME (where)". */
+static void text_ref(const struct kube_text *out, const char *what, const char *name,
+                     const char *where, const char *container)
+{
+    char b1[FIELD_MAX], b2[FIELD_MAX];
+    if (!name)
+        return;
+    if (container)
+        outf(out, "  %-10s %s (%s of container %s)\n", what, clean(name, b1, sizeof(b1)), where,
+             clean(container, b2, sizeof(b2)));
+    else
+        outf(out, "  %-10s %s (%s)\n", what, clean(name, b1, sizeof(b1)), where);
+}
+
+void kube_text_config_refs(const struct kube_text *out, const json_t *workload)
+{
+    static const char *const lists[] = {"initContainers", "containers"};
+    const json_t *spec = AT(workload, "spec", "template", "spec");
+    char b1[FIELD_MAX];
+    size_t i, j, k;
+    json_t *v, *c, *e;
+
+    outf(out, "deployment %s (Secrets are named, never read):\n",
+         clean(STR(workload, "metadata", "name"), b1, sizeof(b1)));
+    json_array_foreach(AT(spec, "volumes"), i, v)
+    {
+        text_ref(out, "secret", STR(v, "secret", "secretName"), "volume", NULL);
+        text_ref(out, "configmap", STR(v, "configMap", "name"), "volume", NULL);
+        json_array_foreach(AT(v, "projected", "sources"), j, e)
+        {
+            text_ref(out, "secret", STR(e, "secret", "name"), "projected volume", NULL);
+            text_ref(out, "configmap", STR(e, "configMap", "name"), "projected volume", NULL);
+        }
+    }
+    json_array_foreach(AT(spec, "imagePullSecrets"), i, v)
+    {
+        text_ref(out, "secret", STR(v, "name"), "imagePullSecrets", NULL);
+    }
+    for (size_t l = 0; l < 2; l++) {
+        json_array_foreach(AT(spec, lists[l]), j, c)
+        {
+            const char *cname = STR(c, "name");
+            json_array_foreach(AT(c, "env"), k, e)
+            {
+                text_ref(out, "secret", STR(e, "valueFrom", "secretKeyRef", "name"), "env",
+                         cname ? cname : "?");
+                text_ref(out, "configmap", STR(e, "valueFrom", "configMapKeyRef", "name"), "env",
+                         cname ? cname : "?");
+            }
+            json_array_foreach(AT(c, "envFrom"), k, e)
+            {
+                text_ref(out, "secret", STR(e, "secretRef", "name"), "envFrom",
+                         cname ? cname : "?");
+                text_ref(out, "configmap", STR(e, "configMapRef", "name"), "envFrom",
+                         cname ? cname : "?");
+            }
+        }
+    }
+}

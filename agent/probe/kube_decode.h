@@ -69,6 +69,8 @@ int kube_decode_node_metrics(const json_t *list, kube_node_fn fn, void *userdata
 
 /* True for a pod a responder looks at closer: not Ready (or not Running), or restarted. */
 bool kube_pod_troubled(const json_t *pod);
+/* True for a deployment short of replicas (as k8s.deployments_unavailable counts it). */
+bool kube_deployment_troubled(const json_t *deployment);
 
 /* ---- Text: what kubectl would print ------------------------------------------------------ */
 
@@ -98,6 +100,16 @@ void kube_text_nodes(const struct kube_text *out, const json_t *list, time_t now
 /* kubectl top nodes: NAME CPU(cores) CPU% MEMORY(bytes) MEMORY% (percent of allocatable from
  * nodes, which may be NULL). */
 void kube_text_top_nodes(const struct kube_text *out, const json_t *metrics, const json_t *nodes);
+/* kubectl describe deployment (the part that explains a rollout): selector, replicas,
+ * strategy, each container's image and resources (no environment), conditions. */
+void kube_text_deployment(const struct kube_text *out, const json_t *deployment, time_t now);
+/* kubectl get configmap -o yaml, the data: each key with its value indented under it (control
+ * characters but line breaks and tabs replaced), binaryData keys with their size only. */
+void kube_text_configmap(const struct kube_text *out, const json_t *configmap);
+/* The names of the Secrets and ConfigMaps a deployment's pod template references (volumes,
+ * projected volumes, imagePullSecrets, env valueFrom, envFrom), each with where: names only,
+ * no Secret is read. */
+void kube_text_config_refs(const struct kube_text *out, const json_t *deployment);
 /* Log text as it came, with control characters other than line breaks and tabs replaced and a
  * final line break added when missing. */
 void kube_text_log(const struct kube_text *out, const char *text, size_t len);

@@ -20,7 +20,9 @@
  * ABI 2 added probe_options.cancel_fd. ABI 3 added the kubernetes module's target fields
  * (probe_target_config.kubeconfig, .context, .namespaces) and the http module's
  * probe_target_config.statuspage: a module built for ABI 2 would read past the end of the
- * struct the agent hands it.
+ * struct the agent hands it. ABI 4 added probe_module.evidence_kind (the kubernetes module's
+ * k8s_* evidence kinds, which take arguments): the agent would read past the end of an ABI 3
+ * module's struct.
  */
 #ifndef AGENT_PROBE_H
 #define AGENT_PROBE_H
@@ -29,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROBE_ABI_VERSION 3
+#define PROBE_ABI_VERSION 4
 #define PROBE_MODULE_SYMBOL "vigil_probe_module" /* the exported struct probe_module */
 
 /* A list of strings owned by the target's configuration: the layout of libvigil's struct
@@ -104,6 +106,14 @@ struct probe_module {
     /* Evidence (vigilctl collect KIND): writes a text artifact for the target. NULL when the
      * kind has no evidence. Returns 0, or a negative errno with err set. */
     int (*evidence)(void *state, const struct artifact_writer *out, char *err, size_t errlen);
+
+    /* Evidence of a kind of the module's own that takes arguments (vigilctl collect k8s_logs
+     * pod=NAME ...): kind is the evidence kind, args its arguments but target (names checked
+     * against the kind's in common/wire.c; the values are the module's to check, as hostile
+     * input). NULL when the module has none. Returns 0, or a negative errno with err set:
+     * -EOPNOTSUPP for a kind it does not know, -EINVAL for a refused argument. */
+    int (*evidence_kind)(void *state, const char *kind, const struct probe_label *args,
+                         size_t nargs, const struct artifact_writer *out, char *err, size_t errlen);
 
     void (*close)(void *state);
 };

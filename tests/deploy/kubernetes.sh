@@ -452,6 +452,7 @@ observer_role_want=$(sort <<'LIST'
 /events:watch
 apps/deployments:get
 apps/deployments:list
+apps/deployments:watch
 networking.k8s.io/ingresses:get
 networking.k8s.io/ingresses:list
 /services:get

@@ -7,9 +7,10 @@
  * else, -EINVAL exactly when the value has no "items" array; counts never exceed the items
  * (OOMKilled containers: the items' container statuses; a wider window of Warning events
  * never counts fewer);
- * the text sections never write a control character but line breaks (and tabs in a log), so
- * a pod, an event or a log line cannot forge a line of the artifact's headings; the log
- * section ends with a line break.
+ * the text sections never write a control character but line breaks (and tabs in a log or a
+ * ConfigMap's values), so a pod, an event or a log line cannot forge a line of the artifact's
+ * headings; the log section ends with a line break; a ConfigMap's text indents every line but
+ * its title, so a value cannot forge one either.
  */
 #include <errno.h>
 #include <math.h>
@@ -26,6 +27,8 @@ struct sink {
     bool log;   /* tabs allowed */
     char last;  /* the last byte written */
     size_t len; /* bytes written */
+    char *copy; /* when set (copy_cap > 0): what was written, up to copy_cap bytes */
+    size_t copy_len, copy_cap;
 };
 
 static void check_write(void *userdata, const char *data, size_t len)
@@ -41,6 +44,29 @@ static void check_write(void *userdata, const char *data, size_t len)
     if (len > 0)
         s->last = data[len - 1];
     s->len += len;
+    if (s->copy_cap > s->copy_len) {
+        size_t n = len < s->copy_cap - s->copy_len ? len : s->copy_cap - s->copy_len;
+        memcpy(s->copy + s->copy_len, data, n);
+        s->copy_len += n;
+    }
+}
+
+/* A ConfigMap's text: every line but its title is indented, so a value cannot forge a title or
+ * a heading of the artifact. */
+static void check_configmap(const json_t *v)
+{
+    static char buf[65536]; /* filled by check_write */
+    struct sink s = {.log = true, .copy = buf, .copy_cap = sizeof(buf)};
+    struct kube_text out = {check_write, &s};
+    kube_text_configmap(&out, v);
+    if (s.len == 0 || s.last != '\n')
+        abort();
+    if (s.copy_len < 10 || memcmp(buf, "ConfigMap ", 10) != 0)
+        abort();
+    for (size_t i = 0; i + 1 < s.copy_len; i++) {
+        if (buf[i] == '\n' && buf[i + 1] != ' ')
+            abort();
+    }
 }
 
 static void count_pod(void *userdata, const char *pod, double restarts)
@@ -151,10 +177,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kube_text_nodes(&out, v, now);
     kube_text_top_nodes(&out, v, v);
     kube_text_top_nodes(&out, v, NULL);
+    kube_text_deployment(&out, v, now);
+    kube_text_config_refs(&out, v);
+    (void)kube_deployment_troubled(v);
+    check_configmap(v);
     for (size_t i = 0; i < nitems; i++) {
         json_t *item = json_array_get(items, i);
         (void)kube_pod_troubled(item);
+        (void)kube_deployment_troubled(item);
         kube_text_pod(&out, item, now);
+        kube_text_deployment(&out, item, now);
+        kube_text_config_refs(&out, item);
+        check_configmap(item);
     }
     json_decref(v);
     return 0;

@@ -31,6 +31,19 @@ Control endpoints (auth required, not logged in requests.jsonl):
     POST /_test/reset           back to the seed (watch history cleared; resourceVersions keep
                                 counting up)
     POST /_test/clear-requests  truncate requests.jsonl
+    POST /_test/drop-watches    every watch in progress ends at once, its connection cut without
+                                the final chunk (a dropped connection)
+    POST /_test/skip-rv?n=N     the resourceVersion counter jumps by N (default 10; 0 to read
+                                it) with no change (a gap): {"resourceVersion": "RV"}
+    POST /_test/compact[?rv=N]  the watch history before N (default: all of it) is forgotten: a
+                                watch from an older resourceVersion is answered 410 Gone
+    POST /_test/config?gone=event|status&bookmark=SECONDS&metrics=on|off
+                                how 410 Gone is answered to a watch: 200 with an ERROR event
+                                {"type": "ERROR", "object": Status code 410} (as a real server
+                                does; the default) or an HTTP 410 Status; how often a BOOKMARK is
+                                sent to watches with allowWatchBookmarks=true (default 1 s);
+                                metrics=off answers 404 under /apis/metrics.k8s.io, as a cluster
+                                without metrics-server does
 The seed file (--seed) has the same shape as /_test/state; metadata the server owns (uid,
 resourceVersion, creationTimestamp, generation, namespace from the key) may be left out and is
 filled in. Without --seed a built-in "reconciliation" namespace is served (see default_seed()):
@@ -65,7 +78,8 @@ What it serves:
                 looked up in the object, so involvedObject.name, spec.nodeName, status.phase
                 work), watch (?watch=true: the current objects as ADDED, or the changes
                 since ?resourceVersion=N, then later changes, newline-delimited
-                {"type","object"}, until timeoutSeconds, default 30), create (POST), update
+                {"type","object"}, until timeoutSeconds, default 30; BOOKMARK events with
+                ?allowWatchBookmarks=true; 410 Gone after /_test/compact), create (POST), update
                 (PUT, resourceVersion checked if given), patch, delete; ?dryRun=All answers
                 without storing. Errors are Status objects: 401 Unauthorized, 404 NotFound,
                 409 AlreadyExists/Conflict, 422 Invalid, 415 UnsupportedMediaType,
@@ -103,6 +117,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -462,6 +477,10 @@ class Store:
         self.cond = threading.Condition()
         self.seed = seed
         self.rv = 0  # never goes back, not even on reset: clients and watches rely on that
+        self.drops = 0  # bumped by /_test/drop-watches: every watch then ends at once
+        self.gone_as = "event"  # 410 Gone to a watch: an ERROR event, or "status" (HTTP 410)
+        self.bookmark_s = 1.0  # a BOOKMARK this often, to watches that allow them
+        self.metrics = True  # False: metrics.k8s.io answers 404, as without metrics-server
         self.reset()
 
     def reset(self):
@@ -469,6 +488,7 @@ class Store:
             self.objects = {r.store: {} for r in RESOURCES}
             self.logs = copy.deepcopy(self.seed.get("logs", {}))
             self.history = []  # (rv, store, type, object) for watches
+            self.compacted = 0  # a watch from an older resourceVersion is 410 Gone
             for store, objs in self.seed.items():
                 if store == "logs":
                     continue
@@ -1089,6 +1109,8 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         if url.path.startswith("/_test/"):
             return self.control(url.path)
+        if url.path.startswith("/apis/metrics.k8s.io") and not self.server.store.metrics:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if self.command in ("GET", "HEAD"):
             doc = discovery(url.path.rstrip("/") or "/")
             if doc is not None:
@@ -1136,6 +1158,36 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and path == "/_test/clear-requests":
             self.server.clear_requests()
             return self.send(200, {"cleared": True})
+        query = parse_qs(urlsplit(self.path).query)
+        if self.command == "POST" and path == "/_test/drop-watches":
+            with store.cond:
+                store.drops += 1
+                store.cond.notify_all()
+            return self.send(200, {"dropped": True})
+        if self.command == "POST" and path == "/_test/skip-rv":
+            with store.cond:
+                store.rv += max(0, int(query.get("n", ["10"])[0]))
+                store.cond.notify_all()
+                return self.send(200, {"resourceVersion": str(store.rv)})
+        if self.command == "POST" and path == "/_test/compact":
+            with store.cond:
+                store.compacted = int(query.get("rv", [str(store.rv + 1)])[0])
+                store.history = [h for h in store.history if h[0] >= store.compacted]
+                return self.send(200, {"compacted": str(store.compacted)})
+        if self.command == "POST" and path == "/_test/config":
+            with store.cond:
+                if "metrics" in query:
+                    if query["metrics"][0] not in ("on", "off"):
+                        raise ApiError(400, "BadRequest", "metrics: on or off")
+                    store.metrics = query["metrics"][0] == "on"
+                if "gone" in query:
+                    if query["gone"][0] not in ("event", "status"):
+                        raise ApiError(400, "BadRequest", "gone: event or status")
+                    store.gone_as = query["gone"][0]
+                if "bookmark" in query:
+                    store.bookmark_s = max(0.05, float(query["bookmark"][0]))
+                return self.send(200, {"gone": store.gone_as, "bookmark": store.bookmark_s,
+                                       "metrics": store.metrics})
         raise ApiError(404, "NotFound", f"no control endpoint {self.command} {path}")
 
     # ---- resource verbs: (code, document, content type), called with the store locked
@@ -1235,10 +1287,23 @@ class Handler(BaseHTTPRequestHandler):
     # ---- watch
 
     def watch(self, res, ns, query):
-        """Current objects as ADDED (unless resuming from a resourceVersion), then changes."""
+        """Current objects as ADDED (unless resuming from a resourceVersion), then changes;
+        BOOKMARKs when asked for; 410 Gone for a resourceVersion older than the last compaction;
+        cut short by /_test/drop-watches."""
         store = self.server.store
         timeout = int(query.get("timeoutSeconds", ["30"])[0] or 30)
         since = query.get("resourceVersion", [""])[0]
+        bookmarks = query.get("allowWatchBookmarks", [""])[0] in ("true", "1")
+        with store.cond:
+            try:
+                stale = bool(since) and since != "0" and int(since) < store.compacted
+            except ValueError:
+                raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}")
+            gone_as, drops, bookmark_s = store.gone_as, store.drops, store.bookmark_s
+        gone = status_obj(410, "Expired", f"too old resource version: {since} "
+                          f"({store.compacted})")
+        if stale and gone_as == "status":
+            raise ApiError(410, "Expired", gone["message"])
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -1254,22 +1319,38 @@ class Handler(BaseHTTPRequestHandler):
                 seen = store.rv
                 initial = [copy.deepcopy(o) for o in
                            self.matching(res, ns, query, store.objects[res.store])]
+        if stale:  # what a real server does for a watch: 200, then an ERROR event
+            self.send_event("ERROR", gone)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
         table = wants_table(self.headers.get("Accept")) and res.store in TABLES
         include = query.get("includeObject", ["Metadata"])[0]
         for obj in initial:
             self.send_event("ADDED", obj, table and res, include)
         deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + bookmark_s
         while True:
             with store.cond:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                store.cond.wait_for(lambda: store.rv > seen, timeout=left)
+                if bookmarks:
+                    left = min(left, max(0.0, next_bookmark - time.monotonic()))
+                store.cond.wait_for(lambda: store.rv > seen or store.drops != drops,
+                                    timeout=left)
+                if store.drops != drops:  # /_test/drop-watches: cut, no final chunk
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 fresh = [h for h in store.history if h[0] > seen and h[1] == res.store]
                 seen = max(seen, store.rv)
             for _, _, kind, obj in fresh:
                 if list(self.matching(res, ns, query, {"k": obj})):
                     self.send_event(kind, obj, table and res, include)
+            if bookmarks and time.monotonic() >= next_bookmark:
+                self.send_event("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                             "metadata": {"resourceVersion": str(seen)}})
+                next_bookmark = time.monotonic() + bookmark_s
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 

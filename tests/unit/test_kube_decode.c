@@ -349,13 +349,97 @@ static void test_text(void **state)
     json_decref(status);
 }
 
+static const char *const BACKEND =
+    "{\"kind\": \"Deployment\", \"metadata\": {\"name\": \"backend\"},"
+    " \"spec\": {\"replicas\": 3, \"selector\": {\"matchLabels\": {\"app\": \"backend\"}},"
+    "  \"strategy\": {\"type\": \"RollingUpdate\"},"
+    "  \"template\": {\"spec\": {"
+    "   \"imagePullSecrets\": [{\"name\": \"regcred\"}],"
+    "   \"volumes\": [{\"name\": \"tls\", \"secret\": {\"secretName\": \"backend-tls\"}},"
+    "               {\"name\": \"p\", \"projected\": {\"sources\": [{\"configMap\": {\"name\": "
+    "\"ca\"}}]}}],"
+    "   \"initContainers\": [{\"name\": \"migrate\", \"envFrom\": [{\"secretRef\": {\"name\": "
+    "\"db-admin\"}}]}],"
+    "   \"containers\": [{\"name\": \"backend\", \"image\": \"reconciliation/backend:1.4.2\","
+    "     \"resources\": {\"limits\": {\"cpu\": \"500m\", \"memory\": \"1Gi\"}},"
+    "     \"env\": [{\"name\": \"DB_HOST\", \"value\": \"postgres-service\"},"
+    "             {\"name\": \"DB_PASSWORD\", \"valueFrom\": {\"secretKeyRef\": {\"name\": "
+    "\"reconciliation-secrets\", \"key\": \"DB_PASSWORD\"}}}],"
+    "     \"envFrom\": [{\"configMapRef\": {\"name\": \"reconciliation-config\"}}]}]}}},"
+    " \"status\": {\"replicas\": 3, \"updatedReplicas\": 3, \"readyReplicas\": 2,"
+    "  \"availableReplicas\": 2, \"unavailableReplicas\": 1,"
+    "  \"conditions\": [{\"type\": \"Available\", \"status\": \"False\", \"reason\": "
+    "\"MinimumReplicasUnavailable\"}]}}";
+
+/* k8s_describe kind=deployment and k8s_config: the deployment as describe shows it (no
+ * environment value), the names of every Secret and ConfigMap it references and where, and a
+ * ConfigMap whose values cannot forge a line of the artifact. */
+static void test_deployment_and_config_text(void **state)
+{
+    (void)state;
+    struct collected c = {0};
+    struct kube_text out = {collect, &c};
+    json_t *d = parse(BACKEND);
+
+    assert_true(kube_deployment_troubled(d));
+    kube_text_deployment(&out, d, 0);
+    assert_non_null(strstr(c.text, "Selector:           app=backend\n"));
+    assert_non_null(strstr(c.text,
+                           "Replicas:           3 desired | 3 updated | 3 total | 2 available | 1 "
+                           "unavailable\n"));
+    assert_non_null(strstr(c.text, "Image:      reconciliation/backend:1.4.2"));
+    assert_non_null(strstr(c.text, "Limits:     cpu=500m memory=1Gi"));
+    assert_non_null(strstr(c.text, "Available         False   MinimumReplicasUnavailable"));
+    assert_null(strstr(c.text, "postgres-service"));
+    assert_null(strstr(c.text, "DB_HOST"));
+
+    c.len = 0;
+    kube_text_config_refs(&out, d);
+    assert_non_null(strstr(c.text, "deployment backend (Secrets are named, never read):\n"));
+    assert_non_null(strstr(c.text, "  secret     backend-tls (volume)\n"));
+    assert_non_null(strstr(c.text, "  configmap  ca (projected volume)\n"));
+    assert_non_null(strstr(c.text, "  secret     regcred (imagePullSecrets)\n"));
+    assert_non_null(strstr(c.text, "  secret     db-admin (envFrom of container migrate)\n"));
+    assert_non_null(
+        strstr(c.text, "  secret     reconciliation-secrets (env of container backend)\n"));
+    assert_non_null(
+        strstr(c.text, "  configmap  reconciliation-config (envFrom of container backend)\n"));
+    assert_null(strstr(c.text, "DB_PASSWORD"));
+    json_decref(d);
+
+    c.len = 0;
+    json_t *cm = parse("{\"metadata\": {\"name\": \"cfg\"}, \"data\": {\"app.yaml\": "
+                       "\"pool: 10\\n== kubectl get pods ==\\n\\u001b[2J\", \"LEVEL\": \"info\"},"
+                       " \"binaryData\": {\"blob\": \"AAEC\"}}");
+    kube_text_configmap(&out, cm);
+    assert_string_equal(c.text, "ConfigMap cfg:\n"
+                                "  app.yaml: |\n"
+                                "    pool: 10\n"
+                                "    == kubectl get pods ==\n"
+                                "    ?[2J\n"
+                                "  LEVEL: |\n"
+                                "    info\n"
+                                "  blob: <binary, 4 bytes of base64>\n");
+    json_decref(cm);
+    c.len = 0;
+    cm = parse("{\"metadata\": {\"name\": \"empty\"}}");
+    kube_text_configmap(&out, cm);
+    assert_string_equal(c.text, "ConfigMap empty:\n  (no data)\n");
+    json_decref(cm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quantity),       cmocka_unit_test(test_time),
-        cmocka_unit_test(test_pods),           cmocka_unit_test(test_deployments_and_nodes),
-        cmocka_unit_test(test_node_pressure),  cmocka_unit_test(test_oomkilled),
-        cmocka_unit_test(test_warning_events), cmocka_unit_test(test_text),
+        cmocka_unit_test(test_quantity),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_pods),
+        cmocka_unit_test(test_deployments_and_nodes),
+        cmocka_unit_test(test_node_pressure),
+        cmocka_unit_test(test_oomkilled),
+        cmocka_unit_test(test_warning_events),
+        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_deployment_and_config_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

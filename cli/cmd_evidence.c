@@ -3,6 +3,8 @@
  * vigilctl evidence [list] [--collection ID] [--node NODE] [--limit N]
  * vigilctl evidence get ID --out FILE|-
  * vigilctl evidence verify [--limit N]
+ * vigilctl evidence checkpoint [--out FILE]
+ * vigilctl evidence export INCIDENT --out FILE, evidence verify-bundle FILE (cmd_bundle.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 
 #include "commands.h"
 #include "checkpoint.h"
+#include "cmd_bundle.h"
 #include "ctl_admin.h"
 #include "digest.h"
 #include "evidence_view.h"
@@ -264,7 +267,14 @@ static int run_collect(struct ctl_context *ctx, const struct ctl_args *args)
         output_error("collect takes one KIND (got \"%s\" too)", args->argv[1]);
         return CTL_EXIT_USAGE;
     }
-    if ((node != NULL) == all) {
+    /* promql is captured by the coordinator from Prometheus, not from a node. */
+    bool promql = strcmp(args->argv[0], "promql") == 0;
+    if (promql && (node != NULL || all)) {
+        output_error("collect promql asks Prometheus through the coordinator: it takes neither "
+                     "--node nor --all");
+        return CTL_EXIT_USAGE;
+    }
+    if (!promql && (node != NULL) == all) {
         output_error("collect needs --node NODE or --all (one of them)");
         return CTL_EXIT_USAGE;
     }
@@ -560,6 +570,7 @@ struct chain_line {
 /* The walk's totals over all requests, and where it ended. */
 struct verify_total {
     uint64_t checked, bytes;
+    uint64_t removed; /* of checked: content removed by retention */
     bool ok;
     uint64_t broken_id;
     char reason[256];
@@ -628,6 +639,7 @@ static int verify_walk(struct ctl_context *ctx, uint32_t per_request, const char
         }
         ret->checked += v->checked;
         ret->bytes += v->bytes;
+        ret->removed += v->removed;
         ret->ok = v->ok;
         bool last = !v->ok || v->done;
         if (!v->ok) {
@@ -733,6 +745,8 @@ static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args,
                                                          : json_null(),
                                 "last_chain", total.last_chain);
         /* clang-format on */
+        if (doc)
+            json_object_set_new(doc, "removed", json_integer((json_int_t)total.removed));
         json_t *chains = json_array();
         for (size_t c = 0; doc && chains && c < total.nchains; c++)
             json_array_append_new(
@@ -768,8 +782,12 @@ static int evidence_verify(struct ctl_context *ctx, const struct ctl_args *args,
                 ? -EIO
                 : 0;
     } else if (total.ok) {
-        r = printf("evidence vault: %" PRIu64 " artifacts, %" PRIu64 " bytes, chain intact%s\n",
-                   total.checked, total.bytes, checkpoint[0] ? ", checkpoint held" : "") < 0
+        char removed[96] = "";
+        if (total.removed)
+            snprintf(removed, sizeof(removed), " (%" PRIu64 " with content removed by retention)",
+                     total.removed);
+        r = printf("evidence vault: %" PRIu64 " artifacts%s, %" PRIu64 " bytes, chain intact%s\n",
+                   total.checked, removed, total.bytes, checkpoint[0] ? ", checkpoint held" : "") < 0
                 ? -EIO
                 : 0;
     } else {
@@ -859,7 +877,12 @@ static int run_evidence(struct ctl_context *ctx, const struct ctl_args *args)
         return evidence_verify(ctx, args, argc - 1, argv + 1);
     if (strcmp(argv[0], "checkpoint") == 0)
         return evidence_checkpoint(ctx, args, argc - 1, argv + 1);
-    output_error("unknown evidence command \"%s\" (expected list, get, verify or checkpoint)",
+    if (strcmp(argv[0], "export") == 0)
+        return ctl_evidence_export(ctx, ctl_args_value(args, "out"), argc - 1, argv + 1);
+    if (strcmp(argv[0], "verify-bundle") == 0)
+        return ctl_evidence_verify_bundle(ctx, argc - 1, argv + 1);
+    output_error("unknown evidence command \"%s\" (expected list, get, verify, checkpoint, "
+                 "export or verify-bundle)",
                  argv[0]);
     return CTL_EXIT_USAGE;
 }
@@ -869,6 +892,7 @@ static int run_evidence(struct ctl_context *ctx, const struct ctl_args *args)
 static const char collect_help[] =
     "Usage: vigilctl collect (--node NODE | --all) KIND [--arg KEY=VALUE ...]\n"
     "                        [--timeout DURATION] [-o table|json]\n"
+    "       vigilctl collect promql --arg query=EXPR [--timeout DURATION]\n"
     "\n"
     "Asks agents for an artifact now, waits until each has answered, and prints what was\n"
     "stored: ID NODE KIND SIZE SHA256. Each agent hashes (SHA-256) what it reads; the\n"
@@ -878,7 +902,9 @@ static const char collect_help[] =
     "  KIND              netstat, processes, host, log_tail, file, postgres, redis,\n"
     "                    kubernetes (the cluster agent: target=NAME) or flight (the\n"
     "                    node's flight recorder: the last minutes of sockets, processes\n"
-    "                    and log lines)\n"
+    "                    and log lines); promql (query=EXPR: the coordinator asks its\n"
+    "                    Prometheus and stores the query, the time, the URL and the raw\n"
+    "                    answer; no --node or --all)\n"
     "  --node NODE       the active agents of this node\n"
     "  --all             every active agent\n"
     "  --arg KEY=VALUE   an argument for the kind, up to 16: file needs path=/abs/path\n"
@@ -908,6 +934,8 @@ static const char evidence_help[] =
     "       vigilctl evidence get ID --out FILE\n"
     "       vigilctl evidence verify [--limit N] [--checkpoint FILE] [-o table|json]\n"
     "       vigilctl evidence checkpoint [--out FILE]\n"
+    "       vigilctl evidence export INCIDENT --out FILE\n"
+    "       vigilctl evidence verify-bundle FILE [-o table|json]\n"
     "\n"
     "  evidence [list]   the latest stored artifacts, newest first (--limit N, default 50,\n"
     "                    at most 1000): ID COLLECTION NODE KIND STATUS SIZE SHA256\n"
@@ -928,6 +956,9 @@ static const char evidence_help[] =
     "                      evidence vault: chain broken at evidence ID: REASON\n"
     "                    (the artifact whose content or row was changed, or the row after\n"
     "                    a deleted one). An error talking to the coordinator exits 1 too.\n"
+    "                    An artifact whose content retention.evidence removed keeps its row\n"
+    "                    and link; it counts as intact when its removal is recorded and\n"
+    "                    audited (\"N artifacts (K with content removed by retention)\").\n"
     "                    The coordinator checks in steps of a quarter second so ingest goes\n"
     "                    on; --limit N caps the artifacts per step, --timeout is per step.\n"
     "                    -o json: {\"checked\": N, \"bytes\": B, \"ok\": true|false,\n"
@@ -950,9 +981,34 @@ static const char evidence_help[] =
     "                    (also written to its state_dir/checkpoints/): keep it off the\n"
     "                    machine. Printed, or with --out FILE written (mode 0600, never\n"
     "                    overwritten). Format and openssl check: docs/forensics.md.\n"
+    "  export INCIDENT --out FILE\n"
+    "                    write the incident's bundle for an investigator: a tar (mode\n"
+    "                    0600, never over an existing file) of one directory,\n"
+    "                    incident-ID/, holding every stored artifact of the incident and\n"
+    "                    of its commands, its timeline, its commands with their reports,\n"
+    "                    the chain rows that link them, a checkpoint issued for the\n"
+    "                    export, the coordinator's public key, a MANIFEST of every\n"
+    "                    file's SHA-256 and chain link signed by the coordinator\n"
+    "                    (MANIFEST.sig), a README.txt and verify.sh, which checks it\n"
+    "                    all with sha256sum and openssl alone. Artifacts are fetched in\n"
+    "                    pages and hashed as they are written; a mismatch or any failure\n"
+    "                    removes FILE. Audited (evidence.export, with the address it came\n"
+    "                    from); each artifact fetched is an evidence.get row too.\n"
+    "  verify-bundle FILE\n"
+    "                    check a bundle offline, no coordinator needed: the manifest's\n"
+    "                    signature, every file's SHA-256, the checkpoint's signature,\n"
+    "                    and every chain link recomputed from the files and held against\n"
+    "                    the checkpoint's heads. Exit 0 and a summary naming the signing\n"
+    "                    key (compare it with the one on record); exit 1 naming the\n"
+    "                    first file that fails, e.g.\n"
+    "                      vigilctl: b.tar: incident-7/artifacts/12-host-web-1: SHA-256\n"
+    "                      ... differs from the manifest's: the file was changed\n"
+    "                    -o json: {\"ok\", \"file\", \"error\", \"incident\", \"files\",\n"
+    "                    \"artifacts\", \"evidence_links\", \"timeline_links\",\n"
+    "                    \"report_links\", \"signing_public_key\"}.\n"
     "\n"
-    "Listing and checkpoint need the viewer role, get and verify the responder role. Needs the\n"
-    "configuration file (see 'vigilctl help').\n";
+    "Listing and checkpoint need the viewer role; get, verify and export the responder role.\n"
+    "Needs the configuration file (see 'vigilctl help'), except verify-bundle.\n";
 
 const struct ctl_command cmd_evidence_table[] = {
     {
@@ -970,7 +1026,11 @@ const struct ctl_command cmd_evidence_table[] = {
                   {"evidence get ID --out FILE", "fetch an artifact, checking its SHA-256"},
                   {"evidence verify [--checkpoint FILE]",
                    "re-hash the vault and check its chain; exit 1 if broken"},
-                  {"evidence checkpoint [--out FILE]", "a signed checkpoint of every chain's head"}},
+                  {"evidence checkpoint [--out FILE]", "a signed checkpoint of every chain's head"},
+                  {"evidence export INCIDENT --out FILE",
+                   "a signed, offline-verifiable bundle of an incident's evidence"},
+                  {"evidence verify-bundle FILE", "check an export bundle offline; exit 1 naming "
+                                                  "the file that fails"}},
         .help = evidence_help,
         .options = {{"collection", CTL_OPTION_VALUE},
                     {"node", CTL_OPTION_VALUE},

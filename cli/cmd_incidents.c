@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ctl_admin.h"
 #include "evidence_view.h"
+#include "hold_view.h"
 #include "incident_view.h"
 #include "timeutil.h"
 
@@ -308,6 +309,8 @@ static int print_show_json(const Vigil__AdminReply *reply)
         json_array_append_new(evidence, evidence_view_json(reply->evidence[i]));
     if (evidence)
         json_object_set_new(doc, "investigation", evidence);
+    /* Its legal hold (cmd_holds.c): null when it never had one. */
+    json_object_set_new(doc, "hold", reply->n_holds ? hold_view_json(reply->holds[0]) : json_null());
     return output_json_print(&doc, stdout);
 }
 
@@ -340,6 +343,12 @@ static int print_show_text(const Vigil__AdminReply *reply)
     if (ticket)
         output_sanitize(ticket, safe_ticket, sizeof(safe_ticket));
     free(ticket);
+    if (reply->n_holds > 0) {
+        char hold[1400];
+        hold_view_line(reply->holds[0], hold, sizeof(hold));
+        if (printf("  legal hold    %s\n", hold) < 0)
+            return -EIO;
+    }
     if (printf("%s%s%s\n", safe_ticket[0] ? "  ticket        " : "", safe_ticket,
                safe_ticket[0] ? "\n" : "") < 0)
         return -EIO;
@@ -545,10 +554,12 @@ static const char incident_help[] =
     "name or \"vigil\".\n"
     "Then the runbook's steps, and its investigation: the evidence collected from the\n"
     "incident's nodes when it opened (the runbook's investigate list), each with its status,\n"
-    "size and SHA-256 ('vigilctl evidence get ID --out FILE' fetches one).\n"
+    "size and SHA-256 ('vigilctl evidence get ID --out FILE' fetches one). \"legal hold\"\n"
+    "says whether its evidence is on hold ('vigilctl hold'), since when, by whom and why.\n"
     "With -o json: the object 'vigilctl help incidents' describes, plus \"fingerprint\",\n"
     "\"scope\", \"acknowledged_at\", \"resolved_at\", \"steps\", \"ticket\" (the link of the\n"
-    "issue filed in the tracker, paging.tickets; null when none), \"investigation\" (as\n"
+    "issue filed in the tracker, paging.tickets; null when none), \"hold\" (as 'vigilctl\n"
+    "holds -o json' shows one; null when it never had one), \"investigation\" (as\n"
     "'vigilctl evidence -o json' shows each entry) and \"timeline\": an array of\n"
     "  {\"id\": 7, \"at\": \"...\", \"kind\": \"opened\", \"actor\": \"vigil\",\n"
     "   \"text\": \"...\", \"data\": {...}}\n"

@@ -16,7 +16,7 @@ static const struct ctl_command *const tables[] = {
     cmd_agents_table, cmd_commands_table,      cmd_evidence_table, cmd_incidents_table,
     cmd_keys_table,   cmd_notifications_table, cmd_oncall_table,   cmd_operators_table,
     cmd_report_table, cmd_signals_table,       cmd_tail_table,     cmd_silences_table,
-    cmd_steer_table,  cmd_drills_table,        cmd_followups_table,
+    cmd_steer_table,  cmd_drills_table,        cmd_followups_table, cmd_holds_table,
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 

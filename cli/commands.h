@@ -72,7 +72,7 @@ struct ctl_option {
     enum ctl_option_kind kind;
 };
 
-#define CTL_MAX_FORMS 4   /* lines of one command in 'vigilctl help' */
+#define CTL_MAX_FORMS 6   /* lines of one command in 'vigilctl help' */
 #define CTL_MAX_OPTIONS 6 /* options of one command */
 #define CTL_MAX_LIST 16   /* values kept of one CTL_OPTION_LIST option */
 
@@ -152,5 +152,6 @@ extern const struct ctl_command cmd_silences_table[];
 extern const struct ctl_command cmd_steer_table[]; /* cmd_steer.c: issue 18 */
 extern const struct ctl_command cmd_drills_table[];
 extern const struct ctl_command cmd_followups_table[]; /* cmd_followups.c: issue 18 */
+extern const struct ctl_command cmd_holds_table[];     /* cmd_holds.c: issue 15, legal hold */
 
 #endif

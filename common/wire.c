@@ -230,6 +230,8 @@ static const struct {
     {"file", {"path", NULL}},
     {"command_output", {"request", NULL}},
     {"flight", {NULL}},
+    /* Captured by the coordinator from Prometheus (coordinator/evidence/promql_evidence.c). */
+    {"promql", {"query", NULL}},
 };
 
 const char *const *vg_evidence_kind_args(const char *kind)

@@ -55,7 +55,10 @@ _Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never
 /* The kinds an agent may be asked for, for messages; vg_evidence_kind_known decides. */
 #define VG_EVIDENCE_KINDS_OF_STATE                                                                 \
     "netstat, processes, log_tail, host, postgres, redis, kubernetes, k8s_pods, k8s_describe, "    \
-    "k8s_logs, k8s_ingress, k8s_config, k8s_top, file, flight"
+    "k8s_logs, k8s_ingress, k8s_config, k8s_top, file, flight, promql"
+/* promql (query=EXPR) is captured by the coordinator itself, never by an agent: its target's
+ * agent id is VG_COORDINATOR_AGENT_ID, a name no agent id ("ag-" + hex) can take. */
+#define VG_COORDINATOR_AGENT_ID "coordinator"
 /* command_output (request=ID) is a command's kept output: collected after a command ran, never
  * by a runbook's investigate list. */
 #define VG_EVIDENCE_KINDS VG_EVIDENCE_KINDS_OF_STATE ", command_output"

@@ -59,6 +59,28 @@ const struct vg_cfg_key coord_config_keys[] = {
         24 * HOUR_MS, "10m",
         "a signed checkpoint of every chain's head is written to <state_dir>/checkpoints this "
         "often while they grow; 0 = only on `vigilctl evidence checkpoint`"),
+    KEY("evidence.checkpoint_webhook", VG_CFG_STRING, evidence_checkpoint_webhook, 0, 1024, "",
+        "the audit channel: every checkpoint (interval, on demand, export) is also POSTed here as "
+        "JSON; one that fails is sent again with the next; \"\" = none"),
+    KEY("retention.signals", VG_CFG_DURATION_MS, retention_signals_ms, 24 * HOUR_MS,
+        3650 * 24 * HOUR_MS, "14d",
+        "signal samples are kept this long: signals is partitioned by day (UTC) and a day's "
+        "partition is dropped once the whole day is older (audited); whole days, 1d to 3650d. "
+        "About 270 bytes a sample, some 96 GB a day for 1,000 nodes at the shipped intervals "
+        "(tests/bench/signals_size.sh, docs/forensics.md)"),
+    KEY("retention.signals_ahead", VG_CFG_INT, retention_signals_ahead, 1, 30, "2",
+        "days of signals partitions made ahead of today; samples of later days wait in the "
+        "default partition (counted in vigil_retention_signals_default_rows)"),
+    KEY("retention.evidence", VG_CFG_DURATION_MS, retention_evidence_ms, 0, 3650 * 24 * HOUR_MS,
+        "0",
+        "the content of an artifact is removed this long after it was stored and its incident "
+        "resolved (never while the incident is open or on `vigilctl hold`); its vault row and "
+        "chain link stay, and the removal is audited. 0 = evidence is kept forever (the "
+        "runbook's \"preserve evidence\")"),
+    KEY("retention.interval", VG_CFG_DURATION_MS, retention_interval_ms, 1000, 24 * HOUR_MS,
+        "1h",
+        "how often the retention pass runs (partitions made ahead, expired ones dropped, "
+        "expired evidence removed), on its own database connection; also once at start"),
     KEY("commands.capsule_ttl", VG_CFG_DURATION_MS, commands_capsule_ttl_ms, 10000, 15 * 60000,
         "5m",
         "how long an issued command capsule stays valid on the node (its not_after); a capsule "
@@ -207,6 +229,15 @@ int coord_config_load(const char *path, struct coord_config *cfg, char *err, siz
         snprintf(err, errlen,
                  "%s: \"watchdog.url\": must start with http:// or https:// (got \"%s\")", path,
                  cfg->watchdog_url);
+        return -EINVAL;
+    }
+    if (cfg->evidence_checkpoint_webhook[0] &&
+        strncmp(cfg->evidence_checkpoint_webhook, "http://", 7) != 0 &&
+        strncmp(cfg->evidence_checkpoint_webhook, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "%s: \"evidence.checkpoint_webhook\": must start with http:// or https:// (got "
+                 "\"%s\")",
+                 path, cfg->evidence_checkpoint_webhook);
         return -EINVAL;
     }
     if (cfg->prometheus_url[0] && strncmp(cfg->prometheus_url, "http://", 7) != 0 &&

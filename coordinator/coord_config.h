@@ -31,6 +31,11 @@ struct coord_config {
     int64_t enrollment_pending_ttl_ms;
     int64_t evidence_incomplete_grace_ms;
     int64_t evidence_checkpoint_interval_ms; /* 0 = checkpoints only on request */
+    char *evidence_checkpoint_webhook;       /* "" = checkpoints go to files only */
+    int64_t retention_signals_ms;          /* retention.signals */
+    int64_t retention_signals_ahead;       /* retention.signals_ahead: days */
+    int64_t retention_evidence_ms;         /* retention.evidence; 0 = forever */
+    int64_t retention_interval_ms;         /* retention.interval */
     int64_t commands_capsule_ttl_ms;       /* commands.capsule_ttl */
     int64_t commands_approval_window_ms;   /* commands.approval_window */
     int64_t commands_auto_min_interval_ms; /* commands.auto_min_interval */

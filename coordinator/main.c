@@ -34,6 +34,7 @@
 #include "promql.h"
 #include "registry.h"
 #include "remediate.h"
+#include "retention.h"
 #include "router.h"
 #include "runbook_load.h"
 #include "sign.h"
@@ -41,6 +42,7 @@
 #include "store.h"
 #include "timeutil.h"
 #include "watchdog.h"
+#include "checkpoint_hook.h"
 #include "zap.h"
 
 #define EXIT_USAGE 64
@@ -178,6 +180,8 @@ struct coordinator {
     notify_t *notify;             /* delivers what escalate inserts */
     steps_watchlist_t *watchlist; /* automatic runbook steps until their verify verdict */
     watchdog_t *watchdog;         /* the dead-man's switch; NULL when watchdog.url is empty */
+    checkpoint_hook_t *checkpoint_hook; /* NULL when evidence.checkpoint_webhook is empty */
+    retention_t *retention;       /* the retention thread (retention.h) */
     vg_loop_t *loop;              /* the main loop, while it runs */
     int evaluate_timer;           /* its evaluate timer */
     int64_t evaluated_mono_ms;    /* when evaluate last ran */
@@ -917,10 +921,20 @@ static int start(struct coordinator *c)
         return EXIT_OSERR;
     }
     admin_set_remediate(c->admin, c->remediate);
+    admin_set_promql(c->admin, c->promql); /* the promql evidence kind's captures */
     char checkpoints[PATH_MAX];
     snprintf(checkpoints, sizeof(checkpoints), "%s/checkpoints", c->cfg.state_dir);
     admin_set_checkpoints(c->admin, &c->signing_key, checkpoints,
                           c->cfg.evidence_checkpoint_interval_ms);
+    if (c->cfg.evidence_checkpoint_webhook[0]) {
+        c->checkpoint_hook =
+            checkpoint_hook_start(c->cfg.evidence_checkpoint_webhook, err, sizeof(err));
+        if (!c->checkpoint_hook) {
+            vg_log(VG_LOG_ERROR, "%s", err);
+            return EXIT_OSERR;
+        }
+        admin_set_checkpoint_hook(c->admin, c->checkpoint_hook);
+    }
     c->watchlist = steps_watchlist_new();
     if (!c->watchlist) {
         vg_log(VG_LOG_ERROR, "admin: out of memory");
@@ -935,6 +949,18 @@ static int start(struct coordinator *c)
             vg_log(VG_LOG_ERROR, "%s", err);
             return EXIT_OSERR;
         }
+    }
+    const struct retention_config retention = {
+        .signals_ms = c->cfg.retention_signals_ms,
+        .evidence_ms = c->cfg.retention_evidence_ms,
+        .interval_ms = c->cfg.retention_interval_ms,
+        .ahead_days = (int)c->cfg.retention_signals_ahead,
+        .incomplete_grace_ms = c->cfg.evidence_incomplete_grace_ms,
+    };
+    c->retention = retention_start(c->store, &retention, err, sizeof(err));
+    if (!c->retention) {
+        vg_log(VG_LOG_ERROR, "%s", err);
+        return EXIT_OSERR;
     }
     if (admin_set_auto_min_interval(c->admin, c->cfg.commands_auto_min_interval_ms) < 0) {
         vg_log(VG_LOG_ERROR, "admin: out of memory");
@@ -966,8 +992,10 @@ static int start(struct coordinator *c)
 static void stop(struct coordinator *c)
 {
     watchdog_destroy(&c->watchdog); /* first: a stopping coordinator is no longer healthy */
+    retention_destroy(&c->retention);
     admin_destroy(&c->admin);
     remediate_destroy(&c->remediate); /* after the admin thread that used it */
+    checkpoint_hook_destroy(&c->checkpoint_hook); /* likewise */
     steps_watchlist_destroy(&c->watchlist);
     router_destroy(&c->router);
     zap_destroy(&c->zap);

@@ -22,6 +22,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "promql_evidence.h"
 #include "runbook_load.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -155,6 +156,15 @@ int admin_set_auto_min_interval(admin_t *self, int64_t interval_ms)
     return 0;
 }
 
+/* Finished promql captures become artifacts in the vault (promql_evidence.h). */
+static int serve_captures(vg_loop_t *loop, void *userdata)
+{
+    (void)loop;
+    admin_t *self = userdata;
+    promql_evidence_settle(self->promql, self->store);
+    return 0;
+}
+
 static int serve_stop(vg_loop_t *loop, void *userdata)
 {
     (void)userdata;
@@ -174,6 +184,8 @@ static void *admin_main(void *arg)
         r = vg_loop_add_fd(loop, self->steps_fd, serve_steps, self);
     if (r == 0)
         r = vg_loop_add_fd(loop, self->stop_fd, serve_stop, self);
+    if (r == 0 && self->promql)
+        r = vg_loop_add_fd(loop, promql_capture_fd(self->promql), serve_captures, self);
     if (r == 0) {
         int timer = vg_loop_add_timer(loop, ADMIN_CHAIN_LINK_MS, admin_chain_tick, self);
         r = timer < 0 ? timer : 0;
@@ -273,6 +285,12 @@ void admin_set_status_page(admin_t *self, const struct status_page_config *statu
 void admin_set_remediate(admin_t *self, remediate_t *remediate)
 {
     self->remediate = remediate;
+}
+
+void admin_set_promql(admin_t *self, struct promql *promql)
+{
+    self->promql = promql;
+    evidence_requester_set_promql(self->evidence, promql);
 }
 
 void admin_set_observer(admin_t *self, const struct router_observer *observer)
@@ -443,8 +461,8 @@ static const struct admin_command *const tables[] = {
     admin_agent_commands,    admin_signal_commands, admin_evidence_commands,
     admin_incident_commands, admin_paging_commands, admin_operator_commands,
     admin_command_commands,  admin_silence_commands, admin_drill_commands,
-    admin_checkpoint_commands,
-    admin_steer_commands,    admin_followup_commands,
+    admin_checkpoint_commands, admin_export_commands,
+    admin_steer_commands,    admin_followup_commands, admin_hold_commands,
 };
 
 const struct admin_command *admin_command_find(Vigil__AdminRequest__BodyCase body)
@@ -541,6 +559,9 @@ static bool handle_one(admin_t *self)
 
     zmq_getsockopt(self->socket, ZMQ_RCVMORE, &more, &more_len);
     const char *user_id = zmq_msg_gets(&msg, "User-Id");
+    /* Where the request came from, for audit rows that record it (export.c). */
+    const char *peer = zmq_msg_gets(&msg, "Peer-Address");
+    snprintf(self->request_peer, sizeof(self->request_peer), "%s", peer ? peer : "");
     /* A copy, without registry_lock: a listing never waits for the main loop's turn. */
     struct operator op_copy;
     const struct operator* op =

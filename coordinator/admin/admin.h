@@ -39,6 +39,10 @@ typedef struct remediate remediate_t;
 /* Where RunCommand and ApproveCommand issue capsules (borrowed: it must outlive self; used on
  * the admin thread only); NULL = command requests are refused. Set before admin_start. */
 void admin_set_remediate(admin_t *self, remediate_t *remediate);
+/* Where promql evidence is captured (borrowed, outlives the admin; NULL = no Prometheus).
+ * Before admin_start: the thread watches its finished captures. */
+struct promql;
+void admin_set_promql(admin_t *self, struct promql *promql);
 
 struct paging_config;
 /* The paging configuration `vigilctl oncall` reads (borrowed and read-only: it must outlive
@@ -64,6 +68,10 @@ struct vg_signing_key;
  * is refused. */
 void admin_set_checkpoints(admin_t *self, const struct vg_signing_key *key, const char *dir,
                            int64_t interval_ms);
+struct checkpoint_hook;
+/* The audit channel every issued checkpoint is also posted to (borrowed; outlives the admin
+ * thread). Set before admin_start; none = files only. */
+void admin_set_checkpoint_hook(admin_t *self, struct checkpoint_hook *hook);
 
 struct rb_set;
 /* The runbook set in force, for drills (a reference is taken; the previous one is dropped):

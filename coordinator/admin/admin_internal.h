@@ -42,6 +42,7 @@ struct admin_checkpoints {
     int64_t link_warned_ms;    /* the chain linker's last warning (monotonic) */
     bool has_published;        /* published holds the heads last written */
     struct vg_chain_head published[VG_CHAINS];
+    struct checkpoint_hook *hook; /* the audit channel (borrowed); NULL = none */
 };
 
 /* A node that went up or down by an operator's hand, for the rule engine on the main loop. */
@@ -81,6 +82,9 @@ struct admin {
     struct router_observer observer;
     /* Command capsules (admin_set_remediate, borrowed); NULL = commands are refused. */
     remediate_t *remediate;
+    /* PromQL captures for the promql evidence kind (admin_set_promql, borrowed); NULL = no
+     * Prometheus: such collections fail saying so. */
+    struct promql *promql;
     /* Opened incidents' runbook steps from the main loop (admin_runbook_steps): a list under
      * changes_lock, and an eventfd that wakes the admin thread to run them. */
     struct steps_job *steps_head, *steps_tail;
@@ -89,6 +93,7 @@ struct admin {
     steps_watchlist_t *watchlist; /* borrowed (admin_set_watchlist); NULL = no verify watch */
     const struct rb_set *runbooks; /* a reference to the set in force, under changes_lock */
     struct admin_checkpoints checkpoints; /* checkpoints.c */
+    char request_peer[64]; /* the request being answered: its peer's address, "" = unknown */
 };
 
 /* Queues a node's change for the observer (admin_node_changes); a change that cannot be queued
@@ -177,6 +182,10 @@ extern const struct admin_command admin_command_commands[];
 extern const struct admin_command admin_drill_commands[];
 extern const struct admin_command admin_followup_commands[]; /* followups.c: issue 18 */
 extern const struct admin_command admin_checkpoint_commands[];
+extern const struct admin_command admin_hold_commands[]; /* holds.c: issue 15, legal hold */
+/* incident_id's legal hold (its newest holds row, if it ever had one) as the reply's holds. */
+void admin_reply_incident_hold(admin_t *self, struct reply *rep, uint64_t incident_id);
+extern const struct admin_command admin_export_commands[]; /* export.c */
 
 struct vg_checkpoint;
 /* A checkpoint of the vault's head now, signed, written to the directory: text (len bytes).

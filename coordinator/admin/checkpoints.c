@@ -25,6 +25,7 @@
 #include "admin_internal.h"
 #include "atomicfile.h"
 #include "checkpoint.h"
+#include "checkpoint_hook.h"
 #include "digest.h"
 #include "log.h"
 #include "timeutil.h"
@@ -64,6 +65,11 @@ void admin_set_checkpoints(admin_t *self, const struct vg_signing_key *key, cons
     c->enabled = true;
     snprintf(c->dir, sizeof(c->dir), "%s", dir);
     c->interval_ms = interval_ms;
+}
+
+void admin_set_checkpoint_hook(admin_t *self, struct checkpoint_hook *hook)
+{
+    self->checkpoints.hook = hook;
 }
 
 static bool store_ready(admin_t *self)
@@ -119,6 +125,10 @@ int admin_checkpoint_issue(admin_t *self, char *text, size_t len)
     int r = heads_now(self, cp.chains);
     if (r == 0)
         r = vg_checkpoint_format(&cp, &c->key, text, len);
+    /* The audit channel too, off this machine (it queues; its thread sends, and sends again
+     * with the next checkpoint what failed). */
+    if (r == 0)
+        checkpoint_hook_post(c->hook, text, cp.issued_at_ms);
     if (r == 0 && (r = publish(c->dir, text, cp.issued_at_ms)) < 0)
         vg_log(VG_LOG_WARN, "checkpoints: not written to %s: %s", c->dir, strerror(-r));
     if (r == 0) {

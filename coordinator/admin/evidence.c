@@ -9,6 +9,8 @@
 #include "admin_internal.h"
 #include "checkpoint.h"
 #include "log.h"
+#include "store_retention.h"
+#include "timeutil.h"
 #include "wire.h"
 
 /* ListEvidence without a collection: the latest artifacts, this many unless asked. */
@@ -141,10 +143,11 @@ static void investigate_on(admin_t *self, const struct steps_job *job, const str
     if (evidence_collect(self->evidence, self->store, self->registry, "vigil", &req,
                          job->incident_id, &collection_id, &status, err, sizeof(err)) == 0)
         return;
-    snprintf(text, sizeof(text), "investigation: %s from %s not collected: %s", e->action, node,
+    const char *from = node[0] ? node : VG_COORDINATOR_AGENT_ID; /* "": promql */
+    snprintf(text, sizeof(text), "investigation: %s from %s not collected: %s", e->action, from,
              err);
     vg_log(VG_LOG_WARN, "incident=%" PRIu64 " %s", job->incident_id, text);
-    store_evidence_investigation_note(self->store, job->incident_id, e->action, node, text);
+    store_evidence_investigation_note(self->store, job->incident_id, e->action, from, text);
 }
 
 /* The node name of an active cluster agent (role: cluster), or "" when none is connected.
@@ -175,8 +178,7 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
     size_t todo = 0;
     for (size_t n = 0; n < job->nnodes; n++) {
         if (job->joined &&
-            store_evidence_investigated(self->store, job->incident_id, job->nodes[n], &skip[n]) <
-                0)
+            store_evidence_investigated(self->store, job->incident_id, job->nodes[n], &skip[n]) < 0)
             skip[n] = true; /* the store is away: the next event tries again */
         todo += !skip[n];
     }
@@ -190,9 +192,12 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
             cluster_known = cluster_node(self, cluster, sizeof(cluster));
     for (size_t i = 0; i < job->ninvestigate; i++) {
         const struct steps_step *e = &job->investigate[i];
+        /* A promql entry is Prometheus's view, captured by the coordinator: once, when the
+         * incident opens. */
+        bool promql = strcmp(e->action, "promql") == 0;
         /* A cluster entry is the cluster's state: asked once, when the incident opens; not at
          * all where no cluster agent was ever seen (none is deployed). */
-        if (e->on_cluster ? job->joined || !cluster_known : todo == 0)
+        if (promql ? job->joined : e->on_cluster ? job->joined || !cluster_known : todo == 0)
             continue;
         Vigil__Label labels[VG_MAX_EVIDENCE_ARGS], *label_ptrs[VG_MAX_EVIDENCE_ARGS];
         size_t nargs = e->nargs < VG_MAX_EVIDENCE_ARGS ? e->nargs : VG_MAX_EVIDENCE_ARGS;
@@ -202,6 +207,10 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
             labels[k].key = e->args[k]->key;
             labels[k].value = e->args[k]->value;
             label_ptrs[k] = &labels[k];
+        }
+        if (promql) {
+            investigate_on(self, job, e, label_ptrs, nargs, "");
+            continue;
         }
         if (e->on_cluster) {
             investigate_on(self, job, e, label_ptrs, nargs, cluster[0] ? cluster : "cluster");
@@ -295,6 +304,18 @@ static void get_evidence(admin_t *self, const struct operator* op,
                     req->id);
         return;
     }
+    int64_t removed_at = 0;
+    uint64_t audit_id = 0;
+    if (r == 0 && store_evidence_removal(self->store, req->id, &removed_at, &audit_id) == 0) {
+        /* Retention took its bytes (026_retention.sql); its row, size and SHA-256 stay. */
+        char day[16];
+        vg_date_text(removed_at, day, sizeof(day));
+        reply_error(rep, VIGIL__ADMIN_STATUS__ADMIN_CONFLICT,
+                    "evidence %" PRIu64 ": its content was removed by retention on %s (audit row "
+                    "%" PRIu64 "); its size and SHA-256 stay in the vault",
+                    req->id, day, audit_id);
+        return;
+    }
     size_t got = 0;
     uint8_t *data = r == 0 ? reply_own(rep, malloc(max), free) : NULL;
     if (r == 0 && !data)
@@ -314,11 +335,12 @@ static void get_evidence(admin_t *self, const struct operator* op,
     if (req->offset == 0 && rep->msg.n_evidence == 1) {
         /* Chain of custody: who fetched which artifact, once per fetch (its first chunk). */
         const Vigil__EvidenceInfo *e = rep->msg.evidence[0];
-        char actor[160], subject[48], detail[256];
+        char actor[160], subject[48], detail[384];
         admin_actor(op, actor, sizeof(actor));
         snprintf(subject, sizeof(subject), "evidence=%" PRIu64, req->id);
-        snprintf(detail, sizeof(detail), "kind=%.32s node=%.64s sha256=%.64s size=%" PRIu64,
-                 e->kind, e->node, e->sha256, e->size);
+        snprintf(detail, sizeof(detail),
+                 "kind=%.32s node=%.64s sha256=%.64s size=%" PRIu64 " from=%s", e->kind, e->node,
+                 e->sha256, e->size, self->request_peer[0] ? self->request_peer : "-");
         if (store_audit(self->store, actor, "evidence.get", subject, detail) < 0)
             vg_log(VG_LOG_WARN, "evidence=%" PRIu64 " fetched by %s: not audited (store)",
                    req->id, op->name);
@@ -362,6 +384,7 @@ static void verify_evidence(admin_t *self, const struct operator* op,
     vigil__evidence_verify_result__init(v);
     v->checked = res.checked;
     v->bytes = res.bytes;
+    v->removed = res.removed;
     v->ok = res.broken_id == 0;
     v->broken_id = res.broken_id;
     snprintf(out->reason, sizeof(out->reason), "%s", res.reason);

@@ -230,8 +230,10 @@ static void show_incident(admin_t *self, const struct operator* op, const Vigil_
     struct incident_lists *l = incidents_start(self, rep);
     if (l)
         show_one(self, req->show_incident->id, true, l);
-    if (rep->msg.status == VIGIL__ADMIN_STATUS__ADMIN_OK && rep->msg.n_incidents == 1)
+    if (rep->msg.status == VIGIL__ADMIN_STATUS__ADMIN_OK && rep->msg.n_incidents == 1) {
         admin_reply_incident_evidence(self, rep, req->show_incident->id);
+        admin_reply_incident_hold(self, rep, req->show_incident->id);
+    }
 }
 
 enum incident_change { CHANGE_ACK, CHANGE_MITIGATE, CHANGE_RESOLVE };

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "promql_evidence.h"
 #include "timeutil.h"
 #include "wire.h"
 
@@ -18,7 +19,8 @@
 #define AGENT_ID_MAX 64
 
 struct evidence_requester {
-    void *pipe; /* PAIR, bound; used from the admin side only */
+    void *pipe;       /* PAIR, bound; used from the admin side only */
+    promql_t *promql; /* borrowed; NULL = no Prometheus configured */
 };
 
 struct evidence_dispatcher {
@@ -52,6 +54,11 @@ void evidence_requester_destroy(evidence_requester_t **self_p)
         zmq_close((*self_p)->pipe);
     free(*self_p);
     *self_p = NULL;
+}
+
+void evidence_requester_set_promql(evidence_requester_t *self, struct promql *promql)
+{
+    self->promql = promql;
 }
 
 evidence_dispatcher_t *evidence_dispatcher_new(void *zmq_ctx, char *err, size_t errlen)
@@ -100,7 +107,22 @@ static int collect_valid(const Vigil__Collect *req, Vigil__AdminStatus *ret_stat
                  req->kind);
         return refuse(VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "unknown_kind", ret_status);
     }
-    if (req->all == (req->node[0] != '\0')) {
+    bool promql = strcmp(req->kind, "promql") == 0;
+    const char *query = NULL;
+    for (size_t i = 0; promql && i < req->n_args; i++)
+        if (strcmp(req->args[i]->key, "query") == 0)
+            query = req->args[i]->value;
+    if (promql && (req->all || req->node[0] != '\0')) {
+        snprintf(err, errlen,
+                 "promql is captured by the coordinator from Prometheus: give "
+                 "neither a node nor all");
+        return refuse(VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "bad_request", ret_status);
+    }
+    if (promql && (!query || query[strspn(query, " ")] == '\0')) {
+        snprintf(err, errlen, "promql needs its expression: the argument query=EXPR");
+        return refuse(VIGIL__ADMIN_STATUS__ADMIN_BAD_REQUEST, "bad_request", ret_status);
+    }
+    if (!promql && req->all == (req->node[0] != '\0')) {
         snprintf(err, errlen, "%s",
                  req->all ? "give a node or all, not both"
                           : "give a node, or all for every active agent");
@@ -174,9 +196,21 @@ int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *reg
     r = collect_valid(req, ret_status, err, errlen);
     if (r < 0)
         return r;
-    registry_lock(registry); /* the targets are copied: the lock is not held past this */
-    r = pick_targets(registry, req, &targets, &ntargets);
-    registry_unlock(registry);
+    bool promql = strcmp(req->kind, "promql") == 0;
+    if (promql) {
+        /* The coordinator's own target: it asks Prometheus itself (promql_evidence.h). */
+        targets = calloc(1, sizeof(*targets));
+        r = targets ? 0 : -ENOMEM;
+        if (targets) {
+            targets[0].agent_id = VG_COORDINATOR_AGENT_ID;
+            targets[0].node = PROMQL_EVIDENCE_NODE;
+            ntargets = 1;
+        }
+    } else {
+        registry_lock(registry); /* the targets are copied: the lock is not held past this */
+        r = pick_targets(registry, req, &targets, &ntargets);
+        registry_unlock(registry);
+    }
     if (r < 0) {
         *ret_status = VIGIL__ADMIN_STATUS__ADMIN_UNAVAILABLE;
         snprintf(err, errlen, "out of memory");
@@ -205,6 +239,20 @@ int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *reg
                               : "the store is unavailable; nothing was collected");
         free(targets);
         return r;
+    }
+
+    if (promql) {
+        const char *query = "";
+        for (size_t i = 0; i < req->n_args; i++)
+            if (strcmp(req->args[i]->key, "query") == 0)
+                query = req->args[i]->value;
+        promql_evidence_start(self->promql, store, collection_id, query);
+        metrics_evidence_requested(req->kind);
+        vg_log(VG_LOG_INFO, "collection=%" PRIu64 " %s asked kind=promql timeout_ms=%" PRId64,
+               collection_id, actor, timeout);
+        free(targets);
+        *ret_collection_id = collection_id;
+        return 0;
     }
 
     Vigil__CollectRequest body = VIGIL__COLLECT_REQUEST__INIT;

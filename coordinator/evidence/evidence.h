@@ -31,13 +31,19 @@ typedef struct evidence_requester evidence_requester_t;
 evidence_requester_t *evidence_requester_new(void *zmq_ctx, char *err, size_t errlen);
 void evidence_requester_destroy(evidence_requester_t **self_p);
 
+/* Where the promql kind is captured (promql_evidence.h); borrowed, it outlives the requester.
+ * NULL (the default): Prometheus is not configured, and a promql collection fails saying so. */
+struct promql;
+void evidence_requester_set_promql(evidence_requester_t *self, struct promql *promql);
+
 /*
  * Validates an operator's Collect (known kind, node or all, distinct argument keys, timeout),
- * picks the active agents it names (under registry_lock, released before the store is
- * written), records the collection (for incident_id's investigation when not 0) and queues one
- * CollectRequest per agent. Returns 0 with *ret_collection_id set; or a negative errno with *ret_status (the
- * AdminStatus to answer) and a message for the operator in err. Refusals are counted in
- * vigil_evidence_requests_refused_total.
+ * picks the active agents it names (for promql: neither node nor all, a query argument, and the
+ * coordinator as the one target, captured by promql_evidence_start) (under registry_lock, released
+ * before the store is written), records the collection (for incident_id's investigation when not 0)
+ * and queues one CollectRequest per agent. Returns 0 with *ret_collection_id set; or a negative
+ * errno with *ret_status (the AdminStatus to answer) and a message for the operator in err.
+ * Refusals are counted in vigil_evidence_requests_refused_total.
  */
 int evidence_collect(evidence_requester_t *self, store_t *store, registry_t *registry,
                      const char *actor, const Vigil__Collect *req, uint64_t incident_id,

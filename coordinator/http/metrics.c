@@ -9,6 +9,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "timeutil.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -60,7 +61,7 @@ struct type_count {
 };
 
 /* A counter with one bounded label: fixed slots, then "other". */
-#define LABEL_SLOTS 16
+#define LABEL_SLOTS 24
 struct label_counter {
     struct type_count slots[LABEL_SLOTS];
     size_t used;
@@ -68,9 +69,10 @@ struct label_counter {
 };
 
 /* Shown at zero from the start, so a dashboard sees the series before the first event. */
-static const char *const evidence_kinds[] = {"netstat", "processes",  "log_tail", "host",
-                                             "postgres", "redis",    "kubernetes", "file",
-                                             "flight"};
+static const char *const evidence_kinds[] = {
+    "netstat",    "processes", "log_tail",     "host",           "postgres",    "redis",
+    "kubernetes", "k8s_pods",  "k8s_describe", "k8s_logs",       "k8s_ingress", "k8s_config",
+    "k8s_top",    "file",      "flight",       "command_output", "promql"};
 static const char *const evidence_reject_reasons[] = {
     "sha256", "size",      "unknown_collection", "not_pending",
     "kind",   "duplicate", "artifact_reuse",     "invalid"};
@@ -107,6 +109,7 @@ static struct {
     int store_up;
     uint64_t store_outages;        /* as counted by the store (store_outages) */
     uint64_t watchdog_calls[3];    /* ok, failed, skipped (watchdog.h) */
+    uint64_t checkpoint_posts[2];  /* sent, failed (checkpoint_hook.h) */
     uint64_t embedded_pg_restarts; /* the private cluster started again after it died */
     uint64_t agents_by_state[AGENT_STATES];
     struct metrics_agent *agents;
@@ -118,8 +121,10 @@ static struct {
     uint64_t evidence_stored;
     uint64_t evidence_bytes;
     uint64_t evidence_purged_bytes;       /* of artifacts that never completed */
+    struct metrics_retention retention;   /* counters summed over passes (retention.c) */
+    int64_t retention_ok_ms;              /* the last pass without a failure; 0 = none */
     uint64_t series_limited;              /* samples dropped: their agent had too many series */
-    uint64_t requests_resent; /* requests sent again on an agent's new connection */
+    uint64_t requests_resent;             /* requests sent again on an agent's new connection */
     struct label_counter alerts_received; /* by status */
     struct label_counter alerts_refused;  /* by reason */
     uint64_t runbooks_loaded;
@@ -188,6 +193,7 @@ static struct metrics_agent *reset_locked(void)
     metrics.store_up = 0;
     metrics.store_outages = 0;
     memset(metrics.watchdog_calls, 0, sizeof(metrics.watchdog_calls));
+    memset(metrics.checkpoint_posts, 0, sizeof(metrics.checkpoint_posts));
     metrics.embedded_pg_restarts = 0;
     memset(metrics.agents_by_state, 0, sizeof(metrics.agents_by_state));
     metrics.agents = NULL;
@@ -199,6 +205,8 @@ static struct metrics_agent *reset_locked(void)
     metrics.evidence_stored = 0;
     metrics.evidence_bytes = 0;
     metrics.evidence_purged_bytes = 0;
+    memset(&metrics.retention, 0, sizeof(metrics.retention));
+    metrics.retention_ok_ms = 0;
     metrics.series_limited = 0;
     metrics.requests_resent = 0;
     SEED(metrics.alerts_received, alert_statuses);
@@ -299,6 +307,13 @@ int metrics_store_is_up(void)
     int up = metrics.store_up;
     pthread_mutex_unlock(&metrics.lock);
     return up;
+}
+
+void metrics_checkpoint_post(bool sent)
+{
+    pthread_mutex_lock(&metrics.lock);
+    metrics.checkpoint_posts[sent ? 0 : 1]++;
+    pthread_mutex_unlock(&metrics.lock);
 }
 
 static const char *const watchdog_results[3] = {"ok", "failed", "skipped"};
@@ -447,6 +462,23 @@ void metrics_evidence_purged(uint64_t bytes)
 {
     pthread_mutex_lock(&metrics.lock);
     metrics.evidence_purged_bytes += bytes;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+void metrics_retention(const struct metrics_retention *pass)
+{
+    pthread_mutex_lock(&metrics.lock);
+    struct metrics_retention *r = &metrics.retention;
+    r->partitions_created += pass->partitions_created;
+    r->partitions_dropped += pass->partitions_dropped;
+    r->signal_rows_dropped += pass->signal_rows_dropped;
+    r->signal_bytes_dropped += pass->signal_bytes_dropped;
+    r->evidence_removed += pass->evidence_removed;
+    r->evidence_bytes_removed += pass->evidence_bytes_removed;
+    r->failures += pass->failures;
+    r->default_rows = pass->default_rows;
+    if (pass->pass_ok)
+        metrics.retention_ok_ms = vg_wall_ms();
     pthread_mutex_unlock(&metrics.lock);
 }
 
@@ -615,11 +647,18 @@ static void render_locked(FILE *out)
     put_header(out, "vigil_store_outages_total", "counter",
                "Times the database became unreachable (a connection attempt failed).");
     fprintf(out, "vigil_store_outages_total %" PRIu64 "\n", metrics.store_outages);
+    put_header(out, "vigil_checkpoint_webhook_total", "counter",
+               "Checkpoints POSTed to evidence.checkpoint_webhook: sent, or failed (sent again "
+               "with the next checkpoint).");
+    fprintf(out, "vigil_checkpoint_webhook_total{result=\"sent\"} %" PRIu64 "\n",
+            metrics.checkpoint_posts[0]);
+    fprintf(out, "vigil_checkpoint_webhook_total{result=\"failed\"} %" PRIu64 "\n",
+            metrics.checkpoint_posts[1]);
     put_header(out, "vigil_watchdog_calls_total", "counter",
                "Calls of watchdog.url: ok, failed, or skipped while not healthy.");
     for (size_t i = 0; i < 3; i++)
-        fprintf(out, "vigil_watchdog_calls_total{result=\"%s\"} %" PRIu64 "\n",
-                watchdog_results[i], metrics.watchdog_calls[i]);
+        fprintf(out, "vigil_watchdog_calls_total{result=\"%s\"} %" PRIu64 "\n", watchdog_results[i],
+                metrics.watchdog_calls[i]);
     put_header(out, "vigil_embedded_pg_restarts_total", "counter",
                "Times the private PostgreSQL cluster was started again after it died.");
     fprintf(out, "vigil_embedded_pg_restarts_total %" PRIu64 "\n", metrics.embedded_pg_restarts);
@@ -678,6 +717,50 @@ static void render_evidence_locked(FILE *out)
                "Bytes of uploads that never completed, removed after their request failed.");
     fprintf(out, "vigil_evidence_incomplete_removed_bytes_total %" PRIu64 "\n",
             metrics.evidence_purged_bytes);
+    {
+        /* retention.c: what retention removed, and whether it keeps up. */
+        static const struct {
+            const char *name, *help;
+            size_t offset;
+        } retention_counters[] = {
+            {"vigil_retention_partitions_created_total", "Daily signals partitions created.",
+             offsetof(struct metrics_retention, partitions_created)},
+            {"vigil_retention_partitions_dropped_total",
+             "Daily signals partitions dropped by retention.signals (audited).",
+             offsetof(struct metrics_retention, partitions_dropped)},
+            {"vigil_retention_signal_rows_removed_total",
+             "Signal samples removed by retention (a big partition's count is an estimate).",
+             offsetof(struct metrics_retention, signal_rows_dropped)},
+            {"vigil_retention_signal_bytes_removed_total",
+             "Bytes of the signals partitions dropped by retention.",
+             offsetof(struct metrics_retention, signal_bytes_dropped)},
+            {"vigil_retention_evidence_removed_total",
+             "Artifacts whose content retention.evidence removed (audited; rows and links stay).",
+             offsetof(struct metrics_retention, evidence_removed)},
+            {"vigil_retention_evidence_bytes_removed_total",
+             "Bytes of artifact content removed by retention.evidence.",
+             offsetof(struct metrics_retention, evidence_bytes_removed)},
+            {"vigil_retention_failures_total",
+             "Retention steps that failed (a lock not granted in time, the database); retried "
+             "at the next pass.",
+             offsetof(struct metrics_retention, failures)},
+        };
+        for (size_t i = 0; i < sizeof(retention_counters) / sizeof(retention_counters[0]); i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&metrics.retention + retention_counters[i].offset, sizeof(v));
+            put_header(out, retention_counters[i].name, "counter", retention_counters[i].help);
+            fprintf(out, "%s %" PRIu64 "\n", retention_counters[i].name, v);
+        }
+        put_header(out, "vigil_retention_signals_default_rows", "gauge",
+                   "Signal samples in the default partition after the last pass: days too far "
+                   "ahead to have a partition yet (an agent's clock).");
+        fprintf(out, "vigil_retention_signals_default_rows %" PRIu64 "\n",
+                metrics.retention.default_rows);
+        put_header(out, "vigil_retention_last_success_timestamp_seconds", "gauge",
+                   "When the last retention pass without a failure ended (0 = none yet).");
+        fprintf(out, "vigil_retention_last_success_timestamp_seconds %.3f\n",
+                (double)metrics.retention_ok_ms / 1000.0);
+    }
     put_header(out, "vigil_evidence_rejected_total", "counter",
                "Evidence chunks or artifacts refused and never stored, by reason.");
     put_labelled(out, "vigil_evidence_rejected_total", "reason", &metrics.evidence_rejected);

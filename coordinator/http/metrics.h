@@ -8,6 +8,7 @@
 #ifndef COORD_METRICS_H
 #define COORD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,8 @@ int metrics_store_is_up(void);
 void metrics_store_outages(uint64_t total); /* vigil_store_outages_total, from store_outages() */
 void metrics_embedded_pg_restarted(void);   /* vigil_embedded_pg_restarts_total */
 void metrics_watchdog_call(const char *result); /* vigil_watchdog_calls_total{ok|failed|skipped} */
+/* vigil_checkpoint_webhook_total{sent|failed}: one checkpoint POSTed (checkpoint_hook.h). */
+void metrics_checkpoint_post(bool sent);
 /* Replaces the per-agent gauges and the count of agents by state. */
 void metrics_set_agents(const struct metrics_agent *agents, size_t n, const uint64_t by_state[5]);
 
@@ -71,6 +74,18 @@ void metrics_evidence_rejected(const char *reason); /* vigil_evidence_rejected_t
 void metrics_evidence_failed(const char *kind);     /* vigil_evidence_failed_total{kind} */
 /* vigil_evidence_incomplete_removed_bytes_total: chunks of artifacts that never completed. */
 void metrics_evidence_purged(uint64_t bytes);
+
+/* One retention pass (retention.c): counters added, vigil_retention_signals_default_rows set,
+ * and vigil_retention_last_success_timestamp_seconds set when pass_ok. */
+struct metrics_retention {
+    uint64_t partitions_created, partitions_dropped;
+    uint64_t signal_rows_dropped, signal_bytes_dropped;
+    uint64_t evidence_removed, evidence_bytes_removed;
+    uint64_t failures;
+    uint64_t default_rows;
+    bool pass_ok;
+};
+void metrics_retention(const struct metrics_retention *pass);
 
 /* Alertmanager webhook: vigil_alerts_received_total{status} (firing, resolved) and
  * vigil_alerts_refused_total{reason} (alertmanager.h's am_refusal names; n alerts or requests). */

@@ -495,28 +495,156 @@ static void utc_text(int64_t ms, char *buf, size_t size)
         snprintf(buf, size, "-");
 }
 
+/* One of the template's timeline milestones, taken from the first (or last) event that marks
+ * it; at_ms 0 = none recorded. */
+struct milestone {
+    int64_t at_ms;
+    char what[512];
+};
+
+/* What the report draft reads from the timeline in one pass: every event as a line (events),
+ * the template's milestones, and the symptoms and attached dependents for the root cause. */
 struct draft_timeline {
     struct draft *d;
-    size_t attached; /* dependent symptoms recorded on this incident */
+    struct draft events;        /* "- TIME - kind (actor): text", one per event */
+    struct draft causes;        /* symptoms that fired, each once: the root cause section */
+    struct draft attached_list; /* dependent symptoms attached to this incident */
+    size_t attached;            /* dependent symptoms recorded on this incident */
+    struct milestone investigation, root_cause, resolution, resolved;
+    char symptoms[1024]; /* distinct symptom ids, comma-separated */
 };
+
+static void milestone_set(struct milestone *m, int64_t at_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void milestone_set(struct milestone *m, int64_t at_ms, const char *fmt, ...)
+{
+    va_list ap;
+    m->at_ms = at_ms;
+    va_start(ap, fmt);
+    vsnprintf(m->what, sizeof(m->what), fmt, ap);
+    va_end(ap);
+}
+
+/* A symptom event's symptom id and state, from its data (our own JSON); false if it has none. */
+static bool symptom_of(const char *data_json, char *symptom, size_t len, char *state,
+                       size_t state_len)
+{
+    json_t *data = data_json && data_json[0] ? json_loads(data_json, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(data, "symptom"));
+    const char *st = json_string_value(json_object_get(data, "state"));
+    bool ok = id != NULL;
+    if (ok) {
+        snprintf(symptom, len, "%s", id);
+        snprintf(state, state_len, "%s", st ? st : "");
+    }
+    json_decref(data);
+    return ok;
+}
+
+/* Adds id to a ", "-separated list of ids ([a-z0-9_-]) unless it is there already; true when
+ * added. */
+static bool list_add_once(char *list, size_t len, const char *id)
+{
+    size_t n = strlen(id), used = strlen(list);
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && memcmp(p, id, n) == 0)
+            return false;
+        p += k;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    if (used + (used ? 2 : 0) + n + 1 > len)
+        return false; /* no room: the section lists what fits */
+    snprintf(list + used, len - used, "%s%s", used ? ", " : "", id);
+    return true;
+}
 
 static int draft_event(const struct store_incident_event *ev, void *userdata)
 {
     struct draft_timeline *t = userdata;
-    char at[40];
+    char at[40], symptom[128], state[32];
     utc_text(ev->at_ms, at, sizeof(at));
-    if (ev->kind == INCIDENT_EVENT_ATTACHED)
+    switch (ev->kind) {
+    case INCIDENT_EVENT_ATTACHED:
         t->attached++;
-    draft_add(t->d, "- %s - %s (%s)%s%s\n", at, incident_event_kind_name(ev->kind), ev->actor,
+        draft_add(&t->attached_list, "- %s: %s\n", at, ev->text);
+        if (!t->root_cause.at_ms)
+            milestone_set(&t->root_cause, ev->at_ms,
+                          "a dependent symptom was attached to this incident as its root cause: "
+                          "%s",
+                          ev->text);
+        break;
+    case INCIDENT_EVENT_OPENED: /* the first symptom opened it */
+    case INCIDENT_EVENT_SYMPTOM:
+        if (symptom_of(ev->data_json, symptom, sizeof(symptom), state, sizeof(state)) &&
+            strcmp(state, "ok") != 0) {
+            if (list_add_once(t->symptoms, sizeof(t->symptoms), symptom)) /* its first firing */
+                draft_add(&t->causes, "- %s (%s, first at %s): %s\n", symptom, state, at, ev->text);
+        }
+        break;
+    case INCIDENT_EVENT_ACKNOWLEDGED:
+        if (!t->investigation.at_ms)
+            milestone_set(&t->investigation, ev->at_ms, "acknowledged by %s", ev->actor);
+        break;
+    case INCIDENT_EVENT_NOTE:
+        if (!t->investigation.at_ms && strncmp(ev->text, "investigating: ", 15) == 0)
+            milestone_set(&t->investigation, ev->at_ms, "Vigil began collecting evidence: %s",
+                          ev->text + 15);
+        break;
+    case INCIDENT_EVENT_MITIGATED:
+        if (!t->resolution.at_ms)
+            milestone_set(&t->resolution, ev->at_ms, "mitigated by %s%s%s", ev->actor,
+                          ev->text[0] ? ": " : "", ev->text);
+        break;
+    case INCIDENT_EVENT_RESOLVED: /* the last resolution, after a reopen */
+        milestone_set(&t->resolved, ev->at_ms, "resolved by %s%s%s", ev->actor,
+                      ev->text[0] ? ": " : "", ev->text);
+        break;
+    case INCIDENT_EVENT_REOPENED: /* resolved again later, or still open */
+        t->resolved.at_ms = 0;
+        break;
+    default:
+        break;
+    }
+    draft_add(&t->events, "- %s - %s (%s)%s%s\n", at, incident_event_kind_name(ev->kind), ev->actor,
               ev->text[0] ? ": " : "", ev->text);
     return 0;
 }
 
+/* The template's milestone line: its time and what marked it, or the template's placeholder
+ * for people to fill. */
+static void draft_milestone(struct draft *d, const struct milestone *m, const char *label)
+{
+    char at[40];
+    if (!m->at_ms) {
+        draft_add(d, "- [TIME] - %s\n", label);
+        return;
+    }
+    utc_text(m->at_ms, at, sizeof(at));
+    draft_add(d, "- %s - %s (%s)\n", at, label, m->what);
+}
+
 /* The document's report template, filled with what Vigil knows; the rest is left for people. */
+/* What the commands and the evidence came to, for the lessons' record. */
+struct draft_tally {
+    struct draft *d;
+    size_t done, failed, other; /* commands: exit 0, another exit or refused, still going */
+    size_t stored, not_stored;  /* artifacts */
+};
+
 /* One line per command in the draft's Resolution: what ran, who asked, how it ended. */
 static int draft_command(const struct store_incident_command *c, void *userdata)
 {
-    struct draft *d = userdata;
+    struct draft_tally *tally = userdata;
+    struct draft *d = tally->d;
+    if (c->has_exit && c->exit_status == 0)
+        tally->done++;
+    else if (c->has_exit || strcmp(c->state, "refused") == 0 || strcmp(c->state, "failed") == 0 ||
+             strcmp(c->state, "expired") == 0 || strcmp(c->state, "lost") == 0)
+        tally->failed++;
+    else
+        tally->other++;
     draft_add(d, "- %s on %s (%s, %s, requested by %s): %s", c->action, c->node, c->id, c->mode,
               c->requested_by, c->state);
     if (c->has_exit)
@@ -530,7 +658,12 @@ static int draft_command(const struct store_incident_command *c, void *userdata)
 /* One line per artifact in the draft's Evidence: what was collected, where, and its vault id. */
 static int draft_evidence(const struct store_incident_evidence *e, void *userdata)
 {
-    struct draft *d = userdata;
+    struct draft_tally *tally = userdata;
+    struct draft *d = tally->d;
+    if (e->evidence_id)
+        tally->stored++;
+    else
+        tally->not_stored++;
     draft_add(d, "- %s from %s", e->kind, e->node);
     if (e->command_id[0])
         draft_add(d, " after command %s", e->command_id);
@@ -684,66 +817,155 @@ static int draft_followups(store_incidents_t *store, uint64_t id, struct draft *
     return 0;
 }
 
+/* "node-a, node-b" from the incident's scope (a JSON array of names, our own); its count. */
+static size_t scope_nodes(const char *scope_json, char *buf, size_t len)
+{
+    json_t *scope = json_loads(scope_json, 0, NULL);
+    size_t n = 0, used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; json_is_array(scope) && i < json_array_size(scope); i++) {
+        const char *node = json_string_value(json_array_get(scope, i));
+        if (!node)
+            continue;
+        n++;
+        if (used < len) {
+            int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", node);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    json_decref(scope);
+    return n;
+}
+
+/* The sections that come from the timeline: Summary's detection, Timeline, Impact, Root Cause. */
+static void draft_story(struct draft *d, const struct store_incident *inc,
+                        const struct draft_timeline *t)
+{
+    char opened[40], resolved[40], nodes[1024], span[32];
+    utc_text(inc->opened_at_ms, opened, sizeof(opened));
+    utc_text(inc->resolved_at_ms, resolved, sizeof(resolved));
+    size_t nnodes = scope_nodes(inc->scope_json, nodes, sizeof(nodes));
+
+    draft_add(d, "# Incident Report: %" PRIu64 "\n\n## Summary\n", inc->id);
+    draft_add(d, "%s (%s, runbook %s), detected %s. State: %s.\n", inc->title,
+              incidents_severity_name(inc->severity), inc->runbook, opened,
+              incident_state_name(inc->state));
+    if (t->symptoms[0])
+        draft_add(d, "Detected by the runbook's symptoms %s on %zu node(s)%s%s.\n", t->symptoms,
+                  nnodes, nnodes ? ": " : "", nodes);
+    if (inc->root_id)
+        draft_add(d, "Part of incident %" PRIu64 ", its root cause.\n", inc->root_id);
+
+    /* The template's five milestones, then every event as recorded. */
+    draft_add(d, "\n## Timeline\n");
+    struct milestone detected = {.at_ms = inc->opened_at_ms};
+    snprintf(detected.what, sizeof(detected.what), "%s, %s", inc->runbook,
+             incidents_severity_name(inc->severity));
+    draft_milestone(d, &detected, "Incident detected");
+    draft_milestone(d, &t->investigation, "Investigation started");
+    draft_milestone(d, &t->root_cause, "Root cause identified");
+    draft_milestone(d, &t->resolution, "Resolution implemented");
+    draft_milestone(d, &t->resolved, "Incident resolved");
+    draft_add(d, "\nEvery event, in order:\n%s", t->events.text ? t->events.text : "");
+
+    draft_add(d, "\n## Impact\n- Users affected: [NUMBER]\n");
+    if (inc->resolved_at_ms > inc->opened_at_ms) {
+        int64_t mins = (inc->resolved_at_ms - inc->opened_at_ms + 59999) / 60000;
+        draft_add(d, "- Duration: %" PRId64 " min (%s to %s)\n", mins, opened, resolved);
+    } else {
+        draft_add(d, "- Duration: still open (%s since %s)\n",
+                  span_text(vg_wall_ms() - inc->opened_at_ms, span, sizeof(span)), opened);
+    }
+    draft_add(d, "- Nodes affected: %zu%s%s%s\n", nnodes, nnodes ? " (" : "", nodes,
+              nnodes ? ")" : "");
+    draft_add(d, "- Services affected: %s (runbook %s)%s%s\n", inc->title, inc->runbook,
+              t->symptoms[0] ? "; symptoms " : "", t->symptoms);
+
+    draft_add(d, "\n## Root Cause\n[Detailed explanation of what caused the incident]\n");
+    if (t->causes.text)
+        draft_add(d, "\nWhat Vigil saw (each symptom when it first fired):\n%s", t->causes.text);
+    if (t->attached) {
+        draft_add(d,
+                  "\nVigil attached %zu dependent symptom(s) to this incident as their root "
+                  "cause (see the timeline):\n",
+                  t->attached);
+        draft_add(d, "%s", t->attached_list.text ? t->attached_list.text : "");
+    }
+}
+
+/* The record under Lessons Learned: how fast, and what the commands and evidence came to. */
+static void draft_record(struct draft *d, const struct store_incident *inc,
+                         const struct draft_tally *tally)
+{
+    char a[32], b[32];
+    draft_add(d, "\nFrom the record:\n");
+    if (inc->acknowledged_at_ms > inc->opened_at_ms)
+        draft_add(d, "- Acknowledged %s after detection (%s's response time: by %s)\n",
+                  span_text(inc->acknowledged_at_ms - inc->opened_at_ms, a, sizeof(a)),
+                  incidents_severity_name(inc->severity),
+                  inc->response_due_ms > inc->opened_at_ms
+                      ? span_text(inc->response_due_ms - inc->opened_at_ms, b, sizeof(b))
+                      : "-");
+    else
+        draft_add(d, "- Not acknowledged by a person\n");
+    if (inc->resolved_at_ms > inc->opened_at_ms)
+        draft_add(d, "- Resolved %s after detection\n",
+                  span_text(inc->resolved_at_ms - inc->opened_at_ms, a, sizeof(a)));
+    draft_add(d, "- Commands: %zu succeeded, %zu failed or refused, %zu without an outcome\n",
+              tally->done, tally->failed, tally->other);
+    draft_add(d, "- Evidence: %zu artifact(s) in the vault, %zu not collected\n", tally->stored,
+              tally->not_stored);
+}
+
 static char *report_draft(store_incidents_t *store, uint64_t id, int *ret)
 {
     struct store_incident *inc = calloc(1, sizeof(*inc));
+    struct draft_timeline *t = calloc(1, sizeof(*t));
     struct draft d = {0};
-    struct draft_timeline t = {&d, 0};
-    char opened[40], resolved[40];
+    struct draft_tally tally = {.d = &d};
 
-    *ret = inc ? store_incident_get(store, id, false, inc) : -ENOMEM;
+    *ret = inc && t ? store_incident_get(store, id, false, inc) : -ENOMEM;
     if (*ret == 0) {
-        utc_text(inc->opened_at_ms, opened, sizeof(opened));
-        utc_text(inc->resolved_at_ms, resolved, sizeof(resolved));
-        draft_add(&d, "# Incident Report: %" PRIu64 "\n\n## Summary\n", inc->id);
-        draft_add(&d, "%s (%s, runbook %s), detected %s. State: %s.\n\n## Timeline\n", inc->title,
-                  incidents_severity_name(inc->severity), inc->runbook, opened,
-                  incident_state_name(inc->state));
-        *ret = store_incident_events(store, id, draft_event, &t);
+        t->d = &d;
+        *ret = store_incident_events(store, id, draft_event, t);
     }
-    if (*ret == 0)
-        *ret = draft_drill(store, inc, &d);
     if (*ret == 0) {
-        draft_add(&d, "\n## Impact\n- Users affected: [NUMBER]\n");
-        if (inc->resolved_at_ms > inc->opened_at_ms) {
-            int64_t mins = (inc->resolved_at_ms - inc->opened_at_ms + 59999) / 60000;
-            draft_add(&d, "- Duration: %" PRId64 " min (%s to %s)\n", mins, opened, resolved);
-        } else {
-            draft_add(&d, "- Duration: still open\n");
-        }
-        draft_add(&d, "- Services affected: %s on nodes %s\n", inc->title, inc->scope_json);
-        draft_add(&d, "\n## Root Cause\n[Detailed explanation of what caused the incident]\n");
-        if (t.attached)
-            draft_add(&d,
-                      "Vigil attached %zu dependent symptom(s) to this incident as their "
-                      "root cause (see the timeline).\n",
-                      t.attached);
+        draft_story(&d, inc, t);
+        *ret = draft_drill(store, inc, &d);
+    }
+    if (*ret == 0) {
         draft_add(&d, "\n## Resolution\n[Steps taken to resolve the incident; the resolve note "
                       "is in the timeline]\n");
-        draft_add(&d, "\nCommands (runbook steps and vigilctl run):\n");
-        size_t heading = d.len;
-        *ret = store_incident_commands(store, id, draft_command, &d);
-        if (*ret == 0 && d.len == heading)
+        if (t->resolved.at_ms)
+            draft_add(&d, "Resolution: %s.\n", t->resolved.what);
+        draft_add(&d, "\nCommands (runbook steps and vigilctl run), with their outcome:\n");
+        *ret = store_incident_commands(store, id, draft_command, &tally);
+        if (*ret == 0 && tally.done + tally.failed + tally.other == 0)
             draft_add(&d, "- none\n");
     }
     if (*ret == 0) {
         /* What the investigation and the commands left in the vault ('vigilctl evidence get'). */
         draft_add(&d, "\nEvidence (in the vault: vigilctl evidence get ID --out FILE):\n");
-        size_t heading = d.len;
-        *ret = store_incident_evidence(store, id, draft_evidence, &d);
-        if (*ret == 0 && d.len == heading)
+        *ret = store_incident_evidence(store, id, draft_evidence, &tally);
+        if (*ret == 0 && tally.stored + tally.not_stored == 0)
             draft_add(&d, "- none\n");
     }
     if (*ret == 0) {
         draft_add(&d, "\n## Lessons Learned\n- What went well\n"
-                      "- What could be improved\n- Action items for prevention\n\n"
-                      "## Follow-up Actions\n");
+                      "- What could be improved\n- Action items for prevention\n");
+        draft_record(&d, inc, &tally);
+        draft_add(&d, "\n## Follow-up Actions\n");
         *ret = draft_followups(store, id, &d);
     }
-    if (*ret == 0) {
-        if (d.failed)
-            *ret = -ENOMEM;
+    if (*ret == 0 &&
+        (d.failed || (t && (t->events.failed || t->causes.failed || t->attached_list.failed))))
+        *ret = -ENOMEM;
+    if (t) {
+        free(t->events.text);
+        free(t->causes.text);
+        free(t->attached_list.text);
     }
+    free(t);
     free(inc);
     if (*ret < 0) {
         free(d.text);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -36,6 +38,12 @@ struct query {
     int64_t logged_ms; /* monotonic time the failure was last logged */
 };
 
+/* A capture for the vault, waiting, running or finished (promql_capture). */
+struct capture_item {
+    struct promql_capture c;
+    struct capture_item *next;
+};
+
 struct sample {
     char signal[SIGNAL_MAX];
     double value;
@@ -51,6 +59,10 @@ struct promql {
     struct sample queue[PROMQL_QUEUE_MAX];
     size_t queue_head, queue_len;
     int64_t dropped_logged_ms;
+    struct capture_item *waiting, *waiting_tail; /* captures to run, oldest first */
+    struct capture_item *done, *done_tail;       /* finished, for promql_capture_drain */
+    size_t ncaptures;                            /* waiting, running and done */
+    int capture_fd;                              /* eventfd: done is not empty */
 
     /* The thread's own, set before it starts and never changed. */
     pthread_t thread;
@@ -63,6 +75,8 @@ struct promql {
     struct curl_slist *headers;
     char *body;
     size_t body_len;
+    size_t body_max;  /* PROMQL_MAX_BODY, or PROMQL_CAPTURE_MAX_ANSWER for a capture */
+    bool keep_prefix; /* a capture: keep the first body_max bytes of a longer answer */
     bool body_too_large;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -242,9 +256,13 @@ static size_t keep_body(char *data, size_t size, size_t nmemb, void *userdata)
     promql_t *self = userdata;
     size_t n = size * nmemb;
 
-    if (n > PROMQL_MAX_BODY - self->body_len) {
+    if (n > self->body_max - self->body_len) {
         self->body_too_large = true;
-        return 0; /* curl stops the transfer with CURLE_WRITE_ERROR */
+        if (!self->keep_prefix)
+            return 0;                        /* curl stops the transfer with CURLE_WRITE_ERROR */
+        n = self->body_max - self->body_len; /* the prefix, then the same stop */
+        if (n == 0)
+            return 0;
     }
     char *grown = realloc(self->body, self->body_len + n + 1);
     if (!grown)
@@ -253,7 +271,7 @@ static size_t keep_body(char *data, size_t size, size_t nmemb, void *userdata)
     memcpy(self->body + self->body_len, data, n);
     self->body_len += n;
     self->body[self->body_len] = '\0';
-    return n;
+    return self->body_too_large ? 0 : n;
 }
 
 /* Drives one transfer to its end, the timeout or promql_destroy. */
@@ -337,6 +355,170 @@ out:
     curl_free(escaped);
     free(url);
     return !cancelled;
+}
+
+/* ---- captures ------------------------------------------------------------------------------ */
+
+static void capture_fail(struct promql_capture *c, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void capture_fail(struct promql_capture *c, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->reason = reason;
+    va_start(ap, fmt);
+    vsnprintf(c->message, sizeof c->message, fmt, ap);
+    va_end(ap);
+}
+
+static void capture_free(struct capture_item *item)
+{
+    if (!item)
+        return;
+    free(item->c.query);
+    free(item->c.url);
+    free(item->c.answer);
+    free(item);
+}
+
+static void captures_free(struct capture_item *list)
+{
+    while (list) {
+        struct capture_item *next = list->next;
+        capture_free(list);
+        list = next;
+    }
+}
+
+/* One GET /api/v1/query?query=...&time=... for the vault. false when cancelled. */
+static bool run_capture(promql_t *self, struct promql_capture *c)
+{
+    bool cancelled = false;
+    long status = 0;
+
+    c->at_ms = vg_wall_ms();
+    char *escaped = curl_easy_escape(self->easy, c->query, 0);
+    /* The evaluation time is explicit, so the artifact says exactly which instant it shows. */
+    if (!escaped || asprintf(&c->url, "%s?query=%s&time=%lld.%03lld&timeout=%lldms", self->endpoint,
+                             escaped, (long long)(c->at_ms / 1000), (long long)(c->at_ms % 1000),
+                             (long long)self->timeout_ms) < 0) {
+        c->url = NULL;
+        capture_fail(c, "transport", "out of memory");
+        goto out;
+    }
+    self->body_len = 0;
+    self->body_too_large = false;
+    self->body_max = PROMQL_CAPTURE_MAX_ANSWER;
+    self->keep_prefix = true;
+    self->errbuf[0] = '\0';
+    CURLcode code = curl_easy_setopt(self->easy, CURLOPT_URL, c->url);
+    if (code == CURLE_OK)
+        code = transfer(self, &cancelled);
+    self->body_max = PROMQL_MAX_BODY;
+    self->keep_prefix = false;
+    if (cancelled)
+        goto out;
+    curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &status);
+    c->http_status = status;
+    if (code == CURLE_WRITE_ERROR && self->body_too_large && status != 0) {
+        c->truncated = true; /* the first PROMQL_CAPTURE_MAX_ANSWER bytes are the answer */
+        code = CURLE_OK;
+    }
+    if (code != CURLE_OK) {
+        struct promql_parsed failed;
+        transport_failure(self, code, &failed);
+        capture_fail(c, failed.reason, "%s", failed.message);
+        goto out;
+    }
+    if (status != 200) {
+        /* Prometheus explains a refused expression in its JSON (400, 422, 503): that text is
+         * the reason; anything else is the HTTP status alone. */
+        struct promql_parsed parsed;
+        promql_parse_response(self->body, self->body_len, &parsed);
+        if (!c->truncated && parsed.answer == PROMQL_FAILED && strcmp(parsed.reason, "query") == 0)
+            capture_fail(c, "query", "HTTP %ld: %s", status, parsed.message);
+        else
+            capture_fail(c, "http", "HTTP status %ld", status);
+        goto out;
+    }
+    c->answer = self->body; /* handed over: the next request grows a new buffer */
+    c->answer_len = self->body_len;
+    self->body = NULL;
+    self->body_len = 0;
+out:
+    curl_free(escaped);
+    return !cancelled;
+}
+
+int promql_capture(promql_t *self, uint64_t id, const char *query)
+{
+    struct capture_item *item = calloc(1, sizeof(*item));
+    if (!item || !(item->c.query = strdup(query))) {
+        free(item);
+        return -ENOMEM;
+    }
+    item->c.id = id;
+    pthread_mutex_lock(&self->lock);
+    if (self->ncaptures >= PROMQL_CAPTURES_MAX) {
+        pthread_mutex_unlock(&self->lock);
+        capture_free(item);
+        return -ENOBUFS;
+    }
+    if (self->waiting_tail)
+        self->waiting_tail->next = item;
+    else
+        self->waiting = item;
+    self->waiting_tail = item;
+    self->ncaptures++;
+    pthread_mutex_unlock(&self->lock);
+    curl_multi_wakeup(self->multi); /* the poller may be asleep until its next query */
+    return 0;
+}
+
+int promql_capture_fd(promql_t *self)
+{
+    return self->capture_fd;
+}
+
+size_t promql_capture_drain(promql_t *self, promql_capture_fn fn, void *userdata)
+{
+    uint64_t count;
+
+    if (read(self->capture_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        vg_log(VG_LOG_DEBUG, "promql: capture eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&self->lock);
+    struct capture_item *done = self->done;
+    self->done = self->done_tail = NULL;
+    pthread_mutex_unlock(&self->lock);
+    size_t n = 0;
+    while (done) {
+        struct capture_item *next = done->next;
+        fn(userdata, &done->c);
+        capture_free(done);
+        done = next;
+        n++;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->ncaptures -= n;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+/* A finished capture, for promql_capture_drain. */
+static void capture_done(promql_t *self, struct capture_item *item)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&self->lock);
+    if (self->done_tail)
+        self->done_tail->next = item;
+    else
+        self->done = item;
+    self->done_tail = item;
+    pthread_mutex_unlock(&self->lock);
+    if (write(self->capture_fd, &one, sizeof one) != sizeof one)
+        vg_log(VG_LOG_WARN, "promql: cannot signal a finished capture: %s", strerror(errno));
 }
 
 struct job {
@@ -450,10 +632,26 @@ static void *poll_thread(void *arg)
 
         pthread_mutex_lock(&self->lock);
         bool stop = self->stop;
-        bool due = !stop && next_job_locked(self, &job, &wait_ms);
+        /* A capture first: an incident is waiting for its evidence. */
+        struct capture_item *capture = stop ? NULL : self->waiting;
+        if (capture) {
+            self->waiting = capture->next;
+            if (!self->waiting)
+                self->waiting_tail = NULL;
+            capture->next = NULL;
+        }
+        bool due = !stop && !capture && next_job_locked(self, &job, &wait_ms);
         pthread_mutex_unlock(&self->lock);
         if (stop)
             break;
+        if (capture) {
+            if (!run_capture(self, &capture->c)) {
+                capture_free(capture);
+                break;
+            }
+            capture_done(self, capture);
+            continue;
+        }
         if (!due) {
             /* Woken early by promql_set_queries and promql_destroy (curl_multi_wakeup). */
             vg_curl_multi_step(self->multi, NULL, wait_ms < IDLE_WAIT_MS ? wait_ms : IDLE_WAIT_MS,
@@ -565,6 +763,12 @@ promql_t *promql_new(const struct promql_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&self->lock, NULL);
+    self->body_max = PROMQL_MAX_BODY;
+    self->capture_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->capture_fd < 0) {
+        vg_set_err(err, errlen, "eventfd: %s", strerror(errno));
+        goto err_destroy;
+    }
     /* Reference-counted, and thread-safe in this libcurl ("threadsafe" feature). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         vg_set_err(err, errlen, "libcurl cannot initialise");
@@ -641,6 +845,10 @@ void promql_destroy(promql_t **self_p)
     if (self->curl_ready)
         curl_global_cleanup();
     queries_free(self->queries, self->nqueries);
+    captures_free(self->waiting);
+    captures_free(self->done);
+    if (self->capture_fd >= 0)
+        close(self->capture_fd);
     free(self->endpoint);
     free(self->body);
     pthread_mutex_destroy(&self->lock);

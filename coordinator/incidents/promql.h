@@ -76,6 +76,42 @@ int promql_set_queries(promql_t *self, const struct rb_set *set);
 typedef void (*promql_sample_fn)(void *userdata, const char *signal, double value, int64_t ts_ms);
 size_t promql_drain(promql_t *self, promql_sample_fn fn, void *userdata);
 
+/*
+ * Captures for the evidence vault (the promql evidence kind, coordinator/evidence/
+ * promql_evidence.h): one GET /api/v1/query of query at an explicit evaluation time, its raw
+ * answer kept as bytes (the first PROMQL_CAPTURE_MAX_ANSWER, the rest cut off and flagged).
+ * Captures wait in a bounded queue and run on the poller's thread before any due poll; a
+ * finished one waits for promql_capture_drain, and promql_capture_fd turns readable.
+ */
+#define PROMQL_CAPTURE_MAX_ANSWER (1024 * 1024)
+#define PROMQL_CAPTURES_MAX 64 /* waiting to run, or finished and not yet taken */
+
+struct promql_capture {
+    uint64_t id;      /* the caller's: the collection */
+    char *query;      /* the expression */
+    char *url;        /* the request's URL (the token, if any, travels in a header, not here) */
+    int64_t at_ms;    /* the evaluation time sent as time= (wall clock, ms) */
+    long http_status; /* 0 = no HTTP answer */
+    char *answer;     /* the raw answer, answer_len bytes (untrusted, not NUL-terminated) */
+    size_t answer_len;
+    bool truncated;     /* the answer was longer than PROMQL_CAPTURE_MAX_ANSWER */
+    const char *reason; /* NULL: Prometheus answered 200; else "refused", "timeout", "transport",
+                           "http" or "query" (Prometheus refused the expression) */
+    char message[384];  /* reason != NULL: one line for the timeline */
+};
+
+/* Queues a capture of query (copied) for id. 0; -ENOBUFS when PROMQL_CAPTURES_MAX wait;
+ * -ENOMEM. */
+int promql_capture(promql_t *self, uint64_t id, const char *query);
+
+/* An eventfd that is readable while finished captures wait (promql_capture_drain reads it). */
+int promql_capture_fd(promql_t *self);
+
+/* Hands every finished capture to fn, oldest first, on the caller's thread; the capture is
+ * borrowed for the call. Returns how many were handed. */
+typedef void (*promql_capture_fn)(void *userdata, const struct promql_capture *capture);
+size_t promql_capture_drain(promql_t *self, promql_capture_fn fn, void *userdata);
+
 /* Without a Prometheus: logs one warning naming the PromQL symptoms of set (which then never
  * fire). Returns how many there are. */
 size_t promql_warn_unpolled(const struct rb_set *set);

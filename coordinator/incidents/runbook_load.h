@@ -22,6 +22,9 @@
 #define RB_MAX_STEPS 16  /* investigate, resolve and verify entries each */
 #define RB_MAX_LABELS 16 /* labels of a match, args of an evidence kind or action */
 #define RB_MAX_DEPENDS 16
+/* An investigate entry's promql query: an evidence argument's bound on the wire
+ * (VG_MAX_VALUE_LEN). */
+#define RB_PROMQL_QUERY_MAX_LEN 1024
 #define RB_MAX_COMBINATIONS 8
 #define RB_ID_MAX_LEN 64 /* ids, policy and action names: [a-z0-9][a-z0-9_-]* */
 

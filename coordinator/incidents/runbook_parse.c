@@ -104,14 +104,69 @@ static int get_on(struct rb_loader *ld, const struct rb_field *f, bool *on_clust
     return -EINVAL;
 }
 
+/* `query:` of a promql entry: the PromQL expression the coordinator captures (kept as the
+ * entry's one argument, query, like `vigilctl collect promql --arg query=EXPR`). Only promql
+ * takes it, and promql takes nothing else: no args, and no `on:` (Prometheus is the
+ * coordinator's to ask, not a node's). */
+static int get_promql_query(struct rb_loader *ld, const struct rb_field *fields,
+                            struct rb_evidence *e)
+{
+    const struct rb_field *kind = &fields[0], *args = &fields[1], *on = &fields[2],
+                          *query = &fields[3];
+    struct fy_mark buf;
+    char *text = NULL;
+
+    if (strcmp(e->kind, "promql") != 0) {
+        if (!rb_yaml_present(query))
+            return 0;
+        rb_yaml_fail(ld, &query->key_mark,
+                     "\"%s\": only a promql entry takes a query (this one is %s)", query->path,
+                     e->kind);
+        return -EINVAL;
+    }
+    if (rb_yaml_present(args) || rb_yaml_present(on)) {
+        const struct rb_field *f = rb_yaml_present(args) ? args : on;
+        rb_yaml_fail(ld, &f->key_mark,
+                     "\"%s\": a promql entry takes only query: the coordinator asks "
+                     "Prometheus itself",
+                     f->path);
+        return -EINVAL;
+    }
+    if (!rb_yaml_present(query)) {
+        rb_yaml_fail(ld, rb_yaml_value_mark(kind, &buf),
+                     "\"%s\": promql needs a query (the PromQL expression to capture)", kind->path);
+        return -EINVAL;
+    }
+    int r = rb_yaml_get_string(ld, query, RB_PROMQL_QUERY_MAX_LEN, &text);
+    if (r < 0)
+        return r;
+    if (strspn(text, " ") == strlen(text)) {
+        rb_yaml_fail(ld, rb_yaml_value_mark(query, &buf), "\"%s\": the query is empty",
+                     query->path);
+        free(text);
+        return -EINVAL;
+    }
+    e->args = calloc(1, sizeof(*e->args));
+    char *key = strdup("query");
+    if (!e->args || !key) {
+        free(key);
+        free(text);
+        return -ENOMEM;
+    }
+    e->args[0].key = key;
+    e->args[0].value = text;
+    e->nargs = 1;
+    return 0;
+}
+
 static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *path,
                         const struct fy_mark *where, struct rb_evidence *e)
 {
-    static const char *const names[] = {"kind", "args", "on"};
-    struct rb_field fields[3];
+    static const char *const names[] = {"kind", "args", "on", "query"};
+    struct rb_field fields[4];
     struct fy_mark buf;
     const struct fy_mark *at = vg_yaml_node_mark(node, &buf, where);
-    int r = rb_yaml_take_keys(ld, node, path, at, names, 3, 7, fields);
+    int r = rb_yaml_take_keys(ld, node, path, at, names, 4, 15, fields);
 
     if (r == 0)
         r = rb_yaml_need(ld, &fields[0], at);
@@ -125,6 +180,10 @@ static int get_evidence(struct rb_loader *ld, struct fy_node *node, const char *
                      VG_EVIDENCE_KINDS_OF_STATE);
         r = -EINVAL;
     }
+    if (r == 0 && strcmp(e->kind, "promql") == 0)
+        return get_promql_query(ld, fields, e);
+    if (r == 0)
+        r = get_promql_query(ld, fields, e); /* refuses a query on any other kind */
     if (r == 0)
         r = rb_yaml_get_labels(ld, &fields[1], &e->args, &e->nargs);
     if (r == 0)

@@ -67,7 +67,8 @@ static json_t *evidence_json(const Vigil__ActionInfo *in, size_t *skipped)
         bool text_ok = true; /* the JSON takes UTF-8 only: an entry with other bytes is left out */
         for (size_t j = 0; j < e->n_args; j++)
             text_ok = text_ok && vg_utf8_valid(e->args[j]->key) && vg_utf8_valid(e->args[j]->value);
-        if (!vg_evidence_kind_known(e->kind) || !text_ok) {
+        /* promql is the coordinator's own capture: never asked of an agent. */
+        if (!vg_evidence_kind_known(e->kind) || strcmp(e->kind, "promql") == 0 || !text_ok) {
             (*skipped)++;
             continue;
         }

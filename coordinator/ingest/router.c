@@ -1304,17 +1304,8 @@ static void forget_stale(router_t *self)
         series_cap_forget(self->series, id);
     }
     zlistx_destroy(&expired);
-
-    uint64_t chunks = 0, bytes = 0;
-    if (store_evidence_purge_incomplete(self->store, self->cfg.incomplete_evidence_grace_ms,
-                                        &chunks, &bytes) == 0 &&
-        chunks > 0) {
-        vg_log(VG_LOG_INFO,
-               "evidence: removed %" PRIu64 " chunks (%" PRIu64
-               " bytes) of artifacts that never completed",
-               chunks, bytes);
-        metrics_evidence_purged(bytes);
-    }
+    /* Chunks of uploads that never completed are removed by the retention thread, on the
+     * maintenance connection (retention.h). */
 }
 
 void router_tick(router_t *self)

@@ -246,6 +246,18 @@ int store_evidence_target_fail(store_t *self, uint64_t collection_id, const char
                                const char *error);
 
 /*
+ * An artifact the coordinator made itself (kind promql) for the one target of collection_id
+ * whose agent id is VG_COORDINATOR_AGENT_ID: its bytes go in as that target's chunks (artifact =
+ * collection_id, at most VG_MAX_EVIDENCE_CHUNK_BYTES each, the last with its SHA-256 and size)
+ * through the same path as an agent's: in one transaction, the chunks are stored, the SHA-256
+ * is computed again over the stored bytes and compared, and the artifact enters the vault's one
+ * chain. The outcome is appended to *ret_events (after the commit). len is at most 8 MiB.
+ */
+int store_evidence_local(store_t *self, uint64_t collection_id, const char *kind,
+                         const uint8_t *data, size_t len, bool truncated, int64_t collected_at_ms,
+                         struct store_evidence_events *ret_events);
+
+/*
  * Deletes the chunks of artifacts that never completed (no last chunk, not in the vault) whose
  * request failed or timed out more than grace_ms ago, with an audit_log row per artifact. The
  * database refuses any other deletion (011_evidence_incomplete.sql). *ret_chunks and
@@ -331,8 +343,10 @@ struct store_chain_walk {
     uint64_t last_id;            /* the last row found intact; 0 = none yet */
     uint64_t broken_id;          /* 0 = no broken link found */
     char reason[STORE_VERIFY_REASON_MAX];
+    uint64_t removed; /* of checked: rows whose content retention removed (026_retention.sql) */
     /* The row in progress. */
     bool in_row;
+    bool content_removed; /* store_chain_walk_content_removed */
     uint64_t id, size, content_bytes;
     uint8_t sha256[VG_SHA256_LEN], chain[VG_SHA256_LEN];
     struct vg_sha256 content;
@@ -347,6 +361,11 @@ bool store_chain_walk_row(struct store_chain_walk *w, uint64_t id,
 bool store_chain_walk_content(struct store_chain_walk *w, uint64_t offset, const void *data,
                               size_t len);
 bool store_chain_walk_end(struct store_chain_walk *w);
+/* Between row and end: the row's content was removed by retention, as its evidence_removals
+ * row and the audit row it names say. With no chunk at all its end then holds it intact (its
+ * link and chain hash were checked; the sha256 it commits to stays in the row); a chunk that is
+ * there anyway is checked as usual. */
+void store_chain_walk_content_removed(struct store_chain_walk *w);
 /* Row id cannot be read as a vault row (what: which column is wrong): it is the broken link. */
 void store_chain_walk_unreadable(struct store_chain_walk *w, uint64_t id, const char *what);
 
@@ -360,6 +379,7 @@ struct store_verify_result {
     uint64_t checked, bytes; /* rows found intact by this call, their content bytes */
     uint64_t broken_id;      /* 0 = no broken link found */
     char reason[STORE_VERIFY_REASON_MAX];
+    uint64_t removed; /* of checked: rows whose content retention removed (no bytes counted) */
     bool done;        /* no broken link and no row left after last_id */
     uint64_t last_id; /* the last intact row (after_id when none): continue after it */
     uint8_t last_chain[VG_SHA256_LEN]; /* its chain hash */

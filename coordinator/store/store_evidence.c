@@ -688,6 +688,82 @@ int store_evidence_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
     return r;
 }
 
+/* ---- artifacts the coordinator makes ---- */
+
+#define LOCAL_MAX_CHUNKS 8 /* 8 MiB: a promql artifact is at most 1 MiB and its header */
+
+int store_evidence_local(store_t *self, uint64_t collection_id, const char *kind,
+                         const uint8_t *data, size_t len, bool truncated, int64_t collected_at_ms,
+                         struct store_evidence_events *ret_events)
+{
+    const size_t chunk = VG_MAX_EVIDENCE_CHUNK_BYTES;
+    size_t nchunks = len ? (len + chunk - 1) / chunk : 1;
+
+    if (!self || !kind || !vg_evidence_kind_name_ok(kind) || (len > 0 && !data) ||
+        collection_id == 0 || collection_id > (uint64_t)INT64_MAX || !ret_events)
+        return -EINVAL;
+    if (nchunks > LOCAL_MAX_CHUNKS)
+        return -EMSGSIZE;
+    Vigil__EvidenceChunk chunks[LOCAL_MAX_CHUNKS];
+    Vigil__Envelope envs[LOCAL_MAX_CHUNKS], *msgs[LOCAL_MAX_CHUNKS];
+    bool fresh[LOCAL_MAX_CHUNKS];
+    uint8_t sha[VG_SHA256_LEN];
+    /* What an agent does at capture: the SHA-256 of the bytes, sent with the last chunk. */
+    vg_sha256(data, len, sha);
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t off = i * chunk;
+        Vigil__EvidenceChunk *c = &chunks[i];
+        vigil__evidence_chunk__init(c);
+        c->collection_id = collection_id;
+        c->kind = (char *)kind;
+        c->artifact = collection_id; /* unique among the coordinator's artifacts */
+        c->offset = off;
+        c->data.data = len > 0 ? (uint8_t *)data + off : NULL;
+        c->data.len = len - off < chunk ? len - off : chunk;
+        c->last = i + 1 == nchunks;
+        if (c->last) {
+            c->total_size = len;
+            c->sha256.data = sha;
+            c->sha256.len = VG_SHA256_LEN;
+            c->truncated = truncated;
+            c->collected_at_ms = collected_at_ms;
+        }
+        vigil__envelope__init(&envs[i]);
+        envs[i].sender = (char *)VG_COORDINATOR_AGENT_ID;
+        envs[i].seq = collection_id;
+        envs[i].sent_at_ms = collected_at_ms;
+        envs[i].body_case = VIGIL__ENVELOPE__BODY_EVIDENCE;
+        envs[i].evidence = c;
+        msgs[i] = &envs[i];
+        fresh[i] = true;
+    }
+
+    struct store_evidence_events events = {0};
+    int r = store_ensure_conn(self);
+    if (r == 0)
+        r = store_exec(self, "local evidence BEGIN", "BEGIN");
+    if (r < 0)
+        goto out;
+    r = store_evidence_ingest(self, msgs, nchunks, fresh, &events);
+    if (r == 0)
+        r = store_exec(self, "local evidence COMMIT", "COMMIT");
+    if (r < 0) {
+        store_rollback_if_alive(self);
+        goto out;
+    }
+    for (size_t i = 0; i < events.n; i++) {
+        struct store_evidence_event *e = store_evidence_event_add(
+            ret_events, events.items[i].outcome, events.items[i].reason, events.items[i].agent_id,
+            events.items[i].kind, events.items[i].collection_id, events.items[i].artifact);
+        if (!e)
+            break; /* committed all the same: only the report of it is short */
+        *e = events.items[i];
+    }
+out:
+    store_evidence_events_clear(&events);
+    return r;
+}
+
 /* ---- collections ---- */
 
 int store_evidence_collection_create(store_t *self, const char *actor, const char *kind,

@@ -74,6 +74,7 @@ bool store_chain_walk_row(struct store_chain_walk *w, uint64_t id,
                                   : "previous link missing: the row before it was deleted or "
                                     "rewritten");
     w->in_row = true;
+    w->content_removed = false;
     w->id = id;
     w->size = meta->size;
     w->content_bytes = 0;
@@ -104,6 +105,14 @@ bool store_chain_walk_end(struct store_chain_walk *w)
     if (w->broken_id || !w->in_row)
         return false;
     w->in_row = false;
+    if (w->content_removed && w->content_bytes == 0) {
+        memcpy(w->prev, w->chain, VG_SHA256_LEN);
+        w->at_start = false;
+        w->checked++;
+        w->removed++;
+        w->last_id = w->id;
+        return true;
+    }
     if (w->content_bytes != w->size)
         return broken(w, w->id, "content is %" PRIu64 " bytes, the row says %" PRIu64 " bytes",
                       w->content_bytes, w->size);
@@ -116,6 +125,12 @@ bool store_chain_walk_end(struct store_chain_walk *w)
     w->bytes += w->size;
     w->last_id = w->id;
     return true;
+}
+
+void store_chain_walk_content_removed(struct store_chain_walk *w)
+{
+    if (!w->broken_id && w->in_row)
+        w->content_removed = true;
 }
 
 void store_chain_walk_unreadable(struct store_chain_walk *w, uint64_t id, const char *what)
@@ -201,6 +216,7 @@ enum {
     COL_CHAIN,
     COL_OFFSET,
     COL_DATA,
+    COL_REMOVED,
     NCOLS
 };
 
@@ -210,7 +226,12 @@ static const char declare_sql[] =
     " SELECT e.id, e.collection_id, e.agent_id, e.agent_seq, e.artifact, e.node, e.kind,"
     "  e.args::text, (extract(epoch FROM e.collected_at) * 1000)::bigint,"
     "  (extract(epoch FROM e.stored_at) * 1000)::bigint, e.size, e.sha256, e.truncated,"
-    "  e.prev_chain, e.chain, c.\"offset\", c.data"
+    "  e.prev_chain, e.chain, c.\"offset\", c.data,"
+    /* Content removed by retention (026_retention.sql): its removal row and the audit row it
+     * names, which the audit chain covers. */
+    "  EXISTS (SELECT 1 FROM evidence_removals r JOIN audit_log a ON a.id = r.audit_id"
+    "   WHERE r.evidence_id = e.id AND a.action = 'retention.evidence'"
+    "     AND a.subject = 'evidence:' || e.id)"
     " FROM evidence e LEFT JOIN evidence_chunks c"
     "  ON c.agent_id = e.agent_id AND c.artifact = e.artifact"
     " WHERE e.id > $1::bigint ORDER BY e.id, c.\"offset\"";
@@ -344,6 +365,8 @@ static int take(struct verify_run *run, const PGresult *res, int row)
         row_begin(w, res, row, (uint64_t)id);
         if (w->broken_id)
             return 0;
+        if (PQgetlength(res, row, COL_REMOVED) == 1 && PQgetvalue(res, row, COL_REMOVED)[0])
+            store_chain_walk_content_removed(w);
     }
     if (PQgetisnull(res, row, COL_DATA))
         return 0; /* no chunk at all: the size check at the row's end says so */
@@ -437,6 +460,7 @@ int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t
     memset(ret, 0, sizeof(*ret));
     ret->checked = w->checked;
     ret->bytes = w->bytes;
+    ret->removed = w->removed;
     ret->broken_id = w->broken_id;
     snprintf(ret->reason, sizeof(ret->reason), "%s", w->reason);
     ret->done = exhausted && !w->broken_id;

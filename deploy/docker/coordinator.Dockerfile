@@ -10,6 +10,7 @@ RUN apt-get update \
         build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev \
         libzmq3-dev libczmq-dev libpq-dev libhiredis-dev libsodium-dev \
         libcurl4-openssl-dev libmicrohttpd-dev libfyaml-dev libjansson-dev libcmocka-dev \
+        libarchive-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +29,7 @@ RUN groupadd --system --gid 999 vigil \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libzmq5 libczmq4 libprotobuf-c1 libsodium23 libfyaml0 libcurl4 libpq5 \
-        libmicrohttpd12 libjansson4 ca-certificates postgresql-15 \
+        libmicrohttpd12 libjansson4 libarchive13 ca-certificates postgresql-15 \
     && pg_dropcluster --stop 15 main \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/vigil-coordinator /build/vigilctl /usr/local/lib/vigil/

@@ -68,10 +68,16 @@ static const struct expected_role expected[] = {
     {VIGIL__ADMIN_REQUEST__BODY_RUN_DRILL, ROLE_RESPONDER},
     /* issue 15: a checkpoint holds only hashes */
     {VIGIL__ADMIN_REQUEST__BODY_GET_CHECKPOINT, ROLE_VIEWER},
+    /* issue 15: an export bundle carries the artifacts' content */
+    {VIGIL__ADMIN_REQUEST__BODY_EXPORT_INCIDENT, ROLE_RESPONDER},
     /* issue 18: follow-up actions (a viewer can list them, not add or finish them) */
     {VIGIL__ADMIN_REQUEST__BODY_ADD_FOLLOWUP, ROLE_RESPONDER},
     {VIGIL__ADMIN_REQUEST__BODY_FINISH_FOLLOWUP, ROLE_RESPONDER},
     {VIGIL__ADMIN_REQUEST__BODY_LIST_FOLLOWUPS, ROLE_VIEWER},
+    /* issue 15: a legal hold overrides the configured retention: admin only; listing is not */
+    {VIGIL__ADMIN_REQUEST__BODY_PLACE_HOLD, ROLE_ADMIN},
+    {VIGIL__ADMIN_REQUEST__BODY_RELEASE_HOLD, ROLE_ADMIN},
+    {VIGIL__ADMIN_REQUEST__BODY_LIST_HOLDS, ROLE_VIEWER},
 };
 
 /* Every field of AdminRequest's body oneof, from the descriptor: a request added to the proto

@@ -205,6 +205,57 @@ static void test_content_changed(void **state)
     assert_int_equal(w.checked, 3);
 }
 
+/* Retention removed row 2's content (026_retention.sql): with its removal recorded the row is
+ * intact without content and the walk goes on; without the record the missing content breaks
+ * it; a removal record does not excuse content that is there but wrong, nor a changed row. */
+static void test_content_removed(void **state)
+{
+    (void)state;
+    struct store_chain_walk w;
+
+    assert_int_equal(walk(&w, 0, 2), -1);
+    assert_true(store_chain_walk_row(&w, rows[2].id, &rows[2].meta, rows[2].sha256, rows[2].prev,
+                                     rows[2].chain));
+    store_chain_walk_content_removed(&w);
+    assert_true(store_chain_walk_end(&w));
+    for (size_t i = 3; i < NROWS; i++)
+        assert_true(feed(&w, &rows[i], 300));
+    assert_int_equal(w.checked, NROWS);
+    assert_int_equal(w.removed, 1);
+    assert_int_equal(w.bytes, total_bytes(0, NROWS) - rows[2].len);
+    assert_int_equal(w.last_id, rows[NROWS - 1].id);
+
+    /* No removal recorded: the missing content is the broken link. */
+    assert_int_equal(walk(&w, 0, 2), -1);
+    assert_true(store_chain_walk_row(&w, rows[2].id, &rows[2].meta, rows[2].sha256, rows[2].prev,
+                                     rows[2].chain));
+    assert_false(store_chain_walk_end(&w));
+    assert_int_equal(w.broken_id, rows[2].id);
+    assert_int_equal(w.removed, 0);
+
+    /* Recorded as removed, yet some bytes are there and they are not the artifact's. */
+    uint8_t wrong[300];
+    memset(wrong, 'x', sizeof(wrong));
+    assert_int_equal(walk(&w, 0, 2), -1);
+    assert_true(store_chain_walk_row(&w, rows[2].id, &rows[2].meta, rows[2].sha256, rows[2].prev,
+                                     rows[2].chain));
+    store_chain_walk_content_removed(&w);
+    assert_true(store_chain_walk_content(&w, 0, wrong, sizeof(wrong)));
+    assert_false(store_chain_walk_end(&w));
+    assert_int_equal(w.broken_id, rows[2].id);
+
+    /* A removed row whose metadata changed is still named. */
+    struct store_evidence_meta changed = rows[2].meta;
+    changed.size = rows[2].meta.size + 1;
+    assert_int_equal(walk(&w, 0, 2), -1);
+    assert_false(store_chain_walk_row(&w, rows[2].id, &changed, rows[2].sha256, rows[2].prev,
+                                      rows[2].chain));
+    store_chain_walk_content_removed(&w);
+    assert_false(store_chain_walk_end(&w));
+    assert_int_equal(w.broken_id, rows[2].id);
+    assert_int_equal(w.removed, 0);
+}
+
 static void test_content_size_and_gaps(void **state)
 {
     (void)state;
@@ -343,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup(test_walk_in_steps, setup),
         cmocka_unit_test_setup(test_content_changed, setup),
         cmocka_unit_test_setup(test_content_size_and_gaps, setup),
+        cmocka_unit_test_setup(test_content_removed, setup),
         cmocka_unit_test_setup(test_row_changed, setup),
         cmocka_unit_test_setup(test_row_rewritten, setup),
         cmocka_unit_test_setup(test_rows_deleted, setup),

@@ -263,6 +263,20 @@ static void test_mitigate_report_close(void **state)
     assert_non_null(strstr(body, "mitigated (alice): traffic moved away"));
     assert_non_null(strstr(body, "resolved (bob): queue drained"));
     assert_non_null(strstr(body, "- Duration: 1 min"));
+    /* The template's milestones, from the timeline; what nothing recorded stays for people. */
+    assert_non_null(strstr(body, " - Incident detected ("));
+    assert_non_null(strstr(body, "- [TIME] - Investigation started\n"));
+    assert_non_null(strstr(body, "- [TIME] - Root cause identified\n"));
+    assert_non_null(strstr(body, " - Resolution implemented (mitigated by alice: traffic moved "
+                                 "away)\n"));
+    assert_non_null(strstr(body, " - Incident resolved (resolved by bob: queue drained)\n"));
+    assert_non_null(strstr(body, "## Root Cause\n[Detailed explanation of what caused the "
+                                 "incident]\n"));
+    assert_non_null(strstr(body, "- Not acknowledged by a person\n- Resolved 3s after detection\n"
+                                 "- Commands: 0 succeeded, 0 failed or refused, 0 without an "
+                                 "outcome\n- Evidence: 0 artifact(s) in the vault, 0 not "
+                                 "collected\n"));
+    assert_non_null(strstr(body, "\n## Follow-up Actions\n- [ ] Action item 1\n"));
     free(body);
 
     assert_int_equal(incidents_report(t.inc, id, "bob", "", T0 + 4000, &closed), -EINVAL);

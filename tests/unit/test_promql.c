@@ -10,7 +10,11 @@
 
 #include "metrics.h"
 #include "promql.h"
+#include "promql_evidence.h"
 #include "rules.h"
+
+#include <jansson.h>
+#include <poll.h>
 #include "timeutil.h"
 
 #include <arpa/inet.h>
@@ -407,6 +411,173 @@ static void test_answer_is_drained(void **state)
     unlink(token_file);
 }
 
+/* ---- captures for the vault (the promql evidence kind) ---- */
+
+struct got_capture {
+    size_t n;
+    char *query, *url, *answer, *message;
+    size_t answer_len;
+    long http_status;
+    bool truncated;
+    const char *reason;
+    int64_t at_ms;
+    uint8_t *artifact;
+    size_t artifact_len;
+};
+
+static void keep_capture(void *userdata, const struct promql_capture *c)
+{
+    struct got_capture *got = userdata;
+    got->n++;
+    got->query = strdup(c->query);
+    got->url = strdup(c->url ? c->url : "");
+    got->message = strdup(c->message);
+    got->answer = malloc(c->answer_len + 1);
+    assert_non_null(got->answer);
+    if (c->answer_len)
+        memcpy(got->answer, c->answer, c->answer_len);
+    got->answer_len = c->answer_len;
+    got->http_status = c->http_status;
+    got->truncated = c->truncated;
+    got->reason = c->reason;
+    got->at_ms = c->at_ms;
+    if (!c->reason)
+        assert_int_equal(promql_evidence_artifact(c, &got->artifact, &got->artifact_len), 0);
+}
+
+static void got_capture_free(struct got_capture *got)
+{
+    free(got->query);
+    free(got->url);
+    free(got->message);
+    free(got->answer);
+    free(got->artifact);
+    memset(got, 0, sizeof *got);
+}
+
+/* Waits (up to 5 s) for the capture fd, then drains. */
+static void wait_capture(promql_t *p, struct got_capture *got)
+{
+    struct pollfd pfd = {.fd = promql_capture_fd(p), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_int_equal(promql_capture_drain(p, keep_capture, got), 1);
+}
+
+/* The answer is kept byte for byte (even bytes that are not text), cut at
+ * PROMQL_CAPTURE_MAX_ANSWER and flagged; the artifact is the header line, then exactly those
+ * bytes; the request names the evaluation time. */
+static void test_capture_keeps_the_answer(void **state)
+{
+    (void)state;
+    size_t big_len = PROMQL_CAPTURE_MAX_ANSWER + 4096, len;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (char)(i % 251); /* NUL, 0xff...: not JSON, never parsed */
+    char *response = http_response("200 OK", big, big_len, &len);
+    struct server srv;
+    server_start(&srv, response, len, false);
+    metrics_init();
+    promql_t *p = poller_for(&srv, 2000, NULL);
+    int64_t before = vg_wall_ms();
+    assert_int_equal(promql_capture(p, 42, "rate(x{a=\"b\"}[5m])"), 0);
+    struct got_capture got = {0};
+    wait_capture(p, &got);
+    assert_null(got.reason);
+    assert_int_equal(got.http_status, 200);
+    assert_true(got.truncated);
+    assert_int_equal(got.answer_len, PROMQL_CAPTURE_MAX_ANSWER);
+    assert_memory_equal(got.answer, big, PROMQL_CAPTURE_MAX_ANSWER);
+    assert_true(got.at_ms >= before && got.at_ms <= vg_wall_ms());
+    char want[128];
+    snprintf(want, sizeof want, "&time=%lld.%03lld&timeout=2000ms",
+             (long long)(got.at_ms / 1000), (long long)(got.at_ms % 1000));
+    assert_non_null(strstr(got.url, want));
+    pthread_mutex_lock(&srv.lock);
+    if (!strstr(srv.request, "GET /api/v1/query?query=rate%28x%7Ba%3D%22b%22%7D%5B5m%5D%29&time="))
+        fail_msg("unexpected request: %s", srv.request);
+    pthread_mutex_unlock(&srv.lock);
+
+    /* The artifact: one JSON line, a newline, then the answer's bytes. */
+    const uint8_t *nl = memchr(got.artifact, '\n', got.artifact_len);
+    assert_non_null(nl);
+    size_t head_len = (size_t)(nl - got.artifact);
+    assert_int_equal(got.artifact_len, head_len + 1 + PROMQL_CAPTURE_MAX_ANSWER);
+    assert_memory_equal(nl + 1, big, PROMQL_CAPTURE_MAX_ANSWER);
+    json_t *head = json_loadb((const char *)got.artifact, head_len, 0, NULL);
+    assert_non_null(head);
+    assert_string_equal(json_string_value(json_object_get(head, "format")), "vigil-promql/1");
+    assert_string_equal(json_string_value(json_object_get(head, "query")), "rate(x{a=\"b\"}[5m])");
+    assert_string_equal(json_string_value(json_object_get(head, "url")), got.url);
+    assert_int_equal(json_integer_value(json_object_get(head, "time_ms")), got.at_ms);
+    assert_int_equal(json_integer_value(json_object_get(head, "http_status")), 200);
+    assert_int_equal(json_integer_value(json_object_get(head, "answer_bytes")),
+                     PROMQL_CAPTURE_MAX_ANSWER);
+    assert_true(json_is_true(json_object_get(head, "truncated")));
+    json_decref(head);
+    got_capture_free(&got);
+    /* Captures do not count as the symptoms' queries. */
+    assert_int_equal(metric("vigil_promql_queries_total"), 0);
+    promql_destroy(&p);
+    server_stop(&srv);
+    free(response);
+    free(big);
+}
+
+/* No answer worth keeping: Prometheus's refusal of the expression (its reason), another HTTP
+ * status, a refused connection. */
+static void test_capture_failures(void **state)
+{
+    (void)state;
+    static const char bad[] = "{\"status\":\"error\",\"errorType\":\"bad_data\","
+                              "\"error\":\"1:5: parse error: unclosed left brace\"}";
+    size_t len;
+    char *response = http_response("400 Bad Request", bad, sizeof bad - 1, &len);
+    struct server srv;
+    server_start(&srv, response, len, false);
+    metrics_init();
+    promql_t *p = poller_for(&srv, 2000, NULL);
+    struct got_capture got = {0};
+    assert_int_equal(promql_capture(p, 1, "sum(up{"), 0);
+    wait_capture(p, &got);
+    assert_string_equal(got.reason, "query");
+    assert_string_equal(got.message,
+                        "HTTP 400: Prometheus: bad_data: 1:5: parse error: unclosed left brace");
+    assert_int_equal(got.answer_len, 0);
+    got_capture_free(&got);
+    promql_destroy(&p);
+    server_stop(&srv);
+    free(response);
+
+    static const char gateway[] = "<html>bad gateway</html>";
+    response = http_response("502 Bad Gateway", gateway, sizeof gateway - 1, &len);
+    server_start(&srv, response, len, false);
+    p = poller_for(&srv, 2000, NULL);
+    assert_int_equal(promql_capture(p, 2, "up"), 0);
+    wait_capture(p, &got);
+    assert_string_equal(got.reason, "http");
+    assert_string_equal(got.message, "HTTP status 502");
+    got_capture_free(&got);
+    promql_destroy(&p);
+    int port = srv.port;
+    server_stop(&srv); /* nobody listens there now */
+    free(response);
+
+    srv.port = port;
+    p = poller_for(&srv, 2000, NULL);
+    assert_int_equal(promql_capture(p, 3, "up"), 0);
+    wait_capture(p, &got);
+    assert_string_equal(got.reason, "refused");
+    assert_string_equal(got.message, "connection refused");
+    got_capture_free(&got);
+    /* The queue is bounded. */
+    int r = 0;
+    for (int i = 0; i <= PROMQL_CAPTURES_MAX && r == 0; i++)
+        r = promql_capture(p, (uint64_t)(10 + i), "up");
+    assert_int_equal(r, -ENOBUFS);
+    promql_destroy(&p); /* frees what waits */
+}
+
 /* A body over PROMQL_MAX_BODY is cut off and counted; a non-JSON 502 is an HTTP error. */
 static void test_too_large_and_http_errors(void **state)
 {
@@ -554,6 +725,8 @@ int main(void)
         cmocka_unit_test(test_malformed_json),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_answer_is_drained),
+        cmocka_unit_test(test_capture_keeps_the_answer),
+        cmocka_unit_test(test_capture_failures),
         cmocka_unit_test(test_too_large_and_http_errors),
         cmocka_unit_test(test_timeout_and_prompt_destroy),
         cmocka_unit_test(test_set_queries_copies),

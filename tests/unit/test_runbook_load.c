@@ -107,6 +107,25 @@ static void test_shipped_runbooks(void **unused)
         }
     }
     assert_null(runbooks_find(set, "no-such-runbook"));
+    /* The document's PromQL investigation steps are promql evidence, query as written. */
+    static const struct {
+        const char *runbook, *query;
+    } queries[] = {
+        {"high-error-rate", "rate(http_requests_total{status=~\"5..\"}[5m])"},
+        {"performance-degradation",
+         "histogram_quantile(0.95, rate(http_request_duration_seconds_bucket[5m]))"},
+    };
+    for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+        const struct rb_runbook *rb = runbooks_find(set, queries[q].runbook);
+        const struct rb_evidence *found = NULL;
+        for (size_t e = 0; rb && e < rb->ninvestigate; e++)
+            if (strcmp(rb->investigate[e].kind, "promql") == 0)
+                found = &rb->investigate[e];
+        assert_non_null(found);
+        assert_int_equal(found->nargs, 1);
+        assert_string_equal(label(found->args, 1, "query"), queries[q].query);
+        assert_false(found->on_cluster);
+    }
 
     /* Application down: partial outage SEV2, complete outage SEV1. */
     const struct rb_runbook *app = runbooks_find(set, "application-down");
@@ -459,6 +478,26 @@ static void test_hostile_input(void **unused)
                    HEAD "symptoms: [{id: s, signal: http.up, below: 1}]\n"
                         "investigate: [{kind: file}]\n",
                    "5:22: \"investigate[0].args\": file needs a path argument");
+    /* promql: the coordinator's capture of a query (promql_evidence.h). */
+    expect_refused(dir, "promql-noquery.yaml",
+                   HEAD "symptoms: [{id: s, signal: http.up, below: 1}]\n"
+                        "investigate: [{kind: promql}]\n",
+                   "5:22: \"investigate[0].kind\": promql needs a query (the PromQL expression "
+                   "to capture)");
+    expect_refused(dir, "promql-empty.yaml",
+                   HEAD "symptoms: [{id: s, signal: http.up, below: 1}]\n"
+                        "investigate: [{kind: promql, query: '  '}]\n",
+                   "5:37: \"investigate[0].query\": the query is empty");
+    expect_refused(dir, "promql-other.yaml",
+                   HEAD "symptoms: [{id: s, signal: http.up, below: 1}]\n"
+                        "investigate: [{kind: netstat, query: up}]\n",
+                   "5:31: \"investigate[0].query\": only a promql entry takes a query (this one "
+                   "is netstat)");
+    expect_refused(dir, "promql-on.yaml",
+                   HEAD "symptoms: [{id: s, signal: http.up, below: 1}]\n"
+                        "investigate: [{kind: promql, query: up, on: cluster}]\n",
+                   "5:41: \"investigate[0].on\": a promql entry takes only query: the "
+                   "coordinator asks Prometheus itself");
 
     /* Bounds: a file over the size limit, more symptoms than allowed. */
     size_t big_len = RB_FILE_MAX_BYTES + 10;

@@ -41,12 +41,13 @@ sanitize: deps
 	cd build-asan && ctest --output-on-failure
 
 # Every fuzz target (tests/fuzz/fuzz_*.c) under libFuzzer with ASan + UBSan, FUZZ_SECONDS each,
-# in build-fuzz/ (clang). make test replays their corpora with the normal build.
+# in build-fuzz/ (clang); FUZZ_TARGETS="a b" runs only those. make test replays their corpora
+# with the normal build.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVIGIL_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS) --target fuzz-targets
-	BUILD_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+	BUILD_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
 # The long fault suite (tests/faults/faults.sh, as root: network namespaces): a 60 s partition,
 # a full spool, a lossy link, coordinator kills, 1,000 agents reconnecting. make test runs the

@@ -7,6 +7,7 @@
 # status line's counters. One input running longer than FUZZ_UNIT_TIMEOUT seconds (default 10)
 # is a crash too (a hang). A crash leaves its input in BUILD_DIR/crash-<name>-*; add it to the
 # target's corpus directory once fixed, so make test replays it from then on.
+# FUZZ_TARGETS="bundle kube_watch" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-fuzz}
@@ -16,6 +17,7 @@ status=0
 for src in tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
     name=${name#fuzz_}
+    [[ -z ${FUZZ_TARGETS:-} || " $FUZZ_TARGETS " == *" $name "* ]] || continue
     bin=$build/fuzz_$name
     [[ -x $bin ]] || { echo "fuzz: $bin not built" >&2; exit 1; }
     work=$build/corpus/$name

@@ -175,7 +175,7 @@ tail_asked() {
     jq -e 'select(.path == "/api/v1/namespaces/'$NS'/pods/'$POD'/log") | .query | test("tailLines=5")' \
         "$KUBE/requests.jsonl" >/dev/null
 }
-h_wait "tailLines=5 at the server" 5 tail_asked
+h_wait "tailLines=5 at the server" 30 tail_asked
 f=$(collect k8s_logs namespace=$NS pod=$POD container=backend previous=true)
 expect "$f" "^== kubectl logs $POD -n $NS -c backend --tail=100 --previous ==$"
 expect "$f" 'ERROR database connection pool exhausted'

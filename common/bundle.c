@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strict_text.h"
+
 #define HEADER_LINES 5 /* magic, incident, exported_at_ms, exported_by, signing_public_key */
 
 bool vg_bundle_path_ok(const char *path, size_t len)
@@ -43,46 +45,6 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
     vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
     va_end(ap);
     return -EINVAL;
-}
-
-/* A decimal number without sign or leading zeros, at most max. */
-static bool decimal(const char *s, size_t len, uint64_t max, uint64_t *ret)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (max - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *ret = v;
-    return true;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static bool hex32(const char *s, size_t len, uint8_t out[32])
-{
-    if (len != 64)
-        return false;
-    for (size_t i = 0; i < 32; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
 }
 
 /* "# key: value": value (vlen bytes) when line is that line. */
@@ -161,12 +123,14 @@ static int header_line(size_t i, const char *line, size_t len, struct vg_bundle_
     uint64_t n = 0;
     switch (i) {
     case 2:
-        if (!header(line, len, "incident", &v, &vlen) || !decimal(v, vlen, INT64_MAX, &n) || !n)
+        if (!header(line, len, "incident", &v, &vlen) ||
+            !vg_strict_decimal(v, vlen, INT64_MAX, &n) || !n)
             return fail(err, errlen, i, "expected \"# incident: ID\"");
         m->incident_id = n;
         return 0;
     case 3:
-        if (!header(line, len, "exported_at_ms", &v, &vlen) || !decimal(v, vlen, INT64_MAX, &n))
+        if (!header(line, len, "exported_at_ms", &v, &vlen) ||
+            !vg_strict_decimal(v, vlen, INT64_MAX, &n))
             return fail(err, errlen, i, "expected \"# exported_at_ms: MILLISECONDS\"");
         m->exported_at_ms = (int64_t)n;
         return 0;
@@ -222,12 +186,12 @@ static int link_line(size_t i, const char *line, size_t len, struct vg_bundle_li
     if (n != (l->chain == VG_CHAIN_EVIDENCE ? 9 : 8))
         return fail(err, errlen, i, "an %s link has %d fields", vg_chain_name(l->chain),
                     l->chain == VG_CHAIN_EVIDENCE ? 9 : 8);
-    if (!decimal(w[3], wl[3], INT64_MAX, &l->place) || l->place == 0 ||
-        !decimal(w[4], wl[4], INT64_MAX, &l->row_id) || l->row_id == 0)
+    if (!vg_strict_decimal(w[3], wl[3], INT64_MAX, &l->place) || l->place == 0 ||
+        !vg_strict_decimal(w[4], wl[4], INT64_MAX, &l->row_id) || l->row_id == 0)
         return fail(err, errlen, i, "the place and the row id must be positive decimal numbers");
     if (l->chain == VG_CHAIN_EVIDENCE && l->place != l->row_id)
         return fail(err, errlen, i, "an evidence link's place is its row id");
-    if (!hex32(w[5], wl[5], l->prev) || !hex32(w[6], wl[6], l->link))
+    if (!vg_strict_hex32(w[5], wl[5], l->prev) || !vg_strict_hex32(w[6], wl[6], l->link))
         return fail(err, errlen, i, "the links must be 64 lowercase hex digits");
     if (!vg_bundle_path_ok(w[7], wl[7]) ||
         (l->chain == VG_CHAIN_EVIDENCE && !vg_bundle_path_ok(w[8], wl[8])))
@@ -244,7 +208,7 @@ static int link_line(size_t i, const char *line, size_t len, struct vg_bundle_li
 static int file_line(size_t i, const char *line, size_t len, struct vg_bundle_file *f, char *err,
                      size_t errlen)
 {
-    if (len < 67 || line[64] != ' ' || line[65] != ' ' || !hex32(line, 64, f->sha256))
+    if (len < 67 || line[64] != ' ' || line[65] != ' ' || !vg_strict_hex32(line, 64, f->sha256))
         return fail(err, errlen, i,
                     "expected \"SHA256  PATH\" (64 lowercase hex digits, two "
                     "spaces)");

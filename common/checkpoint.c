@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "digest.h"
+#include "strict_text.h"
 
 #define MAGIC "vigil-checkpoint-v1"
 /* magic, issued_at_ms, two per chain, signing_public_key, signature */
@@ -72,50 +73,11 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
 static bool field(const char *line, size_t len, const char *key, const char **value, size_t *vlen)
 {
     size_t klen = strlen(key);
-    if (len < klen + 2 || memcmp(line, key, klen) != 0 || line[klen] != ':' || line[klen + 1] != ' ')
+    if (len < klen + 2 || memcmp(line, key, klen) != 0 || line[klen] != ':' ||
+        line[klen + 1] != ' ')
         return false;
     *value = line + klen + 2;
     *vlen = len - klen - 2;
-    return true;
-}
-
-/* A decimal number without sign or leading zeros, at most max. */
-static bool decimal(const char *s, size_t len, uint64_t max, uint64_t *ret)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (max - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *ret = v;
-    return true;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static bool hex32(const char *s, size_t len, uint8_t out[32])
-{
-    if (len != 64)
-        return false;
-    for (size_t i = 0; i < 32; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
     return true;
 }
 
@@ -125,16 +87,17 @@ static int value(int i, const char *key, const char *v, size_t vlen, struct vg_c
 {
     if (i == 1) {
         uint64_t issued;
-        if (!decimal(v, vlen, INT64_MAX, &issued))
-            return fail(err, errlen, i + 1, "issued_at_ms must be a decimal number of milliseconds");
+        if (!vg_strict_decimal(v, vlen, INT64_MAX, &issued))
+            return fail(err, errlen, i + 1,
+                        "issued_at_ms must be a decimal number of milliseconds");
         cp->issued_at_ms = (int64_t)issued;
         return 0;
     }
     if (i < LINE_KEY) {
         struct vg_chain_head *h = &cp->chains[(i - 2) / 2];
-        if ((i - 2) % 2 == 0 && !decimal(v, vlen, INT64_MAX, &h->head))
+        if ((i - 2) % 2 == 0 && !vg_strict_decimal(v, vlen, INT64_MAX, &h->head))
             return fail(err, errlen, i + 1, "%s must be a decimal row number", key);
-        if ((i - 2) % 2 == 1 && !hex32(v, vlen, h->hash))
+        if ((i - 2) % 2 == 1 && !vg_strict_hex32(v, vlen, h->hash))
             return fail(err, errlen, i + 1, "%s must be 64 lowercase hex digits", key);
         return 0;
     }
@@ -180,8 +143,8 @@ int vg_checkpoint_parse(const char *text, size_t len, struct vg_checkpoint *ret,
         int i = nlines++;
         if (i == 0) {
             if (line_len != strlen(MAGIC) || memcmp(line, MAGIC, line_len) != 0)
-                return fail(err, errlen, 1, "not a checkpoint: the first line must be \"" MAGIC
-                                            "\"");
+                return fail(err, errlen, 1,
+                            "not a checkpoint: the first line must be \"" MAGIC "\"");
             continue;
         }
         if (!field(line, line_len, keys[i], &v, &vlen))
@@ -211,8 +174,9 @@ int vg_checkpoint_parse(const char *text, size_t len, struct vg_checkpoint *ret,
         got != sizeof(sig) || end != sig_text + sig_len)
         return fail(err, errlen, LINES, "signature must be base64 of 64 bytes");
     if (!vg_sign_verify(cp.signing_public_key, text, signed_len, sig)) {
-        snprintf(err, errlen, "the signature does not verify: the checkpoint was changed, or not "
-                              "signed by the key it names");
+        snprintf(err, errlen,
+                 "the signature does not verify: the checkpoint was changed, or not "
+                 "signed by the key it names");
         return -EBADMSG;
     }
     *ret = cp;

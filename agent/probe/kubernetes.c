@@ -1118,8 +1118,15 @@ static void heading(struct capture *cap, const char *fmt, ...)
     art_printf(&cap->art, "\n== %s ==\n", buf);
 }
 
-/* One step's JSON, or NULL with the reason written into the artifact. */
-static json_t *step_json(struct capture *cap, const char *path, const char *what)
+/* An optional API (the metrics API without metrics-server answers 404 or 503). */
+struct optional_api {
+    const char *name, *group, *hint;
+};
+
+/* One step's JSON, or NULL with the reason written into the artifact; an optional API that is
+ * not there is said to be "not available". */
+static json_t *step_fetch(struct capture *cap, const char *path, const char *what,
+                          const struct optional_api *absent)
 {
     struct failure f = {0};
     json_t *j = NULL;
@@ -1134,9 +1141,17 @@ static json_t *step_json(struct capture *cap, const char *path, const char *what
         cap->down = f;
         cap->is_down = true;
     }
-    if (!j)
+    if (!j && absent && (status == 404 || status == 503))
+        art_printf(&cap->art, "%s not available (%s answered HTTP %ld: %s)\n", absent->name,
+                   absent->group, status, absent->hint);
+    else if (!j)
         art_printf(&cap->art, "error: %s\n", f.text[0] ? f.text : "out of memory");
     return j;
+}
+
+static json_t *step_json(struct capture *cap, const char *path, const char *what)
+{
+    return step_fetch(cap, path, what, NULL);
 }
 
 static void step_log(struct capture *cap, const char *ns, const char *pod, const char *container,
@@ -1860,27 +1875,9 @@ static void step_config(struct capture *cap, const struct step_args *a)
  * metrics-server: 404 or 503) or failed. */
 static json_t *step_metrics(struct capture *cap, const char *path, const char *what)
 {
-    struct failure f = {0};
-    json_t *j = NULL;
-    long status = 0;
-
-    if (cap->is_down) {
-        art_printf(&cap->art, "skipped: %s\n", cap->down.text);
-        return NULL;
-    }
-    int r = path ? get_json(cap->self, path, what, &j, &status, &f) : -ENOMEM;
-    if (r < 0 || status == 401) {
-        cap->down = f;
-        cap->is_down = true;
-    }
-    if (!j && (status == 404 || status == 503))
-        art_printf(&cap->art,
-                   "metrics API not available (metrics.k8s.io answered HTTP %ld: is "
-                   "metrics-server installed?)\n",
-                   status);
-    else if (!j)
-        art_printf(&cap->art, "error: %s\n", f.text[0] ? f.text : "out of memory");
-    return j;
+    static const struct optional_api metrics_api = {"metrics API", "metrics.k8s.io",
+                                                    "is metrics-server installed?"};
+    return step_fetch(cap, path, what, &metrics_api);
 }
 
 /* k8s_top: kubectl top pods -n NS; kubectl top nodes. */

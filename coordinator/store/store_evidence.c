@@ -26,6 +26,7 @@
 
 #include "digest.h"
 #include "log.h"
+#include "strict_text.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "wire.h"
@@ -91,24 +92,7 @@ static void utf8_sanitize(const char *text, char *out, size_t outlen)
 
 static bool hex_decode32(const char *hex, uint8_t out[VG_SHA256_LEN])
 {
-    if (strlen(hex) != VG_SHA256_HEX_LEN)
-        return false;
-    for (size_t i = 0; i < VG_SHA256_LEN; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[2 * i + (size_t)k];
-            unsigned d;
-            if (c >= '0' && c <= '9')
-                d = (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                d = (unsigned)(c - 'a' + 10);
-            else
-                return false;
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return true;
+    return vg_strict_hex32(hex, strlen(hex), out);
 }
 
 /* ---- the chain ---- */

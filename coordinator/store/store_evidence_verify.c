@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "strict_text.h"
 #include "timeutil.h"
 #include "wire.h"
 
@@ -473,15 +474,7 @@ int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t
 
 static int unhex32(const char *hex, uint8_t out[VG_SHA256_LEN])
 {
-    if (strlen(hex) != 2 * VG_SHA256_LEN)
-        return -EPROTO;
-    for (size_t i = 0; i < VG_SHA256_LEN; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -EPROTO;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
+    return vg_strict_hex32(hex, strlen(hex), out) ? 0 : -EPROTO;
 }
 
 /* One statement returning rows, outside any walk: *ret_res on success (the caller clears it).

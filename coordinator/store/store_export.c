@@ -12,32 +12,17 @@
 #include "digest.h"
 #include "log.h"
 #include "store_internal.h"
+#include "strict_text.h"
 #include "wire.h"
 
 /* A column as one line's field for people: tabs and line breaks become spaces. */
 #define FIELD(x) "translate(" x ", E'\\t\\n\\r', '   ')"
 #define UTC(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-static bool unhex32(const char *hex, uint8_t out[32])
+/* A SHA-256 as the database writes it (encode(..., 'hex')). */
+static bool hex32(const char *hex, uint8_t out[32])
 {
-    if (strlen(hex) != 64)
-        return false;
-    for (size_t i = 0; i < 32; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[2 * i + (size_t)k];
-            unsigned d;
-            if (c >= '0' && c <= '9')
-                d = (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                d = (unsigned)(c - 'a' + 10);
-            else
-                return false;
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return true;
+    return vg_strict_hex32(hex, strlen(hex), out);
 }
 
 static bool parse_u64(const char *text, uint64_t *ret)
@@ -188,9 +173,8 @@ static int artifact_row(const PGresult *res, int i, void *userdata)
         return -E2BIG;
     if (!parse_u64(PQgetvalue(res, i, A_ID), &a.id) ||
         !parse_u64(PQgetvalue(res, i, A_SIZE), &a.size) ||
-        !unhex32(PQgetvalue(res, i, A_SHA256), a.sha256) ||
-        !unhex32(PQgetvalue(res, i, A_PREV), a.prev) ||
-        !unhex32(PQgetvalue(res, i, A_CHAIN), a.chain))
+        !hex32(PQgetvalue(res, i, A_SHA256), a.sha256) ||
+        !hex32(PQgetvalue(res, i, A_PREV), a.prev) || !hex32(PQgetvalue(res, i, A_CHAIN), a.chain))
         return -EPROTO;
 
     struct store_buf meta = {0};
@@ -279,8 +263,8 @@ static int chain_row(const PGresult *res, int i, void *userdata)
     if (++w->rows > STORE_EXPORT_ROWS_MAX)
         return -E2BIG;
     if (!parse_u64(PQgetvalue(res, i, 0), &row.seq) ||
-        !parse_u64(PQgetvalue(res, i, 1), &row.row_id) ||
-        !unhex32(PQgetvalue(res, i, 2), row.prev) || !unhex32(PQgetvalue(res, i, 3), row.link))
+        !parse_u64(PQgetvalue(res, i, 1), &row.row_id) || !hex32(PQgetvalue(res, i, 2), row.prev) ||
+        !hex32(PQgetvalue(res, i, 3), row.link))
         return -EPROTO;
     return w->cb(&row, w->userdata);
 }
@@ -370,20 +354,36 @@ int store_export_commands(store_t *self, uint64_t incident_id,
             "ted"
             "_b"
             "y") " || E'\\t' || " FIELD("node") " || E'\\t' || " FIELD("action") " || E'\\t' "
-                                                                                 "|| " FIELD("args:"
-                                                                                             ":tex"
-                                                                                             "t") " || E'\\t' || mode "
-                                                                                                  "||"
-                                                                                                  " CASE WHEN dry_run "
-                                                                                                  "THEN ' (dry run)' "
-                                                                                                  "ELSE '' END || "
-                                                                                                  "E'\\t' || state"
-                                                                                                  " FROM "
-                                                                                                  "command_requests "
-                                                                                                  "WHERE incident_id "
-                                                                                                  "= $1::bigint"
-                                                                                                  " ORDER BY n "
-                                                                                                  "LIMIT"
-                                                                                                  " " STORE_EXPORT_ROWS_LIMIT_TEXT,
+                                                                                 "|| " FIELD(
+                                                                                     "args:"
+                                                                                     ":tex"
+                                                                                     "t") " || "
+                                                                                          "E'\\t' "
+                                                                                          "|| mode "
+                                                                                          "||"
+                                                                                          " CASE "
+                                                                                          "WHEN "
+                                                                                          "dry_run "
+                                                                                          "THEN ' "
+                                                                                          "(dry "
+                                                                                          "run)' "
+                                                                                          "ELSE '' "
+                                                                                          "END || "
+                                                                                          "E'\\t' "
+                                                                                          "|| state"
+                                                                                          " FROM "
+                                                                                          "command_"
+                                                                                          "requests"
+                                                                                          " "
+                                                                                          "WHERE "
+                                                                                          "incident"
+                                                                                          "_id "
+                                                                                          "= "
+                                                                                          "$1::"
+                                                                                          "bigint"
+                                                                                          " ORDER "
+                                                                                          "BY n "
+                                                                                          "LIMIT"
+                                                                                          " " STORE_EXPORT_ROWS_LIMIT_TEXT,
         1, params, command_row, &w);
 }

@@ -3,7 +3,7 @@
 # batches through the coordinator into PostgreSQL; compared in the same run with a raw COPY of
 # the same number of rows of the same shape into the same table.
 #
-#   tests/bench/ingest.sh [--agents N] [--seconds S] [--operators K]
+#   tests/bench/ingest.sh [--agents N] [--seconds S] [--operators K] [--ramp R]
 #   tests/bench/ingest.sh [AGENTS] [SECONDS]      (defaults 1000 agents, 20 s)
 #
 # Before it: rules: samples=... (the rule engine saw every stored sample) evaluations_per_s=...
@@ -14,17 +14,21 @@
 # With --operators K, the same ingest runs again (same coordinator, after the first) while K
 # operators loop over `vigilctl signals` and `vigilctl incidents`, and the last line is
 #   ingest_under_operators: rows_per_s=X baseline_rows_per_s=Y ratio=R operator_requests=Q
+# --ramp R: the simulated agents connect R a second (default 0, all at once, up to 2,000 agents;
+#   250 past that).
 set -euo pipefail
 AGENTS=${AGENTS:-1000}
 DURATION=${DURATION:-20}
 OPERATORS=0
+RAMP=""
 positional=()
 while (($#)); do
     case $1 in
     --agents) AGENTS=$2; shift 2 ;;
     --seconds) DURATION=$2; shift 2 ;;
     --operators) OPERATORS=$2; shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --ramp) RAMP=$2; shift 2 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     --*) echo "ingest.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
     *) positional+=("$1"); shift ;;
     esac
@@ -32,6 +36,10 @@ done
 ((${#positional[@]} > 0)) && AGENTS=${positional[0]}
 ((${#positional[@]} > 1)) && DURATION=${positional[1]}
 SIGNALS_PER_MESSAGE=${SIGNALS_PER_MESSAGE:-50}
+# Enrollment: past 2,000 agents at once, enrollments are answered too slowly on 2 cores and the
+# simulator gives up on some; R connections a second then (vigil-sim --ramp).
+[[ -n $RAMP ]] || RAMP=$((AGENTS > 2000 ? 250 : 0))
+ENROLL=(--ramp "$RAMP" --enroll-seconds $((AGENTS / (RAMP > 0 ? RAMP : AGENTS) + 120)))
 export H_HEARTBEAT=5s H_LOG_LEVEL=warn
 source "$(dirname "$0")/../lib/harness.sh"
 h_setup
@@ -43,7 +51,7 @@ h_start_coordinator "runbooks:
 h_log "ingest: $AGENTS agents, $DURATION s, $SIGNALS_PER_MESSAGE signals per message"
 status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$H_COORD_PID/status"; }
 baseline_kib=$(status_kib VmRSS)
-sim=$(h_sim ingest --secret-file "$H_DIR/enrollment.secret" --agents "$AGENTS" \
+sim=$(h_sim ingest --secret-file "$H_DIR/enrollment.secret" --agents "$AGENTS" "${ENROLL[@]}" \
     --seconds "$DURATION" --signals-per-message "$SIGNALS_PER_MESSAGE" --window 4)
 echo "$sim"
 peak_kib=$(status_kib VmHWM)

@@ -27,10 +27,8 @@
 #include "zap.h"
 
 /* One batch stops at whichever comes first; the rest waits in the socket. At most two batches
- * are decoded at a time: the one being committed and the one being received. 256 messages:
- * decoded batches of 50 signals are ~15 KB each, and 1,024 of them held ~30 MB more at the same
- * ingest rate (tests/bench/ingest.sh). */
-#define DRAIN_MAX_MESSAGES 256
+ * are decoded at a time: the one being committed and the one being received. */
+#define DRAIN_MAX_MESSAGES 1024
 #define DRAIN_MAX_BYTES (16 * 1024 * 1024)
 /* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
 #define RECEIVE_WAITED_MS 100 /* a receive the main thread waits for stops after this */
@@ -38,11 +36,9 @@
 #define ROUTING_ID_MAX 255
 /* Per connection: what libzmq queues before it stops reading that connection, so the rest of
  * an agent's window (link.max_inflight, 256 by default) waits in TCP and in its spool, and a
- * flooding peer costs at most this many messages. 2, not more: at 16, 5,000 agents at full
- * ingest held 143 KB each (every queued message is kept encrypted and decrypted), at 2 (with
- * 256-message batches) 69 KB, and stored more rows per second; 1 stops enrollment altogether (libzmq 4.3.4). A stopped
- * connection is why the agents' socket sends no ZMTP heartbeats (VG_LIVENESS_TCP). */
-#define RCVHWM_MESSAGES 2
+ * flooding peer costs at most this many messages. A stopped connection is why the agents'
+ * socket sends no ZMTP heartbeats (VG_LIVENESS_TCP). */
+#define RCVHWM_MESSAGES 16
 /* A peer that is not an active agent may only enroll, and an enrollment request is a few
  * hundred bytes: anything larger from it is refused without being decoded. */
 #define UNADMITTED_MAX_BYTES 4096

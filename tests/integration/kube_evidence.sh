@@ -171,9 +171,10 @@ expect "$f" "^== kubectl logs $POD -n $NS -c backend --tail=5 ==$"
 lines=$(sed -n "/^== kubectl logs $POD/,\$p" "$f" | tail -n +2 | grep -vc '^$' || true)
 ((lines >= 1 && lines <= 5)) || h_fail "k8s_logs lines=5 gave $lines lines: $(cat "$f")"
 # (the server logs a request once it has answered it: wait for the line)
+# (one verdict over every line: jq 1.6's -e answers for the last line only)
 tail_asked() {
-    jq -e 'select(.path == "/api/v1/namespaces/'$NS'/pods/'$POD'/log") | .query | test("tailLines=5")' \
-        "$KUBE/requests.jsonl" >/dev/null
+    jq -n -e --arg p "/api/v1/namespaces/$NS/pods/$POD/log" \
+        'any(inputs | select(.path == $p) | .query; test("tailLines=5"))' "$KUBE/requests.jsonl" >/dev/null
 }
 h_wait "tailLines=5 at the server" 30 tail_asked
 f=$(collect k8s_logs namespace=$NS pod=$POD container=backend previous=true)
@@ -259,7 +260,8 @@ refused 'give pod or selector, not both' k8s_logs namespace=$NS pod=$POD selecto
 refused 'name the namespace' k8s_describe name=$POD
 refused 'not an argument|takes no argument|argument' k8s_top namespace=$NS lines=5
 [[ $(h_sql "select count(*) from evidence") == "$stored_before" ]] || h_fail "a refused collection stored evidence"
-if [[ -s $KUBE/requests.jsonl ]] && jq -e 'select(.path | test("/pods/|/deployments/|/configmaps/"))' "$KUBE/requests.jsonl" >/dev/null; then
+if [[ -s $KUBE/requests.jsonl ]] &&
+    jq -n -e 'any(inputs; .path | test("/pods/|/deployments/|/configmaps/"))' "$KUBE/requests.jsonl" >/dev/null; then
     h_fail "a refused collection reached the API server: $(head -3 "$KUBE/requests.jsonl")"
 fi
 h_pass "hostile arguments are refused with a clear line, before any request, and nothing is stored"

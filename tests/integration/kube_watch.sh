@@ -168,7 +168,7 @@ kube POST /_test/clear-requests >/dev/null
 kube POST /_test/compact >/dev/null
 kube POST /_test/drop-watches >/dev/null
 recover
-h_wait "an HTTP 410 to a watch" 15 bash -c "jq -e 'select(.status == 410 and (.query | test(\"watch=1\")))' '$KUBE/requests.jsonl' >/dev/null"
+h_wait "an HTTP 410 to a watch" 15 bash -c "jq -n -e 'any(inputs; .status == 410 and (.query | test(\"watch=1\")))' '$KUBE/requests.jsonl' >/dev/null"
 h_wait "the recovery after HTTP 410" 15 has k8s.crashloop '.value == 0' namespace $NS
 (($(pod_lists) > 0)) || h_fail "no list after HTTP 410"
 has k8s.up '.value == 1' || h_fail "k8s.up after 410: $(sig k8s.up)"

@@ -15,7 +15,7 @@
  *               before (handed over by logtail's line hook, never read a second time): the
  *               newest FLIGHT_LOG_LINES_MAX of them, each cut at FLIGHT_LOG_LINE_MAX bytes.
  * The text is streamed line by line into the recorder: no snapshot is ever held as one buffer.
- * After each snapshot the free pages of the heap go back to the system (malloc_trim): the
+ * After each snapshot the free pages of the heap go back to the kernel (malloc_trim): the
  * snapshot's transient buffers sit between lines that live for the whole window.
  *
  * Storage: lines are interned. Every distinct line is kept once (a refcounted string in a hash

@@ -67,7 +67,7 @@ pgsock=$(readlink -f "$H_DIR/coord/pgdata")/../pgsock
 t5=$(now)
 h_ctl --timeout 600s evidence verify >"$H_DIR/verify.out" || h_fail "verify: $(cat "$H_DIR/verify.out")"
 t6=$(now)
-head -1 "$H_DIR/verify.out" | grep -q "^evidence vault: $ROWS artifacts, .* chain intact$" ||
+head -1 "$H_DIR/verify.out" | grep "^evidence vault: $ROWS artifacts, .* chain intact$" >/dev/null ||
     h_fail "verify did not walk $ROWS intact rows: $(cat "$H_DIR/verify.out")"
 
 awk -v size="$SIZE" -v rows="$ROWS" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v t4="$t4" \

@@ -140,7 +140,7 @@ for k in coordinator.pub enrollment.secret signers.yaml; do
 done
 # The cluster agent's key: a key file the agent loads (vigil-agent's own format), not the
 # coordinator's.
-secret_value vigil-cluster-agent-keys agent.key | grep -q '^secret-key: "' || fail "secrets.sh: agent.key is not a key file"
+secret_value vigil-cluster-agent-keys agent.key | grep '^secret-key: "' >/dev/null || fail "secrets.sh: agent.key is not a key file"
 [[ $(secret_value vigil-cluster-agent-keys agent.key) != "$(secret_value vigil-coordinator-keys coordinator.key)" ]] ||
     fail "secrets.sh: the cluster agent has the coordinator's key"
 

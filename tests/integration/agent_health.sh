@@ -32,7 +32,7 @@ link:
   reconnect_min: 100ms
   reconnect_max: 1s
 YAML
-"$VIGIL_BUILD/vigil-agent" -n -c "$dir/agent.yaml" | grep -q "configuration OK" ||
+"$VIGIL_BUILD/vigil-agent" -n -c "$dir/agent.yaml" | grep "configuration OK" >/dev/null ||
     h_fail "the agent configuration with public_key_file does not check"
 
 health() { "$VIGIL_BUILD/vigil-agent" --health -c "$dir/agent.yaml"; }

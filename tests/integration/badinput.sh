@@ -19,7 +19,7 @@ h_capture out rc "$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml
     h_fail "out-of-range port: exit $rc: $out"
 
 h_write_coordinator_config
-"$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" | grep -q "configuration OK" ||
+"$VIGIL_BUILD/vigil-coordinator" -n -c "$H_DIR/coordinator.yaml" | grep "configuration OK" >/dev/null ||
     h_fail "-n does not accept a good configuration"
 
 chmod 644 "$H_DIR/enrollment.secret"

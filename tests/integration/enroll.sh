@@ -55,7 +55,7 @@ stored=$(h_sql "select count(*) from agent_messages where agent_id = '$pid'")
 [[ $stored == 0 ]] || h_fail "a pending agent had $stored messages stored"
 grep -q "vigilctl agents approve $pid" "$H_DIR/agents/node-p/agent.log" ||
     h_fail "the pending agent's log does not tell how to approve it"
-h_ctl agents approve "$pid" | grep -q approved || h_fail "approve did not confirm"
+h_ctl agents approve "$pid" | grep approved >/dev/null || h_fail "approve did not confirm"
 h_wait "node-p active after approval" 30 is_state node-p active
 has_rows() { [[ $(h_sql "select count(*) from agent_messages where agent_id = '$pid'") -gt 0 ]]; }
 h_wait "node-p's spooled signals stored after approval" 30 has_rows
@@ -63,7 +63,7 @@ h_pass "an agent without a token is pending until approved"
 
 # An unknown key may only enroll: its signals are refused and counted, nothing stored.
 before=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
-h_sim bad unknown-key | grep -q 'refused code=1' || h_fail "signals from an unknown key were not refused"
+h_sim bad unknown-key | grep 'refused code=1' >/dev/null || h_fail "signals from an unknown key were not refused"
 after=$(h_metric 'vigil_messages_refused_total{reason="not_enrolled"}')
 ((after > before)) || h_fail "refusal of an unknown key was not counted ($before -> $after)"
 # And an operator key the coordinator does not know gets nowhere.

@@ -92,7 +92,7 @@ received() {
 }
 count() { received "$1" "$2" | wc -l; }
 has() { (($(count "$1" "$2") >= ${3:-1})); }
-first_time() { received "$1" "$2" | head -1 | jq -r .time; }
+first_time() { received "$1" "$2" | sed -n 1p | jq -r .time; }
 mail_count() { grep -l "incident $1)" "$H_DIR/mail/box/new/"* 2>/dev/null | wc -l; }
 mail_has() { (($(mail_count "$1") >= 1)); }
 
@@ -113,11 +113,11 @@ awk -v t0="$t0" -v a="$a" -v b="$b" -v p="$p" 'BEGIN {
 }' || h_fail "the levels came at the wrong times (alice $a, bob $b, cto $p, start $t0)"
 
 # The webhook is signed over its exact body with the shared secret.
-received alice "$i1" | head -1 | jq -r '.body_b64, .headers["X-Vigil-Signature"]' >"$H_DIR/sig"
+received alice "$i1" | sed -n 1p | jq -r '.body_b64, .headers["X-Vigil-Signature"]' >"$H_DIR/sig"
 body_sig=$(sed -n 1p "$H_DIR/sig" | base64 -d | openssl dgst -sha256 -hmac "$(cat "$H_DIR/webhook.secret")" -r | cut -d' ' -f1)
 [[ "sha256=$body_sig" == "$(sed -n 2p "$H_DIR/sig")" ]] || h_fail "the webhook signature does not verify"
 # What a person needs at 3 a.m.: severity, title, scope, start, who, the ack command.
-msg=$(received bob "$i1" | head -1 | jq -r '.body | fromjson | .text')
+msg=$(received bob "$i1" | sed -n 1p | jq -r '.body | fromjson | .text')
 for want in "[SEV1]" "Checkout down (checkout-1)" "Scope:      web-1" "Started:" "vigilctl ack $i1"; do
     [[ $msg == *"$want"* ]] || h_fail "the page lacks \"$want\": $msg"
 done

@@ -110,7 +110,7 @@ jq -e 'length == 2 and all(.[]; .status == "stored") and ([.[].node] | sort == [
 coll=$(jq -r '.[0].collection_id' <<<"$out")
 h_ctl evidence list --collection "$coll" -o json | jq -e 'length == 2' >/dev/null ||
     h_fail "evidence list --collection"
-h_ctl evidence list | head -1 | grep -q "ID.*COLLECTION.*NODE.*KIND.*STATUS.*SIZE.*SHA256" ||
+h_ctl evidence list | sed -n 1p | grep "ID.*COLLECTION.*NODE.*KIND.*STATUS.*SIZE.*SHA256" >/dev/null ||
     h_fail "evidence list table header"
 (($(h_metric vigil_evidence_stored_total) >= 7)) || h_fail "stored artifacts not counted"
 h_pass "collect --all stores one artifact per agent"

@@ -109,7 +109,7 @@ h_capture out rc /usr/bin/time -f 'max_rss_kib=%M' -o "$H_DIR/export.time" \
 # Streamed: vigilctl never held the 40 MiB artifact (nor the bundle) in memory. Not under the
 # sanitizers, whose shadow memory and quarantine of freed blocks make RSS say nothing about that.
 sanitized=0
-ldd "$VIGIL_BUILD/vigilctl" | grep -q -E 'lib(a|ub)san' && sanitized=1
+ldd "$VIGIL_BUILD/vigilctl" | grep -E 'lib(a|ub)san' >/dev/null && sanitized=1
 rss_bounded() { # FILE WHAT
     local rss
     rss=$(sed -n 's/^max_rss_kib=//p' "$1")

@@ -125,7 +125,7 @@ can() { reach "${@:2}" || h_fail "$1: $3 should reach $4:$5 but cannot: $(tail -
 # A cut connection times out: its packets are dropped, not refused by a listener gone missing.
 cannot() {
     ! reach "${@:2}" || h_fail "$1: $3 should not reach $4:$5 but does"
-    tail -n 1 "$D/net.log" | grep -q 'timed out$' ||
+    tail -n 1 "$D/net.log" | grep 'timed out$' >/dev/null ||
         h_fail "$1: $3 -> $4:$5 failed otherwise than by a timeout: $(tail -n 1 "$D/net.log")"
 }
 

@@ -67,7 +67,7 @@ PORT=$(h_free_port)
 sleep 2 # a few snapshots without it first
 (cd "$H_DIR" && exec python3 -m http.server "$PORT" --bind 127.0.0.1) >"$H_DIR/listener.log" 2>&1 &
 LISTENER=$!
-listening() { ss -Htln "sport = :$PORT" | grep -q LISTEN; }
+listening() { ss -Htln "sport = :$PORT" | grep LISTEN >/dev/null; }
 h_wait "the listener on :$PORT" 20 listening
 echo "$(date -u +%FT%TZ) flight-test: listener pid=$LISTENER on port $PORT" >>"$L/app.log"
 sleep 3

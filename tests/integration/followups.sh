@@ -80,16 +80,16 @@ jq -e --arg d "$future" '.[1] | .overdue == false and .due == $d and .owner == "
 jq -e '.[3] | .due == null and .owner == null and .created_by == "admin"' <<<"$list" >/dev/null ||
     h_fail "one without owner or due date: $list"
 table=$(h_ctl followups) || h_fail "followups failed"
-head -1 <<<"$table" | grep -Eq '^ID +INCIDENT +STATE +DUE +OWNER +AGE +TEXT' || h_fail "table header: $table"
-sed -n 2p <<<"$table" | grep -Eq "^$F2 +$B +OVERDUE +2020-01-15 +Zoë Ångström +[0-9]+s ago +Rehearse the failover" ||
+head -1 <<<"$table" | grep -E '^ID +INCIDENT +STATE +DUE +OWNER +AGE +TEXT' >/dev/null || h_fail "table header: $table"
+sed -n 2p <<<"$table" | grep -E "^$F2 +$B +OVERDUE +2020-01-15 +Zoë Ångström +[0-9]+s ago +Rehearse the failover" >/dev/null ||
     h_fail "the table's first row is not the overdue one: $table"
 
 notes() { h_ctl incident show "$1" -o json | jq -r '.timeline[] | select(.kind == "note") | "\(.actor)|\(.text)"'; }
-notes "$A" | grep -Fxq "alice|follow-up $F1 added: Add an alert on checkout 5xx (owner alice, due $future)" ||
+notes "$A" | grep -Fx "alice|follow-up $F1 added: Add an alert on checkout 5xx (owner alice, due $future)" >/dev/null ||
     h_fail "the timeline has no note of follow-up $F1: $(notes "$A")"
-notes "$A" | grep -Fxq "admin|follow-up $F3 added: Write the runbook's missing step" ||
+notes "$A" | grep -Fx "admin|follow-up $F3 added: Write the runbook's missing step" >/dev/null ||
     h_fail "the timeline has no note of follow-up $F3: $(notes "$A")"
-notes "$B" | grep -Fxq "alice|follow-up $F2 added: Rehearse the failover (owner Zoë Ångström, due 2020-01-15)" ||
+notes "$B" | grep -Fx "alice|follow-up $F2 added: Rehearse the failover (owner Zoë Ångström, due 2020-01-15)" >/dev/null ||
     h_fail "the timeline has no note of follow-up $F2: $(notes "$B")"
 [[ $(h_sql "select count(*) from audit_log where action = 'followup.add'") == 4 ]] ||
     h_fail "not every follow-up added is audited: $(h_sql "select * from audit_log where action like 'followup%'")"
@@ -111,8 +111,8 @@ all=$(h_ctl -o json followups --all)
 jq -e --argjson id "$F2" '.[-1] | .id == $id and .done and .done_by == "alice" and .overdue == false
     and .done_note == "rehearsed on staging" and (.done_at | type) == "string"' <<<"$all" >/dev/null ||
     h_fail "--all does not list the done one last: $all"
-h_ctl followups --all | grep -Eq "^$F2 +$B +done \(alice\) " || h_fail "the table's done row: $(h_ctl followups --all)"
-notes "$B" | grep -Fxq "alice|follow-up $F2 done by alice: rehearsed on staging" ||
+h_ctl followups --all | grep -E "^$F2 +$B +done \(alice\) " >/dev/null || h_fail "the table's done row: $(h_ctl followups --all)"
+notes "$B" | grep -Fx "alice|follow-up $F2 done by alice: rehearsed on staging" >/dev/null ||
     h_fail "the timeline has no note of the done follow-up: $(notes "$B")"
 [[ $(h_sql "select count(*) from audit_log where action = 'followup.done' and actor = 'operator:alice'
             and subject = 'incident $B' and detail = 'follow-up $F2'") == 1 ]] ||

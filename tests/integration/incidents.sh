@@ -33,7 +33,7 @@ jq -e --argjson id "$id" '.[] | select(.id == $id) |
     .scope == ["web-1", "web-2", "web-3"]' <<<"$json" >/dev/null ||
     h_fail "incident $id listed wrongly: $json"
 table=$(h_ctl incidents) || h_fail "vigilctl incidents (table) failed"
-head -1 <<<"$table" | grep -Eq '^ID +SEV +STATE +TITLE +SCOPE +OPENED +AGE +DUE' ||
+head -1 <<<"$table" | grep -E '^ID +SEV +STATE +TITLE +SCOPE +OPENED +AGE +DUE' >/dev/null ||
     h_fail "unexpected table header: $table"
 grep -Eq "^$id +SEV1 +detected +Application down +web-1,web-2,web-3 " <<<"$table" ||
     h_fail "incident row missing from the table: $table"
@@ -63,7 +63,7 @@ h_capture out status h_ctl ack "$id"
 [[ $status == 1 && $out == *"already acknowledged"* ]] || h_fail "a second ack: $status $out"
 h_capture out status h_ctl resolve "$id"
 [[ $status == 2 && $out == *"--note"* ]] || h_fail "resolve without a note: $status $out"
-h_ctl resolve "$id" --note "restarted the app servers" | grep -qx "incident $id resolved" ||
+h_ctl resolve "$id" --note "restarted the app servers" | grep -x "incident $id resolved" >/dev/null ||
     h_fail "resolve did not say so"
 h_ctl incidents -o json | jq -e --argjson id "$id" 'all(.id != $id)' >/dev/null ||
     h_fail "a resolved incident is still listed as open"
@@ -80,7 +80,7 @@ jq -e '.timeline[3].actor != "vigil" and .timeline[3].text == "on it" and
        .timeline[4].text == "restarted the app servers" and .timeline[0].actor == "vigil" and
        .timeline[2].data.from == "SEV2" and .timeline[2].data.to == "SEV1" and
        ([.timeline[].id] | . == sort)' <<<"$show" >/dev/null || h_fail "timeline details wrong: $show"
-h_ctl incident show "$id" | grep -Eq '^ +severity +SEV1$' || h_fail "incident show (text) lacks the severity"
+h_ctl incident show "$id" | grep -E '^ +severity +SEV1$' >/dev/null || h_fail "incident show (text) lacks the severity"
 h_pass "incident show has the timeline in order, with actors and notes"
 
 # ---- a returning symptom reopens the same incident ------------------------------------------

@@ -89,7 +89,7 @@ shows() {
     done
 }
 # sent_has 'METHOD PATH CONTENT-TYPE': the last command sent that request.
-sent_has() { sent | grep -qF -- "$1" || fail "kubectl did not send '$1'"; }
+sent_has() { sent | grep -F -- "$1" >/dev/null || fail "kubectl did not send '$1'"; }
 
 # --- Reads (triage and diagnostics sections).
 kc get pods -n $NS
@@ -168,7 +168,7 @@ code=$(curl -sS -o "$DIR/out" -w '%{http_code}' --cacert "$DIR/ca.crt" "$URL/api
 shows '"kind": "Status"' '"reason": "Unauthorized"'
 code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DIR/ca.crt" -H "Authorization: Bearer wrong" "$URL/_test/state")
 [[ $code == 401 ]] || fail "a control request with a wrong token got $code"
-sent | grep -qF "GET /api/v1/namespaces/$NS/pods - -> 401" || fail "the 401 was not logged"
+sent | grep -F "GET /api/v1/namespaces/$NS/pods - -> 401" >/dev/null || fail "the 401 was not logged"
 [[ $(wc -l <"$DIR/requests.jsonl") == 1 ]] || fail "control requests were logged"
 log "ok: no token, 401 (logged); control endpoints not logged"
 

@@ -153,7 +153,7 @@ expect '^worker-1 +1200m +32% +6144Mi +40%'
 if grep -qE 'not-a-real-password|fake-api-key|bm90LWEtcmVhbC1wYXNzd29yZA|ZmFrZS1hcGkta2V5' "$f"; then
     h_fail "the artifact holds a secret's value"
 fi
-if jq -r .path "$KUBE/requests.jsonl" | grep -q '/secrets'; then
+if jq -r .path "$KUBE/requests.jsonl" | grep '/secrets' >/dev/null; then
     h_fail "the probe requested Secrets: $(jq -r .path "$KUBE/requests.jsonl" | grep /secrets | head -3)"
 fi
 h_pass "evidence: get/describe pods, events, logs (current and previous), ingress, deployments, events, top, nodes; no Secret read"

@@ -305,14 +305,14 @@ h_ctl incident show "$inc" -o json | jq -e --arg id "$cid" '
     and any(.steps[]; .step == "check-resource-limits" and .mode == "manual" and .state == "manual")
     and any(.steps[]; .step == "restart-nginx" and .state == "verified")' >/dev/null ||
     h_fail "incident show steps: $(h_ctl incident show "$inc" -o json | jq -c .steps)"
-h_ctl incident show "$inc" | grep -qE "^ *restart-nginx +auto +issued +$cid" ||
+h_ctl incident show "$inc" | grep -E "^ *restart-nginx +auto +issued +$cid" >/dev/null ||
     h_fail "incident show (text) has no steps section: $(h_ctl incident show "$inc")"
 # Those paged hear what Vigil did, once.
 told="Vigil ran restart-nginx on web-1 ($cid): done, exit 0"
 h_wait "the automatic action told to those paged" 15 paged "$inc" "$told"
 told_n=$(jq -r '.body | fromjson | .text // ""' "$SINK_LOG" | grep -cF "(incident $inc) automatic action" || true)
 [[ $told_n == 1 ]] || h_fail "the action told $told_n times (once expected): $(cat "$SINK_LOG")"
-h_ctl report "$inc" | grep -qF -- "- restart-nginx on web-1 ($cid, auto, requested by vigil): done, exit 0" ||
+h_ctl report "$inc" | grep -F -- "- restart-nginx on web-1 ($cid, auto, requested by vigil): done, exit 0" >/dev/null ||
     h_fail "the report draft does not list the command: $(h_ctl report "$inc")"
 h_pass "nginx killed -> incident -> auto step issued by vigil -> accepted/started/done -> resolved"
 
@@ -336,7 +336,7 @@ h_wait "the step's request" 20 pending
 id=$(commands_of "$inc2" | jq -r '[.[] | select(.action == "restart-nginx")] | sort_by(.id) | last | .id')
 [[ $(commands_of "$inc2" | jq -r --arg id "$id" '.[] | select(.id == $id) | .state') == pending ]] ||
     h_fail "within auto_min_interval the auto step ran again: $(commands_of "$inc2")"
-timeline "$inc2" | grep -q "waits for approval.*auto_min_interval.*vigilctl approve $id" ||
+timeline "$inc2" | grep "waits for approval.*auto_min_interval.*vigilctl approve $id" >/dev/null ||
     h_fail "no rate-limit note: $(timeline "$inc2")"
 nginx_up && h_fail "nginx answered before the approval"
 h_ctl approve "$id" >"$H_DIR/approve.out" 2>&1 || h_fail "approve $id: $(cat "$H_DIR/approve.out")"
@@ -352,7 +352,7 @@ h_wait "the approve step is a pending request" 20 spend
 sid=$(commands_of "$sinc" | jq -r '.[0].id')
 sleep 2
 [[ $(commands_of "$sinc" | jq -r '.[0].state') == pending ]] || h_fail "the approve step ran by itself"
-timeline "$sinc" | grep -q "waits for approval: vigilctl approve $sid" || h_fail "no approval note: $(timeline "$sinc")"
+timeline "$sinc" | grep "waits for approval: vigilctl approve $sid" >/dev/null || h_fail "no approval note: $(timeline "$sinc")"
 h_ctl approve "$sid" >"$H_DIR/approve.out" 2>&1 || h_fail "approve $sid: $(cat "$H_DIR/approve.out")"
 sdone() { commands_of "$sinc" | jq -e '.[0].state == "done" and .[0].exit_status == 0' >/dev/null; }
 h_wait "restart-sleeper done" 30 sdone
@@ -434,7 +434,7 @@ h_wait "web-down opens again" 20 newer
 inc3=$(incident_of web-down)
 h_wait "the step's request" 20 has_request "$inc3"
 id3=$(newest_request "$inc3")
-timeline "$inc3" | grep -q "waits for approval (automation is off): vigilctl approve $id3" ||
+timeline "$inc3" | grep "waits for approval (automation is off): vigilctl approve $id3" >/dev/null ||
     h_fail "no automation-off note: $(timeline "$inc3")"
 h_wait "the page says automation is off" 15 paged "$inc3" "Automation is off"
 paged "$inc3" "$id3 restart-nginx on web-1" || h_log "the first page went out before the request existed"

@@ -77,7 +77,7 @@ t0=$(date +%s.%N)
 event_logged() { grep -q "symptom runbook=test-worker symptom=worker-down fingerprint=$FP state=critical .*severity=SEV3" "$H_DIR/coordinator.log"; }
 h_wait "the critical symptom event for $FP" 5 event_logged
 elapsed=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-grep "fingerprint=$FP " "$H_DIR/coordinator.log" | grep -q 'reason="[^"]' ||
+grep "fingerprint=$FP " "$H_DIR/coordinator.log" | grep 'reason="[^"]' >/dev/null ||
     h_fail "the event line has no reason"
 after=$(h_metric 'vigil_symptom_events_total{state="critical"}')
 ((after > before)) || h_fail "vigil_symptom_events_total{state=critical} did not increase ($before -> $after)"

@@ -58,10 +58,10 @@ h_pass "1. vigilctl update goes at once to those paged and the audiences, in the
 
 # ---- 2. an interval without one -------------------------------------------------------------
 h_wait "the owner reminded" 12 has admin "$ID" reminder
-got admin "$ID" reminder | head -1 | jq -e --arg id "$ID" '.update | test("vigilctl update " + $id)' >/dev/null ||
+got admin "$ID" reminder | sed -n 1p | jq -e --arg id "$ID" '.update | test("vigilctl update " + $id)' >/dev/null ||
     h_fail "the reminder: $(got admin "$ID" reminder)"
 h_wait "the automatic update at the interval's end" 5 has alice "$ID" update
-got alice "$ID" update | head -1 | jq -e '.update == "no human update was given in the last 4 s"' >/dev/null ||
+got alice "$ID" update | sed -n 1p | jq -e '.update == "no human update was given in the last 4 s"' >/dev/null ||
     h_fail "the automatic update: $(got alice "$ID" update)"
 # The reminder came first, about a sixth of the interval (0.67 s) before the automatic update.
 first_time() { jq -r --arg p "/$1" --argjson id "$2" --arg k "$3" 'select(.path == $p and

@@ -27,8 +27,10 @@
 #include "zap.h"
 
 /* One batch stops at whichever comes first; the rest waits in the socket. At most two batches
- * are decoded at a time: the one being committed and the one being received. */
-#define DRAIN_MAX_MESSAGES 1024
+ * are decoded at a time: the one being committed and the one being received. 256 messages:
+ * decoded batches of 50 signals are ~15 KB each, and 1,024 of them held ~30 MB more at the same
+ * ingest rate (tests/bench/ingest.sh). */
+#define DRAIN_MAX_MESSAGES 256
 #define DRAIN_MAX_BYTES (16 * 1024 * 1024)
 /* router_handle keeps overlapping receive and commit this long, then lets the loop run. */
 #define RECEIVE_WAITED_MS 100 /* a receive the main thread waits for stops after this */
@@ -36,9 +38,12 @@
 #define ROUTING_ID_MAX 255
 /* Per connection: what libzmq queues before it stops reading that connection, so the rest of
  * an agent's window (link.max_inflight, 256 by default) waits in TCP and in its spool, and a
- * flooding peer costs at most this many messages. A stopped connection is why the agents'
- * socket sends no ZMTP heartbeats (VG_LIVENESS_TCP). */
-#define RCVHWM_MESSAGES 16
+ * flooding peer costs at most this many messages. 2, not more: at 16, 5,000 agents at full
+ * ingest held 143 KB each (every queued message is kept encrypted and decrypted), at 2 (with
+ * 256-message batches) 69 KB, and stored more rows per second; 1 stops enrollment altogether
+ * (libzmq 4.3.4). A stopped connection is why the agents' socket sends no ZMTP heartbeats
+ * (VG_LIVENESS_TCP). router_config.receive_queue_messages overrides it. */
+#define RCVHWM_MESSAGES 2
 /* A peer that is not an active agent may only enroll, and an enrollment request is a few
  * hundred bytes: anything larger from it is refused without being decoded. */
 #define UNADMITTED_MAX_BYTES 4096
@@ -174,7 +179,9 @@ router_t *router_new(void *ctx, const struct router_config *cfg, registry_t *reg
     if (vg_zmq_common_options(self->socket, (int)cfg->heartbeat_interval_ms,
                               VG_LIVENESS_TCP) < 0 ||
         setopt_int(self->socket, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
-        setopt_int(self->socket, ZMQ_RCVHWM, RCVHWM_MESSAGES) != 0 ||
+        setopt_int(self->socket, ZMQ_RCVHWM,
+                   cfg->receive_queue_messages > 0 ? cfg->receive_queue_messages
+                                                   : RCVHWM_MESSAGES) != 0 ||
         setopt_int(self->socket, ZMQ_SNDHWM, 100000) != 0 ||
         setopt_int(self->socket, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(self->socket, ZMQ_CURVE_SECRETKEY, cfg->server_keys->secret_key,

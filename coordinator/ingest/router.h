@@ -49,6 +49,10 @@ struct router_config {
     int64_t pending_ttl_ms;         /* a pending agent older than this is forgotten */
     int64_t incomplete_evidence_grace_ms; /* chunks of a failed, incomplete artifact go after */
     struct router_observer observer;      /* copied; all NULL = nobody listens */
+    /* Messages queued per agent connection before libzmq stops reading it (ZMQ_RCVHWM); 0 = the
+     * default, 2, which bounds memory under full ingest. Tests that need several messages of
+     * one connection in one batch set more. */
+    int receive_queue_messages;
 };
 
 typedef struct router router_t;

@@ -74,6 +74,7 @@ static struct {
     size_t nagents;
     size_t observed_batches; /* router_observer.signals calls */
     char observed_node[64];
+    int receive_queue_messages; /* router_config's; 0 = the coordinator's default */
 } t;
 
 /* ---- the store and the metrics, as an operator would look ---- */
@@ -472,6 +473,7 @@ static int router_setup(void **state)
         .pending_ttl_ms = 7LL * 24 * 3600 * 1000,
         .incomplete_evidence_grace_ms = 600000,
         .observer = {.signals = observe_signals},
+        .receive_queue_messages = t.receive_queue_messages,
     };
     t.router = router_new(t.ctx, &cfg, t.registry, t.pg.store, err, sizeof(err));
     if (!t.router) {
@@ -481,6 +483,15 @@ static int router_setup(void **state)
     return 0;
 }
 
+/* Tests of what happens within one batch (acknowledgements folded, a duplicate or a bad record
+ * among good ones) send several messages before the router runs and expect them in one batch:
+ * the coordinator's default queue (2 per connection) would split them. */
+static int router_setup_deep_queue(void **state)
+{
+    t.receive_queue_messages = 16;
+    return router_setup(state);
+}
+
 static int router_teardown(void **state)
 {
     (void)state;
@@ -488,6 +499,7 @@ static int router_teardown(void **state)
         agent_close(&t.agents[i]);
     t.nagents = 0;
     router_destroy(&t.router);
+    t.receive_queue_messages = 0;
     zap_destroy(&t.zap);
     if (t.ctx)
         zmq_ctx_term(t.ctx);
@@ -584,6 +596,39 @@ static void test_duplicates_stored_once(void **state)
     assert_int_equal(stored_messages(a->id, 0), 3);
     assert_int_equal(stored_signals(a->id, 0), 9);
     assert_int_equal(metric("vigil_stored_messages_total"), stored_before + 2);
+}
+
+/* With the coordinator's shallow receive queue, an agent's whole window sent at once (more than
+ * one batch holds) waits in the connection, not in memory, and is stored and acknowledged
+ * exactly once, every seq. */
+static void test_full_window_through_shallow_queue(void **state)
+{
+    (void)state;
+    enum { WINDOW = 300 };
+    struct fake_agent *a = agent_new();
+    enroll_active(a);
+
+    for (uint64_t seq = 1; seq <= WINDOW; seq++)
+        send_signals(a, seq, 1);
+    static unsigned acked[WINDOW + 1];
+    memset(acked, 0, sizeof(acked));
+    size_t covered = 0;
+    while (covered < WINDOW) {
+        Vigil__Envelope *env = expect_body(a, VIGIL__ENVELOPE__BODY_ACK);
+        for (size_t i = 0; i < env->ack->n_ranges; i++) {
+            const Vigil__SeqRange *r = env->ack->ranges[i];
+            assert_true(r->first >= 1 && r->first <= r->last && r->last <= WINDOW);
+            for (uint64_t seq = r->first; seq <= r->last; seq++)
+                if (acked[seq]++ == 0)
+                    covered++;
+        }
+        vg_envelope_free(env);
+    }
+    expect_quiet(a);
+    for (uint64_t seq = 1; seq <= WINDOW; seq++)
+        assert_int_equal(acked[seq], 1); /* each acknowledged once: nothing resent, none twice */
+    assert_int_equal(stored_messages(a->id, 0), WINDOW);
+    assert_int_equal(stored_signals(a->id, 0), WINDOW);
 }
 
 /* Runs sql on the test's own connection. */
@@ -879,9 +924,12 @@ int main(void)
 {
     vg_log_init("test_router", VG_LOG_ERROR, false);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ack_folds_batches_into_ranges, router_setup,
+        cmocka_unit_test_setup_teardown(test_ack_folds_batches_into_ranges,
+                                        router_setup_deep_queue, router_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_stored_once, router_setup_deep_queue,
                                         router_teardown),
-        cmocka_unit_test_setup_teardown(test_duplicates_stored_once, router_setup, router_teardown),
+        cmocka_unit_test_setup_teardown(test_full_window_through_shallow_queue, router_setup,
+                                        router_teardown),
         cmocka_unit_test_setup_teardown(test_no_ack_without_commit, router_setup, router_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_may_only_enroll, router_setup,
                                         router_teardown),
@@ -891,8 +939,8 @@ int main(void)
                                         router_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_version_refused, router_setup, router_teardown),
         cmocka_unit_test_setup_teardown(test_forged_sender_refused, router_setup, router_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_record_refused_rest_stored, router_setup,
-                                        router_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_record_refused_rest_stored,
+                                        router_setup_deep_queue, router_teardown),
         cmocka_unit_test_setup_teardown(test_revoked_agent_refused, router_setup, router_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

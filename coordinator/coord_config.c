@@ -37,6 +37,10 @@ const struct vg_cfg_key coord_config_keys[] = {
         "at once, so a slow client cannot starve /healthz"),
     KEY("store.url", VG_CFG_STRING, store_url, 0, 1024, "",
         "libpq connection string; empty = start a private PostgreSQL under state_dir"),
+    KEY("store.owner_url", VG_CFG_STRING, store_owner_url, 0, 1024, "",
+        "libpq connection string of the role that owns Vigil's tables, for migrations and "
+        "maintenance; empty = store.url (which then holds more rights than the running "
+        "coordinator needs: a warning at start)"),
     KEY("store.pg_bin_dir", VG_CFG_STRING, store_pg_bin_dir, 0, 0, "",
         "directory holding initdb and pg_ctl; empty = newest /usr/lib/postgresql/*/bin"),
     KEY("store.start_timeout", VG_CFG_DURATION_MS, store_start_timeout_ms, 0, 24 * HOUR_MS, "60s",
@@ -77,8 +81,7 @@ const struct vg_cfg_key coord_config_keys[] = {
         "resolved (never while the incident is open or on `vigilctl hold`); its vault row and "
         "chain link stay, and the removal is audited. 0 = evidence is kept forever (the "
         "runbook's \"preserve evidence\")"),
-    KEY("retention.interval", VG_CFG_DURATION_MS, retention_interval_ms, 1000, 24 * HOUR_MS,
-        "1h",
+    KEY("retention.interval", VG_CFG_DURATION_MS, retention_interval_ms, 1000, 24 * HOUR_MS, "1h",
         "how often the retention pass runs (partitions made ahead, expired ones dropped, "
         "expired evidence removed), on its own database connection; also once at start"),
     KEY("commands.capsule_ttl", VG_CFG_DURATION_MS, commands_capsule_ttl_ms, 10000, 15 * 60000,

@@ -23,6 +23,7 @@ struct coord_config {
     int64_t http_port;
     int64_t http_max_per_client; /* connections at once from one client address */
     char *store_url;             /* "" = private PostgreSQL cluster under state_dir */
+    char *store_owner_url;       /* "" = store_url */
     char *store_pg_bin_dir;
     int64_t store_start_timeout_ms;
     char *enrollment_secret_file; /* "" = no bootstrap tokens: every new agent waits as pending */

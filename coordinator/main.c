@@ -20,12 +20,12 @@
 #include <zmq.h>
 
 #include "admin.h"
+#include "checkpoint_hook.h"
 #include "coord_config.h"
 #include "correlate.h"
 #include "escalate.h"
 #include "evloop.h"
 #include "http.h"
-#include "status_http.h"
 #include "incidents.h"
 #include "keys.h"
 #include "log.h"
@@ -35,14 +35,15 @@
 #include "registry.h"
 #include "remediate.h"
 #include "retention.h"
+#include "roles.h"
 #include "router.h"
 #include "runbook_load.h"
 #include "sign.h"
+#include "status_http.h"
 #include "steps.h"
 #include "store.h"
 #include "timeutil.h"
 #include "watchdog.h"
-#include "checkpoint_hook.h"
 #include "zap.h"
 
 #define EXIT_USAGE 64
@@ -789,6 +790,7 @@ static int start(struct coordinator *c)
 
     struct store_config scfg = {
         .url = c->cfg.store_url,
+        .owner_url = c->cfg.store_owner_url,
         .state_dir = c->cfg.state_dir,
         .pg_bin_dir = c->cfg.store_pg_bin_dir[0] ? c->cfg.store_pg_bin_dir : NULL,
         .start_timeout_ms = c->cfg.store_start_timeout_ms,
@@ -1022,6 +1024,30 @@ static void stop(struct coordinator *c)
     coord_config_free(&c->cfg);
 }
 
+/* -n with an external store: the login the running coordinator would use, checked for rights
+ * beyond its needs (a warning: the configuration itself is fine). */
+static void check_store_rights(const struct coord_config *cfg)
+{
+    if (!cfg->store_url[0]) {
+        printf("store: private cluster: the coordinator connects as " ROLES_RUNTIME
+               " (reads, appends to the record), migrations and maintenance as " ROLES_OWNER "\n");
+        return;
+    }
+    char excess[1024];
+    int n = store_check_rights(cfg->store_url, excess, sizeof(excess));
+    if (n < 0)
+        printf("store: rights not checked: %s\n", excess);
+    else if (n == 0)
+        printf("store: the coordinator's login holds no more rights than it needs\n");
+    else
+        fprintf(stderr,
+                "vigil-coordinator: warning: store.url's login has more rights than the running "
+                "coordinator needs (%s): it could switch the append-only protection off; give it a "
+                "role of its own and the owner's to store.owner_url (docs/operations.md, "
+                "\"Database roles\")\n",
+                excess);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = "/etc/vigil/coordinator.yaml";
@@ -1094,6 +1120,7 @@ int main(int argc, char **argv)
                 return EXIT_CONFIG;
             }
         }
+        check_store_rights(&c.cfg);
         printf("%s: configuration OK\n", config_path);
         coord_config_free(&c.cfg);
         return 0;

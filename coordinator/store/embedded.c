@@ -18,6 +18,7 @@
  */
 #include "embedded.h"
 
+#include "atomicfile.h"
 #include "digest.h"
 #include "reach.h"
 
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "roles.h"
 
 #define PG_PORT "5432" /* only part of the socket file's name in our private directory */
 #define PG_SOCKET_NAME "/.s.PGSQL." PG_PORT
@@ -64,7 +66,9 @@ struct embedded_pg {
     char sock_dir[PATH_MAX];
     char log_path[PATH_MAX];
     char port[16];
-    char conninfo[PATH_MAX + 64];
+    char state_dir[PATH_MAX];          /* the coordinator's: the roles' password files */
+    char conninfo[2 * PATH_MAX + 128]; /* the coordinator's role (roles.h) */
+    char owner_conninfo[2 * PATH_MAX + 128];
 
     /* Who runs initdb/pg_ctl: ourselves, or (as root) the postgres user. */
     bool drop_privs;
@@ -746,8 +750,18 @@ static int initdb(const embedded_pg_t *pg, char *err, size_t errlen)
 
     if (path_join(tool, sizeof(tool), pg->bin_dir, "initdb") < 0)
         return -ENAMETOOLONG;
-    char *argv[] = {tool, "-D",   (char *)pg->data_dir, "-U", "vigil", "--auth=trust",
-                    "-E", "UTF8", "--no-instructions",  NULL};
+    /* write_hba replaces the authentication before the first start. */
+    char *argv[] = {tool,
+                    "-D",
+                    (char *)pg->data_dir,
+                    "-U",
+                    ROLES_SUPERUSER,
+                    "--auth-local=peer",
+                    "--auth-host=reject",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                    NULL};
     vg_log(VG_LOG_INFO, "store: creating private cluster pgdata=%s", pg->data_dir);
     int r = run_tool(pg, argv, tail, sizeof(tail));
     if (r != 0) {
@@ -866,56 +880,151 @@ static long mono_ms(void)
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Creates the "vigil" database unless it exists, through the "postgres" database. */
-static int create_database(const embedded_pg_t *pg, char *err, size_t errlen)
+/* A user name pg_ident.conf can hold unquoted. */
+static bool name_is_plain(const char *name)
+{
+    return name[0] && strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789._-") == strlen(name);
+}
+
+static int write_conf(const embedded_pg_t *pg, const char *name, const char *text, char *err,
+                      size_t errlen)
+{
+    char path[PATH_MAX];
+    int r = path_join(path, sizeof(path), pg->data_dir, name);
+    if (r == 0)
+        r = vg_file_replace(path, text, strlen(text), 0600, true);
+    /* As root the file must stay the server's (it reads it as "postgres"). */
+    if (r == 0 && pg->drop_privs && chown(path, pg->uid, pg->gid) < 0)
+        r = -errno;
+    if (r < 0)
+        seterr(err, errlen, "%s: %s", path, strerror(-r));
+    return r;
+}
+
+/*
+ * Who may log in, written at every start (an older cluster trusted every local connection): the
+ * superuser only as the OS user of the coordinator or of the server (peer), every other role,
+ * the coordinator's two included, by password (SCRAM). Nothing listens on TCP.
+ */
+static int write_hba(const embedded_pg_t *pg, char *err, size_t errlen)
+{
+    const struct passwd *pw = getpwuid(geteuid());
+    char me[64], server[64];
+    snprintf(me, sizeof(me), "%s", pw ? pw->pw_name : "");
+    pw = getpwuid(pg->uid);
+    snprintf(server, sizeof(server), "%s", pw ? pw->pw_name : "");
+    if (!name_is_plain(me) || !name_is_plain(server)) {
+        seterr(err, errlen,
+               "private cluster: the coordinator's or the server's OS user has no plain name "
+               "(uid %d, %d): the superuser's peer login needs one",
+               (int)geteuid(), (int)pg->uid);
+        return -EINVAL;
+    }
+    static const char hba[] =
+        "# Written by vigil-coordinator at every start: edits are lost (docs/operations.md,\n"
+        "# \"Database roles\").\n"
+        "# TYPE  DATABASE USER     METHOD\n"
+        "local   all      " ROLES_SUPERUSER "    peer map=vigil\n"
+        "local   all      all      scram-sha-256\n";
+    char ident[256];
+    snprintf(ident, sizeof(ident),
+             "# Written by vigil-coordinator at every start: the OS users that may log in as the\n"
+             "# superuser " ROLES_SUPERUSER ".\n"
+             "vigil %s " ROLES_SUPERUSER "\n"
+             "%s%s%s",
+             me, strcmp(me, server) ? "vigil " : "", strcmp(me, server) ? server : "",
+             strcmp(me, server) ? " " ROLES_SUPERUSER "\n" : "");
+    if (write_conf(pg, "pg_hba.conf", hba, err, errlen) < 0 ||
+        write_conf(pg, "pg_ident.conf", ident, err, errlen) < 0)
+        return -EIO;
+    return 0;
+}
+
+/* A superuser connection to dbname, waiting for a cluster that may still be starting. */
+static PGconn *connect_superuser(const embedded_pg_t *pg, const char *dbname, char *err,
+                                 size_t errlen)
 {
     char conninfo[PATH_MAX + 64];
-    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=vigil dbname=postgres", pg->sock_dir,
-             pg->port);
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%s user=" ROLES_SUPERUSER " dbname=%s",
+             pg->sock_dir, pg->port, dbname);
 
     /* pg_ctl -w has waited for startup, but an adopted cluster may still be starting. */
     long deadline = mono_ms() + DB_CONNECT_TIMEOUT_MS;
     long backoff = 100;
-    PGconn *conn;
     for (;;) {
-        conn = PQconnectdb(conninfo);
+        PGconn *conn = PQconnectdb(conninfo);
         if (PQstatus(conn) == CONNECTION_OK)
-            break;
+            return conn;
         if (mono_ms() + backoff > deadline) {
             char msg[512];
             snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
             seterr(err, errlen, "cannot connect to the private cluster at %s: %s", pg->sock_dir,
                    flatten(msg));
             PQfinish(conn);
-            return -EIO;
+            return NULL;
         }
         PQfinish(conn);
         sleep_ms(backoff);
         backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
+}
 
+static int exec_or_err(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* 42P04 duplicate_database: another coordinator got there first. */
     int r = 0;
-    PGresult *res = PQexec(conn, "SELECT 1 FROM pg_database WHERE datname = 'vigil'");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !(state && !strcmp(state, "42P04"))) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+        seterr(err, errlen, "private cluster: %s: %s", what, flatten(msg));
+        r = -EIO;
+    }
+    PQclear(res);
+    return r;
+}
+
+/*
+ * The database and its roles (roles.h), as the superuser: both logins with their passwords, the
+ * "vigil" database owned by the owner role, and everything in it too (a cluster made before the
+ * roles existed). Then the server reads the pg_hba.conf write_hba wrote (an adopted cluster
+ * still had the old one).
+ */
+static int prepare_database(embedded_pg_t *pg, char *err, size_t errlen)
+{
+    PGconn *conn = connect_superuser(pg, "postgres", err, errlen);
+    if (!conn)
+        return -EIO;
+    int r = roles_embedded_create(conn, pg->state_dir, pg->sock_dir, pg->port, pg->owner_conninfo,
+                                  sizeof(pg->owner_conninfo), pg->conninfo, sizeof(pg->conninfo),
+                                  err, errlen);
+    PGresult *res =
+        r == 0 ? PQexec(conn, "SELECT 1 FROM pg_database WHERE datname = 'vigil'") : NULL;
+    if (r == 0 && PQresultStatus(res) != PGRES_TUPLES_OK) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
         seterr(err, errlen, "private cluster: %s", flatten(msg));
         r = -EIO;
-    } else if (PQntuples(res) == 0) {
-        PQclear(res);
-        res = PQexec(conn, "CREATE DATABASE vigil");
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        /* 42P04 duplicate_database: another coordinator got there first. */
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && !(state && strcmp(state, "42P04") == 0)) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-            seterr(err, errlen, "private cluster: CREATE DATABASE vigil: %s", flatten(msg));
-            r = -EIO;
-        } else {
+    } else if (r == 0 && PQntuples(res) == 0) {
+        r = exec_or_err(conn, "CREATE DATABASE vigil OWNER " ROLES_OWNER, "CREATE DATABASE vigil",
+                        err, errlen);
+        if (r == 0)
             vg_log(VG_LOG_INFO, "store: created database dbname=vigil socket=%s", pg->sock_dir);
-        }
     }
     PQclear(res);
+    if (r == 0)
+        r = exec_or_err(conn, "SELECT pg_reload_conf()", "reload", err, errlen);
+    PQfinish(conn);
+    if (r < 0)
+        return r;
+
+    conn = connect_superuser(pg, "vigil", err, errlen);
+    if (!conn)
+        return -EIO;
+    r = roles_embedded_take_ownership(conn, err, errlen);
     PQfinish(conn);
     return r;
 }
@@ -950,10 +1059,13 @@ embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, 
     }
     if (choose_dirs(pg, state_real, err, errlen) < 0)
         goto err_free;
+    snprintf(pg->state_dir, sizeof(pg->state_dir), "%s", state_real);
 
     if (!file_exists(pg->data_dir, "PG_VERSION") && initdb(pg, err, errlen) < 0)
         goto err_free;
 
+    if (write_hba(pg, err, errlen) < 0)
+        goto err_free;
     r = file_exists(pg->data_dir, "postmaster.pid") ? cluster_running(pg) : 0;
     if (r > 0) {
         adopt_socket(pg);
@@ -963,10 +1075,8 @@ embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, 
         goto err_free;
     }
 
-    if (create_database(pg, err, errlen) < 0)
+    if (prepare_database(pg, err, errlen) < 0)
         goto err_stop;
-    snprintf(pg->conninfo, sizeof(pg->conninfo), "host=%s port=%s user=vigil dbname=vigil",
-             pg->sock_dir, pg->port);
     return pg;
 
 err_stop:
@@ -1063,6 +1173,11 @@ int embedded_pg_watch(embedded_pg_t *self)
 const char *embedded_pg_conninfo(const embedded_pg_t *self)
 {
     return self ? self->conninfo : NULL;
+}
+
+const char *embedded_pg_owner_conninfo(const embedded_pg_t *self)
+{
+    return self ? self->owner_conninfo : NULL;
 }
 
 void embedded_pg_stop(embedded_pg_t **self_p)

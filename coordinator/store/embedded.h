@@ -23,8 +23,10 @@ embedded_pg_t *embedded_pg_start(const char *state_dir, const char *pg_bin_dir, 
  * pg_ctl failed (logged; retried after the backoff).
  */
 int embedded_pg_watch(embedded_pg_t *self);
-/* The libpq connection string for the running cluster (borrowed). */
+/* The libpq connection strings for the running cluster (borrowed): the coordinator's role, and
+ * the owner role's for migrations and maintenance (roles.h). */
 const char *embedded_pg_conninfo(const embedded_pg_t *self);
+const char *embedded_pg_owner_conninfo(const embedded_pg_t *self);
 /* Stops the cluster (fast shutdown) and frees. Accepts NULL. */
 void embedded_pg_stop(embedded_pg_t **self_p);
 

@@ -23,6 +23,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "migrations.h"
+#include "roles.h"
 #include "timeutil.h"
 
 #define APPLICATION_NAME "vigil-coordinator"
@@ -414,6 +415,77 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* The current_user of conn into role (NAMEDATALEN), or -EIO with err set. */
+static int current_role(PGconn *conn, char *role, size_t len, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, "SELECT current_user");
+    int r = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char msg[512];
+        snprintf(err, errlen, "current_user: %s",
+                 vg_log_one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+        r = -EIO;
+    } else {
+        snprintf(role, len, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return r;
+}
+
+/* Migrations on a connection of the owner role, then the coordinator's role's rights, granted
+ * by the owner (unless both are the same login). */
+static int migrate_as_owner(store_t *self, char *err, size_t errlen)
+{
+    store_t *owner = store_connect(self->owner_conninfo, "vigil-coordinator-migrations");
+    if (!owner) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    char runtime[128] = "", owner_role[128] = "", msg[512];
+    int r = connect_once(owner, msg, sizeof(msg));
+    if (r < 0)
+        snprintf(err, errlen, "the owner role's connection: %s", msg);
+    if (r == 0)
+        r = migrations_apply(owner->conn, err, errlen);
+    if (r == 0)
+        r = current_role(self->conn, runtime, sizeof(runtime), err, errlen);
+    if (r == 0)
+        r = current_role(owner->conn, owner_role, sizeof(owner_role), err, errlen);
+    if (r == 0 && strcmp(runtime, owner_role) != 0)
+        r = roles_grant_runtime(owner->conn, runtime, err, errlen);
+    store_destroy(&owner);
+    return r;
+}
+
+/* The coordinator's login should hold no more than it needs (roles.h): say so when it does. */
+static void warn_excess_rights(store_t *self)
+{
+    char excess[1024];
+    int n = roles_check_runtime(self->conn, excess, sizeof(excess));
+    if (n < 0)
+        vg_log(VG_LOG_WARN, "store: the login's rights could not be checked: %s", excess);
+    else if (n > 0)
+        vg_log(VG_LOG_WARN,
+               "store: the coordinator's database login has more rights than it needs (%s): it "
+               "could switch the append-only protection of the record off; give it a role of its "
+               "own and the owner role to store.owner_url (docs/operations.md, \"Database roles\")",
+               excess);
+}
+
+int store_check_rights(const char *url, char *out, size_t outlen)
+{
+    store_t *probe = store_connect(url, "vigil-coordinator-check");
+    if (!probe) {
+        snprintf(out, outlen, "out of memory");
+        return -ENOMEM;
+    }
+    int r = connect_once(probe, out, outlen);
+    if (r == 0)
+        r = roles_check_runtime(probe->conn, out, outlen);
+    store_destroy(&probe);
+    return r;
+}
+
 store_t *store_open(const struct store_config *cfg, char *err, size_t errlen)
 {
     char msg[512] = "";
@@ -428,13 +500,19 @@ store_t *store_open(const struct store_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    const char *owner = cfg->owner_url && cfg->owner_url[0] ? cfg->owner_url : NULL;
     if (!cfg->url || !cfg->url[0]) {
         self->pg = embedded_pg_start(cfg->state_dir, cfg->pg_bin_dir, err, errlen);
         if (!self->pg)
             goto err_free;
         self->conninfo = strdup(embedded_pg_conninfo(self->pg));
+        owner = embedded_pg_owner_conninfo(self->pg);
     } else {
         self->conninfo = strdup(cfg->url);
+    }
+    if (owner && !(self->owner_conninfo = strdup(owner))) {
+        snprintf(err, errlen, "out of memory");
+        goto err_stop;
     }
     if (!self->conninfo) {
         snprintf(err, errlen, "out of memory");
@@ -460,9 +538,11 @@ store_t *store_open(const struct store_config *cfg, char *err, size_t errlen)
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
 
-    r = migrations_apply(self->conn, err, errlen);
+    r = self->owner_conninfo ? migrate_as_owner(self, err, errlen)
+                             : migrations_apply(self->conn, err, errlen);
     if (r < 0)
         goto err_stop;
+    warn_excess_rights(self);
     vg_log(VG_LOG_INFO, "store: ready database=%s", self->pg ? "embedded" : "external");
     return self;
 
@@ -471,6 +551,8 @@ err_stop:
     self->conn = NULL;
     free(self->conninfo);
     self->conninfo = NULL;
+    free(self->owner_conninfo);
+    self->owner_conninfo = NULL;
     embedded_pg_stop(&self->pg);
 err_free:
     free(self);
@@ -500,6 +582,7 @@ void store_destroy(store_t **self_p)
     self->conn = NULL;
     free(self->conninfo);
     self->conninfo = NULL;
+    free(self->owner_conninfo);
     embedded_pg_stop(&self->pg);
     store_buf_free(&self->copy);
     store_followups_clear(&self->followups);
@@ -515,6 +598,13 @@ int store_embedded_watch(store_t *self)
 const char *store_conninfo(const store_t *self)
 {
     return self ? self->conninfo : NULL;
+}
+
+const char *store_owner_conninfo(const store_t *self)
+{
+    if (!self)
+        return NULL;
+    return self->owner_conninfo ? self->owner_conninfo : self->conninfo;
 }
 
 bool store_ping(store_t *self)

@@ -25,6 +25,8 @@ typedef struct store store_t;
 
 struct store_config {
     const char *url;          /* libpq connection string; NULL or "" = private embedded cluster */
+    const char *owner_url;    /* the owner role's, for migrations and maintenance (roles.h);
+                                 NULL or "" = url (an external store only) */
     const char *state_dir;    /* embedded cluster lives in <state_dir>/pgdata */
     const char *pg_bin_dir;   /* directory of initdb/pg_ctl; NULL = auto-detect */
     int64_t start_timeout_ms; /* keep retrying the first connection this long */
@@ -39,6 +41,13 @@ store_t *store_open(const struct store_config *cfg, char *err, size_t errlen);
  * out of memory. */
 store_t *store_connect(const char *conninfo, const char *application_name);
 void store_destroy(store_t **self_p);
+
+/* The owner role's connection string (migrations, maintenance): store.owner_url, the private
+ * cluster's owner login, or store_conninfo when there is none. Borrowed. */
+const char *store_owner_conninfo(const store_t *self);
+/* Connects to url once and checks its login's rights (roles_check_runtime): the number of
+ * rights beyond the coordinator's needs, described in out, or -errno with the reason in out. */
+int store_check_rights(const char *url, char *out, size_t outlen);
 
 /* True when a trivial query succeeds now (reconnects if needed). */
 bool store_ping(store_t *self);

@@ -4,9 +4,15 @@
  *
  * An operator's change is one transaction with its audit_log row and, for a request that names
  * an incident, its timeline event: creating a request is one statement; approving and issuing
- * read the request first (locked FOR UPDATE) and write in store_command_begin ..
- * store_command_commit. Reports arrive in the ingest transaction (store_commands_ingest, called
- * by store_ingest for the fresh report messages of a batch). Binary values cross as hex text.
+ * read the request first (under a transaction advisory lock on its id) and write in
+ * store_command_begin .. store_command_commit. Reports arrive in the ingest transaction
+ * (store_commands_ingest, called by store_ingest for the fresh report messages of a batch).
+ * Binary values cross as hex text.
+ *
+ * Nothing here UPDATEs or DELETEs (027_command_states.sql): a state change is an INSERT into
+ * command_states, with the state it expects (compare-and-set) or none (forward only); the
+ * trigger there keeps command_current, which the reads join, and makes an INSERT that does not
+ * apply insert nothing, so the audit and timeline rows chained on its RETURNING are not written.
  */
 #include "store.h"
 #include "store_internal.h"
@@ -27,12 +33,12 @@
 /* How long the agent has for the evidence a command leaves (EVIDENCE_DEFAULT_TIMEOUT_MS). */
 #define FOLLOWUP_TIMEOUT_MS 60000
 
-/* The columns command_from_row reads, in its order (q: command_requests, c: its capsule, d: its
- * latest done or refused report). */
+/* The columns command_from_row reads, in its order (q: command_requests, s: its current state,
+ * c: its capsule, d: its latest done or refused report). */
 #define COMMAND_COLUMNS                                                                            \
     "q.n, q.id, q.action, q.node, q.incident_id, q.requested_by,"                                  \
     " (extract(epoch FROM q.created_at) * 1000)::bigint,"                                          \
-    " (extract(epoch FROM q.approve_by) * 1000)::bigint, q.dry_run, q.mode, q.state,"              \
+    " (extract(epoch FROM q.approve_by) * 1000)::bigint, q.dry_run, q.mode, s.state,"              \
     " encode(q.request_sha256, 'hex'), q.args::text,"                                              \
     " c.request_id IS NOT NULL, coalesce((extract(epoch FROM c.issued_at) * 1000)::bigint, 0),"    \
     " coalesce((extract(epoch FROM c.not_after) * 1000)::bigint, 0),"                              \
@@ -43,11 +49,15 @@
     "           FROM command_approvals a WHERE a.request_id = q.id), '')"
 #define COMMAND_FROM                                                                               \
     " FROM command_requests q"                                                                     \
+    " JOIN command_current s ON s.request_id = q.id"                                               \
     " LEFT JOIN command_capsules c ON c.request_id = q.id"                                         \
     " LEFT JOIN LATERAL (SELECT r.step, r.exit_status, r.duration_ms, r.output_sha256, r.reason"   \
     "                    FROM command_reports r WHERE r.request_id = q.id"                         \
     "                      AND r.step IN ('done', 'refused')"                                      \
     "                    ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"
+
+/* pg_advisory_xact_lock(class, hashtext(id)) of a request read to be changed (024 uses 7623191). */
+#define COMMAND_LOCK_CLASS "7623192"
 
 /* "command.approve" and the like for the timeline's text. */
 #define TIMELINE_EVENT "INSERT INTO incident_events (incident_id, at, kind, actor, text, data)"
@@ -290,6 +300,8 @@ int store_command_create(store_t *self, const struct store_command_info *c, cons
             "    $9::boolean, $10, decode($11, 'hex')"
             "  WHERE $5::bigint = 0 OR EXISTS (SELECT 1 FROM incidents WHERE id = $5::bigint)"
             "  RETURNING id, incident_id, action, node, mode, dry_run),"
+            " st AS (INSERT INTO command_states (request_id, state, actor)"
+            "  SELECT id, 'pending', $6 FROM ins),"
             " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
             "  SELECT $12, 'command.request', id, format('action=%s node=%s mode=%s dry_run=%s"
             " incident=%s', action, node, mode, dry_run, incident_id) FROM ins),"
@@ -550,11 +562,16 @@ int store_command_get(store_t *self, const char *id, bool with_steps, bool for_u
         r = store_ensure_conn(self);
     if (r < 0)
         return r;
-    r = store_query_rows(self, "command get",
-                         for_update ? "SELECT " COMMAND_COLUMNS COMMAND_FROM
-                                      " WHERE q.id = $1 FOR UPDATE OF q"
-                                    : "SELECT " COMMAND_COLUMNS COMMAND_FROM " WHERE q.id = $1",
-                         1, params, one_command_row, &one);
+    /* Not FOR UPDATE, which needs UPDATE on the table: a lock on the id until the transaction
+     * ends, taken before the read so the read sees what the last holder committed. */
+    if (for_update)
+        r = run_counted(self, "command lock",
+                        "SELECT pg_advisory_xact_lock(" COMMAND_LOCK_CLASS ", hashtext($1))", 1,
+                        params, NULL);
+    if (r == 0)
+        r = store_query_rows(self, "command get",
+                             "SELECT " COMMAND_COLUMNS COMMAND_FROM " WHERE q.id = $1", 1, params,
+                             one_command_row, &one);
     if (r == 0 && !one.found)
         r = -ENOENT;
     if (r == 0)
@@ -719,10 +736,12 @@ int store_commands_issue_auto_many(store_t *self, const struct store_command_inf
     snprintf(approve_by, sizeof(approve_by), "%" PRId64, t->approve_by_ms);
     snprintf(issued, sizeof(issued), "%" PRId64, issued_at_ms);
     snprintf(not_after, sizeof(not_after), "%" PRId64, not_after_ms);
-    const char *params[] = {cols[0].data, cols[1].data, cols[2].data, cols[3].data, cols[4].data,
-                            t->action,    args,         incident,     t->requested_by,
+    const char *params[] = {cols[0].data, cols[1].data, cols[2].data,
+                            cols[3].data, cols[4].data, t->action,
+                            args,         incident,     t->requested_by,
                             created,      approve_by,   t->dry_run ? "t" : "f",
-                            issued,       not_after,    coordinator_key, actor};
+                            issued,       not_after,    coordinator_key,
+                            actor};
     uint64_t issued_rows = 0;
     int r = args && cols[0].data && cols[1].data && cols[2].data && cols[3].data && cols[4].data
                 ? 0
@@ -733,13 +752,19 @@ int store_commands_issue_auto_many(store_t *self, const struct store_command_inf
             "WITH n AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
             "    $5::text[]) WITH ORDINALITY AS n(id, node, sha, nonce, sig, ord)),"
             " req AS (INSERT INTO command_requests (id, action, args, node, incident_id,"
-            "    requested_by, created_at, approve_by, dry_run, mode, request_sha256, state)"
+            "    requested_by, created_at, approve_by, dry_run, mode, request_sha256)"
             "  SELECT n.id, $6, $7::jsonb, n.node, $8::bigint, $9,"
             "    timestamptz 'epoch' + $10::bigint * interval '1 millisecond',"
             "    timestamptz 'epoch' + $11::bigint * interval '1 millisecond',"
-            "    $12::boolean, 'auto', decode(n.sha, 'hex'), 'issued' FROM n"
+            "    $12::boolean, 'auto', decode(n.sha, 'hex') FROM n"
             "  WHERE $8::bigint = 0 OR EXISTS (SELECT 1 FROM incidents WHERE id = $8::bigint)"
             "  ORDER BY n.ord RETURNING id, node),"
+            /* Pending, then issued: the trigger takes a request's rows in this order. */
+            " st AS (INSERT INTO command_states (request_id, state, prev_state, actor)"
+            "  SELECT req.id, s.state, s.prev_state, s.actor FROM req JOIN n ON n.id = req.id,"
+            "    (VALUES (1, 'pending', NULL, $9::text), (2, 'issued', 'pending', $16::text))"
+            "      s(k, state, prev_state, actor)"
+            "  ORDER BY n.ord, s.k),"
             " cap AS (INSERT INTO command_capsules (request_id, nonce, issued_at, not_after,"
             "    coordinator_key, signature)"
             "  SELECT req.id, decode(n.nonce, 'hex'),"
@@ -795,9 +820,11 @@ int store_command_capsule_add(store_t *self, const char *request_id, const uint8
         "    timestamptz 'epoch' + $3::bigint * interval '1 millisecond',"
         "    timestamptz 'epoch' + $4::bigint * interval '1 millisecond', $5, decode($6, 'hex'))"
         "  RETURNING request_id, not_after),"
-        " st AS (UPDATE command_requests q SET state = 'issued' FROM ins"
-        "  WHERE q.id = ins.request_id AND q.state = 'pending'"
-        "  RETURNING q.id, q.incident_id, q.action, q.node, ins.not_after),"
+        " moved AS (INSERT INTO command_states (request_id, state, prev_state, actor)"
+        "  SELECT request_id, 'issued', 'pending', $7 FROM ins RETURNING request_id),"
+        " st AS (SELECT q.id, q.incident_id, q.action, q.node, ins.not_after"
+        "  FROM moved JOIN ins ON ins.request_id = moved.request_id"
+        "  JOIN command_requests q ON q.id = moved.request_id),"
         " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
         "  SELECT $7, 'command.issue', id, format('action=%s node=%s nonce=%s not_after=%s',"
         "         action, node, $2, not_after) FROM st),"
@@ -821,8 +848,10 @@ int store_command_transition(store_t *self, const char *request_id, const char *
     uint64_t changed = 0;
     int r = run_counted(
         self, "command transition",
-        "WITH st AS (UPDATE command_requests SET state = $3 WHERE id = $1 AND state = $2"
-        "  RETURNING id, incident_id, action, node),"
+        "WITH moved AS (INSERT INTO command_states (request_id, state, prev_state, actor)"
+        "  VALUES ($1, $3, $2, $4) RETURNING request_id),"
+        " st AS (SELECT q.id, q.incident_id, q.action, q.node"
+        "  FROM moved JOIN command_requests q ON q.id = moved.request_id),"
         " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
         "  SELECT $4, $5, id, format('action=%s node=%s state=%s', action, node, $3) FROM st),"
         " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', $4,"
@@ -868,15 +897,21 @@ int store_commands_expire(store_t *self, int64_t grace_ms, struct store_command_
     r = store_query_rows(
         self, "command expiry",
         "WITH lost AS ("
-        "  UPDATE command_requests q SET state = 'lost' FROM command_capsules c"
-        "  WHERE c.request_id = q.id AND q.state = 'issued'"
+        "  INSERT INTO command_states (request_id, state, prev_state, actor)"
+        "  SELECT s.request_id, 'lost', 'issued', 'coordinator' FROM command_current s"
+        "  JOIN command_capsules c ON c.request_id = s.request_id"
+        "  WHERE s.state = 'issued'"
         "    AND c.not_after < now() - $1::bigint * interval '1 millisecond'"
-        "  RETURNING 'lost'::text AS state, q.id, q.action, q.node, q.incident_id),"
+        "  RETURNING request_id, state),"
         " expired AS ("
-        "  UPDATE command_requests q SET state = 'expired'"
-        "  WHERE q.state = 'pending' AND q.approve_by < now()"
-        "  RETURNING 'expired'::text AS state, q.id, q.action, q.node, q.incident_id),"
-        " gone AS (SELECT * FROM lost UNION ALL SELECT * FROM expired),"
+        "  INSERT INTO command_states (request_id, state, prev_state, actor)"
+        "  SELECT s.request_id, 'expired', 'pending', 'coordinator' FROM command_current s"
+        "  JOIN command_requests q ON q.id = s.request_id"
+        "  WHERE s.state = 'pending' AND q.approve_by < now()"
+        "  RETURNING request_id, state),"
+        " gone AS (SELECT g.state, q.id, q.action, q.node, q.incident_id"
+        "  FROM (SELECT * FROM lost UNION ALL SELECT * FROM expired) g"
+        "  JOIN command_requests q ON q.id = g.request_id),"
         " audit AS (INSERT INTO audit_log (actor, action, subject, detail)"
         "  SELECT 'coordinator', 'command.' || state, id,"
         "    CASE state WHEN 'lost' THEN format('action=%s node=%s: no report before the capsule"
@@ -923,7 +958,6 @@ int store_agent_actions_set(store_t *self, const char *agent_id, const char *act
 }
 
 /* ---- reports, in the ingest transaction ---- */
-
 
 /* The request's state once this step is known. */
 static const char *state_after(const Vigil__CommandReport *rep)
@@ -1077,42 +1111,53 @@ static int open_followups(store_t *self, const char *agent_id, const char *reque
 
 /* The report columns, as text arrays in this order ($1..$12 of REPORTS_SQL). */
 enum report_column {
-    RC_AGENT, RC_SEQ, RC_REQUEST, RC_NONCE, RC_STEP, RC_EXIT, RC_DURATION, RC_SHA, RC_TRUNCATED,
-    RC_REASON, RC_AT, RC_STATE, RC_COUNT
+    RC_AGENT,
+    RC_SEQ,
+    RC_REQUEST,
+    RC_NONCE,
+    RC_STEP,
+    RC_EXIT,
+    RC_DURATION,
+    RC_SHA,
+    RC_TRUNCATED,
+    RC_REASON,
+    RC_AT,
+    RC_STATE,
+    RC_COUNT
 };
 
 /*
  * Every fresh report of a batch in one statement: only those naming an issued capsule (request
  * id and nonce) of the reporting agent's node are stored; a request moves to the highest state
- * its reports reach (a late accepted never undoes a done); each stored report is a timeline
- * event, in the order they came. Answers (ordinality, whether the node's catalog lists evidence
- * for the action) for each report stored.
+ * its reports reach, forward only (prev_state NULL: the command_states trigger drops a move that
+ * does not raise the rank, so a late accepted never undoes a done); each stored report is a
+ * timeline event, in the order they came. Answers (ordinality, whether the node's catalog lists
+ * evidence for the action) for each report stored.
  */
 #define REPORTS_SQL                                                                                \
-    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"   \
-    "    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"     \
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"  \
+    "    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"   \
     "  WITH ORDINALITY AS r(agent_id, seq, request_id, nonce, step, exit_status, duration_ms,"     \
     "    sha, truncated, reason, at_ms, state_after, ord)),"                                       \
-    " q AS (SELECT r.*, q.incident_id, q.action, q.node, q.state AS current FROM r"                 \
+    " q AS (SELECT r.*, q.incident_id, q.action, q.node FROM r"                                    \
     "  JOIN command_requests q ON q.id = r.request_id"                                             \
-    "  JOIN command_capsules c ON c.request_id = q.id AND c.nonce = decode(r.nonce, 'hex')"       \
+    "  JOIN command_capsules c ON c.request_id = q.id AND c.nonce = decode(r.nonce, 'hex')"        \
     "  JOIN agents a ON a.id = r.agent_id AND a.node = q.node),"                                   \
     " ins AS (INSERT INTO command_reports (agent_id, seq, request_id, nonce, step, exit_status,"   \
     "    duration_ms, output_sha256, truncated, reason, reported_at)"                              \
     "  SELECT agent_id, seq::bigint, request_id, decode(nonce, 'hex'), step,"                      \
-    "    exit_status::integer, duration_ms::bigint, decode(sha, 'hex'), truncated::boolean,"      \
+    "    exit_status::integer, duration_ms::bigint, decode(sha, 'hex'), truncated::boolean,"       \
     "    reason, timestamptz 'epoch' + at_ms::bigint * interval '1 millisecond'"                   \
     "  FROM q ORDER BY ord),"                                                                      \
-    " best AS (SELECT DISTINCT ON (request_id) request_id, state_after, current FROM q"            \
-    "  ORDER BY request_id, vigil_command_state_rank(state_after) DESC),"                          \
-    " st AS (UPDATE command_requests x SET state = best.state_after FROM best"                     \
-    "  WHERE x.id = best.request_id"                                                                \
-    "    AND vigil_command_state_rank(best.state_after) > vigil_command_state_rank(best.current)),"\
+    " best AS (SELECT DISTINCT ON (request_id) request_id, state_after, agent_id FROM q"           \
+    "  ORDER BY request_id, vigil_command_state_rank(state_after) DESC, ord),"                     \
+    " st AS (INSERT INTO command_states (request_id, state, actor)"                                \
+    "  SELECT request_id, state_after, agent_id FROM best),"                                       \
     " timeline AS (" TIMELINE_EVENT "  SELECT incident_id, now(), 'command', 'vigil',"             \
-    "    format('command %s %s on %s: %s%s', request_id, action, node, state_after,"              \
-    "      CASE WHEN step = 'done' THEN format(' (exit %s, %s ms)', exit_status, duration_ms)"    \
+    "    format('command %s %s on %s: %s%s', request_id, action, node, state_after,"               \
+    "      CASE WHEN step = 'done' THEN format(' (exit %s, %s ms)', exit_status, duration_ms)"     \
     "           WHEN reason <> '' THEN ': ' || reason ELSE '' END),"                               \
-    "    jsonb_build_object('request_id', request_id, 'step', step, 'agent', agent_id)"           \
+    "    jsonb_build_object('request_id', request_id, 'step', step, 'agent', agent_id)"            \
     "  FROM q WHERE incident_id <> 0 ORDER BY ord)"                                                \
     " SELECT q.ord, EXISTS (SELECT 1 FROM agents a, jsonb_array_elements(a.actions) act"           \
     "  WHERE a.id = q.agent_id AND act->>'name' = q.action"                                        \
@@ -1253,8 +1298,8 @@ int store_commands_ingest(store_t *self, Vigil__Envelope *const *msgs, size_t n,
             if (!arrays[c].data)
                 r = -ENOMEM;
         if (r == 0)
-            r = store_query_rows(self, "command reports", REPORTS_SQL, RC_COUNT, params,
-                                 report_row, &w);
+            r = store_query_rows(self, "command reports", REPORTS_SQL, RC_COUNT, params, report_row,
+                                 &w);
         if (r == 0)
             r = after_reports(self, &w, followups);
     }

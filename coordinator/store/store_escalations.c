@@ -173,8 +173,9 @@ int store_escalations_due(store_incidents_t *self, int64_t now_ms, uint64_t *ids
         "            AND n.id > e.failures_seen AND n.status = 'failed')"
         /* An automatic action ended and those paged have not heard (store_incident_actions_untold). */
         " OR (e.level >= 0 AND NOT e.resolved_told AND EXISTS (SELECT 1 FROM command_requests q"
+        "     JOIN command_current s ON s.request_id = q.id"
         "     WHERE q.incident_id = i.id AND q.requested_by = 'vigil' AND q.mode = 'auto'"
-        "       AND q.state IN ('done', 'failed', 'refused', 'lost')"
+        "       AND s.state IN ('done', 'failed', 'refused', 'lost')"
         "       AND q.created_at > now() - interval '1 hour'"
         "       AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id"
         "         AND n.kind = 'action' AND n.round = q.n)))"
@@ -335,8 +336,10 @@ int store_incidents_automation(store_incidents_t *self, uint64_t incident_id, bo
     int r = store_incidents_run(
         self,
         "SELECT coalesce((SELECT enabled FROM automation), true),"
-        " coalesce((SELECT string_agg(format('%s %s on %s', id, action, node), ', ' ORDER BY n)"
-        "   FROM command_requests WHERE incident_id = $1::bigint AND state = 'pending'), '')",
+        " coalesce((SELECT string_agg(format('%s %s on %s', q.id, q.action, q.node), ', '"
+        "     ORDER BY q.n)"
+        "   FROM command_requests q JOIN command_current s ON s.request_id = q.id"
+        "   WHERE q.incident_id = $1::bigint AND s.state = 'pending'), '')",
         1, params, "read automation", &res);
     if (r < 0)
         return r;
@@ -360,14 +363,15 @@ int store_incident_actions_untold(store_incidents_t *self, uint64_t incident_id,
     PGresult *res = NULL;
     int r = store_incidents_run(
         self,
-        "SELECT q.n, q.id, q.action, q.node, q.state, coalesce(d.exit_status::text, '')"
+        "SELECT q.n, q.id, q.action, q.node, s.state, coalesce(d.exit_status::text, '')"
         " FROM command_requests q"
+        " JOIN command_current s ON s.request_id = q.id"
         " JOIN command_capsules c ON c.request_id = q.id"
         " LEFT JOIN LATERAL (SELECT r.exit_status, r.at FROM command_reports r"
         "   WHERE r.request_id = q.id AND r.step = 'done'"
         "   ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"
         " WHERE q.incident_id = $1::bigint AND q.requested_by = 'vigil' AND q.mode = 'auto'"
-        "   AND q.state IN ('done', 'failed', 'refused', 'lost')"
+        "   AND s.state IN ('done', 'failed', 'refused', 'lost')"
         "   AND c.issued_at > now() - interval '1 hour'"
         "   AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = q.incident_id"
         "     AND n.kind = 'action' AND n.round = q.n)"
@@ -402,9 +406,10 @@ int store_incident_commands(store_incidents_t *self, uint64_t incident_id,
     PGresult *res = NULL;
     int r = store_incidents_run(
         self,
-        "SELECT q.id, q.action, q.node, q.mode, q.requested_by, q.state,"
+        "SELECT q.id, q.action, q.node, q.mode, q.requested_by, s.state,"
         " coalesce(d.exit_status::text, ''), coalesce(d.reason, '')"
         " FROM command_requests q"
+        " JOIN command_current s ON s.request_id = q.id"
         " LEFT JOIN LATERAL (SELECT r.exit_status, r.reason FROM command_reports r"
         "   WHERE r.request_id = q.id AND r.step IN ('done', 'refused')"
         "   ORDER BY r.at DESC, r.seq DESC LIMIT 1) d ON true"

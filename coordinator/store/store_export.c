@@ -346,44 +346,15 @@ int store_export_commands(store_t *self, uint64_t incident_id,
     snprintf(id, sizeof(id), "%" PRIu64, incident_id);
     const char *params[] = {id};
     struct command_walk w = {cb, userdata, 0};
+    /* clang-format off */
     return store_query_rows(
         self, "export commands",
-        "SELECT id || E'\\t' || " UTC("created_at") " || E'\\t' || " FIELD(
-            "req"
-            "ues"
-            "ted"
-            "_b"
-            "y") " || E'\\t' || " FIELD("node") " || E'\\t' || " FIELD("action") " || E'\\t' "
-                                                                                 "|| " FIELD(
-                                                                                     "args:"
-                                                                                     ":tex"
-                                                                                     "t") " || "
-                                                                                          "E'\\t' "
-                                                                                          "|| mode "
-                                                                                          "||"
-                                                                                          " CASE "
-                                                                                          "WHEN "
-                                                                                          "dry_run "
-                                                                                          "THEN ' "
-                                                                                          "(dry "
-                                                                                          "run)' "
-                                                                                          "ELSE '' "
-                                                                                          "END || "
-                                                                                          "E'\\t' "
-                                                                                          "|| state"
-                                                                                          " FROM "
-                                                                                          "command_"
-                                                                                          "requests"
-                                                                                          " "
-                                                                                          "WHERE "
-                                                                                          "incident"
-                                                                                          "_id "
-                                                                                          "= "
-                                                                                          "$1::"
-                                                                                          "bigint"
-                                                                                          " ORDER "
-                                                                                          "BY n "
-                                                                                          "LIMIT"
-                                                                                          " " STORE_EXPORT_ROWS_LIMIT_TEXT,
+        "SELECT q.id || E'\\t' || " UTC("q.created_at") " || E'\\t' ||"
+        " " FIELD("q.requested_by") " || E'\\t' || " FIELD("q.node") " || E'\\t' ||"
+        " " FIELD("q.action") " || E'\\t' || " FIELD("q.args::text") " || E'\\t' ||"
+        " q.mode || CASE WHEN q.dry_run THEN ' (dry run)' ELSE '' END || E'\\t' || s.state"
+        " FROM command_requests q JOIN command_current s ON s.request_id = q.id"
+        " WHERE q.incident_id = $1::bigint ORDER BY q.n LIMIT " STORE_EXPORT_ROWS_LIMIT_TEXT,
         1, params, command_row, &w);
+    /* clang-format on */
 }

@@ -63,12 +63,20 @@ static int get_followup(store_incidents_t *self, uint64_t id, bool for_update, i
     snprintf(idtext, sizeof(idtext), "%" PRIu64, id);
     const char *params[] = {today, idtext};
     PGresult *res = NULL;
-    int r = store_incidents_run(self,
-                                for_update ? "SELECT " FOLLOWUP_COLUMNS FOLLOWUP_FROM
-                                             " WHERE f.id = $2::bigint FOR UPDATE OF f"
-                                           : "SELECT " FOLLOWUP_COLUMNS FOLLOWUP_FROM
-                                             " WHERE f.id = $2::bigint",
-                                2, params, "read follow-up", &res);
+    int r = 0;
+    /* followups is append-only: the coordinator's role may not lock its rows (FOR UPDATE needs
+     * UPDATE), so writers of one follow-up take a lock of its own, before the read. */
+    if (for_update) {
+        r = store_incidents_run(self, "SELECT pg_advisory_xact_lock(hashtext('followup:' || $1))",
+                                1, params + 1, "lock follow-up", &res);
+        PQclear(res);
+        res = NULL;
+        if (r < 0)
+            return r;
+    }
+    r = store_incidents_run(self,
+                            "SELECT " FOLLOWUP_COLUMNS FOLLOWUP_FROM " WHERE f.id = $2::bigint", 2,
+                            params, "read follow-up", &res);
     if (r < 0)
         return r;
     if (PQntuples(res) == 1)

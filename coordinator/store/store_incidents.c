@@ -240,6 +240,47 @@ static int one_incident(store_incidents_t *self, const char *sql, int n, const c
     return r;
 }
 
+/* Takes the incident's lock until the transaction ends (vigil_incident_lock, 028): writers of
+ * one incident lock it before they read it. Not FOR UPDATE, which needs UPDATE on incidents. */
+static int lock_incident(store_incidents_t *self, uint64_t id)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof(idtext), "%" PRIu64, id);
+    const char *params[] = {idtext};
+    PGresult *res = NULL;
+    int r = store_incidents_run(self, "SELECT vigil_incident_lock($1::bigint)", 1, params,
+                                "lock incident", &res);
+    PQclear(res);
+    return r;
+}
+
+/* The incident sql finds, locked: found, locked, then found again (a statement of its own, so
+ * it sees what the last holder committed) until the same one comes back. */
+static int locked_incident(store_incidents_t *self, const char *sql, int n,
+                           const char *const *params, const char *what, struct store_incident *ret)
+{
+    struct store_incident *inc = malloc(sizeof(*inc));
+    if (!inc)
+        return -ENOMEM;
+    uint64_t locked = 0;
+    int r = -EAGAIN;
+    /* Each pass locks one more candidate, which then cannot move: a few passes at most. */
+    for (int pass = 0; pass < 8; pass++) {
+        r = one_incident(self, sql, n, params, what, inc);
+        if (r < 0 || inc->id == locked)
+            break;
+        locked = inc->id;
+        r = lock_incident(self, locked);
+        if (r < 0)
+            break;
+        r = -EAGAIN;
+    }
+    if (r == 0)
+        *ret = *inc;
+    free(inc);
+    return r;
+}
+
 int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerprint,
                                     int64_t resolved_since_ms, struct store_incident *ret)
 {
@@ -248,15 +289,22 @@ int store_incident_find_for_symptom(store_incidents_t *self, const char *fingerp
     char since[24];
     snprintf(since, sizeof(since), "%" PRId64, resolved_since_ms);
     const char *params[] = {fingerprint, since};
+    PGresult *res = NULL;
+    /* Symptoms of one fingerprint in turn, opening included; then the incident's own lock. */
+    int r = store_incidents_run(self, "SELECT vigil_incident_fingerprint_lock($1)", 1, params,
+                                "lock fingerprint", &res);
+    PQclear(res);
+    if (r < 0)
+        return r;
     /* The open one first; else the latest resolve inside the window. */
-    return one_incident(
+    return locked_incident(
         self,
         "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE fingerprint = $1"
         " AND (state IN ('detected', 'acknowledged', 'mitigated')"
         "  OR (state = 'resolved' AND resolved_at >= " MS_TO_TS(
             2) "))"
                " ORDER BY (state = 'resolved'), resolved_at DESC NULLS FIRST, id DESC"
-               " LIMIT 1 FOR UPDATE",
+               " LIMIT 1",
         2, params, "find incident", ret);
 }
 
@@ -267,11 +315,11 @@ int store_incident_find_open_runbook(store_incidents_t *self, const char *runboo
         return -EINVAL;
     const char *params[] = {runbook};
     /* The oldest open one: the first to be opened is the root of what followed. */
-    return one_incident(self,
-                        "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE runbook = $1"
-                        " AND state IN ('detected', 'acknowledged', 'mitigated')"
-                        " ORDER BY opened_at, id LIMIT 1 FOR UPDATE",
-                        1, params, "find root incident", ret);
+    return locked_incident(self,
+                           "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE runbook = $1"
+                           " AND state IN ('detected', 'acknowledged', 'mitigated')"
+                           " ORDER BY opened_at, id LIMIT 1",
+                           1, params, "find root incident", ret);
 }
 
 int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
@@ -282,14 +330,17 @@ int store_incident_get(store_incidents_t *self, uint64_t id, bool for_update,
     int r = store_incidents_ensure(self);
     if (r < 0)
         return r;
+    /* The lock before the read, so the read sees what the last holder committed. */
+    if (for_update) {
+        r = lock_incident(self, id);
+        if (r < 0)
+            return r;
+    }
     char idtext[24];
     snprintf(idtext, sizeof(idtext), "%" PRIu64, id);
     const char *params[] = {idtext};
-    return one_incident(
-        self,
-        for_update ? "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1::bigint FOR UPDATE"
-                   : "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1::bigint",
-        1, params, "get incident", ret);
+    return one_incident(self, "SELECT " INCIDENT_COLUMNS " FROM incidents WHERE id = $1::bigint", 1,
+                        params, "get incident", ret);
 }
 
 static bool fits(const char *text, size_t size)
@@ -369,13 +420,15 @@ int store_incident_update(store_incidents_t *self, const struct store_incident *
                             ms_or_null(inc->acknowledged_at_ms, acked, sizeof(acked)),
                             ms_or_null(inc->resolved_at_ms, resolved, sizeof(resolved))};
     PGresult *res = NULL;
-    int r =
-        store_incidents_run(self,
-            "UPDATE incidents SET severity = $2::smallint, state = $3, title = $4,"
-            " scope = $5::jsonb, response_due = " MS_TO_TS(6) ", updated_at = " MS_TO_TS(
-                7) ", acknowledged_at = " MS_TO_TS(8) ", resolved_at = " MS_TO_TS(9) " WHERE id = "
-                                                                                     "$1::bigint",
-            9, params, "update incident", &res);
+    /* incidents follows incident_states (028). A missing incident inserts nothing, rather than
+     * failing on the foreign key, which would abort the caller's transaction. */
+    int r = store_incidents_run(
+        self,
+        "INSERT INTO incident_states (incident_id, severity, state, title, scope,"
+        " response_due, updated_at, acknowledged_at, resolved_at)"
+        " SELECT i.id, $2::smallint, $3, $4, $5::jsonb, " MS_TO_TS(6) ", " MS_TO_TS(
+            7) ", " MS_TO_TS(8) ", " MS_TO_TS(9) " FROM incidents i WHERE i.id = $1::bigint",
+        9, params, "update incident", &res);
     if (r < 0)
         return r;
     r = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : -ENOENT;

@@ -37,7 +37,8 @@ struct store_buf {
 
 struct store {
     PGconn *conn;
-    char *conninfo;               /* store.url, or the embedded cluster's */
+    char *conninfo;               /* store.url, or the embedded cluster's coordinator role */
+    char *owner_conninfo;         /* migrations and maintenance (roles.h); NULL = conninfo */
     embedded_pg_t *pg;            /* non-NULL when we started (or adopted) a private cluster */
     const char *application_name; /* what pg_stat_activity shows for this connection */
     struct store_buf

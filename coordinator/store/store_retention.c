@@ -26,9 +26,7 @@
 
 store_t *store_connect_maintenance(const store_t *main)
 {
-    /* The owner role's connection string goes here once the database roles exist; until then
-     * the coordinator's own. */
-    return store_connect(store_conninfo(main), "vigil-coordinator-maintenance");
+    return store_connect(store_owner_conninfo(main), "vigil-coordinator-maintenance");
 }
 
 /* "14d", "36h", "90m" or "45s": the policy in audit rows and logs. */

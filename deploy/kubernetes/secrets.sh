@@ -17,12 +17,16 @@
 #                                              (config/cluster-agent.yaml, collectors.postgres)
 #                           app-redis.password the application's Redis password (collectors.redis)
 #   vigil-store             PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE
-#                           (with --pg-host: overlays/prod's external PostgreSQL)
+#                           (with --pg-host: overlays/prod's external PostgreSQL; PGUSER is the
+#                           coordinator's own login, vigil_coordinator in docs/operations.md)
+#                           owner.pgpass  the password of vigil_owner, the login that owns the
+#                                         tables (migrations, maintenance), as a libpq password file
 #
 #   deploy/kubernetes/secrets.sh --admin-key admin.key --app-pg-password-file FILE
 #       --app-redis-password-file FILE [--overlay DIR] [--keys DIR]
 #       [--namespace NS] [--pg-host HOST --pg-user USER --pg-password-file FILE
-#        [--pg-port 5432] [--pg-database vigil] [--pg-sslmode verify-full]] | kubectl apply -f -
+#        --pg-owner-password-file FILE [--pg-port 5432] [--pg-database vigil]
+#        [--pg-sslmode verify-full]] | kubectl apply -f -
 #
 # --admin-key: the first admin's key file from `vigilctl keygen --out admin.key` (and its
 #   admin.key.sign); with --overlay, its two public keys are also written into
@@ -43,7 +47,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${VIGIL_BUILD:-$src/build}
 namespace=vigil
 admin_key="" overlay="" keys="" pg_host="" pg_port=5432 pg_database=vigil pg_user=""
-pg_password_file="" pg_sslmode=verify-full app_pg_password_file="" app_redis_password_file=""
+pg_password_file="" pg_owner_password_file="" pg_sslmode=verify-full app_pg_password_file="" app_redis_password_file=""
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -65,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --pg-database) pg_database=${2:?}; shift 2 ;;
     --pg-user) pg_user=${2:?}; shift 2 ;;
     --pg-password-file) pg_password_file=${2:?}; shift 2 ;;
+    --pg-owner-password-file) pg_owner_password_file=${2:?}; shift 2 ;;
     --pg-sslmode) pg_sslmode=${2:?}; shift 2 ;;
     --app-pg-password-file) app_pg_password_file=${2:?}; shift 2 ;;
     --app-redis-password-file) app_redis_password_file=${2:?}; shift 2 ;;
@@ -75,8 +80,14 @@ done
 [[ -n $admin_key ]] || die "--admin-key is required (make one with: vigilctl keygen --out admin.key)"
 [[ -f $admin_key && -f $admin_key.sign ]] || die "$admin_key or $admin_key.sign: no such file"
 if [[ -n $pg_host ]]; then
-    [[ -n $pg_user && -n $pg_password_file ]] || die "--pg-host needs --pg-user and --pg-password-file"
-    [[ -f $pg_password_file ]] || die "$pg_password_file: no such file"
+    [[ -n $pg_user && -n $pg_password_file && -n $pg_owner_password_file ]] ||
+        die "--pg-host needs --pg-user, --pg-password-file and --pg-owner-password-file (the coordinator's login and vigil_owner's: docs/operations.md, \"Database roles\")"
+    for f in "$pg_password_file" "$pg_owner_password_file"; do
+        [[ -f $f ]] || die "$f: no such file"
+        [[ -n $(head -n1 "$f") ]] || die "$f: the first line (the password) is empty"
+    done
+    [[ $(head -n1 "$pg_owner_password_file") != *[:\\]* ]] ||
+        die "$pg_owner_password_file: a password file cannot hold ':' or '\\' unescaped; choose another password"
 fi
 # The cluster agent's passwords: a first line that is not empty (the agent refuses an empty one).
 for f in "$app_pg_password_file" "$app_redis_password_file"; do
@@ -192,6 +203,7 @@ data:
   PGUSER: $(b64s "$pg_user")
   PGPASSWORD: $(b64s "$(head -n1 "$pg_password_file")")
   PGSSLMODE: $(b64s "$pg_sslmode")
+  owner.pgpass: $(b64s "*:*:*:vigil_owner:$(head -n1 "$pg_owner_password_file")")
 YAML
 fi
 

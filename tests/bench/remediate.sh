@@ -148,7 +148,7 @@ declares_noop() {
 }
 h_wait "bench-node active, declaring noop" 30 declares_noop
 
-request_state() { h_sql "select state from command_requests where id = '$1'"; }
+request_state() { h_sql "select state from command_current where request_id = '$1'"; }
 run_noop() { # run_noop START_FILE: one run, waits for its end state; prints the id
     local id state deadline=$((SECONDS + 20))
     now_ms >>"$1"
@@ -221,7 +221,8 @@ fan_declared() {
 }
 h_wait "every simulated agent's catalog stored" 60 fan_declared
 fan_done() {
-    [[ $(h_sql "select count(*) from command_requests where action = 'noop-fan' and state = 'done'") \
+    [[ $(h_sql "select count(*) from command_requests q join command_current s on s.request_id = q.id
+                where q.action = 'noop-fan' and s.state = 'done'") \
         == "$FANOUT_AGENTS" ]]
 }
 fan_start=$(now_ms)
@@ -304,8 +305,9 @@ for trial in $(seq 1 "$FAULT_TRIALS"); do
     last_n=$(h_sql "select coalesce(max(n), 0) from command_requests")
 done
 h_wait "nginx up after the last trial" 30 nginx_up
-modes=$(h_sql "select string_agg(distinct mode || '/' || requested_by || '/' || state, ',')
-    from command_requests where action = 'restart-nginx'")
+modes=$(h_sql "select string_agg(distinct q.mode || '/' || q.requested_by || '/' || s.state, ',')
+    from command_requests q join command_current s on s.request_id = q.id
+    where q.action = 'restart-nginx'")
 echo "fault -> automatic action, $FAULT_TRIALS SIGKILLs of nginx (requests mode/by/state: $modes):"
 echo "  $(dist "kill -> the auto restart's STARTED stored" "${F2A_MS[@]}")"
 ((${#OPEN_MS[@]} == 0)) || echo "  $(dist "  kill -> incident opened" "${OPEN_MS[@]}")"

@@ -107,10 +107,12 @@ pass "the schema check refuses an unknown field and a wrong type"
 # The Secrets, made as an administrator would, unpacked where the pods mount them.
 "$VIGIL_BUILD/vigilctl" keygen --out "$tmp/admin.key" >/dev/null
 echo pw >"$tmp/pgpass"
+echo owner-pw >"$tmp/pgownerpass"
 echo app-pg-pw >"$tmp/app-pgpass"
 echo app-redis-pw >"$tmp/app-redispass"
 VIGIL_BUILD=$VIGIL_BUILD "$K8S/secrets.sh" --admin-key "$tmp/admin.key" --pg-host db.example \
-    --pg-user vigil --pg-password-file "$tmp/pgpass" --app-pg-password-file "$tmp/app-pgpass" \
+    --pg-user vigil_coordinator --pg-password-file "$tmp/pgpass" \
+    --pg-owner-password-file "$tmp/pgownerpass" --app-pg-password-file "$tmp/app-pgpass" \
     --app-redis-password-file "$tmp/app-redispass" >"$tmp/secrets.yaml" 2>"$tmp/secrets.err" ||
     fail "secrets.sh failed: $(cat "$tmp/secrets.err")"
 if VIGIL_BUILD=$VIGIL_BUILD "$K8S/secrets.sh" --admin-key "$tmp/admin.key" >/dev/null 2>"$tmp/secrets.err"; then
@@ -129,8 +131,10 @@ for (const d of YAML.parseAllDocuments(fs.readFileSync(process.argv[2], "utf8"))
 }' "$NODE_MODULES" "$tmp/secrets.yaml" >"$tmp/secrets.jsonl"
 secret_keys() { jq -r --arg s "$1" 'select(.secret == $s) | .key' "$tmp/secrets.jsonl"; }
 secret_value() { jq -r --arg s "$1" --arg k "$2" 'select(.secret == $s and .key == $k) | .value' "$tmp/secrets.jsonl"; }
-[[ $(secret_keys vigil-store | sort | tr '\n' ' ') == "PGDATABASE PGHOST PGPASSWORD PGPORT PGSSLMODE PGUSER " ]] ||
+[[ $(secret_keys vigil-store | sort | tr '\n' ' ') == "PGDATABASE PGHOST PGPASSWORD PGPORT PGSSLMODE PGUSER owner.pgpass " ]] ||
     fail "secrets.sh: vigil-store keys"
+[[ $(secret_value vigil-store owner.pgpass) == "*:*:*:vigil_owner:owner-pw" ]] ||
+    fail "secrets.sh: owner.pgpass: $(secret_value vigil-store owner.pgpass)"
 [[ $(secret_keys vigil-cluster-agent-keys | sort | tr '\n' ' ') == "agent.key app-pg.password app-redis.password coordinator.pub enrollment.secret signers.yaml " ]] ||
     fail "secrets.sh: vigil-cluster-agent-keys keys: $(secret_keys vigil-cluster-agent-keys | tr '\n' ' ')"
 [[ $(secret_value vigil-cluster-agent-keys app-pg.password) == app-pg-pw ]] || fail "secrets.sh: app-pg.password"

@@ -115,7 +115,15 @@ static inline int pg_fixture_start(struct pg_fixture *f, const char *template)
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }
-    f->check = PQconnectdb(store_conninfo(f->store));
+    /* The checks run as the cluster's superuser (peer: we started it), as an operator's psql
+     * would: the coordinator's own login may not create test triggers or tamper with rows. */
+    char check[PATH_MAX + 64] = "";
+    PQconninfoOption *opts = PQconninfoParse(store_conninfo(f->store), NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "host") == 0 && o->val)
+            snprintf(check, sizeof(check), "host=%s port=5432 user=vigil dbname=vigil", o->val);
+    PQconninfoFree(opts);
+    f->check = PQconnectdb(check);
     if (PQstatus(f->check) != CONNECTION_OK) {
         fprintf(stderr, "check connection: %s\n", PQerrorMessage(f->check));
         return -1;

@@ -6,6 +6,7 @@
  * (vg_capsule_verify with the coordinator's public key), and reports through store_ingest, the
  * router's commit path.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,7 +274,7 @@ static vg_signer_set_t *node_signers(void)
 static void state_of(const char *id, char *out, size_t len)
 {
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT state FROM command_requests WHERE id = '%s'", id);
+    snprintf(sql, sizeof(sql), "SELECT state FROM command_current WHERE request_id = '%s'", id);
     PGresult *res = PQexec(t.pg.check, sql);
     assert_int_equal(PQntuples(res), 1);
     snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
@@ -501,13 +502,26 @@ static void test_auto_and_reports(void **state)
     report(id, nonce, VIGIL__COMMAND_STEP__COMMAND_STEP_DONE, 3, t.seq); /* resent */
     state_of(id, st, sizeof(st));
     assert_string_equal(st, "failed");
+    /* A late accepted is stored as a report but does not take the state back. */
+    report(id, nonce, VIGIL__COMMAND_STEP__COMMAND_STEP_ACCEPTED, 0, ++t.seq);
+    state_of(id, st, sizeof(st));
+    assert_string_equal(st, "failed");
     char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(state || '<' || coalesce(prev_state, '-'), ' ' ORDER BY n)"
+             " FROM command_states WHERE request_id = '%s'",
+             id);
+    PGresult *res = PQexec(t.pg.check, sql);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, 0, 0), "pending<- issued<pending accepted<issued "
+                                               "started<accepted failed<started");
+    PQclear(res);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM command_reports WHERE request_id = '%s'", id);
-    assert_int_equal(sql_long(sql), 3);
+    assert_int_equal(sql_long(sql), 4);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM incident_events WHERE incident_id = %ld AND kind = 'command'",
              incident);
-    assert_int_equal(sql_long(sql), 5); /* requested, issued, accepted, started, failed */
+    assert_int_equal(sql_long(sql), 6); /* requested, issued, accepted, started, failed, accepted */
     done(&c);
 
     /* ShowCommand: the steps and the result. */
@@ -519,7 +533,7 @@ static void test_auto_and_reports(void **state)
     call(&c, &t.vic, &req);
     expect_ok(&c);
     const Vigil__CommandInfo *info = c.rep.msg.commands[0];
-    assert_int_equal(info->n_steps, 3);
+    assert_int_equal(info->n_steps, 4);
     assert_true(info->has_exit);
     assert_int_equal(info->exit_status, 3);
     assert_int_equal(info->duration_ms, 42);
@@ -665,8 +679,8 @@ static void test_list_pages(void **state)
     done(&c);
 }
 
-/* The record cannot be rewritten: approvals, capsules and reports are append-only, and of a
- * request only its state may change. */
+/* The record cannot be rewritten: requests, their states, approvals, capsules and reports are
+ * append-only. */
 static void test_append_only(void **state)
 {
     (void)state;
@@ -674,8 +688,116 @@ static void test_append_only(void **state)
     assert_false(sql_ok("DELETE FROM command_capsules"));
     assert_false(sql_ok("UPDATE command_reports SET exit_status = 0"));
     assert_false(sql_ok("UPDATE command_requests SET action = 'isolate-node'"));
+    assert_false(sql_ok("UPDATE command_requests SET n = n"));
     assert_false(sql_ok("DELETE FROM command_requests"));
-    assert_true(sql_ok("UPDATE command_requests SET state = state"));
+    assert_false(sql_ok("TRUNCATE command_requests CASCADE"));
+    assert_false(sql_ok("UPDATE command_states SET state = 'done'"));
+    assert_false(sql_ok("UPDATE command_states SET actor = actor"));
+    assert_false(sql_ok("DELETE FROM command_states"));
+    assert_false(sql_ok("TRUNCATE command_states"));
+    assert_true(sql_long("SELECT count(*) FROM command_states") > 0);
+}
+
+/* A change whose expected state no longer holds inserts nothing and writes no audit row; the
+ * current state is always the last state row of its request, each row following the one
+ * before. */
+static void test_state_rows(void **state)
+{
+    (void)state;
+    struct call c;
+    char sql[512], st[32];
+    run(&c, &t.bob, "restart-app", "app.service", 0);
+    expect_ok(&c);
+    char id[80];
+    snprintf(id, sizeof(id), "%s", c.rep.msg.commands[0]->id);
+    done(&c);
+
+    assert_int_equal(store_command_begin(t.pg.store), 0);
+    assert_int_equal(
+        store_command_transition(t.pg.store, id, "pending", "cancelled", "bob", "command.cancel"),
+        0);
+    assert_int_equal(store_command_commit(t.pg.store), 0);
+    /* Again: it is cancelled, not pending, so nothing applies. */
+    assert_int_equal(store_command_begin(t.pg.store), 0);
+    assert_int_equal(
+        store_command_transition(t.pg.store, id, "pending", "cancelled", "bob", "command.cancel"),
+        -ESTALE);
+    assert_int_equal(
+        store_command_transition(t.pg.store, id, "issued", "lost", "bob", "command.lost"), -ESTALE);
+    assert_int_equal(store_command_transition(t.pg.store, "cmd-nowhere", "pending", "cancelled",
+                                              "bob", "command.cancel"),
+                     -ESTALE);
+    assert_int_equal(store_command_commit(t.pg.store), 0);
+    state_of(id, st, sizeof(st));
+    assert_string_equal(st, "cancelled");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM command_states WHERE request_id = '%s'", id);
+    assert_int_equal(sql_long(sql), 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log WHERE subject = '%s' AND action = 'command.cancel'",
+             id);
+    assert_int_equal(sql_long(sql), 1);
+    /* Nor does a forward-only move to a lower or equal rank, written by hand. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO command_states (request_id, state, actor) VALUES ('%s', 'accepted', 'x')"
+             " RETURNING n",
+             id);
+    PGresult *res = PQexec(t.pg.check, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 0);
+    PQclear(res);
+
+    assert_true(sql_long("SELECT count(*) FROM command_requests") > 3);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM command_requests q"
+                 " LEFT JOIN command_current s ON s.request_id = q.id"
+                 " LEFT JOIN LATERAL (SELECT x.n, x.state FROM command_states x"
+                 "   WHERE x.request_id = q.id ORDER BY x.n DESC LIMIT 1) l ON true"
+                 " WHERE s.state IS DISTINCT FROM l.state OR s.n IS DISTINCT FROM l.n"),
+        0);
+    assert_int_equal(sql_long("SELECT count(*) FROM command_states a JOIN command_states b"
+                              " ON b.request_id = a.request_id AND b.n = a.n + 1"
+                              " WHERE b.prev_state IS DISTINCT FROM a.state"),
+                     0);
+    assert_int_equal(sql_long("SELECT count(*) FROM command_states WHERE n = 1 AND state <> "
+                              "'pending'"),
+                     0);
+}
+
+/* A login with INSERT and SELECT on the command tables and no UPDATE anywhere (the coordinator's
+ * own, or one made here when the test's login is more) moves a state: the trigger writes the
+ * projection as its owner. No login writes the projection itself. */
+static void test_state_needs_no_update(void **state)
+{
+    (void)state;
+    struct call c;
+    char sql[512], st[32];
+    run(&c, &t.bob, "restart-app", "app.service", 0);
+    expect_ok(&c);
+    char id[80];
+    snprintf(id, sizeof(id), "%s", c.rep.msg.commands[0]->id);
+    done(&c);
+    /* As the coordinator's own role (roles.h), which the fixture's private cluster made. */
+    assert_true(sql_ok("BEGIN"));
+    assert_true(sql_ok("SET LOCAL ROLE vigil_coordinator"));
+    assert_int_equal(sql_long("SELECT has_table_privilege('command_current', 'UPDATE')::int"), 0);
+    assert_true(sql_ok("SAVEPOINT s"));
+    assert_false(sql_ok("UPDATE command_current SET n = n"));
+    assert_true(sql_ok("ROLLBACK TO SAVEPOINT s"));
+    assert_true(sql_ok("INSERT INTO command_requests (id, action, node, requested_by, created_at,"
+                       " approve_by, mode, request_sha256) VALUES ('cmd-bare', 'x', 'n', 'eve',"
+                       " now(), now(), 'auto', decode(repeat('00', 32), 'hex'))"));
+    assert_false(sql_ok("INSERT INTO command_current VALUES ('cmd-bare', 'done', 1)"));
+    assert_true(sql_ok("ROLLBACK TO SAVEPOINT s"));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO command_states (request_id, state, prev_state, actor)"
+             " VALUES ('%s', 'cancelled', 'pending', 'runtime')",
+             id);
+    assert_true(sql_ok(sql));
+    state_of(id, st, sizeof(st));
+    assert_string_equal(st, "cancelled");
+    assert_true(sql_ok("ROLLBACK"));
+    state_of(id, st, sizeof(st));
+    assert_string_equal(st, "pending");
 }
 
 int main(void)
@@ -691,6 +813,8 @@ int main(void)
         cmocka_unit_test(test_approval_deadline),
         cmocka_unit_test(test_list_pages),
         cmocka_unit_test(test_append_only),
+        cmocka_unit_test(test_state_rows),
+        cmocka_unit_test(test_state_needs_no_update),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

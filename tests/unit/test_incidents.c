@@ -489,6 +489,124 @@ static void test_list_open_and_all(void **state)
     }
 }
 
+/* A statement on the check connection (the cluster's superuser); false when it failed. */
+static bool sql_ok(const char *sql)
+{
+    PGresult *res = PQexec(t.check, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    return ok;
+}
+
+/* The error of a statement that must fail, for its message. */
+static void expect_refused(const char *sql, const char *why)
+{
+    PGresult *res = PQexec(t.check, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    if (!strstr(PQresultErrorMessage(res), why))
+        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+/* Incidents where the row differs from its last incident_states row, or whose rows are not
+ * numbered 1..n: none, ever. */
+static long long projection_mismatches(void)
+{
+    return query_int(
+        "SELECT count(*) FROM incidents i"
+        " LEFT JOIN LATERAL (SELECT * FROM incident_states s WHERE s.incident_id = i.id"
+        "                    ORDER BY s.n DESC LIMIT 1) s ON true"
+        " WHERE s.n IS NULL OR s.n <> (SELECT count(*) FROM incident_states c"
+        "                               WHERE c.incident_id = i.id)"
+        "  OR (i.severity, i.state, i.title, i.scope, i.response_due, i.acknowledged_at,"
+        "      i.resolved_at, i.updated_at) IS DISTINCT FROM (s.severity, s.state, s.title,"
+        "      s.scope, s.response_due, s.acknowledged_at, s.resolved_at, s.updated_at)",
+        NULL);
+}
+
+/* An incident's changes are incident_states rows (028): the coordinator's role changes one
+ * through the store and by appending a row, never by UPDATE or DELETE of incidents, which are
+ * refused to everyone; the incidents row is its last state row. */
+static void test_state_needs_no_update(void **state)
+{
+    (void)state;
+    char sql[512], id[24];
+    struct store_incident inc;
+    struct timeline tl;
+    uint64_t incident = feed("states:rows", 3, INCIDENT_SYMPTOM_CRITICAL, T0).id;
+    snprintf(id, sizeof(id), "%" PRIu64, incident);
+    assert_non_null(strstr(store_conninfo(t.pg.store), "user=vigil_coordinator"));
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incident_states WHERE incident_id = $1::bigint", id), 1);
+
+    /* Through the store, on the coordinator's own login. */
+    assert_int_equal(incidents_ack(t.inc, incident, "alice", "on it", T0 + 1000), 0);
+    assert_int_equal(
+        query_int("SELECT max(n) FROM incident_states WHERE incident_id = $1::bigint", id), 2);
+    assert_int_equal(query_int("SELECT count(*) FROM incident_states WHERE incident_id = $1::bigint"
+                               " AND state = 'acknowledged' AND n = 2",
+                               id),
+                     1);
+
+    /* A missing incident: -ENOENT, and the transaction goes on. */
+    assert_int_equal(store_incidents_begin(t.inc), 0);
+    assert_int_equal(store_incident_get(t.inc, incident, true, &inc), 0);
+    /* Its writer holds the incident's lock until the transaction ends. */
+    assert_int_equal(query_int("SELECT pg_try_advisory_xact_lock(7623193, $1::integer)::int", id),
+                     0);
+    inc.id = 999999;
+    assert_int_equal(store_incident_update(t.inc, &inc), -ENOENT);
+    assert_int_equal(store_incident_get(t.inc, incident, false, &inc), 0);
+    store_incidents_rollback(t.inc);
+    assert_int_equal(query_int("SELECT pg_try_advisory_xact_lock(7623193, $1::integer)::int", id),
+                     1);
+
+    /* As the coordinator's role, by hand. */
+    assert_true(sql_ok("BEGIN"));
+    assert_true(sql_ok("SET LOCAL ROLE vigil_coordinator"));
+    assert_int_equal(query_int("SELECT has_table_privilege('incidents', 'UPDATE')::int", NULL), 0);
+    assert_true(sql_ok("SAVEPOINT s"));
+    snprintf(sql, sizeof(sql), "UPDATE incidents SET title = 'rewritten' WHERE id = %s", id);
+    expect_refused(sql, "permission denied");
+    assert_true(sql_ok("ROLLBACK TO SAVEPOINT s"));
+    snprintf(sql, sizeof(sql), "DELETE FROM incidents WHERE id = %s", id);
+    expect_refused(sql, "permission denied");
+    assert_true(sql_ok("ROLLBACK TO SAVEPOINT s"));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO incident_states (incident_id, severity, state, title, scope,"
+             " response_due, acknowledged_at, resolved_at, updated_at)"
+             " SELECT id, severity, 'resolved', title, scope, response_due, acknowledged_at,"
+             " now(), now() FROM incidents WHERE id = %s",
+             id);
+    assert_true(sql_ok(sql));
+    assert_true(sql_ok("COMMIT"));
+    show(incident, &inc, &tl);
+    assert_int_equal(inc.state, INCIDENT_STATE_RESOLVED);
+    assert_int_equal(inc.acknowledged_at_ms, T0 + 1000);
+    assert_int_equal(
+        query_int("SELECT max(n) FROM incident_states WHERE incident_id = $1::bigint", id), 3);
+
+    /* Not even the owner or a superuser changes the projection, or the rows, in place. */
+    snprintf(sql, sizeof(sql), "UPDATE incidents SET state = 'closed' WHERE id = %s", id);
+    expect_refused(sql, "incidents follows incident_states");
+    snprintf(sql, sizeof(sql), "DELETE FROM incidents WHERE id = %s", id);
+    expect_refused(sql, "incidents follows incident_states");
+    expect_refused("TRUNCATE incidents CASCADE", "refused");
+    expect_refused("UPDATE incident_states SET title = 'x'", "append-only");
+    expect_refused("DELETE FROM incident_states", "append-only");
+    expect_refused("TRUNCATE incident_states", "append-only");
+    show(incident, &inc, &tl);
+    assert_int_equal(inc.state, INCIDENT_STATE_RESOLVED);
+    assert_int_equal(
+        query_int("SELECT count(*) FROM incident_states WHERE incident_id = $1::bigint", id), 3);
+
+    /* Every incident so far, opened by the store or by hand, has its complete history. */
+    assert_true(sql_ok("INSERT INTO incidents (fingerprint, runbook, title, severity, state,"
+                       " opened_at, response_due, updated_at)"
+                       " VALUES ('states:by-hand', 'x', 'x', 4, 'detected', now(), now(), now())"));
+    assert_int_equal(projection_mismatches(), 0);
+}
+
 /* ---- group ---- */
 
 static int group_setup(void **state)
@@ -735,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_list_open_and_all),
         cmocka_unit_test(test_dependent_symptom_attaches_to_root),
         cmocka_unit_test(test_steered_by_hand),
+        cmocka_unit_test(test_state_needs_no_update),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -41,15 +41,25 @@ page summary.json '{"page": {"id": "vnd", "name": "Vendor"},
     {"id": "e", "name": "Old", "status": "under_maintenance"}],
   "incidents": [], "scheduled_maintenances": []}'
 
-WWW_PORT=$(h_free_port)
-(cd "$WWW" && exec "${VIGIL_PYTHON:-/usr/bin/python3}" -m http.server --bind 127.0.0.1 "$WWW_PORT") \
-    >"$H_DIR/www.log" 2>&1 &
-WWW_PID=$!
-www_up() {
-    kill -0 "$WWW_PID" 2>/dev/null || h_fail "http.server exited: $(tail -5 "$H_DIR/www.log")"
-    curl -fsS -o /dev/null "http://127.0.0.1:$WWW_PORT/api/v2/status.json"
-}
-h_wait "the status page answering" 10 www_up
+# A free port may be taken by a test running beside this one before the server binds it: then
+# the server exits at once, and it starts again on another port.
+www_up() { curl -fsS -o /dev/null "http://127.0.0.1:$WWW_PORT/api/v2/status.json" 2>/dev/null; }
+for attempt in 1 2 3 4 5; do
+    WWW_PORT=$(h_free_port)
+    (cd "$WWW" && exec "${VIGIL_PYTHON:-/usr/bin/python3}" -m http.server --bind 127.0.0.1 "$WWW_PORT") \
+        >"$H_DIR/www.log" 2>&1 &
+    WWW_PID=$!
+    for _ in $(seq 100); do
+        www_up && break 2
+        kill -0 "$WWW_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM "$WWW_PID" 2>/dev/null || true
+    wait "$WWW_PID" 2>/dev/null || true
+    WWW_PID=""
+    h_log "http.server on port $WWW_PORT did not answer (attempt $attempt): $(tail -1 "$H_DIR/www.log")"
+done
+[[ -n $WWW_PID ]] || h_fail "http.server would not start: $(tail -5 "$H_DIR/www.log")"
 
 # ---- A runbook on the vendor's indicator ----------------------------------------------------
 RB=$H_DIR/runbooks

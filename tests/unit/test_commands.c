@@ -698,19 +698,24 @@ static void test_append_only(void **state)
     assert_true(sql_long("SELECT count(*) FROM command_states") > 0);
 }
 
+/* A request by bob that waits for approval; its id into id. */
+static void new_pending_request(char *id, size_t len)
+{
+    struct call c;
+    run(&c, &t.bob, "restart-app", "app.service", 0);
+    expect_ok(&c);
+    snprintf(id, len, "%s", c.rep.msg.commands[0]->id);
+    done(&c);
+}
+
 /* A change whose expected state no longer holds inserts nothing and writes no audit row; the
  * current state is always the last state row of its request, each row following the one
  * before. */
 static void test_state_rows(void **state)
 {
     (void)state;
-    struct call c;
-    char sql[512], st[32];
-    run(&c, &t.bob, "restart-app", "app.service", 0);
-    expect_ok(&c);
-    char id[80];
-    snprintf(id, sizeof(id), "%s", c.rep.msg.commands[0]->id);
-    done(&c);
+    char sql[512], st[32], id[80];
+    new_pending_request(id, sizeof(id));
 
     assert_int_equal(store_command_begin(t.pg.store), 0);
     assert_int_equal(
@@ -763,19 +768,14 @@ static void test_state_rows(void **state)
                      0);
 }
 
-/* A login with INSERT and SELECT on the command tables and no UPDATE anywhere (the coordinator's
- * own, or one made here when the test's login is more) moves a state: the trigger writes the
- * projection as its owner. No login writes the projection itself. */
+/* The coordinator's own login, with INSERT and SELECT on the command tables and no UPDATE on
+ * them, moves a state: the trigger writes the projection as its owner. No login writes the
+ * projection itself. */
 static void test_state_needs_no_update(void **state)
 {
     (void)state;
-    struct call c;
-    char sql[512], st[32];
-    run(&c, &t.bob, "restart-app", "app.service", 0);
-    expect_ok(&c);
-    char id[80];
-    snprintf(id, sizeof(id), "%s", c.rep.msg.commands[0]->id);
-    done(&c);
+    char sql[512], st[32], id[80];
+    new_pending_request(id, sizeof(id));
     /* As the coordinator's own role (roles.h), which the fixture's private cluster made. */
     assert_true(sql_ok("BEGIN"));
     assert_true(sql_ok("SET LOCAL ROLE vigil_coordinator"));

@@ -33,6 +33,8 @@
  */
 #include "spool.h"
 
+#include "crc32c.h"
+
 #include "log.h"
 
 #include <dirent.h>
@@ -119,25 +121,6 @@ struct spool {
        least the other minus this. */
     uint64_t dropped_in_flight;
 };
-
-/* CRC-32C (Castagnoli), reflected, a nibble at a time: small table, fast enough for a spool. */
-static const uint32_t crc32c_nibble[16] = {
-    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u, 0x417b1dbcu, 0x5125dad3u,
-    0x61c69362u, 0x7198540du, 0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u,
-    0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u,
-};
-
-/* Running state starts at 0xffffffff; the checksum is the final state inverted. */
-static uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-
-    for (size_t i = 0; i < len; i++) {
-        crc = (crc >> 4) ^ crc32c_nibble[(crc ^ p[i]) & 0x0f];
-        crc = (crc >> 4) ^ crc32c_nibble[(crc ^ (uint32_t)(p[i] >> 4)) & 0x0f];
-    }
-    return crc;
-}
 
 static void put_le32(uint8_t *p, uint32_t v)
 {

@@ -138,7 +138,7 @@ static int put_artifact(struct ctl_context *ctx, struct writer *w, const Vigil__
         Vigil__AdminReply *reply = NULL;
         body.id = f->evidence_id;
         body.offset = offset;
-        body.max_bytes = VG_MAX_EVIDENCE_CHUNK_BYTES;
+        body.max_bytes = VG_MAX_EVIDENCE_READ_BYTES;
         req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
         req.get_evidence = &body;
         if (call(ctx, &req, ctx->timeout_ms, "fetch evidence", subject, &reply) != 0)

@@ -443,7 +443,7 @@ static int fetch(struct ctl_context *ctx, uint64_t id, int fd, const char *subje
         Vigil__AdminReply *reply = NULL;
         body.id = id;
         body.offset = offset;
-        body.max_bytes = VG_MAX_EVIDENCE_CHUNK_BYTES;
+        body.max_bytes = VG_MAX_EVIDENCE_READ_BYTES;
         req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
         req.get_evidence = &body;
         int r =

@@ -47,7 +47,10 @@ _Static_assert(VG_PROTOCOL_VERSION_MIN >= 1, "version 0 is an unset field: never
 
 /* Evidence on demand (CollectRequest, EvidenceChunk, the admin Collect/ListEvidence/GetEvidence).
  */
-#define VG_MAX_EVIDENCE_CHUNK_BYTES (1024 * 1024) /* data of one EvidenceChunk, one GetEvidence */
+#define VG_MAX_EVIDENCE_CHUNK_BYTES (1024 * 1024) /* data of one EvidenceChunk */
+/* Data of one GetEvidence reply: fewer round trips out of the vault, and with the artifact's
+ * description still well under VG_MAX_MESSAGE_BYTES. */
+#define VG_MAX_EVIDENCE_READ_BYTES (3 * 1024 * 1024)
 #define VG_MAX_EVIDENCE_BYTES (INT64_C(1) << 30)  /* one artifact; agents cap theirs lower */
 #define VG_MAX_EVIDENCE_ARGS 16                   /* key=value arguments of a collection */
 #define VG_MAX_EVIDENCE_KIND_LEN 32               /* kinds are short names: [a-z0-9_]+ */

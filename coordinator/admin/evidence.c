@@ -292,9 +292,9 @@ static void get_evidence(admin_t *self, const struct operator* op,
                          const Vigil__AdminRequest *request, struct reply *rep)
 {
     const Vigil__GetEvidence *req = request->get_evidence;
-    size_t max = req->max_bytes && req->max_bytes < VG_MAX_EVIDENCE_CHUNK_BYTES
+    size_t max = req->max_bytes && req->max_bytes < VG_MAX_EVIDENCE_READ_BYTES
                      ? req->max_bytes
-                     : VG_MAX_EVIDENCE_CHUNK_BYTES;
+                     : VG_MAX_EVIDENCE_READ_BYTES;
     zlistx_t *list = evidence_list_start(rep);
     if (!list)
         return;

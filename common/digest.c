@@ -1,24 +1,52 @@
-/* SHA-256 and HMAC-SHA256 on libsodium (see digest.h). */
+/* SHA-256 and HMAC-SHA256 on libsodium, or on an installed engine (see digest.h). */
 #include "digest.h"
+
+/* Set once at start, before any other thread runs; read-only afterwards. */
+static const struct vg_sha256_engine *engine;
+
+void vg_sha256_set_engine(const struct vg_sha256_engine *e)
+{
+    engine = e;
+}
 
 void vg_sha256_init(struct vg_sha256 *h)
 {
-    crypto_hash_sha256_init(&h->state);
+    h->engine_ctx = engine ? engine->begin() : NULL;
+    if (!h->engine_ctx)
+        crypto_hash_sha256_init(&h->state);
 }
 
 void vg_sha256_update(struct vg_sha256 *h, const void *data, size_t len)
 {
-    crypto_hash_sha256_update(&h->state, data, len);
+    if (h->engine_ctx)
+        engine->update(h->engine_ctx, data, len);
+    else
+        crypto_hash_sha256_update(&h->state, data, len);
 }
 
 void vg_sha256_final(struct vg_sha256 *h, uint8_t out[VG_SHA256_LEN])
 {
-    crypto_hash_sha256_final(&h->state, out);
+    if (h->engine_ctx)
+        engine->end(h->engine_ctx, out);
+    else
+        crypto_hash_sha256_final(&h->state, out);
+    h->engine_ctx = NULL;
+}
+
+void vg_sha256_discard(struct vg_sha256 *h)
+{
+    uint8_t ignored[VG_SHA256_LEN];
+
+    if (h->engine_ctx)
+        vg_sha256_final(h, ignored);
 }
 
 void vg_sha256(const void *data, size_t len, uint8_t out[VG_SHA256_LEN])
 {
-    crypto_hash_sha256(out, data, len);
+    if (engine)
+        engine->oneshot(data, len, out);
+    else
+        crypto_hash_sha256(out, data, len);
 }
 
 void vg_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,

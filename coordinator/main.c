@@ -22,6 +22,7 @@
 #include "admin.h"
 #include "checkpoint_hook.h"
 #include "coord_config.h"
+#include "digest_openssl.h"
 #include "correlate.h"
 #include "escalate.h"
 #include "evloop.h"
@@ -1092,6 +1093,8 @@ int main(int argc, char **argv)
     }
 
     vg_log_init("vigil-coordinator", VG_LOG_INFO, !isatty(STDERR_FILENO));
+    /* Whole artifacts are hashed here (stored, verified, exported): libcrypto's SHA-256. */
+    vg_sha256_set_engine(vg_sha256_openssl());
     if (coord_config_load(config_path, &c.cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "vigil-coordinator: %s\n", err);
         coord_config_free(&c.cfg);

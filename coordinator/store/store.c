@@ -586,6 +586,7 @@ void store_destroy(store_t **self_p)
     embedded_pg_stop(&self->pg);
     store_buf_free(&self->copy);
     store_followups_clear(&self->followups);
+    artifact_hash_clear(&self->uploads);
     free(self);
     *self_p = NULL;
 }

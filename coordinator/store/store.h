@@ -358,6 +358,7 @@ struct store_chain_walk {
     bool content_removed; /* store_chain_walk_content_removed */
     uint64_t id, size, content_bytes;
     uint8_t sha256[VG_SHA256_LEN], chain[VG_SHA256_LEN];
+    bool content_started; /* content holds a hash begun at the row's first chunk */
     struct vg_sha256 content;
 };
 
@@ -370,6 +371,8 @@ bool store_chain_walk_row(struct store_chain_walk *w, uint64_t id,
 bool store_chain_walk_content(struct store_chain_walk *w, uint64_t offset, const void *data,
                               size_t len);
 bool store_chain_walk_end(struct store_chain_walk *w);
+/* Frees what a row the walk stopped inside still holds; the verdict stays readable. */
+void store_chain_walk_fini(struct store_chain_walk *w);
 /* Between row and end: the row's content was removed by retention, as its evidence_removals
  * row and the audit row it names say. With no chunk at all its end then holds it intact (its
  * link and chain hash were checked; the sha256 it commits to stays in the row); a chunk that is

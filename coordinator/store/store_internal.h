@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "artifact_hash.h"
 #include "embedded.h"
 #include "store.h"
 
@@ -44,6 +45,7 @@ struct store {
     struct store_buf
         copy; /* ingest's COPY data, kept between batches (at most a chunk and a row) */
     struct store_followups followups; /* committed, not yet taken (store_followups_take) */
+    struct artifact_hashes uploads;   /* SHA-256 of artifacts being stored (artifact_hash.h) */
 };
 
 /* ---- buffers and PostgreSQL array literals ---- */

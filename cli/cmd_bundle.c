@@ -5,8 +5,9 @@
  * The export asks the coordinator for the bundle's description (ExportIncident: the files it
  * wrote, the artifacts to fetch, the signed manifest), checks it against the manifest, and writes
  * the tar as it goes: the small files from the reply, then each artifact fetched in pages with
- * GetEvidence and hashed on the way, so no artifact and no bundle is ever held whole. A failure
- * removes the file. verify-bundle is bundle_check.h's, offline.
+ * GetEvidence (pipelined on one connection: evidence_fetch.h) and hashed on the way, so no artifact
+ * and no bundle is ever held whole. A failure removes the file. verify-bundle is bundle_check.h's,
+ * offline.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -24,6 +25,7 @@
 #include "cmd_bundle.h"
 #include "ctl_admin.h"
 #include "digest.h"
+#include "evidence_fetch.h"
 
 #define EXPORT_MIN_TIMEOUT_MS 30000 /* the coordinator issues a checkpoint and reads the rows */
 
@@ -55,6 +57,19 @@ static int call(struct ctl_context *ctx, Vigil__AdminRequest *req, int64_t timeo
     }
     *ret_reply = reply;
     return 0;
+}
+
+/* A session for the artifacts' fetches: 0, or a negative errno after printing why. */
+static int open_session(struct ctl_context *ctx, ctl_admin_session_t **ret_session)
+{
+    const struct ctl_config *cfg;
+    char err[1024] = "";
+    if (ctl_context_config(ctx, &cfg) != CTL_EXIT_OK)
+        return -ENOENT; /* already printed */
+    int r = ctl_admin_session_open(cfg, ctx->timeout_ms, ret_session, err, sizeof(err));
+    if (r < 0)
+        output_error("%s", err);
+    return r;
 }
 
 static bool parse_id(const char *text, uint64_t *ret)
@@ -121,55 +136,37 @@ static int put_file(struct writer *w, const char *path, const void *data, size_t
     return r < 0 ? r : put_data(w, path, data, len);
 }
 
-/* An artifact's bytes, fetched in pages into the tar and checked against the manifest. */
-static int put_artifact(struct ctl_context *ctx, struct writer *w, const Vigil__BundleFile *f)
+/* put_artifact's end of the fetch: the bytes into the tar entry. */
+struct entry_data {
+    struct writer *w;
+    const char *path;
+};
+
+static int write_entry(void *userdata, const uint8_t *data, size_t len)
 {
-    char subject[48];
-    uint64_t offset = 0;
-    struct vg_sha256 h;
+    const struct entry_data *e = userdata;
+    return put_data(e->w, e->path, data, len);
+}
+
+/* An artifact's bytes, fetched in pages into the tar (evidence_fetch.h) and checked against the
+ * manifest. */
+static int put_artifact(ctl_admin_session_t *session, int64_t timeout_ms, struct writer *w,
+                        const Vigil__BundleFile *f)
+{
+    char subject[48], sha[VG_SHA256_HEX_LEN + 1];
+    uint64_t size = 0;
     snprintf(subject, sizeof(subject), "evidence %" PRIu64, f->evidence_id);
     int r = put_header(w, f->path, f->size, 0644);
     if (r < 0)
         return r;
-    vg_sha256_init(&h);
-    while (offset < f->size) {
-        Vigil__GetEvidence body = VIGIL__GET_EVIDENCE__INIT;
-        Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
-        Vigil__AdminReply *reply = NULL;
-        body.id = f->evidence_id;
-        body.offset = offset;
-        body.max_bytes = VG_MAX_EVIDENCE_READ_BYTES;
-        req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
-        req.get_evidence = &body;
-        if (call(ctx, &req, ctx->timeout_ms, "fetch evidence", subject, &reply) != 0)
-            return -EIO;
-        size_t len = reply->data.len;
-        bool described = reply->n_evidence == 1 && reply->evidence[0]->size == f->size &&
-                         strcmp(reply->evidence[0]->sha256, f->sha256) == 0;
-        if (!described || len == 0 || len > f->size - offset) {
-            vigil__admin_reply__free_unpacked(reply, NULL);
-            output_error("%s: the coordinator's answer does not match the manifest (%zu bytes at "
-                         "offset %" PRIu64 " of %" PRIu64 ")",
-                         subject, len, offset, f->size);
-            return -EPROTO;
-        }
-        vg_sha256_update(&h, reply->data.data, len);
-        r = put_data(w, f->path, reply->data.data, len);
-        vigil__admin_reply__free_unpacked(reply, NULL);
-        if (r < 0)
-            return r;
-        offset += len;
-    }
-    uint8_t digest[VG_SHA256_LEN];
-    char got[VG_SHA256_HEX_LEN + 1];
-    vg_sha256_final(&h, digest);
-    vg_hex(digest, sizeof(digest), got);
-    if (strcmp(got, f->sha256) != 0) {
-        output_error("%s: the bytes received hash to %s, but the manifest says %s", subject, got,
-                     f->sha256);
-        return -EBADMSG;
-    }
-    return 0;
+    struct entry_data entry = {.w = w, .path = f->path};
+    const struct evidence_fetch_target target = {.id = f->evidence_id,
+                                                 .subject = subject,
+                                                 .sha256 = f->sha256,
+                                                 .size = f->size,
+                                                 .write = write_entry,
+                                                 .userdata = &entry};
+    return evidence_fetch_artifact(session, timeout_ms, &target, &size, sha);
 }
 
 /* The reply checked against its own manifest before anything is written: what the tar will
@@ -228,8 +225,10 @@ static int check_reply(const Vigil__ExportBundle *b, uint64_t id, struct vg_bund
     return 0;
 }
 
+/* The artifacts are fetched on one session, opened for the first of them. */
 static int write_bundle(struct ctl_context *ctx, struct writer *w, const Vigil__ExportBundle *b)
 {
+    ctl_admin_session_t *session = NULL;
     int r = put_header(w, NULL, 0, 0755);
     if (r == 0)
         r = put_file(w, VG_BUNDLE_MANIFEST, b->manifest, strlen(b->manifest), 0644);
@@ -238,12 +237,17 @@ static int write_bundle(struct ctl_context *ctx, struct writer *w, const Vigil__
                      0644);
     for (size_t i = 0; r == 0 && i < b->n_files; i++) {
         const Vigil__BundleFile *f = b->files[i];
-        if (f->evidence_id)
-            r = put_artifact(ctx, w, f);
-        else
+        if (!f->evidence_id) {
             r = put_file(w, f->path, f->content.data, f->content.len,
                          strcmp(f->path, "verify.sh") == 0 ? 0755 : 0644);
+            continue;
+        }
+        if (!session)
+            r = open_session(ctx, &session);
+        if (r == 0)
+            r = put_artifact(session, ctx->timeout_ms, w, f);
     }
+    ctl_admin_session_destroy(&session);
     if (r == 0 && archive_write_close(w->a) != ARCHIVE_OK)
         r = archive_fail(w, "the end of the tar");
     return r;

@@ -20,6 +20,7 @@
 #include "cmd_bundle.h"
 #include "ctl_admin.h"
 #include "digest.h"
+#include "evidence_fetch.h"
 #include "evidence_view.h"
 #include "timeutil.h"
 
@@ -426,75 +427,52 @@ static int write_all(int fd, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Fetches the artifact in pieces into fd, hashing as it writes, and checks the hash. */
-static int fetch(struct ctl_context *ctx, uint64_t id, int fd, const char *subject,
-                 uint64_t *ret_size, char *ret_sha, size_t sha_len)
+/* evidence get's end of the fetch: the bytes into the output file (or standard output). */
+struct out_file {
+    int fd;
+    const char *subject;
+    bool flush;       /* a file of our own, fsync'ed at the end: write it back as it grows */
+    uint64_t written; /* bytes so far */
+};
+
+static int write_out(void *userdata, const uint8_t *data, size_t len)
 {
-    char err[1024] = "";
-    char expected[VG_SHA256_HEX_LEN + 1] = "";
-    uint64_t offset = 0, size = 0;
-    bool described = false;
-    struct vg_sha256 h;
-
-    vg_sha256_init(&h);
-    do {
-        Vigil__GetEvidence body = VIGIL__GET_EVIDENCE__INIT;
-        Vigil__AdminRequest req = VIGIL__ADMIN_REQUEST__INIT;
-        Vigil__AdminReply *reply = NULL;
-        body.id = id;
-        body.offset = offset;
-        body.max_bytes = VG_MAX_EVIDENCE_READ_BYTES;
-        req.body_case = VIGIL__ADMIN_REQUEST__BODY_GET_EVIDENCE;
-        req.get_evidence = &body;
-        int r =
-            call(ctx, &req, ctx->timeout_ms, "fetch evidence", subject, &reply, err, sizeof(err));
-        if (r < 0) {
-            print_call_error(err);
-            return r;
-        }
-        if (reply->n_evidence != 1 || strlen(reply->evidence[0]->sha256) != VG_SHA256_HEX_LEN ||
-            (described && (reply->evidence[0]->size != size ||
-                           strcmp(reply->evidence[0]->sha256, expected) != 0))) {
-            vigil__admin_reply__free_unpacked(reply, NULL);
-            output_error("%s: the coordinator's description of the artifact is missing or "
-                         "changed while it was fetched",
-                         subject);
-            return -EPROTO;
-        }
-        if (!described) {
-            size = reply->evidence[0]->size;
-            snprintf(expected, sizeof(expected), "%s", reply->evidence[0]->sha256);
-            described = true;
-        }
-        size_t len = reply->data.len;
-        if ((len == 0 && offset < size) || len > size - offset) {
-            vigil__admin_reply__free_unpacked(reply, NULL);
-            output_error("%s: the coordinator sent %zu bytes at offset %" PRIu64 " of %" PRIu64,
-                         subject, len, offset, size);
-            return -EPROTO;
-        }
-        vg_sha256_update(&h, reply->data.data, len);
-        r = write_all(fd, reply->data.data, len);
-        vigil__admin_reply__free_unpacked(reply, NULL);
-        if (r < 0) {
-            output_error("%s: cannot write: %s", subject, strerror(-r));
-            return r;
-        }
-        offset += len;
-    } while (offset < size);
-
-    uint8_t digest[VG_SHA256_LEN];
-    char got[VG_SHA256_HEX_LEN + 1];
-    vg_sha256_final(&h, digest);
-    vg_hex(digest, VG_SHA256_LEN, got);
-    if (strcmp(got, expected) != 0) {
-        output_error("%s: the bytes received hash to %s, but the vault recorded %s", subject, got,
-                     expected);
-        return -EBADMSG;
+    struct out_file *out = userdata;
+    int r = write_all(out->fd, data, len);
+    if (r < 0) {
+        output_error("%s: cannot write: %s", out->subject, strerror(-r));
+        return r;
     }
-    *ret_size = size;
-    snprintf(ret_sha, sha_len, "%s", got);
+    /* Start writing these pages back now, not all at the final fsync: the disk works while the
+     * next pieces arrive. A hint: the fsync still decides, so its failure is ignored here. */
+    if (out->flush)
+        (void)sync_file_range(out->fd, (off_t)out->written, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    out->written += len;
     return 0;
+}
+
+/* Fetches the artifact into fd on a session of its own (evidence_fetch.h), hashing as it
+ * writes, and checks the hash: 0, or a negative errno after printing why. */
+static int fetch(struct ctl_context *ctx, uint64_t id, int fd, const char *subject,
+                 uint64_t *ret_size, char ret_sha[VG_SHA256_HEX_LEN + 1])
+{
+    const struct ctl_config *cfg;
+    ctl_admin_session_t *session = NULL;
+    char err[1024] = "";
+
+    if (ctl_context_config(ctx, &cfg) != CTL_EXIT_OK)
+        return -ENOENT; /* already printed */
+    int r = ctl_admin_session_open(cfg, ctx->timeout_ms, &session, err, sizeof(err));
+    if (r < 0) {
+        output_error("%s", err);
+        return r;
+    }
+    struct out_file out = {.fd = fd, .subject = subject, .flush = fd != STDOUT_FILENO};
+    const struct evidence_fetch_target target = {
+        .id = id, .subject = subject, .write = write_out, .userdata = &out};
+    r = evidence_fetch_artifact(session, ctx->timeout_ms, &target, ret_size, ret_sha);
+    ctl_admin_session_destroy(&session);
+    return r;
 }
 
 static int evidence_get(struct ctl_context *ctx, const struct ctl_args *args, int argc, char **argv)
@@ -522,7 +500,7 @@ static int evidence_get(struct ctl_context *ctx, const struct ctl_args *args, in
                      errno == EEXIST ? " (an existing file is never overwritten)" : "");
         return CTL_EXIT_FAILURE;
     }
-    int r = fetch(ctx, id, fd, subject, &size, sha, sizeof(sha));
+    int r = fetch(ctx, id, fd, subject, &size, sha);
     if (!to_stdout) {
         if (r == 0 && fsync(fd) < 0)
             r = -errno;

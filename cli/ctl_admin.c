@@ -25,6 +25,8 @@ struct link_state {
     bool monitored;          /* the monitor is attached; without it we know nothing */
     bool connected;          /* a TCP connection was made at least once */
     bool handshake_ok;       /* a CURVE handshake completed */
+    bool lost;               /* an authenticated connection dropped: what was sent on it is gone */
+    bool answered;           /* a reply arrived on this session (not from the monitor) */
     uint32_t auth_status;    /* ZAP status of the last refused handshake, 0 = none */
     uint32_t protocol_error; /* ZMQ_PROTOCOL_ERROR_* of the last failed handshake, 0 = none */
 };
@@ -62,6 +64,10 @@ static int link_state_apply(struct link_state *st, uint16_t event, uint32_t valu
         break;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         st->handshake_ok = true;
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (st->handshake_ok)
+            st->lost = true;
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         st->protocol_error = value;
@@ -134,6 +140,16 @@ static void timeout_message(const struct link_state *st, const char *endpoint, i
                  "no reply from %s within %s (is the coordinator running, and is "
                  "coordinator_public_key right?)",
                  endpoint, within);
+    else if (st->lost)
+        snprintf(err, errlen,
+                 "no reply from %s within %s (the connection was lost after it was "
+                 "authenticated: did the coordinator stop or restart?)",
+                 endpoint, within);
+    else if (st->answered)
+        snprintf(err, errlen,
+                 "no reply from %s within %s (the coordinator answered earlier requests on this "
+                 "connection, then went quiet: is it overloaded or stopped?)",
+                 endpoint, within);
     else if (st->handshake_ok)
         snprintf(err, errlen,
                  "no reply from %s within %s (connected and authenticated, but the coordinator "
@@ -185,102 +201,171 @@ static int recv_payload(void *sock, zmq_msg_t *ret_msg)
     }
 }
 
-/* Sends req_buf once the connection is up and waits for the matching reply. */
-static int exchange(void *sock, void *monitor, struct link_state *st, const uint8_t *req_buf,
-                    size_t req_len, uint64_t request_id, int64_t deadline,
-                    Vigil__AdminReply **ret_reply, char *err, size_t errlen)
-{
-    bool sent = false;
+/*
+ * The session: one context, one CURVE DEALER socket and its monitor, connected once. Requests
+ * go out as the connection takes them; each reply is matched to its request by request_id, so
+ * several may be in flight (the coordinator answers one at a time, in the order they came).
+ */
+struct ctl_admin_session {
+    void *zmq_ctx;
+    void *sock;
+    void *monitor; /* NULL: no monitor, vaguer errors */
+    struct link_state st;
+    char *endpoint;     /* cfg->coordinator, for messages */
+    int64_t timeout_ms; /* what a timeout's message names */
+};
 
+void ctl_admin_session_destroy(ctl_admin_session_t **self_p)
+{
+    ctl_admin_session_t *self = self_p ? *self_p : NULL;
+
+    if (self == NULL)
+        return;
+    if (self->monitor != NULL) {
+        zmq_socket_monitor(self->sock, NULL, 0);
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+    if (self->sock != NULL) {
+        zmq_close(self->sock);
+        self->sock = NULL;
+    }
+    if (self->zmq_ctx != NULL) {
+        zmq_ctx_term(self->zmq_ctx);
+        self->zmq_ctx = NULL;
+    }
+    free(self->endpoint);
+    self->endpoint = NULL;
+    free(self);
+    *self_p = NULL;
+}
+
+int ctl_admin_session_open(const struct ctl_config *cfg, int64_t timeout_ms,
+                           ctl_admin_session_t **ret_session, char *err, size_t errlen)
+{
+    const int zero = 0, one = 1;
+    ctl_admin_session_t *self = calloc(1, sizeof(*self));
+    int r;
+
+    if (self == NULL || (self->endpoint = strdup(cfg->coordinator)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        r = -ENOMEM;
+        goto err_destroy;
+    }
+    self->timeout_ms = timeout_ms;
+    self->zmq_ctx = zmq_ctx_new();
+    if (self->zmq_ctx == NULL) {
+        r = -errno;
+        snprintf(err, errlen, "cannot start ZeroMQ: %s", zmq_strerror(errno));
+        goto err_destroy;
+    }
+    self->sock = zmq_socket(self->zmq_ctx, ZMQ_DEALER);
+    if (self->sock == NULL) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        goto err_destroy;
+    }
+
+    r = vg_zmq_common_options(self->sock, HEARTBEAT_IVL_MS, VG_LIVENESS_ZMTP);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(-r));
+        goto err_destroy;
+    }
+    /* A command line tool must not hang on exit, and must not queue a request on a
+     * connection that is not up (it would arrive after we gave up). */
+    if (zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+        zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(errno));
+        goto err_destroy;
+    }
+    r = vg_zmq_curve_client(self->sock, cfg->public_key, cfg->secret_key,
+                            cfg->coordinator_public_key);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot set up CURVE: %s", zmq_strerror(-r));
+        goto err_destroy;
+    }
+
+    /* The monitor is a diagnostic aid: without it we still work, with vaguer errors. */
+    if (zmq_socket_monitor(self->sock, MONITOR_ENDPOINT, MONITOR_EVENTS) == 0) {
+        self->monitor = zmq_socket(self->zmq_ctx, ZMQ_PAIR);
+        if (self->monitor != NULL &&
+            (zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+             zmq_connect(self->monitor, MONITOR_ENDPOINT) < 0)) {
+            zmq_close(self->monitor);
+            self->monitor = NULL;
+        }
+        if (self->monitor == NULL)
+            zmq_socket_monitor(self->sock, NULL, 0);
+        self->st.monitored = self->monitor != NULL;
+    }
+
+    if (zmq_connect(self->sock, cfg->coordinator) < 0) {
+        r = -errno;
+        if (r == -EINVAL || r == -EPROTONOSUPPORT)
+            snprintf(err, errlen,
+                     "coordinator \"%s\" is not an endpoint ZeroMQ can connect to "
+                     "(expected something like tcp://host:%d)",
+                     cfg->coordinator, VG_PORT_ADMIN);
+        else
+            snprintf(err, errlen, "cannot connect to %s: %s", cfg->coordinator,
+                     zmq_strerror(errno));
+        goto err_destroy;
+    }
+    *ret_session = self;
+    return 0;
+
+err_destroy:
+    ctl_admin_session_destroy(&self);
+    return r;
+}
+
+/*
+ * Waits until the socket is ready for events (ZMQ_POLLIN or ZMQ_POLLOUT), reading the monitor
+ * meanwhile. 0 when ready; -ETIMEDOUT at the deadline, -EACCES when the coordinator refused
+ * this operator's key, or another negative errno; err says why.
+ */
+static int session_wait(ctl_admin_session_t *self, short events, int64_t deadline, char *err,
+                        size_t errlen)
+{
     for (;;) {
         zmq_pollitem_t items[2] = {
-            {.socket = sock, .events = sent ? ZMQ_POLLIN : ZMQ_POLLOUT},
-            {.socket = monitor, .events = ZMQ_POLLIN},
+            {.socket = self->sock, .events = events},
+            {.socket = self->monitor, .events = ZMQ_POLLIN},
         };
         int64_t remaining = deadline - vg_mono_ms();
-        if (remaining <= 0)
+        if (remaining <= 0) {
+            timeout_message(&self->st, self->endpoint, self->timeout_ms, err, errlen);
             return -ETIMEDOUT;
-
-        int n = zmq_poll(items, monitor != NULL ? 2 : 1, (long)remaining);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(err, errlen, "waiting for the coordinator: %s", zmq_strerror(errno));
-            return -errno;
         }
 
-        if (monitor != NULL && (items[1].revents & ZMQ_POLLIN)) {
-            int r = monitor_drain(monitor, st);
+        int n = zmq_poll(items, self->monitor != NULL ? 2 : 1, (long)remaining);
+        if (n < 0) {
+            int r = -errno;
+            if (r == -EINTR)
+                continue;
+            snprintf(err, errlen, "waiting for the coordinator: %s", zmq_strerror(-r));
+            return r;
+        }
+
+        if (self->monitor != NULL && (items[1].revents & ZMQ_POLLIN)) {
+            int r = monitor_drain(self->monitor, &self->st);
             if (r == -EACCES) {
                 snprintf(err, errlen,
                          "the coordinator refused this operator key (not registered or revoked)");
                 return r;
             }
         }
-
-        if (!sent && (items[0].revents & ZMQ_POLLOUT)) {
-            if (zmq_send(sock, req_buf, req_len, ZMQ_DONTWAIT) < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                snprintf(err, errlen, "sending to the coordinator: %s", zmq_strerror(errno));
-                return -errno;
-            }
-            sent = true;
-            continue;
-        }
-
-        if (sent && (items[0].revents & ZMQ_POLLIN)) {
-            zmq_msg_t msg;
-            int r = recv_payload(sock, &msg);
-            if (r < 0) {
-                zmq_msg_close(&msg);
-                if (r == -EAGAIN || r == -EINTR)
-                    continue;
-                snprintf(err, errlen, "receiving from the coordinator: %s", zmq_strerror(-r));
-                return r;
-            }
-
-            Vigil__AdminReply *reply = NULL;
-            const char *reason = NULL;
-            enum vg_decode_error derr =
-                vg_admin_reply_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &reply, &reason);
-            zmq_msg_close(&msg);
-            if (derr == VG_DECODE_VERSION) {
-                snprintf(err, errlen,
-                         "the coordinator speaks another protocol version than this vigilctl "
-                         "(version %d): upgrade one of them",
-                         VG_PROTOCOL_VERSION);
-                return -EPROTO;
-            }
-            if (derr != VG_DECODE_OK) {
-                snprintf(err, errlen, "the coordinator sent a reply that does not decode (%s%s%s)",
-                         vg_decode_error_name(derr), reason != NULL ? ": " : "",
-                         reason != NULL ? reason : "");
-                return -EPROTO;
-            }
-            if (reply->request_id != request_id) { /* a late answer to someone else's request */
-                vigil__admin_reply__free_unpacked(reply, NULL);
-                continue;
-            }
-            *ret_reply = reply;
+        if (items[0].revents & events)
             return 0;
-        }
     }
 }
 
-int ctl_admin_call(const struct ctl_config *cfg, Vigil__AdminRequest *req, int64_t timeout_ms,
-                   Vigil__AdminReply **ret_reply, char *err, size_t errlen)
+int ctl_admin_session_send(ctl_admin_session_t *self, Vigil__AdminRequest *req, int64_t deadline,
+                           char *err, size_t errlen)
 {
-    struct link_state st = {0};
-    const int zero = 0, one = 1;
     uint8_t *req_buf = NULL;
-    void *ctx = NULL;
-    void *sock = NULL;
-    void *monitor = NULL;
     int r;
-
-    /* Start the clock first: the whole exchange, connection included, fits in timeout_ms. */
-    int64_t deadline = vg_mono_ms() + timeout_ms;
 
     r = random_request_id(&req->request_id);
     if (r < 0) {
@@ -300,82 +385,86 @@ int ctl_admin_call(const struct ctl_config *cfg, Vigil__AdminRequest *req, int64
     }
     vigil__admin_request__pack(req, req_buf);
 
-    ctx = zmq_ctx_new();
-    if (ctx == NULL) {
+    for (;;) {
+        /* With ZMQ_IMMEDIATE the socket takes the request only once the connection is up. */
+        r = session_wait(self, ZMQ_POLLOUT, deadline, err, errlen);
+        if (r < 0)
+            break;
+        if (zmq_send(self->sock, req_buf, req_len, ZMQ_DONTWAIT) >= 0)
+            break;
         r = -errno;
-        snprintf(err, errlen, "cannot start ZeroMQ: %s", zmq_strerror(errno));
-        goto err_free_buf;
+        if (r == -EAGAIN || r == -EINTR)
+            continue;
+        snprintf(err, errlen, "sending to the coordinator: %s", zmq_strerror(-r));
+        break;
     }
-    sock = zmq_socket(ctx, ZMQ_DEALER);
-    if (sock == NULL) {
-        r = -errno;
-        snprintf(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
-        goto err_term_ctx;
-    }
-
-    r = vg_zmq_common_options(sock, HEARTBEAT_IVL_MS, VG_LIVENESS_ZMTP);
-    if (r < 0) {
-        snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(-r));
-        goto err_close_sock;
-    }
-    /* A command line tool must not hang on exit, and must not queue a request on a
-     * connection that is not up (it would arrive after we gave up). */
-    if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
-        zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(errno));
-        goto err_close_sock;
-    }
-    r = vg_zmq_curve_client(sock, cfg->public_key, cfg->secret_key, cfg->coordinator_public_key);
-    if (r < 0) {
-        snprintf(err, errlen, "cannot set up CURVE: %s", zmq_strerror(-r));
-        goto err_close_sock;
-    }
-
-    /* The monitor is a diagnostic aid: without it we still work, with vaguer errors. */
-    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, MONITOR_EVENTS) == 0) {
-        monitor = zmq_socket(ctx, ZMQ_PAIR);
-        if (monitor != NULL && (zmq_setsockopt(monitor, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
-                                zmq_connect(monitor, MONITOR_ENDPOINT) < 0)) {
-            zmq_close(monitor);
-            monitor = NULL;
-        }
-        st.monitored = monitor != NULL;
-    }
-
-    if (zmq_connect(sock, cfg->coordinator) < 0) {
-        r = -errno;
-        if (r == -EINVAL || r == -EPROTONOSUPPORT)
-            snprintf(err, errlen,
-                     "coordinator \"%s\" is not an endpoint ZeroMQ can connect to "
-                     "(expected something like tcp://host:%d)",
-                     cfg->coordinator, VG_PORT_ADMIN);
-        else
-            snprintf(err, errlen, "cannot connect to %s: %s", cfg->coordinator,
-                     zmq_strerror(errno));
-        goto err_close_monitor;
-    }
-
-    r = exchange(sock, monitor, &st, req_buf, req_len, req->request_id, deadline, ret_reply, err,
-                 errlen);
-    if (r == -ETIMEDOUT)
-        timeout_message(&st, cfg->coordinator, timeout_ms, err, errlen);
-
-err_close_monitor:
-    if (monitor != NULL) {
-        zmq_socket_monitor(sock, NULL, 0);
-        zmq_close(monitor);
-        monitor = NULL;
-    }
-err_close_sock:
-    zmq_close(sock);
-    sock = NULL;
-err_term_ctx:
-    zmq_ctx_term(ctx);
-    ctx = NULL;
-err_free_buf:
     free(req_buf);
     req_buf = NULL;
+    return r < 0 ? r : 0;
+}
+
+int ctl_admin_session_recv(ctl_admin_session_t *self, uint64_t request_id, int64_t deadline,
+                           Vigil__AdminReply **ret_reply, char *err, size_t errlen)
+{
+    for (;;) {
+        int r = session_wait(self, ZMQ_POLLIN, deadline, err, errlen);
+        if (r < 0)
+            return r;
+
+        zmq_msg_t msg;
+        r = recv_payload(self->sock, &msg);
+        if (r < 0) {
+            zmq_msg_close(&msg);
+            if (r == -EAGAIN || r == -EINTR)
+                continue;
+            snprintf(err, errlen, "receiving from the coordinator: %s", zmq_strerror(-r));
+            return r;
+        }
+
+        Vigil__AdminReply *reply = NULL;
+        const char *reason = NULL;
+        enum vg_decode_error derr =
+            vg_admin_reply_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &reply, &reason);
+        zmq_msg_close(&msg);
+        if (derr == VG_DECODE_VERSION) {
+            snprintf(err, errlen,
+                     "the coordinator speaks another protocol version than this vigilctl "
+                     "(version %d): upgrade one of them",
+                     VG_PROTOCOL_VERSION);
+            return -EPROTO;
+        }
+        if (derr != VG_DECODE_OK) {
+            snprintf(err, errlen, "the coordinator sent a reply that does not decode (%s%s%s)",
+                     vg_decode_error_name(derr), reason != NULL ? ": " : "",
+                     reason != NULL ? reason : "");
+            return -EPROTO;
+        }
+        self->st.answered = true;
+        /* A late answer to a request given up on, or to an earlier one: never this one's. */
+        if (reply->request_id != request_id) {
+            vigil__admin_reply__free_unpacked(reply, NULL);
+            continue;
+        }
+        *ret_reply = reply;
+        return 0;
+    }
+}
+
+int ctl_admin_call(const struct ctl_config *cfg, Vigil__AdminRequest *req, int64_t timeout_ms,
+                   Vigil__AdminReply **ret_reply, char *err, size_t errlen)
+{
+    ctl_admin_session_t *session = NULL;
+
+    /* Start the clock first: the whole exchange, connection included, fits in timeout_ms. */
+    int64_t deadline = vg_mono_ms() + timeout_ms;
+
+    int r = ctl_admin_session_open(cfg, timeout_ms, &session, err, errlen);
+    if (r < 0)
+        return r;
+    r = ctl_admin_session_send(session, req, deadline, err, errlen);
+    if (r == 0)
+        r = ctl_admin_session_recv(session, req->request_id, deadline, ret_reply, err, errlen);
+    ctl_admin_session_destroy(&session);
     return r;
 }
 

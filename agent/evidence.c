@@ -3,10 +3,23 @@
  *
  * A request moves through three places, each with one owner:
  *   pending  (main thread -> worker, under the lock): accepted requests waiting to run;
- *   done     (worker or main -> main, under the lock): finished captures and refusals;
+ *   outbox   (worker or main -> main, under the lock): refusals, and captures that have a
+ *            chunk to send or have finished, in the order they are to be sent;
  *   sending  (main thread only): the capture whose chunks are being appended to the spool.
  * A capture is written to an unlinked temporary file while its SHA-256 is computed, so the
  * agent never holds a large artifact in memory and the hash covers exactly the bytes sent.
+ *
+ * The sending overlaps the writing. The worker publishes, under the lock, how many bytes of
+ * the file are written (`ready`), and wakes the main thread each time one more full chunk
+ * lies behind the written end; the capture enters the outbox at its first such chunk (or when
+ * it finishes, if it never has one). The main thread preads and spools every full chunk
+ * followed by at least one more written byte, so the chunks are cut exactly as they would be
+ * from the finished file and the last one is never empty unless the artifact is. That last
+ * chunk, with total_size, sha256 and truncated, waits for `finished`; so does an error, which
+ * then follows whatever chunks were already spooled as one chunk with no data and offset 0 (the
+ * wire's rule for an error chunk). The result fields (size, sha256, truncated, error) are the
+ * worker's until `finished` is set, and are read only after it. When the spool refuses a chunk,
+ * the capture is `cancelled`: the worker's writes fail from its next chunk on.
  */
 #include "evidence.h"
 
@@ -35,16 +48,22 @@ struct capture {
     uint64_t collection_id;
     char kind[VG_MAX_NAME_LEN + 1];
     struct evidence_args args;
-    int64_t collected_at_ms;
-    /* result */
-    int fd; /* the artifact, rewound; -1 for a refusal or failure */
+    int64_t collected_at_ms; /* set before the capture enters the outbox */
+    int fd;                  /* the artifact file, written by the worker; -1 for a refusal */
+    /* result: the worker's until `finished` */
     uint64_t size;
     uint8_t sha256[VG_SHA256_LEN];
     bool truncated;
-    char error[ERROR_TEXT_MAX]; /* non-empty: no artifact */
+    char error[ERROR_TEXT_MAX]; /* non-empty: the capture failed or was refused */
+    /* progress, under the lock */
+    uint64_t ready; /* bytes of fd written, readable by the main thread */
+    bool queued;    /* has entered the outbox */
+    bool finished;  /* the worker is done with it: the result is final */
+    bool cancelled; /* the main thread gave up on it: the worker stops writing */
     /* sending state (main thread) */
     uint64_t artifact; /* seq of the first chunk */
-    uint64_t offset;
+    uint64_t offset;   /* bytes spooled */
+    bool dropped;      /* spooling failed: freed once finished, nothing more sent */
 };
 
 struct evidence {
@@ -62,8 +81,8 @@ struct evidence {
     bool stopping;
     struct capture *pending, *pending_tail; /* FIFO */
     size_t npending;
-    struct capture *done, *done_tail; /* FIFO */
-    struct evidence_stats stats;      /* under lock */
+    struct capture *outbox, *outbox_tail; /* FIFO */
+    struct evidence_stats stats;          /* under lock */
 
     struct capture *sending; /* main thread only */
     uint8_t *chunk_buf;      /* main thread only: chunk_bytes */
@@ -139,17 +158,17 @@ static void notify(struct evidence *self)
     (void)n; /* the counter saturating is harmless: the main loop drains everything */
 }
 
-/* Queues a finished capture (or refusal) for the main thread. Takes the lock. */
+/* Hands a finished capture (or refusal) to the main thread: the result is final, and the
+ * capture is queued unless its chunks already are. The caller may not touch c after this: the
+ * main thread can free it at once. Takes the lock. */
 static void finish(struct evidence *self, struct capture *c)
 {
     pthread_mutex_lock(&self->lock);
-    if (c->error[0]) {
-        if (c->fd >= 0) {
-            close(c->fd);
-            c->fd = -1;
-        }
+    c->finished = true;
+    if (!c->queued) {
+        c->queued = true;
+        push(&self->outbox, &self->outbox_tail, c);
     }
-    push(&self->done, &self->done_tail, c);
     pthread_mutex_unlock(&self->lock);
     notify(self);
 }
@@ -157,11 +176,43 @@ static void finish(struct evidence *self, struct capture *c)
 /* ---- the worker: capture into a hashed, size-capped temporary file ---- */
 
 struct sink {
+    struct evidence *self;
+    struct capture *c;
     int fd;
     uint64_t size, max;
+    uint64_t published; /* c->ready as last published */
     bool truncated;
+    bool cancelled; /* the main thread gave up on this capture */
     struct vg_sha256 hash;
 };
+
+/* The chunks the main thread may send of a capture with `written` bytes so far: the full ones
+ * with at least one more byte after them (the last chunk waits for the end). */
+static uint64_t sendable_chunks(uint64_t written, uint64_t chunk_bytes)
+{
+    return written ? (written - 1) / chunk_bytes : 0;
+}
+
+/* Tells the main thread how far the file is written when that makes one more chunk sendable,
+ * queueing the capture at its first; notices a cancellation. */
+static void publish(struct sink *s)
+{
+    struct evidence *self = s->self;
+    uint64_t chunk = self->opt.chunk_bytes;
+
+    if (sendable_chunks(s->size, chunk) == sendable_chunks(s->published, chunk))
+        return;
+    pthread_mutex_lock(&self->lock);
+    s->c->ready = s->size;
+    s->cancelled = s->c->cancelled;
+    if (!s->c->queued) {
+        s->c->queued = true;
+        push(&self->outbox, &self->outbox_tail, s->c);
+    }
+    pthread_mutex_unlock(&self->lock);
+    s->published = s->size;
+    notify(self);
+}
 
 static int sink_write(void *w, const void *data, size_t len)
 {
@@ -171,6 +222,8 @@ static int sink_write(void *w, const void *data, size_t len)
     size_t take = len;
     int r = 0;
 
+    if (s->cancelled)
+        return -ECANCELED;
     if (take > room) {
         take = (size_t)room;
         s->truncated = true;
@@ -188,7 +241,8 @@ static int sink_write(void *w, const void *data, size_t len)
         p += n;
         take -= (size_t)n;
     }
-    return r;
+    publish(s);
+    return s->cancelled ? -ECANCELED : r;
 }
 
 static int temp_file(const char *dir)
@@ -214,10 +268,12 @@ static const struct evidence_kind *find_kind(const struct evidence *self, const 
     return NULL;
 }
 
+/* Runs c's capture into a temporary file, publishing its progress as it goes; fills in the
+ * result (error set on failure). c may already be in the outbox when this returns. */
 static void run_capture(struct evidence *self, struct capture *c)
 {
     const struct evidence_kind *kind = find_kind(self, c->kind);
-    struct sink sink = {.max = self->opt.max_bytes};
+    struct sink sink = {.self = self, .c = c, .max = self->opt.max_bytes};
     struct artifact_writer out = {sink_write, &sink};
     char err[ERROR_TEXT_MAX] = "";
     int r;
@@ -229,24 +285,22 @@ static void run_capture(struct evidence *self, struct capture *c)
                  self->work_dir, strerror(-sink.fd));
         return;
     }
+    c->fd = sink.fd; /* closed with c, by the main thread: it may be reading it already */
     vg_sha256_init(&sink.hash);
     r = kind->capture(kind->userdata, &c->args, &out, err, sizeof(err));
     if (r == -EFBIG) { /* the size cap, here or the capture's own: a truncated artifact */
         sink.truncated = true;
         r = 0;
     }
+    if (r == 0 && sink.cancelled)
+        r = -ECANCELED; /* a capture that ignored the writer's error */
     if (r < 0) {
-        snprintf(c->error, sizeof(c->error), "%s", err[0] ? err : strerror(-r));
-        close(sink.fd);
-        return;
-    }
-    if (lseek(sink.fd, 0, SEEK_SET) < 0) {
-        snprintf(c->error, sizeof(c->error), "capture file: %s", strerror(errno));
-        close(sink.fd);
+        uint8_t unused[VG_SHA256_LEN];
+        vg_sha256_final(&sink.hash, unused); /* frees what init took */
+        snprintf(c->error, sizeof(c->error), "%s", err[0] && r != -ECANCELED ? err : strerror(-r));
         return;
     }
     vg_sha256_final(&sink.hash, c->sha256);
-    c->fd = sink.fd;
     c->size = sink.size;
     c->truncated = sink.truncated;
 }
@@ -266,15 +320,16 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&self->lock);
 
         run_capture(self, c);
-        if (c->error[0])
-            vg_log(VG_LOG_WARN, "evidence collection=%llu kind=%s failed: %s",
-                   (unsigned long long)c->collection_id, c->kind, c->error);
         pthread_mutex_lock(&self->lock);
-        if (c->error[0])
+        bool cancelled = c->cancelled; /* then the main thread has counted it failed */
+        if (!cancelled && c->error[0])
             self->stats.failed++;
-        else if (c->truncated)
+        else if (!cancelled && c->truncated)
             self->stats.truncated++;
         pthread_mutex_unlock(&self->lock);
+        if (c->error[0] && !cancelled)
+            vg_log(VG_LOG_WARN, "evidence collection=%llu kind=%s failed: %s",
+                   (unsigned long long)c->collection_id, c->kind, c->error);
         finish(self, c);
         pthread_mutex_lock(&self->lock);
     }
@@ -395,11 +450,11 @@ static int append_chunk(struct evidence *self, spool_t *spool, struct capture *c
     chunk.n_args = c->args.count;
     chunk.args = label_ptrs;
     chunk.collected_at_ms = c->collected_at_ms;
-    chunk.offset = c->offset;
+    chunk.offset = last && c->error[0] ? 0 : c->offset; /* an error carries nothing else */
     chunk.data.data = (uint8_t *)data;
     chunk.data.len = len;
     chunk.last = last;
-    if (c->error[0]) {
+    if (last && c->error[0]) {
         chunk.error = c->error;
     } else if (last) {
         chunk.total_size = c->size;
@@ -424,17 +479,22 @@ static int append_chunk(struct evidence *self, spool_t *spool, struct capture *c
     return r;
 }
 
-/* Appends chunks of c while *budget lasts; 1 when c is complete, 0 when more remain, <0 on
- * error. */
-static int send_some(struct evidence *self, spool_t *spool, struct capture *c, int *budget)
+/* Appends the chunks of c that can go now while *budget lasts: 1 when c is complete, 0 when
+ * more remain (the budget ran out, or the worker has not written them yet), <0 on error.
+ * ready and finished are c's progress as read under the lock. */
+static int send_some(struct evidence *self, spool_t *spool, struct capture *c, uint64_t ready,
+                     bool finished, int *budget)
 {
-    if (c->error[0]) {
+    if (finished && c->error[0]) { /* after the chunks already spooled, if any */
         (*budget)--;
         int r = append_chunk(self, spool, c, NULL, 0, true);
         return r < 0 ? r : 1;
     }
-    while ((*budget)-- > 0) {
-        uint64_t left = c->size - c->offset;
+    while (*budget > 0) {
+        uint64_t left = (finished ? c->size : ready) - c->offset;
+        if (!finished && left <= self->opt.chunk_bytes)
+            return 0; /* the next chunk is not written yet, or may be the last */
+        (*budget)--;
         size_t want = left < self->opt.chunk_bytes ? (size_t)left : (size_t)self->opt.chunk_bytes;
         size_t got = 0;
         while (got < want) {
@@ -445,7 +505,7 @@ static int send_some(struct evidence *self, spool_t *spool, struct capture *c, i
                 return n < 0 ? -errno : -EIO; /* the file shrank under us: cannot happen */
             got += (size_t)n;
         }
-        bool last = c->offset + got == c->size;
+        bool last = finished && c->offset + got == c->size;
         int r = append_chunk(self, spool, c, self->chunk_buf, got, last);
         if (r < 0)
             return r;
@@ -456,6 +516,21 @@ static int send_some(struct evidence *self, spool_t *spool, struct capture *c, i
     return 0;
 }
 
+/* Spooling c failed (r): the chunks already spooled stay and the coordinator times the
+ * collection out. A capture still being written is cancelled: its writes fail from now on. */
+static void give_up(struct evidence *self, struct capture *c, bool finished, int r)
+{
+    vg_log(VG_LOG_ERROR, "evidence collection=%llu kind=%s: spooling failed after %llu bytes: %s",
+           (unsigned long long)c->collection_id, c->kind, (unsigned long long)c->offset,
+           strerror(-r));
+    pthread_mutex_lock(&self->lock);
+    if (!(finished && c->error[0])) /* a failure or refusal is counted already */
+        self->stats.failed++;
+    c->cancelled = true;
+    pthread_mutex_unlock(&self->lock);
+    c->dropped = true;
+}
+
 bool evidence_poll(evidence_t *self, spool_t *spool)
 {
     uint64_t counter;
@@ -464,41 +539,39 @@ bool evidence_poll(evidence_t *self, spool_t *spool)
     while (read(self->event_fd, &counter, sizeof(counter)) == sizeof(counter))
         ;
     while (budget > 0) {
-        if (!self->sending) {
-            pthread_mutex_lock(&self->lock);
-            self->sending = pop(&self->done, &self->done_tail);
-            pthread_mutex_unlock(&self->lock);
-            if (!self->sending)
-                return false;
-        }
+        pthread_mutex_lock(&self->lock);
+        if (!self->sending)
+            self->sending = pop(&self->outbox, &self->outbox_tail);
         struct capture *c = self->sending;
-        int r = send_some(self, spool, c, &budget);
-        if (r == 0)
-            return true;
-        if (r < 0) {
-            /* Chunks already spooled stay; the coordinator times the collection out. */
-            vg_log(VG_LOG_ERROR,
-                   "evidence collection=%llu kind=%s: spooling failed after %llu of %llu "
-                   "bytes: %s",
-                   (unsigned long long)c->collection_id, c->kind, (unsigned long long)c->offset,
-                   (unsigned long long)c->size, strerror(-r));
-            pthread_mutex_lock(&self->lock);
-            self->stats.failed++;
-            pthread_mutex_unlock(&self->lock);
-        } else if (!c->error[0]) {
-            vg_log(VG_LOG_INFO, "evidence collection=%llu kind=%s artifact=%llu size=%llu%s",
-                   (unsigned long long)c->collection_id, c->kind, (unsigned long long)c->artifact,
-                   (unsigned long long)c->size, c->truncated ? " (truncated)" : "");
-            pthread_mutex_lock(&self->lock);
-            self->stats.stored++;
-            self->stats.bytes += c->size;
-            pthread_mutex_unlock(&self->lock);
+        uint64_t ready = c ? c->ready : 0;
+        bool finished = c && c->finished;
+        pthread_mutex_unlock(&self->lock);
+        if (!c)
+            return false;
+        if (!c->dropped) {
+            int r = send_some(self, spool, c, ready, finished, &budget);
+            if (r == 0)
+                return budget <= 0; /* else the worker's next chunk or its finish wakes us */
+            if (r < 0) {
+                give_up(self, c, finished, r);
+            } else if (!c->error[0]) {
+                vg_log(VG_LOG_INFO, "evidence collection=%llu kind=%s artifact=%llu size=%llu%s",
+                       (unsigned long long)c->collection_id, c->kind,
+                       (unsigned long long)c->artifact, (unsigned long long)c->size,
+                       c->truncated ? " (truncated)" : "");
+                pthread_mutex_lock(&self->lock);
+                self->stats.stored++;
+                self->stats.bytes += c->size;
+                pthread_mutex_unlock(&self->lock);
+            }
         }
+        if (!finished)
+            return false; /* dropped, still being written: the worker's finish wakes us */
         capture_free(c);
         self->sending = NULL;
     }
     pthread_mutex_lock(&self->lock);
-    bool more = self->done != NULL;
+    bool more = self->outbox != NULL;
     pthread_mutex_unlock(&self->lock);
     return more;
 }
@@ -579,7 +652,7 @@ void evidence_destroy(evidence_t **self_p)
     }
     while ((c = pop(&self->pending, &self->pending_tail)))
         capture_free(c);
-    while ((c = pop(&self->done, &self->done_tail)))
+    while ((c = pop(&self->outbox, &self->outbox_tail)))
         capture_free(c);
     capture_free(self->sending);
     if (self->event_fd >= 0)

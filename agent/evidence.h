@@ -1,8 +1,11 @@
 /*
  * Evidence on demand: `vigilctl collect` reaches the agent as a CollectRequest; the agent
- * captures the artifact on a worker thread, hashing it (SHA-256) as it is written, then
- * sends it as EvidenceChunk messages through the spool (durable, never dropped by the
- * overflow policy), so the coordinator can recompute the hash before it stores it.
+ * captures the artifact on a worker thread, hashing it (SHA-256) as it is written, and sends
+ * it as EvidenceChunk messages through the spool (durable, never dropped by the overflow
+ * policy), so the coordinator can recompute the hash before it stores it. The sending
+ * overlaps the capture: each full chunk is spooled as soon as it is written; the last one,
+ * with the size and the hash, once the capture is complete. A capture that fails after some
+ * chunks went ends with a chunk carrying the error.
  *
  * Threads: evidence_request and evidence_poll run on the agent's main thread, the captures
  * on one worker thread (one capture at a time, a bounded queue). Kinds are capture
@@ -72,16 +75,18 @@ evidence_t *evidence_new(const struct evidence_kind *kinds, size_t nkinds,
                          const struct evidence_options *opt, char *err, size_t errlen);
 void evidence_destroy(evidence_t **self_p);
 
-/* An eventfd for the main loop's poll set: readable when a capture finished. */
+/* An eventfd for the main loop's poll set: readable when a capture has another full chunk
+ * written, or finished (not on every write). */
 int evidence_fd(const evidence_t *self);
 
 /* Main thread: accept or refuse a request. A refusal is answered at once with an
  * EvidenceChunk carrying the error (through evidence_poll). */
 void evidence_request(evidence_t *self, const Vigil__CollectRequest *req);
 
-/* Main thread: moves finished captures into the spool, a bounded number of chunks per call
- * so a large artifact does not stall the loop. Returns true when more work is waiting (call
- * again without sleeping). */
+/* Main thread: moves captures into the spool, one at a time in the order they started (and
+ * refusals), a bounded number of chunks per call so a large artifact does not stall the loop.
+ * Returns true when more work is waiting (call again without sleeping); false when the rest
+ * waits for the capture thread (evidence_fd wakes the loop). */
 bool evidence_poll(evidence_t *self, spool_t *spool);
 
 void evidence_stats(evidence_t *self, struct evidence_stats *ret);

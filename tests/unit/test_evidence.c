@@ -1,7 +1,9 @@
 /*
  * Unit tests for evidence on demand on the agent (agent/evidence.c): a request becomes
  * EvidenceChunk messages in the spool whose bytes and SHA-256 match what the capture wrote;
- * refusals are answered with an error chunk; the size cap truncates; nothing blocks. The
+ * refusals are answered with an error chunk; the size cap truncates; nothing blocks; the
+ * chunks of a capture go to the spool while it is still being written, and one that fails
+ * midway ends with an error chunk. The
  * "file" kind (evidence_kinds.c) opens only regular files under the allowed directory, with
  * openat2 and with the walk used on kernels without it.
  */
@@ -23,6 +25,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,24 @@ struct fixture {
     spool_t *spool;
 };
 
+/* Writes bytes [from, from + size) of the pattern (byte i is i * 7 + 3), 1000 at a time. */
+static int write_pattern(const struct artifact_writer *out, size_t from, size_t size)
+{
+    uint8_t buf[1000];
+    for (size_t done = 0; done < size;) {
+        size_t n = sizeof(buf);
+        if (n > size - done)
+            n = size - done;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)((from + done + i) * 7 + 3);
+        int r = out->write(out->w, buf, n);
+        if (r < 0)
+            return r;
+        done += n;
+    }
+    return 0;
+}
+
 /* A capture that writes `size=N` bytes of a pattern; `fail=1` fails with a message. */
 static int capture_pattern(void *userdata, const struct evidence_args *args,
                            const struct artifact_writer *out, char *err, size_t errlen)
@@ -54,21 +75,73 @@ static int capture_pattern(void *userdata, const struct evidence_args *args,
         return -EIO;
     }
     const char *size_text = evidence_arg(args, "size");
-    size_t size = size_text ? strtoul(size_text, NULL, 10) : 100;
-    uint8_t buf[1000];
-    for (size_t done = 0; done < size;) {
-        size_t n = size - done < sizeof(buf) ? size - done : sizeof(buf);
-        for (size_t i = 0; i < n; i++)
-            buf[i] = (uint8_t)((done + i) * 7 + 3);
-        r = out->write(out->w, buf, n);
-        if (r < 0)
-            return r;
-        done += n;
+    return write_pattern(out, 0, size_text ? strtoul(size_text, NULL, 10) : 100);
+}
+
+/* A capture held at a gate, so that a test can look at the spool while it is being written:
+ * it writes `first` bytes of the pattern, says so on `reached`, waits for a byte on `go`,
+ * writes `second` more, then fails if `fail` is set. */
+struct gate {
+    int reached[2], go[2];
+    size_t first, second;
+    bool fail;
+    int second_result; /* what writing the second part returned */
+};
+
+static int capture_gated(void *userdata, const struct evidence_args *args,
+                         const struct artifact_writer *out, char *err, size_t errlen)
+{
+    struct gate *g = userdata;
+    char byte = 1;
+    (void)args;
+    int r = write_pattern(out, 0, g->first);
+    if (write(g->reached[1], &byte, 1) != 1 || read(g->go[0], &byte, 1) != 1)
+        return -EIO;
+    if (r < 0)
+        return r;
+    g->second_result = write_pattern(out, g->first, g->second);
+    if (g->second_result < 0)
+        return g->second_result;
+    if (g->fail) {
+        snprintf(err, errlen, "disk vanished");
+        return -EIO;
     }
     return 0;
 }
 
-static const struct evidence_kind kinds[] = {{"pattern", capture_pattern, NULL}};
+static void gate_open(struct gate *g, size_t first, size_t second, bool fail)
+{
+    memset(g, 0, sizeof(*g));
+    assert_int_equal(pipe(g->reached), 0);
+    assert_int_equal(pipe(g->go), 0);
+    g->first = first;
+    g->second = second;
+    g->fail = fail;
+}
+
+/* Waits (5 s at most) until the gated capture has written its first part. */
+static void gate_wait(struct gate *g)
+{
+    struct pollfd p = {.fd = g->reached[0], .events = POLLIN};
+    char byte;
+    if (poll(&p, 1, 5000) != 1)
+        fail_msg("the gated capture did not reach its gate in 5 s");
+    assert_int_equal(read(g->reached[0], &byte, 1), 1);
+}
+
+static void gate_release(struct gate *g)
+{
+    char byte = 1;
+    assert_int_equal(write(g->go[1], &byte, 1), 1);
+}
+
+static void gate_close(struct gate *g)
+{
+    close(g->reached[0]);
+    close(g->reached[1]);
+    close(g->go[0]);
+    close(g->go[1]);
+}
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -103,15 +176,23 @@ static int teardown(void **state)
     return 0;
 }
 
-static evidence_t *make(struct fixture *fx, uint64_t max_bytes, uint64_t chunk_bytes)
+static evidence_t *make_with(struct fixture *fx, uint64_t max_bytes, uint64_t chunk_bytes,
+                             struct gate *gate)
 {
+    const struct evidence_kind with_gate[] = {{"pattern", capture_pattern, NULL},
+                                              {"gated", capture_gated, gate}};
     char err[256];
     struct evidence_options opt = {
         .work_dir = fx->work, .max_bytes = max_bytes, .chunk_bytes = chunk_bytes, .sender = SENDER};
-    evidence_t *ev = evidence_new(kinds, 1, &opt, err, sizeof(err));
+    evidence_t *ev = evidence_new(with_gate, gate ? 2 : 1, &opt, err, sizeof(err));
     if (!ev)
         fail_msg("evidence_new: %s", err);
     return ev;
+}
+
+static evidence_t *make(struct fixture *fx, uint64_t max_bytes, uint64_t chunk_bytes)
+{
+    return make_with(fx, max_bytes, chunk_bytes, NULL);
 }
 
 static void request(evidence_t *ev, uint64_t id, const char *kind, const char *k, const char *v)
@@ -151,22 +232,47 @@ static void drain(evidence_t *ev, spool_t *spool, int expect_artifacts)
     }
 }
 
+/* Runs the main loop's part (5 s at most) until the spool holds want records not yet
+ * acknowledged; fails when it does not, or when it holds more. */
+static void spool_until(evidence_t *ev, spool_t *spool, uint64_t want)
+{
+    struct spool_stats st;
+    int64_t deadline = vg_mono_ms() + 5000;
+
+    for (;;) {
+        struct pollfd p = {.fd = evidence_fd(ev), .events = POLLIN};
+        poll(&p, 1, 50);
+        while (evidence_poll(ev, spool))
+            ;
+        spool_stats(spool, &st);
+        if (st.depth >= want)
+            break;
+        if (vg_mono_ms() > deadline)
+            fail_msg("%llu chunks spooled in 5 s, not %llu", (unsigned long long)st.depth,
+                     (unsigned long long)want);
+    }
+    assert_int_equal(st.depth, want);
+}
+
 /* The spooled chunks of one artifact, reassembled. */
 struct artifact {
     uint64_t collection_id;
+    uint64_t artifact; /* the id every chunk carries */
     size_t chunks;
     uint8_t *data;
     size_t size;
     uint64_t total_size;
     uint8_t sha256[VG_SHA256_LEN];
+    bool has_sha256;
     bool truncated;
     char error[600];
 };
 
-static void next_artifact(spool_t *spool, struct artifact *a)
+/* Reads the next spooled chunk into a (after the chunks already there): true when it was the
+ * artifact's last. */
+static bool read_chunk(spool_t *spool, struct artifact *a)
 {
-    memset(a, 0, sizeof(*a));
-    for (;;) {
+    {
         struct spool_entry e;
         Vigil__Envelope *env = NULL;
         const char *why = NULL;
@@ -178,8 +284,16 @@ static void next_artifact(spool_t *spool, struct artifact *a)
         assert_int_equal(env->body_case, VIGIL__ENVELOPE__BODY_EVIDENCE);
         assert_string_equal(env->sender, SENDER);
         const Vigil__EvidenceChunk *c = env->evidence;
-        assert_int_equal(c->offset, a->size); /* contiguous from 0 */
+        if (c->error[0]) /* what the coordinator accepts (vg_envelope_decode checks it) */
+            assert_true(c->last && c->offset == 0 && c->data.len == 0);
+        else
+            assert_int_equal(c->offset, a->size); /* contiguous from 0 */
+        if (a->chunks > 0) {
+            assert_int_equal(c->collection_id, a->collection_id);
+            assert_int_equal(c->artifact, a->artifact); /* one artifact */
+        }
         a->collection_id = c->collection_id;
+        a->artifact = c->artifact;
         a->data = realloc(a->data, a->size + c->data.len + 1);
         if (c->data.len)
             memcpy(a->data + a->size, c->data.data, c->data.len);
@@ -188,15 +302,37 @@ static void next_artifact(spool_t *spool, struct artifact *a)
         bool last = c->last;
         if (last) {
             a->total_size = c->total_size;
-            if (c->sha256.len == VG_SHA256_LEN)
+            a->has_sha256 = c->sha256.len == VG_SHA256_LEN;
+            if (a->has_sha256)
                 memcpy(a->sha256, c->sha256.data, VG_SHA256_LEN);
             a->truncated = c->truncated;
             snprintf(a->error, sizeof(a->error), "%s", c->error ? c->error : "");
         }
         vg_envelope_free(env);
-        if (last)
-            return;
+        return last;
     }
+}
+
+static void next_artifact(spool_t *spool, struct artifact *a)
+{
+    memset(a, 0, sizeof(*a));
+    while (!read_chunk(spool, a))
+        ;
+}
+
+/* The pattern's bytes, the hash of exactly them, and the size the last chunk announced. */
+static void check_pattern_artifact(const struct artifact *a, size_t size)
+{
+    uint8_t expect[VG_SHA256_LEN];
+
+    assert_int_equal(a->size, size);
+    assert_int_equal(a->total_size, size);
+    for (size_t i = 0; i < a->size; i++)
+        if (a->data[i] != (uint8_t)(i * 7 + 3))
+            fail_msg("byte %zu of the artifact is %u, not %u", i, a->data[i], (uint8_t)(i * 7 + 3));
+    vg_sha256(a->data, a->size, expect);
+    assert_true(a->has_sha256);
+    assert_memory_equal(a->sha256, expect, VG_SHA256_LEN);
 }
 
 static void test_artifact_in_chunks_with_its_hash(void **state)
@@ -320,6 +456,169 @@ static void test_many_requests_all_answered(void **state)
     }
     assert_int_equal(answered, 40);
     evidence_destroy(&ev);
+}
+
+/* The chunks of a capture reach the spool while it is still being written: every full chunk
+ * with more bytes behind it, not the rest; the last comes once it finished, with the hash of
+ * all the bytes, and the artifact is cut exactly as a capture spooled after the fact. */
+static void test_chunks_spooled_while_capture_runs(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate gate;
+    gate_open(&gate, 3 * 4096 + 10, 5000, false);
+    evidence_t *ev = make_with(fx, 1 << 20, 4096, &gate);
+    struct artifact a = {0};
+    struct evidence_stats st;
+    struct spool_entry e;
+
+    request(ev, 21, "gated", NULL, NULL);
+    gate_wait(&gate);
+    spool_until(ev, fx->spool, 3); /* 12,298 bytes written: three chunks, the tail waits */
+    for (int i = 0; i < 3; i++)
+        assert_false(read_chunk(fx->spool, &a));
+    assert_int_equal(a.size, 3 * 4096);
+    assert_int_equal(spool_next_unsent(fx->spool, &e), -ENOENT);
+    evidence_stats(ev, &st);
+    assert_int_equal(st.stored, 0); /* not before its last chunk */
+
+    gate_release(&gate);
+    drain(ev, fx->spool, 1);
+    while (!read_chunk(fx->spool, &a))
+        ;
+    assert_int_equal(a.collection_id, 21);
+    assert_int_equal(a.chunks, 5); /* 4 x 4096 + 914, as from the finished file */
+    check_pattern_artifact(&a, 3 * 4096 + 10 + 5000);
+    assert_false(a.truncated);
+    assert_string_equal(a.error, "");
+    evidence_stats(ev, &st);
+    assert_int_equal(st.stored, 1);
+    assert_int_equal(st.bytes, 3 * 4096 + 10 + 5000);
+    assert_int_equal(st.failed, 0);
+    free(a.data);
+    evidence_destroy(&ev);
+    gate_close(&gate);
+}
+
+/* A capture that fails after some of its chunks went ends with one last chunk carrying the
+ * error (no size, no hash), and the next capture goes out normally. */
+static void test_failure_after_chunks_ends_with_an_error(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate gate;
+    gate_open(&gate, 2 * 4096 + 1, 3000, true);
+    evidence_t *ev = make_with(fx, 1 << 20, 4096, &gate);
+    struct artifact a = {0};
+    struct evidence_stats st;
+
+    request(ev, 22, "gated", NULL, NULL);
+    request(ev, 23, "pattern", "size", "5000");
+    gate_wait(&gate);
+    spool_until(ev, fx->spool, 2);
+    assert_false(read_chunk(fx->spool, &a));
+    assert_false(read_chunk(fx->spool, &a));
+
+    gate_release(&gate);
+    drain(ev, fx->spool, 2);
+    assert_true(read_chunk(fx->spool, &a));
+    assert_int_equal(a.collection_id, 22);
+    assert_int_equal(a.chunks, 3);
+    assert_int_equal(a.size, 2 * 4096); /* the error chunk carries no data */
+    assert_string_equal(a.error, "disk vanished");
+    assert_false(a.has_sha256);
+    assert_int_equal(a.total_size, 0);
+    free(a.data);
+
+    next_artifact(fx->spool, &a);
+    assert_int_equal(a.collection_id, 23);
+    assert_string_equal(a.error, "");
+    check_pattern_artifact(&a, 5000);
+    free(a.data);
+
+    evidence_stats(ev, &st);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.stored, 1);
+    assert_int_equal(st.bytes, 5000);
+    evidence_destroy(&ev);
+    gate_close(&gate);
+}
+
+/* The size cap reached after chunks were sent: the artifact is still marked truncated, and
+ * its hash covers exactly the bytes sent. */
+static void test_truncated_while_streaming(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate gate;
+    gate_open(&gate, 2 * 4096 + 100, 5000, false);
+    evidence_t *ev = make_with(fx, 10000, 4096, &gate);
+    struct artifact a = {0};
+    struct evidence_stats st;
+
+    request(ev, 24, "gated", NULL, NULL);
+    gate_wait(&gate);
+    spool_until(ev, fx->spool, 2);
+    gate_release(&gate);
+    drain(ev, fx->spool, 1);
+    next_artifact(fx->spool, &a);
+    assert_int_equal(a.chunks, 3);
+    check_pattern_artifact(&a, 10000);
+    assert_true(a.truncated);
+    assert_int_equal(gate.second_result, -EFBIG);
+    evidence_stats(ev, &st);
+    assert_int_equal(st.truncated, 1);
+    assert_int_equal(st.stored, 1);
+    assert_int_equal(st.bytes, 10000);
+    free(a.data);
+    evidence_destroy(&ev);
+    gate_close(&gate);
+}
+
+/* The spool refusing a chunk of a capture still being written stops the capture (its writes
+ * fail from its next chunk on) and counts one failure; the next capture is sent once there is
+ * room again. */
+static void test_spool_full_stops_the_capture(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate gate;
+    gate_open(&gate, 6 * 4096 + 1, 1 << 20, false);
+    evidence_t *ev = make_with(fx, 4 << 20, 4096, &gate);
+    char err[256], dir[160];
+    struct spool_limits limits = {.max_bytes = 16 << 10, .segment_bytes = 0, .fsync = false};
+    struct evidence_stats st;
+    struct spool_stats sst;
+    struct spool_entry e;
+    struct artifact a;
+
+    snprintf(dir, sizeof(dir), "%s/small-spool", fx->root);
+    spool_t *spool = spool_open(dir, &limits, err, sizeof(err));
+    assert_non_null(spool);
+    request(ev, 25, "gated", NULL, NULL);
+    request(ev, 26, "pattern", "size", "100");
+    gate_wait(&gate);
+    for (int i = 0; i < 10; i++)
+        while (evidence_poll(ev, spool))
+            ;
+    spool_stats(spool, &sst);
+    assert_int_equal(sst.depth, 3); /* the chunks that fit in 16 KiB */
+    evidence_stats(ev, &st);
+    assert_int_equal(st.failed, 1);
+
+    while (spool_next_unsent(spool, &e) == 0) { /* the coordinator takes what was sent */
+        spool_mark_sent(spool, e.seq);
+        assert_int_equal(spool_ack(spool, e.seq, e.seq), 1);
+    }
+    gate_release(&gate);
+    drain(ev, spool, 2);
+    assert_int_equal(gate.second_result, -ECANCELED); /* not the whole MiB */
+    next_artifact(spool, &a);
+    assert_int_equal(a.collection_id, 26);
+    check_pattern_artifact(&a, 100);
+    free(a.data);
+    evidence_stats(ev, &st);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.stored, 1);
+    evidence_destroy(&ev);
+    spool_destroy(&spool);
+    gate_close(&gate);
 }
 
 /* ---- the "file" kind (agent/evidence_kinds.c) ------------------------------------------------ */
@@ -478,6 +777,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_answered_with_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_request_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_requests_all_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_spooled_while_capture_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_after_chunks_ends_with_an_error, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_while_streaming, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_full_stops_the_capture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_refuses_special_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_without_openat2, setup, teardown),
     };

@@ -10,7 +10,7 @@ RUN apt-get update \
         build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev \
         libzmq3-dev libczmq-dev libpq-dev libhiredis-dev libsodium-dev \
         libcurl4-openssl-dev libmicrohttpd-dev libfyaml-dev libjansson-dev libcmocka-dev \
-        libarchive-dev \
+        libarchive-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -10,7 +10,7 @@ RUN apt-get update \
         build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev \
         libzmq3-dev libczmq-dev libpq-dev libhiredis-dev libsodium-dev \
         libcurl4-openssl-dev libmicrohttpd-dev libfyaml-dev libjansson-dev libcmocka-dev \
-        libarchive-dev \
+        libarchive-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -23,13 +23,14 @@ FROM debian:12-slim
 RUN groupadd --system --gid 999 vigil \
     && useradd --system --uid 999 --gid vigil --no-create-home --home-dir /var/lib/vigil \
         --shell /usr/sbin/nologin vigil
-# The shared libraries vigil-coordinator and vigilctl link (objdump -p); ca-certificates for
+# The shared libraries vigil-coordinator and vigilctl link (objdump -p; libssl3 holds libcrypto,
+# their SHA-256); ca-certificates for
 # HTTPS notifications; postgresql-15 for the private cluster a coordinator without store.url
 # runs (overlays/dev) -- its packaged cluster is dropped, the coordinator makes its own.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libzmq5 libczmq4 libprotobuf-c1 libsodium23 libfyaml0 libcurl4 libpq5 \
-        libmicrohttpd12 libjansson4 libarchive13 ca-certificates postgresql-15 \
+        libmicrohttpd12 libjansson4 libarchive13 libssl3 ca-certificates postgresql-15 \
     && pg_dropcluster --stop 15 main \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/vigil-coordinator /build/vigilctl /usr/local/lib/vigil/

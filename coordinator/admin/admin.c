@@ -101,6 +101,10 @@ static int serve_steps(vg_loop_t *loop, void *userdata)
         struct steps_job *next = jobs->next;
         admin_investigate(self, jobs); /* started first, not waited for */
         admin_commands_run_steps(self, jobs);
+        /* The rings hold the minutes before already: frozen after the automatic steps are on
+         * their way, so an action does not queue behind a ring on its node (DESIGN: fault ->
+         * action), nor wait for its collection's statement here. */
+        admin_freeze_flight(self, jobs);
         steps_job_destroy(&jobs);
         jobs = next;
     }

@@ -100,10 +100,13 @@ struct admin {
  * is logged. */
 void admin_node_change(admin_t *self, const char *node, bool up, int64_t at_ms);
 
-/* Runs an opened incident's runbook steps (commands.c; admin thread). */
 /* The runbook's investigate entries of job, collected from its nodes for its incident
  * (admin/evidence.c): started before any step runs, never waited for. */
 void admin_investigate(admin_t *self, const struct steps_job *job);
+/* SEV1/SEV2: each node's flight recorder frozen and shipped (the minutes before the incident;
+ * admin/evidence.c), after the automatic steps are on their way. */
+void admin_freeze_flight(admin_t *self, const struct steps_job *job);
+/* Runs an opened incident's runbook steps (commands.c; admin thread). */
 void admin_commands_run_steps(admin_t *self, const struct steps_job *job);
 
 struct reply_owned {

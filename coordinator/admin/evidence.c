@@ -221,11 +221,14 @@ void admin_investigate(admin_t *self, const struct steps_job *job)
                 investigate_on(self, job, e, label_ptrs, nargs, job->nodes[n]);
         }
     }
-    /* SEV1/SEV2: the minutes before, from each node's flight recorder. */
+    free(skip);
+}
+
+void admin_freeze_flight(admin_t *self, const struct steps_job *job)
+{
     const struct steps_step flight = {.action = "flight"};
     for (size_t n = 0; job->flight && !job->joined && n < job->nnodes; n++)
         investigate_on(self, job, &flight, NULL, 0, job->nodes[n]);
-    free(skip);
 }
 
 static void collect(admin_t *self, const struct operator* op, const Vigil__AdminRequest *request,

@@ -35,10 +35,10 @@ void vg_sha256_final(struct vg_sha256 *h, uint8_t out[VG_SHA256_LEN])
 
 void vg_sha256_discard(struct vg_sha256 *h)
 {
-    uint8_t ignored[VG_SHA256_LEN];
-
-    if (h->engine_ctx)
+    if (h->engine_ctx) {
+        uint8_t ignored[VG_SHA256_LEN];
         vg_sha256_final(h, ignored);
+    }
 }
 
 void vg_sha256(const void *data, size_t len, uint8_t out[VG_SHA256_LEN])

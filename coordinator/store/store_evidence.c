@@ -186,10 +186,8 @@ static void chain_put_i64(struct chain_hasher *c, int64_t v)
 void store_evidence_chain(const uint8_t prev_chain[32], const uint8_t sha256[32],
                           const struct store_evidence_meta *meta, uint8_t ret_chain[32])
 {
-    struct chain_hasher h;
+    struct chain_hasher h = {.streaming = false, .len = 0};
 
-    h.streaming = false;
-    h.len = 0;
     chain_write(&h, prev_chain, VG_SHA256_LEN);
     chain_write(&h, sha256, VG_SHA256_LEN);
     chain_put_u64(&h, meta->collection_id);
@@ -688,8 +686,7 @@ static int settle_artifact(store_t *self, const Vigil__Envelope *m,
     /* The stored chunks are exactly [0, total): the bytes hashed as they were inserted are
      * theirs, when every one was hashed in order (artifact_hash.h); else read them back. */
     uint8_t stored_sha[VG_SHA256_LEN], agent_sha[VG_SHA256_LEN];
-    if (!artifact_hash_take(&self->uploads, m->sender, c->artifact, (uint64_t)total,
-                            stored_sha)) {
+    if (!artifact_hash_take(&self->uploads, m->sender, c->artifact, (uint64_t)total, stored_sha)) {
         r = hash_artifact(self, m->sender, art, stored_sha);
         if (r < 0)
             return r;

@@ -30,7 +30,8 @@ static void feed_range(struct artifact_hashes *t, const char *agent, uint64_t ar
                        size_t to)
 {
     for (size_t off = from; off < to; off += CHUNK)
-        artifact_hash_feed(t, agent, artifact, off, data + off, to - off < CHUNK ? to - off : CHUNK);
+        artifact_hash_feed(t, agent, artifact, off, data + off,
+                           to - off < CHUNK ? to - off : CHUNK);
 }
 
 static void test_in_order_gives_the_digest(void **state)
@@ -56,7 +57,8 @@ static void test_two_uploads_interleaved(void **state)
     for (size_t off = 0; off < sizeof(data); off += CHUNK) {
         size_t n = sizeof(data) - off < CHUNK ? sizeof(data) - off : CHUNK;
         artifact_hash_feed(&t, "agent-a", 1, off, data + off, n);
-        artifact_hash_feed(&t, "agent-b", 1, off, data + off, n); /* same artifact id, other agent */
+        /* The same artifact id from another agent: another upload. */
+        artifact_hash_feed(&t, "agent-b", 1, off, data + off, n);
     }
     vg_sha256(data, sizeof(data), want);
     assert_true(artifact_hash_take(&t, "agent-b", 1, sizeof(data), got));

@@ -26,7 +26,7 @@
 # sample a second over the window.
 #
 # The flight recorder (docs/forensics.md) is on in the measured agent, with its defaults (a
-# snapshot every 5 s kept 5 m, at most 4 MiB), as on a node. A second agent with
+# snapshot every 10 s kept 5 m, at most 4 MiB), as on a node. A second agent with
 # flight_recorder.enabled: false runs beside it, with the same collectors, in the same window:
 #   flight: rss_kib_on=P1 rss_kib_off=P2 cpu_pct_on=C1 cpu_pct_off=C2 anon_kib_on=A1 anon_kib_off=A2
 # rss_kib: VmRSS of agent + executor (coordinator stopped), anon_kib: Pss_Anon over the window,

@@ -46,11 +46,13 @@ void artifact_hash_feed(struct artifact_hashes *t, const char *agent_id, uint64_
         return;
     }
     if (!s) {
-        if (offset != 0 || strlen(agent_id) > ARTIFACT_HASH_AGENT_MAX)
+        size_t id_len = strnlen(agent_id, ARTIFACT_HASH_AGENT_MAX + 1);
+        if (offset != 0 || id_len > ARTIFACT_HASH_AGENT_MAX)
             return; /* began before this process, or its slot was taken: the chunks decide */
         s = claim(t);
         s->used = true;
-        strcpy(s->agent_id, agent_id);
+        memcpy(s->agent_id, agent_id, id_len);
+        s->agent_id[id_len] = '\0';
         s->artifact = artifact;
         s->next_offset = 0;
         vg_sha256_init(&s->hash);

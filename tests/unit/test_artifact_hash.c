@@ -130,6 +130,23 @@ static void test_eviction(void **state)
     artifact_hash_clear(&t);
 }
 
+/* An agent id longer than a slot holds is never hashed (its chunks are read back instead). */
+static void test_long_agent_id(void **state)
+{
+    (void)state;
+    struct artifact_hashes t = {0};
+    char agent[ARTIFACT_HASH_AGENT_MAX + 2];
+    uint8_t got[VG_SHA256_LEN];
+
+    memset(agent, 'a', sizeof(agent) - 1);
+    agent[sizeof(agent) - 1] = '\0';
+    feed_range(&t, agent, 1, 0, CHUNK);
+    assert_false(artifact_hash_take(&t, agent, 1, CHUNK, got));
+    agent[ARTIFACT_HASH_AGENT_MAX] = '\0'; /* the longest that fits */
+    feed_range(&t, agent, 1, 0, CHUNK);
+    assert_true(artifact_hash_take(&t, agent, 1, CHUNK, got));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order_and_late_start),
         cmocka_unit_test(test_total_must_match),
         cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_long_agent_id),
     };
     /* On the coordinator's engine, as it runs (a leak of a dropped context shows under ASan). */
     vg_sha256_set_engine(vg_sha256_openssl());

@@ -824,14 +824,18 @@ static void adopt_socket(embedded_pg_t *pg)
 static int pg_start(const embedded_pg_t *pg, bool wait, char *err, size_t errlen)
 {
     char tool[PATH_MAX];
-    char opts[PATH_MAX + 128];
+    char opts[PATH_MAX + 256];
     char tail[OUTPUT_TAIL];
 
     if (path_join(tool, sizeof(tool), pg->bin_dir, "pg_ctl") < 0)
         return -ENAMETOOLONG;
-    /* One string: pg_ctl passes it to the server's command line (through /bin/sh). */
+    /* One string: pg_ctl passes it to the server's command line (through /bin/sh). The WAL
+     * writer flushes every 10 ms instead of 200: a batch of evidence chunks is megabytes of
+     * WAL, and its COMMIT then waits for the last few milliseconds of it instead of all of it
+     * (docs/operations.md, "PostgreSQL settings"). */
     snprintf(opts, sizeof(opts),
-             "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%s -c fsync=on",
+             "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%s -c fsync=on"
+             " -c wal_writer_delay=10ms -c wal_writer_flush_after=256kB",
              pg->sock_dir, pg->port);
     char *argv[] = {tool,    "-D", (char *)pg->data_dir, "-l", (char *)pg->log_path,
                     "-o",    opts, wait ? "-w" : "-W",   "-t", "60",

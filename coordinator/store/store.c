@@ -270,6 +270,7 @@ static int connect_once(store_t *self, char *msg, size_t msglen)
                                   NULL};
 
     PQfinish(self->conn);
+    self->chunk_insert_prepared = false; /* prepared statements die with their session */
     self->conn = PQconnectdbParams(keys, values, 1);
     if (!self->conn) {
         snprintf(msg, msglen, "out of memory");

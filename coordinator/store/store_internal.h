@@ -46,6 +46,8 @@ struct store {
         copy; /* ingest's COPY data, kept between batches (at most a chunk and a row) */
     struct store_followups followups; /* committed, not yet taken (store_followups_take) */
     struct artifact_hashes uploads;   /* SHA-256 of artifacts being stored (artifact_hash.h) */
+    bool chunk_insert_prepared;       /* on this connection (store_evidence.c); false after a
+                                         reconnect */
 };
 
 /* ---- buffers and PostgreSQL array literals ---- */

@@ -517,9 +517,9 @@ static void test_ingest_refuses_invalid_input(void **state)
         query_int("SELECT count(*) FROM agent_messages WHERE agent_id = 'ag-test-c'", 0, NULL), 0);
 }
 
-static void test_ingest_after_connection_loss(void **state)
+/* Ends the store's connection from the server side, as a restart of PostgreSQL would. */
+static void terminate_store_connection(void)
 {
-    (void)state;
     PGresult *res = query("SELECT pid FROM pg_stat_activity"
                           " WHERE application_name = 'vigil-coordinator'",
                           0, NULL);
@@ -534,6 +534,12 @@ static void test_ingest_after_connection_loss(void **state)
             break;
         sleep_ms(25);
     }
+}
+
+static void test_ingest_after_connection_loss(void **state)
+{
+    (void)state;
+    terminate_store_connection();
 
     Vigil__Envelope *batch[] = {fx_env(4)};
     size_t fresh = 99;
@@ -1156,6 +1162,45 @@ static void test_evidence_stored_verified_and_chained(void **state)
     free(data);
 }
 
+/* The chunk insert is prepared once per connection: after a reconnect it is prepared again,
+ * and an artifact begun on the old connection completes on the new one. */
+static void test_evidence_chunks_across_reconnect(void **state)
+{
+    (void)state;
+    uint8_t data[2 * 4096];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13 + 5);
+    uint8_t sha[VG_SHA256_LEN];
+    vg_sha256(data, sizeof(data), sha);
+    uint64_t coll = new_collection(vg_wall_ms() + 60000);
+
+    static struct fx_chunk c[2];
+    fx_chunk(&c[0], "ag-ev-a", 50, coll, 50, 0, data, 4096, NULL, 0);
+    fx_chunk(&c[1], "ag-ev-a", 51, coll, 50, 4096, data + 4096, 4096, sha, sizeof(data));
+    struct store_evidence_events ev = {0};
+    size_t fresh = 0;
+    Vigil__Envelope *first[] = {&c[0].env};
+    assert_int_equal(store_ingest(t.store, first, 1, &fresh, &ev), 0);
+    assert_int_equal(fresh, 1);
+
+    terminate_store_connection();
+    Vigil__Envelope *second[] = {&c[1].env};
+    assert_int_equal(store_ingest(t.store, second, 1, &fresh, &ev), -EIO);
+    assert_int_equal(store_ingest(t.store, second, 1, &fresh, &ev), 0);
+    assert_int_equal(fresh, 1);
+    struct store_evidence_event *e = find_event(&ev, STORE_EVIDENCE_STORED);
+    assert_non_null(e);
+    assert_int_equal(e->size, sizeof(data));
+    uint64_t id = e->evidence_id;
+    store_evidence_events_clear(&ev);
+
+    uint8_t back[sizeof(data)];
+    size_t got = 0;
+    assert_int_equal(store_evidence_read(t.store, id, 0, back, sizeof(back), &got), 0);
+    assert_int_equal(got, sizeof(data));
+    assert_memory_equal(back, data, sizeof(data));
+}
+
 static void test_evidence_tampered_chunk_rejected(void **state)
 {
     (void)state;
@@ -1387,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_operator_ensure_is_idempotent),
         cmocka_unit_test(test_operator_ensure_keeps_revoked),
         cmocka_unit_test(test_evidence_stored_verified_and_chained),
+        cmocka_unit_test(test_evidence_chunks_across_reconnect),
         cmocka_unit_test(test_evidence_tampered_chunk_rejected),
         cmocka_unit_test(test_evidence_refusals),
         cmocka_unit_test(test_evidence_is_append_only),

@@ -1297,15 +1297,22 @@ int store_evidence_read(store_t *self, uint64_t id, uint64_t offset, uint8_t *bu
     snprintf(len, sizeof(len), "%zu", max);
     const char *params[] = {id_text, off, len};
     struct read_window window = {.id = id, .offset = offset, .buf = buf, .max = max};
-    /* Only the chunks of the verified artifact (same collection), cut to the window. */
+    /*
+     * Only the chunks of the verified artifact (same collection), cut to the window. The
+     * artifact is looked up once (the CTE), so the chunks come in their primary key's order:
+     * joined to evidence they came out of a sort that held every cut chunk, spilling megabytes
+     * to a temporary file on each read.
+     */
     r = store_query_rows_binary(
         self, "evidence read",
-        "SELECT greatest(c.\"offset\", $2::bigint),"
+        "WITH e AS MATERIALIZED (SELECT agent_id, artifact, collection_id, size FROM evidence"
+        "  WHERE id = $1::bigint AND $2::bigint < size)"
+        " SELECT greatest(c.\"offset\", $2::bigint),"
         " substring(c.data FROM (greatest($2::bigint - c.\"offset\", 0) + 1)::int"
-        "  FOR least($3::bigint, e.size - $2::bigint)::int)"
-        " FROM evidence e JOIN evidence_chunks c ON c.agent_id = e.agent_id"
-        "  AND c.artifact = e.artifact AND c.collection_id = e.collection_id"
-        " WHERE e.id = $1::bigint AND $2::bigint < e.size"
+        "  FOR least($3::bigint, (SELECT size FROM e) - $2::bigint)::int)"
+        " FROM evidence_chunks c"
+        " WHERE c.agent_id = (SELECT agent_id FROM e) AND c.artifact = (SELECT artifact FROM e)"
+        "  AND c.collection_id = (SELECT collection_id FROM e)"
         "  AND c.\"offset\" < $2::bigint + $3::bigint"
         "  AND c.\"offset\" + length(c.data) > $2::bigint"
         " ORDER BY c.\"offset\"",

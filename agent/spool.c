@@ -11,13 +11,18 @@
  * Record header, little-endian: magic u32 @0, payload length u32 @4, CRC-32C u32 @8 (over bytes
  * 0..7 and 12..24 of the header, then the payload), seq u64 @12, kind u8 @20, samples u32 @21.
  *
- * Sequence numbers are persisted one at a time: "next-seq" holds a ceiling C meaning "no seq
- * >= C has ever been handed out", and C = seq + 1 is written (tmp + fsync + rename) before a
- * reservation returns. After a restart the counter resumes at C, or above the highest seq found
- * in a segment if that is larger. Seqs are therefore never reused, and the sequence an agent
- * sends has no holes of its own making: the coordinator can read any gap in the stored
- * sequence as a lost or dropped message. (Reserving ahead in blocks would save the fsync but
- * make every restart look like a loss.)
+ * Sequence numbers: "next-seq" holds a ceiling C meaning "no seq >= C was ever sent", and after
+ * a restart the counter resumes at C, or above the highest seq found in a segment if that is
+ * larger. A seq is sent only once its record is in a segment; with limits.fsync that record is
+ * on disk before the append returns, so the record itself proves its seq was used, and C needs
+ * writing only when a record leaves the disk while it is the newest: before the newest segment
+ * is deleted or rewritten, C is raised past every seq handed out (ceiling_cover). Without fsync
+ * a record may not survive a crash, so C = seq + 1 is written (tmp + fsync + rename) before
+ * every reservation returns. Either way a seq the coordinator saw is never reused, and the
+ * sequence an agent sends has no holes of its own making: the coordinator can read any gap in
+ * the stored sequence as a lost or dropped message. (Reserving ahead in blocks would save the
+ * write but make every restart look like a loss.) A seq reserved but never written or sent may
+ * be handed out again after a restart; nobody saw it.
  *
  * The dropped counters are written to "next-seq" after each overflow event, once the dropped
  * records have been removed from disk: a crash between the two undercounts, never overcounts.
@@ -107,7 +112,7 @@ struct spool {
     uint8_t *buf; /* the payload returned by spool_next_unsent, copy buffer */
     size_t bufcap;
     uint64_t next_seq;
-    uint64_t ceiling; /* persisted: no seq >= ceiling has been handed out */
+    uint64_t ceiling; /* last written to "next-seq" (see "Sequence numbers") */
     uint64_t last_appended;
     uint64_t unsent_hint; /* no unsent record has a smaller seq */
     uint64_t bytes;
@@ -333,6 +338,25 @@ static int state_write(spool_t *self, uint64_t ceiling)
         return ret;
     }
     return fsync_dir(self);
+}
+
+/* Writes "next-seq" with a ceiling past every seq handed out so far (and the counters). */
+static int state_persist(spool_t *self)
+{
+    uint64_t ceiling = self->ceiling > self->next_seq ? self->ceiling : self->next_seq;
+    int ret = state_write(self, ceiling);
+    if (ret == 0)
+        self->ceiling = ceiling;
+    return ret;
+}
+
+/* Before segment si loses records: when it is the newest, its last record may be the only
+ * proof on disk that its seq was used (see "Sequence numbers" above). */
+static int ceiling_cover(spool_t *self, size_t si)
+{
+    if (si + 1 < self->nsegs || self->ceiling >= self->next_seq)
+        return 0;
+    return state_persist(self);
 }
 
 static bool parse_u64(const char *text, uint64_t *ret)
@@ -583,6 +607,9 @@ static int seg_remove(spool_t *self, size_t si)
     struct segment *seg = &self->segs[si];
     char name[SEG_NAME_LEN];
 
+    int ret = ceiling_cover(self, si);
+    if (ret < 0)
+        return ret;
     if (seg_is_active(self, si))
         close_active(self);
     if (self->read_fd >= 0 && self->read_base == seg->base)
@@ -713,6 +740,8 @@ static int seg_rewrite(spool_t *self, size_t si)
         ret = -errno;
     if (close(dst) < 0 && ret == 0)
         ret = -errno;
+    if (ret == 0)
+        ret = ceiling_cover(self, si);
     if (ret == 0 && renameat(self->dirfd, tmp, self->dirfd, name) < 0)
         ret = -errno;
     if (ret < 0) {
@@ -807,7 +836,7 @@ static int drop_down_to(spool_t *self, uint64_t limit)
                " dropped_messages_total=%" PRIu64 " dropped_samples_total=%" PRIu64,
                self->dropped_messages - messages_before, self->dropped_samples - samples_before,
                self->dropped_messages, self->dropped_samples);
-        int r = state_write(self, self->ceiling);
+        int r = state_persist(self);
         if (r < 0)
             vg_log(VG_LOG_WARN, "spool: cannot persist dropped counters: %s", strerror(-r));
     }
@@ -846,7 +875,7 @@ static void drop_unwritten(spool_t *self, uint32_t samples)
            "spool: full, dropped the newest signals messages=1 samples=%" PRIu32
            " dropped_messages_total=%" PRIu64 " dropped_samples_total=%" PRIu64,
            samples, self->dropped_messages, self->dropped_samples);
-    int r = state_write(self, self->ceiling);
+    int r = state_persist(self);
     if (r < 0)
         vg_log(VG_LOG_WARN, "spool: cannot persist dropped counters: %s", strerror(-r));
 }
@@ -1135,12 +1164,15 @@ static int recover(spool_t *self, char *err, size_t errlen)
 
     uint64_t ceiling = 0, messages = 0, samples = 0, in_flight = 0;
     ret = state_read(self, &ceiling, &messages, &samples, &in_flight);
+    uint64_t on_disk = ret == 0 ? ceiling : 0;
     if (ret == 0) {
         self->dropped_messages = messages;
         self->dropped_samples = samples;
         self->dropped_in_flight = in_flight;
     } else if (ret == -ENOENT && self->nsegs == 0) {
         ceiling = 1; /* a new spool: seq 0 is never used */
+    } else if (ret == -ENOENT && self->limits.fsync) {
+        ceiling = prev_seq + 1; /* not needed yet: the records prove their seqs */
     } else if (ret == -ENOENT || ret == -EBADMSG) {
         /* Seqs up to a block past the last record may have been handed out. */
         vg_log(VG_LOG_WARN,
@@ -1153,7 +1185,7 @@ static int recover(spool_t *self, char *err, size_t errlen)
         goto out_free;
     }
     self->next_seq = ceiling > prev_seq ? ceiling : prev_seq + 1;
-    self->ceiling = self->next_seq; /* persisted, or persisted on the first reservation */
+    self->ceiling = on_disk; /* what "next-seq" says; raised when needed ("Sequence numbers") */
     ret = 0;
 
 out_free:
@@ -1255,7 +1287,8 @@ int spool_reserve_seq(spool_t *self, uint64_t *ret_seq)
 {
     if (self->next_seq == UINT64_MAX)
         return -EOVERFLOW;
-    if (self->next_seq >= self->ceiling) {
+    /* With fsync, the record written for this seq is what proves it used. */
+    if (!self->limits.fsync && self->next_seq >= self->ceiling) {
         uint64_t ceiling = self->next_seq + 1;
         ceiling = UINT64_MAX - ceiling < SEQ_BLOCK ? UINT64_MAX : ceiling + SEQ_BLOCK - 1;
         int ret = state_write(self, ceiling);

@@ -5,8 +5,8 @@
  * Layout: a directory of segment files "<first-seq, 16 hex>.seg", each a sequence of records
  *     [u32 magic][u32 payload length][u32 crc32c-or-crc32 of header fields + payload]
  *     [u64 seq][u8 kind][u32 samples][payload]
- * plus "next-seq" holding the sequence counter (so seq numbers are never reused, even when the
- * spool is empty after a restart). A segment is deleted when every record in it is acked or
+ * plus "next-seq" holding a ceiling of the sequence counter (so a seq once sent is never
+ * reused, even when the spool is empty after a restart; spool.c, "Sequence numbers"). A segment is deleted when every record in it is acked or
  * dropped. Acks are not persisted inside a segment: after a restart the unacknowledged part of
  * a segment is resent, and the coordinator ignores duplicates by (agent, seq).
  * A torn record at the tail (crash during append) is cut off at open.
@@ -70,7 +70,8 @@ uint64_t spool_record_max(const struct spool_limits *limits);
 spool_t *spool_open(const char *dir, const struct spool_limits *limits, char *err, size_t errlen);
 void spool_destroy(spool_t **self_p);
 
-/* Reserves the next sequence number (persisted before it is returned). */
+/* Reserves the next sequence number. It is durable once its record is appended (with
+ * limits.fsync), or before it is returned (without). */
 int spool_reserve_seq(spool_t *self, uint64_t *ret_seq);
 
 /* Appends a record for a reserved seq (seqs must be appended in increasing order).

@@ -349,6 +349,72 @@ static void test_reopen_empty_spool_never_reuses_seq(void **state)
     spool_destroy(&sp);
 }
 
+/* The inode of <dir>/next-seq, 0 when there is none: it changes at every write (tmp + rename). */
+static ino_t state_inode(const char *dir)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/next-seq", dir);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/*
+ * With fsync each record is on disk before it can be sent, so it proves its own seq: appends
+ * write no "next-seq" (two fsyncs and a rename each, the most of an evidence chunk's time), and
+ * the ceiling is written when the newest segment goes. Sent seqs are never handed out again,
+ * after a crash with records on disk or after everything was acknowledged and deleted.
+ */
+static void test_fsynced_records_prove_their_seqs(void **state)
+{
+    struct fixture *fx = *state;
+    spool_t *sp = open_spool(fx->dir, 1 << 20, 1024, true);
+    uint64_t got[64], last = 0, seq;
+
+    for (int i = 0; i < 6; i++)
+        last = append_one(sp, i % 2 ? SPOOL_KIND_EVIDENCE : SPOOL_KIND_SIGNALS, 1, 200, NULL);
+    assert_int_equal(state_inode(fx->dir), 0); /* a new spool: nothing written yet */
+    assert_int_equal(drain(sp, got, 64), 6);
+    spool_destroy(&sp); /* a crash: sent, never acknowledged */
+
+    sp = open_spool(fx->dir, 1 << 20, 1024, true);
+    seq = append_one(sp, SPOOL_KIND_RESULT, 0, 20, NULL);
+    assert_int_equal(seq, last + 1); /* no hole: seqs past the last record were never sent */
+    last = seq;
+    assert_int_equal(drain(sp, got, 64), 7);
+    assert_int_equal(spool_ack(sp, 0, last), 7);
+    assert_int_equal(count_segments(fx->dir), 0);
+    ino_t written = state_inode(fx->dir);
+    assert_true(written != 0); /* the newest segment went: its ceiling was written first */
+    spool_destroy(&sp);
+
+    sp = open_spool(fx->dir, 1 << 20, 1024, true);
+    /* Older segments go without a write: the newest still holds the larger seqs. */
+    uint64_t first = append_one(sp, SPOOL_KIND_SIGNALS, 1, 200, NULL);
+    assert_int_equal(first, last + 1);
+    for (int i = 0; i < 8; i++)
+        last = append_one(sp, SPOOL_KIND_SIGNALS, 1, 200, NULL);
+    assert_true(count_segments(fx->dir) > 1);
+    assert_int_equal(drain(sp, got, 64), 9);
+    assert_int_equal(spool_ack(sp, first, first), 1);
+    assert_int_equal(state_inode(fx->dir), written);
+    spool_destroy(&sp);
+
+    /* A "next-seq" lost beside the segments (removed by hand): the records still hold. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/next-seq", fx->dir);
+    assert_int_equal(unlink(path), 0);
+    sp = open_spool(fx->dir, 1 << 20, 1024, true);
+    /* All nine: the acknowledged one shared its segment with unacknowledged ones (a resend). */
+    assert_int_equal(drain(sp, got, 64), 9);
+    assert_int_equal(spool_ack(sp, 0, last), 9);
+    assert_int_equal(count_segments(fx->dir), 0);
+    spool_destroy(&sp);
+    sp = open_spool(fx->dir, 1 << 20, 1024, true);
+    assert_int_equal(spool_reserve_seq(sp, &seq), 0);
+    assert_int_equal(seq, last + 1);
+    spool_destroy(&sp);
+}
+
 static void test_requeue_inflight(void **state)
 {
     struct fixture *fx = *state;
@@ -584,7 +650,9 @@ static void test_torn_tail_is_cut(void **state)
         assert_int_equal(got[0], seqs[0]);
         assert_int_equal(got[1], seqs[1]);
         uint64_t fresh = append_one(sp, SPOOL_KIND_RESULT, 0, 17, NULL);
-        assert_true(fresh > seqs[2]);
+        /* The torn record's append never returned, so it was never sent: its seq is free,
+         * and taking it again leaves the coordinator no hole to count as a loss. */
+        assert_int_equal(fresh, seqs[2]);
         spool_destroy(&sp);
 
         sp = open_spool(dir, 1 << 20, 64 << 10, true);
@@ -743,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_ack_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_unacked_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_empty_spool_never_reuses_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsynced_records_prove_their_seqs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oldest_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_drops_oldest_signals, setup, teardown),

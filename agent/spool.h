@@ -6,10 +6,10 @@
  *     [u32 magic][u32 payload length][u32 crc32c-or-crc32 of header fields + payload]
  *     [u64 seq][u8 kind][u32 samples][payload]
  * plus "next-seq" holding a ceiling of the sequence counter (so a seq once sent is never
- * reused, even when the spool is empty after a restart; spool.c, "Sequence numbers"). A segment is deleted when every record in it is acked or
- * dropped. Acks are not persisted inside a segment: after a restart the unacknowledged part of
- * a segment is resent, and the coordinator ignores duplicates by (agent, seq).
- * A torn record at the tail (crash during append) is cut off at open.
+ * reused, even when the spool is empty after a restart; spool.c, "Sequence numbers"). A segment is
+ * deleted when every record in it is acked or dropped. Acks are not persisted inside a segment:
+ * after a restart the unacknowledged part of a segment is resent, and the coordinator ignores
+ * duplicates by (agent, seq). A torn record at the tail (crash during append) is cut off at open.
  *
  * Overflow: when an append would push the spool over max_bytes, or the filesystem under it is
  * full (ENOSPC, EDQUOT) before that, the oldest SPOOL_KIND_SIGNALS records are dropped first

@@ -273,30 +273,7 @@ start_agent() {
 agent_active() { h_ctl agents -o json | jq -e --arg n "$1" 'any(.[]; .node == $n and .state == "active")' >/dev/null; }
 agent_id() { h_ctl agents -o json | jq -r --arg n "$1" '.[] | select(.node == $n) | .id'; }
 state_value() { sed -n "s/^$2 //p" "$H_DIR/agents/$1/state/spool/next-seq"; }
-ceiling() { state_value "$1" seq_ceiling; }
 spool_empty() { ! ls "$H_DIR/agents/$1/state/spool/"*.seg >/dev/null 2>&1; }
-made() { # the highest seq NAME's agent has made: the ceiling in next-seq, or the newest record
-    # in its spool when that is higher (with fsync the records prove their own seqs and the
-    # ceiling is written only when the newest segment goes: agent/spool.c)
-    local spool=$H_DIR/agents/$1/state/spool newest=0
-    newest=$("$PY" - "$spool" <<'PYEOF'
-import glob, os, struct, sys
-segs = sorted(glob.glob(os.path.join(sys.argv[1], "*.seg")))
-seq = 0
-if segs:
-    data = open(segs[-1], "rb").read()
-    off = 0
-    while off + 25 <= len(data):  # header: magic, length, crc32c, seq, kind, samples
-        length, = struct.unpack_from("<I", data, off + 4)
-        seq, = struct.unpack_from("<Q", data, off + 12)
-        off += 25 + length
-print(seq)
-PYEOF
-)
-    local ceiling
-    ceiling=$(ceiling "$1")
-    echo $((newest > ${ceiling:-1} - 1 ? newest : ${ceiling:-1} - 1))
-}
 stored_count() { h_sql "select count(*) from agent_messages where agent_id = '$1'"; }
 stored_more_than() { (($(stored_count "$1") > $2)); }
 now_ms() { date +%s%3N; }
@@ -310,7 +287,7 @@ track_pid() { echo "$1" >>"$H_DIR/extra.pids"; }
 
 # account_agent SCENARIO NAME: once the agent stops producing (restarted with its self signals
 # an hour apart, as crash.sh does) and its spool is empty, counts every seq it ever made
-# (1..ceiling-1): stored once, or dropped by its spool and counted there. Adds to the T_ totals
+# (1..h_spool_made): stored once, or dropped by its spool and counted there. Adds to the T_ totals
 # report_scenario prints.
 T_SENT=0 T_STORED=0 T_LOST=0 T_DUP=0 T_DROPPED=0 T_IN_FLIGHT=0
 account_agent() {
@@ -323,18 +300,18 @@ account_agent() {
     [[ -f $quiet.quiet ]] && quiet=$quiet.quiet # its collectors slowed down as well
     H_SELF_INTERVAL=1h start_agent "$name" "$ns" "$endpoint" "$(cat "$quiet")"
     # The restarted agent may still send what it measures as it starts: count only when its
-    # sequence ceiling did not move while the store was read.
+    # highest seq did not move while the store was read.
     local tries before
     for tries in 1 2 3 4 5 6 7 8 9 10; do
         h_wait "$name's spool drained" 120 spool_empty "$name"
-        before=$(ceiling "$name")
-        sent=$((before - 1))
+        before=$(h_spool_made "$name")
+        sent=$before
         read -r rows distinct < <(h_sql "select count(*), count(distinct seq) from agent_messages where agent_id = '$id'" | tr '|' ' ')
         in_range=$(h_sql "select count(distinct seq) from agent_messages where agent_id = '$id' and seq between 1 and $sent")
         # A message stored twice would leave the same sample (seq, name, labels, time) twice.
         dup_samples=$(h_sql "select count(*) from (select 1 from signals where agent_id = '$id'
             group by seq, name, labels, ts having count(*) > 1) d")
-        [[ $(ceiling "$name") == "$before" ]] && spool_empty "$name" && break
+        [[ $(h_spool_made "$name") == "$before" ]] && spool_empty "$name" && break
         sleep 1
     done
     dropped=$(state_value "$name" dropped_messages)
@@ -427,10 +404,10 @@ scenario_partition() {
     sleep 1
     cut_incoming "$ns"
     local before
-    before=$(made "$name")
+    before=$(h_spool_made "$name")
     local left=$((PARTITION_S - (SECONDS - cut_at)))
     ((left <= 0)) || sleep "$left"
-    (($(made "$name") - before > 10)) || h_fail "partition: $name did not keep producing while cut off"
+    (($(h_spool_made "$name") - before > 10)) || h_fail "partition: $name did not keep producing while cut off"
     local lost_packets
     lost_packets=$(dropped_packets "$ns")
     local heal_ms
@@ -438,7 +415,7 @@ scenario_partition() {
     heal "$ns" "$name"
     h_log "partition: healed after $((SECONDS - cut_at))s ($lost_packets packets dropped)"
     local backlog
-    backlog=$(made "$name")
+    backlog=$(h_spool_made "$name")
     stored_through() { (($(h_sql "select count(distinct seq) from agent_messages where agent_id = '$aid' and seq <= $backlog") == backlog)); }
     h_wait "$name's backlog stored" 120 stored_through
     local caught_up_ms=$(($(now_ms) - heal_ms))

@@ -41,7 +41,6 @@ healthz_code() { curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$H_PO
 healthz_is() { [[ $(healthz_code) == "$1" ]]; }
 agent_active() { h_ctl agents -o json | jq -e --arg n "$1" 'any(.[]; .node == $n and .state == "active")' >/dev/null; }
 agent_id() { h_ctl agents -o json | jq -r --arg n "$1" '.[] | select(.node == $n) | .id'; }
-ceiling() { sed -n 's/^seq_ceiling //p' "$H_DIR/agents/$1/state/spool/next-seq"; }
 spool_empty() { ! ls "$H_DIR/agents/$1/state/spool/"*.seg >/dev/null 2>&1; }
 # stored_through SQL ID SEQ: the agent's messages 1..SEQ are all in the store.
 stored_through() {
@@ -62,7 +61,7 @@ check_warnings() {
 }
 
 # account SCENARIO NAME SQL: once the agent has stopped producing and its spool is empty, every
-# seq it ever made (1..ceiling-1) is stored exactly once.
+# seq it ever made (1..h_spool_made) is stored exactly once.
 account() {
     local scenario=$1 name=$2 sql=$3 id sent rows distinct in_range dup_samples
     # Stop producing: restart the agent with its self signals slowed right down, so only the
@@ -71,18 +70,18 @@ account() {
     H_SELF_INTERVAL=1h h_start_agent "$name"
     id=$(agent_id "$name")
     # The restarted agent may still send what it measures as it starts (slow under a sanitizer):
-    # count only when its sequence ceiling did not move while the store was read.
+    # count only when the highest seq it made did not move while the store was read.
     local tries before
     for tries in 1 2 3 4 5 6 7 8 9 10; do
         h_wait "$name's spool drained" 60 spool_empty "$name"
-        before=$(ceiling "$name")
-        sent=$((before - 1))
+        before=$(h_spool_made "$name")
+        sent=$before
         read -r rows distinct < <($sql "select count(*), count(distinct seq) from agent_messages where agent_id = '$id'" | tr '|' ' ')
         in_range=$($sql "select count(distinct seq) from agent_messages where agent_id = '$id' and seq between 1 and $sent")
         # A message stored twice would leave the same sample (seq, name, labels, time) twice.
         dup_samples=$($sql "select count(*) from (select 1 from signals where agent_id = '$id'
             group by seq, name, labels, ts having count(*) > 1) d")
-        [[ $(ceiling "$name") == "$before" ]] && spool_empty "$name" && break
+        [[ $(h_spool_made "$name") == "$before" ]] && spool_empty "$name" && break
         sleep 1
     done
     local lost=$((sent - in_range)) duplicated=$((rows - distinct + dup_samples))
@@ -114,7 +113,7 @@ restarted() {
 }
 h_wait "the coordinator restarted its cluster and is healthy" 60 restarted
 h_log "embedded-restart: running again, restarts=$(h_metric vigil_embedded_pg_restarts_total)"
-h_wait "node-a's messages stored again" 30 stored_through h_sql "$id_a" "$(($(ceiling node-a) - 1))"
+h_wait "node-a's messages stored again" 30 stored_through h_sql "$id_a" "$(h_spool_made node-a)"
 [[ $(h_metric vigil_store_outages_total) == 1 ]] ||
     h_fail "embedded-restart: vigil_store_outages_total is $(h_metric vigil_store_outages_total), expected 1"
 [[ $(count_since "$mark" 'store: private cluster died') == 1 ]] ||
@@ -150,7 +149,7 @@ h_capture ctl_out _ h_ctl signals
 [[ $ctl_out == *"store is unavailable"* ]] ||
     h_fail "store-outage: vigilctl signals during the outage answered: $ctl_out"
 stored_during=$(h_metric vigil_stored_messages_total)
-ceiling_during=$(ceiling node-b)
+made_during=$(h_spool_made node-b)
 left=$((OUTAGE_S - (SECONDS - stopped_at)))
 ((left <= 0)) || sleep "$left"
 healthz_is 503 || h_fail "store-outage: /healthz answers $(healthz_code) while the store is down"
@@ -158,11 +157,11 @@ healthz_is 503 || h_fail "store-outage: /healthz answers $(healthz_code) while t
     h_fail "store-outage: messages counted as stored while the store was down"
 [[ $(h_metric vigil_store_up) == 0 ]] || h_fail "store-outage: vigil_store_up is not 0 while the store is down"
 # The agent kept producing into its spool: there is something to drain.
-((($(ceiling node-b) - ceiling_during) > 20)) || h_fail "store-outage: node-b did not keep producing"
+((($(h_spool_made node-b) - made_during) > 20)) || h_fail "store-outage: node-b did not keep producing"
 h_log "store-outage: pg_ctl start after $((SECONDS - stopped_at))s"
 ext_start
 h_wait "/healthz 200 once the store is back" 20 healthz_is 200
-backlog=$(($(ceiling node-b) - 1))
+backlog=$(h_spool_made node-b)
 h_wait "node-b's spool drained up to seq $backlog" 60 stored_through ext_sql "$id_b" "$backlog"
 
 [[ $(h_metric vigil_store_outages_total) == 1 ]] ||

@@ -197,6 +197,32 @@ h_agent_id() { # the id an agent's key maps to (from its log)
     sed -n 's/.*agent=\(ag-[0-9a-f]*\) node=.*key.*/\1/p' "$H_DIR/agents/$1/agent.log" | head -1
 }
 
+# h_spool_made NAME: the highest seq agent NAME has made. next-seq's ceiling alone lags while the
+# spool holds records: with fsync a record proves its own seq, and the ceiling is written only
+# when the newest segment goes (agent/spool.c, "Sequence numbers"); so the newest record of the
+# newest segment counts too (header: magic u32, length u32, crc u32, seq u64, kind u8, samples u32).
+h_spool_made() {
+    "${VIGIL_PYTHON:-/usr/bin/python3}" - "$H_DIR/agents/$1/state/spool" <<'PYEOF'
+import glob, os, re, struct, sys
+spool = sys.argv[1]
+made = 0
+try:
+    m = re.search(r"^seq_ceiling (\d+)$", open(os.path.join(spool, "next-seq")).read(), re.M)
+    made = int(m.group(1)) - 1 if m else 0
+except FileNotFoundError:
+    pass
+segs = sorted(glob.glob(os.path.join(spool, "*.seg")))
+if segs:
+    data = open(segs[-1], "rb").read()
+    off = 0
+    while off + 25 <= len(data):
+        length, = struct.unpack_from("<I", data, off + 4)
+        made = max(made, struct.unpack_from("<Q", data, off + 12)[0])
+        off += 25 + length
+print(made)
+PYEOF
+}
+
 h_ctl() { VIGIL_CONFIG="$H_DIR/vigilctl.yaml" "$VIGIL_BUILD/vigilctl" "$@"; }
 
 h_sql() {
